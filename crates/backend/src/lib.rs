@@ -1,0 +1,189 @@
+//! The storage contract: what ingest writes to and what the API reads from.
+//!
+//! [`SpanStore`] is implemented by the embedded store (`loupe-store`) and, later,
+//! by the ClickHouse backend. It speaks only `loupe-model` types: no protocol
+//! type (OTLP, Langfuse, HTTP) ever crosses it.
+//!
+//! - `append` returns once the spans are durable under the configured
+//!   durability mode: an acknowledged write is in the WAL.
+//! - Reads always see the merged row of every span (later versions of the
+//!   same `(project, span_id)` merged field by field).
+
+#![warn(missing_docs)]
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use loupe_model::{ProjectId, Span, SpanKind, Status};
+use serde::{Deserialize, Serialize};
+
+mod cursor;
+
+pub use cursor::{Cursor, InvalidCursor};
+
+/// What a successful append promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteAck {
+    /// WAL sequence number of the record holding the spans.
+    pub seq: u64,
+    /// Number of spans written.
+    pub spans: usize,
+}
+
+/// Errors of a storage backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store is over its memory or queue budget; retry after the delay.
+    #[error("store is overloaded; retry in {retry_after:?}")]
+    Overloaded {
+        /// Suggested delay before retrying.
+        retry_after: Duration,
+    },
+    /// The store is shutting down and takes no more writes.
+    #[error("store is shutting down")]
+    Closed,
+    /// The request is invalid (bad cursor, bad filter value).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// An I/O or engine failure. The message is for the operator's log.
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    /// Whether the same request may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Overloaded { .. })
+    }
+}
+
+/// Filters of the span list. Every field narrows; `None` means any.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SpanFilter {
+    /// Spans starting at or after this time (ns since epoch).
+    pub from: Option<i64>,
+    /// Spans starting before this time (ns since epoch).
+    pub to: Option<i64>,
+    /// Dify app id.
+    pub app_id: Option<String>,
+    /// Normalised status.
+    pub status: Option<Status>,
+    /// Normalised kind.
+    pub span_kind: Option<SpanKind>,
+    /// Raw node type.
+    pub node_type: Option<String>,
+    /// Tool name.
+    pub tool_name: Option<String>,
+    /// Run id.
+    pub run_id: Option<String>,
+    /// Trace id.
+    pub trace_id: Option<String>,
+    /// Session id.
+    pub session_id: Option<String>,
+    /// End user id.
+    pub user_id: Option<String>,
+}
+
+/// A page request over spans, newest first.
+#[derive(Debug, Clone)]
+pub struct SpanQuery {
+    /// The project read.
+    pub project: ProjectId,
+    /// Filters.
+    pub filter: SpanFilter,
+    /// Page size (1..=1000).
+    pub limit: usize,
+    /// Continue after this position (from a previous page).
+    pub cursor: Option<Cursor>,
+}
+
+/// One page of spans and the cursor of the next one.
+#[derive(Debug, Clone, Default)]
+pub struct SpanPage {
+    /// Spans, newest start time first (ties by span id, descending).
+    pub spans: Vec<Span>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// A storage backend.
+pub trait SpanStore: Send + Sync + 'static {
+    /// Appends spans (complete or partial updates). Resolves once they are
+    /// durable under the configured durability mode.
+    fn append(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>>;
+
+    /// Every span whose `trace_id` or `run_id` equals `id`, parents before
+    /// children (tree order, siblings by start time).
+    fn trace<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Span>, StoreError>>;
+
+    /// A page of spans matching the query.
+    fn list(&self, query: SpanQuery) -> BoxFuture<'_, Result<SpanPage, StoreError>>;
+}
+
+/// Orders spans as a tree: each parent before its children, roots and
+/// siblings by start time. Spans whose parent is absent count as roots.
+pub fn tree_order(mut spans: Vec<Span>) -> Vec<Span> {
+    use std::collections::{HashMap, HashSet};
+    spans.sort_by(|a, b| {
+        (a.start_time, &a.span_id).cmp(&(b.start_time, &b.span_id))
+    });
+    let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut roots = Vec::new();
+    for (i, span) in spans.iter().enumerate() {
+        match span.parent_span_id.as_deref() {
+            Some(p) if ids.contains(p) && p != span.span_id => {
+                children.entry(p).or_default().push(i)
+            }
+            _ => roots.push(i),
+        }
+    }
+    let mut order = Vec::with_capacity(spans.len());
+    let mut seen = vec![false; spans.len()];
+    let mut stack: Vec<usize> = roots.into_iter().rev().collect();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        order.push(i);
+        if let Some(kids) = children.get(spans[i].span_id.as_str()) {
+            stack.extend(kids.iter().rev());
+        }
+    }
+    // A parent cycle leaves spans unreached: append them rather than lose them.
+    order.extend((0..spans.len()).filter(|i| !seen[*i]));
+    let mut slots: Vec<Option<Span>> = spans.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(id: &str, parent: Option<&str>, start: i64) -> Span {
+        let mut s = Span::new("p", id);
+        s.parent_span_id = parent.map(str::to_owned);
+        s.start_time = Some(start);
+        s
+    }
+
+    #[test]
+    fn tree_order_puts_parents_before_children_and_keeps_cycles() {
+        let spans = vec![
+            span("c2", Some("root"), 5),
+            span("g1", Some("c1"), 3),
+            span("c1", Some("root"), 2),
+            span("root", None, 1),
+            span("x", Some("y"), 9),
+            span("y", Some("x"), 8),
+        ];
+        let ids: Vec<_> = tree_order(spans).into_iter().map(|s| s.span_id).collect();
+        assert_eq!(ids[..4], ["root", "c1", "g1", "c2"]);
+        assert_eq!(ids.len(), 6);
+    }
+}

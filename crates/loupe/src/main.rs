@@ -1,0 +1,2 @@
+//! loupe-loupe
+fn main() {}

@@ -1,0 +1,157 @@
+//! Flush: frozen memtable → Parquet parts → manifest, and the background loop.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::convert::Row;
+use crate::manifest::Manifest;
+use crate::memtable::Memtable;
+use crate::parts::{day_of, write_part};
+use crate::{Error, Store};
+
+impl Store {
+    /// Freezes the active memtable (if not empty) and flushes every frozen
+    /// memtable. Returns when all data written before the call is in parts.
+    pub async fn flush_all(&self) -> Result<(), Error> {
+        let _gate = self.inner.flush_gate.lock().await;
+        self.freeze()?;
+        self.flush_frozen().await
+    }
+
+    fn freeze(&self) -> Result<(), Error> {
+        // Hold the append gate so no append sits between WAL write and apply.
+        let _append = self.inner.append_gate.lock();
+        let mut st = self.inner.state.lock();
+        if st.active.is_empty() {
+            return Ok(());
+        }
+        let mt = std::mem::take(&mut st.active);
+        st.frozen.push(Arc::new(mt));
+        drop(st);
+        self.inner.wal.rotate()?;
+        Ok(())
+    }
+
+    async fn flush_frozen(&self) -> Result<(), Error> {
+        loop {
+            let Some(mt) = self.inner.state.lock().frozen.first().cloned() else {
+                return Ok(());
+            };
+            let store = self.clone();
+            tokio::task::spawn_blocking(move || store.flush_one(&mt))
+                .await
+                .map_err(|e| Error::Invalid(format!("flush task failed: {e}")))??;
+        }
+    }
+
+    fn flush_one(&self, mt: &Arc<Memtable>) -> Result<(), Error> {
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        // Rows superseded while frozen are written too: until the newer
+        // version is flushed, replay needs them as its merge base. They stay
+        // hidden, and compaction drops them once the hiding is durable.
+        let mut groups: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
+        for row in mt.rows.values() {
+            let day = day_of(row.span.event_time().unwrap_or(now_ns));
+            groups
+                .entry((row.span.project.clone(), day))
+                .or_default()
+                .push(row.clone());
+        }
+        let first_id = {
+            let mut st = self.inner.state.lock();
+            let id = st.manifest.next_part_id;
+            st.manifest.next_part_id += groups.len() as u64;
+            id
+        };
+        let dir = self.inner.config.data_dir.clone();
+        let mut new_parts = Vec::with_capacity(groups.len());
+        for (i, ((project, day), rows)) in groups.into_iter().enumerate() {
+            new_parts.push(Arc::new(write_part(&dir, first_id + i as u64, &project, &day, 0, rows)?));
+        }
+        let flushed_seq;
+        {
+            let mut st = self.inner.state.lock();
+            let mut manifest = st.manifest.clone();
+            manifest.parts.extend(new_parts.iter().map(|p| p.meta.clone()));
+            manifest.flushed_seq = manifest.flushed_seq.max(mt.max_seq);
+            manifest.next_version = st.next_version;
+            manifest.hidden.extend(mt.pending_hidden.iter().copied());
+            manifest.store(&dir)?;
+            st.manifest = manifest;
+            let mut parts = st.parts.as_ref().clone();
+            parts.extend(new_parts.iter().cloned());
+            st.parts = Arc::new(parts);
+            st.frozen.retain(|m| !Arc::ptr_eq(m, mt));
+            // Contexts of traces now only in parts are dropped (bounded
+            // memory); the next span of such a trace looks them up again.
+            let active_traces: HashSet<_> = st.active.by_trace.keys().cloned().collect();
+            let frozen_traces: HashSet<_> =
+                st.frozen.iter().flat_map(|m| m.by_trace.keys().cloned()).collect();
+            st.contexts.retain(|k, ctx| {
+                if mt.by_trace.contains_key(k) {
+                    ctx.in_parts = true;
+                }
+                active_traces.contains(k) || frozen_traces.contains(k)
+            });
+            flushed_seq = st.manifest.flushed_seq;
+        }
+        self.inner.wal.delete_flushed(flushed_seq)?;
+        tracing::debug!(parts = new_parts.len(), rows = mt.rows.len(), flushed_seq, "flushed memtable");
+        Ok(())
+    }
+
+    pub(crate) async fn background_loop(&self) {
+        let tick = Duration::from_secs(1);
+        let mut since_maintenance = Duration::ZERO;
+        loop {
+            let _ = tokio::time::timeout(tick, self.inner.flush_wake.notified()).await;
+            let due = {
+                let st = self.inner.state.lock();
+                let cfg = &self.inner.config;
+                !st.frozen.is_empty()
+                    || st.active.bytes >= cfg.memtable_bytes
+                    || st
+                        .active
+                        .first_write
+                        .is_some_and(|t| t.elapsed() >= cfg.flush_age)
+            };
+            if due && let Err(e) = self.flush_all().await {
+                tracing::error!(error = %e, "flush failed; will retry");
+            }
+            since_maintenance += tick;
+            if since_maintenance >= self.inner.config.maintenance_interval {
+                since_maintenance = Duration::ZERO;
+                if let Err(e) = self.maintain().await {
+                    tracing::error!(error = %e, "maintenance failed; will retry");
+                }
+            }
+        }
+    }
+}
+
+/// Deletes temp files and Parquet files the manifest does not name: what a
+/// crash between writing a part and committing the manifest leaves behind.
+pub(crate) fn remove_orphans(data_dir: &Path, manifest: &Manifest) -> Result<(), Error> {
+    let live: HashSet<_> = manifest.parts.iter().map(|p| data_dir.join(&p.path)).collect();
+    let root = data_dir.join("parts");
+    if !root.exists() {
+        return Ok(());
+    }
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !live.contains(&path) {
+                tracing::warn!(path = %path.display(), "removing file left by an interrupted flush or compaction");
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! The embedded store: WAL → memtable → Parquet parts, queried with DataFusion.
+//!
+//! Write path ([`write`]): an append takes the append gate, looks up older
+//! versions of its spans (memtable, frozen memtables, then parts through
+//! their id blooms), writes one WAL record, merges the spans into the active
+//! memtable (hiding superseded row versions) and propagates run-level
+//! context, then waits for the durability the config promises.
+//!
+//! Flush ([`flush`]): the active memtable is frozen, written as one Parquet
+//! part per (project, day), and the manifest records the parts, the flushed
+//! WAL seq and the newly hidden versions in one atomic replacement.
+//!
+//! Maintenance ([`maintenance`]): compaction merges the parts of a
+//! (project, day) and physically drops rows whose hiding is durable;
+//! retention drops whole parts older than the project's retention.
+//!
+//! Reads ([`table`], [`read`]): a DataFusion `TableProvider` per project over
+//! the memtable snapshot plus the parts, pruned by time and id blooms, with
+//! hidden versions filtered out, so every query sees exactly one merged row
+//! per span.
+
+#![warn(missing_docs)]
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+mod config;
+mod convert;
+mod flush;
+mod maintenance;
+mod manifest;
+mod memtable;
+mod parts;
+mod read;
+mod table;
+mod wal;
+mod write;
+
+pub use config::{Durability, StoreConfig};
+pub use convert::Row;
+pub use maintenance::MaintenanceReport;
+pub use read::SPANS_TABLE;
+pub use table::SpansTable;
+
+use crate::manifest::Manifest;
+use crate::memtable::{Key, Memtable, RunContext};
+use crate::parts::{Part, PartList};
+use crate::wal::Wal;
+
+/// Errors of the embedded store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A persisted file is damaged.
+    #[error("{path} is damaged at byte {offset}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the damage.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Unflushed data is over budget; retry later.
+    #[error("store is over its memory budget; retry later")]
+    Full,
+    /// The store is closed.
+    #[error("store is closed")]
+    Closed,
+    /// The request is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// Arrow failure.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// Parquet failure.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Query engine failure.
+    #[error("query: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+impl From<Error> for loupe_backend::StoreError {
+    fn from(e: Error) -> Self {
+        use loupe_backend::StoreError as S;
+        match e {
+            Error::Full => S::Overloaded {
+                retry_after: Duration::from_secs(1),
+            },
+            Error::Closed => S::Closed,
+            Error::Invalid(m) => S::Invalid(m),
+            other => S::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Mutable state behind one lock. Held only for in-memory work and the
+/// manifest replacement, never across a Parquet read or write.
+pub(crate) struct State {
+    pub active: Memtable,
+    /// Frozen memtables waiting for (or in) flush, oldest first.
+    pub frozen: Vec<Arc<Memtable>>,
+    pub parts: PartList,
+    pub manifest: Manifest,
+    /// Versions no query may see: `manifest.hidden` plus every memtable's
+    /// `pending_hidden`.
+    pub hidden: Arc<HashSet<u64>>,
+    pub contexts: std::collections::HashMap<Key, RunContext>,
+    pub next_version: u64,
+    pub next_seq: u64,
+    /// Files replaced by compaction or retention, deleted after a grace period.
+    pub garbage: Vec<(std::time::Instant, PathBuf)>,
+}
+
+/// Size and shape numbers for health endpoints and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Rows in memtables (active and frozen).
+    pub memtable_rows: usize,
+    /// Approximate bytes in memtables.
+    pub memtable_bytes: usize,
+    /// Live parts.
+    pub parts: usize,
+    /// Rows in live parts (including hidden versions).
+    pub part_rows: u64,
+    /// Bytes of live parts.
+    pub part_bytes: u64,
+    /// Highest WAL seq written.
+    pub last_seq: u64,
+    /// Highest WAL seq in parts.
+    pub flushed_seq: u64,
+}
+
+/// The embedded store. Cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub config: StoreConfig,
+    pub state: Mutex<State>,
+    /// Serialises appends (lookups, WAL write, apply) so WAL order is apply order.
+    pub append_gate: Mutex<()>,
+    /// Serialises flushes and maintenance.
+    pub flush_gate: tokio::sync::Mutex<()>,
+    pub wal: Arc<Wal>,
+    pub syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    pub flush_wake: tokio::sync::Notify,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `config.data_dir`: loads the manifest,
+    /// removes files a crash left behind, opens the parts and replays the WAL
+    /// past the flushed seq. Blocking; call from a blocking context.
+    pub fn open(config: StoreConfig) -> Result<Self, Error> {
+        let mut config = config;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
+        // Parquet scans name files by absolute path.
+        config.data_dir = std::fs::canonicalize(&config.data_dir)
+            .map_err(|e| Error::io(&config.data_dir, e))?;
+        let dir = config.data_dir.clone();
+        let manifest = Manifest::load(&dir)?;
+        flush::remove_orphans(&dir, &manifest)?;
+        let mut parts = Vec::with_capacity(manifest.parts.len());
+        for meta in &manifest.parts {
+            parts.push(Arc::new(parts::open_part(&dir, meta.clone())?));
+        }
+        let (wal, records) = Wal::open(&dir.join("wal"), manifest.flushed_seq, config.durability)?;
+        let next_seq = wal.last_seq() + 1;
+        let state = State {
+            active: Memtable::default(),
+            frozen: Vec::new(),
+            parts: Arc::new(parts),
+            hidden: Arc::new(manifest.hidden.iter().copied().collect()),
+            next_version: manifest.next_version,
+            manifest,
+            contexts: Default::default(),
+            next_seq,
+            garbage: Vec::new(),
+        };
+        let inner = Arc::new(Inner {
+            config,
+            state: Mutex::new(state),
+            append_gate: Mutex::new(()),
+            flush_gate: tokio::sync::Mutex::new(()),
+            wal: wal.clone(),
+            syncer: Mutex::new(None),
+            flush_wake: tokio::sync::Notify::new(),
+        });
+        let store = Store { inner };
+        let replayed = records.len();
+        for record in records {
+            let spans: Vec<loupe_model::Span> =
+                serde_json::from_slice(&record.payload).map_err(|e| Error::Corrupt {
+                    path: dir.join("wal"),
+                    offset: record.seq,
+                    reason: format!("record {} does not decode: {e}", record.seq),
+                })?;
+            store.apply(record.seq, spans)?;
+        }
+        if replayed > 0 {
+            tracing::info!(records = replayed, "replayed wal");
+        }
+        let interval = store.inner.config.fsync_interval;
+        let syncer = std::thread::Builder::new()
+            .name("loupe-wal-sync".into())
+            .spawn(move || wal.run_syncer(interval))
+            .map_err(|e| Error::io(&dir, e))?;
+        *store.inner.syncer.lock() = Some(syncer);
+        Ok(store)
+    }
+
+    /// The configuration the store runs with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Current size numbers.
+    pub fn stats(&self) -> StoreStats {
+        let st = self.inner.state.lock();
+        let mem = std::iter::once(&st.active).chain(st.frozen.iter().map(|m| m.as_ref()));
+        let (rows, bytes) = mem.fold((0, 0), |(r, b), m| (r + m.rows.len(), b + m.bytes));
+        StoreStats {
+            memtable_rows: rows,
+            memtable_bytes: bytes,
+            parts: st.parts.len(),
+            part_rows: st.parts.iter().map(|p| p.meta.rows).sum(),
+            part_bytes: st.parts.iter().map(|p| p.meta.bytes).sum(),
+            last_seq: st.next_seq - 1,
+            flushed_seq: st.manifest.flushed_seq,
+        }
+    }
+
+    /// Flushes everything, syncs and closes the WAL. Later appends fail.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        self.flush_all().await?;
+        self.inner.wal.close()?;
+        if let Some(handle) = self.inner.syncer.lock().take() {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        Ok(())
+    }
+
+    /// Runs the background flush and maintenance loop until the returned
+    /// handle is aborted or the store closes.
+    pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move { store.background_loop().await })
+    }
+
+    pub(crate) fn parts_snapshot(&self) -> (PartList, Arc<HashSet<u64>>) {
+        let st = self.inner.state.lock();
+        (st.parts.clone(), st.hidden.clone())
+    }
+}
+
+pub(crate) fn live_parts_of<'a>(parts: &'a [Arc<Part>], project: &'a str) -> impl Iterator<Item = &'a Arc<Part>> {
+    parts.iter().filter(move |p| p.meta.project == project)
+}
+
+#[cfg(test)]
+mod tests;

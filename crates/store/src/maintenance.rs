@@ -1,0 +1,184 @@
+//! Compaction and retention. Both only add and remove whole parts, in one
+//! manifest replacement each; replaced files are deleted after a grace
+//! period so queries that already listed them can finish.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::parts::{Part, day_of, read_rows, write_part};
+use crate::{Error, Store};
+
+/// How long a replaced file stays on disk.
+const GRACE: Duration = Duration::from_secs(120);
+
+/// What one maintenance pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    /// Parts merged away by compaction.
+    pub compacted_parts: usize,
+    /// Parts created by compaction.
+    pub new_parts: usize,
+    /// Hidden row versions physically dropped.
+    pub dropped_rows: usize,
+    /// Parts dropped by retention.
+    pub expired_parts: usize,
+}
+
+impl Store {
+    /// One pass of retention, compaction and garbage deletion.
+    pub async fn maintain(&self) -> Result<MaintenanceReport, Error> {
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        self.maintain_at(now_ns).await
+    }
+
+    /// As [`Store::maintain`], with "now" given (ns), for tests and tools.
+    pub async fn maintain_at(&self, now_ns: i64) -> Result<MaintenanceReport, Error> {
+        let _gate = self.inner.flush_gate.lock().await;
+        let mut report = MaintenanceReport {
+            expired_parts: self.expire(now_ns)?,
+            ..Default::default()
+        };
+        let groups = self.compaction_candidates();
+        for group in groups {
+            let store = self.clone();
+            let (parts_in, parts_out, dropped) =
+                tokio::task::spawn_blocking(move || store.compact(group))
+                    .await
+                    .map_err(|e| Error::Invalid(format!("compaction task failed: {e}")))??;
+            report.compacted_parts += parts_in;
+            report.new_parts += parts_out;
+            report.dropped_rows += dropped;
+        }
+        self.collect_garbage(false);
+        Ok(report)
+    }
+
+    fn expire(&self, now_ns: i64) -> Result<usize, Error> {
+        let mut st = self.inner.state.lock();
+        let cfg = &self.inner.config;
+        let expired: HashSet<u64> = st
+            .parts
+            .iter()
+            .filter(|p| {
+                let days = cfg.retention_for(&p.meta.project);
+                days > 0 && {
+                    let cutoff = now_ns - i64::from(days) * 86_400 * 1_000_000_000;
+                    // Whole days only: the part's day must end before the cutoff.
+                    p.meta.max_time < cutoff && p.meta.day < day_of(cutoff)
+                }
+            })
+            .map(|p| p.meta.id)
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let mut manifest = st.manifest.clone();
+        manifest.parts.retain(|p| !expired.contains(&p.id));
+        manifest.store(&cfg.data_dir)?;
+        st.manifest = manifest;
+        let (gone, kept): (Vec<_>, Vec<_>) =
+            st.parts.iter().cloned().partition(|p| expired.contains(&p.meta.id));
+        st.parts = Arc::new(kept);
+        let now = Instant::now();
+        st.garbage.extend(gone.iter().map(|p| (now, p.path.clone())));
+        tracing::info!(parts = gone.len(), "retention dropped parts");
+        Ok(gone.len())
+    }
+
+    /// Groups of parts (same project and day) worth merging.
+    fn compaction_candidates(&self) -> Vec<Vec<Arc<Part>>> {
+        let st = self.inner.state.lock();
+        let mut groups: BTreeMap<(String, String), Vec<Arc<Part>>> = BTreeMap::new();
+        for p in st.parts.iter() {
+            groups
+                .entry((p.meta.project.clone(), p.meta.day.clone()))
+                .or_default()
+                .push(p.clone());
+        }
+        groups
+            .into_values()
+            .filter(|g| g.len() >= self.inner.config.compaction_min_parts.max(2))
+            .collect()
+    }
+
+    /// Merges a group into one part. Drops only rows whose hiding is in the
+    /// manifest (durable): a row hidden by an unflushed memtable is still the
+    /// merge base that WAL replay would need after a crash.
+    fn compact(&self, group: Vec<Arc<Part>>) -> Result<(usize, usize, usize), Error> {
+        let durable_hidden = self.inner.state.lock().manifest.hidden.clone();
+        let mut rows = Vec::new();
+        let mut dropped = Vec::new();
+        for part in &group {
+            for row in read_rows(&part.path, None, &[])? {
+                if durable_hidden.contains(&row.version) {
+                    dropped.push(row.version);
+                } else {
+                    rows.push(row);
+                }
+            }
+        }
+        let (project, day) = (group[0].meta.project.clone(), group[0].meta.day.clone());
+        let id = {
+            let mut st = self.inner.state.lock();
+            let id = st.manifest.next_part_id;
+            st.manifest.next_part_id += 1;
+            id
+        };
+        let new_part = if rows.is_empty() {
+            None
+        } else {
+            Some(Arc::new(write_part(&self.inner.config.data_dir, id, &project, &day, 1, rows)?))
+        };
+        let ids: HashSet<u64> = group.iter().map(|p| p.meta.id).collect();
+        let mut st = self.inner.state.lock();
+        // Retention may have removed an input meanwhile: then give up this round.
+        if st.parts.iter().filter(|p| ids.contains(&p.meta.id)).count() != ids.len() {
+            if let Some(p) = new_part {
+                st.garbage.push((Instant::now(), p.path.clone()));
+            }
+            return Ok((0, 0, 0));
+        }
+        let mut manifest = st.manifest.clone();
+        manifest.parts.retain(|p| !ids.contains(&p.id));
+        manifest.parts.extend(new_part.iter().map(|p| p.meta.clone()));
+        for v in &dropped {
+            manifest.hidden.remove(v);
+        }
+        manifest.store(&self.inner.config.data_dir)?;
+        st.manifest = manifest;
+        let hidden = Arc::make_mut(&mut st.hidden);
+        for v in &dropped {
+            hidden.remove(v);
+        }
+        let mut parts: Vec<_> = st.parts.iter().filter(|p| !ids.contains(&p.meta.id)).cloned().collect();
+        parts.extend(new_part.iter().cloned());
+        st.parts = Arc::new(parts);
+        let now = Instant::now();
+        st.garbage.extend(group.iter().map(|p| (now, p.path.clone())));
+        tracing::debug!(parts_in = group.len(), dropped = dropped.len(), "compacted");
+        Ok((group.len(), usize::from(new_part.is_some()), dropped.len()))
+    }
+
+    /// Deletes replaced files past their grace period (all of them if `now`).
+    pub(crate) fn collect_garbage(&self, all: bool) {
+        let due: Vec<_> = {
+            let mut st = self.inner.state.lock();
+            let (due, keep): (Vec<_>, Vec<_>) = st
+                .garbage
+                .drain(..)
+                .partition(|(at, _)| all || at.elapsed() >= GRACE);
+            st.garbage = keep;
+            due
+        };
+        for (_, path) in due {
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %path.display(), error = %e, "could not delete replaced part");
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! In-memory table of merged rows not yet in a Parquet part, and the run
+//! context used to propagate run-level fields to every span of a trace.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use loupe_model::{Span, SpanKind, Tags};
+
+use crate::convert::Row;
+
+/// (project, id) key.
+pub(crate) type Key = (String, String);
+
+/// Rows keyed by (project, span_id), each the merge of every write so far.
+#[derive(Default)]
+pub(crate) struct Memtable {
+    pub rows: HashMap<Key, Row>,
+    /// (project, trace_id) → span ids, for run-level fix-ups.
+    pub by_trace: HashMap<Key, Vec<String>>,
+    pub bytes: usize,
+    pub first_write: Option<Instant>,
+    /// Highest WAL seq applied.
+    pub max_seq: u64,
+    /// Versions of older rows (in frozen memtables or parts) that rows here
+    /// supersede. They become durable in the manifest when this flushes.
+    pub pending_hidden: Vec<u64>,
+}
+
+impl Memtable {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Inserts or replaces a row, keeping indexes and accounting right.
+    pub fn put(&mut self, row: Row) {
+        let key = (row.span.project.clone(), row.span.span_id.clone());
+        self.bytes += row.span.approx_bytes();
+        if let Some(old) = self.rows.get(&key) {
+            self.bytes = self.bytes.saturating_sub(old.span.approx_bytes());
+        } else if let Some(t) = &row.span.trace_id {
+            self.by_trace
+                .entry((row.span.project.clone(), t.clone()))
+                .or_default()
+                .push(row.span.span_id.clone());
+        }
+        self.first_write.get_or_insert_with(Instant::now);
+        self.rows.insert(key, row);
+    }
+
+    /// Span ids of a trace held here.
+    pub fn trace_span_ids(&self, project: &str, trace: &str) -> &[String] {
+        self.by_trace
+            .get(&(project.to_owned(), trace.to_owned()))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Run-level fields of one trace, shared by all its spans.
+///
+/// Contributed by the run's root spans (no parent, or kind `workflow`) and,
+/// for tags, by any span; filled into every span of the trace where unset.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RunContext {
+    pub run_id: Option<String>,
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    pub app_id: Option<String>,
+    pub app_name: Option<String>,
+    pub workflow_id: Option<String>,
+    pub workflow_version: Option<String>,
+    pub tags: Tags,
+    /// Some spans of this trace are in Parquet parts (a change of context
+    /// must then fix rows there too).
+    pub in_parts: bool,
+}
+
+/// Whether a span can change its trace's context.
+pub(crate) fn may_contribute(span: &Span) -> bool {
+    is_run_root(span) || !span.tags.is_empty()
+}
+
+fn is_run_root(span: &Span) -> bool {
+    span.parent_span_id.is_none() || span.span_kind == Some(SpanKind::Workflow)
+}
+
+/// A `run_id` equal to the trace id is a fallback, not a real run id.
+fn is_fallback_run(span_run: &Option<String>, trace: &Option<String>) -> bool {
+    span_run.is_none() || span_run == trace
+}
+
+impl RunContext {
+    /// Takes what the span says about its run. Returns whether anything changed.
+    pub fn absorb(&mut self, span: &Span) -> bool {
+        let mut changed = false;
+        if is_run_root(span) {
+            let mut set = |slot: &mut Option<String>, value: &Option<String>| {
+                if value.is_some() && slot.is_none() {
+                    *slot = value.clone();
+                    changed = true;
+                }
+            };
+            set(&mut self.session_id, &span.session_id);
+            set(&mut self.user_id, &span.user_id);
+            set(&mut self.app_id, &span.app_id);
+            set(&mut self.app_name, &span.app_name);
+            set(&mut self.workflow_id, &span.workflow_id);
+            set(&mut self.workflow_version, &span.workflow_version);
+            // A real run id (not the trace-id fallback) replaces a fallback.
+            if !is_fallback_run(&span.run_id, &span.trace_id)
+                && is_fallback_run(&self.run_id, &span.trace_id)
+            {
+                self.run_id = span.run_id.clone();
+                changed = true;
+            } else if self.run_id.is_none() && span.run_id.is_some() {
+                self.run_id = span.run_id.clone();
+                changed = true;
+            }
+        }
+        for (k, v) in &span.tags {
+            if self.tags.get(k) != Some(v) {
+                self.tags.insert(k.clone(), v.clone());
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Fills unset run-level fields of a span. Returns whether it changed.
+    pub fn fill(&self, span: &mut Span) -> bool {
+        let mut changed = false;
+        let mut fill = |slot: &mut Option<String>, value: &Option<String>| {
+            if slot.is_none() && value.is_some() {
+                *slot = value.clone();
+                changed = true;
+            }
+        };
+        fill(&mut span.session_id, &self.session_id);
+        fill(&mut span.user_id, &self.user_id);
+        fill(&mut span.app_id, &self.app_id);
+        fill(&mut span.app_name, &self.app_name);
+        fill(&mut span.workflow_id, &self.workflow_id);
+        fill(&mut span.workflow_version, &self.workflow_version);
+        if self.run_id.is_some()
+            && span.run_id != self.run_id
+            && is_fallback_run(&span.run_id, &span.trace_id)
+        {
+            span.run_id = self.run_id.clone();
+            changed = true;
+        }
+        for (k, v) in &self.tags {
+            if !span.tags.contains_key(k) {
+                span.tags.insert(k.clone(), v.clone());
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_from_root_fills_children_and_replaces_fallback_run_ids() {
+        let mut root = Span::new("p", "root");
+        root.trace_id = Some("t".into());
+        root.run_id = Some("run-1".into());
+        root.workflow_id = Some("wf".into());
+        root.tags.insert("category".into(), "phone".into());
+        let mut child = Span::new("p", "c");
+        child.trace_id = Some("t".into());
+        child.parent_span_id = Some("root".into());
+        child.run_id = Some("t".into());
+        child.workflow_id = Some("own".into());
+        let mut ctx = RunContext::default();
+        assert!(ctx.absorb(&root));
+        assert!(!ctx.absorb(&root), "absorbing twice changes nothing");
+        assert!(!ctx.absorb(&child), "a non-root without tags contributes nothing");
+        assert!(ctx.fill(&mut child));
+        assert_eq!(child.run_id.as_deref(), Some("run-1"));
+        assert_eq!(child.workflow_id.as_deref(), Some("own"), "own values win");
+        assert_eq!(child.tags.get("category").map(String::as_str), Some("phone"));
+    }
+}

@@ -1,0 +1,267 @@
+//! Parquet parts: immutable files of merged span rows, one (project, day) each.
+//!
+//! Layout: `parts/<project>/<YYYY-MM-DD>/<part id, 16 hex>.parquet`. A part is
+//! written to `<name>.tmp`, synced, renamed and its directory synced before
+//! the manifest names it; a crash leaves at most a temp or an unreferenced
+//! file, both removed at the next open.
+//!
+//! Each open part has an in-memory bloom filter over its span, trace and run
+//! ids ([`IdIndex`]), so "is this span already stored, and where?" costs no
+//! I/O for the common answer, "no".
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch};
+use fastbloom::BloomFilter;
+use loupe_model::{SCHEMA_VERSION, column, schema};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
+use parquet::arrow::ProjectionMask;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::convert::{Row, batch_to_rows, rows_to_batch};
+use crate::wal::{io_err, sync_dir};
+
+/// Rows per Parquet row group.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// What the manifest records about a part.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartMeta {
+    /// Unique id (also the file name).
+    pub id: u64,
+    /// Owning project.
+    pub project: String,
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Path relative to the data dir.
+    pub path: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// File size.
+    pub bytes: u64,
+    /// Smallest event time (ns), or `i64::MIN` if none.
+    pub min_time: i64,
+    /// Largest event time (ns), or `i64::MIN` if none.
+    pub max_time: i64,
+    /// 0 = flushed from a memtable; 1 = compacted.
+    pub level: u8,
+}
+
+/// Bloom filter over the ids of one part.
+pub struct IdIndex(BloomFilter);
+
+/// Which id a bloom lookup is about (they share one filter).
+#[derive(Debug, Clone, Copy)]
+pub enum IdKind {
+    /// `span_id`.
+    Span,
+    /// `trace_id`.
+    Trace,
+    /// `run_id`.
+    Run,
+}
+
+impl IdIndex {
+    fn build(rows: &[Row]) -> Self {
+        let n = rows.len().max(1) * 3;
+        let mut bloom = BloomFilter::with_false_pos(0.0005).expected_items(n);
+        for r in rows {
+            bloom.insert(&(IdKind::Span as u8, r.span.span_id.as_str()));
+            if let Some(t) = &r.span.trace_id {
+                bloom.insert(&(IdKind::Trace as u8, t.as_str()));
+            }
+            if let Some(run) = &r.span.run_id {
+                bloom.insert(&(IdKind::Run as u8, run.as_str()));
+            }
+        }
+        Self(bloom)
+    }
+
+    /// Whether the part may hold a row with this id (false positives ~0.05 %).
+    pub fn may_contain(&self, kind: IdKind, id: &str) -> bool {
+        self.0.contains(&(kind as u8, id))
+    }
+}
+
+/// A part the store can read: its metadata and id index.
+pub struct Part {
+    /// Manifest entry.
+    pub meta: PartMeta,
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Id bloom filter.
+    pub index: IdIndex,
+}
+
+/// UTC day of a timestamp in ns.
+pub fn day_of(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "1970-01-01".to_owned())
+}
+
+/// Writes rows (all of one project and day) as a new part, atomically.
+pub fn write_part(
+    data_dir: &Path,
+    id: u64,
+    project: &str,
+    day: &str,
+    level: u8,
+    mut rows: Vec<Row>,
+) -> Result<Part, Error> {
+    rows.sort_by(|a, b| {
+        (a.span.event_time(), &a.span.span_id).cmp(&(b.span.event_time(), &b.span.span_id))
+    });
+    let rel = format!("parts/{project}/{day}/{id:016x}.parquet");
+    let path = data_dir.join(&rel);
+    let dir = path.parent().unwrap_or(data_dir).to_owned();
+    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let tmp = path.with_extension("parquet.tmp");
+    let (min_time, max_time) = rows
+        .iter()
+        .filter_map(|r| r.span.event_time())
+        .fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    let min_time = if min_time == i64::MAX { i64::MIN } else { min_time };
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(if level == 0 { 1 } else { 3 })?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            "loupe.schema_version".to_owned(),
+            SCHEMA_VERSION.to_string(),
+        )]))
+        .build();
+    let file = File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut writer = ArrowWriter::try_new(file, schema(), Some(props))?;
+    for chunk in rows.chunks(ROW_GROUP_ROWS) {
+        writer.write(&rows_to_batch(chunk.iter())?)?;
+    }
+    let file = writer.into_inner()?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    let bytes = file.metadata().map_err(io_err(&tmp))?.len();
+    drop(file);
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    sync_dir(&dir)?;
+    let index = IdIndex::build(&rows);
+    Ok(Part {
+        meta: PartMeta {
+            id,
+            project: project.to_owned(),
+            day: day.to_owned(),
+            path: rel,
+            rows: rows.len() as u64,
+            bytes,
+            min_time,
+            max_time,
+            level,
+        },
+        path,
+        index,
+    })
+}
+
+/// Opens a part named by the manifest, rebuilding its id index.
+pub fn open_part(data_dir: &Path, meta: PartMeta) -> Result<Part, Error> {
+    let path = data_dir.join(&meta.path);
+    let ids = read_rows(&path, None, &[column::SPAN_ID, column::TRACE_ID, column::RUN_ID])?;
+    Ok(Part {
+        index: IdIndex::build(&ids),
+        meta,
+        path,
+    })
+}
+
+/// Which rows of a part to read.
+pub enum RowPick<'a> {
+    /// Rows whose `span_id` is in the set.
+    SpanIds(&'a std::collections::HashSet<String>),
+    /// Rows whose `trace_id` equals the value.
+    Trace(&'a str),
+}
+
+/// Reads rows of a part: all (`pick = None`) or those matching `pick`;
+/// `columns` empty = all columns.
+pub fn read_rows(path: &Path, pick: Option<RowPick<'_>>, columns: &[&str]) -> Result<Vec<Row>, Error> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let parquet_schema = builder.parquet_schema().clone();
+    let arrow_schema = builder.schema().clone();
+    let index_of = |name: &str| arrow_schema.index_of(name).ok();
+    if !columns.is_empty() {
+        let idx: Vec<usize> = columns.iter().filter_map(|c| index_of(c)).collect();
+        builder = builder.with_projection(ProjectionMask::roots(&parquet_schema, idx));
+    }
+    if let Some(pick) = pick {
+        let (col, filter): (&str, Box<dyn Fn(&str) -> bool + Send>) = match pick {
+            RowPick::SpanIds(ids) => {
+                let ids = ids.clone();
+                (column::SPAN_ID, Box::new(move |v| ids.contains(v)))
+            }
+            RowPick::Trace(t) => {
+                let t = t.to_owned();
+                (column::TRACE_ID, Box::new(move |v| v == t))
+            }
+        };
+        let Some(ci) = index_of(col) else {
+            return Ok(Vec::new());
+        };
+        let mask = ProjectionMask::roots(&parquet_schema, [ci]);
+        let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+            let values = batch.column(0).as_string::<i32>();
+            Ok(values
+                .iter()
+                .map(|v| Some(v.is_some_and(&filter)))
+                .collect())
+        });
+        builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+    }
+    let mut rows = Vec::new();
+    for batch in builder.build()? {
+        rows.extend(batch_to_rows(&batch?)?);
+    }
+    Ok(rows)
+}
+
+/// Shared, immutable list of the parts currently visible.
+pub type PartList = Arc<Vec<Arc<Part>>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loupe_model::Span;
+
+    #[test]
+    fn part_round_trips_and_picks_rows_by_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rows: Vec<Row> = (0..10)
+            .map(|i| {
+                let mut s = Span::new("p", format!("s{i}"));
+                s.trace_id = Some(format!("t{}", i % 2));
+                s.start_time = Some(1_700_000_000_000_000_000 + i);
+                Row { span: s, version: i as u64 + 1 }
+            })
+            .collect();
+        let part = write_part(dir.path(), 7, "p", "2023-11-14", 0, rows.clone()).expect("write");
+        assert_eq!(part.meta.rows, 10);
+        assert!(part.index.may_contain(IdKind::Span, "s3"));
+        assert!(part.index.may_contain(IdKind::Trace, "t1"));
+        assert!(!part.index.may_contain(IdKind::Span, "nope"));
+        let all = read_rows(&part.path, None, &[]).expect("read");
+        assert_eq!(all, rows);
+        let ids = ["s2".to_owned(), "s5".to_owned()].into_iter().collect();
+        let picked = read_rows(&part.path, Some(RowPick::SpanIds(&ids)), &[]).expect("pick");
+        assert_eq!(picked.len(), 2);
+        let trace = read_rows(&part.path, Some(RowPick::Trace("t1")), &[]).expect("trace");
+        assert_eq!(trace.len(), 5);
+        let reopened = open_part(dir.path(), part.meta.clone()).expect("open");
+        assert!(reopened.index.may_contain(IdKind::Span, "s9"));
+        assert_eq!(day_of(1_700_000_000_000_000_000), "2023-11-14");
+    }
+}

@@ -1,0 +1,135 @@
+//! Reads for the minimal API (one run, a page of spans) and ad-hoc SQL, all
+//! through DataFusion over [`SpansTable`].
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{Expr, col, lit};
+use datafusion::prelude::SessionConfig;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use loupe_backend::{Cursor, SpanPage, SpanQuery, SpanStore, StoreError, WriteAck, tree_order};
+use loupe_model::{ProjectId, Span, column};
+
+use crate::convert::batch_to_rows;
+use crate::{Error, SpansTable, Store};
+
+/// Name under which the project's spans are registered for SQL.
+pub const SPANS_TABLE: &str = "spans";
+
+fn ts(ns: i64) -> Expr {
+    lit(ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into())))
+}
+
+impl Store {
+    /// A DataFusion session with the project's spans registered as `spans`.
+    pub fn session(&self, project: &ProjectId) -> Result<SessionContext, Error> {
+        let config = SessionConfig::new()
+            .with_target_partitions(2)
+            .with_information_schema(false);
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_table(SPANS_TABLE, Arc::new(SpansTable::new(self.clone(), project.as_str())))?;
+        Ok(ctx)
+    }
+
+    /// Runs SQL over the project's `spans` table.
+    pub async fn sql(&self, project: &ProjectId, sql: &str) -> Result<Vec<RecordBatch>, Error> {
+        let ctx = self.session(project)?;
+        Ok(ctx.sql(sql).await?.collect().await?)
+    }
+
+    /// Every span whose trace id or run id is `id`, in tree order.
+    pub async fn trace_spans(&self, project: &ProjectId, id: &str) -> Result<Vec<Span>, Error> {
+        let ctx = self.session(project)?;
+        let filter = col(column::TRACE_ID)
+            .eq(lit(id))
+            .or(col(column::RUN_ID).eq(lit(id)));
+        let batches = ctx.table(SPANS_TABLE).await?.filter(filter)?.collect().await?;
+        let mut spans = Vec::new();
+        for b in &batches {
+            spans.extend(batch_to_rows(b)?.into_iter().map(|r| r.span));
+        }
+        Ok(tree_order(spans))
+    }
+
+    /// A page of spans, newest first.
+    pub async fn list_spans(&self, query: SpanQuery) -> Result<SpanPage, Error> {
+        let ctx = self.session(&query.project)?;
+        let f = &query.filter;
+        let mut filters: Vec<Expr> = Vec::new();
+        if let Some(t) = f.from {
+            filters.push(col(column::START_TIME).gt_eq(ts(t)));
+        }
+        if let Some(t) = f.to {
+            filters.push(col(column::START_TIME).lt(ts(t)));
+        }
+        let eq = [
+            (column::APP_ID, &f.app_id),
+            (column::NODE_TYPE, &f.node_type),
+            (column::TOOL_NAME, &f.tool_name),
+            (column::RUN_ID, &f.run_id),
+            (column::TRACE_ID, &f.trace_id),
+            (column::SESSION_ID, &f.session_id),
+            (column::USER_ID, &f.user_id),
+        ];
+        for (name, value) in eq {
+            if let Some(v) = value {
+                filters.push(col(name).eq(lit(v.as_str())));
+            }
+        }
+        if let Some(s) = f.status {
+            filters.push(col(column::STATUS).eq(lit(s.as_str())));
+        }
+        if let Some(k) = f.span_kind {
+            filters.push(col(column::SPAN_KIND).eq(lit(k.as_str())));
+        }
+        // Rows without a start time sort as the oldest (i64::MIN).
+        let start = datafusion::functions::expr_fn::coalesce(vec![col(column::START_TIME), ts(i64::MIN)]);
+        if let Some(Cursor { start_time, span_id }) = &query.cursor {
+            filters.push(
+                start
+                    .clone()
+                    .lt(ts(*start_time))
+                    .or(start.clone().eq(ts(*start_time)).and(col(column::SPAN_ID).lt(lit(span_id.as_str())))),
+            );
+        }
+        let limit = query.limit.clamp(1, 1000);
+        let mut df = ctx.table(SPANS_TABLE).await?;
+        for filter in filters {
+            df = df.filter(filter)?;
+        }
+        let df = df
+            .sort(vec![start.sort(false, false), col(column::SPAN_ID).sort(false, false)])?
+            .limit(0, Some(limit + 1))?;
+        let mut spans = Vec::new();
+        for b in &df.collect().await? {
+            spans.extend(batch_to_rows(b)?.into_iter().map(|r| r.span));
+        }
+        let next_cursor = if spans.len() > limit {
+            spans.truncate(limit);
+            spans.last().map(|s| Cursor {
+                start_time: s.start_time.unwrap_or(i64::MIN),
+                span_id: s.span_id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(SpanPage { spans, next_cursor })
+    }
+}
+
+impl SpanStore for Store {
+    fn append(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>> {
+        async move { Store::append(self, spans).await.map_err(StoreError::from) }.boxed()
+    }
+
+    fn trace<'a>(&'a self, project: &'a ProjectId, id: &'a str) -> BoxFuture<'a, Result<Vec<Span>, StoreError>> {
+        async move { self.trace_spans(project, id).await.map_err(StoreError::from) }.boxed()
+    }
+
+    fn list(&self, query: SpanQuery) -> BoxFuture<'_, Result<SpanPage, StoreError>> {
+        async move { self.list_spans(query).await.map_err(StoreError::from) }.boxed()
+    }
+}

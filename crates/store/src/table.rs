@@ -1,0 +1,292 @@
+//! The DataFusion `TableProvider` of one project's spans.
+//!
+//! A scan unions (1) a snapshot of the memtables' visible rows and (2) a
+//! Parquet scan of the project's parts, pruned by the time range and by id
+//! equalities (through each part's id bloom) found in the filters. Hidden
+//! row versions are removed with a `NOT _version IN (…)` filter on the parts
+//! scan, so each span appears exactly once. Filters are reported `Inexact`:
+//! they prune and are pushed into the Parquet reader, and DataFusion applies
+//! them again on top.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result as DfResult;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::{Column, in_list, lit};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::FilterExecBuilder;
+use datafusion::physical_plan::union::UnionExec;
+use loupe_model::{column, schema};
+
+use crate::convert::{Row, rows_to_batch};
+use crate::parts::{IdKind, Part};
+use crate::{Store, live_parts_of};
+
+/// The spans of one project as a DataFusion table.
+#[derive(Clone)]
+pub struct SpansTable {
+    store: Store,
+    project: String,
+}
+
+impl std::fmt::Debug for SpansTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpansTable").field("project", &self.project).finish()
+    }
+}
+
+impl SpansTable {
+    /// The table of `project` in `store`. Rows of other projects are never
+    /// visible through it.
+    pub fn new(store: Store, project: impl Into<String>) -> Self {
+        Self {
+            store,
+            project: project.into(),
+        }
+    }
+}
+
+/// What the filters say that can prune parts.
+#[derive(Default, Debug)]
+struct Pruning {
+    min_time: Option<i64>,
+    max_time: Option<i64>,
+    /// Each entry: the part must possibly contain one of these ids.
+    ids: Vec<Vec<(IdKind, String)>>,
+}
+
+impl Pruning {
+    fn from_filters(filters: &[Expr]) -> Self {
+        let mut p = Pruning::default();
+        for f in filters {
+            p.absorb(f);
+        }
+        p
+    }
+
+    fn absorb(&mut self, e: &Expr) {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+            return;
+        };
+        if *op == Operator::And {
+            self.absorb(left);
+            self.absorb(right);
+            return;
+        }
+        if let Some(alts) = id_alternatives(e) {
+            self.ids.push(alts);
+            return;
+        }
+        let (Expr::Column(c), Expr::Literal(v, _)) = (left.as_ref(), right.as_ref()) else {
+            return;
+        };
+        if c.name != column::START_TIME {
+            return;
+        }
+        let Some(t) = timestamp_ns(v) else { return };
+        match op {
+            Operator::Gt | Operator::GtEq => self.min_time = Some(self.min_time.map_or(t, |m| m.max(t))),
+            Operator::Lt | Operator::LtEq => self.max_time = Some(self.max_time.map_or(t, |m| m.min(t))),
+            Operator::Eq => {
+                self.min_time = Some(t);
+                self.max_time = Some(t);
+            }
+            _ => {}
+        }
+    }
+
+    fn keeps(&self, part: &Part) -> bool {
+        if self.min_time.is_some_and(|t| part.meta.max_time < t) {
+            return false;
+        }
+        if self.max_time.is_some_and(|t| part.meta.min_time > t) {
+            return false;
+        }
+        self.ids
+            .iter()
+            .all(|alts| alts.iter().any(|(k, id)| part.index.may_contain(*k, id)))
+    }
+}
+
+/// `span_id = 'x'`, `trace_id = 'x'`, `run_id = 'x'`, or an OR of them.
+fn id_alternatives(e: &Expr) -> Option<Vec<(IdKind, String)>> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+        return None;
+    };
+    match op {
+        Operator::Or => {
+            let mut l = id_alternatives(left)?;
+            l.extend(id_alternatives(right)?);
+            Some(l)
+        }
+        Operator::Eq => {
+            let (Expr::Column(c), Expr::Literal(ScalarValue::Utf8(Some(v)), _)) =
+                (left.as_ref(), right.as_ref())
+            else {
+                return None;
+            };
+            let kind = match c.name.as_str() {
+                column::SPAN_ID => IdKind::Span,
+                column::TRACE_ID => IdKind::Trace,
+                column::RUN_ID => IdKind::Run,
+                _ => return None,
+            };
+            Some(vec![(kind, v.clone())])
+        }
+        _ => None,
+    }
+}
+
+fn timestamp_ns(v: &ScalarValue) -> Option<i64> {
+    match v {
+        ScalarValue::TimestampNanosecond(Some(t), _) => Some(*t),
+        ScalarValue::TimestampMicrosecond(Some(t), _) => t.checked_mul(1_000),
+        ScalarValue::TimestampMillisecond(Some(t), _) => t.checked_mul(1_000_000),
+        ScalarValue::TimestampSecond(Some(t), _) => t.checked_mul(1_000_000_000),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// Visible memtable rows of a project, as one batch (or none).
+    pub(crate) fn memtable_batch(&self, project: &str) -> Result<Option<RecordBatch>, crate::Error> {
+        let rows: Vec<Row> = {
+            let st = self.inner.state.lock();
+            let mut seen = HashSet::new();
+            let mut out = Vec::new();
+            let mems = std::iter::once(&st.active).chain(st.frozen.iter().rev().map(|m| m.as_ref()));
+            for m in mems {
+                for ((p, id), row) in &m.rows {
+                    if p == project && !st.hidden.contains(&row.version) && seen.insert(id.clone()) {
+                        out.push(row.clone());
+                    }
+                }
+            }
+            out
+        };
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(rows_to_batch(rows.iter())?))
+    }
+}
+
+#[async_trait]
+impl TableProvider for SpansTable {
+    fn schema(&self) -> SchemaRef {
+        schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = schema();
+        let pruning = Pruning::from_filters(filters);
+        let (parts, hidden) = self.store.parts_snapshot();
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+
+        if let Some(batch) = self
+            .store
+            .memtable_batch(&self.project)
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?
+        {
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &[vec![batch]],
+                schema.clone(),
+                projection.cloned(),
+            )?);
+        }
+
+        let files: Vec<&Arc<Part>> = live_parts_of(&parts, &self.project)
+            .filter(|p| pruning.keeps(p))
+            .collect();
+        if !files.is_empty() {
+            let target = state.config().target_partitions().max(1);
+            let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); target.min(files.len())];
+            for (i, p) in files.iter().enumerate() {
+                let n = groups.len();
+                groups[i % n].push(PartitionedFile::new(
+                    p.path.to_string_lossy().into_owned(),
+                    p.meta.bytes,
+                ));
+            }
+            let mut source = ParquetSource::new(schema.clone()).with_pushdown_filters(true);
+            if let Some(expr) = conjunction(filters.to_vec()) {
+                let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+                source = source.with_predicate(state.create_physical_expr(expr, &df_schema)?);
+            }
+            // With hidden versions the `_version` column must be read to
+            // filter, then projected away.
+            let version_idx = schema.index_of(column::VERSION)?;
+            let relevant_hidden: Vec<u64> = hidden.iter().copied().collect();
+            let scan_projection = match (projection, relevant_hidden.is_empty()) {
+                (Some(p), false) if !p.contains(&version_idx) => {
+                    let mut p = p.clone();
+                    p.push(version_idx);
+                    Some(p)
+                }
+                (p, _) => p.cloned(),
+            };
+            let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+                .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+                .with_projection_indices(scan_projection.clone())?
+                .with_limit(if relevant_hidden.is_empty() { limit } else { None })
+                .build();
+            let mut plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+            if !relevant_hidden.is_empty() {
+                let scanned = plan.schema();
+                let col = Arc::new(Column::new(column::VERSION, scanned.index_of(column::VERSION)?));
+                let list = relevant_hidden
+                    .into_iter()
+                    .map(|v| lit(ScalarValue::UInt64(Some(v))))
+                    .collect();
+                let predicate = in_list(col, list, &true, &scanned)?;
+                let mut builder = FilterExecBuilder::new(predicate, plan);
+                if let (Some(requested), Some(scanned_proj)) = (projection, &scan_projection)
+                    && requested.len() != scanned_proj.len()
+                {
+                    builder = builder.apply_projection(Some((0..requested.len()).collect()))?;
+                }
+                plan = Arc::new(builder.build()?);
+            }
+            inputs.push(plan);
+        }
+
+        if inputs.is_empty() {
+            let projected = Arc::new(match projection {
+                Some(p) => schema.project(p)?,
+                None => schema.as_ref().clone(),
+            });
+            return Ok(MemorySourceConfig::try_new_exec(&[vec![]], projected, None)?);
+        }
+        UnionExec::try_new(inputs)
+    }
+}

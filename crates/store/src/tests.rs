@@ -1,0 +1,194 @@
+//! Store behaviour through its public API: upsert and merge across memtable,
+//! parts and compaction; run context propagation in any arrival order;
+//! retention; recovery after reopen.
+
+use loupe_model::{ProjectId, Span, SpanKind, Status};
+
+use crate::{Store, StoreConfig};
+
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+const T0: i64 = 1_795_000_000_000_000_000;
+
+fn config(dir: &std::path::Path) -> StoreConfig {
+    StoreConfig {
+        data_dir: dir.to_owned(),
+        compaction_min_parts: 2,
+        ..StoreConfig::default()
+    }
+}
+
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(config(dir)).expect("open store")
+}
+
+fn project() -> ProjectId {
+    ProjectId::new("p").expect("project")
+}
+
+fn node(id: &str, trace: &str, parent: Option<&str>, start: i64) -> Span {
+    let mut s = Span::new("p", id);
+    s.trace_id = Some(trace.into());
+    s.parent_span_id = parent.map(str::to_owned);
+    s.start_time = Some(start);
+    s.span_kind = Some(SpanKind::Tool);
+    s
+}
+
+fn root(trace: &str, start: i64) -> Span {
+    let mut s = Span::new("p", format!("{trace}-root"));
+    s.trace_id = Some(trace.into());
+    s.run_id = Some(format!("run-{trace}"));
+    s.span_kind = Some(SpanKind::Workflow);
+    s.start_time = Some(start);
+    s.workflow_id = Some("wf".into());
+    s.tags.insert("category".into(), "phone".into());
+    s
+}
+
+async fn spans_of(store: &Store, sql_where: &str) -> Vec<(String, Option<String>, Option<String>)> {
+    let batches = store
+        .sql(
+            &project(),
+            &format!("SELECT span_id, name, status FROM spans WHERE {sql_where} ORDER BY span_id"),
+        )
+        .await
+        .expect("sql");
+    let mut out = Vec::new();
+    for b in &batches {
+        let ids = b.column(0).as_any().downcast_ref::<arrow::array::StringArray>().expect("ids");
+        let names = b.column(1).as_any().downcast_ref::<arrow::array::StringArray>().expect("names");
+        let st = b.column(2).as_any().downcast_ref::<arrow::array::StringArray>().expect("status");
+        for i in 0..b.num_rows() {
+            let opt = |a: &arrow::array::StringArray| (!a.is_null(i)).then(|| a.value(i).to_owned());
+            out.push((ids.value(i).to_owned(), opt(names), opt(st)));
+        }
+    }
+    out
+}
+
+use arrow::array::Array;
+
+/// The same expectation on every path: memtable only, parts only, and compacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_events_merge_field_by_field_wherever_the_older_version_lives() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut running = node("s1", "t1", None, T0);
+    running.name = Some("inventory".into());
+    running.status = Some(Status::Running);
+    store.append(vec![running]).await.expect("append");
+
+    let mut finished = Span::new("p", "s1");
+    finished.status = Some(Status::Ok);
+    finished.end_time = Some(T0 + 5);
+    store.append(vec![finished]).await.expect("append");
+    let expect = vec![("s1".to_owned(), Some("inventory".to_owned()), Some("ok".to_owned()))];
+    assert_eq!(spans_of(&store, "true").await, expect, "memtable only");
+
+    store.flush_all().await.expect("flush");
+    assert_eq!(spans_of(&store, "true").await, expect, "parts only");
+
+    // An update of a flushed span: the part row is hidden, the merge is new.
+    let mut failed = Span::new("p", "s1");
+    failed.status = Some(Status::Error);
+    store.append(vec![failed]).await.expect("append");
+    let expect = vec![("s1".to_owned(), Some("inventory".to_owned()), Some("error".to_owned()))];
+    assert_eq!(spans_of(&store, "true").await, expect, "memtable over parts");
+    store.flush_all().await.expect("flush");
+    assert_eq!(spans_of(&store, "true").await, expect, "two parts, one hidden row");
+
+    let report = store.maintain_at(T0).await.expect("compact");
+    assert_eq!(report.compacted_parts, 2);
+    assert_eq!(report.dropped_rows, 1);
+    assert_eq!(spans_of(&store, "true").await, expect, "after compaction");
+    assert_eq!(store.stats().part_rows, 1);
+
+    // And after a restart.
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(spans_of(&store, "true").await, expect, "after reopen");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unflushed_writes_are_replayed_from_the_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(dir.path());
+        store.append(vec![node("a", "t", None, T0)]).await.expect("append");
+        store.flush_all().await.expect("flush");
+        let mut update = Span::new("p", "a");
+        update.name = Some("late name".into());
+        store.append(vec![update, node("b", "t", Some("a"), T0 + 1)]).await.expect("append");
+        // Dropped without shutdown: the memtable is lost, the WAL is not.
+    }
+    let store = open(dir.path());
+    let rows = spans_of(&store, "true").await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].1.as_deref(), Some("late name"));
+}
+
+/// Tags and run ids reach every span of a run whatever the arrival order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_context_reaches_every_span_whether_the_root_comes_first_or_last() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    // Root first.
+    store.append(vec![root("first", T0)]).await.expect("append");
+    store.append(vec![node("first-a", "first", Some("first-root"), T0 + 1)]).await.expect("append");
+    // Root last, children already flushed.
+    store.append(vec![node("last-a", "last", Some("last-root"), T0 + 1)]).await.expect("append");
+    store.flush_all().await.expect("flush");
+    store.append(vec![node("last-b", "last", Some("last-root"), T0 + 2)]).await.expect("append");
+    store.append(vec![root("last", T0)]).await.expect("append");
+    for (trace, n) in [("first", 2), ("last", 3)] {
+        let q = format!("trace_id = '{trace}' AND tags['category'] = 'phone' AND run_id = 'run-{trace}' AND workflow_id = 'wf'");
+        assert_eq!(spans_of(&store, &q).await.len(), n, "trace {trace}");
+    }
+    store.flush_all().await.expect("flush");
+    store.maintain_at(T0).await.expect("compact");
+    let tagged = spans_of(&store, "tags['category'] = 'phone' AND span_kind = 'tool'").await;
+    assert_eq!(tagged.len(), 3, "all tool spans carry the run's tag: {tagged:?}");
+    assert_eq!(spans_of(&store, "true").await.len(), 5, "no duplicates");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_only_whole_old_days() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path());
+    cfg.retention_days = 7;
+    cfg.compaction_min_parts = 100;
+    let store = Store::open(cfg).expect("open");
+    let now = T0 + 30 * DAY_NS;
+    store.append(vec![node("old", "t1", None, now - 10 * DAY_NS)]).await.expect("append");
+    store.append(vec![node("edge", "t2", None, now - 7 * DAY_NS + 1)]).await.expect("append");
+    store.append(vec![node("new", "t3", None, now - DAY_NS)]).await.expect("append");
+    store.flush_all().await.expect("flush");
+    assert_eq!(store.stats().parts, 3);
+    let report = store.maintain_at(now).await.expect("maintain");
+    assert_eq!(report.expired_parts, 1);
+    let ids: Vec<_> = spans_of(&store, "true").await.into_iter().map(|r| r.0).collect();
+    assert_eq!(ids, ["edge", "new"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_preserves_every_row_and_the_trace_api_finds_runs_by_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    for batch in 0..4 {
+        let spans = (0..50)
+            .map(|i| node(&format!("s{batch}-{i}"), &format!("t{i}"), None, T0 + i))
+            .collect();
+        store.append(spans).await.expect("append");
+        store.flush_all().await.expect("flush");
+    }
+    let before = spans_of(&store, "true").await;
+    let report = store.maintain_at(T0).await.expect("maintain");
+    assert_eq!(report.compacted_parts, 4);
+    assert_eq!(spans_of(&store, "true").await, before);
+    assert_eq!(before.len(), 200);
+    let trace = store.trace_spans(&project(), "t7").await.expect("trace");
+    assert_eq!(trace.len(), 4);
+    let other = ProjectId::new("other").expect("project");
+    assert!(store.trace_spans(&other, "t7").await.expect("trace").is_empty());
+}

@@ -1,0 +1,510 @@
+//! Write-ahead log: segment files of checksummed records, group commit.
+//!
+//! On-disk format (version 1). A segment is `wal/<first seq, 20 digits>.wal`:
+//!
+//! ```text
+//! header:  b"LOUPEWAL" | u32 LE format version
+//! record:  u32 LE payload length | u32 LE crc32(seq bytes ++ payload) | u64 LE seq | payload
+//! ```
+//!
+//! The payload is the JSON of the appended `Vec<Span>` (the input of one
+//! append, before merging), so replay re-runs exactly what the append did.
+//!
+//! Recovery: records are read in sequence order. A short or bad-checksum
+//! record at the end of the *last* segment is a torn write from a crash: the
+//! segment is truncated there (it was never acknowledged under `strict`, and
+//! under the other modes only writes after the last completed `write` can be
+//! lost). The same in an older segment is corruption and stops the open with
+//! [`Error::Corrupt`].
+//!
+//! Durability: every record is handed to the OS with `write` before the
+//! append is acknowledged, so a killed process loses nothing. `fdatasync`
+//! runs per [`Durability`]: before the ack (`strict`, one sync shared by all
+//! appends waiting at that moment), on a timer (`interval`), or never.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use crate::Error;
+use crate::config::Durability;
+
+const MAGIC: &[u8; 8] = b"LOUPEWAL";
+const FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: u64 = 12;
+const RECORD_HEADER_LEN: usize = 16;
+/// Start a new segment past this size, so flushed data can be deleted.
+const SEGMENT_BYTES: u64 = 64 << 20;
+/// A record longer than this is corruption, not data (bounds allocation).
+const MAX_RECORD: u32 = 1 << 30;
+
+/// One replayed record.
+pub(crate) struct Record {
+    pub seq: u64,
+    pub payload: Vec<u8>,
+}
+
+struct Writer {
+    dir: PathBuf,
+    file: File,
+    segment_first_seq: u64,
+    segment_bytes: u64,
+    /// Highest seq handed to the OS.
+    written: u64,
+    closed: bool,
+}
+
+struct SyncRequest {
+    wanted: bool,
+    stop: bool,
+}
+
+/// The log. Appends are serialised by the caller (the store's append gate).
+pub(crate) struct Wal {
+    writer: Mutex<Writer>,
+    synced_tx: watch::Sender<u64>,
+    request: Mutex<SyncRequest>,
+    wake: Condvar,
+    durability: Durability,
+}
+
+impl Wal {
+    /// Opens the WAL in `dir`, returning it and every record with a seq
+    /// greater than `after` (torn tails repaired, see the module doc).
+    pub fn open(
+        dir: &Path,
+        after: u64,
+        durability: Durability,
+    ) -> Result<(Arc<Wal>, Vec<Record>), Error> {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let segments = list_segments(dir)?;
+        let mut records = Vec::new();
+        let mut last_seq = after;
+        let count = segments.len();
+        for (i, (first, path)) in segments.iter().enumerate() {
+            let is_last = i + 1 == count;
+            let seg_records = read_segment(path, is_last)?;
+            for r in seg_records {
+                last_seq = last_seq.max(r.seq);
+                if r.seq > after {
+                    records.push(r);
+                }
+            }
+            let _ = first;
+        }
+        // Always start a fresh segment: the tail of an old one may have been
+        // truncated, and appending to a clean file keeps the format simple.
+        let first_seq = last_seq + 1;
+        let (file, path) = create_segment(dir, first_seq)?;
+        sync_dir(dir)?;
+        tracing::debug!(segment = %path.display(), replay = records.len(), "wal opened");
+        let (synced_tx, _) = watch::channel(last_seq);
+        let wal = Arc::new(Wal {
+            writer: Mutex::new(Writer {
+                dir: dir.to_owned(),
+                file,
+                segment_first_seq: first_seq,
+                segment_bytes: HEADER_LEN,
+                written: last_seq,
+                closed: false,
+            }),
+            synced_tx,
+            request: Mutex::new(SyncRequest {
+                wanted: false,
+                stop: false,
+            }),
+            wake: Condvar::new(),
+            durability,
+        });
+        Ok((wal, records))
+    }
+
+    /// Highest seq written or replayed.
+    pub fn last_seq(&self) -> u64 {
+        self.writer.lock().written
+    }
+
+    /// Writes one record (to the OS, not yet synced). Caller holds the
+    /// append gate, so `seq` is strictly increasing.
+    pub fn write(&self, seq: u64, payload: &[u8]) -> Result<(), Error> {
+        let mut w = self.writer.lock();
+        if w.closed {
+            return Err(Error::Closed);
+        }
+        if w.segment_bytes >= SEGMENT_BYTES {
+            self.rotate_locked(&mut w, seq)?;
+        }
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|l| *l < MAX_RECORD)
+            .ok_or_else(|| Error::Invalid("append batch larger than 1 GiB".into()))?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&seq.to_le_bytes());
+        crc.update(payload);
+        let mut buf = Vec::with_capacity(RECORD_HEADER_LEN + payload.len());
+        buf.extend_from_slice(&len.to_le_bytes());
+        buf.extend_from_slice(&crc.finalize().to_le_bytes());
+        buf.extend_from_slice(&seq.to_le_bytes());
+        buf.extend_from_slice(payload);
+        let path = segment_path(&w.dir, w.segment_first_seq);
+        w.file.write_all(&buf).map_err(|e| Error::io(&path, e))?;
+        w.segment_bytes += buf.len() as u64;
+        w.written = seq;
+        Ok(())
+    }
+
+    /// Waits until `seq` is as durable as the durability mode promises.
+    pub async fn wait_durable(&self, seq: u64) -> Result<(), Error> {
+        if self.durability != Durability::Strict {
+            return Ok(());
+        }
+        {
+            let mut r = self.request.lock();
+            r.wanted = true;
+            self.wake.notify_one();
+        }
+        let mut rx = self.synced_tx.subscribe();
+        rx.wait_for(|synced| *synced >= seq)
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Starts a new segment, so segments holding only flushed records can be
+    /// deleted. Returns the first seq of the new segment.
+    pub fn rotate(&self) -> Result<u64, Error> {
+        let mut w = self.writer.lock();
+        let next = w.written + 1;
+        self.rotate_locked(&mut w, next)?;
+        Ok(next)
+    }
+
+    fn rotate_locked(&self, w: &mut Writer, first_seq: u64) -> Result<(), Error> {
+        if w.segment_first_seq == first_seq {
+            return Ok(());
+        }
+        let old = segment_path(&w.dir, w.segment_first_seq);
+        w.file.sync_data().map_err(|e| Error::io(&old, e))?;
+        let (file, _) = create_segment(&w.dir, first_seq)?;
+        sync_dir(&w.dir)?;
+        w.file = file;
+        w.segment_first_seq = first_seq;
+        w.segment_bytes = HEADER_LEN;
+        // Everything before the new segment is now synced.
+        let written = w.written;
+        self.synced_tx.send_if_modified(|s| {
+            let changed = *s < written;
+            *s = (*s).max(written);
+            changed
+        });
+        Ok(())
+    }
+
+    /// Deletes segments whose records are all at or below `flushed`.
+    pub fn delete_flushed(&self, flushed: u64) -> Result<(), Error> {
+        let w = self.writer.lock();
+        let segments = list_segments(&w.dir)?;
+        for pair in segments.windows(2) {
+            let (_, path) = &pair[0];
+            let (next_first, _) = &pair[1];
+            // Segment `pair[0]` holds seqs below `next_first`.
+            if *next_first <= flushed + 1 && *next_first <= w.segment_first_seq {
+                fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs whatever is written now and publishes the synced seq.
+    fn sync_now(&self) -> Result<(), Error> {
+        let (file, written, path) = {
+            let w = self.writer.lock();
+            let file = w
+                .file
+                .try_clone()
+                .map_err(|e| Error::io(&segment_path(&w.dir, w.segment_first_seq), e))?;
+            (file, w.written, segment_path(&w.dir, w.segment_first_seq))
+        };
+        file.sync_data().map_err(|e| Error::io(&path, e))?;
+        self.synced_tx.send_if_modified(|s| {
+            let changed = *s < written;
+            *s = (*s).max(written);
+            changed
+        });
+        Ok(())
+    }
+
+    /// Runs the sync loop on the calling (dedicated) thread until `stop`.
+    pub fn run_syncer(self: &Arc<Self>, interval: Duration) {
+        loop {
+            {
+                let mut r = self.request.lock();
+                if !r.wanted && !r.stop {
+                    match self.durability {
+                        Durability::Strict => self.wake.wait(&mut r),
+                        Durability::Interval => {
+                            self.wake.wait_for(&mut r, interval);
+                        }
+                        Durability::None => self.wake.wait(&mut r),
+                    }
+                }
+                if r.stop {
+                    break;
+                }
+                r.wanted = false;
+            }
+            if self.durability != Durability::None
+                && let Err(e) = self.sync_now()
+            {
+                tracing::error!(error = %e, "wal sync failed");
+            }
+        }
+    }
+
+    /// Final sync and stop: later writes fail with `Closed`.
+    pub fn close(&self) -> Result<(), Error> {
+        self.sync_now()?;
+        self.writer.lock().closed = true;
+        let mut r = self.request.lock();
+        r.stop = true;
+        self.wake.notify_all();
+        Ok(())
+    }
+}
+
+fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.wal"))
+}
+
+fn create_segment(dir: &Path, first_seq: u64) -> Result<(File, PathBuf), Error> {
+    let path = segment_path(dir, first_seq);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    let mut header = Vec::with_capacity(HEADER_LEN as usize);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    file.write_all(&header).map_err(|e| Error::io(&path, e))?;
+    file.sync_data().map_err(|e| Error::io(&path, e))?;
+    Ok((file, path))
+}
+
+fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let path = entry.path();
+        let Some(stem) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".wal"))
+        else {
+            continue;
+        };
+        if let Ok(first) = stem.parse::<u64>() {
+            out.push((first, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn read_segment(path: &Path, is_last: bool) -> Result<Vec<Record>, Error> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data).map_err(|e| Error::io(path, e))?;
+    if data.len() < HEADER_LEN as usize {
+        // A segment created right before a crash may miss its header.
+        if is_last {
+            return Ok(Vec::new());
+        }
+        return Err(Error::Corrupt {
+            path: path.to_owned(),
+            offset: 0,
+            reason: "segment shorter than its header".into(),
+        });
+    }
+    if &data[..8] != MAGIC {
+        return Err(Error::Corrupt {
+            path: path.to_owned(),
+            offset: 0,
+            reason: "not a Loupe WAL segment (bad magic)".into(),
+        });
+    }
+    let version = u32::from_le_bytes([data[8], data[9], data[10], data[11]]);
+    if version != FORMAT_VERSION {
+        return Err(Error::Corrupt {
+            path: path.to_owned(),
+            offset: 8,
+            reason: format!("unsupported WAL format version {version}"),
+        });
+    }
+    let mut records = Vec::new();
+    let mut pos = HEADER_LEN as usize;
+    while pos < data.len() {
+        match parse_record(&data[pos..]) {
+            Ok((record, used)) => {
+                records.push(record);
+                pos += used;
+            }
+            Err(reason) => {
+                if !is_last {
+                    return Err(Error::Corrupt {
+                        path: path.to_owned(),
+                        offset: pos as u64,
+                        reason,
+                    });
+                }
+                tracing::warn!(
+                    path = %path.display(),
+                    offset = pos,
+                    dropped_bytes = data.len() - pos,
+                    %reason,
+                    "truncating torn wal tail"
+                );
+                file.set_len(pos as u64).map_err(|e| Error::io(path, e))?;
+                file.seek(SeekFrom::End(0)).map_err(|e| Error::io(path, e))?;
+                file.sync_data().map_err(|e| Error::io(path, e))?;
+                break;
+            }
+        }
+    }
+    Ok(records)
+}
+
+fn parse_record(data: &[u8]) -> Result<(Record, usize), String> {
+    if data.len() < RECORD_HEADER_LEN {
+        return Err("short record header".into());
+    }
+    let word = |i: usize| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+    let len = word(0);
+    let crc = word(4);
+    if len >= MAX_RECORD {
+        return Err(format!("record length {len} out of range"));
+    }
+    let end = RECORD_HEADER_LEN + len as usize;
+    if data.len() < end {
+        return Err("short record payload".into());
+    }
+    let mut seq_bytes = [0u8; 8];
+    seq_bytes.copy_from_slice(&data[8..16]);
+    let payload = &data[RECORD_HEADER_LEN..end];
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&seq_bytes);
+    hasher.update(payload);
+    if hasher.finalize() != crc {
+        return Err("checksum mismatch".into());
+    }
+    Ok((
+        Record {
+            seq: u64::from_le_bytes(seq_bytes),
+            payload: payload.to_vec(),
+        },
+        end,
+    ))
+}
+
+/// Makes a rename or a new file in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// Wraps an I/O error with its path (used across the store).
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path, after: u64) -> (Arc<Wal>, Vec<Record>) {
+        Wal::open(dir, after, Durability::Strict).expect("open wal")
+    }
+
+    #[test]
+    fn records_survive_reopen_and_flushed_ones_are_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (wal, replay) = open(dir.path(), 0);
+        assert!(replay.is_empty());
+        for seq in 1..=5 {
+            wal.write(seq, format!("payload-{seq}").as_bytes()).expect("write");
+        }
+        drop(wal);
+        let (_, replay) = open(dir.path(), 2);
+        let seqs: Vec<_> = replay.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [3, 4, 5]);
+        assert_eq!(replay[0].payload, b"payload-3");
+    }
+
+    #[test]
+    fn torn_tail_of_last_segment_is_truncated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (wal, _) = open(dir.path(), 0);
+        wal.write(1, b"good").expect("write");
+        wal.write(2, b"torn-record").expect("write");
+        drop(wal);
+        let (_, path) = list_segments(dir.path()).expect("list").pop().expect("segment");
+        let len = fs::metadata(&path).expect("meta").len();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(len - 3))
+            .expect("cut tail");
+        let (wal, replay) = open(dir.path(), 0);
+        assert_eq!(replay.iter().map(|r| r.seq).collect::<Vec<_>>(), [1]);
+        // The log keeps working after the repair.
+        wal.write(2, b"again").expect("write after repair");
+        drop(wal);
+        let (_, replay) = open(dir.path(), 0);
+        assert_eq!(replay.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn flipped_bit_in_an_older_segment_is_reported_as_corruption() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (wal, _) = open(dir.path(), 0);
+        wal.write(1, b"first").expect("write");
+        wal.rotate().expect("rotate");
+        wal.write(2, b"second").expect("write");
+        drop(wal);
+        let segments = list_segments(dir.path()).expect("list");
+        let first = &segments[0].1;
+        let mut bytes = fs::read(first).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        fs::write(first, bytes).expect("write back");
+        match Wal::open(dir.path(), 0, Durability::Strict) {
+            Err(Error::Corrupt { offset, .. }) => assert_eq!(offset, HEADER_LEN),
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("corruption not detected"),
+        }
+    }
+
+    #[test]
+    fn segments_below_the_flushed_seq_are_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (wal, _) = open(dir.path(), 0);
+        wal.write(1, b"a").expect("write");
+        wal.rotate().expect("rotate");
+        wal.write(2, b"b").expect("write");
+        wal.delete_flushed(1).expect("delete");
+        drop(wal);
+        let (_, replay) = open(dir.path(), 0);
+        assert_eq!(replay.iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
+    }
+}

@@ -1,0 +1,283 @@
+//! The write path: append → WAL record → merge into the memtable.
+//!
+//! Upsert semantics: rows are keyed by (project, span_id). A write for a key
+//! merges into the newest existing version field by field (later non-null
+//! wins, see `Span::merge_from`). The newest version may be in the active
+//! memtable (merged in place), a frozen memtable or a part (copied into the
+//! active memtable as the merge base; the old version is *hidden* by its
+//! version number, so queries see one row per span wherever it lives).
+//!
+//! Run context: run-level fields (run id, tags, app, workflow, user,
+//! session) known for a trace are filled into every span of that trace where
+//! unset, whichever arrives first; when a late root changes the context, the
+//! trace's existing rows are re-merged the same way.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use loupe_backend::WriteAck;
+use loupe_model::Span;
+
+use crate::convert::Row;
+use crate::memtable::{Key, RunContext, may_contribute};
+use crate::parts::{IdKind, Part, RowPick, read_rows};
+use crate::{Error, Store, live_parts_of};
+
+/// Rows read from parts ahead of applying a batch.
+#[derive(Default)]
+struct Lookups {
+    /// Newest visible row per (project, span_id) found in parts.
+    base: HashMap<Key, Row>,
+    /// Visible rows per (project, trace_id) found in parts.
+    traces: HashMap<Key, Vec<Row>>,
+    /// Traces looked up (found or not).
+    looked_up: HashSet<Key>,
+}
+
+impl Store {
+    /// Appends spans; resolves once they are durable per the durability mode.
+    pub async fn append(&self, spans: Vec<Span>) -> Result<WriteAck, Error> {
+        for s in &spans {
+            if s.project.is_empty() || s.span_id.is_empty() {
+                return Err(Error::Invalid("every span needs a project and a span_id".into()));
+            }
+        }
+        let count = spans.len();
+        let store = self.clone();
+        let seq = tokio::task::spawn_blocking(move || store.append_blocking(spans))
+            .await
+            .map_err(|e| Error::Invalid(format!("append task failed: {e}")))??;
+        self.inner.wal.wait_durable(seq).await?;
+        Ok(WriteAck { seq, spans: count })
+    }
+
+    fn append_blocking(&self, spans: Vec<Span>) -> Result<u64, Error> {
+        let _gate = self.inner.append_gate.lock();
+        {
+            let st = self.inner.state.lock();
+            let unflushed = st.active.bytes + st.frozen.iter().map(|m| m.bytes).sum::<usize>();
+            if unflushed > self.inner.config.max_unflushed_bytes {
+                self.inner.flush_wake.notify_one();
+                return Err(Error::Full);
+            }
+        }
+        let payload = serde_json::to_vec(&spans).map_err(|e| Error::Invalid(e.to_string()))?;
+        let lookups = self.lookup(&spans)?;
+        let seq = self.inner.state.lock().next_seq;
+        self.inner.wal.write(seq, &payload)?;
+        self.apply_with(seq, spans, lookups);
+        if self.inner.state.lock().active.bytes >= self.inner.config.memtable_bytes {
+            self.inner.flush_wake.notify_one();
+        }
+        Ok(seq)
+    }
+
+    /// Applies a record (used by replay; appends go through `append`).
+    pub(crate) fn apply(&self, seq: u64, spans: Vec<Span>) -> Result<(), Error> {
+        let lookups = self.lookup(&spans)?;
+        self.apply_with(seq, spans, lookups);
+        Ok(())
+    }
+
+    /// Finds, in parts, the older versions and trace rows this batch needs.
+    fn lookup(&self, spans: &[Span]) -> Result<Lookups, Error> {
+        let mut span_ids: HashMap<usize, (Arc<Part>, HashSet<String>)> = HashMap::new();
+        let mut traces: Vec<(Key, Vec<Arc<Part>>)> = Vec::new();
+        let hidden;
+        {
+            let st = self.inner.state.lock();
+            hidden = st.hidden.clone();
+            let in_memory = |key: &Key| {
+                st.active.rows.contains_key(key) || st.frozen.iter().any(|m| m.rows.contains_key(key))
+            };
+            let mut seen_traces = HashSet::new();
+            for s in spans {
+                let key = (s.project.clone(), s.span_id.clone());
+                if !in_memory(&key) {
+                    for (i, p) in st.parts.iter().enumerate() {
+                        if p.meta.project == s.project && p.index.may_contain(IdKind::Span, &s.span_id) {
+                            span_ids
+                                .entry(i)
+                                .or_insert_with(|| (p.clone(), HashSet::new()))
+                                .1
+                                .insert(s.span_id.clone());
+                        }
+                    }
+                }
+                let Some(trace) = &s.trace_id else { continue };
+                let tkey = (s.project.clone(), trace.clone());
+                if !seen_traces.insert(tkey.clone()) {
+                    continue;
+                }
+                let need = match st.contexts.get(&tkey) {
+                    None => true,
+                    Some(ctx) => ctx.in_parts && may_contribute(s),
+                };
+                if need {
+                    let candidates: Vec<_> = live_parts_of(&st.parts, &s.project)
+                        .filter(|p| p.index.may_contain(IdKind::Trace, trace))
+                        .cloned()
+                        .collect();
+                    traces.push((tkey, candidates));
+                }
+            }
+        }
+        let mut out = Lookups::default();
+        for (_, (part, ids)) in span_ids {
+            for row in read_rows(&part.path, Some(RowPick::SpanIds(&ids)), &[])? {
+                if hidden.contains(&row.version) {
+                    continue;
+                }
+                let key = (row.span.project.clone(), row.span.span_id.clone());
+                match out.base.get(&key) {
+                    Some(existing) if existing.version >= row.version => {}
+                    _ => {
+                        out.base.insert(key, row);
+                    }
+                }
+            }
+        }
+        for (tkey, candidates) in traces {
+            let mut rows = Vec::new();
+            for part in candidates {
+                rows.extend(
+                    read_rows(&part.path, Some(RowPick::Trace(&tkey.1)), &[])?
+                        .into_iter()
+                        .filter(|r| !hidden.contains(&r.version)),
+                );
+            }
+            for row in &rows {
+                let key = (row.span.project.clone(), row.span.span_id.clone());
+                match out.base.get(&key) {
+                    Some(existing) if existing.version >= row.version => {}
+                    _ => {
+                        out.base.insert(key, row.clone());
+                    }
+                }
+            }
+            out.looked_up.insert(tkey.clone());
+            out.traces.insert(tkey, rows);
+        }
+        Ok(out)
+    }
+
+    fn apply_with(&self, seq: u64, spans: Vec<Span>, lookups: Lookups) {
+        let mut guard = self.inner.state.lock();
+        let st = &mut *guard;
+        st.next_seq = st.next_seq.max(seq + 1);
+        st.active.max_seq = st.active.max_seq.max(seq);
+        let Lookups {
+            mut base,
+            traces,
+            looked_up,
+        } = lookups;
+        for span in spans {
+            let key = (span.project.clone(), span.span_id.clone());
+            let version = st.next_version;
+            st.next_version += 1;
+            // 1. Merge onto the newest existing version.
+            let mut row = if let Some(existing) = st.active.rows.get(&key) {
+                let mut merged = existing.span.clone();
+                merged.merge_from(span);
+                merged
+            } else {
+                let older = st
+                    .frozen
+                    .iter()
+                    .rev()
+                    .find_map(|m| m.rows.get(&key).cloned())
+                    .or_else(|| base.remove(&key))
+                    .filter(|r| !st.hidden.contains(&r.version));
+                match older {
+                    Some(old) => {
+                        hide(st, old.version);
+                        let mut merged = old.span;
+                        merged.merge_from(span);
+                        merged
+                    }
+                    None => span,
+                }
+            };
+            // 2. Run context of the trace.
+            if let Some(trace) = row.trace_id.clone() {
+                let tkey = (row.project.clone(), trace.clone());
+                if !st.contexts.contains_key(&tkey) || looked_up.contains(&tkey) {
+                    let mut ctx = st.contexts.remove(&tkey).unwrap_or_default();
+                    for r in traces.get(&tkey).into_iter().flatten() {
+                        ctx.absorb(&r.span);
+                        ctx.in_parts = true;
+                    }
+                    for m in &st.frozen {
+                        for id in m.trace_span_ids(&tkey.0, &trace) {
+                            if let Some(r) = m.rows.get(&(tkey.0.clone(), id.clone())) {
+                                ctx.absorb(&r.span);
+                            }
+                        }
+                    }
+                    st.contexts.insert(tkey.clone(), ctx);
+                }
+                let changed = st.contexts.get_mut(&tkey).is_some_and(|ctx| ctx.absorb(&row));
+                if let Some(ctx) = st.contexts.get(&tkey).cloned() {
+                    ctx.fill(&mut row);
+                    if changed {
+                        refill_trace(st, &tkey, &row.span_id, &ctx, traces.get(&tkey));
+                    }
+                }
+            }
+            st.active.put(Row { span: row, version });
+        }
+    }
+}
+
+/// Marks an older row version as superseded by a row in the active memtable.
+fn hide(st: &mut crate::State, version: u64) {
+    st.active.pending_hidden.push(version);
+    Arc::make_mut(&mut st.hidden).insert(version);
+}
+
+/// Fills a changed run context into every other row of the trace: in the
+/// active memtable in place, elsewhere by superseding the row.
+fn refill_trace(
+    st: &mut crate::State,
+    tkey: &Key,
+    except: &str,
+    ctx: &RunContext,
+    part_rows: Option<&Vec<Row>>,
+) {
+    let (project, trace) = tkey;
+    let ids: Vec<String> = st.active.trace_span_ids(project, trace).to_vec();
+    for id in &ids {
+        if id == except {
+            continue;
+        }
+        let key = (project.clone(), id.clone());
+        if let Some(mut row) = st.active.rows.remove(&key) {
+            ctx.fill(&mut row.span);
+            st.active.put(row);
+        }
+    }
+    let mut older: Vec<Row> = Vec::new();
+    for m in st.frozen.iter().rev() {
+        for id in m.trace_span_ids(project, trace) {
+            if let Some(r) = m.rows.get(&(project.clone(), id.clone())) {
+                older.push(r.clone());
+            }
+        }
+    }
+    older.extend(part_rows.into_iter().flatten().cloned());
+    for mut row in older {
+        let key = (project.clone(), row.span.span_id.clone());
+        if row.span.span_id == except
+            || st.active.rows.contains_key(&key)
+            || st.hidden.contains(&row.version)
+        {
+            continue;
+        }
+        if ctx.fill(&mut row.span) {
+            hide(st, row.version);
+            row.version = st.next_version;
+            st.next_version += 1;
+            st.active.put(row);
+        }
+    }
+}
