@@ -1,2 +1,68 @@
-//! loupe-loupe
-fn main() {}
+//! `loupe`: production observability for Dify and other agentic LLM apps.
+//!
+//! The binary parses the command line, layers the configuration and wires
+//! the components together ([`serve`]). It is the only crate that knows the
+//! CLI, exit codes and which storage backend runs.
+
+mod config;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use loupe_store::Durability;
+
+/// Loupe: capture every Dify run, query it in milliseconds.
+#[derive(Debug, Parser)]
+#[command(name = "loupe", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: OTLP/HTTP + API on --http-addr, OTLP/gRPC on --grpc-addr.
+    Serve(ServeArgs),
+    /// Print the default configuration as TOML (a starting loupe.toml).
+    DefaultConfig,
+}
+
+/// Flags of `loupe serve`; each overrides the config file and has a `LOUPE_*` variable.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file (see loupe.example.toml). Default: none, built-in defaults.
+    #[arg(long, env = "LOUPE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (WAL, parts, manifest). Default ./loupe-data.
+    #[arg(long, env = "LOUPE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// HTTP listen address. Default 127.0.0.1:4318.
+    #[arg(long, env = "LOUPE_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// OTLP/gRPC listen address. Default 127.0.0.1:4317.
+    #[arg(long, env = "LOUPE_GRPC_ADDR")]
+    grpc_addr: Option<SocketAddr>,
+    /// WAL durability: strict (fsync before reply), interval (fsync every
+    /// store.fsync_interval), none. Default interval.
+    #[arg(long, env = "LOUPE_DURABILITY")]
+    durability: Option<Durability>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::DefaultConfig => toml::to_string(&config::Config::default())
+            .map(|text| print!("{text}"))
+            .map_err(Into::into),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

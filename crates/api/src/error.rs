@@ -1,0 +1,74 @@
+//! The one place where a domain error becomes an HTTP status and JSON body.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use loupe_backend::StoreError;
+use serde_json::json;
+
+/// An error answered to an API client: `{"error": "<message>"}`.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Message for the client; names the problem and what to do.
+    pub message: String,
+    /// For 429/503: when to retry.
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    /// A 400 with the message.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// Any status with a message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Overloaded { retry_after } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "Loupe is over its ingest budget; retry later".into(),
+                retry_after: Some(retry_after),
+            },
+            StoreError::Closed => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "Loupe is shutting down; retry against the restarted server".into(),
+                retry_after: Some(Duration::from_secs(5)),
+            },
+            StoreError::Invalid(m) => Self::bad_request(m),
+            other => {
+                // Logged once here; the client gets no internals.
+                tracing::error!(error = %other, "request failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the Loupe server log",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if let Some(after) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}

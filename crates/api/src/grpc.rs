@@ -1,0 +1,65 @@
+//! OTLP/gRPC `TraceService` (default port 4317): the same decode → pipeline
+//! path as OTLP/HTTP, with gzip accepted and the message size bounded.
+
+use loupe_backend::StoreError;
+use loupe_model::ProjectId;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+use crate::AppState;
+use crate::routes::otlp::partial_success;
+
+/// The gRPC trace service over the shared state.
+pub struct Traces(AppState);
+
+/// Builds the tonic service, bounded by `max_body_bytes`.
+pub fn trace_service(state: AppState) -> TraceServiceServer<Traces> {
+    let limit = state.config.max_body_bytes;
+    TraceServiceServer::new(Traces(state))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(limit)
+}
+
+#[tonic::async_trait]
+impl TraceService for Traces {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let project = match request.metadata().get("x-loupe-project") {
+            None => ProjectId::default_project(),
+            Some(v) => v
+                .to_str()
+                .ok()
+                .and_then(|name| ProjectId::new(name).ok())
+                .ok_or_else(|| {
+                    Status::invalid_argument("x-loupe-project is not a valid project name")
+                })?,
+        };
+        let normalised =
+            loupe_ingest::otlp::normalise_request(project.as_str(), request.into_inner());
+        self.0
+            .pipeline
+            .write(normalised.spans)
+            .await
+            .map_err(|e| match e {
+                StoreError::Overloaded { .. } | StoreError::Closed => {
+                    Status::unavailable(e.to_string())
+                }
+                StoreError::Invalid(m) => Status::invalid_argument(m),
+                other => {
+                    tracing::error!(error = %other, "grpc export failed");
+                    Status::internal("internal error; see the Loupe server log")
+                }
+            })?;
+        Ok(Response::new(ExportTraceServiceResponse {
+            partial_success: partial_success(&normalised.rejected),
+        }))
+    }
+}

@@ -1,0 +1,83 @@
+//! Loupe's HTTP and gRPC surface. The only crate that serves network traffic.
+//!
+//! [`router`] builds the axum router (one HTTP port for OTLP/HTTP, the Loupe
+//! API and health), so tests can drive it without a socket;
+//! [`grpc::trace_service`] is the OTLP/gRPC `TraceService`. Handlers are
+//! thin: decode at the edge with `loupe-ingest`, write through the
+//! [`Pipeline`], read through the [`SpanStore`] contract, and turn every
+//! domain error into a status and a JSON body in one place ([`error`]).
+
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use loupe_backend::SpanStore;
+use loupe_ingest::pipeline::Pipeline;
+use loupe_model::ProjectId;
+
+pub mod error;
+pub mod grpc;
+mod routes;
+
+pub use error::ApiError;
+
+/// Settings of the HTTP/gRPC surface (`[server]` in `loupe.toml`).
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest accepted request body (compressed, as sent), in bytes.
+    pub max_body_bytes: usize,
+    /// Largest body after gzip decompression, in bytes.
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 << 20,
+            max_decompressed_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// Ingest path.
+    pub pipeline: Pipeline,
+    /// Read path.
+    pub store: Arc<dyn SpanStore>,
+    /// Limits.
+    pub config: Arc<ApiConfig>,
+    /// Readiness: false until the store has opened and replayed.
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AppState {
+    /// The project a request acts on. Until API keys exist (see the auth
+    /// issue) every request acts on the default project, or on the project
+    /// named by the `x-loupe-project` header.
+    pub(crate) fn project(&self, headers: &axum::http::HeaderMap) -> Result<ProjectId, ApiError> {
+        match headers.get("x-loupe-project") {
+            None => Ok(ProjectId::default_project()),
+            Some(v) => {
+                let name = v.to_str().map_err(|_| {
+                    ApiError::bad_request("x-loupe-project header is not valid text")
+                })?;
+                ProjectId::new(name).map_err(|e| ApiError::bad_request(e.to_string()))
+            }
+        }
+    }
+}
+
+/// The HTTP router with every route.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .merge(routes::otlp::routes())
+        .merge(routes::spans::routes())
+        .merge(routes::health::routes())
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}

@@ -1,0 +1,5 @@
+//! HTTP routes, one file per surface.
+
+pub(crate) mod health;
+pub(crate) mod otlp;
+pub(crate) mod spans;

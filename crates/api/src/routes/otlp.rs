@@ -1,0 +1,145 @@
+//! OTLP/HTTP trace ingest: `POST /v1/traces` (protobuf or JSON, gzip).
+//!
+//! Reply: `ExportTraceServiceResponse` in the request's encoding, with
+//! `partial_success` naming how many spans were rejected and why when some
+//! spans were invalid (the valid ones are stored). Errors: 415 for a content
+//! type or encoding other than protobuf/JSON and identity/gzip, 400 for a
+//! body that does not decode, 413 over the size limits, 503 + Retry-After
+//! when the store is over budget.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use loupe_ingest::otlp::{DecodeError, Encoding, decode_request, normalise_request};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+use crate::{ApiError, AppState};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/traces", post(export))
+}
+
+fn encoding(headers: &HeaderMap) -> Result<(Encoding, bool), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let encoding = match mime.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
+        "application/json" => Encoding::Json,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "unsupported content type {other:?}: send OTLP as application/x-protobuf or application/json"
+                ),
+            ));
+        }
+    };
+    let gzip = match headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("") | Some("identity") => false,
+        Some("gzip") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported content encoding {other:?}: send gzip or no compression"),
+            ));
+        }
+    };
+    Ok((encoding, gzip))
+}
+
+/// Maps a body-read failure (mostly: over the size limit) to a clear error.
+pub(crate) fn body_error(state: &AppState, rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            format!(
+                "request body exceeds the limit of {} bytes (server.max_body_bytes); send smaller batches",
+                state.config.max_body_bytes
+            ),
+        )
+    } else {
+        ApiError::new(
+            status,
+            format!("could not read the request body: {rejection}"),
+        )
+    }
+}
+
+async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let project = state.project(&headers)?;
+    let (encoding, gzip) = encoding(&headers)?;
+    let body = body.map_err(|r| body_error(&state, r))?;
+    let request = decode_request(&body, encoding, gzip, state.config.max_decompressed_bytes)
+        .map_err(|e| match e {
+            DecodeError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+            }
+            other => ApiError::bad_request(other.to_string()),
+        })?;
+    let normalised = normalise_request(project.as_str(), request);
+    let stored = normalised.spans.len();
+    state.pipeline.write(normalised.spans).await?;
+    let response = ExportTraceServiceResponse {
+        partial_success: partial_success(&normalised.rejected),
+    };
+    tracing::debug!(%project, stored, rejected = normalised.rejected.len(), "otlp export");
+    Ok(match encoding {
+        Encoding::Protobuf => (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            response.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()),
+        )
+            .into_response(),
+    })
+}
+
+/// The OTLP partial-success block for rejected spans (None when all passed).
+pub(crate) fn partial_success(
+    rejected: &[loupe_normalise::ItemError],
+) -> Option<ExportTracePartialSuccess> {
+    if rejected.is_empty() {
+        return None;
+    }
+    let mut message = rejected
+        .iter()
+        .take(10)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if rejected.len() > 10 {
+        message.push_str(&format!("; and {} more", rejected.len() - 10));
+    }
+    Some(ExportTracePartialSuccess {
+        rejected_spans: rejected.len() as i64,
+        error_message: message,
+    })
+}

@@ -1,0 +1,160 @@
+//! Minimal read API: `GET /api/v1/traces/{id}` (a run in tree order) and
+//! `GET /api/v1/spans` (filters + keyset pagination, newest first).
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use loupe_backend::{Cursor, SpanFilter, SpanQuery};
+use loupe_model::{Span, SpanKind, Status};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{ApiError, AppState};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/traces/{id}", get(trace))
+        .route("/api/v1/spans", get(list))
+}
+
+/// A span as the API shows it: the model's fields plus `duration` (ns).
+fn view(span: &Span) -> Value {
+    let mut v = serde_json::to_value(span).unwrap_or(Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("duration".into(), json!(span.duration_ns()));
+    }
+    v
+}
+
+async fn trace(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let project = state.project(&headers)?;
+    let spans = state.store.trace(&project, &id).await?;
+    if spans.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no spans with trace id or run id {id:?} in project {project}"),
+        ));
+    }
+    Ok(Json(json!({
+        "trace_id": id,
+        "spans": spans.iter().map(view).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    from: Option<String>,
+    to: Option<String>,
+    app_id: Option<String>,
+    status: Option<String>,
+    span_kind: Option<String>,
+    node_type: Option<String>,
+    tool_name: Option<String>,
+    run_id: Option<String>,
+    trace_id: Option<String>,
+    session_id: Option<String>,
+    user_id: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// A time as RFC 3339 or integer ns since the epoch.
+fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
+    if let Ok(ns) = text.parse::<i64>() {
+        return Ok(ns);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{name}={text:?} is not a time: use RFC 3339 (2026-11-24T10:00:00Z) or ns since the epoch"
+            ))
+        })
+}
+
+fn allowed<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> String {
+    all.iter()
+        .map(|v| as_str(*v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let project = state.project(&headers)?;
+    let status = p
+        .status
+        .as_deref()
+        .map(|s| {
+            Status::from_stored(s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "status={s:?} is unknown: use one of {}",
+                    allowed(Status::ALL, Status::as_str)
+                ))
+            })
+        })
+        .transpose()?;
+    let span_kind = p
+        .span_kind
+        .as_deref()
+        .map(|s| {
+            SpanKind::from_stored(s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "span_kind={s:?} is unknown: use one of {}",
+                    allowed(SpanKind::ALL, SpanKind::as_str)
+                ))
+            })
+        })
+        .transpose()?;
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    }
+    let cursor = p
+        .cursor
+        .as_deref()
+        .map(Cursor::decode)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let filter = SpanFilter {
+        from: p
+            .from
+            .as_deref()
+            .map(|t| parse_time("from", t))
+            .transpose()?,
+        to: p.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
+        app_id: p.app_id,
+        status,
+        span_kind,
+        node_type: p.node_type,
+        tool_name: p.tool_name,
+        run_id: p.run_id,
+        trace_id: p.trace_id,
+        session_id: p.session_id,
+        user_id: p.user_id,
+    };
+    let page = state
+        .store
+        .list(SpanQuery {
+            project,
+            filter,
+            limit,
+            cursor,
+        })
+        .await?;
+    Ok(Json(json!({
+        "spans": page.spans.iter().map(view).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor.map(|c| c.encode()),
+    })))
+}

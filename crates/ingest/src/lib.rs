@@ -1,0 +1,10 @@
+//! Push sources: decode request payloads into model spans.
+//!
+//! Knows payloads, not transports: `loupe-api` owns HTTP and gRPC and hands
+//! request bodies here. [`otlp`] decodes OTLP trace exports (protobuf or JSON,
+//! optionally gzip) and normalises them.
+
+#![warn(missing_docs)]
+
+pub mod otlp;
+pub mod pipeline;

@@ -1,0 +1,96 @@
+//! `loupe.toml`: one file with a section per component, layered
+//! defaults → file → `LOUPE_*` environment → command-line flags.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use loupe_normalise::tags::TagRuleConfig;
+use loupe_store::StoreConfig;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Network listeners and request limits.
+    pub server: ServerConfig,
+    /// The embedded store.
+    pub store: StoreConfig,
+    /// Business-tag extraction rules (`[[tags]]`), applied to every span.
+    pub tags: Vec<TagRuleConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// HTTP listener: OTLP/HTTP, Loupe API, health. Default 127.0.0.1:4318.
+    pub http_addr: SocketAddr,
+    /// OTLP/gRPC listener. Default 127.0.0.1:4317.
+    pub grpc_addr: SocketAddr,
+    /// Largest request body as sent, bytes. Default 16 MiB.
+    pub max_body_bytes: usize,
+    /// Largest body after decompression, bytes. Default 64 MiB.
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let api = loupe_api::ApiConfig::default();
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 4317)),
+            max_body_bytes: api.max_body_bytes,
+            max_decompressed_bytes: api.max_decompressed_bytes,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are errors that name the key.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Checks cross-field rules after all layers are applied.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.server.max_body_bytes == 0 {
+            bail!("server.max_body_bytes must be greater than 0");
+        }
+        if self.store.memtable_bytes == 0 {
+            bail!("store.memtable_bytes must be greater than 0");
+        }
+        if self.store.max_unflushed_bytes < self.store.memtable_bytes {
+            bail!("store.max_unflushed_bytes must be at least store.memtable_bytes");
+        }
+        loupe_normalise::tags::TagRules::new(&self.tags)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serialize_and_parse_back_and_unknown_keys_are_named() {
+        let text = toml::to_string(&Config::default()).expect("serialize");
+        let back: Config = toml::from_str(&text).expect("parse");
+        assert_eq!(back.server.http_addr, Config::default().server.http_addr);
+        let err = toml::from_str::<Config>("[server]\nhttp_adr = \"1.2.3.4:5\"\n")
+            .err()
+            .expect("unknown key rejected");
+        assert!(err.to_string().contains("http_adr"), "{err}");
+    }
+
+    #[test]
+    fn shipped_example_config_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loupe.example.toml");
+        let config = Config::load(&path).expect("example parses");
+        config.validate().expect("example validates");
+        assert!(!config.tags.is_empty(), "the example shows tag rules");
+    }
+}

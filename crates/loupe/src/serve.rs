@@ -1,0 +1,159 @@
+//! `loupe serve`: open the store, start HTTP and gRPC, shut down in order
+//! (stop accepting, finish requests, flush the store, sync the WAL).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use loupe_api::{ApiConfig, AppState};
+use loupe_backend::SpanStore;
+use loupe_ingest::pipeline::Pipeline;
+use loupe_normalise::tags::TagRules;
+use loupe_store::Store;
+use tokio::sync::watch;
+
+use crate::ServeArgs;
+use crate::config::Config;
+
+/// Applies the layers: file, then env/flags (clap merges those two).
+fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        config.store.data_dir = dir;
+    }
+    if let Some(addr) = args.http_addr {
+        config.server.http_addr = addr;
+    }
+    if let Some(addr) = args.grpc_addr {
+        config.server.grpc_addr = addr;
+    }
+    if let Some(d) = args.durability {
+        config.store.durability = d;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = resolve(args)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let data_dir = config.store.data_dir.clone();
+    let store_config = config.store.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
+        .await?
+        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    let background = store.spawn_background();
+    let tags = TagRules::new(&config.tags)?;
+    let dyn_store: Arc<dyn SpanStore> = Arc::new(store.clone());
+    let state = AppState {
+        pipeline: Pipeline::new(dyn_store.clone(), tags),
+        store: dyn_store,
+        config: Arc::new(ApiConfig {
+            max_body_bytes: config.server.max_body_bytes,
+            max_decompressed_bytes: config.server.max_decompressed_bytes,
+        }),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+
+    let http = tokio::net::TcpListener::bind(config.server.http_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (server.http_addr)",
+                config.server.http_addr
+            )
+        })?;
+    let grpc = tokio::net::TcpListener::bind(config.server.grpc_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (server.grpc_addr)",
+                config.server.grpc_addr
+            )
+        })?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let router = loupe_api::router(state.clone());
+    let http_task = tokio::spawn(
+        axum::serve(http, router)
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+    let grpc_task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(loupe_api::grpc::trace_service(state.clone()))
+            .serve_with_incoming_shutdown(tokio_stream_listener(grpc), stopped(stop_rx.clone())),
+    );
+    state.ready.store(true, Ordering::Release);
+    tracing::info!(
+        http = %config.server.http_addr,
+        grpc = %config.server.grpc_addr,
+        data_dir = %store.config().data_dir.display(),
+        durability = ?store.config().durability,
+        "loupe is serving"
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests, then flushing");
+    state.ready.store(false, Ordering::Release);
+    let _ = stop_tx.send(true);
+    http_task.await?.context("http server failed")?;
+    grpc_task.await?.context("grpc server failed")?;
+    background.abort();
+    store.shutdown().await.context("flush on shutdown failed")?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+fn tokio_stream_listener(
+    listener: tokio::net::TcpListener,
+) -> impl futures_core_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures_core_stream::unfold(listener, |listener| async move {
+        let conn = listener.accept().await.map(|(stream, _)| stream);
+        Some((conn, listener))
+    })
+}
+
+mod futures_core_stream {
+    pub use futures::stream::{Stream, unfold};
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
