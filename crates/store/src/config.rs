@@ -110,7 +110,9 @@ pub mod humantime_serde_compat {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!("invalid duration {text:?}: {e} (try \"100ms\", \"60s\")"))
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?}: {e} (try \"100ms\", \"60s\")"
+            ))
         })
     }
 }

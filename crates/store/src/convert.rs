@@ -21,7 +21,9 @@ pub struct Row {
 }
 
 /// Builds a batch in the full spans schema.
-pub fn rows_to_batch<'a>(rows: impl ExactSizeIterator<Item = &'a Row>) -> Result<RecordBatch, Error> {
+pub fn rows_to_batch<'a>(
+    rows: impl ExactSizeIterator<Item = &'a Row>,
+) -> Result<RecordBatch, Error> {
     let n = rows.len();
     let mut b = Builders::new(n);
     for row in rows {
@@ -131,7 +133,10 @@ impl Builders {
     }
 
     fn finish(mut self) -> Result<RecordBatch, Error> {
-        let mut strings = self.strings.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef);
+        let mut strings = self
+            .strings
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef);
         let mut take = |k: usize| strings.by_ref().take(k).collect::<Vec<_>>();
         let a = take(STRINGS_A);
         let b = take(STRINGS_B);
@@ -174,12 +179,18 @@ impl Builders {
 /// has the columns by name; missing columns read as unset).
 pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<Row>, Error> {
     let str_col = |name: &str| -> Option<&StringArray> {
-        batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>())
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
     };
     let get = |col: Option<&StringArray>, i: usize| -> Option<String> {
         col.filter(|c| c.is_valid(i)).map(|c| c.value(i).to_owned())
     };
-    let i64_col = |name: &str| batch.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int64Type>());
+    let i64_col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_primitive_opt::<Int64Type>())
+    };
     let ts_col = |name: &str| {
         batch
             .column_by_name(name)
@@ -221,10 +232,14 @@ pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<Row>, Error> {
     .map(|n| str_col(n))
     .collect();
     let (start, end) = (ts_col(column::START_TIME), ts_col(column::END_TIME));
-    let ints: Vec<_> = [column::INPUT_TOKENS, column::OUTPUT_TOKENS, column::TOTAL_TOKENS]
-        .iter()
-        .map(|n| i64_col(n))
-        .collect();
+    let ints: Vec<_> = [
+        column::INPUT_TOKENS,
+        column::OUTPUT_TOKENS,
+        column::TOTAL_TOKENS,
+    ]
+    .iter()
+    .map(|n| i64_col(n))
+    .collect();
     let cost = batch
         .column_by_name(column::COST)
         .and_then(|c| c.as_primitive_opt::<Float64Type>());
@@ -318,13 +333,20 @@ mod tests {
         full.input_tokens = Some(7);
         full.cost = Some(0.25);
         full.input = Some("x".repeat(100_000));
-        full.attributes.insert("http.status_code".into(), "500".into());
+        full.attributes
+            .insert("http.status_code".into(), "500".into());
         full.tags.insert("category".into(), "phone".into());
         full.ingest_version = Some(1);
         let sparse = Span::new("p", "s2");
         let rows = vec![
-            Row { span: full, version: 9 },
-            Row { span: sparse, version: 10 },
+            Row {
+                span: full,
+                version: 9,
+            },
+            Row {
+                span: sparse,
+                version: 10,
+            },
         ];
         let batch = rows_to_batch(rows.iter()).expect("batch");
         assert_eq!(batch.schema(), schema());

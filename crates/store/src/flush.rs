@@ -70,13 +70,22 @@ impl Store {
         let dir = self.inner.config.data_dir.clone();
         let mut new_parts = Vec::with_capacity(groups.len());
         for (i, ((project, day), rows)) in groups.into_iter().enumerate() {
-            new_parts.push(Arc::new(write_part(&dir, first_id + i as u64, &project, &day, 0, rows)?));
+            new_parts.push(Arc::new(write_part(
+                &dir,
+                first_id + i as u64,
+                &project,
+                &day,
+                0,
+                rows,
+            )?));
         }
         let flushed_seq;
         {
             let mut st = self.inner.state.lock();
             let mut manifest = st.manifest.clone();
-            manifest.parts.extend(new_parts.iter().map(|p| p.meta.clone()));
+            manifest
+                .parts
+                .extend(new_parts.iter().map(|p| p.meta.clone()));
             manifest.flushed_seq = manifest.flushed_seq.max(mt.max_seq);
             manifest.next_version = st.next_version;
             manifest.hidden.extend(mt.pending_hidden.iter().copied());
@@ -89,8 +98,11 @@ impl Store {
             // Contexts of traces now only in parts are dropped (bounded
             // memory); the next span of such a trace looks them up again.
             let active_traces: HashSet<_> = st.active.by_trace.keys().cloned().collect();
-            let frozen_traces: HashSet<_> =
-                st.frozen.iter().flat_map(|m| m.by_trace.keys().cloned()).collect();
+            let frozen_traces: HashSet<_> = st
+                .frozen
+                .iter()
+                .flat_map(|m| m.by_trace.keys().cloned())
+                .collect();
             st.contexts.retain(|k, ctx| {
                 if mt.by_trace.contains_key(k) {
                     ctx.in_parts = true;
@@ -100,7 +112,12 @@ impl Store {
             flushed_seq = st.manifest.flushed_seq;
         }
         self.inner.wal.delete_flushed(flushed_seq)?;
-        tracing::debug!(parts = new_parts.len(), rows = mt.rows.len(), flushed_seq, "flushed memtable");
+        tracing::debug!(
+            parts = new_parts.len(),
+            rows = mt.rows.len(),
+            flushed_seq,
+            "flushed memtable"
+        );
         Ok(())
     }
 
@@ -136,7 +153,11 @@ impl Store {
 /// Deletes temp files and Parquet files the manifest does not name: what a
 /// crash between writing a part and committing the manifest leaves behind.
 pub(crate) fn remove_orphans(data_dir: &Path, manifest: &Manifest) -> Result<(), Error> {
-    let live: HashSet<_> = manifest.parts.iter().map(|p| data_dir.join(&p.path)).collect();
+    let live: HashSet<_> = manifest
+        .parts
+        .iter()
+        .map(|p| data_dir.join(&p.path))
+        .collect();
     let root = data_dir.join("parts");
     if !root.exists() {
         return Ok(());

@@ -179,8 +179,8 @@ impl Store {
         let mut config = config;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
         // Parquet scans name files by absolute path.
-        config.data_dir = std::fs::canonicalize(&config.data_dir)
-            .map_err(|e| Error::io(&config.data_dir, e))?;
+        config.data_dir =
+            std::fs::canonicalize(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
         let dir = config.data_dir.clone();
         let manifest = Manifest::load(&dir)?;
         flush::remove_orphans(&dir, &manifest)?;
@@ -277,7 +277,10 @@ impl Store {
     }
 }
 
-pub(crate) fn live_parts_of<'a>(parts: &'a [Arc<Part>], project: &'a str) -> impl Iterator<Item = &'a Arc<Part>> {
+pub(crate) fn live_parts_of<'a>(
+    parts: &'a [Arc<Part>],
+    project: &'a str,
+) -> impl Iterator<Item = &'a Arc<Part>> {
     parts.iter().filter(move |p| p.meta.project == project)
 }
 

@@ -79,11 +79,15 @@ impl Store {
         manifest.parts.retain(|p| !expired.contains(&p.id));
         manifest.store(&cfg.data_dir)?;
         st.manifest = manifest;
-        let (gone, kept): (Vec<_>, Vec<_>) =
-            st.parts.iter().cloned().partition(|p| expired.contains(&p.meta.id));
+        let (gone, kept): (Vec<_>, Vec<_>) = st
+            .parts
+            .iter()
+            .cloned()
+            .partition(|p| expired.contains(&p.meta.id));
         st.parts = Arc::new(kept);
         let now = Instant::now();
-        st.garbage.extend(gone.iter().map(|p| (now, p.path.clone())));
+        st.garbage
+            .extend(gone.iter().map(|p| (now, p.path.clone())));
         tracing::info!(parts = gone.len(), "retention dropped parts");
         Ok(gone.len())
     }
@@ -130,7 +134,14 @@ impl Store {
         let new_part = if rows.is_empty() {
             None
         } else {
-            Some(Arc::new(write_part(&self.inner.config.data_dir, id, &project, &day, 1, rows)?))
+            Some(Arc::new(write_part(
+                &self.inner.config.data_dir,
+                id,
+                &project,
+                &day,
+                1,
+                rows,
+            )?))
         };
         let ids: HashSet<u64> = group.iter().map(|p| p.meta.id).collect();
         let mut st = self.inner.state.lock();
@@ -143,7 +154,9 @@ impl Store {
         }
         let mut manifest = st.manifest.clone();
         manifest.parts.retain(|p| !ids.contains(&p.id));
-        manifest.parts.extend(new_part.iter().map(|p| p.meta.clone()));
+        manifest
+            .parts
+            .extend(new_part.iter().map(|p| p.meta.clone()));
         for v in &dropped {
             manifest.hidden.remove(v);
         }
@@ -153,11 +166,17 @@ impl Store {
         for v in &dropped {
             hidden.remove(v);
         }
-        let mut parts: Vec<_> = st.parts.iter().filter(|p| !ids.contains(&p.meta.id)).cloned().collect();
+        let mut parts: Vec<_> = st
+            .parts
+            .iter()
+            .filter(|p| !ids.contains(&p.meta.id))
+            .cloned()
+            .collect();
         parts.extend(new_part.iter().cloned());
         st.parts = Arc::new(parts);
         let now = Instant::now();
-        st.garbage.extend(group.iter().map(|p| (now, p.path.clone())));
+        st.garbage
+            .extend(group.iter().map(|p| (now, p.path.clone())));
         tracing::debug!(parts_in = group.len(), dropped = dropped.len(), "compacted");
         Ok((group.len(), usize::from(new_part.is_some()), dropped.len()))
     }

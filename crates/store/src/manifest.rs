@@ -101,8 +101,14 @@ mod tests {
     #[test]
     fn manifest_round_trips_and_a_leftover_temp_is_ignored() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(Manifest::load(dir.path()).expect("empty"), Manifest::default());
-        let mut m = Manifest { flushed_seq: 42, ..Manifest::default() };
+        assert_eq!(
+            Manifest::load(dir.path()).expect("empty"),
+            Manifest::default()
+        );
+        let mut m = Manifest {
+            flushed_seq: 42,
+            ..Manifest::default()
+        };
         m.hidden.insert(7);
         m.store(dir.path()).expect("store");
         fs::write(dir.path().join("manifest.json.tmp"), b"{half").expect("temp");
@@ -113,6 +119,9 @@ mod tests {
     fn a_damaged_manifest_is_reported_not_replaced() {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::write(dir.path().join("manifest.json"), b"{not json").expect("write");
-        assert!(matches!(Manifest::load(dir.path()), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            Manifest::load(dir.path()),
+            Err(Error::Corrupt { .. })
+        ));
     }
 }

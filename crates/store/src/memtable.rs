@@ -69,6 +69,12 @@ pub(crate) struct RunContext {
     pub workflow_id: Option<String>,
     pub workflow_version: Option<String>,
     pub tags: Tags,
+    /// Run ids this context held before a better one replaced them (a
+    /// Dify chatflow root carries the message id, its workflow span the
+    /// workflow run id); spans still carrying one are re-filled.
+    pub replaced_run_ids: Vec<String>,
+    /// Whether `run_id` came from a `workflow`-kind span (the best source).
+    pub run_from_workflow: bool,
     /// Some spans of this trace are in Parquet parts (a change of context
     /// must then fix rows there too).
     pub in_parts: bool,
@@ -105,15 +111,27 @@ impl RunContext {
             set(&mut self.app_name, &span.app_name);
             set(&mut self.workflow_id, &span.workflow_id);
             set(&mut self.workflow_version, &span.workflow_version);
-            // A real run id (not the trace-id fallback) replaces a fallback.
-            if !is_fallback_run(&span.run_id, &span.trace_id)
-                && is_fallback_run(&self.run_id, &span.trace_id)
+            // A real run id (not the trace-id fallback) replaces a fallback,
+            // and a workflow span's run id replaces a plain root's.
+            let is_workflow = span.span_kind == Some(SpanKind::Workflow);
+            let better = !is_fallback_run(&span.run_id, &span.trace_id)
+                && span.run_id != self.run_id
+                && (is_fallback_run(&self.run_id, &span.trace_id)
+                    || (is_workflow && !self.run_from_workflow));
+            if better || (self.run_id.is_none() && span.run_id.is_some()) {
+                if let Some(old) = self.run_id.take() {
+                    self.replaced_run_ids.push(old);
+                }
+                self.run_id = span.run_id.clone();
+                self.run_from_workflow = is_workflow;
+                changed = true;
+            } else if let Some(r) = &span.run_id
+                && self.run_from_workflow
+                && Some(r) != self.run_id.as_ref()
+                && !self.replaced_run_ids.contains(r)
             {
-                self.run_id = span.run_id.clone();
-                changed = true;
-            } else if self.run_id.is_none() && span.run_id.is_some() {
-                self.run_id = span.run_id.clone();
-                changed = true;
+                // A root arriving after the workflow span loses the same way.
+                self.replaced_run_ids.push(r.clone());
             }
         }
         for (k, v) in &span.tags {
@@ -142,7 +160,11 @@ impl RunContext {
         fill(&mut span.workflow_version, &self.workflow_version);
         if self.run_id.is_some()
             && span.run_id != self.run_id
-            && is_fallback_run(&span.run_id, &span.trace_id)
+            && (is_fallback_run(&span.run_id, &span.trace_id)
+                || span
+                    .run_id
+                    .as_ref()
+                    .is_some_and(|r| self.replaced_run_ids.contains(r)))
         {
             span.run_id = self.run_id.clone();
             changed = true;
@@ -176,10 +198,16 @@ mod tests {
         let mut ctx = RunContext::default();
         assert!(ctx.absorb(&root));
         assert!(!ctx.absorb(&root), "absorbing twice changes nothing");
-        assert!(!ctx.absorb(&child), "a non-root without tags contributes nothing");
+        assert!(
+            !ctx.absorb(&child),
+            "a non-root without tags contributes nothing"
+        );
         assert!(ctx.fill(&mut child));
         assert_eq!(child.run_id.as_deref(), Some("run-1"));
         assert_eq!(child.workflow_id.as_deref(), Some("own"), "own values win");
-        assert_eq!(child.tags.get("category").map(String::as_str), Some("phone"));
+        assert_eq!(
+            child.tags.get("category").map(String::as_str),
+            Some("phone")
+        );
     }
 }

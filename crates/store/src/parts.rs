@@ -17,8 +17,8 @@ use arrow::array::{AsArray, RecordBatch};
 use fastbloom::BloomFilter;
 use loupe_model::{SCHEMA_VERSION, column, schema};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
 use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
@@ -129,9 +129,17 @@ pub fn write_part(
         .iter()
         .filter_map(|r| r.span.event_time())
         .fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
-    let min_time = if min_time == i64::MAX { i64::MIN } else { min_time };
+    let min_time = if min_time == i64::MAX {
+        i64::MIN
+    } else {
+        min_time
+    };
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(if level == 0 { 1 } else { 3 })?))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(if level == 0 {
+            1
+        } else {
+            3
+        })?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(vec![KeyValue::new(
             "loupe.schema_version".to_owned(),
@@ -170,7 +178,11 @@ pub fn write_part(
 /// Opens a part named by the manifest, rebuilding its id index.
 pub fn open_part(data_dir: &Path, meta: PartMeta) -> Result<Part, Error> {
     let path = data_dir.join(&meta.path);
-    let ids = read_rows(&path, None, &[column::SPAN_ID, column::TRACE_ID, column::RUN_ID])?;
+    let ids = read_rows(
+        &path,
+        None,
+        &[column::SPAN_ID, column::TRACE_ID, column::RUN_ID],
+    )?;
     Ok(Part {
         index: IdIndex::build(&ids),
         meta,
@@ -188,7 +200,11 @@ pub enum RowPick<'a> {
 
 /// Reads rows of a part: all (`pick = None`) or those matching `pick`;
 /// `columns` empty = all columns.
-pub fn read_rows(path: &Path, pick: Option<RowPick<'_>>, columns: &[&str]) -> Result<Vec<Row>, Error> {
+pub fn read_rows(
+    path: &Path,
+    pick: Option<RowPick<'_>>,
+    columns: &[&str],
+) -> Result<Vec<Row>, Error> {
     let file = File::open(path).map_err(io_err(path))?;
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
     let parquet_schema = builder.parquet_schema().clone();
@@ -245,7 +261,10 @@ mod tests {
                 let mut s = Span::new("p", format!("s{i}"));
                 s.trace_id = Some(format!("t{}", i % 2));
                 s.start_time = Some(1_700_000_000_000_000_000 + i);
-                Row { span: s, version: i as u64 + 1 }
+                Row {
+                    span: s,
+                    version: i as u64 + 1,
+                }
             })
             .collect();
         let part = write_part(dir.path(), 7, "p", "2023-11-14", 0, rows.clone()).expect("write");

@@ -20,7 +20,10 @@ use crate::{Error, SpansTable, Store};
 pub const SPANS_TABLE: &str = "spans";
 
 fn ts(ns: i64) -> Expr {
-    lit(ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into())))
+    lit(ScalarValue::TimestampNanosecond(
+        Some(ns),
+        Some("UTC".into()),
+    ))
 }
 
 impl Store {
@@ -30,7 +33,10 @@ impl Store {
             .with_target_partitions(2)
             .with_information_schema(false);
         let ctx = SessionContext::new_with_config(config);
-        ctx.register_table(SPANS_TABLE, Arc::new(SpansTable::new(self.clone(), project.as_str())))?;
+        ctx.register_table(
+            SPANS_TABLE,
+            Arc::new(SpansTable::new(self.clone(), project.as_str())),
+        )?;
         Ok(ctx)
     }
 
@@ -46,7 +52,12 @@ impl Store {
         let filter = col(column::TRACE_ID)
             .eq(lit(id))
             .or(col(column::RUN_ID).eq(lit(id)));
-        let batches = ctx.table(SPANS_TABLE).await?.filter(filter)?.collect().await?;
+        let batches = ctx
+            .table(SPANS_TABLE)
+            .await?
+            .filter(filter)?
+            .collect()
+            .await?;
         let mut spans = Vec::new();
         for b in &batches {
             spans.extend(batch_to_rows(b)?.into_iter().map(|r| r.span));
@@ -86,13 +97,18 @@ impl Store {
             filters.push(col(column::SPAN_KIND).eq(lit(k.as_str())));
         }
         // Rows without a start time sort as the oldest (i64::MIN).
-        let start = datafusion::functions::expr_fn::coalesce(vec![col(column::START_TIME), ts(i64::MIN)]);
-        if let Some(Cursor { start_time, span_id }) = &query.cursor {
+        let start =
+            datafusion::functions::expr_fn::coalesce(vec![col(column::START_TIME), ts(i64::MIN)]);
+        if let Some(Cursor {
+            start_time,
+            span_id,
+        }) = &query.cursor
+        {
             filters.push(
-                start
+                start.clone().lt(ts(*start_time)).or(start
                     .clone()
-                    .lt(ts(*start_time))
-                    .or(start.clone().eq(ts(*start_time)).and(col(column::SPAN_ID).lt(lit(span_id.as_str())))),
+                    .eq(ts(*start_time))
+                    .and(col(column::SPAN_ID).lt(lit(span_id.as_str())))),
             );
         }
         let limit = query.limit.clamp(1, 1000);
@@ -101,7 +117,10 @@ impl Store {
             df = df.filter(filter)?;
         }
         let df = df
-            .sort(vec![start.sort(false, false), col(column::SPAN_ID).sort(false, false)])?
+            .sort(vec![
+                start.sort(false, false),
+                col(column::SPAN_ID).sort(false, false),
+            ])?
             .limit(0, Some(limit + 1))?;
         let mut spans = Vec::new();
         for b in &df.collect().await? {
@@ -125,8 +144,17 @@ impl SpanStore for Store {
         async move { Store::append(self, spans).await.map_err(StoreError::from) }.boxed()
     }
 
-    fn trace<'a>(&'a self, project: &'a ProjectId, id: &'a str) -> BoxFuture<'a, Result<Vec<Span>, StoreError>> {
-        async move { self.trace_spans(project, id).await.map_err(StoreError::from) }.boxed()
+    fn trace<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Span>, StoreError>> {
+        async move {
+            self.trace_spans(project, id)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
     }
 
     fn list(&self, query: SpanQuery) -> BoxFuture<'_, Result<SpanPage, StoreError>> {

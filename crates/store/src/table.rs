@@ -44,7 +44,9 @@ pub struct SpansTable {
 
 impl std::fmt::Debug for SpansTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpansTable").field("project", &self.project).finish()
+        f.debug_struct("SpansTable")
+            .field("project", &self.project)
+            .finish()
     }
 }
 
@@ -98,8 +100,12 @@ impl Pruning {
         }
         let Some(t) = timestamp_ns(v) else { return };
         match op {
-            Operator::Gt | Operator::GtEq => self.min_time = Some(self.min_time.map_or(t, |m| m.max(t))),
-            Operator::Lt | Operator::LtEq => self.max_time = Some(self.max_time.map_or(t, |m| m.min(t))),
+            Operator::Gt | Operator::GtEq => {
+                self.min_time = Some(self.min_time.map_or(t, |m| m.max(t)))
+            }
+            Operator::Lt | Operator::LtEq => {
+                self.max_time = Some(self.max_time.map_or(t, |m| m.min(t)))
+            }
             Operator::Eq => {
                 self.min_time = Some(t);
                 self.max_time = Some(t);
@@ -162,15 +168,20 @@ fn timestamp_ns(v: &ScalarValue) -> Option<i64> {
 
 impl Store {
     /// Visible memtable rows of a project, as one batch (or none).
-    pub(crate) fn memtable_batch(&self, project: &str) -> Result<Option<RecordBatch>, crate::Error> {
+    pub(crate) fn memtable_batch(
+        &self,
+        project: &str,
+    ) -> Result<Option<RecordBatch>, crate::Error> {
         let rows: Vec<Row> = {
             let st = self.inner.state.lock();
             let mut seen = HashSet::new();
             let mut out = Vec::new();
-            let mems = std::iter::once(&st.active).chain(st.frozen.iter().rev().map(|m| m.as_ref()));
+            let mems =
+                std::iter::once(&st.active).chain(st.frozen.iter().rev().map(|m| m.as_ref()));
             for m in mems {
                 for ((p, id), row) in &m.rows {
-                    if p == project && !st.hidden.contains(&row.version) && seen.insert(id.clone()) {
+                    if p == project && !st.hidden.contains(&row.version) && seen.insert(id.clone())
+                    {
                         out.push(row.clone());
                     }
                 }
@@ -255,15 +266,23 @@ impl TableProvider for SpansTable {
                 }
                 (p, _) => p.cloned(),
             };
-            let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
-                .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-                .with_projection_indices(scan_projection.clone())?
-                .with_limit(if relevant_hidden.is_empty() { limit } else { None })
-                .build();
+            let config =
+                FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+                    .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+                    .with_projection_indices(scan_projection.clone())?
+                    .with_limit(if relevant_hidden.is_empty() {
+                        limit
+                    } else {
+                        None
+                    })
+                    .build();
             let mut plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
             if !relevant_hidden.is_empty() {
                 let scanned = plan.schema();
-                let col = Arc::new(Column::new(column::VERSION, scanned.index_of(column::VERSION)?));
+                let col = Arc::new(Column::new(
+                    column::VERSION,
+                    scanned.index_of(column::VERSION)?,
+                ));
                 let list = relevant_hidden
                     .into_iter()
                     .map(|v| lit(ScalarValue::UInt64(Some(v))))
@@ -285,7 +304,11 @@ impl TableProvider for SpansTable {
                 Some(p) => schema.project(p)?,
                 None => schema.as_ref().clone(),
             });
-            return Ok(MemorySourceConfig::try_new_exec(&[vec![]], projected, None)?);
+            return Ok(MemorySourceConfig::try_new_exec(
+                &[vec![]],
+                projected,
+                None,
+            )?);
         }
         UnionExec::try_new(inputs)
     }

@@ -55,11 +55,24 @@ async fn spans_of(store: &Store, sql_where: &str) -> Vec<(String, Option<String>
         .expect("sql");
     let mut out = Vec::new();
     for b in &batches {
-        let ids = b.column(0).as_any().downcast_ref::<arrow::array::StringArray>().expect("ids");
-        let names = b.column(1).as_any().downcast_ref::<arrow::array::StringArray>().expect("names");
-        let st = b.column(2).as_any().downcast_ref::<arrow::array::StringArray>().expect("status");
+        let ids = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("ids");
+        let names = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("names");
+        let st = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("status");
         for i in 0..b.num_rows() {
-            let opt = |a: &arrow::array::StringArray| (!a.is_null(i)).then(|| a.value(i).to_owned());
+            let opt =
+                |a: &arrow::array::StringArray| (!a.is_null(i)).then(|| a.value(i).to_owned());
             out.push((ids.value(i).to_owned(), opt(names), opt(st)));
         }
     }
@@ -82,7 +95,11 @@ async fn later_events_merge_field_by_field_wherever_the_older_version_lives() {
     finished.status = Some(Status::Ok);
     finished.end_time = Some(T0 + 5);
     store.append(vec![finished]).await.expect("append");
-    let expect = vec![("s1".to_owned(), Some("inventory".to_owned()), Some("ok".to_owned()))];
+    let expect = vec![(
+        "s1".to_owned(),
+        Some("inventory".to_owned()),
+        Some("ok".to_owned()),
+    )];
     assert_eq!(spans_of(&store, "true").await, expect, "memtable only");
 
     store.flush_all().await.expect("flush");
@@ -92,10 +109,22 @@ async fn later_events_merge_field_by_field_wherever_the_older_version_lives() {
     let mut failed = Span::new("p", "s1");
     failed.status = Some(Status::Error);
     store.append(vec![failed]).await.expect("append");
-    let expect = vec![("s1".to_owned(), Some("inventory".to_owned()), Some("error".to_owned()))];
-    assert_eq!(spans_of(&store, "true").await, expect, "memtable over parts");
+    let expect = vec![(
+        "s1".to_owned(),
+        Some("inventory".to_owned()),
+        Some("error".to_owned()),
+    )];
+    assert_eq!(
+        spans_of(&store, "true").await,
+        expect,
+        "memtable over parts"
+    );
     store.flush_all().await.expect("flush");
-    assert_eq!(spans_of(&store, "true").await, expect, "two parts, one hidden row");
+    assert_eq!(
+        spans_of(&store, "true").await,
+        expect,
+        "two parts, one hidden row"
+    );
 
     let report = store.maintain_at(T0).await.expect("compact");
     assert_eq!(report.compacted_parts, 2);
@@ -115,11 +144,17 @@ async fn unflushed_writes_are_replayed_from_the_wal() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let store = open(dir.path());
-        store.append(vec![node("a", "t", None, T0)]).await.expect("append");
+        store
+            .append(vec![node("a", "t", None, T0)])
+            .await
+            .expect("append");
         store.flush_all().await.expect("flush");
         let mut update = Span::new("p", "a");
         update.name = Some("late name".into());
-        store.append(vec![update, node("b", "t", Some("a"), T0 + 1)]).await.expect("append");
+        store
+            .append(vec![update, node("b", "t", Some("a"), T0 + 1)])
+            .await
+            .expect("append");
         // Dropped without shutdown: the memtable is lost, the WAL is not.
     }
     let store = open(dir.path());
@@ -135,20 +170,35 @@ async fn run_context_reaches_every_span_whether_the_root_comes_first_or_last() {
     let store = open(dir.path());
     // Root first.
     store.append(vec![root("first", T0)]).await.expect("append");
-    store.append(vec![node("first-a", "first", Some("first-root"), T0 + 1)]).await.expect("append");
+    store
+        .append(vec![node("first-a", "first", Some("first-root"), T0 + 1)])
+        .await
+        .expect("append");
     // Root last, children already flushed.
-    store.append(vec![node("last-a", "last", Some("last-root"), T0 + 1)]).await.expect("append");
+    store
+        .append(vec![node("last-a", "last", Some("last-root"), T0 + 1)])
+        .await
+        .expect("append");
     store.flush_all().await.expect("flush");
-    store.append(vec![node("last-b", "last", Some("last-root"), T0 + 2)]).await.expect("append");
+    store
+        .append(vec![node("last-b", "last", Some("last-root"), T0 + 2)])
+        .await
+        .expect("append");
     store.append(vec![root("last", T0)]).await.expect("append");
     for (trace, n) in [("first", 2), ("last", 3)] {
-        let q = format!("trace_id = '{trace}' AND tags['category'] = 'phone' AND run_id = 'run-{trace}' AND workflow_id = 'wf'");
+        let q = format!(
+            "trace_id = '{trace}' AND tags['category'] = 'phone' AND run_id = 'run-{trace}' AND workflow_id = 'wf'"
+        );
         assert_eq!(spans_of(&store, &q).await.len(), n, "trace {trace}");
     }
     store.flush_all().await.expect("flush");
     store.maintain_at(T0).await.expect("compact");
     let tagged = spans_of(&store, "tags['category'] = 'phone' AND span_kind = 'tool'").await;
-    assert_eq!(tagged.len(), 3, "all tool spans carry the run's tag: {tagged:?}");
+    assert_eq!(
+        tagged.len(),
+        3,
+        "all tool spans carry the run's tag: {tagged:?}"
+    );
     assert_eq!(spans_of(&store, "true").await.len(), 5, "no duplicates");
 }
 
@@ -160,14 +210,27 @@ async fn retention_drops_only_whole_old_days() {
     cfg.compaction_min_parts = 100;
     let store = Store::open(cfg).expect("open");
     let now = T0 + 30 * DAY_NS;
-    store.append(vec![node("old", "t1", None, now - 10 * DAY_NS)]).await.expect("append");
-    store.append(vec![node("edge", "t2", None, now - 7 * DAY_NS + 1)]).await.expect("append");
-    store.append(vec![node("new", "t3", None, now - DAY_NS)]).await.expect("append");
+    store
+        .append(vec![node("old", "t1", None, now - 10 * DAY_NS)])
+        .await
+        .expect("append");
+    store
+        .append(vec![node("edge", "t2", None, now - 7 * DAY_NS + 1)])
+        .await
+        .expect("append");
+    store
+        .append(vec![node("new", "t3", None, now - DAY_NS)])
+        .await
+        .expect("append");
     store.flush_all().await.expect("flush");
     assert_eq!(store.stats().parts, 3);
     let report = store.maintain_at(now).await.expect("maintain");
     assert_eq!(report.expired_parts, 1);
-    let ids: Vec<_> = spans_of(&store, "true").await.into_iter().map(|r| r.0).collect();
+    let ids: Vec<_> = spans_of(&store, "true")
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
     assert_eq!(ids, ["edge", "new"]);
 }
 
@@ -190,5 +253,11 @@ async fn compaction_preserves_every_row_and_the_trace_api_finds_runs_by_id() {
     let trace = store.trace_spans(&project(), "t7").await.expect("trace");
     assert_eq!(trace.len(), 4);
     let other = ProjectId::new("other").expect("project");
-    assert!(store.trace_spans(&other, "t7").await.expect("trace").is_empty());
+    assert!(
+        store
+            .trace_spans(&other, "t7")
+            .await
+            .expect("trace")
+            .is_empty()
+    );
 }

@@ -324,7 +324,8 @@ fn read_segment(path: &Path, is_last: bool) -> Result<Vec<Record>, Error> {
         .open(path)
         .map_err(|e| Error::io(path, e))?;
     let mut data = Vec::new();
-    file.read_to_end(&mut data).map_err(|e| Error::io(path, e))?;
+    file.read_to_end(&mut data)
+        .map_err(|e| Error::io(path, e))?;
     if data.len() < HEADER_LEN as usize {
         // A segment created right before a crash may miss its header.
         if is_last {
@@ -375,7 +376,8 @@ fn read_segment(path: &Path, is_last: bool) -> Result<Vec<Record>, Error> {
                     "truncating torn wal tail"
                 );
                 file.set_len(pos as u64).map_err(|e| Error::io(path, e))?;
-                file.seek(SeekFrom::End(0)).map_err(|e| Error::io(path, e))?;
+                file.seek(SeekFrom::End(0))
+                    .map_err(|e| Error::io(path, e))?;
                 file.sync_data().map_err(|e| Error::io(path, e))?;
                 break;
             }
@@ -442,7 +444,8 @@ mod tests {
         let (wal, replay) = open(dir.path(), 0);
         assert!(replay.is_empty());
         for seq in 1..=5 {
-            wal.write(seq, format!("payload-{seq}").as_bytes()).expect("write");
+            wal.write(seq, format!("payload-{seq}").as_bytes())
+                .expect("write");
         }
         drop(wal);
         let (_, replay) = open(dir.path(), 2);
@@ -458,7 +461,10 @@ mod tests {
         wal.write(1, b"good").expect("write");
         wal.write(2, b"torn-record").expect("write");
         drop(wal);
-        let (_, path) = list_segments(dir.path()).expect("list").pop().expect("segment");
+        let (_, path) = list_segments(dir.path())
+            .expect("list")
+            .pop()
+            .expect("segment");
         let len = fs::metadata(&path).expect("meta").len();
         OpenOptions::new()
             .write(true)

@@ -39,7 +39,9 @@ impl Store {
     pub async fn append(&self, spans: Vec<Span>) -> Result<WriteAck, Error> {
         for s in &spans {
             if s.project.is_empty() || s.span_id.is_empty() {
-                return Err(Error::Invalid("every span needs a project and a span_id".into()));
+                return Err(Error::Invalid(
+                    "every span needs a project and a span_id".into(),
+                ));
             }
         }
         let count = spans.len();
@@ -88,14 +90,17 @@ impl Store {
             let st = self.inner.state.lock();
             hidden = st.hidden.clone();
             let in_memory = |key: &Key| {
-                st.active.rows.contains_key(key) || st.frozen.iter().any(|m| m.rows.contains_key(key))
+                st.active.rows.contains_key(key)
+                    || st.frozen.iter().any(|m| m.rows.contains_key(key))
             };
             let mut seen_traces = HashSet::new();
             for s in spans {
                 let key = (s.project.clone(), s.span_id.clone());
                 if !in_memory(&key) {
                     for (i, p) in st.parts.iter().enumerate() {
-                        if p.meta.project == s.project && p.index.may_contain(IdKind::Span, &s.span_id) {
+                        if p.meta.project == s.project
+                            && p.index.may_contain(IdKind::Span, &s.span_id)
+                        {
                             span_ids
                                 .entry(i)
                                 .or_insert_with(|| (p.clone(), HashSet::new()))
@@ -216,7 +221,10 @@ impl Store {
                     }
                     st.contexts.insert(tkey.clone(), ctx);
                 }
-                let changed = st.contexts.get_mut(&tkey).is_some_and(|ctx| ctx.absorb(&row));
+                let changed = st
+                    .contexts
+                    .get_mut(&tkey)
+                    .is_some_and(|ctx| ctx.absorb(&row));
                 if let Some(ctx) = st.contexts.get(&tkey).cloned() {
                     ctx.fill(&mut row);
                     if changed {

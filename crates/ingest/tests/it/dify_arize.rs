@@ -1,0 +1,41 @@
+//! Dify 1.14.1's Arize provider (OTLP/gRPC; the fixtures are the request
+//! message bytes): an `api_check` span, then one workflow run.
+
+use loupe_model::SpanKind;
+
+use crate::dify_phoenix::{DifyRun, check_api_check};
+use crate::support::{numbered, replay};
+
+const HELLO: DifyRun = DifyRun {
+    trace_id: "a661cdf165434710080e4f13e2322dff",
+    run_id: "fdebadd2-0a3f-4827-bfe4-8bdf04040ec7",
+    root: "42972ba94636fbce",
+    workflow: "22f4f646e42a1c01",
+    nodes: &[
+        ("b96363f648322b6c", "Start", "start", SpanKind::Chain),
+        ("aef7220a5fc3e1ad", "End (hello)", "end", SpanKind::Chain),
+        ("66abfd4b8d69103a", "IF/ELSE", "if-else", SpanKind::Branch),
+        (
+            "1b0e02a751343908",
+            "HTTP Request",
+            "http-request",
+            SpanKind::Http,
+        ),
+    ],
+};
+
+#[test]
+fn arize_grpc_api_check_is_a_generic_root_span() {
+    let spans = replay(&numbered("dify_otlp_arize_grpc", 1..=1));
+    check_api_check(
+        &spans,
+        "9c51f5e3dd2086ca1978c80e6e043028",
+        "fd869b5384969869",
+    );
+}
+
+#[test]
+fn arize_grpc_run_maps_root_workflow_and_nodes() {
+    let spans = replay(&numbered("dify_otlp_arize_grpc", 2..=7));
+    HELLO.check(&spans);
+}
