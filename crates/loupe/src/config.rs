@@ -81,8 +81,7 @@ mod tests {
         let back: Config = toml::from_str(&text).expect("parse");
         assert_eq!(back.server.http_addr, Config::default().server.http_addr);
         let err = toml::from_str::<Config>("[server]\nhttp_adr = \"1.2.3.4:5\"\n")
-            .err()
-            .expect("unknown key rejected");
+            .expect_err("unknown key rejected");
         assert!(err.to_string().contains("http_adr"), "{err}");
     }
 

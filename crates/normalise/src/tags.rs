@@ -55,6 +55,7 @@ pub struct TagRuleError {
     pub reason: String,
 }
 
+#[derive(Debug)]
 struct TagRule {
     config: TagRuleConfig,
     path: String,
@@ -62,7 +63,7 @@ struct TagRule {
 }
 
 /// Validated rules, applied to every span at ingest.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct TagRules(Vec<TagRule>);
 
 impl TagRules {
@@ -228,8 +229,7 @@ mod tests {
     #[test]
     fn invalid_rules_are_rejected_with_their_name() {
         let err = TagRules::new(&[rule("bad", TagSource::Input, None, Some("("))])
-            .err()
-            .expect("must fail");
+            .expect_err("must fail");
         assert!(err.to_string().contains("\"bad\""), "{err}");
         assert!(TagRules::new(&[rule("", TagSource::Input, None, None)]).is_err());
     }

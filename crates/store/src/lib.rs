@@ -258,7 +258,8 @@ impl Store {
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.flush_all().await?;
         self.inner.wal.close()?;
-        if let Some(handle) = self.inner.syncer.lock().take() {
+        let syncer = self.inner.syncer.lock().take();
+        if let Some(handle) = syncer {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
         Ok(())

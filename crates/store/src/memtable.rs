@@ -210,4 +210,30 @@ mod tests {
             Some("phone")
         );
     }
+
+    #[test]
+    fn a_workflow_spans_run_id_replaces_the_chatflow_roots_message_id() {
+        let mut root = Span::new("p", "root");
+        root.trace_id = Some("t".into());
+        root.run_id = Some("message-1".into());
+        let mut workflow = Span::new("p", "wf");
+        workflow.trace_id = Some("t".into());
+        workflow.parent_span_id = Some("root".into());
+        workflow.span_kind = Some(SpanKind::Workflow);
+        workflow.run_id = Some("run-1".into());
+        let mut ctx = RunContext::default();
+        ctx.absorb(&root);
+        assert!(ctx.absorb(&workflow));
+        assert_eq!(ctx.run_id.as_deref(), Some("run-1"));
+        assert!(ctx.fill(&mut root), "the root is re-filled");
+        assert_eq!(root.run_id.as_deref(), Some("run-1"));
+        // The same when the root arrives after the workflow span.
+        let mut late = RunContext::default();
+        late.absorb(&workflow);
+        let mut root2 = root.clone();
+        root2.run_id = Some("message-1".into());
+        late.absorb(&root2);
+        assert!(late.fill(&mut root2));
+        assert_eq!(root2.run_id.as_deref(), Some("run-1"));
+    }
 }

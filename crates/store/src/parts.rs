@@ -198,6 +198,9 @@ pub enum RowPick<'a> {
     Trace(&'a str),
 }
 
+/// A predicate on one id column's values.
+type IdFilter = Box<dyn Fn(&str) -> bool + Send>;
+
 /// Reads rows of a part: all (`pick = None`) or those matching `pick`;
 /// `columns` empty = all columns.
 pub fn read_rows(
@@ -215,7 +218,7 @@ pub fn read_rows(
         builder = builder.with_projection(ProjectionMask::roots(&parquet_schema, idx));
     }
     if let Some(pick) = pick {
-        let (col, filter): (&str, Box<dyn Fn(&str) -> bool + Send>) = match pick {
+        let (col, filter): (&str, IdFilter) = match pick {
             RowPick::SpanIds(ids) => {
                 let ids = ids.clone();
                 (column::SPAN_ID, Box::new(move |v| ids.contains(v)))

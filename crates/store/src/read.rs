@@ -10,7 +10,10 @@ use datafusion::logical_expr::{Expr, col, lit};
 use datafusion::prelude::SessionConfig;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use loupe_backend::{Cursor, SpanPage, SpanQuery, SpanStore, StoreError, WriteAck, tree_order};
+use loupe_backend::{
+    Cond, Cursor, OffsetPage, PageQuery, SpanFilter, SpanPage, SpanQuery, SpanStore, StoreError,
+    WriteAck, tree_order,
+};
 use loupe_model::{ProjectId, Span, column};
 
 use crate::convert::batch_to_rows;
@@ -68,34 +71,7 @@ impl Store {
     /// A page of spans, newest first.
     pub async fn list_spans(&self, query: SpanQuery) -> Result<SpanPage, Error> {
         let ctx = self.session(&query.project)?;
-        let f = &query.filter;
-        let mut filters: Vec<Expr> = Vec::new();
-        if let Some(t) = f.from {
-            filters.push(col(column::START_TIME).gt_eq(ts(t)));
-        }
-        if let Some(t) = f.to {
-            filters.push(col(column::START_TIME).lt(ts(t)));
-        }
-        let eq = [
-            (column::APP_ID, &f.app_id),
-            (column::NODE_TYPE, &f.node_type),
-            (column::TOOL_NAME, &f.tool_name),
-            (column::RUN_ID, &f.run_id),
-            (column::TRACE_ID, &f.trace_id),
-            (column::SESSION_ID, &f.session_id),
-            (column::USER_ID, &f.user_id),
-        ];
-        for (name, value) in eq {
-            if let Some(v) = value {
-                filters.push(col(name).eq(lit(v.as_str())));
-            }
-        }
-        if let Some(s) = f.status {
-            filters.push(col(column::STATUS).eq(lit(s.as_str())));
-        }
-        if let Some(k) = f.span_kind {
-            filters.push(col(column::SPAN_KIND).eq(lit(k.as_str())));
-        }
+        let mut filters = filter_exprs(&query.filter);
         // Rows without a start time sort as the oldest (i64::MIN).
         let start =
             datafusion::functions::expr_fn::coalesce(vec![col(column::START_TIME), ts(i64::MIN)]);
@@ -139,6 +115,37 @@ impl Store {
     }
 }
 
+impl Store {
+    /// An offset page of spans (with the total when asked), by start time.
+    pub async fn page_spans(&self, query: PageQuery) -> Result<OffsetPage, Error> {
+        let ctx = self.session(&query.project)?;
+        let mut df = ctx.table(SPANS_TABLE).await?;
+        let conds = query.conds.iter().map(cond_expr);
+        for filter in filter_exprs(&query.filter).into_iter().chain(conds) {
+            df = df.filter(filter)?;
+        }
+        let total = if query.count {
+            Some(df.clone().count().await? as u64)
+        } else {
+            None
+        };
+        let start =
+            datafusion::functions::expr_fn::coalesce(vec![col(column::START_TIME), ts(i64::MIN)]);
+        let asc = query.oldest_first;
+        let df = df
+            .sort(vec![
+                start.sort(asc, false),
+                col(column::SPAN_ID).sort(asc, false),
+            ])?
+            .limit(query.offset, Some(query.limit.clamp(1, 10_000)))?;
+        let mut spans = Vec::new();
+        for b in &df.collect().await? {
+            spans.extend(batch_to_rows(b)?.into_iter().map(|r| r.span));
+        }
+        Ok(OffsetPage { spans, total })
+    }
+}
+
 impl SpanStore for Store {
     fn append(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>> {
         async move { Store::append(self, spans).await.map_err(StoreError::from) }.boxed()
@@ -159,5 +166,70 @@ impl SpanStore for Store {
 
     fn list(&self, query: SpanQuery) -> BoxFuture<'_, Result<SpanPage, StoreError>> {
         async move { self.list_spans(query).await.map_err(StoreError::from) }.boxed()
+    }
+
+    fn page(&self, query: PageQuery) -> BoxFuture<'_, Result<OffsetPage, StoreError>> {
+        async move { self.page_spans(query).await.map_err(StoreError::from) }.boxed()
+    }
+}
+
+/// The [`SpanFilter`] as DataFusion predicates.
+fn filter_exprs(f: &SpanFilter) -> Vec<Expr> {
+    let mut filters: Vec<Expr> = Vec::new();
+    if let Some(t) = f.from {
+        filters.push(col(column::START_TIME).gt_eq(ts(t)));
+    }
+    if let Some(t) = f.to {
+        filters.push(col(column::START_TIME).lt(ts(t)));
+    }
+    let eq = [
+        (column::APP_ID, &f.app_id),
+        (column::NODE_TYPE, &f.node_type),
+        (column::TOOL_NAME, &f.tool_name),
+        (column::RUN_ID, &f.run_id),
+        (column::TRACE_ID, &f.trace_id),
+        (column::SESSION_ID, &f.session_id),
+        (column::USER_ID, &f.user_id),
+    ];
+    for (name, value) in eq {
+        if let Some(v) = value {
+            filters.push(col(name).eq(lit(v.as_str())));
+        }
+    }
+    if let Some(s) = f.status {
+        filters.push(col(column::STATUS).eq(lit(s.as_str())));
+    }
+    if let Some(k) = f.span_kind {
+        filters.push(col(column::SPAN_KIND).eq(lit(k.as_str())));
+    }
+    filters
+}
+
+/// One [`Cond`] as a DataFusion predicate.
+fn cond_expr(cond: &Cond) -> Expr {
+    use datafusion::functions::core::expr_fn::get_field;
+    let attr = |key: &str| get_field(col(column::ATTRIBUTES), key);
+    match cond {
+        Cond::Root => col(column::PARENT_SPAN_ID).is_null(),
+        Cond::NotRoot => col(column::PARENT_SPAN_ID).is_not_null(),
+        Cond::Name(v) => col(column::NAME).eq(lit(v.as_str())),
+        Cond::Parent(v) => col(column::PARENT_SPAN_ID).eq(lit(v.as_str())),
+        Cond::Kind(k) => col(column::SPAN_KIND).eq(lit(k.as_str())),
+        Cond::NodeTypeNot(v) => col(column::NODE_TYPE)
+            .is_null()
+            .or(col(column::NODE_TYPE).not_eq(lit(v.as_str()))),
+        Cond::AttrEq(k, v) => attr(k).eq(lit(v.as_str())),
+        Cond::AttrContains(k, v) => {
+            datafusion::functions::unicode::expr_fn::strpos(attr(k), lit(v.as_str())).gt(lit(0i32))
+        }
+        Cond::TraceIn(ids) => {
+            col(column::TRACE_ID).in_list(ids.iter().map(|i| lit(i.as_str())).collect(), false)
+        }
+        Cond::Any(conds) => conds
+            .iter()
+            .map(cond_expr)
+            .reduce(Expr::or)
+            .unwrap_or(lit(false)),
+        _ => lit(false),
     }
 }

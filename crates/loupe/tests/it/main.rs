@@ -1,0 +1,8 @@
+//! End-to-end tests of the `loupe` binary: each test starts real servers as
+//! child processes on free loopback ports with their own temp data dirs.
+
+mod bad_input;
+mod crash;
+mod otlp_replay;
+mod support;
+mod tags;

@@ -1,0 +1,234 @@
+//! Test support: start/stop `loupe serve`, wait for readiness, build OTLP
+//! requests, read the shared fixtures.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+use serde_json::Value;
+
+/// The shared fixture directory (the checkout sits beside `shared/`).
+pub fn fixtures() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
+    assert!(
+        dir.is_dir(),
+        "fixtures not found at {}: the checkout must sit beside shared/",
+        dir.display()
+    );
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running `loupe serve`.
+pub struct Server {
+    child: Option<Child>,
+    pub http: String,
+    pub grpc: String,
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    /// Starts a server on `data_dir` with extra CLI args and waits for /readyz.
+    pub async fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_with_config(data_dir, extra, None).await
+    }
+
+    /// As `start`, with a config file.
+    pub async fn start_with_config(
+        data_dir: &Path,
+        extra: &[&str],
+        config: Option<&Path>,
+    ) -> Server {
+        let (http_port, grpc_port) = (free_port(), free_port());
+        let http_addr = format!("127.0.0.1:{http_port}");
+        let grpc_addr = format!("127.0.0.1:{grpc_port}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loupe"));
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--http-addr", &http_addr, "--grpc-addr", &grpc_addr])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd.spawn().expect("spawn loupe");
+        let server = Server {
+            child: Some(child),
+            http: format!("http://{http_addr}"),
+            grpc: format!("http://{grpc_addr}"),
+            client: reqwest::Client::new(),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/readyz", self.http))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "loupe did not become ready within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    /// SIGKILL: no flush, no WAL sync.
+    pub fn kill9(mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill -9");
+            c.wait().expect("reap");
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        if let Some(mut c) = self.child.take() {
+            let code = c.wait().expect("wait");
+            assert!(code.success(), "loupe exited with {code}");
+        }
+    }
+
+    /// POSTs an OTLP protobuf body.
+    pub async fn post_otlp(&self, body: Vec<u8>) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/traces", self.http))
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .expect("post")
+    }
+
+    /// GET a JSON API path; returns (status, body).
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.http))
+            .send()
+            .await
+            .expect("get");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("json body"))
+    }
+
+    /// Every span of the default project, by paging /api/v1/spans.
+    pub async fn all_spans(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/v1/spans?limit=1000&cursor={c}"),
+                None => "/api/v1/spans?limit=1000".to_owned(),
+            };
+            let (status, body) = self.get_json(&path).await;
+            assert_eq!(status, 200, "{body}");
+            out.extend(body["spans"].as_array().expect("spans").iter().cloned());
+            match body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return out,
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn attr(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A generic OTel span (ids from numbers, so tests can name them).
+pub fn otel_span(
+    trace: u128,
+    span: u64,
+    parent: Option<u64>,
+    name: &str,
+    attrs: &[(&str, &str)],
+) -> Span {
+    let start = 1_795_000_000_000_000_000u64 + span * 1000;
+    Span {
+        trace_id: trace.to_be_bytes().to_vec(),
+        span_id: span.to_be_bytes().to_vec(),
+        parent_span_id: parent.map(|p| p.to_be_bytes().to_vec()).unwrap_or_default(),
+        name: name.to_owned(),
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + 500,
+        attributes: attrs.iter().map(|(k, v)| attr(k, v)).collect(),
+        status: Some(Status::default()),
+        ..Default::default()
+    }
+}
+
+/// Wraps spans in an export request.
+pub fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![attr("service.name", "e2e")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Protobuf bytes of a request.
+pub fn encode(req: &ExportTraceServiceRequest) -> Vec<u8> {
+    req.encode_to_vec()
+}
+
+/// Hex span id of a numeric test id.
+pub fn hex_id(span: u64) -> String {
+    hex::encode(span.to_be_bytes())
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The one test entry point (CI runs exactly this via .ci/run).
+#
+# Steps, each timed: fmt check, clippy (warnings denied), docs (warnings
+# denied), start real peers on 127.0.0.1 where tests need them, the whole
+# test suite. Build artefacts live outside the clone in CARGO_TARGET_DIR
+# (default ~/.cache/loupe-target) so repeated runs do not rebuild the world.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/loupe-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# The recorded traffic the tests replay lives beside the checkout.
+if [ ! -d ../shared/fixtures ]; then
+  echo "error: ../shared/fixtures not found: the tests need the shared/ folder beside this checkout" >&2
+  exit 1
+fi
+
+step() {
+  local name=$1; shift
+  local start=$SECONDS
+  echo "==> $name"
+  "$@"
+  echo "<== $name ($((SECONDS - start)) s)"
+}
+
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --locked --quiet
+
+# Real peers the tests talk to (each script is idempotent and exports the
+# variables the tests read).
+for peer in scripts/peers/*.sh; do
+  [ -e "$peer" ] || continue
+  step "peer $(basename "$peer" .sh)" source "$peer"
+done
+
+step "cargo test" cargo test --workspace --all-targets --locked
