@@ -23,6 +23,26 @@ use crate::memtable::{Key, RunContext, may_contribute};
 use crate::parts::{IdKind, Part, RowPick, read_rows};
 use crate::{Error, Store, live_parts_of};
 
+/// An older version of a span with a start time is looked for only in parts
+/// whose time range lies within this distance of it: sources disagree on a
+/// span's start by milliseconds, not hours, and checking only nearby parts
+/// keeps the cost per span flat as parts accumulate.
+const SPAN_WINDOW_NS: i64 = 3_600 * 1_000_000_000;
+
+/// Spans of one trace are looked for within this distance of a span's start
+/// (a run lasting longer than a day is rare).
+const TRACE_WINDOW_NS: i64 = 86_400 * 1_000_000_000;
+
+/// Whether a part's time range comes within `window` of `start` (always
+/// true for a span without a start time, or a part of rows without times).
+fn near(part: &Part, start: Option<i64>, window: i64) -> bool {
+    part.meta.max_time == i64::MIN
+        || start.is_none_or(|t| {
+            part.meta.min_time <= t.saturating_add(window)
+                && t.saturating_sub(window) <= part.meta.max_time
+        })
+}
+
 /// Rows read from parts ahead of applying a batch.
 #[derive(Default)]
 struct Lookups {
@@ -99,6 +119,7 @@ impl Store {
                 if !in_memory(&key) {
                     for (i, p) in st.parts.iter().enumerate() {
                         if p.meta.project == s.project
+                            && near(p, s.start_time, SPAN_WINDOW_NS)
                             && p.index.may_contain(IdKind::Span, &s.span_id)
                         {
                             span_ids
@@ -120,6 +141,7 @@ impl Store {
                 };
                 if need {
                     let candidates: Vec<_> = live_parts_of(&st.parts, &s.project)
+                        .filter(|p| near(p, s.start_time, TRACE_WINDOW_NS))
                         .filter(|p| p.index.may_contain(IdKind::Trace, trace))
                         .cloned()
                         .collect();
@@ -259,9 +281,8 @@ fn refill_trace(
             continue;
         }
         let key = (project.clone(), id.clone());
-        if let Some(mut row) = st.active.rows.remove(&key) {
+        if let Some(row) = st.active.rows.get_mut(&key) {
             ctx.fill(&mut row.span);
-            st.active.put(row);
         }
     }
     let mut older: Vec<Row> = Vec::new();

@@ -6,3 +6,4 @@ mod crash;
 mod otlp_replay;
 mod support;
 mod tags;
+mod tidy;
