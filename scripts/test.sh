@@ -28,11 +28,18 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --locked --quiet
 
-# Real peers the tests talk to (each script is idempotent and exports the
-# variables the tests read).
-for peer in scripts/peers/*.sh; do
-  [ -e "$peer" ] || continue
-  step "peer $(basename "$peer" .sh)" source "$peer"
+# Real peers and clients the tests talk to. Each script is idempotent,
+# installs and starts what it needs on 127.0.0.1 and prints `export VAR=…`
+# lines naming it for the tests.
+peer() {
+  local out
+  out=$(bash "$1")
+  echo "$out"
+  eval "$out"
+}
+for script in scripts/peers/*.sh; do
+  [ -e "$script" ] || continue
+  step "peer $(basename "$script" .sh)" peer "$script"
 done
 
 step "cargo test" cargo test --workspace --all-targets --locked

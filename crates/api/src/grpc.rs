@@ -1,8 +1,9 @@
 //! OTLP/gRPC `TraceService` (default port 4317): the same decode → pipeline
 //! path as OTLP/HTTP, with gzip accepted and the message size bounded.
+//! Authenticated like HTTP ([`crate::auth`]) from the `authorization` /
+//! `api_key` metadata; a bad key is `UNAUTHENTICATED`.
 
 use loupe_backend::StoreError;
-use loupe_model::ProjectId;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -32,16 +33,20 @@ impl TraceService for Traces {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let project = match request.metadata().get("x-loupe-project") {
-            None => ProjectId::default_project(),
-            Some(v) => v
-                .to_str()
-                .ok()
-                .and_then(|name| ProjectId::new(name).ok())
-                .ok_or_else(|| {
-                    Status::invalid_argument("x-loupe-project is not a valid project name")
-                })?,
-        };
+        let meta = request.metadata();
+        let text = |name: &str| meta.get(name).and_then(|v| v.to_str().ok());
+        let project = self
+            .0
+            .auth
+            .resolve(
+                text("authorization"),
+                text("api_key").or_else(|| text("api-key")),
+                text("x-loupe-project"),
+            )
+            .map_err(|e| match e {
+                crate::auth::AuthError::BadProject(m) => Status::invalid_argument(m),
+                other => Status::unauthenticated(other.to_string()),
+            })?;
         let normalised =
             loupe_ingest::otlp::normalise_request(project.as_str(), request.into_inner());
         self.0

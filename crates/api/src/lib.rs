@@ -6,6 +6,9 @@
 //! thin: decode at the edge with `loupe-ingest`, write through the
 //! [`Pipeline`], read through the [`SpanStore`] contract, and turn every
 //! domain error into a status and a JSON body in one place ([`error`]).
+//! [`auth`] authenticates every request (API keys, or open access while no
+//! key exists) and decides its project; `routes::langfuse` is the
+//! Langfuse-compatible public API (`/api/public/*`).
 
 #![warn(missing_docs)]
 
@@ -15,8 +18,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use loupe_backend::SpanStore;
 use loupe_ingest::pipeline::Pipeline;
-use loupe_model::ProjectId;
 
+pub mod auth;
 pub mod error;
 pub mod grpc;
 mod routes;
@@ -52,23 +55,8 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Readiness: false until the store has opened and replayed.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl AppState {
-    /// The project a request acts on. Until API keys exist (see the auth
-    /// issue) every request acts on the default project, or on the project
-    /// named by the `x-loupe-project` header.
-    pub(crate) fn project(&self, headers: &axum::http::HeaderMap) -> Result<ProjectId, ApiError> {
-        match headers.get("x-loupe-project") {
-            None => Ok(ProjectId::default_project()),
-            Some(v) => {
-                let name = v.to_str().map_err(|_| {
-                    ApiError::bad_request("x-loupe-project header is not valid text")
-                })?;
-                ProjectId::new(name).map_err(|e| ApiError::bad_request(e.to_string()))
-            }
-        }
-    }
+    /// API keys and the auth policy; decides each request's project.
+    pub auth: Arc<auth::Auth>,
 }
 
 /// The HTTP router with every route.
@@ -78,6 +66,11 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::otlp::routes())
         .merge(routes::spans::routes())
         .merge(routes::health::routes())
+        .merge(routes::langfuse::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -41,7 +41,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        let c = Cursor { start_time: -5, span_id: "ab:cd".into() };
+        let c = Cursor {
+            start_time: -5,
+            span_id: "ab:cd".into(),
+        };
         assert_eq!(Cursor::decode(&c.encode()).ok(), Some(c));
         assert!(Cursor::decode("%%%").is_err());
         assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode("nocolon")).is_err());

@@ -107,6 +107,61 @@ pub struct SpanPage {
     pub next_cursor: Option<Cursor>,
 }
 
+/// One extra condition of a [`PageQuery`], beyond [`SpanFilter`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Cond {
+    /// The span has no parent (a trace root).
+    Root,
+    /// The span has a parent.
+    NotRoot,
+    /// The display name equals the value.
+    Name(String),
+    /// The parent span id equals the value.
+    Parent(String),
+    /// The normalised kind equals the value.
+    Kind(SpanKind),
+    /// The node type is unset or differs from the value.
+    NodeTypeNot(String),
+    /// Attribute `.0` equals `.1`.
+    AttrEq(String, String),
+    /// Attribute `.0` contains the text `.1`.
+    AttrContains(String, String),
+    /// The trace id is one of the values.
+    TraceIn(Vec<String>),
+    /// At least one of the conditions holds.
+    Any(Vec<Cond>),
+}
+
+/// An offset page request with a total count (for APIs paged by number,
+/// such as Langfuse's `page`/`limit`), ordered by start time.
+#[derive(Debug, Clone)]
+pub struct PageQuery {
+    /// The project read.
+    pub project: ProjectId,
+    /// Filters.
+    pub filter: SpanFilter,
+    /// Extra conditions, all of which must hold.
+    pub conds: Vec<Cond>,
+    /// Rows to skip.
+    pub offset: usize,
+    /// Page size (1..=10000).
+    pub limit: usize,
+    /// Oldest first instead of newest first (ties by span id).
+    pub oldest_first: bool,
+    /// Whether to count every matching row (an extra scan).
+    pub count: bool,
+}
+
+/// One page of a [`PageQuery`].
+#[derive(Debug, Clone, Default)]
+pub struct OffsetPage {
+    /// Spans in the requested order.
+    pub spans: Vec<Span>,
+    /// Number of matching spans in all pages, when counted.
+    pub total: Option<u64>,
+}
+
 /// A storage backend.
 pub trait SpanStore: Send + Sync + 'static {
     /// Appends spans (complete or partial updates). Resolves once they are
@@ -123,15 +178,17 @@ pub trait SpanStore: Send + Sync + 'static {
 
     /// A page of spans matching the query.
     fn list(&self, query: SpanQuery) -> BoxFuture<'_, Result<SpanPage, StoreError>>;
+
+    /// An offset page of spans matching the query, with the total count
+    /// when asked for.
+    fn page(&self, query: PageQuery) -> BoxFuture<'_, Result<OffsetPage, StoreError>>;
 }
 
 /// Orders spans as a tree: each parent before its children, roots and
 /// siblings by start time. Spans whose parent is absent count as roots.
 pub fn tree_order(mut spans: Vec<Span>) -> Vec<Span> {
     use std::collections::{HashMap, HashSet};
-    spans.sort_by(|a, b| {
-        (a.start_time, &a.span_id).cmp(&(b.start_time, &b.span_id))
-    });
+    spans.sort_by(|a, b| (a.start_time, &a.span_id).cmp(&(b.start_time, &b.span_id)));
     let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
     let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut roots = Vec::new();

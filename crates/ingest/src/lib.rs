@@ -6,5 +6,6 @@
 
 #![warn(missing_docs)]
 
+pub mod langfuse;
 pub mod otlp;
 pub mod pipeline;

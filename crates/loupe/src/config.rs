@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use loupe_api::auth::{AuthMode, KeyRecord};
 use loupe_normalise::tags::TagRuleConfig;
 use loupe_store::StoreConfig;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,24 @@ pub struct Config {
     pub store: StoreConfig,
     /// Business-tag extraction rules (`[[tags]]`), applied to every span.
     pub tags: Vec<TagRuleConfig>,
+    /// API keys and the auth policy.
+    pub auth: AuthSection,
+}
+
+/// `[auth]`: when API keys are required and keys defined in the config
+/// (besides `keys.json` in the data directory, which `loupe keys create`
+/// writes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// `auto` (default): open on the default project while no key exists,
+    /// keys required once one does. `required`: keys always required.
+    pub mode: AuthMode,
+    /// Serve `/metrics` without a key. Default false.
+    pub metrics_public: bool,
+    /// `[[auth.keys]]`: `project`, `public_key`, `secret_key_hash`
+    /// (`sha256:<hex>`, as `loupe keys create` prints).
+    pub keys: Vec<KeyRecord>,
 }
 
 /// `[server]`.

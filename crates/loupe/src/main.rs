@@ -5,6 +5,7 @@
 //! CLI, exit codes and which storage backend runs.
 
 mod config;
+mod keys;
 mod serve;
 
 use std::net::SocketAddr;
@@ -27,6 +28,8 @@ enum Command {
     Serve(ServeArgs),
     /// Print the default configuration as TOML (a starting loupe.toml).
     DefaultConfig,
+    /// Manage API keys (keys.json in the data directory).
+    Keys(keys::KeysArgs),
 }
 
 /// Flags of `loupe serve`; each overrides the config file and has a `LOUPE_*` variable.
@@ -54,6 +57,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Keys(args) => keys::run(args),
         Command::DefaultConfig => toml::to_string(&config::Config::default())
             .map(|text| print!("{text}"))
             .map_err(Into::into),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
+use loupe_api::auth::{Auth, AuthConfig, KEYS_FILE};
 use loupe_api::{ApiConfig, AppState};
 use loupe_backend::SpanStore;
 use loupe_ingest::pipeline::Pipeline;
@@ -60,6 +61,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
     let background = store.spawn_background();
     let tags = TagRules::new(&config.tags)?;
+    let auth = Auth::new(AuthConfig {
+        mode: config.auth.mode,
+        keys: config.auth.keys.clone(),
+        keys_file: Some(store.config().data_dir.join(KEYS_FILE)),
+        metrics_public: config.auth.metrics_public,
+    })
+    .context("cannot load the API keys")?;
+    let auth_enforced = auth.enforced();
     let dyn_store: Arc<dyn SpanStore> = Arc::new(store.clone());
     let state = AppState {
         pipeline: Pipeline::new(dyn_store.clone(), tags),
@@ -69,6 +78,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             max_decompressed_bytes: config.server.max_decompressed_bytes,
         }),
         ready: Arc::new(AtomicBool::new(false)),
+        auth: Arc::new(auth),
     };
 
     let http = tokio::net::TcpListener::bind(config.server.http_addr)
@@ -109,6 +119,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         grpc = %config.server.grpc_addr,
         data_dir = %store.config().data_dir.display(),
         durability = ?store.config().durability,
+        auth = if auth_enforced { "keys" } else { "open" },
         "loupe is serving"
     );
 

@@ -4,6 +4,8 @@
 //!   through a priority-ordered set of attribute conventions: OpenInference
 //!   (Dify's Phoenix/Arize providers), OTel GenAI (Dify's `ENABLE_OTEL`,
 //!   Aliyun, Tencent), OpenLLMetry/Traceloop and Langfuse OTel.
+//! - [`langfuse`]: Langfuse ingestion events (`trace-create`, observations,
+//!   scores) decoded by `loupe-ingest` from `POST /api/public/ingestion`.
 //! - [`tags`]: business-tag extraction rules (`category` from a run input, …).
 //!
 //! Normalisation is total: each input item becomes a `Span` or an
@@ -11,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod langfuse;
 pub mod otel;
 pub mod tags;
 

@@ -18,26 +18,51 @@ fn span(i: usize) -> Span {
     s.trace_id = Some(format!("{run:032x}"));
     s.run_id = Some(format!("run-{run}"));
     s.parent_span_id = (i % 10 != 0).then(|| format!("{:016x}", run * 10));
-    s.span_kind = Some([SpanKind::Workflow, SpanKind::Llm, SpanKind::Tool, SpanKind::Retrieval][i % 4]);
+    s.span_kind = Some(
+        [
+            SpanKind::Workflow,
+            SpanKind::Llm,
+            SpanKind::Tool,
+            SpanKind::Retrieval,
+        ][i % 4],
+    );
     s.node_type = Some(["start", "llm", "tool", "knowledge-retrieval"][i % 4].to_owned());
     s.name = Some(format!("node {}", i % 10));
-    s.status = Some(if i % 50 == 0 { Status::Error } else { Status::Ok });
+    s.status = Some(if i % 50 == 0 {
+        Status::Error
+    } else {
+        Status::Ok
+    });
     s.start_time = Some(1_795_000_000_000_000_000 + i as i64 * 1_000_000);
     s.end_time = s.start_time.map(|t| t + 250_000_000);
     s.app_id = Some(format!("app-{}", i % 5));
-    s.tool_name = (i % 4 == 2).then(|| ["inventory", "coupon", "payment", "logistics"][i % 16 / 4].to_owned());
+    s.tool_name = (i % 4 == 2)
+        .then(|| ["inventory", "coupon", "payment", "logistics"][i % 16 / 4].to_owned());
     s.input_tokens = Some(120);
     s.output_tokens = Some(80);
-    s.input = Some(format!("{{\"query\": \"where is my order {i}?\", \"category\": \"phone\"}} {}", "lorem ipsum ".repeat(60)));
-    s.output = Some(format!("Your order {i} ships tomorrow. {}", "dolor sit amet ".repeat(30)));
-    s.attributes.insert("metadata.tenant_id".into(), "t-1".into());
+    s.input = Some(format!(
+        "{{\"query\": \"where is my order {i}?\", \"category\": \"phone\"}} {}",
+        "lorem ipsum ".repeat(60)
+    ));
+    s.output = Some(format!(
+        "Your order {i} ships tomorrow. {}",
+        "dolor sit amet ".repeat(30)
+    ));
+    s.attributes
+        .insert("metadata.tenant_id".into(), "t-1".into());
     s
 }
 
 fn main() {
-    let n: usize = std::env::var("SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let n: usize = std::env::var("SPANS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let config = StoreConfig {
             data_dir: dir.path().to_owned(),

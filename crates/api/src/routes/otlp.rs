@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 
+use crate::auth::Project;
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -88,10 +89,10 @@ pub(crate) fn body_error(state: &AppState, rejection: BytesRejection) -> ApiErro
 
 async fn export(
     State(state): State<AppState>,
+    Project(project): Project,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let project = state.project(&headers)?;
     let (encoding, gzip) = encoding(&headers)?;
     let body = body.map_err(|r| body_error(&state, r))?;
     let request = decode_request(&body, encoding, gzip, state.config.max_decompressed_bytes)

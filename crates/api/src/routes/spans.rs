@@ -2,7 +2,7 @@
 //! `GET /api/v1/spans` (filters + keyset pagination, newest first).
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use loupe_backend::{Cursor, SpanFilter, SpanQuery};
@@ -10,6 +10,7 @@ use loupe_model::{Span, SpanKind, Status};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::auth::Project;
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -29,10 +30,9 @@ fn view(span: &Span) -> Value {
 
 async fn trace(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Project(project): Project,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let project = state.project(&headers)?;
     let spans = state.store.trace(&project, &id).await?;
     if spans.is_empty() {
         return Err(ApiError::new(
@@ -88,11 +88,10 @@ fn allowed<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> String {
 
 async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Project(project): Project,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let project = state.project(&headers)?;
     let status = p
         .status
         .as_deref()

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod crash;
+mod langfuse;
 mod otlp_replay;
 mod support;
 mod tags;

@@ -1,0 +1,590 @@
+//! Projects and API keys: who may call Loupe, and which project a request
+//! acts on.
+//!
+//! # Keys
+//!
+//! A key is a Langfuse-style pair: a public key `pk-lf-<uuid>` and a secret
+//! key `sk-lf-<uuid>`, bound to one project. Only the SHA-256 of the secret
+//! is stored (`sha256:<hex>`; the secret is 122 random bits, so an unsalted
+//! fast hash is safe, as for GitHub tokens). Keys come from the config
+//! (`[[auth.keys]]`) and from `keys.json` in the data directory, which
+//! `loupe keys create` writes (temp file + rename) while the server runs or
+//! not: the server re-reads the file when its size or mtime changes,
+//! checked at most once a second and on every authentication miss.
+//!
+//! # Credentials
+//!
+//! - `Authorization: Basic base64(pk:sk)`: Langfuse SDKs, Dify's Langfuse
+//!   provider, any HTTP client.
+//! - `Authorization: Bearer <sk>` or `Bearer <pk>:<sk>`: OTLP senders with a
+//!   single API key field (Dify's Phoenix/Arize providers send
+//!   `authorization: Bearer <api_key>`; give them the secret key).
+//! - `api_key: <sk>` header (Phoenix/Arize also send it) when no
+//!   `Authorization` header is present.
+//!
+//! # Policy
+//!
+//! [`AuthMode::Auto`] (default): while no key exists, every request is served
+//! openly on the `default` project, or the project named by the
+//! `x-loupe-project` header; as soon as one key exists every endpoint except
+//! `/healthz`, `/readyz` (and `/metrics` when `metrics_public`) needs a valid
+//! key, and the key decides the project (`x-loupe-project` is ignored).
+//! [`AuthMode::Required`] needs keys even before the first one exists.
+//! A missing or wrong key is a 401 with a JSON message.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use loupe_model::ProjectId;
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{ApiError, AppState};
+
+/// Name of the key file in the data directory.
+pub const KEYS_FILE: &str = "keys.json";
+
+/// How often the key file is checked for changes at most.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// When keys are required.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Open (default project) while no key exists; keys required once one does.
+    #[default]
+    Auto,
+    /// Keys always required.
+    Required,
+}
+
+/// One API key as stored (config or `keys.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRecord {
+    /// The project the key acts on.
+    pub project: String,
+    /// Public key (`pk-lf-…`), sent as the Basic user name.
+    pub public_key: String,
+    /// `sha256:<hex>` of the secret key.
+    pub secret_key_hash: String,
+    /// When the key was created (RFC 3339), informational.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+/// The `keys.json` document.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KeysFile {
+    /// Format version (1).
+    pub version: u32,
+    /// The keys.
+    pub keys: Vec<KeyRecord>,
+}
+
+/// Errors of key storage.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The key file is not valid.
+    #[error("{path} is not a valid key file: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A key names an unusable project or has a malformed hash.
+    #[error("key {public_key}: {reason}")]
+    BadKey {
+        /// The key's public part.
+        public_key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// `sha256:<hex>` of a secret key.
+pub fn hash_secret(secret: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(secret.as_bytes())))
+}
+
+/// A new key for `project`: the record to store and the secret key (shown
+/// once, never stored).
+pub fn generate_key(project: &ProjectId) -> (KeyRecord, String) {
+    let secret = format!("sk-lf-{}", uuid::Uuid::new_v4());
+    let record = KeyRecord {
+        project: project.to_string(),
+        public_key: format!("pk-lf-{}", uuid::Uuid::new_v4()),
+        secret_key_hash: hash_secret(&secret),
+        created_at: Some(chrono::Utc::now().to_rfc3339()),
+    };
+    (record, secret)
+}
+
+impl KeysFile {
+    /// Reads a key file; a missing file is an empty one.
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => {
+                return Err(KeyError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        serde_json::from_str(&text).map_err(|e| KeyError::Invalid {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes the file atomically (temp file, fsync, rename, directory fsync).
+    pub fn save(&self, path: &Path) -> Result<(), KeyError> {
+        use std::io::Write as _;
+        let io = |source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(dir) = dir {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
+        let text = serde_json::to_vec_pretty(self).map_err(|e| KeyError::Invalid {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        file.write_all(&text).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)?;
+        if let Some(dir) = dir
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// Settings of authentication (`[auth]` in `loupe.toml`).
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// When keys are required.
+    pub mode: AuthMode,
+    /// Keys from the config file.
+    pub keys: Vec<KeyRecord>,
+    /// The `keys.json` to read (and re-read); `None` for config keys only.
+    pub keys_file: Option<PathBuf>,
+    /// Whether `/metrics` is served without a key.
+    pub metrics_public: bool,
+}
+
+#[derive(Default)]
+struct Loaded {
+    by_public: HashMap<String, (ProjectId, [u8; 32])>,
+    by_secret: HashMap<[u8; 32], ProjectId>,
+    stamp: Option<(SystemTime, u64)>,
+    checked: Option<Instant>,
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// Missing or wrong credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// In open mode, `x-loupe-project` names no valid project (400).
+    #[error("{0}")]
+    BadProject(String),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, m),
+            AuthError::BadProject(m) => ApiError::bad_request(m),
+        }
+    }
+}
+
+/// The key registry and the policy.
+pub struct Auth {
+    config: AuthConfig,
+    loaded: RwLock<Loaded>,
+}
+
+fn parse_hash(record: &KeyRecord) -> Result<(ProjectId, [u8; 32]), KeyError> {
+    let bad = |reason: String| KeyError::BadKey {
+        public_key: record.public_key.clone(),
+        reason,
+    };
+    let project = ProjectId::new(record.project.clone()).map_err(|e| bad(e.to_string()))?;
+    let hash = record
+        .secret_key_hash
+        .strip_prefix("sha256:")
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|h| <[u8; 32]>::try_from(h).ok())
+        .ok_or_else(|| bad("secret_key_hash must be \"sha256:<64 hex digits>\"".into()))?;
+    Ok((project, hash))
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+impl Auth {
+    /// Loads the configured keys and the key file. Invalid keys are errors.
+    pub fn new(config: AuthConfig) -> Result<Self, KeyError> {
+        let auth = Self {
+            config,
+            loaded: RwLock::new(Loaded::default()),
+        };
+        auth.reload()?;
+        Ok(auth)
+    }
+
+    /// Open access on the default project, no keys (tests, embedding).
+    pub fn open() -> Self {
+        Self {
+            config: AuthConfig::default(),
+            loaded: RwLock::new(Loaded::default()),
+        }
+    }
+
+    /// Whether `/metrics` needs no key.
+    pub fn metrics_public(&self) -> bool {
+        self.config.metrics_public
+    }
+
+    fn reload(&self) -> Result<(), KeyError> {
+        let file_stamp = self.config.keys_file.as_deref().and_then(stamp);
+        let mut records = self.config.keys.clone();
+        if let Some(path) = &self.config.keys_file {
+            records.extend(KeysFile::load(path)?.keys);
+        }
+        let mut next = Loaded {
+            stamp: file_stamp,
+            checked: Some(Instant::now()),
+            ..Loaded::default()
+        };
+        for record in &records {
+            let (project, hash) = parse_hash(record)?;
+            next.by_secret.insert(hash, project.clone());
+            next.by_public
+                .insert(record.public_key.clone(), (project, hash));
+        }
+        *self.loaded.write() = next;
+        Ok(())
+    }
+
+    /// Re-reads the key file if it changed (at most once per [`RECHECK`]
+    /// unless `force`). A damaged file keeps the previous keys.
+    fn refresh(&self, force: bool) {
+        let Some(path) = &self.config.keys_file else {
+            return;
+        };
+        {
+            let loaded = self.loaded.read();
+            if !force && loaded.checked.is_some_and(|t| t.elapsed() < RECHECK) {
+                return;
+            }
+            if stamp(path) == loaded.stamp {
+                drop(loaded);
+                self.loaded.write().checked = Some(Instant::now());
+                return;
+            }
+        }
+        if let Err(e) = self.reload() {
+            tracing::warn!(error = %e, "key file not reloaded; keeping the previous keys");
+            self.loaded.write().checked = Some(Instant::now());
+        }
+    }
+
+    /// Whether keys are required right now.
+    pub fn enforced(&self) -> bool {
+        self.refresh(false);
+        self.config.mode == AuthMode::Required || !self.loaded.read().by_public.is_empty()
+    }
+
+    fn lookup(&self, creds: &Credentials) -> Option<ProjectId> {
+        let loaded = self.loaded.read();
+        match creds {
+            Credentials::Pair { public, secret } => {
+                let (project, hash) = loaded.by_public.get(public)?;
+                let given: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+                // Compare every byte: no early exit on the first mismatch.
+                let diff = given
+                    .iter()
+                    .zip(hash)
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+                (diff == 0).then(|| project.clone())
+            }
+            Credentials::Secret(secret) => {
+                let given: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+                loaded.by_secret.get(&given).cloned()
+            }
+            Credentials::None | Credentials::Malformed(_) => None,
+        }
+    }
+
+    /// The project of a request, from its `Authorization` and `api_key`
+    /// header values and (open mode only) its `x-loupe-project` value.
+    pub fn resolve(
+        &self,
+        authorization: Option<&str>,
+        api_key: Option<&str>,
+        project_header: Option<&str>,
+    ) -> Result<ProjectId, AuthError> {
+        let creds = Credentials::parse(authorization, api_key);
+        let mut enforced = self.enforced();
+        if !enforced && creds != Credentials::None {
+            // Credentials in open mode: a key may have just been created.
+            self.refresh(true);
+            enforced = self.enforced();
+        }
+        if !enforced {
+            return match project_header {
+                None => Ok(ProjectId::default_project()),
+                Some(name) => {
+                    ProjectId::new(name).map_err(|e| AuthError::BadProject(e.to_string()))
+                }
+            };
+        }
+        if let Credentials::Malformed(why) = &creds {
+            return Err(AuthError::Unauthorized(why.clone()));
+        }
+        if matches!(creds, Credentials::None) {
+            return Err(AuthError::Unauthorized(
+                "authentication required: send Authorization: Basic base64(public_key:secret_key) or Bearer <secret_key> (create keys with `loupe keys create --project P`)".into(),
+            ));
+        }
+        if let Some(project) = self.lookup(&creds) {
+            return Ok(project);
+        }
+        // A key created a moment ago: re-read the file before refusing.
+        self.refresh(true);
+        self.lookup(&creds).ok_or_else(|| {
+            AuthError::Unauthorized(
+                "invalid API key: unknown public key or wrong secret key".into(),
+            )
+        })
+    }
+}
+
+/// Credentials found in a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Credentials {
+    None,
+    Pair { public: String, secret: String },
+    Secret(String),
+    Malformed(String),
+}
+
+impl Credentials {
+    fn parse(authorization: Option<&str>, api_key: Option<&str>) -> Self {
+        let pair = |text: &str| match text.split_once(':') {
+            Some((p, s)) => Self::Pair {
+                public: p.to_owned(),
+                secret: s.to_owned(),
+            },
+            None => Self::Secret(text.to_owned()),
+        };
+        if let Some(value) = authorization {
+            let value = value.trim();
+            let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+            let rest = rest.trim();
+            return if scheme.eq_ignore_ascii_case("basic") {
+                match STANDARD
+                    .decode(rest)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                {
+                    Some(text) if text.contains(':') => pair(&text),
+                    _ => Self::Malformed(
+                        "Authorization: Basic must carry base64(public_key:secret_key)".into(),
+                    ),
+                }
+            } else if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+                pair(rest)
+            } else {
+                Self::Malformed("unsupported Authorization scheme: use Basic or Bearer".into())
+            };
+        }
+        match api_key.map(str::trim).filter(|k| !k.is_empty()) {
+            Some(key) => pair(key),
+            None => Self::None,
+        }
+    }
+}
+
+/// The project the authenticated request acts on (set by the auth middleware).
+#[derive(Debug, Clone)]
+pub struct Project(pub ProjectId);
+
+impl<S: Send + Sync> FromRequestParts<S> for Project {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Project>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "authentication required"))
+    }
+}
+
+/// Paths served without a key.
+fn is_public(path: &str, auth: &Auth) -> bool {
+    matches!(path, "/healthz" | "/readyz") || (path == "/metrics" && auth.metrics_public())
+}
+
+/// Middleware: authenticates every request except the public paths and
+/// records its [`Project`].
+pub(crate) async fn require(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if is_public(req.uri().path(), &state.auth) {
+        return next.run(req).await;
+    }
+    let resolved = {
+        // Scoped: a borrow of the request must not live across an await.
+        let headers = req.headers();
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        state.auth.resolve(
+            header("authorization"),
+            header("api_key").or_else(|| header("api-key")),
+            header("x-loupe-project"),
+        )
+    };
+    match resolved {
+        Ok(project) => {
+            req.extensions_mut().insert(Project(project));
+            next.run(req).await
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(p: &str, s: &str) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{p}:{s}")))
+    }
+
+    #[test]
+    fn open_until_a_key_exists_then_keys_decide_the_project() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(KEYS_FILE);
+        let auth = Auth::new(AuthConfig {
+            keys_file: Some(path.clone()),
+            ..AuthConfig::default()
+        })
+        .expect("auth");
+        assert_eq!(
+            auth.resolve(None, None, Some("shop"))
+                .expect("open")
+                .as_str(),
+            "shop"
+        );
+
+        let project = ProjectId::new("alpha").expect("name");
+        let (record, secret) = generate_key(&project);
+        KeysFile {
+            version: 1,
+            keys: vec![record.clone()],
+        }
+        .save(&path)
+        .expect("save");
+        // Creation is noticed on the first miss, without waiting for RECHECK.
+        let pk = record.public_key.as_str();
+        let got = auth
+            .resolve(Some(&basic(pk, &secret)), None, None)
+            .expect("basic");
+        assert_eq!(got, project);
+        assert!(matches!(
+            auth.resolve(None, None, Some("shop")),
+            Err(AuthError::Unauthorized(_))
+        ));
+        assert_eq!(
+            auth.resolve(Some(&format!("Bearer {secret}")), None, None)
+                .expect("bearer"),
+            project
+        );
+        assert_eq!(
+            auth.resolve(Some(&format!("bearer {pk}:{secret}")), None, None)
+                .expect("pair"),
+            project
+        );
+        assert_eq!(
+            auth.resolve(None, Some(&secret), None).expect("api_key"),
+            project
+        );
+        for bad in [
+            basic(pk, "sk-lf-wrong"),
+            basic("pk-lf-nope", &secret),
+            "Basic !!!".into(),
+            "Token x".into(),
+        ] {
+            assert!(
+                matches!(
+                    auth.resolve(Some(&bad), None, None),
+                    Err(AuthError::Unauthorized(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn required_mode_refuses_requests_before_any_key_exists() {
+        let auth = Auth::new(AuthConfig {
+            mode: AuthMode::Required,
+            ..AuthConfig::default()
+        })
+        .expect("auth");
+        assert!(auth.resolve(None, None, None).is_err());
+    }
+
+    #[test]
+    fn config_keys_with_a_bad_hash_are_rejected_by_name() {
+        let err = Auth::new(AuthConfig {
+            keys: vec![KeyRecord {
+                project: "p".into(),
+                public_key: "pk-lf-x".into(),
+                secret_key_hash: "md5:abc".into(),
+                created_at: None,
+            }],
+            ..AuthConfig::default()
+        })
+        .err()
+        .expect("bad hash");
+        assert!(err.to_string().contains("pk-lf-x"), "{err}");
+    }
+}
