@@ -11,7 +11,7 @@
 //! raw source value is always kept beside them (`node_type`, `raw_status`), so
 //! unknown values are never rejected or lost.
 //!
-//! [`schema`] gives the Arrow schema (version [`SCHEMA_VERSION`]) that the
+//! [`schema()`] gives the Arrow schema (version [`SCHEMA_VERSION`]) that the
 //! store writes; `docs/DATA_MODEL.md` documents every column.
 //!
 //! This crate does no I/O and has no async code.

@@ -17,7 +17,7 @@ fn span(i: usize) -> Span {
     let mut s = Span::new("bench", format!("{i:016x}"));
     s.trace_id = Some(format!("{run:032x}"));
     s.run_id = Some(format!("run-{run}"));
-    s.parent_span_id = (i % 10 != 0).then(|| format!("{:016x}", run * 10));
+    s.parent_span_id = (!i.is_multiple_of(10)).then(|| format!("{:016x}", run * 10));
     s.span_kind = Some(
         [
             SpanKind::Workflow,
@@ -28,7 +28,7 @@ fn span(i: usize) -> Span {
     );
     s.node_type = Some(["start", "llm", "tool", "knowledge-retrieval"][i % 4].to_owned());
     s.name = Some(format!("node {}", i % 10));
-    s.status = Some(if i % 50 == 0 {
+    s.status = Some(if i.is_multiple_of(50) {
         Status::Error
     } else {
         Status::Ok

@@ -1,20 +1,20 @@
 //! The embedded store: WAL → memtable → Parquet parts, queried with DataFusion.
 //!
-//! Write path ([`write`]): an append takes the append gate, looks up older
+//! Write path (`write.rs`): an append takes the append gate, looks up older
 //! versions of its spans (memtable, frozen memtables, then parts through
 //! their id blooms), writes one WAL record, merges the spans into the active
 //! memtable (hiding superseded row versions) and propagates run-level
 //! context, then waits for the durability the config promises.
 //!
-//! Flush ([`flush`]): the active memtable is frozen, written as one Parquet
+//! Flush (`flush.rs`): the active memtable is frozen, written as one Parquet
 //! part per (project, day), and the manifest records the parts, the flushed
 //! WAL seq and the newly hidden versions in one atomic replacement.
 //!
-//! Maintenance ([`maintenance`]): compaction merges the parts of a
+//! Maintenance (`maintenance.rs`): compaction merges the parts of a
 //! (project, day) and physically drops rows whose hiding is durable;
 //! retention drops whole parts older than the project's retention.
 //!
-//! Reads ([`table`], [`read`]): a DataFusion `TableProvider` per project over
+//! Reads (`table.rs`, `read.rs`): a DataFusion `TableProvider` per project over
 //! the memtable snapshot plus the parts, pruned by time and id blooms, with
 //! hidden versions filtered out, so every query sees exactly one merged row
 //! per span.
