@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+mod dify;
 pub mod langfuse;
 pub mod otel;
 pub mod tags;

@@ -2,7 +2,7 @@
 //! them to Parquet, then run a group-by over the result.
 //!
 //! Run: `cargo bench -p loupe-store --bench ingest` (env `SPANS`, default
-//! 200000). Prints spans/s for append, the flush time, bytes on disk and the
+//! 200000; 2000 when run by `cargo test`). Prints spans/s for append, the flush time, bytes on disk and the
 //! query latency. It measures the store alone: no HTTP, no OTLP decoding.
 
 use std::time::Instant;
@@ -54,10 +54,17 @@ fn span(i: usize) -> Span {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; under `cargo test --all-targets` this
+    // runs as a quick smoke test of the same code.
+    let default = if std::env::args().any(|a| a == "--bench") {
+        200_000
+    } else {
+        2_000
+    };
     let n: usize = std::env::var("SPANS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
+        .unwrap_or(default);
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -12,7 +12,6 @@
 //! Dify (`otel/dify.rs`), repeated here because that module is private to
 //! the OTel normaliser.
 
-use loupe_model::{SpanKind, Status};
 use serde_json::{Map, Value};
 
 use super::body::{amount, count, scalar_text};
@@ -50,48 +49,4 @@ impl<'a> Meta<'a> {
     }
 }
 
-/// Dify's node or run status → [`Status`]; `None` for values Loupe does not
-/// know, which then fall back to the Langfuse `level`.
-pub(super) fn map_status(raw: &str) -> Option<Status> {
-    Some(match raw {
-        "succeeded" | "partial-succeeded" | "normal" => Status::Ok,
-        "failed" | "exception" | "stopped" | "error" => Status::Error,
-        "running" | "paused" | "pending" | "retry" | "scheduled" => Status::Running,
-        _ => return None,
-    })
-}
-
-/// Dify node type → [`SpanKind`]; unknown types are `other`.
-pub(super) fn kind_of_node(node_type: &str) -> SpanKind {
-    match node_type {
-        "llm" | "parameter-extractor" => SpanKind::Llm,
-        "tool" => SpanKind::Tool,
-        "knowledge-retrieval" => SpanKind::Retrieval,
-        "agent" => SpanKind::Agent,
-        "http-request" => SpanKind::Http,
-        "code" => SpanKind::Code,
-        "if-else"
-        | "question-classifier"
-        | "iteration"
-        | "loop"
-        | "iteration-start"
-        | "loop-start"
-        | "loop-end" => SpanKind::Branch,
-        "start"
-        | "end"
-        | "answer"
-        | "template-transform"
-        | "variable-aggregator"
-        | "variable-assigner"
-        | "list-operator"
-        | "document-extractor"
-        | "assigner" => SpanKind::Chain,
-        _ => SpanKind::Other,
-    }
-}
-
-/// Container nodes whose usage is the sum of their children's (mapping it
-/// would count the same tokens twice).
-pub(super) fn is_container(node_type: &str) -> bool {
-    matches!(node_type, "iteration" | "loop")
-}
+pub(super) use crate::dify::{is_container, kind_of_node, map_status};

@@ -16,7 +16,7 @@
 //! Node spans carry no run id: the run-level fields come from the workflow
 //! and root spans of the same trace.
 
-use loupe_model::{Span, SpanKind, Status, Tags};
+use loupe_model::{Span, SpanKind, Tags};
 use serde_json::{Map, Value};
 
 use super::attrs::{Bag, map_to_json};
@@ -151,53 +151,8 @@ impl Metadata {
     }
 }
 
-/// Dify's node status (or run status) → [`Status`]; `None` for values Loupe
-/// does not know (message statuses such as `normal`, future values), which
-/// then fall back to the OTel status code.
-pub(super) fn map_status(raw: &str) -> Option<Status> {
-    Some(match raw {
-        "succeeded" | "partial-succeeded" | "normal" => Status::Ok,
-        "failed" | "exception" | "stopped" | "error" => Status::Error,
-        "running" | "paused" | "pending" | "retry" | "scheduled" => Status::Running,
-        _ => return None,
-    })
-}
-
-/// Dify node type → [`SpanKind`]. Unknown types are `other` (the raw type is
-/// kept in `node_type`).
-pub(super) fn kind_of_node(node_type: &str) -> SpanKind {
-    match node_type {
-        "llm" | "parameter-extractor" => SpanKind::Llm,
-        "tool" => SpanKind::Tool,
-        "knowledge-retrieval" => SpanKind::Retrieval,
-        "agent" => SpanKind::Agent,
-        "http-request" => SpanKind::Http,
-        "code" => SpanKind::Code,
-        "if-else"
-        | "question-classifier"
-        | "iteration"
-        | "loop"
-        | "iteration-start"
-        | "loop-start"
-        | "loop-end" => SpanKind::Branch,
-        "start"
-        | "end"
-        | "answer"
-        | "template-transform"
-        | "variable-aggregator"
-        | "variable-assigner"
-        | "list-operator"
-        | "document-extractor"
-        | "assigner" => SpanKind::Chain,
-        _ => SpanKind::Other,
-    }
-}
-
-/// Container nodes whose tokens and price are the sum of their children's:
-/// mapping them too would count the same usage twice.
-fn is_container(node_type: &str) -> bool {
-    matches!(node_type, "iteration" | "loop")
-}
+use crate::dify::is_container;
+pub(super) use crate::dify::{kind_of_node, map_status};
 
 /// Fields Dify's markers decide, before any convention.
 pub(super) fn apply_primary(

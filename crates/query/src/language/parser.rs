@@ -1,0 +1,412 @@
+//! The recursive-descent parser: tokens → [`Query`], checking types as it
+//! goes so every error points at the text at fault.
+//!
+//! This file holds the cursor and the filter grammar (precedence: `OR` <
+//! `AND`/juxtaposition < `NOT` < primary); [`stages`] holds the pipeline
+//! (`by`, aggregates, `sort`, `limit`/`top`) and the time range.
+
+mod stages;
+
+use std::ops::Range;
+
+use super::ast::{CmpOp, Expr, Query, SortBy};
+use super::check;
+use super::error::{ErrorKind, ParseError, Problem};
+use super::field::Field;
+use super::lexer::{Tok, Token, lex};
+use super::values::{Literal, Value, classify, parse_timestamp};
+
+/// Parses a whole query.
+pub(crate) fn parse_query(src: &str) -> Result<Query, ParseError> {
+    Parser::new(src)?.query()
+}
+
+/// Parses a lone field (`tags["a b"]`), for the JSON form.
+pub(crate) fn parse_field_text(src: &str) -> Result<Field, ParseError> {
+    let mut p = Parser::new(src)?;
+    let field = p.field()?;
+    p.expect_end()?;
+    Ok(field)
+}
+
+/// Parses a lone sort target (`p95(duration)`, `tags.category`, `slowest`),
+/// for the JSON form.
+pub(crate) fn parse_sort_by_text(src: &str) -> Result<SortBy, ParseError> {
+    let mut p = Parser::new(src)?;
+    let by = p.sort_by()?;
+    p.expect_end()?;
+    Ok(by)
+}
+
+/// A cursor over the tokens.
+pub(crate) struct Parser {
+    toks: Vec<Token>,
+    pos: usize,
+    /// Inside `run has ( … )`, where another `run has` is an error.
+    in_run: bool,
+    /// Current nesting of `NOT` and parentheses.
+    depth: usize,
+}
+
+/// Deepest nesting of `NOT` and parentheses the parser accepts.
+const MAX_DEPTH: usize = 64;
+
+impl Parser {
+    fn new(src: &str) -> Result<Self, ParseError> {
+        Ok(Self {
+            toks: lex(src)?,
+            pos: 0,
+            in_run: false,
+            depth: 0,
+        })
+    }
+
+    /// The token `n` ahead (the final `Eof` repeats forever).
+    fn peek_at(&self, n: usize) -> &Token {
+        let last = self.toks.len().saturating_sub(1);
+        &self.toks[(self.pos + n).min(last)]
+    }
+
+    fn peek(&self) -> &Token {
+        self.peek_at(0)
+    }
+
+    fn bump(&mut self) -> Token {
+        let tok = self.peek().clone();
+        if self.pos + 1 < self.toks.len() {
+            self.pos += 1;
+        }
+        tok
+    }
+
+    /// Whether the token `n` ahead is the keyword `kw` (any case).
+    fn word_at(&self, n: usize, kw: &str) -> bool {
+        matches!(&self.peek_at(n).tok, Tok::Word(w) if w.eq_ignore_ascii_case(kw))
+    }
+
+    fn is_word_at(&self, n: usize) -> bool {
+        matches!(self.peek_at(n).tok, Tok::Word(_))
+    }
+
+    /// The end byte of the last consumed token.
+    fn prev_end(&self) -> usize {
+        match self.pos.checked_sub(1) {
+            Some(i) => self.toks[i].span.end,
+            None => 0,
+        }
+    }
+
+    fn unexpected(&self, expected: &str) -> ParseError {
+        let tok = self.peek();
+        ParseError::syntax(
+            tok.span.clone(),
+            format!("expected {expected}, found {}", tok.tok.describe()),
+        )
+    }
+
+    fn expect(&mut self, tok: &Tok, expected: &str) -> Result<Token, ParseError> {
+        if &self.peek().tok == tok {
+            Ok(self.bump())
+        } else {
+            Err(self.unexpected(expected))
+        }
+    }
+
+    fn expect_end(&mut self) -> Result<(), ParseError> {
+        match self.peek().tok {
+            Tok::Eof => Ok(()),
+            _ => Err(self.unexpected("the end of the input")),
+        }
+    }
+
+    fn at_stage_end(&self) -> bool {
+        matches!(self.peek().tok, Tok::Pipe | Tok::Eof)
+    }
+
+    /// Whether the next tokens start a time range (`last 7d`, `from … to`).
+    fn at_time(&self) -> bool {
+        (self.word_at(0, "last") || self.word_at(0, "from"))
+            && matches!(self.peek_at(1).tok, Tok::Word(_) | Tok::Str(_))
+    }
+
+    /// Whether the next token can begin a filter term (for juxtaposition).
+    fn starts_term(&self) -> bool {
+        match &self.peek().tok {
+            Tok::Word(w) => {
+                !(w.eq_ignore_ascii_case("or") || w.eq_ignore_ascii_case("and") || self.at_time())
+            }
+            Tok::Str(_) | Tok::LParen => true,
+            _ => false,
+        }
+    }
+
+    /// `or_expr := and_expr ("OR" and_expr)*`
+    fn or_expr(&mut self) -> Result<Expr, ParseError> {
+        let mut args = vec![self.and_expr()?];
+        while self.word_at(0, "or") {
+            self.bump();
+            args.push(self.and_expr()?);
+        }
+        Ok(if args.len() == 1 {
+            args.remove(0)
+        } else {
+            Expr::Or(args)
+        })
+    }
+
+    /// `and_expr := unary (("AND")? unary)*`
+    fn and_expr(&mut self) -> Result<Expr, ParseError> {
+        let mut args = vec![self.unary()?];
+        loop {
+            if self.word_at(0, "and") {
+                self.bump();
+            } else if !self.starts_term() {
+                break;
+            }
+            args.push(self.unary()?);
+        }
+        Ok(if args.len() == 1 {
+            args.remove(0)
+        } else {
+            Expr::And(args)
+        })
+    }
+
+    /// `unary := "NOT" unary | primary`. Every nested construct passes
+    /// through here, so this is where nesting depth is bounded: hostile
+    /// input must get an error, not a stack overflow.
+    fn unary(&mut self) -> Result<Expr, ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(ParseError::new(
+                ErrorKind::Invalid,
+                self.peek().span.clone(),
+                format!("the filter is nested more than {MAX_DEPTH} levels deep"),
+            ));
+        }
+        self.depth += 1;
+        let result = if self.word_at(0, "not") {
+            self.bump();
+            self.unary().map(|e| Expr::Not(Box::new(e)))
+        } else {
+            self.primary()
+        };
+        self.depth -= 1;
+        result
+    }
+
+    /// `primary := "(" or_expr ")" | string | "exists" field
+    ///           | "run" "has" "(" or_expr ")" | comparison`
+    fn primary(&mut self) -> Result<Expr, ParseError> {
+        let start = self.peek().span.clone();
+        match self.peek().tok.clone() {
+            Tok::LParen => {
+                self.bump();
+                let inner = self.or_expr()?;
+                if self.peek().tok != Tok::RParen {
+                    return Err(self.unexpected("`)`").with_suggestion(Some(format!(
+                        "to close the `(` at byte {}",
+                        start.start
+                    ))));
+                }
+                self.bump();
+                Ok(inner)
+            }
+            Tok::Str(text) => {
+                self.bump();
+                check::check_expr(&Expr::Text(text.clone()), false).map_err(|p| p.at(start))?;
+                Ok(Expr::Text(text))
+            }
+            Tok::Word(w) if w.eq_ignore_ascii_case("or") || w.eq_ignore_ascii_case("and") => {
+                let op = w.to_ascii_uppercase();
+                Err(self.unexpected("a filter").with_suggestion(Some(format!(
+                    "`{op}` joins two filters, e.g. `status=error {op} tool_name=payment`"
+                ))))
+            }
+            Tok::Word(w) if w.eq_ignore_ascii_case("exists") => {
+                self.bump();
+                Ok(Expr::Exists(self.field()?))
+            }
+            Tok::Word(w) if w.eq_ignore_ascii_case("run") && self.word_at(1, "has") => {
+                self.run_has()
+            }
+            Tok::Word(_) if self.at_time() => Err(ParseError::new(
+                ErrorKind::Invalid,
+                start,
+                "a time range goes at the start or the end of the filter stage",
+            )
+            .with_suggestion(Some("e.g. `last 7d status=error`".into()))),
+            Tok::Word(_) => self.comparison(),
+            _ => Err(self.unexpected("a filter")),
+        }
+    }
+
+    fn run_has(&mut self) -> Result<Expr, ParseError> {
+        let start = self.bump().span.start;
+        let has_end = self.bump().span.end;
+        if self.in_run {
+            return Err(check::nested_run_has().at(start..has_end));
+        }
+        self.expect(&Tok::LParen, "`(` after `run has`")?;
+        self.in_run = true;
+        let inner = self.or_expr();
+        self.in_run = false;
+        let inner = inner?;
+        self.expect(&Tok::RParen, "`)` to close `run has (`")?;
+        Ok(Expr::RunHas(Box::new(inner)))
+    }
+
+    /// `comparison := field (cmp value | ["not"] "in" "(" values ")"
+    ///                | ["not"] "contains" text | "exists")`
+    fn comparison(&mut self) -> Result<Expr, ParseError> {
+        let field_start = self.peek().span.start;
+        let field = self.field()?;
+        let field_span = field_start..self.prev_end();
+        let op = match self.peek().tok {
+            Tok::Eq => Some(CmpOp::Eq),
+            Tok::Ne => Some(CmpOp::Ne),
+            Tok::Lt => Some(CmpOp::Lt),
+            Tok::Le => Some(CmpOp::Le),
+            Tok::Gt => Some(CmpOp::Gt),
+            Tok::Ge => Some(CmpOp::Ge),
+            _ => None,
+        };
+        if let Some(op) = op {
+            self.bump();
+            let (value, span) = self.value(&field)?;
+            check::check_value(&field, &value).map_err(|p| p.at(span))?;
+            return Ok(Expr::Compare { field, op, value });
+        }
+        let negated = self.word_at(0, "not")
+            && ["in", "contains", "exists"]
+                .iter()
+                .any(|kw| self.word_at(1, kw));
+        if negated {
+            self.bump();
+        }
+        let expr = if self.word_at(0, "exists") {
+            self.bump();
+            Expr::Exists(field)
+        } else if self.word_at(0, "in") {
+            self.bump();
+            self.in_list(field)?
+        } else if self.word_at(0, "contains") {
+            self.bump();
+            check::check_contains(&field).map_err(|p| p.at(field_span))?;
+            let (Tok::Str(value) | Tok::Word(value)) = self.peek().tok.clone() else {
+                return Err(self.unexpected("the text to look for after `contains`"));
+            };
+            self.bump();
+            Expr::Contains { field, value }
+        } else {
+            return Err(self
+                .unexpected(&format!("an operator after `{field}`"))
+                .with_suggestion(Some(
+                    "operators are = != < <= > >= in contains exists, e.g. `status=error`".into(),
+                )));
+        };
+        Ok(if negated {
+            Expr::Not(Box::new(expr))
+        } else {
+            expr
+        })
+    }
+
+    /// `"(" value ("," value)* ")"` after `in`.
+    fn in_list(&mut self, field: Field) -> Result<Expr, ParseError> {
+        self.expect(&Tok::LParen, "`(` after `in`")?;
+        let mut values = Vec::new();
+        if self.peek().tok == Tok::RParen {
+            return Err(ParseError::new(
+                ErrorKind::Invalid,
+                self.peek().span.clone(),
+                "`in` needs at least one value",
+            ));
+        }
+        loop {
+            let (value, span) = self.value(&field)?;
+            check::check_value(&field, &value).map_err(|p| p.at(span))?;
+            values.push(value);
+            match self.peek().tok {
+                Tok::Comma => {
+                    self.bump();
+                }
+                Tok::RParen => {
+                    self.bump();
+                    return Ok(Expr::In { field, values });
+                }
+                _ => return Err(self.unexpected("`,` or `)`")),
+            }
+        }
+    }
+
+    /// A literal on the right of a comparison, read in the light of the
+    /// field it is compared with: any bare word is text for a text field.
+    fn value(&mut self, field: &Field) -> Result<(Value, Range<usize>), ParseError> {
+        use super::field::FieldType as T;
+        let tok = self.peek().clone();
+        let value = match &tok.tok {
+            Tok::Str(s) if field.ty() == T::Time => match parse_timestamp(s) {
+                Some(ns) => Value::Time(super::values::Timestamp(ns)),
+                None => Value::Str(s.clone()),
+            },
+            Tok::Str(s) => Value::Str(s.clone()),
+            Tok::Word(w) if field.ty() == T::Text => Value::Str(w.clone()),
+            Tok::Word(w) => match (classify(w), field.ty()) {
+                (Literal::Int(n), _) => Value::Int(n),
+                (Literal::Float(x), _) => Value::Float(x),
+                (Literal::Duration(_) | Literal::Time(_) | Literal::Text, T::MapValue) => {
+                    Value::Str(w.clone())
+                }
+                (Literal::Duration(ns), _) => Value::Duration(super::values::DurationNs(ns)),
+                (Literal::Time(ns), _) => Value::Time(super::values::Timestamp(ns)),
+                (Literal::Text, _) => Value::Str(w.clone()),
+                (Literal::Malformed, T::MapValue) => Value::Str(w.clone()),
+                (Literal::Malformed, _) => {
+                    return Err(ParseError::syntax(
+                        tok.span.clone(),
+                        format!("`{w}` is not a valid number, duration or timestamp"),
+                    )
+                    .with_suggestion(Some(
+                        "durations are whole ns with a unit (ns, us, ms, s, m, h, d), e.g. `1.5s`"
+                            .into(),
+                    )));
+                }
+            },
+            _ => return Err(self.unexpected("a value")),
+        };
+        self.bump();
+        Ok((value, tok.span))
+    }
+
+    /// `field := word | ("attributes" | "tags") "[" string "]"`
+    pub(crate) fn field(&mut self) -> Result<Field, ParseError> {
+        let tok = self.peek().clone();
+        let Tok::Word(w) = &tok.tok else {
+            return Err(self.unexpected("a field"));
+        };
+        self.bump();
+        let map = w == "attributes" || w == "tags";
+        if map && self.peek().tok == Tok::LBracket {
+            self.bump();
+            let key_tok = self.peek().clone();
+            let Tok::Str(key) = key_tok.tok else {
+                return Err(self.unexpected("a quoted key"));
+            };
+            self.bump();
+            self.expect(&Tok::RBracket, "`]`")?;
+            if key.is_empty() {
+                return Err(ParseError::new(
+                    ErrorKind::UnknownField,
+                    key_tok.span,
+                    "a map key cannot be empty",
+                ));
+            }
+            return Ok(if w == "tags" {
+                Field::Tag(key)
+            } else {
+                Field::Attribute(key)
+            });
+        }
+        Field::from_word(w).map_err(|p: Problem| p.at(tok.span))
+    }
+}
