@@ -17,6 +17,9 @@ pub struct ApiError {
     pub message: String,
     /// For 429/503: when to retry.
     pub retry_after: Option<Duration>,
+    /// Extra fields of the JSON body (a query error's span, suggestion and
+    /// rendered caret text).
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
@@ -31,7 +34,14 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            details: None,
         }
+    }
+
+    /// Adds fields to the JSON body beside `error`.
+    pub fn with_details(mut self, details: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.details = Some(details);
+        self
     }
 }
 
@@ -42,13 +52,26 @@ impl From<StoreError> for ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: "Loupe is over its ingest budget; retry later".into(),
                 retry_after: Some(retry_after),
+                details: None,
             },
             StoreError::Closed => Self {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: "Loupe is shutting down; retry against the restarted server".into(),
                 retry_after: Some(Duration::from_secs(5)),
+                details: None,
             },
             StoreError::Invalid(m) => Self::bad_request(m),
+            StoreError::ResourcesExhausted(m) => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the query needs more memory than the limit allows; narrow the time range or \
+                     the groups ({m})"
+                ),
+            ),
+            StoreError::Unsupported(m) => Self::new(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("this storage backend does not support {m}"),
+            ),
             other => {
                 // Logged once here; the client gets no internals.
                 tracing::error!(error = %other, "request failed");
@@ -63,7 +86,12 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(json!({ "error": self.message }))).into_response();
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), json!(self.message));
+        if let Some(details) = self.details {
+            body.extend(details);
+        }
+        let mut resp = (self.status, Json(serde_json::Value::Object(body))).into_response();
         if let Some(after) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
         {

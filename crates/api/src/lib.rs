@@ -33,6 +33,14 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Largest body after gzip decompression, in bytes.
     pub max_decompressed_bytes: usize,
+    /// Time limit of `POST /api/v1/query` and `/api/v1/sql` (default 30 s;
+    /// for exports, until the first bytes).
+    pub query_timeout: std::time::Duration,
+    /// Memory pool of one query's operators, bytes (default 512 MiB).
+    pub query_memory_bytes: usize,
+    /// Rows in one JSON answer at most (default 100,000; exports are not
+    /// capped).
+    pub query_max_rows: usize,
 }
 
 impl Default for ApiConfig {
@@ -40,6 +48,9 @@ impl Default for ApiConfig {
         Self {
             max_body_bytes: 16 << 20,
             max_decompressed_bytes: 64 << 20,
+            query_timeout: std::time::Duration::from_secs(30),
+            query_memory_bytes: 512 << 20,
+            query_max_rows: 100_000,
         }
     }
 }
@@ -65,6 +76,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::otlp::routes())
         .merge(routes::spans::routes())
+        .merge(routes::timelines::routes())
+        .merge(routes::query::routes())
         .merge(routes::health::routes())
         .merge(routes::langfuse::routes())
         .layer(axum::middleware::from_fn_with_state(

@@ -18,8 +18,12 @@ use loupe_model::{ProjectId, Span, SpanKind, Status};
 use serde::{Deserialize, Serialize};
 
 mod cursor;
+pub mod plan;
+pub mod timelines;
 
 pub use cursor::{Cursor, InvalidCursor};
+pub use plan::{BatchStream, Plan, QueryLimits, QueryResult, QueryStats};
+pub use timelines::{RunSummary, ScoreSummary, UserSummary};
 
 /// What a successful append promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +47,16 @@ pub enum StoreError {
     /// The store is shutting down and takes no more writes.
     #[error("store is shutting down")]
     Closed,
-    /// The request is invalid (bad cursor, bad filter value).
+    /// The request is invalid (bad cursor, bad filter value, SQL that is
+    /// not a single read-only query).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The query needed more memory than its limit allows.
+    #[error("query needs more memory than allowed: {0}")]
+    ResourcesExhausted(String),
+    /// The backend cannot run this kind of request.
+    #[error("not supported by this backend: {0}")]
+    Unsupported(String),
     /// An I/O or engine failure. The message is for the operator's log.
     #[error("storage failure: {0}")]
     Internal(String),
@@ -182,6 +193,57 @@ pub trait SpanStore: Send + Sync + 'static {
     /// An offset page of spans matching the query, with the total count
     /// when asked for.
     fn page(&self, query: PageQuery) -> BoxFuture<'_, Result<OffsetPage, StoreError>>;
+
+    /// Runs a [`Plan`] over the project's spans and collects the answer
+    /// (at most `limits.max_rows` rows; more set `stats.truncated`).
+    fn query<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        plan: &'a Plan,
+        limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<QueryResult, StoreError>>;
+
+    /// Runs a [`Plan`] and streams its answer as Arrow batches (exports).
+    /// The stream owns everything it needs.
+    fn query_stream<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        plan: &'a Plan,
+        limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<BatchStream, StoreError>>;
+
+    /// Runs one read-only SQL query (`SELECT` or `WITH`) over the project's
+    /// `spans` table. Anything else is [`StoreError::Invalid`]; backends
+    /// without SQL answer [`StoreError::Unsupported`].
+    fn sql<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        sql: &'a str,
+        limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<QueryResult, StoreError>> {
+        let _ = (project, sql, limits);
+        Box::pin(async { Err(StoreError::Unsupported("SQL".into())) })
+    }
+
+    /// The runs of session `session_id`, oldest first (empty when unknown).
+    fn session_runs<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RunSummary>, StoreError>> {
+        let _ = (project, session_id);
+        Box::pin(async { Err(StoreError::Unsupported("sessions".into())) })
+    }
+
+    /// The activity of user `user_id`; `None` when the user has no runs.
+    fn user_summary<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<UserSummary>, StoreError>> {
+        let _ = (project, user_id);
+        Box::pin(async { Err(StoreError::Unsupported("users".into())) })
+    }
 }
 
 /// Orders spans as a tree: each parent before its children, roots and

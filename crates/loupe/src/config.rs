@@ -22,6 +22,8 @@ pub struct Config {
     pub tags: Vec<TagRuleConfig>,
     /// API keys and the auth policy.
     pub auth: AuthSection,
+    /// `[dify]`: continuous sync of a Dify database.
+    pub dify: crate::cli_dify::DifySection,
 }
 
 /// `[auth]`: when API keys are required and keys defined in the config
@@ -52,6 +54,11 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Largest body after decompression, bytes. Default 64 MiB.
     pub max_decompressed_bytes: usize,
+    /// Time limit of one query or SQL request (default 30 s).
+    #[serde(with = "duration_text")]
+    pub query_timeout: std::time::Duration,
+    /// Memory pool of one query, bytes (default 512 MiB).
+    pub query_memory_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -62,7 +69,27 @@ impl Default for ServerConfig {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 4317)),
             max_body_bytes: api.max_body_bytes,
             max_decompressed_bytes: api.max_decompressed_bytes,
+            query_timeout: api.query_timeout,
+            query_memory_bytes: api.query_memory_bytes,
         }
+    }
+}
+
+/// Durations as humantime text (`"30s"`, `"2m"`).
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("invalid duration {text:?}: {e} (try \"30s\")"))
+        })
     }
 }
 

@@ -4,6 +4,8 @@
 //! the components together ([`serve`]). It is the only crate that knows the
 //! CLI, exit codes and which storage backend runs.
 
+mod cli_dify;
+mod cli_gen;
 mod config;
 mod keys;
 mod serve;
@@ -30,6 +32,10 @@ enum Command {
     DefaultConfig,
     /// Manage API keys (keys.json in the data directory).
     Keys(keys::KeysArgs),
+    /// Generate a deterministic synthetic Dify workload (OTLP, Langfuse or a data dir).
+    Gen(cli_gen::GenArgs),
+    /// Dify database connector: sync runs and messages from PostgreSQL.
+    Dify(cli_dify::DifyArgs),
 }
 
 /// Flags of `loupe serve`; each overrides the config file and has a `LOUPE_*` variable.
@@ -58,6 +64,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Gen(args) => cli_gen::run(args),
+        Command::Dify(args) => cli_dify::run(args),
         Command::DefaultConfig => toml::to_string(&config::Config::default())
             .map(|text| print!("{text}"))
             .map_err(Into::into),

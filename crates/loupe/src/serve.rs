@@ -76,6 +76,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config: Arc::new(ApiConfig {
             max_body_bytes: config.server.max_body_bytes,
             max_decompressed_bytes: config.server.max_decompressed_bytes,
+            query_timeout: config.server.query_timeout,
+            query_memory_bytes: config.server.query_memory_bytes,
+            ..ApiConfig::default()
         }),
         ready: Arc::new(AtomicBool::new(false)),
         auth: Arc::new(auth),
@@ -98,6 +101,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             )
         })?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let dify_task = crate::cli_dify::spawn_sync(
+        &config.dify,
+        state.store.clone(),
+        store.config().data_dir.clone(),
+        stop_rx.clone(),
+    )
+    .await?;
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -129,6 +139,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     http_task.await?.context("http server failed")?;
     grpc_task.await?.context("grpc server failed")?;
+    if let Some(task) = dify_task {
+        let _ = task.await;
+    }
     background.abort();
     store.shutdown().await.context("flush on shutdown failed")?;
     tracing::info!("stopped cleanly");

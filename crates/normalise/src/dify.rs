@@ -6,7 +6,7 @@ use loupe_model::{SpanKind, Status};
 /// Dify's node or run status → [`Status`]; `None` for values Loupe does not
 /// know (future values), which then fall back to the source's own signal
 /// (the OTel status code, the Langfuse level).
-pub(crate) fn map_status(raw: &str) -> Option<Status> {
+pub fn map_status(raw: &str) -> Option<Status> {
     Some(match raw {
         "succeeded" | "partial-succeeded" | "normal" => Status::Ok,
         "failed" | "exception" | "stopped" | "error" => Status::Error,
@@ -17,7 +17,7 @@ pub(crate) fn map_status(raw: &str) -> Option<Status> {
 
 /// Dify node type → [`SpanKind`]. Unknown types are `other` (the raw type is
 /// kept in `node_type`).
-pub(crate) fn kind_of_node(node_type: &str) -> SpanKind {
+pub fn kind_of_node(node_type: &str) -> SpanKind {
     match node_type {
         "llm" | "parameter-extractor" => SpanKind::Llm,
         "tool" => SpanKind::Tool,
@@ -47,6 +47,6 @@ pub(crate) fn kind_of_node(node_type: &str) -> SpanKind {
 
 /// Container nodes (iteration, loop) whose tokens and price are the sum of
 /// their children's: mapping them too would count the same usage twice.
-pub(crate) fn is_container(node_type: &str) -> bool {
+pub fn is_container(node_type: &str) -> bool {
     matches!(node_type, "iteration" | "loop")
 }

@@ -13,7 +13,7 @@
 
 #![warn(missing_docs)]
 
-mod dify;
+pub mod dify;
 pub mod langfuse;
 pub mod otel;
 pub mod tags;

@@ -1,4 +1,4 @@
-//! Loupe's query layer. For now: the query language.
+//! Loupe's query layer: the query language and its planner.
 //!
 //! [`Query::parse`] turns text such as
 //! `status=error tool_name=inventory duration>1s | by tags.category | p95(duration)`
@@ -11,14 +11,19 @@
 //! Field names are the columns of [`loupe_model::column`] plus
 //! `attributes.<key>` and `tags.<key>`; see [`Field`] and [`Column`].
 //!
-//! This crate never sees DataFusion or SQL text: a planner (to come) turns a
-//! [`Query`] into the backend's `Plan`. The grammar is in `docs/QUERY.md`.
+//! [`planner::plan`] lowers a [`Query`] into the backend-neutral
+//! [`loupe_backend::Plan`] (times resolved, literals typed, implicit
+//! aggregates and orders explicit). This crate never sees DataFusion or SQL
+//! text. The grammar and semantics are in `docs/QUERY.md`.
 
 #![warn(missing_docs)]
 
+pub mod export;
 pub mod language;
+pub mod planner;
 
 pub use language::{
     AggCall, AggFunc, Aggregate, CmpOp, Column, DurationNs, ErrorKind, Expr, Field, FieldType,
     GroupKey, Limit, Order, ParseError, Query, SortBy, SortKey, TimeRange, Timestamp, Value,
 };
+pub use planner::{PlanError, PlanOptions, plan};

@@ -35,14 +35,17 @@ mod maintenance;
 mod manifest;
 mod memtable;
 mod parts;
+mod query;
 mod read;
 mod table;
+mod timelines;
 mod wal;
 mod write;
 
 pub use config::{Durability, StoreConfig};
 pub use convert::Row;
 pub use maintenance::MaintenanceReport;
+pub use query::ScanCounter;
 pub use read::SPANS_TABLE;
 pub use table::SpansTable;
 
@@ -111,6 +114,16 @@ impl From<Error> for loupe_backend::StoreError {
             },
             Error::Closed => S::Closed,
             Error::Invalid(m) => S::Invalid(m),
+            Error::DataFusion(e) => match e.find_root() {
+                datafusion::error::DataFusionError::ResourcesExhausted(m) => {
+                    S::ResourcesExhausted(m.clone())
+                }
+                root @ (datafusion::error::DataFusionError::Plan(_)
+                | datafusion::error::DataFusionError::SchemaError(..)) => {
+                    S::Invalid(root.to_string())
+                }
+                root => S::Internal(root.to_string()),
+            },
             other => S::Internal(other.to_string()),
         }
     }

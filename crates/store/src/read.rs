@@ -11,8 +11,8 @@ use datafusion::prelude::SessionConfig;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use loupe_backend::{
-    Cond, Cursor, OffsetPage, PageQuery, SpanFilter, SpanPage, SpanQuery, SpanStore, StoreError,
-    WriteAck, tree_order,
+    BatchStream, Cond, Cursor, OffsetPage, PageQuery, Plan, QueryLimits, QueryResult, SpanFilter,
+    SpanPage, SpanQuery, SpanStore, StoreError, WriteAck, tree_order,
 };
 use loupe_model::{ProjectId, Span, column};
 
@@ -170,6 +170,74 @@ impl SpanStore for Store {
 
     fn page(&self, query: PageQuery) -> BoxFuture<'_, Result<OffsetPage, StoreError>> {
         async move { self.page_spans(query).await.map_err(StoreError::from) }.boxed()
+    }
+
+    fn query<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        plan: &'a Plan,
+        limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<QueryResult, StoreError>> {
+        async move {
+            self.query_plan(project, plan, limits)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
+    fn query_stream<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        plan: &'a Plan,
+        limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<BatchStream, StoreError>> {
+        async move {
+            self.query_plan_stream(project, plan, limits)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
+    fn sql<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        sql: &'a str,
+        limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<QueryResult, StoreError>> {
+        async move {
+            self.read_only_sql(project, sql, limits)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
+    fn session_runs<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<loupe_backend::RunSummary>, StoreError>> {
+        async move {
+            Store::session_runs(self, project, session_id)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
+    fn user_summary<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<loupe_backend::UserSummary>, StoreError>> {
+        async move {
+            Store::user_summary(self, project, user_id)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
     }
 }
 

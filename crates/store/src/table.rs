@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -40,6 +41,7 @@ use crate::{Store, live_parts_of};
 pub struct SpansTable {
     store: Store,
     project: String,
+    counter: Option<Arc<crate::query::ScanCounter>>,
 }
 
 impl std::fmt::Debug for SpansTable {
@@ -57,7 +59,14 @@ impl SpansTable {
         Self {
             store,
             project: project.into(),
+            counter: None,
         }
+    }
+
+    /// Counts the parts and rows each scan reads into `counter`.
+    pub fn with_counter(mut self, counter: Arc<crate::query::ScanCounter>) -> Self {
+        self.counter = Some(counter);
+        self
     }
 }
 
@@ -229,6 +238,9 @@ impl TableProvider for SpansTable {
             .memtable_batch(&self.project)
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?
         {
+            if let Some(c) = &self.counter {
+                c.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            }
             inputs.push(MemorySourceConfig::try_new_exec(
                 &[vec![batch]],
                 schema.clone(),
@@ -239,6 +251,11 @@ impl TableProvider for SpansTable {
         let files: Vec<&Arc<Part>> = live_parts_of(&parts, &self.project)
             .filter(|p| pruning.keeps(p))
             .collect();
+        if let Some(c) = &self.counter {
+            c.parts.fetch_add(files.len() as u64, Ordering::Relaxed);
+            let rows: u64 = files.iter().map(|p| p.meta.rows).sum();
+            c.rows.fetch_add(rows, Ordering::Relaxed);
+        }
         if !files.is_empty() {
             let target = state.config().target_partitions().max(1);
             let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); target.min(files.len())];

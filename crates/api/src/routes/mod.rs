@@ -3,4 +3,6 @@
 pub(crate) mod health;
 pub(crate) mod langfuse;
 pub(crate) mod otlp;
+pub(crate) mod query;
 pub(crate) mod spans;
+pub(crate) mod timelines;

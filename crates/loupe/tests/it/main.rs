@@ -3,8 +3,10 @@
 
 mod bad_input;
 mod crash;
+mod r#gen;
 mod langfuse;
 mod otlp_replay;
+mod query;
 mod support;
 mod tags;
 mod tidy;

@@ -1,0 +1,103 @@
+//! Dify PostgreSQL connector: read-only incremental sync of Dify's execution
+//! tables into a [`loupe_backend::SpanStore`], and the safe cleanup
+//! ("relief", not built yet) of those tables once Loupe holds their rows.
+//!
+//! - [`schema`]: typed rows and the schema check run at connect.
+//! - [`map`]: rows → spans, with the same ids as the Langfuse and OTLP paths
+//!   (span id = node execution id, trace id = workflow run id).
+//! - [`sync`]: the `(created_at, id)` keyset sync and its checkpoint.
+
+#![warn(missing_docs)]
+
+pub mod map;
+pub mod schema;
+pub mod sync;
+
+use std::path::PathBuf;
+
+use loupe_backend::StoreError;
+
+/// The `source` of every span this crate writes.
+pub const SOURCE: &str = "dify_db";
+
+/// The Dify version whose schema this connector is written against.
+pub const EXPECTED_DIFY_VERSION: &str = "1.14.1";
+
+/// Errors of the connector. Each message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The DSN does not parse.
+    #[error("invalid Dify DSN: {0} (expected postgres://user:password@host:port/database)")]
+    BadDsn(String),
+    /// The database could not be reached or refused the login.
+    #[error("cannot connect to the Dify database: {0}")]
+    Connect(String),
+    /// Tables the connector reads are missing.
+    #[error(
+        "the Dify database lacks tables {missing:?}: is this Dify's database (Dify {expected} expected)?"
+    )]
+    MissingTables {
+        /// The tables not found.
+        missing: Vec<String>,
+        /// The Dify version expected.
+        expected: &'static str,
+    },
+    /// Tables exist but columns are missing: an unsupported Dify version.
+    #[error(
+        "unsupported Dify schema: missing columns {missing:?} (Dify {expected} expected; upgrade Dify or Loupe)"
+    )]
+    MissingColumns {
+        /// `table.column` names not found.
+        missing: Vec<String>,
+        /// The Dify version expected.
+        expected: &'static str,
+    },
+    /// The login may not read (or, for cleanup, delete from) a table.
+    #[error("permission denied: {0}")]
+    Permission(String),
+    /// A query failed.
+    #[error("query on {table} failed: {message}")]
+    Query {
+        /// The table queried.
+        table: &'static str,
+        /// The database's message.
+        message: String,
+    },
+    /// The store refused the spans.
+    #[error("the store refused the synced spans: {0}")]
+    Store(#[from] StoreError),
+    /// The checkpoint file cannot be read or written.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint path.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Cleanup refuses to run.
+    #[error("cleanup refused: {0}")]
+    Refused(String),
+    /// Bad arguments.
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// A query error on `table`, classifying permission errors.
+    pub(crate) fn query(table: &'static str, e: &tokio_postgres::Error) -> Self {
+        let message = db_message(e);
+        if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+            return Error::Permission(format!("{table}: {message}"));
+        }
+        Error::Query { table, message }
+    }
+}
+
+/// The database's own message of an error (the driver's `Display` is terse).
+pub(crate) fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}

@@ -1,0 +1,510 @@
+//! Read-only incremental sync of Dify's database into a [`SpanStore`].
+//!
+//! One pass ([`Syncer::sync_once`]) runs, in order:
+//! 1. new `workflow_runs` by `(created_at, id)` keyset, each batch with its
+//!    node executions, offload marks and app logs (looked up by run id);
+//! 2. re-polls of runs still `running`/`paused` (the open set) until final;
+//! 3. new `messages` by keyset, then re-polls of open messages (streaming,
+//!    paused, or belonging to an open run);
+//! 4. `message_feedbacks` by `(updated_at, id)` (feedback changes in place).
+//!
+//! After each batch the spans are appended and, only once the store has
+//! acknowledged them, the checkpoint is saved: a restart resumes after the
+//! last acknowledged row (no gap); a batch re-read after a crash is
+//! harmless because writes merge by span id.
+
+pub mod checkpoint;
+mod fetch;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use loupe_backend::SpanStore;
+use loupe_model::Span;
+use tokio_postgres::Client;
+
+use crate::Error;
+use crate::map::{self, Lookups};
+use crate::schema::{self, Message, WorkflowRun};
+pub use checkpoint::{Checkpoint, Position};
+
+/// The nil uuid: the first keyset position at a time.
+const NIL: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Settings of a sync.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// `postgres://user:password@host:port/database`.
+    pub dsn: String,
+    /// Loupe project the spans go to.
+    pub project: String,
+    /// Rows per keyset batch.
+    pub batch: usize,
+    /// Rows per second at most (backfill rate limit); `None` = unlimited.
+    pub rate: Option<f64>,
+    /// Where history starts when a table has no checkpoint yet.
+    pub backfill_from: Option<NaiveDateTime>,
+    /// Rows younger than this are left for the next pass, so a row whose
+    /// transaction commits after a younger one is not skipped.
+    pub lag: Duration,
+    /// The data directory (holds `dify-sync.json`).
+    pub data_dir: PathBuf,
+}
+
+impl SyncConfig {
+    /// Defaults: batch 500, no rate limit, all history, 5 s lag.
+    pub fn new(dsn: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dsn: dsn.into(),
+            project: loupe_model::ProjectId::DEFAULT.to_owned(),
+            batch: 500,
+            rate: None,
+            backfill_from: None,
+            lag: Duration::from_secs(5),
+            data_dir: data_dir.into(),
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Rows read per table.
+    pub rows: HashMap<&'static str, u64>,
+    /// Spans written.
+    pub spans: u64,
+    /// Runs still open after the pass.
+    pub open_runs: usize,
+}
+
+/// A progress event: `done` of about `total` rows of `table` read.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Table being read.
+    pub table: &'static str,
+    /// Rows read so far in this pass (all tables).
+    pub done: u64,
+    /// Estimated rows of this pass (runs and messages after the checkpoint).
+    pub total: u64,
+}
+
+/// A progress callback.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// Syncs one Dify database into one store.
+pub struct Syncer {
+    client: Client,
+    store: Arc<dyn SpanStore>,
+    config: SyncConfig,
+    checkpoint: Checkpoint,
+    apps: Lookups,
+    progress: Option<ProgressFn>,
+    done: u64,
+    total: u64,
+    limiter: Option<Instant>,
+}
+
+/// `name/oid` of the connected database.
+pub(crate) async fn database_identity(client: &Client) -> Result<String, Error> {
+    let row = client
+        .query_one(
+            "SELECT current_database()::text, oid::int8 FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::query("pg_database", &e))?;
+    Ok(format!(
+        "{}/{}",
+        row.get::<_, String>(0),
+        row.get::<_, i64>(1)
+    ))
+}
+
+impl Syncer {
+    /// Connects, checks the schema and read permissions, loads the
+    /// checkpoint and checks that it belongs to this database.
+    pub async fn connect(config: SyncConfig, store: Arc<dyn SpanStore>) -> Result<Self, Error> {
+        if config.batch == 0 {
+            return Err(Error::Invalid("batch must be at least 1".into()));
+        }
+        let client = schema::connect(&config.dsn).await?;
+        schema::check(&client, "SELECT").await?;
+        let identity = database_identity(&client).await?;
+        let path = Checkpoint::path(&config.data_dir);
+        let mut checkpoint = Checkpoint::load(&path)?;
+        match &checkpoint.database {
+            Some(db) if *db != identity => {
+                return Err(Error::Invalid(format!(
+                    "{} belongs to Dify database {db}, not {identity}: use another --data-dir",
+                    path.display()
+                )));
+            }
+            Some(_) => {}
+            None => {
+                checkpoint.version = 1;
+                checkpoint.database = Some(identity);
+            }
+        }
+        Ok(Self {
+            client,
+            store,
+            config,
+            checkpoint,
+            apps: Lookups::default(),
+            progress: None,
+            done: 0,
+            total: 0,
+            limiter: None,
+        })
+    }
+
+    /// Sets the progress callback.
+    pub fn on_progress(&mut self, f: ProgressFn) {
+        self.progress = Some(f);
+    }
+
+    /// The current checkpoint.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    fn position(&self, table: &str) -> Result<(NaiveDateTime, String), Error> {
+        match self.checkpoint.tables.get(table) {
+            Some(p) => Ok((p.time()?, p.id.clone())),
+            None => Ok((
+                self.config
+                    .backfill_from
+                    .unwrap_or(chrono::DateTime::UNIX_EPOCH.naive_utc()),
+                NIL.to_owned(),
+            )),
+        }
+    }
+
+    fn save(&self) -> Result<(), Error> {
+        self.checkpoint
+            .save(&Checkpoint::path(&self.config.data_dir))
+    }
+
+    /// Appends, retrying while the store is overloaded.
+    async fn append(&self, spans: Vec<Span>) -> Result<u64, Error> {
+        let n = spans.len() as u64;
+        for chunk in spans.chunks(2000) {
+            loop {
+                match self.store.append(chunk.to_vec()).await {
+                    Ok(_) => break,
+                    Err(loupe_backend::StoreError::Overloaded { retry_after }) => {
+                        tokio::time::sleep(retry_after.max(Duration::from_millis(50))).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Sleeps so that the rows read stay under the configured rate.
+    async fn pace(&mut self, rows: usize, report: &mut SyncReport, table: &'static str) {
+        *report.rows.entry(table).or_default() += rows as u64;
+        self.done += rows as u64;
+        if let Some(p) = &self.progress {
+            p(&Progress {
+                table,
+                done: self.done,
+                total: self.total.max(self.done),
+            });
+        }
+        let Some(rate) = self.config.rate.filter(|r| *r > 0.0) else {
+            return;
+        };
+        let now = Instant::now();
+        let due = self.limiter.unwrap_or(now) + Duration::from_secs_f64(rows as f64 / rate);
+        self.limiter = Some(due.max(now));
+        if due > now {
+            tokio::time::sleep(due - now).await;
+        }
+    }
+
+    /// Refreshes the apps and end users the rows refer to.
+    async fn lookups(
+        &mut self,
+        app_ids: &[String],
+        user_ids: &[String],
+        conversation_ids: &[String],
+    ) -> Result<Lookups, Error> {
+        let missing: Vec<String> = unique(
+            app_ids
+                .iter()
+                .filter(|a| !self.apps.apps.contains_key(*a))
+                .cloned(),
+        );
+        if !missing.is_empty() {
+            for app in fetch::apps_by_id(&self.client, &missing).await? {
+                self.apps.apps.insert(app.id.clone(), app);
+            }
+        }
+        let mut out = Lookups {
+            apps: self.apps.apps.clone(),
+            ..Lookups::default()
+        };
+        let users = unique(user_ids.iter().cloned());
+        if !users.is_empty() {
+            for u in fetch::users_by_id(&self.client, &users).await? {
+                out.users.insert(u.id.clone(), u);
+            }
+        }
+        let convs = unique(conversation_ids.iter().cloned());
+        if !convs.is_empty() {
+            for c in fetch::conversations_by_id(&self.client, &convs).await? {
+                out.conversations.insert(c.id.clone(), c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Maps runs with their nodes, offloads and app logs.
+    async fn run_spans(&mut self, runs: &[WorkflowRun]) -> Result<Vec<Span>, Error> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+        let nodes = fetch::nodes_of(&self.client, &ids).await?;
+        let node_ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+        let offloads = if node_ids.is_empty() {
+            Vec::new()
+        } else {
+            fetch::offloads_of(&self.client, &node_ids).await?
+        };
+        let logs = fetch::app_logs_of(&self.client, &ids).await?;
+        let apps: Vec<String> = runs.iter().map(|r| r.app_id.clone()).collect();
+        let users: Vec<String> = runs
+            .iter()
+            .filter(|r| r.created_by_role != "account")
+            .map(|r| r.created_by.clone())
+            .collect();
+        let lookups = self.lookups(&apps, &users, &[]).await?;
+        let mut by_run: HashMap<&str, Vec<schema::NodeExecution>> = HashMap::new();
+        for n in &nodes {
+            if let Some(r) = n.workflow_run_id.as_deref() {
+                by_run.entry(r).or_default().push(n.clone());
+            }
+        }
+        let project = self.config.project.clone();
+        let mut spans = Vec::with_capacity(runs.len() + nodes.len());
+        for run in runs {
+            spans.push(map::run_span(&project, run, logs.get(&run.id), &lookups));
+            let mine = by_run
+                .get(run.id.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            spans.extend(map::node_spans(&project, run, mine, &offloads, &lookups));
+        }
+        Ok(spans)
+    }
+
+    async fn message_spans(&mut self, messages: &[Message]) -> Result<Vec<Span>, Error> {
+        let run_ids = unique(messages.iter().filter_map(|m| m.workflow_run_id.clone()));
+        let mut nodes_by_run: HashMap<String, Vec<String>> = HashMap::new();
+        if !run_ids.is_empty() {
+            for (run, node) in fetch::node_ids_of(&self.client, &run_ids).await? {
+                nodes_by_run.entry(run).or_default().push(node);
+            }
+        }
+        let apps: Vec<String> = messages.iter().map(|m| m.app_id.clone()).collect();
+        let users: Vec<String> = messages
+            .iter()
+            .filter_map(|m| m.from_end_user_id.clone())
+            .collect();
+        let convs: Vec<String> = messages.iter().map(|m| m.conversation_id.clone()).collect();
+        let lookups = self.lookups(&apps, &users, &convs).await?;
+        let project = self.config.project.clone();
+        let mut spans = Vec::new();
+        for m in messages {
+            let nodes = m
+                .workflow_run_id
+                .as_ref()
+                .and_then(|r| nodes_by_run.get(r))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            spans.extend(map::message_spans(&project, m, nodes, &lookups));
+        }
+        Ok(spans)
+    }
+
+    fn message_open(&self, m: &Message) -> bool {
+        let streaming = m.answer.is_empty()
+            && m.error.is_none()
+            && m.provider_response_latency == 0.0
+            && chrono::Utc::now().naive_utc() - m.created_at < chrono::TimeDelta::hours(1);
+        m.status == "paused"
+            || streaming
+            || m.workflow_run_id
+                .as_ref()
+                .is_some_and(|r| self.checkpoint.open_runs.contains(r))
+    }
+
+    /// One pass over every table until caught up.
+    pub async fn sync_once(&mut self) -> Result<SyncReport, Error> {
+        let mut report = SyncReport::default();
+        self.apps = Lookups::default();
+        self.done = 0;
+        self.total = self.estimate().await.unwrap_or(0);
+        let batch = i64::try_from(self.config.batch).unwrap_or(i64::MAX);
+        let lag = self.config.lag.as_secs_f64();
+
+        // 1. New runs.
+        loop {
+            let (at, id) = self.position("workflow_runs")?;
+            let runs = fetch::runs_after(&self.client, (at, &id), batch, lag).await?;
+            let Some(last) = runs.last() else { break };
+            let last = Position::new(last.created_at, last.id.clone());
+            let spans = self.run_spans(&runs).await?;
+            report.spans += self.append(spans).await?;
+            for r in &runs {
+                if r.is_open() {
+                    self.checkpoint.open_runs.insert(r.id.clone());
+                } else {
+                    self.checkpoint.open_runs.remove(&r.id);
+                }
+            }
+            self.checkpoint.tables.insert("workflow_runs".into(), last);
+            self.save()?;
+            self.pace(runs.len(), &mut report, "workflow_runs").await;
+            if runs.len() < self.config.batch {
+                break;
+            }
+        }
+
+        // 2. Re-poll open runs.
+        let open: Vec<String> = self.checkpoint.open_runs.iter().cloned().collect();
+        for ids in open.chunks(self.config.batch) {
+            let runs = fetch::runs_by_id(&self.client, ids).await?;
+            let spans = self.run_spans(&runs).await?;
+            report.spans += self.append(spans).await?;
+            let still: HashSet<&str> = runs
+                .iter()
+                .filter(|r| r.is_open())
+                .map(|r| r.id.as_str())
+                .collect();
+            for id in ids {
+                if !still.contains(id.as_str()) {
+                    self.checkpoint.open_runs.remove(id);
+                }
+            }
+            self.save()?;
+            self.pace(runs.len(), &mut report, "workflow_runs").await;
+        }
+
+        // 3. Messages, then open messages.
+        loop {
+            let (at, id) = self.position("messages")?;
+            let messages = fetch::messages_after(&self.client, (at, &id), batch, lag).await?;
+            let Some(last) = messages.last() else { break };
+            let last = Position::new(last.created_at, last.id.clone());
+            let spans = self.message_spans(&messages).await?;
+            report.spans += self.append(spans).await?;
+            for m in &messages {
+                if self.message_open(m) {
+                    self.checkpoint.open_messages.insert(m.id.clone());
+                }
+            }
+            self.checkpoint.tables.insert("messages".into(), last);
+            self.save()?;
+            self.pace(messages.len(), &mut report, "messages").await;
+            if messages.len() < self.config.batch {
+                break;
+            }
+        }
+        let open: Vec<String> = self.checkpoint.open_messages.iter().cloned().collect();
+        for ids in open.chunks(self.config.batch) {
+            let messages = fetch::messages_by_id(&self.client, ids).await?;
+            let spans = self.message_spans(&messages).await?;
+            report.spans += self.append(spans).await?;
+            let still: HashSet<String> = messages
+                .iter()
+                .filter(|m| self.message_open(m))
+                .map(|m| m.id.clone())
+                .collect();
+            for id in ids {
+                if !still.contains(id) {
+                    self.checkpoint.open_messages.remove(id);
+                }
+            }
+            self.save()?;
+            self.pace(messages.len(), &mut report, "messages").await;
+        }
+
+        // 4. Feedback, by update time.
+        loop {
+            let (at, id) = self.position("message_feedbacks")?;
+            let rows = fetch::feedback_after(&self.client, (at, &id), batch, lag).await?;
+            let Some(last) = rows.last() else { break };
+            let last = Position::new(last.updated_at, last.id.clone());
+            let apps: Vec<String> = rows.iter().map(|f| f.app_id.clone()).collect();
+            let users: Vec<String> = rows
+                .iter()
+                .filter_map(|f| f.from_end_user_id.clone())
+                .collect();
+            let lookups = self.lookups(&apps, &users, &[]).await?;
+            let spans: Vec<Span> = rows
+                .iter()
+                .map(|f| map::feedback_span(&self.config.project, f, &lookups))
+                .collect();
+            report.spans += self.append(spans).await?;
+            self.checkpoint
+                .tables
+                .insert("message_feedbacks".into(), last);
+            self.save()?;
+            self.pace(rows.len(), &mut report, "message_feedbacks")
+                .await;
+            if rows.len() < self.config.batch {
+                break;
+            }
+        }
+        report.open_runs = self.checkpoint.open_runs.len();
+        // Also records the database identity on a pass that read nothing.
+        self.save()?;
+        Ok(report)
+    }
+
+    /// Rows of runs and messages after the checkpoint (for the progress bar).
+    pub async fn estimate(&self) -> Result<u64, Error> {
+        let (at, id) = self.position("workflow_runs")?;
+        let runs = fetch::count_after(&self.client, "workflow_runs", (at, &id)).await?;
+        let (at, id) = self.position("messages")?;
+        let messages = fetch::count_after(&self.client, "messages", (at, &id)).await?;
+        Ok(runs + messages + self.checkpoint.open_runs.len() as u64)
+    }
+
+    /// Syncs every `interval` until `stop` turns true; a failed pass is
+    /// logged and retried at the next tick (reconnecting when needed).
+    pub async fn run(mut self, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if self.client.is_closed() {
+                match schema::connect(&self.config.dsn).await {
+                    Ok(c) => self.client = c,
+                    Err(e) => tracing::warn!(error = %e, "dify sync: reconnect failed"),
+                }
+            }
+            match self.sync_once().await {
+                Ok(r) if r.spans > 0 => {
+                    tracing::info!(spans = r.spans, open_runs = r.open_runs, "dify sync pass")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "dify sync pass failed; retrying next interval")
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}
+
+fn unique(items: impl Iterator<Item = String>) -> Vec<String> {
+    items.collect::<BTreeSet<_>>().into_iter().collect()
+}

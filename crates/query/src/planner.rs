@@ -1,0 +1,354 @@
+//! The planner: a parsed [`Query`] → the backend-neutral [`Plan`].
+//!
+//! What it decides, so every backend answers the same way:
+//!
+//! - the time range, resolved against the caller's `now` (`last 7d` →
+//!   `[now − 7d, now)`), or the caller's default window;
+//! - literals typed for their field: durations and timestamps in ns, integer
+//!   columns as integers, `cost` as a float, map values as text or (when the
+//!   literal is a number) as a float the backend compares against the value
+//!   cast to a number;
+//! - implicit `count()` when grouping without aggregates;
+//! - `top N`: sort by the first aggregate (or `duration` when listing spans)
+//!   descending, unless the query sorts; then it is `limit N`;
+//! - the default order when the query has none (newest spans first);
+//! - the columns of a span listing.
+//!
+//! Errors are [`PlanError`]s with a byte span when the text position is
+//! known (the AST carries none, so most are `0..0`).
+
+use std::ops::Range;
+
+use loupe_backend::plan::{
+    AggKind, Aggregate as PAgg, Cmp, FieldRef, Filter, GroupKey as PKey, Literal, Output, Plan,
+    SortColumn, SortKey as PSort, ValueType,
+};
+use loupe_model::column as c;
+
+use crate::language::{
+    AggCall, AggFunc, CmpOp, Column, Expr, Field, FieldType, GroupKey, Limit, Order, Query, SortBy,
+    TimeRange, Value,
+};
+
+#[cfg(test)]
+mod tests;
+
+/// What the caller decides for a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// "Now", ns since the epoch: the end of `last D` and of the default
+    /// window.
+    pub now_ns: i64,
+    /// Window used when the query has no time range, ns (default 24 h).
+    pub default_window_ns: i64,
+    /// Row limit of a span listing without `limit`/`top` (default 100;
+    /// `None`: no limit, for exports).
+    pub default_row_limit: Option<u64>,
+}
+
+impl PlanOptions {
+    /// Defaults at `now_ns`: a 24 h window, listings capped at 100 rows.
+    pub fn at(now_ns: i64) -> Self {
+        Self {
+            now_ns,
+            default_window_ns: 24 * 3_600 * 1_000_000_000,
+            default_row_limit: Some(100),
+        }
+    }
+}
+
+/// Why a query cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PlanError {
+    /// Byte span in the query text (`0..0` when unknown).
+    pub span: Range<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl PlanError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            span: 0..0,
+            message: message.into(),
+        }
+    }
+}
+
+/// Lowers a checked query into a [`Plan`]. The query should have passed
+/// [`Query::validate`] (parsing does that); a literal of the wrong type for
+/// its field is a [`PlanError`] rather than a panic.
+pub fn plan(query: &Query, opts: PlanOptions) -> Result<Plan, PlanError> {
+    let (from_ns, to_ns) = match query.time {
+        Some(TimeRange::Last { last }) => (opts.now_ns.saturating_sub(last.0), opts.now_ns),
+        Some(TimeRange::Between { from, to }) => (from.0, to.0),
+        None => (
+            opts.now_ns.saturating_sub(opts.default_window_ns),
+            opts.now_ns,
+        ),
+    };
+    if to_ns <= from_ns {
+        return Err(PlanError::new(
+            "the time range is empty: it must end after it starts",
+        ));
+    }
+    let filter = query.filter.as_ref().map(lower_expr).transpose()?;
+    let aggregating = query.is_aggregating();
+    let group_by: Vec<PKey> = query
+        .group_by
+        .iter()
+        .map(|k| match k {
+            GroupKey::Field(f) => PKey::Field(field_ref(f)),
+            GroupKey::Bucket { bucket } => PKey::Bucket { width_ns: bucket.0 },
+        })
+        .collect();
+    let mut aggregates: Vec<PAgg> = query
+        .aggregates
+        .iter()
+        .map(|a| lower_agg(&a.call(), a.output_name()))
+        .collect::<Result<_, _>>()?;
+    if aggregating && aggregates.is_empty() {
+        aggregates.push(PAgg {
+            kind: AggKind::Count,
+            field: None,
+            name: "count()".into(),
+        });
+    }
+    let mut sort = query
+        .sort
+        .iter()
+        .map(|k| {
+            Ok(PSort {
+                column: sort_column(query, &k.by, aggregating)?,
+                descending: k.order == Order::Desc,
+            })
+        })
+        .collect::<Result<Vec<_>, PlanError>>()?;
+    if sort.is_empty() {
+        match (query.limit, aggregating) {
+            (Some(Limit::Top { .. }), true) => sort.push(PSort {
+                column: SortColumn::Output(aggregates[0].name.clone()),
+                descending: true,
+            }),
+            (Some(Limit::Top { .. }), false) => sort.push(PSort {
+                column: SortColumn::Field(column_ref(c::DURATION)),
+                descending: true,
+            }),
+            (_, false) => sort.push(PSort {
+                column: SortColumn::Field(column_ref(c::START_TIME)),
+                descending: true,
+            }),
+            (_, true) => {}
+        }
+    }
+    let limit = match query.limit {
+        Some(l) => Some(l.count()),
+        None if aggregating => None,
+        None => opts.default_row_limit,
+    };
+    let output = if aggregating {
+        Output::Aggregates
+    } else {
+        Output::Rows(listing_columns())
+    };
+    Ok(Plan {
+        from_ns,
+        to_ns,
+        filter,
+        group_by,
+        aggregates: if aggregating { aggregates } else { Vec::new() },
+        sort,
+        limit,
+        output,
+    })
+}
+
+/// The columns of a span listing: every span field but `project`, then
+/// `attributes` and `tags`.
+pub fn listing_columns() -> Vec<FieldRef> {
+    let mut cols: Vec<FieldRef> = Column::all()
+        .iter()
+        .filter(|col| col.name() != c::PROJECT)
+        .map(|col| FieldRef::Column {
+            name: col.name().into(),
+            ty: value_type(col.ty()),
+        })
+        .collect();
+    for name in [c::ATTRIBUTES, c::TAGS] {
+        cols.push(FieldRef::Column {
+            name: name.into(),
+            ty: ValueType::Map,
+        });
+    }
+    cols
+}
+
+fn column_ref(name: &str) -> FieldRef {
+    match Column::lookup(name) {
+        Some(col) => field_ref(&Field::Column(col)),
+        None => FieldRef::Column {
+            name: name.into(),
+            ty: ValueType::Text,
+        },
+    }
+}
+
+fn value_type(ty: FieldType) -> ValueType {
+    match ty {
+        FieldType::Int => ValueType::Int,
+        FieldType::Float => ValueType::Float,
+        FieldType::Duration => ValueType::Duration,
+        FieldType::Time => ValueType::Timestamp,
+        _ => ValueType::Text,
+    }
+}
+
+/// The plan's name for a field.
+pub fn field_ref(f: &Field) -> FieldRef {
+    match f {
+        Field::Column(col) => FieldRef::Column {
+            name: col.name().into(),
+            ty: value_type(col.ty()),
+        },
+        Field::Attribute(k) => FieldRef::Attribute(k.clone()),
+        Field::Tag(k) => FieldRef::Tag(k.clone()),
+    }
+}
+
+fn sort_column(q: &Query, by: &SortBy, aggregating: bool) -> Result<SortColumn, PlanError> {
+    if !aggregating {
+        return match by {
+            SortBy::Field(f) => Ok(SortColumn::Field(field_ref(f))),
+            other => Err(PlanError::new(format!(
+                "`sort {other}` needs an aggregate; this query lists spans"
+            ))),
+        };
+    }
+    let name = match by {
+        SortBy::Aggregate(call) => q
+            .aggregates
+            .iter()
+            .find(|a| &a.call() == call)
+            .map(|a| a.output_name())
+            // `sort count()` on an implicit count.
+            .or_else(|| {
+                (q.aggregates.is_empty() && call.func == AggFunc::Count).then(|| "count()".into())
+            }),
+        SortBy::Alias(alias) => q
+            .aggregates
+            .iter()
+            .find(|a| a.alias.as_deref() == Some(alias))
+            .map(|a| a.output_name()),
+        SortBy::Field(f) => q
+            .group_by
+            .iter()
+            .any(|k| matches!(k, GroupKey::Field(g) if g == f))
+            .then(|| field_ref(f).output_name()),
+    };
+    name.map(SortColumn::Output)
+        .ok_or_else(|| PlanError::new(format!("`{by}` is not computed by this query")))
+}
+
+fn lower_agg(call: &AggCall, name: String) -> Result<PAgg, PlanError> {
+    let kind = match call.func {
+        AggFunc::Count => AggKind::Count,
+        AggFunc::ErrorRate => AggKind::ErrorRate,
+        AggFunc::SuccessRate => AggKind::SuccessRate,
+        AggFunc::Avg => AggKind::Avg,
+        AggFunc::Min => AggKind::Min,
+        AggFunc::Max => AggKind::Max,
+        AggFunc::Sum => AggKind::Sum,
+        AggFunc::CountDistinct => AggKind::CountDistinct,
+        f => AggKind::Percentile(
+            f.quantile()
+                .ok_or_else(|| PlanError::new(format!("unknown aggregate {}", f.as_str())))?,
+        ),
+    };
+    if call.func.takes_field() != call.field.is_some() {
+        return Err(PlanError::new(format!("`{call}` has the wrong argument")));
+    }
+    Ok(PAgg {
+        kind,
+        field: call.field.as_ref().map(field_ref),
+        name,
+    })
+}
+
+fn lower_expr(e: &Expr) -> Result<Filter, PlanError> {
+    Ok(match e {
+        Expr::And(args) => Filter::And(args.iter().map(lower_expr).collect::<Result<_, _>>()?),
+        Expr::Or(args) => Filter::Or(args.iter().map(lower_expr).collect::<Result<_, _>>()?),
+        Expr::Not(arg) => Filter::Not(Box::new(lower_expr(arg)?)),
+        Expr::Compare { field, op, value } => {
+            let op = match op {
+                CmpOp::Eq => Cmp::Eq,
+                CmpOp::Ne => Cmp::Ne,
+                CmpOp::Lt => Cmp::Lt,
+                CmpOp::Le => Cmp::Le,
+                CmpOp::Gt => Cmp::Gt,
+                CmpOp::Ge => Cmp::Ge,
+            };
+            Filter::Compare {
+                field: field_ref(field),
+                op,
+                value: literal(field, value)?,
+            }
+        }
+        Expr::In { field, values } => Filter::In {
+            field: field_ref(field),
+            values: values
+                .iter()
+                .map(|v| literal(field, v))
+                .collect::<Result<_, _>>()?,
+        },
+        Expr::Contains { field, value } => Filter::Contains {
+            field: field_ref(field),
+            value: value.clone(),
+        },
+        Expr::Exists(field) => Filter::Exists(field_ref(field)),
+        Expr::Text(text) => Filter::Text(text.clone()),
+        Expr::RunHas(inner) => {
+            let inner = lower_expr(inner)?;
+            if contains_run_has(&inner) {
+                return Err(PlanError::new(
+                    "`run has` cannot appear inside another `run has`",
+                ));
+            }
+            Filter::RunHas(Box::new(inner))
+        }
+    })
+}
+
+fn contains_run_has(f: &Filter) -> bool {
+    match f {
+        Filter::RunHas(_) => true,
+        Filter::And(a) | Filter::Or(a) => a.iter().any(contains_run_has),
+        Filter::Not(a) => contains_run_has(a),
+        _ => false,
+    }
+}
+
+/// The literal typed for the field (see the module doc).
+fn literal(field: &Field, v: &Value) -> Result<Literal, PlanError> {
+    let ty = field.ty();
+    let lit = match (ty, v) {
+        (FieldType::Text, Value::Str(s)) => Literal::Text(s.clone()),
+        (FieldType::Text, Value::Int(n)) => Literal::Text(n.to_string()),
+        (FieldType::MapValue, Value::Str(s)) => Literal::Text(s.clone()),
+        (FieldType::MapValue, Value::Int(n)) => Literal::Float(*n as f64),
+        (FieldType::MapValue | FieldType::Float, Value::Float(x)) => Literal::Float(*x),
+        (FieldType::Float, Value::Int(n)) => Literal::Float(*n as f64),
+        (FieldType::Int, Value::Int(n)) => Literal::Int(*n),
+        (FieldType::Duration, Value::Duration(d)) => Literal::Duration(d.0),
+        (FieldType::Time, Value::Time(t)) => Literal::Timestamp(t.0),
+        _ => {
+            return Err(PlanError::new(format!(
+                "`{field}` is {}; {} does not fit",
+                ty.describe(),
+                v.describe()
+            )));
+        }
+    };
+    Ok(lit)
+}

@@ -1,0 +1,71 @@
+//! Planner unit tests: time resolution, implicit count, `top N`, literal
+//! typing, sort names.
+
+use loupe_backend::plan::{AggKind, Cmp, FieldRef, Filter, Literal, Output, SortColumn};
+
+use super::{PlanOptions, plan};
+use crate::Query;
+
+const NOW: i64 = 1_800_000_000_000_000_000;
+const S: i64 = 1_000_000_000;
+
+fn p(text: &str) -> loupe_backend::Plan {
+    let q = Query::parse(text).expect("parses");
+    plan(&q, PlanOptions::at(NOW)).expect("plans")
+}
+
+#[test]
+fn last_resolves_against_now_and_default_window_applies_without_range() {
+    let plan = p("last 7d status=error");
+    assert_eq!((plan.from_ns, plan.to_ns), (NOW - 7 * 86_400 * S, NOW));
+    let plan = p("status=error");
+    assert_eq!((plan.from_ns, plan.to_ns), (NOW - 86_400 * S, NOW));
+    let plan = p("from 2026-11-01 to 2026-11-02");
+    assert_eq!(plan.to_ns - plan.from_ns, 86_400 * S);
+}
+
+#[test]
+fn grouping_without_aggregates_counts_and_top_sorts_by_first_aggregate() {
+    let plan = p("by tool_name | top 3");
+    assert_eq!(plan.aggregates.len(), 1);
+    assert_eq!(plan.aggregates[0].kind, AggKind::Count);
+    assert_eq!(plan.sort[0].column, SortColumn::Output("count()".into()));
+    assert!(plan.sort[0].descending);
+    assert_eq!(plan.limit, Some(3));
+    let plan = p("by tool_name | p95(duration) as slow, count() | sort count() | top 2");
+    assert_eq!(plan.sort[0].column, SortColumn::Output("count()".into()));
+    assert!(!plan.sort[0].descending);
+    assert_eq!(plan.aggregates[0].kind, AggKind::Percentile(0.95));
+}
+
+#[test]
+fn listing_defaults_to_newest_first_and_top_means_slowest() {
+    let plan = p("status=error");
+    assert!(matches!(plan.output, Output::Rows(_)));
+    assert_eq!(plan.limit, Some(100));
+    assert!(plan.sort[0].descending);
+    let plan = p("status=error | top 5");
+    let SortColumn::Field(FieldRef::Column { name, .. }) = &plan.sort[0].column else {
+        panic!("sorts by a field");
+    };
+    assert_eq!(name, "duration");
+}
+
+#[test]
+fn literals_are_typed_for_their_field() {
+    let plan = p("duration>1s tags.code=500 tags.category=phone cost>=1");
+    let Some(Filter::And(args)) = plan.filter else {
+        panic!("an and");
+    };
+    let values: Vec<_> = args
+        .iter()
+        .map(|f| match f {
+            Filter::Compare { value, op, .. } => (value.clone(), *op),
+            other => panic!("a comparison, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(values[0], (Literal::Duration(S), Cmp::Gt));
+    assert_eq!(values[1], (Literal::Float(500.0), Cmp::Eq));
+    assert_eq!(values[2], (Literal::Text("phone".into()), Cmp::Eq));
+    assert_eq!(values[3], (Literal::Float(1.0), Cmp::Ge));
+}

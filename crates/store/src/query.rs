@@ -1,0 +1,237 @@
+//! `Plan` → DataFusion: the embedded store's answer to a query.
+//!
+//! A plan compiles to one `DataFrame` over the project's [`SpansTable`]:
+//! the time range as `start_time` bounds (so parts outside it are pruned),
+//! the filter tree as one predicate (`compile.rs`), then either the listing
+//! columns or an aggregate (group keys, `date_bin` buckets, aggregates), the
+//! total sort order and the limit. `run has (…)` is an uncorrelated
+//! `IN (subquery)` on the run key (`run_id`, else `trace_id`), which
+//! DataFusion turns into a semi join (a mark join under `OR`/`NOT`).
+//!
+//! Read-only SQL (`sql.rs`) runs over the same table with DDL, DML and
+//! statements disabled and a memory pool limit.
+//!
+//! Full-text search (`Filter::Text`) is a case-insensitive substring scan
+//! of `input`, `output` and `error_message`; the tantivy side index is
+//! future work.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr};
+use datafusion::prelude::{SessionConfig, ident};
+use futures::StreamExt;
+use loupe_backend::StoreError;
+use loupe_backend::plan::{
+    BatchStream, Column, FieldRef, Output, Plan, QueryLimits, QueryResult, QueryStats, SortColumn,
+    ValueType, batch_rows, value_type,
+};
+use loupe_model::{ProjectId, column};
+
+use crate::read::SPANS_TABLE;
+use crate::{Error, SpansTable, Store};
+
+mod compile;
+mod sql;
+
+#[cfg(test)]
+mod tests;
+
+pub(crate) use compile::{field_expr, ts};
+
+/// Parts and rows a scan read (shared with the table provider).
+#[derive(Debug, Default)]
+pub struct ScanCounter {
+    /// Parquet parts read after pruning.
+    pub parts: AtomicU64,
+    /// Rows in the memtable snapshot and the parts read.
+    pub rows: AtomicU64,
+}
+
+impl ScanCounter {
+    fn stats(&self, started: Instant) -> QueryStats {
+        QueryStats {
+            rows_scanned: Some(self.rows.load(Ordering::Relaxed)),
+            parts_scanned: self.parts.load(Ordering::Relaxed),
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            truncated: false,
+        }
+    }
+}
+
+impl Store {
+    /// A session over the project's `spans` with a memory pool of
+    /// `limits.memory_bytes`, counting what its scans read.
+    pub(crate) fn limited_session(
+        &self,
+        project: &ProjectId,
+        limits: QueryLimits,
+        counter: Arc<ScanCounter>,
+    ) -> Result<SessionContext, Error> {
+        let config = SessionConfig::new()
+            .with_target_partitions(2)
+            .with_information_schema(false);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(limits.memory_bytes.max(1 << 20), 1.0)
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let table = SpansTable::new(self.clone(), project.as_str()).with_counter(counter);
+        ctx.register_table(SPANS_TABLE, Arc::new(table))?;
+        Ok(ctx)
+    }
+
+    /// The plan as a DataFrame, and its output column types.
+    async fn plan_frame(
+        &self,
+        project: &ProjectId,
+        plan: &Plan,
+        limits: QueryLimits,
+        counter: Arc<ScanCounter>,
+    ) -> Result<(DataFrame, Vec<Option<ValueType>>), Error> {
+        let ctx = self.limited_session(project, limits, counter)?;
+        let scoped = ctx
+            .table(SPANS_TABLE)
+            .await?
+            .filter(ident(column::START_TIME).gt_eq(ts(plan.from_ns)))?
+            .filter(ident(column::START_TIME).lt(ts(plan.to_ns)))?;
+        let base = scoped.logical_plan().clone();
+        let mut df = scoped;
+        if let Some(f) = &plan.filter {
+            let mut subqueries = 0;
+            df = df.filter(compile::filter_expr(f, &base, &mut subqueries)?)?;
+        }
+        match &plan.output {
+            Output::Rows(fields) => {
+                let mut order: Vec<SortExpr> = plan
+                    .sort
+                    .iter()
+                    .map(|k| match &k.column {
+                        SortColumn::Field(f) => field_expr(f).sort(!k.descending, false),
+                        SortColumn::Output(name) => ident(name.as_str()).sort(!k.descending, false),
+                    })
+                    .collect();
+                order.push(ident(column::SPAN_ID).sort(true, false));
+                df = df.sort(order)?;
+                if let Some(n) = plan.limit {
+                    df = df.limit(0, Some(usize::try_from(n).unwrap_or(usize::MAX)))?;
+                }
+                let select: Vec<Expr> = fields
+                    .iter()
+                    .map(|f| field_expr(f).alias(f.output_name()))
+                    .collect();
+                let types = fields.iter().map(|f| Some(f.ty())).collect();
+                Ok((df.select(select)?, types))
+            }
+            Output::Aggregates => {
+                let (df, types) = compile::aggregate(df, plan)?;
+                Ok((df, types))
+            }
+        }
+    }
+
+    /// Runs a plan and collects at most `limits.max_rows` rows.
+    pub async fn query_plan(
+        &self,
+        project: &ProjectId,
+        plan: &Plan,
+        limits: QueryLimits,
+    ) -> Result<QueryResult, Error> {
+        let started = Instant::now();
+        let counter = Arc::new(ScanCounter::default());
+        let (df, types) = self
+            .plan_frame(project, plan, limits, counter.clone())
+            .await?;
+        let stream = df.execute_stream().await?;
+        let mut result = collect(stream, limits.max_rows, &types).await?;
+        let truncated = result.stats.truncated;
+        result.stats = counter.stats(started);
+        result.stats.truncated = truncated;
+        Ok(result)
+    }
+
+    /// Runs a plan and streams its batches (no row cap).
+    pub async fn query_plan_stream(
+        &self,
+        project: &ProjectId,
+        plan: &Plan,
+        limits: QueryLimits,
+    ) -> Result<BatchStream, Error> {
+        let counter = Arc::new(ScanCounter::default());
+        let (df, _) = self.plan_frame(project, plan, limits, counter).await?;
+        let stream = df.execute_stream().await?;
+        Ok(stream
+            .map(|b| b.map_err(|e| StoreError::from(Error::from(e))))
+            .boxed())
+    }
+}
+
+/// Collects a stream into a result, stopping after `max_rows` rows.
+/// `types[i]`, when set, overrides the column type read from Arrow.
+pub(crate) async fn collect(
+    mut stream: SendableRecordBatchStream,
+    max_rows: usize,
+    types: &[Option<ValueType>],
+) -> Result<QueryResult, Error> {
+    let schema = stream.schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Column {
+            name: f.name().clone(),
+            ty: types
+                .get(i)
+                .copied()
+                .flatten()
+                .unwrap_or_else(|| value_type(f.data_type())),
+        })
+        .collect();
+    let mut rows = Vec::new();
+    let mut truncated = false;
+    while let Some(batch) = stream.next().await {
+        let batch: RecordBatch = batch?;
+        let mut batch_rows = batch_rows(&batch);
+        if rows.len() + batch_rows.len() > max_rows {
+            batch_rows.truncate(max_rows - rows.len());
+            truncated = true;
+        }
+        rows.extend(batch_rows);
+        if truncated {
+            break;
+        }
+    }
+    Ok(QueryResult {
+        columns,
+        rows,
+        stats: QueryStats {
+            truncated,
+            ..QueryStats::default()
+        },
+    })
+}
+
+/// Whether a field is a map value (cast to numbers in numeric contexts).
+pub(crate) fn is_map(f: &FieldRef) -> bool {
+    f.is_map_value()
+}
+
+/// The subquery plan of `run has`: run keys of the spans in the range that
+/// match `inner`.
+pub(crate) fn run_keys(
+    base: &datafusion::logical_expr::LogicalPlan,
+    inner: Expr,
+    alias: &str,
+) -> Result<Arc<datafusion::logical_expr::LogicalPlan>, Error> {
+    let plan = LogicalPlanBuilder::from(base.clone())
+        .filter(inner)?
+        .project(vec![compile::run_key().alias("run_key")])?
+        .alias(alias)?
+        .build()?;
+    Ok(Arc::new(plan))
+}

@@ -1,0 +1,234 @@
+//! Plan pieces → DataFusion expressions: fields, literals, the filter tree,
+//! group keys and aggregates.
+
+use arrow::datatypes::{DataType, IntervalMonthDayNano};
+use datafusion::common::ScalarValue;
+use datafusion::dataframe::DataFrame;
+use datafusion::functions::core::expr_fn::{coalesce, get_field};
+use datafusion::functions::datetime::expr_fn::date_bin;
+use datafusion::functions::string::expr_fn::lower;
+use datafusion::functions::unicode::expr_fn::strpos;
+use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
+use datafusion::functions_aggregate::percentile_cont::percentile_cont;
+use datafusion::logical_expr::{Expr, LogicalPlan, cast, in_subquery, lit, try_cast, when};
+use datafusion::prelude::ident;
+use loupe_backend::plan::{
+    AggKind, Aggregate, Cmp, FieldRef, Filter, GroupKey, Literal, Plan, SortColumn, ValueType,
+};
+use loupe_model::column;
+
+use super::{is_map, run_keys};
+use crate::Error;
+
+/// A timestamp literal in the table's type.
+pub(crate) fn ts(ns: i64) -> Expr {
+    lit(ScalarValue::TimestampNanosecond(
+        Some(ns),
+        Some("UTC".into()),
+    ))
+}
+
+/// The run key: `run_id`, else `trace_id`.
+pub(crate) fn run_key() -> Expr {
+    coalesce(vec![ident(column::RUN_ID), ident(column::TRACE_ID)])
+}
+
+/// A field's value (map fields: the key's text, null when absent).
+pub(crate) fn field_expr(f: &FieldRef) -> Expr {
+    match f {
+        FieldRef::Column { name, .. } => ident(name.as_str()),
+        FieldRef::Attribute(k) => get_field(ident(column::ATTRIBUTES), k.as_str()),
+        FieldRef::Tag(k) => get_field(ident(column::TAGS), k.as_str()),
+    }
+}
+
+/// A map value as a number (null when it is not one).
+fn numeric(f: &FieldRef) -> Expr {
+    if is_map(f) {
+        try_cast(field_expr(f), DataType::Float64)
+    } else {
+        field_expr(f)
+    }
+}
+
+fn literal(v: &Literal) -> Expr {
+    match v {
+        Literal::Text(s) => lit(s.as_str()),
+        Literal::Int(n) | Literal::Duration(n) => lit(*n),
+        Literal::Float(x) => lit(*x),
+        Literal::Timestamp(t) => ts(*t),
+    }
+}
+
+/// The left side for a literal: map values are cast when the literal is a
+/// number.
+fn left_for(f: &FieldRef, v: &Literal) -> Expr {
+    match v {
+        Literal::Float(_) | Literal::Int(_) if is_map(f) => numeric(f),
+        _ => field_expr(f),
+    }
+}
+
+fn compare(f: &FieldRef, op: Cmp, v: &Literal) -> Expr {
+    let (l, r) = (left_for(f, v), literal(v));
+    match op {
+        Cmp::Eq => l.eq(r),
+        Cmp::Ne => l.not_eq(r),
+        Cmp::Lt => l.lt(r),
+        Cmp::Le => l.lt_eq(r),
+        Cmp::Gt => l.gt(r),
+        Cmp::Ge => l.gt_eq(r),
+    }
+}
+
+fn substring(haystack: Expr, needle: &str) -> Expr {
+    strpos(haystack, lit(needle)).gt(lit(0i64))
+}
+
+/// The filter tree as one predicate. Null (an unset field) never matches;
+/// `NOT` is `IS NOT TRUE`, so it negates "matches" rather than propagating
+/// null. `base` is the time-scoped scan the `run has` subqueries read.
+pub(crate) fn filter_expr(f: &Filter, base: &LogicalPlan, n: &mut usize) -> Result<Expr, Error> {
+    Ok(match f {
+        Filter::And(args) => {
+            let mut out = Vec::with_capacity(args.len());
+            for a in args {
+                out.push(filter_expr(a, base, n)?);
+            }
+            out.into_iter().reduce(Expr::and).unwrap_or(lit(true))
+        }
+        Filter::Or(args) => {
+            let mut out = Vec::with_capacity(args.len());
+            for a in args {
+                out.push(filter_expr(a, base, n)?);
+            }
+            out.into_iter().reduce(Expr::or).unwrap_or(lit(false))
+        }
+        Filter::Not(arg) => filter_expr(arg, base, n)?.is_not_true(),
+        Filter::Compare { field, op, value } => compare(field, *op, value),
+        Filter::In { field, values } => {
+            if is_map(field) {
+                values
+                    .iter()
+                    .map(|v| compare(field, Cmp::Eq, v))
+                    .reduce(Expr::or)
+                    .unwrap_or(lit(false))
+            } else if values.is_empty() {
+                lit(false)
+            } else {
+                field_expr(field).in_list(values.iter().map(literal).collect(), false)
+            }
+        }
+        Filter::Contains { field, value } => substring(field_expr(field), value),
+        Filter::Exists(field) => field_expr(field).is_not_null(),
+        Filter::Text(text) => text
+            .split_whitespace()
+            .map(|word| {
+                let word = word.to_lowercase();
+                [column::INPUT, column::OUTPUT, column::ERROR_MESSAGE]
+                    .into_iter()
+                    .map(|c| substring(lower(ident(c)), &word))
+                    .reduce(Expr::or)
+                    .unwrap_or(lit(false))
+            })
+            .reduce(Expr::and)
+            .unwrap_or(lit(true)),
+        Filter::RunHas(inner) => {
+            let inner = filter_expr(inner, base, n)?;
+            *n += 1;
+            let sub = run_keys(base, inner, &format!("__run_has_{n}"))?;
+            in_subquery(run_key(), sub)
+        }
+    })
+}
+
+fn aggregate_expr(a: &Aggregate) -> Expr {
+    let status = || ident(column::STATUS);
+    let arg = || a.field.as_ref().map(numeric).unwrap_or(lit(1i64));
+    let e = match a.kind {
+        AggKind::Count => count(lit(1i64)),
+        AggKind::ErrorRate => avg(when(status().eq(lit("error")), lit(1.0))
+            .otherwise(lit(0.0))
+            .unwrap_or(lit(0.0))),
+        AggKind::SuccessRate => avg(when(status().eq(lit("ok")), lit(1.0))
+            .when(status().eq(lit("error")), lit(0.0))
+            .end()
+            .unwrap_or(lit(ScalarValue::Float64(None)))),
+        AggKind::Avg => avg(cast(arg(), DataType::Float64)),
+        AggKind::Min => min(arg()),
+        AggKind::Max => max(arg()),
+        AggKind::Sum => sum(arg()),
+        AggKind::Percentile(q) => {
+            percentile_cont(cast(arg(), DataType::Float64).sort(true, false), lit(q))
+        }
+        AggKind::CountDistinct => count_distinct(
+            a.field
+                .as_ref()
+                .map(field_expr)
+                .unwrap_or(lit(ScalarValue::Null)),
+        ),
+    };
+    e.alias(a.name.as_str())
+}
+
+/// The aggregate stage: group keys, aggregates, the total sort and the
+/// limit. Returns the frame and per-column type overrides.
+pub(crate) fn aggregate(
+    df: DataFrame,
+    plan: &Plan,
+) -> Result<(DataFrame, Vec<Option<ValueType>>), Error> {
+    let mut groups = Vec::new();
+    let mut types = Vec::new();
+    for key in &plan.group_by {
+        match key {
+            GroupKey::Field(f) => {
+                groups.push(field_expr(f).alias(key.output_name()));
+                types.push(Some(f.ty()));
+            }
+            GroupKey::Bucket { width_ns } => {
+                let width = ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(
+                    0, 0, *width_ns,
+                )));
+                groups.push(
+                    date_bin(lit(width), ident(column::START_TIME), ts(0)).alias(key.output_name()),
+                );
+                types.push(Some(ValueType::Timestamp));
+            }
+        }
+    }
+    for a in &plan.aggregates {
+        let duration_arg = a
+            .field
+            .as_ref()
+            .is_some_and(|f| f.ty() == ValueType::Duration);
+        types.push(match a.kind {
+            AggKind::Min | AggKind::Max | AggKind::Sum if duration_arg => Some(ValueType::Duration),
+            _ => None,
+        });
+    }
+    let aggs = plan.aggregates.iter().map(aggregate_expr).collect();
+    let mut df = df.aggregate(groups, aggs)?;
+    let mut order: Vec<_> = plan
+        .sort
+        .iter()
+        .map(|k| {
+            let name = match &k.column {
+                SortColumn::Output(name) => name.clone(),
+                SortColumn::Field(f) => f.output_name(),
+            };
+            ident(name).sort(!k.descending, false)
+        })
+        .collect();
+    order.extend(
+        plan.group_by
+            .iter()
+            .map(|k| ident(k.output_name()).sort(true, false)),
+    );
+    if !order.is_empty() {
+        df = df.sort(order)?;
+    }
+    if let Some(n) = plan.limit {
+        df = df.limit(0, Some(usize::try_from(n).unwrap_or(usize::MAX)))?;
+    }
+    Ok((df, types))
+}

@@ -1,0 +1,61 @@
+//! Read-only SQL over the project's `spans` table.
+//!
+//! Only one query statement is accepted (`SELECT …` or `WITH … SELECT …`):
+//! DataFusion's [`SQLOptions`] refuse DDL (`CREATE`, `DROP`), DML
+//! (`INSERT`, `COPY`) and other statements (`SET`), and more than one
+//! statement is a parse error. The session sees only `spans` (no
+//! information schema, no URL tables), and operators share a memory pool of
+//! `QueryLimits::memory_bytes`; the caller bounds the time.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::execution::context::SQLOptions;
+use loupe_backend::plan::{QueryLimits, QueryResult};
+use loupe_model::ProjectId;
+
+use super::{ScanCounter, collect};
+use crate::{Error, Store};
+
+impl Store {
+    /// Runs one read-only SQL query over the project's `spans`, returning at
+    /// most `limits.max_rows` rows. A statement that is not a query is
+    /// [`Error::Invalid`].
+    pub async fn read_only_sql(
+        &self,
+        project: &ProjectId,
+        sql: &str,
+        limits: QueryLimits,
+    ) -> Result<QueryResult, Error> {
+        let started = Instant::now();
+        let counter = Arc::new(ScanCounter::default());
+        let ctx = self.limited_session(project, limits, counter.clone())?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = ctx
+            .sql_with_options(sql, options)
+            .await
+            .map_err(|e| Error::Invalid(sql_message(&e)))?;
+        let stream = df.execute_stream().await?;
+        let mut result = collect(stream, limits.max_rows, &[]).await?;
+        let truncated = result.stats.truncated;
+        result.stats = counter.stats(started);
+        result.stats.truncated = truncated;
+        Ok(result)
+    }
+}
+
+/// A planning error as the user should read it.
+fn sql_message(e: &datafusion::error::DataFusionError) -> String {
+    let text = e.find_root().to_string();
+    if text.contains("DDL not supported")
+        || text.contains("DML not supported")
+        || text.contains("Statement not supported")
+    {
+        format!("only a single read-only query (SELECT or WITH) is allowed: {text}")
+    } else {
+        text
+    }
+}

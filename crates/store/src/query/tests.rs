@@ -1,0 +1,232 @@
+//! Every operator and aggregate against a brute-force fold over the same
+//! generated spans, on the memtable only and after a flush to parts.
+//!
+//! `data.rs` generates Dify-shaped runs; `brute.rs` evaluates a [`Plan`] in
+//! plain Rust; each check parses a query, plans it, runs it through
+//! DataFusion and compares the answers.
+
+use loupe_backend::plan::{Plan, QueryLimits};
+use loupe_model::{ProjectId, Span};
+use loupe_query::{PlanOptions, Query, plan};
+use serde_json::Value;
+
+use crate::{Store, StoreConfig};
+
+mod brute;
+mod data;
+
+use data::{NOW, generate};
+
+const QUERIES: &[&str] = &[
+    // Comparisons on text, numbers, durations, times and map values.
+    "status=error | count()",
+    "status!=ok | count()",
+    "duration>1s | count()",
+    "duration<=250ms | count()",
+    "duration>=1s duration<2s | count()",
+    "duration<500ms | count()",
+    "total_tokens>300 | count()",
+    "cost>=0.004 | count()",
+    "start_time>=2026-11-17T02:00:00Z | count()",
+    "tags.category=phone | count()",
+    "tags.category!=phone | count()",
+    "tags.category>laptop | count()",
+    "attributes.http.status_code>=500 | count()",
+    "attributes.http.status_code=\"500\" | count()",
+    "attributes.http.status_code<300 | count()",
+    // in, contains, exists.
+    "tool_name in (inventory, payment) | count()",
+    "status not in (ok) | count()",
+    "tags.category in (phone, books) | count()",
+    "error_message contains \"500\" | count()",
+    "error_message not contains \"500\" | count()",
+    "output contains \"refund\" | count()",
+    "tags.category contains ho | count()",
+    "exists tool_name | count()",
+    "not exists tool_name | count()",
+    "exists tags.category | count()",
+    "exists attributes.http.status_code | count()",
+    "status not exists | count()",
+    // Boolean structure.
+    "NOT status=error | count()",
+    "NOT tags.category=phone | count()",
+    "(tool_name=inventory OR tool_name=payment) status=error | count()",
+    "status=error OR duration>2s | count()",
+    "NOT (status=ok OR tool_name=coupon) | count()",
+    // Full text (scan).
+    "\"timeout\" | count()",
+    "\"Connection RESET\" | count()",
+    "\"http 500\" status=error | count()",
+    // Run level.
+    "span_kind=workflow run has (tool_name=inventory status=error) run has (tool_name=payment status=error) | count()",
+    "span_kind=workflow run has (node_type=retrieval error_message contains \"500\") | count()",
+    "node_type=tool duration>2s NOT run has (span_kind=llm) | count()",
+    "run has (status=error) OR status=running | count()",
+    "span_kind=workflow NOT run has (status=error) | by tags.category | count()",
+    // Aggregates.
+    "by tags.category | count(), error_rate(), success_rate(), avg(duration), min(duration), max(duration), sum(duration), count_distinct(user_id)",
+    "by tags.category | p50(duration), p90(duration), p95(duration), p99(duration)",
+    "by tool_name, bucket(1h) | p95(duration), count()",
+    "| avg(total_tokens), sum(cost), min(start_time), max(start_time), sum(total_tokens)",
+    "by status | count()",
+    "by span_kind | success_rate(), error_rate()",
+    "| avg(attributes.http.status_code), max(attributes.http.status_code), count_distinct(attributes.http.status_code)",
+    "by bucket(30m) | count()",
+    "last 3h | by tool_name | count()",
+    "from 2026-11-17T01:00:00Z to 2026-11-17T03:00:00Z | by tags.category | p99(duration)",
+    // Sort, limit, top.
+    "by tags.category | top 2",
+    "by tool_name | count() as n | sort n desc | limit 3",
+    "by tool_name | p95(duration) as slow, count() | sort slow desc",
+    "by tags.category, tool_name | avg(duration) | sort tags.category desc, avg(duration) | limit 7",
+    "status=error | sort duration desc | limit 20",
+    "tool_name=payment | top 5",
+    "status=error",
+    "tags.category=phone node_type=tool | sort tags.category, start_time | limit 30",
+];
+
+fn project() -> ProjectId {
+    ProjectId::new("p").expect("project")
+}
+
+fn plan_of(text: &str) -> Plan {
+    let q = Query::parse(text).unwrap_or_else(|e| panic!("{text}: {}", e.render(text)));
+    plan(&q, PlanOptions::at(NOW)).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn close(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() <= 1e-6 * x.abs().max(y.abs()).max(1.0),
+        _ => a == b,
+    }
+}
+
+async fn check_all(store: &Store, spans: &[Span], stage: &str) {
+    for text in QUERIES {
+        let plan = plan_of(text);
+        let got = store
+            .query_plan(&project(), &plan, QueryLimits::default())
+            .await
+            .unwrap_or_else(|e| panic!("{stage}: {text}: {e}"));
+        let want = brute::run(&plan, spans);
+        assert_eq!(
+            got.columns
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>(),
+            want.columns,
+            "{stage}: {text}: columns"
+        );
+        let got_rows = brute::project_rows(&plan, &got);
+        assert_eq!(
+            got_rows.len(),
+            want.rows.len(),
+            "{stage}: {text}: row count\n got {got_rows:?}\nwant {:?}",
+            want.rows
+        );
+        for (i, (g, w)) in got_rows.iter().zip(&want.rows).enumerate() {
+            let same = g.len() == w.len() && g.iter().zip(w).all(|(a, b)| close(a, b));
+            assert!(same, "{stage}: {text}: row {i}\n got {g:?}\nwant {w:?}");
+        }
+        // Non-trivial data: most checks match something.
+        if text.contains("| count()") && !text.contains("by") {
+            assert!(want.rows[0][0].as_i64().is_some(), "{text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operator_and_aggregate_matches_brute_force_in_memtable_and_parts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(StoreConfig {
+        data_dir: dir.path().to_owned(),
+        ..StoreConfig::default()
+    })
+    .expect("open");
+    let spans = generate();
+    for chunk in spans.chunks(500) {
+        store.append(chunk.to_vec()).await.expect("append");
+    }
+    check_all(&store, &spans, "memtable").await;
+    store.flush_all().await.expect("flush");
+    assert!(store.stats().parts > 0);
+    check_all(&store, &spans, "parts").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_range_prunes_parts_and_stats_report_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(StoreConfig {
+        data_dir: dir.path().to_owned(),
+        ..StoreConfig::default()
+    })
+    .expect("open");
+    store.append(generate()).await.expect("append");
+    store.flush_all().await.expect("flush");
+    let all = store
+        .query_plan(&project(), &plan_of("| count()"), QueryLimits::default())
+        .await
+        .expect("query");
+    assert!(all.stats.parts_scanned >= 1, "{:?}", all.stats);
+    let none = store
+        .query_plan(
+            &project(),
+            &plan_of("from 2020-01-01 to 2020-01-02 | count()"),
+            QueryLimits::default(),
+        )
+        .await
+        .expect("query");
+    assert_eq!(none.stats.parts_scanned, 0, "{:?}", none.stats);
+    assert_eq!(none.rows, vec![vec![Value::from(0)]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_runs_selects_and_refuses_ddl_dml_and_statements() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(StoreConfig {
+        data_dir: dir.path().to_owned(),
+        ..StoreConfig::default()
+    })
+    .expect("open");
+    let spans = generate();
+    store.append(spans.clone()).await.expect("append");
+    let limits = QueryLimits::default();
+    let ok = store
+        .read_only_sql(
+            &project(),
+            "WITH e AS (SELECT * FROM spans WHERE status = 'error') SELECT count(*) AS n FROM e",
+            limits,
+        )
+        .await
+        .expect("select");
+    let errors = spans
+        .iter()
+        .filter(|s| s.status == Some(loupe_model::Status::Error))
+        .count();
+    assert_eq!(ok.rows, vec![vec![Value::from(errors as i64)]]);
+    for bad in [
+        "CREATE TABLE x AS SELECT 1",
+        "INSERT INTO spans SELECT * FROM spans",
+        "DROP TABLE spans",
+        "COPY spans TO '/tmp/x.csv'",
+        "SET datafusion.execution.batch_size = 1",
+        "SELECT 1; SELECT 2",
+        "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'",
+    ] {
+        let err = store
+            .read_only_sql(&project(), bad, limits)
+            .await
+            .expect_err(bad);
+        assert!(matches!(err, crate::Error::Invalid(_)), "{bad}: {err}");
+    }
+    let tight = QueryLimits {
+        memory_bytes: 1 << 20,
+        max_rows: 10,
+    };
+    let capped = store
+        .read_only_sql(&project(), "SELECT span_id FROM spans", tight)
+        .await
+        .expect("select");
+    assert_eq!(capped.rows.len(), 10);
+    assert!(capped.stats.truncated);
+}
