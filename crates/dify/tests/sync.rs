@@ -375,8 +375,10 @@ async fn insert_runs(db: &tokio_postgres::Client, n: usize, base_minute: usize) 
             "'2026-11-23 00:00:00'::timestamp + interval '{} seconds'",
             base_minute * 60 + i
         );
-        insert_run(db, &id, "succeeded", &at).await;
+        // As in Dify, a run's nodes are committed before the run is final
+        // (a final run is never re-read, so its nodes must already be there).
         insert_node(db, &id, &uid(), 1, "start", "Start", "succeeded", &at, None).await;
+        insert_run(db, &id, "succeeded", &at).await;
         ids.push(id);
     }
     ids
