@@ -68,7 +68,14 @@ pub struct AppState {
     pub ready: Arc<std::sync::atomic::AtomicBool>,
     /// API keys and the auth policy; decides each request's project.
     pub auth: Arc<auth::Auth>,
+    /// Renders `/metrics` from the rollups (`None`: the route answers 404).
+    pub metrics: Option<MetricsRender>,
 }
+
+/// Renders the `/metrics` body in a format, for one project or (`None`)
+/// all of them. Called on a blocking thread.
+pub type MetricsRender =
+    Arc<dyn Fn(loupe_rollup::expose::Format, Option<&str>) -> String + Send + Sync>;
 
 /// The HTTP router with every route.
 pub fn router(state: AppState) -> Router {
@@ -80,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::query::routes())
         .merge(routes::health::routes())
         .merge(routes::langfuse::routes())
+        .merge(routes::metrics::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,

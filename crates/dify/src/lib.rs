@@ -1,15 +1,17 @@
 //! Dify PostgreSQL connector: read-only incremental sync of Dify's execution
 //! tables into a [`loupe_backend::SpanStore`], and the safe cleanup
-//! ("relief", not built yet) of those tables once Loupe holds their rows.
+//! ("relief") of those tables once Loupe holds their rows.
 //!
 //! - [`schema`]: typed rows and the schema check run at connect.
 //! - [`map`]: rows → spans, with the same ids as the Langfuse and OTLP paths
 //!   (span id = node execution id, trace id = workflow run id).
 //! - [`sync`]: the `(created_at, id)` keyset sync and its checkpoint.
+//! - [`relief`]: verified, batched, resumable deletes of old rows.
 
 #![warn(missing_docs)]
 
 pub mod map;
+pub mod relief;
 pub mod schema;
 pub mod sync;
 

@@ -74,7 +74,7 @@ fn base(project: &str, id: &str) -> Span {
     s
 }
 
-fn secs_ns(secs: f64) -> Option<i64> {
+pub(crate) fn secs_ns(secs: f64) -> Option<i64> {
     (secs.is_finite() && secs >= 0.0).then(|| (secs * 1e9).round() as i64)
 }
 
@@ -87,7 +87,7 @@ fn status_of(raw: &str) -> Option<Status> {
 }
 
 /// End of a row: `finished_at`, else start + elapsed once the row is final.
-fn end_of(
+pub(crate) fn end_of(
     start: i64,
     finished: Option<chrono::NaiveDateTime>,
     elapsed: f64,

@@ -1,6 +1,8 @@
 //! `loupe dify …`: the Dify PostgreSQL connector from the command line, and
 //! the `[dify]` config section that makes `loupe serve` sync continuously.
 
+mod cleanup;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +60,9 @@ pub struct DifyArgs {
 enum DifyCommand {
     /// Read-only sync of Dify's runs, node executions, messages and feedback.
     Sync(SyncArgs),
+    /// Delete old rows from Dify's execution tables once Loupe holds them
+    /// (verified per batch; see docs/DIFY.md).
+    Cleanup(cleanup::CleanupArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,6 +112,7 @@ pub fn run(args: DifyArgs) -> anyhow::Result<()> {
         .block_on(async move {
             match args.command {
                 DifyCommand::Sync(a) => sync(a).await,
+                DifyCommand::Cleanup(a) => cleanup::cleanup(a).await,
             }
         })
 }

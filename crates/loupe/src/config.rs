@@ -10,6 +10,21 @@ use loupe_normalise::tags::TagRuleConfig;
 use loupe_store::StoreConfig;
 use serde::{Deserialize, Serialize};
 
+/// Labels `/metrics` sets itself; a tag label may not reuse them.
+const RESERVED_LABELS: &[&str] = &[
+    "le",
+    "status",
+    "tool_name",
+    "project",
+    "app_id",
+    "workflow_id",
+    "span_kind",
+    "node_type",
+    "model_name",
+    "type",
+    "error_class",
+];
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -24,6 +39,9 @@ pub struct Config {
     pub auth: AuthSection,
     /// `[dify]`: continuous sync of a Dify database.
     pub dify: crate::cli_dify::DifySection,
+    /// `[metrics]`: rollups and `/metrics` (which tags become labels, the
+    /// cardinality limit).
+    pub metrics: loupe_rollup::RollupConfig,
 }
 
 /// `[auth]`: when API keys are required and keys defined in the config
@@ -113,6 +131,15 @@ impl Config {
             bail!("store.max_unflushed_bytes must be at least store.memtable_bytes");
         }
         loupe_normalise::tags::TagRules::new(&self.tags)?;
+        if self.metrics.max_series_per_app == 0 {
+            bail!("metrics.max_series_per_app must be greater than 0");
+        }
+        for label in &self.metrics.labels {
+            let name = loupe_rollup::expose::label_name(label);
+            if RESERVED_LABELS.contains(&name.as_str()) {
+                bail!("metrics.labels: tag {label:?} would clash with the built-in label {name:?}");
+            }
+        }
         Ok(())
     }
 }

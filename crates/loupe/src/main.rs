@@ -6,6 +6,7 @@
 
 mod cli_dify;
 mod cli_gen;
+mod cli_query;
 mod config;
 mod keys;
 mod serve;
@@ -36,6 +37,10 @@ enum Command {
     Gen(cli_gen::GenArgs),
     /// Dify database connector: sync runs and messages from PostgreSQL.
     Dify(cli_dify::DifyArgs),
+    /// Run a query ('status=error | by tool_name | count()') on a server or a data dir.
+    Query(cli_query::QueryArgs),
+    /// Run one read-only SQL query over `spans` on a server or a data dir.
+    Sql(cli_query::SqlArgs),
 }
 
 /// Flags of `loupe serve`; each overrides the config file and has a `LOUPE_*` variable.
@@ -66,6 +71,8 @@ fn main() -> std::process::ExitCode {
         Command::Keys(args) => keys::run(args),
         Command::Gen(args) => cli_gen::run(args),
         Command::Dify(args) => cli_dify::run(args),
+        Command::Query(args) => return cli_query::query(args),
+        Command::Sql(args) => return cli_query::sql(args),
         Command::DefaultConfig => toml::to_string(&config::Config::default())
             .map(|text| print!("{text}"))
             .map_err(Into::into),

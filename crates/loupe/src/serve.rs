@@ -55,7 +55,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let data_dir = config.store.data_dir.clone();
-    let store_config = config.store.clone();
+    let mut store_config = config.store.clone();
+    store_config.rollup = config.metrics.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(store_config))
         .await?
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
@@ -82,6 +83,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }),
         ready: Arc::new(AtomicBool::new(false)),
         auth: Arc::new(auth),
+        metrics: Some({
+            let store = store.clone();
+            Arc::new(move |format, project| store.render_metrics(format, project))
+        }),
     };
 
     let http = tokio::net::TcpListener::bind(config.server.http_addr)

@@ -66,6 +66,9 @@ pub struct StoreConfig {
     /// Period of the compaction and retention sweep. Default 60s.
     #[serde(with = "humantime_serde_compat")]
     pub maintenance_interval: Duration,
+    /// Rollup settings (from `[metrics]` in `loupe.toml`, not `[store]`).
+    #[serde(skip)]
+    pub rollup: loupe_rollup::RollupConfig,
 }
 
 impl Default for StoreConfig {
@@ -81,6 +84,7 @@ impl Default for StoreConfig {
             retention_days: 30,
             retention_days_by_project: BTreeMap::new(),
             maintenance_interval: Duration::from_secs(60),
+            rollup: loupe_rollup::RollupConfig::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ impl Store {
     /// Freezes the active memtable (if not empty) and flushes every frozen
     /// memtable. Returns when all data written before the call is in parts.
     pub async fn flush_all(&self) -> Result<(), Error> {
+        self.check_writable()?;
         let _gate = self.inner.flush_gate.lock().await;
         self.freeze()?;
         self.flush_frozen().await
@@ -27,7 +28,10 @@ impl Store {
         if st.active.is_empty() {
             return Ok(());
         }
-        let mt = std::mem::take(&mut st.active);
+        let mut mt = std::mem::take(&mut st.active);
+        // Under the append gate: the rollups reflect exactly the records up
+        // to this memtable's max_seq.
+        mt.rollups = Some(st.rollups.snapshot(mt.max_seq));
         st.frozen.push(Arc::new(mt));
         drop(st);
         self.inner.wal.rotate()?;
@@ -79,6 +83,10 @@ impl Store {
                 rows,
             )?));
         }
+        // The rollups of this seq are on disk before the manifest names it.
+        if let Some(snap) = &mt.rollups {
+            crate::rollups::store(&dir, snap)?;
+        }
         let flushed_seq;
         {
             let mut st = self.inner.state.lock();
@@ -112,6 +120,7 @@ impl Store {
             flushed_seq = st.manifest.flushed_seq;
         }
         self.inner.wal.delete_flushed(flushed_seq)?;
+        crate::rollups::remove_stale(&dir, flushed_seq)?;
         tracing::debug!(
             parts = new_parts.len(),
             rows = mt.rows.len(),

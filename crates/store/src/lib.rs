@@ -31,12 +31,15 @@ use parking_lot::Mutex;
 mod config;
 mod convert;
 mod flush;
+mod fts;
 mod maintenance;
 mod manifest;
 mod memtable;
 mod parts;
 mod query;
 mod read;
+mod readonly;
+mod rollups;
 mod table;
 mod timelines;
 mod wal;
@@ -82,6 +85,12 @@ pub enum Error {
     /// The store is closed.
     #[error("store is closed")]
     Closed,
+    /// The store was opened with [`Store::open_read_only`] and takes no
+    /// writes, flushes or maintenance.
+    #[error(
+        "the store is open read-only: writes, flushes and maintenance go through the server that owns the data directory"
+    )]
+    ReadOnly,
     /// The request is invalid.
     #[error("{0}")]
     Invalid(String),
@@ -91,6 +100,9 @@ pub enum Error {
     /// Parquet failure.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    /// Full-text index failure.
+    #[error("text index: {0}")]
+    TextIndex(#[from] tantivy::TantivyError),
     /// Query engine failure.
     #[error("query: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
@@ -114,6 +126,7 @@ impl From<Error> for loupe_backend::StoreError {
             },
             Error::Closed => S::Closed,
             Error::Invalid(m) => S::Invalid(m),
+            Error::ReadOnly => S::Unsupported(Error::ReadOnly.to_string()),
             Error::DataFusion(e) => match e.find_root() {
                 datafusion::error::DataFusionError::ResourcesExhausted(m) => {
                     S::ResourcesExhausted(m.clone())
@@ -145,6 +158,9 @@ pub(crate) struct State {
     pub next_seq: u64,
     /// Files replaced by compaction or retention, deleted after a grace period.
     pub garbage: Vec<(std::time::Instant, PathBuf)>,
+    /// Rollups of every visible row: each applied write retracts the old
+    /// merged version's contribution and adds the new one.
+    pub rollups: loupe_rollup::Rollups,
 }
 
 /// Size and shape numbers for health endpoints and benchmarks.
@@ -182,6 +198,10 @@ pub(crate) struct Inner {
     pub wal: Arc<Wal>,
     pub syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
     pub flush_wake: tokio::sync::Notify,
+    /// Opened with `open_read_only`: nothing may write to the directory.
+    pub read_only: bool,
+    /// Full-text indexes loaded so far, by part id (`fts.rs`).
+    pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::TextIndex>>>,
 }
 
 impl Store {
@@ -201,7 +221,28 @@ impl Store {
         for meta in &manifest.parts {
             parts.push(Arc::new(parts::open_part(&dir, meta.clone())?));
         }
+        let loaded_rollups = rollups::load(&dir, manifest.flushed_seq, &config.rollup)?;
         let (wal, records) = Wal::open(&dir.join("wal"), manifest.flushed_seq, config.durability)?;
+        let store = Store::assemble(config, manifest, parts, loaded_rollups, wal.clone(), false);
+        store.replay(records)?;
+        let interval = store.inner.config.fsync_interval;
+        let syncer = std::thread::Builder::new()
+            .name("loupe-wal-sync".into())
+            .spawn(move || wal.run_syncer(interval))
+            .map_err(|e| Error::io(&dir, e))?;
+        *store.inner.syncer.lock() = Some(syncer);
+        Ok(store)
+    }
+
+    /// The store over loaded parts and an open WAL, before replay.
+    pub(crate) fn assemble(
+        config: StoreConfig,
+        manifest: Manifest,
+        parts: Vec<Arc<Part>>,
+        rollups: loupe_rollup::Rollups,
+        wal: Arc<Wal>,
+        read_only: bool,
+    ) -> Self {
         let next_seq = wal.last_seq() + 1;
         let state = State {
             active: Memtable::default(),
@@ -213,37 +254,53 @@ impl Store {
             contexts: Default::default(),
             next_seq,
             garbage: Vec::new(),
+            rollups,
         };
-        let inner = Arc::new(Inner {
-            config,
-            state: Mutex::new(state),
-            append_gate: Mutex::new(()),
-            flush_gate: tokio::sync::Mutex::new(()),
-            wal: wal.clone(),
-            syncer: Mutex::new(None),
-            flush_wake: tokio::sync::Notify::new(),
-        });
-        let store = Store { inner };
+        Store {
+            inner: Arc::new(Inner {
+                config,
+                state: Mutex::new(state),
+                append_gate: Mutex::new(()),
+                flush_gate: tokio::sync::Mutex::new(()),
+                wal,
+                syncer: Mutex::new(None),
+                flush_wake: tokio::sync::Notify::new(),
+                read_only,
+                text_indexes: Mutex::new(Default::default()),
+            }),
+        }
+    }
+
+    /// Applies replayed WAL records to the memtable.
+    pub(crate) fn replay(&self, records: Vec<wal::Record>) -> Result<(), Error> {
         let replayed = records.len();
         for record in records {
             let spans: Vec<loupe_model::Span> =
                 serde_json::from_slice(&record.payload).map_err(|e| Error::Corrupt {
-                    path: dir.join("wal"),
+                    path: self.inner.config.data_dir.join("wal"),
                     offset: record.seq,
                     reason: format!("record {} does not decode: {e}", record.seq),
                 })?;
-            store.apply(record.seq, spans)?;
+            self.apply(record.seq, spans)?;
         }
         if replayed > 0 {
             tracing::info!(records = replayed, "replayed wal");
         }
-        let interval = store.inner.config.fsync_interval;
-        let syncer = std::thread::Builder::new()
-            .name("loupe-wal-sync".into())
-            .spawn(move || wal.run_syncer(interval))
-            .map_err(|e| Error::io(&dir, e))?;
-        *store.inner.syncer.lock() = Some(syncer);
-        Ok(store)
+        Ok(())
+    }
+
+    /// Whether the store was opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// [`Error::ReadOnly`] for a read-only store.
+    pub(crate) fn check_writable(&self) -> Result<(), Error> {
+        if self.inner.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
     }
 
     /// The configuration the store runs with.
@@ -269,6 +326,9 @@ impl Store {
 
     /// Flushes everything, syncs and closes the WAL. Later appends fail.
     pub async fn shutdown(&self) -> Result<(), Error> {
+        if self.inner.read_only {
+            return Ok(());
+        }
         self.flush_all().await?;
         self.inner.wal.close()?;
         let syncer = self.inner.syncer.lock().take();
@@ -282,6 +342,10 @@ impl Store {
     /// handle is aborted or the store closes.
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
+        if store.inner.read_only {
+            // Nothing to flush or maintain; the handle just finishes.
+            return tokio::spawn(async {});
+        }
         tokio::spawn(async move { store.background_loop().await })
     }
 
@@ -298,5 +362,7 @@ pub(crate) fn live_parts_of<'a>(
     parts.iter().filter(move |p| p.meta.project == project)
 }
 
+#[cfg(test)]
+mod rollup_tests;
 #[cfg(test)]
 mod tests;

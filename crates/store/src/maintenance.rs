@@ -23,6 +23,8 @@ pub struct MaintenanceReport {
     pub dropped_rows: usize,
     /// Parts dropped by retention.
     pub expired_parts: usize,
+    /// Full-text indexes built (`Store::index_text`).
+    pub indexed_parts: usize,
 }
 
 impl Store {
@@ -36,6 +38,7 @@ impl Store {
 
     /// As [`Store::maintain`], with "now" given (ns), for tests and tools.
     pub async fn maintain_at(&self, now_ns: i64) -> Result<MaintenanceReport, Error> {
+        self.check_writable()?;
         let _gate = self.inner.flush_gate.lock().await;
         let mut report = MaintenanceReport {
             expired_parts: self.expire(now_ns)?,
@@ -52,6 +55,10 @@ impl Store {
             report.new_parts += parts_out;
             report.dropped_rows += dropped;
         }
+        let store = self.clone();
+        report.indexed_parts = tokio::task::spawn_blocking(move || store.index_text())
+            .await
+            .map_err(|e| Error::Invalid(format!("text index task failed: {e}")))??;
         self.collect_garbage(false);
         Ok(report)
     }

@@ -24,6 +24,9 @@ pub(crate) struct Memtable {
     /// Versions of older rows (in frozen memtables or parts) that rows here
     /// supersede. They become durable in the manifest when this flushes.
     pub pending_hidden: Vec<u64>,
+    /// Rollups as of `max_seq`, taken when this memtable was frozen and
+    /// persisted with its flush.
+    pub rollups: Option<loupe_rollup::Snapshot>,
 }
 
 impl Memtable {

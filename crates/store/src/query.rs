@@ -11,9 +11,11 @@
 //! Read-only SQL (`sql.rs`) runs over the same table with DDL, DML and
 //! statements disabled and a memory pool limit.
 //!
-//! Full-text search (`Filter::Text`) is a case-insensitive substring scan
-//! of `input`, `output` and `error_message`; the tantivy side index is
-//! future work.
+//! Full-text search (`Filter::Text`) is a case-insensitive substring match
+//! on `input`, `output` and `error_message`. When the words are required by
+//! the whole filter (top level, no `run has`), the scan first skips parts
+//! whose tantivy side index (`fts.rs`) rules them out; parts without an
+//! index are scanned.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,8 +31,8 @@ use datafusion::prelude::{SessionConfig, ident};
 use futures::StreamExt;
 use loupe_backend::StoreError;
 use loupe_backend::plan::{
-    BatchStream, Column, FieldRef, Output, Plan, QueryLimits, QueryResult, QueryStats, SortColumn,
-    ValueType, batch_rows, value_type,
+    BatchStream, Column, FieldRef, Filter, Output, Plan, QueryLimits, QueryResult, QueryStats,
+    SortColumn, ValueType, batch_rows, value_type,
 };
 use loupe_model::{ProjectId, column};
 
@@ -73,6 +75,7 @@ impl Store {
         project: &ProjectId,
         limits: QueryLimits,
         counter: Arc<ScanCounter>,
+        text: Vec<String>,
     ) -> Result<SessionContext, Error> {
         let config = SessionConfig::new()
             .with_target_partitions(2)
@@ -81,7 +84,9 @@ impl Store {
             .with_memory_limit(limits.memory_bytes.max(1 << 20), 1.0)
             .build_arc()?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
-        let table = SpansTable::new(self.clone(), project.as_str()).with_counter(counter);
+        let table = SpansTable::new(self.clone(), project.as_str())
+            .with_counter(counter)
+            .with_text(text);
         ctx.register_table(SPANS_TABLE, Arc::new(table))?;
         Ok(ctx)
     }
@@ -94,7 +99,7 @@ impl Store {
         limits: QueryLimits,
         counter: Arc<ScanCounter>,
     ) -> Result<(DataFrame, Vec<Option<ValueType>>), Error> {
-        let ctx = self.limited_session(project, limits, counter)?;
+        let ctx = self.limited_session(project, limits, counter, required_text(plan))?;
         let scoped = ctx
             .table(SPANS_TABLE)
             .await?
@@ -214,6 +219,34 @@ pub(crate) async fn collect(
             ..QueryStats::default()
         },
     })
+}
+
+/// The full-text words every span the plan keeps contains: `Text` filters
+/// at the top level (alone or under `And`). None when a `run has` subquery
+/// scans the same table with other filters.
+pub(crate) fn required_text(plan: &Plan) -> Vec<String> {
+    fn has_run_has(f: &Filter) -> bool {
+        match f {
+            Filter::RunHas(_) => true,
+            Filter::And(c) | Filter::Or(c) => c.iter().any(has_run_has),
+            Filter::Not(inner) => has_run_has(inner),
+            _ => false,
+        }
+    }
+    fn collect(f: &Filter, out: &mut Vec<String>) {
+        match f {
+            Filter::Text(t) => out.extend(t.split_whitespace().map(str::to_owned)),
+            Filter::And(c) => c.iter().for_each(|c| collect(c, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(f) = &plan.filter
+        && !has_run_has(f)
+    {
+        collect(f, &mut out);
+    }
+    out
 }
 
 /// Whether a field is a map value (cast to numbers in numeric contexts).

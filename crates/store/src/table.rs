@@ -42,6 +42,9 @@ pub struct SpansTable {
     store: Store,
     project: String,
     counter: Option<Arc<crate::query::ScanCounter>>,
+    /// Words every row the query keeps contains (a top-level full-text
+    /// filter): parts whose text index rules them out are not read.
+    text: Option<Arc<Vec<String>>>,
 }
 
 impl std::fmt::Debug for SpansTable {
@@ -60,7 +63,17 @@ impl SpansTable {
             store,
             project: project.into(),
             counter: None,
+            text: None,
         }
+    }
+
+    /// Skips parts whose full-text index shows no row containing every
+    /// word. Only for a table whose every scan filters on those words.
+    pub(crate) fn with_text(mut self, words: Vec<String>) -> Self {
+        if !words.is_empty() {
+            self.text = Some(Arc::new(words));
+        }
+        self
     }
 
     /// Counts the parts and rows each scan reads into `counter`.
@@ -250,6 +263,11 @@ impl TableProvider for SpansTable {
 
         let files: Vec<&Arc<Part>> = live_parts_of(&parts, &self.project)
             .filter(|p| pruning.keeps(p))
+            .filter(|p| {
+                self.text
+                    .as_ref()
+                    .is_none_or(|words| self.store.part_may_contain_text(p, words))
+            })
             .collect();
         if let Some(c) = &self.counter {
             c.parts.fetch_add(files.len() as u64, Ordering::Relaxed);

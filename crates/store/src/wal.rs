@@ -17,6 +17,12 @@
 //! lost). The same in an older segment is corruption and stops the open with
 //! [`Error::Corrupt`].
 //!
+//! Read-only opening ([`Wal::read_only`], for `Store::open_read_only`)
+//! reads the same records without touching the directory: files are opened
+//! read-only, a torn tail is skipped rather than truncated (it may be a
+//! write in progress by a live server), no segment is created, and a segment
+//! deleted between listing and reading (flushed meanwhile) is skipped.
+//!
 //! Durability: every record is handed to the OS with `write` before the
 //! append is acknowledged, so a killed process loses nothing. `fdatasync`
 //! runs per [`Durability`]: before the ack (`strict`, one sync shared by all
@@ -51,7 +57,8 @@ pub(crate) struct Record {
 
 struct Writer {
     dir: PathBuf,
-    file: File,
+    /// The open segment; `None` for a read-only log.
+    file: Option<File>,
     segment_first_seq: u64,
     segment_bytes: u64,
     /// Highest seq handed to the OS.
@@ -82,29 +89,43 @@ impl Wal {
         durability: Durability,
     ) -> Result<(Arc<Wal>, Vec<Record>), Error> {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let segments = list_segments(dir)?;
-        let mut records = Vec::new();
-        let mut last_seq = after;
-        let count = segments.len();
-        for (i, (first, path)) in segments.iter().enumerate() {
-            let is_last = i + 1 == count;
-            let seg_records = read_segment(path, is_last)?;
-            for r in seg_records {
-                last_seq = last_seq.max(r.seq);
-                if r.seq > after {
-                    records.push(r);
-                }
-            }
-            let _ = first;
-        }
+        let (records, last_seq) = read_all(dir, after, true)?;
         // Always start a fresh segment: the tail of an old one may have been
         // truncated, and appending to a clean file keeps the format simple.
         let first_seq = last_seq + 1;
         let (file, path) = create_segment(dir, first_seq)?;
         sync_dir(dir)?;
         tracing::debug!(segment = %path.display(), replay = records.len(), "wal opened");
+        Ok((
+            Wal::new(dir, Some(file), first_seq, last_seq, durability),
+            records,
+        ))
+    }
+
+    /// Reads the WAL in `dir` without writing anything (see the module doc):
+    /// returns a log that refuses writes and every record with a seq greater
+    /// than `after`. A missing directory is an empty log.
+    pub fn read_only(dir: &Path, after: u64) -> Result<(Arc<Wal>, Vec<Record>), Error> {
+        let (records, last_seq) = if dir.is_dir() {
+            read_all(dir, after, false)?
+        } else {
+            (Vec::new(), after)
+        };
+        tracing::debug!(replay = records.len(), "wal read (read-only)");
+        let wal = Wal::new(dir, None, last_seq + 1, last_seq, Durability::None);
+        wal.writer.lock().closed = true;
+        Ok((wal, records))
+    }
+
+    fn new(
+        dir: &Path,
+        file: Option<File>,
+        first_seq: u64,
+        last_seq: u64,
+        durability: Durability,
+    ) -> Arc<Wal> {
         let (synced_tx, _) = watch::channel(last_seq);
-        let wal = Arc::new(Wal {
+        Arc::new(Wal {
             writer: Mutex::new(Writer {
                 dir: dir.to_owned(),
                 file,
@@ -120,8 +141,7 @@ impl Wal {
             }),
             wake: Condvar::new(),
             durability,
-        });
-        Ok((wal, records))
+        })
     }
 
     /// Highest seq written or replayed.
@@ -133,6 +153,9 @@ impl Wal {
     /// append gate, so `seq` is strictly increasing.
     pub fn write(&self, seq: u64, payload: &[u8]) -> Result<(), Error> {
         let mut w = self.writer.lock();
+        if w.file.is_none() {
+            return Err(Error::ReadOnly);
+        }
         if w.closed {
             return Err(Error::Closed);
         }
@@ -152,7 +175,10 @@ impl Wal {
         buf.extend_from_slice(&seq.to_le_bytes());
         buf.extend_from_slice(payload);
         let path = segment_path(&w.dir, w.segment_first_seq);
-        w.file.write_all(&buf).map_err(|e| Error::io(&path, e))?;
+        let Some(file) = w.file.as_mut() else {
+            return Err(Error::ReadOnly);
+        };
+        file.write_all(&buf).map_err(|e| Error::io(&path, e))?;
         w.segment_bytes += buf.len() as u64;
         w.written = seq;
         Ok(())
@@ -189,10 +215,13 @@ impl Wal {
             return Ok(());
         }
         let old = segment_path(&w.dir, w.segment_first_seq);
-        w.file.sync_data().map_err(|e| Error::io(&old, e))?;
+        let Some(current) = w.file.as_ref() else {
+            return Err(Error::ReadOnly);
+        };
+        current.sync_data().map_err(|e| Error::io(&old, e))?;
         let (file, _) = create_segment(&w.dir, first_seq)?;
         sync_dir(&w.dir)?;
-        w.file = file;
+        w.file = Some(file);
         w.segment_first_seq = first_seq;
         w.segment_bytes = HEADER_LEN;
         // Everything before the new segment is now synced.
@@ -208,6 +237,9 @@ impl Wal {
     /// Deletes segments whose records are all at or below `flushed`.
     pub fn delete_flushed(&self, flushed: u64) -> Result<(), Error> {
         let w = self.writer.lock();
+        if w.file.is_none() {
+            return Err(Error::ReadOnly);
+        }
         let segments = list_segments(&w.dir)?;
         for pair in segments.windows(2) {
             let (_, path) = &pair[0];
@@ -224,8 +256,11 @@ impl Wal {
     fn sync_now(&self) -> Result<(), Error> {
         let (file, written, path) = {
             let w = self.writer.lock();
-            let file = w
-                .file
+            let Some(file) = w.file.as_ref() else {
+                // Read-only: nothing was written, nothing to sync.
+                return Ok(());
+            };
+            let file = file
                 .try_clone()
                 .map_err(|e| Error::io(&segment_path(&w.dir, w.segment_first_seq), e))?;
             (file, w.written, segment_path(&w.dir, w.segment_first_seq))
@@ -317,10 +352,40 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
     Ok(out)
 }
 
-fn read_segment(path: &Path, is_last: bool) -> Result<Vec<Record>, Error> {
+/// Every record with a seq above `after`, and the highest seq seen (at
+/// least `after`). `repair`: truncate a torn tail (read-write open) rather
+/// than skip it and tolerate segments vanishing (read-only open).
+fn read_all(dir: &Path, after: u64, repair: bool) -> Result<(Vec<Record>, u64), Error> {
+    let segments = list_segments(dir)?;
+    let mut records = Vec::new();
+    let mut last_seq = after;
+    let count = segments.len();
+    for (i, (_, path)) in segments.iter().enumerate() {
+        let is_last = i + 1 == count;
+        let seg_records = match read_segment(path, is_last, repair) {
+            Ok(r) => r,
+            // Deleted by a live writer after a flush: its records are in parts.
+            Err(Error::Io { source, .. })
+                if !repair && source.kind() == io::ErrorKind::NotFound =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for r in seg_records {
+            last_seq = last_seq.max(r.seq);
+            if r.seq > after {
+                records.push(r);
+            }
+        }
+    }
+    Ok((records, last_seq))
+}
+
+fn read_segment(path: &Path, is_last: bool, repair: bool) -> Result<Vec<Record>, Error> {
     let mut file = OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(repair)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
     let mut data = Vec::new();
@@ -367,6 +432,15 @@ fn read_segment(path: &Path, is_last: bool) -> Result<Vec<Record>, Error> {
                         offset: pos as u64,
                         reason,
                     });
+                }
+                if !repair {
+                    tracing::debug!(
+                        path = %path.display(),
+                        offset = pos,
+                        %reason,
+                        "ignoring torn or in-progress wal tail (read-only)"
+                    );
+                    break;
                 }
                 tracing::warn!(
                     path = %path.display(),

@@ -57,6 +57,7 @@ struct Lookups {
 impl Store {
     /// Appends spans; resolves once they are durable per the durability mode.
     pub async fn append(&self, spans: Vec<Span>) -> Result<WriteAck, Error> {
+        self.check_writable()?;
         for s in &spans {
             if s.project.is_empty() || s.span_id.is_empty() {
                 return Err(Error::Invalid(
@@ -198,12 +199,16 @@ impl Store {
             traces,
             looked_up,
         } = lookups;
+        st.rollups.note_ingested(spans.len() as u64);
         for span in spans {
             let key = (span.project.clone(), span.span_id.clone());
             let version = st.next_version;
             st.next_version += 1;
+            // What the previous merged version contributed to the rollups.
+            let mut previous = None;
             // 1. Merge onto the newest existing version.
             let mut row = if let Some(existing) = st.active.rows.get(&key) {
+                previous = Some(st.rollups.contribution(&existing.span));
                 let mut merged = existing.span.clone();
                 merged.merge_from(span);
                 merged
@@ -217,6 +222,7 @@ impl Store {
                     .filter(|r| !st.hidden.contains(&r.version));
                 match older {
                     Some(old) => {
+                        previous = Some(st.rollups.contribution(&old.span));
                         hide(st, old.version);
                         let mut merged = old.span;
                         merged.merge_from(span);
@@ -230,6 +236,14 @@ impl Store {
                 let tkey = (row.project.clone(), trace.clone());
                 if !st.contexts.contains_key(&tkey) || looked_up.contains(&tkey) {
                     let mut ctx = st.contexts.remove(&tkey).unwrap_or_default();
+                    // An update without a trace id was not looked up: if
+                    // parts may hold the trace, a later root must look there.
+                    if !looked_up.contains(&tkey)
+                        && live_parts_of(&st.parts, &tkey.0)
+                            .any(|p| p.index.may_contain(IdKind::Trace, &trace))
+                    {
+                        ctx.in_parts = true;
+                    }
                     for r in traces.get(&tkey).into_iter().flatten() {
                         ctx.absorb(&r.span);
                         ctx.in_parts = true;
@@ -254,6 +268,8 @@ impl Store {
                     }
                 }
             }
+            let current = st.rollups.contribution(&row);
+            st.rollups.apply_change(previous.as_ref(), &current);
             st.active.put(Row { span: row, version });
         }
     }
@@ -282,7 +298,11 @@ fn refill_trace(
         }
         let key = (project.clone(), id.clone());
         if let Some(row) = st.active.rows.get_mut(&key) {
-            ctx.fill(&mut row.span);
+            let before = st.rollups.contribution(&row.span);
+            if ctx.fill(&mut row.span) {
+                let after = st.rollups.contribution(&row.span);
+                st.rollups.apply_change(Some(&before), &after);
+            }
         }
     }
     let mut older: Vec<Row> = Vec::new();
@@ -302,7 +322,10 @@ fn refill_trace(
         {
             continue;
         }
+        let before = st.rollups.contribution(&row.span);
         if ctx.fill(&mut row.span) {
+            let after = st.rollups.contribution(&row.span);
+            st.rollups.apply_change(Some(&before), &after);
             hide(st, row.version);
             row.version = st.next_version;
             st.next_version += 1;

@@ -2,6 +2,7 @@
 
 pub(crate) mod health;
 pub(crate) mod langfuse;
+pub(crate) mod metrics;
 pub(crate) mod otlp;
 pub(crate) mod query;
 pub(crate) mod spans;

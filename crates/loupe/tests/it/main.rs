@@ -2,9 +2,11 @@
 //! child processes on free loopback ports with their own temp data dirs.
 
 mod bad_input;
+mod cli_query;
 mod crash;
 mod r#gen;
 mod langfuse;
+mod metrics;
 mod otlp_replay;
 mod query;
 mod support;

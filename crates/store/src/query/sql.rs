@@ -29,7 +29,7 @@ impl Store {
     ) -> Result<QueryResult, Error> {
         let started = Instant::now();
         let counter = Arc::new(ScanCounter::default());
-        let ctx = self.limited_session(project, limits, counter.clone())?;
+        let ctx = self.limited_session(project, limits, counter.clone(), Vec::new())?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)

@@ -1,0 +1,399 @@
+//! Verification of a batch against Loupe's store: the rows of a run (the
+//! run and its node executions) or of a chat turn (the message and its
+//! feedback) are reduced to facts — id, status, end time and a measure
+//! (elapsed time, latency or rating), exactly as the mapping writes them —
+//! and a SHA-256 over the facts sorted by id must equal the same digest
+//! over the spans of those ids in the store. A missing span or any
+//! differing fact makes the run or message unverified.
+//!
+//! The store may hold more spans than the database (node spans whose rows
+//! an earlier `nodes` cleanup deleted, spans of other sources): what is
+//! checked is that every row about to be deleted is held, field by field.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::NaiveDateTime;
+use loupe_backend::SpanStore;
+use loupe_model::{ProjectId, Span};
+use sha2::{Digest, Sha256};
+use tokio_postgres::GenericClient;
+
+use crate::Error;
+use crate::map::{end_of, secs_ns};
+use crate::schema::utc_ns;
+
+/// What the digest compares for one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fact {
+    id: String,
+    status: String,
+    end: Option<i64>,
+    measure: String,
+}
+
+fn digest(facts: &BTreeMap<String, Fact>) -> String {
+    let mut h = Sha256::new();
+    for f in facts.values() {
+        let end = f.end.map(|e| e.to_string()).unwrap_or_default();
+        h.update(format!("{}|{}|{}|{}\n", f.id, f.status, end, f.measure).as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// The outcome of verifying one run or message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Held completely; the digest of the database rows.
+    Held(String),
+    /// Spans missing from the store.
+    Missing(usize),
+    /// Every span is there but a fact differs.
+    Altered,
+}
+
+fn compare(db: BTreeMap<String, Fact>, spans: &[Span], fact: impl Fn(&Span) -> Fact) -> Verdict {
+    let stored: BTreeMap<String, Fact> = spans
+        .iter()
+        .filter(|s| db.contains_key(&s.span_id))
+        .map(|s| (s.span_id.clone(), fact(s)))
+        .collect();
+    if stored.len() != db.len() {
+        return Verdict::Missing(db.len() - stored.len());
+    }
+    let want = digest(&db);
+    if digest(&stored) == want {
+        Verdict::Held(want)
+    } else {
+        Verdict::Altered
+    }
+}
+
+/// The fields of a `workflow_runs` row that cleanup reads.
+#[derive(Debug, Clone)]
+pub(crate) struct RunRow {
+    pub id: String,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+    pub elapsed: f64,
+}
+
+impl RunRow {
+    /// `running`, `paused` or `scheduled`: may still change.
+    pub fn is_open(&self) -> bool {
+        matches!(self.status.as_str(), "running" | "paused" | "scheduled")
+    }
+
+    fn fact(&self) -> Fact {
+        let start = utc_ns(self.created_at);
+        Fact {
+            id: self.id.clone(),
+            status: self.status.clone(),
+            end: end_of(start, self.finished_at, self.elapsed, self.is_open()),
+            measure: self.elapsed.to_string(),
+        }
+    }
+}
+
+/// The fields of a `workflow_node_executions` row that cleanup reads.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeRow {
+    pub id: String,
+    pub run_id: String,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+    pub elapsed: f64,
+}
+
+impl NodeRow {
+    fn fact(&self) -> Fact {
+        let start = utc_ns(self.created_at);
+        let open = matches!(
+            self.status.as_str(),
+            "running" | "pending" | "paused" | "retry"
+        );
+        Fact {
+            id: self.id.clone(),
+            status: self.status.clone(),
+            end: end_of(start, self.finished_at, self.elapsed, open),
+            measure: self.elapsed.to_string(),
+        }
+    }
+}
+
+/// The fields of a `messages` row that cleanup reads.
+#[derive(Debug, Clone)]
+pub(crate) struct MessageRow {
+    pub id: String,
+    pub status: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub latency: f64,
+    pub run_id: Option<String>,
+}
+
+impl MessageRow {
+    fn fact(&self) -> Fact {
+        let start = utc_ns(self.created_at);
+        let end = match secs_ns(self.latency) {
+            Some(l) if l > 0 => Some(start.saturating_add(l)),
+            _ if self.status == "paused" => None,
+            _ => Some(utc_ns(self.updated_at).max(start)),
+        };
+        Fact {
+            id: self.id.clone(),
+            status: self.status.clone(),
+            end,
+            measure: self.latency.to_string(),
+        }
+    }
+}
+
+/// The fields of a `message_feedbacks` row that cleanup reads.
+#[derive(Debug, Clone)]
+pub(crate) struct FeedbackRow {
+    pub id: String,
+    pub message_id: String,
+    pub rating: String,
+    pub updated_at: NaiveDateTime,
+}
+
+impl FeedbackRow {
+    fn fact(&self) -> Fact {
+        Fact {
+            id: self.id.clone(),
+            status: "feedback".into(),
+            end: Some(utc_ns(self.updated_at)),
+            measure: self.rating.clone(),
+        }
+    }
+}
+
+/// The database digest of a run and its nodes (for the re-check inside
+/// the delete transaction).
+pub(crate) fn run_digest(run: &RunRow, nodes: &[&NodeRow]) -> String {
+    digest(&run_facts(run, nodes))
+}
+
+fn run_facts(run: &RunRow, nodes: &[&NodeRow]) -> BTreeMap<String, Fact> {
+    let mut facts: BTreeMap<String, Fact> =
+        nodes.iter().map(|n| (n.id.clone(), n.fact())).collect();
+    facts.insert(run.id.clone(), run.fact());
+    facts
+}
+
+/// The database digest of a message and its feedback.
+pub(crate) fn message_digest(m: &MessageRow, feedbacks: &[&FeedbackRow]) -> String {
+    digest(&message_facts(m, feedbacks))
+}
+
+fn message_facts(m: &MessageRow, feedbacks: &[&FeedbackRow]) -> BTreeMap<String, Fact> {
+    let mut facts: BTreeMap<String, Fact> =
+        feedbacks.iter().map(|f| (f.id.clone(), f.fact())).collect();
+    facts.insert(m.id.clone(), m.fact());
+    facts
+}
+
+/// Verifies a run (span count and digest) against the store.
+pub(crate) async fn check_run(
+    store: &dyn SpanStore,
+    project: &ProjectId,
+    run: &RunRow,
+    nodes: &[&NodeRow],
+) -> Result<Verdict, Error> {
+    let spans = store.trace(project, &run.id).await?;
+    Ok(compare(run_facts(run, nodes), &spans, |s| Fact {
+        id: s.span_id.clone(),
+        status: s.raw_status.clone().unwrap_or_default(),
+        end: s.end_time,
+        measure: s
+            .attributes
+            .get("dify.elapsed_time")
+            .cloned()
+            .unwrap_or_default(),
+    }))
+}
+
+/// Verifies a message and its feedback against the store.
+pub(crate) async fn check_message(
+    store: &dyn SpanStore,
+    project: &ProjectId,
+    m: &MessageRow,
+    feedbacks: &[&FeedbackRow],
+) -> Result<Verdict, Error> {
+    let spans = store.trace(project, &m.id).await?;
+    let feedback_ids: HashSet<&str> = feedbacks.iter().map(|f| f.id.as_str()).collect();
+    Ok(compare(message_facts(m, feedbacks), &spans, |s| {
+        if feedback_ids.contains(s.span_id.as_str()) {
+            Fact {
+                id: s.span_id.clone(),
+                status: "feedback".into(),
+                end: s.start_time,
+                measure: s.output.clone().unwrap_or_default(),
+            }
+        } else {
+            Fact {
+                id: s.span_id.clone(),
+                status: s.raw_status.clone().unwrap_or_default(),
+                end: s.end_time,
+                measure: s
+                    .attributes
+                    .get("dify.latency")
+                    .cloned()
+                    .unwrap_or_default(),
+            }
+        }
+    }))
+}
+
+/// A keyset page of runs after `after`, created before `cutoff` and at or
+/// before the sync position `upto`.
+pub(crate) async fn runs_page(
+    c: &impl GenericClient,
+    after: (NaiveDateTime, &str),
+    cutoff: NaiveDateTime,
+    upto: (NaiveDateTime, &str),
+    limit: i64,
+) -> Result<Vec<RunRow>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT id::text, status, created_at, finished_at, elapsed_time FROM workflow_runs \
+             WHERE (created_at, id) > ($1, $2::text::uuid) AND created_at < $3 \
+             AND (created_at, id) <= ($4, $5::text::uuid) ORDER BY created_at, id LIMIT $6",
+            &[&after.0, &after.1, &cutoff, &upto.0, &upto.1, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| RunRow {
+            id: r.get(0),
+            status: r.get(1),
+            created_at: r.get(2),
+            finished_at: r.get(3),
+            elapsed: r.get(4),
+        })
+        .collect())
+}
+
+/// Runs by id (the re-check inside the delete transaction).
+pub(crate) async fn runs_by_id(
+    c: &impl GenericClient,
+    ids: &[String],
+    lock: bool,
+) -> Result<Vec<RunRow>, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT id::text, status, created_at, finished_at, elapsed_time FROM workflow_runs \
+         WHERE id = ANY($1::text[]::uuid[]){}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let rows = c.query(&sql, &[&ids]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| RunRow {
+            id: r.get(0),
+            status: r.get(1),
+            created_at: r.get(2),
+            finished_at: r.get(3),
+            elapsed: r.get(4),
+        })
+        .collect())
+}
+
+/// Node executions of the runs (by the `workflow_run_id` index).
+pub(crate) async fn nodes_of(
+    c: &impl GenericClient,
+    run_ids: &[String],
+) -> Result<Vec<NodeRow>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT id::text, workflow_run_id::text, status, created_at, finished_at, elapsed_time \
+             FROM workflow_node_executions WHERE workflow_run_id = ANY($1::text[]::uuid[])",
+            &[&run_ids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| NodeRow {
+            id: r.get(0),
+            run_id: r.get(1),
+            status: r.get(2),
+            created_at: r.get(3),
+            finished_at: r.get(4),
+            elapsed: r.get(5),
+        })
+        .collect())
+}
+
+const MESSAGE_SQL: &str = "SELECT id::text, status, created_at, updated_at, \
+    provider_response_latency, workflow_run_id::text FROM messages";
+
+fn message_row(r: &tokio_postgres::Row) -> MessageRow {
+    MessageRow {
+        id: r.get(0),
+        status: r.get(1),
+        created_at: r.get(2),
+        updated_at: r.get(3),
+        latency: r.get(4),
+        run_id: r.get(5),
+    }
+}
+
+/// A keyset page of messages (same bounds as [`runs_page`]).
+pub(crate) async fn messages_page(
+    c: &impl GenericClient,
+    after: (NaiveDateTime, &str),
+    cutoff: NaiveDateTime,
+    upto: (NaiveDateTime, &str),
+    limit: i64,
+) -> Result<Vec<MessageRow>, tokio_postgres::Error> {
+    let sql = format!(
+        "{MESSAGE_SQL} WHERE (created_at, id) > ($1, $2::text::uuid) AND created_at < $3 \
+         AND (created_at, id) <= ($4, $5::text::uuid) ORDER BY created_at, id LIMIT $6"
+    );
+    let rows = c
+        .query(
+            &sql,
+            &[&after.0, &after.1, &cutoff, &upto.0, &upto.1, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(message_row).collect())
+}
+
+/// Messages by id (the re-check inside the delete transaction), locked
+/// when `lock`.
+pub(crate) async fn messages_by_id(
+    c: &impl GenericClient,
+    ids: &[String],
+    lock: bool,
+) -> Result<Vec<MessageRow>, tokio_postgres::Error> {
+    let sql = format!(
+        "{MESSAGE_SQL} WHERE id = ANY($1::text[]::uuid[]){}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let rows = c.query(&sql, &[&ids]).await?;
+    Ok(rows.iter().map(message_row).collect())
+}
+
+/// Feedback rows of the messages.
+pub(crate) async fn feedbacks_of(
+    c: &impl GenericClient,
+    message_ids: &[String],
+) -> Result<Vec<FeedbackRow>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT id::text, message_id::text, rating, updated_at FROM message_feedbacks \
+             WHERE message_id = ANY($1::text[]::uuid[])",
+            &[&message_ids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| FeedbackRow {
+            id: r.get(0),
+            message_id: r.get(1),
+            rating: r.get(2),
+            updated_at: r.get(3),
+        })
+        .collect())
+}

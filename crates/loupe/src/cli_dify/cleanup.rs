@@ -1,0 +1,173 @@
+//! `loupe dify cleanup`: deletes old rows from Dify's execution tables once
+//! Loupe's store holds them, verified per batch (`loupe_dify::relief`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use loupe_backend::SpanStore;
+use loupe_dify::relief::{Cleaner, CleanupConfig, CleanupReport, Scope};
+use loupe_store::{Store, StoreConfig};
+
+/// `loupe dify cleanup`.
+#[derive(Debug, clap::Args)]
+pub struct CleanupArgs {
+    /// Dify's database: postgres://user:password@host:port/database.
+    #[arg(long, env = "LOUPE_DIFY_DSN")]
+    dsn: String,
+    /// Delete only rows created longer ago than this (e.g. 30d, 12h).
+    #[arg(long)]
+    older_than: humantime::Duration,
+    /// Verify and report what would be deleted; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// What to delete: nodes (node executions and offloads), runs (whole
+    /// runs with their nodes and app logs) or messages (chat messages with
+    /// their feedback and related rows).
+    #[arg(long, default_value = "runs")]
+    scope: Scope,
+    /// Runs (or messages) per batch at most.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// lock_timeout of each batch transaction.
+    #[arg(long, default_value = "2s")]
+    lock_timeout: humantime::Duration,
+    /// statement_timeout of each batch transaction.
+    #[arg(long, default_value = "30s")]
+    statement_timeout: humantime::Duration,
+    /// Batch latency target: slower batches pause and shrink.
+    #[arg(long, default_value = "500ms")]
+    max_batch_latency: humantime::Duration,
+    /// Retries of a batch after a lock timeout before it is skipped.
+    #[arg(long, default_value_t = 3)]
+    lock_retries: u32,
+    /// Stop after this many batches (resume later with the same command).
+    #[arg(long)]
+    max_batches: Option<u64>,
+    /// Print the final report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Data directory (the store, dify-sync.json, dify-cleanup.json).
+    #[arg(long, env = "LOUPE_DATA_DIR", default_value = "./loupe-data")]
+    data_dir: PathBuf,
+    /// Project the synced spans are in.
+    #[arg(long, default_value = loupe_model::ProjectId::DEFAULT)]
+    project: String,
+}
+
+/// Runs `loupe dify cleanup`.
+pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
+    let mut config = CleanupConfig::new(
+        args.dsn.clone(),
+        args.data_dir.clone(),
+        args.older_than.into(),
+    );
+    config.project = args.project.clone();
+    config.scope = args.scope;
+    config.batch = args.batch;
+    config.lock_timeout = args.lock_timeout.into();
+    config.statement_timeout = args.statement_timeout.into();
+    config.max_batch_latency = args.max_batch_latency.into();
+    config.lock_retries = args.lock_retries;
+    config.max_batches = args.max_batches;
+    config.dry_run = args.dry_run;
+    let store_config = StoreConfig {
+        data_dir: args.data_dir.clone(),
+        ..StoreConfig::default()
+    };
+    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
+        .await?
+        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
+    let dyn_store: Arc<dyn SpanStore> = Arc::new(store.clone());
+    let result = async {
+        let mut cleaner = Cleaner::connect(config, dyn_store).await?;
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} cleanup [{bar:40}] {pos}/{len} {msg} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let b = bar.clone();
+        cleaner.on_tick(Arc::new(move |t| {
+            b.set_length(t.total);
+            b.set_position(t.done);
+            b.set_message(format!("{} rows deleted", t.deleted));
+        }));
+        let report = cleaner.run().await;
+        bar.finish_and_clear();
+        anyhow::Ok(report?)
+    }
+    .await;
+    store.shutdown().await.context("flush on shutdown failed")?;
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// The report as a plain-text table.
+fn render(r: &CleanupReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let verb = if r.dry_run { "would delete" } else { "deleted" };
+    let _ = writeln!(
+        out,
+        "dify cleanup, scope {}{}: rows created before {} UTC",
+        r.scope,
+        if r.dry_run { " (dry run)" } else { "" },
+        r.cutoff
+    );
+    let _ = writeln!(out, "{:<34} {:>12} {:>12}", "table", verb, "est. bytes");
+    for (table, n) in &r.deleted {
+        let bytes = r.avg_row_bytes.get(table).copied().unwrap_or(0.0) * *n as f64;
+        let _ = writeln!(out, "{table:<34} {n:>12} {:>12}", human_bytes(bytes as u64));
+    }
+    let _ = writeln!(
+        out,
+        "{:<34} {:>12} {:>12}",
+        "total",
+        r.total_deleted(),
+        human_bytes(r.estimated_bytes_freed)
+    );
+    let _ = writeln!(
+        out,
+        "verified {}; skipped: {} unverified, {} locked, {} open; {} batches in {:.1}s",
+        r.verified,
+        r.skipped_unverified,
+        r.skipped_locked,
+        r.skipped_open,
+        r.batches,
+        r.elapsed_ms as f64 / 1000.0
+    );
+    for s in r.skipped.iter().filter(|s| s.reason != "open").take(20) {
+        let _ = writeln!(out, "  skipped {} ({}): {}", s.id, s.reason, s.detail);
+    }
+    if let Some(why) = &r.stopped {
+        let _ = writeln!(
+            out,
+            "incomplete: {why}; run the same command again to resume"
+        );
+    }
+    if !r.dry_run && r.total_deleted() > 0 {
+        let _ = writeln!(
+            out,
+            "PostgreSQL reuses the space after (auto)VACUUM; VACUUM FULL or pg_repack returns it to the OS"
+        );
+    }
+    out
+}

@@ -1,0 +1,465 @@
+//! Rollups: per-minute and cumulative aggregates of spans, keyed by the
+//! dimensions dashboards and alerts group by, and their Prometheus /
+//! OpenMetrics exposition.
+//!
+//! A span contributes to one series ([`RollupKey`]: project, app, workflow,
+//! span kind, node type, tool, model, status, error class and the configured
+//! business tags). A finished span adds a count, its duration (sum, min,
+//! max, a [`Histogram`] with fixed log-spaced bounds), tokens and cost; a
+//! running span adds only to the `running` gauge. Spans are updated after
+//! they are first seen (running → finished, a second source), so the owner
+//! of the merged span (the store) calls [`Rollups::apply`] with the previous
+//! merged version and the new one: the old contribution is retracted and the
+//! new one added, and every span counts once, in its latest state.
+//!
+//! A cardinality guard caps the series per (project, app); contributions
+//! that would create more are folded into a series whose high-cardinality
+//! dimensions read [`OTHER`], and [`Rollups::folded_series`] counts the
+//! distinct series folded.
+//!
+//! [`expose`] renders the state in the Prometheus text format or
+//! OpenMetrics. This crate is pure: no I/O, no clock; the store persists a
+//! [`Snapshot`].
+
+#![warn(missing_docs)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use loupe_model::{Span, Status};
+use serde::{Deserialize, Serialize};
+
+pub mod expose;
+mod measures;
+#[cfg(test)]
+mod tests;
+
+pub use measures::{BUCKET_BOUNDS_US, Histogram, Measures};
+
+/// The value of a folded dimension.
+pub const OTHER: &str = "__other__";
+
+/// Distinct folded series remembered (to count each once); past this, every
+/// folded contribution of an unknown series counts.
+const FOLDED_MEMORY: usize = 10_000;
+
+/// Nanoseconds per minute.
+const MINUTE_NS: i64 = 60_000_000_000;
+
+/// Settings of the rollups (`[metrics]` in `loupe.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RollupConfig {
+    /// Business tags that become rollup dimensions and metric labels.
+    /// Default `["category"]`.
+    pub labels: Vec<String>,
+    /// Most series per (project, app) before new ones fold into `__other__`.
+    /// Default 10,000.
+    pub max_series_per_app: usize,
+    /// Minutes of per-minute rollups kept in memory, counted back from the
+    /// newest minute seen. Default 180.
+    pub minutes_kept: usize,
+}
+
+impl Default for RollupConfig {
+    fn default() -> Self {
+        Self {
+            labels: vec!["category".to_owned()],
+            max_series_per_app: 10_000,
+            minutes_kept: 180,
+        }
+    }
+}
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A snapshot has a format this build does not read.
+    #[error("rollup snapshot format {found} is not supported (expects {expected})")]
+    Format {
+        /// Format of the snapshot.
+        found: u32,
+        /// Format this build writes.
+        expected: u32,
+    },
+}
+
+/// The dimensions of one series. Empty string means "not applicable".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RollupKey {
+    /// Project.
+    pub project: String,
+    /// App id.
+    pub app_id: String,
+    /// Workflow id.
+    pub workflow_id: String,
+    /// Normalised span kind (`workflow`, `llm`, `tool`, …).
+    pub span_kind: String,
+    /// Raw node type.
+    pub node_type: String,
+    /// Tool name.
+    pub tool_name: String,
+    /// Model name.
+    pub model_name: String,
+    /// `ok`, `error`, `unset`, or `running` for running spans.
+    pub status: String,
+    /// Error class of failed spans.
+    pub error_class: String,
+    /// Values of the configured label tags, in [`RollupConfig::labels`] order.
+    pub tags: Vec<String>,
+}
+
+impl RollupKey {
+    /// The same key with its high-cardinality dimensions folded.
+    fn folded(&self) -> RollupKey {
+        let fold = |s: &String| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                OTHER.to_owned()
+            }
+        };
+        RollupKey {
+            project: self.project.clone(),
+            app_id: self.app_id.clone(),
+            workflow_id: fold(&self.workflow_id),
+            span_kind: self.span_kind.clone(),
+            node_type: fold(&self.node_type),
+            tool_name: fold(&self.tool_name),
+            model_name: fold(&self.model_name),
+            status: self.status.clone(),
+            error_class: fold(&self.error_class),
+            tags: self.tags.iter().map(fold).collect(),
+        }
+    }
+}
+
+/// What one version of a span adds to its series (see
+/// [`Rollups::contribution`]): small, so callers can keep it instead of a
+/// copy of the span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contribution {
+    pub(crate) key: RollupKey,
+    pub(crate) finished: bool,
+    pub(crate) error: bool,
+    pub(crate) minute: Option<i64>,
+    pub(crate) duration_us: Option<u64>,
+    pub(crate) tokens_in: u64,
+    pub(crate) tokens_out: u64,
+    pub(crate) tokens_total: u64,
+    pub(crate) cost_micros: u64,
+}
+
+/// Whether a span is finished: it has a final status, or an end time and
+/// no `running` status.
+pub fn is_finished(span: &Span) -> bool {
+    match span.status {
+        Some(Status::Ok | Status::Error) => true,
+        Some(Status::Running) => false,
+        Some(Status::Unset) | None => span.end_time.is_some(),
+    }
+}
+
+fn contribution(span: &Span, labels: &[String]) -> Contribution {
+    let text = |s: &Option<String>| s.clone().unwrap_or_default();
+    let finished = is_finished(span);
+    let status = if finished {
+        span.status.unwrap_or(Status::Unset).as_str()
+    } else {
+        Status::Running.as_str()
+    };
+    let error = finished && span.status == Some(Status::Error);
+    let pos = |v: Option<i64>| v.map_or(0, |v| v.max(0) as u64);
+    let (tin, tout) = (pos(span.input_tokens), pos(span.output_tokens));
+    let total = span.total_tokens.map_or(tin + tout, |t| t.max(0) as u64);
+    Contribution {
+        key: RollupKey {
+            project: span.project.clone(),
+            app_id: text(&span.app_id),
+            workflow_id: text(&span.workflow_id),
+            span_kind: span
+                .span_kind
+                .map(|k| k.as_str().to_owned())
+                .unwrap_or_default(),
+            node_type: text(&span.node_type),
+            tool_name: text(&span.tool_name),
+            model_name: text(&span.model_name),
+            status: status.to_owned(),
+            error_class: if error {
+                text(&span.error_class)
+            } else {
+                String::new()
+            },
+            tags: labels
+                .iter()
+                .map(|l| span.tags.get(l).cloned().unwrap_or_default())
+                .collect(),
+        },
+        finished,
+        error,
+        minute: span
+            .end_time
+            .or(span.start_time)
+            .map(|t| t.div_euclid(MINUTE_NS)),
+        duration_us: span.duration_ns().map(|ns| (ns / 1_000) as u64),
+        tokens_in: tin,
+        tokens_out: tout,
+        tokens_total: total,
+        cost_micros: span
+            .cost
+            .filter(|c| c.is_finite() && *c > 0.0)
+            .map_or(0, |c| (c * 1e6).round() as u64),
+    }
+}
+
+/// The rollup state: cumulative series (since the data directory was
+/// created) and recent per-minute series, plus self-metric counters.
+#[derive(Debug, Clone, Default)]
+pub struct Rollups {
+    config: RollupConfig,
+    totals: HashMap<RollupKey, Measures>,
+    minutes: BTreeMap<i64, HashMap<RollupKey, Measures>>,
+    series_per_app: HashMap<(String, String), usize>,
+    folded_seen: HashSet<RollupKey>,
+    folded_series: u64,
+    ingested_spans: u64,
+}
+
+impl Rollups {
+    /// Empty rollups.
+    pub fn new(config: RollupConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RollupConfig {
+        &self.config
+    }
+
+    /// Applies one write of a span: retracts the contribution of `old` (the
+    /// previous merged version, if any) and adds that of `new`.
+    pub fn apply(&mut self, old: Option<&Span>, new: &Span) {
+        let old = old.map(|s| self.contribution(s));
+        let new = self.contribution(new);
+        self.apply_change(old.as_ref(), &new);
+    }
+
+    /// What `span` contributes under this configuration.
+    pub fn contribution(&self, span: &Span) -> Contribution {
+        contribution(span, &self.config.labels)
+    }
+
+    /// [`Rollups::apply`] on contributions computed earlier (a writer that
+    /// merges in place takes the old one before it changes the span).
+    pub fn apply_change(&mut self, old: Option<&Contribution>, new: &Contribution) {
+        if let Some(old) = old {
+            if old == new {
+                return;
+            }
+            self.change(old, true);
+        }
+        self.change(new, false);
+    }
+
+    /// Counts spans received by the write path (a self-metric).
+    pub fn note_ingested(&mut self, spans: u64) {
+        self.ingested_spans += spans;
+    }
+
+    fn change(&mut self, c: &Contribution, retract: bool) {
+        let key = self.resolve(&c.key, retract);
+        if retract && !self.totals.contains_key(&key) {
+            return;
+        }
+        let entry = self.totals.entry(key.clone()).or_default();
+        entry.add(c, retract);
+        if !c.finished {
+            return;
+        }
+        let Some(minute) = c.minute else { return };
+        let newest = self.minutes.keys().next_back().copied().unwrap_or(minute);
+        let oldest_kept = newest.max(minute) - self.config.minutes_kept as i64 + 1;
+        if minute < oldest_kept {
+            return;
+        }
+        if retract && !self.minutes.contains_key(&minute) {
+            return;
+        }
+        self.minutes
+            .entry(minute)
+            .or_default()
+            .entry(key)
+            .or_default()
+            .add(c, retract);
+        while self
+            .minutes
+            .first_key_value()
+            .is_some_and(|(m, _)| *m < oldest_kept)
+        {
+            self.minutes.pop_first();
+        }
+    }
+
+    /// The series a contribution goes to: its own while the app has room,
+    /// else the folded one. A retraction goes where the addition went: the
+    /// series if it exists, else the folded one.
+    fn resolve(&mut self, key: &RollupKey, retract: bool) -> RollupKey {
+        if self.totals.contains_key(key) {
+            return key.clone();
+        }
+        if retract {
+            return key.folded();
+        }
+        let app = (key.project.clone(), key.app_id.clone());
+        let used = self.series_per_app.get(&app).copied().unwrap_or(0);
+        if used < self.config.max_series_per_app {
+            *self.series_per_app.entry(app).or_default() += 1;
+            return key.clone();
+        }
+        if !self.folded_seen.contains(key) {
+            self.folded_series += 1;
+            if self.folded_seen.len() < FOLDED_MEMORY {
+                self.folded_seen.insert(key.clone());
+            }
+        }
+        let folded = key.folded();
+        if !self.totals.contains_key(&folded) {
+            *self.series_per_app.entry(app).or_default() += 1;
+        }
+        folded
+    }
+
+    /// Cumulative series.
+    pub fn totals(&self) -> &HashMap<RollupKey, Measures> {
+        &self.totals
+    }
+
+    /// Per-minute series (minute = ns since the epoch / 60 s), oldest first.
+    pub fn minutes(&self) -> &BTreeMap<i64, HashMap<RollupKey, Measures>> {
+        &self.minutes
+    }
+
+    /// Distinct series folded into `__other__` so far.
+    pub fn folded_series(&self) -> u64 {
+        self.folded_series
+    }
+
+    /// Spans received by the write path so far.
+    pub fn ingested_spans(&self) -> u64 {
+        self.ingested_spans
+    }
+
+    /// The persistable state, tagged with the WAL seq it reflects.
+    pub fn snapshot(&self, seq: u64) -> Snapshot {
+        let sorted = |m: &HashMap<RollupKey, Measures>| {
+            let mut v: Vec<Series> = m
+                .iter()
+                .map(|(k, v)| Series {
+                    key: k.clone(),
+                    measures: v.clone(),
+                })
+                .collect();
+            v.sort_by(|a, b| a.key.cmp(&b.key));
+            v
+        };
+        let mut folded: Vec<RollupKey> = self.folded_seen.iter().cloned().collect();
+        folded.sort();
+        Snapshot {
+            format_version: SNAPSHOT_FORMAT,
+            seq,
+            labels: self.config.labels.clone(),
+            totals: sorted(&self.totals),
+            minutes: self.minutes.iter().map(|(m, s)| (*m, sorted(s))).collect(),
+            folded_seen: folded,
+            folded_series: self.folded_series,
+            ingested_spans: self.ingested_spans,
+        }
+    }
+
+    /// Rebuilds rollups from a snapshot. Series of tags no longer
+    /// configured are merged into the series without them.
+    pub fn restore(config: RollupConfig, snap: Snapshot) -> Result<Self, Error> {
+        if snap.format_version != SNAPSHOT_FORMAT {
+            return Err(Error::Format {
+                found: snap.format_version,
+                expected: SNAPSHOT_FORMAT,
+            });
+        }
+        let remap = |mut key: RollupKey| {
+            if snap.labels != config.labels {
+                key.tags = config
+                    .labels
+                    .iter()
+                    .map(|l| {
+                        snap.labels
+                            .iter()
+                            .position(|x| x == l)
+                            .and_then(|i| key.tags.get(i).cloned())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+            }
+            key
+        };
+        let mut out = Rollups::new(config.clone());
+        for s in snap.totals {
+            out.totals
+                .entry(remap(s.key))
+                .or_default()
+                .merge(&s.measures);
+        }
+        for (minute, series) in snap.minutes {
+            let m = out.minutes.entry(minute).or_default();
+            for s in series {
+                m.entry(remap(s.key)).or_default().merge(&s.measures);
+            }
+        }
+        for key in out.totals.keys() {
+            *out.series_per_app
+                .entry((key.project.clone(), key.app_id.clone()))
+                .or_default() += 1;
+        }
+        out.folded_seen = snap.folded_seen.into_iter().map(remap).collect();
+        out.folded_series = snap.folded_series;
+        out.ingested_spans = snap.ingested_spans;
+        Ok(out)
+    }
+}
+
+/// Format version of [`Snapshot`].
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// One series in a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// Dimensions.
+    pub key: RollupKey,
+    /// Measures.
+    pub measures: Measures,
+}
+
+/// The persisted form of [`Rollups`] (the store writes it as JSON at each
+/// flush, tagged with the flushed WAL seq).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// [`SNAPSHOT_FORMAT`].
+    pub format_version: u32,
+    /// Every WAL record up to this seq is counted, none after it.
+    pub seq: u64,
+    /// The label tags the keys' `tags` are aligned with.
+    pub labels: Vec<String>,
+    /// Cumulative series, sorted by key.
+    pub totals: Vec<Series>,
+    /// Per-minute series.
+    pub minutes: Vec<(i64, Vec<Series>)>,
+    /// Folded series remembered.
+    pub folded_seen: Vec<RollupKey>,
+    /// Distinct series folded.
+    pub folded_series: u64,
+    /// Spans received.
+    pub ingested_spans: u64,
+}

@@ -1,0 +1,162 @@
+//! Unit tests: contributions, retraction on update, the cardinality guard,
+//! snapshots and the exposition formats.
+
+use loupe_model::{Span, SpanKind, Status};
+
+use crate::expose::{Format, render};
+use crate::{Histogram, OTHER, RollupConfig, Rollups};
+
+const S: i64 = 1_000_000_000;
+
+fn tool(id: &str, tool: &str, status: Status, dur_ms: i64) -> Span {
+    let mut s = Span::new("p", id);
+    s.app_id = Some("app".into());
+    s.span_kind = Some(SpanKind::Tool);
+    s.node_type = Some("tool".into());
+    s.tool_name = Some(tool.into());
+    s.status = Some(status);
+    s.start_time = Some(600 * S);
+    s.end_time = Some(600 * S + dur_ms * 1_000_000);
+    s.tags.insert("category".into(), "phone".into());
+    s
+}
+
+fn running(id: &str) -> Span {
+    let mut s = tool(id, "inventory", Status::Running, 0);
+    s.end_time = None;
+    s
+}
+
+#[test]
+fn running_then_finished_counts_once_and_leaves_no_running_gauge() {
+    let mut r = Rollups::new(RollupConfig::default());
+    let first = running("a");
+    r.apply(None, &first);
+    assert_eq!(r.totals().values().map(|m| m.running).sum::<u64>(), 1);
+    let done = tool("a", "inventory", Status::Ok, 1500);
+    r.apply(Some(&first), &done);
+    r.apply(Some(&done), &done);
+    let running: u64 = r.totals().values().map(|m| m.running).sum();
+    let count: u64 = r.totals().values().map(|m| m.count).sum();
+    assert_eq!((running, count), (0, 1));
+    let minute: u64 = r
+        .minutes()
+        .values()
+        .flat_map(|m| m.values())
+        .map(|m| m.count)
+        .sum();
+    assert_eq!(minute, 1);
+    let m = r.totals().values().find(|m| m.count == 1).expect("series");
+    assert_eq!((m.dur_sum_us, m.hist.total()), (1_500_000, 1));
+}
+
+#[test]
+fn a_changed_final_state_moves_the_span_between_series() {
+    let mut r = Rollups::new(RollupConfig::default());
+    let ok = tool("a", "inventory", Status::Ok, 10);
+    r.apply(None, &ok);
+    let failed = tool("a", "inventory", Status::Error, 10);
+    r.apply(Some(&ok), &failed);
+    let by_status: Vec<_> = r
+        .totals()
+        .iter()
+        .filter(|(_, m)| m.count > 0)
+        .map(|(k, m)| (k.status.clone(), m.count, m.errors))
+        .collect();
+    assert_eq!(by_status, vec![("error".to_owned(), 1, 1)]);
+}
+
+#[test]
+fn the_cardinality_guard_folds_new_series_and_counts_them() {
+    let config = RollupConfig {
+        max_series_per_app: 2,
+        ..RollupConfig::default()
+    };
+    let mut r = Rollups::new(config);
+    for (i, name) in ["t1", "t2", "t3", "t4", "t3"].iter().enumerate() {
+        r.apply(None, &tool(&format!("s{i}"), name, Status::Ok, 5));
+    }
+    assert_eq!(r.folded_series(), 2, "t3 and t4, t3 once");
+    let other = r
+        .totals()
+        .iter()
+        .find(|(k, _)| k.tool_name == OTHER)
+        .map(|(k, m)| (k.tags.clone(), m.count));
+    assert_eq!(other, Some((vec![OTHER.to_owned()], 3)));
+    // Retracting a folded span takes it out of the folded series.
+    let t4 = tool("s3", "t4", Status::Ok, 5);
+    r.apply(Some(&t4), &tool("s3", "t4", Status::Error, 5));
+    let ok_other: u64 = r
+        .totals()
+        .iter()
+        .filter(|(k, _)| k.tool_name == OTHER && k.status == "ok")
+        .map(|(_, m)| m.count)
+        .sum();
+    assert_eq!(ok_other, 2);
+}
+
+#[test]
+fn snapshots_round_trip_and_remap_changed_labels() {
+    let mut r = Rollups::new(RollupConfig::default());
+    r.apply(None, &tool("a", "inventory", Status::Ok, 10));
+    r.note_ingested(1);
+    let snap = r.snapshot(7);
+    let json = serde_json::to_string(&snap).expect("json");
+    let back: crate::Snapshot = serde_json::from_str(&json).expect("parse");
+    let again = Rollups::restore(RollupConfig::default(), back.clone()).expect("restore");
+    assert_eq!(again.snapshot(7), snap);
+    let relabelled = RollupConfig {
+        labels: vec!["tier".into(), "category".into()],
+        ..RollupConfig::default()
+    };
+    let moved = Rollups::restore(relabelled, back).expect("restore");
+    let tags: Vec<_> = moved.totals().keys().map(|k| k.tags.clone()).collect();
+    assert_eq!(tags, vec![vec![String::new(), "phone".to_owned()]]);
+}
+
+#[test]
+fn histogram_buckets_use_le_semantics_and_estimate_quantiles() {
+    assert_eq!(Histogram::bucket_of(1_000), 0);
+    assert_eq!(Histogram::bucket_of(1_001), 1);
+    assert_eq!(
+        Histogram::bucket_of(u64::MAX),
+        crate::BUCKET_BOUNDS_US.len()
+    );
+    let mut h = Histogram::default();
+    for _ in 0..10 {
+        h.observe(700_000, 1, false);
+    }
+    let p50 = h.quantile_us(0.5).expect("some");
+    assert!((500_000.0..=1_000_000.0).contains(&p50), "{p50}");
+}
+
+#[test]
+fn exposition_has_the_seed_names_and_both_formats() {
+    let mut r = Rollups::new(RollupConfig::default());
+    r.apply(None, &tool("a", "inventory", Status::Ok, 1500));
+    r.apply(None, &tool("b", "inventory", Status::Error, 500));
+    let mut run = Span::new("p", "run");
+    run.span_kind = Some(SpanKind::Workflow);
+    run.status = Some(Status::Ok);
+    run.end_time = Some(S);
+    r.apply(None, &run);
+    let text = render(&r, Format::Prometheus, None, &[]);
+    for needle in [
+        "# TYPE workflow_tool_success_total counter",
+        "workflow_tool_success_total{tool_name=\"inventory\"} 1",
+        "workflow_tool_failure_total{tool_name=\"inventory\"} 1",
+        "workflow_tool_duration_seconds_bucket{tool_name=\"inventory\",category=\"phone\",le=\"+Inf\"} 2",
+        "workflow_tool_duration_seconds_sum{tool_name=\"inventory\",category=\"phone\"} 2",
+        "workflow_tool_duration_seconds_count{tool_name=\"inventory\",category=\"phone\"} 2",
+        "workflow_execution_status_total{status=\"success\",category=\"\"} 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    let om = render(&r, Format::OpenMetrics, Some("p"), &[]);
+    assert!(om.contains("# TYPE workflow_tool_success counter\n"));
+    assert!(om.ends_with("# EOF\n"));
+    assert_eq!(
+        Format::from_accept(Some("application/openmetrics-text;version=1.0.0")),
+        Format::OpenMetrics
+    );
+}

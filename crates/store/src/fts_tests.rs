@@ -1,0 +1,185 @@
+//! Full-text search with side indexes equals a brute-force substring scan,
+//! and the indexes skip parts that cannot match.
+
+use std::collections::BTreeSet;
+
+use loupe_backend::{QueryLimits, QueryResult};
+use loupe_model::{ProjectId, Span};
+use loupe_query::{PlanOptions, Query};
+
+use crate::{Store, StoreConfig};
+
+const T0: i64 = 1_795_000_000_000_000_000;
+const DAY: i64 = 86_400 * 1_000_000_000;
+const VOCAB: &[&str] = &[
+    "inventory",
+    "Timeout",
+    "payment",
+    "coupon",
+    "refund",
+    "HTTP",
+    "500",
+    "retrieval",
+    "phone",
+    "laptop",
+    "Ünïcode",
+    "shipping",
+    "delayed",
+    "in",
+];
+
+/// Deterministic spans of batch `b` on day `b % 4`; "zebra" only in batch 2.
+fn spans(batch: i64, n: i64, seed: &mut u64) -> Vec<Span> {
+    let mut pick = || {
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        VOCAB[((*seed >> 33) % VOCAB.len() as u64) as usize]
+    };
+    (0..n)
+        .map(|i| {
+            let mut s = Span::new("p", format!("b{batch}-s{i:03}"));
+            s.trace_id = Some(format!("b{batch}-t{}", i / 4));
+            s.start_time = Some(T0 + (batch % 4) * DAY + i * 1_000_000);
+            s.input = Some(format!("{} {} {}", pick(), pick(), pick()));
+            s.output = Some(format!("{}-{}", pick(), pick()));
+            if i % 3 == 0 {
+                s.error_message = Some(format!("{} failed: {}", pick(), pick()));
+            }
+            if batch == 2 && i == 7 {
+                s.output = Some("a Zebra crossed".into());
+            }
+            s
+        })
+        .collect()
+}
+
+fn brute_force(all: &[Span], words: &str) -> BTreeSet<String> {
+    all.iter()
+        .filter(|s| {
+            words.split_whitespace().all(|w| {
+                let w = w.to_lowercase();
+                [&s.input, &s.output, &s.error_message]
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t.to_lowercase().contains(&w))
+            })
+        })
+        .map(|s| s.span_id.clone())
+        .collect()
+}
+
+async fn search(store: &Store, words: &str) -> (BTreeSet<String>, QueryResult) {
+    let filter = if words.is_empty() {
+        String::new()
+    } else {
+        format!("{words:?}")
+    };
+    let text = format!("from 2026-11-01 to 2027-01-01 {filter} | sort span_id");
+    let query = Query::parse(&text).expect("query parses");
+    let mut opts = PlanOptions::at(T0);
+    opts.default_row_limit = None;
+    let plan = loupe_query::plan(&query, opts).expect("plan");
+    let project = ProjectId::new("p").expect("project");
+    let result = store
+        .query_plan(&project, &plan, QueryLimits::default())
+        .await
+        .expect("query");
+    let idx = result
+        .columns
+        .iter()
+        .position(|c| c.name == "span_id")
+        .expect("span_id column");
+    let ids = result
+        .rows
+        .iter()
+        .filter_map(|r| r[idx].as_str().map(str::to_owned))
+        .collect();
+    (ids, result)
+}
+
+const SEARCHES: &[&str] = &[
+    "inventory",
+    "timeout phone",
+    "TIMEOUT",
+    "ent",
+    "in",
+    "ünï",
+    "payment delayed",
+    "500 failed",
+    "-re",
+    "zebra",
+    "xyzzy",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexed_search_equals_a_substring_scan_and_skips_parts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = StoreConfig {
+        data_dir: dir.path().to_owned(),
+        compaction_min_parts: 100,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(config.clone()).expect("open");
+    let mut seed = 7;
+    let mut all = Vec::new();
+    for batch in 0..4 {
+        let batch_spans = spans(batch, 60, &mut seed);
+        all.extend(batch_spans.clone());
+        store.append(batch_spans).await.expect("append");
+        store.flush_all().await.expect("flush");
+    }
+    assert_eq!(store.index_text().expect("index"), 4);
+    assert_eq!(store.index_text().expect("index again"), 0, "idempotent");
+    // Unindexed data: a memtable and a part without an index.
+    let unflushed = spans(5, 20, &mut seed);
+    all.extend(unflushed.clone());
+    store.append(unflushed).await.expect("append");
+    for words in SEARCHES {
+        let (ids, _) = search(&store, words).await;
+        assert_eq!(ids, brute_force(&all, words), "search {words:?}");
+    }
+    let (_, every) = search(&store, "").await;
+    assert_eq!(every.stats.parts_scanned, 4);
+    let (ids, zebra) = search(&store, "zebra").await;
+    assert_eq!(ids.len(), 1);
+    assert_eq!(zebra.stats.parts_scanned, 1, "the index skips 3 parts");
+    let (_, none) = search(&store, "xyzzy").await;
+    assert_eq!(none.stats.parts_scanned, 0);
+    let (_, short) = search(&store, "in").await;
+    assert_eq!(short.stats.parts_scanned, 4, "short words do not prune");
+
+    // A part without an index is scanned, never skipped.
+    store.flush_all().await.expect("flush");
+    let (ids, r) = search(&store, "zebra").await;
+    assert_eq!(ids.len(), 1);
+    assert_eq!(r.stats.parts_scanned, 2);
+
+    // A read-only store uses the indexes and writes nothing.
+    let ro = Store::open_read_only(config.clone()).expect("read-only");
+    for words in SEARCHES {
+        let (ids, _) = search(&ro, words).await;
+        assert_eq!(ids, brute_force(&all, words), "read-only search {words:?}");
+    }
+    assert!(ro.index_text().is_err(), "read-only stores build nothing");
+
+    // Compaction replaces parts; the next pass re-indexes and tidies up.
+    drop(ro);
+    store.shutdown().await.expect("shutdown");
+    let store = Store::open(StoreConfig {
+        compaction_min_parts: 2,
+        ..config
+    })
+    .expect("reopen");
+    let report = store.maintain().await.expect("maintain");
+    assert!(report.compacted_parts > 0, "{report:?}");
+    assert!(report.indexed_parts > 0, "{report:?}");
+    let indexes = std::fs::read_dir(dir.path().join(super::DIR))
+        .expect("fts dir")
+        .count();
+    assert_eq!(indexes, store.stats().parts, "one index per live part");
+    for words in SEARCHES {
+        let (ids, _) = search(&store, words).await;
+        assert_eq!(ids, brute_force(&all, words), "after compaction {words:?}");
+    }
+}
