@@ -85,6 +85,11 @@ pub enum Error {
     /// The store is closed.
     #[error("store is closed")]
     Closed,
+    /// Another process has the data directory open for writing.
+    #[error(
+        "{0} is in use by another Loupe process (a running `loupe serve`?); stop it, or read with `--data-dir` commands that open it read-only"
+    )]
+    Locked(PathBuf),
     /// The store was opened with [`Store::open_read_only`] and takes no
     /// writes, flushes or maintenance.
     #[error(
@@ -200,6 +205,10 @@ pub(crate) struct Inner {
     pub flush_wake: tokio::sync::Notify,
     /// Opened with `open_read_only`: nothing may write to the directory.
     pub read_only: bool,
+    /// Exclusive lock on `<data_dir>/LOCK` held by a writable store, so two
+    /// processes never append to one WAL. Released when the store drops (or
+    /// the process dies).
+    pub dir_lock: Mutex<Option<std::fs::File>>,
     /// Full-text indexes loaded so far, by part id (`fts.rs`).
     pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::TextIndex>>>,
 }
@@ -215,6 +224,7 @@ impl Store {
         config.data_dir =
             std::fs::canonicalize(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
         let dir = config.data_dir.clone();
+        let dir_lock = lock_data_dir(&dir)?;
         let manifest = Manifest::load(&dir)?;
         flush::remove_orphans(&dir, &manifest)?;
         let mut parts = Vec::with_capacity(manifest.parts.len());
@@ -224,6 +234,7 @@ impl Store {
         let loaded_rollups = rollups::load(&dir, manifest.flushed_seq, &config.rollup)?;
         let (wal, records) = Wal::open(&dir.join("wal"), manifest.flushed_seq, config.durability)?;
         let store = Store::assemble(config, manifest, parts, loaded_rollups, wal.clone(), false);
+        *store.inner.dir_lock.lock() = Some(dir_lock);
         store.replay(records)?;
         let interval = store.inner.config.fsync_interval;
         let syncer = std::thread::Builder::new()
@@ -266,6 +277,7 @@ impl Store {
                 syncer: Mutex::new(None),
                 flush_wake: tokio::sync::Notify::new(),
                 read_only,
+                dir_lock: Mutex::new(None),
                 text_indexes: Mutex::new(Default::default()),
             }),
         }
@@ -324,7 +336,8 @@ impl Store {
         }
     }
 
-    /// Flushes everything, syncs and closes the WAL. Later appends fail.
+    /// Flushes everything, syncs and closes the WAL and releases the data
+    /// directory lock. Later appends fail.
     pub async fn shutdown(&self) -> Result<(), Error> {
         if self.inner.read_only {
             return Ok(());
@@ -335,6 +348,8 @@ impl Store {
         if let Some(handle) = syncer {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
+        // Closed for writing: another process may now open the directory.
+        self.inner.dir_lock.lock().take();
         Ok(())
     }
 
@@ -366,3 +381,20 @@ pub(crate) fn live_parts_of<'a>(
 mod rollup_tests;
 #[cfg(test)]
 mod tests;
+
+/// Takes the exclusive lock on `<dir>/LOCK`, failing at once if another
+/// process holds it.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, Error> {
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}

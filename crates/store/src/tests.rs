@@ -261,3 +261,22 @@ async fn compaction_preserves_every_row_and_the_trace_api_finds_runs_by_id() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_on_the_same_data_dir_is_refused_until_the_first_is_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = open(dir.path());
+    match Store::open(config(dir.path())) {
+        Err(crate::Error::Locked(path)) => {
+            assert!(path.ends_with(dir.path().file_name().expect("name")))
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("two writers opened one data dir"),
+    }
+    // Readers are still welcome.
+    let reader = Store::open_read_only(config(dir.path())).expect("read-only open");
+    drop(reader);
+    first.shutdown().await.expect("shutdown");
+    drop(first);
+    open(dir.path());
+}
