@@ -57,13 +57,13 @@ fn spans(batch: i64, n: i64, seed: &mut u64) -> Vec<Span> {
 fn brute_force(all: &[Span], words: &str) -> BTreeSet<String> {
     all.iter()
         .filter(|s| {
-            words.split_whitespace().all(|w| {
-                let w = w.to_lowercase();
-                [&s.input, &s.output, &s.error_message]
-                    .into_iter()
-                    .flatten()
-                    .any(|t| t.to_lowercase().contains(&w))
-            })
+            // The search is one phrase (what `Query::parse` makes of one
+            // quoted string).
+            let phrase = words.to_lowercase();
+            [&s.input, &s.output, &s.error_message]
+                .into_iter()
+                .flatten()
+                .any(|t| t.to_lowercase().contains(&phrase))
         })
         .map(|s| s.span_id.clone())
         .collect()
@@ -109,6 +109,8 @@ const SEARCHES: &[&str] = &[
     "500 failed",
     "-re",
     "zebra",
+    "zebra crossed",
+    "crossed zebra",
     "xyzzy",
 ];
 
@@ -139,6 +141,9 @@ async fn indexed_search_equals_a_substring_scan_and_skips_parts() {
         let (ids, _) = search(&store, words).await;
         assert_eq!(ids, brute_force(&all, words), "search {words:?}");
     }
+    // Several words are a phrase: in order and adjacent, not merely present.
+    assert_eq!(search(&store, "Zebra CROSSED").await.0.len(), 1);
+    assert!(search(&store, "crossed zebra").await.0.is_empty());
     let (_, every) = search(&store, "").await;
     assert_eq!(every.stats.parts_scanned, 4);
     let (ids, zebra) = search(&store, "zebra").await;

@@ -121,18 +121,17 @@ pub(crate) fn filter_expr(f: &Filter, base: &LogicalPlan, n: &mut usize) -> Resu
         }
         Filter::Contains { field, value } => substring(field_expr(field), value),
         Filter::Exists(field) => field_expr(field).is_not_null(),
-        Filter::Text(text) => text
-            .split_whitespace()
-            .map(|word| {
-                let word = word.to_lowercase();
-                [column::INPUT, column::OUTPUT, column::ERROR_MESSAGE]
-                    .into_iter()
-                    .map(|c| substring(lower(ident(c)), &word))
-                    .reduce(Expr::or)
-                    .unwrap_or(lit(false))
-            })
-            .reduce(Expr::and)
-            .unwrap_or(lit(true)),
+        // A quoted term is a phrase: its whole text (case-insensitive) must
+        // occur in one of the text fields; one word is a term query.
+        Filter::Text(text) if text.trim().is_empty() => lit(true),
+        Filter::Text(text) => {
+            let phrase = text.to_lowercase();
+            [column::INPUT, column::OUTPUT, column::ERROR_MESSAGE]
+                .into_iter()
+                .map(|c| substring(lower(ident(c)), &phrase))
+                .reduce(Expr::or)
+                .unwrap_or(lit(false))
+        }
         Filter::RunHas(inner) => {
             let inner = filter_expr(inner, base, n)?;
             *n += 1;

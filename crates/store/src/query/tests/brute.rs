@@ -147,12 +147,14 @@ impl Eval<'_> {
                 matches!(field(s, f), Value::String(x) if x.contains(value.as_str()))
             }
             Filter::Exists(f) => !field(s, f).is_null(),
-            Filter::Text(text) => text.split_whitespace().all(|w| {
-                let w = w.to_lowercase();
-                [&s.input, &s.output, &s.error_message]
-                    .iter()
-                    .any(|t| t.as_deref().is_some_and(|t| t.to_lowercase().contains(&w)))
-            }),
+            Filter::Text(text) => {
+                let phrase = text.to_lowercase();
+                phrase.trim().is_empty()
+                    || [&s.input, &s.output, &s.error_message].iter().any(|t| {
+                        t.as_deref()
+                            .is_some_and(|t| t.to_lowercase().contains(&phrase))
+                    })
+            }
             Filter::RunHas(inner) => {
                 let id = inner.as_ref() as *const Filter as usize;
                 if !self.run_sets.borrow().contains_key(&id) {
