@@ -22,6 +22,7 @@ use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBui
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -144,7 +145,19 @@ pub fn write_part(
         .set_key_value_metadata(Some(vec![KeyValue::new(
             "loupe.schema_version".to_owned(),
             SCHEMA_VERSION.to_string(),
-        )]))
+        )]));
+    // Bloom filters on the id columns let a lookup of one run or span skip
+    // every row group that cannot hold it (ids are random, so min/max
+    // statistics cannot).
+    let ndv = rows.len().min(ROW_GROUP_ROWS) as u64;
+    let props = [column::SPAN_ID, column::TRACE_ID, column::RUN_ID]
+        .into_iter()
+        .fold(props, |p, c| {
+            let path = ColumnPath::from(c);
+            p.set_column_bloom_filter_enabled(path.clone(), true)
+                .set_column_bloom_filter_ndv(path.clone(), ndv.max(1))
+                .set_column_bloom_filter_fpp(path, 0.01)
+        })
         .build();
     let file = File::create(&tmp).map_err(io_err(&tmp))?;
     let mut writer = ArrowWriter::try_new(file, schema(), Some(props))?;
@@ -282,6 +295,23 @@ mod tests {
         assert_eq!(picked.len(), 2);
         let trace = read_rows(&part.path, Some(RowPick::Trace("t1")), &[]).expect("trace");
         assert_eq!(trace.len(), 5);
+        // The id columns carry Parquet bloom filters (row-group skipping).
+        let file = File::open(&part.path).expect("part file");
+        let meta = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("reader")
+            .metadata()
+            .clone();
+        let cols = meta.row_group(0).columns();
+        for name in [column::SPAN_ID, column::TRACE_ID, column::RUN_ID] {
+            let col = cols
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .expect("column");
+            assert!(
+                col.bloom_filter_offset().is_some(),
+                "{name} has no bloom filter"
+            );
+        }
         let reopened = open_part(dir.path(), part.meta.clone()).expect("open");
         assert!(reopened.index.may_contain(IdKind::Span, "s9"));
         assert_eq!(day_of(1_700_000_000_000_000_000), "2023-11-14");

@@ -284,7 +284,10 @@ impl TableProvider for SpansTable {
                     p.meta.bytes,
                 ));
             }
-            let mut source = ParquetSource::new(schema.clone()).with_pushdown_filters(true);
+            let mut source = ParquetSource::new(schema.clone())
+                .with_pushdown_filters(true)
+                .with_bloom_filter_on_read(true)
+                .with_enable_page_index(true);
             if let Some(expr) = conjunction(filters.to_vec()) {
                 let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
                 source = source.with_predicate(state.create_physical_expr(expr, &df_schema)?);
