@@ -155,7 +155,7 @@ pub fn write_part(
         .fold(props, |p, c| {
             let path = ColumnPath::from(c);
             p.set_column_bloom_filter_enabled(path.clone(), true)
-                .set_column_bloom_filter_ndv(path.clone(), ndv.max(1))
+                .set_column_bloom_filter_max_ndv(path.clone(), ndv.max(1))
                 .set_column_bloom_filter_fpp(path, 0.01)
         })
         .build();
