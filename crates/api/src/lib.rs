@@ -70,6 +70,8 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     /// Renders `/metrics` from the rollups (`None`: the route answers 404).
     pub metrics: Option<MetricsRender>,
+    /// The alerting engine (`None`: the alerting API answers 404).
+    pub alerts: Option<Arc<loupe_alerts::Engine>>,
 }
 
 /// Renders the `/metrics` body in a format, for one project or (`None`)
@@ -88,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::routes())
         .merge(routes::langfuse::routes())
         .merge(routes::metrics::routes())
+        .merge(routes::alerts::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,

@@ -42,6 +42,8 @@ pub struct Config {
     /// `[metrics]`: rollups and `/metrics` (which tags become labels, the
     /// cardinality limit).
     pub metrics: loupe_rollup::RollupConfig,
+    /// `[alerts]`: rules, channels, actions (see docs/ALERTS.md).
+    pub alerts: loupe_alerts::AlertsConfig,
 }
 
 /// `[auth]`: when API keys are required and keys defined in the config
@@ -140,6 +142,7 @@ impl Config {
                 bail!("metrics.labels: tag {label:?} would clash with the built-in label {name:?}");
             }
         }
+        self.alerts.validate(&self.metrics.labels)?;
         Ok(())
     }
 }

@@ -4,6 +4,8 @@
 //! the components together ([`serve`]). It is the only crate that knows the
 //! CLI, exit codes and which storage backend runs.
 
+mod cli_alerts;
+mod cli_bench;
 mod cli_dify;
 mod cli_gen;
 mod cli_query;
@@ -41,6 +43,10 @@ enum Command {
     Query(cli_query::QueryArgs),
     /// Run one read-only SQL query over `spans` on a server or a data dir.
     Sql(cli_query::SqlArgs),
+    /// Alert rules: `loupe alerts test RULE --at TIME` on past data.
+    Alerts(cli_alerts::AlertsArgs),
+    /// Benchmark Loupe against Dify's PostgreSQL on the same generated runs.
+    Bench(cli_bench::BenchArgs),
 }
 
 /// Flags of `loupe serve`; each overrides the config file and has a `LOUPE_*` variable.
@@ -71,6 +77,8 @@ fn main() -> std::process::ExitCode {
         Command::Keys(args) => keys::run(args),
         Command::Gen(args) => cli_gen::run(args),
         Command::Dify(args) => cli_dify::run(args),
+        Command::Alerts(args) => cli_alerts::run(args),
+        Command::Bench(args) => cli_bench::run(args),
         Command::Query(args) => return cli_query::query(args),
         Command::Sql(args) => return cli_query::sql(args),
         Command::DefaultConfig => toml::to_string(&config::Config::default())

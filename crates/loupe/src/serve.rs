@@ -87,6 +87,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             let store = store.clone();
             Arc::new(move |format, project| store.render_metrics(format, project))
         }),
+        alerts: crate::cli_alerts::engine(&config, &store)?,
     };
 
     let http = tokio::net::TcpListener::bind(config.server.http_addr)
@@ -106,6 +107,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             )
         })?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let alerts_task = (state.alerts.clone()).map(|e| tokio::spawn(e.run(stop_rx.clone())));
     let dify_task = crate::cli_dify::spawn_sync(
         &config.dify,
         state.store.clone(),
@@ -145,6 +147,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     http_task.await?.context("http server failed")?;
     grpc_task.await?.context("grpc server failed")?;
     if let Some(task) = dify_task {
+        let _ = task.await;
+    }
+    if let Some(task) = alerts_task {
         let _ = task.await;
     }
     background.abort();

@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use loupe_model::{Span, Status};
 use serde::{Deserialize, Serialize};
 
+pub mod events;
 pub mod expose;
 mod measures;
 #[cfg(test)]
@@ -149,6 +150,7 @@ pub struct Contribution {
     pub(crate) tokens_out: u64,
     pub(crate) tokens_total: u64,
     pub(crate) cost_micros: u64,
+    pub(crate) at_ns: Option<i64>,
 }
 
 /// Whether a span is finished: it has a final status, or an end time and
@@ -210,6 +212,7 @@ fn contribution(span: &Span, labels: &[String]) -> Contribution {
             .cost
             .filter(|c| c.is_finite() && *c > 0.0)
             .map_or(0, |c| (c * 1e6).round() as u64),
+        at_ns: span.end_time.or(span.start_time),
     }
 }
 
@@ -224,6 +227,7 @@ pub struct Rollups {
     folded_seen: HashSet<RollupKey>,
     folded_series: u64,
     ingested_spans: u64,
+    events: events::RecentEvents,
 }
 
 impl Rollups {
@@ -256,6 +260,7 @@ impl Rollups {
     /// [`Rollups::apply`] on contributions computed earlier (a writer that
     /// merges in place takes the old one before it changes the span).
     pub fn apply_change(&mut self, old: Option<&Contribution>, new: &Contribution) {
+        self.events.note(old, new);
         if let Some(old) = old {
             if old == new {
                 return;
@@ -341,6 +346,11 @@ impl Rollups {
     /// Per-minute series (minute = ns since the epoch / 60 s), oldest first.
     pub fn minutes(&self) -> &BTreeMap<i64, HashMap<RollupKey, Measures>> {
         &self.minutes
+    }
+
+    /// Recent finished spans, for event rules.
+    pub fn recent_events(&self) -> &events::RecentEvents {
+        &self.events
     }
 
     /// Distinct series folded into `__other__` so far.

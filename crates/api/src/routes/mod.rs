@@ -1,5 +1,6 @@
 //! HTTP routes, one file per surface.
 
+pub(crate) mod alerts;
 pub(crate) mod health;
 pub(crate) mod langfuse;
 pub(crate) mod metrics;

@@ -1,7 +1,9 @@
 //! End-to-end tests of the `loupe` binary: each test starts real servers as
 //! child processes on free loopback ports with their own temp data dirs.
 
+mod alerts;
 mod bad_input;
+mod bench;
 mod cli_query;
 mod crash;
 mod r#gen;

@@ -1,0 +1,30 @@
+//! Slack incoming webhook: `POST <webhook>` with `{"text":…}` in Slack's
+//! mrkdwn (links as `<url|label>`).
+
+use serde_json::json;
+
+use super::{ChannelConfig, HttpRequest};
+use crate::eval::Notice;
+
+/// The request for `n`.
+pub fn request(c: &ChannelConfig, n: &Notice) -> HttpRequest {
+    let mut text = format!(
+        "*{}*\nrule: `{}`  state: *{}*  group: {}\n{}: {} ({} {})\n",
+        n.headline(),
+        n.rule,
+        n.state.as_str(),
+        n.group_text(),
+        n.metric,
+        n.value_text(),
+        n.op,
+        n.threshold_text()
+    );
+    if !n.summary.is_empty() {
+        text.push_str(&format!("{}\n", n.summary));
+    }
+    text.push_str(&format!("<{}|example runs>", n.runs_url));
+    HttpRequest {
+        url: c.url.clone(),
+        body: json!({ "text": text }),
+    }
+}

@@ -1,0 +1,341 @@
+//! The running alerting: rules (config + API), the evaluator under a lock,
+//! persistence of [`AlertState`] to `alerts.json`, delivery to channels and
+//! actions, and the loop `loupe serve` runs every `interval`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use loupe_rollup::Rollups;
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::actions::Actions;
+use crate::channels::Channel;
+use crate::eval::{AlertEntry, AlertState, Clock, Evaluator, Notice, NoticeState};
+use crate::rules::{Rule, Silence};
+use crate::{AUDIT_FILE, AlertsConfig, Error, STATE_FILE};
+
+/// Where the engine reads the rollups from (a copy per evaluation).
+pub type RollupSource = Arc<dyn Fn() -> Rollups + Send + Sync>;
+
+/// What happened to one notice at one target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    /// Rule.
+    pub rule: String,
+    /// `firing` / `resolved`.
+    pub state: String,
+    /// Channel or action name.
+    pub target: String,
+    /// `sent`, `silenced`, `rate_limited`, `failed: …`, or an action outcome.
+    pub result: String,
+}
+
+/// A rule as the API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedRule {
+    /// `config` or `api`.
+    pub source: &'static str,
+    /// The rule.
+    #[serde(flatten)]
+    pub rule: Rule,
+}
+
+/// The alerting engine.
+pub struct Engine {
+    config: AlertsConfig,
+    eval: Mutex<Evaluator>,
+    channels: Vec<Channel>,
+    actions: Actions,
+    state_path: Option<PathBuf>,
+    source: RollupSource,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+}
+
+impl Engine {
+    /// Opens the engine: validates the config against the rollup `labels`
+    /// and loads `alerts.json` from `data_dir` (none: nothing persisted).
+    pub fn open(
+        config: AlertsConfig,
+        labels: Vec<String>,
+        data_dir: Option<&Path>,
+        source: RollupSource,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, Error> {
+        config.validate(&labels)?;
+        let state_path = data_dir.map(|d| d.join(STATE_FILE));
+        let state = match &state_path {
+            Some(p) => AlertState::load(p)?,
+            None => AlertState::default(),
+        };
+        let eval = Evaluator::new(state, labels, config.base_url.clone());
+        Ok(Arc::new(Self {
+            channels: config.channels.iter().cloned().map(Channel::new).collect(),
+            actions: Actions::new(config.actions.clone(), data_dir.map(|d| d.join(AUDIT_FILE))),
+            config,
+            eval: Mutex::new(eval),
+            state_path,
+            source,
+            clock,
+            http: reqwest::Client::new(),
+        }))
+    }
+
+    /// Every rule: the config's, then the API's.
+    pub fn rules(&self) -> Vec<ListedRule> {
+        let api = self.eval.lock().state.api_rules.clone();
+        let config = self.config.rules.iter().cloned().map(|rule| ListedRule {
+            source: "config",
+            rule,
+        });
+        config
+            .chain(api.into_iter().map(|rule| ListedRule {
+                source: "api",
+                rule,
+            }))
+            .collect()
+    }
+
+    fn all_rules(&self) -> Vec<Rule> {
+        self.rules().into_iter().map(|r| r.rule).collect()
+    }
+
+    /// Adds (or replaces) an API rule.
+    pub fn add_rule(&self, rule: Rule) -> Result<(), Error> {
+        let mut ev = self.eval.lock();
+        self.config.check_rule(&rule, ev.labels())?;
+        if self.config.rules.iter().any(|r| r.name == rule.name) {
+            return Err(Error::Conflict(format!(
+                "rule {:?} is defined in the config file; change it there",
+                rule.name
+            )));
+        }
+        ev.state.api_rules.retain(|r| r.name != rule.name);
+        ev.state.api_rules.push(rule);
+        self.save(&ev.state)
+    }
+
+    /// Deletes an API rule.
+    pub fn delete_rule(&self, name: &str) -> Result<(), Error> {
+        if self.config.rules.iter().any(|r| r.name == name) {
+            return Err(Error::Conflict(format!(
+                "rule {name:?} is defined in the config file; remove it there"
+            )));
+        }
+        let mut ev = self.eval.lock();
+        let before = ev.state.api_rules.len();
+        ev.state.api_rules.retain(|r| r.name != name);
+        if ev.state.api_rules.len() == before {
+            return Err(Error::NotFound(format!("no rule named {name:?}")));
+        }
+        self.save(&ev.state)
+    }
+
+    /// Active silences.
+    pub fn silences(&self) -> Vec<Silence> {
+        self.eval.lock().state.silences.clone()
+    }
+
+    /// Adds a silence; returns it with its id.
+    pub fn add_silence(&self, mut s: Silence) -> Result<Silence, Error> {
+        if s.matchers.is_empty() {
+            return Err(Error::Invalid(
+                "a silence needs at least one matcher".into(),
+            ));
+        }
+        if s.ends_at.timestamp_millis() <= self.clock.now_ms() {
+            return Err(Error::Invalid("a silence must end in the future".into()));
+        }
+        s.id = uuid::Uuid::new_v4().to_string();
+        let mut ev = self.eval.lock();
+        ev.state.silences.push(s.clone());
+        self.save(&ev.state)?;
+        Ok(s)
+    }
+
+    /// Removes a silence.
+    pub fn delete_silence(&self, id: &str) -> Result<(), Error> {
+        let mut ev = self.eval.lock();
+        let before = ev.state.silences.len();
+        ev.state.silences.retain(|s| s.id != id);
+        if ev.state.silences.len() == before {
+            return Err(Error::NotFound(format!("no silence {id:?}")));
+        }
+        self.save(&ev.state)
+    }
+
+    /// Pending, firing and just-resolved alerts.
+    pub fn alerts(&self) -> Vec<AlertEntry> {
+        self.eval.lock().state.alerts.values().cloned().collect()
+    }
+
+    fn save(&self, state: &AlertState) -> Result<(), Error> {
+        match &self.state_path {
+            Some(p) => state.save(p),
+            None => Ok(()),
+        }
+    }
+
+    /// Evaluates once at the clock's now, persists the state, delivers the
+    /// notices and runs the actions; returns what was delivered.
+    pub async fn tick(&self) -> Vec<Delivery> {
+        let source = self.source.clone();
+        let rollups = match tokio::task::spawn_blocking(move || source()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the rollups for alerting failed");
+                return Vec::new();
+            }
+        };
+        let now = self.clock.now_ms();
+        let notices = {
+            let mut ev = self.eval.lock();
+            let before = ev.state.clone();
+            let rules = self.all_rules_locked(&ev);
+            let notices = ev.evaluate(&rules, &rollups, now);
+            if ev.state != before
+                && let Err(e) = self.save(&ev.state)
+            {
+                tracing::error!(error = %e, "cannot persist the alert state");
+            }
+            notices
+        };
+        let mut out = Vec::new();
+        for n in &notices {
+            out.extend(self.deliver(n, now).await);
+        }
+        out
+    }
+
+    fn all_rules_locked(&self, ev: &Evaluator) -> Vec<Rule> {
+        let mut rules = self.config.rules.clone();
+        rules.extend(ev.state.api_rules.iter().cloned());
+        rules
+    }
+
+    async fn deliver(&self, n: &Notice, now: i64) -> Vec<Delivery> {
+        let d = |target: &str, result: String| Delivery {
+            rule: n.rule.clone(),
+            state: n.state.as_str().to_owned(),
+            target: target.to_owned(),
+            result,
+        };
+        tracing::info!(rule = %n.rule, state = n.state.as_str(), group = %n.group_text(), silenced = n.silenced, "alert");
+        if n.silenced {
+            return n.notify.iter().map(|c| d(c, "silenced".into())).collect();
+        }
+        let sends = n.notify.iter().map(|name| async move {
+            let Some(ch) = self.channels.iter().find(|c| &c.config.name == name) else {
+                return d(name, "failed: no such channel".into());
+            };
+            if !ch.admit(now) {
+                tracing::warn!(channel = %name, rule = %n.rule, "alert dropped: channel rate limit");
+                return d(name, "rate_limited".into());
+            }
+            match ch.send(&self.http, n, now).await {
+                Ok(_) => d(name, "sent".into()),
+                Err(e) => {
+                    tracing::error!(channel = %name, error = %e, "alert delivery failed");
+                    d(name, format!("failed: {e}"))
+                }
+            }
+        });
+        let mut out = futures_join(sends).await;
+        if n.state == NoticeState::Firing {
+            for a in &n.actions {
+                let o = self.actions.run(a, n, &self.http, now).await;
+                out.push(d(a, o.outcome));
+            }
+        }
+        out
+    }
+
+    /// Evaluates every `interval` until `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(self.config.interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = every.tick() => { self.tick().await; }
+                changed = stop.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// Evaluates the named rule on `rollups` at `at_ms` without changing
+    /// any state (`loupe alerts test`): the value of every group and
+    /// whether the condition holds (`for` not applied).
+    pub fn test_rule(
+        &self,
+        name: &str,
+        rollups: &Rollups,
+        at_ms: i64,
+    ) -> Result<Vec<TestRow>, Error> {
+        let rule = self
+            .all_rules()
+            .into_iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| Error::NotFound(format!("no rule named {name:?}")))?;
+        let labels = self.eval.lock().labels().to_vec();
+        if rule.kind == crate::rules::RuleType::Event {
+            let mut scratch =
+                Evaluator::new(AlertState::default(), labels, self.config.base_url.clone());
+            let notices = scratch.evaluate(std::slice::from_ref(&rule), rollups, at_ms);
+            return Ok(notices
+                .into_iter()
+                .filter(|n| n.state == NoticeState::Firing)
+                .map(|n| TestRow {
+                    group: n.group_text(),
+                    value: n.value,
+                    holds: true,
+                })
+                .collect());
+        }
+        let sel = crate::rules::filter::Selector::new(&rule, &labels);
+        let (Some(metric), Some(threshold)) = (rule.metric, rule.threshold_value()) else {
+            return Ok(Vec::new());
+        };
+        let groups = crate::eval::group_values(&rule, &sel, rollups, at_ms);
+        Ok(groups
+            .into_values()
+            .map(|(group, m)| {
+                let value = crate::eval::metric_value(metric, &m);
+                TestRow {
+                    group: crate::rules::filter::group_key(&group),
+                    value,
+                    holds: value.is_some_and(|v| rule.op.holds(v, threshold)),
+                }
+            })
+            .collect())
+    }
+}
+
+/// One group of `loupe alerts test`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestRow {
+    /// Group (`k=v,…`; empty without group-by).
+    pub group: String,
+    /// The metric's value (`None`: no data).
+    pub value: Option<f64>,
+    /// Whether the condition holds.
+    pub holds: bool,
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn futures_join<F: std::future::Future<Output = Delivery>>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<Delivery> {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(f);
+    }
+    let mut out = Vec::with_capacity(set.len());
+    for f in set {
+        out.push(f.await);
+    }
+    out
+}

@@ -1,0 +1,119 @@
+//! The persisted alert state (`alerts.json`): the phase of every active
+//! alert, event-rule streaks, silences and the rules added through the API.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rules::{Rule, Silence};
+use crate::{Error, util};
+
+/// Format version of [`AlertState`].
+pub const STATE_FORMAT: u32 = 1;
+
+/// Where an alert is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The condition holds, `for` has not elapsed.
+    Pending,
+    /// Firing.
+    Firing,
+    /// Resolved at the last evaluation (dropped at the next).
+    Resolved,
+}
+
+/// One alert: a rule and a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertEntry {
+    /// The rule.
+    pub rule: String,
+    /// Group labels (empty without group-by).
+    pub group: BTreeMap<String, String>,
+    /// Phase.
+    pub phase: Phase,
+    /// When the condition started holding, ms.
+    pub active_since_ms: i64,
+    /// When it fired, ms.
+    #[serde(default)]
+    pub fired_at_ms: Option<i64>,
+    /// When it resolved, ms.
+    #[serde(default)]
+    pub resolved_at_ms: Option<i64>,
+    /// The last value seen.
+    #[serde(default)]
+    pub value: Option<f64>,
+    /// Event rules: time of the last failure, ms.
+    #[serde(default)]
+    pub last_event_ms: Option<i64>,
+}
+
+/// Everything `alerts.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertState {
+    /// [`STATE_FORMAT`].
+    pub format_version: u32,
+    /// Active alerts by `rule` + `\u{1f}` + group key.
+    pub alerts: BTreeMap<String, AlertEntry>,
+    /// Event rules: recent failure times (ms) per rule + group, oldest first.
+    pub streaks: BTreeMap<String, VecDeque<i64>>,
+    /// The last event of the recent-events feed consumed.
+    pub event_cursor: u64,
+    /// Silences (expired ones are pruned at evaluation).
+    pub silences: Vec<Silence>,
+    /// Rules added through the API.
+    pub api_rules: Vec<Rule>,
+}
+
+impl Default for AlertState {
+    fn default() -> Self {
+        Self {
+            format_version: STATE_FORMAT,
+            alerts: BTreeMap::new(),
+            streaks: BTreeMap::new(),
+            event_cursor: 0,
+            silences: Vec::new(),
+            api_rules: Vec::new(),
+        }
+    }
+}
+
+impl AlertState {
+    /// Reads `path`; a missing file is an empty state.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: path.to_owned(),
+                    source: e,
+                });
+            }
+        };
+        let state: AlertState = serde_json::from_slice(&text).map_err(|e| {
+            Error::Invalid(format!("{}: not valid alert state: {e}", path.display()))
+        })?;
+        if state.format_version != STATE_FORMAT {
+            return Err(Error::Invalid(format!(
+                "{}: alert state format {} is not supported (expects {STATE_FORMAT})",
+                path.display(),
+                state.format_version
+            )));
+        }
+        Ok(state)
+    }
+
+    /// Writes the state to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        let body = serde_json::to_vec_pretty(self).map_err(|e| Error::Invalid(e.to_string()))?;
+        util::write_atomic(path, &body)
+    }
+}
+
+/// The map key of an alert.
+pub fn alert_key(rule: &str, group_key: &str) -> String {
+    format!("{rule}\u{1f}{group_key}")
+}

@@ -1,0 +1,88 @@
+//! Rule parsing: the seed's four examples as shipped in
+//! `loupe.example.toml`, thresholds as written, and validation errors.
+
+use super::{Metric, NoData, Op, RuleType};
+use crate::AlertsConfig;
+
+#[derive(serde::Deserialize)]
+struct File {
+    alerts: AlertsConfig,
+}
+
+fn example() -> AlertsConfig {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loupe.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("example: {e}"));
+    let table = v.get("alerts").cloned().unwrap_or(toml::Value::Integer(0));
+    let file: File = toml::Value::Table([("alerts".to_owned(), table)].into_iter().collect())
+        .try_into()
+        .unwrap_or_else(|e| panic!("[alerts] parses: {e}"));
+    file.alerts
+}
+
+#[test]
+fn the_seeds_four_examples_parse_as_written_and_validate() {
+    let cfg = example();
+    cfg.validate(&["category".to_owned()])
+        .unwrap_or_else(|e| panic!("validates: {e}"));
+    let names: Vec<&str> = cfg.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "workflow-failure-rate",
+            "inventory-avg-latency",
+            "phone-success-rate",
+            "tool-3-consecutive-failures"
+        ]
+    );
+    let [fail, inv, phone, streak] = &cfg.rules[..] else {
+        panic!("four rules");
+    };
+    assert_eq!(
+        (fail.metric, fail.op, fail.threshold_value()),
+        (Some(Metric::FailureRate), Op::Gt, Some(0.05))
+    );
+    assert_eq!(
+        (inv.metric, inv.threshold_value()),
+        (Some(Metric::AvgLatency), Some(1.0))
+    );
+    assert_eq!(
+        inv.filters.get("tool_name").map(String::as_str),
+        Some("inventory")
+    );
+    assert_eq!(
+        (phone.metric, phone.op, phone.threshold_value()),
+        (Some(Metric::SuccessRate), Op::Lt, Some(0.9))
+    );
+    assert_eq!(
+        phone.filters.get("tags.category").map(String::as_str),
+        Some("phone")
+    );
+    assert_eq!(
+        (streak.kind, streak.consecutive, streak.actions.as_slice()),
+        (RuleType::Event, 3, ["restart-plugin".to_owned()].as_slice())
+    );
+    assert_eq!(fail.no_data, NoData::Ok);
+    assert_eq!(cfg.interval, std::time::Duration::from_secs(15));
+}
+
+#[test]
+fn validation_names_the_problem() {
+    let cfg = AlertsConfig::default();
+    let labels = ["category".to_owned()];
+    let bad = |t: &str| {
+        let r: super::Rule = toml::from_str(t).unwrap_or_else(|e| panic!("{e}"));
+        cfg.check_rule(&r, &labels)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        bad("name='a'\nmetric='failure_rate'\nthreshold='5%'\nfilters={'tags.brand'='x'}")
+            .contains("[metrics] labels")
+    );
+    assert!(bad("name='a'\nmetric='count'\nthreshold='5%'").contains("rate metric"));
+    assert!(bad("name='a'\nmetric='count'\nthreshold=1\nnotify=['nope']").contains("no channel"));
+    assert!(bad("name='a'\ntype='event'").contains("group_by"));
+    assert!(toml::from_str::<super::Rule>("name='a'\nmetrik='count'").is_err());
+}

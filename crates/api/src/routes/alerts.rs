@@ -1,0 +1,87 @@
+//! Alerting API: `GET/POST /api/v1/alerts/rules`,
+//! `DELETE /api/v1/alerts/rules/{name}`, `GET/POST /api/v1/alerts/silences`,
+//! `DELETE /api/v1/alerts/silences/{id}` and `GET /api/v1/alerts` (active
+//! alerts). Answers 404 when alerting is not running.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use loupe_alerts::{Engine, Error, Rule, Silence};
+use serde_json::{Value, json};
+
+use crate::{ApiError, AppState};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/alerts/rules", get(list_rules).post(add_rule))
+        .route("/api/v1/alerts/rules/{name}", delete(delete_rule))
+        .route(
+            "/api/v1/alerts/silences",
+            get(list_silences).post(add_silence),
+        )
+        .route("/api/v1/alerts/silences/{id}", delete(delete_silence))
+}
+
+fn engine(state: &AppState) -> Result<&std::sync::Arc<Engine>, ApiError> {
+    state
+        .alerts
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "alerting is not enabled"))
+}
+
+fn api_error(e: Error) -> ApiError {
+    let status = match e {
+        Error::Invalid(_) => StatusCode::BAD_REQUEST,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+async fn list_alerts(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "alerts": engine(&s)?.alerts() })))
+}
+
+async fn list_rules(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "rules": engine(&s)?.rules() })))
+}
+
+async fn add_rule(
+    State(s): State<AppState>,
+    Json(rule): Json<Rule>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = rule.name.clone();
+    engine(&s)?.add_rule(rule).map_err(api_error)?;
+    Ok((StatusCode::CREATED, Json(json!({ "name": name }))))
+}
+
+async fn delete_rule(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    engine(&s)?.delete_rule(&name).map_err(api_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_silences(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "silences": engine(&s)?.silences() })))
+}
+
+async fn add_silence(
+    State(s): State<AppState>,
+    Json(silence): Json<Silence>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let created = engine(&s)?.add_silence(silence).map_err(api_error)?;
+    Ok((StatusCode::CREATED, Json(json!(created))))
+}
+
+async fn delete_silence(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    engine(&s)?.delete_silence(&id).map_err(api_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}

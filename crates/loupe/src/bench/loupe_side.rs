@@ -1,0 +1,126 @@
+//! The Loupe side: a fresh data directory filled with `Store::append`, then
+//! flushed and compacted, queried through the query language's planner (or
+//! Loupe SQL) exactly as `loupe query --data-dir` does.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use loupe_backend::plan::QueryLimits;
+use loupe_model::{ProjectId, Span};
+use loupe_query::{PlanOptions, Query};
+use loupe_store::{Store, StoreConfig};
+
+use super::compare::{Cell, Rows};
+
+/// A Loupe query of a question, in the query language (every question of
+/// the issue is expressible in it; no Loupe SQL needed).
+#[derive(Debug, Clone)]
+pub struct LoupeQuery(pub String);
+
+/// Store settings of the benchmark: keep every day (the generated window is
+/// in the past), default memtable and flush sizes.
+pub fn store_config(dir: &Path) -> StoreConfig {
+    StoreConfig {
+        data_dir: dir.to_owned(),
+        retention_days: 0,
+        ..StoreConfig::default()
+    }
+}
+
+/// Opens a fresh store in `dir`.
+pub async fn open(dir: &Path, read_only: bool) -> anyhow::Result<Store> {
+    let config = store_config(dir);
+    let shown = dir.display().to_string();
+    tokio::task::spawn_blocking(move || {
+        if read_only {
+            Store::open_read_only(config)
+        } else {
+            Store::open(config)
+        }
+    })
+    .await?
+    .with_context(|| format!("cannot open the data directory {shown}"))
+}
+
+/// Appends a batch, waiting while the store is over its memory budget.
+/// Returns the time spent in `append` (waits included).
+pub async fn append(store: &Store, spans: Vec<Span>) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        match store.append(spans.clone()).await {
+            Ok(_) => return Ok(started.elapsed()),
+            Err(loupe_store::Error::Full) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => return Err(e).context("append failed"),
+        }
+    }
+}
+
+/// Runs one query at `now_ns`; returns the rows (columns `keep`, all when
+/// empty; rows whose first kept cell is NULL dropped when `drop_null`) and the time.
+pub async fn run(
+    store: &Store,
+    project: &ProjectId,
+    query: &LoupeQuery,
+    now_ns: i64,
+    keep: &[&str],
+    drop_null: bool,
+) -> anyhow::Result<(Rows, Duration)> {
+    let started = Instant::now();
+    let text = &query.0;
+    let parsed = Query::parse(text).map_err(|e| anyhow!("{}", e.render(text)))?;
+    let mut opts = PlanOptions::at(now_ns);
+    opts.default_row_limit = None;
+    let plan = loupe_query::plan(&parsed, opts).map_err(|e| anyhow!("{}", e.message))?;
+    let limits = QueryLimits {
+        max_rows: 1_000_000,
+        ..QueryLimits::default()
+    };
+    let result = store.query_plan(project, &plan, limits).await?;
+    let names: Vec<String> = result.columns.into_iter().map(|c| c.name).collect();
+    let values = result.rows;
+    let took = started.elapsed();
+    let idx: Vec<usize> = if keep.is_empty() {
+        (0..names.len()).collect()
+    } else {
+        keep.iter()
+            .filter_map(|k| names.iter().position(|n| n == k))
+            .collect()
+    };
+    let mut rows = Rows::new();
+    for row in &values {
+        let cells: Vec<Cell> = idx
+            .iter()
+            .map(|&i| row.get(i).map_or(Cell::Null, Cell::from_json))
+            .collect();
+        if drop_null && cells.first().is_none_or(|c| *c == Cell::Null) {
+            continue;
+        }
+        rows.push(cells);
+    }
+    Ok((rows, took))
+}
+
+/// Bytes of every file under `dir`, and of the Parquet parts alone.
+pub fn dir_bytes(dir: &Path) -> (u64, u64) {
+    let mut total = 0;
+    let mut parquet = 0;
+    let mut stack: Vec<PathBuf> = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                total += meta.len();
+                if entry.path().extension().is_some_and(|e| e == "parquet") {
+                    parquet += meta.len();
+                }
+            }
+        }
+    }
+    (total, parquet)
+}

@@ -1,0 +1,327 @@
+//! The issue's questions, each as the SQL a Dify operator would write over
+//! Dify's tables and as a Loupe query, with the columns both answers are
+//! compared on.
+
+use super::loupe_side::LoupeQuery;
+use super::rows::timestamp;
+
+const DAY_NS: i64 = 86_400_000_000_000;
+
+/// What the questions need from the generated data.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Window start (inclusive), ns.
+    pub start_ns: i64,
+    /// Window end (exclusive), ns; Loupe's "now".
+    pub end_ns: i64,
+    /// A run to fetch by id.
+    pub run_id: String,
+    /// The workflow app of the logs page (OrderDesk).
+    pub app_id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+}
+
+/// One statement of one side, with the columns compared (`None`: timed only;
+/// empty: every column).
+#[derive(Debug, Clone)]
+pub struct Step<Q> {
+    /// The statement.
+    pub query: Q,
+    /// Compared columns.
+    pub compare: Option<Vec<&'static str>>,
+}
+
+/// A question.
+#[derive(Debug, Clone)]
+pub struct Question {
+    /// Short name (the report's row).
+    pub name: &'static str,
+    /// PostgreSQL statements, run in order; their times add up.
+    pub pg: Vec<Step<String>>,
+    /// Loupe queries, run in order.
+    pub loupe: Vec<Step<LoupeQuery>>,
+    /// Whether row order is part of the answer.
+    pub ordered: bool,
+    /// Drop Loupe rows whose first compared cell is NULL (spans that are not
+    /// node executions).
+    pub loupe_nodes_only: bool,
+}
+
+fn step<Q>(query: Q, compare: &[&'static str]) -> Step<Q> {
+    Step {
+        query,
+        compare: Some(compare.to_vec()),
+    }
+}
+
+fn lang(text: String) -> LoupeQuery {
+    LoupeQuery(text)
+}
+
+fn rfc3339(ns: i64) -> String {
+    timestamp(ns).replace(' ', "T") + "Z"
+}
+
+/// The questions over `ctx`'s window.
+pub fn questions(ctx: &Context) -> Vec<Question> {
+    let (s, e) = (rfc3339(ctx.start_ns), rfc3339(ctx.end_ns));
+    let window = format!("from {s} to {e}");
+    let (ps, pe) = (timestamp(ctx.start_ns), timestamp(ctx.end_ns));
+    let pg_window = format!("created_at >= '{ps}' AND created_at < '{pe}'");
+    let r_window = format!("r.created_at >= '{ps}' AND r.created_at < '{pe}'");
+    let n_window = format!("n.created_at >= '{ps}' AND n.created_at < '{pe}'");
+    let day_start = timestamp(ctx.end_ns - DAY_NS);
+    let tool = "n.execution_metadata::json->'tool_info'->>'provider_id'";
+    let q = |name, pg, loupe, ordered| Question {
+        name,
+        pg,
+        loupe,
+        ordered,
+        loupe_nodes_only: false,
+    };
+    let mut out = vec![
+        q(
+            "success rate by category, 7 d",
+            vec![step(
+                format!(
+                    "SELECT inputs::json->>'category' AS category, \
+                 avg(CASE WHEN status = 'succeeded' THEN 1.0 ELSE 0.0 END) AS success_rate \
+                 FROM workflow_runs WHERE {pg_window} AND status IN ('succeeded', 'failed') GROUP BY 1"
+                ),
+                &[],
+            )],
+            vec![step(
+                lang(format!(
+                    "{window} span_kind=workflow | by tags.category | success_rate()"
+                )),
+                &[],
+            )],
+            false,
+        ),
+        q(
+            "avg and p95 per tool per hour, 7 d",
+            vec![step(
+                format!(
+                    "SELECT {tool} AS tool, \
+                 (extract(epoch FROM date_trunc('hour', n.created_at)) * 1000000000)::bigint AS bucket, \
+                 avg(n.elapsed_time) * 1e9 AS avg_ns, \
+                 percentile_cont(0.95) WITHIN GROUP (ORDER BY n.elapsed_time) * 1e9 AS p95_ns \
+                 FROM workflow_node_executions n WHERE n.node_type = 'tool' AND {n_window} GROUP BY 1, 2"
+                ),
+                &[],
+            )],
+            vec![step(
+                lang(format!(
+                    "{window} span_kind=tool | by tool_name, bucket(1h) | avg(duration), p95(duration)"
+                )),
+                &[],
+            )],
+            false,
+        ),
+        q(
+            "errors by node type, 24 h",
+            vec![step(
+                format!(
+                    "SELECT node_type, count(*) FROM workflow_node_executions \
+                 WHERE status = 'failed' AND created_at >= '{day_start}' AND created_at < '{pe}' GROUP BY node_type"
+                ),
+                &[],
+            )],
+            vec![step(
+                lang(format!(
+                    "from {} to {e} status=error exists node_type | by node_type | count()",
+                    rfc3339(ctx.end_ns - DAY_NS)
+                )),
+                &[],
+            )],
+            false,
+        ),
+        q(
+            "newest 100 runs whose retrieval failed with \"500\"",
+            vec![step(
+                format!(
+                    "SELECT r.id, r.created_at, r.status, r.elapsed_time FROM workflow_runs r WHERE {r_window} AND EXISTS \
+                 (SELECT 1 FROM workflow_node_executions n WHERE n.workflow_run_id = r.id \
+                 AND n.node_type = 'knowledge-retrieval' AND n.status = 'failed' AND n.error LIKE '%500%') \
+                 ORDER BY r.created_at DESC LIMIT 100"
+                ),
+                &["id"],
+            )],
+            vec![step(
+                lang(format!(
+                    "{window} span_kind=workflow run has (span_kind=retrieval status=error error_message contains \"500\") \
+                 | sort start_time desc | limit 100"
+                )),
+                &["run_id"],
+            )],
+            true,
+        ),
+        q(
+            "runs where inventory took > 1 s, category phone",
+            vec![step(
+                format!(
+                    "SELECT DISTINCT r.id, r.created_at FROM workflow_runs r \
+                 JOIN workflow_node_executions n ON n.workflow_run_id = r.id \
+                 WHERE {r_window} AND r.inputs::json->>'category' = 'phone' AND n.node_type = 'tool' \
+                 AND {tool} = 'inventory' AND n.elapsed_time > 1 ORDER BY r.created_at DESC LIMIT 1000"
+                ),
+                &["id"],
+            )],
+            vec![step(
+                lang(format!(
+                    "{window} span_kind=workflow tags.category=phone run has (tool_name=inventory duration>1s) \
+                 | sort start_time desc | limit 1000"
+                )),
+                &["run_id"],
+            )],
+            true,
+        ),
+        q(
+            "runs where inventory and payment both failed",
+            vec![step(
+                format!(
+                    "SELECT count(*) FROM workflow_runs r WHERE {r_window} \
+                 AND EXISTS (SELECT 1 FROM workflow_node_executions n WHERE n.workflow_run_id = r.id \
+                 AND n.node_type = 'tool' AND {tool} = 'inventory' AND n.status = 'failed') \
+                 AND EXISTS (SELECT 1 FROM workflow_node_executions n WHERE n.workflow_run_id = r.id \
+                 AND n.node_type = 'tool' AND {tool} = 'payment' AND n.status = 'failed')"
+                ),
+                &[],
+            )],
+            vec![step(
+                lang(format!(
+                    "{window} span_kind=workflow run has (tool_name=inventory status=error) \
+                 run has (tool_name=payment status=error) | count()"
+                )),
+                &[],
+            )],
+            false,
+        ),
+        q(
+            "latency and failure rate by user tier",
+            vec![step(
+                format!(
+                    "SELECT inputs::json->'profile'->>'tier' AS tier, avg(elapsed_time) * 1e9, \
+                 percentile_cont(0.95) WITHIN GROUP (ORDER BY elapsed_time) * 1e9, \
+                 avg(CASE WHEN status = 'failed' THEN 1.0 ELSE 0.0 END) \
+                 FROM workflow_runs WHERE {pg_window} GROUP BY 1"
+                ),
+                &[],
+            )],
+            vec![step(
+                lang(format!(
+                    "{window} span_kind=workflow | by tags.tier | avg(duration), p95(duration), error_rate()"
+                )),
+                &[],
+            )],
+            false,
+        ),
+        q(
+            "runs whose query contains \"refund\"",
+            vec![step(
+                format!(
+                    "SELECT count(*) FROM workflow_runs WHERE {pg_window} AND inputs::json->>'query' LIKE '%refund%'"
+                ),
+                &[],
+            )],
+            vec![step(
+                lang(format!(
+                    "{window} span_kind=workflow input contains \"refund\" | count()"
+                )),
+                &[],
+            )],
+            false,
+        ),
+        q(
+            "tokens and cost per model per day",
+            vec![step(
+                format!(
+                    "SELECT n.process_data::json->>'model_name' AS model, \
+                 (extract(epoch FROM date_trunc('day', n.created_at)) * 1000000000)::bigint AS day, \
+                 sum((n.execution_metadata::json->>'total_tokens')::bigint) AS tokens, \
+                 sum((n.execution_metadata::json->>'total_price')::numeric) AS cost \
+                 FROM workflow_node_executions n WHERE n.node_type = 'llm' AND {n_window} GROUP BY 1, 2"
+                ),
+                &[],
+            )],
+            vec![step(
+                lang(format!(
+                    "{window} span_kind=llm | by model_name, bucket(1d) | sum(total_tokens), sum(cost)"
+                )),
+                &[],
+            )],
+            false,
+        ),
+        Question {
+            name: "one run with all its nodes",
+            pg: vec![
+                Step {
+                    query: format!("SELECT * FROM workflow_runs WHERE id = '{}'", ctx.run_id),
+                    compare: None,
+                },
+                step(
+                    format!(
+                        "SELECT *, elapsed_time * 1e9 AS duration FROM workflow_node_executions \
+                     WHERE workflow_run_id = '{}' ORDER BY index",
+                        ctx.run_id
+                    ),
+                    &["node_type", "status", "duration"],
+                ),
+            ],
+            loupe: vec![step(
+                lang(format!(
+                    "{window} run_id={} | sort start_time, span_id | limit 1000",
+                    ctx.run_id
+                )),
+                &["node_type", "status", "duration"],
+            )],
+            ordered: true,
+            loupe_nodes_only: true,
+        },
+        q(
+            "Dify logs page: newest 20 failed runs of an app + total",
+            vec![
+                step(
+                    format!(
+                        "SELECT l.*, r.status, r.elapsed_time, r.total_tokens, r.total_steps FROM workflow_app_logs l \
+                     JOIN workflow_runs r ON r.id = l.workflow_run_id \
+                     WHERE l.tenant_id = '{t}' AND l.app_id = '{a}' AND r.status = 'failed' \
+                     ORDER BY l.created_at DESC LIMIT 20 OFFSET 0",
+                        t = ctx.tenant_id,
+                        a = ctx.app_id
+                    ),
+                    &["workflow_run_id"],
+                ),
+                step(
+                    format!(
+                        "SELECT count(*) FROM workflow_app_logs l JOIN workflow_runs r ON r.id = l.workflow_run_id \
+                     WHERE l.tenant_id = '{t}' AND l.app_id = '{a}' AND r.status = 'failed'",
+                        t = ctx.tenant_id,
+                        a = ctx.app_id
+                    ),
+                    &[],
+                ),
+            ],
+            vec![
+                step(
+                    lang(format!(
+                        "{window} span_kind=workflow app_id={} status=error | sort start_time desc | limit 20",
+                        ctx.app_id
+                    )),
+                    &["run_id"],
+                ),
+                step(
+                    lang(format!(
+                        "{window} span_kind=workflow app_id={} status=error | count()",
+                        ctx.app_id
+                    )),
+                    &[],
+                ),
+            ],
+            true,
+        ),
+    ];
+    out.retain(|q| !q.pg.is_empty());
+    out
+}
