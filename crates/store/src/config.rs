@@ -66,6 +66,13 @@ pub struct StoreConfig {
     /// Period of the compaction and retention sweep. Default 60s.
     #[serde(with = "humantime_serde_compat")]
     pub maintenance_interval: Duration,
+    /// Appends applied at once; later ones wait for a slot. Default 8.
+    pub max_concurrent_appends: usize,
+    /// How long an append may wait for a slot before it is refused as
+    /// overloaded (HTTP 503 + Retry-After), so a backlog never grows without
+    /// bound. Default 2s.
+    #[serde(with = "humantime_serde_compat")]
+    pub append_queue_timeout: Duration,
     /// Rollup settings (from `[metrics]` in `loupe.toml`, not `[store]`).
     #[serde(skip)]
     pub rollup: loupe_rollup::RollupConfig,
@@ -84,6 +91,8 @@ impl Default for StoreConfig {
             retention_days: 30,
             retention_days_by_project: BTreeMap::new(),
             maintenance_interval: Duration::from_secs(60),
+            max_concurrent_appends: 8,
+            append_queue_timeout: Duration::from_secs(2),
             rollup: loupe_rollup::RollupConfig::default(),
         }
     }

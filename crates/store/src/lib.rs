@@ -198,6 +198,8 @@ pub(crate) struct Inner {
     pub state: Mutex<State>,
     /// Serialises appends (lookups, WAL write, apply) so WAL order is apply order.
     pub append_gate: Mutex<()>,
+    /// Admission slots for appends (`max_concurrent_appends`).
+    pub append_slots: tokio::sync::Semaphore,
     /// Serialises flushes and maintenance.
     pub flush_gate: tokio::sync::Mutex<()>,
     pub wal: Arc<Wal>,
@@ -267,11 +269,13 @@ impl Store {
             garbage: Vec::new(),
             rollups,
         };
+        let append_slots = tokio::sync::Semaphore::new(config.max_concurrent_appends.max(1));
         Store {
             inner: Arc::new(Inner {
                 config,
                 state: Mutex::new(state),
                 append_gate: Mutex::new(()),
+                append_slots,
                 flush_gate: tokio::sync::Mutex::new(()),
                 wal,
                 syncer: Mutex::new(None),

@@ -280,3 +280,23 @@ async fn a_second_writer_on_the_same_data_dir_is_refused_until_the_first_is_gone
     drop(first);
     open(dir.path());
 }
+
+/// Overload: with every admission slot taken, an append waits at most
+/// `append_queue_timeout` and is then refused (503 + Retry-After upstream),
+/// instead of queueing without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_beyond_the_admission_queue_are_refused_not_queued_forever() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path());
+    cfg.max_concurrent_appends = 1;
+    cfg.append_queue_timeout = std::time::Duration::from_millis(50);
+    let store = Store::open(cfg).expect("open");
+    let held = store.inner.append_slots.acquire().await.expect("slot");
+    let refused = store.append(vec![node("x", "t", None, T0)]).await;
+    assert!(matches!(refused, Err(crate::Error::Full)), "{refused:?}");
+    drop(held);
+    store
+        .append(vec![node("x", "t", None, T0)])
+        .await
+        .expect("accepted once a slot is free");
+}

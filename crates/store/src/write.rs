@@ -66,10 +66,22 @@ impl Store {
             }
         }
         let count = spans.len();
+        // Bounded admission: waiting requests hold their bodies in memory,
+        // so past a short queue the caller is told to retry instead.
+        let slot = tokio::time::timeout(
+            self.inner.config.append_queue_timeout,
+            self.inner.append_slots.acquire(),
+        )
+        .await
+        .map_err(|_| Error::Full)?
+        .map_err(|_| Error::Closed)?;
         let store = self.clone();
         let seq = tokio::task::spawn_blocking(move || store.append_blocking(spans))
             .await
             .map_err(|e| Error::Invalid(format!("append task failed: {e}")))??;
+        // The slot covers the applying; waiting for the fsync needs none
+        // (that is where group commit gathers appends).
+        drop(slot);
         self.inner.wal.wait_durable(seq).await?;
         Ok(WriteAck { seq, spans: count })
     }
