@@ -247,6 +247,19 @@ pub(crate) async fn check_message(
     }))
 }
 
+const RUN_SQL: &str =
+    "SELECT id::text, status, created_at, finished_at, elapsed_time FROM workflow_runs";
+
+fn run_row(r: &tokio_postgres::Row) -> RunRow {
+    RunRow {
+        id: r.get(0),
+        status: r.get(1),
+        created_at: r.get(2),
+        finished_at: r.get(3),
+        elapsed: r.get(4),
+    }
+}
+
 /// A keyset page of runs after `after`, created before `cutoff` and at or
 /// before the sync position `upto`.
 pub(crate) async fn runs_page(
@@ -256,24 +269,17 @@ pub(crate) async fn runs_page(
     upto: (NaiveDateTime, &str),
     limit: i64,
 ) -> Result<Vec<RunRow>, tokio_postgres::Error> {
+    let sql = format!(
+        "{RUN_SQL} WHERE (created_at, id) > ($1, $2::text::uuid) AND created_at < $3 \
+         AND (created_at, id) <= ($4, $5::text::uuid) ORDER BY created_at, id LIMIT $6"
+    );
     let rows = c
         .query(
-            "SELECT id::text, status, created_at, finished_at, elapsed_time FROM workflow_runs \
-             WHERE (created_at, id) > ($1, $2::text::uuid) AND created_at < $3 \
-             AND (created_at, id) <= ($4, $5::text::uuid) ORDER BY created_at, id LIMIT $6",
+            &sql,
             &[&after.0, &after.1, &cutoff, &upto.0, &upto.1, &limit],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| RunRow {
-            id: r.get(0),
-            status: r.get(1),
-            created_at: r.get(2),
-            finished_at: r.get(3),
-            elapsed: r.get(4),
-        })
-        .collect())
+    Ok(rows.iter().map(run_row).collect())
 }
 
 /// Runs by id (the re-check inside the delete transaction).
@@ -283,21 +289,11 @@ pub(crate) async fn runs_by_id(
     lock: bool,
 ) -> Result<Vec<RunRow>, tokio_postgres::Error> {
     let sql = format!(
-        "SELECT id::text, status, created_at, finished_at, elapsed_time FROM workflow_runs \
-         WHERE id = ANY($1::text[]::uuid[]){}",
+        "{RUN_SQL} WHERE id = ANY($1::text[]::uuid[]){}",
         if lock { " FOR UPDATE" } else { "" }
     );
     let rows = c.query(&sql, &[&ids]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| RunRow {
-            id: r.get(0),
-            status: r.get(1),
-            created_at: r.get(2),
-            finished_at: r.get(3),
-            elapsed: r.get(4),
-        })
-        .collect())
+    Ok(rows.iter().map(run_row).collect())
 }
 
 /// Node executions of the runs (by the `workflow_run_id` index).
