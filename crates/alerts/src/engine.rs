@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::actions::Actions;
-use crate::channels::Channel;
+use crate::channels::{Channel, tls};
 use crate::eval::{AlertEntry, AlertState, Clock, Evaluator, Notice, NoticeState};
 use crate::rules::{Rule, Silence};
 use crate::{AUDIT_FILE, AlertsConfig, Error, STATE_FILE};
@@ -71,14 +71,20 @@ impl Engine {
         };
         let eval = Evaluator::new(state, labels, config.base_url.clone());
         Ok(Arc::new(Self {
-            channels: config.channels.iter().cloned().map(Channel::new).collect(),
+            channels: config
+                .channels
+                .iter()
+                .cloned()
+                .map(Channel::new)
+                .collect::<Result<_, _>>()?,
             actions: Actions::new(config.actions.clone(), data_dir.map(|d| d.join(AUDIT_FILE))),
             config,
             eval: Mutex::new(eval),
             state_path,
             source,
             clock,
-            http: reqwest::Client::new(),
+            http: tls::http_client(&[])
+                .map_err(|e| Error::Invalid(format!("HTTP client for actions: {e}")))?,
         }))
     }
 
@@ -233,7 +239,7 @@ impl Engine {
                 tracing::warn!(channel = %name, rule = %n.rule, "alert dropped: channel rate limit");
                 return d(name, "rate_limited".into());
             }
-            match ch.send(&self.http, n, now).await {
+            match ch.send(n, now).await {
                 Ok(_) => d(name, "sent".into()),
                 Err(e) => {
                     tracing::error!(channel = %name, error = %e, "alert delivery failed");

@@ -77,7 +77,7 @@ fn channel(kind: &str, url: &str, extra: &str) -> Channel {
     let text = format!("name='c'\ntype='{kind}'\nurl='{url}'\nretry_backoff='10ms'\n{extra}");
     let cfg: ChannelConfig = toml::from_str(&text).expect("channel config");
     cfg.validate().expect("valid");
-    Channel::new(cfg)
+    Channel::new(cfg).expect("channel")
 }
 
 const NOW: i64 = 1_800_000_123_456;
@@ -86,9 +86,7 @@ async fn send_one(kind: &str, path_query: &str, extra: &str) -> (String, Option<
     let cap = Capture::default();
     let base = capture_server(cap.clone()).await;
     let ch = channel(kind, &format!("{base}{path_query}"), extra);
-    ch.send(&reqwest::Client::new(), &notice(), NOW)
-        .await
-        .expect("sent");
+    ch.send(&notice(), NOW).await.expect("sent");
     let hits = cap.hits.lock().clone();
     assert_eq!(hits.len(), 1);
     hits.into_iter().next().expect("one hit")
@@ -195,13 +193,10 @@ async fn retries_with_backoff_then_succeeds_and_the_rate_limit_drops() {
     *cap.fail_first.lock() = 2;
     let base = capture_server(cap.clone()).await;
     let ch = channel("slack", &format!("{base}/h"), "retries=3");
-    let attempts = ch
-        .send(&reqwest::Client::new(), &notice(), NOW)
-        .await
-        .expect("sent");
+    let attempts = ch.send(&notice(), NOW).await.expect("sent");
     assert_eq!(attempts, 3);
     *cap.fail_first.lock() = 10;
-    let err = ch.send(&reqwest::Client::new(), &notice(), NOW).await;
+    let err = ch.send(&notice(), NOW).await;
     assert!(err.is_err(), "gives up after 1 + 3 attempts");
     let limited = channel("slack", &format!("{base}/h"), "max_per_minute=2");
     assert!(limited.admit(NOW) && limited.admit(NOW + 1));
@@ -253,7 +248,8 @@ async fn email_reaches_a_local_smtp_sink() {
     );
     let cfg: ChannelConfig = toml::from_str(&text).expect("config");
     Channel::new(cfg)
-        .send(&reqwest::Client::new(), &notice(), NOW)
+        .expect("channel")
+        .send(&notice(), NOW)
         .await
         .expect("sent");
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -19,6 +19,12 @@
 //!   (the nodes carry them); chat/completion/agent turns are `llm` spans
 //!   with tokens, price and latency.
 //! - feedback → a `score` span under its message.
+//! - offloaded (truncated) node payloads: marked `dify.truncated.<kind>`
+//!   with `dify.offload.<kind>.file_id`; when the sync restored the full
+//!   value ([`Offload::full`]) it replaces the column and is marked
+//!   `dify.offload.<kind>.restored` and `dify.truncated.<kind>` = false
+//!   instead; a failed restore adds
+//!   `dify.offload.<kind>.error`. No I/O here: the sync reads the files.
 
 use std::collections::HashMap;
 
@@ -244,13 +250,27 @@ fn node_span(
         "running" | "pending" | "paused" | "retry"
     );
     s.end_time = end_of(start, n.finished_at, n.elapsed_time, open);
-    s.input = n.inputs.clone();
-    s.output = n.outputs.clone();
+    // Offloaded payloads: the full value the sync read from Dify's storage
+    // replaces the truncated column; otherwise the column stays, marked.
+    let mine: Vec<&Offload> = offloads
+        .iter()
+        .filter(|o| o.node_execution_id == n.id)
+        .collect();
+    let value_of = |kind: &str, column: &Option<String>| {
+        mine.iter()
+            .find(|o| o.kind == kind)
+            .and_then(|o| o.full.clone())
+            .or_else(|| column.clone())
+    };
+    let outputs_text = value_of("outputs", &n.outputs);
+    let process_text = value_of("process_data", &n.process_data);
+    s.input = value_of("inputs", &n.inputs);
+    s.output = outputs_text.clone();
     if kind == SpanKind::Tool {
         s.tool_name = Some(n.title.clone());
     }
-    let process = parse_object(&n.process_data);
-    let outputs = parse_object(&n.outputs);
+    let process = parse_object(&process_text);
+    let outputs = parse_object(&outputs_text);
     if let Some(p) = &process {
         s.model_name = p.get("model_name").and_then(text_of);
         s.model_provider = p.get("model_provider").and_then(text_of);
@@ -283,20 +303,30 @@ fn node_span(
     if let Some(p) = &n.predecessor_node_id {
         a.insert("dify.predecessor_node_id".into(), p.clone());
     }
-    if let Some(p) = &n.process_data {
-        a.insert("dify.process_data".into(), p.clone());
+    if let Some(p) = process_text {
+        a.insert("dify.process_data".into(), p);
     }
     for (key, value) in &meta {
         if let Some(text) = text_of(value) {
             a.insert(format!("dify.metadata.{key}"), text);
         }
     }
-    for o in offloads.iter().filter(|o| o.node_execution_id == n.id) {
-        a.insert(format!("dify.truncated.{}", o.kind), "true".into());
+    for o in mine {
         a.insert(
             format!("dify.offload.{}.file_id", o.kind),
             o.file_id.clone(),
         );
+        if o.full.is_some() {
+            a.insert(format!("dify.offload.{}.restored", o.kind), "true".into());
+            // "false", not absent: attributes merge by key, so a run first
+            // synced before its file was readable loses the old "true".
+            a.insert(format!("dify.truncated.{}", o.kind), "false".into());
+        } else {
+            a.insert(format!("dify.truncated.{}", o.kind), "true".into());
+            if let Some(e) = &o.error {
+                a.insert(format!("dify.offload.{}.error", o.kind), e.clone());
+            }
+        }
     }
     s
 }

@@ -166,6 +166,11 @@ pub fn tables() -> Vec<&'static str> {
     REQUIRED.iter().map(|(t, _)| *t).collect()
 }
 
+/// `upload_files`, read (joined to the offload rows for the storage key)
+/// only when the sync restores offloaded payloads (`storage_dir` set), so
+/// it is required only then.
+pub const UPLOAD_FILES: (&str, &[&str]) = ("upload_files", &["id", "key", "size"]);
+
 /// Opens a connection (the driver task is spawned on the current runtime),
 /// names the session `loupe-dify` and pins its time zone to UTC.
 pub async fn connect(dsn: &str) -> Result<Client, Error> {
@@ -196,7 +201,17 @@ pub async fn connect(dsn: &str) -> Result<Client, Error> {
 /// Checks that every table and column of [`REQUIRED`] exists in the current
 /// schema and that the login holds `privilege` (`SELECT`, `DELETE`) on each.
 pub async fn check(client: &Client, privilege: &str) -> Result<(), Error> {
-    let names: Vec<String> = tables().into_iter().map(str::to_owned).collect();
+    check_tables(client, privilege, REQUIRED).await
+}
+
+/// [`check`] on the given tables and columns (e.g. [`REQUIRED`] plus
+/// [`UPLOAD_FILES`]).
+pub async fn check_tables(
+    client: &Client,
+    privilege: &str,
+    required: &[(&str, &[&str])],
+) -> Result<(), Error> {
+    let names: Vec<String> = required.iter().map(|(t, _)| (*t).to_owned()).collect();
     let rows = client
         .query(
             "SELECT c.relname::text, a.attname::text FROM pg_attribute a \
@@ -223,7 +238,7 @@ pub async fn check(client: &Client, privilege: &str) -> Result<(), Error> {
         });
     }
     let mut missing = Vec::new();
-    for (table, columns) in REQUIRED {
+    for (table, columns) in required {
         let have = found.get(*table);
         for column in *columns {
             if !have.is_some_and(|h| h.contains(*column)) {
@@ -422,7 +437,11 @@ impl NodeExecution {
 
 /// A `workflow_node_execution_offload` row: the value of `kind` was
 /// truncated in the node row; the full JSON is the upload file `file_id`.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// `key` and `size` come from `upload_files` (joined only when the sync
+/// restores offloaded values); `full` and `error` are filled by the sync
+/// after reading the file, so the mapping itself does no I/O.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Offload {
     /// The node execution.
     pub node_execution_id: String,
@@ -430,6 +449,17 @@ pub struct Offload {
     pub kind: String,
     /// `upload_files.id` of the full value.
     pub file_id: String,
+    /// `upload_files.key`: the storage key (`upload_files/{tenant}/{uuid}.json`);
+    /// `None` when not read or when the `upload_files` row is gone.
+    pub key: Option<String>,
+    /// `upload_files.size` in bytes, as Dify recorded it.
+    pub size: Option<i64>,
+    /// The full JSON text read from storage; when set, it replaces the
+    /// truncated column value.
+    pub full: Option<String>,
+    /// Why the full value could not be used (short reason), when a read
+    /// was attempted and failed.
+    pub error: Option<String>,
 }
 
 /// A `workflow_app_logs` row.

@@ -25,6 +25,10 @@ pub struct DifySection {
     pub interval: String,
     /// Rows per keyset batch (default 500).
     pub batch: usize,
+    /// Dify's local storage root (`OPENDAL_FS_ROOT`, or legacy
+    /// `STORAGE_LOCAL_PATH`): offloaded node payloads are read from it and
+    /// replace the truncated columns. Unset (default) = only mark them.
+    pub storage_dir: Option<PathBuf>,
 }
 
 impl Default for DifySection {
@@ -33,6 +37,7 @@ impl Default for DifySection {
             dsn: None,
             interval: "30s".into(),
             batch: 500,
+            storage_dir: None,
         }
     }
 }
@@ -92,6 +97,12 @@ struct SyncArgs {
     /// Project the spans go to.
     #[arg(long, default_value = loupe_model::ProjectId::DEFAULT)]
     project: String,
+    /// Dify's local storage root (OPENDAL_FS_ROOT, or legacy
+    /// STORAGE_LOCAL_PATH; the directory holding upload_files/): node
+    /// payloads Dify truncated are read from it in full. Default: only mark
+    /// them as truncated.
+    #[arg(long, env = "LOUPE_DIFY_STORAGE_DIR")]
+    storage_dir: Option<PathBuf>,
 }
 
 fn parse_date(text: &str) -> anyhow::Result<NaiveDateTime> {
@@ -129,6 +140,7 @@ async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         bail!("--rate must be a positive number of rows per second");
     }
     config.backfill_from = args.backfill_from.as_deref().map(parse_date).transpose()?;
+    config.storage_dir = args.storage_dir.clone();
     let store_config = StoreConfig {
         data_dir: args.data_dir.clone(),
         ..StoreConfig::default()
@@ -192,6 +204,7 @@ pub async fn spawn_sync(
     let interval = section.interval()?;
     let mut config = SyncConfig::new(dsn.clone(), data_dir);
     config.batch = section.batch;
+    config.storage_dir = section.storage_dir.clone();
     let syncer = Syncer::connect(config, store)
         .await
         .context("[dify] sync cannot start")?;

@@ -4,6 +4,7 @@
 //! on the service's own error code) behind a per-channel rate limit.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -18,6 +19,7 @@ pub mod dingtalk;
 pub mod email;
 pub mod feishu;
 pub mod slack;
+pub mod tls;
 pub mod webhook;
 pub mod wecom;
 
@@ -70,6 +72,9 @@ pub struct ChannelConfig {
     /// Email: SMTP port. Default 25.
     #[serde(default = "default_smtp_port")]
     pub smtp_port: u16,
+    /// Email: transport security. Default `auto`.
+    #[serde(default)]
+    pub smtp_tls: SmtpTls,
     /// Email: sender.
     #[serde(default)]
     pub from: String,
@@ -94,6 +99,27 @@ pub struct ChannelConfig {
     /// Most notices per minute; more are dropped (and logged). Default 30.
     #[serde(default = "default_rate")]
     pub max_per_minute: u32,
+    /// PEM file of extra CA certificates to trust for this channel's TLS
+    /// (a private CA in front of an internal webhook or SMTP relay). The
+    /// system's roots are trusted either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How email reaches the SMTP server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Port 465: TLS from the first byte; any other port: STARTTLS when
+    /// the server offers it, plain text when it does not.
+    #[default]
+    Auto,
+    /// STARTTLS, required: refuse to send over plain text.
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+    /// Plain text (a relay on the same host).
+    None,
 }
 
 fn default_smtp_port() -> u16 {
@@ -152,21 +178,35 @@ pub struct HttpRequest {
     pub body: serde_json::Value,
 }
 
-/// A configured channel with its rate limiter.
+/// A configured channel with its rate limiter and its HTTP client (the
+/// client carries the channel's extra CA roots).
 #[derive(Debug)]
 pub struct Channel {
     /// Its configuration.
     pub config: ChannelConfig,
     sent: Mutex<VecDeque<i64>>,
+    http: reqwest::Client,
+    extra_roots: Vec<u8>,
 }
 
 impl Channel {
-    /// A channel from its configuration.
-    pub fn new(config: ChannelConfig) -> Self {
-        Self {
+    /// A channel from its configuration; reads `ca_file`.
+    pub fn new(config: ChannelConfig) -> Result<Self, Error> {
+        let extra_roots = match &config.ca_file {
+            Some(path) => tls::read_pem_certs(path).map_err(|e| {
+                Error::Invalid(format!("alert channel {:?}: ca_file: {e}", config.name))
+            })?,
+            None => Vec::new(),
+        };
+        let http = tls::http_client(&extra_roots).map_err(|e| {
+            Error::Invalid(format!("alert channel {:?}: HTTP client: {e}", config.name))
+        })?;
+        Ok(Self {
             config,
             sent: Mutex::new(VecDeque::new()),
-        }
+            http,
+            extra_roots,
+        })
     }
 
     /// Takes a slot of the rate limit at `now_ms`; false when exhausted.
@@ -197,19 +237,14 @@ impl Channel {
     }
 
     /// Delivers `notice` with retries. Returns the attempts made.
-    pub async fn send(
-        &self,
-        http: &reqwest::Client,
-        notice: &Notice,
-        now_ms: i64,
-    ) -> Result<u32, Error> {
+    pub async fn send(&self, notice: &Notice, now_ms: i64) -> Result<u32, Error> {
         let mut delay = self.config.retry_backoff;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let result = match self.request(notice, now_ms) {
-                Some(req) => post(http, &self.config, &req).await,
-                None => email::send(&self.config, notice).await,
+                Some(req) => post(&self.http, &self.config, &req).await,
+                None => email::send(&self.config, &self.extra_roots, notice).await,
             };
             match result {
                 Ok(()) => return Ok(attempt),
@@ -232,7 +267,7 @@ async fn post(http: &reqwest::Client, c: &ChannelConfig, req: &HttpRequest) -> R
     let resp = builder
         .send()
         .await
-        .map_err(|e| Error::Delivery(format!("{}: {e}", c.name)))?;
+        .map_err(|e| Error::Delivery(format!("{}: {}", c.name, error_chain(&e))))?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     if !status.is_success() {
@@ -259,6 +294,22 @@ async fn post(http: &reqwest::Client, c: &ChannelConfig, req: &HttpRequest) -> R
         }
     }
     Ok(())
+}
+
+/// `e` and its causes, so a TLS failure says "invalid peer certificate:
+/// UnknownIssuer" and not only "error sending request".
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 fn truncate(s: &str) -> String {

@@ -212,10 +212,12 @@ impl Evaluator {
                     resolved_at_ms: None,
                     value,
                     last_event_ms: None,
+                    notified_at_ms: None,
                 };
                 if rule.for_.is_zero() || rule.kind == RuleType::Event {
                     e.phase = Phase::Firing;
                     e.fired_at_ms = Some(now_ms);
+                    e.notified_at_ms = Some(now_ms);
                     out.push(self.notice(rule, sel, &e, NoticeState::Firing, now_ms));
                 }
                 self.state.alerts.insert(key, e);
@@ -228,7 +230,18 @@ impl Evaluator {
                 {
                     e.phase = Phase::Firing;
                     e.fired_at_ms = Some(now_ms);
+                    e.notified_at_ms = Some(now_ms);
                     out.push(self.notice(rule, sel, &e, NoticeState::Firing, now_ms));
+                } else if e.phase == Phase::Firing && !rule.repeat_interval.is_zero() {
+                    let last = e.notified_at_ms.or(e.fired_at_ms).unwrap_or(now_ms);
+                    if now_ms - last >= rule.repeat_interval.as_millis() as i64 {
+                        e.notified_at_ms = Some(now_ms);
+                        let mut n = self.notice(rule, sel, &e, NoticeState::Firing, now_ms);
+                        // A reminder: the channels hear it again, actions
+                        // (restart a plugin…) ran when it first fired.
+                        n.actions.clear();
+                        out.push(n);
+                    }
                 }
                 self.state.alerts.insert(key, e);
             }

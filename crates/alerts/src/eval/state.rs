@@ -47,6 +47,9 @@ pub struct AlertEntry {
     /// Event rules: time of the last failure, ms.
     #[serde(default)]
     pub last_event_ms: Option<i64>,
+    /// When its last firing notice went out (first or repeated), ms.
+    #[serde(default)]
+    pub notified_at_ms: Option<i64>,
 }
 
 /// Everything `alerts.json` holds.

@@ -406,3 +406,39 @@ fn silences_mark_matching_notices_until_they_end() {
     ev.evaluate(&rules, &roll, T0 + 2 * MIN);
     assert!(ev.state.silences.is_empty(), "expired silences are pruned");
 }
+
+#[test]
+fn a_firing_alert_repeats_to_channels_at_repeat_interval_but_not_its_actions() {
+    let rules = [rule(
+        "name='wf-fail'\nmetric='failure_rate'\nthreshold='5%'\nwindow='30m'\nrepeat_interval='10m'\n\
+         filters={span_kind='workflow'}\nnotify=['ops']\nactions=['restart']",
+    )];
+    let mut roll = Rollups::new(RollupConfig::default());
+    workflows(&mut roll, "a", T0 - 1000, 8, 2, "phone");
+    let mut ev = eval();
+    let first = ev.evaluate(&rules, &roll, T0);
+    assert_eq!(states(&first), vec![(NoticeState::Firing, "-".into())]);
+    assert_eq!(first[0].actions, vec!["restart".to_owned()]);
+    assert!(ev.evaluate(&rules, &roll, T0 + 9 * MIN).is_empty(), "< 10m");
+    let again = ev.evaluate(&rules, &roll, T0 + 10 * MIN);
+    assert_eq!(states(&again), vec![(NoticeState::Firing, "-".into())]);
+    assert_eq!(again[0].notify, vec!["ops".to_owned()]);
+    assert!(
+        again[0].actions.is_empty(),
+        "actions ran when it first fired"
+    );
+    assert_eq!(
+        again[0].starts_at_ms, first[0].starts_at_ms,
+        "the same alert, not a new one"
+    );
+    assert!(ev.evaluate(&rules, &roll, T0 + 19 * MIN).is_empty());
+    assert_eq!(ev.evaluate(&rules, &roll, T0 + 20 * MIN).len(), 1);
+
+    let never = [rule(
+        "name='wf-fail'\nmetric='failure_rate'\nthreshold='5%'\nwindow='30m'\nrepeat_interval='0s'\n\
+         filters={span_kind='workflow'}",
+    )];
+    let mut ev = eval();
+    assert_eq!(ev.evaluate(&never, &roll, T0).len(), 1);
+    assert!(ev.evaluate(&never, &roll, T0 + 25 * MIN).is_empty());
+}

@@ -163,6 +163,10 @@ pub struct Rule {
     /// Send a notice when the alert resolves. Default true.
     #[serde(default = "yes")]
     pub recovery: bool,
+    /// While an alert keeps firing, notify its channels again this often
+    /// (actions do not repeat). `0s`: never. Default 4 h, as Alertmanager.
+    #[serde(default = "default_repeat", with = "duration_text")]
+    pub repeat_interval: Duration,
     /// The `severity` label. Default `warning`.
     #[serde(default = "default_severity")]
     pub severity: String,
@@ -188,6 +192,9 @@ fn default_consecutive() -> u32 {
 }
 fn default_within() -> Duration {
     Duration::from_secs(600)
+}
+fn default_repeat() -> Duration {
+    Duration::from_secs(4 * 3600)
 }
 fn yes() -> bool {
     true

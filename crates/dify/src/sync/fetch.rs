@@ -152,16 +152,23 @@ pub(crate) async fn node_ids_of(
 }
 
 /// Offload rows of the node executions (unique on `(node_execution_id, type)`).
+/// With `with_files`, each row also gets its `upload_files` key and size
+/// (LEFT JOIN: a missing upload row leaves them NULL).
 pub(crate) async fn offloads_of(
     client: &Client,
     node_ids: &[String],
+    with_files: bool,
 ) -> Result<Vec<Offload>, Error> {
+    let sql = if with_files {
+        "SELECT o.node_execution_id::text, o.type, o.file_id::text, f.key, f.size::int8 \
+         FROM workflow_node_execution_offload o LEFT JOIN upload_files f ON f.id = o.file_id \
+         WHERE o.node_execution_id = ANY($1::text[]::uuid[])"
+    } else {
+        "SELECT node_execution_id::text, type, file_id::text FROM workflow_node_execution_offload \
+         WHERE node_execution_id = ANY($1::text[]::uuid[])"
+    };
     let rows = client
-        .query(
-            "SELECT node_execution_id::text, type, file_id::text FROM workflow_node_execution_offload \
-             WHERE node_execution_id = ANY($1::text[]::uuid[])",
-            &[&node_ids],
-        )
+        .query(sql, &[&node_ids])
         .await
         .map_err(|e| Error::query("workflow_node_execution_offload", &e))?;
     Ok(rows
@@ -170,6 +177,9 @@ pub(crate) async fn offloads_of(
             node_execution_id: r.get(0),
             kind: r.get(1),
             file_id: r.get(2),
+            key: if with_files { r.get(3) } else { None },
+            size: if with_files { r.get(4) } else { None },
+            ..Offload::default()
         })
         .collect())
 }

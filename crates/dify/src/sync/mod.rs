@@ -3,6 +3,9 @@
 //! One pass ([`Syncer::sync_once`]) runs, in order:
 //! 1. new `workflow_runs` by `(created_at, id)` keyset, each batch with its
 //!    node executions, offload marks and app logs (looked up by run id);
+//!    with [`SyncConfig::storage_dir`] set, the full values of offloaded
+//!    payloads are read from Dify's storage ([`offload`]) and replace the
+//!    truncated columns;
 //! 2. re-polls of runs still `running`/`paused` (the open set) until final;
 //! 3. new `messages` by keyset, then re-polls of open messages (streaming,
 //!    paused, or belonging to an open run);
@@ -15,6 +18,7 @@
 
 pub mod checkpoint;
 mod fetch;
+pub mod offload;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -52,10 +56,20 @@ pub struct SyncConfig {
     pub lag: Duration,
     /// The data directory (holds `dify-sync.json`).
     pub data_dir: PathBuf,
+    /// Dify's local storage root (`OPENDAL_FS_ROOT`, or the legacy
+    /// `STORAGE_LOCAL_PATH`). When set, offloaded node payloads are read
+    /// from `<storage_dir>/<upload_files.key>` and replace the truncated
+    /// columns, and `upload_files` becomes a required table. `None` = only
+    /// mark truncated payloads.
+    pub storage_dir: Option<PathBuf>,
+    /// Largest offloaded file read (bytes); larger ones stay truncated.
+    /// Default [`offload::DEFAULT_MAX_BYTES`] (64 MiB).
+    pub offload_max_bytes: u64,
 }
 
 impl SyncConfig {
-    /// Defaults: batch 500, no rate limit, all history, 5 s lag.
+    /// Defaults: batch 500, no rate limit, all history, 5 s lag, no storage
+    /// directory (offloaded payloads only marked).
     pub fn new(dsn: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             dsn: dsn.into(),
@@ -65,6 +79,8 @@ impl SyncConfig {
             backfill_from: None,
             lag: Duration::from_secs(5),
             data_dir: data_dir.into(),
+            storage_dir: None,
+            offload_max_bytes: offload::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -124,14 +140,32 @@ pub(crate) async fn database_identity(client: &Client) -> Result<String, Error> 
 }
 
 impl Syncer {
-    /// Connects, checks the schema and read permissions, loads the
-    /// checkpoint and checks that it belongs to this database.
+    /// Connects, checks the schema and read permissions (plus
+    /// `upload_files` and that the storage directory is a directory when
+    /// `storage_dir` is set), loads the checkpoint and checks that it
+    /// belongs to this database.
     pub async fn connect(config: SyncConfig, store: Arc<dyn SpanStore>) -> Result<Self, Error> {
         if config.batch == 0 {
             return Err(Error::Invalid("batch must be at least 1".into()));
         }
+        if let Some(dir) = &config.storage_dir {
+            let is_dir = tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir());
+            if !is_dir {
+                return Err(Error::Invalid(format!(
+                    "storage directory {} is not a directory: point it at Dify's storage root \
+                     (OPENDAL_FS_ROOT or STORAGE_LOCAL_PATH, the directory holding upload_files/)",
+                    dir.display()
+                )));
+            }
+        }
         let client = schema::connect(&config.dsn).await?;
-        schema::check(&client, "SELECT").await?;
+        if config.storage_dir.is_some() {
+            let mut required = schema::REQUIRED.to_vec();
+            required.push(schema::UPLOAD_FILES);
+            schema::check_tables(&client, "SELECT", &required).await?;
+        } else {
+            schema::check(&client, "SELECT").await?;
+        }
         let identity = database_identity(&client).await?;
         let path = Checkpoint::path(&config.data_dir);
         let mut checkpoint = Checkpoint::load(&path)?;
@@ -272,11 +306,15 @@ impl Syncer {
         let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
         let nodes = fetch::nodes_of(&self.client, &ids).await?;
         let node_ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
-        let offloads = if node_ids.is_empty() {
+        let storage_dir = self.config.storage_dir.as_deref();
+        let mut offloads = if node_ids.is_empty() {
             Vec::new()
         } else {
-            fetch::offloads_of(&self.client, &node_ids).await?
+            fetch::offloads_of(&self.client, &node_ids, storage_dir.is_some()).await?
         };
+        if let Some(dir) = storage_dir {
+            offload::restore(dir, self.config.offload_max_bytes, &mut offloads).await;
+        }
         let logs = fetch::app_logs_of(&self.client, &ids).await?;
         let apps: Vec<String> = runs.iter().map(|r| r.app_id.clone()).collect();
         let users: Vec<String> = runs

@@ -224,3 +224,24 @@ CREATE TABLE apps (
     CONSTRAINT app_pkey PRIMARY KEY (id)
 );
 CREATE INDEX app_tenant_id_idx ON apps (tenant_id);
+
+CREATE TABLE upload_files (
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    tenant_id uuid NOT NULL,
+    storage_type varchar(255) NOT NULL,
+    key varchar(255) NOT NULL,
+    name varchar(255) NOT NULL,
+    size integer NOT NULL,
+    extension varchar(255) NOT NULL,
+    mime_type varchar(255),
+    created_by_role varchar(255) NOT NULL DEFAULT 'account',
+    created_by uuid NOT NULL,
+    created_at timestamp without time zone NOT NULL DEFAULT CURRENT_TIMESTAMP(0),
+    used boolean NOT NULL DEFAULT false,
+    used_by uuid,
+    used_at timestamp without time zone,
+    hash varchar(255),
+    source_url text NOT NULL DEFAULT '',
+    CONSTRAINT upload_file_pkey PRIMARY KEY (id)
+);
+CREATE INDEX upload_file_tenant_idx ON upload_files (tenant_id);

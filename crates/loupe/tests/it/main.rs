@@ -2,6 +2,7 @@
 //! child processes on free loopback ports with their own temp data dirs.
 
 mod alerts;
+mod alerts_serve;
 mod bad_input;
 mod bench;
 mod cli_query;
