@@ -367,6 +367,62 @@ async fn a_running_run_is_repolled_until_final() {
     assert_eq!(env.trace(&run).await.len(), 4);
 }
 
+#[tokio::test]
+async fn nodes_committed_after_the_run_finished_are_read_within_settle() {
+    let env = Env::new().await;
+    seed_app(&env.db).await;
+    let run = uid();
+    let (n1, n2) = (uid(), uid());
+    let recent = "(now() at time zone 'utc')::timestamp - interval '2 seconds'";
+    insert_run(&env.db, &run, "succeeded", recent).await;
+    insert_node(
+        &env.db,
+        &run,
+        &n1,
+        1,
+        "start",
+        "Start",
+        "succeeded",
+        recent,
+        None,
+    )
+    .await;
+    let mut config = env.config();
+    config.settle = std::time::Duration::from_secs(600);
+    let mut syncer = env.syncer(config.clone()).await;
+    syncer.sync_once().await.expect("first pass");
+    assert!(
+        syncer.checkpoint().open_runs.contains(&run),
+        "a run finished 2 s ago is still settling"
+    );
+    assert_eq!(env.trace(&run).await.len(), 2, "root + start");
+
+    // Dify's Celery repository commits a node row after the run row.
+    insert_node(
+        &env.db,
+        &run,
+        &n2,
+        2,
+        "end",
+        "End",
+        "succeeded",
+        recent,
+        None,
+    )
+    .await;
+    syncer.sync_once().await.expect("second pass");
+    assert_eq!(env.span(&run, &n2).await.node_type.as_deref(), Some("end"));
+    assert_eq!(env.trace(&run).await.len(), 3);
+    drop(syncer);
+
+    // Past `settle` the run leaves the re-poll set (and stays synced).
+    config.settle = std::time::Duration::from_secs(1);
+    let mut syncer = env.syncer(config).await;
+    syncer.sync_once().await.expect("third pass");
+    assert!(syncer.checkpoint().open_runs.is_empty());
+    assert_eq!(env.trace(&run).await.len(), 3);
+}
+
 async fn insert_runs(db: &tokio_postgres::Client, n: usize, base_minute: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {

@@ -6,7 +6,9 @@
 //!    with [`SyncConfig::storage_dir`] set, the full values of offloaded
 //!    payloads are read from Dify's storage ([`offload`]) and replace the
 //!    truncated columns;
-//! 2. re-polls of runs still `running`/`paused` (the open set) until final;
+//! 2. re-polls of runs still `running`/`paused` (the open set) until final,
+//!    and of runs that finished less than [`SyncConfig::settle`] ago (Dify's
+//!    Celery execution repository may commit node rows after the run row);
 //! 3. new `messages` by keyset, then re-polls of open messages (streaming,
 //!    paused, or belonging to an open run);
 //! 4. `message_feedbacks` by `(updated_at, id)` (feedback changes in place).
@@ -62,6 +64,10 @@ pub struct SyncConfig {
     /// columns, and `upload_files` becomes a required table. `None` = only
     /// mark truncated payloads.
     pub storage_dir: Option<PathBuf>,
+    /// Runs that finished less than this ago (Dify's naive-UTC
+    /// `finished_at` against this host's clock) stay in the re-poll set, so
+    /// node rows committed after the run row are still read. Default 60 s.
+    pub settle: Duration,
     /// Largest offloaded file read (bytes); larger ones stay truncated.
     /// Default [`offload::DEFAULT_MAX_BYTES`] (64 MiB).
     pub offload_max_bytes: u64,
@@ -78,6 +84,7 @@ impl SyncConfig {
             rate: None,
             backfill_from: None,
             lag: Duration::from_secs(5),
+            settle: Duration::from_secs(60),
             data_dir: data_dir.into(),
             storage_dir: None,
             offload_max_bytes: offload::DEFAULT_MAX_BYTES,
@@ -92,7 +99,8 @@ pub struct SyncReport {
     pub rows: HashMap<&'static str, u64>,
     /// Spans written.
     pub spans: u64,
-    /// Runs still open after the pass.
+    /// Runs in the re-poll set after the pass (open, or finished within
+    /// `settle`).
     pub open_runs: usize,
 }
 
@@ -371,6 +379,16 @@ impl Syncer {
         Ok(spans)
     }
 
+    /// Whether `r` stays in the re-poll set: open, or finished within
+    /// `settle`.
+    fn keep_polling(&self, r: &WorkflowRun) -> bool {
+        let now = chrono::Utc::now().naive_utc();
+        r.is_open()
+            || r.finished_at.is_some_and(|f| {
+                (now - f).to_std().is_ok_and(|age| age < self.config.settle) || f > now
+            })
+    }
+
     fn message_open(&self, m: &Message) -> bool {
         let streaming = m.answer.is_empty()
             && m.error.is_none()
@@ -401,7 +419,7 @@ impl Syncer {
             let spans = self.run_spans(&runs).await?;
             report.spans += self.append(spans).await?;
             for r in &runs {
-                if r.is_open() {
+                if self.keep_polling(r) {
                     self.checkpoint.open_runs.insert(r.id.clone());
                 } else {
                     self.checkpoint.open_runs.remove(&r.id);
@@ -423,7 +441,7 @@ impl Syncer {
             report.spans += self.append(spans).await?;
             let still: HashSet<&str> = runs
                 .iter()
-                .filter(|r| r.is_open())
+                .filter(|r| self.keep_polling(r))
                 .map(|r| r.id.as_str())
                 .collect();
             for id in ids {
