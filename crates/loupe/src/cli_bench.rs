@@ -361,7 +361,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             let _ = writeln!(md, "- PostgreSQL: `{}`", step.query);
         }
         for step in &q.loupe {
-            let _ = writeln!(md, "- Loupe: `{}`", step.query.0);
+            let _ = writeln!(md, "- Loupe: `{}`", step.query);
         }
         md.push('\n');
     }

@@ -4,6 +4,9 @@
 //! the components together ([`serve`]). It is the only crate that knows the
 //! CLI, exit codes and which storage backend runs.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli_alerts;
 mod cli_bench;
 mod cli_dify;

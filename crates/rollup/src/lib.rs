@@ -23,7 +23,9 @@
 
 #![warn(missing_docs)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashSet};
 
 use loupe_model::{Span, Status};
 use serde::{Deserialize, Serialize};
@@ -276,12 +278,19 @@ impl Rollups {
     }
 
     fn change(&mut self, c: &Contribution, retract: bool) {
-        let key = self.resolve(&c.key, retract);
-        if retract && !self.totals.contains_key(&key) {
-            return;
-        }
-        let entry = self.totals.entry(key.clone()).or_default();
-        entry.add(c, retract);
+        // The common case, a known series, hashes the key once per map and
+        // clones nothing.
+        let key = if let Some(entry) = self.totals.get_mut(&c.key) {
+            entry.add(c, retract);
+            None
+        } else {
+            let key = self.resolve(&c.key, retract);
+            if retract && !self.totals.contains_key(&key) {
+                return;
+            }
+            self.totals.entry(key.clone()).or_default().add(c, retract);
+            Some(key)
+        };
         if !c.finished {
             return;
         }
@@ -294,12 +303,12 @@ impl Rollups {
         if retract && !self.minutes.contains_key(&minute) {
             return;
         }
-        self.minutes
-            .entry(minute)
-            .or_default()
-            .entry(key)
-            .or_default()
-            .add(c, retract);
+        let series = self.minutes.entry(minute).or_default();
+        let key = key.as_ref().unwrap_or(&c.key);
+        match series.get_mut(key) {
+            Some(m) => m.add(c, retract),
+            None => series.entry(key.clone()).or_default().add(c, retract),
+        }
         while self
             .minutes
             .first_key_value()

@@ -98,7 +98,10 @@ fn main() {
         }
         let query = start.elapsed() / runs;
         let start = Instant::now();
-        let trace = store.trace_spans(&project, "run-12345").await.expect("trace");
+        // A run in the middle of the data (10 spans per run).
+        let run_id = format!("run-{}", n / 20);
+        let trace = store.trace_spans(&project, &run_id).await.expect("trace");
+        assert_eq!(trace.len(), 10.min(n), "every span of {run_id}");
         let trace_time = start.elapsed();
         println!("spans                 {n}");
         println!("append (interval)     {:.0} spans/s ({:.2} s)", n as f64 / append.as_secs_f64(), append.as_secs_f64());

@@ -57,13 +57,13 @@ impl Store {
         // Rows superseded while frozen are written too: until the newer
         // version is flushed, replay needs them as its merge base. They stay
         // hidden, and compaction drops them once the hiding is durable.
-        let mut groups: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
+        let mut groups: BTreeMap<(String, String), Vec<&Row>> = BTreeMap::new();
         for row in mt.rows.values() {
             let day = day_of(row.span.event_time().unwrap_or(now_ns));
             groups
                 .entry((row.span.project.clone(), day))
                 .or_default()
-                .push(row.clone());
+                .push(row);
         }
         let first_id = {
             let mut st = self.inner.state.lock();

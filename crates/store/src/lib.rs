@@ -158,7 +158,7 @@ pub(crate) struct State {
     /// Versions no query may see: `manifest.hidden` plus every memtable's
     /// `pending_hidden`.
     pub hidden: Arc<HashSet<u64>>,
-    pub contexts: std::collections::HashMap<Key, RunContext>,
+    pub contexts: foldhash::HashMap<Key, RunContext>,
     pub next_version: u64,
     pub next_seq: u64,
     /// Files replaced by compaction or retention, deleted after a grace period.
@@ -291,12 +291,11 @@ impl Store {
     pub(crate) fn replay(&self, records: Vec<wal::Record>) -> Result<(), Error> {
         let replayed = records.len();
         for record in records {
-            let spans: Vec<loupe_model::Span> =
-                serde_json::from_slice(&record.payload).map_err(|e| Error::Corrupt {
-                    path: self.inner.config.data_dir.join("wal"),
-                    offset: record.seq,
-                    reason: format!("record {} does not decode: {e}", record.seq),
-                })?;
+            let spans = wal::decode_spans(&record.payload).map_err(|e| Error::Corrupt {
+                path: self.inner.config.data_dir.join("wal"),
+                offset: record.seq,
+                reason: format!("record {} does not decode: {e}", record.seq),
+            })?;
             self.apply(record.seq, spans)?;
         }
         if replayed > 0 {

@@ -147,7 +147,7 @@ impl Store {
                 &project,
                 &day,
                 1,
-                rows,
+                rows.iter().collect(),
             )?))
         };
         let ids: HashSet<u64> = group.iter().map(|p| p.meta.id).collect();

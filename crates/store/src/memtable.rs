@@ -1,7 +1,7 @@
 //! In-memory table of merged rows not yet in a Parquet part, and the run
 //! context used to propagate run-level fields to every span of a trace.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::time::Instant;
 
 use loupe_model::{Span, SpanKind, Tags};

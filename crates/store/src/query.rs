@@ -26,7 +26,7 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, lit};
 use datafusion::prelude::{SessionConfig, ident};
 use futures::StreamExt;
 use loupe_backend::StoreError;
@@ -46,6 +46,12 @@ mod sql;
 mod tests;
 
 pub(crate) use compile::{field_expr, ts};
+
+/// Listings with a limit up to this run in two phases ([`Store::late_rows`]).
+const LATE_ROWS_MAX: u64 = 10_000;
+
+/// The span id column carried through the second phase of a listing.
+const LATE_ID: &str = "__late_span_id";
 
 /// Parts and rows a scan read (shared with the table provider).
 #[derive(Debug, Default)]
@@ -91,13 +97,16 @@ impl Store {
         Ok(ctx)
     }
 
-    /// The plan as a DataFrame, and its output column types.
+    /// The plan as a DataFrame, and its output column types. For a
+    /// listing, `only` replaces the plan's columns (the first phase of
+    /// [`Self::late_rows`]).
     async fn plan_frame(
         &self,
         project: &ProjectId,
         plan: &Plan,
         limits: QueryLimits,
         counter: Arc<ScanCounter>,
+        only: Option<Vec<Expr>>,
     ) -> Result<(DataFrame, Vec<Option<ValueType>>), Error> {
         let ctx = self.limited_session(project, limits, counter, required_text(plan))?;
         let scoped = ctx
@@ -126,11 +135,19 @@ impl Store {
                 if let Some(n) = plan.limit {
                     df = df.limit(0, Some(usize::try_from(n).unwrap_or(usize::MAX)))?;
                 }
-                let select: Vec<Expr> = fields
-                    .iter()
-                    .map(|f| field_expr(f).alias(f.output_name()))
-                    .collect();
-                let types = fields.iter().map(|f| Some(f.ty())).collect();
+                let (select, types) = match only {
+                    Some(select) => {
+                        let types = vec![None; select.len()];
+                        (select, types)
+                    }
+                    None => (
+                        fields
+                            .iter()
+                            .map(|f| field_expr(f).alias(f.output_name()))
+                            .collect(),
+                        fields.iter().map(|f| Some(f.ty())).collect(),
+                    ),
+                };
                 Ok((df.select(select)?, types))
             }
             Output::Aggregates => {
@@ -138,6 +155,81 @@ impl Store {
                 Ok((df, types))
             }
         }
+    }
+
+    /// A limited listing in two phases (late materialisation): filter,
+    /// sort and limit reading only the span id and start time, then fetch
+    /// the requested columns of just those spans (by id, within their time
+    /// bounds, so id blooms and page statistics prune) and put them back in
+    /// the first phase's order. Without it, every matching row would carry
+    /// its input/output text and attribute maps into the sort.
+    async fn late_rows(
+        &self,
+        project: &ProjectId,
+        plan: &Plan,
+        fields: &[FieldRef],
+        limits: QueryLimits,
+        counter: Arc<ScanCounter>,
+    ) -> Result<QueryResult, Error> {
+        let keys = vec![ident(column::SPAN_ID), ident(column::START_TIME)];
+        let (df, _) = self
+            .plan_frame(project, plan, limits, counter.clone(), Some(keys))
+            .await?;
+        let picked = collect(df.execute_stream().await?, limits.max_rows, &[]).await?;
+        let mut order = std::collections::HashMap::new();
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for (i, row) in picked.rows.iter().enumerate() {
+            let (Some(id), Some(t)) = (
+                row.first().and_then(serde_json::Value::as_str),
+                row.get(1).and_then(serde_json::Value::as_i64),
+            ) else {
+                continue;
+            };
+            order.insert(id.to_owned(), i);
+            lo = lo.min(t);
+            hi = hi.max(t);
+        }
+        let mut select: Vec<Expr> = fields
+            .iter()
+            .map(|f| field_expr(f).alias(f.output_name()))
+            .collect();
+        select.push(ident(column::SPAN_ID).alias(LATE_ID));
+        let mut types: Vec<Option<ValueType>> = fields.iter().map(|f| Some(f.ty())).collect();
+        types.push(None);
+        let ctx = self.limited_session(project, limits, counter, Vec::new())?;
+        let ids: Vec<Expr> = order.keys().map(|id| lit(id.as_str())).collect();
+        let fetch = async |from: i64, to: i64| -> Result<QueryResult, Error> {
+            let df = ctx
+                .table(SPANS_TABLE)
+                .await?
+                .filter(ident(column::START_TIME).gt_eq(ts(from)))?
+                .filter(ident(column::START_TIME).lt_eq(ts(to)))?
+                .filter(ident(column::SPAN_ID).in_list(ids.clone(), false))?
+                .select(select.clone())?;
+            collect(df.execute_stream().await?, usize::MAX, &types).await
+        };
+        let mut result = if ids.is_empty() {
+            fetch(0, -1).await?
+        } else {
+            fetch(lo, hi).await?
+        };
+        if result.rows.len() < order.len() {
+            // A span updated between the phases may have moved in time.
+            result = fetch(plan.from_ns, plan.to_ns).await?;
+        }
+        let position = |row: &Vec<serde_json::Value>| {
+            row.last()
+                .and_then(serde_json::Value::as_str)
+                .and_then(|id| order.get(id).copied())
+                .unwrap_or(usize::MAX)
+        };
+        result.rows.sort_by_key(position);
+        for row in &mut result.rows {
+            row.pop();
+        }
+        result.columns.pop();
+        result.stats.truncated = picked.stats.truncated;
+        Ok(result)
     }
 
     /// Runs a plan and collects at most `limits.max_rows` rows.
@@ -149,8 +241,19 @@ impl Store {
     ) -> Result<QueryResult, Error> {
         let started = Instant::now();
         let counter = Arc::new(ScanCounter::default());
+        if let (Output::Rows(fields), Some(n)) = (&plan.output, plan.limit)
+            && n <= LATE_ROWS_MAX
+        {
+            let mut result = self
+                .late_rows(project, plan, fields, limits, counter.clone())
+                .await?;
+            let truncated = result.stats.truncated;
+            result.stats = counter.stats(started);
+            result.stats.truncated = truncated;
+            return Ok(result);
+        }
         let (df, types) = self
-            .plan_frame(project, plan, limits, counter.clone())
+            .plan_frame(project, plan, limits, counter.clone(), None)
             .await?;
         let stream = df.execute_stream().await?;
         let mut result = collect(stream, limits.max_rows, &types).await?;
@@ -168,7 +271,9 @@ impl Store {
         limits: QueryLimits,
     ) -> Result<BatchStream, Error> {
         let counter = Arc::new(ScanCounter::default());
-        let (df, _) = self.plan_frame(project, plan, limits, counter).await?;
+        let (df, _) = self
+            .plan_frame(project, plan, limits, counter, None)
+            .await?;
         let stream = df.execute_stream().await?;
         Ok(stream
             .map(|b| b.map_err(|e| StoreError::from(Error::from(e))))

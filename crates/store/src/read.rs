@@ -17,6 +17,7 @@ use loupe_backend::{
 use loupe_model::{ProjectId, Span, column};
 
 use crate::convert::batch_to_rows;
+use crate::parts::{IdKind, RowPick, read_rows};
 use crate::{Error, SpansTable, Store};
 
 /// Name under which the project's spans are registered for SQL.
@@ -50,20 +51,39 @@ impl Store {
     }
 
     /// Every span whose trace id or run id is `id`, in tree order.
+    ///
+    /// The id path, not a scan: the memtables, then only the parts whose
+    /// id bloom may hold `id`, and in them only the row groups whose Parquet
+    /// bloom filters on `trace_id`/`run_id` may hold it.
     pub async fn trace_spans(&self, project: &ProjectId, id: &str) -> Result<Vec<Span>, Error> {
-        let ctx = self.session(project)?;
-        let filter = col(column::TRACE_ID)
-            .eq(lit(id))
-            .or(col(column::RUN_ID).eq(lit(id)));
-        let batches = ctx
-            .table(SPANS_TABLE)
-            .await?
-            .filter(filter)?
-            .collect()
-            .await?;
+        let store = self.clone();
+        let (project, id) = (project.as_str().to_owned(), id.to_owned());
+        tokio::task::spawn_blocking(move || store.trace_spans_blocking(&project, &id))
+            .await
+            .map_err(|e| Error::Invalid(format!("trace read task failed: {e}")))?
+    }
+
+    fn trace_spans_blocking(&self, project: &str, id: &str) -> Result<Vec<Span>, Error> {
+        let of_run =
+            |s: &Span| s.trace_id.as_deref() == Some(id) || s.run_id.as_deref() == Some(id);
+        let mut seen = std::collections::HashSet::new();
         let mut spans = Vec::new();
-        for b in &batches {
-            spans.extend(batch_to_rows(b)?.into_iter().map(|r| r.span));
+        for row in self.memtable_rows(project, of_run) {
+            seen.insert(row.span.span_id.clone());
+            spans.push(row.span);
+        }
+        let (parts, hidden) = self.parts_snapshot();
+        for part in crate::live_parts_of(&parts, project) {
+            if !(part.index.may_contain(IdKind::Trace, id)
+                || part.index.may_contain(IdKind::Run, id))
+            {
+                continue;
+            }
+            for row in read_rows(&part.path, Some(RowPick::TraceOrRun(id)), &[])? {
+                if !hidden.contains(&row.version) && seen.insert(row.span.span_id.clone()) {
+                    spans.push(row.span);
+                }
+            }
         }
         Ok(tree_order(spans))
     }

@@ -189,27 +189,38 @@ fn timestamp_ns(v: &ScalarValue) -> Option<i64> {
 }
 
 impl Store {
+    /// Visible memtable rows of a project that `keep` accepts: the newest
+    /// version of each span (active memtable first, then the frozen ones
+    /// newest first), hidden versions skipped.
+    pub(crate) fn memtable_rows(
+        &self,
+        project: &str,
+        keep: impl Fn(&loupe_model::Span) -> bool,
+    ) -> Vec<Row> {
+        let st = self.inner.state.lock();
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mems = std::iter::once(&st.active).chain(st.frozen.iter().rev().map(|m| m.as_ref()));
+        for m in mems {
+            for ((p, id), row) in &m.rows {
+                if p == project
+                    && !st.hidden.contains(&row.version)
+                    && keep(&row.span)
+                    && seen.insert(id.clone())
+                {
+                    out.push(row.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// Visible memtable rows of a project, as one batch (or none).
     pub(crate) fn memtable_batch(
         &self,
         project: &str,
     ) -> Result<Option<RecordBatch>, crate::Error> {
-        let rows: Vec<Row> = {
-            let st = self.inner.state.lock();
-            let mut seen = HashSet::new();
-            let mut out = Vec::new();
-            let mems =
-                std::iter::once(&st.active).chain(st.frozen.iter().rev().map(|m| m.as_ref()));
-            for m in mems {
-                for ((p, id), row) in &m.rows {
-                    if p == project && !st.hidden.contains(&row.version) && seen.insert(id.clone())
-                    {
-                        out.push(row.clone());
-                    }
-                }
-            }
-            out
-        };
+        let rows = self.memtable_rows(project, |_| true);
         if rows.is_empty() {
             return Ok(None);
         }

@@ -96,7 +96,7 @@ impl Store {
                 return Err(Error::Full);
             }
         }
-        let payload = serde_json::to_vec(&spans).map_err(|e| Error::Invalid(e.to_string()))?;
+        let payload = crate::wal::encode_spans(&spans).map_err(Error::Invalid)?;
         let lookups = self.lookup(&spans)?;
         let seq = self.inner.state.lock().next_seq;
         self.inner.wal.write(seq, &payload)?;

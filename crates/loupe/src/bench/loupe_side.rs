@@ -13,10 +13,27 @@ use loupe_store::{Store, StoreConfig};
 
 use super::compare::{Cell, Rows};
 
-/// A Loupe query of a question, in the query language (every question of
-/// the issue is expressible in it; no Loupe SQL needed).
+/// A Loupe query of a question: the query language (every question of the
+/// issue is expressible in it; no Loupe SQL needed), or the by-id read the
+/// API's `GET /api/v1/traces/{id}` serves (`Store::trace_spans`).
 #[derive(Debug, Clone)]
-pub struct LoupeQuery(pub String);
+pub enum LoupeQuery {
+    /// A query-language text.
+    Lang(String),
+    /// Every span of one run, by run id, sorted by start time and span id.
+    Run(String),
+}
+
+impl std::fmt::Display for LoupeQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoupeQuery::Lang(text) => f.write_str(text),
+            LoupeQuery::Run(id) => {
+                write!(f, "Store::trace_spans(\"{id}\") (GET /api/v1/traces/{id})")
+            }
+        }
+    }
+}
 
 /// Store settings of the benchmark: keep every day (the generated window is
 /// in the past), default memtable and flush sizes.
@@ -67,7 +84,10 @@ pub async fn run(
     drop_null: bool,
 ) -> anyhow::Result<(Rows, Duration)> {
     let started = Instant::now();
-    let text = &query.0;
+    let text = match query {
+        LoupeQuery::Lang(text) => text,
+        LoupeQuery::Run(id) => return run_by_id(store, project, id, keep, drop_null).await,
+    };
     let parsed = Query::parse(text).map_err(|e| anyhow!("{}", e.render(text)))?;
     let mut opts = PlanOptions::at(now_ns);
     opts.default_row_limit = None;
@@ -92,6 +112,45 @@ pub async fn run(
         let cells: Vec<Cell> = idx
             .iter()
             .map(|&i| row.get(i).map_or(Cell::Null, Cell::from_json))
+            .collect();
+        if drop_null && cells.first().is_none_or(|c| *c == Cell::Null) {
+            continue;
+        }
+        rows.push(cells);
+    }
+    Ok((rows, took))
+}
+
+/// The by-id read of one run, as rows of the `keep` columns (a few span
+/// fields by name), in start time order.
+async fn run_by_id(
+    store: &Store,
+    project: &ProjectId,
+    id: &str,
+    keep: &[&str],
+    drop_null: bool,
+) -> anyhow::Result<(Rows, Duration)> {
+    let started = Instant::now();
+    let mut spans = store.trace_spans(project, id).await?;
+    let took = started.elapsed();
+    spans.sort_by(|a, b| (a.start_time, &a.span_id).cmp(&(b.start_time, &b.span_id)));
+    let mut rows = Rows::new();
+    for s in &spans {
+        let cells: Vec<Cell> = keep
+            .iter()
+            .map(|k| match *k {
+                "node_type" => s
+                    .node_type
+                    .as_deref()
+                    .map_or(Cell::Null, |v| Cell::from_json(&serde_json::Value::from(v))),
+                "status" => s.status.map_or(Cell::Null, |v| {
+                    Cell::from_json(&serde_json::Value::from(v.as_str()))
+                }),
+                "duration" => s
+                    .duration_ns()
+                    .map_or(Cell::Null, |d| Cell::from_json(&serde_json::Value::from(d))),
+                _ => Cell::Null,
+            })
             .collect();
         if drop_null && cells.first().is_none_or(|c| *c == Cell::Null) {
             continue;

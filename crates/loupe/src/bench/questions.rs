@@ -56,7 +56,7 @@ fn step<Q>(query: Q, compare: &[&'static str]) -> Step<Q> {
 }
 
 fn lang(text: String) -> LoupeQuery {
-    LoupeQuery(text)
+    LoupeQuery::Lang(text)
 }
 
 fn rfc3339(ns: i64) -> String {
@@ -255,6 +255,29 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
         ),
         Question {
             name: "one run with all its nodes",
+            pg: vec![
+                Step {
+                    query: format!("SELECT * FROM workflow_runs WHERE id = '{}'", ctx.run_id),
+                    compare: None,
+                },
+                step(
+                    format!(
+                        "SELECT *, elapsed_time * 1e9 AS duration FROM workflow_node_executions \
+                     WHERE workflow_run_id = '{}' ORDER BY index",
+                        ctx.run_id
+                    ),
+                    &["node_type", "status", "duration"],
+                ),
+            ],
+            loupe: vec![step(
+                LoupeQuery::Run(ctx.run_id.clone()),
+                &["node_type", "status", "duration"],
+            )],
+            ordered: true,
+            loupe_nodes_only: true,
+        },
+        Question {
+            name: "one run with all its nodes (query language)",
             pg: vec![
                 Step {
                     query: format!("SELECT * FROM workflow_runs WHERE id = '{}'", ctx.run_id),

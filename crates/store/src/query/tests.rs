@@ -83,6 +83,10 @@ const QUERIES: &[&str] = &[
     "tool_name=payment | top 5",
     "status=error",
     "tags.category=phone node_type=tool | sort tags.category, start_time | limit 30",
+    // Listings fetched in two phases (late materialisation), incl. none.
+    "span_kind=workflow run has (tool_name=inventory status=error) | sort start_time desc | limit 15",
+    "tool_name=no-such-tool | sort start_time desc | limit 10",
+    "| sort duration desc, start_time | limit 10000",
 ];
 
 fn project() -> ProjectId {
