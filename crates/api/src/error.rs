@@ -45,6 +45,17 @@ impl ApiError {
     }
 }
 
+impl From<crate::admission::Refused> for ApiError {
+    fn from(r: crate::admission::Refused) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "Loupe is ingesting as much as it can; retry later".into(),
+            retry_after: Some(r.retry_after),
+            details: None,
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

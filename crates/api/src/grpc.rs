@@ -47,6 +47,14 @@ impl TraceService for Traces {
                 crate::auth::AuthError::BadProject(m) => Status::invalid_argument(m),
                 other => Status::unauthenticated(other.to_string()),
             })?;
+        // tonic has decoded the body by now; normalising and appending are
+        // still worth gating.
+        let _slot = self.0.ingest_gate.admit().await.map_err(|r| {
+            Status::unavailable(format!(
+                "Loupe is ingesting as much as it can; retry in {} s",
+                r.retry_after.as_secs()
+            ))
+        })?;
         let normalised =
             loupe_ingest::otlp::normalise_request(project.as_str(), request.into_inner());
         self.0

@@ -19,6 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use loupe_backend::SpanStore;
 use loupe_ingest::pipeline::Pipeline;
 
+pub mod admission;
 pub mod auth;
 pub mod error;
 pub mod grpc;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub metrics: Option<MetricsRender>,
     /// The alerting engine (`None`: the alerting API answers 404).
     pub alerts: Option<Arc<loupe_alerts::Engine>>,
+    /// Bounds the ingest requests decoding and appending at once.
+    pub ingest_gate: admission::IngestGate,
 }
 
 /// Renders the `/metrics` body in a format, for one project or (`None`)

@@ -88,6 +88,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Arc::new(move |format, project| store.render_metrics(format, project))
         }),
         alerts: crate::cli_alerts::engine(&config, &store)?,
+        ingest_gate: loupe_api::admission::IngestGate::new(
+            config.store.max_concurrent_appends,
+            config.store.append_queue_timeout,
+        ),
     };
 
     let http = tokio::net::TcpListener::bind(config.server.http_addr)

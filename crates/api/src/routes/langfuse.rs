@@ -60,6 +60,7 @@ async fn ingestion(
             ApiError::new(status, format!("could not read the request body: {rejection}"))
         }
     })?;
+    let _slot = state.ingest_gate.admit().await?;
     let prepared =
         prepare(project.as_str(), &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let stored = prepared.spans.len();

@@ -95,6 +95,7 @@ async fn export(
 ) -> Result<Response, ApiError> {
     let (encoding, gzip) = encoding(&headers)?;
     let body = body.map_err(|r| body_error(&state, r))?;
+    let _slot = state.ingest_gate.admit().await?;
     let request = decode_request(&body, encoding, gzip, state.config.max_decompressed_bytes)
         .map_err(|e| match e {
             DecodeError::TooLarge { .. } => {

@@ -163,9 +163,20 @@ pub async fn run(config: &GenConfig, dir: &Path, overload_secs: u64) -> anyhow::
     out.cpu_s = cpu_seconds(pid) - cpu0;
     out.spans = acked.load(Ordering::Relaxed);
 
-    // Overload: offer twice the measured rate for `overload_secs`.
+    // Overload: offer twice the measured rate for `overload_secs`, with new
+    // runs (another seed): re-sending stored spans would measure the update
+    // path (a merge lookup per span), not overload.
     let rate = out.spans as f64 / out.wall.as_secs_f64().max(1e-9);
     let per_req = out.spans as f64 / bodies.len().max(1) as f64;
+    // Enough runs for the whole overload, generated as they are sent.
+    let needed = config.runs as f64 * 2.0 * overload_secs as f64 / out.wall.as_secs_f64().max(1e-3);
+    let fresh = GenConfig {
+        seed: config.seed.wrapping_add(1),
+        runs: (needed.ceil() as usize).max(config.runs),
+        ..config.clone()
+    };
+    let mut fresh_bodies =
+        loupe_gen::otlp::requests(&fresh, 50).map(|r| Bytes::from(r.encode_to_vec()));
     out.offered = 2.0 * rate;
     let interval = Duration::from_secs_f64(per_req / out.offered.max(1.0));
     let counts: Arc<[AtomicU64; 5]> = Arc::new(Default::default());
@@ -173,16 +184,14 @@ pub async fn run(config: &GenConfig, dir: &Path, overload_secs: u64) -> anyhow::
     let end = Instant::now() + Duration::from_secs(overload_secs);
     let mut ticker = tokio::time::interval(interval.max(Duration::from_micros(100)));
     let mut inflight = futures::stream::FuturesUnordered::new();
-    let mut i = 0usize;
     while Instant::now() < end {
         ticker.tick().await;
-        let Some((body, _)) = bodies.get(i % bodies.len().max(1)) else {
+        let Some(body) = fresh_bodies.next() else {
             break;
         };
-        i += 1;
         let counts = counts.clone();
         let outcomes = outcomes.clone();
-        let fut = post(body.clone());
+        let fut = post(body);
         inflight.push(async move {
             let answer = fut.await;
             let key = match &answer {
