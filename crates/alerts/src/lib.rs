@@ -78,6 +78,11 @@ pub struct AlertsConfig {
     pub channels: Vec<channels::ChannelConfig>,
     /// `[[alerts.actions]]`.
     pub actions: Vec<actions::ActionConfig>,
+    /// The longest threshold-rule window the rollups can answer: the
+    /// per-minute history kept (`[metrics] minutes_kept`). Not a config key;
+    /// the binary sets it from `[metrics]`. `None`: unchecked.
+    #[serde(skip)]
+    pub max_window: Option<std::time::Duration>,
 }
 
 impl Default for AlertsConfig {
@@ -89,6 +94,7 @@ impl Default for AlertsConfig {
             rules: Vec::new(),
             channels: Vec::new(),
             actions: Vec::new(),
+            max_window: None,
         }
     }
 }
@@ -122,6 +128,18 @@ impl AlertsConfig {
     /// Checks one rule (also for rules posted to the API).
     pub fn check_rule(&self, r: &Rule, labels: &[String]) -> Result<(), Error> {
         r.validate(labels)?;
+        if let Some(max) = self.max_window
+            && r.kind == rules::RuleType::Threshold
+            && r.window > max
+        {
+            return Err(Error::Invalid(format!(
+                "alert rule {:?}: window {} is longer than the {} of per-minute rollups kept; \
+                 shorten the window or raise [metrics] minutes_kept",
+                r.name,
+                humantime::format_duration(r.window),
+                humantime::format_duration(max)
+            )));
+        }
         for n in &r.notify {
             if !self.channels.iter().any(|c| &c.name == n) {
                 return Err(Error::Invalid(format!(

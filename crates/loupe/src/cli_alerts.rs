@@ -43,7 +43,7 @@ pub fn engine(config: &Config, store: &Store) -> anyhow::Result<Option<Arc<Engin
     }
     let source_store = store.clone();
     let engine = Engine::open(
-        config.alerts.clone(),
+        config.alerts_config(),
         config.metrics.labels.clone(),
         Some(&store.config().data_dir),
         Arc::new(move || source_store.rollups()),
@@ -85,7 +85,7 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the data directory {}", dir.display()))?;
     let rollups = store.rollups();
     let engine = Engine::open(
-        config.alerts.clone(),
+        config.alerts_config(),
         config.metrics.labels.clone(),
         Some(&dir),
         Arc::new(loupe_rollup::Rollups::default),

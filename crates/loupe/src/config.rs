@@ -142,8 +142,18 @@ impl Config {
                 bail!("metrics.labels: tag {label:?} would clash with the built-in label {name:?}");
             }
         }
-        self.alerts.validate(&self.metrics.labels)?;
+        self.alerts_config().validate(&self.metrics.labels)?;
         Ok(())
+    }
+
+    /// `[alerts]` with what it needs from `[metrics]`: threshold windows
+    /// may not exceed the per-minute rollups kept.
+    pub fn alerts_config(&self) -> loupe_alerts::AlertsConfig {
+        let mut alerts = self.alerts.clone();
+        alerts.max_window = Some(std::time::Duration::from_secs(
+            60 * self.metrics.minutes_kept as u64,
+        ));
+        alerts
     }
 }
 

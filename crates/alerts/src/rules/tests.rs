@@ -86,3 +86,24 @@ fn validation_names_the_problem() {
     assert!(bad("name='a'\ntype='event'").contains("group_by"));
     assert!(toml::from_str::<super::Rule>("name='a'\nmetrik='count'").is_err());
 }
+
+#[test]
+fn a_threshold_window_longer_than_the_rollups_kept_is_refused() {
+    let mut cfg = example();
+    cfg.max_window = Some(std::time::Duration::from_secs(180 * 60));
+    let labels = ["category".to_owned()];
+    cfg.validate(&labels).expect("the examples fit in 3 h");
+    let mut long = cfg.rules[0].clone();
+    long.window = std::time::Duration::from_secs(4 * 3600);
+    let err = cfg
+        .check_rule(&long, &labels)
+        .expect_err("4h > 3h")
+        .to_string();
+    assert!(
+        err.contains("window 4h") && err.contains("3h") && err.contains("minutes_kept"),
+        "{err}"
+    );
+    cfg.max_window = None;
+    cfg.check_rule(&long, &labels)
+        .expect("unchecked without a bound");
+}

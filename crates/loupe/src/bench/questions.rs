@@ -68,6 +68,21 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
     let (s, e) = (rfc3339(ctx.start_ns), rfc3339(ctx.end_ns));
     let window = format!("from {s} to {e}");
     let (ps, pe) = (timestamp(ctx.start_ns), timestamp(ctx.end_ns));
+    // The run and its nodes by primary key and `workflow_run_id` index.
+    let one_run_pg = vec![
+        Step {
+            query: format!("SELECT * FROM workflow_runs WHERE id = '{}'", ctx.run_id),
+            compare: None,
+        },
+        step(
+            format!(
+                "SELECT *, elapsed_time * 1e9 AS duration FROM workflow_node_executions \
+                 WHERE workflow_run_id = '{}' ORDER BY index",
+                ctx.run_id
+            ),
+            &["node_type", "status", "duration"],
+        ),
+    ];
     let pg_window = format!("created_at >= '{ps}' AND created_at < '{pe}'");
     let r_window = format!("r.created_at >= '{ps}' AND r.created_at < '{pe}'");
     let n_window = format!("n.created_at >= '{ps}' AND n.created_at < '{pe}'");
@@ -255,20 +270,7 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
         ),
         Question {
             name: "one run with all its nodes",
-            pg: vec![
-                Step {
-                    query: format!("SELECT * FROM workflow_runs WHERE id = '{}'", ctx.run_id),
-                    compare: None,
-                },
-                step(
-                    format!(
-                        "SELECT *, elapsed_time * 1e9 AS duration FROM workflow_node_executions \
-                     WHERE workflow_run_id = '{}' ORDER BY index",
-                        ctx.run_id
-                    ),
-                    &["node_type", "status", "duration"],
-                ),
-            ],
+            pg: one_run_pg.clone(),
             loupe: vec![step(
                 LoupeQuery::Run(ctx.run_id.clone()),
                 &["node_type", "status", "duration"],
@@ -278,20 +280,7 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
         },
         Question {
             name: "one run with all its nodes (query language)",
-            pg: vec![
-                Step {
-                    query: format!("SELECT * FROM workflow_runs WHERE id = '{}'", ctx.run_id),
-                    compare: None,
-                },
-                step(
-                    format!(
-                        "SELECT *, elapsed_time * 1e9 AS duration FROM workflow_node_executions \
-                     WHERE workflow_run_id = '{}' ORDER BY index",
-                        ctx.run_id
-                    ),
-                    &["node_type", "status", "duration"],
-                ),
-            ],
+            pg: one_run_pg,
             loupe: vec![step(
                 lang(format!(
                     "{window} run_id={} | sort start_time, span_id | limit 1000",
