@@ -75,7 +75,7 @@ pub struct ServerConfig {
     /// Largest body after decompression, bytes. Default 64 MiB.
     pub max_decompressed_bytes: usize,
     /// Time limit of one query or SQL request (default 30 s).
-    #[serde(with = "duration_text")]
+    #[serde(with = "loupe_store::humantime_serde_compat")]
     pub query_timeout: std::time::Duration,
     /// Memory pool of one query, bytes (default 512 MiB).
     pub query_memory_bytes: usize,
@@ -92,24 +92,6 @@ impl Default for ServerConfig {
             query_timeout: api.query_timeout,
             query_memory_bytes: api.query_memory_bytes,
         }
-    }
-}
-
-/// Durations as humantime text (`"30s"`, `"2m"`).
-mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!("invalid duration {text:?}: {e} (try \"30s\")"))
-        })
     }
 }
 
@@ -173,7 +155,11 @@ mod tests {
 
     #[test]
     fn shipped_example_config_parses_and_validates() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loupe.example.toml");
+        let path = std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../../loupe.example.toml");
         let config = Config::load(&path).expect("example parses");
         config.validate().expect("example validates");
         assert!(!config.tags.is_empty(), "the example shows tag rules");

@@ -9,6 +9,7 @@
 //! ids ([`IdIndex`]), so "is this span already stored, and where?" costs no
 //! I/O for the common answer, "no".
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -213,7 +214,7 @@ pub fn open_part(data_dir: &Path, meta: PartMeta) -> Result<Part, Error> {
 /// Which rows of a part to read.
 pub enum RowPick<'a> {
     /// Rows whose `span_id` is in the set.
-    SpanIds(&'a std::collections::HashSet<String>),
+    SpanIds(&'a HashSet<String>),
     /// Rows whose `trace_id` equals the value.
     Trace(&'a str),
     /// Rows whose `trace_id` or `run_id` equals the value (one run).
@@ -222,14 +223,12 @@ pub enum RowPick<'a> {
 
 impl RowPick<'_> {
     /// The id columns the pick reads, each with the values it looks for.
-    fn columns(&self) -> Vec<(&'static str, Vec<String>)> {
+    fn columns(&self) -> Vec<(&'static str, HashSet<String>)> {
+        let one = |v: &str| HashSet::from([v.to_owned()]);
         match self {
-            RowPick::SpanIds(ids) => vec![(column::SPAN_ID, ids.iter().cloned().collect())],
-            RowPick::Trace(t) => vec![(column::TRACE_ID, vec![(*t).to_owned()])],
-            RowPick::TraceOrRun(id) => vec![
-                (column::TRACE_ID, vec![(*id).to_owned()]),
-                (column::RUN_ID, vec![(*id).to_owned()]),
-            ],
+            RowPick::SpanIds(ids) => vec![(column::SPAN_ID, (*ids).clone())],
+            RowPick::Trace(t) => vec![(column::TRACE_ID, one(t))],
+            RowPick::TraceOrRun(id) => vec![(column::TRACE_ID, one(id)), (column::RUN_ID, one(id))],
         }
     }
 }
@@ -280,10 +279,7 @@ pub fn read_rows(
         if cols.len() != wanted.len() {
             return Ok(Vec::new());
         }
-        let sets: Vec<std::collections::HashSet<String>> = wanted
-            .into_iter()
-            .map(|(_, values)| values.into_iter().collect())
-            .collect();
+        let sets: Vec<HashSet<String>> = wanted.into_iter().map(|(_, values)| values).collect();
         // The mask yields the columns in schema order.
         let mut order: Vec<usize> = (0..cols.len()).collect();
         order.sort_by_key(|&i| cols[i]);

@@ -319,15 +319,12 @@ fn truncate(s: &str) -> String {
 /// Markdown text shared by the chat channels.
 pub fn markdown(n: &Notice) -> String {
     let mut text = format!(
-        "### {}\n\n- rule: {}\n- state: {}\n- group: {}\n- {}: {} ({} {})\n",
+        "### {}\n\n- rule: {}\n- state: {}\n- group: {}\n- {}\n",
         n.headline(),
         n.rule,
         n.state.as_str(),
         n.group_text(),
-        n.metric,
-        n.value_text(),
-        n.op,
-        n.threshold_text()
+        n.condition_text()
     );
     if !n.summary.is_empty() {
         text.push_str(&format!("- summary: {}\n", n.summary));
@@ -342,15 +339,12 @@ pub fn markdown(n: &Notice) -> String {
 /// Plain text shared by text-only channels.
 pub fn plain(n: &Notice) -> String {
     let mut text = format!(
-        "{}\nrule: {}\nstate: {}\ngroup: {}\n{}: {} ({} {})\n",
+        "{}\nrule: {}\nstate: {}\ngroup: {}\n{}\n",
         n.headline(),
         n.rule,
         n.state.as_str(),
         n.group_text(),
-        n.metric,
-        n.value_text(),
-        n.op,
-        n.threshold_text()
+        n.condition_text()
     );
     if !n.summary.is_empty() {
         text.push_str(&format!("summary: {}\n", n.summary));

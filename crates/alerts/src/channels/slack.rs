@@ -9,15 +9,12 @@ use crate::eval::Notice;
 /// The request for `n`.
 pub fn request(c: &ChannelConfig, n: &Notice) -> HttpRequest {
     let mut text = format!(
-        "*{}*\nrule: `{}`  state: *{}*  group: {}\n{}: {} ({} {})\n",
+        "*{}*\nrule: `{}`  state: *{}*  group: {}\n{}\n",
         n.headline(),
         n.rule,
         n.state.as_str(),
         n.group_text(),
-        n.metric,
-        n.value_text(),
-        n.op,
-        n.threshold_text()
+        n.condition_text()
     );
     if !n.summary.is_empty() {
         text.push_str(&format!("{}\n", n.summary));

@@ -100,6 +100,17 @@ impl Notice {
         format_value(&self.metric, self.threshold)
     }
 
+    /// The condition with its value: `failure_rate: 12.00% (> 5.00%)`.
+    pub fn condition_text(&self) -> String {
+        format!(
+            "{}: {} ({} {})",
+            self.metric,
+            self.value_text(),
+            self.op,
+            self.threshold_text()
+        )
+    }
+
     /// A one-line text: `[FIRING] rule (group): metric value > threshold`.
     pub fn headline(&self) -> String {
         format!(

@@ -120,6 +120,16 @@ fn show(row: Option<&Vec<Cell>>) -> String {
     }
 }
 
+/// Positions of the `keep` columns among `names` (all when `keep` is empty).
+pub fn column_positions<S: AsRef<str>>(names: &[S], keep: &[&str]) -> Vec<usize> {
+    if keep.is_empty() {
+        return (0..names.len()).collect();
+    }
+    keep.iter()
+        .filter_map(|k| names.iter().position(|n| n.as_ref() == *k))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

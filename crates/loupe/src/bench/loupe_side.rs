@@ -100,13 +100,7 @@ pub async fn run(
     let names: Vec<String> = result.columns.into_iter().map(|c| c.name).collect();
     let values = result.rows;
     let took = started.elapsed();
-    let idx: Vec<usize> = if keep.is_empty() {
-        (0..names.len()).collect()
-    } else {
-        keep.iter()
-            .filter_map(|k| names.iter().position(|n| n == k))
-            .collect()
-    };
+    let idx = super::compare::column_positions(&names, keep);
     let mut rows = Rows::new();
     for row in &values {
         let cells: Vec<Cell> = idx

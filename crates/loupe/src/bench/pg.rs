@@ -171,13 +171,7 @@ impl Pg {
         for m in &messages {
             if let SimpleQueryMessage::Row(row) = m {
                 let names: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
-                let idx: Vec<usize> = if keep.is_empty() {
-                    (0..names.len()).collect()
-                } else {
-                    keep.iter()
-                        .filter_map(|k| names.iter().position(|n| n == k))
-                        .collect()
-                };
+                let idx = super::compare::column_positions(&names, keep);
                 rows.push(
                     idx.iter()
                         .map(|&i| row.get(i).map_or(Cell::Null, Cell::from_text))
