@@ -513,9 +513,10 @@ async fn rows_inserted_while_syncing_are_all_picked_up() {
 #[tokio::test]
 async fn the_same_run_from_langfuse_and_the_database_merges_into_one() {
     let env = Env::new().await;
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
-        "../../../shared/fixtures/dify-1.14.1/dify_langfuse_workflow_success_http_branch.json",
-    );
+    let path = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../../shared/fixtures/dify-1.14.1/dify_langfuse_workflow_success_http_branch.json");
     let fixture: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("json");
     for request in fixture["requests"].as_array().expect("requests") {

@@ -10,7 +10,10 @@ struct File {
 }
 
 fn example() -> AlertsConfig {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loupe.example.toml");
+    let path = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../loupe.example.toml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("example: {e}"));
     let table = v.get("alerts").cloned().unwrap_or(toml::Value::Integer(0));

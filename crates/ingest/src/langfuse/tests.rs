@@ -6,7 +6,7 @@
 //! the end-to-end tests in `crates/loupe/tests/it/langfuse.rs`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use loupe_model::{Span, SpanKind, Status};
 use serde_json::{Value, json};
@@ -17,7 +17,10 @@ const SEC: i64 = 1_000_000_000;
 
 /// The shared fixture directory (the checkout sits beside `shared/`).
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../../shared/fixtures")
 }
 
 fn read(name: &str) -> Value {

@@ -1,7 +1,7 @@
 //! Shared test support: the fixture location (written once), replay helpers
 //! and the expected-span check.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use loupe_ingest::otlp::{Encoding, decode_request, normalise_request};
 use loupe_model::{INGEST_VERSION, Span, SpanKind, Status};
@@ -15,7 +15,10 @@ pub const PROJECT: &str = "it";
 
 /// The shared fixture directory (`shared/fixtures` beside the checkout).
 pub fn fixtures_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../../shared/fixtures");
     assert!(
         dir.is_dir(),
         "fixture directory {} is missing: clone the `shared` repository beside this checkout",

@@ -15,7 +15,10 @@ use serde_json::Value;
 
 /// The shared fixture directory (the checkout sits beside `shared/`).
 pub fn fixtures() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../../shared/fixtures");
     assert!(
         dir.is_dir(),
         "fixtures not found at {}: the checkout must sit beside shared/",
