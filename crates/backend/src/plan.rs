@@ -305,6 +305,9 @@ pub struct QueryStats {
     /// Whether rows were cut at the backend's row cap.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// Whether the answer came from rollups (no span was read).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_rollups: bool,
 }
 
 /// A query's answer: typed columns and rows of JSON values (timestamps and

@@ -32,10 +32,12 @@ use serde::{Deserialize, Serialize};
 
 pub mod events;
 pub mod expose;
+pub mod hours;
 mod measures;
 #[cfg(test)]
 mod tests;
 
+pub use hours::{DayFile, HourMeasures, HourTier};
 pub use measures::{BUCKET_BOUNDS_US, Histogram, Measures};
 
 /// The value of a folded dimension.
@@ -153,6 +155,7 @@ pub struct Contribution {
     pub(crate) tokens_total: u64,
     pub(crate) cost_micros: u64,
     pub(crate) at_ns: Option<i64>,
+    pub(crate) hour_fields: hours::HourFields,
 }
 
 /// Whether a span is finished: it has a final status, or an end time and
@@ -215,6 +218,7 @@ fn contribution(span: &Span, labels: &[String]) -> Contribution {
             .filter(|c| c.is_finite() && *c > 0.0)
             .map_or(0, |c| (c * 1e6).round() as u64),
         at_ns: span.end_time.or(span.start_time),
+        hour_fields: hours::HourFields::of(span),
     }
 }
 
@@ -230,11 +234,23 @@ pub struct Rollups {
     folded_series: u64,
     ingested_spans: u64,
     events: events::RecentEvents,
+    hours: HourTier,
 }
 
 impl Rollups {
-    /// Empty rollups.
+    /// Empty rollups for an empty store: the hour tier counts every span.
     pub fn new(config: RollupConfig) -> Self {
+        Self {
+            config,
+            hours: HourTier::new_complete(),
+            ..Self::default()
+        }
+    }
+
+    /// Empty rollups for a store that already holds spans they never saw
+    /// (their snapshot is lost): counters restart, and the hour tier is
+    /// incomplete, so queries are not answered from it.
+    pub fn new_incomplete(config: RollupConfig) -> Self {
         Self {
             config,
             ..Self::default()
@@ -291,6 +307,8 @@ impl Rollups {
             self.totals.entry(key.clone()).or_default().add(c, retract);
             Some(key)
         };
+        self.hours
+            .change(key.as_ref().unwrap_or(&c.key), c, retract);
         if !c.finished {
             return;
         }
@@ -357,6 +375,29 @@ impl Rollups {
         &self.minutes
     }
 
+    /// The hour tier (every span by start hour and series).
+    pub fn hours(&self) -> &HourTier {
+        &self.hours
+    }
+
+    /// Drops the hour-tier series of the whole days (day = ns / 24 h) that
+    /// `expired(project, day)` says retention has removed.
+    pub fn expire_hours(&mut self, expired: impl Fn(&str, i64) -> bool) {
+        self.hours.expire(expired);
+    }
+
+    /// Marks the hour tier as not counting every span (a day file is lost):
+    /// queries stop being answered from it.
+    pub fn mark_hours_incomplete(&mut self) {
+        self.hours.complete = false;
+    }
+
+    /// The hour-tier days changed since the last call, to persist with the
+    /// snapshot of `seq` (take them under the same lock as the snapshot).
+    pub fn take_dirty_days(&mut self, seq: u64) -> Vec<DayFile> {
+        self.hours.take_dirty(seq)
+    }
+
     /// Recent finished spans, for event rules.
     pub fn recent_events(&self) -> &events::RecentEvents {
         &self.events
@@ -396,12 +437,20 @@ impl Rollups {
             folded_seen: folded,
             folded_series: self.folded_series,
             ingested_spans: self.ingested_spans,
+            day_files: self.hours.day_files.clone(),
+            hours_complete: self.hours.complete,
         }
     }
 
-    /// Rebuilds rollups from a snapshot. Series of tags no longer
-    /// configured are merged into the series without them.
-    pub fn restore(config: RollupConfig, snap: Snapshot) -> Result<Self, Error> {
+    /// Rebuilds rollups from a snapshot and the hour-tier day files it names
+    /// ([`Snapshot::day_files`]). Series of tags no longer configured are
+    /// merged into the series without them; the hour tier is then marked
+    /// incomplete, as spans counted before lack the new labels.
+    pub fn restore(
+        config: RollupConfig,
+        snap: Snapshot,
+        days: Vec<DayFile>,
+    ) -> Result<Self, Error> {
         if snap.format_version != SNAPSHOT_FORMAT {
             return Err(Error::Format {
                 found: snap.format_version,
@@ -442,6 +491,11 @@ impl Rollups {
                 .entry((key.project.clone(), key.app_id.clone()))
                 .or_default() += 1;
         }
+        for day in days {
+            out.hours.restore_day(day, remap);
+        }
+        out.hours.day_files = snap.day_files;
+        out.hours.complete = snap.hours_complete && snap.labels == config.labels;
         out.folded_seen = snap.folded_seen.into_iter().map(remap).collect();
         out.folded_series = snap.folded_series;
         out.ingested_spans = snap.ingested_spans;
@@ -481,4 +535,11 @@ pub struct Snapshot {
     pub folded_series: u64,
     /// Spans received.
     pub ingested_spans: u64,
+    /// Hour-tier day (ns / 24 h) → seq of the day file holding it.
+    #[serde(default)]
+    pub day_files: BTreeMap<i64, u64>,
+    /// Whether the hour tier counts every stored span (false in snapshots
+    /// written before it existed).
+    #[serde(default)]
+    pub hours_complete: bool,
 }

@@ -103,13 +103,14 @@ fn snapshots_round_trip_and_remap_changed_labels() {
     let snap = r.snapshot(7);
     let json = serde_json::to_string(&snap).expect("json");
     let back: crate::Snapshot = serde_json::from_str(&json).expect("parse");
-    let again = Rollups::restore(RollupConfig::default(), back.clone()).expect("restore");
+    let again =
+        Rollups::restore(RollupConfig::default(), back.clone(), Vec::new()).expect("restore");
     assert_eq!(again.snapshot(7), snap);
     let relabelled = RollupConfig {
         labels: vec!["tier".into(), "category".into()],
         ..RollupConfig::default()
     };
-    let moved = Rollups::restore(relabelled, back).expect("restore");
+    let moved = Rollups::restore(relabelled, back, Vec::new()).expect("restore");
     let tags: Vec<_> = moved.totals().keys().map(|k| k.tags.clone()).collect();
     assert_eq!(tags, vec![vec![String::new(), "phone".to_owned()]]);
 }
@@ -159,4 +160,68 @@ fn exposition_has_the_seed_names_and_both_formats() {
         Format::from_accept(Some("application/openmetrics-text;version=1.0.0")),
         Format::OpenMetrics
     );
+}
+
+/// The hour tier files spans by start hour with exact, retractable
+/// measures, survives a snapshot with its day files, and stops claiming
+/// completeness when the labels change or a day is lost.
+#[test]
+fn hour_tier_counts_each_span_once_by_start_hour_and_round_trips() {
+    const H: i64 = 3_600 * S;
+    let mut r = Rollups::new(RollupConfig::default());
+    assert!(r.hours().is_complete());
+    let first = running("a");
+    r.apply(None, &first);
+    let mut done = tool("a", "inventory", Status::Error, 1500);
+    done.total_tokens = Some(30);
+    done.cost = Some(0.001);
+    r.apply(Some(&first), &done);
+    let mut late = tool("b", "inventory", Status::Ok, 500);
+    late.start_time = Some(2 * H + 5 * S);
+    late.end_time = Some(3 * H + 5 * S);
+    r.apply(None, &late);
+    let sum = |r: &Rollups, from: i64, to: i64| {
+        let mut m = crate::HourMeasures::default();
+        for (_, _, x) in r.hours().range(from, to) {
+            m.merge(x);
+        }
+        m
+    };
+    let first_hour = sum(&r, 0, 1);
+    assert_eq!(
+        (first_hour.spans, first_hour.ok, first_hour.errors),
+        (1, 0, 1)
+    );
+    assert_eq!(first_hour.duration.sum, 1_500_000_000);
+    assert_eq!(
+        (first_hour.total_tokens.sum, first_hour.total_tokens.count),
+        (30, 1)
+    );
+    assert_eq!(first_hour.input_tokens.count, 0);
+    assert!((first_hour.cost() - 0.001).abs() < 1e-15);
+    // Filed by start hour (2), not end hour (3).
+    assert_eq!(sum(&r, 2, 3).spans, 1);
+    assert_eq!(sum(&r, 3, 4).spans, 0);
+    let days = r.take_dirty_days(9);
+    assert_eq!(days.len(), 1);
+    assert!(r.take_dirty_days(10).is_empty(), "days are handed out once");
+    let snap = r.snapshot(9);
+    assert_eq!(snap.day_files.get(&0), Some(&9));
+    assert!(snap.hours_complete);
+    let back =
+        Rollups::restore(RollupConfig::default(), snap.clone(), days.clone()).expect("restore");
+    assert!(back.hours().is_complete());
+    assert_eq!(sum(&back, 0, 24), sum(&r, 0, 24));
+    let relabelled = RollupConfig {
+        labels: vec!["tier".into()],
+        ..RollupConfig::default()
+    };
+    let moved = Rollups::restore(relabelled, snap, days).expect("restore");
+    assert!(!moved.hours().is_complete());
+    // Retention drops whole days of one project.
+    r.expire_hours(|project, day| project == "p" && day < 1);
+    assert_eq!(sum(&r, 0, 24).spans, 0);
+    let gone = r.take_dirty_days(11);
+    assert!(gone.is_empty(), "an emptied day has no file");
+    assert!(r.snapshot(11).day_files.is_empty());
 }

@@ -73,6 +73,10 @@ pub struct StoreConfig {
     /// bound. Default 2s.
     #[serde(with = "humantime_serde_compat")]
     pub append_queue_timeout: Duration,
+    /// Answer aggregate queries the hour rollups can answer exactly (whole
+    /// hours; count, rates, sum and avg over rollup dimensions) from them
+    /// instead of scanning spans. Default true.
+    pub answer_from_rollups: bool,
     /// Rollup settings (from `[metrics]` in `loupe.toml`, not `[store]`).
     #[serde(skip)]
     pub rollup: loupe_rollup::RollupConfig,
@@ -93,6 +97,7 @@ impl Default for StoreConfig {
             maintenance_interval: Duration::from_secs(60),
             max_concurrent_appends: 8,
             append_queue_timeout: Duration::from_secs(2),
+            answer_from_rollups: true,
             rollup: loupe_rollup::RollupConfig::default(),
         }
     }

@@ -16,9 +16,20 @@ impl Store {
     /// memtable. Returns when all data written before the call is in parts.
     pub async fn flush_all(&self) -> Result<(), Error> {
         self.check_writable()?;
-        let _gate = self.inner.flush_gate.lock().await;
-        self.freeze()?;
-        self.flush_frozen().await
+        let gate = self.inner.flush_gate.clone().lock_owned().await;
+        let store = self.clone();
+        // The gate goes with the blocking work, not with this future: when
+        // the caller is dropped mid-flush (the background loop is aborted at
+        // shutdown), the flush still runs to its end before the next flush
+        // may start. Releasing it early let a second flush write the same
+        // frozen memtable again, duplicating its rows.
+        tokio::task::spawn_blocking(move || {
+            let _gate = gate;
+            store.freeze()?;
+            store.flush_frozen()
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("flush task failed: {e}")))?
     }
 
     fn freeze(&self) -> Result<(), Error> {
@@ -31,6 +42,7 @@ impl Store {
         let mut mt = std::mem::take(&mut st.active);
         // Under the append gate: the rollups reflect exactly the records up
         // to this memtable's max_seq.
+        mt.hour_days = st.rollups.take_dirty_days(mt.max_seq);
         mt.rollups = Some(st.rollups.snapshot(mt.max_seq));
         st.frozen.push(Arc::new(mt));
         drop(st);
@@ -38,15 +50,12 @@ impl Store {
         Ok(())
     }
 
-    async fn flush_frozen(&self) -> Result<(), Error> {
+    fn flush_frozen(&self) -> Result<(), Error> {
         loop {
             let Some(mt) = self.inner.state.lock().frozen.first().cloned() else {
                 return Ok(());
             };
-            let store = self.clone();
-            tokio::task::spawn_blocking(move || store.flush_one(&mt))
-                .await
-                .map_err(|e| Error::Invalid(format!("flush task failed: {e}")))??;
+            self.flush_one(&mt)?;
         }
     }
 
@@ -83,7 +92,9 @@ impl Store {
                 rows,
             )?));
         }
-        // The rollups of this seq are on disk before the manifest names it.
+        // The rollups of this seq (and the hour-tier days they name) are on
+        // disk before the manifest names it.
+        crate::rollups::store_days(&dir, &mt.hour_days)?;
         if let Some(snap) = &mt.rollups {
             crate::rollups::store(&dir, snap)?;
         }
@@ -120,7 +131,9 @@ impl Store {
             flushed_seq = st.manifest.flushed_seq;
         }
         self.inner.wal.delete_flushed(flushed_seq)?;
-        crate::rollups::remove_stale(&dir, flushed_seq)?;
+        if let Some(snap) = &mt.rollups {
+            crate::rollups::remove_stale(&dir, flushed_seq, &snap.day_files)?;
+        }
         tracing::debug!(
             parts = new_parts.len(),
             rows = mt.rows.len(),

@@ -201,7 +201,7 @@ pub(crate) struct Inner {
     /// Admission slots for appends (`max_concurrent_appends`).
     pub append_slots: tokio::sync::Semaphore,
     /// Serialises flushes and maintenance.
-    pub flush_gate: tokio::sync::Mutex<()>,
+    pub flush_gate: Arc<tokio::sync::Mutex<()>>,
     pub wal: Arc<Wal>,
     pub syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
     pub flush_wake: tokio::sync::Notify,
@@ -211,6 +211,9 @@ pub(crate) struct Inner {
     /// processes never append to one WAL. Released when the store drops (or
     /// the process dies).
     pub dir_lock: Mutex<Option<std::fs::File>>,
+    /// Whether aggregate queries may be answered from the hour rollups
+    /// (`answer_from_rollups`; switchable at run time for benchmarks).
+    pub rollup_answers: std::sync::atomic::AtomicBool,
     /// Full-text indexes loaded so far, by part id (`fts.rs`).
     pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::TextIndex>>>,
 }
@@ -270,18 +273,20 @@ impl Store {
             rollups,
         };
         let append_slots = tokio::sync::Semaphore::new(config.max_concurrent_appends.max(1));
+        let config_rollup_answers = config.answer_from_rollups;
         Store {
             inner: Arc::new(Inner {
                 config,
                 state: Mutex::new(state),
                 append_gate: Mutex::new(()),
                 append_slots,
-                flush_gate: tokio::sync::Mutex::new(()),
+                flush_gate: Arc::new(tokio::sync::Mutex::new(())),
                 wal,
                 syncer: Mutex::new(None),
                 flush_wake: tokio::sync::Notify::new(),
                 read_only,
                 dir_lock: Mutex::new(None),
+                rollup_answers: std::sync::atomic::AtomicBool::new(config_rollup_answers),
                 text_indexes: Mutex::new(Default::default()),
             }),
         }

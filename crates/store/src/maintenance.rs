@@ -27,6 +27,8 @@ pub struct MaintenanceReport {
     pub indexed_parts: usize,
 }
 
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
 impl Store {
     /// One pass of retention, compaction and garbage deletion.
     pub async fn maintain(&self) -> Result<MaintenanceReport, Error> {
@@ -39,31 +41,52 @@ impl Store {
     /// As [`Store::maintain`], with "now" given (ns), for tests and tools.
     pub async fn maintain_at(&self, now_ns: i64) -> Result<MaintenanceReport, Error> {
         self.check_writable()?;
-        let _gate = self.inner.flush_gate.lock().await;
+        let gate = self.inner.flush_gate.clone().lock_owned().await;
+        let store = self.clone();
+        // As in `flush_all`: the gate is released when the work ends, even
+        // if the caller was dropped, so no flush overlaps a compaction.
+        tokio::task::spawn_blocking(move || {
+            let _gate = gate;
+            store.maintain_blocking(now_ns)
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("maintenance task failed: {e}")))?
+    }
+
+    fn maintain_blocking(&self, now_ns: i64) -> Result<MaintenanceReport, Error> {
         let mut report = MaintenanceReport {
             expired_parts: self.expire(now_ns)?,
             ..Default::default()
         };
-        let groups = self.compaction_candidates();
-        for group in groups {
-            let store = self.clone();
-            let (parts_in, parts_out, dropped) =
-                tokio::task::spawn_blocking(move || store.compact(group))
-                    .await
-                    .map_err(|e| Error::Invalid(format!("compaction task failed: {e}")))??;
+        for group in self.compaction_candidates() {
+            let (parts_in, parts_out, dropped) = self.compact(group)?;
             report.compacted_parts += parts_in;
             report.new_parts += parts_out;
             report.dropped_rows += dropped;
         }
-        let store = self.clone();
-        report.indexed_parts = tokio::task::spawn_blocking(move || store.index_text())
-            .await
-            .map_err(|e| Error::Invalid(format!("text index task failed: {e}")))??;
+        report.indexed_parts = self.index_text()?;
         self.collect_garbage(false);
         Ok(report)
     }
 
+    /// Drops the hour-tier days retention has removed (or will, at the next
+    /// maintenance: the rule is the parts' rule, whole days before the
+    /// cutoff's day), so the tier never answers for spans no longer stored.
+    pub(crate) fn expire_hour_tier(&self, now_ns: i64) {
+        let cfg = &self.inner.config;
+        let cutoff_day = |project: &str| {
+            let days = i64::from(cfg.retention_for(project));
+            (days > 0).then(|| (now_ns - days * DAY_NS).div_euclid(DAY_NS))
+        };
+        self.inner
+            .state
+            .lock()
+            .rollups
+            .expire_hours(|project, day| cutoff_day(project).is_some_and(|c| day < c));
+    }
+
     fn expire(&self, now_ns: i64) -> Result<usize, Error> {
+        self.expire_hour_tier(now_ns);
         let mut st = self.inner.state.lock();
         let cfg = &self.inner.config;
         let expired: HashSet<u64> = st

@@ -27,6 +27,9 @@ pub(crate) struct Memtable {
     /// Rollups as of `max_seq`, taken when this memtable was frozen and
     /// persisted with its flush.
     pub rollups: Option<loupe_rollup::Snapshot>,
+    /// Hour-tier days changed since the previous freeze, written with this
+    /// memtable's flush (the snapshot names them).
+    pub hour_days: Vec<loupe_rollup::DayFile>,
 }
 
 impl Memtable {

@@ -5,24 +5,30 @@
 //! the manifest names it; a crash leaves at most a temp or an unreferenced
 //! file, both removed at the next open.
 //!
-//! Each open part has an in-memory bloom filter over its span, trace and run
-//! ids ([`IdIndex`]), so "is this span already stored, and where?" costs no
-//! I/O for the common answer, "no".
+//! Each open part keeps an [`IdIndex`] in memory: a bloom filter over its
+//! span ids, so "is this span already stored?" costs no I/O for the common
+//! answer, "no"; and the row positions of every trace and run id, so one run
+//! is read as the few Parquet pages that hold its rows (with the part's
+//! metadata and page index cached after the first read), not a scan.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::{AsArray, RecordBatch};
 use fastbloom::BloomFilter;
 use loupe_model::{SCHEMA_VERSION, column, schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    RowFilter, RowSelection,
+};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::metadata::{KeyValue, PageIndexPolicy};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +38,22 @@ use crate::wal::{io_err, sync_dir};
 
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Page bounds. Reading one run inflates, in every column, the pages that
+/// hold its rows (about one place per span kind), so pages are small. The
+/// row bound is what matters: with ~35 light columns, 256-row pages cut a
+/// lookup on 30k runs from 9.9 ms (Parquet's defaults, 1 MiB / 20k rows)
+/// to 3.9 ms, for 8 % more bytes (docs/BENCHMARKS.md).
+const PAGE_BYTES: usize = 64 * 1024;
+const PAGE_ROWS: usize = 256;
+
+/// Dictionary page bound. Any read of a dictionary-encoded column chunk
+/// inflates its whole dictionary page first; with Parquet's 1 MiB default,
+/// the near-unique ids of a 64k-row group (trace, run, session) filled
+/// it, and one run lookup cost 13.8 ms on 128k-row parts. At 16 KiB such
+/// columns fall back to plain encoding early while kinds, statuses, tools,
+/// models and names keep their dictionaries: 4.8 ms, for 6 % more bytes.
+const DICTIONARY_BYTES: usize = 16 * 1024;
 
 /// What the manifest records about a part.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -56,10 +78,14 @@ pub struct PartMeta {
     pub level: u8,
 }
 
-/// Bloom filter over the ids of one part.
-pub struct IdIndex(BloomFilter);
+/// The ids of one part: a bloom filter over span ids, and the row positions
+/// of every trace and run id.
+pub struct IdIndex {
+    spans: BloomFilter,
+    runs: RunRows,
+}
 
-/// Which id a bloom lookup is about (they share one filter).
+/// Which id a lookup is about.
 #[derive(Debug, Clone, Copy)]
 pub enum IdKind {
     /// `span_id`.
@@ -70,25 +96,80 @@ pub enum IdKind {
     Run,
 }
 
-impl IdIndex {
-    fn build<'a>(rows: impl ExactSizeIterator<Item = &'a Row>) -> Self {
-        let n = rows.len().max(1) * 3;
-        let mut bloom = BloomFilter::with_false_pos(0.0005).expected_items(n);
-        for r in rows {
-            bloom.insert(&(IdKind::Span as u8, r.span.span_id.as_str()));
+/// Row positions by trace or run id, as (32-bit fingerprint, row) pairs
+/// sorted: 8 bytes per row (one more pair where a row's run id differs from
+/// its trace id). A fingerprint can collide, so rows read through it are
+/// checked against the id itself.
+struct RunRows(Vec<(u32, u32)>);
+
+fn fingerprint(id: &str) -> u32 {
+    // Fixed seed: the index is rebuilt at open, never persisted, but a fixed
+    // seed keeps positions reproducible in tests.
+    (foldhash::quality::FixedState::with_seed(0x100be).hash_one(id) >> 32) as u32
+}
+
+impl RunRows {
+    fn build<'a>(rows: impl Iterator<Item = &'a Row>) -> Self {
+        let mut pairs = Vec::new();
+        for (i, r) in rows.enumerate() {
+            let i = i as u32;
             if let Some(t) = &r.span.trace_id {
-                bloom.insert(&(IdKind::Trace as u8, t.as_str()));
+                pairs.push((fingerprint(t), i));
             }
-            if let Some(run) = &r.span.run_id {
-                bloom.insert(&(IdKind::Run as u8, run.as_str()));
+            if let Some(run) = &r.span.run_id
+                && r.span.trace_id.as_ref() != Some(run)
+            {
+                pairs.push((fingerprint(run), i));
             }
         }
-        Self(bloom)
+        pairs.sort_unstable();
+        pairs.dedup();
+        pairs.shrink_to_fit();
+        Self(pairs)
     }
 
-    /// Whether the part may hold a row with this id (false positives ~0.05 %).
+    fn contains(&self, id: &str) -> bool {
+        let fp = fingerprint(id);
+        let at = self.0.partition_point(|&(f, _)| f < fp);
+        self.0.get(at).is_some_and(|&(f, _)| f == fp)
+    }
+
+    /// Rows whose trace or run id may be `id`, ascending.
+    fn rows_of(&self, id: &str) -> Vec<u32> {
+        let fp = fingerprint(id);
+        let from = self.0.partition_point(|&(f, _)| f < fp);
+        let mut rows: Vec<u32> = self.0[from..]
+            .iter()
+            .take_while(|&&(f, _)| f == fp)
+            .map(|&(_, r)| r)
+            .collect();
+        rows.dedup();
+        rows
+    }
+}
+
+impl IdIndex {
+    /// `rows` in the part's row order (positions are indexes into it).
+    fn build<'a>(rows: impl ExactSizeIterator<Item = &'a Row> + Clone) -> Self {
+        let mut spans = BloomFilter::with_false_pos(0.0005).expected_items(rows.len().max(1));
+        for r in rows.clone() {
+            spans.insert(r.span.span_id.as_str());
+        }
+        Self {
+            spans,
+            runs: RunRows::build(rows),
+        }
+    }
+
+    /// Whether the part may hold a row with this id. Span ids: bloom filter
+    /// (false positives ~0.05 %). Trace and run ids share the position
+    /// index: either kind answers for both, and 32-bit fingerprints collide
+    /// about once per four billion rows.
     pub fn may_contain(&self, kind: IdKind, id: &str) -> bool {
-        self.0.contains(&(kind as u8, id))
+        match kind {
+            IdKind::Span => self.spans.contains(id),
+            IdKind::Trace | IdKind::Run => self.runs.contains(id),
+        }
     }
 }
 
@@ -98,8 +179,90 @@ pub struct Part {
     pub meta: PartMeta,
     /// Absolute path.
     pub path: PathBuf,
-    /// Id bloom filter.
+    /// Span id bloom filter and run row positions.
     pub index: IdIndex,
+    /// Parquet footer and page index, read once at the first id lookup.
+    reader: OnceLock<ArrowReaderMetadata>,
+}
+
+impl Part {
+    fn new(meta: PartMeta, path: PathBuf, index: IdIndex) -> Self {
+        Self {
+            meta,
+            path,
+            index,
+            reader: OnceLock::new(),
+        }
+    }
+
+    fn reader_metadata(&self, file: &File) -> Result<ArrowReaderMetadata, Error> {
+        if let Some(m) = self.reader.get() {
+            return Ok(m.clone());
+        }
+        // The offset index (page locations) is what lets a row selection
+        // skip pages; the column index (page min/max) is not needed here.
+        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+        let loaded = ArrowReaderMetadata::load(file, options)?;
+        Ok(self.reader.get_or_init(|| loaded).clone())
+    }
+
+    /// Rows of one trace or run (`pick` is [`RowPick::Trace`] or
+    /// [`RowPick::TraceOrRun`]; other picks go through [`read_rows`]).
+    ///
+    /// Reads only the pages holding the rows the position index names,
+    /// then keeps the rows whose id really matches.
+    pub fn read_run(&self, pick: RowPick<'_>) -> Result<Vec<Row>, Error> {
+        let (id, or_run) = match pick {
+            RowPick::Trace(id) => (id, false),
+            RowPick::TraceOrRun(id) => (id, true),
+            RowPick::SpanIds(_) => return read_rows(&self.path, Some(pick), &[]),
+        };
+        let positions = self.index.runs.rows_of(id);
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let file = File::open(&self.path).map_err(io_err(&self.path))?;
+        let metadata = self.reader_metadata(&file)?;
+        // Row groups holding a position, and the selection inside them.
+        let mut groups = Vec::new();
+        let mut ranges = Vec::new();
+        let (mut group_start, mut selected_start) = (0usize, 0usize);
+        let mut next = positions.iter().map(|&p| p as usize).peekable();
+        for (rg, group) in metadata.metadata().row_groups().iter().enumerate() {
+            let group_end = group_start + group.num_rows() as usize;
+            let mut any = false;
+            while let Some(&p) = next.peek() {
+                if p >= group_end {
+                    break;
+                }
+                next.next();
+                let at = selected_start + (p - group_start);
+                ranges.push(at..at + 1);
+                any = true;
+            }
+            if any {
+                groups.push(rg);
+                selected_start += group_end - group_start;
+            }
+            group_start = group_end;
+        }
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), selected_start);
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata)
+            .with_row_groups(groups)
+            .with_row_selection(selection)
+            .build()?;
+        let mut rows = Vec::new();
+        for batch in reader {
+            rows.extend(batch_to_rows(&batch?)?.into_iter().filter(|r| {
+                r.span.trace_id.as_deref() == Some(id)
+                    || (or_run && r.span.run_id.as_deref() == Some(id))
+            }));
+        }
+        Ok(rows)
+    }
 }
 
 /// UTC day of a timestamp in ns.
@@ -150,6 +313,9 @@ pub fn write_part(
             3
         })?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_page_size_limit(DICTIONARY_BYTES)
+        .set_data_page_size_limit(PAGE_BYTES)
+        .set_data_page_row_count_limit(PAGE_ROWS)
         .set_key_value_metadata(Some(vec![KeyValue::new(
             "loupe.schema_version".to_owned(),
             SCHEMA_VERSION.to_string(),
@@ -165,6 +331,20 @@ pub fn write_part(
             p.set_column_bloom_filter_enabled(path.clone(), true)
                 .set_column_bloom_filter_max_ndv(path.clone(), ndv.max(1))
                 .set_column_bloom_filter_fpp(path, 0.01)
+        });
+    // Near-unique columns: a dictionary would only fill up and fall back,
+    // and a page read would then drag the whole dictionary page along.
+    // (Trace and parent ids repeat within a run, so theirs pay.) Payloads
+    // get no statistics either: min/max of free text prunes nothing.
+    let props = [column::SPAN_ID, column::INPUT, column::OUTPUT]
+        .into_iter()
+        .fold(props, |p, c| {
+            p.set_column_dictionary_enabled(ColumnPath::from(c), false)
+        });
+    let props = [column::INPUT, column::OUTPUT]
+        .into_iter()
+        .fold(props, |p, c| {
+            p.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None)
         })
         .build();
     let file = File::create(&tmp).map_err(io_err(&tmp))?;
@@ -179,8 +359,8 @@ pub fn write_part(
     fs::rename(&tmp, &path).map_err(io_err(&path))?;
     sync_dir(&dir)?;
     let index = IdIndex::build(rows.iter().copied());
-    Ok(Part {
-        meta: PartMeta {
+    Ok(Part::new(
+        PartMeta {
             id,
             project: project.to_owned(),
             day: day.to_owned(),
@@ -193,7 +373,7 @@ pub fn write_part(
         },
         path,
         index,
-    })
+    ))
 }
 
 /// Opens a part named by the manifest, rebuilding its id index.
@@ -204,11 +384,7 @@ pub fn open_part(data_dir: &Path, meta: PartMeta) -> Result<Part, Error> {
         None,
         &[column::SPAN_ID, column::TRACE_ID, column::RUN_ID],
     )?;
-    Ok(Part {
-        index: IdIndex::build(ids.iter()),
-        meta,
-        path,
-    })
+    Ok(Part::new(meta, path, IdIndex::build(ids.iter())))
 }
 
 /// Which rows of a part to read.
@@ -357,8 +533,69 @@ mod tests {
                 "{name} has no bloom filter"
             );
         }
+        // One trace read through the position index: exactly its rows.
+        let mut by_index = part.read_run(RowPick::Trace("t1")).expect("read run");
+        by_index.sort_by_key(|r| r.version);
+        assert_eq!(by_index, trace);
         let reopened = open_part(dir.path(), part.meta.clone()).expect("open");
         assert!(reopened.index.may_contain(IdKind::Span, "s9"));
         assert_eq!(day_of(1_700_000_000_000_000_000), "2023-11-14");
+    }
+
+    /// Spread over several row groups and sorted away from insertion order:
+    /// the selection must land on exactly the rows of the run, by trace id
+    /// and by a run id that differs from it.
+    #[test]
+    fn run_rows_are_read_by_position_across_row_groups() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let n = ROW_GROUP_ROWS + ROW_GROUP_ROWS / 2;
+        let kinds = [loupe_model::SpanKind::Llm, loupe_model::SpanKind::Tool];
+        let rows: Vec<Row> = (0..n)
+            .map(|i| {
+                let mut s = Span::new("p", format!("s{i}"));
+                s.trace_id = Some(format!("t{}", i % 5000));
+                s.run_id = Some(format!("r{}", i % 5000));
+                s.span_kind = Some(kinds[i % 2]);
+                s.start_time = Some(1_700_000_000_000_000_000 + i as i64);
+                s.input = Some(format!("question {i}"));
+                Row {
+                    span: s,
+                    version: i as u64 + 1,
+                }
+            })
+            .collect();
+        let part =
+            write_part(dir.path(), 1, "p", "2023-11-14", 1, rows.iter().collect()).expect("write");
+        let expect = |t: usize| -> Vec<Row> {
+            rows.iter()
+                .filter(|r| r.span.trace_id.as_deref() == Some(&format!("t{t}")))
+                .cloned()
+                .collect()
+        };
+        let reopened = open_part(dir.path(), part.meta.clone()).expect("open");
+        for p in [&part, &reopened] {
+            for t in [0, 7, 4999] {
+                let mut got = p
+                    .read_run(RowPick::Trace(&format!("t{t}")))
+                    .expect("by trace");
+                got.sort_by_key(|r| r.version);
+                assert_eq!(got, expect(t), "trace t{t}");
+                // Rows of one trace sit in both row groups.
+                assert!(got.iter().any(|r| r.version as usize <= ROW_GROUP_ROWS));
+                assert!(got.iter().any(|r| r.version as usize > ROW_GROUP_ROWS));
+                let mut by_run = p
+                    .read_run(RowPick::TraceOrRun(&format!("r{t}")))
+                    .expect("by run");
+                by_run.sort_by_key(|r| r.version);
+                assert_eq!(by_run, expect(t), "run r{t}");
+            }
+            assert!(
+                p.read_run(RowPick::Trace("t5000"))
+                    .expect("none")
+                    .is_empty()
+            );
+            assert!(p.index.may_contain(IdKind::Run, "r12"));
+            assert!(!p.index.may_contain(IdKind::Trace, "nope"));
+        }
     }
 }

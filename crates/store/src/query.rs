@@ -40,6 +40,7 @@ use crate::read::SPANS_TABLE;
 use crate::{Error, SpansTable, Store};
 
 mod compile;
+mod rollup;
 mod sql;
 
 #[cfg(test)]
@@ -69,6 +70,7 @@ impl ScanCounter {
             parts_scanned: self.parts.load(Ordering::Relaxed),
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             truncated: false,
+            from_rollups: false,
         }
     }
 }
@@ -240,6 +242,15 @@ impl Store {
         limits: QueryLimits,
     ) -> Result<QueryResult, Error> {
         let started = Instant::now();
+        if let Some(mut result) = self.rollup_answer(project, plan) {
+            if result.rows.len() > limits.max_rows {
+                result.rows.truncate(limits.max_rows);
+                result.stats.truncated = true;
+            }
+            result.stats.elapsed_ms =
+                u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            return Ok(result);
+        }
         let counter = Arc::new(ScanCounter::default());
         if let (Output::Rows(fields), Some(n)) = (&plan.output, plan.limit)
             && n <= LATE_ROWS_MAX
@@ -261,6 +272,32 @@ impl Store {
         result.stats = counter.stats(started);
         result.stats.truncated = truncated;
         Ok(result)
+    }
+
+    /// Whether aggregate queries may be answered from the hour rollups
+    /// (`[store] answer_from_rollups`; `false` makes every query scan).
+    pub fn set_answer_from_rollups(&self, on: bool) {
+        self.inner.rollup_answers.store(on, Ordering::Relaxed);
+    }
+
+    /// The plan's answer from the hour rollups when they give it exactly
+    /// (`query/rollup.rs`), else `None`.
+    fn rollup_answer(&self, project: &ProjectId, plan: &Plan) -> Option<QueryResult> {
+        if plan.output != Output::Aggregates || !self.inner.rollup_answers.load(Ordering::Relaxed) {
+            return None;
+        }
+        const DAY_NS: i64 = 86_400 * 1_000_000_000;
+        let days = i64::from(self.inner.config.retention_for(project.as_str()));
+        let oldest_kept_ns = if days == 0 {
+            i64::MIN
+        } else {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64);
+            (now - days * DAY_NS).div_euclid(DAY_NS) * DAY_NS
+        };
+        let st = self.inner.state.lock();
+        rollup::answer(&st.rollups, project.as_str(), plan, oldest_kept_ns)
     }
 
     /// Runs a plan and streams its batches (no row cap).

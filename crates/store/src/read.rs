@@ -17,7 +17,7 @@ use loupe_backend::{
 use loupe_model::{ProjectId, Span, column};
 
 use crate::convert::batch_to_rows;
-use crate::parts::{IdKind, RowPick, read_rows};
+use crate::parts::{IdKind, RowPick};
 use crate::{Error, SpansTable, Store};
 
 /// Name under which the project's spans are registered for SQL.
@@ -79,7 +79,7 @@ impl Store {
             {
                 continue;
             }
-            for row in read_rows(&part.path, Some(RowPick::TraceOrRun(id)), &[])? {
+            for row in part.read_run(RowPick::TraceOrRun(id))? {
                 if !hidden.contains(&row.version) && seen.insert(row.span.span_id.clone()) {
                     spans.push(row.span);
                 }

@@ -10,21 +10,39 @@
 //! open, the snapshot of the manifest's `flushed_seq` is loaded and WAL
 //! replay re-applies the later records, re-emitting their deltas: nothing
 //! is lost or counted twice.
+//!
+//! The hour tier (every span ever stored, by start hour) would make that
+//! snapshot grow without bound, so it is persisted per UTC day instead:
+//! a flush writes only the days changed since the previous freeze, as
+//! `rollups/hours/<day>-<seq>.json`, and the snapshot names the file that
+//! holds each day. Files the committed snapshot does not name are removed
+//! after the manifest is stored, so a crash before that leaves the previous
+//! snapshot's files in place.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use loupe_rollup::expose::{Format, SelfKind, SelfMetric};
-use loupe_rollup::{RollupConfig, Rollups, Snapshot};
+use std::collections::BTreeMap;
+
+use loupe_rollup::{DayFile, RollupConfig, Rollups, Snapshot};
 
 use crate::wal::{io_err, sync_dir};
 use crate::{Error, Store};
 
 const DIR: &str = "rollups";
+const HOURS_DIR: &str = "hours";
 
 fn file_of(data_dir: &Path, seq: u64) -> PathBuf {
     data_dir.join(DIR).join(format!("{seq:020}.json"))
+}
+
+fn day_file_of(data_dir: &Path, day: i64, seq: u64) -> PathBuf {
+    data_dir
+        .join(DIR)
+        .join(HOURS_DIR)
+        .join(format!("{day}-{seq:020}.json"))
 }
 
 /// Loads the rollups persisted with the flush of `flushed_seq`.
@@ -42,6 +60,7 @@ pub(crate) fn load(
                     path = %path.display(),
                     "no rollups persisted for the flushed data; counters restart from the unflushed records"
                 );
+                return Ok(Rollups::new_incomplete(config.clone()));
             }
             return Ok(Rollups::new(config.clone()));
         }
@@ -60,34 +79,87 @@ pub(crate) fn load(
             snap.seq
         )));
     }
-    Rollups::restore(config.clone(), snap).map_err(|e| corrupt(e.to_string()))
+    let mut days = Vec::with_capacity(snap.day_files.len());
+    let mut lost = false;
+    for (&day, &seq) in &snap.day_files {
+        let path = day_file_of(data_dir, day, seq);
+        let parsed = fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_slice::<DayFile>(&t).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(file) => days.push(file),
+            Err(reason) => {
+                // The tier is an accelerator: without this day it cannot
+                // answer exactly, so queries fall back to scans.
+                tracing::warn!(path = %path.display(), %reason, "hour rollups of a day are unreadable; queries will scan");
+                lost = true;
+            }
+        }
+    }
+    let mut rollups =
+        Rollups::restore(config.clone(), snap, days).map_err(|e| corrupt(e.to_string()))?;
+    if lost {
+        rollups.mark_hours_incomplete();
+    }
+    Ok(rollups)
+}
+
+/// Writes hour-tier day files atomically.
+pub(crate) fn store_days(data_dir: &Path, days: &[DayFile]) -> Result<(), Error> {
+    if days.is_empty() {
+        return Ok(());
+    }
+    let dir = data_dir.join(DIR).join(HOURS_DIR);
+    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    for day in days {
+        let body = serde_json::to_vec(day).map_err(|e| Error::Invalid(e.to_string()))?;
+        write_synced(&day_file_of(data_dir, day.day, day.seq), &body)?;
+    }
+    sync_dir(&dir)
+}
+
+fn write_synced(path: &Path, body: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension("json.tmp");
+    let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(body).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(io_err(path))
 }
 
 /// Writes a snapshot atomically (temp file, fsync, rename, fsync dir).
 pub(crate) fn store(data_dir: &Path, snap: &Snapshot) -> Result<(), Error> {
     let dir = data_dir.join(DIR);
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let path = file_of(data_dir, snap.seq);
-    let tmp = path.with_extension("json.tmp");
     let body = serde_json::to_vec(snap).map_err(|e| Error::Invalid(e.to_string()))?;
-    let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(&body).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    write_synced(&file_of(data_dir, snap.seq), &body)?;
     sync_dir(&dir)
 }
 
-/// Removes snapshots (and temp files) other than the one for `keep`.
-pub(crate) fn remove_stale(data_dir: &Path, keep: u64) -> Result<(), Error> {
-    let dir = data_dir.join(DIR);
-    let Ok(entries) = fs::read_dir(&dir) else {
+/// Removes snapshots (and temp files) other than the one for `keep`, and
+/// hour-tier day files other than those `day_files` (its map) names.
+pub(crate) fn remove_stale(
+    data_dir: &Path,
+    keep: u64,
+    day_files: &BTreeMap<i64, u64>,
+) -> Result<(), Error> {
+    let keep = file_of(data_dir, keep);
+    remove_unlisted(&data_dir.join(DIR), |p| *p == keep)?;
+    let named: std::collections::HashSet<PathBuf> = day_files
+        .iter()
+        .map(|(&day, &seq)| day_file_of(data_dir, day, seq))
+        .collect();
+    remove_unlisted(&data_dir.join(DIR).join(HOURS_DIR), |p| named.contains(p))
+}
+
+/// Removes the files (not directories) of `dir` that `keep` rejects.
+fn remove_unlisted(dir: &Path, keep: impl Fn(&PathBuf) -> bool) -> Result<(), Error> {
+    let Ok(entries) = fs::read_dir(dir) else {
         return Ok(());
     };
-    let keep = file_of(data_dir, keep);
     for entry in entries {
-        let path = entry.map_err(io_err(&dir))?.path();
-        if path != keep {
+        let path = entry.map_err(io_err(dir))?.path();
+        if !path.is_dir() && !keep(&path) {
             fs::remove_file(&path).map_err(io_err(&path))?;
         }
     }

@@ -300,3 +300,44 @@ async fn appends_beyond_the_admission_queue_are_refused_not_queued_forever() {
         .await
         .expect("accepted once a slot is free");
 }
+
+/// Shutdown aborts the background loop, possibly mid-flush. The aborted
+/// flush's blocking work still finishes, and until it has, no other flush
+/// may start: the one in `shutdown` used to write the same frozen memtable
+/// a second time, so every row of it was stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_dropped_midway_finishes_before_the_next_one_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let n = 20_000;
+    let spans: Vec<Span> = (0..n)
+        .map(|i| node(&format!("s{i}"), &format!("t{}", i % 997), None, T0 + i))
+        .collect();
+    store.append(spans).await.expect("append");
+    let flushing = tokio::spawn({
+        let store = store.clone();
+        async move { store.flush_all().await }
+    });
+    // Abort once the memtable is frozen and before its part is committed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let frozen = store.inner.state.lock().frozen.len();
+        if frozen == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flush never froze"
+        );
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+    }
+    flushing.abort();
+    assert_eq!(store.stats().parts, 0, "the flush ended before the abort");
+    store.shutdown().await.expect("shutdown");
+    assert_eq!(store.stats().part_rows, n as u64);
+    drop(store);
+    let reopened = open(dir.path());
+    assert_eq!(reopened.stats().part_rows, n as u64);
+    let all = spans_of(&reopened, "true").await;
+    assert_eq!(all.len(), n as usize);
+}

@@ -181,7 +181,7 @@ impl Store {
             let mut rows = Vec::new();
             for part in candidates {
                 rows.extend(
-                    read_rows(&part.path, Some(RowPick::Trace(&tkey.1)), &[])?
+                    part.read_run(RowPick::Trace(&tkey.1))?
                         .into_iter()
                         .filter(|r| !hidden.contains(&r.version)),
                 );

@@ -74,7 +74,8 @@ pub async fn append(store: &Store, spans: Vec<Span>) -> anyhow::Result<Duration>
 }
 
 /// Runs one query at `now_ns`; returns the rows (columns `keep`, all when
-/// empty; rows whose first kept cell is NULL dropped when `drop_null`) and the time.
+/// empty; rows whose first kept cell is NULL dropped when `drop_null`), the
+/// time, and whether the store answered from its rollups.
 pub async fn run(
     store: &Store,
     project: &ProjectId,
@@ -82,11 +83,14 @@ pub async fn run(
     now_ns: i64,
     keep: &[&str],
     drop_null: bool,
-) -> anyhow::Result<(Rows, Duration)> {
+) -> anyhow::Result<(Rows, Duration, bool)> {
     let started = Instant::now();
     let text = match query {
         LoupeQuery::Lang(text) => text,
-        LoupeQuery::Run(id) => return run_by_id(store, project, id, keep, drop_null).await,
+        LoupeQuery::Run(id) => {
+            let (rows, took) = run_by_id(store, project, id, keep, drop_null).await?;
+            return Ok((rows, took, false));
+        }
     };
     let parsed = Query::parse(text).map_err(|e| anyhow!("{}", e.render(text)))?;
     let mut opts = PlanOptions::at(now_ns);
@@ -97,6 +101,7 @@ pub async fn run(
         ..QueryLimits::default()
     };
     let result = store.query_plan(project, &plan, limits).await?;
+    let from_rollups = result.stats.from_rollups;
     let names: Vec<String> = result.columns.into_iter().map(|c| c.name).collect();
     let values = result.rows;
     let took = started.elapsed();
@@ -112,7 +117,7 @@ pub async fn run(
         }
         rows.push(cells);
     }
-    Ok((rows, took))
+    Ok((rows, took, from_rollups))
 }
 
 /// The by-id read of one run, as rows of the `keep` columns (a few span

@@ -8,6 +8,8 @@ use std::time::Duration;
 pub struct Measured {
     /// Question name.
     pub name: String,
+    /// Whether Loupe answered from its rollups (no span read).
+    pub from_rollups: bool,
     /// Warm median, PostgreSQL.
     pub pg: Duration,
     /// Warm median, Loupe.

@@ -1,0 +1,286 @@
+//! The hour tier: exact, additive measures of every stored span per
+//! (start hour, series), kept for as long as the spans themselves.
+//!
+//! Unlike the per-minute tier (filed by end time, for alerts and
+//! dashboards of the last hours), spans are filed here by their *start*
+//! hour, the time queries filter and bucket on, and every measure is what
+//! a scan of the same spans would compute: counts by status, and sums with
+//! non-null counts of the duration, token and cost columns, with cost held
+//! as an integer of 1e-12 units so retracting a version undoes its addition
+//! exactly. That lets the store answer count / rate / sum / avg queries over
+//! whole hours from here in microseconds, whatever the data volume.
+//!
+//! Persistence is per UTC day: [`crate::Rollups::take_dirty_days`] hands
+//! out the days changed since the last call, the store writes each as a
+//! file named by the WAL seq it reflects, and the snapshot records which
+//! file holds each day ([`crate::Snapshot::day_files`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::{Contribution, RollupKey};
+
+/// Nanoseconds per hour.
+pub const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// Hours per day (the tier is persisted per UTC day).
+const DAY_HOURS: i64 = 24;
+
+/// Picounits per unit of cost.
+const COST_SCALE: f64 = 1e12;
+
+/// A sum and the number of non-null values in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SumCount {
+    /// Sum of the values.
+    pub sum: i128,
+    /// Values summed.
+    pub count: u64,
+}
+
+impl SumCount {
+    fn add(&mut self, v: Option<i128>, retract: bool) {
+        let Some(v) = v else { return };
+        if retract {
+            self.sum -= v;
+            self.count = self.count.saturating_sub(1);
+        } else {
+            self.sum += v;
+            self.count += 1;
+        }
+    }
+
+    fn merge(&mut self, other: &SumCount) {
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+}
+
+/// Measures of one series in one hour.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HourMeasures {
+    /// Spans (any status, running included).
+    pub spans: u64,
+    /// Spans whose status is `ok`.
+    pub ok: u64,
+    /// Spans whose status is `error`.
+    pub errors: u64,
+    /// The `duration` column (ns).
+    pub duration: SumCount,
+    /// The `input_tokens` column.
+    pub input_tokens: SumCount,
+    /// The `output_tokens` column.
+    pub output_tokens: SumCount,
+    /// The `total_tokens` column.
+    pub total_tokens: SumCount,
+    /// The `cost` column, in 1e-12 units.
+    pub cost_pico: SumCount,
+}
+
+impl HourMeasures {
+    fn add(&mut self, c: &Contribution, retract: bool) {
+        let op = |v: &mut u64, on: bool| {
+            if on {
+                *v = if retract { v.saturating_sub(1) } else { *v + 1 };
+            }
+        };
+        let f = &c.hour_fields;
+        op(&mut self.spans, true);
+        op(&mut self.ok, f.ok);
+        op(&mut self.errors, f.error);
+        self.duration.add(f.duration_ns.map(i128::from), retract);
+        self.input_tokens
+            .add(f.input_tokens.map(i128::from), retract);
+        self.output_tokens
+            .add(f.output_tokens.map(i128::from), retract);
+        self.total_tokens
+            .add(f.total_tokens.map(i128::from), retract);
+        self.cost_pico.add(f.cost_pico, retract);
+    }
+
+    /// Adds `other`.
+    pub fn merge(&mut self, other: &HourMeasures) {
+        self.spans += other.spans;
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.duration.merge(&other.duration);
+        self.input_tokens.merge(&other.input_tokens);
+        self.output_tokens.merge(&other.output_tokens);
+        self.total_tokens.merge(&other.total_tokens);
+        self.cost_pico.merge(&other.cost_pico);
+    }
+
+    /// The cost sum in units.
+    pub fn cost(&self) -> f64 {
+        self.cost_pico.sum as f64 / COST_SCALE
+    }
+}
+
+/// What one span version adds to the hour tier, exactly as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HourFields {
+    pub hour: Option<i64>,
+    pub ok: bool,
+    pub error: bool,
+    pub duration_ns: Option<i64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub total_tokens: Option<i64>,
+    pub cost_pico: Option<i128>,
+}
+
+impl HourFields {
+    pub(crate) fn of(span: &loupe_model::Span) -> Self {
+        use loupe_model::Status;
+        Self {
+            hour: span.start_time.map(|t| t.div_euclid(HOUR_NS)),
+            ok: span.status == Some(Status::Ok),
+            error: span.status == Some(Status::Error),
+            duration_ns: span.duration_ns(),
+            input_tokens: span.input_tokens,
+            output_tokens: span.output_tokens,
+            total_tokens: span.total_tokens,
+            cost_pico: span
+                .cost
+                .filter(|c| c.is_finite())
+                .map(|c| (c * COST_SCALE).round() as i128),
+        }
+    }
+}
+
+/// One persisted day of the tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayFile {
+    /// Day number (hour / 24).
+    pub day: i64,
+    /// The WAL seq whose state it holds.
+    pub seq: u64,
+    /// Hours of the day (hour = ns / 1 h), each with its series.
+    pub hours: Vec<(i64, Vec<HourSeries>)>,
+}
+
+/// One series of one hour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HourSeries {
+    /// Dimensions.
+    pub key: RollupKey,
+    /// Measures.
+    pub measures: HourMeasures,
+}
+
+/// The tier.
+#[derive(Debug, Clone, Default)]
+pub struct HourTier {
+    pub(crate) hours: BTreeMap<i64, HashMap<RollupKey, HourMeasures>>,
+    dirty: BTreeSet<i64>,
+    /// Which persisted file (its seq) holds each day.
+    pub(crate) day_files: BTreeMap<i64, u64>,
+    /// Whether every stored span is counted (false for data directories
+    /// written before the tier existed, or whose labels changed).
+    pub(crate) complete: bool,
+}
+
+impl HourTier {
+    pub(crate) fn new_complete() -> Self {
+        Self {
+            complete: true,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn change(&mut self, key: &RollupKey, c: &Contribution, retract: bool) {
+        let Some(hour) = c.hour_fields.hour else {
+            return;
+        };
+        if retract && !self.hours.contains_key(&hour) {
+            return;
+        }
+        self.dirty.insert(hour.div_euclid(DAY_HOURS));
+        let series = self.hours.entry(hour).or_default();
+        match series.get_mut(key) {
+            Some(m) => m.add(c, retract),
+            None => series.entry(key.clone()).or_default().add(c, retract),
+        }
+    }
+
+    /// Series of the hours in `[from_hour, to_hour)`.
+    pub fn range(
+        &self,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> impl Iterator<Item = (i64, &RollupKey, &HourMeasures)> {
+        self.hours
+            .range(from_hour..to_hour)
+            .flat_map(|(h, series)| series.iter().map(move |(k, m)| (*h, k, m)))
+    }
+
+    /// Whether every stored span is counted.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Drops the series of whole days that `expired(project, day)` says
+    /// retention has removed (day = ns / 24 h).
+    pub(crate) fn expire(&mut self, expired: impl Fn(&str, i64) -> bool) {
+        let hours: Vec<i64> = self.hours.keys().copied().collect();
+        for h in hours {
+            let day = h.div_euclid(DAY_HOURS);
+            if let Some(series) = self.hours.get_mut(&h) {
+                let before = series.len();
+                series.retain(|k, _| !expired(&k.project, day));
+                if series.len() != before {
+                    self.dirty.insert(h.div_euclid(DAY_HOURS));
+                }
+                if series.is_empty() {
+                    self.hours.remove(&h);
+                }
+            }
+        }
+    }
+
+    /// The days changed since the last call, as files for `seq`; records
+    /// them as held by those files.
+    pub(crate) fn take_dirty(&mut self, seq: u64) -> Vec<DayFile> {
+        let days = std::mem::take(&mut self.dirty);
+        days.into_iter()
+            .filter_map(|day| {
+                let hours: Vec<_> = self
+                    .hours
+                    .range(day * DAY_HOURS..(day + 1) * DAY_HOURS)
+                    .map(|(h, series)| {
+                        let mut v: Vec<HourSeries> = series
+                            .iter()
+                            .filter(|(_, m)| m.spans > 0)
+                            .map(|(k, m)| HourSeries {
+                                key: k.clone(),
+                                measures: m.clone(),
+                            })
+                            .collect();
+                        v.sort_by(|a, b| a.key.cmp(&b.key));
+                        (*h, v)
+                    })
+                    .collect();
+                if hours.is_empty() {
+                    // Nothing left (retention): no file, and the old one goes.
+                    self.day_files.remove(&day);
+                    return None;
+                }
+                self.day_files.insert(day, seq);
+                Some(DayFile { day, seq, hours })
+            })
+            .collect()
+    }
+
+    pub(crate) fn restore_day(&mut self, file: DayFile, remap: impl Fn(RollupKey) -> RollupKey) {
+        for (hour, series) in file.hours {
+            let m = self.hours.entry(hour).or_default();
+            for s in series {
+                m.entry(remap(s.key)).or_default().merge(&s.measures);
+            }
+        }
+    }
+}

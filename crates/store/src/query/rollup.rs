@@ -1,0 +1,394 @@
+//! Answering aggregate plans from the hour tier of the rollups.
+//!
+//! A plan is answered here, without reading a span, when its answer is
+//! exactly what a scan would give:
+//! - its range is whole hours, inside the retention window (so spans
+//!   retention removed, or is about to, never differ between the two);
+//! - its filter uses only series dimensions (span kind, node type, tool,
+//!   model, app, workflow, labelled tags; status `ok`/`error`) with `=`,
+//!   `!=`, `in`, `exists`, `and`, `or`, `not`;
+//! - it groups by such dimensions and by buckets that are whole hours;
+//! - its aggregates are count, error rate, success rate, and sum or avg of
+//!   duration, tokens or cost;
+//! - the tier counts every stored span of the project and no series of it
+//!   was folded by the cardinality guard.
+//!
+//! Anything else returns `None` and the plan is scanned. The semantics
+//! match `compile.rs`: unset never matches a comparison, `avg` and `sum`
+//! skip nulls, a success rate without finished spans is null, and the
+//! output is sorted by the plan's keys then the group keys, nulls last.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use loupe_backend::plan::{
+    AggKind, Cmp, Column, FieldRef, Filter, GroupKey, Literal, Output, Plan, QueryResult,
+    QueryStats, SortColumn, ValueType,
+};
+use loupe_model::column;
+use loupe_rollup::hours::{HOUR_NS, SumCount};
+use loupe_rollup::{HourMeasures, RollupKey, Rollups};
+use serde_json::Value;
+
+/// A series dimension a plan may name.
+#[derive(Clone, Copy)]
+enum Dim {
+    Kind,
+    NodeType,
+    Tool,
+    Model,
+    App,
+    Workflow,
+    Status,
+    Tag(usize),
+}
+
+impl Dim {
+    fn of(field: &FieldRef, labels: &[String]) -> Option<Dim> {
+        match field {
+            FieldRef::Column { name, .. } => Some(match name.as_str() {
+                column::SPAN_KIND => Dim::Kind,
+                column::NODE_TYPE => Dim::NodeType,
+                column::TOOL_NAME => Dim::Tool,
+                column::MODEL_NAME => Dim::Model,
+                column::APP_ID => Dim::App,
+                column::WORKFLOW_ID => Dim::Workflow,
+                column::STATUS => Dim::Status,
+                _ => return None,
+            }),
+            FieldRef::Tag(t) => labels.iter().position(|l| l == t).map(Dim::Tag),
+            FieldRef::Attribute(_) => None,
+        }
+    }
+
+    /// The key's value; "" is unset.
+    fn value<'k>(&self, key: &'k RollupKey) -> &'k str {
+        match self {
+            Dim::Kind => &key.span_kind,
+            Dim::NodeType => &key.node_type,
+            Dim::Tool => &key.tool_name,
+            Dim::Model => &key.model_name,
+            Dim::App => &key.app_id,
+            Dim::Workflow => &key.workflow_id,
+            // Only `ok`/`error` are compared (see `supported`), and a key
+            // says `ok`/`error` exactly when the status column does.
+            Dim::Status => &key.status,
+            Dim::Tag(i) => key.tags.get(*i).map_or("", String::as_str),
+        }
+    }
+}
+
+/// Whether `filter` can be decided on a series key, exactly.
+fn supported(filter: &Filter, labels: &[String]) -> bool {
+    let text = |v: &Literal| matches!(v, Literal::Text(t) if !t.is_empty());
+    let status_value = |v: &Literal| matches!(v, Literal::Text(t) if t == "ok" || t == "error");
+    match filter {
+        Filter::And(fs) | Filter::Or(fs) => fs.iter().all(|f| supported(f, labels)),
+        Filter::Not(f) => supported(f, labels),
+        Filter::Compare { field, op, value } => match Dim::of(field, labels) {
+            // The key's `unset`/`running` do not map one to one onto the
+            // column, so only equality with ok/error is exact.
+            Some(Dim::Status) => *op == Cmp::Eq && status_value(value),
+            Some(_) => matches!(op, Cmp::Eq | Cmp::Ne) && text(value),
+            None => false,
+        },
+        Filter::In { field, values } => match Dim::of(field, labels) {
+            Some(Dim::Status) => values.iter().all(status_value),
+            Some(_) => values.iter().all(text),
+            None => false,
+        },
+        Filter::Exists(field) => !matches!(Dim::of(field, labels), Some(Dim::Status) | None),
+        Filter::Contains { .. } | Filter::Text(_) | Filter::RunHas(_) => false,
+    }
+}
+
+fn lit(v: &Literal) -> &str {
+    match v {
+        Literal::Text(t) => t.as_str(),
+        _ => "",
+    }
+}
+
+fn matches(filter: &Filter, key: &RollupKey, labels: &[String]) -> bool {
+    let dim = |f| Dim::of(f, labels);
+    match filter {
+        Filter::And(fs) => fs.iter().all(|f| matches(f, key, labels)),
+        Filter::Or(fs) => fs.iter().any(|f| matches(f, key, labels)),
+        Filter::Not(f) => !matches(f, key, labels),
+        Filter::Compare { field, op, value } => {
+            let Some(d) = dim(field) else { return false };
+            let v = d.value(key);
+            !v.is_empty()
+                && match op {
+                    Cmp::Eq => v == lit(value),
+                    _ => v != lit(value),
+                }
+        }
+        Filter::In { field, values } => dim(field).is_some_and(|d| {
+            let v = d.value(key);
+            !v.is_empty() && values.iter().any(|x| lit(x) == v)
+        }),
+        Filter::Exists(field) => dim(field).is_some_and(|d| !d.value(key).is_empty()),
+        _ => false,
+    }
+}
+
+/// The column an aggregate argument reads, as the tier holds it.
+#[derive(Clone, Copy)]
+enum Measure {
+    Duration,
+    InputTokens,
+    OutputTokens,
+    TotalTokens,
+    Cost,
+}
+
+impl Measure {
+    fn of(field: &FieldRef) -> Option<Measure> {
+        let FieldRef::Column { name, .. } = field else {
+            return None;
+        };
+        Some(match name.as_str() {
+            column::DURATION => Measure::Duration,
+            column::INPUT_TOKENS => Measure::InputTokens,
+            column::OUTPUT_TOKENS => Measure::OutputTokens,
+            column::TOTAL_TOKENS => Measure::TotalTokens,
+            column::COST => Measure::Cost,
+            _ => return None,
+        })
+    }
+
+    /// Integer columns sum exactly (as i128); cost is a float column.
+    fn is_int(self) -> bool {
+        !matches!(self, Measure::Cost)
+    }
+
+    fn sum_count(self, m: &HourMeasures) -> SumCount {
+        match self {
+            Measure::Duration => m.duration,
+            Measure::InputTokens => m.input_tokens,
+            Measure::OutputTokens => m.output_tokens,
+            Measure::TotalTokens => m.total_tokens,
+            Measure::Cost => m.cost_pico,
+        }
+    }
+
+    /// The sum in the column's unit.
+    fn sum(self, m: &HourMeasures) -> f64 {
+        match self {
+            Measure::Cost => m.cost(),
+            _ => self.sum_count(m).sum as f64,
+        }
+    }
+}
+
+/// Whether the plan's shape can be answered from the tier at all.
+fn answerable(plan: &Plan, labels: &[String]) -> bool {
+    plan.output == Output::Aggregates
+        && plan.from_ns.rem_euclid(HOUR_NS) == 0
+        && plan.to_ns.rem_euclid(HOUR_NS) == 0
+        && plan.from_ns < plan.to_ns
+        && plan.filter.as_ref().is_none_or(|f| supported(f, labels))
+        && plan.group_by.iter().all(|g| match g {
+            GroupKey::Field(f) => !matches!(Dim::of(f, labels), None | Some(Dim::Status)),
+            GroupKey::Bucket { width_ns } => *width_ns > 0 && width_ns % HOUR_NS == 0,
+        })
+        && plan.aggregates.iter().all(|a| match a.kind {
+            AggKind::Count | AggKind::ErrorRate | AggKind::SuccessRate => true,
+            AggKind::Avg | AggKind::Sum => a.field.as_ref().and_then(Measure::of).is_some(),
+            _ => false,
+        })
+        && plan.sort.iter().all(|k| match &k.column {
+            SortColumn::Output(name) => {
+                plan.aggregates.iter().any(|a| &a.name == name)
+                    || plan.group_by.iter().any(|g| &g.output_name() == name)
+            }
+            SortColumn::Field(_) => false,
+        })
+}
+
+/// The plan's answer from the hour tier, or `None` when only a scan can
+/// give it exactly. `oldest_kept_ns`: start of the oldest whole day the
+/// project's retention keeps (`i64::MIN` without retention).
+pub(crate) fn answer(
+    rollups: &Rollups,
+    project: &str,
+    plan: &Plan,
+    oldest_kept_ns: i64,
+) -> Option<QueryResult> {
+    let labels = &rollups.config().labels;
+    let tier = rollups.hours();
+    if !tier.is_complete()
+        || rollups.folded_series() > 0
+        || plan.from_ns < oldest_kept_ns
+        || !answerable(plan, labels)
+    {
+        return None;
+    }
+    // Group → merged measures, grouped by the output values.
+    let mut groups: BTreeMap<Vec<Option<GroupValue>>, HourMeasures> = BTreeMap::new();
+    let hours = plan.from_ns / HOUR_NS..plan.to_ns / HOUR_NS;
+    for (hour, key, m) in tier.range(hours.start, hours.end) {
+        if key.project != project
+            || m.spans == 0
+            || plan
+                .filter
+                .as_ref()
+                .is_some_and(|f| !matches(f, key, labels))
+        {
+            continue;
+        }
+        let group = plan
+            .group_by
+            .iter()
+            .map(|g| match g {
+                GroupKey::Field(f) => Dim::of(f, labels).and_then(|d| {
+                    let v = d.value(key);
+                    (!v.is_empty()).then(|| GroupValue::Text(v.to_owned()))
+                }),
+                GroupKey::Bucket { width_ns } => Some(GroupValue::Time(
+                    (hour * HOUR_NS).div_euclid(*width_ns) * width_ns,
+                )),
+            })
+            .collect();
+        groups.entry(group).or_default().merge(m);
+    }
+    let mut columns: Vec<Column> = plan
+        .group_by
+        .iter()
+        .map(|g| Column {
+            name: g.output_name(),
+            ty: match g {
+                GroupKey::Field(f) => f.ty(),
+                GroupKey::Bucket { .. } => ValueType::Timestamp,
+            },
+        })
+        .collect();
+    for a in &plan.aggregates {
+        let int = a
+            .field
+            .as_ref()
+            .and_then(Measure::of)
+            .is_some_and(Measure::is_int);
+        let duration = a
+            .field
+            .as_ref()
+            .is_some_and(|f| f.ty() == ValueType::Duration);
+        columns.push(Column {
+            name: a.name.clone(),
+            ty: match a.kind {
+                AggKind::Count => ValueType::Int,
+                AggKind::Sum if duration => ValueType::Duration,
+                AggKind::Sum if int => ValueType::Int,
+                _ => ValueType::Float,
+            },
+        });
+    }
+    // Without group keys a scan still answers one row (count 0, nulls).
+    if plan.group_by.is_empty() && groups.is_empty() {
+        groups.insert(Vec::new(), HourMeasures::default());
+    }
+    let mut rows: Vec<Vec<Value>> = groups
+        .into_iter()
+        .map(|(group, m)| {
+            let mut row: Vec<Value> = group
+                .into_iter()
+                .map(|v| match v {
+                    Some(GroupValue::Text(t)) => Value::from(t),
+                    Some(GroupValue::Time(t)) => Value::from(t),
+                    None => Value::Null,
+                })
+                .collect();
+            row.extend(plan.aggregates.iter().map(|a| aggregate_value(a, &m)));
+            row
+        })
+        .collect();
+    let order: Vec<(usize, bool)> = plan
+        .sort
+        .iter()
+        .filter_map(|k| {
+            let SortColumn::Output(name) = &k.column else {
+                return None;
+            };
+            columns
+                .iter()
+                .position(|c| &c.name == name)
+                .map(|i| (i, k.descending))
+        })
+        .chain((0..plan.group_by.len()).map(|i| (i, false)))
+        .collect();
+    rows.sort_by(|a, b| {
+        order
+            .iter()
+            .map(|&(i, desc)| compare(&a[i], &b[i], desc))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    });
+    if let Some(n) = plan.limit {
+        rows.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    Some(QueryResult {
+        columns,
+        rows,
+        stats: QueryStats {
+            rows_scanned: Some(0),
+            from_rollups: true,
+            ..QueryStats::default()
+        },
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum GroupValue {
+    Text(String),
+    Time(i64),
+}
+
+fn aggregate_value(a: &loupe_backend::plan::Aggregate, m: &HourMeasures) -> Value {
+    let float = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
+    let ratio = |n: u64, d: u64| {
+        if d == 0 {
+            Value::Null
+        } else {
+            float(n as f64 / d as f64)
+        }
+    };
+    match a.kind {
+        AggKind::Count => Value::from(m.spans),
+        AggKind::ErrorRate => ratio(m.errors, m.spans),
+        AggKind::SuccessRate => ratio(m.ok, m.ok + m.errors),
+        AggKind::Avg | AggKind::Sum => {
+            let Some(measure) = a.field.as_ref().and_then(Measure::of) else {
+                return Value::Null;
+            };
+            let SumCount { sum, count } = measure.sum_count(m);
+            match (count, a.kind, measure.is_int()) {
+                (0, _, _) => Value::Null,
+                (_, AggKind::Avg, _) => float(measure.sum(m) / count as f64),
+                (_, _, true) => i64::try_from(sum).map_or(Value::Null, Value::from),
+                (_, _, false) => float(measure.sum(m)),
+            }
+        }
+        _ => Value::Null,
+    }
+}
+
+/// Sort order of result cells: numbers numerically, text bytewise, nulls
+/// last in both directions.
+fn compare(a: &Value, b: &Value, descending: bool) -> Ordering {
+    let ord = match (a, b) {
+        (Value::Null, Value::Null) => return Ordering::Equal,
+        (Value::Null, _) => return Ordering::Greater,
+        (_, Value::Null) => return Ordering::Less,
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => x
+                .as_f64()
+                .unwrap_or(f64::NAN)
+                .total_cmp(&y.as_f64().unwrap_or(f64::NAN)),
+        },
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        _ => a.to_string().cmp(&b.to_string()),
+    };
+    if descending { ord.reverse() } else { ord }
+}
