@@ -46,7 +46,7 @@ pub fn engine(config: &Config, store: &Store) -> anyhow::Result<Option<Arc<Engin
         config.alerts_config(),
         config.metrics.labels.clone(),
         Some(&store.config().data_dir),
-        Arc::new(move || source_store.rollups()),
+        Arc::new(move || source_store.recent_rollups()),
         Arc::new(SystemClock),
     )
     .context("cannot start alerting ([alerts])")?;
@@ -83,7 +83,7 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<()> {
     let dir = store_config.data_dir.clone();
     let store = Store::open_read_only(store_config)
         .with_context(|| format!("cannot read the data directory {}", dir.display()))?;
-    let rollups = store.rollups();
+    let rollups = store.recent_rollups();
     let engine = Engine::open(
         config.alerts_config(),
         config.metrics.labels.clone(),

@@ -218,6 +218,16 @@ impl HourTier {
             .flat_map(|(h, series)| series.iter().map(move |(k, m)| (*h, k, m)))
     }
 
+    /// (hour, series) entries held: what the tier's memory grows with.
+    pub fn len(&self) -> usize {
+        self.hours.values().map(HashMap::len).sum()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.hours.is_empty()
+    }
+
     /// Whether every stored span is counted.
     pub fn is_complete(&self) -> bool {
         self.complete

@@ -257,6 +257,23 @@ impl Rollups {
         }
     }
 
+    /// A copy of everything but the hour tier (which grows with the data
+    /// kept): what alert evaluation reads, cheap to take every interval.
+    /// Its hour tier is empty and marked incomplete.
+    pub fn clone_recent(&self) -> Rollups {
+        Rollups {
+            config: self.config.clone(),
+            totals: self.totals.clone(),
+            minutes: self.minutes.clone(),
+            series_per_app: self.series_per_app.clone(),
+            folded_seen: self.folded_seen.clone(),
+            folded_series: self.folded_series,
+            ingested_spans: self.ingested_spans,
+            events: self.events.clone(),
+            hours: HourTier::default(),
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &RollupConfig {
         &self.config

@@ -161,6 +161,12 @@ impl IdIndex {
         }
     }
 
+    /// Rows whose trace or run id may be `id` (a superset: read rows must
+    /// still be checked), ascending.
+    pub fn run_rows(&self, id: &str) -> Vec<u32> {
+        self.runs.rows_of(id)
+    }
+
     /// Whether the part may hold a row with this id. Span ids: bloom filter
     /// (false positives ~0.05 %). Trace and run ids share the position
     /// index: either kind answers for both, and 32-bit fingerprints collide

@@ -167,9 +167,17 @@ fn remove_unlisted(dir: &Path, keep: impl Fn(&PathBuf) -> bool) -> Result<(), Er
 }
 
 impl Store {
-    /// A copy of the current rollups (every applied write counted).
+    /// A copy of the current rollups (every applied write counted),
+    /// including the hour tier, whose size grows with the data kept.
     pub fn rollups(&self) -> Rollups {
         self.inner.state.lock().rollups.clone()
+    }
+
+    /// A copy of the rollups without the hour tier (cumulative and
+    /// per-minute series, recent events): what alerting evaluates, taken
+    /// every interval.
+    pub fn recent_rollups(&self) -> Rollups {
+        self.inner.state.lock().rollups.clone_recent()
     }
 
     /// The `/metrics` body: the rollups (of one project when `project` is
@@ -209,6 +217,13 @@ impl Store {
             },
         ];
         let st = self.inner.state.lock();
+        let hour_series = SelfMetric {
+            name: "loupe_rollup_hour_series",
+            help: "(Hour, series) entries of the rollups' hour tier, which answers aggregate queries; its memory grows with them.",
+            kind: SelfKind::Gauge,
+            value: st.rollups.hours().len() as f64,
+        };
+        let extra: Vec<SelfMetric> = extra.into_iter().chain([hour_series]).collect();
         loupe_rollup::expose::render(&st.rollups, format, project, &extra)
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! A scan unions (1) a snapshot of the memtables' visible rows and (2) a
 //! Parquet scan of the project's parts, pruned by the time range and by id
-//! equalities (through each part's id bloom) found in the filters. Hidden
+//! equalities found in the filters: span ids through each part's bloom,
+//! trace and run ids through its row positions, which also restrict the
+//! read to the rows (pages) they name. Hidden
 //! row versions are removed with a `NOT _version IN (…)` filter on the parts
 //! scan, so each span appears exactly once. Filters are reported `Inexact`:
 //! they prune and are pushed into the Parquet reader, and DataFusion applies
@@ -19,6 +21,7 @@ use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::ParquetRowSelection;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
@@ -31,6 +34,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExecBuilder;
 use datafusion::physical_plan::union::UnionExec;
 use loupe_model::{column, schema};
+use parquet::arrow::arrow_reader::RowSelection;
 
 use crate::convert::{Row, rows_to_batch};
 use crate::parts::{IdKind, Part};
@@ -134,6 +138,34 @@ impl Pruning {
             }
             _ => {}
         }
+    }
+
+    /// The rows of `part` that may hold the trace or run ids the filters
+    /// require (position index), or `None` when no required id narrows rows.
+    fn rows(&self, part: &Part) -> Option<Vec<u32>> {
+        let mut out: Option<Vec<u32>> = None;
+        for alts in &self.ids {
+            if !alts
+                .iter()
+                .all(|(k, _)| matches!(k, IdKind::Trace | IdKind::Run))
+            {
+                continue;
+            }
+            let mut rows: Vec<u32> = alts
+                .iter()
+                .flat_map(|(_, id)| part.index.run_rows(id))
+                .collect();
+            rows.sort_unstable();
+            rows.dedup();
+            out = Some(match out {
+                None => rows,
+                Some(prev) => prev
+                    .into_iter()
+                    .filter(|r| rows.binary_search(r).is_ok())
+                    .collect(),
+            });
+        }
+        out
     }
 
     fn keeps(&self, part: &Part) -> bool {
@@ -290,10 +322,19 @@ impl TableProvider for SpansTable {
             let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); target.min(files.len())];
             for (i, p) in files.iter().enumerate() {
                 let n = groups.len();
-                groups[i % n].push(PartitionedFile::new(
-                    p.path.to_string_lossy().into_owned(),
-                    p.meta.bytes,
-                ));
+                let mut file =
+                    PartitionedFile::new(p.path.to_string_lossy().into_owned(), p.meta.bytes);
+                // `trace_id = …` / `run_id = …`: read only the rows the
+                // part's position index names (the filter still runs on them).
+                if let Some(rows) = pruning.rows(p) {
+                    let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
+                    let selection = RowSelection::from_consecutive_ranges(
+                        ranges,
+                        usize::try_from(p.meta.rows).unwrap_or(usize::MAX),
+                    );
+                    file = file.with_extension(ParquetRowSelection::new(selection));
+                }
+                groups[i % n].push(file);
             }
             let mut source = ParquetSource::new(schema.clone())
                 .with_pushdown_filters(true)

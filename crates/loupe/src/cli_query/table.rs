@@ -67,7 +67,9 @@ pub fn summary(result: &QueryResult) -> String {
     let n = result.rows.len();
     let mut text = format!("{n} row{}", if n == 1 { "" } else { "s" });
     let s = &result.stats;
-    if let Some(rows) = s.rows_scanned {
+    if s.from_rollups {
+        text.push_str(" · from the hour rollups (no span read)");
+    } else if let Some(rows) = s.rows_scanned {
         text.push_str(&format!(
             " · scanned {rows} rows in {} parts",
             s.parts_scanned

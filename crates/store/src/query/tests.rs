@@ -83,6 +83,11 @@ const QUERIES: &[&str] = &[
     "tool_name=payment | top 5",
     "status=error",
     "tags.category=phone node_type=tool | sort tags.category, start_time | limit 30",
+    // Id lookups (part positions → a row selection; the filter still runs).
+    "trace_id=t0042 | sort start_time | limit 50",
+    "run_id=run-0100 OR trace_id=t0003 | sort start_time | limit 50",
+    "trace_id=t0010 status=error | count()",
+    "trace_id=nope | count()",
     // Listings fetched in two phases (late materialisation), incl. none.
     "span_kind=workflow run has (tool_name=inventory status=error) | sort start_time desc | limit 15",
     "tool_name=no-such-tool | sort start_time desc | limit 10",
