@@ -67,7 +67,7 @@ pub struct AlertsConfig {
     /// Evaluate at all. Default true (nothing happens without rules).
     pub enabled: bool,
     /// Time between evaluations. Default 15 s.
-    #[serde(with = "util::duration_text")]
+    #[serde(with = "loupe_model::duration_text")]
     pub interval: std::time::Duration,
     /// Base URL of this Loupe for links to example runs. Default
     /// `http://127.0.0.1:4318`.

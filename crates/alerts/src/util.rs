@@ -1,4 +1,4 @@
-//! Small helpers: duration text, HMAC-SHA256, URL encoding, JSON escaping,
+//! Small helpers: HMAC-SHA256, URL encoding, JSON escaping,
 //! atomic file writes.
 
 use std::io::Write;
@@ -7,24 +7,6 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::Error;
-
-/// Durations as humantime text (`"30s"`, `"2m"`).
-pub(crate) mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!("invalid duration {text:?}: {e} (try \"30s\")"))
-        })
-    }
-}
 
 /// HMAC-SHA256 (RFC 2104) of `msg` under `key`.
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {

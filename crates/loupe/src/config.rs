@@ -75,7 +75,7 @@ pub struct ServerConfig {
     /// Largest body after decompression, bytes. Default 64 MiB.
     pub max_decompressed_bytes: usize,
     /// Time limit of one query or SQL request (default 30 s).
-    #[serde(with = "loupe_store::humantime_serde_compat")]
+    #[serde(with = "loupe_model::duration_text")]
     pub query_timeout: std::time::Duration,
     /// Memory pool of one query, bytes (default 512 MiB).
     pub query_memory_bytes: usize,

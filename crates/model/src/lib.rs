@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod duration_text;
 mod schema;
 mod span;
 

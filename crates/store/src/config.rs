@@ -47,12 +47,12 @@ pub struct StoreConfig {
     /// WAL sync policy. Default `interval`.
     pub durability: Durability,
     /// Sync period for `durability = "interval"`. Default 100ms.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "loupe_model::duration_text")]
     pub fsync_interval: Duration,
     /// Flush the memtable to Parquet when it holds this many bytes. Default 64 MiB.
     pub memtable_bytes: usize,
     /// Flush the memtable when its oldest write is this old. Default 60s.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "loupe_model::duration_text")]
     pub flush_age: Duration,
     /// Reject writes (HTTP 503 + Retry-After) while unflushed data exceeds
     /// this many bytes. Default 512 MiB.
@@ -64,14 +64,14 @@ pub struct StoreConfig {
     /// Per-project overrides of `retention_days`.
     pub retention_days_by_project: BTreeMap<String, u32>,
     /// Period of the compaction and retention sweep. Default 60s.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "loupe_model::duration_text")]
     pub maintenance_interval: Duration,
     /// Appends applied at once; later ones wait for a slot. Default 8.
     pub max_concurrent_appends: usize,
     /// How long an append may wait for a slot before it is refused as
     /// overloaded (HTTP 503 + Retry-After), so a backlog never grows without
     /// bound. Default 2s.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "loupe_model::duration_text")]
     pub append_queue_timeout: Duration,
     /// Answer aggregate queries the hour rollups can answer exactly (whole
     /// hours; count, rates, sum and avg over rollup dimensions) from them
@@ -110,27 +110,5 @@ impl StoreConfig {
             .get(project)
             .copied()
             .unwrap_or(self.retention_days)
-    }
-}
-
-/// Durations as human text (`100ms`, `60s`, `5m`) in TOML.
-pub mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes a duration as human text.
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    /// Reads a duration from human text.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {text:?}: {e} (try \"100ms\", \"60s\")"
-            ))
-        })
     }
 }

@@ -45,7 +45,7 @@ mod timelines;
 mod wal;
 mod write;
 
-pub use config::{Durability, StoreConfig, humantime_serde_compat};
+pub use config::{Durability, StoreConfig};
 pub use convert::Row;
 pub use maintenance::MaintenanceReport;
 pub use query::ScanCounter;

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::Error;
 use crate::eval::Notice;
-use crate::util::duration_text;
+use loupe_model::duration_text;
 
 /// The kind of an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::eval::Notice;
-use crate::util::duration_text;
+use loupe_model::duration_text;
 
 pub mod alertmanager;
 pub mod dingtalk;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::util::duration_text;
+use loupe_model::duration_text;
 
 pub mod filter;
 mod threshold;

@@ -110,6 +110,31 @@ fn close(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Asserts that `got` has the brute-force answer's columns and rows;
+/// returns that answer.
+fn assert_brute_force(
+    plan: &Plan,
+    got: &loupe_backend::plan::QueryResult,
+    spans: &[Span],
+    what: &str,
+) -> brute::Want {
+    let want = brute::run(plan, spans);
+    let names: Vec<String> = got.columns.iter().map(|c| c.name.clone()).collect();
+    assert_eq!(names, want.columns, "{what}: columns");
+    let got_rows = brute::project_rows(plan, got);
+    assert_eq!(
+        got_rows.len(),
+        want.rows.len(),
+        "{what}: row count\n got {got_rows:?}\nwant {:?}",
+        want.rows
+    );
+    for (i, (g, w)) in got_rows.iter().zip(&want.rows).enumerate() {
+        let same = g.len() == w.len() && g.iter().zip(w).all(|(a, b)| close(a, b));
+        assert!(same, "{what}: row {i}\n got {g:?}\nwant {w:?}");
+    }
+    want
+}
+
 async fn check_all(store: &Store, spans: &[Span], stage: &str) {
     for text in QUERIES {
         let plan = plan_of(text);
@@ -117,26 +142,7 @@ async fn check_all(store: &Store, spans: &[Span], stage: &str) {
             .query_plan(&project(), &plan, QueryLimits::default())
             .await
             .unwrap_or_else(|e| panic!("{stage}: {text}: {e}"));
-        let want = brute::run(&plan, spans);
-        assert_eq!(
-            got.columns
-                .iter()
-                .map(|c| c.name.clone())
-                .collect::<Vec<_>>(),
-            want.columns,
-            "{stage}: {text}: columns"
-        );
-        let got_rows = brute::project_rows(&plan, &got);
-        assert_eq!(
-            got_rows.len(),
-            want.rows.len(),
-            "{stage}: {text}: row count\n got {got_rows:?}\nwant {:?}",
-            want.rows
-        );
-        for (i, (g, w)) in got_rows.iter().zip(&want.rows).enumerate() {
-            let same = g.len() == w.len() && g.iter().zip(w).all(|(a, b)| close(a, b));
-            assert!(same, "{stage}: {text}: row {i}\n got {g:?}\nwant {w:?}");
-        }
+        let want = assert_brute_force(&plan, &got, spans, &format!("{stage}: {text}"));
         // Non-trivial data: most checks match something.
         if text.contains("| count()") && !text.contains("by") {
             assert!(want.rows[0][0].as_i64().is_some(), "{text}");
@@ -193,18 +199,7 @@ async fn check_rollup_routing(store: &Store, spans: &[Span], stage: &str) {
             .await
             .unwrap_or_else(|e| panic!("{stage}: {text}: {e}"));
         assert_eq!(got.stats.from_rollups, rollups, "{stage}: {text}");
-        let want = brute::run(&plan, spans);
-        let got_rows = brute::project_rows(&plan, &got);
-        assert_eq!(
-            got_rows.len(),
-            want.rows.len(),
-            "{stage}: {text}\n got {got_rows:?}\nwant {:?}",
-            want.rows
-        );
-        for (g, w) in got_rows.iter().zip(&want.rows) {
-            let same = g.len() == w.len() && g.iter().zip(w).all(|(a, b)| close(a, b));
-            assert!(same, "{stage}: {text}\n got {g:?}\nwant {w:?}");
-        }
+        assert_brute_force(&plan, &got, spans, &format!("{stage}: {text}"));
         store.set_answer_from_rollups(false);
         let scanned = store
             .query_plan(&project(), &plan, QueryLimits::default())
