@@ -114,6 +114,33 @@ impl HourMeasures {
         self.cost_pico.merge(&other.cost_pico);
     }
 
+    /// The measures of one span given by its stored values (`status` as
+    /// the column holds it): what the tier would count for it.
+    pub fn of_span_values(
+        status: Option<&str>,
+        duration_ns: Option<i64>,
+        tokens: [Option<i64>; 3],
+        cost: Option<f64>,
+    ) -> HourMeasures {
+        let mut m = HourMeasures {
+            spans: 1,
+            ok: u64::from(status == Some("ok")),
+            errors: u64::from(status == Some("error")),
+            ..HourMeasures::default()
+        };
+        let [input, output, total] = tokens;
+        m.duration.add(duration_ns.map(i128::from), false);
+        m.input_tokens.add(input.map(i128::from), false);
+        m.output_tokens.add(output.map(i128::from), false);
+        m.total_tokens.add(total.map(i128::from), false);
+        m.cost_pico.add(
+            cost.filter(|c| c.is_finite())
+                .map(|c| (c * COST_SCALE).round() as i128),
+            false,
+        );
+        m
+    }
+
     /// The cost sum in units.
     pub fn cost(&self) -> f64 {
         self.cost_pico.sum as f64 / COST_SCALE

@@ -242,7 +242,7 @@ impl Store {
         limits: QueryLimits,
     ) -> Result<QueryResult, Error> {
         let started = Instant::now();
-        if let Some(mut result) = self.rollup_answer(project, plan) {
+        if let Some(mut result) = self.rollup_answer(project, plan, limits).await? {
             if result.rows.len() > limits.max_rows {
                 result.rows.truncate(limits.max_rows);
                 result.stats.truncated = true;
@@ -281,10 +281,16 @@ impl Store {
     }
 
     /// The plan's answer from the hour rollups when they give it exactly
-    /// (`query/rollup.rs`), else `None`.
-    fn rollup_answer(&self, project: &ProjectId, plan: &Plan) -> Option<QueryResult> {
+    /// (`query/rollup.rs`): whole hours from the tier, partial hours at the
+    /// ends by listing their spans. `None`: the plan must be scanned.
+    async fn rollup_answer(
+        &self,
+        project: &ProjectId,
+        plan: &Plan,
+        limits: QueryLimits,
+    ) -> Result<Option<QueryResult>, Error> {
         if plan.output != Output::Aggregates || !self.inner.rollup_answers.load(Ordering::Relaxed) {
-            return None;
+            return Ok(None);
         }
         const DAY_NS: i64 = 86_400 * 1_000_000_000;
         let days = i64::from(self.inner.config.retention_for(project.as_str()));
@@ -296,8 +302,45 @@ impl Store {
                 .map_or(0, |d| d.as_nanos() as i64);
             (now - days * DAY_NS).div_euclid(DAY_NS) * DAY_NS
         };
+        let prepared = {
+            let st = self.inner.state.lock();
+            rollup::prepare(&st.rollups, plan, oldest_kept_ns)
+        };
+        let Some(prepared) = prepared else {
+            return Ok(None);
+        };
+        let counter = Arc::new(ScanCounter::default());
+        let mut edge_rows = Vec::new();
+        for &(from_ns, to_ns) in &prepared.edges {
+            let edge = Plan {
+                from_ns,
+                to_ns,
+                filter: plan.filter.clone(),
+                group_by: Vec::new(),
+                aggregates: Vec::new(),
+                sort: Vec::new(),
+                limit: None,
+                output: Output::Rows(prepared.fields.clone()),
+            };
+            let (df, types) = self
+                .plan_frame(project, &edge, limits, counter.clone(), None)
+                .await?;
+            let listed = collect(df.execute_stream().await?, limits.max_rows, &types).await?;
+            if listed.stats.truncated {
+                // More edge spans than a listing may hold: scan instead.
+                return Ok(None);
+            }
+            edge_rows.extend(listed.rows);
+        }
         let st = self.inner.state.lock();
-        rollup::answer(&st.rollups, project.as_str(), plan, oldest_kept_ns)
+        let answer = rollup::answer(&st.rollups, project.as_str(), plan, &prepared, &edge_rows);
+        drop(st);
+        Ok(answer.map(|mut result| {
+            let scanned = counter.stats(Instant::now());
+            result.stats.rows_scanned = scanned.rows_scanned;
+            result.stats.parts_scanned = scanned.parts_scanned;
+            result
+        }))
     }
 
     /// Runs a plan and streams its batches (no row cap).

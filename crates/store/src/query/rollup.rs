@@ -1,9 +1,12 @@
 //! Answering aggregate plans from the hour tier of the rollups.
 //!
-//! A plan is answered here, without reading a span, when its answer is
-//! exactly what a scan would give:
-//! - its range is whole hours, inside the retention window (so spans
-//!   retention removed, or is about to, never differ between the two);
+//! A plan is answered here when its answer is exactly what a scan would
+//! give:
+//! - its range covers at least one whole hour, inside the retention window
+//!   (so spans retention removed, or is about to, never differ between the
+//!   two); the whole hours come from the tier, and the partial hours at
+//!   either end (a dashboard's "last 24h" at 10:17) from a scan of just
+//!   those minutes, folded in with the same measures;
 //! - its filter uses only series dimensions (span kind, node type, tool,
 //!   model, app, workflow, labelled tags; status `ok`/`error`) with `=`,
 //!   `!=`, `in`, `exists`, `and`, `or`, `not`;
@@ -13,7 +16,11 @@
 //! - the tier counts every stored span of the project and no series of it
 //!   was folded by the cardinality guard.
 //!
-//! Anything else returns `None` and the plan is scanned. The semantics
+//! The edges are listed before the tier is read, not under one lock: a
+//! span written in between whose start time moves across an edge boundary
+//! can be seen on both sides or neither, as a scan racing the same write
+//! can see either version. Anything else returns `None` and the plan is
+//! scanned. The semantics
 //! match `compile.rs`: unset never matches a comparison, `avg` and `sum`
 //! skip nulls, a success rate without finished spans is null, and the
 //! output is sorted by the plan's keys then the group keys, nulls last.
@@ -185,8 +192,6 @@ impl Measure {
 /// Whether the plan's shape can be answered from the tier at all.
 fn answerable(plan: &Plan, labels: &[String]) -> bool {
     plan.output == Output::Aggregates
-        && plan.from_ns.rem_euclid(HOUR_NS) == 0
-        && plan.to_ns.rem_euclid(HOUR_NS) == 0
         && plan.from_ns < plan.to_ns
         && plan.filter.as_ref().is_none_or(|f| supported(f, labels))
         && plan.group_by.iter().all(|g| match g {
@@ -207,28 +212,101 @@ fn answerable(plan: &Plan, labels: &[String]) -> bool {
         })
 }
 
-/// The plan's answer from the hour tier, or `None` when only a scan can
-/// give it exactly. `oldest_kept_ns`: start of the oldest whole day the
+/// How a plan is answered from the tier: whole hours `[first_hour,
+/// end_hour)` from it, and the `edges` (partial hours) by listing `fields`
+/// of their spans.
+pub(crate) struct RollupPlan {
+    first_hour: i64,
+    end_hour: i64,
+    /// Time ranges `[from, to)` to scan.
+    pub edges: Vec<(i64, i64)>,
+    /// The columns an edge listing returns, in this order: the group
+    /// fields, then [`EDGE_MEASURES`].
+    pub fields: Vec<FieldRef>,
+}
+
+/// The measure columns of an edge listing, after the group fields.
+const EDGE_MEASURES: [(&str, ValueType); 7] = [
+    (column::STATUS, ValueType::Text),
+    (column::START_TIME, ValueType::Timestamp),
+    (column::DURATION, ValueType::Duration),
+    (column::INPUT_TOKENS, ValueType::Int),
+    (column::OUTPUT_TOKENS, ValueType::Int),
+    (column::TOTAL_TOKENS, ValueType::Int),
+    (column::COST, ValueType::Float),
+];
+
+/// Whether (and how) the tier answers `plan`; `None` when only a scan can
+/// answer exactly. `oldest_kept_ns`: start of the oldest whole day the
 /// project's retention keeps (`i64::MIN` without retention).
-pub(crate) fn answer(
-    rollups: &Rollups,
-    project: &str,
-    plan: &Plan,
-    oldest_kept_ns: i64,
-) -> Option<QueryResult> {
+pub(crate) fn prepare(rollups: &Rollups, plan: &Plan, oldest_kept_ns: i64) -> Option<RollupPlan> {
     let labels = &rollups.config().labels;
-    let tier = rollups.hours();
-    if !tier.is_complete()
+    if !rollups.hours().is_complete()
         || rollups.folded_series() > 0
         || plan.from_ns < oldest_kept_ns
         || !answerable(plan, labels)
     {
         return None;
     }
+    let first_hour =
+        plan.from_ns.div_euclid(HOUR_NS) + i64::from(plan.from_ns.rem_euclid(HOUR_NS) != 0);
+    let end_hour = plan.to_ns.div_euclid(HOUR_NS);
+    if first_hour >= end_hour {
+        // Not one whole hour: a scan reads no more than the edges would.
+        return None;
+    }
+    let mut edges = Vec::new();
+    if plan.from_ns < first_hour * HOUR_NS {
+        edges.push((plan.from_ns, first_hour * HOUR_NS));
+    }
+    if end_hour * HOUR_NS < plan.to_ns {
+        edges.push((end_hour * HOUR_NS, plan.to_ns));
+    }
+    let mut fields: Vec<FieldRef> = plan
+        .group_by
+        .iter()
+        .filter_map(|g| match g {
+            GroupKey::Field(f) => Some(f.clone()),
+            GroupKey::Bucket { .. } => None,
+        })
+        .collect();
+    if fields
+        .iter()
+        .enumerate()
+        .any(|(i, f)| fields[..i].contains(f))
+    {
+        return None;
+    }
+    fields.extend(EDGE_MEASURES.iter().map(|(name, ty)| FieldRef::Column {
+        name: (*name).to_owned(),
+        ty: *ty,
+    }));
+    Some(RollupPlan {
+        first_hour,
+        end_hour,
+        edges,
+        fields,
+    })
+}
+
+/// The plan's answer: the tier's whole hours of `prepared`, plus the edge
+/// spans (`edge_rows`, rows of `prepared.fields`). `None` if the tier can
+/// no longer answer (it changed since `prepare`).
+pub(crate) fn answer(
+    rollups: &Rollups,
+    project: &str,
+    plan: &Plan,
+    prepared: &RollupPlan,
+    edge_rows: &[Vec<Value>],
+) -> Option<QueryResult> {
+    let labels = &rollups.config().labels;
+    let tier = rollups.hours();
+    if !tier.is_complete() || rollups.folded_series() > 0 {
+        return None;
+    }
     // Group → merged measures, grouped by the output values.
     let mut groups: BTreeMap<Vec<Option<GroupValue>>, HourMeasures> = BTreeMap::new();
-    let hours = plan.from_ns / HOUR_NS..plan.to_ns / HOUR_NS;
-    for (hour, key, m) in tier.range(hours.start, hours.end) {
+    for (hour, key, m) in tier.range(prepared.first_hour, prepared.end_hour) {
         if key.project != project
             || m.spans == 0
             || plan
@@ -253,6 +331,7 @@ pub(crate) fn answer(
             .collect();
         groups.entry(group).or_default().merge(m);
     }
+    fold_edges(plan, prepared, edge_rows, &mut groups);
     let mut columns: Vec<Column> = plan
         .group_by
         .iter()
@@ -336,6 +415,45 @@ pub(crate) fn answer(
             ..QueryStats::default()
         },
     })
+}
+
+/// Adds the edge spans to their groups, with the measures the tier would
+/// hold for them.
+fn fold_edges(
+    plan: &Plan,
+    prepared: &RollupPlan,
+    rows: &[Vec<Value>],
+    groups: &mut BTreeMap<Vec<Option<GroupValue>>, HourMeasures>,
+) {
+    let measures_at = prepared.fields.len() - EDGE_MEASURES.len();
+    let int = |v: Option<&Value>| v.and_then(Value::as_i64);
+    for row in rows {
+        let m = &row[measures_at..];
+        let start = int(m.get(1));
+        let mut field = 0;
+        let group = plan
+            .group_by
+            .iter()
+            .map(|g| match g {
+                GroupKey::Field(_) => {
+                    let v = row.get(field).and_then(Value::as_str);
+                    field += 1;
+                    v.filter(|v| !v.is_empty())
+                        .map(|v| GroupValue::Text(v.to_owned()))
+                }
+                GroupKey::Bucket { width_ns } => {
+                    start.map(|t| GroupValue::Time(t.div_euclid(*width_ns) * width_ns))
+                }
+            })
+            .collect();
+        let measures = HourMeasures::of_span_values(
+            m.first().and_then(Value::as_str),
+            int(m.get(2)),
+            [int(m.get(3)), int(m.get(4)), int(m.get(5))],
+            m.get(6).and_then(Value::as_f64),
+        );
+        groups.entry(group).or_default().merge(&measures);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -174,6 +174,11 @@ const FROM_ROLLUPS: &[&str] = &[
     "from 2020-01-01 to 2020-01-02 | count(), avg(duration)",
     "from 2020-01-01 to 2020-01-02 | by tool_name | count()",
     "not exists tool_name | by bucket(2h) | count()",
+    // Partial hours at either end: whole hours from rollups, edges scanned.
+    "from 2026-11-17T01:30:00Z to 2026-11-17T03:00:00Z | count()",
+    "from 2026-11-17T00:20:00Z to 2026-11-17T05:40:00Z | by tags.category, bucket(1h) | count(), avg(duration), success_rate(), error_rate()",
+    "from 2026-11-17T01:15:00Z to 2026-11-17T06:59:00Z span_kind=llm | by model_name | sum(total_tokens), sum(cost), avg(cost)",
+    "from 2026-11-16T23:50:00Z to 2026-11-17T04:10:00Z NOT status=ok | by tool_name | count(), sum(duration)",
 ];
 
 /// Aggregates only a scan answers exactly.
@@ -181,7 +186,7 @@ const SCANNED: &[&str] = &[
     "by tool_name | p95(duration)",
     "by status | count()",
     "status!=ok | count()",
-    "from 2026-11-17T01:30:00Z to 2026-11-17T03:00:00Z | count()",
+    "from 2026-11-17T01:10:00Z to 2026-11-17T01:50:00Z | count()",
     "by bucket(30m) | count()",
     "attributes.http.status_code>=500 | count()",
     "| min(duration)",
