@@ -82,13 +82,12 @@ pub struct HourMeasures {
 }
 
 impl HourMeasures {
-    fn add(&mut self, c: &Contribution, retract: bool) {
+    fn add(&mut self, f: &HourFields, retract: bool) {
         let op = |v: &mut u64, on: bool| {
             if on {
                 *v = if retract { v.saturating_sub(1) } else { *v + 1 };
             }
         };
-        let f = &c.hour_fields;
         op(&mut self.spans, true);
         op(&mut self.ok, f.ok);
         op(&mut self.errors, f.error);
@@ -122,22 +121,19 @@ impl HourMeasures {
         tokens: [Option<i64>; 3],
         cost: Option<f64>,
     ) -> HourMeasures {
-        let mut m = HourMeasures {
-            spans: 1,
-            ok: u64::from(status == Some("ok")),
-            errors: u64::from(status == Some("error")),
-            ..HourMeasures::default()
+        let [input_tokens, output_tokens, total_tokens] = tokens;
+        let fields = HourFields {
+            hour: None,
+            ok: status == Some("ok"),
+            error: status == Some("error"),
+            duration_ns,
+            input_tokens,
+            output_tokens,
+            total_tokens,
+            cost_pico: cost_pico(cost),
         };
-        let [input, output, total] = tokens;
-        m.duration.add(duration_ns.map(i128::from), false);
-        m.input_tokens.add(input.map(i128::from), false);
-        m.output_tokens.add(output.map(i128::from), false);
-        m.total_tokens.add(total.map(i128::from), false);
-        m.cost_pico.add(
-            cost.filter(|c| c.is_finite())
-                .map(|c| (c * COST_SCALE).round() as i128),
-            false,
-        );
+        let mut m = HourMeasures::default();
+        m.add(&fields, false);
         m
     }
 
@@ -171,12 +167,15 @@ impl HourFields {
             input_tokens: span.input_tokens,
             output_tokens: span.output_tokens,
             total_tokens: span.total_tokens,
-            cost_pico: span
-                .cost
-                .filter(|c| c.is_finite())
-                .map(|c| (c * COST_SCALE).round() as i128),
+            cost_pico: cost_pico(span.cost),
         }
     }
+}
+
+/// A cost as the tier sums it: an integer of 1e-12 units (non-finite: none).
+fn cost_pico(cost: Option<f64>) -> Option<i128> {
+    cost.filter(|c| c.is_finite())
+        .map(|c| (c * COST_SCALE).round() as i128)
 }
 
 /// One persisted day of the tier.
@@ -229,8 +228,11 @@ impl HourTier {
         self.dirty.insert(hour.div_euclid(DAY_HOURS));
         let series = self.hours.entry(hour).or_default();
         match series.get_mut(key) {
-            Some(m) => m.add(c, retract),
-            None => series.entry(key.clone()).or_default().add(c, retract),
+            Some(m) => m.add(&c.hour_fields, retract),
+            None => series
+                .entry(key.clone())
+                .or_default()
+                .add(&c.hour_fields, retract),
         }
     }
 
@@ -270,7 +272,7 @@ impl HourTier {
                 let before = series.len();
                 series.retain(|k, _| !expired(&k.project, day));
                 if series.len() != before {
-                    self.dirty.insert(h.div_euclid(DAY_HOURS));
+                    self.dirty.insert(day);
                 }
                 if series.is_empty() {
                     self.hours.remove(&h);

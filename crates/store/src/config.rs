@@ -111,4 +111,13 @@ impl StoreConfig {
             .copied()
             .unwrap_or(self.retention_days)
     }
+
+    /// Start (ns) of the UTC day that holds `now_ns` minus the project's
+    /// retention: whole days before it are dropped (parts, hour rollups).
+    /// `None` when the project keeps everything.
+    pub fn retention_cutoff_day_ns(&self, project: &str, now_ns: i64) -> Option<i64> {
+        const DAY_NS: i64 = 86_400 * 1_000_000_000;
+        let days = i64::from(self.retention_for(project));
+        (days > 0).then(|| (now_ns - days * DAY_NS).div_euclid(DAY_NS) * DAY_NS)
+    }
 }

@@ -27,8 +27,6 @@ pub struct MaintenanceReport {
     pub indexed_parts: usize,
 }
 
-const DAY_NS: i64 = 86_400 * 1_000_000_000;
-
 impl Store {
     /// One pass of retention, compaction and garbage deletion.
     pub async fn maintain(&self) -> Result<MaintenanceReport, Error> {
@@ -73,16 +71,16 @@ impl Store {
     /// maintenance: the rule is the parts' rule, whole days before the
     /// cutoff's day), so the tier never answers for spans no longer stored.
     pub(crate) fn expire_hour_tier(&self, now_ns: i64) {
+        const DAY_NS: i64 = 86_400 * 1_000_000_000;
         let cfg = &self.inner.config;
-        let cutoff_day = |project: &str| {
-            let days = i64::from(cfg.retention_for(project));
-            (days > 0).then(|| (now_ns - days * DAY_NS).div_euclid(DAY_NS))
-        };
         self.inner
             .state
             .lock()
             .rollups
-            .expire_hours(|project, day| cutoff_day(project).is_some_and(|c| day < c));
+            .expire_hours(|project, day| {
+                cfg.retention_cutoff_day_ns(project, now_ns)
+                    .is_some_and(|cutoff| day < cutoff.div_euclid(DAY_NS))
+            });
     }
 
     fn expire(&self, now_ns: i64) -> Result<usize, Error> {
@@ -93,12 +91,10 @@ impl Store {
             .parts
             .iter()
             .filter(|p| {
-                let days = cfg.retention_for(&p.meta.project);
-                days > 0 && {
-                    let cutoff = now_ns - i64::from(days) * 86_400 * 1_000_000_000;
-                    // Whole days only: the part's day must end before the cutoff.
-                    p.meta.max_time < cutoff && p.meta.day < day_of(cutoff)
-                }
+                // Whole days only: the part's day must end before the
+                // cutoff day starts.
+                cfg.retention_cutoff_day_ns(&p.meta.project, now_ns)
+                    .is_some_and(|cutoff| p.meta.max_time < cutoff && p.meta.day < day_of(cutoff))
             })
             .map(|p| p.meta.id)
             .collect();

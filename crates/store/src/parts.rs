@@ -128,21 +128,21 @@ impl RunRows {
         Self(pairs)
     }
 
-    fn contains(&self, id: &str) -> bool {
+    /// The (fingerprint, row) pairs of `id`'s fingerprint.
+    fn entries(&self, id: &str) -> &[(u32, u32)] {
         let fp = fingerprint(id);
-        let at = self.0.partition_point(|&(f, _)| f < fp);
-        self.0.get(at).is_some_and(|&(f, _)| f == fp)
+        let from = self.0.partition_point(|&(f, _)| f < fp);
+        let to = from + self.0[from..].partition_point(|&(f, _)| f == fp);
+        &self.0[from..to]
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        !self.entries(id).is_empty()
     }
 
     /// Rows whose trace or run id may be `id`, ascending.
     fn rows_of(&self, id: &str) -> Vec<u32> {
-        let fp = fingerprint(id);
-        let from = self.0.partition_point(|&(f, _)| f < fp);
-        let mut rows: Vec<u32> = self.0[from..]
-            .iter()
-            .take_while(|&&(f, _)| f == fp)
-            .map(|&(_, r)| r)
-            .collect();
+        let mut rows: Vec<u32> = self.entries(id).iter().map(|&(_, r)| r).collect();
         rows.dedup();
         rows
     }
@@ -340,8 +340,8 @@ pub fn write_part(
         });
     // Near-unique columns: a dictionary would only fill up and fall back,
     // and a page read would then drag the whole dictionary page along.
-    // (Trace and parent ids repeat within a run, so theirs pay.) Payloads
-    // get no statistics either: min/max of free text prunes nothing.
+    // (Other ids try one, within `DICTIONARY_BYTES`.) Payloads get no
+    // statistics either: min/max of free text prunes nothing.
     let props = [column::SPAN_ID, column::INPUT, column::OUTPUT]
         .into_iter()
         .fold(props, |p, c| {

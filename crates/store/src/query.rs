@@ -292,16 +292,14 @@ impl Store {
         if plan.output != Output::Aggregates || !self.inner.rollup_answers.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        const DAY_NS: i64 = 86_400 * 1_000_000_000;
-        let days = i64::from(self.inner.config.retention_for(project.as_str()));
-        let oldest_kept_ns = if days == 0 {
-            i64::MIN
-        } else {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as i64);
-            (now - days * DAY_NS).div_euclid(DAY_NS) * DAY_NS
-        };
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        let oldest_kept_ns = self
+            .inner
+            .config
+            .retention_cutoff_day_ns(project.as_str(), now_ns)
+            .unwrap_or(i64::MIN);
         let prepared = {
             let st = self.inner.state.lock();
             rollup::prepare(&st.rollups, plan, oldest_kept_ns)

@@ -17,7 +17,7 @@ use loupe_backend::{
 use loupe_model::{ProjectId, Span, column};
 
 use crate::convert::batch_to_rows;
-use crate::parts::{IdKind, RowPick};
+use crate::parts::RowPick;
 use crate::{Error, SpansTable, Store};
 
 /// Name under which the project's spans are registered for SQL.
@@ -52,9 +52,9 @@ impl Store {
 
     /// Every span whose trace id or run id is `id`, in tree order.
     ///
-    /// The id path, not a scan: the memtables, then only the parts whose
-    /// id bloom may hold `id`, and in them only the row groups whose Parquet
-    /// bloom filters on `trace_id`/`run_id` may hold it.
+    /// The id path, not a scan: the memtables, then in each part only the
+    /// rows its position index names for `id` (a part without any costs no
+    /// I/O), read as the few pages that hold them.
     pub async fn trace_spans(&self, project: &ProjectId, id: &str) -> Result<Vec<Span>, Error> {
         let store = self.clone();
         let (project, id) = (project.as_str().to_owned(), id.to_owned());
@@ -74,11 +74,6 @@ impl Store {
         }
         let (parts, hidden) = self.parts_snapshot();
         for part in crate::live_parts_of(&parts, project) {
-            if !(part.index.may_contain(IdKind::Trace, id)
-                || part.index.may_contain(IdKind::Run, id))
-            {
-                continue;
-            }
             for row in part.read_run(RowPick::TraceOrRun(id))? {
                 if !hidden.contains(&row.version) && seen.insert(row.span.span_id.clone()) {
                     spans.push(row.span);

@@ -19,13 +19,12 @@
 //! after the manifest is stored, so a crash before that leaves the previous
 //! snapshot's files in place.
 
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use loupe_rollup::expose::{Format, SelfKind, SelfMetric};
-use std::collections::BTreeMap;
-
 use loupe_rollup::{DayFile, RollupConfig, Rollups, Snapshot};
 
 use crate::wal::{io_err, sync_dir};
@@ -145,7 +144,7 @@ pub(crate) fn remove_stale(
 ) -> Result<(), Error> {
     let keep = file_of(data_dir, keep);
     remove_unlisted(&data_dir.join(DIR), |p| *p == keep)?;
-    let named: std::collections::HashSet<PathBuf> = day_files
+    let named: HashSet<PathBuf> = day_files
         .iter()
         .map(|(&day, &seq)| day_file_of(data_dir, day, seq))
         .collect();
