@@ -1,4 +1,9 @@
-//! The one place where a domain error becomes an HTTP status and JSON body.
+//! The one place where a domain error becomes a status: an HTTP status and
+//! JSON body ([`IntoResponse`]), or a gRPC status (`From<ApiError> for
+//! tonic::Status`, derived from the HTTP one so both surfaces agree).
+//! Client mistakes are 4xx with a message naming the problem; Loupe's own
+//! failures are 5xx, logged once here with their context and hidden from
+//! the client.
 
 use std::time::Duration;
 
@@ -92,6 +97,32 @@ impl From<StoreError> for ApiError {
                 )
             }
         }
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(e: ApiError) -> Self {
+        let message = match e.retry_after {
+            Some(after) => format!("{}; retry in {} s", e.message, after.as_secs().max(1)),
+            None => e.message,
+        };
+        let code = match e.status {
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+                tonic::Code::InvalidArgument
+            }
+            StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
+            StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
+            StatusCode::NOT_FOUND => tonic::Code::NotFound,
+            StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                tonic::Code::Unavailable
+            }
+            StatusCode::REQUEST_TIMEOUT => tonic::Code::DeadlineExceeded,
+            StatusCode::NOT_IMPLEMENTED => tonic::Code::Unimplemented,
+            s if s.is_client_error() => tonic::Code::InvalidArgument,
+            _ => tonic::Code::Internal,
+        };
+        tonic::Status::new(code, message)
     }
 }
 

@@ -3,7 +3,6 @@
 //! Authenticated like HTTP ([`crate::auth`]) from the `authorization` /
 //! `api_key` metadata; a bad key is `UNAUTHENTICATED`.
 
-use loupe_backend::StoreError;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -13,8 +12,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
-use crate::AppState;
 use crate::routes::otlp::partial_success;
+use crate::{ApiError, AppState};
 
 /// The gRPC trace service over the shared state.
 pub struct Traces(AppState);
@@ -43,34 +42,22 @@ impl TraceService for Traces {
                 text("api_key").or_else(|| text("api-key")),
                 text("x-loupe-project"),
             )
-            .map_err(|e| match e {
-                crate::auth::AuthError::BadProject(m) => Status::invalid_argument(m),
-                other => Status::unauthenticated(other.to_string()),
-            })?;
+            .map_err(|e| Status::from(ApiError::from(e)))?;
         // tonic has decoded the body by now; normalising and appending are
         // still worth gating.
-        let _slot = self.0.ingest_gate.admit().await.map_err(|r| {
-            Status::unavailable(format!(
-                "Loupe is ingesting as much as it can; retry in {} s",
-                r.retry_after.as_secs()
-            ))
-        })?;
+        let _slot = self
+            .0
+            .ingest_gate
+            .admit()
+            .await
+            .map_err(|r| Status::from(ApiError::from(r)))?;
         let normalised =
             loupe_ingest::otlp::normalise_request(project.as_str(), request.into_inner());
         self.0
             .pipeline
             .write(normalised.spans)
             .await
-            .map_err(|e| match e {
-                StoreError::Overloaded { .. } | StoreError::Closed => {
-                    Status::unavailable(e.to_string())
-                }
-                StoreError::Invalid(m) => Status::invalid_argument(m),
-                other => {
-                    tracing::error!(error = %other, "grpc export failed");
-                    Status::internal("internal error; see the Loupe server log")
-                }
-            })?;
+            .map_err(|e| Status::from(ApiError::from(e)))?;
         Ok(Response::new(ExportTraceServiceResponse {
             partial_success: partial_success(&normalised.rejected),
         }))

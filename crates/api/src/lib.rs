@@ -4,7 +4,8 @@
 //! API and health), so tests can drive it without a socket;
 //! [`grpc::trace_service`] is the OTLP/gRPC `TraceService`. Handlers are
 //! thin: decode at the edge with `loupe-ingest`, write through the
-//! [`Pipeline`], read through the [`SpanStore`] contract, and turn every
+//! [`Pipeline`], read through the [`SpanReader`] contract (the API holds no
+//! handle that can append around the pipeline), and turn every
 //! domain error into a status and a JSON body in one place ([`error`]).
 //! [`auth`] authenticates every request (API keys, or open access while no
 //! key exists) and decides its project; `routes::langfuse` is the
@@ -16,8 +17,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use loupe_backend::SpanStore;
-use loupe_ingest::pipeline::Pipeline;
+use loupe_backend::SpanReader;
+use loupe_pipeline::Pipeline;
 
 pub mod admission;
 pub mod auth;
@@ -59,10 +60,10 @@ impl Default for ApiConfig {
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
-    /// Ingest path.
+    /// Ingest path: the only way a handler writes.
     pub pipeline: Pipeline,
     /// Read path.
-    pub store: Arc<dyn SpanStore>,
+    pub reader: Arc<dyn SpanReader>,
     /// Limits.
     pub config: Arc<ApiConfig>,
     /// Readiness: false until the store has opened and replayed.

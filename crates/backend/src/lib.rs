@@ -1,13 +1,19 @@
 //! The storage contract: what ingest writes to and what the API reads from.
 //!
-//! [`SpanStore`] is implemented by the embedded store (`loupe-store`) and, later,
-//! by the ClickHouse backend. It speaks only `loupe-model` types: no protocol
-//! type (OTLP, Langfuse, HTTP) ever crosses it.
+//! A backend implements two traits, split on purpose:
 //!
-//! - `append` returns once the spans are durable under the configured
-//!   durability mode: an acknowledged write is in the WAL.
-//! - Reads always see the merged row of every span (later versions of the
-//!   same `(project, span_id)` merged field by field).
+//! - [`SpanWriter`]: `append` returns once the spans are durable under the
+//!   configured durability mode (an acknowledged write is in the WAL). Only
+//!   the ingest pipeline (`loupe-pipeline`) holds one: sources get the
+//!   pipeline, so no source can skip tag rules or redaction by writing to
+//!   the store directly.
+//! - [`SpanReader`]: every read. Reads always see the merged row of every
+//!   span (later versions of the same `(project, span_id)` merged field by
+//!   field).
+//!
+//! Both are implemented by the embedded store (`loupe-store`) and, later, by
+//! the ClickHouse backend. They speak only `loupe-model` types: no protocol
+//! type (OTLP, Langfuse, HTTP) ever crosses them.
 
 #![warn(missing_docs)]
 
@@ -173,12 +179,16 @@ pub struct OffsetPage {
     pub total: Option<u64>,
 }
 
-/// A storage backend.
-pub trait SpanStore: Send + Sync + 'static {
+/// The write half of a storage backend. Held by the ingest pipeline only.
+pub trait SpanWriter: Send + Sync + 'static {
     /// Appends spans (complete or partial updates). Resolves once they are
     /// durable under the configured durability mode.
     fn append(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>>;
+}
 
+/// The read half of a storage backend: what the API, the console and the
+/// Dify cleanup's verification read through.
+pub trait SpanReader: Send + Sync + 'static {
     /// Every span whose `trace_id` or `run_id` equals `id`, parents before
     /// children (tree order, siblings by start time).
     fn trace<'a>(

@@ -1,5 +1,5 @@
 //! Dify PostgreSQL connector: read-only incremental sync of Dify's execution
-//! tables into a [`loupe_backend::SpanStore`], and the safe cleanup
+//! tables through the ingest pipeline (`loupe_pipeline::Pipeline`), and the safe cleanup
 //! ("relief") of those tables once Loupe holds their rows.
 //!
 //! - [`schema`]: typed rows and the schema check run at connect.
@@ -83,6 +83,22 @@ pub enum Error {
     /// Bad arguments.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// History older than the store's retention would be written and then
+    /// dropped by retention; the sync was told to stop rather than skip it.
+    #[error(
+        "{rows} rows of {table} were created before {floor}, outside the store's retention: \
+         written, they would be deleted at the next maintenance pass. Keep them with \
+         [store] retention_days = 0 (or a longer retention), or skip them with \
+         older_than_retention = \"skip\" ([dify]) / --older-than-retention skip"
+    )]
+    OlderThanRetention {
+        /// The Dify table.
+        table: &'static str,
+        /// Rows before the floor not yet synced.
+        rows: u64,
+        /// The retention floor (RFC 3339).
+        floor: String,
+    },
 }
 
 impl Error {

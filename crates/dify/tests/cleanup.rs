@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use loupe_backend::SpanStore;
+use loupe_backend::SpanReader;
 use loupe_dify::Error;
 use loupe_dify::relief::{Cleaner, CleanupConfig, CleanupProgress, CleanupReport, Scope};
 use loupe_model::{ProjectId, Span};
@@ -86,7 +86,7 @@ fn config(env: &Env, scope: Scope) -> CleanupConfig {
 }
 
 async fn cleaner(env: &Env, c: CleanupConfig) -> Result<Cleaner, Error> {
-    let store: Arc<dyn SpanStore> = Arc::new(env.store.clone());
+    let store: Arc<dyn SpanReader> = Arc::new(env.store.clone());
     Cleaner::connect(c, store).await
 }
 

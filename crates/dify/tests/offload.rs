@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use common::*;
 use loupe_dify::Error;
@@ -267,15 +266,15 @@ async fn upload_files_is_required_only_with_a_storage_dir() {
         .expect("drop upload_files");
     let storage = env.dir.path().join("storage");
     std::fs::create_dir_all(&storage).expect("storage dir");
-    let store = Arc::new(env.store.clone());
+    let pipeline = env.pipeline();
 
-    Syncer::connect(env.config(), store.clone())
+    Syncer::connect(env.config(), pipeline.clone())
         .await
         .expect("without storage_dir upload_files is not read");
 
     let mut config = env.config();
     config.storage_dir = Some(storage);
-    match Syncer::connect(config, store.clone()).await {
+    match Syncer::connect(config, pipeline.clone()).await {
         Err(Error::MissingTables { missing, .. }) => assert_eq!(missing, ["upload_files"]),
         Err(e) => panic!("expected MissingTables, got {e}"),
         Ok(_) => panic!("expected MissingTables, got a syncer"),
@@ -283,7 +282,7 @@ async fn upload_files_is_required_only_with_a_storage_dir() {
 
     let mut config = env.config();
     config.storage_dir = Some(env.dir.path().join("no-such-dir"));
-    match Syncer::connect(config, store).await {
+    match Syncer::connect(config, pipeline).await {
         Err(Error::Invalid(msg)) => assert!(msg.contains("no-such-dir"), "{msg}"),
         Err(e) => panic!("expected Invalid, got {e}"),
         Ok(_) => panic!("expected Invalid, got a syncer"),

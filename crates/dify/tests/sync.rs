@@ -5,7 +5,6 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use loupe_backend::SpanStore;
 use loupe_dify::sync::Checkpoint;
 use loupe_dify::{Error, SOURCE};
 use loupe_model::{ProjectId, SpanKind, Status};
@@ -589,8 +588,8 @@ async fn errors_name_the_problem() {
         )
         .await
         .expect("drop");
-    let store: Arc<dyn SpanStore> = Arc::new(env.store.clone());
-    let err = loupe_dify::sync::Syncer::connect(env.config(), store.clone())
+    let pipeline = env.pipeline();
+    let err = loupe_dify::sync::Syncer::connect(env.config(), pipeline.clone())
         .await
         .err()
         .expect("missing table");
@@ -606,7 +605,7 @@ async fn errors_name_the_problem() {
         )
         .await
         .expect("recreate");
-    let err = loupe_dify::sync::Syncer::connect(env.config(), store.clone())
+    let err = loupe_dify::sync::Syncer::connect(env.config(), pipeline.clone())
         .await
         .err()
         .expect("missing column");
@@ -633,7 +632,7 @@ async fn errors_name_the_problem() {
             format!("postgres://loupe_noread:x@{rest}"),
             env.data_dir(),
         ),
-        store,
+        pipeline,
     )
     .await
     .err()

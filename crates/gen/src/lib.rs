@@ -176,13 +176,7 @@ impl Fault {
 }
 
 fn parse_time(text: &str) -> Result<i64, String> {
-    if let Ok(ns) = text.parse::<i64>() {
-        return Ok(ns);
-    }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .and_then(|t| t.timestamp_nanos_opt())
-        .ok_or_else(|| format!("time {text:?} is neither RFC 3339 nor ns since the epoch"))
+    loupe_model::time::parse_instant(text).map_err(|e| e.to_string())
 }
 
 /// One generated run.

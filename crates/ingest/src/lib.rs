@@ -2,10 +2,10 @@
 //!
 //! Knows payloads, not transports: `loupe-api` owns HTTP and gRPC and hands
 //! request bodies here. [`otlp`] decodes OTLP trace exports (protobuf or JSON,
-//! optionally gzip) and normalises them.
+//! optionally gzip) and normalises them; [`langfuse`] parses ingestion batches.
+//! What they produce is written through `loupe-pipeline`, never to a store.
 
 #![warn(missing_docs)]
 
 pub mod langfuse;
 pub mod otlp;
-pub mod pipeline;

@@ -2,7 +2,6 @@
 //! file or added through the API) on past data, from a data directory
 //! opened read-only; and the wiring of the alerting engine into `serve`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -10,6 +9,7 @@ use loupe_alerts::{Engine, SystemClock};
 use loupe_store::Store;
 
 use crate::config::Config;
+use crate::open::{ConfigArgs, Mode, open_store};
 
 /// `loupe alerts …`.
 #[derive(Debug, clap::Args)]
@@ -24,15 +24,12 @@ enum AlertsCommand {
     Test {
         /// Rule name.
         rule: String,
-        /// Evaluation time: RFC 3339 (2026-11-24T10:00:00Z) or ms since the epoch.
+        /// Evaluation time: RFC 3339 (2026-11-24T10:00:00Z) or ns since the epoch.
         #[arg(long)]
         at: String,
-        /// Data directory. Default: the config's, else ./loupe-data.
-        #[arg(long, env = "LOUPE_DATA_DIR")]
-        data_dir: Option<PathBuf>,
-        /// Config file with the rules and `[metrics] labels`.
-        #[arg(long, env = "LOUPE_CONFIG")]
-        config: Option<PathBuf>,
+        /// The config file holding the rules (and `[metrics] labels`).
+        #[command(flatten)]
+        config: ConfigArgs,
     },
 }
 
@@ -53,36 +50,19 @@ pub fn engine(config: &Config, store: &Store) -> anyhow::Result<Option<Arc<Engin
     Ok(Some(engine))
 }
 
-fn parse_at(text: &str) -> anyhow::Result<i64> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
-        .with_context(|| format!("--at {text:?} is neither RFC 3339 (2026-11-24T10:00:00Z) nor ms"))
-}
-
 /// Runs `loupe alerts`.
 pub fn run(args: AlertsArgs) -> anyhow::Result<()> {
-    let AlertsCommand::Test {
-        rule,
-        at,
-        data_dir,
-        config,
-    } = args.command;
-    let at_ms = parse_at(&at)?;
-    let mut config = match &config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    };
-    if let Some(dir) = data_dir {
-        config.store.data_dir = dir;
-    }
-    let mut store_config = config.store.clone();
-    store_config.rollup = config.metrics.clone();
-    let dir = store_config.data_dir.clone();
-    let store = Store::open_read_only(store_config)
-        .with_context(|| format!("cannot read the data directory {}", dir.display()))?;
+    let AlertsCommand::Test { rule, at, config } = args.command;
+    let at_ms = loupe_model::time::parse_instant(&at)
+        .with_context(|| "--at".to_owned())?
+        .div_euclid(1_000_000);
+    let mut config = config.resolve()?;
+    let store = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(open_store(&mut config, Mode::ReadOnly))?;
+    let dir = store.config().data_dir.clone();
     let rollups = store.recent_rollups();
     let engine = Engine::open(
         config.alerts_config(),

@@ -9,11 +9,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::{NaiveDate, NaiveDateTime};
-use loupe_backend::SpanStore;
-use loupe_dify::sync::{SyncConfig, Syncer};
-use loupe_store::{Store, StoreConfig};
+use loupe_dify::sync::{OlderThanRetention, SyncConfig, Syncer};
+use loupe_pipeline::Pipeline;
+use loupe_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::open::{ConfigArgs, Mode, open_store};
 
 /// `[dify]`: sync a Dify database continuously while `loupe serve` runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,6 +24,12 @@ use tokio::sync::watch;
 pub struct DifySection {
     /// `postgres://user:password@host:port/database`; unset = no sync.
     pub dsn: Option<String>,
+    /// Loupe project the synced runs go to (default `default`). Give the
+    /// project's keys to the people who should see this Dify's runs.
+    pub project: String,
+    /// History older than the store's retention: `skip` it (counted and
+    /// logged; the default) or `stop` the sync with an error naming it.
+    pub older_than_retention: OlderThanRetention,
     /// Pause between sync passes (humantime, default `30s`).
     pub interval: String,
     /// Rows per keyset batch (default 500).
@@ -35,6 +44,8 @@ impl Default for DifySection {
     fn default() -> Self {
         Self {
             dsn: None,
+            project: loupe_model::ProjectId::DEFAULT.to_owned(),
+            older_than_retention: OlderThanRetention::Skip,
             interval: "30s".into(),
             batch: 500,
             storage_dir: None,
@@ -91,12 +102,17 @@ struct SyncArgs {
     /// Pause between passes without --once.
     #[arg(long, default_value = "30s")]
     interval: humantime::Duration,
-    /// Data directory (the store and dify-sync.json). Default ./loupe-data.
-    #[arg(long, env = "LOUPE_DATA_DIR", default_value = "./loupe-data")]
-    data_dir: PathBuf,
-    /// Project the spans go to.
-    #[arg(long, default_value = loupe_model::ProjectId::DEFAULT)]
-    project: String,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Project the spans go to. Default: [dify] project, else `default`.
+    #[arg(long)]
+    project: Option<String>,
+    /// Runs and messages older than the store's retention would be written
+    /// and then deleted by the next maintenance pass: skip them (counted in
+    /// the report) or stop with an error. Default: [dify]
+    /// older_than_retention, else skip.
+    #[arg(long, value_name = "skip|stop")]
+    older_than_retention: Option<OlderThanRetention>,
     /// Dify's local storage root (OPENDAL_FS_ROOT, or legacy
     /// STORAGE_LOCAL_PATH; the directory holding upload_files/): node
     /// payloads Dify truncated are read from it in full. Default: only mark
@@ -129,28 +145,72 @@ pub fn run(args: DifyArgs) -> anyhow::Result<()> {
 }
 
 async fn sync(args: SyncArgs) -> anyhow::Result<()> {
-    loupe_model::ProjectId::new(args.project.clone())?;
-    let mut config = SyncConfig::new(args.dsn.clone(), args.data_dir.clone());
-    config.project = args.project.clone();
-    config.batch = args.batch;
-    config.rate = args.rate;
+    let mut loupe_config = args.config.resolve()?;
     if let Some(rate) = args.rate
         && (rate.is_nan() || rate <= 0.0)
     {
         bail!("--rate must be a positive number of rows per second");
     }
+    let store = open_store(&mut loupe_config, Mode::Write).await?;
+    let mut section = loupe_config.dify.clone();
+    section.dsn = Some(args.dsn.clone());
+    section.batch = args.batch;
+    if let Some(project) = &args.project {
+        section.project.clone_from(project);
+    }
+    if let Some(choice) = args.older_than_retention {
+        section.older_than_retention = choice;
+    }
+    if args.storage_dir.is_some() {
+        section.storage_dir.clone_from(&args.storage_dir);
+    }
+    let mut config = sync_config(&section, &loupe_config, &store)?;
+    config.rate = args.rate;
     config.backfill_from = args.backfill_from.as_deref().map(parse_date).transpose()?;
-    config.storage_dir = args.storage_dir.clone();
-    let store_config = StoreConfig {
-        data_dir: args.data_dir.clone(),
-        ..StoreConfig::default()
-    };
-    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
-        .await?
-        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
     let background = store.spawn_background();
-    let dyn_store: Arc<dyn SpanStore> = Arc::new(store.clone());
-    let mut syncer = Syncer::connect(config, dyn_store).await?;
+    let pipeline = crate::open::pipeline(&loupe_config, &store)?;
+    let result = run_sync(config, pipeline, args.once, args.interval.into()).await;
+    background.abort();
+    store.shutdown().await.context("flush on shutdown failed")?;
+    result
+}
+
+/// The sync settings of `section` for the opened `store`: its project,
+/// and the retention floor the store's own retention implies.
+fn sync_config(
+    section: &DifySection,
+    config: &Config,
+    store: &Store,
+) -> anyhow::Result<SyncConfig> {
+    let Some(dsn) = &section.dsn else {
+        bail!("no Dify database: set [dify] dsn or --dsn");
+    };
+    loupe_model::ProjectId::new(section.project.clone()).with_context(|| {
+        format!(
+            "dify project {:?} is not a valid project name",
+            section.project
+        )
+    })?;
+    let mut sync = SyncConfig::new(dsn.clone(), store.config().data_dir.clone());
+    sync.project.clone_from(&section.project);
+    sync.batch = section.batch;
+    sync.storage_dir.clone_from(&section.storage_dir);
+    sync.older_than_retention = section.older_than_retention;
+    let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    sync.retention_floor = config
+        .store
+        .retention_cutoff_day_ns(&section.project, now_ns)
+        .map(|ns| chrono::DateTime::from_timestamp_nanos(ns).naive_utc());
+    Ok(sync)
+}
+
+async fn run_sync(
+    config: SyncConfig,
+    pipeline: Pipeline,
+    once: bool,
+    interval: Duration,
+) -> anyhow::Result<()> {
+    let mut syncer = Syncer::connect(config, pipeline).await?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -164,50 +224,52 @@ async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         b.set_position(p.done);
         b.set_message(p.table);
     }));
-    let result = if args.once {
-        syncer.sync_once().await.map(|r| {
-            bar.finish_and_clear();
+    if once {
+        let r = syncer.sync_once().await;
+        bar.finish_and_clear();
+        let r = r?;
+        eprintln!(
+            "synced {} spans ({} runs, {} messages, {} feedback rows); {} runs still open",
+            r.spans,
+            r.rows.get("workflow_runs").unwrap_or(&0),
+            r.rows.get("messages").unwrap_or(&0),
+            r.rows.get("message_feedbacks").unwrap_or(&0),
+            r.open_runs
+        );
+        for (table, rows) in &r.skipped {
             eprintln!(
-                "synced {} spans ({} runs, {} messages, {} feedback rows); {} runs still open",
-                r.spans,
-                r.rows.get("workflow_runs").unwrap_or(&0),
-                r.rows.get("messages").unwrap_or(&0),
-                r.rows.get("message_feedbacks").unwrap_or(&0),
-                r.open_runs
+                "skipped {rows} {table} rows older than the store's retention \
+                 ([store] retention_days = 0 keeps all history)"
             );
-        })
+        }
     } else {
         let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(syncer.run(args.interval.into(), rx));
+        let task = tokio::spawn(syncer.run(interval, rx));
         let _ = tokio::signal::ctrl_c().await;
         let _ = tx.send(true);
         let _ = task.await;
         bar.finish_and_clear();
-        Ok(())
-    };
-    background.abort();
-    store.shutdown().await.context("flush on shutdown failed")?;
-    Ok(result?)
+    }
+    Ok(())
 }
 
-/// Starts the continuous sync of `loupe serve` when `[dify] dsn` is set.
-/// A database that cannot be reached or has the wrong schema stops the start.
+/// Starts the continuous sync of `loupe serve` when `[dify] dsn` is set,
+/// writing through the server's pipeline. A database that cannot be reached
+/// or has the wrong schema stops the start.
 pub async fn spawn_sync(
-    section: &DifySection,
-    store: Arc<dyn SpanStore>,
-    data_dir: PathBuf,
+    config: &Config,
+    pipeline: Pipeline,
+    store: &Store,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(dsn) = &section.dsn else {
+    if config.dify.dsn.is_none() {
         return Ok(None);
-    };
-    let interval = section.interval()?;
-    let mut config = SyncConfig::new(dsn.clone(), data_dir);
-    config.batch = section.batch;
-    config.storage_dir = section.storage_dir.clone();
-    let syncer = Syncer::connect(config, store)
+    }
+    let interval = config.dify.interval()?;
+    let sync = sync_config(&config.dify, config, store)?;
+    let syncer = Syncer::connect(sync, pipeline)
         .await
         .context("[dify] sync cannot start")?;
-    tracing::info!(interval = %section.interval, "dify sync started");
+    tracing::info!(interval = %config.dify.interval, project = %config.dify.project, "dify sync started");
     Ok(Some(tokio::spawn(syncer.run(interval, stop))))
 }

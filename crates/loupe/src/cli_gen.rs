@@ -8,11 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use loupe_gen::{Fault, GenConfig};
-use loupe_normalise::tags::TagRules;
-use loupe_store::{Store, StoreConfig};
+use loupe_pipeline::Pipeline;
 use prost::Message as _;
-
-use crate::config::Config;
 
 const DAY_NS: f64 = 86_400e9;
 
@@ -109,13 +106,7 @@ fn gen_config(args: &GenArgs) -> anyhow::Result<GenConfig> {
 }
 
 fn parse_time(text: &str) -> anyhow::Result<i64> {
-    if let Ok(ns) = text.parse::<i64>() {
-        return Ok(ns);
-    }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .and_then(|t| t.timestamp_nanos_opt())
-        .with_context(|| format!("--start {text:?} is neither RFC 3339 nor ns since the epoch"))
+    loupe_model::time::parse_instant(text).context("--start")
 }
 
 /// Progress over runs, with the span/event count in the message.
@@ -180,17 +171,22 @@ async fn generate(args: GenArgs, config: GenConfig) -> anyhow::Result<()> {
         n
     };
     if let Some(dir) = &args.data_dir {
-        let store = open_store(dir.clone(), args.config.as_deref()).await?;
+        let mut loupe_config = crate::open::ConfigArgs {
+            config: args.config.clone(),
+            data_dir: Some(dir.clone()),
+        }
+        .resolve()?;
+        if args.config.is_none() {
+            loupe_config.tags = loupe_gen::tag_rules();
+        }
+        let store = crate::open::open_store(&mut loupe_config, crate::open::Mode::Write).await?;
         let background = store.spawn_background();
-        let tags = TagRules::new(&tag_rules(args.config.as_deref())?)?;
+        let pipeline = crate::open::pipeline(&loupe_config, &store)?;
         let mut runs = loupe_gen::runs(&config).peekable();
         while runs.peek().is_some() {
-            let mut spans: Vec<_> = runs.by_ref().take(batch).flat_map(|r| r.spans).collect();
-            for span in &mut spans {
-                tags.apply(span);
-            }
+            let spans: Vec<_> = runs.by_ref().take(batch).flat_map(|r| r.spans).collect();
             let count = spans.len();
-            append(&store, spans).await?;
+            append(&pipeline, spans).await?;
             progress.advance(take(), count, "spans").await;
         }
         background.abort();
@@ -289,32 +285,14 @@ async fn post(request: impl Fn() -> reqwest::RequestBuilder) -> anyhow::Result<(
     bail!("gave up after 5 attempts")
 }
 
-async fn open_store(dir: PathBuf, config: Option<&std::path::Path>) -> anyhow::Result<Store> {
-    let mut store_config = match config {
-        Some(path) => Config::load(path)?.store,
-        None => StoreConfig::default(),
-    };
-    store_config.data_dir = dir.clone();
-    tokio::task::spawn_blocking(move || Store::open(store_config))
-        .await?
-        .with_context(|| format!("cannot open the data directory {}", dir.display()))
-}
-
-fn tag_rules(
-    config: Option<&std::path::Path>,
-) -> anyhow::Result<Vec<loupe_normalise::tags::TagRuleConfig>> {
-    Ok(match config {
-        Some(path) => Config::load(path)?.tags,
-        None => loupe_gen::tag_rules(),
-    })
-}
-
 /// Appends, waiting while the store is over its memory budget.
-async fn append(store: &Store, spans: Vec<loupe_model::Span>) -> anyhow::Result<()> {
+async fn append(pipeline: &Pipeline, spans: Vec<loupe_model::Span>) -> anyhow::Result<()> {
     loop {
-        match store.append(spans.clone()).await {
+        match pipeline.write(spans.clone()).await {
             Ok(_) => return Ok(()),
-            Err(loupe_store::Error::Full) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(loupe_backend::StoreError::Overloaded { retry_after }) => {
+                tokio::time::sleep(retry_after.max(Duration::from_millis(100))).await
+            }
             Err(e) => return Err(e).context("append failed"),
         }
     }

@@ -25,7 +25,7 @@ use loupe_backend::{QueryLimits, QueryResult};
 use loupe_model::ProjectId;
 use loupe_query::export::{Encoder, Format};
 use loupe_query::{PlanOptions, Query};
-use loupe_store::{Store, StoreConfig};
+use loupe_store::Store;
 use serde_json::{Value, json};
 
 mod table;
@@ -46,6 +46,10 @@ pub struct SourceArgs {
     /// read-only: nothing is written, and a server may be running on it.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// With --data-dir: the config file (`loupe serve`'s); the directory's
+    /// recorded retention and rollup labels apply either way.
+    #[arg(long, env = "LOUPE_CONFIG")]
+    config: Option<PathBuf>,
     /// Project to query with --data-dir (over HTTP the key decides).
     #[arg(long, default_value = "default")]
     project: String,
@@ -160,7 +164,7 @@ async fn run_query(args: QueryArgs) -> Result<(), Failure> {
         opts.default_row_limit = None;
     }
     let plan = loupe_query::plan(&parsed, opts).map_err(|e| anyhow!("{}", e.message))?;
-    let (store, project) = open_dir(dir, &args.source.project).await?;
+    let (store, project) = open_dir(dir, &args.source).await?;
     let limits = QueryLimits::default();
     match (&args.out.output, format) {
         (Some(path), Some(format)) => {
@@ -190,7 +194,7 @@ async fn run_sql(args: SqlArgs) -> Result<(), Failure> {
                 .await?
         }
         Some(dir) => {
-            let (store, project) = open_dir(dir, &args.source.project).await?;
+            let (store, project) = open_dir(dir, &args.source).await?;
             let result = store
                 .read_only_sql(&project, &args.sql, QueryLimits::default())
                 .await
@@ -239,36 +243,22 @@ fn format_name(f: Format) -> &'static str {
 
 fn now_ns(text: Option<&str>) -> anyhow::Result<i64> {
     match text {
-        None => Ok(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)),
-        Some(t) => t
-            .parse::<i64>()
-            .ok()
-            .or_else(|| {
-                chrono::DateTime::parse_from_rfc3339(t)
-                    .ok()
-                    .and_then(|d| d.timestamp_nanos_opt())
-            })
-            .with_context(|| {
-                format!("--now {t:?} is neither RFC 3339 (2026-11-24T10:00:00Z) nor ns")
-            }),
+        None => Ok(loupe_model::time::now_ns()),
+        Some(t) => loupe_model::time::parse_instant(t).context("--now"),
     }
 }
 
-async fn open_dir(dir: &Path, project: &str) -> anyhow::Result<(Store, ProjectId)> {
-    let project = ProjectId::new(project.to_owned())
-        .with_context(|| format!("--project {project:?} is not a valid project name"))?;
-    let config = StoreConfig {
-        data_dir: dir.to_owned(),
-        ..StoreConfig::default()
-    };
-    let store = tokio::task::spawn_blocking(move || Store::open_read_only(config))
-        .await?
-        .with_context(|| {
-            format!(
-                "cannot read the data directory {} (check --data-dir; it must be a Loupe data directory)",
-                dir.display()
-            )
-        })?;
+async fn open_dir(dir: &Path, source: &SourceArgs) -> anyhow::Result<(Store, ProjectId)> {
+    let project = ProjectId::new(source.project.clone())
+        .with_context(|| format!("--project {:?} is not a valid project name", source.project))?;
+    let mut config = crate::open::ConfigArgs {
+        config: source.config.clone(),
+        data_dir: Some(dir.to_owned()),
+    }
+    .resolve()?;
+    let store = crate::open::open_store(&mut config, crate::open::Mode::ReadOnly)
+        .await
+        .context("check --data-dir")?;
     Ok((store, project))
 }
 

@@ -10,7 +10,7 @@ use anyhow::Context;
 use loupe_api::auth::{KEYS_FILE, KeysFile, generate_key};
 use loupe_model::ProjectId;
 
-use crate::config::Config;
+use crate::open::ConfigArgs;
 
 /// `loupe keys …`.
 #[derive(Debug, clap::Args)]
@@ -27,7 +27,7 @@ enum KeysCommand {
         #[arg(long)]
         project: String,
         #[command(flatten)]
-        location: Location,
+        location: ConfigArgs,
         /// Print the key as one JSON object.
         #[arg(long)]
         json: bool,
@@ -35,31 +35,14 @@ enum KeysCommand {
     /// List the keys of keys.json (public keys and projects).
     List {
         #[command(flatten)]
-        location: Location,
+        location: ConfigArgs,
     },
 }
 
-/// Where keys.json is: `--data-dir`, else the config's `store.data_dir`,
-/// else `./loupe-data` (the `serve` default).
-#[derive(Debug, clap::Args)]
-struct Location {
-    /// Data directory of the server.
-    #[arg(long, env = "LOUPE_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Config file whose store.data_dir to use.
-    #[arg(long, env = "LOUPE_CONFIG")]
-    config: Option<PathBuf>,
-}
-
-impl Location {
-    fn keys_file(&self) -> anyhow::Result<PathBuf> {
-        let dir = match (&self.data_dir, &self.config) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(path)) => Config::load(path)?.store.data_dir,
-            (None, None) => Config::default().store.data_dir,
-        };
-        Ok(dir.join(KEYS_FILE))
-    }
+/// `keys.json` in the data directory that `--data-dir`, else the config's
+/// `store.data_dir`, else `./loupe-data` (the `serve` default) names.
+fn keys_file(location: &ConfigArgs) -> anyhow::Result<PathBuf> {
+    Ok(location.resolve()?.store.data_dir.join(KEYS_FILE))
 }
 
 /// Runs a `keys` subcommand.
@@ -71,7 +54,7 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
             json,
         } => {
             let project = ProjectId::new(project)?;
-            let path = location.keys_file()?;
+            let path = keys_file(&location)?;
             let mut file = KeysFile::load(&path)?;
             let (record, secret) = generate_key(&project);
             file.version = 1;
@@ -104,7 +87,7 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCommand::List { location } => {
-            let path = location.keys_file()?;
+            let path = keys_file(&location)?;
             for key in KeysFile::load(&path)?.keys {
                 println!(
                     "{}\t{}\t{}",

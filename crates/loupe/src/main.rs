@@ -14,6 +14,7 @@ mod cli_gen;
 mod cli_query;
 mod config;
 mod keys;
+mod open;
 mod serve;
 
 use std::net::SocketAddr;

@@ -7,14 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use loupe_api::auth::{Auth, AuthConfig, KEYS_FILE};
 use loupe_api::{ApiConfig, AppState};
-use loupe_backend::SpanStore;
-use loupe_ingest::pipeline::Pipeline;
-use loupe_normalise::tags::TagRules;
-use loupe_store::Store;
+use loupe_backend::SpanReader;
 use tokio::sync::watch;
 
 use crate::ServeArgs;
 use crate::config::Config;
+use crate::open::{Mode, open_store};
 
 /// Applies the layers: file, then env/flags (clap merges those two).
 fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
@@ -53,15 +51,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .block_on(serve(config))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let data_dir = config.store.data_dir.clone();
-    let mut store_config = config.store.clone();
-    store_config.rollup = config.metrics.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
-        .await?
-        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    let store = open_store(&mut config, Mode::Serve).await?;
     let background = store.spawn_background();
-    let tags = TagRules::new(&config.tags)?;
+    let pipeline = crate::open::pipeline(&config, &store)?;
     let auth = Auth::new(AuthConfig {
         mode: config.auth.mode,
         keys: config.auth.keys.clone(),
@@ -70,10 +63,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .context("cannot load the API keys")?;
     let auth_enforced = auth.enforced();
-    let dyn_store: Arc<dyn SpanStore> = Arc::new(store.clone());
+    let reader: Arc<dyn SpanReader> = Arc::new(store.clone());
     let state = AppState {
-        pipeline: Pipeline::new(dyn_store.clone(), tags),
-        store: dyn_store,
+        pipeline: pipeline.clone(),
+        reader,
         config: Arc::new(ApiConfig {
             max_body_bytes: config.server.max_body_bytes,
             max_decompressed_bytes: config.server.max_decompressed_bytes,
@@ -112,13 +105,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let alerts_task = (state.alerts.clone()).map(|e| tokio::spawn(e.run(stop_rx.clone())));
-    let dify_task = crate::cli_dify::spawn_sync(
-        &config.dify,
-        state.store.clone(),
-        store.config().data_dir.clone(),
-        stop_rx.clone(),
-    )
-    .await?;
+    let dify_task = crate::cli_dify::spawn_sync(&config, pipeline, &store, stop_rx.clone()).await?;
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };

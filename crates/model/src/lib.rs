@@ -21,6 +21,7 @@
 pub mod duration_text;
 mod schema;
 mod span;
+pub mod time;
 
 pub use schema::{SCHEMA_VERSION, column, schema};
 pub use span::{ProjectId, Span, SpanKind, Status, Tags};

@@ -77,7 +77,7 @@ fn main() {
             max_unflushed_bytes: 4 << 30,
             ..StoreConfig::default()
         };
-        let store = Store::open(config).expect("open");
+        let store = Store::open(config, loupe_rollup::RollupConfig::default()).expect("open");
         let spans: Vec<Span> = (0..n).map(span).collect();
         let start = Instant::now();
         for chunk in spans.chunks(BATCH) {

@@ -77,9 +77,6 @@ pub struct StoreConfig {
     /// hours; count, rates, sum and avg over rollup dimensions) from them
     /// instead of scanning spans. Default true.
     pub answer_from_rollups: bool,
-    /// Rollup settings (from `[metrics]` in `loupe.toml`, not `[store]`).
-    #[serde(skip)]
-    pub rollup: loupe_rollup::RollupConfig,
 }
 
 impl Default for StoreConfig {
@@ -98,7 +95,6 @@ impl Default for StoreConfig {
             max_concurrent_appends: 8,
             append_queue_timeout: Duration::from_secs(2),
             answer_from_rollups: true,
-            rollup: loupe_rollup::RollupConfig::default(),
         }
     }
 }

@@ -199,7 +199,7 @@ pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<Row>, Error> {
     let map_col = |name: &str| batch.column_by_name(name).and_then(|c| c.as_map_opt());
     let project = str_col(column::PROJECT);
     let span_id = str_col(column::SPAN_ID)
-        .ok_or_else(|| Error::Invalid("batch without span_id column".into()))?;
+        .ok_or_else(|| Error::Internal("batch without span_id column".into()))?;
     let version = batch
         .column_by_name(column::VERSION)
         .and_then(|c| c.as_primitive_opt::<UInt64Type>());

@@ -29,7 +29,7 @@ impl Store {
             store.flush_frozen()
         })
         .await
-        .map_err(|e| Error::Invalid(format!("flush task failed: {e}")))?
+        .map_err(|e| Error::Internal(format!("flush task failed: {e}")))?
     }
 
     fn freeze(&self) -> Result<(), Error> {

@@ -122,7 +122,7 @@ async fn indexed_search_equals_a_substring_scan_and_skips_parts() {
         compaction_min_parts: 100,
         ..StoreConfig::default()
     };
-    let store = Store::open(config.clone()).expect("open");
+    let store = Store::open(config.clone(), loupe_rollup::RollupConfig::default()).expect("open");
     let mut seed = 7;
     let mut all = Vec::new();
     for batch in 0..4 {
@@ -161,7 +161,8 @@ async fn indexed_search_equals_a_substring_scan_and_skips_parts() {
     assert_eq!(r.stats.parts_scanned, 2);
 
     // A read-only store uses the indexes and writes nothing.
-    let ro = Store::open_read_only(config.clone()).expect("read-only");
+    let ro = Store::open_read_only(config.clone(), loupe_rollup::RollupConfig::default())
+        .expect("read-only");
     for words in SEARCHES {
         let (ids, _) = search(&ro, words).await;
         assert_eq!(ids, brute_force(&all, words), "read-only search {words:?}");
@@ -171,10 +172,13 @@ async fn indexed_search_equals_a_substring_scan_and_skips_parts() {
     // Compaction replaces parts; the next pass re-indexes and tidies up.
     drop(ro);
     store.shutdown().await.expect("shutdown");
-    let store = Store::open(StoreConfig {
-        compaction_min_parts: 2,
-        ..config
-    })
+    let store = Store::open(
+        StoreConfig {
+            compaction_min_parts: 2,
+            ..config
+        },
+        loupe_rollup::RollupConfig::default(),
+    )
     .expect("reopen");
     let report = store.maintain().await.expect("maintain");
     assert!(report.compacted_parts > 0, "{report:?}");

@@ -40,6 +40,7 @@ mod query;
 mod read;
 mod readonly;
 mod rollups;
+pub mod settings;
 mod table;
 mod timelines;
 mod wal;
@@ -96,9 +97,14 @@ pub enum Error {
         "the store is open read-only: writes, flushes and maintenance go through the server that owns the data directory"
     )]
     ReadOnly,
-    /// The request is invalid.
+    /// The request is invalid: the caller's fault (HTTP 4xx).
     #[error("{0}")]
     Invalid(String),
+    /// Loupe failed (a task panicked, a value did not serialise, a batch
+    /// lacked a column Loupe itself wrote): never the caller's fault
+    /// (HTTP 5xx, logged with this context).
+    #[error("internal: {0}")]
+    Internal(String),
     /// Arrow failure.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
@@ -132,13 +138,12 @@ impl From<Error> for loupe_backend::StoreError {
             Error::Closed => S::Closed,
             Error::Invalid(m) => S::Invalid(m),
             Error::ReadOnly => S::Unsupported(Error::ReadOnly.to_string()),
+            // Plans are built by Loupe from checked queries, so a planning
+            // or schema error here is Loupe's fault; user SQL maps its own
+            // errors to `Invalid` first (`query/sql.rs`).
             Error::DataFusion(e) => match e.find_root() {
                 datafusion::error::DataFusionError::ResourcesExhausted(m) => {
                     S::ResourcesExhausted(m.clone())
-                }
-                root @ (datafusion::error::DataFusionError::Plan(_)
-                | datafusion::error::DataFusionError::SchemaError(..)) => {
-                    S::Invalid(root.to_string())
                 }
                 root => S::Internal(root.to_string()),
             },
@@ -221,8 +226,9 @@ pub(crate) struct Inner {
 impl Store {
     /// Opens (or creates) the store in `config.data_dir`: loads the manifest,
     /// removes files a crash left behind, opens the parts and replays the WAL
-    /// past the flushed seq. Blocking; call from a blocking context.
-    pub fn open(config: StoreConfig) -> Result<Self, Error> {
+    /// past the flushed seq. `rollup` (`[metrics]` in `loupe.toml`) says
+    /// which tags the rollups key on. Blocking; call from a blocking context.
+    pub fn open(config: StoreConfig, rollup: loupe_rollup::RollupConfig) -> Result<Self, Error> {
         let mut config = config;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
         // Parquet scans name files by absolute path.
@@ -230,13 +236,14 @@ impl Store {
             std::fs::canonicalize(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
         let dir = config.data_dir.clone();
         let dir_lock = lock_data_dir(&dir)?;
+        settings::DirSettings::of(&config, &rollup).store(&dir)?;
         let manifest = Manifest::load(&dir)?;
         flush::remove_orphans(&dir, &manifest)?;
         let mut parts = Vec::with_capacity(manifest.parts.len());
         for meta in &manifest.parts {
             parts.push(Arc::new(parts::open_part(&dir, meta.clone())?));
         }
-        let loaded_rollups = rollups::load(&dir, manifest.flushed_seq, &config.rollup)?;
+        let loaded_rollups = rollups::load(&dir, manifest.flushed_seq, &rollup)?;
         let (wal, records) = Wal::open(&dir.join("wal"), manifest.flushed_seq, config.durability)?;
         let store = Store::assemble(config, manifest, parts, loaded_rollups, wal.clone(), false);
         *store.inner.dir_lock.lock() = Some(dir_lock);

@@ -48,7 +48,7 @@ impl Store {
             store.maintain_blocking(now_ns)
         })
         .await
-        .map_err(|e| Error::Invalid(format!("maintenance task failed: {e}")))?
+        .map_err(|e| Error::Internal(format!("maintenance task failed: {e}")))?
     }
 
     fn maintain_blocking(&self, now_ns: i64) -> Result<MaintenanceReport, Error> {

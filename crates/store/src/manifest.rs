@@ -84,7 +84,8 @@ impl Manifest {
     pub fn store(&self, data_dir: &Path) -> Result<(), Error> {
         let path = data_dir.join(FILE);
         let tmp: PathBuf = data_dir.join(format!("{FILE}.tmp"));
-        let body = serde_json::to_vec(self).map_err(|e| Error::Invalid(e.to_string()))?;
+        let body = serde_json::to_vec(self)
+            .map_err(|e| Error::Internal(format!("cannot encode the manifest: {e}")))?;
         let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
         f.write_all(&body).map_err(io_err(&tmp))?;
         f.sync_all().map_err(io_err(&tmp))?;

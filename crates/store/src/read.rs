@@ -12,7 +12,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use loupe_backend::{
     BatchStream, Cond, Cursor, OffsetPage, PageQuery, Plan, QueryLimits, QueryResult, SpanFilter,
-    SpanPage, SpanQuery, SpanStore, StoreError, WriteAck, tree_order,
+    SpanPage, SpanQuery, SpanReader, SpanWriter, StoreError, WriteAck, tree_order,
 };
 use loupe_model::{ProjectId, Span, column};
 
@@ -60,7 +60,7 @@ impl Store {
         let (project, id) = (project.as_str().to_owned(), id.to_owned());
         tokio::task::spawn_blocking(move || store.trace_spans_blocking(&project, &id))
             .await
-            .map_err(|e| Error::Invalid(format!("trace read task failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("trace read task failed: {e}")))?
     }
 
     fn trace_spans_blocking(&self, project: &str, id: &str) -> Result<Vec<Span>, Error> {
@@ -161,11 +161,13 @@ impl Store {
     }
 }
 
-impl SpanStore for Store {
+impl SpanWriter for Store {
     fn append(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>> {
         async move { Store::append(self, spans).await.map_err(StoreError::from) }.boxed()
     }
+}
 
+impl SpanReader for Store {
     fn trace<'a>(
         &'a self,
         project: &'a ProjectId,

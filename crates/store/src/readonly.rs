@@ -31,7 +31,10 @@ impl Store {
     /// to the directory (see the module doc). The directory must exist; one
     /// without a manifest is an empty store. Blocking; call from a blocking
     /// context.
-    pub fn open_read_only(config: StoreConfig) -> Result<Self, Error> {
+    pub fn open_read_only(
+        config: StoreConfig,
+        rollup: loupe_rollup::RollupConfig,
+    ) -> Result<Self, Error> {
         let mut config = config;
         let meta =
             std::fs::metadata(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
@@ -47,7 +50,7 @@ impl Store {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Self::load_read_only(&config) {
+            match Self::load_read_only(&config, &rollup) {
                 Ok(Some(store)) => return Ok(store),
                 Ok(None) if attempt < ATTEMPTS => {
                     tracing::debug!(attempt, "data directory changed while reading; again");
@@ -70,14 +73,17 @@ impl Store {
     }
 
     /// One attempt: `None` when the manifest changed while the WAL was read.
-    fn load_read_only(config: &StoreConfig) -> Result<Option<Self>, Error> {
+    fn load_read_only(
+        config: &StoreConfig,
+        rollup: &loupe_rollup::RollupConfig,
+    ) -> Result<Option<Self>, Error> {
         let dir = &config.data_dir;
         let manifest = Manifest::load(dir)?;
         let mut parts = Vec::with_capacity(manifest.parts.len());
         for meta in &manifest.parts {
             parts.push(Arc::new(parts::open_part(dir, meta.clone())?));
         }
-        let rollups = crate::rollups::load(dir, manifest.flushed_seq, &config.rollup)?;
+        let rollups = crate::rollups::load(dir, manifest.flushed_seq, rollup)?;
         let (wal, records) = Wal::read_only(&dir.join("wal"), manifest.flushed_seq)?;
         if Manifest::load(dir)? != manifest {
             return Ok(None);
@@ -156,7 +162,7 @@ mod tests {
     /// A store with 10 spans in parts and 5 only in the WAL, closed without
     /// a flush, then given a torn WAL tail and leftover temp files.
     async fn crashed_store(dir: &Path) {
-        let store = Store::open(config(dir)).expect("open");
+        let store = Store::open(config(dir), loupe_rollup::RollupConfig::default()).expect("open");
         store
             .append((0..10).map(span).collect())
             .await
@@ -195,10 +201,12 @@ mod tests {
         // mtimes have a coarse clock on some file systems: make changes visible.
         tokio::time::sleep(Duration::from_millis(20)).await;
         let cfg = config(dir.path());
-        let store = tokio::task::spawn_blocking(move || Store::open_read_only(cfg))
-            .await
-            .expect("join")
-            .expect("open read-only");
+        let store = tokio::task::spawn_blocking(move || {
+            Store::open_read_only(cfg, loupe_rollup::RollupConfig::default())
+        })
+        .await
+        .expect("join")
+        .expect("open read-only");
         assert!(store.is_read_only());
         assert_eq!(count(&store).await, 15, "parts and WAL both visible");
         assert!(matches!(
@@ -212,7 +220,8 @@ mod tests {
         drop(store);
         assert_eq!(before, snapshot(dir.path()), "the directory changed");
         // A read-write open afterwards still repairs the tail and sees all.
-        let store = Store::open(config(dir.path())).expect("reopen");
+        let store =
+            Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("reopen");
         assert_eq!(count(&store).await, 15);
         assert!(
             !dir.path()
@@ -225,7 +234,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn read_only_view_follows_a_live_writer() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let writer = Store::open(config(dir.path())).expect("open");
+        let writer =
+            Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("open");
         writer
             .append((0..6).map(span).collect())
             .await
@@ -237,7 +247,9 @@ mod tests {
             .expect("append");
         let open = || {
             let cfg = config(dir.path());
-            tokio::task::spawn_blocking(move || Store::open_read_only(cfg))
+            tokio::task::spawn_blocking(move || {
+                Store::open_read_only(cfg, loupe_rollup::RollupConfig::default())
+            })
         };
         let reader = open().await.expect("join").expect("open read-only");
         assert_eq!(count(&reader).await, 9);
@@ -255,7 +267,9 @@ mod tests {
     fn a_missing_directory_is_an_error_not_created() {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = dir.path().join("nope");
-        assert!(Store::open_read_only(config(&missing)).is_err());
+        assert!(
+            Store::open_read_only(config(&missing), loupe_rollup::RollupConfig::default()).is_err()
+        );
         assert!(!missing.exists());
     }
 }

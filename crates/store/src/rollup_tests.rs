@@ -11,10 +11,13 @@ const T0: i64 = 1_795_000_000_000_000_000;
 const MS: i64 = 1_000_000;
 
 fn open(dir: &std::path::Path) -> Store {
-    Store::open(StoreConfig {
-        data_dir: dir.to_owned(),
-        ..StoreConfig::default()
-    })
+    Store::open(
+        StoreConfig {
+            data_dir: dir.to_owned(),
+            ..StoreConfig::default()
+        },
+        loupe_rollup::RollupConfig::default(),
+    )
     .expect("open store")
 }
 

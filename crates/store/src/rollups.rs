@@ -111,7 +111,8 @@ pub(crate) fn store_days(data_dir: &Path, days: &[DayFile]) -> Result<(), Error>
     let dir = data_dir.join(DIR).join(HOURS_DIR);
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     for day in days {
-        let body = serde_json::to_vec(day).map_err(|e| Error::Invalid(e.to_string()))?;
+        let body = serde_json::to_vec(day)
+            .map_err(|e| Error::Internal(format!("cannot encode rollups: {e}")))?;
         write_synced(&day_file_of(data_dir, day.day, day.seq), &body)?;
     }
     sync_dir(&dir)
@@ -130,7 +131,8 @@ fn write_synced(path: &Path, body: &[u8]) -> Result<(), Error> {
 pub(crate) fn store(data_dir: &Path, snap: &Snapshot) -> Result<(), Error> {
     let dir = data_dir.join(DIR);
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let body = serde_json::to_vec(snap).map_err(|e| Error::Invalid(e.to_string()))?;
+    let body = serde_json::to_vec(snap)
+        .map_err(|e| Error::Internal(format!("cannot encode rollups: {e}")))?;
     write_synced(&file_of(data_dir, snap.seq), &body)?;
     sync_dir(&dir)
 }

@@ -18,7 +18,7 @@ fn config(dir: &std::path::Path) -> StoreConfig {
 }
 
 fn open(dir: &std::path::Path) -> Store {
-    Store::open(config(dir)).expect("open store")
+    Store::open(config(dir), loupe_rollup::RollupConfig::default()).expect("open store")
 }
 
 fn project() -> ProjectId {
@@ -208,7 +208,7 @@ async fn retention_drops_only_whole_old_days() {
     let mut cfg = config(dir.path());
     cfg.retention_days = 7;
     cfg.compaction_min_parts = 100;
-    let store = Store::open(cfg).expect("open");
+    let store = Store::open(cfg, loupe_rollup::RollupConfig::default()).expect("open");
     let now = T0 + 30 * DAY_NS;
     store
         .append(vec![node("old", "t1", None, now - 10 * DAY_NS)])
@@ -266,7 +266,7 @@ async fn compaction_preserves_every_row_and_the_trace_api_finds_runs_by_id() {
 async fn a_second_writer_on_the_same_data_dir_is_refused_until_the_first_is_gone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = open(dir.path());
-    match Store::open(config(dir.path())) {
+    match Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()) {
         Err(crate::Error::Locked(path)) => {
             assert!(path.ends_with(dir.path().file_name().expect("name")))
         }
@@ -274,7 +274,8 @@ async fn a_second_writer_on_the_same_data_dir_is_refused_until_the_first_is_gone
         Ok(_) => panic!("two writers opened one data dir"),
     }
     // Readers are still welcome.
-    let reader = Store::open_read_only(config(dir.path())).expect("read-only open");
+    let reader = Store::open_read_only(config(dir.path()), loupe_rollup::RollupConfig::default())
+        .expect("read-only open");
     drop(reader);
     first.shutdown().await.expect("shutdown");
     drop(first);
@@ -290,7 +291,7 @@ async fn appends_beyond_the_admission_queue_are_refused_not_queued_forever() {
     let mut cfg = config(dir.path());
     cfg.max_concurrent_appends = 1;
     cfg.append_queue_timeout = std::time::Duration::from_millis(50);
-    let store = Store::open(cfg).expect("open");
+    let store = Store::open(cfg, loupe_rollup::RollupConfig::default()).expect("open");
     let held = store.inner.append_slots.acquire().await.expect("slot");
     let refused = store.append(vec![node("x", "t", None, T0)]).await;
     assert!(matches!(refused, Err(crate::Error::Full)), "{refused:?}");

@@ -78,7 +78,7 @@ impl Store {
         let store = self.clone();
         let seq = tokio::task::spawn_blocking(move || store.append_blocking(spans))
             .await
-            .map_err(|e| Error::Invalid(format!("append task failed: {e}")))??;
+            .map_err(|e| Error::Internal(format!("append task failed: {e}")))??;
         // The slot covers the applying; waiting for the fsync needs none
         // (that is where group commit gathers appends).
         drop(slot);
@@ -96,7 +96,8 @@ impl Store {
                 return Err(Error::Full);
             }
         }
-        let payload = crate::wal::encode_spans(&spans).map_err(Error::Invalid)?;
+        let payload = crate::wal::encode_spans(&spans)
+            .map_err(|e| Error::Internal(format!("cannot encode spans for the WAL: {e}")))?;
         let lookups = self.lookup(&spans)?;
         let seq = self.inner.state.lock().next_seq;
         self.inner.wal.write(seq, &payload)?;

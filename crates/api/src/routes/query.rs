@@ -7,8 +7,6 @@
 //! type-check or plan is 422; a time-out is 408; a query over its memory
 //! limit is 413.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::body::Body;
 use axum::extract::{Query as UrlQuery, State};
 use axum::http::{StatusCode, header};
@@ -69,14 +67,10 @@ fn parse_error(e: &ParseError, source: &str) -> ApiError {
 fn now_ns(v: Option<&Value>) -> Result<i64, ApiError> {
     let bad = || ApiError::bad_request("`now` must be RFC 3339 (2026-11-24T10:00:00Z) or ns");
     match v {
-        None => Ok(SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))),
+        None => Ok(loupe_model::time::now_ns()),
         Some(Value::Number(n)) => n.as_i64().ok_or_else(bad),
-        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
-            .ok()
-            .and_then(|t| t.timestamp_nanos_opt())
-            .ok_or_else(bad),
+        Some(Value::String(s)) => loupe_model::time::parse_instant(s)
+            .map_err(|e| ApiError::bad_request(format!("now: {e}"))),
         Some(_) => Err(bad()),
     }
 }
@@ -141,12 +135,12 @@ async fn query(
     let timeout = state.config.query_timeout;
     let Some(format) = format else {
         let result: QueryResult =
-            tokio::time::timeout(timeout, state.store.query(&project, &plan, limits))
+            tokio::time::timeout(timeout, state.reader.query(&project, &plan, limits))
                 .await
                 .map_err(|_| timed_out(&state))??;
         return Ok(Json(result).into_response());
     };
-    let batches = tokio::time::timeout(timeout, state.store.query_stream(&project, &plan, limits))
+    let batches = tokio::time::timeout(timeout, state.reader.query_stream(&project, &plan, limits))
         .await
         .map_err(|_| timed_out(&state))??;
     let mut encoder = Some(Encoder::new(format));
@@ -184,7 +178,7 @@ async fn sql(
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let result = tokio::time::timeout(
         state.config.query_timeout,
-        state.store.sql(&project, &body.sql, limits(&state)),
+        state.reader.sql(&project, &body.sql, limits(&state)),
     )
     .await
     .map_err(|_| timed_out(&state))??;

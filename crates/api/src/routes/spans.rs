@@ -33,7 +33,7 @@ async fn trace(
     Project(project): Project,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let spans = state.store.trace(&project, &id).await?;
+    let spans = state.reader.trace(&project, &id).await?;
     if spans.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -66,17 +66,8 @@ struct ListParams {
 
 /// A time as RFC 3339 or integer ns since the epoch.
 fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
-    if let Ok(ns) = text.parse::<i64>() {
-        return Ok(ns);
-    }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .and_then(|t| t.timestamp_nanos_opt())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "{name}={text:?} is not a time: use RFC 3339 (2026-11-24T10:00:00Z) or ns since the epoch"
-            ))
-        })
+    loupe_model::time::parse_instant(text)
+        .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
 }
 
 fn allowed<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> String {
@@ -144,7 +135,7 @@ async fn list(
         user_id: p.user_id,
     };
     let page = state
-        .store
+        .reader
         .list(SpanQuery {
             project,
             filter,

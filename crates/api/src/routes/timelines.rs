@@ -23,7 +23,7 @@ async fn session(
     Project(project): Project,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let runs = state.store.session_runs(&project, &id).await?;
+    let runs = state.reader.session_runs(&project, &id).await?;
     if runs.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -47,7 +47,7 @@ async fn user(
     Project(project): Project,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    match state.store.user_summary(&project, &id).await? {
+    match state.reader.user_summary(&project, &id).await? {
         Some(summary) => Ok(Json(json!(summary))),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,

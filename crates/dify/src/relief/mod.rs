@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use loupe_backend::SpanStore;
+use loupe_backend::SpanReader;
 use loupe_model::ProjectId;
 use serde::Serialize;
 use tokio_postgres::Client;
@@ -245,7 +245,7 @@ pub type TickFn = Arc<dyn Fn(&Tick) + Send + Sync>;
 /// Cleans one synced Dify database.
 pub struct Cleaner {
     client: Client,
-    store: Arc<dyn SpanStore>,
+    store: Arc<dyn SpanReader>,
     project: ProjectId,
     config: CleanupConfig,
     checkpoint: Checkpoint,
@@ -257,7 +257,7 @@ pub struct Cleaner {
 impl Cleaner {
     /// Connects, checks the schema and privileges, and refuses a database
     /// this data directory has not synced.
-    pub async fn connect(config: CleanupConfig, store: Arc<dyn SpanStore>) -> Result<Self, Error> {
+    pub async fn connect(config: CleanupConfig, store: Arc<dyn SpanReader>) -> Result<Self, Error> {
         if config.batch == 0 {
             return Err(Error::Invalid("batch must be at least 1".into()));
         }

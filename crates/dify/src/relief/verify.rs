@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::NaiveDateTime;
-use loupe_backend::SpanStore;
+use loupe_backend::SpanReader;
 use loupe_model::{ProjectId, Span};
 use sha2::{Digest, Sha256};
 use tokio_postgres::GenericClient;
@@ -197,7 +197,7 @@ fn message_facts(m: &MessageRow, feedbacks: &[&FeedbackRow]) -> BTreeMap<String,
 
 /// Verifies a run (span count and digest) against the store.
 pub(crate) async fn check_run(
-    store: &dyn SpanStore,
+    store: &dyn SpanReader,
     project: &ProjectId,
     run: &RunRow,
     nodes: &[&NodeRow],
@@ -217,7 +217,7 @@ pub(crate) async fn check_run(
 
 /// Verifies a message and its feedback against the store.
 pub(crate) async fn check_message(
-    store: &dyn SpanStore,
+    store: &dyn SpanReader,
     project: &ProjectId,
     m: &MessageRow,
     feedbacks: &[&FeedbackRow],

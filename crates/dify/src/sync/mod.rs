@@ -1,4 +1,5 @@
-//! Read-only incremental sync of Dify's database into a [`SpanStore`].
+//! Read-only incremental sync of Dify's database through the ingest
+//! [`Pipeline`] (tag rules apply to synced runs exactly as to pushed ones).
 //!
 //! One pass ([`Syncer::sync_once`]) runs, in order:
 //! 1. new `workflow_runs` by `(created_at, id)` keyset, each batch with its
@@ -28,8 +29,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use loupe_backend::SpanStore;
 use loupe_model::Span;
+use loupe_pipeline::Pipeline;
 use tokio_postgres::Client;
 
 use crate::Error;
@@ -71,6 +72,39 @@ pub struct SyncConfig {
     /// Largest offloaded file read (bytes); larger ones stay truncated.
     /// Default [`offload::DEFAULT_MAX_BYTES`] (64 MiB).
     pub offload_max_bytes: u64,
+    /// Rows created before this (UTC) fall outside the store's retention:
+    /// written, they would be dropped at the next maintenance pass. `None`
+    /// (the store keeps everything) = no floor.
+    pub retention_floor: Option<NaiveDateTime>,
+    /// What a pass does with rows older than [`Self::retention_floor`].
+    pub older_than_retention: OlderThanRetention,
+}
+
+/// What a sync does with history older than the store's retention window
+/// (`older_than_retention` in `[dify]`, `--older-than-retention` on the
+/// CLI). Either way it says so before reading: a backfill is never
+/// written and then silently deleted by retention.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OlderThanRetention {
+    /// Skip them: the checkpoint moves to the floor, the pass logs a
+    /// warning and counts them in [`SyncReport::skipped`]. The default.
+    #[default]
+    Skip,
+    /// Refuse the pass with [`Error::OlderThanRetention`], naming the rows
+    /// and the settings to change.
+    Stop,
+}
+
+impl std::str::FromStr for OlderThanRetention {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "skip" => Ok(Self::Skip),
+            "stop" => Ok(Self::Stop),
+            other => Err(format!("unknown choice {other:?}: use skip or stop")),
+        }
+    }
 }
 
 impl SyncConfig {
@@ -88,6 +122,8 @@ impl SyncConfig {
             data_dir: data_dir.into(),
             storage_dir: None,
             offload_max_bytes: offload::DEFAULT_MAX_BYTES,
+            retention_floor: None,
+            older_than_retention: OlderThanRetention::Skip,
         }
     }
 }
@@ -102,6 +138,9 @@ pub struct SyncReport {
     /// Runs in the re-poll set after the pass (open, or finished within
     /// `settle`).
     pub open_runs: usize,
+    /// Rows not synced per table because they are older than the store's
+    /// retention ([`OlderThanRetention::Skip`]).
+    pub skipped: HashMap<&'static str, u64>,
 }
 
 /// A progress event: `done` of about `total` rows of `table` read.
@@ -121,7 +160,8 @@ pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
 /// Syncs one Dify database into one store.
 pub struct Syncer {
     client: Client,
-    store: Arc<dyn SpanStore>,
+    /// The only write path: tags (and later redaction), then the store.
+    pipeline: Pipeline,
     config: SyncConfig,
     checkpoint: Checkpoint,
     apps: Lookups,
@@ -152,7 +192,7 @@ impl Syncer {
     /// `upload_files` and that the storage directory is a directory when
     /// `storage_dir` is set), loads the checkpoint and checks that it
     /// belongs to this database.
-    pub async fn connect(config: SyncConfig, store: Arc<dyn SpanStore>) -> Result<Self, Error> {
+    pub async fn connect(config: SyncConfig, pipeline: Pipeline) -> Result<Self, Error> {
         if config.batch == 0 {
             return Err(Error::Invalid("batch must be at least 1".into()));
         }
@@ -192,7 +232,7 @@ impl Syncer {
         }
         Ok(Self {
             client,
-            store,
+            pipeline,
             config,
             checkpoint,
             apps: Lookups::default(),
@@ -235,7 +275,7 @@ impl Syncer {
         let n = spans.len() as u64;
         for chunk in spans.chunks(2000) {
             loop {
-                match self.store.append(chunk.to_vec()).await {
+                match self.pipeline.write(chunk.to_vec()).await {
                     Ok(_) => break,
                     Err(loupe_backend::StoreError::Overloaded { retry_after }) => {
                         tokio::time::sleep(retry_after.max(Duration::from_millis(50))).await;
@@ -401,9 +441,51 @@ impl Syncer {
                 .is_some_and(|r| self.checkpoint.open_runs.contains(r))
     }
 
+    /// Moves the keyset start of runs and messages up to the retention
+    /// floor when history before it has not been read yet: skipped (and
+    /// counted, and logged) or refused per [`SyncConfig::older_than_retention`].
+    async fn apply_retention_floor(&mut self, report: &mut SyncReport) -> Result<(), Error> {
+        let Some(floor) = self.config.retention_floor else {
+            return Ok(());
+        };
+        for table in ["workflow_runs", "messages"] {
+            let (at, id) = self.position(table)?;
+            if at >= floor {
+                continue;
+            }
+            let rows = fetch::count_between(&self.client, table, (at, &id), floor).await?;
+            if rows > 0 {
+                match self.config.older_than_retention {
+                    OlderThanRetention::Stop => {
+                        return Err(Error::OlderThanRetention {
+                            table,
+                            rows,
+                            floor: floor.and_utc().to_rfc3339(),
+                        });
+                    }
+                    OlderThanRetention::Skip => {
+                        tracing::warn!(
+                            table,
+                            rows,
+                            floor = %floor.and_utc().to_rfc3339(),
+                            "dify sync: skipping rows older than the store's retention (set \
+                             [store] retention_days = 0 or longer to keep them)"
+                        );
+                        report.skipped.insert(table, rows);
+                    }
+                }
+            }
+            self.checkpoint
+                .tables
+                .insert(table.into(), Position::new(floor, NIL));
+        }
+        self.save()
+    }
+
     /// One pass over every table until caught up.
     pub async fn sync_once(&mut self) -> Result<SyncReport, Error> {
         let mut report = SyncReport::default();
+        self.apply_retention_floor(&mut report).await?;
         self.apps = Lookups::default();
         self.done = 0;
         self.total = self.estimate().await.unwrap_or(0);

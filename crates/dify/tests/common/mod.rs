@@ -7,9 +7,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use loupe_backend::SpanStore;
+use loupe_backend::SpanReader;
 use loupe_dify::sync::{SyncConfig, Syncer};
 use loupe_model::{ProjectId, Span};
+use loupe_normalise::tags::TagRules;
+use loupe_pipeline::Pipeline;
 use loupe_store::{Store, StoreConfig};
 use tokio_postgres::{Client, NoTls};
 
@@ -86,9 +88,21 @@ impl Env {
         c
     }
 
-    /// A syncer writing to the env's store.
+    /// A syncer writing to the env's store through a pipeline without tag
+    /// rules.
     pub async fn syncer(&self, config: SyncConfig) -> Syncer {
-        Syncer::connect(config, Arc::new(self.store.clone()))
+        self.syncer_with_tags(config, TagRules::default()).await
+    }
+
+    /// A pipeline without tag rules into the env's store.
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline::new(Arc::new(self.store.clone()), TagRules::default())
+    }
+
+    /// A syncer writing to the env's store through a pipeline with `tags`.
+    pub async fn syncer_with_tags(&self, config: SyncConfig, tags: TagRules) -> Syncer {
+        let pipeline = Pipeline::new(Arc::new(self.store.clone()), tags);
+        Syncer::connect(config, pipeline)
             .await
             .expect("syncer connects")
     }
@@ -122,10 +136,13 @@ impl Env {
 
 /// Opens a store in `dir/store`.
 pub fn open_store(dir: PathBuf) -> Store {
-    Store::open(StoreConfig {
-        data_dir: dir.join("store"),
-        ..StoreConfig::default()
-    })
+    Store::open(
+        StoreConfig {
+            data_dir: dir.join("store"),
+            ..StoreConfig::default()
+        },
+        loupe_rollup::RollupConfig::default(),
+    )
     .expect("store opens")
 }
 

@@ -51,9 +51,9 @@ pub async fn open(dir: &Path, read_only: bool) -> anyhow::Result<Store> {
     let shown = dir.display().to_string();
     tokio::task::spawn_blocking(move || {
         if read_only {
-            Store::open_read_only(config)
+            Store::open_read_only(config, loupe_rollup::RollupConfig::default())
         } else {
-            Store::open(config)
+            Store::open(config, loupe_rollup::RollupConfig::default())
         }
     })
     .await?

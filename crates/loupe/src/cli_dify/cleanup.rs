@@ -1,13 +1,14 @@
 //! `loupe dify cleanup`: deletes old rows from Dify's execution tables once
 //! Loupe's store holds them, verified per batch (`loupe_dify::relief`).
 
-use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
-use loupe_backend::SpanStore;
+use anyhow::{Context, bail};
+use loupe_backend::SpanReader;
 use loupe_dify::relief::{Cleaner, CleanupConfig, CleanupReport, Scope};
-use loupe_store::{Store, StoreConfig};
+
+use crate::open::{ConfigArgs, Mode, open_store};
 
 /// `loupe dify cleanup`.
 #[derive(Debug, clap::Args)]
@@ -47,22 +48,55 @@ pub struct CleanupArgs {
     /// Print the final report as JSON.
     #[arg(long)]
     json: bool,
-    /// Data directory (the store, dify-sync.json, dify-cleanup.json).
-    #[arg(long, env = "LOUPE_DATA_DIR", default_value = "./loupe-data")]
-    data_dir: PathBuf,
-    /// Project the synced spans are in.
-    #[arg(long, default_value = loupe_model::ProjectId::DEFAULT)]
-    project: String,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Project the synced spans are in. Default: [dify] project, else `default`.
+    #[arg(long)]
+    project: Option<String>,
+}
+
+/// Refuses a cutoff inside which Loupe's own retention deletes the runs
+/// first: cleanup would then remove Dify's last copy of history Loupe no
+/// longer keeps (verification would also fail batch by batch, but the
+/// operator should learn it before the first one).
+fn check_cutoff(older_than: Duration, retention_days: u32) -> anyhow::Result<()> {
+    if retention_days == 0 {
+        return Ok(());
+    }
+    let retention = Duration::from_secs(u64::from(retention_days) * 86_400);
+    if older_than >= retention {
+        bail!(
+            "--older-than {} reaches past Loupe's own retention ({retention_days} days): rows that \
+             old are no longer in Loupe, so deleting them from Dify would lose them. Use a \
+             shorter --older-than, or keep history longer in Loupe ([store] retention_days)",
+            humantime::format_duration(older_than)
+        );
+    }
+    Ok(())
 }
 
 /// Runs `loupe dify cleanup`.
 pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
+    let mut loupe_config = args.config.resolve()?;
+    let store = open_store(&mut loupe_config, Mode::Write).await?;
+    let project = args
+        .project
+        .clone()
+        .unwrap_or_else(|| loupe_config.dify.project.clone());
+    let checked = check_cutoff(
+        args.older_than.into(),
+        loupe_config.store.retention_for(&project),
+    );
+    if let Err(e) = checked {
+        store.shutdown().await.context("closing the store failed")?;
+        return Err(e);
+    }
     let mut config = CleanupConfig::new(
         args.dsn.clone(),
-        args.data_dir.clone(),
+        store.config().data_dir.clone(),
         args.older_than.into(),
     );
-    config.project = args.project.clone();
+    config.project = project;
     config.scope = args.scope;
     config.batch = args.batch;
     config.lock_timeout = args.lock_timeout.into();
@@ -71,16 +105,9 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
     config.lock_retries = args.lock_retries;
     config.max_batches = args.max_batches;
     config.dry_run = args.dry_run;
-    let store_config = StoreConfig {
-        data_dir: args.data_dir.clone(),
-        ..StoreConfig::default()
-    };
-    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
-        .await?
-        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
-    let dyn_store: Arc<dyn SpanStore> = Arc::new(store.clone());
+    let reader: Arc<dyn SpanReader> = Arc::new(store.clone());
     let result = async {
-        let mut cleaner = Cleaner::connect(config, dyn_store).await?;
+        let mut cleaner = Cleaner::connect(config, reader).await?;
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -170,4 +197,19 @@ fn render(r: &CleanupReport) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cutoff_past_loupes_own_retention_is_refused_and_one_inside_it_is_not() {
+        let day = Duration::from_secs(86_400);
+        let err = check_cutoff(30 * day, 30).expect_err("refused");
+        assert!(err.to_string().contains("retention_days"), "{err}");
+        assert!(check_cutoff(45 * day, 30).is_err());
+        assert!(check_cutoff(29 * day, 30).is_ok());
+        assert!(check_cutoff(3650 * day, 0).is_ok(), "0 keeps everything");
+    }
 }

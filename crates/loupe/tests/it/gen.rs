@@ -4,6 +4,8 @@
 
 use std::process::Command;
 
+use serde_json::Value;
+
 use crate::support::Server;
 
 fn run_gen(args: &[&str]) {
@@ -150,4 +152,81 @@ async fn sessions_and_users_match_the_generated_runs() {
     let (status, _) = server.get_json("/api/v1/users/nobody").await;
     assert_eq!(status, 404);
     server.stop();
+}
+
+/// Issue 13: a CLI opened a server's data directory with default settings
+/// (30-day retention) and deleted the history the server keeps forever. Now
+/// the directory records the server's settings and the CLI adopts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cli_adopts_the_settings_the_server_recorded_with_the_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("loupe.toml");
+    std::fs::write(
+        &config,
+        "[store]\nretention_days = 0\n\n[metrics]\nlabels = [\"category\", \"user_tier\"]\n",
+    )
+    .expect("config");
+    Server::start_with_config(&data, &[], Some(&config))
+        .await
+        .stop();
+    let recorded = |what: &str| -> Value {
+        let text = std::fs::read_to_string(data.join("settings.json")).expect("settings.json");
+        serde_json::from_str::<Value>(&text).expect("json")[what].clone()
+    };
+    assert_eq!(recorded("retention_days"), 0);
+
+    // Without --config: 60-day-old history into the server's directory.
+    let start =
+        loupe_model::time::format_instant(loupe_model::time::now_ns() - 60 * 86_400e9 as i64);
+    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args(["gen", "--runs", "5", "--start", &start, "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run loupe gen");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("store.retention_days = 0 (forever)") && stderr.contains("metrics.labels"),
+        "the adopted settings are named: {stderr}"
+    );
+    assert_eq!(
+        recorded("retention_days"),
+        0,
+        "the CLI kept the server's retention"
+    );
+    assert_eq!(
+        recorded("metrics_labels"),
+        serde_json::json!(["category", "user_tier"])
+    );
+
+    // And every generated span is there to read.
+    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args([
+            "query",
+            "--json",
+            "--now",
+            &loupe_model::time::format_instant(loupe_model::time::now_ns()),
+        ])
+        .arg("last 90d | count()")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("run loupe query");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("json answer");
+    let generated: usize = loupe_gen::runs(&loupe_gen::GenConfig {
+        seed: 42,
+        runs: 5,
+        start_ns: loupe_model::time::parse_instant(&start).expect("start"),
+        spread_ns: 86_400_000_000_000,
+        ..loupe_gen::GenConfig::default()
+    })
+    .map(|r| r.spans.len())
+    .sum();
+    assert_eq!(answer["rows"][0][0], generated as i64, "{answer}");
 }

@@ -397,10 +397,13 @@ fn referenced_names(text: &str) -> BTreeSet<String> {
 
 async fn exposition_of_generated_data() -> String {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = loupe_store::Store::open(loupe_store::StoreConfig {
-        data_dir: dir.path().to_owned(),
-        ..loupe_store::StoreConfig::default()
-    })
+    let store = loupe_store::Store::open(
+        loupe_store::StoreConfig {
+            data_dir: dir.path().to_owned(),
+            ..loupe_store::StoreConfig::default()
+        },
+        loupe_rollup::RollupConfig::default(),
+    )
     .expect("open store");
     let start = loupe_gen::DEFAULT_START_NS;
     let day = 86_400_000_000_000;

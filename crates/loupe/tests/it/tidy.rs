@@ -1,5 +1,5 @@
 //! Repository hygiene: every Rust source opens with a `//!` doc saying what
-//! it is, and lower crates do not depend on the serving stack.
+//! it is, and every crate depends only on what the architecture map allows.
 
 use std::path::{Path, PathBuf};
 
@@ -45,59 +45,130 @@ fn every_rust_file_starts_with_a_module_doc() {
     );
 }
 
-#[test]
-fn lower_layers_do_not_depend_on_the_serving_stack_or_the_query_engine() {
-    let banned: &[(&str, &[&str])] = &[
-        (
+/// The normal (non-dev) dependencies of `crates/<krate>/Cargo.toml`.
+fn dependencies(krate: &str) -> Vec<String> {
+    let manifest = std::fs::read_to_string(crates_dir().join(krate).join("Cargo.toml"))
+        .unwrap_or_else(|e| panic!("crates/{krate}/Cargo.toml: {e}"));
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line == "[dependencies]";
+            continue;
+        }
+        if inside && !line.is_empty() && !line.starts_with('#') {
+            let name = line
+                .split(|c: char| c == '.' || c == '=' || c.is_whitespace())
+                .next()
+                .unwrap_or_default();
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+/// The crate map of docs/ARCHITECTURE.md ("Dependency rules"): which
+/// workspace crates each crate may depend on. Data flows one way: sources
+/// → pipeline → store/rollups → query → API/alerts → the binary.
+const MAY_USE: &[(&str, &[&str])] = &[
+    ("model", &[]),
+    ("normalise", &["model"]),
+    ("rollup", &["model"]),
+    ("backend", &["model"]),
+    ("query", &["model", "backend"]),
+    ("pipeline", &["model", "normalise", "backend"]),
+    ("ingest", &["model", "normalise"]),
+    ("gen", &["model", "normalise", "ingest"]),
+    ("store", &["model", "backend", "rollup"]),
+    ("dify", &["model", "normalise", "backend", "pipeline"]),
+    ("alerts", &["model", "rollup"]),
+    (
+        "api",
+        &[
             "model",
-            &[
-                "axum",
-                "tonic",
-                "datafusion",
-                "opentelemetry-proto",
-                "tokio",
-            ],
-        ),
-        (
             "normalise",
-            &[
-                "axum",
-                "tonic",
-                "datafusion",
-                "opentelemetry-proto",
-                "tokio",
-            ],
-        ),
-        (
             "backend",
-            &["axum", "tonic", "datafusion", "opentelemetry-proto"],
-        ),
-        (
+            "pipeline",
+            "ingest",
+            "query",
+            "rollup",
+            "alerts",
+        ],
+    ),
+    (
+        "loupe",
+        &[
+            "model",
+            "normalise",
+            "backend",
+            "pipeline",
+            "ingest",
+            "query",
+            "rollup",
+            "alerts",
             "store",
-            &[
-                "axum",
-                "tonic",
-                "opentelemetry-proto",
-                "loupe-ingest",
-                "loupe-api",
-            ],
-        ),
-        ("ingest", &["axum", "tonic", "datafusion", "loupe-store"]),
-    ];
-    for (krate, deps) in banned {
-        let manifest = std::fs::read_to_string(crates_dir().join(krate).join("Cargo.toml"))
-            .unwrap_or_else(|e| panic!("crates/{krate}/Cargo.toml: {e}"));
-        let deps_section = manifest
-            .split("[dependencies]")
-            .nth(1)
-            .map(|s| s.split("\n[").next().unwrap_or(""))
-            .unwrap_or("");
-        for dep in *deps {
-            let uses = deps_section.lines().any(|l| {
-                l.trim_start().starts_with(&format!("{dep}."))
-                    || l.trim_start().starts_with(&format!("{dep} "))
-            });
-            assert!(!uses, "crates/{krate} must not depend on {dep}");
+            "api",
+            "dify",
+            "gen",
+        ],
+    ),
+];
+
+/// Heavy or layer-defining external crates and the only crates that may
+/// use them: the query engine and the text index stay in the store,
+/// network serving in the API (and the binary that starts it), protobuf in
+/// the decoders, PostgreSQL in the Dify connector.
+const ONLY_IN: &[(&str, &[&str])] = &[
+    ("datafusion", &["store"]),
+    ("tantivy", &["store"]),
+    ("parquet", &["store", "query"]),
+    ("axum", &["api", "loupe"]),
+    ("tonic", &["api", "loupe"]),
+    ("tower", &["api"]),
+    ("tower-http", &["api"]),
+    ("opentelemetry-proto", &["ingest", "api", "gen"]),
+    ("prost", &["ingest", "api", "loupe"]),
+    ("tokio-postgres", &["dify", "loupe"]),
+    ("lettre", &["alerts"]),
+    ("reqwest", &["alerts", "loupe"]),
+];
+
+#[test]
+fn every_crate_depends_only_on_what_the_architecture_map_allows() {
+    let mut crates: Vec<String> = std::fs::read_dir(crates_dir())
+        .expect("crates/")
+        .flatten()
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    crates.sort();
+    let mapped: Vec<&str> = MAY_USE.iter().map(|(k, _)| *k).collect();
+    for krate in &crates {
+        assert!(
+            mapped.contains(&krate.as_str()),
+            "crates/{krate} is not in the dependency map: add it to MAY_USE here and to \
+             docs/ARCHITECTURE.md"
+        );
+    }
+    for (krate, allowed) in MAY_USE {
+        assert!(
+            crates.iter().any(|c| c == krate),
+            "MAY_USE names crates/{krate}, which does not exist"
+        );
+        for dep in dependencies(krate) {
+            if let Some(inner) = dep.strip_prefix("loupe-") {
+                assert!(
+                    allowed.contains(&inner),
+                    "crates/{krate} must not depend on loupe-{inner} (allowed: {allowed:?})"
+                );
+            }
+            if let Some((_, users)) = ONLY_IN.iter().find(|(name, _)| *name == dep) {
+                assert!(
+                    users.contains(krate),
+                    "crates/{krate} must not depend on {dep} (only {users:?} may)"
+                );
+            }
         }
     }
 }

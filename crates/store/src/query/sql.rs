@@ -38,12 +38,30 @@ impl Store {
             .sql_with_options(sql, options)
             .await
             .map_err(|e| Error::Invalid(sql_message(&e)))?;
-        let stream = df.execute_stream().await?;
-        let mut result = collect(stream, limits.max_rows, &[]).await?;
+        let stream = df.execute_stream().await.map_err(sql_error)?;
+        let mut result = collect(stream, limits.max_rows, &[])
+            .await
+            .map_err(|e| match e {
+                Error::DataFusion(e) => sql_error(e),
+                other => other,
+            })?;
         let truncated = result.stats.truncated;
         result.stats = counter.stats(started);
         result.stats.truncated = truncated;
         Ok(result)
+    }
+}
+
+/// An error while running the user's SQL: the statement's fault (a cast
+/// that fails, a function given the wrong values) unless the engine ran out
+/// of memory or could not read a file.
+fn sql_error(e: datafusion::error::DataFusionError) -> Error {
+    use datafusion::error::DataFusionError as D;
+    match e.find_root() {
+        D::ResourcesExhausted(_) | D::IoError(_) | D::ObjectStore(_) | D::Internal(_) => {
+            Error::DataFusion(e)
+        }
+        _ => Error::Invalid(sql_message(&e)),
     }
 }
 

@@ -225,7 +225,8 @@ async fn check_rollup_routing(store: &Store, spans: &[Span], stage: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollup_answers_equal_brute_force_and_survive_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(config(dir.path())).expect("open");
+    let store =
+        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("open");
     let mut spans = generate();
     for chunk in spans.chunks(500) {
         store.append(chunk.to_vec()).await.expect("append");
@@ -254,12 +255,14 @@ async fn rollup_answers_equal_brute_force_and_survive_reopen() {
     check_rollup_routing(&store, &spans, "updated").await;
     store.shutdown().await.expect("shutdown");
     drop(store);
-    let store = Store::open(config(dir.path())).expect("reopen");
+    let store =
+        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("reopen");
     check_rollup_routing(&store, &spans, "reopened").await;
     store.shutdown().await.expect("shutdown");
     drop(store);
     std::fs::remove_dir_all(dir.path().join("rollups/hours")).expect("remove day files");
-    let store = Store::open(config(dir.path())).expect("reopen without day files");
+    let store = Store::open(config(dir.path()), loupe_rollup::RollupConfig::default())
+        .expect("reopen without day files");
     let plan = plan_of(FROM_ROLLUPS[2]);
     let got = store
         .query_plan(&project(), &plan, QueryLimits::default())
@@ -275,7 +278,8 @@ async fn rollup_answers_equal_brute_force_and_survive_reopen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operator_and_aggregate_matches_brute_force_in_memtable_and_parts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(config(dir.path())).expect("open");
+    let store =
+        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("open");
     let spans = generate();
     for chunk in spans.chunks(500) {
         store.append(chunk.to_vec()).await.expect("append");
@@ -289,10 +293,13 @@ async fn every_operator_and_aggregate_matches_brute_force_in_memtable_and_parts(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_range_prunes_parts_and_stats_report_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(StoreConfig {
-        data_dir: dir.path().to_owned(),
-        ..StoreConfig::default()
-    })
+    let store = Store::open(
+        StoreConfig {
+            data_dir: dir.path().to_owned(),
+            ..StoreConfig::default()
+        },
+        loupe_rollup::RollupConfig::default(),
+    )
     .expect("open");
     // Pruning is about scans: whole-hour counts would come from rollups.
     store.set_answer_from_rollups(false);
@@ -318,10 +325,13 @@ async fn time_range_prunes_parts_and_stats_report_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_runs_selects_and_refuses_ddl_dml_and_statements() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(StoreConfig {
-        data_dir: dir.path().to_owned(),
-        ..StoreConfig::default()
-    })
+    let store = Store::open(
+        StoreConfig {
+            data_dir: dir.path().to_owned(),
+            ..StoreConfig::default()
+        },
+        loupe_rollup::RollupConfig::default(),
+    )
     .expect("open");
     let spans = generate();
     store.append(spans.clone()).await.expect("append");

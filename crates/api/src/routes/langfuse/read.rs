@@ -130,7 +130,7 @@ pub(super) async fn traces(
         ..SpanFilter::default()
     };
     let roots = state
-        .store
+        .reader
         .page(PageQuery {
             project: project.clone(),
             filter,
@@ -153,7 +153,7 @@ pub(super) async fn traces(
     let mut stats: HashMap<String, TraceStats> = HashMap::new();
     if wants_rollup && !ids.is_empty() {
         let children = state
-            .store
+            .reader
             .page(PageQuery {
                 project: project.clone(),
                 filter: SpanFilter::default(),
@@ -195,7 +195,7 @@ pub(super) async fn trace(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let spans: Vec<Span> = state
-        .store
+        .reader
         .trace(&project, &id)
         .await?
         .into_iter()
@@ -266,7 +266,7 @@ pub(super) async fn observations(
         ..SpanFilter::default()
     };
     let found = state
-        .store
+        .reader
         .page(PageQuery {
             project: project.clone(),
             filter,

@@ -1,0 +1,130 @@
+//! One way from the command line to an open store, for `serve` and every
+//! CLI that opens a data directory.
+//!
+//! [`ConfigArgs`] gives each command the same `--config` / `--data-dir`
+//! flags (and `LOUPE_CONFIG` / `LOUPE_DATA_DIR`) and the same layering as
+//! `serve`: built-in defaults → file → environment → flags. [`open_store`]
+//! opens the store with the `[store]` and `[metrics]` sections together
+//! (nothing for a caller to remember to fill in) and reconciles the
+//! settings recorded with the data directory (`loupe_store::settings`):
+//!
+//! - `serve` owns the directory: it records its settings and warns when it
+//!   shortens retention (older data goes at the next maintenance pass);
+//! - every other command adopts the recorded settings, saying which of its
+//!   own differ, so a CLI never applies default retention or rollup labels
+//!   to a directory the server runs with other ones.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use loupe_pipeline::Pipeline;
+use loupe_store::Store;
+use loupe_store::settings::DirSettings;
+
+use crate::config::Config;
+
+/// `--config` and `--data-dir`, shared by every command that opens a data
+/// directory.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// TOML config file, the one `loupe serve` uses (see loupe.example.toml).
+    /// Default: built-in defaults.
+    #[arg(long, env = "LOUPE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory. Default: the config's store.data_dir, else ./loupe-data.
+    #[arg(long, env = "LOUPE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// The layered and validated configuration.
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = &self.data_dir {
+            config.store.data_dir.clone_from(dir);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// How a command uses the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `loupe serve`: the owner. Records its settings.
+    Serve,
+    /// A CLI that writes (`dify sync`, `dify cleanup`, `gen --data-dir`):
+    /// adopts the recorded settings, takes the directory lock.
+    Write,
+    /// A CLI that only reads (`query --data-dir`, `alerts test`): adopts
+    /// the recorded settings, writes nothing, works beside a server.
+    ReadOnly,
+}
+
+/// Opens the store of `config` in `mode`. For CLI modes, `config` is
+/// updated with the settings recorded in the data directory, so what the
+/// caller does next (a sync's retention floor, alert labels) agrees with
+/// the store.
+pub async fn open_store(config: &mut Config, mode: Mode) -> anyhow::Result<Store> {
+    let dir = config.store.data_dir.clone();
+    let recorded = if dir.is_dir() {
+        DirSettings::load(&dir)
+            .with_context(|| format!("cannot read the settings of {}", dir.display()))?
+    } else {
+        None
+    };
+    if let Some(recorded) = &recorded {
+        match mode {
+            Mode::Serve => {
+                let mine = DirSettings::of(&config.store, &config.metrics);
+                for (project, old, new) in recorded.shortened_by(&mine) {
+                    tracing::warn!(
+                        project = %project,
+                        recorded_days = old,
+                        configured_days = new,
+                        data_dir = %dir.display(),
+                        "retention is shorter than this data directory kept until now: \
+                         data older than the new window is deleted at the next maintenance pass"
+                    );
+                }
+            }
+            Mode::Write | Mode::ReadOnly => {
+                for d in recorded.adopt(&mut config.store, &mut config.metrics) {
+                    eprintln!(
+                        "note: {}: using {} = {} recorded by the server that owns this data \
+                         directory (this command was configured with {})",
+                        dir.display(),
+                        d.setting,
+                        d.recorded,
+                        d.configured
+                    );
+                }
+            }
+        }
+    }
+    let store_config = config.store.clone();
+    let rollup = config.metrics.clone();
+    let opened = tokio::task::spawn_blocking(move || match mode {
+        Mode::ReadOnly => Store::open_read_only(store_config, rollup),
+        Mode::Serve | Mode::Write => Store::open(store_config, rollup),
+    })
+    .await
+    .context("the store opening task failed")?;
+    opened.with_context(|| match mode {
+        Mode::ReadOnly => format!(
+            "cannot read the data directory {} (it must be a Loupe data directory)",
+            dir.display()
+        ),
+        Mode::Serve | Mode::Write => format!("cannot open the data directory {}", dir.display()),
+    })
+}
+
+/// The ingest pipeline over `store` with the config's tag rules: the one
+/// write path every source gets.
+pub fn pipeline(config: &Config, store: &Store) -> anyhow::Result<Pipeline> {
+    let tags = loupe_normalise::tags::TagRules::new(&config.tags)?;
+    Ok(Pipeline::new(std::sync::Arc::new(store.clone()), tags))
+}

@@ -1,0 +1,115 @@
+//! The one ingest pipeline: every source writes through it.
+//!
+//! OTLP (HTTP and gRPC), the Langfuse API, the Dify database sync and
+//! `loupe gen` all hand normalised spans to [`Pipeline::write`]. The pipeline
+//! applies the business-tag rules (and, later, redaction) and appends to the
+//! backend's [`SpanWriter`]; the returned ack means the spans are in the WAL.
+//!
+//! This is a seam held by the type system, not by convention: the
+//! [`SpanWriter`] a pipeline is built from is consumed by [`Pipeline::new`]
+//! and never handed out again, and sources receive a `Pipeline`, so a new
+//! source cannot append around the tag rules. The binary (`crates/loupe`)
+//! is the only place that builds one from a store.
+
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+
+use loupe_backend::{SpanWriter, StoreError, WriteAck};
+use loupe_model::Span;
+use loupe_normalise::tags::TagRules;
+
+/// Normalised spans → tags → durable append. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    writer: Arc<dyn SpanWriter>,
+    tags: Arc<TagRules>,
+}
+
+impl Pipeline {
+    /// A pipeline writing to `writer` with the given tag rules.
+    pub fn new(writer: Arc<dyn SpanWriter>, tags: TagRules) -> Self {
+        Self {
+            writer,
+            tags: Arc::new(tags),
+        }
+    }
+
+    /// Applies tag rules and appends. Empty input is acknowledged at once.
+    ///
+    /// # Errors
+    /// The backend's: [`StoreError::Overloaded`] (retry later),
+    /// [`StoreError::Closed`], or an internal failure.
+    #[tracing::instrument(name = "pipeline.write", skip_all, fields(spans = spans.len()))]
+    pub async fn write(&self, mut spans: Vec<Span>) -> Result<WriteAck, StoreError> {
+        if spans.is_empty() {
+            return Ok(WriteAck { seq: 0, spans: 0 });
+        }
+        for span in &mut spans {
+            self.tags.apply(span);
+        }
+        self.writer.append(spans).await
+    }
+
+    /// The tag rules every written span goes through.
+    pub fn tags(&self) -> &TagRules {
+        &self.tags
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::FutureExt;
+    use futures::future::BoxFuture;
+    use loupe_normalise::tags::TagRuleConfig;
+
+    use super::*;
+
+    /// Records what reaches the backend (a stand-in for the store: this test
+    /// is about what the pipeline does before the write, not about storage).
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Span>>);
+
+    impl SpanWriter for Recorder {
+        fn append(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>> {
+            let n = spans.len();
+            self.0.lock().expect("recorder lock").extend(spans);
+            async move { Ok(WriteAck { seq: 1, spans: n }) }.boxed()
+        }
+    }
+
+    fn category_rule() -> TagRules {
+        let rule: TagRuleConfig = serde_json::from_value(serde_json::json!({
+            "name": "category",
+            "from": "input",
+        }))
+        .expect("rule");
+        TagRules::new(&[rule]).expect("rules")
+    }
+
+    #[tokio::test]
+    async fn every_written_span_gets_the_tag_rules_before_the_backend_sees_it() {
+        let recorder = Arc::new(Recorder::default());
+        let pipeline = Pipeline::new(recorder.clone(), category_rule());
+        let mut span = Span::new("p", "s1");
+        span.input = Some(r#"{"category":"phone"}"#.into());
+        let ack = pipeline.write(vec![span]).await.expect("write");
+        assert_eq!(ack.spans, 1);
+        let seen = recorder.0.lock().expect("lock");
+        assert_eq!(
+            seen[0].tags.get("category").map(String::as_str),
+            Some("phone")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_write_is_acknowledged_without_touching_the_backend() {
+        let recorder = Arc::new(Recorder::default());
+        let pipeline = Pipeline::new(recorder.clone(), TagRules::default());
+        let ack = pipeline.write(Vec::new()).await.expect("write");
+        assert_eq!(ack.spans, 0);
+        assert!(recorder.0.lock().expect("lock").is_empty());
+    }
+}
