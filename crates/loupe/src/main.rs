@@ -8,6 +8,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli_alerts;
+mod cli_backup;
 mod cli_bench;
 mod cli_dify;
 mod cli_gen;
@@ -49,6 +50,10 @@ enum Command {
     Sql(cli_query::SqlArgs),
     /// Alert rules: `loupe alerts test RULE --at TIME` on past data.
     Alerts(cli_alerts::AlertsArgs),
+    /// Copy a consistent snapshot of a data directory (while `serve` runs).
+    Backup(cli_backup::BackupArgs),
+    /// Restore a backup into a new data directory (checked file by file).
+    Restore(cli_backup::RestoreArgs),
     /// Benchmark Loupe against Dify's PostgreSQL on the same generated runs.
     Bench(cli_bench::BenchArgs),
 }
@@ -82,6 +87,8 @@ fn main() -> std::process::ExitCode {
         Command::Gen(args) => cli_gen::run(args),
         Command::Dify(args) => cli_dify::run(args),
         Command::Alerts(args) => cli_alerts::run(args),
+        Command::Backup(args) => cli_backup::backup(args),
+        Command::Restore(args) => cli_backup::restore(args),
         Command::Bench(args) => cli_bench::run(args),
         Command::Query(args) => return cli_query::query(args),
         Command::Sql(args) => return cli_query::sql(args),

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+pub mod backup;
 mod config;
 mod convert;
 mod flush;

@@ -626,7 +626,18 @@ impl Syncer {
                     Err(e) => tracing::warn!(error = %e, "dify sync: reconnect failed"),
                 }
             }
-            match self.sync_once().await {
+            // A backfill pass can take hours: stop in the middle of it. The
+            // checkpoint is saved only after each acknowledged batch, so the
+            // pass dropped here resumes after its last saved batch (a batch
+            // acknowledged but not checkpointed is re-read and merges by id).
+            let pass = tokio::select! {
+                r = self.sync_once() => r,
+                _ = stop.wait_for(|s| *s) => {
+                    tracing::info!("dify sync stopped mid-pass; it resumes from the checkpoint");
+                    return;
+                }
+            };
+            match pass {
                 Ok(r) if r.spans > 0 => {
                     tracing::info!(spans = r.spans, open_runs = r.open_runs, "dify sync pass")
                 }

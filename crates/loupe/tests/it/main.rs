@@ -3,6 +3,7 @@
 
 mod alerts;
 mod alerts_serve;
+mod backup;
 mod bad_input;
 mod bench;
 mod cli_query;
