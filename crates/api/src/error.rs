@@ -142,3 +142,67 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callers_mistakes_are_4xx_and_loupes_failures_are_5xx_over_http_and_grpc() {
+        let cases: Vec<(StoreError, StatusCode, tonic::Code)> = vec![
+            (
+                StoreError::Invalid("bad cursor".into()),
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+            ),
+            (
+                StoreError::Internal("flush task failed: panic".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                tonic::Code::Internal,
+            ),
+            (
+                StoreError::Overloaded {
+                    retry_after: Duration::from_secs(2),
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+                tonic::Code::Unavailable,
+            ),
+            (
+                StoreError::Closed,
+                StatusCode::SERVICE_UNAVAILABLE,
+                tonic::Code::Unavailable,
+            ),
+            (
+                StoreError::ResourcesExhausted("sort".into()),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                tonic::Code::ResourceExhausted,
+            ),
+            (
+                StoreError::Unsupported("SQL".into()),
+                StatusCode::NOT_IMPLEMENTED,
+                tonic::Code::Unimplemented,
+            ),
+        ];
+        for (error, http, grpc) in cases {
+            let text = error.to_string();
+            let api = ApiError::from(error);
+            assert_eq!(api.status, http, "{text}");
+            if http == StatusCode::INTERNAL_SERVER_ERROR {
+                assert!(
+                    !api.message.contains("panic"),
+                    "internals stay in the log: {}",
+                    api.message
+                );
+            }
+            assert_eq!(tonic::Status::from(api).code(), grpc, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_retry_delay_reaches_grpc_clients_in_the_message() {
+        let status = tonic::Status::from(ApiError::from(StoreError::Overloaded {
+            retry_after: Duration::from_secs(3),
+        }));
+        assert!(status.message().contains("retry in 3 s"), "{status:?}");
+    }
+}

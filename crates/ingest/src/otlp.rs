@@ -69,6 +69,8 @@ pub struct Normalised {
     pub spans: Vec<Span>,
     /// One error per span that did not map, naming its field by path.
     pub rejected: Vec<ItemError>,
+    /// Connectivity checks (Dify's `api_check` span): accepted, not stored.
+    pub checks: usize,
 }
 
 /// Normalises every span of `request` for `project`.
@@ -79,6 +81,10 @@ pub struct Normalised {
 pub fn normalise_request(project: &str, request: ExportTraceServiceRequest) -> Normalised {
     let mut out = Normalised::default();
     for (path, otel) in convert::spans(request) {
+        if loupe_normalise::otel::is_connectivity_check(&otel) {
+            out.checks += 1;
+            continue;
+        }
         match loupe_normalise::otel::normalise(project, &otel) {
             Ok(span) => out.spans.push(span),
             Err(err) => out

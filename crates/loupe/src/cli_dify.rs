@@ -2,6 +2,7 @@
 //! the `[dify]` config section that makes `loupe serve` sync continuously.
 
 mod cleanup;
+mod remote;
 
 use std::path::PathBuf;
 use std::sync::Arc;

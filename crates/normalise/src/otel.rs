@@ -191,6 +191,23 @@ pub struct OtelSpan {
     pub scope_version: String,
 }
 
+/// Whether `span` is a tracing provider's connectivity check rather than
+/// work: Dify's Phoenix and Arize providers send a root span named
+/// `api_check` with the attribute `test = "true"` when a tracing config is
+/// saved. It is answered with success but never stored (it would count as
+/// a run).
+pub fn is_connectivity_check(span: &OtelSpan) -> bool {
+    span.name == "api_check"
+        && span
+            .parent_span_id
+            .as_deref()
+            .is_none_or(|p| p.bytes().all(|b| b == b'0'))
+        && span.attributes.iter().any(|(k, v)| {
+            k == "test" && matches!(v, AttrValue::Str(t) if t == "true")
+                || matches!(v, AttrValue::Bool(true)) && k == "test"
+        })
+}
+
 /// Maps one OpenTelemetry span to a [`Span`] of `project`.
 ///
 /// Ids are validated (trace id 16 bytes, span and parent ids 8 bytes, as

@@ -4,7 +4,7 @@
 
 use loupe_model::{ProjectId, Span, SpanKind, Status};
 
-use crate::{Store, StoreConfig};
+use crate::{Error, Store, StoreConfig};
 
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 const T0: i64 = 1_795_000_000_000_000_000;
@@ -341,4 +341,17 @@ async fn a_flush_dropped_midway_finishes_before_the_next_one_starts() {
     assert_eq!(reopened.stats().part_rows, n as u64);
     let all = spans_of(&reopened, "true").await;
     assert_eq!(all.len(), n as usize);
+}
+
+#[test]
+fn loupes_own_failures_map_to_internal_and_the_callers_mistakes_to_invalid() {
+    use loupe_backend::StoreError as S;
+    assert!(matches!(
+        S::from(Error::Internal("x".into())),
+        S::Internal(_)
+    ));
+    assert!(matches!(S::from(Error::Invalid("x".into())), S::Invalid(_)));
+    // Plans are Loupe's: a planning error there is not the caller's fault.
+    let plan = datafusion::error::DataFusionError::Plan("no field x".into());
+    assert!(matches!(S::from(Error::DataFusion(plan)), S::Internal(_)));
 }

@@ -31,11 +31,14 @@ fn otlp_json_variants_of_every_fixture_normalise_identically() {
         let original = request(&file);
         let expected = normalise_all(original.clone());
         let json = serde_json::to_string(&original).expect("serialise OTLP/JSON");
-        let trace_hex = expected[0].trace_id.clone().expect("trace id");
-        assert!(
-            json.contains(&format!(r#""traceId":"{trace_hex}""#)),
-            "{file}: ids as hex"
-        );
+        // (A connectivity check normalises to no span.)
+        if let Some(first) = expected.first() {
+            let trace_hex = first.trace_id.clone().expect("trace id");
+            assert!(
+                json.contains(&format!(r#""traceId":"{trace_hex}""#)),
+                "{file}: ids as hex"
+            );
+        }
         let decoded = decode_request(json.as_bytes(), Encoding::Json, false, LIMIT)
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(decoded, original, "{file}: JSON round trip");
@@ -79,6 +82,8 @@ fn decoded_json_beside_the_dify_fixtures_agrees_with_protobuf_decoding() {
                 .flatten()
                 .flat_map(|rs| rs["scopeSpans"].as_array().into_iter().flatten())
                 .flat_map(|ss| ss["spans"].as_array().into_iter().flatten())
+                // Dify's connectivity check is answered, not stored.
+                .filter(|s| s["name"] != "api_check")
                 .collect();
             assert_eq!(out.spans.len(), want.len(), "{file}");
             for (got, want) in out.spans.iter().zip(want) {

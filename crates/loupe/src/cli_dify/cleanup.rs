@@ -53,6 +53,24 @@ pub struct CleanupArgs {
     /// Project the synced spans are in. Default: [dify] project, else `default`.
     #[arg(long)]
     project: Option<String>,
+    /// While `loupe serve` owns the data directory, verify through its API
+    /// at this URL. Default: the config's server.http_addr.
+    #[arg(long, env = "LOUPE_SERVER")]
+    server: Option<String>,
+    /// The project's secret key, when that server requires keys.
+    #[arg(long, env = "LOUPE_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+}
+
+/// Whether opening failed because another process (a running server)
+/// holds the data directory.
+fn is_locked(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<loupe_store::Error>(),
+            Some(loupe_store::Error::Locked(_))
+        )
+    })
 }
 
 /// Refuses a cutoff inside which Loupe's own retention deletes the runs
@@ -78,7 +96,30 @@ fn check_cutoff(older_than: Duration, retention_days: u32) -> anyhow::Result<()>
 /// Runs `loupe dify cleanup`.
 pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
     let mut loupe_config = args.config.resolve()?;
-    let store = open_store(&mut loupe_config, Mode::Write).await?;
+    // The store itself when no server runs; the server's API when one owns
+    // the directory (the settings were adopted from it either way).
+    let (store, reader): (Option<loupe_store::Store>, Arc<dyn SpanReader>) =
+        match open_store(&mut loupe_config, Mode::Write).await {
+            Ok(store) => (Some(store.clone()), Arc::new(store)),
+            Err(e) if is_locked(&e) => {
+                let base = args
+                    .server
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", loupe_config.server.http_addr));
+                eprintln!(
+                    "note: a running Loupe server owns {}; verifying through its API at {base}",
+                    loupe_config.store.data_dir.display()
+                );
+                (
+                    None,
+                    Arc::new(super::remote::RemoteReader::new(
+                        base,
+                        args.secret_key.clone(),
+                    )),
+                )
+            }
+            Err(e) => return Err(e),
+        };
     let project = args
         .project
         .clone()
@@ -88,12 +129,14 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
         loupe_config.store.retention_for(&project),
     );
     if let Err(e) = checked {
-        store.shutdown().await.context("closing the store failed")?;
+        if let Some(store) = store {
+            store.shutdown().await.context("closing the store failed")?;
+        }
         return Err(e);
     }
     let mut config = CleanupConfig::new(
         args.dsn.clone(),
-        store.config().data_dir.clone(),
+        loupe_config.store.data_dir.clone(),
         args.older_than.into(),
     );
     config.project = project;
@@ -105,7 +148,6 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
     config.lock_retries = args.lock_retries;
     config.max_batches = args.max_batches;
     config.dry_run = args.dry_run;
-    let reader: Arc<dyn SpanReader> = Arc::new(store.clone());
     let result = async {
         let mut cleaner = Cleaner::connect(config, reader).await?;
         let bar = indicatif::ProgressBar::new(0);
@@ -126,7 +168,9 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
         anyhow::Ok(report?)
     }
     .await;
-    store.shutdown().await.context("flush on shutdown failed")?;
+    if let Some(store) = store {
+        store.shutdown().await.context("flush on shutdown failed")?;
+    }
     let report = result?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

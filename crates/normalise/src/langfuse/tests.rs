@@ -181,3 +181,25 @@ fn times_parse_with_offsets_and_without() {
     assert_eq!(z, parse_time("2026-11-24T18:57:23.200626"));
     assert_eq!(parse_time("nope"), None);
 }
+
+#[test]
+fn a_dify_trace_ends_elapsed_time_after_its_start() {
+    let span = one(
+        "trace-create",
+        json!({
+            "id": "run-1", "name": "workflow",
+            "input": {"sys.timestamp": 1_795_546_543, "query": "hi"},
+            "metadata": {"workflow_run_id": "run-1", "elapsed_time": 0.125109}
+        }),
+    );
+    assert_eq!(span.start_time, Some(1_795_546_543_000_000_000));
+    assert_eq!(span.end_time, Some(1_795_546_543_125_109_000));
+    let no_elapsed = one(
+        "trace-create",
+        json!({"id": "run-2", "name": "workflow", "timestamp": "2026-11-24T18:55:43Z"}),
+    );
+    assert_eq!(
+        no_elapsed.end_time, None,
+        "no elapsed time, no invented end"
+    );
+}

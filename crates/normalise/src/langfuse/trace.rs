@@ -74,6 +74,14 @@ pub(super) fn map(
     if let Some(error) = meta.text("error") {
         out.error_message = Some(error);
     }
+    // Dify sends the trace without an end; its run's `elapsed_time`
+    // (seconds) gives one, so Langfuse-path runs have a duration.
+    if out.end_time.is_none()
+        && let (Some(start), Some(elapsed)) = (out.start_time, meta.amount("elapsed_time"))
+        && let Some(end) = start.checked_add((elapsed * 1e9).round() as i64)
+    {
+        out.end_time = Some(end);
+    }
     Ok(out)
 }
 

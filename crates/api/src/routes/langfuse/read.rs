@@ -194,13 +194,18 @@ pub(super) async fn trace(
     Project(project): Project,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let spans: Vec<Span> = state
-        .reader
-        .trace(&project, &id)
-        .await?
-        .into_iter()
-        .filter(|s| s.trace_id.as_deref() == Some(id.as_str()))
-        .collect();
+    let all = state.reader.trace(&project, &id).await?;
+    // The trace whose id this is; else the run whose Dify run id it is
+    // (runs that arrived over OTLP keep the exporter's random trace id and
+    // carry Dify's run id as `run_id`).
+    let is_trace = |s: &Span| s.trace_id.as_deref() == Some(id.as_str());
+    let spans: Vec<Span> = if all.iter().any(is_trace) {
+        all.into_iter().filter(is_trace).collect()
+    } else {
+        all.into_iter()
+            .filter(|s| s.run_id.as_deref() == Some(id.as_str()))
+            .collect()
+    };
     if spans.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
