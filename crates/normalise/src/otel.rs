@@ -203,8 +203,9 @@ pub fn is_connectivity_check(span: &OtelSpan) -> bool {
             .as_deref()
             .is_none_or(|p| p.bytes().all(|b| b == b'0'))
         && span.attributes.iter().any(|(k, v)| {
-            k == "test" && matches!(v, AttrValue::Str(t) if t == "true")
-                || matches!(v, AttrValue::Bool(true)) && k == "test"
+            k == "test"
+                && (matches!(v, AttrValue::Str(t) if t == "true")
+                    || matches!(v, AttrValue::Bool(true)))
         })
 }
 
