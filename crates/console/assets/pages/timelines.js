@@ -36,7 +36,7 @@ function list(ctx, kind) {
   async function load() {
     const extra = kind === 'user' ? ', p95(duration) as p95' : '';
     try {
-      const res = await api.query(`span_kind=workflow ${field} exists ${tr.clause(range)} | by ${field} | count() as runs, error_rate() as err, max(start_time) as last${extra} | sort last desc | limit 100`, {signal: controller.signal});
+      const res = await api.query(`span_kind=workflow ${field} exists ${tr.clause(range)} | by ${field} | count() as runs, error_rate() as err, max(start_time) as seen${extra} | sort seen desc | limit 100`, {signal: controller.signal});
       if (!res.rows.length) { replace(box, h('div', {class: 'empty-state'}, t(`timeline.no${kind === 'session' ? 'Sessions' : 'Users'}`))); return; }
       replace(box, h('table', {class: 'table', dataset: {testid: `${plural}-table`}},
         h('thead', {}, h('tr', {},
@@ -49,7 +49,7 @@ function list(ctx, kind) {
             h('td', {class: 'num'}, fmt.num(r.runs)),
             h('td', {class: ['num', r.err > 0 && 'bad-text']}, fmt.pct(r.err)),
             kind === 'user' ? h('td', {class: 'num'}, fmt.duration(r.p95)) : null,
-            h('td', {}, fmt.time(r.last), h('span', {class: 'muted small'}, ` · ${fmt.ago(r.last)}`)));
+            h('td', {}, fmt.time(r.seen), h('span', {class: 'muted small'}, ` · ${fmt.ago(r.seen)}`)));
         }))));
     } catch (e) {
       if (e.name !== 'AbortError') replace(box, h('div', {class: 'panel-error'}, icon('alert', 14), ' ', e.message));

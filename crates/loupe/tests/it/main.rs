@@ -6,6 +6,7 @@ mod alerts_serve;
 mod bad_input;
 mod bench;
 mod cli_query;
+mod console;
 mod crash;
 mod r#gen;
 mod langfuse;
