@@ -399,13 +399,22 @@ impl Auth {
 
     /// Opens a console session with a key: `public_key` and `secret_key`,
     /// or the secret key alone. Returns the token to set as the
-    /// [`SESSION_COOKIE`] and the key's project.
+    /// [`SESSION_COOKIE`] and the key's project, or `None` in open mode
+    /// (no key exists: there is nothing to sign in to).
     pub fn login(
         &self,
         public_key: Option<&str>,
         secret_key: &str,
-    ) -> Result<(String, ProjectId), AuthError> {
+    ) -> Result<Option<(String, ProjectId)>, AuthError> {
+        if !self.enforced() {
+            // A key may have been created a moment ago.
+            self.refresh(true);
+            if !self.enforced() {
+                return Ok(None);
+            }
+        }
         self.login_for(public_key, secret_key, SESSION_TTL)
+            .map(Some)
     }
 
     fn login_for(
@@ -754,9 +763,13 @@ mod tests {
         ));
         let (token, project) = auth
             .login(Some(&alpha.public_key), &alpha_secret)
-            .expect("pair");
+            .expect("pair")
+            .expect("keys enforced");
         assert_eq!(project.as_str(), "alpha");
-        let (beta_token, project) = auth.login(None, &beta_secret).expect("secret alone");
+        let (beta_token, project) = auth
+            .login(None, &beta_secret)
+            .expect("secret alone")
+            .expect("keys enforced");
         assert_eq!(project.as_str(), "beta");
         assert_eq!(
             auth.resolve_request(&Method::GET, &cookie(&token))

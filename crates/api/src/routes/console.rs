@@ -173,15 +173,15 @@ async fn login(
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if !state.auth.enforced() {
+    let Some((token, project)) = state
+        .auth
+        .login(body.public_key.as_deref(), &body.secret_key)?
+    else {
         return Ok(no_store(
             Json(json!({"enforced": false, "authenticated": true, "project": "default"}))
                 .into_response(),
         ));
-    }
-    let (token, project) = state
-        .auth
-        .login(body.public_key.as_deref(), &body.secret_key)?;
+    };
     let mut resp = Json(json!({
         "enforced": true,
         "authenticated": true,
@@ -211,9 +211,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_page_path_is_a_valid_route_and_assets_resolve() {
-        let _ = routes();
-        assert!(loupe_console::asset("app.js").is_some());
-        assert!(loupe_console::index_html().contains("/assets/"));
+    fn the_session_cookie_is_http_only_strict_and_secure_behind_tls() {
+        let plain = cookie("tok", 60, &HeaderMap::new()).expect("cookie");
+        assert_eq!(
+            plain.to_str().expect("ascii"),
+            "loupe_session=tok; Path=/; Max-Age=60; HttpOnly; SameSite=Strict"
+        );
+        let mut proxied = HeaderMap::new();
+        proxied.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        let secure = cookie("tok", 0, &proxied).expect("cookie");
+        assert!(secure.to_str().expect("ascii").ends_with("; Secure"));
     }
 }

@@ -40,6 +40,10 @@ function buildTree(spans) {
     const n = flat[i];
     n.size = 1 + n.children.reduce((a, c) => a + c.size, 0);
     n.errorInside = n.children.some((c) => c.span.status === 'error' || c.errorInside);
+    // A span without an end (a Langfuse trace, a run still going) reaches
+    // as far as its subtree does.
+    const own = n.span.end_time ?? n.span.start_time;
+    n.end = Math.max(own == null ? 0 : Number(own), ...n.children.map((c) => c.end));
   }
   return {roots, flat, byId};
 }
@@ -49,6 +53,13 @@ function buildTree(spans) {
 function failingNode(flat) {
   const leaves = flat.filter((n) => n.span.status === 'error' && !n.errorInside);
   return leaves.find((n) => !['workflow', 'chain'].includes(n.span.span_kind) || n.depth > 1) || leaves[0] || null;
+}
+
+// The duration beside its bar: after it, before it, or inside a wide bar.
+function durLabel(left, width, text) {
+  if (left + width <= 80) return h('span', {class: 'wf-dur', style: {left: `calc(${left + width}% + 6px)`}}, text);
+  if (left >= 14) return h('span', {class: 'wf-dur', style: {right: `calc(${100 - left}% + 6px)`}}, text);
+  return h('span', {class: 'wf-dur inside', style: {right: `calc(${100 - left - width}% + 6px)`}}, text);
 }
 
 function kv(label, value, extra = {}) {
@@ -171,7 +182,8 @@ function render(ctx, id, spans) {
   function rowEl(n, i) {
     const sp = n.span;
     const st = Number(sp.start_time ?? t0);
-    const en = Number(sp.end_time ?? st);
+    const open = sp.end_time == null;
+    const en = open ? Math.max(st, n.end) : Number(sp.end_time);
     const left = ((st - t0) / total) * 100;
     const width = Math.max(0.3, ((en - st) / total) * 100);
     const isErr = sp.status === 'error';
@@ -196,8 +208,8 @@ function render(ctx, id, spans) {
       isErr ? h('span', {class: 'wf-err-dot', title: sp.error_message || ''}, icon('alert', 12)) : (n.errorInside && collapsed.has(sp.span_id) ? h('span', {class: 'wf-err-dot dim'}, icon('alert', 12)) : null),
       n.children.length && collapsed.has(sp.span_id) ? h('span', {class: 'wf-more'}, `+${n.size - 1}`) : null),
     h('div', {class: 'wf-time'},
-      h('div', {class: 'wf-bar', style: {left: `${left}%`, width: `${width}%`, background: isErr ? '#e5484d' : color}}),
-      h('span', {class: 'wf-dur', style: left + width > 80 ? {right: `${100 - left + 0.5}%`} : {left: `calc(${left + width}% + 6px)`}}, fmt.duration(en - st))));
+      h('div', {class: ['wf-bar', open && 'open'], style: {left: `${left}%`, width: `${width}%`, background: isErr ? '#e5484d' : color}}),
+      durLabel(left, width, fmt.duration(en - st))));
   }
 
   function draw(force = false) {

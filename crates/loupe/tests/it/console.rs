@@ -163,6 +163,154 @@ async fn first_value(server: &Server, q: &str) -> String {
         .to_owned()
 }
 
+#[tokio::test]
+async fn the_console_is_served_with_types_cache_headers_and_sessions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]).await;
+    let get = |path: &str| {
+        let url = format!("{}{path}", server.http);
+        let client = server.client.clone();
+        async move { client.get(url).send().await.expect("get") }
+    };
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // Deep links answer the page; the page names versioned assets.
+    let mut asset_base = String::new();
+    for path in [
+        "/",
+        "/runs",
+        "/runs/abc-123",
+        "/sessions/s1",
+        "/users/u1",
+        "/login",
+    ] {
+        let r = get(path).await;
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        assert_eq!(header(&r, "content-type"), "text/html; charset=utf-8");
+        assert_eq!(header(&r, "cache-control"), "no-cache");
+        assert!(header(&r, "content-security-policy").contains("script-src 'self'"));
+        let html = r.text().await.expect("html");
+        let at = html.find("/assets/").expect("asset base");
+        let url = html[at..].split('"').next().expect("quoted URL");
+        asset_base = url
+            .rsplit_once('/')
+            .expect("a file in the base")
+            .0
+            .to_owned();
+        assert!(html.contains(&format!("{asset_base}/app.js")), "{html}");
+    }
+    for (file, ty) in [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("pages/run.js", "text/javascript; charset=utf-8"),
+        ("style.css", "text/css; charset=utf-8"),
+        ("favicon.svg", "image/svg+xml"),
+    ] {
+        let r = get(&format!("{asset_base}/{file}")).await;
+        assert_eq!(r.status().as_u16(), 200, "{file}");
+        assert_eq!(header(&r, "content-type"), ty, "{file}");
+        assert_eq!(
+            header(&r, "cache-control"),
+            "public, max-age=31536000, immutable"
+        );
+        let etag = header(&r, "etag");
+        let again = server
+            .client
+            .get(format!("{}{asset_base}/{file}", server.http))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .expect("revalidate");
+        assert_eq!(again.status().as_u16(), 304, "{file}");
+    }
+    // An old version's URL still works but is not cached under that name.
+    let old = get("/assets/000000000000/app.js").await;
+    assert_eq!(old.status().as_u16(), 200);
+    assert_eq!(header(&old, "cache-control"), "no-cache");
+    assert_eq!(
+        get(&format!("{asset_base}/nope.js"))
+            .await
+            .status()
+            .as_u16(),
+        404
+    );
+    assert_eq!(get("/nowhere").await.status().as_u16(), 404);
+
+    // Open mode: no sign-in needed.
+    let (status, who) = server.get_json("/api/v1/session").await;
+    assert_eq!(status, 200);
+    assert_eq!(who["enforced"], false);
+    assert_eq!(who["authenticated"], true);
+
+    // Once a key exists: a wrong key is a 401, a right one sets the cookie,
+    // the cookie reads the key's project, sign-out ends it.
+    let (pk, sk) = create_key(&data, "alpha");
+    let login = |body: Value| {
+        let client = server.client.clone();
+        let url = format!("{}/api/v1/session", server.http);
+        async move { client.post(url).json(&body).send().await.expect("login") }
+    };
+    let bad = login(json!({"public_key": pk, "secret_key": "sk-lf-nope"})).await;
+    assert_eq!(bad.status().as_u16(), 401);
+    let bad_body = login(json!({"secret": sk})).await;
+    assert_eq!(bad_body.status().as_u16(), 400);
+    let ok = login(json!({"secret_key": sk})).await;
+    assert_eq!(ok.status().as_u16(), 200);
+    let set = header(&ok, "set-cookie");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().expect("cookie").to_owned();
+    let with_cookie = |path: &str| {
+        server
+            .client
+            .get(format!("{}{path}", server.http))
+            .header("cookie", &cookie)
+            .send()
+    };
+    let who: Value = with_cookie("/api/v1/session")
+        .await
+        .expect("who")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(who["project"], "alpha", "{who}");
+    assert_eq!(who["via"], "session");
+    let spans = with_cookie("/api/v1/spans?limit=1").await.expect("spans");
+    assert_eq!(spans.status().as_u16(), 200);
+    // Changing state on the cookie needs the console header.
+    let query = |console: bool| {
+        let mut r = server
+            .client
+            .post(format!("{}/api/v1/query", server.http))
+            .header("cookie", &cookie)
+            .json(&json!({"q": "last 1h | count()"}));
+        if console {
+            r = r.header("x-loupe-console", "1");
+        }
+        r.send()
+    };
+    assert_eq!(query(false).await.expect("q").status().as_u16(), 403);
+    assert_eq!(query(true).await.expect("q").status().as_u16(), 200);
+    let out = server
+        .client
+        .delete(format!("{}/api/v1/session", server.http))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status().as_u16(), 204);
+    assert!(header(&out, "set-cookie").contains("Max-Age=0"));
+    let gone = with_cookie("/api/v1/spans?limit=1").await.expect("spans");
+    assert_eq!(gone.status().as_u16(), 401);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_chromium_shows_runs_waterfalls_and_dashboards() {
     env_or_fail("LOUPE_TEST_CHROMIUM");
