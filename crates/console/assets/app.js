@@ -70,6 +70,16 @@ async function signOut() {
   go('/login', {replace: true});
 }
 
+// Where to go after sign-in: a path of this console, never another site.
+function safeNext() {
+  const next = new URLSearchParams(location.search).get('next') || '/';
+  try {
+    const url = new URL(next, location.origin);
+    if (url.origin === location.origin && !url.pathname.startsWith('/api/')) return url.pathname + url.search;
+  } catch { /* not a URL */ }
+  return '/';
+}
+
 function route(path) {
   for (const [re, mod, params] of ROUTES) {
     const m = re.exec(path);
@@ -89,7 +99,7 @@ async function render() {
   }
   root.classList.remove('booting');
   if (path === '/login' || !session.authenticated) {
-    if (session.authenticated) { go(new URLSearchParams(location.search).get('next') || '/', {replace: true}); return; }
+    if (session.authenticated) { go(safeNext(), {replace: true}); return; }
     if (path !== '/login') {
       history.replaceState({}, '', `/login?next=${encodeURIComponent(path + location.search)}`);
     }
@@ -97,8 +107,7 @@ async function render() {
       langSwitch,
       onDone: (s) => {
         session = s;
-        const next = new URLSearchParams(location.search).get('next');
-        go(next && next.startsWith('/') && !next.startsWith('//') ? next : '/', {replace: true});
+        go(safeNext(), {replace: true});
       },
     }));
     document.title = `${t('login.title')} · Loupe`;
@@ -144,6 +153,14 @@ document.addEventListener('click', (e) => {
   go(url.href);
 });
 window.addEventListener('popstate', render);
+// "/" focuses the query bar, as in most log and trace consoles.
+document.addEventListener('keydown', (e) => {
+  if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey) return;
+  const tag = document.activeElement && document.activeElement.tagName;
+  if (tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT') return;
+  const bar = document.querySelector('.qb-input');
+  if (bar) { e.preventDefault(); bar.focus(); }
+});
 window.addEventListener('loupe:unauthorized', () => {
   if (session && session.enforced && location.pathname !== '/login') {
     session = {enforced: true, authenticated: false};

@@ -73,6 +73,11 @@ async function openMode() {
         assert.deepEqual(failedPanels, []);
         // A panel per configured business tag.
         await page.waitForSelector('[data-panel="tag-category"][data-state=ready] .barlist-row', {timeout: 20000});
+        // Panels over rollup dimensions are answered from the hour rollups.
+        const fromRollups = await page.$$eval('[data-panel][data-rollups=true]', (ps) => ps.map((p) => p.dataset.panel));
+        for (const id of ['runs-over-time', 'tokens-over-time', 'cost-over-time', 'by-node-type', 'by-tool', 'failing-tools', 'tag-category']) {
+          assert.ok(fromRollups.includes(id), `${id} was not answered from the rollups (${fromRollups})`);
+        }
       }
       await page.waitForTimeout(300);
       assert.deepEqual(page.errors, [], `console errors on ${path}`);
@@ -154,6 +159,16 @@ async function openMode() {
     assert.equal(await page.getAttribute('.qb-error', 'data-span'), '13,21');
     assert.match(await page.textContent('.qb-error'), /tool_name/);
     assert.match(await page.textContent('[data-testid=query-caret]'), /\n {13}\^{8}$/);
+    // A node field in Runs mode finds no root span; the hint offers `run has`.
+    await page.fill('[data-testid=query-input]', 'tool_name=inventory status=error');
+    await page.press('[data-testid=query-input]', 'Enter');
+    await page.click('[data-testid=run-has-hint]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=query-sent]').textContent.includes('(run has (tool_name=inventory status=error))'));
+    await settled(page);
+    const viaRunHas = await api('/api/v1/query', {q: `from ${cfg.from} to ${cfg.to} span_kind=workflow run has (tool_name=inventory status=error) | sort start_time desc, span_id desc | limit 50`});
+    const c3 = viaRunHas.body.columns.findIndex((c) => c.name === 'span_id');
+    assert.ok(viaRunHas.body.rows.length > 0);
+    assert.deepEqual(await rowsOf(page), viaRunHas.body.rows.map((r) => r[c3]));
     // The 422 answer is logged by the browser; nothing else may be.
     assert.deepEqual(page.errors.filter((e) => !/status of 422/.test(e)), []);
     await page.close();

@@ -206,7 +206,15 @@ export function mount(ctx) {
   const runLink = (r) => `/runs/${encodeURIComponent(r.run_id || r.trace_id || '')}`;
 
   function runsTable(rows) {
-    if (!rows.length) return h('div', {class: 'empty-state'}, h('p', {}, t('runs.none')), h('p', {class: 'muted small'}, t('runs.noneHint')));
+    if (!rows.length) {
+      // Node fields are never on a run's root span: offer the runs containing such a node.
+      const [f] = splitPipe(filter);
+      const nodeish = f && !hasRunHas(f) && /\b(tool_name|model_name|model_provider|node_type|span_kind|input_tokens|output_tokens|total_tokens|cost)\b/.test(f);
+      return h('div', {class: 'empty-state'}, h('p', {}, t('runs.none')),
+        nodeish ? h('p', {class: 'small'}, t('runs.rootHint'), ' ', h('button', {class: 'link', dataset: {testid: 'run-has-hint'},
+          onclick: () => { filter = `run has (${f})`; bar.value = filter; restart(); }}, `run has (${f})`))
+          : h('p', {class: 'muted small'}, t('runs.noneHint')));
+    }
     return h('table', {class: 'table runs-table', dataset: {testid: 'runs-table'}},
       h('thead', {}, h('tr', {}, ['status', 'app', 'start', 'duration', 'tokens', 'cost', 'user', 'session', 'error'].map((c) =>
         h('th', {class: `col-${c}`}, t(`runs.col.${c}`))))),
