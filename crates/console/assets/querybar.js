@@ -53,7 +53,8 @@ export const byteLength = (text) => new TextEncoder().encode(text).length;
 // The token being typed at the caret and what it completes.
 function context(text, caret) {
   const before = text.slice(0, caret);
-  const m = /([A-Za-z0-9_.:+\-"'\[\]]*)$/.exec(before);
+  // The token since the last space or parenthesis: `field`, or `field=val`.
+  const m = /([^\s()]*)$/.exec(before);
   const word = m[1];
   const start = caret - word.length;
   const cmp = /^([A-Za-z_][A-Za-z0-9_.\[\]"-]*?)(!=|<=|>=|==|=|<|>)(.*)$/.exec(word);

@@ -159,6 +159,17 @@ async function openMode() {
     assert.equal(await page.getAttribute('.qb-error', 'data-span'), '13,21');
     assert.match(await page.textContent('.qb-error'), /tool_name/);
     assert.match(await page.textContent('[data-testid=query-caret]'), /\n {13}\^{8}$/);
+    // Completion: a field from its start, then its values from the data.
+    await page.fill('[data-testid=query-input]', '');
+    await page.type('[data-testid=query-input]', 'tool_na');
+    await page.waitForSelector('.qb-complete:not([hidden]) .qb-item');
+    assert.equal(await page.textContent('.qb-complete .qb-item.active .qb-item-text'), 'tool_name');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.inputValue('[data-testid=query-input]'), 'tool_name=');
+    await page.waitForSelector('.qb-complete:not([hidden]) .qb-item');
+    const offered = await page.$$eval('.qb-complete .qb-item-text', (els) => els.map((e) => e.textContent));
+    assert.ok(offered.includes('inventory'), `values offered: ${offered}`);
+    await page.keyboard.press('Escape');
     // A node field in Runs mode finds no root span; the hint offers `run has`.
     await page.fill('[data-testid=query-input]', 'tool_name=inventory status=error');
     await page.press('[data-testid=query-input]', 'Enter');
