@@ -96,9 +96,12 @@ async function openMode() {
     assert.equal(await page.textContent('[data-testid=span-name]'), cfg.failingNode);
     assert.match(await page.textContent('[data-testid=span-error]'), new RegExp(cfg.failingError.replace(/[[\]()]/g, '\\$&')));
     assert.match(await page.textContent('[data-testid=fail-banner]'), /HTTP Request/);
-    // Another node's input opens as JSON.
+    // Another node by click, the next one by keyboard.
     await page.click('.wf-row[data-name="Start"]');
     await page.waitForFunction(() => document.querySelector('[data-testid=span-name]').textContent === 'Start');
+    await page.keyboard.press('ArrowDown');
+    await page.waitForFunction(() => document.querySelector('[data-testid=span-name]').textContent !== 'Start');
+    assert.match(page.url(), /[?&]span=/);
     assert.deepEqual(page.errors, []);
     await page.close();
   });

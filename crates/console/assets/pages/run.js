@@ -281,6 +281,20 @@ function render(ctx, id, spans) {
         {open: attrs.length <= 12}) : null);
   }
 
+  // Keyboard: up/down move the selection, right/left open and fold.
+  scroller.tabIndex = 0;
+  scroller.addEventListener('keydown', (e) => {
+    const i = visible.indexOf(selected);
+    const id = selected.span.span_id;
+    if (e.key === 'ArrowDown' && i < visible.length - 1) select(visible[i + 1]);
+    else if (e.key === 'ArrowUp' && i > 0) select(visible[i - 1]);
+    else if (e.key === 'ArrowRight' && selected.children.length && collapsed.has(id)) {
+      collapsed.delete(id); visible = computeVisible(); draw(true);
+    } else if (e.key === 'ArrowLeft' && selected.children.length && !collapsed.has(id)) {
+      collapsed.add(id); visible = computeVisible(); draw(true);
+    } else return;
+    e.preventDefault();
+  });
   let frame = 0;
   scroller.addEventListener('scroll', () => {
     if (frame) return;
