@@ -106,6 +106,16 @@ async function openMode() {
     await page.close();
   });
 
+  await check('a run whose parent links loop still shows every span', async () => {
+    const page = await open(context);
+    await page.goto(`${base}/runs/${cfg.loopRun}`);
+    await page.waitForSelector('.wf-row');
+    const names = await page.$$eval('.wf-row', (rows) => rows.map((r) => r.dataset.name));
+    assert.deepEqual([...names].sort(), ['loop a', 'loop b', 'under a']);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
   await check('a 2,000-span run renders virtualised and stays responsive', async () => {
     const page = await open(context);
     const t0 = Date.now();

@@ -26,14 +26,35 @@ function buildTree(spans) {
     else roots.push(n);
   }
   const order = (a, b) => (Number(a.span.start_time ?? 0) - Number(b.span.start_time ?? 0)) || String(a.span.span_id).localeCompare(b.span.span_id);
-  const stack = roots.sort(order).map((n) => [n, 0]).reverse();
   const flat = [];
-  while (stack.length) {
-    const [n, d] = stack.pop();
-    n.depth = d;
-    flat.push(n);
-    n.children.sort(order);
-    for (let i = n.children.length - 1; i >= 0; i--) stack.push([n.children[i], d + 1]);
+  const seen = new Set();
+  const walk = (starts) => {
+    const stack = starts.sort(order).map((n) => [n, 0]).reverse();
+    while (stack.length) {
+      const [n, d] = stack.pop();
+      if (seen.has(n)) continue;
+      seen.add(n);
+      n.depth = d;
+      flat.push(n);
+      n.children.sort(order);
+      for (let i = n.children.length - 1; i >= 0; i--) stack.push([n.children[i], d + 1]);
+    }
+  };
+  walk(roots);
+  // Spans whose parent links form a loop have no root: cut the loop above
+  // the earliest of them and show it as a root, until every span is placed.
+  for (;;) {
+    const stranded = [...byId.values()].filter((n) => !seen.has(n));
+    if (!stranded.length) break;
+    const top = stranded.sort(order)[0];
+    const p = byId.get(top.span.parent_span_id);
+    if (p) p.children = p.children.filter((c) => c !== top);
+    roots.push(top);
+    walk([top]);
+  }
+  for (const n of flat) {
+    n.parent = n.parent || null;
+    for (const c of n.children) c.parent = n;
   }
   // Subtree sizes and error markers, bottom-up.
   for (let i = flat.length - 1; i >= 0; i--) {
@@ -43,7 +64,7 @@ function buildTree(spans) {
     // A span without an end (a Langfuse trace, a run still going) reaches
     // as far as its subtree does.
     const own = n.span.end_time ?? n.span.start_time;
-    n.end = Math.max(own == null ? 0 : Number(own), ...n.children.map((c) => c.end));
+    n.end = n.children.reduce((a, c) => Math.max(a, c.end), own == null ? 0 : Number(own));
   }
   return {roots, flat, byId};
 }
@@ -97,10 +118,10 @@ function render(ctx, id, spans) {
   const collapsed = new Set();
   const root = tree.flat.find((n) => n.span.span_kind === 'workflow') || tree.flat[0];
   const rs = root.span;
-  const starts = spans.map((s) => Number(s.start_time)).filter((x) => x);
-  const ends = spans.map((s) => Number(s.end_time ?? s.start_time)).filter((x) => x);
-  const t0 = Math.min(...starts);
-  const t1 = Math.max(...ends, t0 + 1);
+  // reduce, not Math.min(...): a spread of very many arguments overflows the stack.
+  const first = spans.reduce((a, s) => (s.start_time == null ? a : Math.min(a, Number(s.start_time))), Infinity);
+  const t0 = Number.isFinite(first) ? first : 0;
+  const t1 = Math.max(spans.reduce((a, s) => Math.max(a, Number(s.end_time ?? s.start_time ?? 0)), 0), t0 + 1);
   const total = t1 - t0;
   const tokens = spans.reduce((a, s) => a + (s.span_kind === 'llm' ? (s.total_tokens || 0) : 0), 0)
     || spans.reduce((a, s) => Math.max(a, s.total_tokens || 0), 0);
@@ -119,7 +140,7 @@ function render(ctx, id, spans) {
         h('div', {class: 'run-name'}, rs.app_name || rs.name || t('run.title')),
         h('div', {class: 'muted small mono'}, rs.run_id || rs.trace_id || id, copyBtn(rs.run_id || rs.trace_id || id)))),
     h('dl', {class: 'run-facts'},
-      kv(t('run.started'), fmt.time(t0, {ms: true})),
+      kv(t('run.started'), Number.isFinite(first) ? fmt.time(t0, {ms: true}) : '—'),
       kv(t('run.duration'), fmt.duration(rs.duration ?? total)),
       kv(t('run.spans'), fmt.num(spans.length)),
       kv(t('run.tokens'), tokens ? fmt.num(tokens) : '—'),
@@ -228,8 +249,7 @@ function render(ctx, id, spans) {
     selected = n;
     if (reveal || !visible.includes(n)) {
       // Expand its ancestors and scroll to it.
-      let p = n.span.parent_span_id && tree.byId.get(n.span.parent_span_id);
-      while (p) { collapsed.delete(p.span.span_id); p = p.span.parent_span_id && tree.byId.get(p.span.parent_span_id); }
+      for (let p = n.parent; p; p = p.parent) collapsed.delete(p.span.span_id);
       visible = computeVisible();
     }
     const i = visible.indexOf(n);

@@ -80,7 +80,8 @@ fn create_key(data_dir: &Path, project: &str) -> (String, String) {
     (s("public_key"), s("secret_key"))
 }
 
-/// A run of one root, 39 iterations and 50 steps in each (2,000 spans).
+/// A run of 2,000 spans: a root, 37 iterations of 53 steps each, and a
+/// last node under the root.
 async fn big_run(server: &Server) -> (String, usize, String) {
     let trace: u128 = 0x10ad_2000;
     let mut spans = vec![otel_span(
@@ -90,7 +91,7 @@ async fn big_run(server: &Server) -> (String, usize, String) {
         "bulk workflow",
         &[("openinference.span.kind", "CHAIN")],
     )];
-    for i in 1..=39u64 {
+    for i in 1..=37u64 {
         let it = 1000 * i;
         spans.push(otel_span(
             trace,
@@ -99,7 +100,7 @@ async fn big_run(server: &Server) -> (String, usize, String) {
             &format!("iteration {i}"),
             &[("openinference.span.kind", "CHAIN")],
         ));
-        for j in 1..=50u64 {
+        for j in 1..=53u64 {
             spans.push(otel_span(
                 trace,
                 it + j,
@@ -109,13 +110,21 @@ async fn big_run(server: &Server) -> (String, usize, String) {
             ));
         }
     }
+    spans.push(otel_span(
+        trace,
+        999_999,
+        Some(1),
+        "answer",
+        &[("openinference.span.kind", "LLM")],
+    ));
     let total = spans.len();
+    assert_eq!(total, 2000);
     while !spans.is_empty() {
         let chunk: Vec<_> = spans.drain(..spans.len().min(500)).collect();
         let resp = server.post_otlp(encode(&request(chunk))).await;
         assert_eq!(resp.status().as_u16(), 200);
     }
-    (format!("{trace:032x}"), total, "step 39.50".to_owned())
+    (format!("{trace:032x}"), total, "answer".to_owned())
 }
 
 fn node_script() -> PathBuf {
@@ -351,6 +360,17 @@ async fn the_console_in_chromium_shows_runs_waterfalls_and_dashboards() {
         String::from_utf8_lossy(&gen_out.stderr)
     );
     let (big, big_spans, big_last) = big_run(&server).await;
+    // A run whose parent links form a loop (bad input from some sender).
+    let looped: u128 = 0x10ad_3000;
+    let resp = server
+        .post_otlp(encode(&request(vec![
+            // Span ids are unique per project: these differ from the big run's.
+            otel_span(looped, 7_000_001, Some(7_000_002), "loop a", &[]),
+            otel_span(looped, 7_000_002, Some(7_000_001), "loop b", &[]),
+            otel_span(looped, 7_000_003, Some(7_000_001), "under a", &[]),
+        ])))
+        .await;
+    assert_eq!(resp.status().as_u16(), 200);
 
     let failed_run = capture(FAILED)["workflow_run_id"]
         .as_str()
@@ -394,6 +414,7 @@ async fn the_console_in_chromium_shows_runs_waterfalls_and_dashboards() {
         "bigRun": big,
         "bigRunSpans": big_spans,
         "bigRunLast": big_last,
+        "loopRun": format!("{looped:032x}"),
         "user": user,
         "session": session,
     }))
