@@ -31,6 +31,18 @@
 //! key, and the key decides the project (`x-loupe-project` is ignored).
 //! [`AuthMode::Required`] needs keys even before the first one exists.
 //! A missing or wrong key is a 401 with a JSON message.
+//!
+//! # Console sessions
+//!
+//! The web console signs in once with a key (`POST /api/v1/session`,
+//! [`Auth::login`]) and gets an opaque random token in an `HttpOnly`,
+//! `SameSite=Strict` cookie ([`SESSION_COOKIE`]); the token maps to the
+//! key's project, in memory only (a restart signs everyone out). A request
+//! with no `Authorization`/`api_key` header and that cookie acts on that
+//! project while the session is younger than [`SESSION_TTL`] and its key
+//! still exists (revoking the key ends its sessions). Unsafe methods
+//! (`POST`, `DELETE`, …) on the cookie also need the [`CONSOLE_HEADER`]
+//! header, which a cross-site form cannot send.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -55,6 +67,27 @@ pub const KEYS_FILE: &str = "keys.json";
 
 /// How often the key file is checked for changes at most.
 const RECHECK: Duration = Duration::from_secs(1);
+
+/// Name of the console's session cookie.
+pub const SESSION_COOKIE: &str = "loupe_session";
+
+/// How long a console session lasts after sign-in.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// Header the console sends with every request; required for unsafe
+/// methods authenticated by the session cookie (cross-site request
+/// forgery defence beside `SameSite=Strict`).
+pub const CONSOLE_HEADER: &str = "x-loupe-console";
+
+/// Live console sessions kept at most (the oldest go first).
+const MAX_SESSIONS: usize = 10_000;
+
+/// A console session: the project and the key it was opened with.
+struct Session {
+    project: ProjectId,
+    key_hash: [u8; 32],
+    expires: Instant,
+}
 
 /// When keys are required.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +251,10 @@ pub enum AuthError {
     /// In open mode, `x-loupe-project` names no valid project (400).
     #[error("{0}")]
     BadProject(String),
+    /// A session-cookie request that may change state came without the
+    /// console header (403).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl From<AuthError> for ApiError {
@@ -225,6 +262,7 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, m),
             AuthError::BadProject(m) => ApiError::bad_request(m),
+            AuthError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
         }
     }
 }
@@ -233,6 +271,8 @@ impl From<AuthError> for ApiError {
 pub struct Auth {
     config: AuthConfig,
     loaded: RwLock<Loaded>,
+    /// Console sessions by the SHA-256 of their token.
+    sessions: parking_lot::Mutex<HashMap<[u8; 32], Session>>,
 }
 
 fn parse_hash(record: &KeyRecord) -> Result<(ProjectId, [u8; 32]), KeyError> {
@@ -261,6 +301,7 @@ impl Auth {
         let auth = Self {
             config,
             loaded: RwLock::new(Loaded::default()),
+            sessions: parking_lot::Mutex::default(),
         };
         auth.reload()?;
         Ok(auth)
@@ -271,6 +312,7 @@ impl Auth {
         Self {
             config: AuthConfig::default(),
             loaded: RwLock::new(Loaded::default()),
+            sessions: parking_lot::Mutex::default(),
         }
     }
 
@@ -330,6 +372,11 @@ impl Auth {
     }
 
     fn lookup(&self, creds: &Credentials) -> Option<ProjectId> {
+        self.lookup_key(creds).map(|(project, _)| project)
+    }
+
+    /// The project and stored secret hash of valid credentials.
+    fn lookup_key(&self, creds: &Credentials) -> Option<(ProjectId, [u8; 32])> {
         let loaded = self.loaded.read();
         match creds {
             Credentials::Pair { public, secret } => {
@@ -340,14 +387,133 @@ impl Auth {
                     .iter()
                     .zip(hash)
                     .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-                (diff == 0).then(|| project.clone())
+                (diff == 0).then(|| (project.clone(), *hash))
             }
             Credentials::Secret(secret) => {
                 let given: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-                loaded.by_secret.get(&given).cloned()
+                loaded.by_secret.get(&given).map(|p| (p.clone(), given))
             }
             Credentials::None | Credentials::Malformed(_) => None,
         }
+    }
+
+    /// Opens a console session with a key: `public_key` and `secret_key`,
+    /// or the secret key alone. Returns the token to set as the
+    /// [`SESSION_COOKIE`] and the key's project, or `None` in open mode
+    /// (no key exists: there is nothing to sign in to).
+    pub fn login(
+        &self,
+        public_key: Option<&str>,
+        secret_key: &str,
+    ) -> Result<Option<(String, ProjectId)>, AuthError> {
+        if !self.enforced() {
+            // A key may have been created a moment ago.
+            self.refresh(true);
+            if !self.enforced() {
+                return Ok(None);
+            }
+        }
+        self.login_for(public_key, secret_key, SESSION_TTL)
+            .map(Some)
+    }
+
+    fn login_for(
+        &self,
+        public_key: Option<&str>,
+        secret_key: &str,
+        ttl: Duration,
+    ) -> Result<(String, ProjectId), AuthError> {
+        let creds = match public_key.map(str::trim).filter(|p| !p.is_empty()) {
+            Some(public) => Credentials::Pair {
+                public: public.to_owned(),
+                secret: secret_key.trim().to_owned(),
+            },
+            None => Credentials::Secret(secret_key.trim().to_owned()),
+        };
+        let found = self.lookup_key(&creds).or_else(|| {
+            self.refresh(true);
+            self.lookup_key(&creds)
+        });
+        let Some((project, key_hash)) = found else {
+            return Err(AuthError::Unauthorized(
+                "invalid API key: unknown public key or wrong secret key".into(),
+            ));
+        };
+        let token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock();
+        sessions.retain(|_, s| s.expires > now);
+        if sessions.len() >= MAX_SESSIONS
+            && let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| *k)
+        {
+            sessions.remove(&oldest);
+        }
+        sessions.insert(
+            Sha256::digest(token.as_bytes()).into(),
+            Session {
+                project: project.clone(),
+                key_hash,
+                expires: now + ttl,
+            },
+        );
+        Ok((token, project))
+    }
+
+    /// Ends a console session (unknown tokens are ignored).
+    pub fn logout(&self, token: &str) {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.sessions.lock().remove(&digest);
+    }
+
+    /// The project of a live session whose key still exists.
+    fn session(&self, token: &str) -> Option<ProjectId> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut sessions = self.sessions.lock();
+        let session = sessions.get(&digest)?;
+        if session.expires <= Instant::now() {
+            sessions.remove(&digest);
+            return None;
+        }
+        let loaded = self.loaded.read();
+        (loaded.by_secret.get(&session.key_hash) == Some(&session.project))
+            .then(|| session.project.clone())
+    }
+
+    /// The project of an HTTP request: its key headers, else (keys
+    /// enforced) its console session cookie, else open mode's project.
+    pub fn resolve_request(
+        &self,
+        method: &axum::http::Method,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<ProjectId, AuthError> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let authorization = header("authorization");
+        let api_key = header("api_key").or_else(|| header("api-key"));
+        if authorization.is_none()
+            && api_key.is_none()
+            && let Some(token) = session_cookie(headers)
+            && self.enforced()
+        {
+            let project = self.session(token).ok_or_else(|| {
+                AuthError::Unauthorized(
+                    "the console session has expired or was ended: sign in again".into(),
+                )
+            })?;
+            if !method.is_safe() && header(CONSOLE_HEADER).is_none() {
+                return Err(AuthError::Forbidden(format!(
+                    "a request authenticated by the session cookie that may change state needs the {CONSOLE_HEADER} header"
+                )));
+            }
+            return Ok(project);
+        }
+        self.resolve(authorization, api_key, header("x-loupe-project"))
     }
 
     /// The project of a request, from its `Authorization` and `api_key`
@@ -392,6 +558,19 @@ impl Auth {
             )
         })
     }
+}
+
+/// The value of the [`SESSION_COOKIE`] among a request's cookies.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|v| !v.is_empty())
 }
 
 /// Credentials found in a request.
@@ -471,16 +650,7 @@ pub(crate) async fn require(
     if is_public(req.uri().path(), &state.auth) {
         return next.run(req).await;
     }
-    let resolved = {
-        // Scoped: a borrow of the request must not live across an await.
-        let headers = req.headers();
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        state.auth.resolve(
-            header("authorization"),
-            header("api_key").or_else(|| header("api-key")),
-            header("x-loupe-project"),
-        )
-    };
+    let resolved = state.auth.resolve_request(req.method(), req.headers());
     match resolved {
         Ok(project) => {
             req.extensions_mut().insert(Project(project));
@@ -560,6 +730,118 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_console_session_acts_on_its_keys_project_until_it_ends() {
+        use axum::http::{HeaderMap, HeaderValue, Method};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(KEYS_FILE);
+        let (alpha, alpha_secret) = generate_key(&ProjectId::new("alpha").expect("name"));
+        let (beta, beta_secret) = generate_key(&ProjectId::new("beta").expect("name"));
+        KeysFile {
+            version: 1,
+            keys: vec![alpha.clone(), beta.clone()],
+        }
+        .save(&path)
+        .expect("save");
+        let auth = Auth::new(AuthConfig {
+            keys_file: Some(path.clone()),
+            ..AuthConfig::default()
+        })
+        .expect("auth");
+        let cookie = |token: &str| {
+            let mut h = HeaderMap::new();
+            let value = format!("theme=dark; {SESSION_COOKIE}={token}; x=1");
+            h.insert("cookie", HeaderValue::from_str(&value).expect("header"));
+            h
+        };
+
+        assert!(matches!(
+            auth.login(Some(&alpha.public_key), &beta_secret),
+            Err(AuthError::Unauthorized(_))
+        ));
+        let (token, project) = auth
+            .login(Some(&alpha.public_key), &alpha_secret)
+            .expect("pair")
+            .expect("keys enforced");
+        assert_eq!(project.as_str(), "alpha");
+        let (beta_token, project) = auth
+            .login(None, &beta_secret)
+            .expect("secret alone")
+            .expect("keys enforced");
+        assert_eq!(project.as_str(), "beta");
+        assert_eq!(
+            auth.resolve_request(&Method::GET, &cookie(&token))
+                .expect("session")
+                .as_str(),
+            "alpha"
+        );
+        assert_eq!(
+            auth.resolve_request(&Method::GET, &cookie(&beta_token))
+                .expect("session")
+                .as_str(),
+            "beta"
+        );
+        // Unsafe methods need the console header too.
+        assert!(matches!(
+            auth.resolve_request(&Method::POST, &cookie(&token)),
+            Err(AuthError::Forbidden(_))
+        ));
+        let mut with_header = cookie(&token);
+        with_header.insert(CONSOLE_HEADER, HeaderValue::from_static("1"));
+        assert!(auth.resolve_request(&Method::POST, &with_header).is_ok());
+        // A key header wins over the cookie.
+        let mut both = cookie(&token);
+        let bearer = format!("Bearer {beta_secret}");
+        both.insert("authorization", HeaderValue::from_str(&bearer).expect("h"));
+        assert_eq!(
+            auth.resolve_request(&Method::GET, &both)
+                .expect("key")
+                .as_str(),
+            "beta"
+        );
+        for bad in ["", "nope", &token[1..]] {
+            assert!(
+                auth.resolve_request(&Method::GET, &cookie(bad)).is_err(),
+                "{bad:?}"
+            );
+        }
+
+        // Logout ends the session; an expired session is refused.
+        auth.logout(&beta_token);
+        assert!(
+            auth.resolve_request(&Method::GET, &cookie(&beta_token))
+                .is_err()
+        );
+        let (short, _) = auth
+            .login_for(None, &alpha_secret, Duration::ZERO)
+            .expect("login");
+        assert!(auth.resolve_request(&Method::GET, &cookie(&short)).is_err());
+
+        // Revoking the key ends its sessions.
+        KeysFile {
+            version: 1,
+            keys: vec![beta],
+        }
+        .save(&path)
+        .expect("save");
+        auth.refresh(true);
+        assert!(auth.resolve_request(&Method::GET, &cookie(&token)).is_err());
+    }
+
+    #[test]
+    fn in_open_mode_the_cookie_is_ignored() {
+        use axum::http::{HeaderMap, HeaderValue, Method};
+        let auth = Auth::open();
+        let mut h = HeaderMap::new();
+        h.insert("cookie", HeaderValue::from_static("loupe_session=abc"));
+        assert_eq!(
+            auth.resolve_request(&Method::POST, &h)
+                .expect("open")
+                .as_str(),
+            "default"
+        );
     }
 
     #[test]

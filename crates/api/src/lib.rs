@@ -99,6 +99,9 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require,
         ))
+        // After the auth layer: the console's page and files hold no data,
+        // and its session endpoints authenticate for themselves.
+        .merge(routes::console::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

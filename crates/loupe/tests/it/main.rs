@@ -7,6 +7,7 @@ mod backup;
 mod bad_input;
 mod bench;
 mod cli_query;
+mod console;
 mod crash;
 mod r#gen;
 mod langfuse;

@@ -1,0 +1,320 @@
+// The console in headless chromium against a real `loupe serve`; started by
+// crates/loupe/tests/it/console.rs, which loads the data and passes what to
+// check in LOUPE_CONSOLE_TEST (JSON). Prints "ok - <check>" per check and
+// exits 1 at the first failure, naming it.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import {launch} from './browser.mjs';
+
+const cfg = JSON.parse(process.env.LOUPE_CONSOLE_TEST || '{}');
+const base = cfg.url;
+const browser = await launch();
+let failed = false;
+
+async function check(name, fn) {
+  if (failed) return;
+  const started = Date.now();
+  try {
+    await fn();
+    console.log(`ok - ${name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    failed = true;
+    console.log(`not ok - ${name}\n${e.stack || e}`);
+  }
+}
+
+// A page that records console errors and uncaught exceptions.
+async function open(context) {
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') page.errors.push(m.text()); });
+  page.on('pageerror', (e) => page.errors.push(`uncaught: ${e.message}`));
+  return page;
+}
+
+async function api(path, body, headers = {}) {
+  const resp = await fetch(base + path, body === undefined ? {headers} : {
+    method: 'POST', headers: {'content-type': 'application/json', ...headers}, body: JSON.stringify(body),
+  });
+  return {status: resp.status, body: await resp.json().catch(() => null)};
+}
+
+const rowsOf = (page) => page.$$eval('[data-testid=runs-table] tbody tr', (trs) => trs.map((tr) => tr.dataset.span));
+async function settled(page) {
+  await page.waitForFunction(() => {
+    const box = document.querySelector('.table-box');
+    return box && !box.classList.contains('loading') && box.dataset.rows !== undefined;
+  });
+}
+
+async function openMode() {
+  const context = await browser.newContext({viewport: {width: 1440, height: 900}, locale: 'en-US', acceptDownloads: true});
+  const win = `from=${encodeURIComponent(cfg.from)}&to=${encodeURIComponent(cfg.to)}`;
+
+  await check('every page renders without console errors (English)', async () => {
+    const page = await open(context);
+    const pages = [
+      [`/?${win}`, '[data-panel=runs-over-time][data-state=ready]'],
+      [`/runs?${win}`, '[data-testid=runs-table]'],
+      [`/runs?mode=spans&${win}`, '[data-testid=runs-table]'],
+      [`/runs/${cfg.failedRun}`, '[data-testid=span-detail] h2'],
+      [`/runs/${cfg.bigRun}`, '.wf-row'],
+      [`/sessions?${win}`, '[data-testid=sessions-table]'],
+      [`/users?${win}`, '[data-testid=users-table]'],
+      [`/users/${encodeURIComponent(cfg.user)}`, '[data-testid=turns] li'],
+      [`/sessions/${encodeURIComponent(cfg.session)}`, '[data-testid=turns] li'],
+    ];
+    for (const [path, ready] of pages) {
+      await page.goto(base + path);
+      await page.waitForSelector(ready, {timeout: 20000});
+      if (path.startsWith('/?')) {
+        await page.waitForFunction(() => [...document.querySelectorAll('[data-panel]')].every((p) => p.dataset.state === 'ready'), null, {timeout: 20000});
+        const failedPanels = await page.$$eval('[data-panel][data-state=error]', (ps) => ps.map((p) => p.dataset.panel));
+        assert.deepEqual(failedPanels, []);
+        // A panel per configured business tag.
+        await page.waitForSelector('[data-panel="tag-category"][data-state=ready] .barlist-row', {timeout: 20000});
+        // Panels over rollup dimensions are answered from the hour rollups.
+        const fromRollups = await page.$$eval('[data-panel][data-rollups=true]', (ps) => ps.map((p) => p.dataset.panel));
+        for (const id of ['runs-over-time', 'tokens-over-time', 'cost-over-time', 'by-node-type', 'by-tool', 'failing-tools', 'tag-category']) {
+          assert.ok(fromRollups.includes(id), `${id} was not answered from the rollups (${fromRollups})`);
+        }
+      }
+      await page.waitForTimeout(300);
+      assert.deepEqual(page.errors, [], `console errors on ${path}`);
+      assert.equal(await page.textContent('.page-title') !== '', true);
+    }
+    await page.close();
+  });
+
+  await check('the run view of the recorded failed run shows every node and the failing node\'s error', async () => {
+    const page = await open(context);
+    await page.goto(`${base}/runs/${cfg.failedRun}`);
+    await page.waitForSelector('.wf-row');
+    const names = await page.$$eval('.wf-row', (rows) => rows.map((r) => r.dataset.name));
+    assert.deepEqual([...names].sort(), [...cfg.failedNodes].sort());
+    assert.equal(await page.getAttribute('.wf-row.failing', 'data-name'), cfg.failingNode);
+    assert.equal(await page.textContent('[data-testid=span-name]'), cfg.failingNode);
+    assert.match(await page.textContent('[data-testid=span-error]'), new RegExp(cfg.failingError.replace(/[[\]()]/g, '\\$&')));
+    assert.match(await page.textContent('[data-testid=fail-banner]'), /HTTP Request/);
+    // Another node by click, the next one by keyboard.
+    await page.click('.wf-row[data-name="Start"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=span-name]').textContent === 'Start');
+    await page.keyboard.press('ArrowDown');
+    await page.waitForFunction(() => document.querySelector('[data-testid=span-name]').textContent !== 'Start');
+    assert.match(page.url(), /[?&]span=/);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  await check('a run whose parent links loop still shows every span', async () => {
+    const page = await open(context);
+    await page.goto(`${base}/runs/${cfg.loopRun}`);
+    await page.waitForSelector('.wf-row');
+    const names = await page.$$eval('.wf-row', (rows) => rows.map((r) => r.dataset.name));
+    assert.deepEqual([...names].sort(), ['loop a', 'loop b', 'under a']);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  await check('a 2,000-span run renders virtualised and stays responsive', async () => {
+    const page = await open(context);
+    const t0 = Date.now();
+    await page.goto(`${base}/runs/${cfg.bigRun}`);
+    await page.waitForSelector('.wf-row');
+    const ms = Date.now() - t0;
+    const inDom = await page.$$eval('.wf-row', (r) => r.length);
+    assert.ok(inDom < 150, `${inDom} rows in the DOM: not virtualised`);
+    assert.match(await page.textContent('.wf-toolbar'), new RegExp(`${cfg.bigRunSpans.toLocaleString('en-US')} spans`));
+    await page.click('text=Expand all');
+    const t1 = Date.now();
+    await page.$eval('.wf-scroll', (el) => { el.scrollTop = el.scrollHeight; });
+    await page.waitForSelector(`.wf-row[data-name="${cfg.bigRunLast}"]`);
+    const scrollMs = Date.now() - t1;
+    await page.fill('.wf-search', cfg.bigRunLast);
+    await page.waitForFunction(() => document.querySelectorAll('.wf-row').length === 1);
+    console.log(`# 2,000-span run: first rows after ${ms} ms, scrolled to the last span in ${scrollMs} ms, ${inDom} rows in the DOM`);
+    assert.ok(ms < 10000 && scrollMs < 3000);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  await check('a query typed in the bar gives the same rows as POST /api/v1/query', async () => {
+    const page = await open(context);
+    await page.goto(`${base}/runs?${win}`);
+    await settled(page);
+    await page.fill('[data-testid=query-input]', 'status=error');
+    await page.press('[data-testid=query-input]', 'Enter');
+    await page.waitForFunction(() => document.querySelector('[data-testid=query-sent]').textContent.includes('(status=error)'));
+    await settled(page);
+    const shown = await rowsOf(page);
+    const expected = await api('/api/v1/query', {q: `span_kind=workflow status=error from ${cfg.from} to ${cfg.to} | sort start_time desc, span_id desc | limit 100`});
+    assert.equal(expected.status, 200);
+    const ids = expected.body.rows.map((r) => r[expected.body.columns.findIndex((c) => c.name === 'span_id')]);
+    assert.ok(ids.length > 50, `want more than a page of failed runs, got ${ids.length}`);
+    assert.deepEqual(shown, ids.slice(0, 50));
+    const sent = await page.textContent('[data-testid=query-sent]');
+    const same = await api('/api/v1/query', {q: sent});
+    assert.deepEqual(shown, same.body.rows.slice(0, 50).map((r) => r[same.body.columns.findIndex((c) => c.name === 'span_id')]));
+    const count = await api('/api/v1/query', {q: `span_kind=workflow status=error from ${cfg.from} to ${cfg.to} | count()`});
+    assert.equal((await page.textContent('[data-testid=result-count]')).replace(/\D/g, ''), String(count.body.rows[0][0]));
+    // Keyset paging: the next page continues the same order.
+    await page.click('[data-testid=page-older]');
+    await page.waitForFunction(() => document.querySelector('.pager .muted').textContent.includes('2'));
+    await settled(page);
+    assert.deepEqual(await rowsOf(page), ids.slice(50, 100));
+    // A status facet count matches too.
+    const facet = await page.textContent('[data-facet=status] .facet-item .facet-count');
+    assert.equal(facet.replace(/\D/g, ''), String(count.body.rows[0][0]));
+    // A parser error is drawn at the caret position the API reports.
+    await page.fill('[data-testid=query-input]', 'status=error tool_nme=inventory');
+    await page.press('[data-testid=query-input]', 'Enter');
+    await page.waitForSelector('.qb-error:not([hidden])');
+    assert.equal(await page.getAttribute('.qb-error', 'data-span'), '13,21');
+    assert.match(await page.textContent('.qb-error'), /tool_name/);
+    assert.match(await page.textContent('[data-testid=query-caret]'), /\n {13}\^{8}$/);
+    // Completion: a field from its start, then its values from the data.
+    await page.fill('[data-testid=query-input]', '');
+    await page.type('[data-testid=query-input]', 'tool_na');
+    await page.waitForSelector('.qb-complete:not([hidden]) .qb-item');
+    assert.equal(await page.textContent('.qb-complete .qb-item.active .qb-item-text'), 'tool_name');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.inputValue('[data-testid=query-input]'), 'tool_name=');
+    await page.waitForSelector('.qb-complete:not([hidden]) .qb-item');
+    const offered = await page.$$eval('.qb-complete .qb-item-text', (els) => els.map((e) => e.textContent));
+    assert.ok(offered.includes('inventory'), `values offered: ${offered}`);
+    await page.keyboard.press('Escape');
+    // A node field in Runs mode finds no root span; the hint offers `run has`.
+    await page.fill('[data-testid=query-input]', 'tool_name=inventory status=error');
+    await page.press('[data-testid=query-input]', 'Enter');
+    await page.click('[data-testid=run-has-hint]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=query-sent]').textContent.includes('(run has (tool_name=inventory status=error))'));
+    await settled(page);
+    const viaRunHas = await api('/api/v1/query', {q: `from ${cfg.from} to ${cfg.to} span_kind=workflow run has (tool_name=inventory status=error) | sort start_time desc, span_id desc | limit 50`});
+    const c3 = viaRunHas.body.columns.findIndex((c) => c.name === 'span_id');
+    assert.ok(viaRunHas.body.rows.length > 0);
+    assert.deepEqual(await rowsOf(page), viaRunHas.body.rows.map((r) => r[c3]));
+    // The 422 answer is logged by the browser; nothing else may be.
+    assert.deepEqual(page.errors.filter((e) => !/status of 422/.test(e)), []);
+    await page.close();
+  });
+
+  await check('export downloads the current result', async () => {
+    const page = await open(context);
+    await page.goto(`${base}/runs?q=${encodeURIComponent('status=error')}&${win}`);
+    await settled(page);
+    await page.click('[data-testid=export]');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-format=csv]')]);
+    const text = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
+    const count = await api('/api/v1/query', {q: `span_kind=workflow status=error from ${cfg.from} to ${cfg.to} | count()`});
+    assert.equal(text.length - 1, count.body.rows[0][0]);
+    assert.match(text[0], /span_id/);
+    await page.close();
+  });
+
+  await check('a chart click leads to the matching runs', async () => {
+    const page = await open(context);
+    await page.goto(`${base}/?${win}`);
+    await page.waitForSelector('[data-panel=by-tool][data-state=ready] .barlist-row');
+    const tool = await page.getAttribute('[data-panel=by-tool] .barlist-row', 'data-label');
+    await page.click('[data-panel=by-tool] .barlist-row');
+    await page.waitForURL(/\/runs\?/);
+    await settled(page);
+    assert.equal(new URL(page.url()).searchParams.get('q'), `run has (tool_name=${tool})`);
+    const expected = await api('/api/v1/query', {q: `span_kind=workflow run has (tool_name=${tool}) from ${cfg.from} to ${cfg.to} | sort start_time desc, span_id desc | limit 50`});
+    const col = expected.body.columns.findIndex((c) => c.name === 'span_id');
+    assert.ok(expected.body.rows.length > 0);
+    assert.deepEqual(await rowsOf(page), expected.body.rows.map((r) => r[col]));
+    // A bar of the runs-over-time chart opens its time bucket.
+    await page.goBack();
+    await page.waitForSelector('[data-panel=runs-over-time][data-state=ready] .hit');
+    const box = await page.$('[data-panel=runs-over-time] .hit');
+    const bb = await box.boundingBox();
+    await page.mouse.click(bb.x + bb.width * 0.6, bb.y + bb.height / 2);
+    await page.waitForURL(/\/runs\?.*from=/);
+    await settled(page);
+    const u = new URL(page.url()).searchParams;
+    const [f, tt] = [Date.parse(u.get('from')), Date.parse(u.get('to'))];
+    assert.ok(tt - f <= 24 * 3600e3, 'one bucket');
+    const inBucket = await api('/api/v1/query', {q: `span_kind=workflow from ${u.get('from')} to ${u.get('to')} | sort start_time desc, span_id desc | limit 50`});
+    const c2 = inBucket.body.columns.findIndex((c) => c.name === 'span_id');
+    assert.ok(inBucket.body.rows.length > 0, 'the clicked bucket has runs');
+    assert.deepEqual(await rowsOf(page), inBucket.body.rows.map((r) => r[c2]));
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  await check('Chinese and English both render; the browser language decides by default', async () => {
+    const zh = await browser.newContext({viewport: {width: 1440, height: 900}, locale: 'zh-CN'});
+    const page = await open(zh);
+    await page.goto(`${base}/?${win}`);
+    await page.waitForSelector('[data-panel=runs-over-time][data-state=ready]');
+    assert.equal(await page.textContent('.page-title'), '概览');
+    assert.equal(await page.textContent('[data-nav=runs]'), '运行记录');
+    assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
+    await page.goto(`${base}/runs/${cfg.failedRun}`);
+    await page.waitForSelector('[data-testid=fail-banner]');
+    assert.match(await page.textContent('[data-testid=fail-banner]'), /失败于 HTTP Request/);
+    await page.click('[data-lang=en]');
+    await page.waitForFunction(() => document.querySelector('[data-nav=runs]').textContent === 'Runs');
+    assert.match(await page.textContent('[data-testid=fail-banner]'), /Failed at HTTP Request/);
+    await page.click('[data-lang=zh]');
+    await page.waitForFunction(() => document.querySelector('[data-nav=runs]').textContent === '运行记录');
+    // Every English text has a Chinese one (and the other way round).
+    const missing = await page.evaluate(async () => {
+      const {MESSAGES} = await import(document.querySelector('script[type=module]').src.replace('app.js', 'i18n.js'));
+      const en = Object.keys(MESSAGES.en);
+      const zhKeys = Object.keys(MESSAGES.zh);
+      return [...en.filter((k) => !zhKeys.includes(k)), ...zhKeys.filter((k) => !en.includes(k))];
+    });
+    assert.deepEqual(missing, []);
+    assert.deepEqual(page.errors, []);
+    await zh.close();
+  });
+  await context.close();
+}
+
+async function authMode() {
+  const context = await browser.newContext({viewport: {width: 1440, height: 900}, locale: 'en-US'});
+  await check('the console needs a key when keys exist, and a key of project A never sees project B', async () => {
+    const page = await open(context);
+    await page.goto(`${base}/runs`);
+    await page.waitForSelector('.login-form');
+    assert.match(page.url(), /\/login\?next=%2Fruns/);
+    await page.fill('input[name=public_key]', cfg.a.public);
+    await page.fill('input[name=secret_key]', 'sk-lf-wrong');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('.form-error:not([hidden])');
+    await page.fill('input[name=secret_key]', cfg.a.secret);
+    await page.click('button[type=submit]');
+    await page.waitForURL(/\/runs/);
+    await settled(page);
+    assert.equal(await page.getAttribute('.project-name', 'data-project'), 'alpha');
+    const cookies = await context.cookies();
+    const c = cookies.find((x) => x.name === 'loupe_session');
+    assert.ok(c && c.httpOnly && c.sameSite === 'Strict', JSON.stringify(cookies));
+    assert.equal(await page.evaluate(() => document.cookie.includes('loupe_session')), false);
+    await page.goto(`${base}/runs?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z`);
+    await settled(page);
+    const runs = await page.$$eval('[data-testid=runs-table] tbody tr', (trs) => trs.map((tr) => tr.dataset.run));
+    assert.deepEqual(runs, [cfg.a.run]);
+    await page.goto(`${base}/runs/${cfg.b.run}`);
+    await page.waitForSelector('[data-testid=run-missing]');
+    const fromPage = await page.evaluate(async (id) => (await fetch(`/api/v1/traces/${id}`)).status, cfg.b.run);
+    assert.equal(fromPage, 404);
+    await page.goto(`${base}/runs/${cfg.a.run}`);
+    await page.waitForSelector('[data-testid=fail-banner]');
+    // Signing out ends the session on the server too.
+    await page.click('.signout');
+    await page.waitForSelector('.login-form');
+    const after = await api('/api/v1/query', {q: 'last 1d | count()'}, {cookie: `loupe_session=${c.value}`});
+    assert.equal(after.status, 401);
+    assert.deepEqual(page.errors.filter((e) => !/status of (401|404)/.test(e)), []);
+    await page.close();
+  });
+  await context.close();
+}
+
+if (cfg.mode === 'auth') await authMode(); else await openMode();
+await browser.close();
+console.log(failed ? 'console: failed' : 'console: all checks passed');
+process.exit(failed ? 1 : 0);
