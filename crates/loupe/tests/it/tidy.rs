@@ -83,6 +83,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("store", &["model", "backend", "rollup"]),
     ("dify", &["model", "normalise", "backend", "pipeline"]),
     ("alerts", &["model", "rollup"]),
+    ("console", &[]),
     (
         "api",
         &[
@@ -94,6 +95,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "query",
             "rollup",
             "alerts",
+            "console",
         ],
     ),
     (
@@ -111,6 +113,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "api",
             "dify",
             "gen",
+            "console",
         ],
     ),
 ];
