@@ -5,6 +5,7 @@
 //! when the store alone bounded its appends).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -18,6 +19,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct IngestGate {
     slots: Option<Arc<Semaphore>>,
     wait: Duration,
+    /// Requests refused so far (`loupe_ingest_refused_total`).
+    refused: Arc<AtomicU64>,
 }
 
 /// An ingest request that may not run now.
@@ -33,6 +36,7 @@ impl IngestGate {
         Self {
             slots: Some(Arc::new(Semaphore::new(slots.max(1)))),
             wait,
+            refused: Arc::default(),
         }
     }
 
@@ -41,6 +45,7 @@ impl IngestGate {
         Self {
             slots: None,
             wait: Duration::ZERO,
+            refused: Arc::default(),
         }
     }
 
@@ -51,10 +56,18 @@ impl IngestGate {
         };
         match tokio::time::timeout(self.wait, slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(Some(permit)),
-            _ => Err(Refused {
-                retry_after: RETRY_AFTER,
-            }),
+            _ => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Refused {
+                    retry_after: RETRY_AFTER,
+                })
+            }
         }
+    }
+
+    /// Ingest requests refused for overload since the start.
+    pub fn refused_total(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 }
 
@@ -73,8 +86,10 @@ mod tests {
                 retry_after: RETRY_AFTER
             }
         );
+        assert_eq!(gate.refused_total(), 1, "counted for /metrics");
         drop(held);
         assert!(gate.admit().await.expect("freed").is_some());
+        assert_eq!(gate.refused_total(), 1);
         assert!(
             IngestGate::unlimited()
                 .admit()

@@ -103,5 +103,8 @@ pub fn router(state: AppState) -> Router {
         // and its session endpoints authenticate for themselves.
         .merge(routes::console::routes())
         .layer(DefaultBodyLimit::max(limit))
+        // A `request` span (method, path) around every request, so ingest,
+        // query and store spans nest under the request that caused them.
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

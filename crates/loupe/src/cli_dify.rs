@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::{NaiveDate, NaiveDateTime};
+use loupe_dify::sync::status::SyncStatus;
 use loupe_dify::sync::{OlderThanRetention, SyncConfig, Syncer};
 use loupe_pipeline::Pipeline;
 use loupe_store::Store;
@@ -255,14 +256,15 @@ async fn run_sync(
 }
 
 /// Starts the continuous sync of `loupe serve` when `[dify] dsn` is set,
-/// writing through the server's pipeline. A database that cannot be reached
-/// or has the wrong schema stops the start.
+/// writing through the server's pipeline; returns its task and the status
+/// `/metrics` reports. A database that cannot be reached or has the wrong
+/// schema stops the start.
 pub async fn spawn_sync(
     config: &Config,
     pipeline: Pipeline,
     store: &Store,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+) -> anyhow::Result<Option<(tokio::task::JoinHandle<()>, Arc<SyncStatus>)>> {
     if config.dify.dsn.is_none() {
         return Ok(None);
     }
@@ -272,5 +274,6 @@ pub async fn spawn_sync(
         .await
         .context("[dify] sync cannot start")?;
     tracing::info!(interval = %config.dify.interval, project = %config.dify.project, "dify sync started");
-    Ok(Some(tokio::spawn(syncer.run(interval, stop))))
+    let status = syncer.status();
+    Ok(Some((tokio::spawn(syncer.run(interval, stop)), status)))
 }

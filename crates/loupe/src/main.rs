@@ -16,6 +16,7 @@ mod cli_query;
 mod config;
 mod keys;
 mod open;
+mod ops;
 mod serve;
 
 use std::net::SocketAddr;

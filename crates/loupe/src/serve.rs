@@ -63,6 +63,14 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     })
     .context("cannot load the API keys")?;
     let auth_enforced = auth.enforced();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let dify =
+        crate::cli_dify::spawn_sync(&config, pipeline.clone(), &store, stop_rx.clone()).await?;
+    let (dify_task, dify_status) = dify.unzip();
+    let ingest_gate = loupe_api::admission::IngestGate::new(
+        config.store.max_concurrent_appends,
+        config.store.append_queue_timeout,
+    );
     let reader: Arc<dyn SpanReader> = Arc::new(store.clone());
     let state = AppState {
         pipeline: pipeline.clone(),
@@ -77,14 +85,14 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         ready: Arc::new(AtomicBool::new(false)),
         auth: Arc::new(auth),
         metrics: Some({
-            let store = store.clone();
-            Arc::new(move |format, project| store.render_metrics(format, project))
+            let (store, gate) = (store.clone(), ingest_gate.clone());
+            Arc::new(move |format, project| {
+                let own = crate::ops::own_metrics(&gate, dify_status.as_deref());
+                store.render_metrics_with(format, project, own)
+            })
         }),
         alerts: crate::cli_alerts::engine(&config, &store)?,
-        ingest_gate: loupe_api::admission::IngestGate::new(
-            config.store.max_concurrent_appends,
-            config.store.append_queue_timeout,
-        ),
+        ingest_gate,
     };
 
     let http = tokio::net::TcpListener::bind(config.server.http_addr)
@@ -103,9 +111,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
                 config.server.grpc_addr
             )
         })?;
-    let (stop_tx, stop_rx) = watch::channel(false);
     let alerts_task = (state.alerts.clone()).map(|e| tokio::spawn(e.run(stop_rx.clone())));
-    let dify_task = crate::cli_dify::spawn_sync(&config, pipeline, &store, stop_rx.clone()).await?;
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };

@@ -184,6 +184,17 @@ impl Store {
     /// The `/metrics` body: the rollups (of one project when `project` is
     /// set) and the store's own health, from memory only.
     pub fn render_metrics(&self, format: Format, project: Option<&str>) -> String {
+        self.render_metrics_with(format, project, Vec::new())
+    }
+
+    /// [`Self::render_metrics`] plus the caller's own metrics (the API's,
+    /// the Dify sync's), rendered in the same body.
+    pub fn render_metrics_with(
+        &self,
+        format: Format,
+        project: Option<&str>,
+        own: Vec<SelfMetric>,
+    ) -> String {
         let stats = self.stats();
         let extra = [
             SelfMetric {
@@ -224,7 +235,7 @@ impl Store {
             kind: SelfKind::Gauge,
             value: st.rollups.hours().len() as f64,
         };
-        let extra: Vec<SelfMetric> = extra.into_iter().chain([hour_series]).collect();
+        let extra: Vec<SelfMetric> = extra.into_iter().chain([hour_series]).chain(own).collect();
         loupe_rollup::expose::render(&st.rollups, format, project, &extra)
     }
 }

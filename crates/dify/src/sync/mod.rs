@@ -22,6 +22,7 @@
 pub mod checkpoint;
 mod fetch;
 pub mod offload;
+pub mod status;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -169,6 +170,7 @@ pub struct Syncer {
     done: u64,
     total: u64,
     limiter: Option<Instant>,
+    status: Arc<status::SyncStatus>,
 }
 
 /// `name/oid` of the connected database.
@@ -240,7 +242,13 @@ impl Syncer {
             done: 0,
             total: 0,
             limiter: None,
+            status: Arc::default(),
         })
+    }
+
+    /// The counters `run` updates after every pass (for `/metrics`).
+    pub fn status(&self) -> Arc<status::SyncStatus> {
+        self.status.clone()
     }
 
     /// Sets the progress callback.
@@ -483,6 +491,7 @@ impl Syncer {
     }
 
     /// One pass over every table until caught up.
+    #[tracing::instrument(name = "dify.sync_pass", skip_all, fields(project = %self.config.project))]
     pub async fn sync_once(&mut self) -> Result<SyncReport, Error> {
         let mut report = SyncReport::default();
         self.apply_retention_floor(&mut report).await?;
@@ -637,6 +646,7 @@ impl Syncer {
                     return;
                 }
             };
+            self.status.record(pass.as_ref().ok());
             match pass {
                 Ok(r) if r.spans > 0 => {
                     tracing::info!(spans = r.spans, open_runs = r.open_runs, "dify sync pass")

@@ -355,6 +355,13 @@ async fn prometheus_scrapes_the_seed_metrics_and_the_seed_promql_matches_the_tra
     };
     assert_eq!(seed_lines(&after), seed_lines(&before));
     assert!(!seed_lines(&before).is_empty());
+    // Loupe's own operational metrics are served beside the store's.
+    assert!(
+        after
+            .lines()
+            .any(|l| l.starts_with("loupe_ingest_refused_total ")),
+        "{after}"
+    );
     server.stop();
 }
 
