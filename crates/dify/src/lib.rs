@@ -7,11 +7,15 @@
 //!   (span id = node execution id, trace id = workflow run id).
 //! - [`sync`]: the `(created_at, id)` keyset sync and its checkpoint.
 //! - [`relief`]: verified, batched, resumable deletes of old rows.
+//! - [`rows`]: spans → rows, the inverse of [`map`] (synthetic Dify data).
+//! - [`ddl`]: Dify's DDL for the tables read (tests, the benchmark).
 
 #![warn(missing_docs)]
 
+pub mod ddl;
 pub mod map;
 pub mod relief;
+pub mod rows;
 pub mod schema;
 pub mod sync;
 

@@ -8,7 +8,6 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli_alerts;
-mod cli_bench;
 mod cli_dify;
 mod cli_gen;
 mod cli_query;
@@ -48,8 +47,6 @@ enum Command {
     Sql(cli_query::SqlArgs),
     /// Alert rules: `loupe alerts test RULE --at TIME` on past data.
     Alerts(cli_alerts::AlertsArgs),
-    /// Benchmark Loupe against Dify's PostgreSQL on the same generated runs.
-    Bench(cli_bench::BenchArgs),
 }
 
 /// Flags of `loupe serve`; each overrides the config file and has a `LOUPE_*` variable.
@@ -81,7 +78,6 @@ fn main() -> std::process::ExitCode {
         Command::Gen(args) => cli_gen::run(args),
         Command::Dify(args) => cli_dify::run(args),
         Command::Alerts(args) => cli_alerts::run(args),
-        Command::Bench(args) => cli_bench::run(args),
         Command::Query(args) => return cli_query::query(args),
         Command::Sql(args) => return cli_query::sql(args),
         Command::DefaultConfig => toml::to_string(&config::Config::default())

@@ -4,7 +4,6 @@
 mod alerts;
 mod alerts_serve;
 mod bad_input;
-mod bench;
 mod cli_query;
 mod crash;
 mod r#gen;
