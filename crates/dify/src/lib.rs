@@ -59,6 +59,18 @@ pub enum Error {
         /// The Dify version expected.
         expected: &'static str,
     },
+    /// A row lacks a column or holds a type the connector does not read.
+    #[error(
+        "unsupported Dify schema: column {column}: {reason} (Dify {expected} expected; upgrade Dify or Loupe)"
+    )]
+    Column {
+        /// `table.column`.
+        column: String,
+        /// Why it could not be read (`missing`, or the type mismatch).
+        reason: String,
+        /// The Dify version expected.
+        expected: &'static str,
+    },
     /// The login may not read (or, for cleanup, delete from) a table.
     #[error("permission denied: {0}")]
     Permission(String),
