@@ -1,8 +1,8 @@
 //! Parquet parts: immutable files of merged span rows, one (project, day) each.
 //!
 //! Layout: `parts/<project>/<YYYY-MM-DD>/<part id, 16 hex>.parquet`. A part is
-//! written to `<name>.tmp`, synced, renamed and its directory synced before
-//! the manifest names it; a crash leaves at most a temp or an unreferenced
+//! written to a temp file, synced, renamed and its directory synced
+//! (`loupe_fsutil::write_atomic_with`) before the manifest names it; a crash leaves at most a temp or an unreferenced
 //! file, both removed at the next open.
 //!
 //! Each open part keeps an [`IdIndex`] in memory: a bloom filter over its
