@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""DuckDB over Loupe's own Parquet parts: the `loupe bench` questions, timed.
+"""DuckDB over Loupe's own Parquet parts: the `loupe-bench` questions, timed.
 
-Reads a Loupe data directory (one left by `loupe bench --keep`), makes a
+Reads a Loupe data directory (one left by `loupe-bench --keep`), makes a
 DuckDB view `spans` over exactly the live parts of the manifest (superseded
 row versions excluded, as Loupe does), answers each benchmark question with
 hand-written DuckDB SQL that follows Loupe's query semantics (docs/QUERY.md),
@@ -11,7 +11,7 @@ running the `loupe` binary read-only on the same directory.
     python scripts/bench/duckdb_questions.py --data-dir /tmp/duck/data \
         [--loupe BIN] [--reps 5] [--cold] [--threads 2] [--json OUT] [--plain]
 
-The questions mirror crates/loupe/src/bench/questions.rs. Their parameters
+The questions mirror crates/bench/src/questions.rs. Their parameters
 (time window, the run id of "one run", the app id of the logs page) come from
 the bench's report (`--report`, by default `report.md` next to the data
 directory) unless given with --from/--to/--run-id/--app-id. When a report is
@@ -46,7 +46,7 @@ from pathlib import Path
 
 HOUR_NS = 3_600 * 10**9
 DAY_NS = 24 * HOUR_NS
-# The bench's window: DEFAULT_START_NS (crates/gen) and 7 days (cli_bench.rs).
+# The bench's window: DEFAULT_START_NS (crates/gen) and 7 days (crates/bench/src/lib.rs).
 BENCH_START_NS = 1_767_225_600_000_000_000
 BENCH_DAYS = 7
 DEFAULT_LOUPE = Path.home() / ".cache/loupe-target-release/release/loupe"

@@ -1,7 +1,6 @@
 //! Small helpers: HMAC-SHA256, URL encoding, JSON escaping,
 //! atomic file writes.
 
-use std::io::Write;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -39,27 +38,12 @@ pub fn url_encode(text: &str) -> String {
     out
 }
 
-/// Writes `body` to `path` atomically (temp file, fsync, rename).
+/// Writes `body` to `path` durably ([`loupe_fsutil::write_atomic`]).
 pub(crate) fn write_atomic(path: &Path, body: &[u8]) -> Result<(), Error> {
-    let io = |e| Error::Io {
+    loupe_fsutil::write_atomic(path, body).map_err(|source| Error::Io {
         path: path.to_owned(),
-        source: e,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(body).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
+        source,
+    })
 }
 
 #[cfg(test)]

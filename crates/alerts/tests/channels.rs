@@ -1,12 +1,13 @@
 //! Each channel against a local capture server (axum on 127.0.0.1:0),
 //! checking the exact payload of that service (DingTalk and Feishu
-//! signatures recomputed), retries, the rate limit, and email against a
-//! tiny SMTP sink written here with tokio (a real SMTP conversation:
-//! EHLO, MAIL, RCPT, DATA, QUIT).
+//! signatures recomputed), retries, the rate limit, and email against the
+//! tests' SMTP sink (`support`: a real SMTP conversation, EHLO, MAIL,
+//! RCPT, DATA, QUIT).
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -14,7 +15,6 @@ use loupe_alerts::channels::{Channel, ChannelConfig, dingtalk, feishu};
 use loupe_alerts::eval::{Notice, NoticeState};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 type Hits = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
 
@@ -206,43 +206,8 @@ async fn retries_with_backoff_then_succeeds_and_the_rate_limit_drops() {
 
 #[tokio::test]
 async fn email_reaches_a_local_smtp_sink() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let got = Arc::new(Mutex::new(String::new()));
-    let sink = got.clone();
-    tokio::spawn(async move {
-        let Ok((sock, _)) = listener.accept().await else {
-            return;
-        };
-        let (r, mut w) = sock.into_split();
-        let mut lines = BufReader::new(r).lines();
-        let _ = w.write_all(b"220 sink ESMTP\r\n").await;
-        let mut in_data = false;
-        while let Ok(Some(line)) = lines.next_line().await {
-            sink.lock().push_str(&format!("{line}\n"));
-            let reply: &[u8] = if in_data {
-                if line == "." {
-                    in_data = false;
-                    b"250 queued\r\n"
-                } else {
-                    continue;
-                }
-            } else if line.starts_with("EHLO") {
-                b"250-sink\r\n250 8BITMIME\r\n"
-            } else if line == "DATA" {
-                in_data = true;
-                b"354 go\r\n"
-            } else if line == "QUIT" {
-                let _ = w.write_all(b"221 bye\r\n").await;
-                return;
-            } else {
-                b"250 ok\r\n"
-            };
-            let _ = w.write_all(reply).await;
-        }
-    });
+    let mut sink = support::smtp_sink(None, support::SinkTls::Plain).await;
+    let port = sink.port;
     let text = format!(
         "name='mail'\ntype='email'\nsmtp_host='127.0.0.1'\nsmtp_port={port}\nfrom='loupe@example.com'\nto=['oncall@example.com']\nretries=0"
     );
@@ -252,8 +217,8 @@ async fn email_reaches_a_local_smtp_sink() {
         .send(&notice(), NOW)
         .await
         .expect("sent");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let conv = got.lock().clone();
+    // The whole message, up to its end-of-data line.
+    let conv = sink.wait_for_message().await;
     assert!(conv.contains("MAIL FROM:<loupe@example.com>"), "{conv}");
     assert!(conv.contains("RCPT TO:<oncall@example.com>"), "{conv}");
     assert!(

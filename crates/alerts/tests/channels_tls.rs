@@ -5,6 +5,8 @@
 //! Without the CA in `ca_file` the same delivery must fail: verification
 //! is on.
 
+mod support;
+
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
@@ -14,8 +16,9 @@ use parking_lot::Mutex;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
+
+use support::{SinkTls, smtp_sink};
 
 const NOW: i64 = 1_800_000_123_456;
 
@@ -217,103 +220,6 @@ fn a_bad_ca_file_is_a_config_error_naming_the_file() {
     }
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// One line, read a byte at a time so nothing past it is buffered when
-/// the connection is upgraded to TLS.
-async fn read_line(s: &mut Box<dyn Io>) -> Option<String> {
-    let mut line = Vec::new();
-    loop {
-        let mut b = [0u8; 1];
-        match s.read(&mut b).await {
-            Ok(1) => {}
-            _ => return None,
-        }
-        if b[0] == b'\n' {
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            return String::from_utf8(line).ok();
-        }
-        line.push(b[0]);
-    }
-}
-
-/// How the sink secures the session.
-#[derive(Clone, Copy, PartialEq)]
-enum SinkTls {
-    /// Offers STARTTLS.
-    Starttls,
-    /// TLS from the first byte.
-    Implicit,
-    /// Plain text, no STARTTLS offered.
-    Plain,
-}
-
-/// An SMTP sink for one session; returns its transcript, each line
-/// prefixed with `tls ` or `plain `.
-async fn smtp_sink(acceptor: TlsAcceptor, mode: SinkTls) -> (u16, Arc<Mutex<String>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let log = Arc::new(Mutex::new(String::new()));
-    let sink = log.clone();
-    tokio::spawn(async move {
-        let Ok((tcp, _)) = listener.accept().await else {
-            return;
-        };
-        let mut secure = mode == SinkTls::Implicit;
-        let mut s: Box<dyn Io> = if secure {
-            match acceptor.accept(tcp).await {
-                Ok(t) => Box::new(t),
-                Err(_) => return,
-            }
-        } else {
-            Box::new(tcp)
-        };
-        let _ = s.write_all(b"220 sink ESMTP\r\n").await;
-        let mut in_data = false;
-        while let Some(line) = read_line(&mut s).await {
-            let tag = if secure { "tls" } else { "plain" };
-            sink.lock().push_str(&format!("{tag} {line}\n"));
-            let reply: &[u8] = if in_data {
-                if line == "." {
-                    in_data = false;
-                    b"250 queued\r\n"
-                } else {
-                    continue;
-                }
-            } else if line.starts_with("EHLO") {
-                if mode == SinkTls::Starttls && !secure {
-                    b"250-sink\r\n250-8BITMIME\r\n250 STARTTLS\r\n"
-                } else {
-                    b"250-sink\r\n250 8BITMIME\r\n"
-                }
-            } else if line == "STARTTLS" && mode == SinkTls::Starttls && !secure {
-                let _ = s.write_all(b"220 go ahead\r\n").await;
-                match acceptor.accept(s).await {
-                    Ok(t) => s = Box::new(t),
-                    Err(_) => return,
-                }
-                secure = true;
-                continue;
-            } else if line == "DATA" {
-                in_data = true;
-                b"354 go\r\n"
-            } else if line == "QUIT" {
-                let _ = s.write_all(b"221 bye\r\n").await;
-                return;
-            } else {
-                b"250 ok\r\n"
-            };
-            let _ = s.write_all(reply).await;
-        }
-    });
-    (port, log)
-}
-
 fn mail_channel(port: u16, tls: &str, ca_file: &std::path::Path) -> Channel {
     channel(&format!(
         "name='mail'\ntype='email'\nsmtp_host='127.0.0.1'\nsmtp_port={port}\nsmtp_tls='{tls}'\n\
@@ -326,12 +232,12 @@ fn mail_channel(port: u16, tls: &str, ca_file: &std::path::Path) -> Channel {
 async fn email_upgrades_with_starttls_before_the_envelope() {
     let pki = pki();
     for tls in ["starttls", "auto"] {
-        let (port, log) = smtp_sink(pki.acceptor.clone(), SinkTls::Starttls).await;
-        mail_channel(port, tls, &pki.ca_file)
+        let mut sink = smtp_sink(Some(pki.acceptor.clone()), SinkTls::Starttls).await;
+        mail_channel(sink.port, tls, &pki.ca_file)
             .send(&notice(), NOW)
             .await
             .unwrap_or_else(|e| panic!("smtp_tls={tls}: {e}"));
-        let conv = log.lock().clone();
+        let conv = sink.wait_for_message().await;
         assert!(conv.contains("plain STARTTLS\n"), "{tls}: {conv}");
         assert!(
             conv.contains("tls MAIL FROM:<loupe@example.com>")
@@ -345,12 +251,12 @@ async fn email_upgrades_with_starttls_before_the_envelope() {
 #[tokio::test]
 async fn email_over_implicit_tls() {
     let pki = pki();
-    let (port, log) = smtp_sink(pki.acceptor.clone(), SinkTls::Implicit).await;
-    mail_channel(port, "tls", &pki.ca_file)
+    let mut sink = smtp_sink(Some(pki.acceptor.clone()), SinkTls::Implicit).await;
+    mail_channel(sink.port, "tls", &pki.ca_file)
         .send(&notice(), NOW)
         .await
         .expect("sent over SMTPS");
-    let conv = log.lock().clone();
+    let conv = sink.wait_for_message().await;
     assert!(conv.starts_with("tls EHLO"), "{conv}");
     assert!(conv.contains("tls DATA"), "{conv}");
 }
@@ -358,14 +264,14 @@ async fn email_over_implicit_tls() {
 #[tokio::test]
 async fn required_starttls_refuses_a_plain_server() {
     let pki = pki();
-    let (port, log) = smtp_sink(pki.acceptor.clone(), SinkTls::Plain).await;
-    let err = mail_channel(port, "starttls", &pki.ca_file)
+    let sink = smtp_sink(Some(pki.acceptor.clone()), SinkTls::Plain).await;
+    let err = mail_channel(sink.port, "starttls", &pki.ca_file)
         .send(&notice(), NOW)
         .await
         .expect_err("no STARTTLS offered");
     assert!(err.to_string().contains("mail: SMTP"), "{err}");
     assert!(
-        !log.lock().contains("MAIL FROM"),
+        !sink.transcript().contains("MAIL FROM"),
         "the envelope must not be sent in plain text"
     );
 }

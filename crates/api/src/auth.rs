@@ -191,32 +191,16 @@ impl KeysFile {
         })
     }
 
-    /// Writes the file atomically (temp file, fsync, rename, directory fsync).
+    /// Writes the file durably ([`loupe_fsutil::write_atomic`]).
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
-        use std::io::Write as _;
-        let io = |source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        if let Some(dir) = dir {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
         let text = serde_json::to_vec_pretty(self).map_err(|e| KeyError::Invalid {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        file.write_all(&text).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
-        if let Some(dir) = dir
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        loupe_fsutil::write_atomic(path, &text).map_err(|source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        })
     }
 }
 

@@ -7,11 +7,15 @@
 //!   (span id = node execution id, trace id = workflow run id).
 //! - [`sync`]: the `(created_at, id)` keyset sync and its checkpoint.
 //! - [`relief`]: verified, batched, resumable deletes of old rows.
+//! - [`rows`]: spans → rows, the inverse of [`map`] (synthetic Dify data).
+//! - [`ddl`]: Dify's DDL for the tables read (tests, the benchmark).
 
 #![warn(missing_docs)]
 
+pub mod ddl;
 pub mod map;
 pub mod relief;
+pub mod rows;
 pub mod schema;
 pub mod sync;
 
@@ -52,6 +56,18 @@ pub enum Error {
     MissingColumns {
         /// `table.column` names not found.
         missing: Vec<String>,
+        /// The Dify version expected.
+        expected: &'static str,
+    },
+    /// A row lacks a column or holds a type the connector does not read.
+    #[error(
+        "unsupported Dify schema: column {column}: {reason} (Dify {expected} expected; upgrade Dify or Loupe)"
+    )]
+    Column {
+        /// `table.column`.
+        column: String,
+        /// Why it could not be read (`missing`, or the type mismatch).
+        reason: String,
         /// The Dify version expected.
         expected: &'static str,
     },

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDateTime;
+use tokio_postgres::types::FromSql;
 use tokio_postgres::{Client, NoTls, Row};
 
 use crate::{EXPECTED_DIFY_VERSION, Error};
@@ -16,6 +17,29 @@ use crate::{EXPECTED_DIFY_VERSION, Error};
 /// Nanoseconds since the epoch of a naive-UTC Dify timestamp.
 pub fn utc_ns(t: NaiveDateTime) -> i64 {
     t.and_utc().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// Reads `column` of a `table` row by name. A column that is missing from
+/// the row or holds a type this connector does not read (Dify's schema
+/// drifted) is [`Error::Column`] naming `table.column`, never a panic.
+pub fn col<'a, T: FromSql<'a>>(
+    r: &'a Row,
+    table: &'static str,
+    column: &'static str,
+) -> Result<T, Error> {
+    r.try_get(column).map_err(|e| {
+        let present = r.columns().iter().any(|c| c.name() == column);
+        let reason = match std::error::Error::source(&e) {
+            _ if !present => "missing".to_owned(),
+            Some(source) => source.to_string(),
+            None => e.to_string(),
+        };
+        Error::Column {
+            column: format!("{table}.{column}"),
+            reason,
+            expected: EXPECTED_DIFY_VERSION,
+        }
+    })
 }
 
 /// Every table read, with the columns the connector needs.
@@ -224,7 +248,11 @@ pub async fn check_tables(
         .map_err(|e| Error::query("pg_attribute", &e))?;
     let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for row in rows {
-        found.entry(row.get(0)).or_default().insert(row.get(1));
+        let table = col(&row, "pg_attribute", "relname")?;
+        found
+            .entry(table)
+            .or_default()
+            .insert(col(&row, "pg_attribute", "attname")?);
     }
     let missing_tables: Vec<String> = names
         .iter()
@@ -261,7 +289,7 @@ pub async fn check_tables(
             )
             .await
             .map_err(|e| Error::query("has_table_privilege", &e))?;
-        if !row.get::<_, bool>(0) {
+        if !col::<bool>(&row, "has_table_privilege", "has_table_privilege")? {
             denied.push(table.clone());
         }
     }
@@ -323,28 +351,29 @@ pub const RUN_COLUMNS: &str = "id::text, tenant_id::text, app_id::text, workflow
 
 impl WorkflowRun {
     /// Reads a row selected with [`RUN_COLUMNS`].
-    pub fn from_row(r: &Row) -> Self {
-        Self {
-            id: r.get(0),
-            tenant_id: r.get(1),
-            app_id: r.get(2),
-            workflow_id: r.get(3),
-            run_type: r.get(4),
-            triggered_from: r.get(5),
-            version: r.get(6),
-            inputs: r.get(7),
-            status: r.get(8),
-            outputs: r.get(9),
-            error: r.get(10),
-            elapsed_time: r.get(11),
-            total_tokens: r.get(12),
-            total_steps: r.get(13),
-            created_by_role: r.get(14),
-            created_by: r.get(15),
-            created_at: r.get(16),
-            finished_at: r.get(17),
-            exceptions_count: r.get(18),
-        }
+    pub fn from_row(r: &Row) -> Result<Self, Error> {
+        const T: &str = "workflow_runs";
+        Ok(Self {
+            id: col(r, T, "id")?,
+            tenant_id: col(r, T, "tenant_id")?,
+            app_id: col(r, T, "app_id")?,
+            workflow_id: col(r, T, "workflow_id")?,
+            run_type: col(r, T, "type")?,
+            triggered_from: col(r, T, "triggered_from")?,
+            version: col(r, T, "version")?,
+            inputs: col(r, T, "inputs")?,
+            status: col(r, T, "status")?,
+            outputs: col(r, T, "outputs")?,
+            error: col(r, T, "error")?,
+            elapsed_time: col(r, T, "elapsed_time")?,
+            total_tokens: col(r, T, "total_tokens")?,
+            total_steps: col(r, T, "total_steps")?,
+            created_by_role: col(r, T, "created_by_role")?,
+            created_by: col(r, T, "created_by")?,
+            created_at: col(r, T, "created_at")?,
+            finished_at: col(r, T, "finished_at")?,
+            exceptions_count: col(r, T, "exceptions_count")?,
+        })
     }
 
     /// Whether the run may still change (`running`, `paused`, `scheduled`).
@@ -408,30 +437,31 @@ pub const NODE_COLUMNS: &str = "id::text, tenant_id::text, app_id::text, workflo
 
 impl NodeExecution {
     /// Reads a row selected with [`NODE_COLUMNS`].
-    pub fn from_row(r: &Row) -> Self {
-        Self {
-            id: r.get(0),
-            tenant_id: r.get(1),
-            app_id: r.get(2),
-            workflow_id: r.get(3),
-            triggered_from: r.get(4),
-            workflow_run_id: r.get(5),
-            index: r.get(6),
-            predecessor_node_id: r.get(7),
-            node_id: r.get(8),
-            node_type: r.get(9),
-            title: r.get(10),
-            inputs: r.get(11),
-            process_data: r.get(12),
-            outputs: r.get(13),
-            status: r.get(14),
-            error: r.get(15),
-            elapsed_time: r.get(16),
-            execution_metadata: r.get(17),
-            created_at: r.get(18),
-            created_by_role: r.get(19),
-            finished_at: r.get(20),
-        }
+    pub fn from_row(r: &Row) -> Result<Self, Error> {
+        const T: &str = "workflow_node_executions";
+        Ok(Self {
+            id: col(r, T, "id")?,
+            tenant_id: col(r, T, "tenant_id")?,
+            app_id: col(r, T, "app_id")?,
+            workflow_id: col(r, T, "workflow_id")?,
+            triggered_from: col(r, T, "triggered_from")?,
+            workflow_run_id: col(r, T, "workflow_run_id")?,
+            index: col(r, T, "index")?,
+            predecessor_node_id: col(r, T, "predecessor_node_id")?,
+            node_id: col(r, T, "node_id")?,
+            node_type: col(r, T, "node_type")?,
+            title: col(r, T, "title")?,
+            inputs: col(r, T, "inputs")?,
+            process_data: col(r, T, "process_data")?,
+            outputs: col(r, T, "outputs")?,
+            status: col(r, T, "status")?,
+            error: col(r, T, "error")?,
+            elapsed_time: col(r, T, "elapsed_time")?,
+            execution_metadata: col(r, T, "execution_metadata")?,
+            created_at: col(r, T, "created_at")?,
+            created_by_role: col(r, T, "created_by_role")?,
+            finished_at: col(r, T, "finished_at")?,
+        })
     }
 }
 
@@ -541,34 +571,35 @@ pub const MESSAGE_COLUMNS: &str = "id::text, app_id::text, model_provider, model
 
 impl Message {
     /// Reads a row selected with [`MESSAGE_COLUMNS`].
-    pub fn from_row(r: &Row) -> Self {
-        Self {
-            id: r.get(0),
-            app_id: r.get(1),
-            model_provider: r.get(2),
-            model_id: r.get(3),
-            conversation_id: r.get(4),
-            inputs: r.get(5),
-            query: r.get(6),
-            message_tokens: r.get(7),
-            answer: r.get(8),
-            answer_tokens: r.get(9),
-            provider_response_latency: r.get(10),
-            total_price: r.get(11),
-            currency: r.get(12),
-            status: r.get(13),
-            error: r.get(14),
-            message_metadata: r.get(15),
-            invoke_from: r.get(16),
-            from_source: r.get(17),
-            from_end_user_id: r.get(18),
-            from_account_id: r.get(19),
-            created_at: r.get(20),
-            updated_at: r.get(21),
-            agent_based: r.get(22),
-            workflow_run_id: r.get(23),
-            parent_message_id: r.get(24),
-        }
+    pub fn from_row(r: &Row) -> Result<Self, Error> {
+        const T: &str = "messages";
+        Ok(Self {
+            id: col(r, T, "id")?,
+            app_id: col(r, T, "app_id")?,
+            model_provider: col(r, T, "model_provider")?,
+            model_id: col(r, T, "model_id")?,
+            conversation_id: col(r, T, "conversation_id")?,
+            inputs: col(r, T, "inputs")?,
+            query: col(r, T, "query")?,
+            message_tokens: col(r, T, "message_tokens")?,
+            answer: col(r, T, "answer")?,
+            answer_tokens: col(r, T, "answer_tokens")?,
+            provider_response_latency: col(r, T, "provider_response_latency")?,
+            total_price: col(r, T, "total_price")?,
+            currency: col(r, T, "currency")?,
+            status: col(r, T, "status")?,
+            error: col(r, T, "error")?,
+            message_metadata: col(r, T, "message_metadata")?,
+            invoke_from: col(r, T, "invoke_from")?,
+            from_source: col(r, T, "from_source")?,
+            from_end_user_id: col(r, T, "from_end_user_id")?,
+            from_account_id: col(r, T, "from_account_id")?,
+            created_at: col(r, T, "created_at")?,
+            updated_at: col(r, T, "updated_at")?,
+            agent_based: col(r, T, "agent_based")?,
+            workflow_run_id: col(r, T, "workflow_run_id")?,
+            parent_message_id: col(r, T, "parent_message_id")?,
+        })
     }
 }
 
@@ -619,20 +650,21 @@ pub const FEEDBACK_COLUMNS: &str = "id::text, app_id::text, conversation_id::tex
 
 impl Feedback {
     /// Reads a row selected with [`FEEDBACK_COLUMNS`].
-    pub fn from_row(r: &Row) -> Self {
-        Self {
-            id: r.get(0),
-            app_id: r.get(1),
-            conversation_id: r.get(2),
-            message_id: r.get(3),
-            rating: r.get(4),
-            content: r.get(5),
-            from_source: r.get(6),
-            from_end_user_id: r.get(7),
-            from_account_id: r.get(8),
-            created_at: r.get(9),
-            updated_at: r.get(10),
-        }
+    pub fn from_row(r: &Row) -> Result<Self, Error> {
+        const T: &str = "message_feedbacks";
+        Ok(Self {
+            id: col(r, T, "id")?,
+            app_id: col(r, T, "app_id")?,
+            conversation_id: col(r, T, "conversation_id")?,
+            message_id: col(r, T, "message_id")?,
+            rating: col(r, T, "rating")?,
+            content: col(r, T, "content")?,
+            from_source: col(r, T, "from_source")?,
+            from_end_user_id: col(r, T, "from_end_user_id")?,
+            from_account_id: col(r, T, "from_account_id")?,
+            created_at: col(r, T, "created_at")?,
+            updated_at: col(r, T, "updated_at")?,
+        })
     }
 }
 

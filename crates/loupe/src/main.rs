@@ -9,7 +9,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli_alerts;
 mod cli_backup;
-mod cli_bench;
 mod cli_dify;
 mod cli_gen;
 mod cli_query;
@@ -55,8 +54,6 @@ enum Command {
     Backup(cli_backup::BackupArgs),
     /// Restore a backup into a new data directory (checked file by file).
     Restore(cli_backup::RestoreArgs),
-    /// Benchmark Loupe against Dify's PostgreSQL on the same generated runs.
-    Bench(cli_bench::BenchArgs),
 }
 
 /// Flags of `loupe serve`; each overrides the config file and has a `LOUPE_*` variable.
@@ -90,7 +87,6 @@ fn main() -> std::process::ExitCode {
         Command::Alerts(args) => cli_alerts::run(args),
         Command::Backup(args) => cli_backup::backup(args),
         Command::Restore(args) => cli_backup::restore(args),
-        Command::Bench(args) => cli_bench::run(args),
         Command::Query(args) => return cli_query::query(args),
         Command::Sql(args) => return cli_query::sql(args),
         Command::DefaultConfig => toml::to_string(&config::Config::default())

@@ -227,10 +227,7 @@ fn write_index(dir: &Path, index: &BackupIndex) -> Result<(), Error> {
     let path = dir.join(INDEX);
     let body = serde_json::to_vec_pretty(index)
         .map_err(|e| Error::Internal(format!("cannot encode {INDEX}: {e}")))?;
-    let mut f = fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-    f.write_all(&body).map_err(|e| Error::io(&path, e))?;
-    f.sync_all().map_err(|e| Error::io(&path, e))?;
-    crate::wal::sync_dir(dir)
+    loupe_fsutil::write_atomic(&path, &body).map_err(|e| Error::io(&path, e))
 }
 
 /// Reads and checks a finished backup: its index, and every file's size

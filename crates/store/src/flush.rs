@@ -26,6 +26,10 @@ impl Store {
         tokio::task::spawn_blocking(move || {
             let _gate = gate;
             store.freeze()?;
+            #[cfg(test)]
+            if let Some(hook) = store.inner.after_freeze.lock().take() {
+                hook();
+            }
             store.flush_frozen()
         })
         .await

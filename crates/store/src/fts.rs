@@ -260,5 +260,4 @@ impl Store {
 }
 
 #[cfg(test)]
-#[path = "fts_tests.rs"]
 mod tests;

@@ -222,6 +222,10 @@ pub(crate) struct Inner {
     pub rollup_answers: std::sync::atomic::AtomicBool,
     /// Full-text indexes loaded so far, by part id (`fts.rs`).
     pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::TextIndex>>>,
+    /// Tests: runs once inside the next flush, after the freeze and before
+    /// any part is written, so a test can act mid-flush without racing it.
+    #[cfg(test)]
+    pub after_freeze: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Store {
@@ -296,6 +300,8 @@ impl Store {
                 dir_lock: Mutex::new(None),
                 rollup_answers: std::sync::atomic::AtomicBool::new(config_rollup_answers),
                 text_indexes: Mutex::new(Default::default()),
+                #[cfg(test)]
+                after_freeze: Mutex::new(None),
             }),
         }
     }

@@ -10,14 +10,13 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::parts::PartMeta;
-use crate::wal::{io_err, sync_dir};
+use crate::wal::io_err;
 
 const FILE: &str = "manifest.json";
 const FORMAT_VERSION: u32 = 1;
@@ -80,18 +79,12 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Atomically replaces the manifest on disk.
+    /// Atomically and durably replaces the manifest on disk.
     pub fn store(&self, data_dir: &Path) -> Result<(), Error> {
         let path = data_dir.join(FILE);
-        let tmp: PathBuf = data_dir.join(format!("{FILE}.tmp"));
         let body = serde_json::to_vec(self)
             .map_err(|e| Error::Internal(format!("cannot encode the manifest: {e}")))?;
-        let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(&body).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        sync_dir(data_dir)
+        loupe_fsutil::write_atomic(&path, &body).map_err(io_err(&path))
     }
 }
 

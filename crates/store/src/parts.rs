@@ -1,8 +1,8 @@
 //! Parquet parts: immutable files of merged span rows, one (project, day) each.
 //!
 //! Layout: `parts/<project>/<YYYY-MM-DD>/<part id, 16 hex>.parquet`. A part is
-//! written to `<name>.tmp`, synced, renamed and its directory synced before
-//! the manifest names it; a crash leaves at most a temp or an unreferenced
+//! written to a temp file, synced, renamed and its directory synced
+//! (`loupe_fsutil::write_atomic_with`) before the manifest names it; a crash leaves at most a temp or an unreferenced
 //! file, both removed at the next open.
 //!
 //! Each open part keeps an [`IdIndex`] in memory: a bloom filter over its
@@ -12,7 +12,7 @@
 //! metadata and page index cached after the first read), not a scan.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs::File;
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::convert::{Row, batch_to_rows, rows_to_batch};
-use crate::wal::{io_err, sync_dir};
+use crate::wal::io_err;
 
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -300,9 +300,6 @@ pub fn write_part(
     });
     let rel = format!("parts/{project}/{day}/{id:016x}.parquet");
     let path = data_dir.join(&rel);
-    let dir = path.parent().unwrap_or(data_dir).to_owned();
-    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let tmp = path.with_extension("parquet.tmp");
     let (min_time, max_time) = rows
         .iter()
         .filter_map(|r| r.span.event_time())
@@ -353,17 +350,21 @@ pub fn write_part(
             p.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None)
         })
         .build();
-    let file = File::create(&tmp).map_err(io_err(&tmp))?;
-    let mut writer = ArrowWriter::try_new(file, schema(), Some(props))?;
-    for chunk in rows.chunks(ROW_GROUP_ROWS) {
-        writer.write(&rows_to_batch(chunk.iter().copied())?)?;
-    }
-    let file = writer.into_inner()?;
-    file.sync_all().map_err(io_err(&tmp))?;
-    let bytes = file.metadata().map_err(io_err(&tmp))?.len();
-    drop(file);
-    fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    sync_dir(&dir)?;
+    // Durable: the manifest will name this file once the call returns.
+    let bytes = loupe_fsutil::write_atomic_with(
+        &path,
+        |e| Error::io(&path, e),
+        |file| {
+            let mut writer = ArrowWriter::try_new(file, schema(), Some(props))?;
+            for chunk in rows.chunks(ROW_GROUP_ROWS) {
+                writer.write(&rows_to_batch(chunk.iter().copied())?)?;
+            }
+            let file = writer.into_inner()?;
+            file.metadata()
+                .map(|m| m.len())
+                .map_err(|e| Error::io(&path, e))
+        },
+    )?;
     let index = IdIndex::build(rows.iter().copied());
     Ok(Part::new(
         PartMeta {

@@ -21,13 +21,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use loupe_rollup::expose::{Format, SelfKind, SelfMetric};
 use loupe_rollup::{DayFile, RollupConfig, Rollups, Snapshot};
 
-use crate::wal::{io_err, sync_dir};
+use crate::wal::io_err;
 use crate::{Error, Store};
 
 const DIR: &str = "rollups";
@@ -115,16 +114,12 @@ pub(crate) fn store_days(data_dir: &Path, days: &[DayFile]) -> Result<(), Error>
             .map_err(|e| Error::Internal(format!("cannot encode rollups: {e}")))?;
         write_synced(&day_file_of(data_dir, day.day, day.seq), &body)?;
     }
-    sync_dir(&dir)
+    Ok(())
 }
 
+/// Durable replacement of one file (the directory's fsync included).
 fn write_synced(path: &Path, body: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension("json.tmp");
-    let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(body).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io_err(path))
+    loupe_fsutil::write_atomic(path, body).map_err(io_err(path))
 }
 
 /// Writes a snapshot atomically (temp file, fsync, rename, fsync dir).
@@ -133,8 +128,7 @@ pub(crate) fn store(data_dir: &Path, snap: &Snapshot) -> Result<(), Error> {
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let body = serde_json::to_vec(snap)
         .map_err(|e| Error::Internal(format!("cannot encode rollups: {e}")))?;
-    write_synced(&file_of(data_dir, snap.seq), &body)?;
-    sync_dir(&dir)
+    write_synced(&file_of(data_dir, snap.seq), &body)
 }
 
 /// Removes snapshots (and temp files) other than the one for `keep`, and

@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -95,15 +94,9 @@ impl DirSettings {
     /// Records the settings in `data_dir`, atomically.
     pub(crate) fn store(&self, data_dir: &Path) -> Result<(), Error> {
         let path = data_dir.join(FILE);
-        let tmp = data_dir.join(format!("{FILE}.tmp"));
         let body = serde_json::to_vec_pretty(self)
             .map_err(|e| Error::Internal(format!("cannot encode {FILE}: {e}")))?;
-        let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(&body).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        crate::wal::sync_dir(data_dir)
+        loupe_fsutil::write_atomic(&path, &body).map_err(|e| Error::io(&path, e))
     }
 
     /// Replaces the values of `config` and `rollup` with the recorded ones

@@ -315,25 +315,27 @@ async fn a_flush_dropped_midway_finishes_before_the_next_one_starts() {
         .map(|i| node(&format!("s{i}"), &format!("t{}", i % 997), None, T0 + i))
         .collect();
     store.append(spans).await.expect("append");
+    // The flush stops right after freezing until the test releases it, so
+    // the abort lands mid-flush every time (no race with a fast flush).
+    let (frozen_tx, frozen_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    *store.inner.after_freeze.lock() = Some(Box::new(move || {
+        let _ = frozen_tx.send(());
+        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(30));
+    }));
     let flushing = tokio::spawn({
         let store = store.clone();
         async move { store.flush_all().await }
     });
-    // Abort once the memtable is frozen and before its part is committed.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let frozen = store.inner.state.lock().frozen.len();
-        if frozen == 1 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the flush never froze"
-        );
-        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
-    }
+    tokio::time::timeout(std::time::Duration::from_secs(30), frozen_rx)
+        .await
+        .expect("the flush never froze")
+        .expect("the hook ran");
+    assert_eq!(store.inner.state.lock().frozen.len(), 1);
     flushing.abort();
     assert_eq!(store.stats().parts, 0, "the flush ended before the abort");
+    // The aborted flush resumes; shutdown's own flush must wait for it.
+    release_tx.send(()).expect("release the flush");
     store.shutdown().await.expect("shutdown");
     assert_eq!(store.stats().part_rows, n as u64);
     drop(store);

@@ -497,9 +497,7 @@ fn parse_record(data: &[u8]) -> Result<(Record, usize), String> {
 
 /// Makes a rename or a new file in `dir` durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
+    loupe_fsutil::sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
 /// Wraps an I/O error with its path (used across the store).

@@ -1,5 +1,6 @@
-//! One cleanup batch: read a keyset page, skip open rows, verify the rest
-//! against the store, then delete the verified rows in one short
+//! One cleanup batch, the same flow for runs and messages (their
+//! differences are [`Family`]): read a keyset page, skip open rows, verify
+//! the rest against the store, then delete the verified rows in one short
 //! transaction after re-checking them under lock. Lock and statement
 //! timeouts retry the batch with backoff, then skip it.
 
@@ -9,11 +10,14 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use super::delete::{self, Key};
-use super::verify::{self, FeedbackRow, MessageRow, RunRow, Verdict};
+use super::family::{Ctx, Family};
+use super::verify::Verdict;
 use super::{Cleaner, CleanupReport, Scope};
 use crate::Error;
+use crate::sync::Checkpoint;
 use crate::sync::Position;
 
 /// The keyset window of one page.
@@ -28,6 +32,20 @@ pub(crate) struct Bounds<'a> {
     pub limit: i64,
 }
 
+impl Bounds<'_> {
+    /// `$1`–`$6` of a page query: after, cutoff, up to, limit.
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+        [
+            &self.after.0,
+            &self.after.1,
+            &self.cutoff,
+            &self.upto.0,
+            &self.upto.1,
+            &self.limit,
+        ]
+    }
+}
+
 /// What a batch did.
 pub(crate) enum Outcome {
     /// `read` rows handled; the cursor moves to `last`.
@@ -39,6 +57,7 @@ pub(crate) enum Outcome {
 }
 
 /// Why an attempt failed.
+#[derive(Debug)]
 pub(crate) enum Attempt {
     /// A lock or statement timeout (or deadlock): worth retrying.
     Retry(String),
@@ -46,7 +65,8 @@ pub(crate) enum Attempt {
     Fatal(Error),
 }
 
-fn classify(table: &'static str) -> impl Fn(tokio_postgres::Error) -> Attempt {
+/// Classifies a database error on `table`: retry or fatal.
+pub(crate) fn classify(table: &'static str) -> impl Fn(tokio_postgres::Error) -> Attempt {
     move |e| {
         let retry = [
             SqlState::LOCK_NOT_AVAILABLE,
@@ -118,154 +138,10 @@ impl Cleaner {
         tokio::time::sleep(self.config.retry_backoff.saturating_mul(factor)).await;
     }
 
-    /// One batch of runs (scopes `nodes` and `runs`).
-    pub(crate) async fn runs_batch(
-        &mut self,
-        b: &Bounds<'_>,
-        report: &mut CleanupReport,
-    ) -> Result<Outcome, Error> {
-        let mut attempt = 0;
-        let page = loop {
-            let (lt, st) = self.timeouts();
-            let read = match delete::begin(&mut self.client, lt, st, true).await {
-                Ok(tx) => match verify::runs_page(&tx, b.after, b.cutoff, b.upto, b.limit).await {
-                    Ok(rows) => tx.commit().await.map(|()| rows),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            };
-            match read.map_err(classify("workflow_runs")) {
-                Ok(rows) => break rows,
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Retry(reason)) => {
-                    attempt += 1;
-                    if attempt > self.config.lock_retries {
-                        return Ok(Outcome::Stuck(format!(
-                            "cannot read the next batch: {reason}"
-                        )));
-                    }
-                    self.backoff(attempt).await;
-                }
-            }
-        };
-        let Some(last) = page.last() else {
-            return Ok(Outcome::Empty);
-        };
-        let last = Position::new(last.created_at, last.id.clone());
-        let mut candidates = Vec::new();
-        for r in &page {
-            if r.is_open() || self.checkpoint.open_runs.contains(&r.id) {
-                report.skip(&r.id, "open", format!("run is {}", r.status));
-            } else {
-                candidates.push(r.clone());
-            }
-        }
-        let mut attempt = 0;
-        while !candidates.is_empty() {
-            match self.runs_attempt(&candidates).await {
-                Ok(done) => {
-                    done.merge_into(report);
-                    break;
-                }
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Retry(reason)) => {
-                    attempt += 1;
-                    if attempt > self.config.lock_retries {
-                        tracing::warn!(%reason, runs = candidates.len(), "dify cleanup: batch skipped");
-                        for c in &candidates {
-                            report.skip(
-                                &c.id,
-                                "locked",
-                                format!("after {attempt} attempts: {reason}"),
-                            );
-                        }
-                        break;
-                    }
-                    self.backoff(attempt).await;
-                }
-            }
-        }
-        Ok(Outcome::Done {
-            read: page.len(),
-            last,
-        })
-    }
-
-    async fn runs_attempt(&mut self, runs: &[RunRow]) -> Result<Done, Attempt> {
-        let (lt, st) = self.timeouts();
-        let dry = self.config.dry_run;
-        let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
-        let nodes_table = "workflow_node_executions";
-        let tx = delete::begin(&mut self.client, lt, st, true)
-            .await
-            .map_err(classify(nodes_table))?;
-        let nodes = verify::nodes_of(&tx, &ids)
-            .await
-            .map_err(classify(nodes_table))?;
-        tx.commit().await.map_err(classify(nodes_table))?;
-        let by_run = group(&nodes, |n| n.run_id.as_str());
-        let mut done = Done::default();
-        let mut held: HashMap<String, String> = HashMap::new();
-        for run in runs {
-            let mine = by_run.get(run.id.as_str()).cloned().unwrap_or_default();
-            let verdict = verify::check_run(self.store.as_ref(), &self.project, run, &mine)
-                .await
-                .map_err(Attempt::Fatal)?;
-            match verdict {
-                Verdict::Held(d) => {
-                    done.verified += 1;
-                    if self.config.scope == Scope::Runs || !mine.is_empty() {
-                        held.insert(run.id.clone(), d);
-                    }
-                }
-                Verdict::Missing(n) => done
-                    .unverified
-                    .push((run.id.clone(), missing_detail(n, 1 + mine.len()))),
-                Verdict::Altered => done.unverified.push((run.id.clone(), ALTERED.into())),
-            }
-        }
-        if held.is_empty() {
-            return Ok(done);
-        }
-        let held_ids: Vec<String> = runs
-            .iter()
-            .filter(|r| held.contains_key(&r.id))
-            .map(|r| r.id.clone())
-            .collect();
-        let tx = delete::begin(&mut self.client, lt, st, dry)
-            .await
-            .map_err(classify("workflow_runs"))?;
-        let now = verify::runs_by_id(&tx, &held_ids, !dry)
-            .await
-            .map_err(classify("workflow_runs"))?;
-        let now_nodes = verify::nodes_of(&tx, &held_ids)
-            .await
-            .map_err(classify(nodes_table))?;
-        let now_by_run = group(&now_nodes, |n| n.run_id.as_str());
-        let (mut keep_runs, mut keep_nodes) = (Vec::new(), Vec::new());
-        for run in &now {
-            let mine = now_by_run.get(run.id.as_str()).cloned().unwrap_or_default();
-            if held.get(&run.id) == Some(&verify::run_digest(run, &mine)) {
-                keep_runs.push(run.id.clone());
-                keep_nodes.extend(mine.iter().map(|n| n.id.clone()));
-            } else {
-                done.unverified.push((run.id.clone(), CHANGED.into()));
-            }
-        }
-        let ids_of = |k: Key| match k {
-            Key::Runs => keep_runs.clone(),
-            Key::Nodes => keep_nodes.clone(),
-            Key::Messages | Key::Feedbacks => Vec::new(),
-        };
-        done.deleted = delete::run_steps(&tx, &self.steps, ids_of, dry)
-            .await
-            .map_err(|(t, e)| classify(t)(e))?;
-        finish(tx, dry).await?;
-        Ok(done)
-    }
-
-    /// One batch of messages (scope `messages`).
-    pub(crate) async fn messages_batch(
+    /// One batch of family `F`: runs (scopes `nodes` and `runs`) or
+    /// messages (scope `messages`). `feedback_upto`: the sync's position
+    /// in `message_feedbacks`.
+    pub(crate) async fn batch<F: Family>(
         &mut self,
         b: &Bounds<'_>,
         feedback_upto: Option<&(NaiveDateTime, String)>,
@@ -274,16 +150,15 @@ impl Cleaner {
         let mut attempt = 0;
         let page = loop {
             let (lt, st) = self.timeouts();
-            let read = match delete::begin(&mut self.client, lt, st, true).await {
-                Ok(tx) => {
-                    match verify::messages_page(&tx, b.after, b.cutoff, b.upto, b.limit).await {
-                        Ok(rows) => tx.commit().await.map(|()| rows),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e),
+            let read = async {
+                let tx = delete::begin(&mut self.client, lt, st, true)
+                    .await
+                    .map_err(classify(F::TABLE))?;
+                let rows = F::page(&tx, b).await?;
+                tx.commit().await.map_err(classify(F::TABLE))?;
+                Ok(rows)
             };
-            match read.map_err(classify("messages")) {
+            match read.await {
                 Ok(rows) => break rows,
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Retry(reason)) => {
@@ -300,26 +175,18 @@ impl Cleaner {
         let Some(last) = page.last() else {
             return Ok(Outcome::Empty);
         };
-        let last = Position::new(last.created_at, last.id.clone());
+        let last = Position::new(last.created_at(), last.id().to_owned());
         let mut candidates = Vec::new();
-        for m in &page {
-            let open_run = m
-                .run_id
-                .as_ref()
-                .is_some_and(|r| self.checkpoint.open_runs.contains(r));
-            if m.status == "paused" || open_run || self.checkpoint.open_messages.contains(&m.id) {
-                report.skip(
-                    &m.id,
-                    "open",
-                    format!("message is {} or its run is open", m.status),
-                );
-            } else {
-                candidates.push(m.clone());
+        let ctx = ctx(&self.checkpoint, self.config.scope, feedback_upto);
+        for r in &page {
+            match r.open(&ctx) {
+                Some(why) => report.skip(r.id(), "open", why),
+                None => candidates.push(r.clone()),
             }
         }
         let mut attempt = 0;
         while !candidates.is_empty() {
-            match self.messages_attempt(&candidates, feedback_upto).await {
+            match self.attempt(&candidates, feedback_upto).await {
                 Ok(done) => {
                     done.merge_into(report);
                     break;
@@ -328,9 +195,10 @@ impl Cleaner {
                 Err(Attempt::Retry(reason)) => {
                     attempt += 1;
                     if attempt > self.config.lock_retries {
+                        tracing::warn!(%reason, table = F::TABLE, rows = candidates.len(), "dify cleanup: batch skipped");
                         for c in &candidates {
                             report.skip(
-                                &c.id,
+                                c.id(),
                                 "locked",
                                 format!("after {attempt} attempts: {reason}"),
                             );
@@ -347,88 +215,101 @@ impl Cleaner {
         })
     }
 
-    async fn messages_attempt(
+    /// Verifies `rows` against the store, then deletes those still equal
+    /// to what was verified, in one transaction (rolled back in a dry run).
+    async fn attempt<F: Family>(
         &mut self,
-        messages: &[MessageRow],
+        rows: &[F],
         feedback_upto: Option<&(NaiveDateTime, String)>,
     ) -> Result<Done, Attempt> {
         let (lt, st) = self.timeouts();
         let dry = self.config.dry_run;
-        let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
-        let fb_table = "message_feedbacks";
+        let ids: Vec<String> = rows.iter().map(|r| r.id().to_owned()).collect();
         let tx = delete::begin(&mut self.client, lt, st, true)
             .await
-            .map_err(classify(fb_table))?;
-        let feedbacks = verify::feedbacks_of(&tx, &ids)
-            .await
-            .map_err(classify(fb_table))?;
-        tx.commit().await.map_err(classify(fb_table))?;
-        let by_msg = group(&feedbacks, |f| f.message_id.as_str());
-        let synced = |f: &FeedbackRow| {
-            feedback_upto
-                .is_some_and(|(at, id)| (f.updated_at, f.id.as_str()) <= (*at, id.as_str()))
-        };
+            .map_err(classify(F::CHILD_TABLE))?;
+        let children = F::children(&tx, &ids).await?;
+        tx.commit().await.map_err(classify(F::CHILD_TABLE))?;
+        let by_parent = group(&children, F::parent_of);
+        let ctx = ctx(&self.checkpoint, self.config.scope, feedback_upto);
         let mut done = Done::default();
         let mut held: HashMap<String, String> = HashMap::new();
-        for m in messages {
-            let mine = by_msg.get(m.id.as_str()).cloned().unwrap_or_default();
-            if !mine.iter().all(|f| synced(f)) {
-                let why = "feedback changed after the last sync".to_owned();
-                done.unverified.push((m.id.clone(), why));
+        for row in rows {
+            let mine = by_parent.get(row.id()).cloned().unwrap_or_default();
+            if let Some(why) = row.precheck(&mine, &ctx) {
+                done.unverified.push((row.id().to_owned(), why));
                 continue;
             }
-            let verdict = verify::check_message(self.store.as_ref(), &self.project, m, &mine)
+            let verdict = row
+                .check(self.store.as_ref(), &self.project, &mine)
                 .await
                 .map_err(Attempt::Fatal)?;
             match verdict {
                 Verdict::Held(d) => {
                     done.verified += 1;
-                    held.insert(m.id.clone(), d);
+                    if row.deletable(&mine, &ctx) {
+                        held.insert(row.id().to_owned(), d);
+                    }
                 }
                 Verdict::Missing(n) => done
                     .unverified
-                    .push((m.id.clone(), missing_detail(n, 1 + mine.len()))),
-                Verdict::Altered => done.unverified.push((m.id.clone(), ALTERED.into())),
+                    .push((row.id().to_owned(), missing_detail(n, 1 + mine.len()))),
+                Verdict::Altered => done.unverified.push((row.id().to_owned(), ALTERED.into())),
             }
         }
         if held.is_empty() {
             return Ok(done);
         }
-        let held_ids: Vec<String> = messages
+        let held_ids: Vec<String> = rows
             .iter()
-            .filter(|m| held.contains_key(&m.id))
-            .map(|m| m.id.clone())
+            .filter(|r| held.contains_key(r.id()))
+            .map(|r| r.id().to_owned())
             .collect();
         let tx = delete::begin(&mut self.client, lt, st, dry)
             .await
-            .map_err(classify("messages"))?;
-        let now = verify::messages_by_id(&tx, &held_ids, !dry)
-            .await
-            .map_err(classify("messages"))?;
-        let now_fb = verify::feedbacks_of(&tx, &held_ids)
-            .await
-            .map_err(classify(fb_table))?;
-        let now_by_msg = group(&now_fb, |f| f.message_id.as_str());
-        let (mut keep, mut keep_fb) = (Vec::new(), Vec::new());
-        for m in &now {
-            let mine = now_by_msg.get(m.id.as_str()).cloned().unwrap_or_default();
-            if held.get(&m.id) == Some(&verify::message_digest(m, &mine)) {
-                keep.push(m.id.clone());
-                keep_fb.extend(mine.iter().map(|f| f.id.clone()));
+            .map_err(classify(F::TABLE))?;
+        let now = F::by_id(&tx, &held_ids, !dry).await?;
+        let now_children = F::children(&tx, &held_ids).await?;
+        let now_by_parent = group(&now_children, F::parent_of);
+        let (mut keep, mut keep_children) = (Vec::new(), Vec::new());
+        for row in &now {
+            let mine = now_by_parent.get(row.id()).cloned().unwrap_or_default();
+            if held.get(row.id()) == Some(&row.digest(&mine)) {
+                keep.push(row.id().to_owned());
+                keep_children.extend(mine.iter().map(|c| F::child_id(c).to_owned()));
             } else {
-                done.unverified.push((m.id.clone(), CHANGED.into()));
+                done.unverified.push((row.id().to_owned(), CHANGED.into()));
             }
         }
-        let ids_of = |k: Key| match k {
-            Key::Messages => keep.clone(),
-            Key::Feedbacks => keep_fb.clone(),
-            Key::Runs | Key::Nodes => Vec::new(),
+        let (parent_key, child_key) = F::KEYS;
+        let ids_of = |k: Key| {
+            if k == parent_key {
+                keep.clone()
+            } else if k == child_key {
+                keep_children.clone()
+            } else {
+                Vec::new()
+            }
         };
         done.deleted = delete::run_steps(&tx, &self.steps, ids_of, dry)
             .await
             .map_err(|(t, e)| classify(t)(e))?;
         finish(tx, dry).await?;
         Ok(done)
+    }
+}
+
+/// The hooks' view of the checkpoint and the run's settings.
+fn ctx<'a>(
+    checkpoint: &'a Checkpoint,
+    scope: Scope,
+    feedback_upto: Option<&'a (NaiveDateTime, String)>,
+) -> Ctx<'a> {
+    Ctx {
+        open_runs: &checkpoint.open_runs,
+        open_messages: &checkpoint.open_messages,
+        scope,
+        feedback_upto,
     }
 }
 

@@ -22,6 +22,7 @@
 
 mod batch;
 mod delete;
+mod family;
 pub mod progress;
 mod verify;
 
@@ -42,6 +43,7 @@ use crate::Error;
 use crate::schema;
 use crate::sync::{Checkpoint, Position, database_identity};
 pub use progress::{CleanupProgress, ScopeProgress};
+use verify::{MessageRow, RunRow};
 
 /// The nil uuid: the first keyset position at a time.
 const NIL: &str = "00000000-0000-0000-0000-000000000000";
@@ -436,12 +438,12 @@ impl Cleaner {
                 limit,
             };
             let t0 = Instant::now();
+            let fu = feedback_upto.as_ref();
             let outcome = match scope {
-                Scope::Nodes | Scope::Runs => self.runs_batch(&bounds, &mut report).await?,
-                Scope::Messages => {
-                    self.messages_batch(&bounds, feedback_upto.as_ref(), &mut report)
-                        .await?
+                Scope::Nodes | Scope::Runs => {
+                    self.batch::<RunRow>(&bounds, fu, &mut report).await?
                 }
+                Scope::Messages => self.batch::<MessageRow>(&bounds, fu, &mut report).await?,
             };
             let latency = t0.elapsed();
             let (read, last) = match outcome {

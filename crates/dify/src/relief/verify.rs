@@ -16,11 +16,13 @@ use chrono::NaiveDateTime;
 use loupe_backend::SpanReader;
 use loupe_model::{ProjectId, Span};
 use sha2::{Digest, Sha256};
-use tokio_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row};
 
+use super::batch::{Attempt, Bounds, classify};
 use crate::Error;
 use crate::map::{end_of, secs_ns};
-use crate::schema::utc_ns;
+use crate::schema::{col, utc_ns};
 
 /// What the digest compares for one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,36 +252,44 @@ pub(crate) async fn check_message(
 const RUN_SQL: &str =
     "SELECT id::text, status, created_at, finished_at, elapsed_time FROM workflow_runs";
 
-fn run_row(r: &tokio_postgres::Row) -> RunRow {
-    RunRow {
-        id: r.get(0),
-        status: r.get(1),
-        created_at: r.get(2),
-        finished_at: r.get(3),
-        elapsed: r.get(4),
-    }
+fn run_row(r: &Row) -> Result<RunRow, Error> {
+    let t = "workflow_runs";
+    Ok(RunRow {
+        id: col(r, t, "id")?,
+        status: col(r, t, "status")?,
+        created_at: col(r, t, "created_at")?,
+        finished_at: col(r, t, "finished_at")?,
+        elapsed: col(r, t, "elapsed_time")?,
+    })
 }
 
-/// A keyset page of runs after `after`, created before `cutoff` and at or
-/// before the sync position `upto`.
+/// Runs `sql` on `table` and reads its rows with `read`: a query error is
+/// classified (retry or fatal), a row that does not read is fatal.
+async fn select<T>(
+    c: &impl GenericClient,
+    table: &'static str,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    read: impl Fn(&Row) -> Result<T, Error>,
+) -> Result<Vec<T>, Attempt> {
+    let rows = c.query(sql, params).await.map_err(classify(table))?;
+    rows.iter()
+        .map(|r| read(r).map_err(Attempt::Fatal))
+        .collect()
+}
+
+/// The keyset condition of a page: after `after`, created before `cutoff`
+/// and at or before the sync position `upto`.
+const PAGE_WHERE: &str = "WHERE (created_at, id) > ($1, $2::text::uuid) AND created_at < $3 \
+    AND (created_at, id) <= ($4, $5::text::uuid) ORDER BY created_at, id LIMIT $6";
+
+/// A keyset page of runs within the bounds.
 pub(crate) async fn runs_page(
     c: &impl GenericClient,
-    after: (NaiveDateTime, &str),
-    cutoff: NaiveDateTime,
-    upto: (NaiveDateTime, &str),
-    limit: i64,
-) -> Result<Vec<RunRow>, tokio_postgres::Error> {
-    let sql = format!(
-        "{RUN_SQL} WHERE (created_at, id) > ($1, $2::text::uuid) AND created_at < $3 \
-         AND (created_at, id) <= ($4, $5::text::uuid) ORDER BY created_at, id LIMIT $6"
-    );
-    let rows = c
-        .query(
-            &sql,
-            &[&after.0, &after.1, &cutoff, &upto.0, &upto.1, &limit],
-        )
-        .await?;
-    Ok(rows.iter().map(run_row).collect())
+    b: &Bounds<'_>,
+) -> Result<Vec<RunRow>, Attempt> {
+    let sql = format!("{RUN_SQL} {PAGE_WHERE}");
+    select(c, "workflow_runs", &sql, &b.params(), run_row).await
 }
 
 /// Runs by id (the re-check inside the delete transaction).
@@ -287,73 +297,58 @@ pub(crate) async fn runs_by_id(
     c: &impl GenericClient,
     ids: &[String],
     lock: bool,
-) -> Result<Vec<RunRow>, tokio_postgres::Error> {
+) -> Result<Vec<RunRow>, Attempt> {
     let sql = format!(
         "{RUN_SQL} WHERE id = ANY($1::text[]::uuid[]){}",
         if lock { " FOR UPDATE" } else { "" }
     );
-    let rows = c.query(&sql, &[&ids]).await?;
-    Ok(rows.iter().map(run_row).collect())
+    select(c, "workflow_runs", &sql, &[&ids], run_row).await
 }
 
 /// Node executions of the runs (by the `workflow_run_id` index).
 pub(crate) async fn nodes_of(
     c: &impl GenericClient,
     run_ids: &[String],
-) -> Result<Vec<NodeRow>, tokio_postgres::Error> {
-    let rows = c
-        .query(
-            "SELECT id::text, workflow_run_id::text, status, created_at, finished_at, elapsed_time \
-             FROM workflow_node_executions WHERE workflow_run_id = ANY($1::text[]::uuid[])",
-            &[&run_ids],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| NodeRow {
-            id: r.get(0),
-            run_id: r.get(1),
-            status: r.get(2),
-            created_at: r.get(3),
-            finished_at: r.get(4),
-            elapsed: r.get(5),
+) -> Result<Vec<NodeRow>, Attempt> {
+    let t = "workflow_node_executions";
+    let sql = "SELECT id::text, workflow_run_id::text, status, created_at, finished_at, \
+               elapsed_time FROM workflow_node_executions \
+               WHERE workflow_run_id = ANY($1::text[]::uuid[])";
+    select(c, t, sql, &[&run_ids], |r| {
+        Ok(NodeRow {
+            id: col(r, t, "id")?,
+            run_id: col(r, t, "workflow_run_id")?,
+            status: col(r, t, "status")?,
+            created_at: col(r, t, "created_at")?,
+            finished_at: col(r, t, "finished_at")?,
+            elapsed: col(r, t, "elapsed_time")?,
         })
-        .collect())
+    })
+    .await
 }
 
 const MESSAGE_SQL: &str = "SELECT id::text, status, created_at, updated_at, \
     provider_response_latency, workflow_run_id::text FROM messages";
 
-fn message_row(r: &tokio_postgres::Row) -> MessageRow {
-    MessageRow {
-        id: r.get(0),
-        status: r.get(1),
-        created_at: r.get(2),
-        updated_at: r.get(3),
-        latency: r.get(4),
-        run_id: r.get(5),
-    }
+fn message_row(r: &Row) -> Result<MessageRow, Error> {
+    let t = "messages";
+    Ok(MessageRow {
+        id: col(r, t, "id")?,
+        status: col(r, t, "status")?,
+        created_at: col(r, t, "created_at")?,
+        updated_at: col(r, t, "updated_at")?,
+        latency: col(r, t, "provider_response_latency")?,
+        run_id: col(r, t, "workflow_run_id")?,
+    })
 }
 
 /// A keyset page of messages (same bounds as [`runs_page`]).
 pub(crate) async fn messages_page(
     c: &impl GenericClient,
-    after: (NaiveDateTime, &str),
-    cutoff: NaiveDateTime,
-    upto: (NaiveDateTime, &str),
-    limit: i64,
-) -> Result<Vec<MessageRow>, tokio_postgres::Error> {
-    let sql = format!(
-        "{MESSAGE_SQL} WHERE (created_at, id) > ($1, $2::text::uuid) AND created_at < $3 \
-         AND (created_at, id) <= ($4, $5::text::uuid) ORDER BY created_at, id LIMIT $6"
-    );
-    let rows = c
-        .query(
-            &sql,
-            &[&after.0, &after.1, &cutoff, &upto.0, &upto.1, &limit],
-        )
-        .await?;
-    Ok(rows.iter().map(message_row).collect())
+    b: &Bounds<'_>,
+) -> Result<Vec<MessageRow>, Attempt> {
+    let sql = format!("{MESSAGE_SQL} {PAGE_WHERE}");
+    select(c, "messages", &sql, &b.params(), message_row).await
 }
 
 /// Messages by id (the re-check inside the delete transaction), locked
@@ -362,34 +357,29 @@ pub(crate) async fn messages_by_id(
     c: &impl GenericClient,
     ids: &[String],
     lock: bool,
-) -> Result<Vec<MessageRow>, tokio_postgres::Error> {
+) -> Result<Vec<MessageRow>, Attempt> {
     let sql = format!(
         "{MESSAGE_SQL} WHERE id = ANY($1::text[]::uuid[]){}",
         if lock { " FOR UPDATE" } else { "" }
     );
-    let rows = c.query(&sql, &[&ids]).await?;
-    Ok(rows.iter().map(message_row).collect())
+    select(c, "messages", &sql, &[&ids], message_row).await
 }
 
 /// Feedback rows of the messages.
 pub(crate) async fn feedbacks_of(
     c: &impl GenericClient,
     message_ids: &[String],
-) -> Result<Vec<FeedbackRow>, tokio_postgres::Error> {
-    let rows = c
-        .query(
-            "SELECT id::text, message_id::text, rating, updated_at FROM message_feedbacks \
-             WHERE message_id = ANY($1::text[]::uuid[])",
-            &[&message_ids],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| FeedbackRow {
-            id: r.get(0),
-            message_id: r.get(1),
-            rating: r.get(2),
-            updated_at: r.get(3),
+) -> Result<Vec<FeedbackRow>, Attempt> {
+    let t = "message_feedbacks";
+    let sql = "SELECT id::text, message_id::text, rating, updated_at FROM message_feedbacks \
+               WHERE message_id = ANY($1::text[]::uuid[])";
+    select(c, t, sql, &[&message_ids], |r| {
+        Ok(FeedbackRow {
+            id: col(r, t, "id")?,
+            message_id: col(r, t, "message_id")?,
+            rating: col(r, t, "rating")?,
+            updated_at: col(r, t, "updated_at")?,
         })
-        .collect())
+    })
+    .await
 }

@@ -5,7 +5,6 @@
 //! after the store acknowledged the spans of the rows it covers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDateTime;
@@ -91,25 +90,14 @@ pub(crate) fn load_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Opt
     }
 }
 
-/// Writes JSON atomically: temp file, fsync, rename, fsync of the directory.
+/// Writes JSON durably ([`loupe_fsutil::write_atomic`]).
 pub(crate) fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
     let err = |reason: String| Error::Checkpoint {
         path: path.to_owned(),
         reason,
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| err(e.to_string()))?;
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(|e| err(e.to_string()))?;
-    file.write_all(&bytes).map_err(|e| err(e.to_string()))?;
-    file.sync_all().map_err(|e| err(e.to_string()))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    loupe_fsutil::write_atomic(path, &bytes).map_err(|e| err(e.to_string()))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 use crate::Error;
 use crate::schema::{
     App, AppLog, Conversation, EndUser, FEEDBACK_COLUMNS, Feedback, MESSAGE_COLUMNS, Message,
-    NODE_COLUMNS, NodeExecution, Offload, RUN_COLUMNS, WorkflowRun,
+    NODE_COLUMNS, NodeExecution, Offload, RUN_COLUMNS, WorkflowRun, col,
 };
 
 /// A keyset page of `table` after `(at, id)`, at most `limit` rows, only
@@ -56,7 +56,7 @@ pub(crate) async fn runs_after(
         lag_secs,
     )
     .await?;
-    Ok(rows.iter().map(WorkflowRun::from_row).collect())
+    rows.iter().map(WorkflowRun::from_row).collect()
 }
 
 /// Runs by id (re-polls of open runs).
@@ -66,7 +66,7 @@ pub(crate) async fn runs_by_id(client: &Client, ids: &[String]) -> Result<Vec<Wo
         .query(&sql, &[&ids])
         .await
         .map_err(|e| Error::query("workflow_runs", &e))?;
-    Ok(rows.iter().map(WorkflowRun::from_row).collect())
+    rows.iter().map(WorkflowRun::from_row).collect()
 }
 
 /// A page of messages after `after`.
@@ -86,7 +86,7 @@ pub(crate) async fn messages_after(
         lag_secs,
     )
     .await?;
-    Ok(rows.iter().map(Message::from_row).collect())
+    rows.iter().map(Message::from_row).collect()
 }
 
 /// Messages by id.
@@ -96,7 +96,7 @@ pub(crate) async fn messages_by_id(client: &Client, ids: &[String]) -> Result<Ve
         .query(&sql, &[&ids])
         .await
         .map_err(|e| Error::query("messages", &e))?;
-    Ok(rows.iter().map(Message::from_row).collect())
+    rows.iter().map(Message::from_row).collect()
 }
 
 /// A page of feedback after `after`, by `updated_at` (feedback changes in place).
@@ -116,7 +116,7 @@ pub(crate) async fn feedback_after(
         lag_secs,
     )
     .await?;
-    Ok(rows.iter().map(Feedback::from_row).collect())
+    rows.iter().map(Feedback::from_row).collect()
 }
 
 /// Node executions of the runs, by `workflow_run_id` (indexed).
@@ -132,7 +132,7 @@ pub(crate) async fn nodes_of(
         .query(&sql, &[&run_ids])
         .await
         .map_err(|e| Error::query("workflow_node_executions", &e))?;
-    Ok(rows.iter().map(NodeExecution::from_row).collect())
+    rows.iter().map(NodeExecution::from_row).collect()
 }
 
 /// Node execution ids of the runs (run id, node id).
@@ -148,7 +148,10 @@ pub(crate) async fn node_ids_of(
         )
         .await
         .map_err(|e| Error::query("workflow_node_executions", &e))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    let t = "workflow_node_executions";
+    rows.iter()
+        .map(|r| Ok((col(r, t, "workflow_run_id")?, col(r, t, "id")?)))
+        .collect()
 }
 
 /// Offload rows of the node executions (unique on `(node_execution_id, type)`).
@@ -171,17 +174,27 @@ pub(crate) async fn offloads_of(
         .query(sql, &[&node_ids])
         .await
         .map_err(|e| Error::query("workflow_node_execution_offload", &e))?;
-    Ok(rows
-        .iter()
-        .map(|r| Offload {
-            node_execution_id: r.get(0),
-            kind: r.get(1),
-            file_id: r.get(2),
-            key: if with_files { r.get(3) } else { None },
-            size: if with_files { r.get(4) } else { None },
-            ..Offload::default()
+    let t = "workflow_node_execution_offload";
+    rows.iter()
+        .map(|r| {
+            Ok(Offload {
+                node_execution_id: col(r, t, "node_execution_id")?,
+                kind: col(r, t, "type")?,
+                file_id: col(r, t, "file_id")?,
+                key: if with_files {
+                    col(r, "upload_files", "key")?
+                } else {
+                    None
+                },
+                size: if with_files {
+                    col(r, "upload_files", "size")?
+                } else {
+                    None
+                },
+                ..Offload::default()
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// App-log rows of the runs (indexed by `workflow_run_id`).
@@ -197,19 +210,19 @@ pub(crate) async fn app_logs_of(
         )
         .await
         .map_err(|e| Error::query("workflow_app_logs", &e))?;
-    Ok(rows
-        .iter()
+    let t = "workflow_app_logs";
+    rows.iter()
         .map(|r| {
             let log = AppLog {
-                id: r.get(0),
-                workflow_run_id: r.get(1),
-                created_from: r.get(2),
-                created_by_role: r.get(3),
-                created_by: r.get(4),
+                id: col(r, t, "id")?,
+                workflow_run_id: col(r, t, "workflow_run_id")?,
+                created_from: col(r, t, "created_from")?,
+                created_by_role: col(r, t, "created_by_role")?,
+                created_by: col(r, t, "created_by")?,
             };
-            (log.workflow_run_id.clone(), log)
+            Ok((log.workflow_run_id.clone(), log))
         })
-        .collect())
+        .collect()
 }
 
 /// Apps by id.
@@ -221,15 +234,16 @@ pub(crate) async fn apps_by_id(client: &Client, ids: &[String]) -> Result<Vec<Ap
         )
         .await
         .map_err(|e| Error::query("apps", &e))?;
-    Ok(rows
-        .iter()
-        .map(|r| App {
-            id: r.get(0),
-            tenant_id: r.get(1),
-            name: r.get(2),
-            mode: r.get(3),
+    rows.iter()
+        .map(|r| {
+            Ok(App {
+                id: col(r, "apps", "id")?,
+                tenant_id: col(r, "apps", "tenant_id")?,
+                name: col(r, "apps", "name")?,
+                mode: col(r, "apps", "mode")?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// End users by id.
@@ -242,15 +256,17 @@ pub(crate) async fn users_by_id(client: &Client, ids: &[String]) -> Result<Vec<E
         )
         .await
         .map_err(|e| Error::query("end_users", &e))?;
-    Ok(rows
-        .iter()
-        .map(|r| EndUser {
-            id: r.get(0),
-            session_id: r.get(1),
-            user_type: r.get(2),
-            external_user_id: r.get(3),
+    let t = "end_users";
+    rows.iter()
+        .map(|r| {
+            Ok(EndUser {
+                id: col(r, t, "id")?,
+                session_id: col(r, t, "session_id")?,
+                user_type: col(r, t, "type")?,
+                external_user_id: col(r, t, "external_user_id")?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Conversations by id.
@@ -265,15 +281,17 @@ pub(crate) async fn conversations_by_id(
         )
         .await
         .map_err(|e| Error::query("conversations", &e))?;
-    Ok(rows
-        .iter()
-        .map(|r| Conversation {
-            id: r.get(0),
-            mode: r.get(1),
-            name: r.get(2),
-            is_deleted: r.get(3),
+    let t = "conversations";
+    rows.iter()
+        .map(|r| {
+            Ok(Conversation {
+                id: col(r, t, "id")?,
+                mode: col(r, t, "mode")?,
+                name: col(r, t, "name")?,
+                is_deleted: col(r, t, "is_deleted")?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Rows of `table` with `created_at` after the position (for progress).

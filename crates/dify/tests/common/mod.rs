@@ -16,7 +16,7 @@ use loupe_store::{Store, StoreConfig};
 use tokio_postgres::{Client, NoTls};
 
 /// The DDL of Dify 1.14.1's tables.
-pub const DDL: &str = include_str!("../data/dify_1_14_1.sql");
+pub const DDL: &str = loupe_dify::ddl::DIFY_1_14_1;
 
 /// The server URL; fails (never skips) when the peer is not started.
 pub fn pg_url() -> String {

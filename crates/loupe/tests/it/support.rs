@@ -137,6 +137,20 @@ impl Server {
     }
 
     /// GET a JSON API path; returns (status, body).
+    /// GET as `get_json`, in open mode's project `project`
+    /// (`x-loupe-project`).
+    pub async fn get_json_as(&self, path: &str, project: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.http))
+            .header("x-loupe-project", project)
+            .send()
+            .await
+            .expect("get");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("json body"))
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let r = self
             .client

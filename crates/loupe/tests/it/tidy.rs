@@ -73,6 +73,8 @@ fn dependencies(krate: &str) -> Vec<String> {
 /// → pipeline → store/rollups → query → API/alerts → the binary.
 const MAY_USE: &[(&str, &[&str])] = &[
     ("model", &[]),
+    ("fsutil", &[]),
+    ("console", &[]),
     ("normalise", &["model"]),
     ("rollup", &["model"]),
     ("backend", &["model"]),
@@ -80,10 +82,12 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("pipeline", &["model", "normalise", "backend"]),
     ("ingest", &["model", "normalise"]),
     ("gen", &["model", "normalise", "ingest"]),
-    ("store", &["model", "backend", "rollup"]),
-    ("dify", &["model", "normalise", "backend", "pipeline"]),
-    ("alerts", &["model", "rollup"]),
-    ("console", &[]),
+    ("store", &["model", "backend", "rollup", "fsutil"]),
+    (
+        "dify",
+        &["model", "normalise", "backend", "pipeline", "fsutil"],
+    ),
+    ("alerts", &["model", "rollup", "fsutil"]),
     (
         "api",
         &[
@@ -96,6 +100,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "rollup",
             "alerts",
             "console",
+            "fsutil",
         ],
     ),
     (
@@ -114,6 +119,20 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "dify",
             "gen",
             "console",
+            "fsutil",
+        ],
+    ),
+    (
+        "bench",
+        &[
+            "model",
+            "normalise",
+            "backend",
+            "query",
+            "rollup",
+            "store",
+            "dify",
+            "gen",
         ],
     ),
 ];
@@ -131,10 +150,10 @@ const ONLY_IN: &[(&str, &[&str])] = &[
     ("tower", &["api"]),
     ("tower-http", &["api"]),
     ("opentelemetry-proto", &["ingest", "api", "gen"]),
-    ("prost", &["ingest", "api", "loupe"]),
-    ("tokio-postgres", &["dify", "loupe"]),
+    ("prost", &["ingest", "api", "loupe", "bench"]),
+    ("tokio-postgres", &["dify", "bench"]),
     ("lettre", &["alerts"]),
-    ("reqwest", &["alerts", "loupe"]),
+    ("reqwest", &["alerts", "loupe", "bench"]),
 ];
 
 #[test]

@@ -2,8 +2,8 @@
 //! Dify's tables and as a Loupe query, with the columns both answers are
 //! compared on.
 
-use super::loupe_side::LoupeQuery;
-use super::rows::timestamp;
+use crate::copy::timestamp_ns as timestamp;
+use crate::loupe_side::LoupeQuery;
 
 const DAY_NS: i64 = 86_400_000_000_000;
 

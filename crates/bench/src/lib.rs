@@ -1,25 +1,23 @@
-//! `loupe bench`: Loupe against Dify's PostgreSQL on the same rows.
+//! `loupe-bench`: Loupe against Dify's PostgreSQL on the same rows.
 //!
 //! Generates `--runs` runs with `loupe-gen`, loads them into a fresh Loupe
 //! data directory (`Store::append`, flush, compaction) and into Dify
-//! 1.14.1's tables in PostgreSQL (COPY, then Dify's indexes and `VACUUM
-//! ANALYZE`), asks both the same questions ([`questions`]), checks
-//! the answers agree, and writes a markdown report (docs/BENCHMARKS.md).
+//! 1.14.1's tables in PostgreSQL (rows from [`loupe_dify::rows`], COPY,
+//! then Dify's indexes and `VACUUM ANALYZE`), asks both the same questions
+//! ([`questions`]), checks the answers agree, and writes a markdown report
+//! (docs/BENCHMARKS.md). Optionally measures OTLP ingest into a child
+//! `loupe serve` ([`serve`]).
+//!
+//! A crate of its own so the shipped `loupe` binary links none of it: it
+//! is a library (these modules) and the `loupe-bench` binary.
 
-#[path = "bench/compare.rs"]
-mod compare;
-#[path = "bench/loupe_side.rs"]
-mod loupe_side;
-#[path = "bench/pg.rs"]
-mod pg;
-#[path = "bench/questions.rs"]
-mod questions;
-#[path = "bench/report.rs"]
-mod report;
-#[path = "bench/rows.rs"]
-mod rows;
-#[path = "bench/serve.rs"]
-mod serve;
+pub mod compare;
+pub mod copy;
+pub mod loupe_side;
+pub mod pg;
+pub mod questions;
+pub mod report;
+pub mod serve;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -40,8 +38,9 @@ const HOUR_NS: i64 = 3_600_000_000_000;
 const DAYS: i64 = 7;
 const BATCH_RUNS: usize = 500;
 
-/// Flags of `loupe bench`.
-#[derive(Debug, clap::Args)]
+/// Flags of `loupe-bench`.
+#[derive(Debug, clap::Parser)]
+#[command(name = "loupe-bench", version, about, long_about = None)]
 pub struct BenchArgs {
     /// Runs to generate (about 10 spans each).
     #[arg(long, default_value_t = 10_000)]
@@ -70,6 +69,10 @@ pub struct BenchArgs {
     /// Runs sent over OTLP/HTTP protobuf to a child `loupe serve` (0: skip that part).
     #[arg(long, default_value_t = 0)]
     otlp_runs: usize,
+    /// The `loupe` binary `--otlp-runs` starts. Default: `loupe` beside this
+    /// executable (both are built into the same target directory).
+    #[arg(long)]
+    loupe_bin: Option<PathBuf>,
     /// Seconds of the 2× overload after the OTLP run.
     #[arg(long, default_value_t = 20)]
     overload_secs: u64,
@@ -78,7 +81,7 @@ pub struct BenchArgs {
     seed: u64,
 }
 
-/// Entry point of `loupe bench`; fails when an answer differs.
+/// Entry point of `loupe-bench`; fails when an answer differs.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -180,7 +183,7 @@ async fn load_pg(
     let mut loader = pg.loader().await?;
     let mut runs = loupe_gen::runs(config).peekable();
     while runs.peek().is_some() {
-        let mut buffers = rows::Buffers::default();
+        let mut buffers = copy::Buffers::default();
         for run in runs.by_ref().take(BATCH_RUNS) {
             buffers.push_run(&run.spans, &run.inputs);
         }
@@ -232,7 +235,7 @@ async fn ask_loupe(
 
 /// The command line, with the PostgreSQL DSN (it may hold a password) elided.
 fn command_line() -> String {
-    let mut out = vec!["loupe".to_owned()];
+    let mut out = vec!["loupe-bench".to_owned()];
     let mut hide = false;
     for arg in std::env::args().skip(1) {
         if hide {
@@ -325,6 +328,12 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if dir.exists() {
         bail!("the data directory {} already exists", dir.display());
     }
+    // Found before the long load, so a missing binary fails in a second.
+    let loupe = if args.otlp_runs > 0 {
+        Some(serve::loupe_binary(args.loupe_bin.as_deref())?)
+    } else {
+        None
+    };
     eprintln!(
         "bench: loading {} runs into Loupe at {}",
         args.runs,
@@ -432,7 +441,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         loupe_total as f64 / load.spans.max(1) as f64,
         pg_total as f64 / counts.get(1).copied().unwrap_or(1).max(1) as f64,
     );
-    if args.otlp_runs > 0 {
+    if let Some(loupe) = &loupe {
         eprintln!(
             "bench: OTLP ingest into loupe serve ({} runs)",
             args.otlp_runs
@@ -443,7 +452,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             ..config.clone()
         };
         let serve_dir = dir.with_extension("serve");
-        let ingest = serve::run(&otlp_config, &serve_dir, args.overload_secs).await;
+        let ingest = serve::run(loupe, &otlp_config, &serve_dir, args.overload_secs).await;
         let _ = std::fs::remove_dir_all(&serve_dir);
         let ingest = ingest?;
         let rate = per_s(ingest.spans, ingest.wall);

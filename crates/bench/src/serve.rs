@@ -1,10 +1,11 @@
-//! OTLP ingest against a real `loupe serve` (this binary, a child process):
+//! OTLP ingest against a real `loupe serve` (the shipped binary, a child
+//! process):
 //! protobuf `POST /v1/traces` from pre-encoded requests, the server's CPU
 //! time from `/proc/<pid>/stat`, its peak RSS (`VmHWM`), then a paced 2×
 //! overload counting 429/503 answers and their `Retry-After`.
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,13 +80,36 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
-/// Starts `loupe serve` on `dir`, sends `config`'s runs, then overloads it.
-pub async fn run(config: &GenConfig, dir: &Path, overload_secs: u64) -> anyhow::Result<Ingest> {
+/// The `loupe` binary to start: `given`, else `loupe` in this executable's
+/// directory (cargo builds both into the same target directory).
+pub fn loupe_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_owned());
+    }
+    let me = std::env::current_exe().context("cannot locate this executable")?;
+    let beside = me.with_file_name(format!("loupe{}", std::env::consts::EXE_SUFFIX));
+    if !beside.is_file() {
+        bail!(
+            "no loupe binary at {} (build it with `cargo build -p loupe`, or pass --loupe-bin)",
+            beside.display()
+        );
+    }
+    Ok(beside)
+}
+
+/// Starts `loupe serve` (the binary `loupe`) on `dir`, sends `config`'s
+/// runs, then overloads it.
+pub async fn run(
+    loupe: &Path,
+    config: &GenConfig,
+    dir: &Path,
+    overload_secs: u64,
+) -> anyhow::Result<Ingest> {
     std::fs::create_dir_all(dir)?;
     let conf = dir.join("bench-serve.toml");
     std::fs::write(&conf, "[store]\nretention_days = 0\n")?;
     let (http, grpc) = (free_port()?, free_port()?);
-    let child = Command::new(std::env::current_exe()?)
+    let child = Command::new(loupe)
         .arg("serve")
         .arg("--data-dir")
         .arg(dir.join("data"))

@@ -11,7 +11,7 @@ use loupe_model::{ProjectId, Span};
 use loupe_query::{PlanOptions, Query};
 use loupe_store::{Store, StoreConfig};
 
-use super::compare::{Cell, Rows};
+use crate::compare::{Cell, Rows};
 
 /// A Loupe query of a question: the query language (every question of the
 /// issue is expressible in it; no Loupe SQL needed), or the by-id read the
@@ -105,7 +105,7 @@ pub async fn run(
     let names: Vec<String> = result.columns.into_iter().map(|c| c.name).collect();
     let values = result.rows;
     let took = started.elapsed();
-    let idx = super::compare::column_positions(&names, keep);
+    let idx = crate::compare::column_positions(&names, keep);
     let mut rows = Rows::new();
     for row in &values {
         let cells: Vec<Cell> = idx

@@ -1,4 +1,4 @@
-//! The PostgreSQL side: Dify 1.14.1's tables (the connector tests' DDL, with
+//! The PostgreSQL side: Dify 1.14.1's tables ([`loupe_dify::ddl`], with
 //! Dify's indexes) in a private schema, loaded with COPY, queried with the
 //! simple protocol (text results, as `psql` would).
 
@@ -9,11 +9,9 @@ use bytes::Bytes;
 use futures::SinkExt;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-use super::compare::{Cell, Rows};
-use super::rows::{Buffers, LOG_COLUMNS, NODE_COLUMNS, RUN_COLUMNS};
-
-/// Dify's schema as the connector tests create it.
-const DDL: &str = include_str!("../../../dify/tests/data/dify_1_14_1.sql");
+use crate::compare::{Cell, Rows};
+use crate::copy::{Buffers, LOG_COLUMNS, NODE_COLUMNS, RUN_COLUMNS};
+use loupe_dify::ddl::statements;
 
 /// A connection whose `search_path` is the benchmark's schema.
 pub struct Pg {
@@ -42,21 +40,6 @@ fn redact(dsn: &str) -> String {
         (Some(a), Some(b)) if b > a => format!("{}***{}", &dsn[..a + 3], &dsn[b..]),
         _ => dsn.to_owned(),
     }
-}
-
-/// The DDL's statements: (tables, indexes).
-fn statements() -> (Vec<String>, Vec<String>) {
-    let text: String = DDL
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let all = text
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
-    all.partition(|s| !s.to_ascii_uppercase().starts_with("CREATE INDEX"))
 }
 
 impl Pg {
@@ -171,7 +154,7 @@ impl Pg {
         for m in &messages {
             if let SimpleQueryMessage::Row(row) = m {
                 let names: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
-                let idx = super::compare::column_positions(&names, keep);
+                let idx = crate::compare::column_positions(&names, keep);
                 rows.push(
                     idx.iter()
                         .map(|&i| row.get(i).map_or(Cell::Null, Cell::from_text))

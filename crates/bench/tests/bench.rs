@@ -1,4 +1,4 @@
-//! `loupe bench` end to end at a tiny scale against the test PostgreSQL:
+//! `loupe-bench` end to end at a tiny scale against the test PostgreSQL:
 //! every question's answers must match on both sides (the command fails
 //! otherwise) and the report must be written.
 
@@ -21,20 +21,20 @@ fn bench_answers_match_on_both_sides_at_a_tiny_scale() {
     let data = dir.path().join("data");
     let report = dir.path().join("BENCHMARKS.md");
     let schema = format!("loupe_bench_it_{}", std::process::id());
-    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .args(["bench", "--runs", "200", "--reps", "1", "--pg-dsn", &url])
+    let out = Command::new(env!("CARGO_BIN_EXE_loupe-bench"))
+        .args(["--runs", "200", "--reps", "1", "--pg-dsn", &url])
         .args(["--pg-schema", &schema])
         .arg("--data-dir")
         .arg(&data)
         .arg("--out")
         .arg(&report)
         .output()
-        .expect("run loupe bench");
+        .expect("run loupe-bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "loupe bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        "loupe-bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(!stderr.contains("MISMATCH"), "{stderr}");
     let text = std::fs::read_to_string(&report).expect("report written");

@@ -1,0 +1,161 @@
+//! `[dify]` in `loupe serve` and `loupe dify cleanup` beside it, against a
+//! real PostgreSQL 15 with Dify 1.14.1's schema (`scripts/peers/postgres.sh`):
+//! the server syncs into its configured project, and cleanup, which cannot
+//! open the data directory the server owns, verifies through the server's
+//! API and deletes only what Loupe holds (issue 13).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::NoTls;
+
+use crate::support::Server;
+
+const TENANT: &str = "c620c103-fd6c-4fef-a6d5-07deeb985b15";
+const APP: &str = "4f3a79b4-ea93-49ef-80c2-fad1a9001a14";
+const WORKFLOW: &str = "37059656-d740-4323-8168-9c55beede6c8";
+const END_USER: &str = "9a0d6a59-51d9-4c0b-a8a5-4a3e3f1c0d11";
+
+fn pg_url() -> String {
+    std::env::var("LOUPE_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "LOUPE_TEST_PG_URL is not set: run `eval \"$(bash scripts/peers/postgres.sh)\"` first"
+        )
+    })
+}
+
+async fn client(dsn: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(dsn, NoTls)
+        .await
+        .expect("connect to test postgres");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// A fresh database with Dify's tables and one finished run, three days
+/// old, with two node executions. Returns its DSN and the run id.
+async fn dify_database() -> (String, tokio_postgres::Client, String) {
+    let url = pg_url();
+    let admin = client(&url).await;
+    let name = format!("loupe_it_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    let (base, _) = url.rsplit_once('/').expect("url has a database");
+    let dsn = format!("{base}/{name}");
+    let db = client(&dsn).await;
+    db.batch_execute(loupe_dify::ddl::DIFY_1_14_1)
+        .await
+        .expect("dify ddl");
+    let run = uuid::Uuid::new_v4().to_string();
+    let at = "((now() AT TIME ZONE 'UTC') - interval '3 days')";
+    db.batch_execute(&format!(
+        "INSERT INTO apps (id, tenant_id, name, mode) VALUES ('{APP}', '{TENANT}', 'Shop', 'workflow');
+         INSERT INTO end_users (id, tenant_id, app_id, type, session_id, external_user_id)
+           VALUES ('{END_USER}', '{TENANT}', '{APP}', 'service-api', 'user-1', 'ext-1');"
+    ))
+    .await
+    .expect("seed app");
+    for (i, node) in ["start", "llm"].iter().enumerate() {
+        db.batch_execute(&format!(
+            "INSERT INTO workflow_node_executions (id, tenant_id, app_id, workflow_id, triggered_from,
+               workflow_run_id, index, predecessor_node_id, node_execution_id, node_id, node_type, title,
+               inputs, process_data, outputs, status, error, elapsed_time, execution_metadata,
+               created_at, created_by_role, created_by, finished_at)
+             VALUES (gen_random_uuid(), '{TENANT}', '{APP}', '{WORKFLOW}', 'workflow-run', '{run}', {i},
+               NULL, NULL, 'node-{node}', '{node}', '{node}', '{{}}', NULL, '{{}}', 'succeeded', NULL,
+               0.001, NULL, {at}, 'end_user', '{END_USER}', {at} + interval '1 millisecond')"
+        ))
+        .await
+        .expect("insert node");
+    }
+    db.batch_execute(&format!(
+        "INSERT INTO workflow_runs (id, tenant_id, app_id, workflow_id, type, triggered_from, version,
+           graph, inputs, status, outputs, error, elapsed_time, total_tokens, total_steps,
+           created_by_role, created_by, created_at, finished_at, exceptions_count)
+         VALUES ('{run}', '{TENANT}', '{APP}', '{WORKFLOW}', 'workflow', 'app-run', 'v1',
+           '{{}}', '{{\"category\": \"phone\"}}', 'succeeded', '{{}}', NULL, 0.087, 0, 2,
+           'end_user', '{END_USER}', {at}, {at} + interval '87 milliseconds', 0)"
+    ))
+    .await
+    .expect("insert run");
+    (dsn, db, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_syncs_into_its_project_and_cleanup_verifies_through_the_running_server() {
+    let (dsn, db, run) = dify_database().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("loupe.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nretention_days = 0\n\n[dify]\ndsn = \"{dsn}\"\nproject = \"shop\"\ninterval = \"1s\"\n\n\
+             [[tags]]\nname = \"category\"\nfrom = \"input\"\n"
+        ),
+    )
+    .expect("config");
+    let server = Server::start_with_config(&data, &[], Some(&config)).await;
+
+    // The run arrives in project `shop`, tagged, every node with it.
+    let path = format!("/api/v1/traces/{run}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let spans = loop {
+        let (status, body) = server.get_json_as(&path, "shop").await;
+        if status == 200 {
+            break body["spans"].as_array().cloned().unwrap_or_default();
+        }
+        assert!(Instant::now() < deadline, "run not synced: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(spans.len(), 3, "the run and its two nodes");
+    for s in &spans {
+        assert_eq!(s["tags"]["category"], "phone", "{s}");
+    }
+    let (status, _) = server.get_json_as(&path, "default").await;
+    assert_eq!(status, 404, "not in the default project");
+
+    // Cleanup beside the running server.
+    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args([
+            "dify",
+            "cleanup",
+            "--dsn",
+            &dsn,
+            "--older-than",
+            "1d",
+            "--json",
+        ])
+        .args(["--server", &server.http])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("loupe dify cleanup");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("verifying through its API"), "{stderr}");
+    let left: i64 = db
+        .query_one("SELECT count(*) FROM workflow_runs", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(
+        left,
+        0,
+        "the verified run was deleted: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let nodes: i64 = db
+        .query_one("SELECT count(*) FROM workflow_node_executions", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(nodes, 0);
+    server.stop();
+}
