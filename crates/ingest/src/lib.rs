@@ -7,5 +7,8 @@
 #![warn(missing_docs)]
 
 pub mod langfuse;
+mod limits;
 pub mod otlp;
+
+pub use limits::{IngestLimits, OverLimit};
 pub mod pipeline;
