@@ -33,6 +33,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// The embedded store.
     pub store: StoreConfig,
+    /// `[ingest]`: caps on one request and the accepted span times.
+    pub ingest: loupe_ingest::IngestLimits,
     /// Business-tag extraction rules (`[[tags]]`), applied to every span.
     pub tags: Vec<TagRuleConfig>,
     /// API keys and the auth policy.
@@ -115,6 +117,7 @@ impl Config {
             bail!("store.max_unflushed_bytes must be at least store.memtable_bytes");
         }
         self.store.validate().map_err(anyhow::Error::msg)?;
+        self.ingest.validate().map_err(anyhow::Error::msg)?;
         loupe_normalise::tags::TagRules::new(&self.tags)?;
         if self.metrics.max_series_per_app == 0 {
             bail!("metrics.max_series_per_app must be greater than 0");
