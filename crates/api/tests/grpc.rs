@@ -94,7 +94,7 @@ async fn status(response: http::Response<tonic::body::Body>) -> (i32, String) {
         let message = h
             .get("grpc-message")
             .and_then(|v| v.to_str().ok())
-            .map(|m| percent_decode(m))
+            .map(percent_decode)
             .unwrap_or_default();
         Some((code, message))
     };
