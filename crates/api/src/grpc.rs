@@ -45,8 +45,9 @@ pub struct TraceService {
     state: AppState,
 }
 
-/// Builds the gRPC trace service; messages are bounded by
-/// `max_decompressed_bytes` after gzip and by the `[ingest]` caps.
+/// Builds the gRPC trace service; a message is bounded by `max_body_bytes`
+/// (as sent and after gzip: tonic stops inflating at it) and by the
+/// `[ingest]` caps.
 pub fn trace_service(state: AppState) -> TraceService {
     TraceService { state }
 }
@@ -99,7 +100,7 @@ where
             };
             let mut grpc = Grpc::new(codec)
                 .apply_compression_config(accept, EnabledCompressionEncodings::default())
-                .apply_max_message_size_config(Some(state.config.max_decompressed_bytes), None);
+                .apply_max_message_size_config(Some(state.config.max_body_bytes), None);
             let response = grpc.unary(Export { state, project }, req).await;
             drop(slot);
             Ok(response)
