@@ -43,7 +43,7 @@ pub fn decode_request(
         Encoding::Protobuf => decode_protobuf(bytes, limits).map(Decoded::from),
         Encoding::Json => {
             scan::json(bytes, limits)?;
-            super::json::decode(bytes)
+            super::json::decode(bytes, limits)
         }
     }
 }

@@ -13,8 +13,10 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{DecodeError, Decoded};
 use loupe_normalise::ItemError;
+
+use super::{DecodeError, Decoded};
+use crate::{IngestLimits, OverLimit};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -46,9 +48,23 @@ struct RawScopeSpans<'a> {
 }
 
 /// Decodes an OTLP/JSON body; spans that do not decode are rejected one by
-/// one.
-pub(super) fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+/// one. Each span gets a copy of its resource's attributes, so the copies
+/// are counted against `max_elements_per_request` before any span is built
+/// (the protobuf wire scan counts the same product).
+pub(super) fn decode(bytes: &[u8], limits: &IngestLimits) -> Result<Decoded, DecodeError> {
     let raw: RawRequest<'_> = serde_json::from_slice(bytes).map_err(super::decode::json_error)?;
+    let copies = raw.resource_spans.iter().fold(0usize, |sum, rs| {
+        let attributes = rs.resource.as_ref().map_or(0, |r| r.attributes.len());
+        let spans: usize = rs.scope_spans.iter().map(|ss| ss.spans.len()).sum();
+        sum.saturating_add(attributes.saturating_mul(spans))
+    });
+    if copies > limits.max_elements_per_request {
+        return Err(DecodeError::OverLimit(OverLimit {
+            what: "resource attributes copied onto each span of the request",
+            setting: "max_elements_per_request",
+            limit: limits.max_elements_per_request,
+        }));
+    }
     let mut rejected = Vec::new();
     let mut positions = Vec::with_capacity(raw.resource_spans.len());
     let mut resource_spans = Vec::with_capacity(raw.resource_spans.len());

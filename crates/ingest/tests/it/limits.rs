@@ -136,6 +136,24 @@ fn a_json_body_of_empty_spans_is_counted_not_built() {
     )
     .expect_err("refused");
     assert_eq!(over(err).setting, "max_elements_per_request");
+    // A resource's attributes are copied onto each of its spans: 100
+    // attributes over 20,000 spans is two million copies.
+    let attrs = vec![r#"{"key":"k","value":{"stringValue":"v"}}"#; 100].join(",");
+    let spans = vec!["{}"; 20_000].join(",");
+    let body = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{attrs}]}},"scopeSpans":[{{"spans":[{spans}]}}]}}]}}"#
+    );
+    let err = decode_request(
+        body.as_bytes(),
+        Encoding::Json,
+        false,
+        MAX_DECOMPRESSED,
+        &IngestLimits::default(),
+    )
+    .expect_err("refused");
+    let over = over(err);
+    assert_eq!(over.setting, "max_elements_per_request");
+    assert!(over.what.contains("resource attributes"), "{over}");
 }
 
 #[test]
