@@ -43,6 +43,8 @@ pub struct ApiConfig {
     /// Rows in one JSON answer at most (default 100,000; exports are not
     /// capped).
     pub query_max_rows: usize,
+    /// `[ingest]`: element caps, per-span caps and the span time window.
+    pub ingest: loupe_ingest::IngestLimits,
 }
 
 impl Default for ApiConfig {
@@ -53,6 +55,7 @@ impl Default for ApiConfig {
             query_timeout: std::time::Duration::from_secs(30),
             query_memory_bytes: 512 << 20,
             query_max_rows: 100_000,
+            ingest: loupe_ingest::IngestLimits::default(),
         }
     }
 }

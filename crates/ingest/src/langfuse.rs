@@ -28,6 +28,9 @@ use std::collections::{HashMap, HashSet};
 use loupe_model::Span;
 use loupe_normalise::langfuse::{Event, EventType, normalise, parse_time};
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::IngestLimits;
 
 #[cfg(test)]
 mod tests;
@@ -55,6 +58,16 @@ pub enum BatchError {
     /// The JSON is not `{"batch": [...]}`.
     #[error("body must be a JSON object with a \"batch\" array of events")]
     NotABatch,
+    /// More events than `ingest.max_events_per_batch` (HTTP 413).
+    #[error(
+        "the batch has {events} events, more than ingest.max_events_per_batch = {limit}; send smaller batches"
+    )]
+    TooManyEvents {
+        /// Events in the batch.
+        events: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Why one event was not stored: the entry of `errors[]` in the reply.
@@ -101,22 +114,69 @@ struct Valid<'a> {
     event: Event<'a>,
 }
 
-/// Parses and maps a batch body for `project`. Never panics on input.
+/// Parses and maps a batch body for `project` with the default
+/// [`IngestLimits`] and no time window (see [`prepare_with`]).
 pub fn prepare(project: &str, body: &[u8]) -> Result<Prepared, BatchError> {
-    let root: Value = serde_json::from_slice(body).map_err(|e| BatchError::Json {
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
+    prepare_with(project, body, &IngestLimits::default(), None)
+}
+
+/// The batch as raw event texts (slices of the body: nothing is built per
+/// event until the count is known to be under the cap).
+#[derive(serde::Deserialize)]
+struct RawBatch<'a> {
+    #[serde(borrow)]
+    batch: Option<Vec<&'a RawValue>>,
+}
+
+/// Parses and maps a batch body for `project`. Never panics on input.
+///
+/// A batch of more than `limits.max_events_per_batch` events is refused
+/// whole ([`BatchError::TooManyEvents`], 413) before any event is parsed.
+/// Each event is parsed on its own, so one that is not valid JSON (a lone
+/// surrogate `"\ud800"`) fails only itself. Given a clock `now_ns`, an
+/// event whose span times fall outside the accepted window fails too.
+pub fn prepare_with(
+    project: &str,
+    body: &[u8],
+    limits: &IngestLimits,
+    now_ns: Option<i64>,
+) -> Result<Prepared, BatchError> {
+    let raw: RawBatch<'_> = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            return BatchError::NotABatch;
+        }
+        BatchError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        }
     })?;
-    let batch = root
-        .get("batch")
-        .and_then(Value::as_array)
-        .ok_or(BatchError::NotABatch)?;
+    let batch = raw.batch.ok_or(BatchError::NotABatch)?;
+    if batch.len() > limits.max_events_per_batch {
+        return Err(BatchError::TooManyEvents {
+            events: batch.len(),
+            limit: limits.max_events_per_batch,
+        });
+    }
+    let parsed: Vec<Result<Value, String>> = batch
+        .iter()
+        .map(|text| serde_json::from_str(text.get()).map_err(|e| e.to_string()))
+        .collect();
 
     let mut results: Vec<EventResult> = Vec::with_capacity(batch.len());
     let mut seen: HashSet<&str> = HashSet::new();
     let mut valid: Vec<Valid<'_>> = Vec::with_capacity(batch.len());
-    for (index, raw) in batch.iter().enumerate() {
+    for (index, raw) in parsed.iter().enumerate() {
+        let raw = match raw {
+            Ok(raw) => raw,
+            Err(e) => {
+                results.push(EventResult {
+                    id: format!("batch[{index}]"),
+                    outcome: Err(EventError::invalid(format!("not valid JSON: {e}"))),
+                });
+                continue;
+            }
+        };
         let id = raw.get("id").and_then(Value::as_str);
         if let Some(id) = id
             && !seen.insert(id)
@@ -151,7 +211,15 @@ pub fn prepare(project: &str, body: &[u8]) -> Result<Prepared, BatchError> {
     let mut by_id: HashMap<String, usize> = HashMap::new();
     let mut failed: Vec<(usize, EventError)> = Vec::new();
     for v in &valid {
-        match normalise(project, &v.event) {
+        let mapped = normalise(project, &v.event)
+            .map_err(|e| e.to_string())
+            .and_then(
+                |mapped| match now_ns.and_then(|now| out_of_window(&mapped, limits, now)) {
+                    Some(problem) => Err(problem),
+                    None => Ok(mapped),
+                },
+            );
+        match mapped {
             Ok(mapped) => {
                 for span in mapped {
                     match by_id.get(&span.span_id) {
@@ -165,7 +233,7 @@ pub fn prepare(project: &str, body: &[u8]) -> Result<Prepared, BatchError> {
             }
             Err(e) => {
                 if let Some(&i) = position.get(v.event.id) {
-                    failed.push((i, EventError::invalid(e.to_string())));
+                    failed.push((i, EventError::invalid(e)));
                 }
             }
         }
@@ -174,6 +242,20 @@ pub fn prepare(project: &str, body: &[u8]) -> Result<Prepared, BatchError> {
         results[i].outcome = Err(error);
     }
     Ok(Prepared { spans, results })
+}
+
+/// The first span time of an event outside the accepted window.
+fn out_of_window(spans: &[Span], limits: &IngestLimits, now_ns: i64) -> Option<String> {
+    spans.iter().find_map(|span| {
+        [("startTime", span.start_time), ("endTime", span.end_time)]
+            .into_iter()
+            .find_map(|(field, at)| {
+                Some(format!(
+                    "body.{field}: {}",
+                    limits.time_problem(at?, now_ns)?
+                ))
+            })
+    })
 }
 
 /// Validates the envelope of one event.

@@ -8,4 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod langfuse;
+mod limits;
 pub mod otlp;
+
+pub use limits::{IngestLimits, OverLimit};

@@ -33,6 +33,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// The embedded store.
     pub store: StoreConfig,
+    /// `[ingest]`: caps on one request and the accepted span times.
+    pub ingest: loupe_ingest::IngestLimits,
     /// Business-tag extraction rules (`[[tags]]`), applied to every span.
     pub tags: Vec<TagRuleConfig>,
     /// API keys and the auth policy.
@@ -114,6 +116,8 @@ impl Config {
         if self.store.max_unflushed_bytes < self.store.memtable_bytes {
             bail!("store.max_unflushed_bytes must be at least store.memtable_bytes");
         }
+        self.store.validate().map_err(anyhow::Error::msg)?;
+        self.ingest.validate().map_err(anyhow::Error::msg)?;
         loupe_normalise::tags::TagRules::new(&self.tags)?;
         if self.metrics.max_series_per_app == 0 {
             bail!("metrics.max_series_per_app must be greater than 0");
@@ -151,6 +155,16 @@ mod tests {
         let err = toml::from_str::<Config>("[server]\nhttp_adr = \"1.2.3.4:5\"\n")
             .expect_err("unknown key rejected");
         assert!(err.to_string().contains("http_adr"), "{err}");
+    }
+
+    #[test]
+    fn an_absurd_retention_is_refused_with_the_fix() {
+        let config: Config = toml::from_str("[store]\nretention_days = 999999\n").expect("parse");
+        let err = config.validate().expect_err("refused").to_string();
+        assert!(
+            err.contains("retention_days") && err.contains("use 0"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -80,6 +80,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             max_decompressed_bytes: config.server.max_decompressed_bytes,
             query_timeout: config.server.query_timeout,
             query_memory_bytes: config.server.query_memory_bytes,
+            ingest: config.ingest.clone(),
             ..ApiConfig::default()
         }),
         ready: Arc::new(AtomicBool::new(false)),

@@ -61,7 +61,7 @@ pub struct RollupConfig {
     /// Default 10,000.
     pub max_series_per_app: usize,
     /// Minutes of per-minute rollups kept in memory, counted back from the
-    /// newest minute seen. Default 180.
+    /// newest minute seen or the wall clock, whichever is earlier. Default 180.
     pub minutes_kept: usize,
 }
 
@@ -222,6 +222,14 @@ fn contribution(span: &Span, labels: &[String]) -> Contribution {
     }
 }
 
+/// The wall clock's minute (ns since the epoch / 60 s).
+fn wall_minute() -> i64 {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    ns.div_euclid(MINUTE_NS)
+}
+
 /// The rollup state: cumulative series (since the data directory was
 /// created) and recent per-minute series, plus self-metric counters.
 #[derive(Debug, Clone, Default)]
@@ -330,8 +338,20 @@ impl Rollups {
             return;
         }
         let Some(minute) = c.minute else { return };
-        let newest = self.minutes.keys().next_back().copied().unwrap_or(minute);
-        let oldest_kept = newest.max(minute) - self.config.minutes_kept as i64 + 1;
+        // The window of kept minutes ends at the newest minute seen, but
+        // never later than the wall clock: one span dated in the future
+        // (2255, or hours ahead by a timezone bug) used to move the window
+        // there, dropping every current minute, so alert windows read no
+        // data and firing alerts resolved (issue 14).
+        let newest = self
+            .minutes
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(minute)
+            .max(minute)
+            .min(wall_minute());
+        let oldest_kept = newest - self.config.minutes_kept as i64 + 1;
         if minute < oldest_kept {
             return;
         }
@@ -350,6 +370,17 @@ impl Rollups {
             .is_some_and(|(m, _)| *m < oldest_kept)
         {
             self.minutes.pop_first();
+        }
+        // Minutes past the clock wait for it; at most `minutes_kept` of
+        // them are held (the farthest go first), so future-dated spans
+        // cannot grow the map without bound.
+        while self.minutes.len() > 2 * self.config.minutes_kept
+            && self
+                .minutes
+                .last_key_value()
+                .is_some_and(|(m, _)| *m > newest)
+        {
+            self.minutes.pop_last();
         }
     }
 

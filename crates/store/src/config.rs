@@ -110,10 +110,112 @@ impl StoreConfig {
 
     /// Start (ns) of the UTC day that holds `now_ns` minus the project's
     /// retention: whole days before it are dropped (parts, hour rollups).
-    /// `None` when the project keeps everything.
+    /// `None` when the project keeps everything: retention 0, or one so
+    /// long that the cutoff falls before the earliest representable instant
+    /// (`retention_days = 999999`, a natural "forever"; unchecked, that
+    /// product overflowed into a cutoff in the future and the first
+    /// maintenance pass dropped every part).
     pub fn retention_cutoff_day_ns(&self, project: &str, now_ns: i64) -> Option<i64> {
         const DAY_NS: i64 = 86_400 * 1_000_000_000;
         let days = i64::from(self.retention_for(project));
-        (days > 0).then(|| (now_ns - days * DAY_NS).div_euclid(DAY_NS) * DAY_NS)
+        if days == 0 {
+            return None;
+        }
+        let cutoff = now_ns.checked_sub(days.checked_mul(DAY_NS)?)?;
+        // The start of the cutoff's UTC day, which is never after it.
+        cutoff.checked_sub(cutoff.rem_euclid(DAY_NS))
+    }
+
+    /// Checks values no deployment means: a retention longer than
+    /// [`MAX_RETENTION_DAYS`] (0 is the way to say "forever").
+    pub fn validate(&self) -> Result<(), String> {
+        let too_long = |days: u32| days > MAX_RETENTION_DAYS;
+        if too_long(self.retention_days) {
+            return Err(format!(
+                "store.retention_days = {} is more than {MAX_RETENTION_DAYS} days (100 years); use 0 to keep data forever",
+                self.retention_days
+            ));
+        }
+        for (project, days) in &self.retention_days_by_project {
+            if too_long(*days) {
+                return Err(format!(
+                    "store.retention_days_by_project.{project} = {days} is more than {MAX_RETENTION_DAYS} days (100 years); use 0 to keep data forever"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Longest retention [`StoreConfig::validate`] accepts, in days (100
+/// years); 0 keeps data forever.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY_NS: i64 = 86_400 * 1_000_000_000;
+    /// 2026-12-04T14:00:00Z.
+    const NOW: i64 = 1_796_392_800 * 1_000_000_000;
+
+    fn with_days(days: u32) -> StoreConfig {
+        StoreConfig {
+            retention_days: days,
+            ..StoreConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_huge_retention_keeps_today_instead_of_overflowing() {
+        // Regression (issue 14): 999999 days overflowed `days * DAY_NS`
+        // and the cutoff landed after today, so everything was dropped.
+        for days in [999_999, u32::MAX] {
+            assert_eq!(
+                with_days(days).retention_cutoff_day_ns("p", NOW),
+                None,
+                "{days}"
+            );
+        }
+        // Long but representable: a cutoff far in the past, never after now.
+        let cutoff = with_days(100_000).retention_cutoff_day_ns("p", NOW);
+        assert!(
+            cutoff.is_some_and(|c| c <= NOW - 100_000 * DAY_NS),
+            "{cutoff:?}"
+        );
+    }
+
+    #[test]
+    fn cutoff_is_the_start_of_the_day_retention_days_ago() {
+        let today = NOW - NOW.rem_euclid(DAY_NS);
+        assert_eq!(
+            with_days(1).retention_cutoff_day_ns("p", NOW),
+            Some(today - DAY_NS)
+        );
+        assert_eq!(
+            with_days(30).retention_cutoff_day_ns("p", NOW),
+            Some(today - 30 * DAY_NS)
+        );
+        assert_eq!(with_days(0).retention_cutoff_day_ns("p", NOW), None);
+        // Before 1970 the day start still rounds down.
+        assert_eq!(
+            with_days(1).retention_cutoff_day_ns("p", -1),
+            Some(-2 * DAY_NS)
+        );
+    }
+
+    #[test]
+    fn validate_names_an_absurd_retention() {
+        assert!(with_days(36_500).validate().is_ok());
+        let err = with_days(999_999).validate().expect_err("refused");
+        assert!(
+            err.contains("store.retention_days") && err.contains("use 0"),
+            "{err}"
+        );
+        let mut cfg = with_days(30);
+        cfg.retention_days_by_project
+            .insert("shop".into(), 1_000_000);
+        let err = cfg.validate().expect_err("refused");
+        assert!(err.contains("retention_days_by_project.shop"), "{err}");
     }
 }

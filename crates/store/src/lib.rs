@@ -47,10 +47,10 @@ mod timelines;
 mod wal;
 mod write;
 
-pub use config::{Durability, StoreConfig};
+pub use config::{Durability, MAX_RETENTION_DAYS, StoreConfig};
 pub use convert::Row;
 pub use maintenance::MaintenanceReport;
-pub use query::ScanCounter;
+pub use query::{MAX_SQL_BYTES, MAX_SQL_EXPR_DEPTH, ScanCounter};
 pub use read::SPANS_TABLE;
 pub use table::SpansTable;
 

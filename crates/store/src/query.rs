@@ -42,6 +42,9 @@ use crate::{Error, SpansTable, Store};
 mod compile;
 mod rollup;
 mod sql;
+mod sql_guard;
+pub use sql::MAX_SQL_BYTES;
+pub use sql_guard::MAX_SQL_EXPR_DEPTH;
 
 #[cfg(test)]
 mod tests;

@@ -234,6 +234,33 @@ async fn retention_drops_only_whole_old_days() {
     assert_eq!(ids, ["edge", "new"]);
 }
 
+/// Regression (issue 14): `retention_days = 999999` overflowed the cutoff
+/// arithmetic and the first maintenance pass deleted every part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_retention_keeps_every_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path());
+    cfg.retention_days = 999_999;
+    cfg.compaction_min_parts = 100;
+    let store = Store::open(cfg, loupe_rollup::RollupConfig::default()).expect("open");
+    let now = T0 + 30 * DAY_NS;
+    for (id, at) in [("old", now - 20 * DAY_NS), ("today", now)] {
+        store
+            .append(vec![node(id, id, None, at)])
+            .await
+            .expect("append");
+    }
+    store.flush_all().await.expect("flush");
+    let report = store.maintain_at(now).await.expect("maintain");
+    assert_eq!(report.expired_parts, 0);
+    let ids: Vec<_> = spans_of(&store, "true")
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(ids, ["old", "today"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_preserves_every_row_and_the_trace_api_finds_runs_by_id() {
     let dir = tempfile::tempdir().expect("tempdir");

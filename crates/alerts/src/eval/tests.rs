@@ -442,3 +442,35 @@ fn a_firing_alert_repeats_to_channels_at_repeat_interval_but_not_its_actions() {
     assert_eq!(ev.evaluate(&never, &roll, T0).len(), 1);
     assert!(ev.evaluate(&never, &roll, T0 + 25 * MIN).is_empty());
 }
+
+/// Issue 14: one span dated 2255 (or hours ahead) moved the per-minute
+/// rollups' window into the future, so a firing alert read no data and
+/// resolved, and stayed silent after more traffic.
+#[test]
+fn a_far_future_span_does_not_resolve_a_firing_alert() {
+    let rules = [rule(
+        "name='wf-fail'\nmetric='failure_rate'\nthreshold='5%'\nwindow='10m'\nfilters={span_kind='workflow'}",
+    )];
+    let mut roll = Rollups::new(RollupConfig::default());
+    workflows(&mut roll, "a", T0 - 1000, 8, 2, "phone");
+    let mut ev = eval();
+    let fired = ev.evaluate(&rules, &roll, T0);
+    assert_eq!(states(&fired), vec![(NoticeState::Firing, "-".into())]);
+    // 2255-01-01 and eight hours ahead of the evaluation clock.
+    for (id, at_ms) in [("far", 8_993_721_600_000), ("tz", T0 + 8 * 60 * MIN)] {
+        roll.apply(
+            None,
+            &span(id, SpanKind::Workflow, "", true, at_ms, 100, "phone"),
+        );
+    }
+    workflows(&mut roll, "b", T0 + MIN, 8, 2, "phone");
+    let later = ev.evaluate(&rules, &roll, T0 + 2 * MIN);
+    assert!(
+        later.is_empty(),
+        "still firing, nothing resolved: {later:?}"
+    );
+    assert_eq!(
+        ev.state.alerts.values().next().map(|e| e.phase),
+        Some(Phase::Firing)
+    );
+}

@@ -25,7 +25,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use loupe_ingest::langfuse::{MAX_BODY_BYTES, prepare};
+use loupe_ingest::langfuse::{BatchError, MAX_BODY_BYTES, prepare_with};
+use loupe_ingest::otlp::now_ns;
 use serde_json::{Value, json};
 
 use crate::auth::Project;
@@ -61,8 +62,24 @@ async fn ingestion(
         }
     })?;
     let _slot = state.ingest_gate.admit().await?;
-    let prepared =
-        prepare(project.as_str(), &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let config = state.config.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        prepare_with(project.as_str(), &body, &config.ingest, Some(now_ns()))
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "langfuse prepare task failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the Loupe server log",
+        )
+    })?
+    .map_err(|e| match e {
+        BatchError::TooManyEvents { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        other => ApiError::bad_request(other.to_string()),
+    })?;
     let stored = prepared.spans.len();
     state.pipeline.write(prepared.spans).await?;
     let mut successes = Vec::new();
@@ -78,7 +95,12 @@ async fn ingestion(
             })),
         }
     }
-    tracing::debug!(%project, stored, events = successes.len(), rejected = errors.len(), "langfuse ingestion");
+    tracing::debug!(
+        stored,
+        events = successes.len(),
+        rejected = errors.len(),
+        "langfuse ingestion"
+    );
     Ok((
         StatusCode::MULTI_STATUS,
         Json(json!({ "successes": successes, "errors": errors })),

@@ -4,8 +4,11 @@
 //! `partial_success` naming how many spans were rejected and why when some
 //! spans were invalid (the valid ones are stored). Errors: 415 for a content
 //! type or encoding other than protobuf/JSON and identity/gzip, 400 for a
-//! body that does not decode, 413 over the size limits, 503 + Retry-After
-//! when the store is over budget.
+//! body that does not decode, 413 over the size limits and the `[ingest]`
+//! element caps (checked before the body is decoded), 503 + Retry-After
+//! when the store is over budget. An OTLP/JSON span that does not decode,
+//! and a span over the per-span caps or outside the time window, is
+//! rejected alone (partial success).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,7 +17,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use loupe_ingest::otlp::{DecodeError, Encoding, decode_request, normalise_request};
+use loupe_ingest::otlp::{DecodeError, Encoding, decode_request, normalise_with, now_ns};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
@@ -96,20 +99,44 @@ async fn export(
     let (encoding, gzip) = encoding(&headers)?;
     let body = body.map_err(|r| body_error(&state, r))?;
     let _slot = state.ingest_gate.admit().await?;
-    let request = decode_request(&body, encoding, gzip, state.config.max_decompressed_bytes)
-        .map_err(|e| match e {
-            DecodeError::TooLarge { .. } => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
-            }
-            other => ApiError::bad_request(other.to_string()),
-        })?;
-    let normalised = normalise_request(project.as_str(), request);
+    // Inflating, counting and decoding are CPU work: off the async workers,
+    // bounded in number by the ingest slot held above.
+    let config = state.config.clone();
+    let normalised = tokio::task::spawn_blocking(move || {
+        let decoded = decode_request(
+            &body,
+            encoding,
+            gzip,
+            config.max_decompressed_bytes,
+            &config.ingest,
+        )?;
+        Ok::<_, DecodeError>(normalise_with(
+            project.as_str(),
+            decoded,
+            &config.ingest,
+            Some(now_ns()),
+        ))
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "otlp decode task failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the Loupe server log",
+        )
+    })?
+    .map_err(|e| match e {
+        DecodeError::TooLarge { .. } | DecodeError::OverLimit(_) => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        other => ApiError::bad_request(other.to_string()),
+    })?;
     let stored = normalised.spans.len();
     state.pipeline.write(normalised.spans).await?;
     let response = ExportTraceServiceResponse {
         partial_success: partial_success(&normalised.rejected),
     };
-    tracing::debug!(%project, stored, rejected = normalised.rejected.len(), "otlp export");
+    tracing::debug!(stored, rejected = normalised.rejected.len(), "otlp export");
     Ok(match encoding {
         Encoding::Protobuf => (
             [(header::CONTENT_TYPE, "application/x-protobuf")],

@@ -404,3 +404,80 @@ fn envelope_errors_reject_the_request() {
     let empty = prepare("p", br#"{"batch": []}"#).expect("empty batch");
     assert!(empty.spans.is_empty() && empty.results.is_empty());
 }
+
+/// Issue 14: one lone surrogate used to reject the whole batch.
+#[test]
+fn a_lone_surrogate_costs_only_its_event() {
+    let good = |id: &str| {
+        serde_json::to_string(&event(
+            id,
+            "trace-create",
+            "2026-01-01T00:00:00Z",
+            json!({"id": id, "name": "ok"}),
+        ))
+        .expect("encode")
+    };
+    let bad = r#"{"id":"bad","type":"trace-create","timestamp":"2026-01-01T00:00:00Z","body":{"id":"b","name":"\ud800"}}"#;
+    let body = format!(r#"{{"batch":[{},{bad},{}]}}"#, good("a"), good("c"));
+    let prepared = prepare("p", body.as_bytes()).expect("the batch is read");
+    let ids: Vec<_> = prepared.spans.iter().map(|s| s.span_id.as_str()).collect();
+    assert_eq!(ids, ["a", "c"]);
+    assert_eq!(prepared.results[1].id, "batch[1]");
+    let error = prepared.results[1].outcome.as_ref().expect_err("bad event");
+    assert!(error.error.contains("not valid JSON"), "{}", error.error);
+}
+
+#[test]
+fn a_batch_over_the_event_cap_is_refused_before_parsing_events() {
+    let limits = IngestLimits {
+        max_events_per_batch: 100,
+        ..IngestLimits::default()
+    };
+    let body = format!(r#"{{"batch":[{}]}}"#, vec!["{}"; 101].join(","));
+    match prepare_with("p", body.as_bytes(), &limits, None) {
+        Err(
+            e @ BatchError::TooManyEvents {
+                events: 101,
+                limit: 100,
+            },
+        ) => {
+            assert!(
+                e.to_string().contains("ingest.max_events_per_batch = 100"),
+                "{e}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let body = format!(r#"{{"batch":[{}]}}"#, vec!["{}"; 100].join(","));
+    let prepared = prepare_with("p", body.as_bytes(), &limits, None).expect("at the cap");
+    assert_eq!(prepared.results.len(), 100);
+}
+
+#[test]
+fn events_outside_the_time_window_fail_alone() {
+    let now = 1_767_225_600 * SEC; // 2026-01-01T00:00:00Z
+    let body = batch(vec![
+        event(
+            "now",
+            "span-create",
+            "2026-01-01T00:00:00Z",
+            json!({"id": "s1", "traceId": "t", "startTime": "2026-01-01T00:00:00Z"}),
+        ),
+        event(
+            "future",
+            "span-create",
+            "2026-01-01T00:00:00Z",
+            json!({"id": "s2", "traceId": "t", "startTime": "2255-01-01T00:00:00Z"}),
+        ),
+    ]);
+    let prepared = prepare_with("p", &body, &IngestLimits::default(), Some(now)).expect("batch");
+    let ids: Vec<_> = prepared.spans.iter().map(|s| s.span_id.as_str()).collect();
+    assert_eq!(ids, ["s1"]);
+    let error = prepared.results[1].outcome.as_ref().expect_err("future");
+    assert!(error.error.contains("body.startTime"), "{}", error.error);
+    assert!(
+        error.error.contains("ingest.max_future_skew"),
+        "{}",
+        error.error
+    );
+}

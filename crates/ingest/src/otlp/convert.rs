@@ -10,8 +10,12 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{Span as ProtoSpan, span, status};
 
 /// Every span of the request, in order, with its path
-/// (`resourceSpans[r].scopeSpans[s].spans[i]`).
-pub(super) fn spans(request: ExportTraceServiceRequest) -> Vec<(String, OtelSpan)> {
+/// (`resourceSpans[r].scopeSpans[s].spans[i]`, `i` as `index(r, s, i)`
+/// gives it: the span's position as sent, when some were dropped).
+pub(super) fn spans(
+    request: ExportTraceServiceRequest,
+    index: impl Fn(usize, usize, usize) -> usize,
+) -> Vec<(String, OtelSpan)> {
     let mut out = Vec::new();
     for (r, resource_spans) in request.resource_spans.into_iter().enumerate() {
         let resource = resource_spans
@@ -28,6 +32,7 @@ pub(super) fn spans(request: ExportTraceServiceRequest) -> Vec<(String, OtelSpan
                 otel.resource_attributes = resource.clone();
                 otel.scope_name = scope_name.clone();
                 otel.scope_version = scope_version.clone();
+                let i = index(r, s, i);
                 out.push((
                     format!("resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"),
                     otel,

@@ -1,5 +1,5 @@
-//! Request body → [`ExportTraceServiceRequest`]: gzip with a size bound,
-//! then protobuf or OTLP/JSON.
+//! Request body → [`Decoded`]: gzip with a size bound, the element caps
+//! counted on the bytes ([`super::scan`]), then protobuf or OTLP/JSON.
 
 use std::io::Read as _;
 
@@ -7,21 +7,27 @@ use flate2::read::MultiGzDecoder;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 
-use super::{DecodeError, Encoding};
+use super::{DecodeError, Decoded, Encoding, scan};
+use crate::IngestLimits;
 
 /// Decodes an `ExportTraceServiceRequest` body.
 ///
 /// `gzip` says the body is gzip-compressed (`Content-Encoding: gzip`).
 /// `max_decompressed` bounds the bytes handed to the decoder: the gzip output
 /// (a zip-bomb guard: inflation stops one byte past the limit), or the body
-/// itself when it is not compressed. Errors name the problem; invalid UTF-8
-/// in protobuf strings is a [`DecodeError::Protobuf`]. Never panics.
+/// itself when it is not compressed. `limits` bounds the elements before
+/// any is built ([`DecodeError::OverLimit`]). Errors name the problem;
+/// invalid UTF-8 in protobuf strings is a [`DecodeError::Protobuf`]. An
+/// OTLP/JSON span that does not decode is rejected alone (in
+/// [`Decoded::rejected`]); a protobuf body decodes whole or not at all.
+/// Never panics.
 pub fn decode_request(
     body: &[u8],
     encoding: Encoding,
     gzip: bool,
     max_decompressed: usize,
-) -> Result<ExportTraceServiceRequest, DecodeError> {
+    limits: &IngestLimits,
+) -> Result<Decoded, DecodeError> {
     let inflated;
     let bytes = if gzip {
         inflated = gunzip(body, max_decompressed)?;
@@ -34,9 +40,22 @@ pub fn decode_request(
         body
     };
     match encoding {
-        Encoding::Protobuf => Ok(ExportTraceServiceRequest::decode(bytes)?),
-        Encoding::Json => serde_json::from_slice(bytes).map_err(json_error),
+        Encoding::Protobuf => decode_protobuf(bytes, limits).map(Decoded::from),
+        Encoding::Json => {
+            scan::json(bytes, limits)?;
+            super::json::decode(bytes, limits)
+        }
     }
+}
+
+/// Decodes one protobuf message after checking it against `limits` (the
+/// gRPC codec's path too).
+pub fn decode_protobuf(
+    bytes: &[u8],
+    limits: &IngestLimits,
+) -> Result<ExportTraceServiceRequest, DecodeError> {
+    scan::protobuf(bytes, limits)?;
+    Ok(ExportTraceServiceRequest::decode(bytes)?)
 }
 
 fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
@@ -52,7 +71,7 @@ fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     Ok(out)
 }
 
-fn json_error(err: serde_json::Error) -> DecodeError {
+pub(super) fn json_error(err: serde_json::Error) -> DecodeError {
     let (line, column) = (err.line(), err.column());
     let full = err.to_string();
     let position = format!(" at line {line} column {column}");

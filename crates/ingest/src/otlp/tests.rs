@@ -4,6 +4,7 @@ use loupe_model::{SpanKind, Status};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as ProtoSpan};
 
 use super::*;
+use crate::IngestLimits;
 
 const LIMIT: usize = 1 << 20;
 
@@ -48,8 +49,14 @@ fn request(spans: Vec<ProtoSpan>) -> ExportTraceServiceRequest {
 
 #[test]
 fn otlp_json_takes_hex_ids_and_int64_as_strings_or_numbers() {
-    let request = decode_request(JSON_BODY.as_bytes(), Encoding::Json, false, LIMIT)
-        .expect("valid OTLP/JSON");
+    let request = decode_request(
+        JSON_BODY.as_bytes(),
+        Encoding::Json,
+        false,
+        LIMIT,
+        &IngestLimits::default(),
+    )
+    .expect("valid OTLP/JSON");
     let out = normalise_request("p", request);
     assert!(out.rejected.is_empty(), "{:?}", out.rejected);
     let span = &out.spans[0];
@@ -113,14 +120,27 @@ fn unknown_span_kind_and_status_codes_read_as_unspecified_and_unset() {
 
 #[test]
 fn an_uncompressed_body_over_the_limit_is_too_large() {
-    let err = decode_request(&[0; 64], Encoding::Protobuf, false, 63).expect_err("over limit");
+    let err = decode_request(
+        &[0; 64],
+        Encoding::Protobuf,
+        false,
+        63,
+        &IngestLimits::default(),
+    )
+    .expect_err("over limit");
     assert!(matches!(err, DecodeError::TooLarge { limit: 63 }), "{err}");
 }
 
 #[test]
 fn json_errors_carry_line_and_column_once() {
-    let err = decode_request(b"{\n  \"resourceSpans\": [x]", Encoding::Json, false, LIMIT)
-        .expect_err("invalid JSON");
+    let err = decode_request(
+        b"{\n  \"resourceSpans\": [x]",
+        Encoding::Json,
+        false,
+        LIMIT,
+        &IngestLimits::default(),
+    )
+    .expect_err("invalid JSON");
     let DecodeError::Json {
         line,
         column,

@@ -7,10 +7,12 @@ use std::io::Write as _;
 use base64::Engine as _;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use loupe_ingest::otlp::{Encoding, decode_request, normalise_request};
+use loupe_ingest::otlp::{Encoding, normalise_request};
 use serde_json::Value;
 
-use crate::support::{LIMIT, PROJECT, fixture, fixtures_dir, normalise_all, numbered, request};
+use crate::support::{
+    LIMIT, PROJECT, decode, fixture, fixtures_dir, normalise_all, numbered, request,
+};
 
 fn every_fixture() -> Vec<String> {
     let mut files = numbered("dify_otlp_phoenix", 1..=13);
@@ -39,7 +41,7 @@ fn otlp_json_variants_of_every_fixture_normalise_identically() {
                 "{file}: ids as hex"
             );
         }
-        let decoded = decode_request(json.as_bytes(), Encoding::Json, false, LIMIT)
+        let decoded = decode(json.as_bytes(), Encoding::Json, false, LIMIT)
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(decoded, original, "{file}: JSON round trip");
         assert_eq!(normalise_all(decoded), expected, "{file}");
@@ -51,12 +53,12 @@ fn gzip_variants_of_every_fixture_normalise_identically() {
     for file in every_fixture() {
         let body = fixture(&file);
         let expected = normalise_all(request(&file));
-        let zipped = decode_request(&gzip(&body), Encoding::Protobuf, true, LIMIT)
+        let zipped = decode(&gzip(&body), Encoding::Protobuf, true, LIMIT)
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(normalise_all(zipped), expected, "{file}: gzip protobuf");
 
         let json = serde_json::to_vec(&request(&file)).expect("serialise OTLP/JSON");
-        let zipped = decode_request(&gzip(&json), Encoding::Json, true, LIMIT)
+        let zipped = decode(&gzip(&json), Encoding::Json, true, LIMIT)
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(normalise_all(zipped), expected, "{file}: gzip JSON");
     }

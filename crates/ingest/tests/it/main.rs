@@ -7,4 +7,5 @@ mod client_sdk;
 mod dify_arize;
 mod dify_phoenix;
 mod encodings;
+mod limits;
 mod support;

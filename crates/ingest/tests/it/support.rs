@@ -3,9 +3,28 @@
 
 use std::path::PathBuf;
 
-use loupe_ingest::otlp::{Encoding, decode_request, normalise_request};
+use loupe_ingest::otlp::{Encoding, normalise_request};
 use loupe_model::{INGEST_VERSION, Span, SpanKind, Status};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+/// Decodes a body with the default `[ingest]` limits, asserting that every
+/// span decoded (tests of per-span rejection call `decode_request`).
+pub fn decode(
+    body: &[u8],
+    encoding: Encoding,
+    gzip: bool,
+    limit: usize,
+) -> Result<ExportTraceServiceRequest, loupe_ingest::otlp::DecodeError> {
+    let decoded = loupe_ingest::otlp::decode_request(
+        body,
+        encoding,
+        gzip,
+        limit,
+        &loupe_ingest::IngestLimits::default(),
+    )?;
+    assert!(decoded.rejected.is_empty(), "{:?}", decoded.rejected);
+    Ok(decoded.request)
+}
 
 /// Generous decode limit for fixtures.
 pub const LIMIT: usize = 16 << 20;
@@ -35,7 +54,7 @@ pub fn fixture(relative: &str) -> Vec<u8> {
 
 /// Decodes a protobuf fixture body.
 pub fn request(relative: &str) -> ExportTraceServiceRequest {
-    decode_request(&fixture(relative), Encoding::Protobuf, false, LIMIT)
+    decode(&fixture(relative), Encoding::Protobuf, false, LIMIT)
         .unwrap_or_else(|e| panic!("{relative} does not decode: {e}"))
 }
 

@@ -290,11 +290,49 @@ pub(crate) fn nested_run_has() -> Problem {
 }
 
 /// Checks a whole query (the JSON path; the parser checks as it goes).
+/// The text parser's size limits, for a query that did not come through
+/// it (JSON): nesting, terms and `in` values. Walks with an explicit stack,
+/// so a deep tree is measured, not recursed into.
+fn check_size(filter: &Expr) -> Result<(), Problem> {
+    use super::parser::{MAX_DEPTH, MAX_IN_VALUES, MAX_TERMS};
+    let invalid = |message: String| Problem::new(ErrorKind::Invalid, message);
+    let mut terms = 0usize;
+    let mut stack = vec![(filter, 0usize)];
+    while let Some((e, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(invalid(format!(
+                "the filter is nested more than {MAX_DEPTH} levels deep"
+            )));
+        }
+        match e {
+            Expr::And(args) | Expr::Or(args) => {
+                stack.extend(args.iter().map(|a| (a, depth + 1)));
+            }
+            Expr::Not(arg) | Expr::RunHas(arg) => stack.push((arg, depth + 1)),
+            Expr::In { values, .. } if values.len() > MAX_IN_VALUES => {
+                return Err(invalid(format!(
+                    "an `in` list has more than {MAX_IN_VALUES} values"
+                )));
+            }
+            _ => {
+                terms += 1;
+                if terms > MAX_TERMS {
+                    return Err(invalid(format!(
+                        "the filter has more than {MAX_TERMS} terms"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn check_query(q: &Query) -> Result<(), Problem> {
     if let Some(time) = &q.time {
         check_time(time)?;
     }
     if let Some(filter) = &q.filter {
+        check_size(filter)?;
         check_expr(filter, false)?;
     }
     for key in &q.group_by {

@@ -18,6 +18,16 @@ use super::values::{Literal, Value, classify, parse_timestamp};
 
 /// Parses a whole query.
 pub(crate) fn parse_query(src: &str) -> Result<Query, ParseError> {
+    if src.len() > MAX_QUERY_BYTES {
+        return Err(ParseError::new(
+            ErrorKind::Invalid,
+            MAX_QUERY_BYTES..src.len(),
+            format!(
+                "the query is {} bytes, more than the limit of {MAX_QUERY_BYTES}",
+                src.len()
+            ),
+        ));
+    }
     Parser::new(src)?.query()
 }
 
@@ -46,10 +56,23 @@ pub(crate) struct Parser {
     in_run: bool,
     /// Current nesting of `NOT` and parentheses.
     depth: usize,
+    /// Filter terms read so far (comparisons, `exists`, text searches).
+    terms: usize,
 }
 
 /// Deepest nesting of `NOT` and parentheses the parser accepts.
-const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// Most filter terms (comparisons, `in`, `contains`, `exists`, quoted
+/// text) in one query. Each becomes a predicate every scanned row is
+/// tested against; a question needing more is better asked with `in (…)`.
+pub(crate) const MAX_TERMS: usize = 1_024;
+
+/// Most values in one `in (…)` list.
+pub(crate) const MAX_IN_VALUES: usize = 10_000;
+
+/// Longest query text, bytes (the tokens are held in memory at once).
+pub(crate) const MAX_QUERY_BYTES: usize = 1 << 20;
 
 impl Parser {
     fn new(src: &str) -> Result<Self, ParseError> {
@@ -58,6 +81,7 @@ impl Parser {
             pos: 0,
             in_run: false,
             depth: 0,
+            terms: 0,
         })
     }
 
@@ -194,10 +218,33 @@ impl Parser {
         result
     }
 
+    /// Counts one more filter term starting at `span`, failing past
+    /// [`MAX_TERMS`]: hostile input gets an error naming the limit, not an
+    /// unbounded predicate.
+    fn count_term(&mut self, span: &Range<usize>) -> Result<(), ParseError> {
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(ParseError::new(
+                ErrorKind::Invalid,
+                span.clone(),
+                format!("the filter has more than {MAX_TERMS} terms"),
+            )
+            .with_suggestion(Some(
+                "ask for many values of one field with `in (…)`, e.g. `tool_name in (a, b, c)`"
+                    .into(),
+            )));
+        }
+        Ok(())
+    }
+
     /// `primary := "(" or_expr ")" | string | "exists" field
     ///           | "run" "has" "(" or_expr ")" | comparison`
     fn primary(&mut self) -> Result<Expr, ParseError> {
         let start = self.peek().span.clone();
+        let run_has = self.word_at(0, "run") && self.word_at(1, "has");
+        if matches!(self.peek().tok, Tok::Str(_) | Tok::Word(_)) && !run_has {
+            self.count_term(&start)?;
+        }
         match self.peek().tok.clone() {
             Tok::LParen => {
                 self.bump();
@@ -324,7 +371,14 @@ impl Parser {
         }
         loop {
             let (value, span) = self.value(&field)?;
-            check::check_value(&field, &value).map_err(|p| p.at(span))?;
+            check::check_value(&field, &value).map_err(|p| p.at(span.clone()))?;
+            if values.len() == MAX_IN_VALUES {
+                return Err(ParseError::new(
+                    ErrorKind::Invalid,
+                    span,
+                    format!("an `in` list has more than {MAX_IN_VALUES} values"),
+                ));
+            }
             values.push(value);
             match self.peek().tok {
                 Tok::Comma => {

@@ -85,6 +85,25 @@ fn substring(haystack: Expr, needle: &str) -> Expr {
     strpos(haystack, lit(needle)).gt(lit(0i64))
 }
 
+/// Joins `exprs` with an associative operator as a balanced tree, so `n`
+/// operands nest `log2 n` deep. A left fold (`reduce`) nests `n` deep, and
+/// DataFusion's planner, optimizer and evaluator recurse once per level: a
+/// 1,000-term `or` overflowed a worker thread's stack (issue 14).
+pub(crate) fn balanced(mut exprs: Vec<Expr>, op: fn(Expr, Expr) -> Expr) -> Option<Expr> {
+    while exprs.len() > 1 {
+        let mut pairs = Vec::with_capacity(exprs.len().div_ceil(2));
+        let mut it = exprs.into_iter();
+        while let Some(a) = it.next() {
+            pairs.push(match it.next() {
+                Some(b) => op(a, b),
+                None => a,
+            });
+        }
+        exprs = pairs;
+    }
+    exprs.pop()
+}
+
 /// The filter tree as one predicate. Null (an unset field) never matches;
 /// `NOT` is `IS NOT TRUE`, so it negates "matches" rather than propagating
 /// null. `base` is the time-scoped scan the `run has` subqueries read.
@@ -95,24 +114,21 @@ pub(crate) fn filter_expr(f: &Filter, base: &LogicalPlan, n: &mut usize) -> Resu
             for a in args {
                 out.push(filter_expr(a, base, n)?);
             }
-            out.into_iter().reduce(Expr::and).unwrap_or(lit(true))
+            balanced(out, Expr::and).unwrap_or(lit(true))
         }
         Filter::Or(args) => {
             let mut out = Vec::with_capacity(args.len());
             for a in args {
                 out.push(filter_expr(a, base, n)?);
             }
-            out.into_iter().reduce(Expr::or).unwrap_or(lit(false))
+            balanced(out, Expr::or).unwrap_or(lit(false))
         }
         Filter::Not(arg) => filter_expr(arg, base, n)?.is_not_true(),
         Filter::Compare { field, op, value } => compare(field, *op, value),
         Filter::In { field, values } => {
             if is_map(field) {
-                values
-                    .iter()
-                    .map(|v| compare(field, Cmp::Eq, v))
-                    .reduce(Expr::or)
-                    .unwrap_or(lit(false))
+                let each = values.iter().map(|v| compare(field, Cmp::Eq, v)).collect();
+                balanced(each, Expr::or).unwrap_or(lit(false))
             } else if values.is_empty() {
                 lit(false)
             } else {

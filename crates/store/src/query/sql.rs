@@ -6,6 +6,15 @@
 //! statement is a parse error. The session sees only `spans` (no
 //! information schema, no URL tables), and operators share a memory pool of
 //! `QueryLimits::memory_bytes`; the caller bounds the time.
+//!
+//! Hostile statements are bounded before and while planning: a statement
+//! longer than [`MAX_SQL_BYTES`] is refused unread; the SQL parser refuses
+//! nesting deeper than its recursion limit (`sql_parser.recursion_limit`,
+//! 50); long operator chains (`a OR b OR …`, which parse iteratively into a
+//! tree as deep as the chain) are balanced or refused by [`super::sql_guard`]
+//! before planning (a 1,000-term `or` aborted the process, issue 14). As a
+//! second line, DataFusion is built with `recursive_protection`, which
+//! moves deep recursion onto heap-allocated stack segments.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +26,9 @@ use loupe_model::ProjectId;
 use super::{ScanCounter, collect};
 use crate::{Error, Store};
 
+/// Longest SQL statement accepted, bytes.
+pub const MAX_SQL_BYTES: usize = 256 << 10;
+
 impl Store {
     /// Runs one read-only SQL query over the project's `spans`, returning at
     /// most `limits.max_rows` rows. A statement that is not a query is
@@ -27,6 +39,12 @@ impl Store {
         sql: &str,
         limits: QueryLimits,
     ) -> Result<QueryResult, Error> {
+        if sql.len() > MAX_SQL_BYTES {
+            return Err(Error::Invalid(format!(
+                "the SQL statement is {} bytes, more than the limit of {MAX_SQL_BYTES}",
+                sql.len()
+            )));
+        }
         let started = Instant::now();
         let counter = Arc::new(ScanCounter::default());
         let ctx = self.limited_session(project, limits, counter.clone(), Vec::new())?;
@@ -34,8 +52,21 @@ impl Store {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
+        let state = ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state
+            .sql_to_statement(sql, &dialect)
+            .map_err(|e| Error::Invalid(sql_message(&e)))?;
+        super::sql_guard::bound(&mut statement).map_err(Error::Invalid)?;
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(|e| Error::Invalid(sql_message(&e)))?;
+        options
+            .verify_plan(&plan)
+            .map_err(|e| Error::Invalid(sql_message(&e)))?;
         let df = ctx
-            .sql_with_options(sql, options)
+            .execute_logical_plan(plan)
             .await
             .map_err(|e| Error::Invalid(sql_message(&e)))?;
         let stream = df.execute_stream().await.map_err(sql_error)?;

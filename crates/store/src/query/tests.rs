@@ -14,6 +14,7 @@ use crate::{Store, StoreConfig};
 
 mod brute;
 mod data;
+mod deep;
 
 use data::{NOW, generate};
 

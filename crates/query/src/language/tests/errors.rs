@@ -429,3 +429,59 @@ fn hostile_nesting_is_an_error_not_a_stack_overflow() {
     let ok = format!("{}status=error{}", "(".repeat(60), ")".repeat(60));
     assert!(Query::parse(&ok).is_ok());
 }
+
+/// Issue 14: 1,000 `or` terms took the server down further down the line;
+/// the parser bounds the terms and names the limit and the term at fault.
+#[test]
+fn too_many_terms_name_the_limit_and_the_term() {
+    let terms: Vec<String> = (0..1_100).map(|i| format!("tool_name=t{i}")).collect();
+    let text = terms.join(" or ");
+    let e = Query::parse(&text).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Invalid);
+    assert_eq!(e.message, "the filter has more than 1024 terms");
+    let at = text.find("tool_name=t1024").expect("term");
+    assert_eq!(e.span, at..at + "tool_name".len());
+    assert!(e.suggestion.as_deref().is_some_and(|s| s.contains("in (")));
+    // 1,024 terms are fine, however they are joined.
+    assert!(Query::parse(&terms[..1_024].join(" or ")).is_ok());
+    assert!(Query::parse(&terms[..1_024].join(" ")).is_ok());
+    // Quoted text and `exists` are terms too.
+    let texts = vec!["\"a\""; 1_025].join(" or ");
+    assert!(Query::parse(&texts).is_err());
+}
+
+#[test]
+fn in_lists_and_query_text_are_bounded() {
+    let values: Vec<String> = (0..10_001).map(|i| format!("t{i}")).collect();
+    let text = format!("tool_name in ({})", values.join(", "));
+    let e = Query::parse(&text).unwrap_err();
+    assert_eq!(e.message, "an `in` list has more than 10000 values");
+    let at = text.find("t10000").expect("value");
+    assert_eq!(e.span, at..at + "t10000".len());
+    let ok = format!("tool_name in ({})", values[..10_000].join(", "));
+    assert!(Query::parse(&ok).is_ok());
+    let long = format!("\"{}\"", "x".repeat(1 << 20));
+    let e = Query::parse(&long).unwrap_err();
+    assert!(
+        e.message.contains("more than the limit of 1048576"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn the_json_form_has_the_same_bounds() {
+    let term = serde_json::json!({"op": "=", "field": "tool_name", "value": "a"});
+    let wide = serde_json::json!({"filter": {"op": "or", "args": vec![term.clone(); 1_025]}});
+    let e = Query::from_json(&wide.to_string()).unwrap_err();
+    assert_eq!(e.message, "the filter has more than 1024 terms");
+    let fine = serde_json::json!({"filter": {"op": "or", "args": vec![term.clone(); 1_024]}});
+    assert!(Query::from_json(&fine.to_string()).is_ok());
+    let mut deep = term;
+    for _ in 0..70 {
+        deep = serde_json::json!({"op": "not", "arg": deep});
+    }
+    let deep = serde_json::json!({ "filter": deep }).to_string();
+    let e = Query::from_json(&deep).unwrap_err();
+    assert!(e.message.contains("nested more than 64"), "{}", e.message);
+}
