@@ -14,6 +14,7 @@ use crate::{Error, Store};
 impl Store {
     /// Freezes the active memtable (if not empty) and flushes every frozen
     /// memtable. Returns when all data written before the call is in parts.
+    #[tracing::instrument(name = "store.flush", skip_all)]
     pub async fn flush_all(&self) -> Result<(), Error> {
         self.check_writable()?;
         let gate = self.inner.flush_gate.clone().lock_owned().await;
@@ -54,6 +55,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.flush_frozen", skip_all)]
     fn flush_frozen(&self) -> Result<(), Error> {
         loop {
             let Some(mt) = self.inner.state.lock().frozen.first().cloned() else {

@@ -37,6 +37,7 @@ impl Store {
     }
 
     /// As [`Store::maintain`], with "now" given (ns), for tests and tools.
+    #[tracing::instrument(name = "store.maintain", skip_all)]
     pub async fn maintain_at(&self, now_ns: i64) -> Result<MaintenanceReport, Error> {
         self.check_writable()?;
         let gate = self.inner.flush_gate.clone().lock_owned().await;

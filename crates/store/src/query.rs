@@ -238,6 +238,7 @@ impl Store {
     }
 
     /// Runs a plan and collects at most `limits.max_rows` rows.
+    #[tracing::instrument(name = "store.query", skip_all, fields(project = %project))]
     pub async fn query_plan(
         &self,
         project: &ProjectId,
@@ -345,6 +346,7 @@ impl Store {
     }
 
     /// Runs a plan and streams its batches (no row cap).
+    #[tracing::instrument(name = "store.query_stream", skip_all, fields(project = %project))]
     pub async fn query_plan_stream(
         &self,
         project: &ProjectId,

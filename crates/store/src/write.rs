@@ -56,6 +56,7 @@ struct Lookups {
 
 impl Store {
     /// Appends spans; resolves once they are durable per the durability mode.
+    #[tracing::instrument(name = "store.append", skip_all, fields(spans = spans.len()))]
     pub async fn append(&self, spans: Vec<Span>) -> Result<WriteAck, Error> {
         self.check_writable()?;
         for s in &spans {

@@ -33,6 +33,7 @@ impl Store {
     /// Runs one read-only SQL query over the project's `spans`, returning at
     /// most `limits.max_rows` rows. A statement that is not a query is
     /// [`Error::Invalid`].
+    #[tracing::instrument(name = "store.sql", skip_all, fields(project = %project))]
     pub async fn read_only_sql(
         &self,
         project: &ProjectId,
