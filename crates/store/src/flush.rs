@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::convert::Row;
+use crate::deletes::{add_live, locate};
 use crate::manifest::Manifest;
 use crate::memtable::Memtable;
 use crate::parts::{day_of, write_part};
@@ -113,12 +114,48 @@ impl Store {
                 .extend(new_parts.iter().map(|p| p.meta.clone()));
             manifest.flushed_seq = manifest.flushed_seq.max(mt.max_seq);
             manifest.next_version = st.next_version;
-            manifest.hidden.extend(mt.pending_hidden.iter().copied());
-            manifest.store(&dir)?;
-            st.manifest = manifest;
             let mut parts = st.parts.as_ref().clone();
             parts.extend(new_parts.iter().cloned());
+            // This memtable's hiding becomes durable: every version it hid
+            // is in a part now (it hides only older memtables' rows, and
+            // those flushed first).
+            let mut durable: Vec<u64> = mt.pending_hidden.clone();
+            durable.sort_unstable();
+            durable.dedup();
+            let (found, missing) = locate(&parts, &durable);
+            if !missing.is_empty() {
+                tracing::warn!(
+                    versions = missing.len(),
+                    "flushed memtable hid row versions no part holds"
+                );
+            }
+            for (part, positions) in &found {
+                let dv = manifest.deletes.entry(*part).or_default();
+                for &p in positions {
+                    dv.insert(p);
+                }
+            }
+            manifest.store(&dir)?;
+            st.manifest = manifest;
             st.parts = Arc::new(parts);
+            let hidden = Arc::make_mut(&mut st.hidden);
+            for v in &durable {
+                hidden.remove(v);
+            }
+            // Rows of the new parts that later memtables hid while this one
+            // was frozen: their positions exist only now.
+            let pending: Vec<u64> = {
+                let mut v: Vec<u64> = st.hidden.iter().copied().collect();
+                v.sort_unstable();
+                v
+            };
+            let (in_new, _) = locate(&new_parts, &pending);
+            for (part, positions) in &found {
+                add_live(&mut st.deletes, *part, positions);
+            }
+            for (part, positions) in &in_new {
+                add_live(&mut st.deletes, *part, positions);
+            }
             st.frozen.retain(|m| !Arc::ptr_eq(m, mt));
             // Contexts of traces now only in parts are dropped (bounded
             // memory); the next span of such a trace looks them up again.

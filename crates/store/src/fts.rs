@@ -134,6 +134,8 @@ fn build(data_dir: &Path, part: &Part) -> Result<(), Error> {
             column::OUTPUT,
             column::ERROR_MESSAGE,
         ],
+        // Every row, hidden or not: document ids are row positions.
+        &crate::deletes::DeletionVector::default(),
     )?;
     let (schema, field) = schema();
     let tokenizers = TokenizerManager::default();

@@ -8,16 +8,18 @@
 //!
 //! Flush (`flush.rs`): the active memtable is frozen, written as one Parquet
 //! part per (project, day), and the manifest records the parts, the flushed
-//! WAL seq and the newly hidden versions in one atomic replacement.
+//! WAL seq and the rows newly hidden (per-part deletion vectors,
+//! `deletes.rs`) in one atomic replacement.
 //!
-//! Maintenance (`maintenance.rs`): compaction merges the parts of a
-//! (project, day) and physically drops rows whose hiding is durable;
-//! retention drops whole parts older than the project's retention.
+//! Maintenance (`maintenance.rs`): compaction rewrites parts that need it
+//! (many hidden rows, or enough small parts of one size tier in a (project,
+//! day)) and physically drops rows whose hiding is durable; retention drops
+//! whole parts older than the project's retention.
 //!
 //! Reads (`table.rs`, `read.rs`): a DataFusion `TableProvider` per project over
 //! the memtable snapshot plus the parts, pruned by time and id blooms, with
-//! hidden versions filtered out, so every query sees exactly one merged row
-//! per span.
+//! each part's hidden rows skipped through a row selection, so every query
+//! sees exactly one merged row per span.
 
 #![warn(missing_docs)]
 
@@ -29,8 +31,10 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 pub mod backup;
+mod compaction;
 mod config;
 mod convert;
+mod deletes;
 mod flush;
 mod fts;
 mod maintenance;
@@ -161,9 +165,13 @@ pub(crate) struct State {
     pub frozen: Vec<Arc<Memtable>>,
     pub parts: PartList,
     pub manifest: Manifest,
-    /// Versions no query may see: `manifest.hidden` plus every memtable's
-    /// `pending_hidden`.
+    /// Versions hidden by memtables not yet flushed (every memtable's
+    /// `pending_hidden`): filters memtable rows, and no compaction drops
+    /// them. Bounded by the unflushed data.
     pub hidden: Arc<HashSet<u64>>,
+    /// Live deletion vectors of the parts: the manifest's durable ones plus
+    /// the part rows in `hidden`.
+    pub deletes: deletes::LiveDeletes,
     pub contexts: foldhash::HashMap<Key, RunContext>,
     pub next_version: u64,
     pub next_seq: u64,
@@ -272,11 +280,25 @@ impl Store {
         read_only: bool,
     ) -> Self {
         let next_seq = wal.last_seq() + 1;
+        let mut manifest = manifest;
+        let lost = manifest.upgrade_hidden(&parts);
+        if lost > 0 {
+            tracing::warn!(
+                versions = lost,
+                "format 1 manifest hid row versions no part holds; ignored"
+            );
+        }
+        let deletes = manifest
+            .deletes
+            .iter()
+            .map(|(id, dv)| (*id, Arc::new(dv.clone())))
+            .collect();
         let state = State {
             active: Memtable::default(),
             frozen: Vec::new(),
             parts: Arc::new(parts),
-            hidden: Arc::new(manifest.hidden.iter().copied().collect()),
+            hidden: Arc::new(HashSet::new()),
+            deletes: Arc::new(deletes),
             next_version: manifest.next_version,
             manifest,
             contexts: Default::default(),
@@ -386,9 +408,11 @@ impl Store {
         tokio::spawn(async move { store.background_loop().await })
     }
 
-    pub(crate) fn parts_snapshot(&self) -> (PartList, Arc<HashSet<u64>>) {
+    /// The live parts and their live deletion vectors, as one consistent
+    /// snapshot.
+    pub(crate) fn parts_snapshot(&self) -> (PartList, deletes::LiveDeletes) {
         let st = self.inner.state.lock();
-        (st.parts.clone(), st.hidden.clone())
+        (st.parts.clone(), st.deletes.clone())
     }
 }
 

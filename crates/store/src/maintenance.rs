@@ -1,11 +1,13 @@
 //! Compaction and retention. Both only add and remove whole parts, in one
 //! manifest replacement each; replaced files are deleted after a grace
-//! period so queries that already listed them can finish.
+//! period so queries that already listed them can finish. Which parts
+//! compaction rewrites is decided in `compaction.rs`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::deletes::{DeletionVector, add_live, locate};
 use crate::parts::{Part, day_of, read_rows, write_part};
 use crate::{Error, Store};
 
@@ -104,8 +106,10 @@ impl Store {
         }
         let mut manifest = st.manifest.clone();
         manifest.parts.retain(|p| !expired.contains(&p.id));
+        manifest.deletes.retain(|id, _| !expired.contains(id));
         manifest.store(&cfg.data_dir)?;
         st.manifest = manifest;
+        Arc::make_mut(&mut st.deletes).retain(|id, _| !expired.contains(id));
         let (gone, kept): (Vec<_>, Vec<_>) = st
             .parts
             .iter()
@@ -119,33 +123,45 @@ impl Store {
         Ok(gone.len())
     }
 
-    /// Groups of parts (same project and day) worth merging.
+    /// Groups of parts worth rewriting (`compaction.rs`).
     fn compaction_candidates(&self) -> Vec<Vec<Arc<Part>>> {
         let st = self.inner.state.lock();
-        let mut groups: BTreeMap<(String, String), Vec<Arc<Part>>> = BTreeMap::new();
-        for p in st.parts.iter() {
-            groups
-                .entry((p.meta.project.clone(), p.meta.day.clone()))
-                .or_default()
-                .push(p.clone());
-        }
-        groups
-            .into_values()
-            .filter(|g| g.len() >= self.inner.config.compaction_min_parts.max(2))
-            .collect()
+        crate::compaction::plan(
+            &st.parts,
+            &st.manifest.deletes,
+            self.inner.config.compaction_min_parts,
+        )
     }
 
-    /// Merges a group into one part. Drops only rows whose hiding is in the
-    /// manifest (durable): a row hidden by an unflushed memtable is still the
-    /// merge base that WAL replay would need after a crash.
+    /// Rewrites a group (parts of one project and day) as one part. Drops
+    /// only rows whose hiding is in the manifest (durable): a row hidden by
+    /// an unflushed memtable is still the merge base that WAL replay would
+    /// need after a crash, so it is kept, and stays hidden in the new part.
     fn compact(&self, group: Vec<Arc<Part>>) -> Result<(usize, usize, usize), Error> {
-        let durable_hidden = self.inner.state.lock().manifest.hidden.clone();
+        // Flushes wait for the flush gate we hold, so the durable vectors
+        // cannot change while the group is read.
+        let durable: Vec<DeletionVector> = {
+            let st = self.inner.state.lock();
+            group
+                .iter()
+                .map(|p| {
+                    st.manifest
+                        .deletes
+                        .get(&p.meta.id)
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
         let mut rows = Vec::new();
-        let mut dropped = Vec::new();
-        for part in &group {
-            for row in read_rows(&part.path, None, &[])? {
-                if durable_hidden.contains(&row.version) {
-                    dropped.push(row.version);
+        let mut rows_in = 0usize;
+        let mut dropped = 0usize;
+        for (part, dv) in group.iter().zip(&durable) {
+            let all = read_rows(&part.path, None, &[], &DeletionVector::default())?;
+            rows_in += all.len();
+            for (position, row) in all.into_iter().enumerate() {
+                if u32::try_from(position).is_ok_and(|p| dv.contains(p)) {
+                    dropped += 1;
                 } else {
                     rows.push(row);
                 }
@@ -184,15 +200,9 @@ impl Store {
         manifest
             .parts
             .extend(new_part.iter().map(|p| p.meta.clone()));
-        for v in &dropped {
-            manifest.hidden.remove(v);
-        }
+        manifest.deletes.retain(|id, _| !ids.contains(id));
         manifest.store(&self.inner.config.data_dir)?;
         st.manifest = manifest;
-        let hidden = Arc::make_mut(&mut st.hidden);
-        for v in &dropped {
-            hidden.remove(v);
-        }
         let mut parts: Vec<_> = st
             .parts
             .iter()
@@ -201,11 +211,31 @@ impl Store {
             .collect();
         parts.extend(new_part.iter().cloned());
         st.parts = Arc::new(parts);
+        // Rows hidden only in memory (now, under the lock: hides made while
+        // the group was read included) get their positions in the new part.
+        Arc::make_mut(&mut st.deletes).retain(|id, _| !ids.contains(id));
+        if let Some(p) = &new_part {
+            let mut pending: Vec<u64> = st.hidden.iter().copied().collect();
+            pending.sort_unstable();
+            let (found, _) = locate(std::slice::from_ref(p), &pending);
+            for (part, positions) in &found {
+                add_live(&mut st.deletes, *part, positions);
+            }
+        }
         let now = Instant::now();
         st.garbage
             .extend(group.iter().map(|p| (now, p.path.clone())));
-        tracing::debug!(parts_in = group.len(), dropped = dropped.len(), "compacted");
-        Ok((group.len(), usize::from(new_part.is_some()), dropped.len()))
+        drop(st);
+        tracing::info!(
+            project = %project,
+            day = %day,
+            parts_in = group.len(),
+            rows_in,
+            rows_out = rows.len(),
+            dropped_hidden_rows = dropped,
+            "compacted: dropped superseded row versions"
+        );
+        Ok((group.len(), usize::from(new_part.is_some()), dropped))
     }
 
     /// Deletes replaced files past their grace period (all of them if `now`).

@@ -1,25 +1,35 @@
-//! The manifest: which parts exist, how far the WAL is flushed, which row
-//! versions are hidden.
+//! The manifest: which parts exist, how far the WAL is flushed, which rows
+//! of each part are hidden (durable deletion vectors).
 //!
-//! Stored as `manifest.json` (format version 1), replaced atomically (write a
+//! Format versions: 1 kept one global set of hidden row versions, which
+//! every scan had to test each row against; 2 keeps a deletion vector per
+//! part (`deletes.rs`). A version 1 file is read and converted once the
+//! parts are open ([`Manifest::upgrade_hidden`]); the next replacement
+//! writes version 2.
+//!
+//! Stored as `manifest.json`, replaced atomically (write a
 //! temp file, fsync, rename, fsync the directory), so a crash leaves either
 //! the old or the new manifest. Flush, compaction and retention each change it
 //! in one such replacement. A JSON file is enough here: it holds one entry per
 //! part (thousands, not millions) and is rewritten only on flush and
 //! maintenance, never per write.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::parts::PartMeta;
+use crate::deletes::{DeletionVector, locate};
+use crate::parts::{Part, PartMeta};
 use crate::wal::io_err;
 
 const FILE: &str = "manifest.json";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
+/// The format with one global hidden-version set, still read.
+const FORMAT_GLOBAL_HIDDEN: u32 = 1;
 
 /// The persisted state of the store.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -34,8 +44,13 @@ pub struct Manifest {
     pub next_part_id: u64,
     /// Live parts.
     pub parts: Vec<PartMeta>,
-    /// Versions of rows in parts that a later version supersedes. Queries
-    /// skip them; compaction drops them and removes them from this set.
+    /// Durable deletion vectors by part id: rows a later, flushed version
+    /// supersedes. Queries skip them; compaction may drop them.
+    #[serde(default)]
+    pub deletes: BTreeMap<u64, DeletionVector>,
+    /// Format 1 only: hidden row versions of any part. Emptied by
+    /// [`Manifest::upgrade_hidden`]; never written by format 2.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub hidden: BTreeSet<u64>,
 }
 
@@ -47,6 +62,7 @@ impl Default for Manifest {
             next_version: 1,
             next_part_id: 1,
             parts: Vec::new(),
+            deletes: BTreeMap::new(),
             hidden: BTreeSet::new(),
         }
     }
@@ -66,17 +82,42 @@ impl Manifest {
             offset: 0,
             reason: format!("manifest is not valid JSON: {e}"),
         })?;
-        if manifest.format_version != FORMAT_VERSION {
+        if manifest.format_version != FORMAT_VERSION
+            && manifest.format_version != FORMAT_GLOBAL_HIDDEN
+        {
             return Err(Error::Corrupt {
                 path,
                 offset: 0,
                 reason: format!(
-                    "manifest format {} is not supported by this build (expects {FORMAT_VERSION})",
+                    "manifest format {} is not supported by this build (reads {FORMAT_GLOBAL_HIDDEN} and {FORMAT_VERSION})",
                     manifest.format_version
                 ),
             });
         }
         Ok(manifest)
+    }
+
+    /// Converts a format 1 global hidden-version set into deletion vectors of
+    /// `parts` (the parts this manifest names, open). Returns how many
+    /// versions were found in no part: format 1 could list versions of rows
+    /// compaction had not yet dropped only, so none is expected, and one
+    /// that is in no part hides nothing.
+    pub fn upgrade_hidden(&mut self, parts: &[Arc<Part>]) -> usize {
+        if self.format_version == FORMAT_GLOBAL_HIDDEN {
+            self.format_version = FORMAT_VERSION;
+        }
+        if self.hidden.is_empty() {
+            return 0;
+        }
+        let versions: Vec<u64> = std::mem::take(&mut self.hidden).into_iter().collect();
+        let (found, missing) = locate(parts, &versions);
+        for (part, positions) in found {
+            let dv = self.deletes.entry(part).or_default();
+            for p in positions {
+                dv.insert(p);
+            }
+        }
+        missing.len()
     }
 
     /// Atomically and durably replaces the manifest on disk.
@@ -103,7 +144,7 @@ mod tests {
             flushed_seq: 42,
             ..Manifest::default()
         };
-        m.hidden.insert(7);
+        m.deletes.entry(3).or_default().insert(7);
         m.store(dir.path()).expect("store");
         fs::write(dir.path().join("manifest.json.tmp"), b"{half").expect("temp");
         assert_eq!(Manifest::load(dir.path()).expect("load"), m);

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::convert::{Row, batch_to_rows, rows_to_batch};
+use crate::deletes::DeletionVector;
 use crate::wal::io_err;
 
 /// Rows per Parquet row group.
@@ -78,11 +79,34 @@ pub struct PartMeta {
     pub level: u8,
 }
 
-/// The ids of one part: a bloom filter over span ids, and the row positions
-/// of every trace and run id.
+/// The ids of one part: a bloom filter over span ids, the row positions
+/// of every trace and run id, and the position of every row version.
 pub struct IdIndex {
     spans: BloomFilter,
     runs: RunRows,
+    versions: VersionRows,
+}
+
+/// Row position by row version, sorted by version: 12 bytes per row. It is
+/// what turns "version v is superseded" into a deletion-vector position.
+struct VersionRows {
+    versions: Vec<u64>,
+    positions: Vec<u32>,
+}
+
+impl VersionRows {
+    fn build<'a>(rows: impl Iterator<Item = &'a Row>) -> Self {
+        let mut pairs: Vec<(u64, u32)> = rows
+            .enumerate()
+            .map(|(i, r)| (r.version, i as u32))
+            .collect();
+        pairs.sort_unstable();
+        let (versions, positions) = pairs.into_iter().unzip();
+        Self {
+            versions,
+            positions,
+        }
+    }
 }
 
 /// Which id a lookup is about.
@@ -157,8 +181,22 @@ impl IdIndex {
         }
         Self {
             spans,
-            runs: RunRows::build(rows),
+            runs: RunRows::build(rows.clone()),
+            versions: VersionRows::build(rows),
         }
+    }
+
+    /// Smallest and largest row version in the part (`None` if empty).
+    pub fn version_range(&self) -> Option<(u64, u64)> {
+        let v = &self.versions.versions;
+        Some((*v.first()?, *v.last()?))
+    }
+
+    /// Row position of a version, if the part holds it.
+    pub fn position_of(&self, version: u64) -> Option<u32> {
+        let v = &self.versions;
+        let i = v.versions.binary_search(&version).ok()?;
+        v.positions.get(i).copied()
     }
 
     /// Rows whose trace or run id may be `id` (a superset: read rows must
@@ -215,15 +253,16 @@ impl Part {
     /// Rows of one trace or run (`pick` is [`RowPick::Trace`] or
     /// [`RowPick::TraceOrRun`]; other picks go through [`read_rows`]).
     ///
-    /// Reads only the pages holding the rows the position index names,
-    /// then keeps the rows whose id really matches.
-    pub fn read_run(&self, pick: RowPick<'_>) -> Result<Vec<Row>, Error> {
+    /// Reads only the pages holding the rows the position index names and
+    /// `deleted` does not hide, then keeps the rows whose id really matches.
+    pub fn read_run(&self, pick: RowPick<'_>, deleted: &DeletionVector) -> Result<Vec<Row>, Error> {
         let (id, or_run) = match pick {
             RowPick::Trace(id) => (id, false),
             RowPick::TraceOrRun(id) => (id, true),
-            RowPick::SpanIds(_) => return read_rows(&self.path, Some(pick), &[]),
+            RowPick::SpanIds(_) => return read_rows(&self.path, Some(pick), &[], deleted),
         };
-        let positions = self.index.runs.rows_of(id);
+        let mut positions = self.index.runs.rows_of(id);
+        deleted.retain_visible(&mut positions);
         if positions.is_empty() {
             return Ok(Vec::new());
         }
@@ -389,7 +428,13 @@ pub fn open_part(data_dir: &Path, meta: PartMeta) -> Result<Part, Error> {
     let ids = read_rows(
         &path,
         None,
-        &[column::SPAN_ID, column::TRACE_ID, column::RUN_ID],
+        &[
+            column::SPAN_ID,
+            column::TRACE_ID,
+            column::RUN_ID,
+            column::VERSION,
+        ],
+        &DeletionVector::default(),
     )?;
     Ok(Part::new(meta, path, IdIndex::build(ids.iter())))
 }
@@ -416,15 +461,29 @@ impl RowPick<'_> {
     }
 }
 
-/// Reads rows of a part: all (`pick = None`) or those matching `pick`;
-/// `columns` empty = all columns.
+/// Reads rows of a part: all (`pick = None`) or those matching `pick`,
+/// except the rows `deleted` hides; `columns` empty = all columns. Without
+/// a deletion vector, rows come back in position order.
 pub fn read_rows(
     path: &Path,
     pick: Option<RowPick<'_>>,
     columns: &[&str],
+    deleted: &DeletionVector,
 ) -> Result<Vec<Row>, Error> {
     let file = File::open(path).map_err(io_err(path))?;
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    // Row ranges of the row groups in the file, for the deletion vector.
+    let group_ranges: Vec<std::ops::Range<usize>> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .scan(0usize, |start, g| {
+            let r = *start..*start + usize::try_from(g.num_rows()).unwrap_or(0);
+            *start = r.end;
+            Some(r)
+        })
+        .collect();
+    let mut chosen_groups: Option<Vec<usize>> = None;
     let parquet_schema = builder.parquet_schema().clone();
     let arrow_schema = builder.schema().clone();
     let index_of = |name: &str| arrow_schema.index_of(name).ok();
@@ -457,7 +516,8 @@ pub fn read_rows(
         if groups.is_empty() {
             return Ok(Vec::new());
         }
-        builder = builder.with_row_groups(groups);
+        builder = builder.with_row_groups(groups.clone());
+        chosen_groups = Some(groups);
         let cols: Vec<usize> = wanted.iter().filter_map(|(c, _)| index_of(c)).collect();
         if cols.len() != wanted.len() {
             return Ok(Vec::new());
@@ -481,6 +541,16 @@ pub fn read_rows(
         });
         builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
     }
+    let ranges: Vec<_> = match &chosen_groups {
+        Some(groups) => groups
+            .iter()
+            .filter_map(|&g| group_ranges.get(g).cloned())
+            .collect(),
+        None => group_ranges,
+    };
+    if let Some(selection) = deleted.visible_selection_in(&ranges) {
+        builder = builder.with_row_selection(selection);
+    }
     let mut rows = Vec::new();
     for batch in builder.build()? {
         rows.extend(batch_to_rows(&batch?)?);
@@ -495,6 +565,10 @@ pub type PartList = Arc<Vec<Arc<Part>>>;
 mod tests {
     use super::*;
     use loupe_model::Span;
+
+    fn none() -> DeletionVector {
+        DeletionVector::default()
+    }
 
     #[test]
     fn part_round_trips_and_picks_rows_by_id() {
@@ -516,12 +590,13 @@ mod tests {
         assert!(part.index.may_contain(IdKind::Span, "s3"));
         assert!(part.index.may_contain(IdKind::Trace, "t1"));
         assert!(!part.index.may_contain(IdKind::Span, "nope"));
-        let all = read_rows(&part.path, None, &[]).expect("read");
+        let all = read_rows(&part.path, None, &[], &none()).expect("read");
         assert_eq!(all, rows);
         let ids = ["s2".to_owned(), "s5".to_owned()].into_iter().collect();
-        let picked = read_rows(&part.path, Some(RowPick::SpanIds(&ids)), &[]).expect("pick");
+        let picked =
+            read_rows(&part.path, Some(RowPick::SpanIds(&ids)), &[], &none()).expect("pick");
         assert_eq!(picked.len(), 2);
-        let trace = read_rows(&part.path, Some(RowPick::Trace("t1")), &[]).expect("trace");
+        let trace = read_rows(&part.path, Some(RowPick::Trace("t1")), &[], &none()).expect("trace");
         assert_eq!(trace.len(), 5);
         // The id columns carry Parquet bloom filters (row-group skipping).
         let file = File::open(&part.path).expect("part file");
@@ -541,7 +616,9 @@ mod tests {
             );
         }
         // One trace read through the position index: exactly its rows.
-        let mut by_index = part.read_run(RowPick::Trace("t1")).expect("read run");
+        let mut by_index = part
+            .read_run(RowPick::Trace("t1"), &none())
+            .expect("read run");
         by_index.sort_by_key(|r| r.version);
         assert_eq!(by_index, trace);
         let reopened = open_part(dir.path(), part.meta.clone()).expect("open");
@@ -583,7 +660,7 @@ mod tests {
         for p in [&part, &reopened] {
             for t in [0, 7, 4999] {
                 let mut got = p
-                    .read_run(RowPick::Trace(&format!("t{t}")))
+                    .read_run(RowPick::Trace(&format!("t{t}")), &none())
                     .expect("by trace");
                 got.sort_by_key(|r| r.version);
                 assert_eq!(got, expect(t), "trace t{t}");
@@ -591,13 +668,13 @@ mod tests {
                 assert!(got.iter().any(|r| r.version as usize <= ROW_GROUP_ROWS));
                 assert!(got.iter().any(|r| r.version as usize > ROW_GROUP_ROWS));
                 let mut by_run = p
-                    .read_run(RowPick::TraceOrRun(&format!("r{t}")))
+                    .read_run(RowPick::TraceOrRun(&format!("r{t}")), &none())
                     .expect("by run");
                 by_run.sort_by_key(|r| r.version);
                 assert_eq!(by_run, expect(t), "run r{t}");
             }
             assert!(
-                p.read_run(RowPick::Trace("t5000"))
+                p.read_run(RowPick::Trace("t5000"), &none())
                     .expect("none")
                     .is_empty()
             );

@@ -72,10 +72,11 @@ impl Store {
             seen.insert(row.span.span_id.clone());
             spans.push(row.span);
         }
-        let (parts, hidden) = self.parts_snapshot();
+        let (parts, deletes) = self.parts_snapshot();
         for part in crate::live_parts_of(&parts, project) {
-            for row in part.read_run(RowPick::TraceOrRun(id))? {
-                if !hidden.contains(&row.version) && seen.insert(row.span.span_id.clone()) {
+            let dv = crate::deletes::of(&deletes, part.meta.id);
+            for row in part.read_run(RowPick::TraceOrRun(id), dv)? {
+                if seen.insert(row.span.span_id.clone()) {
                     spans.push(row.span);
                 }
             }

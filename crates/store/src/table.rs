@@ -5,8 +5,9 @@
 //! equalities found in the filters: span ids through each part's bloom,
 //! trace and run ids through its row positions, which also restrict the
 //! read to the rows (pages) they name. Hidden
-//! row versions are removed with a `NOT _version IN (…)` filter on the parts
-//! scan, so each span appears exactly once. Filters are reported `Inexact`:
+//! row versions are skipped through each part's deletion vector, given to
+//! the Parquet reader as a row selection, so each span appears exactly once
+//! and a part pays only for its own hidden rows. Filters are reported `Inexact`:
 //! they prune and are pushed into the Parquet reader, and DataFusion applies
 //! them again on top.
 
@@ -29,9 +30,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
-use datafusion::physical_expr::expressions::{Column, in_list, lit};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::filter::FilterExecBuilder;
 use datafusion::physical_plan::union::UnionExec;
 use loupe_model::{column, schema};
 use parquet::arrow::arrow_reader::RowSelection;
@@ -286,7 +285,7 @@ impl TableProvider for SpansTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let schema = schema();
         let pruning = Pruning::from_filters(filters);
-        let (parts, hidden) = self.store.parts_snapshot();
+        let (parts, deletes) = self.store.parts_snapshot();
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
 
         if let Some(batch) = self
@@ -325,13 +324,20 @@ impl TableProvider for SpansTable {
                 let mut file =
                     PartitionedFile::new(p.path.to_string_lossy().into_owned(), p.meta.bytes);
                 // `trace_id = …` / `run_id = …`: read only the rows the
-                // part's position index names (the filter still runs on them).
-                if let Some(rows) = pruning.rows(p) {
-                    let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
-                    let selection = RowSelection::from_consecutive_ranges(
-                        ranges,
-                        usize::try_from(p.meta.rows).unwrap_or(usize::MAX),
-                    );
+                // part's position index names (the filter still runs on
+                // them); hidden rows are skipped by the part's deletion
+                // vector, a selection as long as its hidden rows.
+                let rows_total = usize::try_from(p.meta.rows).unwrap_or(usize::MAX);
+                let dv = crate::deletes::of(&deletes, p.meta.id);
+                let selection = match pruning.rows(p) {
+                    Some(mut rows) => {
+                        dv.retain_visible(&mut rows);
+                        let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
+                        Some(RowSelection::from_consecutive_ranges(ranges, rows_total))
+                    }
+                    None => dv.visible_selection(rows_total),
+                };
+                if let Some(selection) = selection {
                     file = file.with_extension(ParquetRowSelection::new(selection));
                 }
                 groups[i % n].push(file);
@@ -344,48 +350,13 @@ impl TableProvider for SpansTable {
                 let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
                 source = source.with_predicate(state.create_physical_expr(expr, &df_schema)?);
             }
-            // With hidden versions the `_version` column must be read to
-            // filter, then projected away.
-            let version_idx = schema.index_of(column::VERSION)?;
-            let relevant_hidden: Vec<u64> = hidden.iter().copied().collect();
-            let scan_projection = match (projection, relevant_hidden.is_empty()) {
-                (Some(p), false) if !p.contains(&version_idx) => {
-                    let mut p = p.clone();
-                    p.push(version_idx);
-                    Some(p)
-                }
-                (p, _) => p.cloned(),
-            };
             let config =
                 FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
                     .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-                    .with_projection_indices(scan_projection.clone())?
-                    .with_limit(if relevant_hidden.is_empty() {
-                        limit
-                    } else {
-                        None
-                    })
+                    .with_projection_indices(projection.cloned())?
+                    .with_limit(limit)
                     .build();
-            let mut plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
-            if !relevant_hidden.is_empty() {
-                let scanned = plan.schema();
-                let col = Arc::new(Column::new(
-                    column::VERSION,
-                    scanned.index_of(column::VERSION)?,
-                ));
-                let list = relevant_hidden
-                    .into_iter()
-                    .map(|v| lit(ScalarValue::UInt64(Some(v))))
-                    .collect();
-                let predicate = in_list(col, list, &true, &scanned)?;
-                let mut builder = FilterExecBuilder::new(predicate, plan);
-                if let (Some(requested), Some(scanned_proj)) = (projection, &scan_projection)
-                    && requested.len() != scanned_proj.len()
-                {
-                    builder = builder.apply_projection(Some((0..requested.len()).collect()))?;
-                }
-                plan = Arc::new(builder.build()?);
-            }
+            let plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
             inputs.push(plan);
         }
 

@@ -163,6 +163,39 @@ async fn unflushed_writes_are_replayed_from_the_wal() {
     assert_eq!(rows[0].1.as_deref(), Some("late name"));
 }
 
+/// A full disk mid-record: the append is refused (an I/O error, a 5xx to
+/// the sender, who retries), and the 100 spans acknowledged once space is
+/// back survive a crash (they used to be truncated as a torn tail behind
+/// the partial record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_after_a_full_disk_survive_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(dir.path());
+        store
+            .append(vec![node("before", "t", None, T0)])
+            .await
+            .expect("append");
+        store.inner.wal.fail_next_write_after(9);
+        let err = store
+            .append(vec![node("refused", "t", None, T0)])
+            .await
+            .expect_err("disk full");
+        assert!(matches!(err, crate::Error::Io { .. }), "{err}");
+        for i in 0..100 {
+            store
+                .append(vec![node(&format!("acked-{i}"), "t", None, T0 + i)])
+                .await
+                .expect("append after space was freed");
+        }
+        // Dropped without shutdown: only the WAL holds them.
+    }
+    let store = open(dir.path());
+    let rows = spans_of(&store, "true").await;
+    assert_eq!(rows.len(), 101);
+    assert!(rows.iter().all(|r| r.0 != "refused"));
+}
+
 /// Tags and run ids reach every span of a run whatever the arrival order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_context_reaches_every_span_whether_the_root_comes_first_or_last() {

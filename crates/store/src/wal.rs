@@ -13,6 +13,18 @@
 //! ingest CPU), or, in records written by older versions, JSON (which never
 //! starts with `0x00`). See [`encode_spans`] and [`decode_spans`].
 //!
+//! The header's version is the segment format; a later format must keep
+//! reading this one (`golden_segment_of_format_1_replays` replays a segment
+//! written by format 1, `tests/data/wal-format-1.wal`, so an upgrade never
+//! strands unflushed data). The payload's first byte is its encoding.
+//!
+//! A failed write (a full disk) may leave part of a record in the segment.
+//! It is cut off at once (the segment is truncated to the end of the last
+//! whole record, and the write position put back there), and the append
+//! fails; if the cut fails too, the next write or rotation retries it
+//! first. So no acknowledged record is ever written behind garbage, where
+//! recovery would take it for a torn tail.
+//!
 //! Recovery: records are read in sequence order. A short or bad-checksum
 //! record at the end of the *last* segment is a torn write from a crash: the
 //! segment is truncated there (it was never acknowledged under `strict`, and
@@ -67,6 +79,14 @@ struct Writer {
     /// Highest seq handed to the OS.
     written: u64,
     closed: bool,
+    /// The segment's tail past `segment_bytes` may hold a partial record
+    /// (a failed write whose rollback failed too): no record may be written
+    /// until it is cut off.
+    dirty_tail: bool,
+    /// Test hook: the next write hands only this many bytes to the OS, then
+    /// fails as a full disk would.
+    #[cfg(test)]
+    fail_after: Option<usize>,
 }
 
 struct SyncRequest {
@@ -136,6 +156,9 @@ impl Wal {
                 segment_bytes: HEADER_LEN,
                 written: last_seq,
                 closed: false,
+                dirty_tail: false,
+                #[cfg(test)]
+                fail_after: None,
             }),
             synced_tx,
             request: Mutex::new(SyncRequest {
@@ -178,13 +201,46 @@ impl Wal {
         buf.extend_from_slice(&seq.to_le_bytes());
         buf.extend_from_slice(payload);
         let path = segment_path(&w.dir, w.segment_first_seq);
+        let start = w.segment_bytes;
+        if w.dirty_tail {
+            cut_tail(&mut w, start).map_err(|e| Error::io(&path, e))?;
+        }
+        #[cfg(test)]
+        let fail_after = w.fail_after.take();
+        #[cfg(not(test))]
+        let fail_after: Option<usize> = None;
         let Some(file) = w.file.as_mut() else {
             return Err(Error::ReadOnly);
         };
-        file.write_all(&buf).map_err(|e| Error::io(&path, e))?;
+        let written = match fail_after {
+            Some(n) => file
+                .write_all(&buf[..n.min(buf.len())])
+                .and_then(|()| Err(io::Error::from_raw_os_error(28))),
+            None => file.write_all(&buf),
+        };
+        if let Err(e) = written {
+            // A full disk (or any failed write) may have left part of the
+            // record in the file. Cut it off now: a later record written
+            // behind it would be unreadable, and replay would truncate it
+            // with everything after it as a torn tail.
+            w.dirty_tail = true;
+            if let Err(cut) = cut_tail(&mut w, start) {
+                tracing::error!(
+                    path = %path.display(),
+                    error = %cut,
+                    "could not roll back a failed wal write; retrying before the next one"
+                );
+            }
+            return Err(Error::io(&path, e));
+        }
         w.segment_bytes += buf.len() as u64;
         w.written = seq;
         Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn fail_next_write_after(&self, bytes: usize) {
+        self.writer.lock().fail_after = Some(bytes);
     }
 
     /// Waits until `seq` is as durable as the durability mode promises.
@@ -218,6 +274,12 @@ impl Wal {
             return Ok(());
         }
         let old = segment_path(&w.dir, w.segment_first_seq);
+        // A segment that is no longer the last must end on a whole record,
+        // or the next open reports it as corrupt.
+        if w.dirty_tail {
+            let len = w.segment_bytes;
+            cut_tail(w, len).map_err(|e| Error::io(&old, e))?;
+        }
         let Some(current) = w.file.as_ref() else {
             return Err(Error::ReadOnly);
         };
@@ -315,6 +377,18 @@ impl Wal {
     }
 }
 
+/// Truncates the open segment to `len` (the end of its last whole record)
+/// and puts the write position there.
+fn cut_tail(w: &mut Writer, len: u64) -> io::Result<()> {
+    let Some(file) = w.file.as_mut() else {
+        return Ok(());
+    };
+    file.set_len(len)?;
+    file.seek(SeekFrom::Start(len))?;
+    w.dirty_tail = false;
+    Ok(())
+}
+
 fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("{first_seq:020}.wal"))
 }
@@ -330,8 +404,13 @@ fn create_segment(dir: &Path, first_seq: u64) -> Result<(File, PathBuf), Error> 
     let mut header = Vec::with_capacity(HEADER_LEN as usize);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    file.write_all(&header).map_err(|e| Error::io(&path, e))?;
-    file.sync_data().map_err(|e| Error::io(&path, e))?;
+    if let Err(e) = file.write_all(&header).and_then(|()| file.sync_data()) {
+        // A headerless segment in the middle of the log would stop the next
+        // open; none is better than half of one.
+        drop(file);
+        let _ = fs::remove_file(&path);
+        return Err(Error::io(&path, e));
+    }
     Ok((file, path))
 }
 
@@ -620,6 +699,95 @@ mod tests {
             Err(other) => panic!("unexpected error {other}"),
             Ok(_) => panic!("corruption not detected"),
         }
+    }
+
+    /// A full disk mid-record: the append fails, the partial record is cut
+    /// off, and records acknowledged after space came back are all replayed
+    /// (they used to sit behind the garbage and be truncated as a torn
+    /// tail).
+    #[test]
+    fn a_write_failing_mid_record_is_rolled_back_and_later_records_survive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (wal, _) = open(dir.path(), 0);
+        wal.write(1, b"before the disk filled").expect("write");
+        for cut in [0, 3, 17, 30] {
+            wal.fail_next_write_after(cut);
+            let err = wal
+                .write(2, b"this record hits ENOSPC")
+                .expect_err("full disk");
+            assert!(
+                matches!(&err, Error::Io { source, .. } if source.raw_os_error() == Some(28)),
+                "{err}"
+            );
+        }
+        for seq in 2..=101 {
+            wal.write(seq, format!("acked-{seq}").as_bytes())
+                .expect("write after space was freed");
+        }
+        wal.rotate().expect("rotate");
+        wal.write(102, b"next segment").expect("write");
+        drop(wal);
+        let (_, replay) = open(dir.path(), 0);
+        let seqs: Vec<u64> = replay.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..=102).collect::<Vec<_>>());
+        assert_eq!(replay[100].payload, b"acked-101");
+    }
+
+    /// Records written by format 1 (segment header version 1; one postcard
+    /// record, one JSON record as the first versions wrote) replay to the
+    /// same spans. The file is made by this test with `UPDATE_GOLDEN=1`,
+    /// once per format; after that it must keep replaying.
+    #[test]
+    fn golden_segment_of_format_1_replays() {
+        use loupe_model::{Span, SpanKind, Status};
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wal-format-1.wal");
+        let mut a = Span::new("golden", "s1");
+        a.trace_id = Some("t1".into());
+        a.run_id = Some("run-1".into());
+        a.span_kind = Some(SpanKind::Llm);
+        a.status = Some(Status::Ok);
+        a.start_time = Some(1_795_000_000_000_000_000);
+        a.end_time = Some(1_795_000_001_500_000_000);
+        a.input_tokens = Some(120);
+        a.output_tokens = Some(30);
+        a.cost = Some(0.0042);
+        a.model_name = Some("gpt-4o".into());
+        a.input = Some("where is my order? 我的订单在哪里".into());
+        a.output = Some("It ships tomorrow.".into());
+        a.attributes.insert("dify.tenant_id".into(), "w1".into());
+        a.tags.insert("category".into(), "phone".into());
+        let mut b = Span::new("golden", "s2");
+        b.trace_id = Some("t1".into());
+        b.parent_span_id = Some("s1".into());
+        b.status = Some(Status::Running);
+        b.tool_name = Some("inventory".into());
+        let postcard_record = vec![a.clone(), b.clone()];
+        let json_record = vec![b];
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (wal, _) = open(dir.path(), 0);
+            wal.write(1, &encode_spans(&postcard_record).expect("encode"))
+                .expect("write");
+            wal.write(2, &serde_json::to_vec(&json_record).expect("json"))
+                .expect("write");
+            drop(wal);
+            let (_, path) = list_segments(dir.path())
+                .expect("list")
+                .pop()
+                .expect("segment");
+            fs::create_dir_all(golden.parent().expect("parent")).expect("mkdir");
+            fs::copy(&path, &golden).expect("write golden");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::copy(&golden, segment_path(dir.path(), 1)).expect("golden file present");
+        let (_, replay) = open(dir.path(), 0);
+        assert_eq!(replay.len(), 2);
+        assert_eq!(replay[0].seq, 1);
+        assert_eq!(
+            decode_spans(&replay[0].payload).expect("postcard"),
+            postcard_record
+        );
+        assert_eq!(decode_spans(&replay[1].payload).expect("json"), json_record);
     }
 
     #[test]

@@ -120,10 +120,10 @@ impl Store {
     fn lookup(&self, spans: &[Span]) -> Result<Lookups, Error> {
         let mut span_ids: HashMap<usize, (Arc<Part>, HashSet<String>)> = HashMap::new();
         let mut traces: Vec<(Key, Vec<Arc<Part>>)> = Vec::new();
-        let hidden;
+        let deletes;
         {
             let st = self.inner.state.lock();
-            hidden = st.hidden.clone();
+            deletes = st.deletes.clone();
             let in_memory = |key: &Key| {
                 st.active.rows.contains_key(key)
                     || st.frozen.iter().any(|m| m.rows.contains_key(key))
@@ -166,10 +166,8 @@ impl Store {
         }
         let mut out = Lookups::default();
         for (_, (part, ids)) in span_ids {
-            for row in read_rows(&part.path, Some(RowPick::SpanIds(&ids)), &[])? {
-                if hidden.contains(&row.version) {
-                    continue;
-                }
+            let dv = crate::deletes::of(&deletes, part.meta.id);
+            for row in read_rows(&part.path, Some(RowPick::SpanIds(&ids)), &[], dv)? {
                 let key = (row.span.project.clone(), row.span.span_id.clone());
                 match out.base.get(&key) {
                     Some(existing) if existing.version >= row.version => {}
@@ -182,11 +180,8 @@ impl Store {
         for (tkey, candidates) in traces {
             let mut rows = Vec::new();
             for part in candidates {
-                rows.extend(
-                    part.read_run(RowPick::Trace(&tkey.1))?
-                        .into_iter()
-                        .filter(|r| !hidden.contains(&r.version)),
-                );
+                let dv = crate::deletes::of(&deletes, part.meta.id);
+                rows.extend(part.read_run(RowPick::Trace(&tkey.1), dv)?);
             }
             for row in &rows {
                 let key = (row.span.project.clone(), row.span.span_id.clone());
@@ -237,7 +232,7 @@ impl Store {
                 match older {
                     Some(old) => {
                         previous = Some(st.rollups.contribution(&old.span));
-                        hide(st, old.version);
+                        hide(st, &key.0, old.version);
                         let mut merged = old.span;
                         merged.merge_from(span);
                         merged
@@ -289,10 +284,23 @@ impl Store {
     }
 }
 
-/// Marks an older row version as superseded by a row in the active memtable.
-fn hide(st: &mut crate::State, version: u64) {
+/// Marks an older row version as superseded by a row in the active memtable:
+/// pending until that memtable flushes, and, if the row is in a part, in the
+/// part's live deletion vector (a row still in a frozen memtable gets its
+/// position when that memtable's part is written, see `flush.rs`).
+fn hide(st: &mut crate::State, project: &str, version: u64) {
     st.active.pending_hidden.push(version);
     Arc::make_mut(&mut st.hidden).insert(version);
+    let found = live_parts_of(&st.parts, project).find_map(|p| {
+        let (lo, hi) = p.index.version_range()?;
+        if version < lo || version > hi {
+            return None;
+        }
+        Some((p.meta.id, p.index.position_of(version)?))
+    });
+    if let Some((part, position)) = found {
+        crate::deletes::add_live(&mut st.deletes, part, &[position]);
+    }
 }
 
 /// Fills a changed run context into every other row of the trace: in the
@@ -340,7 +348,7 @@ fn refill_trace(
         if ctx.fill(&mut row.span) {
             let after = st.rollups.contribution(&row.span);
             st.rollups.apply_change(Some(&before), &after);
-            hide(st, row.version);
+            hide(st, project, row.version);
             row.version = st.next_version;
             st.next_version += 1;
             st.active.put(row);

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::{Store, StoreConfig};
 
+mod backfill;
 mod brute;
 mod data;
 mod deep;
@@ -137,7 +138,11 @@ fn assert_brute_force(
 }
 
 async fn check_all(store: &Store, spans: &[Span], stage: &str) {
-    for text in QUERIES {
+    check_queries(store, spans, stage, QUERIES).await;
+}
+
+async fn check_queries(store: &Store, spans: &[Span], stage: &str, queries: &[&str]) {
+    for text in queries {
         let plan = plan_of(text);
         let got = store
             .query_plan(&project(), &plan, QueryLimits::default())

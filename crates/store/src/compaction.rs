@@ -1,0 +1,143 @@
+//! Which parts compaction rewrites, and why.
+//!
+//! Two needs trigger a rewrite, both inside one (project, day):
+//!
+//! - **Hidden rows.** A part whose durably hidden rows (its manifest
+//!   deletion vector) exceed [`HIDDEN_FRACTION`] of its rows is rewritten
+//!   without them, alone unless it also joins a size tier below. This is what
+//!   cleans up after a backfill or a wave of updates (running → finished),
+//!   however few parts the day has. Each such rewrite removes at least that
+//!   fraction of what it writes, so rows written per row dropped stay below
+//!   `1 / HIDDEN_FRACTION`.
+//! - **Small parts, tiered by size.** Parts are sorted by rows and cut into
+//!   tiers where each part has at most [`TIER_RATIO`] times the rows of the
+//!   tier's smallest (parts under [`SMALL_ROWS`] all count as that size).
+//!   A tier with `compaction_min_parts` parts is merged. A row is rewritten
+//!   once per tier it climbs, about log₄ of the day's size, never once per
+//!   new part (no "rewrite the whole day for every flush").
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use crate::deletes::DeletionVector;
+use crate::parts::Part;
+
+/// Share of a part's rows that, durably hidden, makes it worth rewriting.
+pub(crate) const HIDDEN_FRACTION: f64 = 0.2;
+
+/// Size ratio between the largest and the smallest part of one tier.
+const TIER_RATIO: u64 = 4;
+
+/// Parts under this many rows are all "small": one tier.
+const SMALL_ROWS: u64 = 16 * 1024;
+
+/// The groups to rewrite: each non-empty, of one project and day.
+pub(crate) fn plan(
+    parts: &[Arc<Part>],
+    durable: &BTreeMap<u64, DeletionVector>,
+    min_parts: usize,
+) -> Vec<Vec<Arc<Part>>> {
+    let min_parts = min_parts.max(2);
+    let mut days: BTreeMap<(&str, &str), Vec<&Arc<Part>>> = BTreeMap::new();
+    for p in parts {
+        days.entry((p.meta.project.as_str(), p.meta.day.as_str()))
+            .or_default()
+            .push(p);
+    }
+    let mut groups = Vec::new();
+    for mut day in days.into_values() {
+        day.sort_by_key(|p| (p.meta.rows, p.meta.id));
+        let mut chosen: HashSet<u64> = HashSet::new();
+        let mut start = 0;
+        while start < day.len() {
+            let floor = day[start].meta.rows.max(SMALL_ROWS);
+            let end = start
+                + day[start..]
+                    .iter()
+                    .take_while(|p| p.meta.rows <= floor.saturating_mul(TIER_RATIO))
+                    .count();
+            if end - start >= min_parts {
+                chosen.extend(day[start..end].iter().map(|p| p.meta.id));
+                groups.push(day[start..end].iter().map(|p| Arc::clone(p)).collect());
+            }
+            start = end.max(start + 1);
+        }
+        for p in day {
+            if !chosen.contains(&p.meta.id) && hidden_share(p, durable) > HIDDEN_FRACTION {
+                groups.push(vec![Arc::clone(p)]);
+            }
+        }
+    }
+    groups
+}
+
+/// Durably hidden rows of `part` over its rows.
+fn hidden_share(part: &Part, durable: &BTreeMap<u64, DeletionVector>) -> f64 {
+    let hidden = durable.get(&part.meta.id).map_or(0, DeletionVector::len);
+    if part.meta.rows == 0 {
+        return 0.0;
+    }
+    hidden as f64 / part.meta.rows as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::Row;
+    use crate::parts::write_part;
+    use loupe_model::Span;
+
+    fn part(dir: &std::path::Path, id: u64, day: &str, rows: usize) -> Arc<Part> {
+        let rows: Vec<Row> = (0..rows)
+            .map(|i| Row {
+                span: Span::new("p", format!("s{id}-{i}")),
+                version: id * 1_000_000 + i as u64,
+            })
+            .collect();
+        Arc::new(write_part(dir, id, "p", day, 0, rows.iter().collect()).expect("part"))
+    }
+
+    fn ids(groups: &[Vec<Arc<Part>>]) -> Vec<Vec<u64>> {
+        let mut out: Vec<Vec<u64>> = groups
+            .iter()
+            .map(|g| {
+                let mut ids: Vec<u64> = g.iter().map(|p| p.meta.id).collect();
+                ids.sort_unstable();
+                ids
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn small_parts_of_a_day_merge_once_a_tier_is_full_and_a_big_part_is_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let big = part(d, 1, "2026-01-01", 70_000);
+        let small: Vec<_> = (2..5).map(|i| part(d, i, "2026-01-01", 10)).collect();
+        let other_day = part(d, 9, "2026-01-02", 10);
+        let mut all = vec![big.clone(), other_day];
+        all.extend(small.iter().cloned());
+        let none = BTreeMap::new();
+        assert_eq!(ids(&plan(&all, &none, 4)), Vec::<Vec<u64>>::new());
+        all.push(part(d, 5, "2026-01-01", 20));
+        // The four small parts form a tier; the 70k-row part is above it.
+        assert_eq!(ids(&plan(&all, &none, 4)), vec![vec![2, 3, 4, 5]]);
+    }
+
+    #[test]
+    fn a_part_with_many_durably_hidden_rows_is_rewritten_even_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = part(dir.path(), 1, "2026-01-01", 100);
+        let mut durable = BTreeMap::new();
+        let dv: &mut DeletionVector = durable.entry(1).or_default();
+        for i in 0..20 {
+            dv.insert(i);
+        }
+        // 20 % is not over the threshold; 21 % is.
+        assert!(plan(std::slice::from_ref(&p), &durable, 4).is_empty());
+        durable.entry(1).or_default().insert(50);
+        assert_eq!(ids(&plan(&[p], &durable, 4)), vec![vec![1]]);
+    }
+}
