@@ -106,13 +106,13 @@ struct SyncArgs {
     interval: humantime::Duration,
     #[command(flatten)]
     config: ConfigArgs,
-    /// Project the spans go to. Default: [dify] project, else `default`.
+    /// Project the spans go to. Default: dify.project, else `default`.
     #[arg(long)]
     project: Option<String>,
     /// Runs and messages older than the store's retention would be written
     /// and then deleted by the next maintenance pass: skip them (counted in
-    /// the report) or stop with an error. Default: [dify]
-    /// older_than_retention, else skip.
+    /// the report) or stop with an error. Default:
+    /// dify.older_than_retention, else skip.
     #[arg(long, value_name = "skip|stop")]
     older_than_retention: Option<OlderThanRetention>,
     /// Dify's local storage root (OPENDAL_FS_ROOT, or legacy

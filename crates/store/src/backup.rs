@@ -200,27 +200,39 @@ fn wal_segments(data_dir: &Path) -> Vec<String> {
     names
 }
 
-/// Copies `from` to `to`, fsyncs it, and returns its size and CRC.
-fn copy_file(from: &Path, to: &Path) -> Result<FileEntry, Error> {
-    let mut src = fs::File::open(from).map_err(|e| Error::io(from, e))?;
-    let mut dst = fs::File::create(to).map_err(|e| Error::io(to, e))?;
+/// Reads `path` in 1 MiB chunks, handing each to `each`; returns the
+/// file's size and CRC-32.
+fn stream(
+    path: &Path,
+    mut each: impl FnMut(&[u8]) -> Result<(), Error>,
+) -> Result<FileEntry, Error> {
+    let mut src = fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut crc = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut bytes = 0u64;
     loop {
-        let n = src.read(&mut buf).map_err(|e| Error::io(from, e))?;
+        let n = src.read(&mut buf).map_err(|e| Error::io(path, e))?;
         if n == 0 {
             break;
         }
         crc.update(&buf[..n]);
-        dst.write_all(&buf[..n]).map_err(|e| Error::io(to, e))?;
+        each(&buf[..n])?;
         bytes += n as u64;
     }
-    dst.sync_all().map_err(|e| Error::io(to, e))?;
     Ok(FileEntry {
         bytes,
         crc32: crc.finalize(),
     })
+}
+
+/// Copies `from` to `to`, fsyncs it, and returns its size and CRC.
+fn copy_file(from: &Path, to: &Path) -> Result<FileEntry, Error> {
+    let mut dst = fs::File::create(to).map_err(|e| Error::io(to, e))?;
+    let entry = stream(from, |chunk| {
+        dst.write_all(chunk).map_err(|e| Error::io(to, e))
+    })?;
+    dst.sync_all().map_err(|e| Error::io(to, e))?;
+    Ok(entry)
 }
 
 fn write_index(dir: &Path, index: &BackupIndex) -> Result<(), Error> {
@@ -263,19 +275,7 @@ pub fn verify(backup: &Path) -> Result<BackupIndex, Error> {
     }
     for (rel, entry) in &index.files {
         let path = backup.join(rel);
-        let mut f = fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let mut crc = crc32fast::Hasher::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut bytes = 0u64;
-        loop {
-            let n = f.read(&mut buf).map_err(|e| Error::io(&path, e))?;
-            if n == 0 {
-                break;
-            }
-            crc.update(&buf[..n]);
-            bytes += n as u64;
-        }
-        if bytes != entry.bytes || crc.finalize() != entry.crc32 {
+        if stream(&path, |_| Ok(()))? != *entry {
             return Err(Error::Corrupt {
                 path,
                 offset: 0,

@@ -294,7 +294,6 @@ pub(crate) async fn conversations_by_id(
         .collect()
 }
 
-/// Rows of `table` with `created_at` after the position (for progress).
 /// Rows of `table` after the keyset position `after` and created before
 /// `before` (the history a retention floor would skip).
 pub(crate) async fn count_between(
@@ -303,24 +302,30 @@ pub(crate) async fn count_between(
     after: (NaiveDateTime, &str),
     before: NaiveDateTime,
 ) -> Result<u64, Error> {
-    let sql = format!(
-        "SELECT count(*) FROM {table} WHERE (created_at, id) > ($1, $2::text::uuid) AND created_at < $3"
-    );
-    let row = client
-        .query_one(&sql, &[&after.0, &after.1, &before])
-        .await
-        .map_err(|e| Error::query(table, &e))?;
-    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    count_where(client, table, after, Some(before)).await
 }
 
+/// Rows of `table` after the keyset position `after` (for progress).
 pub(crate) async fn count_after(
     client: &Client,
     table: &'static str,
     after: (NaiveDateTime, &str),
 ) -> Result<u64, Error> {
-    let sql = format!("SELECT count(*) FROM {table} WHERE (created_at, id) > ($1, $2::text::uuid)");
+    count_where(client, table, after, None).await
+}
+
+async fn count_where(
+    client: &Client,
+    table: &'static str,
+    after: (NaiveDateTime, &str),
+    before: Option<NaiveDateTime>,
+) -> Result<u64, Error> {
+    let sql = format!(
+        "SELECT count(*) FROM {table} WHERE (created_at, id) > ($1, $2::text::uuid) \
+         AND ($3::timestamp IS NULL OR created_at < $3)"
+    );
     let row = client
-        .query_one(&sql, &[&after.0, &after.1])
+        .query_one(&sql, &[&after.0, &after.1, &before])
         .await
         .map_err(|e| Error::query(table, &e))?;
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))

@@ -50,7 +50,7 @@ pub struct CleanupArgs {
     json: bool,
     #[command(flatten)]
     config: ConfigArgs,
-    /// Project the synced spans are in. Default: [dify] project, else `default`.
+    /// Project the synced spans are in. Default: dify.project, else `default`.
     #[arg(long)]
     project: Option<String>,
     /// While `loupe serve` owns the data directory, verify through its API
