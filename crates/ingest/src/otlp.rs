@@ -171,12 +171,8 @@ pub fn normalise_with(
     out
 }
 
-/// The wall clock in ns since 1970 (0 if the clock is before 1970).
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
+/// The wall clock in ns since 1970 (the one clock, `loupe_model::time`).
+pub use loupe_model::time::now_ns;
 
 /// The first per-span cap `otel` breaks: (field, reason).
 fn over_span_caps(

@@ -198,7 +198,7 @@ fn sync_config(
     sync.batch = section.batch;
     sync.storage_dir.clone_from(&section.storage_dir);
     sync.older_than_retention = section.older_than_retention;
-    let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let now_ns = loupe_model::time::now_ns();
     sync.retention_floor = config
         .store
         .retention_cutoff_day_ns(&section.project, now_ns)

@@ -45,9 +45,13 @@ pub fn format_instant(ns: i64) -> String {
     DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// Nanoseconds since the epoch now (saturating far in the future).
+/// The wall clock in nanoseconds since the epoch: 0 for a clock before
+/// 1970, saturating at `i64::MAX` far in the future. Every "now" Loupe
+/// reads (ingest time windows, retention, rollup windows) comes from here.
 pub fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

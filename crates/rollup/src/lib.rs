@@ -224,10 +224,7 @@ fn contribution(span: &Span, labels: &[String]) -> Contribution {
 
 /// The wall clock's minute (ns since the epoch / 60 s).
 fn wall_minute() -> i64 {
-    let ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    ns.div_euclid(MINUTE_NS)
+    loupe_model::time::now_ns().div_euclid(MINUTE_NS)
 }
 
 /// The rollup state: cumulative series (since the data directory was

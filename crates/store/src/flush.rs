@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::convert::Row;
 use crate::deletes::{add_live, locate};
@@ -67,9 +67,7 @@ impl Store {
     }
 
     fn flush_one(&self, mt: &Arc<Memtable>) -> Result<(), Error> {
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64);
+        let now_ns = loupe_model::time::now_ns();
         // Rows superseded while frozen are written too: until the newer
         // version is flushed, replay needs them as its merge base. They stay
         // hidden, and compaction drops them once the hiding is durable.

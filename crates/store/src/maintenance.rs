@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::deletes::{DeletionVector, add_live, locate};
 use crate::parts::{Part, day_of, read_rows, write_part};
@@ -32,10 +32,7 @@ pub struct MaintenanceReport {
 impl Store {
     /// One pass of retention, compaction and garbage deletion.
     pub async fn maintain(&self) -> Result<MaintenanceReport, Error> {
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64);
-        self.maintain_at(now_ns).await
+        self.maintain_at(loupe_model::time::now_ns()).await
     }
 
     /// As [`Store::maintain`], with "now" given (ns), for tests and tools.

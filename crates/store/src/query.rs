@@ -296,9 +296,7 @@ impl Store {
         if plan.output != Output::Aggregates || !self.inner.rollup_answers.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let now_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64);
+        let now_ns = loupe_model::time::now_ns();
         let oldest_kept_ns = self
             .inner
             .config
