@@ -129,9 +129,16 @@ impl UnaryService<ExportTraceServiceRequest> for Export {
         let project = self.project.clone();
         Box::pin(async move {
             let limits = state.config.ingest.clone();
+            let ids = state.dify_ids.clone();
             let request = request.into_inner();
             let normalised = tokio::task::spawn_blocking(move || {
-                normalise_with(project.as_str(), request.into(), &limits, Some(now_ns()))
+                normalise_with(
+                    project.as_str(),
+                    request.into(),
+                    &limits,
+                    Some(now_ns()),
+                    Some(&ids),
+                )
             })
             .await
             .map_err(|e| {

@@ -79,6 +79,11 @@ pub struct AppState {
     pub alerts: Option<Arc<loupe_alerts::Engine>>,
     /// Bounds the ingest requests decoding and appending at once.
     pub ingest_gate: admission::IngestGate,
+    /// Recent spans of Dify's trace export by their OTLP ids, so parents
+    /// sent in an earlier request resolve to Dify's ids.
+    pub dify_ids: Arc<loupe_ingest::otlp::IdCache>,
+    /// OTLP metrics relayed to `/metrics` (`None`: `/v1/metrics` answers 404).
+    pub relay: Option<Arc<loupe_rollup::relay::Relay>>,
 }
 
 /// Renders the `/metrics` body in a format, for one project or (`None`)

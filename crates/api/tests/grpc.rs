@@ -55,6 +55,8 @@ fn state(dir: &std::path::Path) -> (AppState, Store) {
         metrics: None,
         alerts: None,
         ingest_gate: IngestGate::unlimited(),
+        dify_ids: Arc::default(),
+        relay: None,
     };
     (state, store)
 }

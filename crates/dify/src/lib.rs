@@ -23,7 +23,9 @@ use std::path::PathBuf;
 
 use loupe_backend::StoreError;
 
-/// The `source` of every span this crate writes.
+/// The `source` of every span this crate writes: one of
+/// [`loupe_model::DATABASE_SOURCES`], so a tracing provider's later copy of
+/// a synced run only completes it.
 pub const SOURCE: &str = "dify_db";
 
 /// The Dify version whose schema this connector is written against.

@@ -23,6 +23,7 @@
 //! Business tags are not set on the spans (tags come from the server's tag
 //! rules); [`tag_rules`] gives the rules that extract `category` and `tier`.
 
+pub mod dify_export;
 pub mod langfuse;
 pub mod otlp;
 mod phoenix;

@@ -48,7 +48,22 @@ pub fn span_count(request: &ExportTraceServiceRequest) -> usize {
         .sum()
 }
 
+/// One request per run, as Dify 1.20's own export sends them (see
+/// [`crate::dify_export`]), in run order.
+pub fn dify_export_requests(
+    config: &GenConfig,
+    dialect: crate::dify_export::Dialect,
+) -> impl Iterator<Item = ExportTraceServiceRequest> + use<> {
+    plans(config).map(move |plan| {
+        crate::dify_export::request(&crate::dify_export::from_plan(&plan), dialect)
+    })
+}
+
 /// Spans → one request: all generated spans share one resource and scope.
+pub(crate) fn request_of(spans: &[OtelSpan]) -> ExportTraceServiceRequest {
+    request(spans)
+}
+
 fn request(spans: &[OtelSpan]) -> ExportTraceServiceRequest {
     let (resource, scope) = spans
         .first()

@@ -9,6 +9,7 @@
 
 pub mod langfuse;
 mod limits;
+pub mod metrics;
 pub mod otlp;
 
 pub use limits::{IngestLimits, OverLimit};

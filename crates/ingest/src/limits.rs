@@ -44,6 +44,13 @@ pub struct IngestLimits {
     /// Events in one Langfuse ingestion batch. Default 10,000; a bigger
     /// batch is refused (413) before any event is read.
     pub max_events_per_batch: usize,
+    /// Bytes of one OTLP metrics request after gzip. Default 1 MiB (Dify
+    /// sends a few points per trace); a bigger one is refused (413).
+    pub max_metrics_bytes: usize,
+    /// Metric series relayed to `/metrics` at most, over all projects.
+    /// Default 10,000; points of new series beyond it are dropped and
+    /// counted in `loupe_otlp_metric_series_dropped_total`.
+    pub max_metric_series: usize,
     /// How far past the server clock a span's start or end may be.
     /// Default `1h`: clocks drift by seconds, while a timezone bug is hours.
     #[serde(with = "loupe_model::duration_text")]
@@ -64,6 +71,8 @@ impl Default for IngestLimits {
             max_events_per_span: 1_024,
             max_links_per_span: 1_024,
             max_events_per_batch: 10_000,
+            max_metrics_bytes: 1 << 20,
+            max_metric_series: 10_000,
             max_future_skew: Duration::from_secs(3_600),
             max_past: Duration::from_secs(3_650 * 86_400),
         }
@@ -81,6 +90,8 @@ impl IngestLimits {
             ("max_events_per_span", self.max_events_per_span),
             ("max_links_per_span", self.max_links_per_span),
             ("max_events_per_batch", self.max_events_per_batch),
+            ("max_metrics_bytes", self.max_metrics_bytes),
+            ("max_metric_series", self.max_metric_series),
         ] {
             if value == 0 {
                 return Err(format!("ingest.{name} must be greater than 0"));

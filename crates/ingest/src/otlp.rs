@@ -20,16 +20,18 @@
 //! checked for its attribute, event and link counts and its times against
 //! the accepted window, and rejected alone when over.
 
-mod convert;
+pub(crate) mod convert;
 mod decode;
 mod json;
 mod scan;
 
 use loupe_model::Span;
 use loupe_normalise::ItemError;
+pub use loupe_normalise::otel::IdCache;
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 pub use decode::{decode_protobuf, decode_request};
+pub(crate) use decode::{gunzip, json_error};
 
 use crate::{IngestLimits, OverLimit};
 
@@ -117,7 +119,13 @@ pub struct Normalised {
 /// per-span caps and no time window (see [`normalise_with`]; the servers
 /// pass the clock).
 pub fn normalise_request(project: &str, request: impl Into<Decoded>) -> Normalised {
-    normalise_with(project, request.into(), &IngestLimits::default(), None)
+    normalise_with(
+        project,
+        request.into(),
+        &IngestLimits::default(),
+        None,
+        None,
+    )
 }
 
 /// Normalises every span of `decoded` for `project`.
@@ -127,12 +135,15 @@ pub fn normalise_request(project: &str, request: impl Into<Decoded>) -> Normalis
 /// and, given a clock `now_ns`, spans whose start or end is outside the
 /// accepted window around it become [`ItemError`]s naming the field, after
 /// the spans that did not decode; an end before the start is not an
-/// error. Never panics.
+/// error. Spans of Dify's 1.19+ export get Dify's ids and their parents
+/// are resolved within the request and through `ids`, the server's cache of
+/// recent ones ([`loupe_normalise::otel::link`]). Never panics.
 pub fn normalise_with(
     project: &str,
     decoded: Decoded,
     limits: &IngestLimits,
     now_ns: Option<i64>,
+    ids: Option<&IdCache>,
 ) -> Normalised {
     let mut out = Normalised {
         spans: Vec::new(),
@@ -168,6 +179,7 @@ pub fn normalise_with(
                 .push(ItemError::new(format!("{path}.{}", err.field), err.reason)),
         }
     }
+    loupe_normalise::otel::link(&mut out.spans, ids);
     out
 }
 

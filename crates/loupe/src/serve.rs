@@ -72,6 +72,9 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         config.store.append_queue_timeout,
     );
     let reader: Arc<dyn SpanReader> = Arc::new(store.clone());
+    let relay = Arc::new(loupe_rollup::relay::Relay::new(
+        config.ingest.max_metric_series,
+    ));
     let state = AppState {
         pipeline: pipeline.clone(),
         reader,
@@ -86,14 +89,18 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         ready: Arc::new(AtomicBool::new(false)),
         auth: Arc::new(auth),
         metrics: Some({
-            let (store, gate) = (store.clone(), ingest_gate.clone());
+            let (store, gate, relay) = (store.clone(), ingest_gate.clone(), relay.clone());
             Arc::new(move |format, project| {
                 let own = crate::ops::own_metrics(&gate, dify_status.as_deref());
-                store.render_metrics_with(format, project, own)
+                let mut text = store.render_metrics_with(format, project, own);
+                relay.render_into(&mut text, format, project);
+                text
             })
         }),
         alerts: crate::cli_alerts::engine(&config, &store)?,
         ingest_gate,
+        dify_ids: Arc::new(loupe_ingest::otlp::IdCache::default()),
+        relay: Some(relay),
     };
 
     let http = tokio::net::TcpListener::bind(config.server.http_addr)

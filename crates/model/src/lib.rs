@@ -5,7 +5,9 @@
 //! call. Every field except the identity (`project`, `span_id`) is optional so
 //! that the same type carries both complete spans and partial updates (a
 //! Langfuse `span-update`, a running node that finishes later). Updates merge
-//! field by field with [`Span::merge_from`]: the later non-null value wins.
+//! field by field with [`Span::merge_from`]: the later non-null value wins,
+//! except over a final version from a more faithful source (Dify's
+//! database), which a provider's copy only completes.
 //!
 //! Open enums ([`SpanKind`], [`Status`]) normalise what Loupe understands; the
 //! raw source value is always kept beside them (`node_type`, `raw_status`), so
@@ -19,12 +21,14 @@
 #![warn(missing_docs)]
 
 pub mod duration_text;
+mod metric;
 mod schema;
 mod span;
 pub mod time;
 
+pub use metric::{MetricKind, MetricPoint, MetricValue};
 pub use schema::{SCHEMA_VERSION, column, schema};
-pub use span::{ProjectId, Span, SpanKind, Status, Tags};
+pub use span::{DATABASE_SOURCES, ProjectId, Span, SpanKind, Status, Tags};
 
 /// Version of the normaliser that produced a span, stored in
 /// `ingest_version` so that rows can be re-derived when mappings change.

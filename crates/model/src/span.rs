@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 /// text, so nothing is lost and every value stays comparable as text.
 pub type Tags = BTreeMap<String, String>;
 
+/// Sources that read a system of record directly (`dify_db`: Dify's
+/// PostgreSQL), whose versions of a span outrank a tracing provider's
+/// copies in [`Span::merge_from`].
+pub const DATABASE_SOURCES: &[&str] = &["dify_db"];
+
 /// A project: the unit of isolation. Every stored row and every read names one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -245,9 +250,23 @@ impl Span {
     /// Merges a later version of the same span into `self`: each field of
     /// `later` that is set overrides the one here; unset fields keep the
     /// earlier value. Attribute and tag maps merge key by key.
+    ///
+    /// Except when `later` comes from a source of lower fidelity than the
+    /// version here ([`Span::fidelity`]) and this version is final: then
+    /// `later` only fills what is unset. Dify's database holds full
+    /// payloads and exact times, its tracing providers send copies (Dify
+    /// 1.20 truncates every field at 64 KiB), so a provider's late copy of
+    /// a synced run must not overwrite it; a run synced while still running
+    /// is still completed by the provider's finished copy.
     pub fn merge_from(&mut self, later: Span) {
+        let weaker = later.fidelity() < self.fidelity()
+            && !matches!(self.status, None | Some(Status::Running));
         macro_rules! take {
-            ($($field:ident),+ $(,)?) => { $( if later.$field.is_some() { self.$field = later.$field; } )+ };
+            ($($field:ident),+ $(,)?) => { $(
+                if later.$field.is_some() && (!weaker || self.$field.is_none()) {
+                    self.$field = later.$field;
+                }
+            )+ };
         }
         take!(
             trace_id,
@@ -281,8 +300,27 @@ impl Span {
             source,
             ingest_version,
         );
-        self.attributes.extend(later.attributes);
-        self.tags.extend(later.tags);
+        if weaker {
+            for (k, v) in later.attributes {
+                self.attributes.entry(k).or_insert(v);
+            }
+            for (k, v) in later.tags {
+                self.tags.entry(k).or_insert(v);
+            }
+        } else {
+            self.attributes.extend(later.attributes);
+            self.tags.extend(later.tags);
+        }
+    }
+
+    /// How faithful this version's source is: 2 for a database Loupe reads
+    /// directly ([`DATABASE_SOURCES`]), 1 for everything sent to Loupe
+    /// (OTLP, Langfuse), which carries copies of the same facts.
+    pub fn fidelity(&self) -> u8 {
+        match self.source.as_deref() {
+            Some(source) if DATABASE_SOURCES.contains(&source) => 2,
+            _ => 1,
+        }
     }
 
     /// Approximate heap size in bytes, for memtable accounting.
@@ -342,6 +380,56 @@ mod tests {
         assert_eq!(first.status, Some(Status::Ok));
         assert_eq!(first.duration_ns(), Some(15));
         assert_eq!(first.attributes.len(), 2);
+    }
+
+    fn synced(status: Status) -> Span {
+        let mut s = Span::new("p", "node-1");
+        s.source = Some("dify_db".into());
+        s.status = Some(status);
+        s.input = Some("full input".into());
+        s.start_time = Some(1_000_000_000);
+        s.attributes.insert("dify.node_id".into(), "n1".into());
+        s
+    }
+
+    fn provider_copy() -> Span {
+        let mut s = Span::new("p", "node-1");
+        s.source = Some("otlp".into());
+        s.status = Some(Status::Ok);
+        s.input = Some("full in[truncated]".into());
+        s.start_time = Some(1_000_000_123);
+        s.model_name = Some("gpt-4o".into());
+        s.attributes.insert("dify.node_id".into(), "other".into());
+        s.attributes.insert("otel.span_id".into(), "aa".into());
+        s
+    }
+
+    #[test]
+    fn a_providers_copy_only_completes_a_final_database_version() {
+        let mut row = synced(Status::Error);
+        row.merge_from(provider_copy());
+        assert_eq!(row.input.as_deref(), Some("full input"));
+        assert_eq!(row.start_time, Some(1_000_000_000));
+        assert_eq!(row.status, Some(Status::Error));
+        assert_eq!(row.source.as_deref(), Some("dify_db"));
+        // What the database lacks is filled in.
+        assert_eq!(row.model_name.as_deref(), Some("gpt-4o"));
+        assert_eq!(row.attributes["dify.node_id"], "n1");
+        assert_eq!(row.attributes["otel.span_id"], "aa");
+    }
+
+    #[test]
+    fn a_running_database_version_is_completed_and_the_database_wins_later() {
+        let mut row = synced(Status::Running);
+        row.merge_from(provider_copy());
+        assert_eq!(row.status, Some(Status::Ok));
+        assert_eq!(row.input.as_deref(), Some("full in[truncated]"));
+        // The provider's copy came first: the database's version wins.
+        let mut row = provider_copy();
+        row.merge_from(synced(Status::Ok));
+        assert_eq!(row.input.as_deref(), Some("full input"));
+        assert_eq!(row.source.as_deref(), Some("dify_db"));
+        assert_eq!(row.model_name.as_deref(), Some("gpt-4o"));
     }
 
     #[test]

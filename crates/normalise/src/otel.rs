@@ -13,8 +13,11 @@
 //!
 //! 1. Dify's own markers: the Phoenix/Arize provider's root span
 //!    (`dify_trace_id`), workflow span and node spans (the `metadata` JSON
-//!    string), and `ENABLE_OTEL` node spans (`node.type`). Dify's node type
-//!    and status win over every convention.
+//!    string), `ENABLE_OTEL` node spans (`node.type`), and Dify 1.19+'s
+//!    export (`dify.*`, also under `langfuse.observation.metadata.`), whose
+//!    spans are stored under Dify's own ids (`dify_export`; parents are
+//!    resolved per request by [`link`]). Dify's node type and status win
+//!    over every convention.
 //! 2. Langfuse OTel (`langfuse.observation.*`, `langfuse.trace.*`).
 //! 3. OpenInference (`openinference.span.kind`, `input.value`, `llm.*`, …).
 //! 4. OTel GenAI (`gen_ai.*`, including the Aliyun/Tencent/Dify
@@ -32,9 +35,11 @@
 
 mod attrs;
 mod dify;
+mod dify_export;
 mod errors;
 mod genai;
 mod langfuse;
+mod link;
 mod openinference;
 #[cfg(test)]
 mod tests;
@@ -44,6 +49,7 @@ use loupe_model::{INGEST_VERSION, Span, SpanKind};
 
 use crate::ItemError;
 use attrs::Bag;
+pub use link::{IdCache, link};
 
 /// The `source` written on every span mapped here.
 pub const SOURCE: &str = "otlp";
@@ -68,6 +74,14 @@ pub enum AttrValue {
     Array(Vec<AttrValue>),
     /// A key/value list (rendered as a JSON object).
     Map(Attributes),
+}
+
+impl AttrValue {
+    /// The value as stored text: strings verbatim, numbers and booleans in
+    /// their usual spelling, bytes as base64, arrays and maps as JSON.
+    pub fn to_text(&self) -> String {
+        attrs::text(self)
+    }
 }
 
 /// Attributes in source order. Keys should be unique; on duplicates the
@@ -241,17 +255,26 @@ pub fn normalise(project: &str, span: &OtelSpan) -> Result<Span, ItemError> {
     out.ingest_version = Some(INGEST_VERSION);
     let is_root = out.parent_span_id.is_none();
 
-    let mut bag = Bag::new(&span.attributes);
+    let renamed = dify_export::renamed(&span.attributes);
+    let mut bag = Bag::new(renamed.as_deref().unwrap_or(&span.attributes));
     let meta = dify::Metadata::take(&mut bag);
     let role = dify::Role::detect(&bag, meta.as_ref(), span);
     dify::apply_primary(role, meta.as_ref(), &mut bag, &mut out);
+    let export = if role != dify::Role::Root
+        && (dify_export::is_export(&bag)
+            || meta.as_ref().is_some_and(|m| m.has("node_execution_id")))
+    {
+        dify_export::apply(role, meta.as_ref(), &mut bag, &span.name, &mut out)
+    } else {
+        dify_export::Export::default()
+    };
     langfuse::apply(&mut bag, is_root, &mut out);
     openinference::apply(&mut bag, &mut out);
     genai::apply(&mut bag, &mut out);
     traceloop::apply(&mut bag, &mut out);
     dify::apply_fallback(role, meta.as_ref(), &mut out);
     finish_kind(&bag, is_root, role, &mut out);
-    let used_event = errors::apply(span, role, meta.as_ref(), &mut bag, &mut out);
+    let used_event = errors::apply(span, role, meta.as_ref(), &export, &mut bag, &mut out);
 
     if role.is_run_scoped_by_trace() {
         // Each OTel trace is one run for generic traffic.
@@ -268,6 +291,7 @@ pub fn normalise(project: &str, span: &OtelSpan) -> Result<Span, ItemError> {
     {
         out.total_tokens = i.checked_add(o);
     }
+    dify_export::set_aside_aggregates(&export, &mut out);
 
     attrs::write_leftovers(&bag, &mut out.attributes);
     if let Some(meta) = &meta {

@@ -407,7 +407,13 @@ fn seconds(us: u64) -> String {
     format!("{:?}", us as f64 / 1e6)
 }
 
-fn sample(out: &mut String, name: &str, labels: &Labels, le: Option<&str>, value: f64) {
+pub(crate) fn sample(
+    out: &mut String,
+    name: &str,
+    labels: &[(String, String)],
+    le: Option<&str>,
+    value: f64,
+) {
     out.push_str(name);
     if !labels.is_empty() || le.is_some() {
         out.push('{');

@@ -34,6 +34,7 @@ pub mod events;
 pub mod expose;
 pub mod hours;
 mod measures;
+pub mod relay;
 #[cfg(test)]
 mod tests;
 

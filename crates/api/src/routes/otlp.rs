@@ -1,4 +1,10 @@
-//! OTLP/HTTP trace ingest: `POST /v1/traces` (protobuf or JSON, gzip).
+//! OTLP/HTTP ingest: `POST /v1/traces` and `POST /v1/metrics` (protobuf
+//! or JSON, gzip), also at `/api/public/otel/v1/traces|metrics`, where
+//! Langfuse serves OTLP and Dify 1.20's Langfuse provider sends it.
+//!
+//! Traces are stored through the pipeline; metrics are relayed to
+//! `/metrics` (`loupe_rollup::relay`). An empty request (Dify's check when a
+//! tracing config is saved) is answered 200 with an empty response.
 //!
 //! Reply: `ExportTraceServiceResponse` in the request's encoding, with
 //! `partial_success` naming how many spans were rejected and why when some
@@ -17,7 +23,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use loupe_ingest::metrics::decode_metrics;
 use loupe_ingest::otlp::{DecodeError, Encoding, decode_request, normalise_with, now_ns};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
@@ -27,7 +37,11 @@ use crate::auth::Project;
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/v1/traces", post(export))
+    Router::new()
+        .route("/v1/traces", post(export))
+        .route("/api/public/otel/v1/traces", post(export))
+        .route("/v1/metrics", post(export_metrics))
+        .route("/api/public/otel/v1/metrics", post(export_metrics))
 }
 
 fn encoding(headers: &HeaderMap) -> Result<(Encoding, bool), ApiError> {
@@ -102,6 +116,7 @@ async fn export(
     // Inflating, counting and decoding are CPU work: off the async workers,
     // bounded in number by the ingest slot held above.
     let config = state.config.clone();
+    let ids = state.dify_ids.clone();
     let normalised = tokio::task::spawn_blocking(move || {
         let decoded = decode_request(
             &body,
@@ -115,29 +130,85 @@ async fn export(
             decoded,
             &config.ingest,
             Some(now_ns()),
+            Some(&ids),
         ))
     })
     .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "otlp decode task failed");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error; see the Loupe server log",
-        )
-    })?
-    .map_err(|e| match e {
-        DecodeError::TooLarge { .. } | DecodeError::OverLimit(_) => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
-        }
-        other => ApiError::bad_request(other.to_string()),
-    })?;
+    .map_err(task_failed)?
+    .map_err(decode_failed)?;
     let stored = normalised.spans.len();
     state.pipeline.write(normalised.spans).await?;
     let response = ExportTraceServiceResponse {
         partial_success: partial_success(&normalised.rejected),
     };
     tracing::debug!(stored, rejected = normalised.rejected.len(), "otlp export");
-    Ok(match encoding {
+    Ok(reply(encoding, &response))
+}
+
+/// `POST /v1/metrics`: the points are relayed to `/metrics`.
+async fn export_metrics(
+    State(state): State<AppState>,
+    Project(project): Project,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (encoding, gzip) = encoding(&headers)?;
+    let body = body.map_err(|r| body_error(&state, r))?;
+    let Some(relay) = state.relay.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "OTLP metrics are not relayed by this server",
+        ));
+    };
+    let _slot = state.ingest_gate.admit().await?;
+    let config = state.config.clone();
+    let (points, recorded) = tokio::task::spawn_blocking(move || {
+        let request = decode_metrics(&body, encoding, gzip, &config.ingest)?;
+        let mut points = loupe_ingest::metrics::points(request);
+        let recorded = relay.record(project.as_str(), std::mem::take(&mut points.points));
+        Ok::<_, DecodeError>((points, recorded))
+    })
+    .await
+    .map_err(task_failed)?
+    .map_err(decode_failed)?;
+    tracing::debug!(
+        kept = recorded.kept,
+        dropped = recorded.dropped,
+        rejected = points.rejected.len(),
+        "otlp metrics export"
+    );
+    // Points dropped by the series cap are not the sender's fault and are
+    // counted on /metrics; only invalid points are reported as rejected.
+    let partial_success = (!points.rejected.is_empty()).then(|| ExportMetricsPartialSuccess {
+        rejected_data_points: points.rejected.len() as i64,
+        error_message: summary(&points.rejected),
+    });
+    Ok(reply(
+        encoding,
+        &ExportMetricsServiceResponse { partial_success },
+    ))
+}
+
+fn task_failed(e: tokio::task::JoinError) -> ApiError {
+    tracing::error!(error = %e, "otlp decode task failed");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error; see the Loupe server log",
+    )
+}
+
+fn decode_failed(e: DecodeError) -> ApiError {
+    match e {
+        DecodeError::TooLarge { .. } | DecodeError::OverLimit(_) => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+/// The reply in the request's encoding.
+fn reply<M: Message + serde::Serialize>(encoding: Encoding, response: &M) -> Response {
+    match encoding {
         Encoding::Protobuf => (
             [(header::CONTENT_TYPE, "application/x-protobuf")],
             response.encode_to_vec(),
@@ -145,10 +216,10 @@ async fn export(
             .into_response(),
         Encoding::Json => (
             [(header::CONTENT_TYPE, "application/json")],
-            serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()),
+            serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec()),
         )
             .into_response(),
-    })
+    }
 }
 
 /// The OTLP partial-success block for rejected spans (None when all passed).
@@ -158,6 +229,14 @@ pub(crate) fn partial_success(
     if rejected.is_empty() {
         return None;
     }
+    Some(ExportTracePartialSuccess {
+        rejected_spans: rejected.len() as i64,
+        error_message: summary(rejected),
+    })
+}
+
+/// The first ten item errors, and how many more.
+fn summary(rejected: &[loupe_normalise::ItemError]) -> String {
     let mut message = rejected
         .iter()
         .take(10)
@@ -167,8 +246,5 @@ pub(crate) fn partial_success(
     if rejected.len() > 10 {
         message.push_str(&format!("; and {} more", rejected.len() - 10));
     }
-    Some(ExportTracePartialSuccess {
-        rejected_spans: rejected.len() as i64,
-        error_message: message,
-    })
+    message
 }

@@ -105,7 +105,7 @@ fn status_code(code: i32) -> StatusCode {
     }
 }
 
-fn attributes(items: Vec<KeyValue>) -> Attributes {
+pub(crate) fn attributes(items: Vec<KeyValue>) -> Attributes {
     items
         .into_iter()
         .map(|kv| (kv.key, kv.value.map(value).unwrap_or_default()))

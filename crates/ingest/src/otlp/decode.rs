@@ -58,7 +58,7 @@ pub fn decode_protobuf(
     Ok(ExportTraceServiceRequest::decode(bytes)?)
 }
 
-fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+pub(crate) fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     let bound = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
     MultiGzDecoder::new(body)
@@ -71,7 +71,7 @@ fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     Ok(out)
 }
 
-pub(super) fn json_error(err: serde_json::Error) -> DecodeError {
+pub(crate) fn json_error(err: serde_json::Error) -> DecodeError {
     let (line, column) = (err.line(), err.column());
     let full = err.to_string();
     let position = format!(" at line {line} column {column}");

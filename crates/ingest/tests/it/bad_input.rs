@@ -77,7 +77,7 @@ fn a_wrongly_typed_json_span_is_rejected_alone() {
         &IngestLimits::default(),
     )
     .expect("the envelope is valid");
-    let out = normalise_with(PROJECT, decoded, &IngestLimits::default(), Some(NOW));
+    let out = normalise_with(PROJECT, decoded, &IngestLimits::default(), Some(NOW), None);
     assert_eq!(out.spans.len(), 98, "the good spans are kept");
     let fields: Vec<&str> = out.rejected.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(

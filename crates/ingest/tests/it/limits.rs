@@ -186,7 +186,7 @@ fn dify_sized_requests_pass() {
         &IngestLimits::default(),
     )
     .expect("under every cap");
-    let out = normalise_with(PROJECT, decoded, &IngestLimits::default(), Some(NOW));
+    let out = normalise_with(PROJECT, decoded, &IngestLimits::default(), Some(NOW), None);
     assert_eq!((out.spans.len(), out.rejected.len()), (2_050, 0));
 }
 
@@ -298,7 +298,7 @@ fn spans_over_the_per_span_caps_or_outside_the_time_window_are_rejected_alone() 
         &IngestLimits::default(),
     )
     .expect("decodes");
-    let out = normalise_with(PROJECT, decoded, &IngestLimits::default(), Some(NOW));
+    let out = normalise_with(PROJECT, decoded, &IngestLimits::default(), Some(NOW), None);
     let kept: Vec<_> = out.spans.iter().filter_map(|s| s.name.clone()).collect();
     assert_eq!(
         kept,

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod client_sdk;
+mod dify_1_20;
 mod dify_arize;
 mod dify_phoenix;
 mod encodings;

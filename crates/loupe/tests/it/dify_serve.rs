@@ -7,8 +7,6 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::NoTls;
-
 use crate::support::Server;
 
 const TENANT: &str = "c620c103-fd6c-4fef-a6d5-07deeb985b15";
@@ -16,40 +14,10 @@ const APP: &str = "4f3a79b4-ea93-49ef-80c2-fad1a9001a14";
 const WORKFLOW: &str = "37059656-d740-4323-8168-9c55beede6c8";
 const END_USER: &str = "9a0d6a59-51d9-4c0b-a8a5-4a3e3f1c0d11";
 
-fn pg_url() -> String {
-    std::env::var("LOUPE_TEST_PG_URL").unwrap_or_else(|_| {
-        panic!(
-            "LOUPE_TEST_PG_URL is not set: run `eval \"$(bash scripts/peers/postgres.sh)\"` first"
-        )
-    })
-}
-
-async fn client(dsn: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(dsn, NoTls)
-        .await
-        .expect("connect to test postgres");
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
-
 /// A fresh database with Dify's tables and one finished run, three days
 /// old, with two node executions. Returns its DSN and the run id.
 async fn dify_database() -> (String, tokio_postgres::Client, String) {
-    let url = pg_url();
-    let admin = client(&url).await;
-    let name = format!("loupe_it_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let (base, _) = url.rsplit_once('/').expect("url has a database");
-    let dsn = format!("{base}/{name}");
-    let db = client(&dsn).await;
-    db.batch_execute(loupe_dify::ddl::DIFY_1_14_1)
-        .await
-        .expect("dify ddl");
+    let (dsn, db) = crate::support::dify_database().await;
     let run = uuid::Uuid::new_v4().to_string();
     let at = "((now() AT TIME ZONE 'UTC') - interval '3 days')";
     db.batch_execute(&format!(

@@ -8,6 +8,7 @@ mod bad_input;
 mod cli_query;
 mod console;
 mod crash;
+mod dify_1_20;
 mod dify_serve;
 mod r#gen;
 mod langfuse;

@@ -252,3 +252,42 @@ pub fn encode(req: &ExportTraceServiceRequest) -> Vec<u8> {
 pub fn hex_id(span: u64) -> String {
     hex::encode(span.to_be_bytes())
 }
+
+/// The test PostgreSQL's URL; fails (never skips) when the peer is not
+/// started.
+pub fn pg_url() -> String {
+    std::env::var("LOUPE_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "LOUPE_TEST_PG_URL is not set: run `eval \"$(bash scripts/peers/postgres.sh)\"` first"
+        )
+    })
+}
+
+/// A client on `dsn`.
+pub async fn pg_client(dsn: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls)
+        .await
+        .expect("connect to test postgres");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// A fresh database with Dify 1.14.1's tables: (DSN, client).
+pub async fn dify_database() -> (String, tokio_postgres::Client) {
+    let url = pg_url();
+    let admin = pg_client(&url).await;
+    let name = format!("loupe_it_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    let (base, _) = url.rsplit_once('/').expect("url has a database");
+    let dsn = format!("{base}/{name}");
+    let db = pg_client(&dsn).await;
+    db.batch_execute(loupe_dify::ddl::DIFY_1_14_1)
+        .await
+        .expect("dify ddl");
+    (dsn, db)
+}

@@ -37,6 +37,9 @@ pub(super) enum Role {
     Task,
     /// Dify's own `ENABLE_OTEL` span (node or app runner).
     SelfInstrumented,
+    /// A span of Dify 1.19+'s trace export (`dify.span.id`,
+    /// `dify.workflow.run_id`, …) that no `metadata` marker placed.
+    Export,
 }
 
 impl Role {
@@ -59,6 +62,9 @@ impl Role {
             if entity.is_some() || meta.text("created_from").as_deref() == Some("Dify") {
                 return Self::Task;
             }
+        }
+        if super::dify_export::is_export(bag) {
+            return Self::Export;
         }
         let own = [
             "node.type",
@@ -102,7 +108,7 @@ impl Metadata {
         })
     }
 
-    fn has(&self, key: &str) -> bool {
+    pub(super) fn has(&self, key: &str) -> bool {
         self.0.contains_key(key)
     }
 
@@ -190,7 +196,7 @@ pub(super) fn apply_primary(
             fill(&mut out.app_id, || bag.take_text("dify.app_id"));
             fill(&mut out.workflow_id, || bag.take_text("dify.workflow_id"));
         }
-        Role::Task | Role::Generic => {}
+        Role::Task | Role::Generic | Role::Export => {}
     }
     if let Some(node_type) = &out.node_type {
         out.span_kind = Some(kind_of_node(node_type));

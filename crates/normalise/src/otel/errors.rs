@@ -1,7 +1,8 @@
 //! Status and error fields.
 //!
-//! Status: Dify's own status text (`node_status`, else `status`, in the
-//! `metadata` of Dify spans) wins when Loupe knows it; otherwise the OTel
+//! Status: Dify 1.19+'s `dify.span.status`, else Dify's own status text
+//! (`node_status`, else `status`, in the `metadata` of Dify spans) wins
+//! when Loupe knows it; otherwise the OTel
 //! status code decides (`STATUS_CODE_OK` → ok, `STATUS_CODE_ERROR` → error,
 //! `STATUS_CODE_UNSET` → unset, promoted to error by a Langfuse
 //! `langfuse.observation.level` of `ERROR`). `raw_status` is the Dify text
@@ -9,7 +10,7 @@
 //! `ERROR` when the Langfuse level decided.
 //!
 //! Error fields are set only on error spans. Message: Dify's
-//! `status_message`, else the OTel status message, else
+//! `error.message`, else its `status_message`, else the OTel status message, else
 //! `langfuse.observation.status_message`, else the last exception event's
 //! `exception.message`. Class: that event's `exception.type` (except Dify's
 //! meaningless `str`, the class of the string it records), else `error.type`,
@@ -19,6 +20,7 @@ use loupe_model::{Span, Status};
 
 use super::attrs::{Bag, as_i64, find_text};
 use super::dify::{Metadata, Role, map_status};
+use super::dify_export::Export;
 use super::{OtelEvent, OtelSpan, StatusCode, non_empty};
 
 /// Sets status, raw status and error fields. Returns the index of the
@@ -27,6 +29,7 @@ pub(super) fn apply(
     span: &OtelSpan,
     role: Role,
     meta: Option<&Metadata>,
+    export: &Export,
     bag: &mut Bag<'_>,
     out: &mut Span,
 ) -> Option<usize> {
@@ -36,7 +39,10 @@ pub(super) fn apply(
         StatusCode::Ok => Status::Ok,
         StatusCode::Error => Status::Error,
     };
-    if let Some(raw) = meta.and_then(Metadata::raw_status) {
+    if let Some(raw) = &export.status {
+        out.status = Some(export.mapped_status().unwrap_or(otel));
+        out.raw_status = Some(raw.clone());
+    } else if let Some(raw) = meta.and_then(Metadata::raw_status) {
         out.status = Some(map_status(&raw).unwrap_or(otel));
         out.raw_status = Some(raw);
     } else if otel == Status::Unset
@@ -54,8 +60,10 @@ pub(super) fn apply(
 
     let event = span.events.iter().rposition(is_exception);
     let event_attr = |key: &str| event.and_then(|i| find_text(&span.events[i].attributes, key));
-    out.error_message = meta
-        .and_then(|m| m.text("status_message"))
+    out.error_message = export
+        .error
+        .clone()
+        .or_else(|| meta.and_then(|m| m.text("status_message")))
         .or_else(|| non_empty(&span.status_message))
         .or_else(|| bag.take_text("langfuse.observation.status_message"))
         .or_else(|| event_attr("exception.message"));

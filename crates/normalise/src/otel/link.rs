@@ -1,0 +1,233 @@
+//! Parents and traces of Dify's export, resolved to Dify's ids.
+//!
+//! [`super::normalise`] maps one span at a time: it gives a span of Dify's
+//! export its Dify id (see `dify_export`) but its parent is still the OTLP
+//! id as sent. [`link`] finishes the request: parents that name a span of
+//! the same request, or one seen recently ([`IdCache`]), become that span's
+//! Dify id, and spans whose own attributes name no run (iteration wrappers,
+//! nodes of the per-span adapter) take the run and trace of their OTLP trace.
+//!
+//! A late child trace (Dify 1.19+ attaches a called workflow's steps under
+//! the invoking tool span, in a request of their own) joins the trace of
+//! the span it hangs under, so the run view shows it there; a nested run
+//! keeps its own run id, as the database sync gives it.
+//!
+//! The cache is memory only and bounded: after a restart, a child whose
+//! parent arrived before keeps the OTLP parent id (the run view then shows
+//! it at the top level). Dify's newer export sends a whole trace per
+//! request, so this matters only for the per-span adapter and late traces.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+
+use loupe_model::Span;
+use lru::LruCache;
+
+/// Where a span of Dify's export went: its Dify span id, trace and run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Placed {
+    span: String,
+    trace: Option<String>,
+    run: Option<String>,
+}
+
+/// A trace of Dify's export: its Dify trace id and run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TracePlaced {
+    trace: String,
+    run: Option<String>,
+}
+
+/// (project, OTLP trace id, OTLP span id).
+type SpanKey = (String, String, String);
+/// (project, OTLP trace id).
+type TraceKey = (String, String);
+
+/// Recently placed spans and traces of Dify's export, by their OTLP ids.
+/// Shared by every ingest request of a server; bounded (least recently used
+/// entries leave first).
+pub struct IdCache {
+    inner: Mutex<Caches>,
+}
+
+struct Caches {
+    spans: LruCache<SpanKey, Placed>,
+    traces: LruCache<TraceKey, TracePlaced>,
+}
+
+impl IdCache {
+    /// A cache of at most `spans` spans (and a fifth as many traces).
+    pub fn new(spans: usize) -> Self {
+        let spans = NonZeroUsize::new(spans.max(1)).unwrap_or(NonZeroUsize::MIN);
+        let traces = NonZeroUsize::new((spans.get() / 5).max(1)).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            inner: Mutex::new(Caches {
+                spans: LruCache::new(spans),
+                traces: LruCache::new(traces),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Caches> {
+        // A panic while holding the lock leaves plain maps behind: still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for IdCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let caches = self.lock();
+        f.debug_struct("IdCache")
+            .field("spans", &caches.spans.len())
+            .field("traces", &caches.traces.len())
+            .finish()
+    }
+}
+
+impl Default for IdCache {
+    /// 100,000 spans (about 30 MB at most).
+    fn default() -> Self {
+        Self::new(100_000)
+    }
+}
+
+/// The OTLP ids a span was sent with: (trace, span).
+fn sent_ids(span: &Span) -> (String, String) {
+    let trace = span
+        .attributes
+        .get("otel.trace_id")
+        .or(span.trace_id.as_ref())
+        .cloned()
+        .unwrap_or_default();
+    let id = span
+        .attributes
+        .get("otel.span_id")
+        .cloned()
+        .unwrap_or_else(|| span.span_id.clone());
+    (trace, id)
+}
+
+fn is_export(span: &Span) -> bool {
+    span.attributes.contains_key("otel.span_id")
+}
+
+/// Resolves the parents, traces and runs of the export's spans in one
+/// request (see the module docs). Spans of other sources are untouched.
+pub fn link(spans: &mut [Span], cache: Option<&IdCache>) {
+    if !spans.iter().any(is_export) {
+        return;
+    }
+    let mut placed: HashMap<SpanKey, Placed> = HashMap::new();
+    let mut traces: HashMap<TraceKey, TracePlaced> = HashMap::new();
+    for span in spans.iter().filter(|s| is_export(s)) {
+        let (trace, id) = sent_ids(span);
+        let rewritten_trace = span.attributes.contains_key("otel.trace_id");
+        let key = (span.project.clone(), trace.clone(), id);
+        placed.insert(
+            key,
+            Placed {
+                span: span.span_id.clone(),
+                trace: span.trace_id.clone().filter(|_| rewritten_trace),
+                run: span.run_id.clone(),
+            },
+        );
+        if rewritten_trace && let Some(t) = &span.trace_id {
+            traces
+                .entry((span.project.clone(), trace))
+                .or_insert_with(|| TracePlaced {
+                    trace: t.clone(),
+                    run: span.run_id.clone(),
+                });
+        }
+    }
+
+    let mut caches = cache.map(IdCache::lock);
+    // Late child traces: OTLP trace → the trace and run they join.
+    let mut joins: HashMap<TraceKey, TracePlaced> = HashMap::new();
+    for span in spans.iter_mut().filter(|s| is_export(s)) {
+        let Some(parent) = span.parent_span_id.clone() else {
+            continue;
+        };
+        let (trace, _) = sent_ids(span);
+        let key = (span.project.clone(), trace.clone(), parent);
+        // A parent from an earlier request may be in another trace: the
+        // span's request then joins it (a late child trace).
+        let (parent, earlier) = match placed.get(&key) {
+            Some(parent) => (parent.clone(), false),
+            None => match caches.as_mut().and_then(|c| c.spans.get(&key).cloned()) {
+                Some(parent) => (parent, true),
+                None => continue,
+            },
+        };
+        span.parent_span_id = Some(parent.span.clone());
+        if let Some(parent_trace) = parent.trace
+            && earlier
+            && span.trace_id.as_ref() != Some(&parent_trace)
+        {
+            joins.insert(
+                (span.project.clone(), trace),
+                TracePlaced {
+                    trace: parent_trace,
+                    run: parent.run,
+                },
+            );
+        }
+    }
+
+    for span in spans.iter_mut().filter(|s| is_export(s)) {
+        let (trace, _) = sent_ids(span);
+        let key = (span.project.clone(), trace.clone());
+        let known = joins.get(&key).cloned().or_else(|| {
+            if span.attributes.contains_key("otel.trace_id") {
+                return None;
+            }
+            traces
+                .get(&key)
+                .cloned()
+                .or_else(|| caches.as_mut().and_then(|c| c.traces.get(&key).cloned()))
+        });
+        if let Some(known) = known {
+            adopt(span, &trace, &known);
+        }
+    }
+
+    if let Some(caches) = caches.as_mut() {
+        for span in spans.iter().filter(|s| is_export(s)) {
+            let (trace, id) = sent_ids(span);
+            let rewritten_trace = span.attributes.contains_key("otel.trace_id");
+            caches.spans.put(
+                (span.project.clone(), trace.clone(), id),
+                Placed {
+                    span: span.span_id.clone(),
+                    trace: span.trace_id.clone().filter(|_| rewritten_trace),
+                    run: span.run_id.clone(),
+                },
+            );
+            if rewritten_trace && let Some(t) = &span.trace_id {
+                caches.traces.put(
+                    (span.project.clone(), trace),
+                    TracePlaced {
+                        trace: t.clone(),
+                        run: span.run_id.clone(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Puts `span` in `place`'s trace, and its run when the span names none.
+fn adopt(span: &mut Span, sent_trace: &str, place: &TracePlaced) {
+    if span.trace_id.as_deref() != Some(place.trace.as_str()) {
+        span.attributes
+            .entry("otel.trace_id".into())
+            .or_insert_with(|| sent_trace.to_owned());
+        span.trace_id = Some(place.trace.clone());
+    }
+    if span.run_id.is_none() {
+        span.run_id.clone_from(&place.run);
+    }
+}
