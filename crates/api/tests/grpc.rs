@@ -9,57 +9,18 @@ use std::task::Poll;
 
 use axum::body::Body;
 use bytes::Bytes;
-use loupe_api::auth::{Auth, AuthConfig, AuthMode, KeyRecord, hash_secret};
-use loupe_api::{ApiConfig, AppState, admission::IngestGate};
-use loupe_backend::SpanReader;
-use loupe_normalise::tags::TagRules;
-use loupe_pipeline::Pipeline;
-use loupe_store::{Store, StoreConfig};
+use loupe_api::admission::IngestGate;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
 use tonic::codegen::http;
 use tower::Service as _;
 
-const SECRET: &str = "sk-lf-test";
-const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+mod support;
 
-fn state(dir: &std::path::Path) -> (AppState, Store) {
-    let store = Store::open(
-        StoreConfig {
-            data_dir: dir.to_owned(),
-            ..StoreConfig::default()
-        },
-        loupe_rollup::RollupConfig::default(),
-    )
-    .expect("open store");
-    let reader: Arc<dyn SpanReader> = Arc::new(store.clone());
-    let auth = Auth::new(AuthConfig {
-        mode: AuthMode::Required,
-        keys: vec![KeyRecord {
-            project: "p".into(),
-            public_key: "pk-lf-test".into(),
-            secret_key_hash: hash_secret(SECRET),
-            created_at: None,
-        }],
-        keys_file: None,
-        metrics_public: false,
-    })
-    .expect("auth");
-    let state = AppState {
-        pipeline: Pipeline::new(Arc::new(store.clone()), TagRules::default()),
-        reader,
-        config: Arc::new(ApiConfig::default()),
-        ready: Arc::new(AtomicBool::new(true)),
-        auth: Arc::new(auth),
-        metrics: None,
-        alerts: None,
-        ingest_gate: IngestGate::unlimited(),
-        dify_ids: Arc::default(),
-        relay: None,
-    };
-    (state, store)
-}
+use support::{SECRET, state};
+
+const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// A gRPC frame around `message`.
 fn frame(message: &[u8]) -> Vec<u8> {
@@ -153,7 +114,7 @@ mod http_body_util_shim {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_is_checked_before_the_message_is_read() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (state, _store) = state(dir.path());
+    let (state, _store) = state(dir.path(), IngestGate::unlimited());
     let mut service = loupe_api::grpc::trace_service(state);
     for key in [None, Some("sk-lf-wrong")] {
         let read = Arc::new(AtomicBool::new(false));
@@ -187,7 +148,7 @@ fn export(spans: Vec<Span>) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_and_oversized_messages_are_invalid_argument_and_good_ones_are_stored() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (state, store) = state(dir.path());
+    let (state, store) = state(dir.path(), IngestGate::unlimited());
     let mut service = loupe_api::grpc::trace_service(state);
     let too_many = export(vec![Span::default(); 50_001]);
     let not_protobuf = vec![0xffu8; 64];

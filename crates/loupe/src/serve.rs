@@ -133,6 +133,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(loupe_api::grpc::trace_service(state.clone()))
+            .add_service(loupe_api::grpc::metrics_service(state.clone()))
             .serve_with_incoming_shutdown(tokio_stream_listener(grpc), stopped(stop_rx.clone())),
     );
     state.ready.store(true, Ordering::Release);

@@ -236,7 +236,7 @@ pub(crate) fn partial_success(
 }
 
 /// The first ten item errors, and how many more.
-fn summary(rejected: &[loupe_normalise::ItemError]) -> String {
+pub(crate) fn summary(rejected: &[loupe_normalise::ItemError]) -> String {
     let mut message = rejected
         .iter()
         .take(10)

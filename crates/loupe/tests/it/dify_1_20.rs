@@ -529,6 +529,30 @@ async fn otlp_metrics_are_accepted_and_relayed_to_metrics() {
         "{text}"
     );
 
+    // Over gRPC too (Dify's exporter may use it, default port 4317).
+    let mut client = opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient::connect(server.grpc.clone())
+        .await
+        .expect("grpc connect");
+    let reply = client
+        .export(metrics.clone())
+        .await
+        .expect("grpc export")
+        .into_inner();
+    assert_eq!(reply.partial_success, None);
+    let text = server
+        .client
+        .get(format!("{}/metrics", server.http))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(&format!("gen_ai_client_token_usage_total{{{series}}} 126")),
+        "a third delta of 42: {text}"
+    );
+
     // An unsupported point is rejected alone, naming the metric.
     let mut bad = metrics.clone();
     bad.resource_metrics[0].scope_metrics[0].metrics[1].data = Some(metric::Data::Summary(

@@ -583,3 +583,55 @@ fn links_are_kept_as_json() {
     assert_eq!(links[0]["trace_id"], TRACE);
     assert_eq!(links[0]["attributes"]["ext"], "1");
 }
+
+/// A Dify Agent trajectory (1.16+, `DIFY_AGENT_TRAJECTORY_*`): Pydantic AI's
+/// GenAI spans from the agent sandbox, under its own service name. Dify's
+/// code links them to no run (its unified-trace agent collector is not fed
+/// in 1.20), so each trajectory is a run of its own, by trace.
+#[test]
+fn dify_agent_trajectory_spans_map_to_agent_llm_and_tool() {
+    let resource = attrs(&[("service.name", s("dify-agent-trajectory"))]);
+    let mut agent = span(
+        None,
+        &[
+            ("gen_ai.operation.name", s("invoke_agent")),
+            ("gen_ai.agent.name", s("support-agent")),
+        ],
+    );
+    agent.name = "invoke_agent support-agent".into();
+    agent.resource_attributes = resource.clone();
+    let mut chat = span(
+        Some(SPAN),
+        &[
+            ("gen_ai.operation.name", s("chat")),
+            ("gen_ai.request.model", s("gpt-4o")),
+            ("gen_ai.usage.input_tokens", AttrValue::Int(100)),
+            ("gen_ai.usage.output_tokens", AttrValue::Int(20)),
+        ],
+    );
+    chat.span_id = PARENT.into();
+    chat.resource_attributes = resource.clone();
+    let mut tool = span(
+        Some(SPAN),
+        &[
+            ("gen_ai.operation.name", s("execute_tool")),
+            ("gen_ai.tool.name", s("lookup_order")),
+            ("gen_ai.tool.call.id", s("call-1")),
+        ],
+    );
+    tool.span_id = "3132333435363738".into();
+    tool.resource_attributes = resource;
+
+    let agent = map(&agent);
+    assert_eq!(agent.span_kind, Some(SpanKind::Agent));
+    assert_eq!(agent.run_id.as_deref(), Some(TRACE));
+    assert_eq!(agent.app_name.as_deref(), Some("dify-agent-trajectory"));
+    assert_eq!(attr(&agent, "gen_ai.agent.name"), Some("support-agent"));
+    let chat = map(&chat);
+    assert_eq!(chat.span_kind, Some(SpanKind::Llm));
+    assert_eq!(chat.total_tokens, Some(120));
+    let tool = map(&tool);
+    assert_eq!(tool.span_kind, Some(SpanKind::Tool));
+    assert_eq!(tool.tool_name.as_deref(), Some("lookup_order"));
+    assert_eq!(tool.run_id.as_deref(), Some(TRACE));
+}
