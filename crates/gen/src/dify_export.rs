@@ -317,11 +317,24 @@ fn span(
             attrs.push(s("output.value", f.outputs.to_string()));
             attrs.push(s("session.id", session.clone()));
             attrs.push(s("user.id", run.user.clone()));
+            attrs.push(s("gen_ai.session.id", session.clone()));
+            attrs.push(s("gen_ai.user.id", run.user.clone()));
             attrs.push(s("gen_ai.framework", "dify"));
+            attrs.push(s("gen_ai.span.kind", kind));
+            attrs.push(("dify.span.synthetic".into(), AttrValue::Bool(false)));
+            attrs.push(s("dify.cost.currency", "USD"));
+            let mut metadata = json!({"dify.span.kind": kind.to_ascii_lowercase()});
+            if let Some(node) = f.exec {
+                metadata["node_id"] = json!(node.node_id);
+                metadata["node_type"] = json!(node.node_type);
+            }
             if let Some(u) = usage {
                 attrs.push(s("gen_ai.operation.name", "chat"));
                 attrs.push(s("gen_ai.provider.name", u.provider.clone()));
+                attrs.push(s("gen_ai.system", u.provider.clone()));
                 attrs.push(s("gen_ai.request.model", u.model.clone()));
+                attrs.push(s("gen_ai.response.model", u.model.clone()));
+                attrs.push(s("llm.model_name", u.model.clone()));
                 attrs.push(("gen_ai.usage.input_tokens".into(), AttrValue::Int(u.prompt)));
                 attrs.push((
                     "gen_ai.usage.output_tokens".into(),
@@ -331,14 +344,56 @@ fn span(
                     "gen_ai.usage.total_tokens".into(),
                     AttrValue::Int(u.prompt + u.completion),
                 ));
-                attrs.push(("llm.cost.total".into(), AttrValue::Double(u.price)));
-            } else if f.span_type == "tool" {
-                attrs.push(s("gen_ai.operation.name", "execute_tool"));
-                attrs.push(s(
-                    "gen_ai.tool.name",
-                    f.exec.map_or("", |n| n.title.as_str()),
+                attrs.push(("llm.token_count.prompt".into(), AttrValue::Int(u.prompt)));
+                attrs.push((
+                    "llm.token_count.completion".into(),
+                    AttrValue::Int(u.completion),
                 ));
+                attrs.push((
+                    "llm.token_count.total".into(),
+                    AttrValue::Int(u.prompt + u.completion),
+                ));
+                attrs.push(("llm.cost.total".into(), AttrValue::Double(u.price)));
+                attrs.push(s("gen_ai.prompt", f.inputs.to_string()));
+                attrs.push(s("gen_ai.completion", f.outputs.to_string()));
+                attrs.push(s(
+                    "gen_ai.input.messages",
+                    json!([{"role": "user", "parts": [{"type": "text", "content": f.inputs.to_string()}]}]).to_string(),
+                ));
+                attrs.push(s(
+                    "gen_ai.output.messages",
+                    json!([{"role": "assistant", "parts": [{"type": "text", "content": f.outputs.to_string()}]}]).to_string(),
+                ));
+                // Time to first token, ns (Dify's two spellings).
+                let ttft = (f.end - f.start) / 4;
+                attrs.push((
+                    "gen_ai.server.time_to_first_token".into(),
+                    AttrValue::Int(ttft),
+                ));
+                attrs.push((
+                    "gen_ai.response.time_to_first_token".into(),
+                    AttrValue::Int(ttft),
+                ));
+                metadata["model_name"] = json!(u.model);
+                metadata["prompt_tokens"] = json!(u.prompt);
+                metadata["completion_tokens"] = json!(u.completion);
+                metadata["total_tokens"] = json!(u.prompt + u.completion);
+            } else if f.span_type == "tool" {
+                let title = f.exec.map_or("", |n| n.title.as_str());
+                attrs.push(s("gen_ai.operation.name", "execute_tool"));
+                attrs.push(s("gen_ai.tool.name", title));
+                attrs.push(s("tool.name", title));
+                attrs.push(s("gen_ai.tool.call.id", format!("call-{}", f.dify_span)));
+                attrs.push(s("gen_ai.tool.call.arguments", f.inputs.to_string()));
+                attrs.push(s("tool.parameters", f.inputs.to_string()));
+                attrs.push(s("gen_ai.tool.call.result", f.outputs.to_string()));
+            } else if f.span_type == "knowledge-retrieval" {
+                attrs.push(s("retrieval.query", f.inputs.to_string()));
+                attrs.push(s("retrieval.document", f.outputs.to_string()));
+            } else if f.span_type == "agent" {
+                attrs.push(s("gen_ai.operation.name", "invoke_agent"));
             }
+            attrs.push(s("metadata", metadata.to_string()));
         }
         Dialect::Langfuse => {
             attrs.push(s("langfuse.trace.name", run.app_name.clone()));

@@ -481,3 +481,74 @@ fn generated_runs_in_both_dialects_normalise_without_rejections() {
         assert_eq!(runs, 50);
     }
 }
+
+#[test]
+fn every_attribute_dify_sends_is_mapped_to_a_field_or_kept() {
+    let mut run = sample_run();
+    let at = run.start + S;
+    run.nodes
+        .push(node("exec-kb", "knowledge-retrieval", "Manuals", at));
+    let spans = ingest(&request(&run, Dialect::OpenTelemetry), &IdCache::default());
+    let kept = |span: &Span, keys: &[&str]| {
+        for key in keys {
+            assert!(
+                span.attributes.contains_key(*key),
+                "{} lost {key}: {:?}",
+                span.span_id,
+                span.attributes.keys().collect::<Vec<_>>()
+            );
+        }
+    };
+    let common = [
+        "dify.tenant_id",
+        "dify.node.attempt",
+        "dify.span.name",
+        "dify.span.type",
+        "dify.span.synthetic",
+        "dify.trace.complete",
+        "dify.trace.truncation",
+        "dify.trace.links",
+        "dify.events",
+        "gen_ai.framework",
+        "metadata.dify.span.kind",
+        "otel.span_id",
+        "otel.trace_id",
+        "resource.service.name",
+    ];
+    for span in &spans {
+        kept(span, &common);
+        assert_eq!(span.session_id.as_deref(), Some(run.run_id.as_str()));
+        assert_eq!(span.user_id.as_deref(), Some("user-42"));
+    }
+    let llm = by_id(&spans, "exec-llm");
+    kept(
+        llm,
+        &[
+            "dify.node.id",
+            "gen_ai.server.time_to_first_token",
+            "gen_ai.response.time_to_first_token",
+            "gen_ai.completion",
+            "gen_ai.output.messages",
+        ],
+    );
+    assert!(
+        llm.input
+            .as_deref()
+            .is_some_and(|i| i.contains("Write answer"))
+    );
+    assert_eq!(llm.total_tokens, Some(42));
+    let tool = by_id(&spans, "exec-tool");
+    kept(
+        tool,
+        &[
+            "gen_ai.tool.call.id",
+            "gen_ai.tool.call.arguments",
+            "gen_ai.tool.call.result",
+            "tool.parameters",
+        ],
+    );
+    assert_eq!(tool.tool_name.as_deref(), Some("Inventory"));
+    let kb = by_id(&spans, "exec-kb");
+    assert_eq!(kb.span_kind, Some(SpanKind::Retrieval));
+    kept(kb, &["retrieval.query", "retrieval.document"]);
+}
