@@ -6,6 +6,7 @@
 //! - [`map`]: rows → spans, with the same ids as the Langfuse and OTLP paths
 //!   (span id = node execution id, trace id = workflow run id).
 //! - [`sync`]: the `(created_at, id)` keyset sync and its checkpoint.
+//! - [`projects`]: which Loupe project a row lands in (by app, workspace).
 //! - [`relief`]: verified, batched, resumable deletes of old rows.
 //! - [`rows`]: spans → rows, the inverse of [`map`] (synthetic Dify data).
 //! - [`ddl`]: Dify's DDL for the tables read (tests, the benchmark).
@@ -14,6 +15,7 @@
 
 pub mod ddl;
 pub mod map;
+pub mod projects;
 pub mod relief;
 pub mod rows;
 pub mod schema;

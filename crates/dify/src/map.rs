@@ -54,6 +54,11 @@ impl Lookups {
         self.apps.get(app_id).map(|a| a.name.clone())
     }
 
+    /// The workspace (tenant) of an app, for rows that do not name it.
+    pub fn tenant_of(&self, app_id: &str) -> Option<&str> {
+        self.apps.get(app_id).map(|a| a.tenant_id.as_str())
+    }
+
     /// The user id Dify's tracing providers report: an end user's `user`
     /// string (`session_id`), else the account id.
     fn user(&self, role: &str, creator: &str) -> String {
@@ -396,6 +401,9 @@ pub fn message_spans(
         m.provider_response_latency.to_string(),
     );
     a.insert("dify.from_source".into(), m.from_source.clone());
+    if let Some(tenant) = lookups.tenant_of(&m.app_id) {
+        a.insert("dify.tenant_id".into(), tenant.to_owned());
+    }
     a.insert("dify.inputs".into(), m.inputs.clone());
     if let Some(v) = &m.invoke_from {
         a.insert("dify.invoke_from".into(), v.clone());

@@ -276,9 +276,11 @@ async fn a_run_whose_spans_are_altered_or_missing_is_skipped() {
     let (missing, _) = run_with_nodes(&env, 40, 1, 2).await;
     let (fine, _) = run_with_nodes(&env, 40, 2, 2).await;
     sync(&env).await;
-    // The store's copy of one run disagrees (a later version of the span).
+    // The store's copy of one run disagrees (a later version of the span,
+    // from the database: a provider's copy could not overwrite it).
     let mut span = Span::new(ProjectId::DEFAULT, &altered);
     span.raw_status = Some("failed".into());
+    span.source = Some(loupe_dify::SOURCE.into());
     env.store.append(vec![span]).await.expect("append");
     // A node of another run that the store never received.
     insert_node(

@@ -29,6 +29,10 @@ pub struct DifySection {
     /// Loupe project the synced runs go to (default `default`). Give the
     /// project's keys to the people who should see this Dify's runs.
     pub project: String,
+    /// `[[dify.projects]]`: rows of one Dify workspace (`tenant = "<id>"`)
+    /// or app (`app = "<id>"`) go to `project` instead; an app rule wins
+    /// over its workspace's.
+    pub projects: Vec<loupe_dify::projects::ProjectRule>,
     /// History older than the store's retention: `skip` it (counted and
     /// logged; the default) or `stop` the sync with an error naming it.
     pub older_than_retention: OlderThanRetention,
@@ -47,6 +51,7 @@ impl Default for DifySection {
         Self {
             dsn: None,
             project: loupe_model::ProjectId::DEFAULT.to_owned(),
+            projects: Vec::new(),
             older_than_retention: OlderThanRetention::Skip,
             interval: "30s".into(),
             batch: 500,
@@ -56,6 +61,12 @@ impl Default for DifySection {
 }
 
 impl DifySection {
+    /// The checked project rules.
+    pub fn projects(&self) -> anyhow::Result<loupe_dify::projects::Projects> {
+        loupe_dify::projects::Projects::new(&self.project, &self.projects)
+            .map_err(|e| anyhow::anyhow!("[dify] {e}"))
+    }
+
     /// The parsed interval.
     pub fn interval(&self) -> anyhow::Result<Duration> {
         humantime::parse_duration(&self.interval).with_context(|| {
@@ -187,21 +198,26 @@ fn sync_config(
     let Some(dsn) = &section.dsn else {
         bail!("no Dify database: set [dify] dsn or --dsn");
     };
-    loupe_model::ProjectId::new(section.project.clone()).with_context(|| {
-        format!(
-            "dify project {:?} is not a valid project name",
-            section.project
-        )
-    })?;
+    let projects = section.projects()?;
     let mut sync = SyncConfig::new(dsn.clone(), store.config().data_dir.clone());
     sync.project.clone_from(&section.project);
+    sync.projects.clone_from(&section.projects);
     sync.batch = section.batch;
     sync.storage_dir.clone_from(&section.storage_dir);
     sync.older_than_retention = section.older_than_retention;
+    // The most permissive floor of the projects rows can land in: history
+    // one of them keeps is never skipped.
     let now_ns = loupe_model::time::now_ns();
-    sync.retention_floor = config
-        .store
-        .retention_cutoff_day_ns(&section.project, now_ns)
+    let floors: Vec<Option<i64>> = projects
+        .all()
+        .into_iter()
+        .map(|p| config.store.retention_cutoff_day_ns(p, now_ns))
+        .collect();
+    sync.retention_floor = floors
+        .iter()
+        .copied()
+        .collect::<Option<Vec<i64>>>()
+        .and_then(|f| f.into_iter().min())
         .map(|ns| chrono::DateTime::from_timestamp_nanos(ns).naive_utc());
     Ok(sync)
 }

@@ -240,8 +240,11 @@ impl Cleaner {
                 done.unverified.push((row.id().to_owned(), why));
                 continue;
             }
+            let (tenant, app) = row.owner();
+            let project = loupe_model::ProjectId::new(self.projects.of(tenant, app))
+                .map_err(|e| Attempt::Fatal(Error::Invalid(format!("project: {e}"))))?;
             let verdict = row
-                .check(self.store.as_ref(), &self.project, &mine)
+                .check(self.store.as_ref(), &project, &mine)
                 .await
                 .map_err(Attempt::Fatal)?;
             match verdict {

@@ -42,6 +42,8 @@ pub(crate) trait Family: Clone + Sized {
 
     /// Row id.
     fn id(&self) -> &str;
+    /// The row's workspace (when known) and app: which project holds it.
+    fn owner(&self) -> (Option<&str>, &str);
     /// Keyset time.
     fn created_at(&self) -> NaiveDateTime;
     /// Why the row must not be cleaned now (it may still change), if so.
@@ -83,6 +85,9 @@ impl Family for RunRow {
 
     fn id(&self) -> &str {
         &self.id
+    }
+    fn owner(&self) -> (Option<&str>, &str) {
+        (Some(&self.tenant_id), &self.app_id)
     }
     fn created_at(&self) -> NaiveDateTime {
         self.created_at
@@ -139,6 +144,9 @@ impl Family for MessageRow {
 
     fn id(&self) -> &str {
         &self.id
+    }
+    fn owner(&self) -> (Option<&str>, &str) {
+        (self.tenant_id.as_deref(), &self.app_id)
     }
     fn created_at(&self) -> NaiveDateTime {
         self.created_at

@@ -110,8 +110,12 @@ impl FromStr for Scope {
 pub struct CleanupConfig {
     /// `postgres://user:password@host:port/database`.
     pub dsn: String,
-    /// Loupe project the synced spans are in.
+    /// Loupe project the synced spans are in, for rows no rule of
+    /// [`Self::projects`] names.
     pub project: String,
+    /// The sync's `[[dify.projects]]` rules: each row is verified in the
+    /// project the sync wrote it to.
+    pub projects: Vec<crate::projects::ProjectRule>,
     /// The data directory (holds `dify-sync.json` and `dify-cleanup.json`).
     pub data_dir: PathBuf,
     /// Only rows created longer ago than this are deleted.
@@ -143,6 +147,7 @@ impl CleanupConfig {
         Self {
             dsn: dsn.into(),
             project: ProjectId::DEFAULT.to_owned(),
+            projects: Vec::new(),
             data_dir: data_dir.into(),
             older_than,
             scope: Scope::Runs,
@@ -248,7 +253,8 @@ pub type TickFn = Arc<dyn Fn(&Tick) + Send + Sync>;
 pub struct Cleaner {
     client: Client,
     store: Arc<dyn SpanReader>,
-    project: ProjectId,
+    /// Where the sync wrote each row.
+    projects: crate::projects::Projects,
     config: CleanupConfig,
     checkpoint: Checkpoint,
     progress: CleanupProgress,
@@ -266,8 +272,9 @@ impl Cleaner {
         if config.older_than.is_zero() {
             return Err(Error::Invalid("older-than must be positive".into()));
         }
-        let project = ProjectId::new(config.project.clone())
+        ProjectId::new(config.project.clone())
             .map_err(|e| Error::Invalid(format!("project: {e}")))?;
+        let projects = crate::projects::Projects::new(&config.project, &config.projects)?;
         let client = schema::connect(&config.dsn).await?;
         // Session defaults, so even the size estimates and counts outside
         // the batch transactions never wait long on a lock.
@@ -351,7 +358,7 @@ impl Cleaner {
         Ok(Self {
             client,
             store,
-            project,
+            projects,
             config,
             checkpoint,
             progress,

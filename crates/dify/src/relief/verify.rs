@@ -74,6 +74,8 @@ fn compare(db: BTreeMap<String, Fact>, spans: &[Span], fact: impl Fn(&Span) -> F
 #[derive(Debug, Clone)]
 pub(crate) struct RunRow {
     pub id: String,
+    pub tenant_id: String,
+    pub app_id: String,
     pub status: String,
     pub created_at: NaiveDateTime,
     pub finished_at: Option<NaiveDateTime>,
@@ -128,6 +130,9 @@ impl NodeRow {
 #[derive(Debug, Clone)]
 pub(crate) struct MessageRow {
     pub id: String,
+    /// The app's workspace (messages have no `tenant_id` column).
+    pub tenant_id: Option<String>,
+    pub app_id: String,
     pub status: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -249,13 +254,15 @@ pub(crate) async fn check_message(
     }))
 }
 
-const RUN_SQL: &str =
-    "SELECT id::text, status, created_at, finished_at, elapsed_time FROM workflow_runs";
+const RUN_SQL: &str = "SELECT id::text, tenant_id::text, app_id::text, status, created_at, \
+    finished_at, elapsed_time FROM workflow_runs";
 
 fn run_row(r: &Row) -> Result<RunRow, Error> {
     let t = "workflow_runs";
     Ok(RunRow {
         id: col(r, t, "id")?,
+        tenant_id: col(r, t, "tenant_id")?,
+        app_id: col(r, t, "app_id")?,
         status: col(r, t, "status")?,
         created_at: col(r, t, "created_at")?,
         finished_at: col(r, t, "finished_at")?,
@@ -327,13 +334,16 @@ pub(crate) async fn nodes_of(
     .await
 }
 
-const MESSAGE_SQL: &str = "SELECT id::text, status, created_at, updated_at, \
-    provider_response_latency, workflow_run_id::text FROM messages";
+const MESSAGE_SQL: &str = "SELECT id::text, app_id::text, \
+    (SELECT a.tenant_id::text FROM apps a WHERE a.id = messages.app_id) AS tenant_id, status, \
+    created_at, updated_at, provider_response_latency, workflow_run_id::text FROM messages";
 
 fn message_row(r: &Row) -> Result<MessageRow, Error> {
     let t = "messages";
     Ok(MessageRow {
         id: col(r, t, "id")?,
+        tenant_id: col(r, t, "tenant_id")?,
+        app_id: col(r, t, "app_id")?,
         status: col(r, t, "status")?,
         created_at: col(r, t, "created_at")?,
         updated_at: col(r, t, "updated_at")?,

@@ -47,8 +47,11 @@ const NIL: &str = "00000000-0000-0000-0000-000000000000";
 pub struct SyncConfig {
     /// `postgres://user:password@host:port/database`.
     pub dsn: String,
-    /// Loupe project the spans go to.
+    /// Loupe project the spans go to when no rule of [`Self::projects`]
+    /// names their app or workspace.
     pub project: String,
+    /// Rows of these apps or workspaces go to other projects.
+    pub projects: Vec<crate::projects::ProjectRule>,
     /// Rows per keyset batch.
     pub batch: usize,
     /// Rows per second at most (backfill rate limit); `None` = unlimited.
@@ -115,6 +118,7 @@ impl SyncConfig {
         Self {
             dsn: dsn.into(),
             project: loupe_model::ProjectId::DEFAULT.to_owned(),
+            projects: Vec::new(),
             batch: 500,
             rate: None,
             backfill_from: None,
@@ -164,6 +168,8 @@ pub struct Syncer {
     /// The only write path: tags (and later redaction), then the store.
     pipeline: Pipeline,
     config: SyncConfig,
+    /// Where each row goes ([`SyncConfig::project`] and `projects`).
+    projects: crate::projects::Projects,
     checkpoint: Checkpoint,
     apps: Lookups,
     progress: Option<ProgressFn>,
@@ -198,6 +204,7 @@ impl Syncer {
         if config.batch == 0 {
             return Err(Error::Invalid("batch must be at least 1".into()));
         }
+        let projects = crate::projects::Projects::new(&config.project, &config.projects)?;
         if let Some(dir) = &config.storage_dir {
             let is_dir = tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir());
             if !is_dir {
@@ -235,6 +242,7 @@ impl Syncer {
         Ok(Self {
             client,
             pipeline,
+            projects,
             config,
             checkpoint,
             apps: Lookups::default(),
@@ -385,15 +393,15 @@ impl Syncer {
                 by_run.entry(r).or_default().push(n.clone());
             }
         }
-        let project = self.config.project.clone();
         let mut spans = Vec::with_capacity(runs.len() + nodes.len());
         for run in runs {
-            spans.push(map::run_span(&project, run, logs.get(&run.id), &lookups));
+            let project = self.projects.of(Some(&run.tenant_id), &run.app_id);
+            spans.push(map::run_span(project, run, logs.get(&run.id), &lookups));
             let mine = by_run
                 .get(run.id.as_str())
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            spans.extend(map::node_spans(&project, run, mine, &offloads, &lookups));
+            spans.extend(map::node_spans(project, run, mine, &offloads, &lookups));
         }
         Ok(spans)
     }
@@ -413,16 +421,16 @@ impl Syncer {
             .collect();
         let convs: Vec<String> = messages.iter().map(|m| m.conversation_id.clone()).collect();
         let lookups = self.lookups(&apps, &users, &convs).await?;
-        let project = self.config.project.clone();
         let mut spans = Vec::new();
         for m in messages {
+            let project = self.projects.of(lookups.tenant_of(&m.app_id), &m.app_id);
             let nodes = m
                 .workflow_run_id
                 .as_ref()
                 .and_then(|r| nodes_by_run.get(r))
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            spans.extend(map::message_spans(&project, m, nodes, &lookups));
+            spans.extend(map::message_spans(project, m, nodes, &lookups));
         }
         Ok(spans)
     }
@@ -597,7 +605,10 @@ impl Syncer {
             let lookups = self.lookups(&apps, &users, &[]).await?;
             let spans: Vec<Span> = rows
                 .iter()
-                .map(|f| map::feedback_span(&self.config.project, f, &lookups))
+                .map(|f| {
+                    let project = self.projects.of(lookups.tenant_of(&f.app_id), &f.app_id);
+                    map::feedback_span(project, f, &lookups)
+                })
                 .collect();
             report.spans += self.append(spans).await?;
             self.checkpoint

@@ -124,10 +124,18 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
         .project
         .clone()
         .unwrap_or_else(|| loupe_config.dify.project.clone());
-    let checked = check_cutoff(
-        args.older_than.into(),
-        loupe_config.store.retention_for(&project),
-    );
+    // The shortest retention of the projects the sync writes to decides.
+    let mut section = loupe_config.dify.clone();
+    section.project.clone_from(&project);
+    let shortest = section
+        .projects()?
+        .all()
+        .into_iter()
+        .map(|p| loupe_config.store.retention_for(p))
+        .filter(|days| *days > 0)
+        .min()
+        .unwrap_or(0);
+    let checked = check_cutoff(args.older_than.into(), shortest);
     if let Err(e) = checked {
         if let Some(store) = store {
             store.shutdown().await.context("closing the store failed")?;
@@ -140,6 +148,7 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
         args.older_than.into(),
     );
     config.project = project;
+    config.projects.clone_from(&loupe_config.dify.projects);
     config.scope = args.scope;
     config.batch = args.batch;
     config.lock_timeout = args.lock_timeout.into();

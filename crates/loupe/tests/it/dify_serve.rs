@@ -127,3 +127,91 @@ async fn serve_syncs_into_its_project_and_cleanup_verifies_through_the_running_s
     assert_eq!(nodes, 0);
     server.stop();
 }
+
+/// `[[dify.projects]]` in `loupe serve`: a second Dify workspace lands in
+/// its own project, and each project's key sees only its own runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dify_workspaces_land_in_two_projects_each_key_sees_its_own() {
+    const TENANT_B: &str = "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6";
+    const APP_B: &str = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d";
+    let (dsn, db, run_a) = dify_database().await;
+    let run_b = uuid::Uuid::new_v4().to_string();
+    let at = "((now() AT TIME ZONE 'UTC') - interval '2 days')";
+    db.batch_execute(&format!(
+        "INSERT INTO apps (id, tenant_id, name, mode) VALUES ('{APP_B}', '{TENANT_B}', 'Team B', 'workflow');
+         INSERT INTO workflow_runs (id, tenant_id, app_id, workflow_id, type, triggered_from, version,
+           graph, inputs, status, outputs, error, elapsed_time, total_tokens, total_steps,
+           created_by_role, created_by, created_at, finished_at, exceptions_count)
+         VALUES ('{run_b}', '{TENANT_B}', '{APP_B}', '{WORKFLOW}', 'workflow', 'app-run', 'v1',
+           '{{}}', '{{}}', 'succeeded', '{{}}', NULL, 0.1, 0, 0,
+           'account', '{END_USER}', {at}, {at} + interval '100 milliseconds', 0)"
+    ))
+    .await
+    .expect("workspace b");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let key = |project: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
+            .args([
+                "keys",
+                "create",
+                "--json",
+                "--project",
+                project,
+                "--data-dir",
+            ])
+            .arg(&data)
+            .output()
+            .expect("keys create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["secret_key"].as_str().expect("secret").to_owned()
+    };
+    let (key_a, key_b) = (key("shop"), key("team-b"));
+    let config = dir.path().join("loupe.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nretention_days = 0\n\n[dify]\ndsn = \"{dsn}\"\nproject = \"shop\"\ninterval = \"1s\"\n\n\
+             [[dify.projects]]\ntenant = \"{TENANT_B}\"\nproject = \"team-b\"\n"
+        ),
+    )
+    .expect("config");
+    let server = Server::start_with_config(&data, &[], Some(&config)).await;
+    let status = |run: String, key: String| {
+        let server = &server;
+        async move {
+            server
+                .client
+                .get(format!("{}/api/v1/traces/{run}", server.http))
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("get")
+                .status()
+                .as_u16()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status(run_b.clone(), key_b.clone()).await != 200 {
+        assert!(Instant::now() < deadline, "workspace B's run never arrived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status(run_a.clone(), key_a.clone()).await, 200);
+    assert_eq!(
+        status(run_a, key_b).await,
+        404,
+        "team-b's key cannot see shop's run"
+    );
+    assert_eq!(
+        status(run_b, key_a).await,
+        404,
+        "shop's key cannot see team-b's run"
+    );
+    server.stop();
+}
