@@ -35,6 +35,15 @@ pub enum FieldRef {
     Attribute(String),
     /// `tags[key]`.
     Tag(String),
+    /// A value inside the JSON text of a column (`input`, `output`): the
+    /// keys from the top, its text (strings unquoted, other values as
+    /// JSON); null when the text is not JSON or the path is absent.
+    Json {
+        /// `input` or `output`.
+        column: String,
+        /// Object keys (or array indexes) from the top.
+        keys: Vec<String>,
+    },
 }
 
 impl FieldRef {
@@ -42,7 +51,7 @@ impl FieldRef {
     pub fn ty(&self) -> ValueType {
         match self {
             FieldRef::Column { ty, .. } => *ty,
-            FieldRef::Attribute(_) | FieldRef::Tag(_) => ValueType::Text,
+            FieldRef::Attribute(_) | FieldRef::Tag(_) | FieldRef::Json { .. } => ValueType::Text,
         }
     }
 
@@ -53,6 +62,7 @@ impl FieldRef {
             FieldRef::Column { name, .. } => name.clone(),
             FieldRef::Attribute(k) => format!("attributes.{k}"),
             FieldRef::Tag(k) => format!("tags.{k}"),
+            FieldRef::Json { column, keys } => format!("{column}.{}", keys.join(".")),
         }
     }
 
@@ -147,12 +157,16 @@ pub enum Filter {
         /// Candidates, typed for the field.
         values: Vec<Literal>,
     },
-    /// Case-sensitive substring of a text or map field.
+    /// Substring of a text or map field: case-sensitive, or with
+    /// `ignore_case` after Unicode lowercasing of both sides.
     Contains {
         /// A text or map field.
         field: FieldRef,
         /// The substring.
         value: String,
+        /// Compare without regard to case.
+        #[serde(default)]
+        ignore_case: bool,
     },
     /// The field is set (map: the key is present).
     Exists(FieldRef),

@@ -213,6 +213,10 @@ pub fn field_ref(f: &Field) -> FieldRef {
         },
         Field::Attribute(k) => FieldRef::Attribute(k.clone()),
         Field::Tag(k) => FieldRef::Tag(k.clone()),
+        Field::Json(path) => FieldRef::Json {
+            column: path.column.to_owned(),
+            keys: path.keys.clone(),
+        },
     }
 }
 
@@ -302,9 +306,14 @@ fn lower_expr(e: &Expr) -> Result<Filter, PlanError> {
                 .map(|v| literal(field, v))
                 .collect::<Result<_, _>>()?,
         },
-        Expr::Contains { field, value } => Filter::Contains {
+        Expr::Contains {
+            field,
+            value,
+            ignore_case,
+        } => Filter::Contains {
             field: field_ref(field),
             value: value.clone(),
+            ignore_case: *ignore_case,
         },
         Expr::Exists(field) => Filter::Exists(field_ref(field)),
         Expr::Text(text) => Filter::Text(text.clone()),

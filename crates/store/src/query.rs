@@ -94,7 +94,9 @@ impl Store {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_bytes.max(1 << 20), 1.0)
             .build_arc()?;
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let mut ctx = SessionContext::new_with_config_rt(config, runtime);
+        // json_as_text, json_get_str, … for SQL over the JSON payloads.
+        datafusion_functions_json::register_all(&mut ctx)?;
         let table = SpansTable::new(self.clone(), project.as_str())
             .with_counter(counter)
             .with_text(text);

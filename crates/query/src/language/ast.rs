@@ -128,12 +128,15 @@ pub enum Expr {
         /// Candidates.
         values: Vec<Value>,
     },
-    /// `field contains "text"`: case-sensitive substring.
+    /// `field contains "text"`: substring, case-sensitive unless written
+    /// `icontains`.
     Contains {
         /// A text field.
         field: Field,
         /// The substring.
         value: String,
+        /// `icontains`: compare without regard to case.
+        ignore_case: bool,
     },
     /// `exists field`: the field is set (non-null; for maps, the key is
     /// present).
@@ -196,6 +199,8 @@ enum ExprRepr {
     Contains {
         field: Field,
         value: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ignore_case: bool,
     },
     Exists {
         field: Field,
@@ -223,7 +228,15 @@ impl From<Expr> for ExprRepr {
                 CmpOp::Ge => ExprRepr::Ge { field, value },
             },
             Expr::In { field, values } => ExprRepr::In { field, values },
-            Expr::Contains { field, value } => ExprRepr::Contains { field, value },
+            Expr::Contains {
+                field,
+                value,
+                ignore_case,
+            } => ExprRepr::Contains {
+                field,
+                value,
+                ignore_case,
+            },
             Expr::Exists(field) => ExprRepr::Exists { field },
             Expr::Text(text) => ExprRepr::Text { text },
             Expr::RunHas(filter) => ExprRepr::RunHas { filter },
@@ -245,7 +258,15 @@ impl From<ExprRepr> for Expr {
             ExprRepr::Gt { field, value } => cmp(field, CmpOp::Gt, value),
             ExprRepr::Ge { field, value } => cmp(field, CmpOp::Ge, value),
             ExprRepr::In { field, values } => Expr::In { field, values },
-            ExprRepr::Contains { field, value } => Expr::Contains { field, value },
+            ExprRepr::Contains {
+                field,
+                value,
+                ignore_case,
+            } => Expr::Contains {
+                field,
+                value,
+                ignore_case,
+            },
             ExprRepr::Exists { field } => Expr::Exists(field),
             ExprRepr::Text { text } => Expr::Text(text),
             ExprRepr::RunHas { filter } => Expr::RunHas(filter),

@@ -83,8 +83,17 @@ fn write_expr(f: &mut fmt::Formatter<'_>, e: &Expr, slot: Slot) -> fmt::Result {
         }
         Expr::Compare { field, op, value } => write!(f, "{field}{}{value}", op.as_str()),
         Expr::In { field, values } => write!(f, "{field} in ({})", join(values)),
-        Expr::Contains { field, value } => {
-            write!(f, "{field} contains ")?;
+        Expr::Contains {
+            field,
+            value,
+            ignore_case,
+        } => {
+            let op = if *ignore_case {
+                "icontains"
+            } else {
+                "contains"
+            };
+            write!(f, "{field} {op} ")?;
             write_text(f, value)
         }
         Expr::Exists(field) => write!(f, "exists {field}"),

@@ -167,6 +167,30 @@ pub enum Field {
     Attribute(String),
     /// A key of the `tags` map (`tags.category`).
     Tag(String),
+    /// A value inside the JSON text of `input` or `output`
+    /// (`input.query`, `input.profile.tier`, `input["sys.query"]`).
+    Json(JsonPath),
+}
+
+/// A path into the JSON text of `input` or `output`: object keys from the
+/// top (an array index is a key of digits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JsonPath {
+    /// `input` or `output`.
+    pub column: &'static str,
+    /// Keys from the top; never empty.
+    pub keys: Vec<String>,
+}
+
+impl JsonPath {
+    /// Whether `head` is a column a JSON path can start from.
+    pub(crate) fn column_named(head: &str) -> Option<&'static str> {
+        match head {
+            c::INPUT => Some(c::INPUT),
+            c::OUTPUT => Some(c::OUTPUT),
+            _ => None,
+        }
+    }
 }
 
 impl Field {
@@ -174,7 +198,7 @@ impl Field {
     pub fn ty(&self) -> FieldType {
         match self {
             Field::Column(col) => col.ty,
-            Field::Attribute(_) | Field::Tag(_) => FieldType::MapValue,
+            Field::Attribute(_) | Field::Tag(_) | Field::Json(_) => FieldType::MapValue,
         }
     }
 
@@ -199,6 +223,19 @@ impl Field {
             c::TAGS => Some(Field::Tag as fn(String) -> Field),
             _ => None,
         };
+        if let (Some(column), Some(path)) = (JsonPath::column_named(head), rest) {
+            if !is_simple_key(path) {
+                return Err(Problem::new(
+                    ErrorKind::Syntax,
+                    format!("`{path}` cannot be written bare after `{head}.`"),
+                )
+                .suggest(Some(format!("quote the key: {}", quoted_path(head, path)))));
+            }
+            return Ok(Field::Json(JsonPath {
+                column,
+                keys: path.split('.').map(str::to_owned).collect(),
+            }));
+        }
         match (map, rest) {
             (Some(make), Some(key)) if is_simple_key(key) => Ok(make(key.to_string())),
             (Some(_), Some(key)) => Err(Problem::new(
@@ -270,6 +307,23 @@ impl fmt::Display for Field {
             Field::Column(col) => return f.write_str(col.name),
             Field::Attribute(key) => (c::ATTRIBUTES, key),
             Field::Tag(key) => (c::TAGS, key),
+            Field::Json(path)
+                if path
+                    .keys
+                    .iter()
+                    .all(|k| is_simple_key(k) && !k.contains('.')) =>
+            {
+                return write!(f, "{}.{}", path.column, path.keys.join("."));
+            }
+            Field::Json(path) => {
+                write!(f, "{}", path.column)?;
+                for key in &path.keys {
+                    f.write_str("[")?;
+                    write_quoted(f, key)?;
+                    f.write_str("]")?;
+                }
+                return Ok(());
+            }
         };
         if is_simple_key(key) {
             write!(f, "{head}.{key}")

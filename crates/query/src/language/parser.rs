@@ -302,8 +302,27 @@ impl Parser {
         Ok(Expr::RunHas(Box::new(inner)))
     }
 
+    /// `["key"]` after a map or JSON field: a non-empty quoted key.
+    fn bracket_key(&mut self) -> Result<String, ParseError> {
+        self.bump();
+        let key_tok = self.peek().clone();
+        let Tok::Str(key) = key_tok.tok else {
+            return Err(self.unexpected("a quoted key"));
+        };
+        self.bump();
+        self.expect(&Tok::RBracket, "`]`")?;
+        if key.is_empty() {
+            return Err(ParseError::new(
+                ErrorKind::UnknownField,
+                key_tok.span,
+                "a map key cannot be empty",
+            ));
+        }
+        Ok(key)
+    }
+
     /// `comparison := field (cmp value | ["not"] "in" "(" values ")"
-    ///                | ["not"] "contains" text | "exists")`
+    ///                | ["not"] ("contains" | "icontains") text | "exists")`
     fn comparison(&mut self) -> Result<Expr, ParseError> {
         let field_start = self.peek().span.start;
         let field = self.field()?;
@@ -324,7 +343,7 @@ impl Parser {
             return Ok(Expr::Compare { field, op, value });
         }
         let negated = self.word_at(0, "not")
-            && ["in", "contains", "exists"]
+            && ["in", "contains", "icontains", "exists"]
                 .iter()
                 .any(|kw| self.word_at(1, kw));
         if negated {
@@ -336,20 +355,27 @@ impl Parser {
         } else if self.word_at(0, "in") {
             self.bump();
             self.in_list(field)?
-        } else if self.word_at(0, "contains") {
+        } else if self.word_at(0, "contains") || self.word_at(0, "icontains") {
+            let ignore_case = self.word_at(0, "icontains");
+            let op = if ignore_case { "icontains" } else { "contains" };
             self.bump();
             check::check_contains(&field).map_err(|p| p.at(field_span))?;
             let (Tok::Str(value) | Tok::Word(value)) = self.peek().tok.clone() else {
-                return Err(self.unexpected("the text to look for after `contains`"));
+                return Err(self.unexpected(&format!("the text to look for after `{op}`")));
             };
             self.bump();
-            Expr::Contains { field, value }
+            Expr::Contains {
+                field,
+                value,
+                ignore_case,
+            }
         } else {
             return Err(self
                 .unexpected(&format!("an operator after `{field}`"))
                 .with_suggestion(Some(
-                    "operators are = != < <= > >= in contains exists, e.g. `status=error`".into(),
-                )));
+                "operators are = != < <= > >= in contains icontains exists, e.g. `status=error`"
+                    .into(),
+            )));
         };
         Ok(if negated {
             Expr::Not(Box::new(expr))
@@ -441,25 +467,27 @@ impl Parser {
         self.bump();
         let map = w == "attributes" || w == "tags";
         if map && self.peek().tok == Tok::LBracket {
-            self.bump();
-            let key_tok = self.peek().clone();
-            let Tok::Str(key) = key_tok.tok else {
-                return Err(self.unexpected("a quoted key"));
-            };
-            self.bump();
-            self.expect(&Tok::RBracket, "`]`")?;
-            if key.is_empty() {
-                return Err(ParseError::new(
-                    ErrorKind::UnknownField,
-                    key_tok.span,
-                    "a map key cannot be empty",
-                ));
-            }
+            let key = self.bracket_key()?;
             return Ok(if w == "tags" {
                 Field::Tag(key)
             } else {
                 Field::Attribute(key)
             });
+        }
+        // `input["sys.query"]`, `output.items["0"]`: JSON keys in brackets,
+        // after the column or a dotted path.
+        if self.peek().tok == Tok::LBracket
+            && let Some(column) =
+                super::field::JsonPath::column_named(w.split('.').next().unwrap_or_default())
+        {
+            let mut keys: Vec<String> = match Field::from_word(w) {
+                Ok(Field::Json(path)) => path.keys,
+                _ => Vec::new(),
+            };
+            while self.peek().tok == Tok::LBracket {
+                keys.push(self.bracket_key()?);
+            }
+            return Ok(Field::Json(super::field::JsonPath { column, keys }));
         }
         Field::from_word(w).map_err(|p: Problem| p.at(tok.span))
     }

@@ -10,6 +10,7 @@ use datafusion::functions::string::expr_fn::lower;
 use datafusion::functions::unicode::expr_fn::strpos;
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
 use datafusion::functions_aggregate::percentile_cont::percentile_cont;
+use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, cast, in_subquery, lit, try_cast, when};
 use datafusion::prelude::ident;
 use loupe_backend::plan::{
@@ -39,6 +40,18 @@ pub(crate) fn field_expr(f: &FieldRef) -> Expr {
         FieldRef::Column { name, .. } => ident(name.as_str()),
         FieldRef::Attribute(k) => get_field(ident(column::ATTRIBUTES), k.as_str()),
         FieldRef::Tag(k) => get_field(ident(column::TAGS), k.as_str()),
+        FieldRef::Json { column, keys } => {
+            let mut args = vec![ident(column.as_str())];
+            // A key of digits also indexes an array (`output.items.0`).
+            args.extend(keys.iter().map(|k| match k.parse::<i64>() {
+                Ok(i) if !k.starts_with('+') => lit(i),
+                _ => lit(k.as_str()),
+            }));
+            Expr::ScalarFunction(ScalarFunction::new_udf(
+                datafusion_functions_json::udfs::json_as_text_udf(),
+                args,
+            ))
+        }
     }
 }
 
@@ -135,7 +148,16 @@ pub(crate) fn filter_expr(f: &Filter, base: &LogicalPlan, n: &mut usize) -> Resu
                 field_expr(field).in_list(values.iter().map(literal).collect(), false)
             }
         }
-        Filter::Contains { field, value } => substring(field_expr(field), value),
+        Filter::Contains {
+            field,
+            value,
+            ignore_case: false,
+        } => substring(field_expr(field), value),
+        Filter::Contains {
+            field,
+            value,
+            ignore_case: true,
+        } => substring(lower(field_expr(field)), &value.to_lowercase()),
         Filter::Exists(field) => field_expr(field).is_not_null(),
         // A quoted term is a phrase: its whole text (case-insensitive) must
         // occur in one of the text fields; one word is a term query.

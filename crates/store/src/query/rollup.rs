@@ -64,7 +64,7 @@ impl Dim {
                 _ => return None,
             }),
             FieldRef::Tag(t) => labels.iter().position(|l| l == t).map(Dim::Tag),
-            FieldRef::Attribute(_) => None,
+            FieldRef::Attribute(_) | FieldRef::Json { .. } => None,
         }
     }
 

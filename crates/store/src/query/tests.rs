@@ -44,6 +44,20 @@ const QUERIES: &[&str] = &[
     "error_message not contains \"500\" | count()",
     "output contains \"refund\" | count()",
     "tags.category contains ho | count()",
+    // Case-insensitive substrings and JSON paths into input/output.
+    "output icontains REFUND | count()",
+    "output not icontains refund | count()",
+    "input.query icontains refund | count()",
+    "input.query contains Refund | count()",
+    "input.profile.tier=gold | count()",
+    "input.profile.tier in (gold, free) | count()",
+    "input.profile.level>=3 | count()",
+    "input[\"sys.query\"] contains \"order 1\" | count()",
+    "input.items.0=widget | count()",
+    "input.items.1 contains gadget | count()",
+    "exists input.profile | count()",
+    "span_kind=workflow | by input.profile.tier | count() | sort input.profile.tier",
+    "run has (input.query icontains refund) span_kind=tool status=error | count()",
     "exists tool_name | count()",
     "not exists tool_name | count()",
     "exists tags.category | count()",
@@ -380,4 +394,46 @@ async fn sql_runs_selects_and_refuses_ddl_dml_and_statements() {
         .expect("select");
     assert_eq!(capped.rows.len(), 10);
     assert!(capped.stats.truncated);
+}
+
+/// JSON paths and `icontains` find what they name (the brute-force
+/// comparison above could agree on nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_paths_and_icontains_match_real_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("open");
+    let spans = generate();
+    store.append(spans.clone()).await.expect("append");
+    let count = |q: &'static str| {
+        let store = store.clone();
+        async move {
+            let got = store
+                .query_plan(&project(), &plan_of(q), QueryLimits::default())
+                .await
+                .unwrap_or_else(|e| panic!("{q}: {e}"));
+            got.rows[0][0].as_i64().unwrap_or_default()
+        }
+    };
+    // 400 runs; every fifth has a plain-text input; tiers cycle by run.
+    let json_runs = (0..400).filter(|r| r % 5 != 4).count() as i64;
+    let gold = (0..400).filter(|r| r % 5 != 4 && r % 3 == 0).count() as i64;
+    assert_eq!(count("exists input.profile | count()").await, json_runs);
+    assert_eq!(count("input.profile.tier=gold | count()").await, gold);
+    assert_eq!(count("input.items.0=widget | count()").await, json_runs);
+    // "a Refund" and "the REFUND policy": two of four asks, case-insensitive;
+    // only one of them with the exact case.
+    let refund = (0..400)
+        .filter(|r| r % 5 != 4 && matches!(r % 4, 0 | 2))
+        .count() as i64;
+    assert_eq!(
+        count("input.query icontains refund | count()").await,
+        refund
+    );
+    let exact = (0..400).filter(|r| r % 5 != 4 && r % 4 == 0).count() as i64;
+    assert_eq!(count("input.query contains Refund | count()").await, exact);
+    assert_eq!(
+        count("input[\"sys.query\"]=\"order 10\" | count()").await,
+        1
+    );
 }

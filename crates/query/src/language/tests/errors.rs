@@ -242,7 +242,7 @@ fn syntax_errors_point_at_the_position() {
         ),
         (
             "status",
-            "6..6 expected an operator after `status`, found the end of the query | operators are = != < <= > >= in contains exists, e.g. `status=error`",
+            "6..6 expected an operator after `status`, found the end of the query | operators are = != < <= > >= in contains icontains exists, e.g. `status=error`",
         ),
         (
             "status=",

@@ -78,9 +78,15 @@ const FLOATS: &[f64] = &[0.5, -2.25, 1e20, 3.0, 1e-7, 123.456, -0.125];
 const ALIASES: &[&str] = &["slow", "n", "p95_lat", "errs", "total_cost", "count", "x_1"];
 
 fn field(rng: &mut Rng) -> Field {
-    match rng.below(4) {
+    match rng.below(5) {
         0 => Field::Attribute((*rng.pick(KEYS)).to_string()),
         1 => Field::Tag((*rng.pick(KEYS)).to_string()),
+        2 => Field::Json(crate::language::field::JsonPath {
+            column: if rng.below(2) == 0 { "input" } else { "output" },
+            keys: (0..1 + rng.below(3))
+                .map(|_| (*rng.pick(KEYS)).to_string())
+                .collect(),
+        }),
         _ => Field::Column(*rng.pick(Column::all())),
     }
 }
@@ -178,6 +184,7 @@ fn expr(rng: &mut Rng, depth: u32, in_run: bool) -> Expr {
         3 if matches!(f.ty(), FieldType::Text | FieldType::MapValue) => Expr::Contains {
             value: (*rng.pick(STRINGS)).to_string(),
             field: f,
+            ignore_case: rng.below(2) == 0,
         },
         4 => Expr::Text((*rng.pick(&["timeout", "connection reset", "HTTP 500", "\"q\""])).into()),
         _ => Expr::Exists(f),

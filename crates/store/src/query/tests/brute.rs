@@ -42,6 +42,32 @@ fn field(s: &Span, f: &FieldRef) -> Value {
             .cloned()
             .map_or(Value::Null, Value::from),
         FieldRef::Tag(k) => s.tags.get(k).cloned().map_or(Value::Null, Value::from),
+        FieldRef::Json { column, keys } => {
+            let text = if column == "input" {
+                &s.input
+            } else {
+                &s.output
+            };
+            let mut at: Value = match text.as_deref().map(serde_json::from_str) {
+                Some(Ok(v)) => v,
+                _ => return Value::Null,
+            };
+            for k in keys {
+                at = match at {
+                    Value::Object(mut m) => m.remove(k).unwrap_or(Value::Null),
+                    Value::Array(mut a) => match k.parse::<usize>() {
+                        Ok(i) if i < a.len() => a.swap_remove(i),
+                        _ => Value::Null,
+                    },
+                    _ => Value::Null,
+                };
+            }
+            match at {
+                Value::Null => Value::Null,
+                Value::String(t) => Value::from(t),
+                other => Value::from(other.to_string()),
+            }
+        }
         FieldRef::Column { name, .. } => match name.as_str() {
             "span_id" => Value::from(s.span_id.clone()),
             "trace_id" => text(&s.trace_id),
@@ -143,9 +169,17 @@ impl Eval<'_> {
             Filter::Not(a) => !self.matches(s, a),
             Filter::Compare { field, op, value } => compare(s, field, *op, value),
             Filter::In { field, values } => values.iter().any(|v| compare(s, field, Cmp::Eq, v)),
-            Filter::Contains { field: f, value } => {
-                matches!(field(s, f), Value::String(x) if x.contains(value.as_str()))
-            }
+            Filter::Contains {
+                field: f,
+                value,
+                ignore_case: false,
+            } => matches!(field(s, f), Value::String(x) if x.contains(value.as_str())),
+            Filter::Contains {
+                field: f,
+                value,
+                ignore_case: true,
+            } => matches!(field(s, f), Value::String(x)
+                if x.to_lowercase().contains(&value.to_lowercase())),
             Filter::Exists(f) => !field(s, f).is_null(),
             Filter::Text(text) => {
                 let phrase = text.to_lowercase();

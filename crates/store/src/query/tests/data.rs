@@ -127,7 +127,21 @@ pub fn generate() -> Vec<Span> {
         );
         root.name = Some("customer-service".into());
         root.status = Some(if failed { Status::Error } else { Status::Ok });
-        root.input = Some(format!("user {user} asks about an order"));
+        // Dify's run inputs are a JSON object (`input.query`, …); every
+        // fifth is plain text, which JSON paths never match.
+        root.input = Some(if r % 5 == 4 {
+            format!("user {user} asks about an order")
+        } else {
+            let tiers = ["gold", "silver", "free"];
+            let asks = ["a Refund", "an order", "the REFUND policy", "shipping"];
+            serde_json::json!({
+                "query": format!("user {user} asks about {}", asks[r as usize % asks.len()]),
+                "sys.query": format!("order {r}"),
+                "profile": {"tier": tiers[r as usize % tiers.len()], "level": r % 7},
+                "items": ["widget", format!("gadget-{r}")],
+            })
+            .to_string()
+        });
         for c in &mut children {
             c.parent_span_id = Some(root.span_id.clone());
         }
