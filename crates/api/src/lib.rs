@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::langfuse::routes())
         .merge(routes::metrics::routes())
         .merge(routes::alerts::routes())
+        .merge(routes::tags::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,

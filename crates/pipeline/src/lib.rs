@@ -13,11 +13,14 @@
 
 #![warn(missing_docs)]
 
+mod retag;
+
 use std::sync::Arc;
 
 use loupe_backend::{SpanWriter, StoreError, WriteAck};
 use loupe_model::Span;
 use loupe_normalise::tags::TagRules;
+pub use retag::Retagged;
 
 /// Normalised spans → tags → durable append. Cheap to clone.
 #[derive(Clone)]

@@ -8,4 +8,5 @@ pub(crate) mod metrics;
 pub(crate) mod otlp;
 pub(crate) mod query;
 pub(crate) mod spans;
+pub(crate) mod tags;
 pub(crate) mod timelines;
