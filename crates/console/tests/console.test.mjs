@@ -75,9 +75,16 @@ async function openMode() {
         await page.waitForSelector('[data-panel="tag-category"][data-state=ready] .barlist-row', {timeout: 20000});
         // Panels over rollup dimensions are answered from the hour rollups.
         const fromRollups = await page.$$eval('[data-panel][data-rollups=true]', (ps) => ps.map((p) => p.dataset.panel));
-        for (const id of ['runs-over-time', 'tokens-over-time', 'cost-over-time', 'by-node-type', 'by-tool', 'failing-tools', 'tag-category']) {
+        for (const id of ['runs-over-time', 'latency-over-time', 'tokens-over-time', 'cost-over-time', 'by-app', 'by-node-type', 'by-tool',
+          'by-model', 'failing-tools', 'error-classes', 'tag-category']) {
           assert.ok(fromRollups.includes(id), `${id} was not answered from the rollups (${fromRollups})`);
         }
+        // The latency percentiles are histogram estimates, and say so.
+        assert.equal(await page.getAttribute('[data-panel=latency-over-time]', 'data-approx'), 'true');
+        // Apps show their names (looked up from their newest runs), as a scan names them.
+        const top = await api('/api/v1/query', {q: `from ${cfg.from} to ${cfg.to} span_kind=workflow exists app_name | by app_id, app_name | count() as n | sort n desc | limit 1`});
+        const labels = await page.$$eval('[data-panel=by-app] .barlist-label', (ls) => ls.map((l) => l.textContent));
+        assert.ok(labels.includes(top.body.rows[0][1]), `app ${top.body.rows[0][1]} not among ${labels}`);
       }
       await page.waitForTimeout(300);
       assert.deepEqual(page.errors, [], `console errors on ${path}`);
