@@ -55,6 +55,7 @@ fn state(dir: &std::path::Path) -> (AppState, Store) {
         metrics: None,
         alerts: None,
         ingest_gate: IngestGate::unlimited(),
+        info: None,
     };
     (state, store)
 }

@@ -3,9 +3,112 @@
 //! (`loupe_wal_*`, `loupe_store_*`), so the operator of Loupe can watch it
 //! with the Prometheus it feeds.
 
+use std::sync::Arc;
+
 use loupe_api::admission::IngestGate;
 use loupe_dify::sync::status::SyncStatus;
+use loupe_model::ProjectId;
 use loupe_rollup::expose::{SelfKind, SelfMetric};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+
+/// The settings and the Dify sync as `GET /api/v1/settings` and
+/// `GET /api/v1/dify/status` show them (read-only, per project).
+pub struct ServerView {
+    /// The config in effect (the store's part updated from `settings.json`).
+    config: Config,
+    /// The running Dify sync, if any.
+    sync: Option<Arc<SyncStatus>>,
+}
+
+impl ServerView {
+    /// A view of `config` (as the store opened with it) and the sync.
+    pub fn new(config: &Config, sync: Option<Arc<SyncStatus>>) -> Self {
+        Self {
+            config: config.clone(),
+            sync,
+        }
+    }
+
+    fn dify_here(&self, project: &ProjectId) -> bool {
+        self.config.dify.dsn.is_some() && self.config.dify.project == project.as_str()
+    }
+}
+
+impl loupe_api::ServerInfo for ServerView {
+    fn settings(&self, project: &ProjectId) -> Value {
+        let store = &self.config.store;
+        let p = project.as_str();
+        // Rules for every project or for this one only.
+        let tags: Vec<_> = self
+            .config
+            .tags
+            .iter()
+            .filter(|r| r.project.as_deref().is_none_or(|x| x == p))
+            .collect();
+        json!({
+            "project": p,
+            "retention": {
+                "days": store.retention_for(p),
+                "global_days": store.retention_days,
+                "project_override": store.retention_days_by_project.get(p),
+            },
+            "tag_rules": tags,
+            "metrics": {
+                "labels": self.config.metrics.labels,
+                "max_series_per_app": self.config.metrics.max_series_per_app,
+                "minutes_kept": self.config.metrics.minutes_kept,
+            },
+            "answer_from_rollups": store.answer_from_rollups,
+            "alerts_enabled": self.config.alerts.enabled,
+            "dify": {
+                "sync": self.dify_here(project),
+                // Links from runs to Dify's console are for the project
+                // Dify's runs go to (pushed or synced).
+                "web_url": self.config.dify.web_url.as_deref()
+                    .filter(|_| self.config.dify.project == p),
+            },
+        })
+    }
+
+    fn dify_status(&self, project: &ProjectId) -> Value {
+        if !self.dify_here(project) {
+            return json!({"configured": false});
+        }
+        let d = &self.config.dify;
+        let mut out = json!({
+            "configured": true,
+            "project": d.project,
+            "interval": d.interval,
+            "batch": d.batch,
+            "older_than_retention": d.older_than_retention,
+            "storage_dir": d.storage_dir.is_some(),
+            "web_url": d.web_url,
+            "running": self.sync.is_some(),
+        });
+        if let Some(sync) = &self.sync {
+            let s = sync.snapshot();
+            let now = chrono::Utc::now().timestamp();
+            out["totals"] = json!({
+                "passes": s.passes,
+                "failures": s.failures,
+                "rows": s.rows,
+                "spans": s.spans,
+                "skipped_older_than_retention": s.skipped,
+            });
+            out["open_runs"] = json!(s.open_runs);
+            out["last_success_unix"] = json!(s.last_success_unix);
+            out["lag_seconds"] = if s.last_success_unix > 0 {
+                json!((now - s.last_success_unix).max(0))
+            } else {
+                Value::Null
+            };
+            out["last_pass"] = json!(sync.last_pass());
+        }
+        out
+    }
+}
 
 /// The API's and the sync's metrics, as label-less samples.
 pub fn own_metrics(gate: &IngestGate, sync: Option<&SyncStatus>) -> Vec<SelfMetric> {

@@ -87,6 +87,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         auth: Arc::new(auth),
         metrics: Some({
             let (store, gate) = (store.clone(), ingest_gate.clone());
+            let dify_status = dify_status.clone();
             Arc::new(move |format, project| {
                 let own = crate::ops::own_metrics(&gate, dify_status.as_deref());
                 store.render_metrics_with(format, project, own)
@@ -94,6 +95,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         }),
         alerts: crate::cli_alerts::engine(&config, &store)?,
         ingest_gate,
+        info: Some(Arc::new(crate::ops::ServerView::new(&config, dify_status))),
     };
 
     let http = tokio::net::TcpListener::bind(config.server.http_addr)

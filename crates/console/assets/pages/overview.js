@@ -102,7 +102,7 @@ export function mount(ctx) {
   };
   const p = {
     runs: panel('runs-over-time', t('overview.runsOverTime')),
-    latency: panel('latency-over-time', t('overview.latencyOverTime')),
+    latency: panel('latency-over-time', t('overview.latencyOverTime'), {sub: t('overview.estimated')}),
     tokens: panel('tokens-over-time', t('overview.tokensOverTime')),
     cost: panel('cost-over-time', t('overview.costOverTime')),
     apps: panel('by-app', t('overview.byApp'), {sub: t('overview.runsErrorRate')}),
