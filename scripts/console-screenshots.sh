@@ -37,6 +37,39 @@ path = "inputs.profile.tier"
 
 [metrics]
 labels = ["category"]
+
+[dify]
+project = "shop"
+web_url = "https://dify.example.com"
+
+[alerts]
+enabled = true
+interval = "2s"
+
+[[alerts.rules]]
+name = "inventory-failing"
+metric = "failure_rate"
+threshold = "10%"
+window = "3h"
+severity = "critical"
+summary = "The inventory tool fails for more than 10% of calls"
+filters = { tool_name = "inventory" }
+group_by = ["tags.category"]
+
+[[alerts.rules]]
+name = "slow-runs"
+metric = "p95_latency"
+threshold = "30s"
+window = "1h"
+for = "10m"
+filters = { span_kind = "workflow" }
+
+[[alerts.rules]]
+name = "tool-failing-in-a-row"
+type = "event"
+consecutive = 5
+within = "10m"
+group_by = ["tool_name"]
 TOML
 KEY=$("$BIN" keys create --json --project shop --data-dir "$WORK/data")
 PK=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["public_key"])' "$KEY")
@@ -74,6 +107,11 @@ RUN_ID=$(curl -sf -u "$PK:$SK" "$URL/api/v1/query" -H 'content-type: application
 USER_ID=$(q "span_kind=workflow user_id exists $W | by user_id | count() as n | sort n desc | limit 1")
 SESSION=$(q "span_kind=workflow session_id exists $W | by session_id | count() as n | sort n desc | limit 1")
 FAILED=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["workflow_run_id"])' "$FIX/dify_langfuse_workflow_failed_http.json")
+
+# A silence, so the alerts page shows one.
+curl -sf -u "$PK:$SK" "$URL/api/v1/alerts/silences" -H 'content-type: application/json' -H 'x-loupe-console: 1' \
+    -d "{\"matchers\": {\"alertname\": \"slow-runs\"}, \"ends_at\": \"$(date -u -d '+4 hours' +%Y-%m-%dT%H:%M:%SZ)\", \"created_by\": \"ops\", \"comment\": \"deploy window\"}" >/dev/null
+sleep 3
 
 mkdir -p docs/console
 node crates/console/tests/screenshots.mjs "$URL" "$ROOT/docs/console" "$(python3 -c 'import json,sys; print(json.dumps(dict(zip(["pk","sk","failedRun","run","user","session","from","to"], sys.argv[1:]))))' \

@@ -13,7 +13,7 @@ export function section(id, title, body, {sub, actions} = {}) {
 
 // [[label, value], …] as a definition list; null values show a dash.
 export function kv(rows, testid) {
-  return h('dl', {class: 'kv', dataset: testid ? {testid} : {}},
+  return h('dl', {class: 'kvlist', dataset: testid ? {testid} : {}},
     rows.filter(Boolean).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v == null || v === '' ? '—' : v)]));
 }
 

@@ -223,8 +223,17 @@ export function mount(ctx) {
         {empty: t('overview.noFailures'), format: fmt.num,
           onClick: (r) => explore(`run has (error_class=${api.quote(r.label)})`)}));
 
-    // One panel per business tag.
-    tagKeys(range, {now, signal}).then((keys) => {
+    // One panel per business tag that is a rollup dimension ([metrics]
+    // labels, from the settings); tags seen on runs when the server does
+    // not say (a scan of the range's runs).
+    api.get('/api/v1/settings', {signal}).then((s) => {
+      const labels = s && s.metrics && s.metrics.labels;
+      if (!Array.isArray(labels)) throw new Error('no labels');
+      return labels;
+    }).catch((e) => {
+      if (e.name === 'AbortError') throw e;
+      return tagKeys(range, {now, signal});
+    }).then((keys) => {
       replace(tagGrid, keys.map((key) => {
         const pn = panel(`tag-${key}`, t('overview.byTag', {tag: key}), {sub: t('overview.runsSuccessRate')});
         const field = /^[A-Za-z0-9_.-]+$/.test(key) ? `tags.${key}` : `tags[${api.quote(key)}]`;
