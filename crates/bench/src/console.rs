@@ -48,12 +48,19 @@ fn rfc(ns: i64) -> String {
 /// A query text's first characters, for the report.
 fn short(text: &str) -> String {
     let t: String = text.chars().take(90).collect();
-    if t.len() < text.len() { format!("{t}…") } else { t }
+    if t.len() < text.len() {
+        format!("{t}…")
+    } else {
+        t
+    }
 }
 
 impl Call {
     fn q(text: String) -> Call {
-        Call::Query { q: text, approx: false }
+        Call::Query {
+            q: text,
+            approx: false,
+        }
     }
 
     fn text(&self) -> String {
@@ -139,12 +146,15 @@ fn quoted(values: &[Value]) -> String {
         .join(", ")
 }
 
+/// The calls a page makes after its first ones, from their answers.
+type NextCalls = fn(&[Value], &Context) -> Vec<Call>;
+
 /// The pages: each a list of stages; the calls of a stage run together,
 /// and a stage may use the previous stage's answers.
 struct Page {
     name: &'static str,
     first: Vec<Call>,
-    then: Option<fn(&[Value], &Context) -> Vec<Call>>,
+    then: Option<NextCalls>,
 }
 
 fn pages(ctx: &Context) -> Vec<Page> {
@@ -159,29 +169,65 @@ fn pages(ctx: &Context) -> Vec<Page> {
     );
     let approx = |q: String| Call::Query { q, approx: true };
     let overview = vec![
-        Call::q(format!("span_kind=workflow {t} | by bucket({b}) | count() as n, error_rate() as err")),
-        approx(format!("span_kind=workflow {t} | by bucket({b}) | p50(duration) as p50, p95(duration) as p95")),
-        approx(format!("span_kind=workflow {t} | p50(duration) as p50, p95(duration) as p95")),
-        Call::q(format!("span_kind=llm {t} | by bucket({b}) | sum(total_tokens) as tokens, sum(cost) as spend, count() as calls")),
-        Call::q(format!("span_kind=workflow {t} | by app_id | count() as n, error_rate() as err | sort n desc | limit 8")),
-        Call::q(format!("node_type exists {t} | by node_type | count() as n, error_rate() as err | sort n desc | limit 10")),
-        Call::q(format!("span_kind=tool tool_name exists {t} | by tool_name | count() as n, error_rate() as err | sort n desc | limit 10")),
-        Call::q(format!("span_kind=llm model_name exists {t} | by model_name | sum(total_tokens) as tokens, sum(cost) as spend, count() as n | sort tokens desc | limit 10")),
-        Call::q(format!("span_kind=tool status=error {t} | by tool_name | count() as n | sort n desc | limit 8")),
-        Call::q(format!("status=error exists error_class {t} | by error_class | count() as n | sort n desc | limit 8")),
+        Call::q(format!(
+            "span_kind=workflow {t} | by bucket({b}) | count() as n, error_rate() as err"
+        )),
+        approx(format!(
+            "span_kind=workflow {t} | by bucket({b}) | p50(duration) as p50, p95(duration) as p95"
+        )),
+        approx(format!(
+            "span_kind=workflow {t} | p50(duration) as p50, p95(duration) as p95"
+        )),
+        Call::q(format!(
+            "span_kind=llm {t} | by bucket({b}) | sum(total_tokens) as tokens, sum(cost) as spend, count() as calls"
+        )),
+        Call::q(format!(
+            "span_kind=workflow {t} | by app_id | count() as n, error_rate() as err | sort n desc | limit 8"
+        )),
+        Call::q(format!(
+            "node_type exists {t} | by node_type | count() as n, error_rate() as err | sort n desc | limit 10"
+        )),
+        Call::q(format!(
+            "span_kind=tool tool_name exists {t} | by tool_name | count() as n, error_rate() as err | sort n desc | limit 10"
+        )),
+        Call::q(format!(
+            "span_kind=llm model_name exists {t} | by model_name | sum(total_tokens) as tokens, sum(cost) as spend, count() as n | sort tokens desc | limit 10"
+        )),
+        Call::q(format!(
+            "span_kind=tool status=error {t} | by tool_name | count() as n | sort n desc | limit 8"
+        )),
+        Call::q(format!(
+            "status=error exists error_class {t} | by error_class | count() as n | sort n desc | limit 8"
+        )),
         Call::Get("/api/v1/settings".into()),
     ];
     let runs_base = format!("{t} span_kind=workflow");
     let runs = vec![
-        Call::q(format!("{runs_base} | sort start_time desc, span_id desc | limit 51")),
+        Call::q(format!(
+            "{runs_base} | sort start_time desc, span_id desc | limit 51"
+        )),
         Call::q(format!("{runs_base} | count() as n, error_rate() as err")),
-        Call::q(format!("{runs_base} | by status | count() as n | sort n desc | limit 8")),
-        Call::q(format!("{runs_base} | by app_name | count() as n | sort n desc | limit 8")),
-        Call::q(format!("{runs_base} | by tags.category | count() as n | sort n desc | limit 8")),
-        Call::q(format!("{runs_base} | by tags.tier | count() as n | sort n desc | limit 8")),
-        Call::q(format!("{t} node_type exists | by node_type | count_distinct(run_id) as n | sort n desc | limit 8")),
-        Call::q(format!("{t} tool_name exists | by tool_name | count_distinct(run_id) as n | sort n desc | limit 8")),
-        Call::q(format!("{t} model_name exists | by model_name | count_distinct(run_id) as n | sort n desc | limit 8")),
+        Call::q(format!(
+            "{runs_base} | by status | count() as n | sort n desc | limit 8"
+        )),
+        Call::q(format!(
+            "{runs_base} | by app_name | count() as n | sort n desc | limit 8"
+        )),
+        Call::q(format!(
+            "{runs_base} | by tags.category | count() as n | sort n desc | limit 8"
+        )),
+        Call::q(format!(
+            "{runs_base} | by tags.tier | count() as n | sort n desc | limit 8"
+        )),
+        Call::q(format!(
+            "{t} node_type exists | by node_type | count_distinct(run_id) as n | sort n desc | limit 8"
+        )),
+        Call::q(format!(
+            "{t} tool_name exists | by tool_name | count_distinct(run_id) as n | sort n desc | limit 8"
+        )),
+        Call::q(format!(
+            "{t} model_name exists | by model_name | count_distinct(run_id) as n | sort n desc | limit 8"
+        )),
         Call::Sql(tag_keys),
     ];
     vec![
@@ -192,13 +238,21 @@ fn pages(ctx: &Context) -> Vec<Page> {
                 // App names of the top apps, from their last hour of runs,
                 // and a panel per metrics label.
                 let ids = column(&answers[4], "app_id");
-                let hour = format!("from {} to {}", rfc(ctx.end_ns - 3_600_000_000_000), rfc(ctx.end_ns));
+                let hour = format!(
+                    "from {} to {}",
+                    rfc(ctx.end_ns - 3_600_000_000_000),
+                    rfc(ctx.end_ns)
+                );
                 let t = format!("from {} to {}", rfc(ctx.start_ns), rfc(ctx.end_ns));
                 let mut calls = vec![Call::q(format!(
                     "{hour} span_kind=workflow app_id in ({}) exists app_name | by app_id, app_name | count() as n | sort n desc",
                     quoted(&ids)
                 ))];
-                for label in answers[10]["metrics"]["labels"].as_array().into_iter().flatten() {
+                for label in answers[10]["metrics"]["labels"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(l) = label.as_str() {
                         calls.push(Call::q(format!(
                             "span_kind=workflow tags.{l} exists {t} | by tags.{l} | count() as n, success_rate() as ok | sort n desc | limit 10"
@@ -215,7 +269,10 @@ fn pages(ctx: &Context) -> Vec<Page> {
                 let ids = column(&answers[0], "run_id");
                 vec![Call::q(format!(
                     "from {} to {} span_kind=llm run_id in ({}) | by run_id | sum(total_tokens) as tokens, sum(cost) as spend | limit {}",
-                    rfc(ctx.start_ns), rfc(ctx.end_ns), quoted(&ids), ids.len().max(1)
+                    rfc(ctx.start_ns),
+                    rfc(ctx.end_ns),
+                    quoted(&ids),
+                    ids.len().max(1)
                 ))]
             }),
         },
@@ -229,12 +286,16 @@ fn pages(ctx: &Context) -> Vec<Page> {
         },
         Page {
             name: "Sessions (7 d)",
-            first: vec![Call::q(format!("span_kind=workflow session_id exists {t} | by session_id | count() as runs, error_rate() as err, max(start_time) as seen | sort seen desc | limit 100"))],
+            first: vec![Call::q(format!(
+                "span_kind=workflow session_id exists {t} | by session_id | count() as runs, error_rate() as err, max(start_time) as seen | sort seen desc | limit 100"
+            ))],
             then: None,
         },
         Page {
             name: "Users (7 d)",
-            first: vec![Call::q(format!("span_kind=workflow user_id exists {t} | by user_id | count() as runs, error_rate() as err, max(start_time) as seen, p95(duration) as p95 | sort seen desc | limit 100"))],
+            first: vec![Call::q(format!(
+                "span_kind=workflow user_id exists {t} | by user_id | count() as runs, error_rate() as err, max(start_time) as seen, p95(duration) as p95 | sort seen desc | limit 100"
+            ))],
             then: None,
         },
         Page {
@@ -266,7 +327,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 /// Starts `loupe serve` on `data_dir` (alerting on, no rule) and times
 /// every page `reps` times after a warm-up.
-pub async fn run(loupe: &Path, data_dir: &Path, ctx: &Context, reps: usize) -> anyhow::Result<Vec<PageTiming>> {
+pub async fn run(
+    loupe: &Path,
+    data_dir: &Path,
+    ctx: &Context,
+    reps: usize,
+) -> anyhow::Result<Vec<PageTiming>> {
     let conf = data_dir.with_extension("console.toml");
     std::fs::write(
         &conf,
@@ -347,7 +413,11 @@ pub async fn run(loupe: &Path, data_dir: &Path, ctx: &Context, reps: usize) -> a
             .map(|(i, v)| (median(v), texts.get(i).cloned().unwrap_or_default()))
             .max_by_key(|(d, _)| *d)
             .unwrap_or_default();
-        eprintln!("bench: console page {}: {:?}", page.name, median(walls.clone()));
+        eprintln!(
+            "bench: console page {}: {:?}",
+            page.name,
+            median(walls.clone())
+        );
         out.push(PageTiming {
             page: page.name,
             calls: texts.len(),

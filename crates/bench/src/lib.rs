@@ -370,9 +370,17 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     };
     let Some(pg_dsn) = args.pg_dsn.clone() else {
         let mut md = String::new();
-        let _ = writeln!(md, "## Run: {} runs, {} spans (console only)\n", args.runs, load.spans);
+        let _ = writeln!(
+            md,
+            "## Run: {} runs, {} spans (console only)\n",
+            args.runs, load.spans
+        );
         let _ = writeln!(md, "- machine: {}", report::machine());
-        let _ = writeln!(md, "- load average before / after: `{load_before}` / `{}`", report::loadavg());
+        let _ = writeln!(
+            md,
+            "- load average before / after: `{load_before}` / `{}`",
+            report::loadavg()
+        );
         let _ = writeln!(md, "- commit: `{}`", report::commit());
         let _ = writeln!(md, "- command: `{}`\n", command_line());
         md.push_str(console_md.as_deref().unwrap_or_default());

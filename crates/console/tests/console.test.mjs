@@ -263,9 +263,9 @@ async function openMode() {
     const rule = (await api('/api/v1/alerts')).body.alerts.find((a) => a.rule === 'inventory-failing');
     assert.equal(rule.phase, 'firing');
     // Filter: resolved shows none of the firing ones.
-    await page.click('[data-section=alerts] .seg-btn[data-phase=resolved]');
+    await page.click('[data-section=alerts] .seg[data-phase=resolved]');
     assert.equal(await page.$$eval('[data-testid=alerts-table] tr[data-phase=firing]', (r) => r.length), 0);
-    await page.click('[data-section=alerts] .seg-btn[data-phase=all]');
+    await page.click('[data-section=alerts] .seg[data-phase=all]');
     // A silence needs a positive matcher: a negative one alone is refused before any request.
     await page.click('[data-action=new-silence]');
     await page.fill('[data-testid=silence-form] [data-field=name]', 'alertname');

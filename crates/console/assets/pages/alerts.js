@@ -48,9 +48,9 @@ export function mount(ctx) {
   let data = {alerts: [], rules: [], silences: []};
   let filter = ctx.search.get('phase') || 'all';
 
-  const filterBar = h('div', {class: 'seg', role: 'group', 'aria-label': t('alerts.filter')});
+  const filterBar = h('div', {class: 'segmented', role: 'group', 'aria-label': t('alerts.filter')});
   const drawFilter = () => replace(filterBar, ['all', ...PHASES].map((p) => h('button', {
-    class: ['seg-btn', filter === p && 'active'], 'aria-pressed': filter === p ? 'true' : 'false', dataset: {phase: p},
+    class: ['seg', filter === p && 'active'], 'aria-pressed': filter === p ? 'true' : 'false', dataset: {phase: p},
     onclick: () => { filter = p; drawFilter(); drawAlerts(); },
   }, p === 'all' ? t('alerts.all') : t(`alerts.phase.${p}`))));
 
