@@ -38,7 +38,7 @@ export function mount(ctx) {
   function render(d) {
     if (!d.configured) {
       replace(box, section('dify-sync', t('dify.sync'), [empty(t('dify.notConfigured'), t('dify.configHint')),
-        h('pre', {class: 'code'}, '[dify]\ndsn = "postgres://dify:…@db:5432/dify"\nproject = "default"\nweb_url = "https://dify.example.com"')]));
+        h('pre', {class: 'code'}, '[dify]\ndsn = "postgres://dify:…@db:5432/dify"\nproject = "default"\nweb_url = "<Dify console address>"')]));
       box.firstChild.dataset.configured = 'false';
       return;
     }
