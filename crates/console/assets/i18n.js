@@ -136,6 +136,7 @@ const en = {
   'settings.canRead': 'read the settings',
   'run.dify': 'Dify', 'run.openInDify': 'App logs in Dify', 'run.loadFull': 'Load all {size}',
   'run.cutNote': 'the first {shown} shown',
+  'settings.publicKey': 'Public key', 'settings.created': 'Created', 'settings.keySource': 'Defined in',
 };
 
 const zh = {
@@ -272,6 +273,7 @@ const zh = {
   'settings.canRead': '查看设置',
   'run.dify': 'Dify', 'run.openInDify': '在 Dify 中查看应用日志', 'run.loadFull': '加载全部 {size}',
   'run.cutNote': '仅显示前 {shown}',
+  'settings.publicKey': '公钥', 'settings.created': '创建时间', 'settings.keySource': '定义于',
 };
 
 export const MESSAGES = {en, zh};

@@ -399,6 +399,12 @@ async function authMode() {
     assert.equal(fromPage, 404);
     await page.goto(`${base}/runs/${cfg.a.run}`);
     await page.waitForSelector('[data-testid=fail-banner]');
+    // Settings list this project's public keys only, and no secret or hash.
+    await page.goto(`${base}/settings`);
+    await page.waitForSelector('[data-testid=keys]');
+    assert.deepEqual(await page.$$eval('[data-testid=keys] tr[data-key]', (trs) => trs.map((tr) => tr.dataset.key)), [cfg.a.public]);
+    const text = await page.textContent('main');
+    assert.ok(!text.includes(cfg.b.public) && !text.includes('sha256') && !text.includes(cfg.a.secret), 'settings show only public keys of this project');
     // Signing out ends the session on the server too.
     await page.click('.signout');
     await page.waitForSelector('.login-form');

@@ -47,8 +47,30 @@ impl loupe_api::ServerInfo for ServerView {
             .iter()
             .filter(|r| r.project.as_deref().is_none_or(|x| x == p))
             .collect();
+        // Public keys only (never a hash): the config's, then keys.json's.
+        let file = self.config.store.data_dir.join(loupe_api::auth::KEYS_FILE);
+        let stored = match loupe_api::auth::KeysFile::load(&file) {
+            Ok(f) => f.keys,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read keys.json for the settings view");
+                Vec::new()
+            }
+        };
+        let keys: Vec<Value> = self
+            .config
+            .auth
+            .keys
+            .iter()
+            .map(|k| (k, "config"))
+            .chain(stored.iter().map(|k| (k, "keys.json")))
+            .filter(|(k, _)| k.project == p)
+            .map(|(k, source)| {
+                json!({"public_key": k.public_key, "created_at": k.created_at, "source": source})
+            })
+            .collect();
         json!({
             "project": p,
+            "keys": keys,
             "retention": {
                 "days": store.retention_for(p),
                 "global_days": store.retention_days,

@@ -474,7 +474,7 @@ async fn the_console_signs_in_with_a_key_and_keeps_projects_apart() {
         "mode": "auth",
         "url": server.http,
         "a": {"public": a_pk, "secret": a_sk, "run": run(FAILED)},
-        "b": {"run": run(SUCCESS)},
+        "b": {"run": run(SUCCESS), "public": b_pk},
     }))
     .await;
 }
