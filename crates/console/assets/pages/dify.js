@@ -18,10 +18,10 @@ function seconds(s) {
   return s == null ? '—' : fmt.duration(s * 1e9);
 }
 
-function tableCounts(rows, skipped) {
+function tableCounts(rows, skipped, testid = 'dify-tables') {
   const names = [...new Set([...Object.keys(rows || {}), ...Object.keys(skipped || {})])].sort();
   if (!names.length) return empty(t('dify.nothingRead'));
-  return h('table', {class: 'table', dataset: {testid: 'dify-tables'}},
+  return h('table', {class: 'table', dataset: {testid}},
     h('thead', {}, h('tr', {}, h('th', {}, t('dify.table')), h('th', {class: 'num'}, t('dify.rowsRead')), h('th', {class: 'num'}, t('dify.skipped')))),
     h('tbody', {}, names.map((n) => h('tr', {dataset: {table: n}},
       h('td', {class: 'mono'}, n), h('td', {class: 'num'}, fmt.num((rows || {})[n] || 0)),
@@ -78,6 +78,7 @@ export function mount(ctx) {
             [t('dify.storage'), d.storage_dir ? t('dify.storageOn') : t('dify.storageOff')],
             [t('dify.webUrl'), d.web_url ? h('a', {href: d.web_url, target: '_blank', rel: 'noopener noreferrer'}, d.web_url, ' ', icon('external', 12)) : null],
           ], 'dify-totals'),
+          last.rows_total || last.skipped_total ? tableCounts(last.rows_total, last.skipped_total, 'dify-tables-total') : null,
         ])),
       section('cleanup', t('dify.cleanup'), [
         h('p', {class: 'muted'}, t('dify.cleanupText')),

@@ -39,6 +39,10 @@ pub struct LastPass {
     pub error: Option<String>,
     /// The last error of any pass, and when (Unix ms).
     pub last_error: Option<(i64, String)>,
+    /// Rows read per table, every pass since the server started.
+    pub rows_total: std::collections::BTreeMap<String, u64>,
+    /// Rows skipped per table as older than retention, every pass.
+    pub skipped_total: std::collections::BTreeMap<String, u64>,
 }
 
 /// A copy of [`SyncStatus`] at one moment.
@@ -81,6 +85,12 @@ impl SyncStatus {
                     .fetch_add(r.skipped.values().sum(), Ordering::Relaxed);
                 last.rows = owned(&r.rows);
                 last.skipped = owned(&r.skipped);
+                for (k, v) in &r.rows {
+                    *last.rows_total.entry((*k).to_owned()).or_default() += v;
+                }
+                for (k, v) in &r.skipped {
+                    *last.skipped_total.entry((*k).to_owned()).or_default() += v;
+                }
                 last.spans = r.spans;
                 last.error = None;
             }

@@ -133,7 +133,10 @@ async fn serve_syncs_into_its_project_and_cleanup_verifies_through_the_running_s
     };
     assert_eq!(sync["configured"], true, "{sync}");
     assert_eq!(sync["running"], true, "{sync}");
-    assert_eq!(sync["last_pass"]["rows"]["workflow_runs"], 1, "{sync}");
+    assert_eq!(
+        sync["last_pass"]["rows_total"]["workflow_runs"], 1,
+        "{sync}"
+    );
     assert_eq!(sync["totals"]["spans"], 3, "{sync}");
     assert!(sync["lag_seconds"].as_i64().is_some(), "{sync}");
     assert!(
