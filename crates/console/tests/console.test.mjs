@@ -286,6 +286,17 @@ async function openMode() {
     assert.equal(silences[0].matchers.alertname, 'inventory-failing');
     assert.equal(silences[0].comment, 'supplier outage, on it');
     assert.ok(Date.parse(silences[0].ends_at) > Date.now() + 3600e3);
+    // A key without the scope (issue 14's key scopes, simulated here by answering 403):
+    // the page says what the key cannot do instead of failing.
+    await page.route('**/api/v1/alerts/silences/*', (r) => (r.request().method() === 'DELETE'
+      ? r.fulfill({status: 403, contentType: 'application/json', body: JSON.stringify({error: 'the key lacks the alerts:write scope'})})
+      : r.continue()));
+    await page.click('[data-testid=silences-table] [data-action=expire]');
+    await page.waitForSelector('[data-section=silences] [data-denied=true]');
+    assert.match(await page.textContent('[data-section=silences] [data-denied=true]'), /This key cannot expire silences/);
+    assert.equal((await api('/api/v1/alerts/silences')).body.silences.length, 1);
+    await page.unroute('**/api/v1/alerts/silences/*');
+    page.errors = page.errors.filter((e) => !/status of 403/.test(e));
     // Expire it.
     await page.click('[data-testid=silences-table] [data-action=expire]');
     await page.waitForSelector('[data-section=silences] .empty-state');
