@@ -84,6 +84,19 @@ pub struct AppState {
     pub dify_ids: Arc<loupe_ingest::otlp::IdCache>,
     /// OTLP metrics relayed to `/metrics` (`None`: `/v1/metrics` answers 404).
     pub relay: Option<Arc<loupe_rollup::relay::Relay>>,
+    /// Settings and the Dify sync, as the console shows them (`None`: those
+    /// routes answer 404).
+    pub info: Option<Arc<dyn ServerInfo>>,
+}
+
+/// What `loupe serve` tells its clients about itself (read-only JSON):
+/// the settings in effect and the Dify sync. Every answer is for one
+/// project: another project's settings or sync are never shown.
+pub trait ServerInfo: Send + Sync {
+    /// Retention, tag rules, metrics labels, Dify link base, … for `project`.
+    fn settings(&self, project: &loupe_model::ProjectId) -> serde_json::Value;
+    /// The Dify sync writing into `project` (`{"configured": false}` when none).
+    fn dify_status(&self, project: &loupe_model::ProjectId) -> serde_json::Value;
 }
 
 /// Renders the `/metrics` body in a format, for one project or (`None`)
@@ -104,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::metrics::routes())
         .merge(routes::alerts::routes())
         .merge(routes::tags::routes())
+        .merge(routes::server::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,

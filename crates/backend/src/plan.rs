@@ -294,6 +294,12 @@ pub struct Plan {
     pub limit: Option<u64>,
     /// Rows or aggregates.
     pub output: Output,
+    /// Percentiles of `duration` may be estimated from the hour rollups'
+    /// latency histograms (bucket-interpolated, as Prometheus'
+    /// `histogram_quantile`) instead of scanned exactly; the answer then
+    /// says [`QueryStats::approximate`]. Dashboards ask for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approx_percentiles: bool,
 }
 
 /// A result column.
@@ -322,6 +328,10 @@ pub struct QueryStats {
     /// Whether the answer came from rollups (no span was read).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub from_rollups: bool,
+    /// Whether percentiles were estimated from histograms
+    /// ([`Plan::approx_percentiles`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approximate: bool,
 }
 
 /// A query's answer: typed columns and rows of JSON values (timestamps and

@@ -12,6 +12,7 @@
 //! is a library (these modules) and the `loupe-bench` binary.
 
 pub mod compare;
+pub mod console;
 pub mod copy;
 pub mod loupe_side;
 pub mod pg;
@@ -46,8 +47,16 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10_000)]
     runs: usize,
     /// PostgreSQL to load Dify's tables into (a scratch schema is created and dropped).
+    /// Required unless --console-only.
     #[arg(long, env = "LOUPE_BENCH_PG_DSN")]
-    pg_dsn: String,
+    pg_dsn: Option<String>,
+    /// Also time the API calls of every console page against `loupe serve`
+    /// on the loaded data (the `loupe` binary as for --otlp-runs).
+    #[arg(long)]
+    console: bool,
+    /// Load Loupe only and time the console pages: no PostgreSQL side.
+    #[arg(long)]
+    console_only: bool,
     /// Schema for Dify's tables (dropped and recreated).
     #[arg(long, default_value = "loupe_bench")]
     pg_schema: String,
@@ -328,8 +337,11 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if dir.exists() {
         bail!("the data directory {} already exists", dir.display());
     }
+    if args.pg_dsn.is_none() && !args.console_only {
+        bail!("--pg-dsn (or LOUPE_BENCH_PG_DSN) is required, unless --console-only");
+    }
     // Found before the long load, so a missing binary fails in a second.
-    let loupe = if args.otlp_runs > 0 {
+    let loupe = if args.otlp_runs > 0 || args.console || args.console_only {
         Some(serve::loupe_binary(args.loupe_bin.as_deref())?)
     } else {
         None
@@ -341,8 +353,48 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     );
     let load = load_loupe(&config, &dir).await?;
     let (loupe_total, loupe_parquet) = loupe_side::dir_bytes(&dir);
+    let console_md = match (&loupe, args.console || args.console_only) {
+        (Some(bin), true) => {
+            eprintln!("bench: console pages against loupe serve");
+            let pages = console::run(bin, &dir, &load.ctx, args.reps).await?;
+            let mut md = String::new();
+            let _ = writeln!(
+                md,
+                "### Console pages (median of {} after a warm-up)\n",
+                args.reps.max(1)
+            );
+            md.push_str(&console::table(&pages));
+            Some(md)
+        }
+        _ => None,
+    };
+    let Some(pg_dsn) = args.pg_dsn.clone() else {
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "## Run: {} runs, {} spans (console only)\n",
+            args.runs, load.spans
+        );
+        let _ = writeln!(md, "- machine: {}", report::machine());
+        let _ = writeln!(
+            md,
+            "- load average before / after: `{load_before}` / `{}`",
+            report::loadavg()
+        );
+        let _ = writeln!(md, "- commit: `{}`", report::commit());
+        let _ = writeln!(md, "- command: `{}`\n", command_line());
+        md.push_str(console_md.as_deref().unwrap_or_default());
+        println!("{md}");
+        if let Some(out) = &args.out {
+            std::fs::write(out, &md).with_context(|| format!("cannot write {}", out.display()))?;
+        }
+        if own_dir && !args.keep {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        return Ok(());
+    };
     eprintln!("bench: loading PostgreSQL (schema {})", args.pg_schema);
-    let pg = pg::Pg::create(&args.pg_dsn, &args.pg_schema).await?;
+    let pg = pg::Pg::create(&pg_dsn, &args.pg_schema).await?;
     let (copy, index, counts) = load_pg(&config, &pg).await?;
     let sizes = pg.sizes().await?;
     let pg_total: i64 = sizes.iter().map(|s| s.1).sum();
@@ -386,6 +438,10 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         args.reps.max(1)
     );
     md.push_str(&report::table(&measured));
+    if let Some(c) = &console_md {
+        md.push('\n');
+        md.push_str(c);
+    }
     if measured.iter().any(|m| m.from_rollups) {
         md.push_str(
             "\n*(rollups)*: Loupe answered from its hour rollups, in memory, reading no span \

@@ -38,7 +38,7 @@ pub struct Ingest {
     pub outcomes: std::collections::BTreeMap<String, u64>,
 }
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -47,7 +47,7 @@ impl Drop for Killed {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

@@ -59,3 +59,47 @@ fn bench_answers_match_on_both_sides_at_a_tiny_scale() {
     }
     assert!(text.contains("storage: PostgreSQL"), "{text}");
 }
+
+/// `--console-only` times every console page against the `loupe` binary
+/// built beside `loupe-bench` (`cargo build -p loupe`; `cargo test
+/// --workspace` builds it), with the overview answered from the rollups
+/// but for its bounded app-name look-up.
+#[test]
+fn console_pages_are_timed_against_loupe_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("console.md");
+    let out = Command::new(env!("CARGO_BIN_EXE_loupe-bench"))
+        .args(["--console-only", "--runs", "200", "--reps", "1"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--out")
+        .arg(&report)
+        .output()
+        .expect("run loupe-bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "loupe-bench --console-only failed:\n{stderr}"
+    );
+    let text = std::fs::read_to_string(&report).expect("report written");
+    for page in [
+        "Overview", "Runs", "Run view", "Sessions", "Users", "Alerts", "Dify", "Settings",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("| {page}"))),
+            "no row for {page} in\n{text}"
+        );
+    }
+    let overview = text
+        .lines()
+        .find(|l| l.starts_with("| Overview"))
+        .expect("overview row");
+    let rollups = overview.split('|').nth(3).expect("rollups column").trim();
+    let (answered, total) = rollups.split_once('/').expect("a/b");
+    let (answered, total): (usize, usize) =
+        (answered.parse().expect("n"), total.parse().expect("n"));
+    assert!(
+        total >= 10 && answered + 1 == total,
+        "overview not from rollups: {overview}"
+    );
+}

@@ -51,9 +51,11 @@ export const del = (path, opts) => send('DELETE', path, undefined, opts);
 
 // Runs a query; returns {columns, rows (objects by column name), stats, exact}
 // where exact[i][col] is the exact ns digit string of timestamp columns.
-export async function query(q, {now, signal} = {}) {
+// approx: duration percentiles may come from the rollups' histograms.
+export async function query(q, {now, signal, approx = false} = {}) {
   const body = {q};
   if (now != null) body.now = now;
+  if (approx) body.approx_percentiles = true;
   const data = await send('POST', '/api/v1/query', body, {signal, exact: true});
   const cols = data.columns.map((c) => c.name);
   const exact = [];

@@ -8,6 +8,9 @@ import * as overview from './pages/overview.js';
 import * as runs from './pages/runs.js';
 import * as run from './pages/run.js';
 import * as timelines from './pages/timelines.js';
+import * as alerts from './pages/alerts.js';
+import * as dify from './pages/dify.js';
+import * as settings from './pages/settings.js';
 import * as login from './pages/login.js';
 
 const root = document.getElementById('app');
@@ -15,12 +18,17 @@ let session = null;
 let cleanup = null;
 let renderSeq = 0;
 
-// Navigation entries; later pages (alerts, Dify, settings) join this list.
+// Navigation entries, one a line; a new page adds its line here, its route
+// below and its path to PAGES in crates/api/src/routes/console.rs.
+const under = (base) => (p) => p === base || p.startsWith(`${base}/`);
 const NAV = [
   {id: 'overview', path: '/', icon: 'overview', match: (p) => p === '/' || p === '/overview'},
-  {id: 'runs', path: '/runs', icon: 'runs', match: (p) => p.startsWith('/runs')},
-  {id: 'sessions', path: '/sessions', icon: 'sessions', match: (p) => p.startsWith('/sessions')},
-  {id: 'users', path: '/users', icon: 'users', match: (p) => p.startsWith('/users')},
+  {id: 'runs', path: '/runs', icon: 'runs', match: under('/runs')},
+  {id: 'sessions', path: '/sessions', icon: 'sessions', match: under('/sessions')},
+  {id: 'users', path: '/users', icon: 'users', match: under('/users')},
+  {id: 'alerts', path: '/alerts', icon: 'bell', match: under('/alerts')},
+  {id: 'dify', path: '/dify', icon: 'database', match: under('/dify')},
+  {id: 'settings', path: '/settings', icon: 'settings', match: under('/settings')},
 ];
 
 const ROUTES = [
@@ -31,6 +39,9 @@ const ROUTES = [
   [/^\/sessions\/([^/]+)$/, timelines, (m) => ({kind: 'session', id: decodeURIComponent(m[1])})],
   [/^\/users$/, timelines, () => ({kind: 'users'})],
   [/^\/users\/([^/]+)$/, timelines, (m) => ({kind: 'user', id: decodeURIComponent(m[1])})],
+  [/^\/alerts$/, alerts, () => ({})],
+  [/^\/dify$/, dify, () => ({})],
+  [/^\/settings$/, settings, () => ({})],
 ];
 
 export function go(url, {replace = false} = {}) {
@@ -54,7 +65,8 @@ function sidebar(path) {
       h('span', {class: 'brand-mark'}, h('img', {src: document.querySelector('link[rel=icon]').href, alt: '', width: 22, height: 22})),
       h('span', {class: 'brand-name'}, 'Loupe')),
     h('nav', {class: 'nav'},
-      NAV.map((n) => h('a', {class: ['nav-item', n.match(path) && 'active'], href: n.path, dataset: {nav: n.id}},
+      NAV.map((n) => h('a', {class: ['nav-item', n.match(path) && 'active'], href: n.path, dataset: {nav: n.id},
+        'aria-current': n.match(path) ? 'page' : null},
         icon(n.icon, 18), h('span', {}, t(`nav.${n.id}`))))),
     h('div', {class: 'sidebar-foot'},
       h('div', {class: 'project', title: t('nav.project')},

@@ -54,10 +54,14 @@ pub const ASSETS: &[Asset] = assets![
     "json.js",
     "timerange.js",
     "querybar.js",
+    "widgets.js",
+    "pages/alerts.js",
+    "pages/dify.js",
     "pages/login.js",
     "pages/overview.js",
     "pages/runs.js",
     "pages/run.js",
+    "pages/settings.js",
     "pages/timelines.js",
 ];
 

@@ -63,6 +63,9 @@ async function openMode() {
       [`/users?${win}`, '[data-testid=users-table]'],
       [`/users/${encodeURIComponent(cfg.user)}`, '[data-testid=turns] li'],
       [`/sessions/${encodeURIComponent(cfg.session)}`, '[data-testid=turns] li'],
+      ['/alerts', '[data-testid=rules-table]'],
+      ['/dify', '[data-section=dify-sync]'],
+      ['/settings', '[data-testid=tag-rules]'],
     ];
     for (const [path, ready] of pages) {
       await page.goto(base + path);
@@ -75,9 +78,16 @@ async function openMode() {
         await page.waitForSelector('[data-panel="tag-category"][data-state=ready] .barlist-row', {timeout: 20000});
         // Panels over rollup dimensions are answered from the hour rollups.
         const fromRollups = await page.$$eval('[data-panel][data-rollups=true]', (ps) => ps.map((p) => p.dataset.panel));
-        for (const id of ['runs-over-time', 'tokens-over-time', 'cost-over-time', 'by-node-type', 'by-tool', 'failing-tools', 'tag-category']) {
+        for (const id of ['runs-over-time', 'latency-over-time', 'tokens-over-time', 'cost-over-time', 'by-app', 'by-node-type', 'by-tool',
+          'by-model', 'failing-tools', 'error-classes', 'tag-category']) {
           assert.ok(fromRollups.includes(id), `${id} was not answered from the rollups (${fromRollups})`);
         }
+        // The latency percentiles are histogram estimates, and say so.
+        assert.equal(await page.getAttribute('[data-panel=latency-over-time]', 'data-approx'), 'true');
+        // Apps show their names (looked up from their newest runs), as a scan names them.
+        const top = await api('/api/v1/query', {q: `from ${cfg.from} to ${cfg.to} span_kind=workflow exists app_name | by app_id, app_name | count() as n | sort n desc | limit 1`});
+        const labels = await page.$$eval('[data-panel=by-app] .barlist-label', (ls) => ls.map((l) => l.textContent));
+        assert.ok(labels.includes(top.body.rows[0][1]), `app ${top.body.rows[0][1]} not among ${labels}`);
       }
       await page.waitForTimeout(300);
       assert.deepEqual(page.errors, [], `console errors on ${path}`);
@@ -243,6 +253,96 @@ async function openMode() {
     await page.close();
   });
 
+  await check('alerts: rules with their state, the firing alert, a silence created from it and expired', async () => {
+    const page = await open(context);
+    await page.goto(`${base}/alerts`);
+    // The engine evaluates every second: the inventory rule fires on the generated failures.
+    await page.waitForSelector('[data-testid=rules-table] tr[data-rule=inventory-failing][data-state=firing]', {timeout: 30000});
+    assert.equal(await page.getAttribute('[data-testid=rules-table] tr[data-rule=never-slow]', 'data-state'), 'ok');
+    await page.waitForSelector('[data-testid=alerts-table] tr[data-rule=inventory-failing][data-phase=firing]');
+    const rule = (await api('/api/v1/alerts')).body.alerts.find((a) => a.rule === 'inventory-failing');
+    assert.equal(rule.phase, 'firing');
+    // Filter: resolved shows none of the firing ones.
+    await page.click('[data-section=alerts] .seg[data-phase=resolved]');
+    assert.equal(await page.$$eval('[data-testid=alerts-table] tr[data-phase=firing]', (r) => r.length), 0);
+    await page.click('[data-section=alerts] .seg[data-phase=all]');
+    // A silence needs a positive matcher: a negative one alone is refused before any request.
+    await page.click('[data-action=new-silence]');
+    await page.fill('[data-testid=silence-form] [data-field=name]', 'alertname');
+    await page.fill('[data-testid=silence-form] [data-field=value]', '!inventory-failing');
+    await page.click('[data-testid=silence-form] button[type=submit]');
+    await page.waitForSelector('[data-testid=silence-form] .form-msg .bad-text');
+    assert.equal((await api('/api/v1/alerts/silences')).body.silences.length, 0);
+    await page.click('[data-testid=silence-form] button.btn:not(.primary):not(.small)');
+    // Silence the firing alert from its row (matchers prefilled from its labels), by keyboard.
+    await page.click('[data-testid=alerts-table] tr[data-rule=inventory-failing] [data-action=silence]');
+    assert.equal(await page.inputValue('[data-testid=silence-form] [data-field=value]'), 'inventory-failing');
+    await page.fill('[data-testid=silence-form] [data-field=comment]', 'supplier outage, on it');
+    await page.focus('[data-testid=silence-form] [data-field=comment]');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('[data-testid=silences-table] tr[data-silence]');
+    const silences = (await api('/api/v1/alerts/silences')).body.silences;
+    assert.equal(silences.length, 1);
+    assert.equal(silences[0].matchers.alertname, 'inventory-failing');
+    assert.equal(silences[0].comment, 'supplier outage, on it');
+    assert.ok(Date.parse(silences[0].ends_at) > Date.now() + 3600e3);
+    // A key without the scope (issue 14's key scopes, simulated here by answering 403):
+    // the page says what the key cannot do instead of failing.
+    await page.route('**/api/v1/alerts/silences/*', (r) => (r.request().method() === 'DELETE'
+      ? r.fulfill({status: 403, contentType: 'application/json', body: JSON.stringify({error: 'the key lacks the alerts:write scope'})})
+      : r.continue()));
+    await page.click('[data-testid=silences-table] [data-action=expire]');
+    await page.waitForSelector('[data-section=silences] [data-denied=true]');
+    assert.match(await page.textContent('[data-section=silences] [data-denied=true]'), /This key cannot expire silences/);
+    assert.equal((await api('/api/v1/alerts/silences')).body.silences.length, 1);
+    await page.unroute('**/api/v1/alerts/silences/*');
+    page.errors = page.errors.filter((e) => !/status of 403/.test(e));
+    // Expire it.
+    await page.click('[data-testid=silences-table] [data-action=expire]');
+    await page.waitForSelector('[data-section=silences] .empty-state');
+    assert.equal((await api('/api/v1/alerts/silences')).body.silences.length, 0);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  await check('Dify and settings pages show the server\'s state; runs link to Dify', async () => {
+    const page = await open(context);
+    await page.goto(`${base}/dify`);
+    await page.waitForSelector('[data-section=dify-sync][data-configured=false]');
+    await page.goto(`${base}/settings`);
+    await page.waitForSelector('[data-testid=tag-rules] tr[data-tag=category]');
+    assert.match(await page.textContent('[data-testid=retention-days]'), /kept forever|\d+ days/);
+    assert.match(await page.textContent('[data-testid=metrics-labels]'), /category/);
+    assert.match(await page.textContent('[data-testid=tag-rules] tr[data-tag=category]'), /yes/);
+    assert.match(await page.textContent('[data-testid=integrations]'), /dify\.example\.com/);
+    // The failed run links to its app's logs in Dify.
+    const trace = (await api(`/api/v1/traces/${cfg.failedRun}`)).body;
+    const root = trace.spans.find((sp) => sp.span_kind === 'workflow');
+    await page.goto(`${base}/runs/${cfg.failedRun}`);
+    await page.waitForSelector('[data-testid=dify-link]');
+    assert.equal(await page.getAttribute('[data-testid=dify-link]', 'href'), `https://dify.example.com/app/${root.app_id}/logs`);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  await check('a large payload arrives cut and loads whole on demand', async () => {
+    const page = await open(context);
+    const full = (await api(`/api/v1/traces/${cfg.bigRun}`)).body.spans.find((sp) => sp.name === cfg.bigRunLast);
+    assert.ok(full.input.length > 40000);
+    await page.goto(`${base}/runs/${cfg.bigRun}?span=${full.span_id}`);
+    await page.waitForSelector('[data-testid=load-input]');
+    const shown = await page.$eval('[data-testid=span-input] .cut-payload', (el) => Number(el.dataset.cut));
+    assert.equal(shown, full.input.length);
+    await page.click('[data-testid=load-input]');
+    // The whole text is there now (long texts show their start and a "show all").
+    await page.waitForSelector('[data-testid=span-input] button.link');
+    assert.equal(await page.$('[data-testid=span-input] .cut-payload'), null);
+    await page.click('[data-testid=span-input] button.link');
+    assert.equal((await page.textContent('[data-testid=span-input] pre')).length, full.input.length);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
   await check('Chinese and English both render; the browser language decides by default', async () => {
     const zh = await browser.newContext({viewport: {width: 1440, height: 900}, locale: 'zh-CN'});
     const page = await open(zh);
@@ -259,6 +359,13 @@ async function openMode() {
     assert.match(await page.textContent('[data-testid=fail-banner]'), /Failed at HTTP Request/);
     await page.click('[data-lang=zh]');
     await page.waitForFunction(() => document.querySelector('[data-nav=runs]').textContent === '运行记录');
+    for (const [path, ready, title] of [['/alerts', '[data-testid=rules-table]', '告警'], ['/dify', '[data-section=dify-sync]', 'Dify'],
+      ['/settings', '[data-testid=tag-rules]', '设置']]) {
+      await page.goto(base + path);
+      await page.waitForSelector(ready);
+      assert.equal(await page.textContent('.page-title'), title);
+    }
+    assert.match(await page.textContent('[data-section=retention]'), /数据保留/);
     // Every English text has a Chinese one (and the other way round).
     const missing = await page.evaluate(async () => {
       const {MESSAGES} = await import(document.querySelector('script[type=module]').src.replace('app.js', 'i18n.js'));
@@ -303,6 +410,12 @@ async function authMode() {
     assert.equal(fromPage, 404);
     await page.goto(`${base}/runs/${cfg.a.run}`);
     await page.waitForSelector('[data-testid=fail-banner]');
+    // Settings list this project's public keys only, and no secret or hash.
+    await page.goto(`${base}/settings`);
+    await page.waitForSelector('[data-testid=keys]');
+    assert.deepEqual(await page.$$eval('[data-testid=keys] tr[data-key]', (trs) => trs.map((tr) => tr.dataset.key)), [cfg.a.public]);
+    const text = await page.textContent('main');
+    assert.ok(!text.includes(cfg.b.public) && !text.includes('sha256') && !text.includes(cfg.a.secret), 'settings show only public keys of this project');
     // Signing out ends the session on the server too.
     await page.click('.signout');
     await page.waitForSelector('.login-form');

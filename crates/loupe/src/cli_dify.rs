@@ -44,6 +44,10 @@ pub struct DifySection {
     /// `STORAGE_LOCAL_PATH`): offloaded node payloads are read from it and
     /// replace the truncated columns. Unset (default) = only mark them.
     pub storage_dir: Option<PathBuf>,
+    /// Dify's web console as users open it (`https://dify.example.com`):
+    /// the Loupe console links each Dify run to its app's logs there.
+    /// Unset (default) = no links.
+    pub web_url: Option<String>,
 }
 
 impl Default for DifySection {
@@ -56,6 +60,7 @@ impl Default for DifySection {
             interval: "30s".into(),
             batch: 500,
             storage_dir: None,
+            web_url: None,
         }
     }
 }

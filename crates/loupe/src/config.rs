@@ -129,6 +129,11 @@ impl Config {
             }
         }
         self.alerts_config().validate(&self.metrics.labels)?;
+        if let Some(url) = &self.dify.web_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("dify.web_url {url:?} must start with http:// or https://");
+        }
         Ok(())
     }
 

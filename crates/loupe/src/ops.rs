@@ -3,9 +3,147 @@
 //! (`loupe_wal_*`, `loupe_store_*`), so the operator of Loupe can watch it
 //! with the Prometheus it feeds.
 
+use std::sync::Arc;
+
 use loupe_api::admission::IngestGate;
 use loupe_dify::sync::status::SyncStatus;
+use loupe_model::ProjectId;
 use loupe_rollup::expose::{SelfKind, SelfMetric};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+
+/// The settings and the Dify sync as `GET /api/v1/settings` and
+/// `GET /api/v1/dify/status` show them (read-only, per project).
+pub struct ServerView {
+    /// The config in effect (the store's part updated from `settings.json`).
+    config: Config,
+    /// The running Dify sync, if any.
+    sync: Option<Arc<SyncStatus>>,
+}
+
+impl ServerView {
+    /// A view of `config` (as the store opened with it) and the sync.
+    pub fn new(config: &Config, sync: Option<Arc<SyncStatus>>) -> Self {
+        Self {
+            config: config.clone(),
+            sync,
+        }
+    }
+
+    /// Whether the Dify sync writes into `project` (its default project or
+    /// one of `[[dify.projects]]`).
+    fn dify_here(&self, project: &ProjectId) -> bool {
+        self.config.dify.dsn.is_some()
+            && self
+                .config
+                .dify
+                .projects()
+                .is_ok_and(|p| p.all().contains(project.as_str()))
+    }
+
+    /// The sync's own project: the only one shown its totals, which count
+    /// the rows of every project it writes to.
+    fn dify_owner(&self, project: &ProjectId) -> bool {
+        self.config.dify.dsn.is_some() && self.config.dify.project == project.as_str()
+    }
+}
+
+impl loupe_api::ServerInfo for ServerView {
+    fn settings(&self, project: &ProjectId) -> Value {
+        let store = &self.config.store;
+        let p = project.as_str();
+        // Rules for every project or for this one only.
+        let tags: Vec<_> = self
+            .config
+            .tags
+            .iter()
+            .filter(|r| r.project.as_deref().is_none_or(|x| x == p))
+            .collect();
+        // Public keys only (never a hash): the config's, then keys.json's.
+        let file = self.config.store.data_dir.join(loupe_api::auth::KEYS_FILE);
+        let stored = match loupe_api::auth::KeysFile::load(&file) {
+            Ok(f) => f.keys,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read keys.json for the settings view");
+                Vec::new()
+            }
+        };
+        let keys: Vec<Value> = self
+            .config
+            .auth
+            .keys
+            .iter()
+            .map(|k| (k, "config"))
+            .chain(stored.iter().map(|k| (k, "keys.json")))
+            .filter(|(k, _)| k.project == p)
+            .map(|(k, source)| {
+                json!({"public_key": k.public_key, "created_at": k.created_at, "source": source})
+            })
+            .collect();
+        json!({
+            "project": p,
+            "keys": keys,
+            "retention": {
+                "days": store.retention_for(p),
+                "global_days": store.retention_days,
+                "project_override": store.retention_days_by_project.get(p),
+            },
+            "tag_rules": tags,
+            "metrics": {
+                "labels": self.config.metrics.labels,
+                "max_series_per_app": self.config.metrics.max_series_per_app,
+                "minutes_kept": self.config.metrics.minutes_kept,
+            },
+            "answer_from_rollups": store.answer_from_rollups,
+            "alerts_enabled": self.config.alerts.enabled,
+            "dify": {
+                "sync": self.dify_here(project),
+                // Links from runs to Dify's console are for the project
+                // Dify's runs go to (pushed or synced).
+                "web_url": self.config.dify.web_url.as_deref()
+                    .filter(|_| self.dify_here(project)),
+            },
+        })
+    }
+
+    fn dify_status(&self, project: &ProjectId) -> Value {
+        if !self.dify_here(project) {
+            return json!({"configured": false});
+        }
+        let d = &self.config.dify;
+        let mut out = json!({
+            "configured": true,
+            "project": project.as_str(),
+            "interval": d.interval,
+            "batch": d.batch,
+            "older_than_retention": d.older_than_retention,
+            "storage_dir": d.storage_dir.is_some(),
+            "web_url": d.web_url,
+            "running": self.sync.is_some(),
+        });
+        if let Some(sync) = self.sync.as_ref().filter(|_| self.dify_owner(project)) {
+            let s = sync.snapshot();
+            let now = chrono::Utc::now().timestamp();
+            out["totals"] = json!({
+                "passes": s.passes,
+                "failures": s.failures,
+                "rows": s.rows,
+                "spans": s.spans,
+                "skipped_older_than_retention": s.skipped,
+            });
+            out["open_runs"] = json!(s.open_runs);
+            out["last_success_unix"] = json!(s.last_success_unix);
+            out["lag_seconds"] = if s.last_success_unix > 0 {
+                json!((now - s.last_success_unix).max(0))
+            } else {
+                Value::Null
+            };
+            out["last_pass"] = json!(sync.last_pass());
+        }
+        out
+    }
+}
 
 /// The API's and the sync's metrics, as label-less samples.
 pub fn own_metrics(gate: &IngestGate, sync: Option<&SyncStatus>) -> Vec<SelfMetric> {

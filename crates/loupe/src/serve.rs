@@ -90,6 +90,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         auth: Arc::new(auth),
         metrics: Some({
             let (store, gate, relay) = (store.clone(), ingest_gate.clone(), relay.clone());
+            let dify_status = dify_status.clone();
             Arc::new(move |format, project| {
                 let own = crate::ops::own_metrics(&gate, dify_status.as_deref());
                 let mut text = store.render_metrics_with(format, project, own);
@@ -101,6 +102,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         ingest_gate,
         dify_ids: Arc::new(loupe_ingest::otlp::IdCache::default()),
         relay: Some(relay),
+        info: Some(Arc::new(crate::ops::ServerView::new(&config, dify_status))),
     };
 
     let http = tokio::net::TcpListener::bind(config.server.http_addr)

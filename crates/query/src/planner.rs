@@ -161,6 +161,7 @@ pub fn plan(query: &Query, opts: PlanOptions) -> Result<Plan, PlanError> {
         sort,
         limit,
         output,
+        approx_percentiles: false,
     })
 }
 

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::{Contribution, RollupKey};
+use crate::{Contribution, Histogram, RollupKey};
 
 /// Nanoseconds per hour.
 pub const HOUR_NS: i64 = 3_600_000_000_000;
@@ -79,6 +79,11 @@ pub struct HourMeasures {
     pub total_tokens: SumCount,
     /// The `cost` column, in 1e-12 units.
     pub cost_pico: SumCount,
+    /// Histogram of the `duration` column (µs, the Prometheus buckets):
+    /// approximate percentiles. Day files written before it existed hold
+    /// none; its total then falls short of `duration.count`, which says so.
+    #[serde(skip_serializing_if = "Histogram::is_empty")]
+    pub duration_hist: Histogram,
 }
 
 impl HourMeasures {
@@ -92,6 +97,10 @@ impl HourMeasures {
         op(&mut self.ok, f.ok);
         op(&mut self.errors, f.error);
         self.duration.add(f.duration_ns.map(i128::from), retract);
+        if let Some(ns) = f.duration_ns {
+            self.duration_hist
+                .observe(u64::try_from(ns / 1_000).unwrap_or(0), 1, retract);
+        }
         self.input_tokens
             .add(f.input_tokens.map(i128::from), retract);
         self.output_tokens
@@ -107,6 +116,7 @@ impl HourMeasures {
         self.ok += other.ok;
         self.errors += other.errors;
         self.duration.merge(&other.duration);
+        self.duration_hist.merge(&other.duration_hist);
         self.input_tokens.merge(&other.input_tokens);
         self.output_tokens.merge(&other.output_tokens);
         self.total_tokens.merge(&other.total_tokens);
@@ -140,6 +150,21 @@ impl HourMeasures {
     /// The cost sum in units.
     pub fn cost(&self) -> f64 {
         self.cost_pico.sum as f64 / COST_SCALE
+    }
+
+    /// The estimated `q`-quantile of the duration in ns (bucket-interpolated,
+    /// as Prometheus' `histogram_quantile`); `None` without durations or when
+    /// the histogram does not hold every duration summed (older day files).
+    pub fn duration_quantile_ns(&self, q: f64) -> Option<f64> {
+        (self.duration.count > 0 && self.duration_hist.total() == self.duration.count)
+            .then(|| self.duration_hist.quantile_us(q))
+            .flatten()
+            .map(|us| us * 1_000.0)
+    }
+
+    /// Whether the duration histogram holds every duration summed.
+    pub fn histogram_complete(&self) -> bool {
+        self.duration_hist.total() == self.duration.count
     }
 }
 

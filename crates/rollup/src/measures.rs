@@ -73,6 +73,11 @@ impl Histogram {
         out
     }
 
+    /// Whether it holds no observation.
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0
+    }
+
     /// Number of observations.
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()

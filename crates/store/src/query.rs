@@ -74,6 +74,7 @@ impl ScanCounter {
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             truncated: false,
             from_rollups: false,
+            approximate: false,
         }
     }
 }
@@ -323,6 +324,7 @@ impl Store {
                 sort: Vec::new(),
                 limit: None,
                 output: Output::Rows(prepared.fields.clone()),
+                approx_percentiles: false,
             };
             let (df, types) = self
                 .plan_frame(project, &edge, limits, counter.clone(), None)

@@ -31,6 +31,9 @@ const PAGES: &[&str] = &[
     "/sessions/{id}",
     "/users",
     "/users/{id}",
+    "/alerts",
+    "/dify",
+    "/settings",
     "/login",
 ];
 

@@ -37,6 +37,10 @@ struct QueryBody {
     query: Option<Value>,
     /// "Now" for `last D` and the default window: RFC 3339 or ns.
     now: Option<Value>,
+    /// Percentiles of `duration` may come from the rollups' histograms
+    /// (estimated; the answer's `stats.approximate` says so).
+    #[serde(default)]
+    approx_percentiles: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,8 +133,9 @@ async fn query(
     if format.is_some() {
         opts.default_row_limit = None;
     }
-    let plan = loupe_query::plan(&parsed, opts)
+    let mut plan = loupe_query::plan(&parsed, opts)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.message))?;
+    plan.approx_percentiles = body.approx_percentiles;
     let limits = limits(&state);
     let timeout = state.config.query_timeout;
     let Some(format) = format else {

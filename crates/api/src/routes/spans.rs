@@ -1,4 +1,6 @@
-//! Minimal read API: `GET /api/v1/traces/{id}` (a run in tree order) and
+//! Minimal read API: `GET /api/v1/traces/{id}` (a run in tree order;
+//! `?payload_limit=N` cuts longer inputs and outputs, which
+//! `GET /api/v1/traces/{id}/spans/{span_id}` then serves whole) and
 //! `GET /api/v1/spans` (filters + keyset pagination, newest first).
 
 use axum::extract::{Path, Query, State};
@@ -6,7 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use loupe_backend::{Cursor, SpanFilter, SpanQuery};
-use loupe_model::{Span, SpanKind, Status};
+use loupe_model::{ProjectId, Span, SpanKind, Status};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -16,6 +18,7 @@ use crate::{ApiError, AppState};
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/traces/{id}", get(trace))
+        .route("/api/v1/traces/{id}/spans/{span_id}", get(trace_span))
         .route("/api/v1/spans", get(list))
 }
 
@@ -28,22 +31,96 @@ fn view(span: &Span) -> Value {
     v
 }
 
-async fn trace(
-    State(state): State<AppState>,
-    Project(project): Project,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let spans = state.reader.trace(&project, &id).await?;
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraceParams {
+    /// Inputs and outputs longer than this many bytes are cut to it (at a
+    /// character boundary) and `payload_cut` gives their full sizes.
+    payload_limit: Option<usize>,
+}
+
+/// Cuts `text` to at most `limit` bytes at a character boundary; returns
+/// the full length when it cut.
+fn cut(text: &mut String, limit: usize) -> Option<usize> {
+    if text.len() <= limit {
+        return None;
+    }
+    let full = text.len();
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    Some(full)
+}
+
+/// A span with its payloads cut to `limit` bytes (see [`TraceParams`]).
+fn view_cut(span: &Span, limit: usize) -> Value {
+    let mut v = view(span);
+    let Some(obj) = v.as_object_mut() else {
+        return v;
+    };
+    let mut sizes = serde_json::Map::new();
+    for field in ["input", "output"] {
+        if let Some(Value::String(text)) = obj.get_mut(field)
+            && let Some(full) = cut(text, limit)
+        {
+            sizes.insert(field.into(), json!(full));
+        }
+    }
+    if !sizes.is_empty() {
+        obj.insert("payload_cut".into(), Value::Object(sizes));
+    }
+    v
+}
+
+async fn read_trace(
+    state: &AppState,
+    project: &ProjectId,
+    id: &str,
+) -> Result<Vec<Span>, ApiError> {
+    let spans = state.reader.trace(project, id).await?;
     if spans.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no spans with trace id or run id {id:?} in project {project}"),
         ));
     }
+    Ok(spans)
+}
+
+async fn trace(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+    params: Result<Query<TraceParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let spans = read_trace(&state, &project, &id).await?;
+    let views: Vec<Value> = match params.payload_limit {
+        Some(limit) => spans.iter().map(|s| view_cut(s, limit)).collect(),
+        None => spans.iter().map(view).collect(),
+    };
     Ok(Json(json!({
         "trace_id": id,
-        "spans": spans.iter().map(view).collect::<Vec<_>>(),
+        "spans": views,
     })))
+}
+
+/// `GET /api/v1/traces/{id}/spans/{span_id}`: one span of a run, whole.
+async fn trace_span(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path((id, span_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let spans = read_trace(&state, &project, &id).await?;
+    let span = spans.iter().find(|s| s.span_id == span_id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("run {id:?} has no span {span_id:?}"),
+        )
+    })?;
+    Ok(Json(json!({ "span": view(span) })))
 }
 
 #[derive(Debug, Deserialize)]

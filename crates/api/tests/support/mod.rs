@@ -50,6 +50,7 @@ pub fn state(dir: &std::path::Path, ingest_gate: IngestGate) -> (AppState, Store
         ingest_gate,
         dify_ids: Arc::default(),
         relay: None,
+        info: None,
     };
     (state, store)
 }

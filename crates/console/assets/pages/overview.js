@@ -1,7 +1,9 @@
 // Overview: runs, success rate, latency, tokens and cost over time, and
 // breakdowns by app, node type, tool, model, business tags and error
-// class. Aggregate queries that the hour rollups answer where they can;
-// every bar and point opens the runs explorer on the matching runs.
+// class. Every panel is an aggregate the hour rollups answer (latency
+// percentiles from their histograms), so the page costs the same at any
+// volume; app names come from a bounded look-up of the newest runs. Every
+// bar and point opens the runs explorer on the matching runs.
 import {h, icon, replace} from '../dom.js';
 import {t} from '../i18n.js';
 import * as api from '../api.js';
@@ -22,6 +24,7 @@ function panel(id, title, {wide = false, sub} = {}) {
       replace(body, content);
       el.dataset.state = 'ready';
       if (stats) el.dataset.rollups = stats.from_rollups ? 'true' : 'false';
+      if (stats && stats.approximate) el.dataset.approx = 'true';
     },
     fail(err) {
       body.classList.remove('loading');
@@ -40,6 +43,29 @@ function stat(id, label) {
 }
 
 const seriesMap = (rows, key) => new Map(rows.map((r) => [Number(r.bucket), r[key]]));
+
+// Names of apps (id → name) from their runs in the last hour before `to`,
+// then the last day for the ones not seen: a look-up whose cost is bounded
+// by a day of runs whatever the range. Apps without runs then show their id.
+async function appNames(ids, to, from, q) {
+  const names = new Map();
+  const HOUR = 3600e9;
+  for (const span of [HOUR, 24 * HOUR]) {
+    const missing = ids.filter((id) => !names.has(id));
+    if (!missing.length) break;
+    const start = Math.max(from, to - span);
+    const iso = (ns) => new Date(ns / 1e6).toISOString();
+    try {
+      const res = await q(`from ${iso(start)} to ${iso(to)} span_kind=workflow app_id in (${missing.map(api.quote).join(', ')}) exists app_name | by app_id, app_name | count() as n | sort n desc`);
+      for (const r of res.rows) if (!names.has(r.app_id)) names.set(r.app_id, r.app_name);
+    } catch (e) {
+      if (e.name === 'AbortError') throw e;
+      break;
+    }
+    if (start === from) break;
+  }
+  return names;
+}
 
 export function mount(ctx) {
   ctx.setTitle(t('overview.title'));
@@ -76,7 +102,7 @@ export function mount(ctx) {
   };
   const p = {
     runs: panel('runs-over-time', t('overview.runsOverTime')),
-    latency: panel('latency-over-time', t('overview.latencyOverTime')),
+    latency: panel('latency-over-time', t('overview.latencyOverTime'), {sub: t('overview.estimated')}),
     tokens: panel('tokens-over-time', t('overview.tokensOverTime')),
     cost: panel('cost-over-time', t('overview.costOverTime')),
     apps: panel('by-app', t('overview.byApp'), {sub: t('overview.runsErrorRate')}),
@@ -102,7 +128,7 @@ export function mount(ctx) {
     const T = tr.clause(range);
     const [step, stepText] = tr.bucket(range);
     const [from, to] = tr.bounds(range, nowMs);
-    const q = (text) => api.query(text, {now, signal});
+    const q = (text, opts = {}) => api.query(text, {now, signal, ...opts});
     const guard = (pn, promise, render) => promise.then((res) => pn.set(render(res), res.stats))
       .catch((e) => { if (e.name !== 'AbortError') pn.fail(e); });
     const series = (pn, rows, defs, opts) => charts.timeSeries({
@@ -132,13 +158,15 @@ export function mount(ctx) {
       replace(stats.success.spark, charts.sparkline(res.rows.map((r) => 1 - r.err), {color: charts.OK}));
     }).catch(() => {});
 
-    // Latency percentiles of runs (a scan: percentiles are exact).
-    const latQ = q(`span_kind=workflow ${T} | by bucket(${stepText}) | p50(duration) as p50, p95(duration) as p95`);
+    // Latency percentiles of runs, estimated from the rollups' latency
+    // histograms (as Prometheus' histogram_quantile); exact over short ranges.
+    const approx = {approx: true};
+    const latQ = q(`span_kind=workflow ${T} | by bucket(${stepText}) | p50(duration) as p50, p95(duration) as p95`, approx);
     guard(p.latency, latQ, (res) => series(p.latency, res.rows, [
       {name: 'p50', color: charts.PALETTE[0], key: 'p50'},
       {name: 'p95', color: charts.PALETTE[2], key: 'p95'},
     ], {kind: 'line', format: fmt.duration, onClick: (b) => explore('', bucketWindow(b))}));
-    q(`span_kind=workflow ${T} | p50(duration) as p50, p95(duration) as p95`).then((res) => {
+    q(`span_kind=workflow ${T} | p50(duration) as p50, p95(duration) as p95`, approx).then((res) => {
       const r = res.rows[0] || {};
       stats.latency.value.textContent = r.p50 == null ? '—' : fmt.duration(r.p50);
       stats.latency.sub.textContent = `p95 ${r.p95 == null ? '—' : fmt.duration(r.p95)}`;
@@ -168,11 +196,15 @@ export function mount(ctx) {
     const errSub = (r) => (r.err ? t('overview.errPct', {v: fmt.pct(r.err)}) : '');
     const errColor = (r) => (r.err > 0.1 ? charts.ERR : r.err > 0.02 ? '#f2a33a' : charts.PALETTE[0]);
 
-    guard(p.apps, q(`span_kind=workflow ${T} | by app_id, app_name | count() as n, error_rate() as err | sort n desc | limit 8`),
-      (res) => charts.barList(res.rows.map((r) => ({
-        label: r.app_name || fmt.short(r.app_id, 12) || t('common.unset'), value: r.n, sub: errSub(r), color: errColor(r),
-        filter: r.app_id ? `app_id=${api.quote(r.app_id)}` : 'NOT app_id exists',
-      })), {onClick: (r) => explore(r.filter)}));
+    // Runs per app from the rollups; names from the newest runs only.
+    const appsQ = q(`span_kind=workflow ${T} | by app_id | count() as n, error_rate() as err | sort n desc | limit 8`);
+    guard(p.apps, appsQ.then(async (res) => {
+      const names = await appNames(res.rows.map((r) => r.app_id).filter(Boolean), to, from, q);
+      return {...res, names};
+    }), (res) => charts.barList(res.rows.map((r) => ({
+      label: res.names.get(r.app_id) || fmt.short(r.app_id, 12) || t('common.unset'), value: r.n, sub: errSub(r), color: errColor(r),
+      filter: r.app_id ? `app_id=${api.quote(r.app_id)}` : 'NOT app_id exists',
+    })), {onClick: (r) => explore(r.filter)}));
     guard(p.nodes, q(`node_type exists ${T} | by node_type | count() as n, error_rate() as err | sort n desc | limit 10`),
       (res) => charts.barList(res.rows.map((r) => ({label: r.node_type, value: r.n, sub: errSub(r), color: errColor(r)})),
         {onClick: (r) => explore(`run has (node_type=${api.quote(r.label)})`)}));
@@ -186,13 +218,22 @@ export function mount(ctx) {
       (res) => charts.barList(res.rows.map((r) => ({label: r.tool_name || t('common.unset'), value: r.n, color: charts.ERR})),
         {empty: t('overview.noFailures'), format: fmt.num,
           onClick: (r) => explore(`run has (tool_name=${api.quote(r.label)} status=error)`)}));
-    guard(p.errors, q(`status=error error_class exists ${T} | by error_class | count() as n | sort n desc | limit 8`),
+    guard(p.errors, q(`status=error exists error_class ${T} | by error_class | count() as n | sort n desc | limit 8`),
       (res) => charts.barList(res.rows.map((r) => ({label: r.error_class, value: r.n, color: charts.ERR})),
         {empty: t('overview.noFailures'), format: fmt.num,
           onClick: (r) => explore(`run has (error_class=${api.quote(r.label)})`)}));
 
-    // One panel per business tag.
-    tagKeys(range, {now, signal}).then((keys) => {
+    // One panel per business tag that is a rollup dimension ([metrics]
+    // labels, from the settings); tags seen on runs when the server does
+    // not say (a scan of the range's runs).
+    api.get('/api/v1/settings', {signal}).then((s) => {
+      const labels = s && s.metrics && s.metrics.labels;
+      if (!Array.isArray(labels)) throw new Error('no labels');
+      return labels;
+    }).catch((e) => {
+      if (e.name === 'AbortError') throw e;
+      return tagKeys(range, {now, signal});
+    }).then((keys) => {
       replace(tagGrid, keys.map((key) => {
         const pn = panel(`tag-${key}`, t('overview.byTag', {tag: key}), {sub: t('overview.runsSuccessRate')});
         const field = /^[A-Za-z0-9_.-]+$/.test(key) ? `tags.${key}` : `tags[${api.quote(key)}]`;

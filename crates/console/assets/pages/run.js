@@ -92,14 +92,35 @@ function copyBtn(text) {
   return h('button', {class: 'btn icon-only small', title: t('common.copy'), onclick: () => navigator.clipboard && navigator.clipboard.writeText(text)}, icon('copy', 12));
 }
 
+const PAYLOAD_LIMIT = 8192;
+
+// Dify's console URL when this project's Dify is configured with one
+// (GET /api/v1/settings, asked once per page load); null otherwise.
+let difyWeb = null;
+function difyWebUrl() {
+  if (!difyWeb) {
+    difyWeb = api.get('/api/v1/settings').then((s) => (s && s.dify && s.dify.web_url) || null).catch(() => null);
+  }
+  return difyWeb;
+}
+
+function sizeText(bytes) {
+  return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MB` : `${Math.ceil(bytes / 1024)} KB`;
+}
+
 export function mount(ctx) {
   const id = ctx.params.id;
   ctx.setTitle(t('run.title'), [[t('nav.runs'), '/runs']]);
   replace(ctx.el, h('div', {class: 'panel'}, h('div', {class: 'skeleton tall'})));
   const controller = new AbortController();
   let onResize = null;
-  api.get(`/api/v1/traces/${encodeURIComponent(id)}`, {signal: controller.signal}).then((data) => {
-    onResize = render(ctx, id, data.spans);
+  // Payloads over PAYLOAD_LIMIT bytes arrive cut; the detail loads them whole
+  // on demand, so a run of large prompts opens as fast as a small one.
+  Promise.all([
+    api.get(`/api/v1/traces/${encodeURIComponent(id)}?payload_limit=${PAYLOAD_LIMIT}`, {signal: controller.signal}),
+    difyWebUrl(),
+  ]).then(([data, web]) => {
+    onResize = render(ctx, id, data.spans, web);
   }).catch((e) => {
     if (e.name === 'AbortError') return;
     replace(ctx.el, h('div', {class: 'empty-state', dataset: {testid: 'run-missing'}},
@@ -113,7 +134,7 @@ export function mount(ctx) {
   };
 }
 
-function render(ctx, id, spans) {
+function render(ctx, id, spans, difyUrl) {
   const tree = buildTree(spans);
   const collapsed = new Set();
   const root = tree.flat.find((n) => n.span.span_kind === 'workflow') || tree.flat[0];
@@ -148,6 +169,9 @@ function render(ctx, id, spans) {
       kv(t('run.user'), rs.user_id ? h('a', {href: `/users/${encodeURIComponent(rs.user_id)}`}, rs.user_id) : null),
       kv(t('run.session'), rs.session_id ? h('a', {href: `/sessions/${encodeURIComponent(rs.session_id)}`}, fmt.short(rs.session_id, 12)) : null),
       kv(t('run.source'), rs.source),
+      difyUrl && rs.app_id ? kv(t('run.dify'), h('a', {class: 'dify-link', dataset: {testid: 'dify-link'},
+        href: `${difyUrl.replace(/\/+$/, '')}/app/${encodeURIComponent(rs.app_id)}/logs`, target: '_blank', rel: 'noopener noreferrer'},
+        t('run.openInDify'), icon('external', 12))) : null,
       Object.keys(rs.tags || {}).length ? kv(t('run.tags'), h('span', {class: 'chips'}, Object.entries(rs.tags).map(([k, v]) => h('span', {class: 'chip'}, `${k}: ${v}`)))) : null));
 
   const banner = failing ? h('button', {class: 'fail-banner', dataset: {testid: 'fail-banner'}, onclick: () => select(failing, true)},
@@ -267,6 +291,28 @@ function render(ctx, id, spans) {
     return h('details', {class: 'section', open, dataset: testid ? {testid} : {}}, h('summary', {}, title), body);
   }
 
+  // A payload the server cut: its start, and a button loading the span whole.
+  function cutPayload(n, field) {
+    const sp = n.span;
+    const full = sp.payload_cut && sp.payload_cut[field];
+    if (!full) return payload(sp[field]);
+    const msg = h('span', {class: 'muted small'});
+    const btn = h('button', {class: 'btn small', dataset: {testid: `load-${field}`}, onclick: async () => {
+      btn.disabled = true;
+      try {
+        const res = await api.get(`/api/v1/traces/${encodeURIComponent(id)}/spans/${encodeURIComponent(sp.span_id)}`);
+        n.span = {...res.span};
+        if (selected === n) showDetail(n);
+      } catch (e) {
+        btn.disabled = false;
+        msg.textContent = ` ${e.message}`;
+      }
+    }}, t('run.loadFull', {size: sizeText(full)}));
+    return h('div', {class: 'cut-payload', dataset: {cut: String(full)}},
+      h('pre', {class: 'json-text'}, `${sp[field]}…`),
+      h('div', {class: 'form-row'}, btn, h('span', {class: 'muted small'}, t('run.cutNote', {shown: sizeText(sp[field].length)})), msg));
+  }
+
   function showDetail(n) {
     const sp = n.span;
     const attrs = Object.entries(sp.attributes || {}).sort(([a], [b]) => a.localeCompare(b));
@@ -294,8 +340,8 @@ function render(ctx, id, spans) {
         kv(t('run.spanId'), h('span', {class: 'mono'}, sp.span_id)),
         kv(t('run.parent'), sp.parent_span_id ? h('span', {class: 'mono'}, sp.parent_span_id) : null)),
       tags.length ? h('div', {class: 'chips'}, tags.map(([k, v]) => h('span', {class: 'chip'}, `${k}: ${v}`))) : null,
-      section(t('run.input'), payload(sp.input), {testid: 'span-input'}),
-      section(t('run.output'), payload(sp.output), {testid: 'span-output'}),
+      section(t('run.input'), cutPayload(n, 'input'), {testid: 'span-input'}),
+      section(t('run.output'), cutPayload(n, 'output'), {testid: 'span-output'}),
       attrs.length ? section(`${t('run.attributes')} (${attrs.length})`,
         h('table', {class: 'attr-table'}, h('tbody', {}, attrs.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, payload(v)))))),
         {open: attrs.length <= 12}) : null);

@@ -650,6 +650,7 @@ impl Syncer {
             // checkpoint is saved only after each acknowledged batch, so the
             // pass dropped here resumes after its last saved batch (a batch
             // acknowledged but not checkpointed is re-read and merges by id).
+            let started = std::time::Instant::now();
             let pass = tokio::select! {
                 r = self.sync_once() => r,
                 _ = stop.wait_for(|s| *s) => {
@@ -657,7 +658,7 @@ impl Syncer {
                     return;
                 }
             };
-            self.status.record(pass.as_ref().ok());
+            self.status.record_pass(pass.as_ref(), started.elapsed());
             match pass {
                 Ok(r) if r.spans > 0 => {
                     tracing::info!(spans = r.spans, open_runs = r.open_runs, "dify sync pass")

@@ -110,12 +110,17 @@ async fn big_run(server: &Server) -> (String, usize, String) {
             ));
         }
     }
+    // A large prompt: the console gets it cut and loads it on demand.
+    let prompt = "lorem ipsum dolor sit amet ".repeat(1_700);
     spans.push(otel_span(
         trace,
         999_999,
         Some(1),
         "answer",
-        &[("openinference.span.kind", "LLM")],
+        &[
+            ("openinference.span.kind", "LLM"),
+            ("input.value", prompt.as_str()),
+        ],
     ));
     let total = spans.len();
     assert_eq!(total, 2000);
@@ -197,6 +202,9 @@ async fn the_console_is_served_with_types_cache_headers_and_sessions() {
         "/runs/abc-123",
         "/sessions/s1",
         "/users/u1",
+        "/alerts",
+        "/dify",
+        "/settings",
         "/login",
     ] {
         let r = get(path).await;
@@ -327,7 +335,13 @@ async fn the_console_in_chromium_shows_runs_waterfalls_and_dashboards() {
     let config = dir.path().join("loupe.toml");
     std::fs::write(
         &config,
-        "[[tags]]\nname = \"category\"\nfrom = \"input\"\npath = \"category\"\n\n[metrics]\nlabels = [\"category\"]\n",
+        "[[tags]]\nname = \"category\"\nfrom = \"input\"\npath = \"category\"\n\n[metrics]\nlabels = [\"category\"]\n\n\
+         [dify]\nweb_url = \"https://dify.example.com\"\n\n\
+         [alerts]\nenabled = true\ninterval = \"1s\"\n\n\
+         [[alerts.rules]]\nname = \"inventory-failing\"\nmetric = \"failure_rate\"\nthreshold = \"10%\"\nwindow = \"3h\"\n\
+         severity = \"critical\"\nsummary = \"Inventory tool failing\"\nfilters = { tool_name = \"inventory\" }\n\n\
+         [[alerts.rules]]\nname = \"never-slow\"\nmetric = \"p95_latency\"\nthreshold = \"500s\"\nwindow = \"1h\"\n\
+         filters = { span_kind = \"workflow\" }\n",
     )
     .expect("config");
     let server = Server::start_with_config(&dir.path().join("data"), &[], Some(&config)).await;
@@ -460,7 +474,7 @@ async fn the_console_signs_in_with_a_key_and_keeps_projects_apart() {
         "mode": "auth",
         "url": server.http,
         "a": {"public": a_pk, "secret": a_sk, "run": run(FAILED)},
-        "b": {"run": run(SUCCESS)},
+        "b": {"run": run(SUCCESS), "public": b_pk},
     }))
     .await;
 }

@@ -62,7 +62,8 @@ async fn serve_syncs_into_its_project_and_cleanup_verifies_through_the_running_s
     std::fs::write(
         &config,
         format!(
-            "[store]\nretention_days = 0\n\n[dify]\ndsn = \"{dsn}\"\nproject = \"shop\"\ninterval = \"1s\"\n\n\
+            "[store]\nretention_days = 0\n\n[dify]\ndsn = \"{dsn}\"\nproject = \"shop\"\ninterval = \"1s\"\n\
+             web_url = \"https://dify.example.com\"\n\n\
              [[tags]]\nname = \"category\"\nfrom = \"input\"\n"
         ),
     )
@@ -86,6 +87,54 @@ async fn serve_syncs_into_its_project_and_cleanup_verifies_through_the_running_s
     }
     let (status, _) = server.get_json_as(&path, "default").await;
     assert_eq!(status, 404, "not in the default project");
+
+    // The sync's status (the console's Dify page), for its project only.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sync = loop {
+        let (status, body) = server.get_json_as("/api/v1/dify/status", "shop").await;
+        assert_eq!(status, 200, "{body}");
+        if body["totals"]["passes"].as_u64().unwrap_or(0) >= 1 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no finished pass: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(sync["configured"], true, "{sync}");
+    assert_eq!(sync["running"], true, "{sync}");
+    assert_eq!(
+        sync["last_pass"]["rows_total"]["workflow_runs"], 1,
+        "{sync}"
+    );
+    assert_eq!(sync["totals"]["spans"], 3, "{sync}");
+    assert!(sync["lag_seconds"].as_i64().is_some(), "{sync}");
+    assert!(
+        sync["last_pass"]["ended_unix_ms"].as_i64().unwrap_or(0) > 0,
+        "{sync}"
+    );
+    assert_eq!(
+        sync["last_pass"]["error"],
+        serde_json::Value::Null,
+        "{sync}"
+    );
+    assert_eq!(sync["totals"]["skipped_older_than_retention"], 0, "{sync}");
+    assert!(
+        !sync.to_string().contains(&dsn),
+        "the DSN (and its password) is never shown"
+    );
+    let (_, other) = server.get_json_as("/api/v1/dify/status", "default").await;
+    assert_eq!(other, serde_json::json!({"configured": false}));
+    let (_, settings) = server.get_json_as("/api/v1/settings", "shop").await;
+    assert_eq!(
+        settings["dify"]["web_url"], "https://dify.example.com",
+        "{settings}"
+    );
+    assert_eq!(settings["tag_rules"][0]["name"], "category", "{settings}");
+    let (_, settings) = server.get_json_as("/api/v1/settings", "default").await;
+    assert_eq!(
+        settings["dify"]["web_url"],
+        serde_json::Value::Null,
+        "{settings}"
+    );
 
     // Cleanup beside the running server.
     let out = Command::new(env!("CARGO_BIN_EXE_loupe"))

@@ -47,6 +47,9 @@ enum Dim {
     App,
     Workflow,
     Status,
+    /// Exact only where the filter keeps failed spans alone (the key holds
+    /// the error class of failed spans only): see [`only_errors`].
+    ErrorClass,
     Tag(usize),
 }
 
@@ -61,6 +64,7 @@ impl Dim {
                 column::APP_ID => Dim::App,
                 column::WORKFLOW_ID => Dim::Workflow,
                 column::STATUS => Dim::Status,
+                column::ERROR_CLASS => Dim::ErrorClass,
                 _ => return None,
             }),
             FieldRef::Tag(t) => labels.iter().position(|l| l == t).map(Dim::Tag),
@@ -80,9 +84,43 @@ impl Dim {
             // Only `ok`/`error` are compared (see `supported`), and a key
             // says `ok`/`error` exactly when the status column does.
             Dim::Status => &key.status,
+            Dim::ErrorClass => &key.error_class,
             Dim::Tag(i) => key.tags.get(*i).map_or("", String::as_str),
         }
     }
+}
+
+/// Whether `filter` keeps failed spans only (`status=error` at its top
+/// level): then a key's error class is the span's.
+fn only_errors(filter: Option<&Filter>) -> bool {
+    let is_error = |f: &Filter| {
+        matches!(f, Filter::Compare { field: FieldRef::Column { name, .. }, op: Cmp::Eq, value: Literal::Text(v) }
+            if name == column::STATUS && v == "error")
+    };
+    match filter {
+        Some(Filter::And(fs)) => fs.iter().any(is_error),
+        Some(f) => is_error(f),
+        None => false,
+    }
+}
+
+/// Whether `filter` or a group key names the error class.
+fn names_error_class(plan: &Plan, labels: &[String]) -> bool {
+    fn in_filter(f: &Filter, labels: &[String]) -> bool {
+        let ec = |field: &FieldRef| matches!(Dim::of(field, labels), Some(Dim::ErrorClass));
+        match f {
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().any(|f| in_filter(f, labels)),
+            Filter::Not(f) => in_filter(f, labels),
+            Filter::Compare { field, .. } | Filter::In { field, .. } | Filter::Exists(field) => {
+                ec(field)
+            }
+            _ => false,
+        }
+    }
+    plan.filter.as_ref().is_some_and(|f| in_filter(f, labels))
+        || plan.group_by.iter().any(|g| {
+            matches!(g, GroupKey::Field(f) if matches!(Dim::of(f, labels), Some(Dim::ErrorClass)))
+        })
 }
 
 /// Whether `filter` can be decided on a series key, exactly.
@@ -193,6 +231,7 @@ impl Measure {
 fn answerable(plan: &Plan, labels: &[String]) -> bool {
     plan.output == Output::Aggregates
         && plan.from_ns < plan.to_ns
+        && (!names_error_class(plan, labels) || only_errors(plan.filter.as_ref()))
         && plan.filter.as_ref().is_none_or(|f| supported(f, labels))
         && plan.group_by.iter().all(|g| match g {
             GroupKey::Field(f) => !matches!(Dim::of(f, labels), None | Some(Dim::Status)),
@@ -201,6 +240,13 @@ fn answerable(plan: &Plan, labels: &[String]) -> bool {
         && plan.aggregates.iter().all(|a| match a.kind {
             AggKind::Count | AggKind::ErrorRate | AggKind::SuccessRate => true,
             AggKind::Avg | AggKind::Sum => a.field.as_ref().and_then(Measure::of).is_some(),
+            AggKind::Percentile(_) => {
+                plan.approx_percentiles
+                    && matches!(
+                        a.field.as_ref().and_then(Measure::of),
+                        Some(Measure::Duration)
+                    )
+            }
             _ => false,
         })
         && plan.sort.iter().all(|k| match &k.column {
@@ -332,6 +378,14 @@ pub(crate) fn answer(
         groups.entry(group).or_default().merge(m);
     }
     fold_edges(plan, prepared, edge_rows, &mut groups);
+    let percentiles = plan
+        .aggregates
+        .iter()
+        .any(|a| matches!(a.kind, AggKind::Percentile(_)));
+    if percentiles && !groups.values().all(HourMeasures::histogram_complete) {
+        // Hours written before the tier kept histograms: scan instead.
+        return None;
+    }
     let mut columns: Vec<Column> = plan
         .group_by
         .iter()
@@ -412,6 +466,7 @@ pub(crate) fn answer(
         stats: QueryStats {
             rows_scanned: Some(0),
             from_rollups: true,
+            approximate: percentiles,
             ..QueryStats::default()
         },
     })
@@ -487,6 +542,7 @@ fn aggregate_value(a: &loupe_backend::plan::Aggregate, m: &HourMeasures) -> Valu
                 (_, _, false) => float(measure.sum(m)),
             }
         }
+        AggKind::Percentile(q) => m.duration_quantile_ns(q).map_or(Value::Null, float),
         _ => Value::Null,
     }
 }

@@ -199,6 +199,9 @@ const FROM_ROLLUPS: &[&str] = &[
     "from 2026-11-17T00:20:00Z to 2026-11-17T05:40:00Z | by tags.category, bucket(1h) | count(), avg(duration), success_rate(), error_rate()",
     "from 2026-11-17T01:15:00Z to 2026-11-17T06:59:00Z span_kind=llm | by model_name | sum(total_tokens), sum(cost), avg(cost)",
     "from 2026-11-16T23:50:00Z to 2026-11-17T04:10:00Z NOT status=ok | by tool_name | count(), sum(duration)",
+    // Error classes, where the filter keeps failed spans only.
+    "status=error exists error_class | by error_class | count() as n | sort n desc | limit 8",
+    "status=error error_class=Timeout span_kind=tool | by tool_name | count()",
 ];
 
 /// Aggregates only a scan answers exactly.
@@ -210,6 +213,9 @@ const SCANNED: &[&str] = &[
     "by bucket(30m) | count()",
     "attributes.http.status_code>=500 | count()",
     "| min(duration)",
+    // The class of a span that did not fail is not in the rollups.
+    "exists error_class | by error_class | count()",
+    "status!=error error_class=Retried | count()",
 ];
 
 async fn check_rollup_routing(store: &Store, spans: &[Span], stage: &str) {
@@ -236,6 +242,60 @@ async fn check_rollup_routing(store: &Store, spans: &[Span], stage: &str) {
             scanned.columns, got.columns,
             "{stage}: {text}: column types"
         );
+    }
+    check_histogram_percentiles(store, spans, stage).await;
+}
+
+/// Queries asking for percentiles from histograms (`approx_percentiles`).
+const APPROX: &[&str] = &[
+    "span_kind=tool | by tool_name, bucket(1h) | p50(duration), p95(duration), count()",
+    "span_kind=workflow | p50(duration) as p50, p95(duration) as p95",
+    "from 2026-11-17T00:20:00Z to 2026-11-17T05:40:00Z | by bucket(1h) | p95(duration)",
+];
+
+/// With `approx_percentiles`, duration percentiles come from the hour
+/// histograms: same groups and counts as the exact scan, and every estimate
+/// within one histogram bucket of the exact percentile.
+async fn check_histogram_percentiles(store: &Store, spans: &[Span], stage: &str) {
+    use loupe_rollup::Histogram;
+    for text in APPROX {
+        let mut plan = plan_of(text);
+        let exact = brute::run(&plan, spans);
+        plan.approx_percentiles = true;
+        let got = store
+            .query_plan(&project(), &plan, QueryLimits::default())
+            .await
+            .unwrap_or_else(|e| panic!("{stage}: {text}: {e}"));
+        assert!(
+            got.stats.from_rollups && got.stats.approximate,
+            "{stage}: {text}"
+        );
+        let rows = brute::project_rows(&plan, &got);
+        assert_eq!(rows.len(), exact.rows.len(), "{stage}: {text}");
+        for (g, w) in rows.iter().zip(&exact.rows) {
+            for (i, name) in exact.columns.iter().enumerate() {
+                let (a, b) = (&g[i], &w[i]);
+                if name.starts_with('p') {
+                    let bucket =
+                        |v: &Value| v.as_f64().map(|ns| Histogram::bucket_of((ns / 1e3) as u64));
+                    let (x, y) = (bucket(a), bucket(b));
+                    assert!(
+                        matches!((x, y), (Some(x), Some(y)) if x.abs_diff(y) <= 1)
+                            || (a.is_null() && b.is_null()),
+                        "{stage}: {text}: {name}: estimate {a} vs exact {b}"
+                    );
+                } else {
+                    assert!(close(a, b), "{stage}: {text}: {name}: {a} vs {b}");
+                }
+            }
+        }
+        // Without the flag the same query scans, exactly.
+        plan.approx_percentiles = false;
+        let scanned = store
+            .query_plan(&project(), &plan, QueryLimits::default())
+            .await
+            .expect("scan");
+        assert!(!scanned.stats.from_rollups && !scanned.stats.approximate);
     }
 }
 

@@ -72,10 +72,17 @@ pub fn generate() -> Vec<Span> {
             s.name = Some(tool.into());
             if rng.below(6) == 0 {
                 s.status = Some(Status::Error);
-                s.error_message = Some(ERRORS[rng.below(4) as usize].into());
+                let e = rng.below(4) as usize;
+                s.error_message = Some(ERRORS[e].into());
+                s.error_class = Some(["Timeout", "RateLimited", "Upstream", "Timeout"][e].into());
             } else {
                 s.status = Some(Status::Ok);
                 s.output = Some(format!("{tool} ok"));
+                // A retried call keeps its class: rollups hold classes of
+                // failed spans only, so `error_class` alone must scan.
+                if rng.below(40) == 0 {
+                    s.error_class = Some("Retried".into());
+                }
             }
             at += dur;
             children.push(s);

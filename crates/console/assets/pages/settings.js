@@ -1,0 +1,81 @@
+// Settings, read-only: retention (this project's, the global default and
+// whether the project overrides it), the tag rules in effect for this
+// project, the metrics labels (tags that are rollup dimensions), the
+// signed-in key, and where each is changed. GET /api/v1/settings.
+import {h, icon, replace} from '../dom.js';
+import {t} from '../i18n.js';
+import * as api from '../api.js';
+import * as fmt from '../format.js';
+import {section, kv, failure, empty} from '../widgets.js';
+
+const days = (n) => (n === 0 ? t('settings.forever') : t('settings.days', {n: fmt.num(n)}));
+
+export function mount(ctx) {
+  ctx.setTitle(t('settings.title'));
+  const controller = new AbortController();
+  const box = h('div', {class: 'stack'}, h('div', {class: 'skeleton tall'}));
+  replace(ctx.el, box);
+
+  function render(s) {
+    const ret = s.retention || {};
+    const metrics = s.metrics || {};
+    const rules = Array.isArray(s.tag_rules) ? s.tag_rules : [];
+    const labels = Array.isArray(metrics.labels) ? metrics.labels : [];
+    replace(box,
+      h('div', {class: 'grid cols-2'},
+        section('retention', t('settings.retention'), [
+          kv([
+            [t('settings.thisProject'), h('strong', {dataset: {testid: 'retention-days'}}, ret.days == null ? '—' : days(ret.days))],
+            [t('settings.globalDefault'), ret.global_days == null ? null : days(ret.global_days)],
+            [t('settings.override'), ret.project_override == null ? t('settings.noOverride') : days(ret.project_override)],
+          ], 'retention'),
+          h('p', {class: 'muted small'}, t('settings.retentionHint')),
+        ]),
+        section('session', t('settings.access'), [
+          kv([
+            [t('nav.project'), h('span', {class: 'mono'}, s.project || ctx.session.project || '—')],
+            [t('settings.auth'), ctx.session.enforced ? t('settings.keysRequired') : t('settings.open')],
+            [t('settings.signedInWith'), ctx.session.via ? t(`settings.via.${ctx.session.via}`) : null],
+          ], 'access'),
+          Array.isArray(s.keys) && s.keys.length ? h('table', {class: 'table', dataset: {testid: 'keys'}},
+            h('thead', {}, h('tr', {}, h('th', {}, t('settings.publicKey')), h('th', {}, t('settings.created')), h('th', {}, t('settings.keySource')))),
+            h('tbody', {}, s.keys.map((k) => h('tr', {dataset: {key: k.public_key}},
+              h('td', {class: 'mono'}, k.public_key), h('td', {}, k.created_at ? fmt.time(Date.parse(k.created_at) * 1e6, {seconds: false}) : '—'),
+              h('td', {class: 'small'}, k.source))))) : null,
+          h('p', {class: 'muted small'}, t('settings.keysHint')),
+          h('pre', {class: 'code'}, 'loupe keys create --project <project>\nloupe keys list'),
+        ])),
+      section('tag-rules', t('settings.tagRules'), rules.length ? h('div', {class: 'table-box'}, h('table', {class: 'table', dataset: {testid: 'tag-rules'}},
+        h('thead', {}, h('tr', {}, ['settings.tag', 'settings.from', 'settings.path', 'settings.regex', 'settings.scope', 'settings.isLabel'].map((k) => h('th', {}, t(k))))),
+        h('tbody', {}, rules.map((r) => h('tr', {dataset: {tag: r.name}},
+          h('td', {class: 'mono'}, `tags.${r.name}`),
+          h('td', {}, r.from),
+          h('td', {class: 'mono'}, r.path || r.name),
+          h('td', {class: 'mono small'}, r.regex || '—'),
+          h('td', {class: 'small'}, [r.project ? `${t('nav.project')} ${r.project}` : t('settings.allProjects'), r.app_id ? ` · app ${r.app_id}` : ''].join('')),
+          h('td', {}, labels.includes(r.name) ? h('span', {class: 'badge st-ok'}, t('settings.yes')) : h('span', {class: 'muted'}, t('settings.no')))))))) : empty(t('settings.noRules'), t('settings.rulesHint')),
+      {sub: t('settings.tagRulesSub')}),
+      h('div', {class: 'grid cols-2'},
+        section('metrics', t('settings.metrics'), [
+          h('div', {class: 'chips', dataset: {testid: 'metrics-labels'}}, labels.length ? labels.map((l) => h('span', {class: 'chip mono'}, l)) : h('span', {class: 'muted'}, '—')),
+          kv([
+            [t('settings.maxSeries'), metrics.max_series_per_app == null ? null : fmt.num(metrics.max_series_per_app)],
+            [t('settings.minutesKept'), metrics.minutes_kept == null ? null : fmt.num(metrics.minutes_kept)],
+            [t('settings.fromRollups'), s.answer_from_rollups ? t('settings.yes') : t('settings.no')],
+          ]),
+          h('p', {class: 'muted small'}, t('settings.labelsHint')),
+        ]),
+        section('integrations', t('settings.integrations'), [
+          kv([
+            [t('settings.alerting'), s.alerts_enabled ? h('a', {href: '/alerts'}, t('settings.enabled')) : t('settings.disabled')],
+            [t('settings.difySync'), s.dify && s.dify.sync ? h('a', {href: '/dify'}, t('settings.enabled')) : t('settings.disabled')],
+            [t('settings.difyWeb'), s.dify && s.dify.web_url ? h('a', {href: s.dify.web_url, target: '_blank', rel: 'noopener noreferrer'}, s.dify.web_url, ' ', icon('external', 12)) : null],
+          ], 'integrations'),
+          h('p', {class: 'muted small'}, t('settings.configHint')),
+        ])));
+  }
+
+  api.get('/api/v1/settings', {signal: controller.signal}).then(render)
+    .catch((e) => { if (e.name !== 'AbortError') replace(box, failure(e, t('settings.canRead'))); });
+  return () => controller.abort();
+}
