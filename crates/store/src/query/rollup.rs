@@ -47,6 +47,10 @@ enum Dim {
     App,
     Workflow,
     Status,
+    /// Error class and signature: a series has them only for finished
+    /// failed spans, so they are exact only under `status = error`.
+    ErrorClass,
+    ErrorSignature,
     Tag(usize),
 }
 
@@ -61,9 +65,13 @@ impl Dim {
                 column::APP_ID => Dim::App,
                 column::WORKFLOW_ID => Dim::Workflow,
                 column::STATUS => Dim::Status,
+                column::ERROR_CLASS => Dim::ErrorClass,
                 _ => return None,
             }),
             FieldRef::Tag(t) => labels.iter().position(|l| l == t).map(Dim::Tag),
+            FieldRef::Attribute(k) if k == loupe_model::ERROR_SIGNATURE => {
+                Some(Dim::ErrorSignature)
+            }
             FieldRef::Attribute(_) => None,
         }
     }
@@ -80,6 +88,8 @@ impl Dim {
             // Only `ok`/`error` are compared (see `supported`), and a key
             // says `ok`/`error` exactly when the status column does.
             Dim::Status => &key.status,
+            Dim::ErrorClass => &key.error_class,
+            Dim::ErrorSignature => &key.error_signature,
             Dim::Tag(i) => key.tags.get(*i).map_or("", String::as_str),
         }
     }
@@ -189,9 +199,49 @@ impl Measure {
     }
 }
 
+/// Whether the filter keeps only failed spans (a top-level `status =
+/// error` conjunct).
+fn only_errors(filter: Option<&Filter>) -> bool {
+    match filter {
+        Some(Filter::And(fs)) => fs.iter().any(|f| only_errors(Some(f))),
+        Some(Filter::Compare {
+            field: FieldRef::Column { name, .. },
+            op: Cmp::Eq,
+            value: Literal::Text(v),
+        }) => name == column::STATUS && v == "error",
+        _ => false,
+    }
+}
+
+/// Whether the plan names the error class or signature anywhere.
+fn uses_error_dims(plan: &Plan, labels: &[String]) -> bool {
+    fn in_filter(f: &Filter, labels: &[String]) -> bool {
+        let is_err = |field: &FieldRef| {
+            matches!(
+                Dim::of(field, labels),
+                Some(Dim::ErrorClass | Dim::ErrorSignature)
+            )
+        };
+        match f {
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().any(|f| in_filter(f, labels)),
+            Filter::Not(f) => in_filter(f, labels),
+            Filter::Compare { field, .. } | Filter::In { field, .. } | Filter::Exists(field) => {
+                is_err(field)
+            }
+            _ => false,
+        }
+    }
+    plan.filter.as_ref().is_some_and(|f| in_filter(f, labels))
+        || plan.group_by.iter().any(|g| {
+            matches!(g, GroupKey::Field(f)
+                if matches!(Dim::of(f, labels), Some(Dim::ErrorClass | Dim::ErrorSignature)))
+        })
+}
+
 /// Whether the plan's shape can be answered from the tier at all.
 fn answerable(plan: &Plan, labels: &[String]) -> bool {
-    plan.output == Output::Aggregates
+    (!uses_error_dims(plan, labels) || only_errors(plan.filter.as_ref()))
+        && plan.output == Output::Aggregates
         && plan.from_ns < plan.to_ns
         && plan.filter.as_ref().is_none_or(|f| supported(f, labels))
         && plan.group_by.iter().all(|g| match g {

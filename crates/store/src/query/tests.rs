@@ -185,6 +185,9 @@ const FROM_ROLLUPS: &[&str] = &[
     "from 2026-11-17T00:20:00Z to 2026-11-17T05:40:00Z | by tags.category, bucket(1h) | count(), avg(duration), success_rate(), error_rate()",
     "from 2026-11-17T01:15:00Z to 2026-11-17T06:59:00Z span_kind=llm | by model_name | sum(total_tokens), sum(cost), avg(cost)",
     "from 2026-11-16T23:50:00Z to 2026-11-17T04:10:00Z NOT status=ok | by tool_name | count(), sum(duration)",
+    "status=error | by error_class | count()",
+    "status=error | by error_signature, tool_name | count()",
+    "status=error error_signature=\"error: signature 1\" | by tags.category | count()",
 ];
 
 /// Aggregates only a scan answers exactly.
@@ -196,6 +199,9 @@ const SCANNED: &[&str] = &[
     "by bucket(30m) | count()",
     "attributes.http.status_code>=500 | count()",
     "| min(duration)",
+    // Error dimensions are exact in the tier only among failed spans.
+    "by error_signature | count()",
+    "error_class exists | count()",
 ];
 
 async fn check_rollup_routing(store: &Store, spans: &[Span], stage: &str) {

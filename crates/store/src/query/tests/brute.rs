@@ -51,6 +51,7 @@ fn field(s: &Span, f: &FieldRef) -> Value {
             "name" => text(&s.name),
             "tool_name" => text(&s.tool_name),
             "error_message" => text(&s.error_message),
+            "error_class" => text(&s.error_class),
             "input" => text(&s.input),
             "output" => text(&s.output),
             "model_name" => text(&s.model_name),

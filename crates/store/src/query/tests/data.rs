@@ -72,7 +72,13 @@ pub fn generate() -> Vec<Span> {
             s.name = Some(tool.into());
             if rng.below(6) == 0 {
                 s.status = Some(Status::Error);
-                s.error_message = Some(ERRORS[rng.below(4) as usize].into());
+                let which = rng.below(4) as usize;
+                s.error_message = Some(ERRORS[which].into());
+                s.error_class = (which != 3).then(|| format!("class{}", which % 2));
+                s.attributes.insert(
+                    loupe_model::ERROR_SIGNATURE.into(),
+                    format!("error: signature {which}"),
+                );
             } else {
                 s.status = Some(Status::Ok);
                 s.output = Some(format!("{tool} ok"));
