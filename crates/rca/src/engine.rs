@@ -932,7 +932,8 @@ fn candidates(table: &Table, min_support: u64) -> Vec<Vec<Cond>> {
 /// 3. *refine*: add values that keep ≥ 90 % of the excess and raise the
 ///    window rate by 10 %, then the error class or signature that keeps
 ///    ≥ 90 % of it;
-/// 4. *prune* conditions the others imply (same counts without them).
+/// 4. *prune* population conditions the others imply (same counts without
+///    them).
 fn attribute(
     table: &Table,
     candidates: &[Vec<Cond>],
@@ -1067,15 +1068,14 @@ fn attribute(
                 }
             }
         }
-        // Prune: a population condition the other population conditions
-        // imply; an error condition the rest implies.
+        // Prune a population condition the other population conditions
+        // imply (`node_type=tool` beside `tool_name=inventory`). Error
+        // conditions stay: implied or not, they say what failed.
         let mut i = 0;
         while conds.len() > 1 && i < conds.len() {
             let mut fewer = conds.clone();
             fewer.remove(i);
-            let implied = if table.is_error_dim[conds[i].0] {
-                table.count(&fewer, &excluded) == s.counts
-            } else {
+            let implied = !table.is_error_dim[conds[i].0] && {
                 let main: Vec<Cond> = conds
                     .iter()
                     .copied()

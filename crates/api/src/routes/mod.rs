@@ -7,5 +7,6 @@ pub(crate) mod langfuse;
 pub(crate) mod metrics;
 pub(crate) mod otlp;
 pub(crate) mod query;
+pub(crate) mod rca;
 pub(crate) mod spans;
 pub(crate) mod timelines;
