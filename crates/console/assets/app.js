@@ -9,6 +9,7 @@ import * as runs from './pages/runs.js';
 import * as run from './pages/run.js';
 import * as timelines from './pages/timelines.js';
 import * as login from './pages/login.js';
+import * as rca from './pages/rca.js';
 
 const root = document.getElementById('app');
 let session = null;
@@ -21,6 +22,7 @@ const NAV = [
   {id: 'runs', path: '/runs', icon: 'runs', match: (p) => p.startsWith('/runs')},
   {id: 'sessions', path: '/sessions', icon: 'sessions', match: (p) => p.startsWith('/sessions')},
   {id: 'users', path: '/users', icon: 'users', match: (p) => p.startsWith('/users')},
+  {id: 'rca', path: '/rca', icon: 'search', match: (p) => p.startsWith('/rca')},
 ];
 
 const ROUTES = [
@@ -31,6 +33,7 @@ const ROUTES = [
   [/^\/sessions\/([^/]+)$/, timelines, (m) => ({kind: 'session', id: decodeURIComponent(m[1])})],
   [/^\/users$/, timelines, () => ({kind: 'users'})],
   [/^\/users\/([^/]+)$/, timelines, (m) => ({kind: 'user', id: decodeURIComponent(m[1])})],
+  [/^\/rca$/, rca, () => ({})],
 ];
 
 export function go(url, {replace = false} = {}) {

@@ -59,6 +59,7 @@ pub const ASSETS: &[Asset] = assets![
     "pages/runs.js",
     "pages/run.js",
     "pages/timelines.js",
+    "pages/rca.js",
 ];
 
 /// Whether `path` ends with `ext` (usable in constants).
