@@ -1,3 +1,6 @@
+//! Classifier cases (message and class → kind and signature), bounds, the
+//! span enrichment, and the recorded Dify errors.
+
 use loupe_model::{ERROR_SIGNATURE, Span, Status};
 
 use super::*;

@@ -1,3 +1,6 @@
+//! Unit tests of the analysis: filter lowering, request checks, finding
+//! filters that parse back.
+
 use super::*;
 use crate::text::filter_text;
 
