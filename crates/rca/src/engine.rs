@@ -1045,8 +1045,10 @@ fn attribute(
                     more.push(*single);
                     let t = count(&more, &excluded);
                     let sharper = errors || rate(&t) >= 1.1 * rate(&s);
+                    // Among error values, the later dimension (the
+                    // signature) wins a tie: it says more than the class.
                     let pick = if errors {
-                        next.as_ref().is_none_or(|(_, n)| t.excess > n.excess)
+                        next.as_ref().is_none_or(|(_, n)| t.excess >= n.excess)
                     } else {
                         next.as_ref().is_none_or(|(_, n)| rate(&t) > rate(n))
                     };
