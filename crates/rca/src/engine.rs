@@ -124,23 +124,34 @@ pub async fn analyse(
     // When, exemplars: per finding, concurrently.
     let window_target = totals.k[WINDOW];
     let mut findings = Vec::new();
-    for (conds, s) in picked {
-        let conditions: Vec<Condition> = conds
-            .iter()
-            .map(|(d, v)| Condition {
-                field: dims[*d].name.clone(),
-                value: interner.name(*d, *v).to_owned(),
-            })
-            .collect();
-        let cond_filters: Vec<(bool, Filter)> = conds
-            .iter()
-            .map(|(d, v)| (dims[*d].error, dims[*d].eq(interner.name(*d, *v))))
-            .collect();
-        let (when, exemplars) = futures::try_join!(
-            ctx_when(&ctx, &r, &cond_filters),
-            ctx_exemplars(&ctx, &r, &cond_filters)
-        )?;
-        let finding = Finding {
+    // Each finding's condition texts and plan filters; then their details
+    // (when, exemplars) all at once.
+    let prepared: Vec<(Vec<Condition>, Vec<(bool, Filter)>, Score)> = picked
+        .into_iter()
+        .map(|(conds, s)| {
+            let conditions = conds
+                .iter()
+                .map(|(d, v)| Condition {
+                    field: dims[*d].name.clone(),
+                    value: interner.name(*d, *v).to_owned(),
+                })
+                .collect();
+            let filters = conds
+                .iter()
+                .map(|(d, v)| (dims[*d].error, dims[*d].eq(interner.name(*d, *v))))
+                .collect();
+            (conditions, filters, s)
+        })
+        .collect();
+    let details = try_join_all(prepared.iter().map(|(_, filters, _)| async {
+        futures::try_join!(
+            ctx_when(&ctx, &r, filters),
+            ctx_exemplars(&ctx, &r, filters)
+        )
+    }))
+    .await?;
+    for ((conditions, _, s), (when, exemplars)) in prepared.into_iter().zip(details) {
+        findings.push(Finding {
             filter: text::filter_text(&conditions),
             conditions,
             window: Period::new(s.counts.n[WINDOW], s.counts.k[WINDOW]),
@@ -159,8 +170,7 @@ pub async fn analyse(
             ended_ns: when.and_then(|w| w.1),
             exemplars,
             sentence: String::new(),
-        };
-        findings.push(finding);
+        });
     }
     ctx.stats.queries += 3 * findings.len() as u64;
     let co_occurrence = ctx.co_occurrence(&r, req.min_support).await?;
@@ -686,6 +696,18 @@ fn add_error(errors: &mut HashMap<Vec<u32>, Row>, vals: Vec<u32>, side: usize, n
     entry.k[side] += n;
 }
 
+/// What a change-point result row holds.
+#[derive(Clone, Copy)]
+enum Put {
+    Population,
+    Target,
+    Both,
+}
+
+fn buckets_len(from: i64, to: i64, width: i64) -> usize {
+    ((to - from.div_euclid(width) * width) / width + 1).clamp(1, 2 * MAX_BUCKETS) as usize
+}
+
 /// When the finding's rate left its baseline (and came back).
 async fn ctx_when(
     ctx: &Ctx<'_>,
@@ -706,28 +728,51 @@ async fn ctx_when(
         .map(|(_, f)| f.clone())
         .collect();
     let all: Vec<Filter> = conds.iter().map(|(_, f)| f.clone()).collect();
-    let mut pop = group_plan(range, r.filter(false, main), &[]);
-    pop.group_by = vec![GroupKey::Bucket { width_ns: width }];
-    let mut tgt = group_plan(range, r.filter(true, all), &[]);
-    tgt.group_by = vec![GroupKey::Bucket { width_ns: width }];
-    let (pop, tgt) = futures::try_join!(ctx.run(&pop), ctx.run(&tgt))?;
-    let bucket_of = |row: &Vec<Value>| row.first().and_then(Value::as_i64);
-    let buckets = ((to - from.div_euclid(width) * width) / width + 1).clamp(1, 2 * MAX_BUCKETS);
+    let bucket = vec![GroupKey::Bucket { width_ns: width }];
+    let mut series = vec![(0u64, 0u64); buckets_len(from, to, width)];
     let first = from.div_euclid(width) * width;
-    let mut series = vec![(0u64, 0u64); buckets as usize];
-    for (res, is_target) in [(&pop, false), (&tgt, true)] {
+    let mut put = |res: &QueryResult, what: Put| {
         for row in &res.rows {
-            let Some(b) = bucket_of(row) else { continue };
-            let i = (b - first) / width;
-            if let Some(slot) = usize::try_from(i).ok().and_then(|i| series.get_mut(i)) {
-                let n = row.get(1).map_or(0, count_of);
-                if is_target {
-                    slot.1 += n;
-                } else {
+            let Some(b) = row.first().and_then(Value::as_i64) else {
+                continue;
+            };
+            let slot = usize::try_from((b - first) / width)
+                .ok()
+                .and_then(|i| series.get_mut(i));
+            let Some(slot) = slot else { continue };
+            let n = row.get(1).map_or(0, count_of);
+            match what {
+                Put::Population => slot.0 += n,
+                Put::Target => slot.1 += n,
+                Put::Both => {
+                    // count(), error_rate(): failures = count × rate.
+                    let rate = row.get(2).and_then(Value::as_f64).unwrap_or(0.0);
                     slot.0 += n;
+                    slot.1 += (n as f64 * rate).round() as u64;
                 }
             }
         }
+    };
+    if r.target.as_ref() == Some(&status_error()) && !main.is_empty() {
+        // One plan: the failure count is the error rate of the population
+        // of the finding's population conditions (an error condition only
+        // names what failed; the timing is that of the failures).
+        let mut plan = group_plan(range, r.filter(false, main), &[]);
+        plan.group_by = bucket;
+        plan.aggregates.push(Aggregate {
+            kind: AggKind::ErrorRate,
+            field: None,
+            name: "rate".into(),
+        });
+        put(&ctx.run(&plan).await?, Put::Both);
+    } else {
+        let mut pop = group_plan(range, r.filter(false, main), &[]);
+        pop.group_by = bucket.clone();
+        let mut tgt = group_plan(range, r.filter(true, all), &[]);
+        tgt.group_by = bucket;
+        let (pop, tgt) = futures::try_join!(ctx.run(&pop), ctx.run(&tgt))?;
+        put(&pop, Put::Population);
+        put(&tgt, Put::Target);
     }
     // Error-only conditions have the whole scope as population, which the
     // pop series already is; targets never exceed it.
