@@ -31,6 +31,7 @@ const PAGES: &[&str] = &[
     "/sessions/{id}",
     "/users",
     "/users/{id}",
+    "/rca",
     "/login",
 ];
 
