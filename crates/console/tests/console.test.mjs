@@ -97,6 +97,14 @@ async function openMode() {
     assert.deepEqual(shown, expected.body.findings.map((f) => f.sentence));
     assert.ok(shown.length > 0, 'the failing inventory tool is found');
     assert.ok(await page.$('[data-testid=exemplar]'), 'exemplar runs are linked');
+    // From the explorer: its filter becomes the analysis target.
+    await page.goto(`${base}/runs?mode=spans&q=${encodeURIComponent('tool_name=inventory')}&${win}`);
+    await page.waitForSelector('[data-testid=runs-table]', {timeout: 30000});
+    await page.click('[data-testid=explain]');
+    await page.waitForSelector('[data-testid=headline]', {timeout: 60000});
+    const url = new URL(page.url());
+    assert.equal(url.pathname, '/rca');
+    assert.equal(url.searchParams.get('target'), 'tool_name=inventory');
     assert.deepEqual(page.errors, []);
     await page.close();
   });
