@@ -126,7 +126,7 @@ pub async fn analyse(
     let mut findings = Vec::new();
     // Each finding's condition texts and plan filters; then their details
     // (when, exemplars) all at once.
-    let prepared: Vec<(Vec<Condition>, Vec<(bool, Filter)>, Score)> = picked
+    let prepared: Vec<Prepared> = picked
         .into_iter()
         .map(|(conds, s)| {
             let conditions = conds
@@ -201,6 +201,10 @@ pub async fn analyse(
     );
     Ok(report)
 }
+
+/// A finding before its details: condition texts, plan filters (error
+/// dimension or not), numbers.
+type Prepared = (Vec<Condition>, Vec<(bool, Filter)>, Score);
 
 /// The request with defaults applied and filters lowered.
 struct Resolved {

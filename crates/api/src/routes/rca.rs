@@ -187,8 +187,7 @@ mod tests {
             body(serde_json::json!({"last": "6h", "from": 1})),
             Vec::new(),
         )
-        .err()
-        .expect("both refused");
+        .expect_err("both refused");
         assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(request(body(serde_json::json!({"last": "six"})), Vec::new()).is_err());
     }
