@@ -493,26 +493,51 @@ impl Ctx<'_> {
         let no_sig = Filter::Not(Box::new(Filter::Exists(FieldRef::Attribute(
             loupe_model::ERROR_SIGNATURE.to_owned(),
         ))));
-        let mut plans = Vec::new();
+        // With the target `status=error`, one plan per period gives both
+        // the population and the target (count, error rate).
+        let merged = r.target.as_ref() == Some(&status_error());
+        let mut plans: Vec<Option<Plan>> = Vec::new();
         for side in [WINDOW, BASELINE] {
             let range = r.range(side);
-            plans.push(group_plan(range, r.filter(false, Vec::new()), &main_keys));
-            plans.push(group_plan(range, r.filter(true, Vec::new()), &main_keys));
-            plans.push(group_plan(
+            let mut pop = group_plan(range, r.filter(false, Vec::new()), &main_keys);
+            if merged {
+                pop.aggregates.push(Aggregate {
+                    kind: AggKind::ErrorRate,
+                    field: None,
+                    name: "rate".into(),
+                });
+            }
+            plans.push(Some(pop));
+            plans
+                .push((!merged).then(|| group_plan(range, r.filter(true, Vec::new()), &main_keys)));
+            plans.push(Some(group_plan(
                 range,
                 r.filter(true, vec![status_error()]),
                 &all_keys,
-            ));
+            )));
             // Failed spans stored before signatures existed: counted here
             // (rollups answer), read and signed below only when there are.
-            plans.push(group_plan(
+            plans.push(Some(group_plan(
                 range,
                 r.filter(true, vec![status_error(), no_sig.clone()]),
                 &[],
-            ));
+            )));
         }
-        let results = try_join_all(plans.iter().map(|p| self.run(p))).await?;
-        self.account(&results.iter().collect::<Vec<_>>());
+        let this = &*self;
+        let results: Vec<QueryResult> = try_join_all(plans.iter().map(|p| async move {
+            match p {
+                Some(p) => this.run(p).await,
+                None => Ok(QueryResult::default()),
+            }
+        }))
+        .await?;
+        let ran: Vec<&QueryResult> = results
+            .iter()
+            .zip(&plans)
+            .filter(|(_, p)| p.is_some())
+            .map(|(r, _)| r)
+            .collect();
+        self.account(&ran);
 
         // Old failed spans without a signature: sign them on read.
         let mut unsigned: Vec<Option<QueryResult>> = vec![None, None];
@@ -558,6 +583,11 @@ impl Ctx<'_> {
                         entry.k[side] += n;
                     } else {
                         entry.n[side] += n;
+                        if merged {
+                            // count(), error_rate(): failures = count × rate.
+                            let rate = row.get(main_dims + 1).and_then(Value::as_f64);
+                            entry.k[side] += (n as f64 * rate.unwrap_or(0.0)).round() as u64;
+                        }
                     }
                 }
             }
