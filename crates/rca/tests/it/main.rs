@@ -220,3 +220,75 @@ async fn a_latency_target_finds_the_slowed_tool() {
     let top = report.findings.first().unwrap_or_else(|| panic!("{text}"));
     assert_eq!(value(top, "tool_name"), Some("logistics"), "{text}");
 }
+
+/// Failures that happen together in runs are reported with their order:
+/// 40 runs where inventory timed out and then payment failed, 10 where
+/// only inventory did (the generator stops a run at its first failure, so
+/// these runs are written by hand).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_in_the_same_runs_are_reported_together_in_order() {
+    use loupe_model::SpanKind;
+    let dir = tempfile::tempdir().unwrap();
+    let store = workload(dir.path(), 1, Vec::new()).await;
+    let rules = TagRules::new(&loupe_gen::tag_rules()).unwrap();
+    let pipeline = Pipeline::new(store.clone(), rules);
+    let mut spans = Vec::new();
+    for i in 0..50 {
+        let at = T0 + 2 * HOUR + i * MIN;
+        let run = format!("cooccur-{i}");
+        let mut root = Span::new("default", &format!("{run}-wf"));
+        root.trace_id = Some(run.clone());
+        root.run_id = Some(run.clone());
+        root.span_kind = Some(SpanKind::Workflow);
+        root.status = Some(Status::Error);
+        root.start_time = Some(at);
+        root.end_time = Some(at + 3_000_000_000);
+        spans.push(root);
+        let failed = |id: &str, tool: &str, offset: i64, message: &str| {
+            let mut s = Span::new("default", &format!("{run}-{id}"));
+            s.trace_id = Some(run.clone());
+            s.run_id = Some(run.clone());
+            s.parent_span_id = Some(format!("{run}-wf"));
+            s.span_kind = Some(SpanKind::Tool);
+            s.tool_name = Some(tool.into());
+            s.status = Some(Status::Error);
+            s.error_message = Some(message.into());
+            s.start_time = Some(at + offset);
+            s.end_time = Some(at + offset + 100_000_000);
+            s
+        };
+        spans.push(failed(
+            "inv",
+            "inventory",
+            0,
+            "inventory service timed out after 5s",
+        ));
+        if i < 40 {
+            spans.push(failed(
+                "pay",
+                "payment",
+                1_000_000_000,
+                "payment gateway returned HTTP 502",
+            ));
+        }
+    }
+    pipeline.write(spans).await.unwrap();
+    let project = ProjectId::default_project();
+    let report = analyse(
+        store.as_ref(),
+        &project,
+        &request(T0 + 2 * HOUR, T0 + 3 * HOUR),
+    )
+    .await
+    .unwrap();
+    let text = show(&report);
+    let pair = report
+        .co_occurrence
+        .iter()
+        .find(|c| c.first == "inventory: timeout" && c.then == "payment: http_502")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(pair.runs, 40, "{text}");
+    assert!((pair.given_first - 0.8).abs() < 1e-9, "{text}");
+    assert_eq!(pair.first_precedes, 1.0, "{text}");
+    assert!(pair.sentence.starts_with("In 40 runs"), "{}", pair.sentence);
+}
