@@ -236,7 +236,7 @@ async fn failures_in_the_same_runs_are_reported_together_in_order() {
     for i in 0..50 {
         let at = T0 + 2 * HOUR + i * MIN;
         let run = format!("cooccur-{i}");
-        let mut root = Span::new("default", &format!("{run}-wf"));
+        let mut root = Span::new("default", format!("{run}-wf"));
         root.trace_id = Some(run.clone());
         root.run_id = Some(run.clone());
         root.span_kind = Some(SpanKind::Workflow);
@@ -245,7 +245,7 @@ async fn failures_in_the_same_runs_are_reported_together_in_order() {
         root.end_time = Some(at + 3_000_000_000);
         spans.push(root);
         let failed = |id: &str, tool: &str, offset: i64, message: &str| {
-            let mut s = Span::new("default", &format!("{run}-{id}"));
+            let mut s = Span::new("default", format!("{run}-{id}"));
             s.trace_id = Some(run.clone());
             s.run_id = Some(run.clone());
             s.parent_span_id = Some(format!("{run}-wf"));
