@@ -69,7 +69,8 @@ pub struct AlertsConfig {
     /// Time between evaluations. Default 15 s.
     #[serde(with = "loupe_model::duration_text")]
     pub interval: std::time::Duration,
-    /// Base URL of this Loupe for links to example runs. Default
+    /// Base URL of this Loupe for links to example runs and to the
+    /// root-cause analysis (the console's `/rca`). Default
     /// `http://127.0.0.1:4318`.
     pub base_url: String,
     /// `[[alerts.rules]]`.

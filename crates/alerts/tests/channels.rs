@@ -65,6 +65,7 @@ fn notice() -> Notice {
         threshold: 1.0,
         summary: "库存工具平均耗时>1s".into(),
         runs_url: "http://loupe/api/v1/spans?tool_name=inventory&limit=20".into(),
+        rca_url: "http://loupe/rca?target=duration%3E1000ms".into(),
         starts_at_ms: 1_800_000_000_000,
         ends_at_ms: None,
         silenced: false,
@@ -157,7 +158,8 @@ async fn wecom_feishu_slack_payloads() {
     let (_, _, body) = send_one("slack", "/services/T/B/X", "").await;
     let text = body["text"].as_str().unwrap_or_default();
     assert!(
-        text.contains("<http://loupe/api/v1/spans?tool_name=inventory&limit=20|example runs>"),
+        text.contains("<http://loupe/api/v1/spans?tool_name=inventory&limit=20|example runs>")
+            && text.contains("<http://loupe/rca?target=duration%3E1000ms|what changed (根因分析)>"),
         "{text}"
     );
     assert_eq!(body.as_object().map(|o| o.len()), Some(1));

@@ -117,6 +117,7 @@ fn notice() -> Notice {
         threshold: 0.05,
         summary: "payment failing".into(),
         runs_url: "http://loupe/api/v1/spans?tool_name=payment".into(),
+        rca_url: String::new(),
         starts_at_ms: 1_800_000_000_000,
         ends_at_ms: None,
         silenced: false,

@@ -12,6 +12,7 @@ import * as alerts from './pages/alerts.js';
 import * as dify from './pages/dify.js';
 import * as settings from './pages/settings.js';
 import * as login from './pages/login.js';
+import * as rca from './pages/rca.js';
 
 const root = document.getElementById('app');
 let session = null;
@@ -29,6 +30,7 @@ const NAV = [
   {id: 'alerts', path: '/alerts', icon: 'bell', match: under('/alerts')},
   {id: 'dify', path: '/dify', icon: 'database', match: under('/dify')},
   {id: 'settings', path: '/settings', icon: 'settings', match: under('/settings')},
+  {id: 'rca', path: '/rca', icon: 'search', match: under('/rca')},
 ];
 
 const ROUTES = [
@@ -42,6 +44,7 @@ const ROUTES = [
   [/^\/alerts$/, alerts, () => ({})],
   [/^\/dify$/, dify, () => ({})],
   [/^\/settings$/, settings, () => ({})],
+  [/^\/rca$/, rca, () => ({})],
 ];
 
 export function go(url, {replace = false} = {}) {

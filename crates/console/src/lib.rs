@@ -63,6 +63,7 @@ pub const ASSETS: &[Asset] = assets![
     "pages/run.js",
     "pages/settings.js",
     "pages/timelines.js",
+    "pages/rca.js",
 ];
 
 /// Whether `path` ends with `ext` (usable in constants).

@@ -96,6 +96,29 @@ async function openMode() {
     await page.close();
   });
 
+  await check('the what-changed page shows the same analysis as POST /api/v1/rca', async () => {
+    const page = await open(context);
+    await page.goto(`${base}/rca?${win}`);
+    await page.waitForSelector('[data-testid=headline]', {timeout: 60000});
+    const expected = await api('/api/v1/rca', {from: cfg.from, to: cfg.to});
+    assert.equal(expected.status, 200, JSON.stringify(expected.body));
+    assert.equal(await page.textContent('[data-testid=headline]'), expected.body.headline);
+    const shown = await page.$$eval('[data-testid=finding] .rca-sentence', (ps) => ps.map((p) => p.textContent));
+    assert.deepEqual(shown, expected.body.findings.map((f) => f.sentence));
+    assert.ok(shown.length > 0, 'the failing inventory tool is found');
+    assert.ok(await page.$('[data-testid=exemplar]'), 'exemplar runs are linked');
+    // From the explorer: its filter becomes the analysis target.
+    await page.goto(`${base}/runs?mode=spans&q=${encodeURIComponent('tool_name=inventory')}&${win}`);
+    await page.waitForSelector('[data-testid=runs-table]', {timeout: 30000});
+    await page.click('[data-testid=explain]');
+    await page.waitForSelector('[data-testid=headline]', {timeout: 60000});
+    const url = new URL(page.url());
+    assert.equal(url.pathname, '/rca');
+    assert.equal(url.searchParams.get('target'), 'tool_name=inventory');
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
   await check('the run view of the recorded failed run shows every node and the failing node\'s error', async () => {
     const page = await open(context);
     await page.goto(`${base}/runs/${cfg.failedRun}`);

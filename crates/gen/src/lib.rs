@@ -206,6 +206,9 @@ fn build_run(config: &GenConfig, plan: &plan::Plan) -> Run {
         .filter_map(|s| loupe_normalise::otel::normalise(&config.project, s).ok())
         .collect();
     fill_run_context(&mut spans);
+    // What the ingest pipeline adds to every span (tags aside: they come
+    // from the server's rules).
+    spans.iter_mut().for_each(loupe_normalise::errors::enrich);
     Run {
         run_id: plan.run_id.clone(),
         trace_id: plan.trace_hex.clone(),

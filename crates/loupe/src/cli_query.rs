@@ -35,7 +35,7 @@ mod table;
 pub struct SourceArgs {
     /// Base URL of a running `loupe serve`.
     #[arg(long, env = "LOUPE_SERVER", default_value = "http://127.0.0.1:4318")]
-    server: String,
+    pub(crate) server: String,
     /// Public key for HTTP Basic auth (with --secret-key).
     #[arg(long, env = "LOUPE_PUBLIC_KEY")]
     public_key: Option<String>,
@@ -45,7 +45,7 @@ pub struct SourceArgs {
     /// Query this data directory directly instead of a server. It is opened
     /// read-only: nothing is written, and a server may be running on it.
     #[arg(long)]
-    data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// With --data-dir: the config file (`loupe serve`'s); the directory's
     /// recorded retention and rollup labels apply either way.
     #[arg(long, env = "LOUPE_CONFIG")]
@@ -93,7 +93,7 @@ pub struct SqlArgs {
 }
 
 /// Why a command failed: a query error (exit 2) or anything else (exit 1).
-enum Failure {
+pub(crate) enum Failure {
     /// The caret rendering of a query that does not parse or check.
     Query(String),
     Other(anyhow::Error),
@@ -115,7 +115,7 @@ pub fn sql(args: SqlArgs) -> ExitCode {
     finish(block_on(run_sql(args)))
 }
 
-fn block_on(fut: impl Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+pub(crate) fn block_on(fut: impl Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -124,7 +124,7 @@ fn block_on(fut: impl Future<Output = Result<(), Failure>>) -> Result<(), Failur
         .block_on(fut)
 }
 
-fn finish(result: Result<(), Failure>) -> ExitCode {
+pub(crate) fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Query(rendered)) => {
@@ -248,7 +248,10 @@ fn now_ns(text: Option<&str>) -> anyhow::Result<i64> {
     }
 }
 
-async fn open_dir(dir: &Path, source: &SourceArgs) -> anyhow::Result<(Store, ProjectId)> {
+pub(crate) async fn open_dir(
+    dir: &Path,
+    source: &SourceArgs,
+) -> anyhow::Result<(Store, ProjectId)> {
     let project = ProjectId::new(source.project.clone())
         .with_context(|| format!("--project {:?} is not a valid project name", source.project))?;
     let mut config = crate::open::ConfigArgs {
@@ -263,14 +266,14 @@ async fn open_dir(dir: &Path, source: &SourceArgs) -> anyhow::Result<(Store, Pro
 }
 
 /// A server and how to authenticate.
-struct Server {
+pub(crate) struct Server {
     base: String,
     client: reqwest::Client,
     auth: Option<(String, String)>,
 }
 
 impl Server {
-    fn new(args: &SourceArgs) -> anyhow::Result<Self> {
+    pub(crate) fn new(args: &SourceArgs) -> anyhow::Result<Self> {
         let auth = match (&args.public_key, &args.secret_key) {
             (Some(p), Some(s)) => Some((p.clone(), s.clone())),
             (None, None) => None,
@@ -316,7 +319,7 @@ impl Server {
         }))
     }
 
-    async fn post_json(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+    pub(crate) async fn post_json(&self, path: &str, body: &Value) -> Result<Value, Failure> {
         let resp = self.post(path, body).await?;
         Ok(resp
             .json()

@@ -12,6 +12,7 @@ mod cli_backup;
 mod cli_dify;
 mod cli_gen;
 mod cli_query;
+mod cli_rca;
 mod config;
 mod keys;
 mod open;
@@ -48,6 +49,8 @@ enum Command {
     Query(cli_query::QueryArgs),
     /// Run one read-only SQL query over `spans` on a server or a data dir.
     Sql(cli_query::SqlArgs),
+    /// Root-cause analysis: which values explain a rise ('status=error' --last 6h).
+    Rca(cli_rca::RcaArgs),
     /// Alert rules: `loupe alerts test RULE --at TIME` on past data.
     Alerts(cli_alerts::AlertsArgs),
     /// Copy a consistent snapshot of a data directory (while `serve` runs).
@@ -89,6 +92,7 @@ fn main() -> std::process::ExitCode {
         Command::Restore(args) => cli_backup::restore(args),
         Command::Query(args) => return cli_query::query(args),
         Command::Sql(args) => return cli_query::sql(args),
+        Command::Rca(args) => return cli_rca::run(args),
         Command::DefaultConfig => toml::to_string(&config::Config::default())
             .map(|text| print!("{text}"))
             .map_err(Into::into),

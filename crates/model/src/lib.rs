@@ -33,3 +33,9 @@ pub use span::{DATABASE_SOURCES, ProjectId, Span, SpanKind, Status, Tags};
 /// Version of the normaliser that produced a span, stored in
 /// `ingest_version` so that rows can be re-derived when mappings change.
 pub const INGEST_VERSION: u32 = 1;
+
+/// The `attributes` key holding a failed span's error signature: its class
+/// and its message with ids, numbers, urls, times, hashes and quoted values
+/// normalised (set by the ingest pipeline; `loupe_normalise::errors`). The
+/// query language calls it `error_signature`.
+pub const ERROR_SIGNATURE: &str = "loupe.error_signature";

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod dify;
+pub mod errors;
 pub mod langfuse;
 pub mod otel;
 pub mod tags;

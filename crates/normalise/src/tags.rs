@@ -100,6 +100,17 @@ impl TagRules {
         Ok(Self(rules))
     }
 
+    /// The tag names the rules set, each once, in rule order.
+    pub fn names(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.0 {
+            if !out.contains(&r.config.name) {
+                out.push(r.config.name.clone());
+            }
+        }
+        out
+    }
+
     /// Whether there are no rules.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -2,7 +2,8 @@
 //!
 //! OTLP (HTTP and gRPC), the Langfuse API, the Dify database sync and
 //! `loupe gen` all hand normalised spans to [`Pipeline::write`]. The pipeline
-//! applies the business-tag rules (and, later, redaction) and appends to the
+//! applies the business-tag rules, classifies errors (class and signature,
+//! `loupe_normalise::errors`; and, later, redaction) and appends to the
 //! backend's [`SpanWriter`]; the returned ack means the spans are in the WAL.
 //!
 //! This is a seam held by the type system, not by convention: the
@@ -50,6 +51,9 @@ impl Pipeline {
         }
         for span in &mut spans {
             self.tags.apply(span);
+            // Error class and signature for every source (Dify's database
+            // gives a message and no class).
+            loupe_normalise::errors::enrich(span);
         }
         self.writer.append(spans).await
     }
@@ -104,6 +108,25 @@ mod tests {
         assert_eq!(
             seen[0].tags.get("category").map(String::as_str),
             Some("phone")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_span_without_a_class_gets_one_and_a_signature() {
+        let recorder = Arc::new(Recorder::default());
+        let pipeline = Pipeline::new(recorder.clone(), TagRules::default());
+        let mut span = Span::new("p", "s1");
+        span.status = Some(loupe_model::Status::Error);
+        span.error_message = Some("inventory timeout after 10s for sku SKU-1234".into());
+        pipeline.write(vec![span]).await.expect("write");
+        let seen = recorder.0.lock().expect("lock");
+        assert_eq!(seen[0].error_class.as_deref(), Some("timeout"));
+        assert_eq!(
+            seen[0]
+                .attributes
+                .get(loupe_model::ERROR_SIGNATURE)
+                .map(String::as_str),
+            Some("timeout: inventory timeout after <n>s for sku <id>")
         );
     }
 

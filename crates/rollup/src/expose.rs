@@ -231,6 +231,8 @@ pub fn render(
         Kind::Counter,
         "Failed spans per kind and error class.",
     );
+    // (project, signature) → failed spans; rendered top-N per project below.
+    let mut signatures: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     let wanted = rollups
         .totals()
         .iter()
@@ -265,6 +267,11 @@ pub fn render(
                 ]),
                 m.errors as f64,
             );
+            if !key.error_signature.is_empty() {
+                *signatures
+                    .entry((project, key.error_signature.as_str()))
+                    .or_default() += m.errors;
+            }
         }
         if !key.model_name.is_empty() {
             let model = key.model_name.as_str();
@@ -314,10 +321,22 @@ pub fn render(
             }
         }
     }
+    let by_signature = top_signatures(signatures);
     let mut out = String::new();
     for family in [
-        status, tool_dur, tool_ok, tool_fail, runs, run_dur, node_dur, spans, running, tokens,
-        cost, errors,
+        status,
+        tool_dur,
+        tool_ok,
+        tool_fail,
+        runs,
+        run_dur,
+        node_dur,
+        spans,
+        running,
+        tokens,
+        cost,
+        errors,
+        by_signature,
     ] {
         write_family(&mut out, &family, format);
     }
@@ -354,6 +373,47 @@ pub fn render(
         out.push_str("# EOF\n");
     }
     out
+}
+
+/// Signatures labelled per project on `loupe_error_signatures_total`; the
+/// rest are summed under [`crate::OTHER`], so the series count is bounded
+/// whatever the messages.
+pub const TOP_SIGNATURES: usize = 20;
+
+/// Failed spans per (project, signature): the [`TOP_SIGNATURES`] most
+/// frequent of each project by name, the rest as `__other__`.
+fn top_signatures(counts: BTreeMap<(&str, &str), u64>) -> Family {
+    let mut family = Family::new(
+        "loupe_error_signatures_total",
+        Kind::Counter,
+        "Failed spans per error signature (the most frequent per project; the rest as __other__).",
+    );
+    let mut per_project: BTreeMap<&str, Vec<(&str, u64)>> = BTreeMap::new();
+    for ((project, sig), n) in counts {
+        per_project.entry(project).or_default().push((sig, n));
+    }
+    for (project, mut sigs) in per_project {
+        // Most frequent first; ties by text so the choice is stable.
+        sigs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut other = 0;
+        for (i, (sig, n)) in sigs.into_iter().enumerate() {
+            if i < TOP_SIGNATURES && sig != crate::OTHER {
+                family.add(
+                    l(&[("project", project), ("error_signature", sig)]),
+                    n as f64,
+                );
+            } else {
+                other += n;
+            }
+        }
+        if other > 0 {
+            family.add(
+                l(&[("project", project), ("error_signature", crate::OTHER)]),
+                other as f64,
+            );
+        }
+    }
+    family
 }
 
 fn write_family(out: &mut String, f: &Family, format: Format) {

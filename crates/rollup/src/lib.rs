@@ -3,7 +3,7 @@
 //! OpenMetrics exposition.
 //!
 //! A span contributes to one series ([`RollupKey`]: project, app, workflow,
-//! span kind, node type, tool, model, status, error class and the configured
+//! span kind, node type, tool, model, status, error class and signature and the configured
 //! business tags). A finished span adds a count, its duration (sum, min,
 //! max, a [`Histogram`] with fixed log-spaced bounds), tokens and cost; a
 //! running span adds only to the `running` gauge. Spans are updated after
@@ -112,6 +112,9 @@ pub struct RollupKey {
     pub status: String,
     /// Error class of failed spans.
     pub error_class: String,
+    /// Error signature of failed spans (`attributes["loupe.error_signature"]`,
+    /// set by the ingest pipeline). Empty in snapshots older than it.
+    pub error_signature: String,
     /// Values of the configured label tags, in [`RollupConfig::labels`] order.
     pub tags: Vec<String>,
 }
@@ -136,6 +139,7 @@ impl RollupKey {
             model_name: fold(&self.model_name),
             status: self.status.clone(),
             error_class: fold(&self.error_class),
+            error_signature: fold(&self.error_signature),
             tags: self.tags.iter().map(fold).collect(),
         }
     }
@@ -196,6 +200,14 @@ fn contribution(span: &Span, labels: &[String]) -> Contribution {
             status: status.to_owned(),
             error_class: if error {
                 text(&span.error_class)
+            } else {
+                String::new()
+            },
+            error_signature: if error {
+                span.attributes
+                    .get(loupe_model::ERROR_SIGNATURE)
+                    .cloned()
+                    .unwrap_or_default()
             } else {
                 String::new()
             },

@@ -162,6 +162,44 @@ fn exposition_has_the_seed_names_and_both_formats() {
     );
 }
 
+/// `/metrics` labels the most frequent signatures of each project and sums
+/// the rest under `__other__`, so messages cannot explode the series.
+#[test]
+fn error_signatures_are_exposed_top_n_per_project_with_the_rest_as_other() {
+    use crate::expose::TOP_SIGNATURES;
+    let mut r = Rollups::new(RollupConfig::default());
+    let mut n = 0;
+    for sig in 0..TOP_SIGNATURES + 5 {
+        // Signature i fails (i + 1) times, so the first five are the rarest.
+        for _ in 0..=sig {
+            let mut s = tool(&format!("s{n}"), "inventory", Status::Error, 10);
+            s.attributes.insert(
+                loupe_model::ERROR_SIGNATURE.into(),
+                format!("timeout: call {sig:03} timed out"),
+            );
+            r.apply(None, &s);
+            n += 1;
+        }
+    }
+    let text = render(&r, Format::Prometheus, None, &[]);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("loupe_error_signatures_total{"))
+        .collect();
+    assert_eq!(lines.len(), TOP_SIGNATURES + 1, "{text}");
+    let last = TOP_SIGNATURES + 4;
+    assert!(text.contains(&format!(
+        "loupe_error_signatures_total{{project=\"p\",error_signature=\"timeout: call {last:03} timed out\"}} {}",
+        last + 1
+    )));
+    // The five rarest: 1 + 2 + 3 + 4 + 5.
+    assert!(
+        text.contains(
+            "loupe_error_signatures_total{project=\"p\",error_signature=\"__other__\"} 15"
+        )
+    );
+}
+
 /// The hour tier files spans by start hour with exact, retractable
 /// measures, survives a snapshot with its day files, and stops claiming
 /// completeness when the labels change or a day is lost.

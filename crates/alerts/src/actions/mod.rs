@@ -191,6 +191,7 @@ pub fn env_vars(n: &Notice) -> Vec<(String, String)> {
         ("LOUPE_ALERT_METRIC".to_owned(), n.metric.clone()),
         ("LOUPE_ALERT_GROUP".to_owned(), n.group_text()),
         ("LOUPE_ALERT_RUNS_URL".to_owned(), n.runs_url.clone()),
+        ("LOUPE_ALERT_RCA_URL".to_owned(), n.rca_url.clone()),
         ("LOUPE_ALERT_SUMMARY".to_owned(), n.summary.clone()),
     ];
     for (k, val) in &n.labels {

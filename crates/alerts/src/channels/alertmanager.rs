@@ -31,6 +31,7 @@ pub fn request(c: &ChannelConfig, n: &Notice) -> HttpRequest {
             "value": n.value_text(),
             "threshold": format!("{} {}", n.op, n.threshold_text()),
             "runs_url": n.runs_url,
+            "rca_url": n.rca_url,
         },
         "startsAt": rfc3339(n.starts_at_ms),
         "generatorURL": n.runs_url,

@@ -60,7 +60,7 @@ pub struct ChannelConfig {
     pub secret: Option<String>,
     /// Webhook: JSON body template with `{{rule}}`, `{{state}}`,
     /// `{{value}}`, `{{threshold}}`, `{{metric}}`, `{{group}}`,
-    /// `{{runs_url}}`, `{{summary}}` (JSON-escaped on substitution).
+    /// `{{runs_url}}`, `{{rca_url}}`, `{{summary}}` (JSON-escaped on substitution).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     /// Extra HTTP headers.
@@ -333,6 +333,12 @@ pub fn markdown(n: &Notice) -> String {
         "- example runs: [{}]({})\n",
         n.runs_url, n.runs_url
     ));
+    if !n.rca_url.is_empty() {
+        text.push_str(&format!(
+            "- what changed (根因分析): [{}]({})\n",
+            n.rca_url, n.rca_url
+        ));
+    }
     text
 }
 
@@ -350,5 +356,8 @@ pub fn plain(n: &Notice) -> String {
         text.push_str(&format!("summary: {}\n", n.summary));
     }
     text.push_str(&format!("example runs: {}\n", n.runs_url));
+    if !n.rca_url.is_empty() {
+        text.push_str(&format!("what changed (根因分析): {}\n", n.rca_url));
+    }
     text
 }

@@ -20,6 +20,9 @@ pub fn request(c: &ChannelConfig, n: &Notice) -> HttpRequest {
         text.push_str(&format!("{}\n", n.summary));
     }
     text.push_str(&format!("<{}|example runs>", n.runs_url));
+    if !n.rca_url.is_empty() {
+        text.push_str(&format!("  <{}|what changed (根因分析)>", n.rca_url));
+    }
     HttpRequest {
         url: c.url.clone(),
         body: json!({ "text": text }),

@@ -1,6 +1,6 @@
 //! Generic webhook: `POST <url>` with a JSON body from a template whose
 //! `{{rule}}`, `{{state}}`, `{{value}}`, `{{threshold}}`, `{{metric}}`,
-//! `{{group}}`, `{{runs_url}}`, `{{summary}}`, `{{severity}}` placeholders
+//! `{{group}}`, `{{runs_url}}`, `{{rca_url}}`, `{{summary}}`, `{{severity}}` placeholders
 //! are replaced by JSON-escaped text (so `"{{rule}}"` stays valid JSON).
 //! Without a template the body is the whole notice as JSON.
 
@@ -30,6 +30,7 @@ pub fn render(template: &str, n: &Notice) -> String {
         ("metric", n.metric.clone()),
         ("group", n.group_text()),
         ("runs_url", n.runs_url.clone()),
+        ("rca_url", n.rca_url.clone()),
         ("summary", n.summary.clone()),
         (
             "severity",
@@ -56,6 +57,7 @@ pub(crate) fn probe_notice() -> Notice {
         threshold: 0.0,
         summary: String::new(),
         runs_url: String::new(),
+        rca_url: String::new(),
         starts_at_ms: 0,
         ends_at_ms: None,
         silenced: false,

@@ -64,6 +64,9 @@ pub struct Notice {
     pub summary: String,
     /// Link to example runs (`/api/v1/spans?…`).
     pub runs_url: String,
+    /// Link to the console's root-cause analysis of this alert (`/rca?…`:
+    /// the rule's target, its tool/node/app as scope, its window).
+    pub rca_url: String,
     /// When the alert started, ms.
     pub starts_at_ms: i64,
     /// When it resolved, ms.
@@ -316,6 +319,7 @@ impl Evaluator {
             threshold,
             summary: rule.summary.clone(),
             runs_url: runs_url(&self.base_url, &labels, rule, from, now_ms),
+            rca_url: rca_url(&self.base_url, &labels, rule, from, now_ms),
             starts_at_ms: e.fired_at_ms.unwrap_or(e.active_since_ms),
             ends_at_ms: e.resolved_at_ms,
             silenced: false,
@@ -362,6 +366,51 @@ fn runs_url(
         "{}/api/v1/spans?{}",
         base.trim_end_matches('/'),
         q.join("&")
+    )
+}
+
+/// The console's root-cause analysis of an alert: failures (or, for a
+/// latency rule, spans slower than its threshold) among the node spans of
+/// the rule's app, tool or node type, over its window (at least the last
+/// hour, so there is something to count) against the one before.
+fn rca_url(
+    base: &str,
+    labels: &BTreeMap<String, String>,
+    rule: &Rule,
+    from: i64,
+    to: i64,
+) -> String {
+    use crate::util::url_encode;
+    let target = match rule.metric {
+        Some(Metric::AvgLatency | Metric::P95Latency) if rule.kind == RuleType::Threshold => rule
+            .threshold_value()
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .map_or_else(
+                || "status=error".to_owned(),
+                |secs| format!("duration>{}ms", (secs * 1000.0).round() as i64),
+            ),
+        _ => "status=error".to_owned(),
+    };
+    // Quoted values: any text is a valid literal.
+    let mut scope = vec!["exists parent_span_id span_kind!=workflow".to_owned()];
+    for key in ["app_id", "node_type", "tool_name"] {
+        if let Some(v) = labels.get(key).filter(|v| !v.is_empty()) {
+            scope.push(format!("{key}={}", serde_json::Value::from(v.as_str())));
+        }
+    }
+    let from = from.min(to - 3_600_000);
+    let ts = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    format!(
+        "{}/rca?target={}&scope={}&from={}&to={}",
+        base.trim_end_matches('/'),
+        url_encode(&target),
+        url_encode(&scope.join(" ")),
+        url_encode(&ts(from)),
+        url_encode(&ts(to)),
     )
 }
 

@@ -309,6 +309,11 @@ fn consecutive_failures_of_one_tool_fire_once_and_a_success_resolves() {
     );
     assert_eq!(fired[0].value, Some(3.0));
     assert!(fired[0].runs_url.contains("tool_name=inventory"));
+    // The notice links to the analysis of failures of that tool.
+    let rca = &fired[0].rca_url;
+    assert!(rca.contains("/rca?target=status%3Derror&scope="), "{rca}");
+    assert!(rca.contains("tool_name%3D%22inventory%22"), "{rca}");
+    assert!(rca.contains("&from=") && rca.contains("&to="), "{rca}");
     // More failures while firing: no second notice.
     roll.apply(None, &t("i6", "inventory", false, T0 + 16_000));
     assert!(ev.evaluate(&rules, &roll, T0 + 20_000).is_empty());

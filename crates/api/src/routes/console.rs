@@ -34,6 +34,7 @@ const PAGES: &[&str] = &[
     "/alerts",
     "/dify",
     "/settings",
+    "/rca",
     "/login",
 ];
 

@@ -7,6 +7,7 @@ pub(crate) mod langfuse;
 pub(crate) mod metrics;
 pub(crate) mod otlp;
 pub(crate) mod query;
+pub(crate) mod rca;
 pub(crate) mod server;
 pub(crate) mod spans;
 pub(crate) mod tags;

@@ -79,7 +79,12 @@ export function mount(ctx) {
 
   const actions = () => replace(ctx.actions,
     tr.picker(range, (r) => { range = r; actions(); restart(); }),
-    h('button', {class: 'btn icon-only', title: t('refresh.now'), onclick: () => restart()}, icon('refresh')));
+    h('button', {class: 'btn icon-only', title: t('refresh.now'), onclick: () => restart()}, icon('refresh')),
+    // What changed for these spans: the filter as the analysis target.
+    h('button', {class: 'btn', dataset: {testid: 'explain'}, onclick: () => {
+      const p = tr.toParams(range, new URLSearchParams({target: splitPipe(filter)[0] || 'status=error'}));
+      ctx.go(`/rca?${p}`);
+    }}, icon('search', 14), ' ', t('nav.rca')));
   actions();
   replace(ctx.el,
     h('div', {class: 'explorer-bar'}, bar.el, h('div', {class: 'explorer-tools'}, modeSwitch, exportBtn)),

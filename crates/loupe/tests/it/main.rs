@@ -16,6 +16,7 @@ mod langfuse;
 mod metrics;
 mod otlp_replay;
 mod query;
+mod rca;
 mod support;
 mod tags;
 mod tidy;

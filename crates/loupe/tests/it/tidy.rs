@@ -88,6 +88,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
         &["model", "normalise", "backend", "pipeline", "fsutil"],
     ),
     ("alerts", &["model", "rollup", "fsutil"]),
+    ("rca", &["model", "normalise", "backend", "query"]),
     (
         "api",
         &[
@@ -99,6 +100,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "query",
             "rollup",
             "alerts",
+            "rca",
             "console",
             "fsutil",
         ],
@@ -118,6 +120,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "api",
             "dify",
             "gen",
+            "rca",
             "console",
             "fsutil",
         ],
@@ -133,6 +136,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "store",
             "dify",
             "gen",
+            "rca",
         ],
     ),
 ];

@@ -104,6 +104,11 @@ static COLUMNS: &[Column] = &[
     col(c::INGEST_VERSION, I),
 ];
 
+/// The name of the error signature in queries: the pipeline stores it as
+/// the attribute [`loupe_model::ERROR_SIGNATURE`], and the query language
+/// reads `error_signature` as that attribute.
+pub const ERROR_SIGNATURE_NAME: &str = "error_signature";
+
 /// Words people reach for that are not column names, and what they mean.
 /// Used only for suggestions; the query must still use the real name.
 const SYNONYMS: &[(&str, &str)] = &[
@@ -115,6 +120,7 @@ const SYNONYMS: &[(&str, &str)] = &[
     ("model", c::MODEL_NAME),
     ("provider", c::MODEL_PROVIDER),
     ("error", c::ERROR_MESSAGE),
+    ("signature", ERROR_SIGNATURE_NAME),
     ("user", c::USER_ID),
     ("session", c::SESSION_ID),
     ("conversation_id", c::SESSION_ID),
@@ -214,6 +220,9 @@ impl Field {
         if let Some(col) = Column::lookup(word) {
             return Ok(Field::Column(col));
         }
+        if word == ERROR_SIGNATURE_NAME {
+            return Ok(Field::Attribute(loupe_model::ERROR_SIGNATURE.to_owned()));
+        }
         let (head, rest) = match word.split_once('.') {
             Some((head, rest)) => (head, Some(rest)),
             None => (word, None),
@@ -305,6 +314,9 @@ impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (head, key) = match self {
             Field::Column(col) => return f.write_str(col.name),
+            Field::Attribute(key) if key == loupe_model::ERROR_SIGNATURE => {
+                return f.write_str(ERROR_SIGNATURE_NAME);
+            }
             Field::Attribute(key) => (c::ATTRIBUTES, key),
             Field::Tag(key) => (c::TAGS, key),
             Field::Json(path)

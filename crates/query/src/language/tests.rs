@@ -460,3 +460,17 @@ fn examples_in_the_query_doc_parse() {
     }
     assert!(parsed >= 5, "only {parsed} examples found");
 }
+
+#[test]
+fn error_signature_is_a_field_stored_as_an_attribute() {
+    check(
+        "status=error | by error_signature | count()",
+        "status=error | by error_signature | count()",
+    );
+    check(
+        "error_signature contains \"timeout\" | by tool_name",
+        "error_signature contains timeout | by tool_name",
+    );
+    let q = Query::parse("exists attributes[\"loupe.error_signature\"]").unwrap();
+    assert_eq!(q.to_string(), "exists error_signature");
+}

@@ -47,9 +47,10 @@ enum Dim {
     App,
     Workflow,
     Status,
-    /// Exact only where the filter keeps failed spans alone (the key holds
-    /// the error class of failed spans only): see [`only_errors`].
+    /// Error class and signature: a series has them only for finished
+    /// failed spans, so they are exact only under `status = error`.
     ErrorClass,
+    ErrorSignature,
     Tag(usize),
 }
 
@@ -68,6 +69,9 @@ impl Dim {
                 _ => return None,
             }),
             FieldRef::Tag(t) => labels.iter().position(|l| l == t).map(Dim::Tag),
+            FieldRef::Attribute(k) if k == loupe_model::ERROR_SIGNATURE => {
+                Some(Dim::ErrorSignature)
+            }
             FieldRef::Attribute(_) | FieldRef::Json { .. } => None,
         }
     }
@@ -85,6 +89,7 @@ impl Dim {
             // says `ok`/`error` exactly when the status column does.
             Dim::Status => &key.status,
             Dim::ErrorClass => &key.error_class,
+            Dim::ErrorSignature => &key.error_signature,
             Dim::Tag(i) => key.tags.get(*i).map_or("", String::as_str),
         }
     }
@@ -104,10 +109,15 @@ fn only_errors(filter: Option<&Filter>) -> bool {
     }
 }
 
-/// Whether `filter` or a group key names the error class.
+/// Whether `filter` or a group key names the error class or signature.
 fn names_error_class(plan: &Plan, labels: &[String]) -> bool {
     fn in_filter(f: &Filter, labels: &[String]) -> bool {
-        let ec = |field: &FieldRef| matches!(Dim::of(field, labels), Some(Dim::ErrorClass));
+        let ec = |field: &FieldRef| {
+            matches!(
+                Dim::of(field, labels),
+                Some(Dim::ErrorClass | Dim::ErrorSignature)
+            )
+        };
         match f {
             Filter::And(fs) | Filter::Or(fs) => fs.iter().any(|f| in_filter(f, labels)),
             Filter::Not(f) => in_filter(f, labels),
@@ -119,7 +129,8 @@ fn names_error_class(plan: &Plan, labels: &[String]) -> bool {
     }
     plan.filter.as_ref().is_some_and(|f| in_filter(f, labels))
         || plan.group_by.iter().any(|g| {
-            matches!(g, GroupKey::Field(f) if matches!(Dim::of(f, labels), Some(Dim::ErrorClass)))
+            matches!(g, GroupKey::Field(f)
+                if matches!(Dim::of(f, labels), Some(Dim::ErrorClass | Dim::ErrorSignature)))
         })
 }
 

@@ -202,6 +202,9 @@ const FROM_ROLLUPS: &[&str] = &[
     // Error classes, where the filter keeps failed spans only.
     "status=error exists error_class | by error_class | count() as n | sort n desc | limit 8",
     "status=error error_class=Timeout span_kind=tool | by tool_name | count()",
+    "status=error | by error_class | count()",
+    "status=error | by error_signature, tool_name | count()",
+    "status=error error_signature=\"error: signature 1\" | by tags.category | count()",
 ];
 
 /// Aggregates only a scan answers exactly.
@@ -216,6 +219,9 @@ const SCANNED: &[&str] = &[
     // The class of a span that did not fail is not in the rollups.
     "exists error_class | by error_class | count()",
     "status!=error error_class=Retried | count()",
+    // Error dimensions are exact in the tier only among failed spans.
+    "by error_signature | count()",
+    "error_class exists | count()",
 ];
 
 async fn check_rollup_routing(store: &Store, spans: &[Span], stage: &str) {
