@@ -21,7 +21,7 @@
 //! - **co-occurrence**: failures that happen together in one run, and which
 //!   comes first.
 //!
-//! Everything is read through [`SpanReader::query`] with a few group-by
+//! Everything is read through [`loupe_backend::SpanReader::query`] with a few group-by
 //! plans per period ([`table`]); plans over rollup dimensions with
 //! `status=error` are answered by the store's hour rollups without reading
 //! spans. The rest is counting in memory.
