@@ -38,7 +38,7 @@ path = "inputs.profile.tier"
 [metrics]
 labels = ["category"]
 TOML
-KEY=$("$BIN" keys create --json --project shop --data-dir "$WORK/data")
+KEY=$("$BIN" keys create --json --project shop --scope admin --data-dir "$WORK/data")
 PK=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["public_key"])' "$KEY")
 SK=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["secret_key"])' "$KEY")
 RUST_LOG=warn "$BIN" serve --config "$WORK/loupe.toml" --data-dir "$WORK/data" \

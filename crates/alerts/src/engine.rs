@@ -107,49 +107,111 @@ impl Engine {
         self.rules().into_iter().map(|r| r.rule).collect()
     }
 
-    /// Adds (or replaces) an API rule.
-    pub fn add_rule(&self, rule: Rule) -> Result<(), Error> {
+    /// The rules a key of `project` sees: its project's, from the config
+    /// and the API (config rules over every project are the operator's and
+    /// are not listed).
+    pub fn rules_of(&self, project: &str) -> Vec<ListedRule> {
+        self.rules()
+            .into_iter()
+            .filter(|r| r.rule.project.as_deref() == Some(project))
+            .collect()
+    }
+
+    /// Adds (or replaces) an API rule of `project`. The rule belongs to and
+    /// reads only `project`; it may name an action only if the action lists
+    /// `project` in `projects`.
+    pub fn add_rule(&self, project: &str, mut rule: Rule) -> Result<(), Error> {
+        match rule.project.as_deref() {
+            Some(p) if p != project => {
+                return Err(Error::Invalid(format!(
+                    "alert rule {:?}: project {p:?} is not this key's project {project:?}",
+                    rule.name
+                )));
+            }
+            _ => rule.project = Some(project.to_owned()),
+        }
+        for name in &rule.actions {
+            let allowed = self
+                .config
+                .actions
+                .iter()
+                .any(|a| &a.name == name && a.projects.iter().any(|p| p == project));
+            if !allowed {
+                return Err(Error::Invalid(format!(
+                    "alert rule {:?}: action {name:?} can only be run by rules in the config file \
+                     (an operator can allow project {project:?} with `projects` in its [[alerts.actions]])",
+                    rule.name
+                )));
+            }
+        }
         let mut ev = self.eval.lock();
         self.config.check_rule(&rule, ev.labels())?;
-        if self.config.rules.iter().any(|r| r.name == rule.name) {
+        if self
+            .config
+            .rules
+            .iter()
+            .any(|r| r.name == rule.name && (r.project.is_none() || r.project == rule.project))
+        {
             return Err(Error::Conflict(format!(
                 "rule {:?} is defined in the config file; change it there",
                 rule.name
             )));
         }
-        ev.state.api_rules.retain(|r| r.name != rule.name);
+        ev.state
+            .api_rules
+            .retain(|r| !(r.name == rule.name && r.project == rule.project));
         ev.state.api_rules.push(rule);
         self.save(&ev.state)
     }
 
-    /// Deletes an API rule.
-    pub fn delete_rule(&self, name: &str) -> Result<(), Error> {
-        if self.config.rules.iter().any(|r| r.name == name) {
+    /// Deletes an API rule of `project`.
+    pub fn delete_rule(&self, project: &str, name: &str) -> Result<(), Error> {
+        if self
+            .config
+            .rules
+            .iter()
+            .any(|r| r.name == name && r.project.as_deref() == Some(project))
+        {
             return Err(Error::Conflict(format!(
                 "rule {name:?} is defined in the config file; remove it there"
             )));
         }
         let mut ev = self.eval.lock();
         let before = ev.state.api_rules.len();
-        ev.state.api_rules.retain(|r| r.name != name);
+        ev.state
+            .api_rules
+            .retain(|r| !(r.name == name && r.project.as_deref() == Some(project)));
         if ev.state.api_rules.len() == before {
             return Err(Error::NotFound(format!("no rule named {name:?}")));
         }
         self.save(&ev.state)
     }
 
-    /// Active silences.
-    pub fn silences(&self) -> Vec<Silence> {
-        self.eval.lock().state.silences.clone()
+    /// Active silences of `project`.
+    pub fn silences_of(&self, project: &str) -> Vec<Silence> {
+        self.eval
+            .lock()
+            .state
+            .silences
+            .iter()
+            .filter(|s| s.project.as_deref() == Some(project))
+            .cloned()
+            .collect()
     }
 
-    /// Adds a silence; returns it with its id.
-    pub fn add_silence(&self, mut s: Silence) -> Result<Silence, Error> {
-        if s.matchers.is_empty() {
-            return Err(Error::Invalid(
-                "a silence needs at least one matcher".into(),
-            ));
+    /// Adds a silence of `project` (it mutes that project's alerts only);
+    /// returns it with its id. It needs a positive matcher
+    /// ([`Silence::validate`]).
+    pub fn add_silence(&self, project: &str, mut s: Silence) -> Result<Silence, Error> {
+        match s.project.as_deref() {
+            Some(p) if p != project => {
+                return Err(Error::Invalid(format!(
+                    "silence project {p:?} is not this key's project {project:?}"
+                )));
+            }
+            _ => s.project = Some(project.to_owned()),
         }
+        s.validate()?;
         if s.ends_at.timestamp_millis() <= self.clock.now_ms() {
             return Err(Error::Invalid("a silence must end in the future".into()));
         }
@@ -160,20 +222,30 @@ impl Engine {
         Ok(s)
     }
 
-    /// Removes a silence.
-    pub fn delete_silence(&self, id: &str) -> Result<(), Error> {
+    /// Removes a silence of `project`.
+    pub fn delete_silence(&self, project: &str, id: &str) -> Result<(), Error> {
         let mut ev = self.eval.lock();
         let before = ev.state.silences.len();
-        ev.state.silences.retain(|s| s.id != id);
+        ev.state
+            .silences
+            .retain(|s| !(s.id == id && s.project.as_deref() == Some(project)));
         if ev.state.silences.len() == before {
             return Err(Error::NotFound(format!("no silence {id:?}")));
         }
         self.save(&ev.state)
     }
 
-    /// Pending, firing and just-resolved alerts.
-    pub fn alerts(&self) -> Vec<AlertEntry> {
-        self.eval.lock().state.alerts.values().cloned().collect()
+    /// Pending, firing and just-resolved alerts a key of `project` sees
+    /// ([`AlertEntry::visible_to`]).
+    pub fn alerts_of(&self, project: &str) -> Vec<AlertEntry> {
+        self.eval
+            .lock()
+            .state
+            .alerts
+            .values()
+            .filter(|e| e.visible_to(project))
+            .cloned()
+            .collect()
     }
 
     fn save(&self, state: &AlertState) -> Result<(), Error> {

@@ -40,10 +40,12 @@ fn state(dir: &std::path::Path) -> (AppState, Store) {
             project: "p".into(),
             public_key: "pk-lf-test".into(),
             secret_key_hash: hash_secret(SECRET),
+            scope: None,
             created_at: None,
         }],
         keys_file: None,
         metrics_public: false,
+        allowed_hosts: Vec::new(),
     })
     .expect("auth");
     let state = AppState {

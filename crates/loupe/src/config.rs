@@ -54,13 +54,19 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSection {
-    /// `auto` (default): open on the default project while no key exists,
-    /// keys required once one does. `required`: keys always required.
+    /// `auto` (default): open on loopback while no key exists and none
+    /// ever did; keys required once one does, for good (a lost keys.json
+    /// is an error at start). `required`: keys always required. `open`:
+    /// open on loopback while no key exists, even after keys were lost.
     pub mode: AuthMode,
+    /// Open mode: host names besides localhost/127.0.0.1/::1 accepted in
+    /// the `Host` and `Origin` headers. Default none.
+    pub allowed_hosts: Vec<String>,
     /// Serve `/metrics` without a key. Default false.
     pub metrics_public: bool,
     /// `[[auth.keys]]`: `project`, `public_key`, `secret_key_hash`
-    /// (`sha256:<hex>`, as `loupe keys create` prints).
+    /// (`sha256:<hex>`, as `loupe keys create` prints), `scope` (`ingest`,
+    /// `read` or `admin`; absent: admin).
     pub keys: Vec<KeyRecord>,
 }
 

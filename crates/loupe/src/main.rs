@@ -75,6 +75,16 @@ pub struct ServeArgs {
     /// store.fsync_interval), none. Default interval.
     #[arg(long, env = "LOUPE_DURABILITY")]
     durability: Option<Durability>,
+    /// When API keys are required: auto (open on loopback until the first
+    /// key exists), required, or open (loopback only, even after keys were
+    /// lost). Default auto.
+    #[arg(long, env = "LOUPE_AUTH_MODE", value_parser = parse_auth_mode)]
+    auth_mode: Option<loupe_api::auth::AuthMode>,
+}
+
+fn parse_auth_mode(text: &str) -> Result<loupe_api::auth::AuthMode, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("unknown auth mode {text:?}: use auto, required or open"))
 }
 
 fn main() -> std::process::ExitCode {

@@ -32,6 +32,9 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     if let Some(d) = args.durability {
         config.store.durability = d;
     }
+    if let Some(mode) = args.auth_mode {
+        config.auth.mode = mode;
+    }
     config.validate()?;
     Ok(config)
 }
@@ -60,9 +63,29 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         keys: config.auth.keys.clone(),
         keys_file: Some(store.config().data_dir.join(KEYS_FILE)),
         metrics_public: config.auth.metrics_public,
+        allowed_hosts: config.auth.allowed_hosts.clone(),
     })
     .context("cannot load the API keys")?;
     let auth_enforced = auth.enforced();
+    if !auth_enforced {
+        for (addr, key) in [
+            (config.server.http_addr, "server.http_addr"),
+            (config.server.grpc_addr, "server.grpc_addr"),
+        ] {
+            if !addr.ip().is_loopback() {
+                anyhow::bail!(
+                    "no API key exists, and {key} = {addr} is not a loopback address: Loupe serves \
+                     without keys only on 127.0.0.1/::1. Create a key first \
+                     (`loupe keys create --project P --scope admin`, then one with --scope ingest for Dify), \
+                     or listen on 127.0.0.1"
+                );
+            }
+        }
+        tracing::warn!(
+            "no API key exists: serving openly on loopback (project from x-loupe-project, \
+             default `default`); create keys with `loupe keys create` before exposing Loupe"
+        );
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let dify =
         crate::cli_dify::spawn_sync(&config, pipeline.clone(), &store, stop_rx.clone()).await?;

@@ -123,10 +123,11 @@ async fn asset(Path((version, path)): Path<(String, String)>, req: HeaderMap) ->
 async fn whoami(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Response {
     let enforced = state.auth.enforced();
     let body = match state.auth.resolve_request(&method, &headers) {
-        Ok(project) => json!({
+        Ok(who) => json!({
             "enforced": enforced,
             "authenticated": true,
-            "project": project.as_str(),
+            "project": who.project.as_str(),
+            "scope": who.scope,
             "via": if !enforced { "open" } else if session_cookie(&headers).is_some()
                 && !headers.contains_key(header::AUTHORIZATION) { "session" } else { "key" },
         }),
@@ -173,19 +174,20 @@ async fn login(
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let Some((token, project)) = state
+    let Some((token, who)) = state
         .auth
         .login(body.public_key.as_deref(), &body.secret_key)?
     else {
         return Ok(no_store(
-            Json(json!({"enforced": false, "authenticated": true, "project": "default"}))
+            Json(json!({"enforced": false, "authenticated": true, "project": "default", "scope": "admin"}))
                 .into_response(),
         ));
     };
     let mut resp = Json(json!({
         "enforced": true,
         "authenticated": true,
-        "project": project.as_str(),
+        "project": who.project.as_str(),
+        "scope": who.scope,
     }))
     .into_response();
     if let Some(c) = cookie(&token, SESSION_TTL.as_secs(), &headers) {
