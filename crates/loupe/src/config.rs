@@ -46,6 +46,9 @@ pub struct Config {
     pub metrics: loupe_rollup::RollupConfig,
     /// `[alerts]`: rules, channels, actions (see docs/ALERTS.md).
     pub alerts: loupe_alerts::AlertsConfig,
+    /// `[redaction]`: PII rules applied to every span before it is stored
+    /// (see docs/SECURITY.md).
+    pub redaction: loupe_pipeline::redact::RedactionConfig,
 }
 
 /// `[auth]`: when API keys are required and keys defined in the config
@@ -125,6 +128,7 @@ impl Config {
         self.store.validate().map_err(anyhow::Error::msg)?;
         self.ingest.validate().map_err(anyhow::Error::msg)?;
         loupe_normalise::tags::TagRules::new(&self.tags)?;
+        loupe_pipeline::redact::Redactor::new(&self.redaction)?;
         if self.metrics.max_series_per_app == 0 {
             bail!("metrics.max_series_per_app must be greater than 0");
         }

@@ -2,8 +2,9 @@
 //!
 //! OTLP (HTTP and gRPC), the Langfuse API, the Dify database sync and
 //! `loupe gen` all hand normalised spans to [`Pipeline::write`]. The pipeline
-//! applies the business-tag rules (and, later, redaction) and appends to the
-//! backend's [`SpanWriter`]; the returned ack means the spans are in the WAL.
+//! applies the business-tag rules, then the PII redaction rules
+//! ([`redact`]), and appends to the backend's [`SpanWriter`]; the returned
+//! ack means the spans are in the WAL (redacted values never reach it).
 //!
 //! This is a seam held by the type system, not by convention: the
 //! [`SpanWriter`] a pipeline is built from is consumed by [`Pipeline::new`]
@@ -19,11 +20,14 @@ use loupe_backend::{SpanWriter, StoreError, WriteAck};
 use loupe_model::Span;
 use loupe_normalise::tags::TagRules;
 
+pub mod redact;
+
 /// Normalised spans → tags → durable append. Cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
     writer: Arc<dyn SpanWriter>,
     tags: Arc<TagRules>,
+    redactor: Arc<redact::Redactor>,
 }
 
 impl Pipeline {
@@ -32,7 +36,14 @@ impl Pipeline {
         Self {
             writer,
             tags: Arc::new(tags),
+            redactor: Arc::default(),
         }
+    }
+
+    /// The same pipeline, redacting with `redactor` (`[redaction]`).
+    pub fn with_redaction(mut self, redactor: redact::Redactor) -> Self {
+        self.redactor = Arc::new(redactor);
+        self
     }
 
     /// Applies tag rules and appends. Empty input is acknowledged at once.
@@ -47,6 +58,12 @@ impl Pipeline {
         }
         for span in &mut spans {
             self.tags.apply(span);
+        }
+        if !self.redactor.is_empty() {
+            let _redact = tracing::debug_span!("pipeline.redact").entered();
+            for span in &mut spans {
+                self.redactor.apply(span);
+            }
         }
         self.writer.append(spans).await
     }

@@ -14,6 +14,7 @@ mod langfuse;
 mod metrics;
 mod otlp_replay;
 mod query;
+mod redaction;
 mod security;
 mod support;
 mod tags;
