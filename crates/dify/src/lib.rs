@@ -18,6 +18,7 @@ pub mod relief;
 pub mod rows;
 pub mod schema;
 pub mod sync;
+mod tls;
 
 use std::path::PathBuf;
 

@@ -90,6 +90,20 @@ pub struct ServerConfig {
     pub query_timeout: std::time::Duration,
     /// Memory pool of one query, bytes (default 512 MiB).
     pub query_memory_bytes: usize,
+    /// `[server.tls]`: serve HTTP and gRPC over TLS. Default none (plain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSection>,
+}
+
+/// `[server.tls]`: PEM files of the certificate chain and its private key,
+/// used by both listeners and reloaded when they change or on SIGHUP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Certificate chain (leaf first), PEM.
+    pub cert_file: std::path::PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key_file: std::path::PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +116,7 @@ impl Default for ServerConfig {
             max_decompressed_bytes: api.max_decompressed_bytes,
             query_timeout: api.query_timeout,
             query_memory_bytes: api.query_memory_bytes,
+            tls: None,
         }
     }
 }

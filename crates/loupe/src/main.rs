@@ -80,6 +80,12 @@ pub struct ServeArgs {
     /// lost). Default auto.
     #[arg(long, env = "LOUPE_AUTH_MODE", value_parser = parse_auth_mode)]
     auth_mode: Option<loupe_api::auth::AuthMode>,
+    /// TLS certificate chain (PEM) for both listeners; needs --tls-key.
+    #[arg(long, env = "LOUPE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, env = "LOUPE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn parse_auth_mode(text: &str) -> Result<loupe_api::auth::AuthMode, String> {

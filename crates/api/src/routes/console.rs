@@ -152,12 +152,14 @@ struct LoginBody {
     secret_key: String,
 }
 
-fn cookie(value: &str, max_age: u64, headers: &HeaderMap) -> Option<HeaderValue> {
-    // Behind a TLS-terminating proxy the cookie must not travel in clear.
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+fn cookie(value: &str, max_age: u64, headers: &HeaderMap, tls: bool) -> Option<HeaderValue> {
+    // Over TLS (Loupe's own, or a terminating proxy's) the cookie must not
+    // travel in clear.
+    let secure = tls
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"));
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
         if secure { "; Secure" } else { "" }
@@ -190,7 +192,7 @@ async fn login(
         "scope": who.scope,
     }))
     .into_response();
-    if let Some(c) = cookie(&token, SESSION_TTL.as_secs(), &headers) {
+    if let Some(c) = cookie(&token, SESSION_TTL.as_secs(), &headers, state.config.tls) {
         resp.headers_mut().insert(header::SET_COOKIE, c);
     }
     Ok(no_store(resp))
@@ -202,7 +204,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
         state.auth.logout(token);
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    if let Some(c) = cookie("", 0, &headers) {
+    if let Some(c) = cookie("", 0, &headers, state.config.tls) {
         resp.headers_mut().insert(header::SET_COOKIE, c);
     }
     resp
@@ -214,14 +216,14 @@ mod tests {
 
     #[test]
     fn the_session_cookie_is_http_only_strict_and_secure_behind_tls() {
-        let plain = cookie("tok", 60, &HeaderMap::new()).expect("cookie");
+        let plain = cookie("tok", 60, &HeaderMap::new(), false).expect("cookie");
         assert_eq!(
             plain.to_str().expect("ascii"),
             "loupe_session=tok; Path=/; Max-Age=60; HttpOnly; SameSite=Strict"
         );
         let mut proxied = HeaderMap::new();
         proxied.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        let secure = cookie("tok", 0, &proxied).expect("cookie");
+        let secure = cookie("tok", 0, &proxied, false).expect("cookie");
         assert!(secure.to_str().expect("ascii").ends_with("; Secure"));
     }
 }

@@ -19,3 +19,4 @@ mod security;
 mod support;
 mod tags;
 mod tidy;
+mod tls;

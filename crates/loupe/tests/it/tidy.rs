@@ -128,6 +128,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "model",
             "normalise",
             "backend",
+            "pipeline",
             "query",
             "rollup",
             "store",
