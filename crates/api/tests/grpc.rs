@@ -9,7 +9,7 @@ use std::task::Poll;
 
 use axum::body::Body;
 use bytes::Bytes;
-use loupe_api::auth::{Auth, AuthConfig, AuthMode, KeyRecord, hash_secret};
+use loupe_api::auth::{Auth, AuthConfig, AuthMode, KeyRecord, Scope, hash_secret};
 use loupe_api::{ApiConfig, AppState, admission::IngestGate};
 use loupe_backend::SpanReader;
 use loupe_normalise::tags::TagRules;
@@ -22,6 +22,8 @@ use tonic::codegen::http;
 use tower::Service as _;
 
 const SECRET: &str = "sk-lf-test";
+/// A key of scope `read`: it may not send spans.
+const READ_SECRET: &str = "sk-lf-read";
 const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 fn state(dir: &std::path::Path) -> (AppState, Store) {
@@ -36,13 +38,22 @@ fn state(dir: &std::path::Path) -> (AppState, Store) {
     let reader: Arc<dyn SpanReader> = Arc::new(store.clone());
     let auth = Auth::new(AuthConfig {
         mode: AuthMode::Required,
-        keys: vec![KeyRecord {
-            project: "p".into(),
-            public_key: "pk-lf-test".into(),
-            secret_key_hash: hash_secret(SECRET),
-            scope: None,
-            created_at: None,
-        }],
+        keys: vec![
+            KeyRecord {
+                project: "p".into(),
+                public_key: "pk-lf-test".into(),
+                secret_key_hash: hash_secret(SECRET),
+                scope: None,
+                created_at: None,
+            },
+            KeyRecord {
+                project: "p".into(),
+                public_key: "pk-lf-read".into(),
+                secret_key_hash: hash_secret(READ_SECRET),
+                scope: Some(Scope::Read),
+                created_at: None,
+            },
+        ],
         keys_file: None,
         metrics_public: false,
         allowed_hosts: Vec::new(),
@@ -169,6 +180,23 @@ async fn the_key_is_checked_before_the_message_is_read() {
         );
         assert!(!read.load(Ordering::SeqCst), "{key:?}: the body was read");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_key_may_not_export_and_is_refused_before_the_message_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (state, _store) = state(dir.path());
+    let mut service = loupe_api::grpc::trace_service(state);
+    let read = Arc::new(AtomicBool::new(false));
+    let body = watched_body(frame(&export(Vec::new())), read.clone());
+    let response = service
+        .call(request(body, Some(READ_SECRET)))
+        .await
+        .expect("infallible");
+    let (code, message) = status(response).await;
+    assert_eq!(code, tonic::Code::PermissionDenied as i32, "{message}");
+    assert!(message.contains("`ingest`"), "{message}");
+    assert!(!read.load(Ordering::SeqCst), "the body was read");
 }
 
 fn export(spans: Vec<Span>) -> Vec<u8> {

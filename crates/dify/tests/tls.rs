@@ -155,8 +155,7 @@ async fn sslmode_in_the_dsn_decides_tls_and_verification() {
         wrong_ca.display()
     ))
     .await
-    .err()
-    .expect("wrong CA refused");
+    .expect_err("wrong CA refused");
     assert!(
         err.to_string().to_lowercase().contains("certificate"),
         "{err}"

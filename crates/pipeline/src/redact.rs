@@ -296,7 +296,7 @@ impl Redactor {
     pub fn apply(&self, span: &mut Span) -> usize {
         let mut changed = 0;
         for rule in &self.rules {
-            if !rule.projects.is_empty() && !rule.projects.iter().any(|p| *p == span.project) {
+            if !rule.projects.is_empty() && !rule.projects.contains(&span.project) {
                 continue;
             }
             changed += match &rule.kind {
