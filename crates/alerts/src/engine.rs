@@ -65,10 +65,11 @@ impl Engine {
     ) -> Result<Arc<Self>, Error> {
         config.validate(&labels)?;
         let state_path = data_dir.map(|d| d.join(STATE_FILE));
-        let state = match &state_path {
+        let mut state = match &state_path {
             Some(p) => AlertState::load(p)?,
             None => AlertState::default(),
         };
+        adopt_unscoped(&mut state);
         let eval = Evaluator::new(state, labels, config.base_url.clone());
         Ok(Arc::new(Self {
             channels: config
@@ -288,7 +289,16 @@ impl Engine {
 
     fn all_rules_locked(&self, ev: &Evaluator) -> Vec<Rule> {
         let mut rules = self.config.rules.clone();
-        rules.extend(ev.state.api_rules.iter().cloned());
+        rules.extend(ev.state.api_rules.iter().cloned().map(|mut r| {
+            // Checked again here, not only on POST: a rule stored before the
+            // check existed must not run an action either.
+            r.actions.retain(|name| {
+                self.config.actions.iter().any(|a| {
+                    &a.name == name && r.project.as_ref().is_some_and(|p| a.projects.contains(p))
+                })
+            });
+            r
+        }));
         rules
     }
 
@@ -392,6 +402,29 @@ impl Engine {
     }
 }
 
+/// State written before alerting had projects: API rules and silences
+/// without one move to the `default` project (where open mode and the Dify
+/// sync put data by default), and a silence without a positive matcher
+/// (which would mute everything) is dropped. Each change is logged.
+fn adopt_unscoped(state: &mut AlertState) {
+    let default = loupe_model::ProjectId::DEFAULT;
+    for r in state.api_rules.iter_mut().filter(|r| r.project.is_none()) {
+        tracing::warn!(rule = %r.name, project = default, "alert rule from before projects moved to the default project");
+        r.project = Some(default.to_owned());
+    }
+    state.silences.retain(|s| match s.validate() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(silence = %s.id, error = %e, "stored silence dropped: it would mute every alert");
+            false
+        }
+    });
+    for s in state.silences.iter_mut().filter(|s| s.project.is_none()) {
+        tracing::warn!(silence = %s.id, project = default, "silence from before projects moved to the default project");
+        s.project = Some(default.to_owned());
+    }
+}
+
 /// One group of `loupe alerts test`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestRow {
@@ -416,4 +449,59 @@ async fn futures_join<F: std::future::Future<Output = Delivery>>(
         out.push(f.await);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_from_before_projects_is_adopted_by_the_default_project() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rule: Rule = serde_json::from_value(serde_json::json!({
+            "name": "old", "metric": "count", "threshold": 1, "actions": ["restart"]
+        }))
+        .expect("rule");
+        let silence = |matchers: serde_json::Value| Silence {
+            id: uuid::Uuid::new_v4().to_string(),
+            project: None,
+            matchers: serde_json::from_value(matchers).expect("matchers"),
+            starts_at: None,
+            ends_at: chrono::DateTime::from_timestamp_millis(i64::MAX / 4).unwrap_or_default(),
+            created_by: String::new(),
+            comment: String::new(),
+        };
+        let state = AlertState {
+            api_rules: vec![rule],
+            silences: vec![
+                silence(serde_json::json!({"alertname": "!__none__"})),
+                silence(serde_json::json!({"alertname": "old"})),
+            ],
+            ..AlertState::default()
+        };
+        state.save(&dir.path().join(STATE_FILE)).expect("save");
+        let config: AlertsConfig = serde_json::from_value(serde_json::json!({
+            "actions": [{"name": "restart", "type": "command", "command": ["true"]}]
+        }))
+        .expect("config");
+        let engine = Engine::open(
+            config,
+            Vec::new(),
+            Some(dir.path()),
+            Arc::new(Rollups::default),
+            Arc::new(crate::ManualClock::new(0)),
+        )
+        .expect("open");
+        let rules = engine.rules_of("default");
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].rule.project.as_deref(), Some("default"));
+        let silences = engine.silences_of("default");
+        assert_eq!(silences.len(), 1, "the mute-everything silence is dropped");
+        assert_eq!(silences[0].matchers["alertname"], "old");
+        // The stored rule names a command action no project may use: it
+        // does not run.
+        let ev = engine.eval.lock();
+        let effective = engine.all_rules_locked(&ev);
+        assert!(effective[0].actions.is_empty(), "{effective:?}");
+    }
 }

@@ -1,5 +1,5 @@
-//! `loupe keys`: create and list API keys in `keys.json` of the data
-//! directory. Works with the server stopped or running: the file is
+//! `loupe keys`: create, list and revoke API keys in `keys.json` of the
+//! data directory. Works with the server stopped or running: the file is
 //! replaced atomically and a running server re-reads it when it changes.
 //! Only the SHA-256 of a secret key is stored; `create` prints the secret
 //! once.
@@ -40,6 +40,16 @@ enum KeysCommand {
     },
     /// List the keys of keys.json (project, public key, scope, created).
     List {
+        #[command(flatten)]
+        location: ConfigArgs,
+    },
+    /// Delete a key from keys.json by its public key; a running server
+    /// refuses it (and ends its console sessions) within a second. Deleting
+    /// the last key does not reopen Loupe: with no key left every request
+    /// is refused and the next start fails until a key is created.
+    Revoke {
+        /// The public key (pk-lf-…) to delete.
+        public_key: String,
         #[command(flatten)]
         location: ConfigArgs,
     },
@@ -111,6 +121,32 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
                         "This key can do everything, alerting included; give Dify an --scope ingest key instead."
                     ),
                 }
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke {
+            public_key,
+            location,
+        } => {
+            let path = keys_file(&location)?;
+            let mut file = KeysFile::load(&path)?;
+            let before = file.keys.len();
+            file.keys.retain(|k| k.public_key != public_key);
+            if file.keys.len() == before {
+                anyhow::bail!(
+                    "no key {public_key:?} in {} (`loupe keys list` shows them; keys in \
+                     [[auth.keys]] of the config file are removed there)",
+                    path.display()
+                );
+            }
+            file.save(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("revoked {public_key} ({} keys left)", file.keys.len());
+            if file.keys.is_empty() {
+                println!(
+                    "No key is left: the server refuses every request until you create one \
+                     (`loupe keys create --project P --scope admin`)."
+                );
             }
             Ok(())
         }

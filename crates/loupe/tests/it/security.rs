@@ -519,3 +519,74 @@ async fn open_mode_is_loopback_only_and_refuses_cross_site_requests() {
     assert_eq!(page.status().as_u16(), 200);
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_key_is_refused_by_the_running_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let ingest = create_key(data, "shop", "ingest");
+    let admin = create_key(data, "shop", "admin");
+    let server = Server::start(data, &[]).await;
+    let loupe = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_loupe"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(data)
+            .output()
+            .expect("run loupe")
+    };
+    let list = loupe(&["keys", "list"]);
+    let text = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(
+        text.contains(&format!("shop\t{}\tingest", ingest.0)),
+        "{text}"
+    );
+    let (status, _) = call(
+        &server,
+        reqwest::Method::GET,
+        "/api/public/projects",
+        &ingest,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let out = loupe(&["keys", "revoke", &ingest.0]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = loupe(&["keys", "revoke", "pk-lf-unknown"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no key"));
+    // The server re-reads keys.json at most once a second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, _) = call(
+            &server,
+            reqwest::Method::GET,
+            "/api/public/projects",
+            &ingest,
+            None,
+        )
+        .await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked key is still accepted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, _) = call(
+        &server,
+        reqwest::Method::GET,
+        "/api/public/projects",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    server.stop();
+}
