@@ -16,7 +16,8 @@
 //!   replaced whatever their type.
 //!
 //! Patterns (builtin and regex) apply to `input`, `output`, the error
-//! message, every attribute value and every business-tag value. Ids
+//! message, every attribute value and every business-tag value, after the
+//! attribute and JSON-path rules. Ids
 //! (trace, span, run, session, user) are join keys and are never changed.
 //! A rule applies to the projects it lists (`projects`), or to all. Each
 //! match becomes `replacement` (default `[REDACTED:<rule name>]`).
@@ -24,7 +25,7 @@
 use std::borrow::Cow;
 
 use loupe_model::Span;
-use regex::{NoExpand, Regex};
+use regex::{NoExpand, Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -148,6 +149,8 @@ struct Rule {
 #[derive(Default)]
 pub struct Redactor {
     rules: Vec<Rule>,
+    /// Every pattern rule at once: whether a text needs the pattern pass.
+    any_pattern: Option<RegexSet>,
 }
 
 /// Longest path and most segments accepted in `json_paths`.
@@ -284,7 +287,27 @@ impl Redactor {
                 kind,
             });
         }
-        Ok(Self { rules })
+        let sources: Vec<&str> = rules
+            .iter()
+            .filter_map(|r| match &r.kind {
+                Kind::Pattern(re) => Some(re.as_str()),
+                _ => None,
+            })
+            .collect();
+        let any_pattern = if sources.is_empty() {
+            None
+        } else {
+            Some(
+                regex::RegexSetBuilder::new(&sources)
+                    .size_limit(16 << 20)
+                    .build()
+                    .map_err(|e| RedactError {
+                        name: "(all patterns together)".into(),
+                        reason: e.to_string(),
+                    })?,
+            )
+        };
+        Ok(Self { rules, any_pattern })
     }
 
     /// Whether there are no rules (the pipeline skips the pass).
@@ -293,31 +316,17 @@ impl Redactor {
     }
 
     /// Redacts one span in place; returns how many values changed.
+    /// Whole-value rules (attributes, JSON paths) run first, in order; then
+    /// the patterns, in order, on every text field that any pattern
+    /// matches (one pass of all patterns together decides that, so text
+    /// without PII, the common case, is read once).
     pub fn apply(&self, span: &mut Span) -> usize {
+        let applies =
+            |rule: &Rule| rule.projects.is_empty() || rule.projects.contains(&span.project);
         let mut changed = 0;
-        for rule in &self.rules {
-            if !rule.projects.is_empty() && !rule.projects.contains(&span.project) {
-                continue;
-            }
+        for rule in self.rules.iter().filter(|r| applies(r)) {
             changed += match &rule.kind {
-                Kind::Pattern(re) => {
-                    let mut n = 0;
-                    let mut text = |slot: &mut String| {
-                        if let Cow::Owned(new) = re.replace_all(slot, NoExpand(&rule.replacement)) {
-                            *slot = new;
-                            n += 1;
-                        }
-                    };
-                    for field in [&mut span.input, &mut span.output, &mut span.error_message]
-                        .into_iter()
-                        .flatten()
-                    {
-                        text(field);
-                    }
-                    span.attributes.values_mut().for_each(&mut text);
-                    span.tags.values_mut().for_each(&mut text);
-                    n
-                }
+                Kind::Pattern(_) => 0,
                 Kind::Attributes(names) => {
                     let mut n = 0;
                     for (key, value) in &mut span.attributes {
@@ -335,6 +344,14 @@ impl Redactor {
                 Kind::JsonPaths(paths) => {
                     let mut n = 0;
                     for field in [&mut span.input, &mut span.output].into_iter().flatten() {
+                        // A path's first key must appear as a JSON key: most
+                        // texts are ruled out without parsing them.
+                        if !paths.iter().any(|p| match p.first() {
+                            Some(Segment::Key(k)) => field.contains(k.as_str()),
+                            _ => true,
+                        }) {
+                            continue;
+                        }
                         // Not JSON (plain text): nothing for a path to reach.
                         let Ok(mut v) = serde_json::from_str::<Value>(field) else {
                             continue;
@@ -351,6 +368,40 @@ impl Redactor {
                 }
             };
         }
+        let Some(any) = &self.any_pattern else {
+            return changed;
+        };
+        let patterns: Vec<(&Regex, &str)> = self
+            .rules
+            .iter()
+            .filter(|r| applies(r))
+            .filter_map(|r| match &r.kind {
+                Kind::Pattern(re) => Some((re, r.replacement.as_str())),
+                _ => None,
+            })
+            .collect();
+        if patterns.is_empty() {
+            return changed;
+        }
+        let mut text = |slot: &mut String| {
+            if !any.is_match(slot) {
+                return;
+            }
+            for (re, replacement) in &patterns {
+                if let Cow::Owned(new) = re.replace_all(slot, NoExpand(replacement)) {
+                    *slot = new;
+                    changed += 1;
+                }
+            }
+        };
+        for field in [&mut span.input, &mut span.output, &mut span.error_message]
+            .into_iter()
+            .flatten()
+        {
+            text(field);
+        }
+        span.attributes.values_mut().for_each(&mut text);
+        span.tags.values_mut().for_each(&mut text);
         changed
     }
 }
