@@ -98,7 +98,7 @@ FROM (VALUES (now() AT TIME ZONE 'UTC' - interval '1 hour'), (now() AT TIME ZONE
              (now() AT TIME ZONE 'UTC' - interval '40 minutes'), (now() AT TIME ZONE 'UTC' - interval '40 days')) AS t(at);
 SQL
 sed -i "s|@DIFY_DSN@|$DIFY_DSN|" "$WORK/loupe.toml"
-KEY=$("$BIN" keys create --json --project shop --data-dir "$WORK/data")
+KEY=$("$BIN" keys create --json --project shop --scope admin --data-dir "$WORK/data")
 PK=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["public_key"])' "$KEY")
 SK=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["secret_key"])' "$KEY")
 RUST_LOG=warn "$BIN" serve --config "$WORK/loupe.toml" --data-dir "$WORK/data" \

@@ -65,10 +65,11 @@ impl Engine {
     ) -> Result<Arc<Self>, Error> {
         config.validate(&labels)?;
         let state_path = data_dir.map(|d| d.join(STATE_FILE));
-        let state = match &state_path {
+        let mut state = match &state_path {
             Some(p) => AlertState::load(p)?,
             None => AlertState::default(),
         };
+        adopt_unscoped(&mut state);
         let eval = Evaluator::new(state, labels, config.base_url.clone());
         Ok(Arc::new(Self {
             channels: config
@@ -107,49 +108,111 @@ impl Engine {
         self.rules().into_iter().map(|r| r.rule).collect()
     }
 
-    /// Adds (or replaces) an API rule.
-    pub fn add_rule(&self, rule: Rule) -> Result<(), Error> {
+    /// The rules a key of `project` sees: its project's, from the config
+    /// and the API (config rules over every project are the operator's and
+    /// are not listed).
+    pub fn rules_of(&self, project: &str) -> Vec<ListedRule> {
+        self.rules()
+            .into_iter()
+            .filter(|r| r.rule.project.as_deref() == Some(project))
+            .collect()
+    }
+
+    /// Adds (or replaces) an API rule of `project`. The rule belongs to and
+    /// reads only `project`; it may name an action only if the action lists
+    /// `project` in `projects`.
+    pub fn add_rule(&self, project: &str, mut rule: Rule) -> Result<(), Error> {
+        match rule.project.as_deref() {
+            Some(p) if p != project => {
+                return Err(Error::Invalid(format!(
+                    "alert rule {:?}: project {p:?} is not this key's project {project:?}",
+                    rule.name
+                )));
+            }
+            _ => rule.project = Some(project.to_owned()),
+        }
+        for name in &rule.actions {
+            let allowed = self
+                .config
+                .actions
+                .iter()
+                .any(|a| &a.name == name && a.projects.iter().any(|p| p == project));
+            if !allowed {
+                return Err(Error::Invalid(format!(
+                    "alert rule {:?}: action {name:?} can only be run by rules in the config file \
+                     (an operator can allow project {project:?} with `projects` in its [[alerts.actions]])",
+                    rule.name
+                )));
+            }
+        }
         let mut ev = self.eval.lock();
         self.config.check_rule(&rule, ev.labels())?;
-        if self.config.rules.iter().any(|r| r.name == rule.name) {
+        if self
+            .config
+            .rules
+            .iter()
+            .any(|r| r.name == rule.name && (r.project.is_none() || r.project == rule.project))
+        {
             return Err(Error::Conflict(format!(
                 "rule {:?} is defined in the config file; change it there",
                 rule.name
             )));
         }
-        ev.state.api_rules.retain(|r| r.name != rule.name);
+        ev.state
+            .api_rules
+            .retain(|r| !(r.name == rule.name && r.project == rule.project));
         ev.state.api_rules.push(rule);
         self.save(&ev.state)
     }
 
-    /// Deletes an API rule.
-    pub fn delete_rule(&self, name: &str) -> Result<(), Error> {
-        if self.config.rules.iter().any(|r| r.name == name) {
+    /// Deletes an API rule of `project`.
+    pub fn delete_rule(&self, project: &str, name: &str) -> Result<(), Error> {
+        if self
+            .config
+            .rules
+            .iter()
+            .any(|r| r.name == name && r.project.as_deref() == Some(project))
+        {
             return Err(Error::Conflict(format!(
                 "rule {name:?} is defined in the config file; remove it there"
             )));
         }
         let mut ev = self.eval.lock();
         let before = ev.state.api_rules.len();
-        ev.state.api_rules.retain(|r| r.name != name);
+        ev.state
+            .api_rules
+            .retain(|r| !(r.name == name && r.project.as_deref() == Some(project)));
         if ev.state.api_rules.len() == before {
             return Err(Error::NotFound(format!("no rule named {name:?}")));
         }
         self.save(&ev.state)
     }
 
-    /// Active silences.
-    pub fn silences(&self) -> Vec<Silence> {
-        self.eval.lock().state.silences.clone()
+    /// Active silences of `project`.
+    pub fn silences_of(&self, project: &str) -> Vec<Silence> {
+        self.eval
+            .lock()
+            .state
+            .silences
+            .iter()
+            .filter(|s| s.project.as_deref() == Some(project))
+            .cloned()
+            .collect()
     }
 
-    /// Adds a silence; returns it with its id.
-    pub fn add_silence(&self, mut s: Silence) -> Result<Silence, Error> {
-        if s.matchers.is_empty() {
-            return Err(Error::Invalid(
-                "a silence needs at least one matcher".into(),
-            ));
+    /// Adds a silence of `project` (it mutes that project's alerts only);
+    /// returns it with its id. It needs a positive matcher
+    /// ([`Silence::validate`]).
+    pub fn add_silence(&self, project: &str, mut s: Silence) -> Result<Silence, Error> {
+        match s.project.as_deref() {
+            Some(p) if p != project => {
+                return Err(Error::Invalid(format!(
+                    "silence project {p:?} is not this key's project {project:?}"
+                )));
+            }
+            _ => s.project = Some(project.to_owned()),
         }
+        s.validate()?;
         if s.ends_at.timestamp_millis() <= self.clock.now_ms() {
             return Err(Error::Invalid("a silence must end in the future".into()));
         }
@@ -160,20 +223,30 @@ impl Engine {
         Ok(s)
     }
 
-    /// Removes a silence.
-    pub fn delete_silence(&self, id: &str) -> Result<(), Error> {
+    /// Removes a silence of `project`.
+    pub fn delete_silence(&self, project: &str, id: &str) -> Result<(), Error> {
         let mut ev = self.eval.lock();
         let before = ev.state.silences.len();
-        ev.state.silences.retain(|s| s.id != id);
+        ev.state
+            .silences
+            .retain(|s| !(s.id == id && s.project.as_deref() == Some(project)));
         if ev.state.silences.len() == before {
             return Err(Error::NotFound(format!("no silence {id:?}")));
         }
         self.save(&ev.state)
     }
 
-    /// Pending, firing and just-resolved alerts.
-    pub fn alerts(&self) -> Vec<AlertEntry> {
-        self.eval.lock().state.alerts.values().cloned().collect()
+    /// Pending, firing and just-resolved alerts a key of `project` sees
+    /// ([`AlertEntry::visible_to`]).
+    pub fn alerts_of(&self, project: &str) -> Vec<AlertEntry> {
+        self.eval
+            .lock()
+            .state
+            .alerts
+            .values()
+            .filter(|e| e.visible_to(project))
+            .cloned()
+            .collect()
     }
 
     fn save(&self, state: &AlertState) -> Result<(), Error> {
@@ -216,7 +289,16 @@ impl Engine {
 
     fn all_rules_locked(&self, ev: &Evaluator) -> Vec<Rule> {
         let mut rules = self.config.rules.clone();
-        rules.extend(ev.state.api_rules.iter().cloned());
+        rules.extend(ev.state.api_rules.iter().cloned().map(|mut r| {
+            // Checked again here, not only on POST: a rule stored before the
+            // check existed must not run an action either.
+            r.actions.retain(|name| {
+                self.config.actions.iter().any(|a| {
+                    &a.name == name && r.project.as_ref().is_some_and(|p| a.projects.contains(p))
+                })
+            });
+            r
+        }));
         rules
     }
 
@@ -320,6 +402,29 @@ impl Engine {
     }
 }
 
+/// State written before alerting had projects: API rules and silences
+/// without one move to the `default` project (where open mode and the Dify
+/// sync put data by default), and a silence without a positive matcher
+/// (which would mute everything) is dropped. Each change is logged.
+fn adopt_unscoped(state: &mut AlertState) {
+    let default = loupe_model::ProjectId::DEFAULT;
+    for r in state.api_rules.iter_mut().filter(|r| r.project.is_none()) {
+        tracing::warn!(rule = %r.name, project = default, "alert rule from before projects moved to the default project");
+        r.project = Some(default.to_owned());
+    }
+    state.silences.retain(|s| match s.validate() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(silence = %s.id, error = %e, "stored silence dropped: it would mute every alert");
+            false
+        }
+    });
+    for s in state.silences.iter_mut().filter(|s| s.project.is_none()) {
+        tracing::warn!(silence = %s.id, project = default, "silence from before projects moved to the default project");
+        s.project = Some(default.to_owned());
+    }
+}
+
 /// One group of `loupe alerts test`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestRow {
@@ -344,4 +449,59 @@ async fn futures_join<F: std::future::Future<Output = Delivery>>(
         out.push(f.await);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_from_before_projects_is_adopted_by_the_default_project() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rule: Rule = serde_json::from_value(serde_json::json!({
+            "name": "old", "metric": "count", "threshold": 1, "actions": ["restart"]
+        }))
+        .expect("rule");
+        let silence = |matchers: serde_json::Value| Silence {
+            id: uuid::Uuid::new_v4().to_string(),
+            project: None,
+            matchers: serde_json::from_value(matchers).expect("matchers"),
+            starts_at: None,
+            ends_at: chrono::DateTime::from_timestamp_millis(i64::MAX / 4).unwrap_or_default(),
+            created_by: String::new(),
+            comment: String::new(),
+        };
+        let state = AlertState {
+            api_rules: vec![rule],
+            silences: vec![
+                silence(serde_json::json!({"alertname": "!__none__"})),
+                silence(serde_json::json!({"alertname": "old"})),
+            ],
+            ..AlertState::default()
+        };
+        state.save(&dir.path().join(STATE_FILE)).expect("save");
+        let config: AlertsConfig = serde_json::from_value(serde_json::json!({
+            "actions": [{"name": "restart", "type": "command", "command": ["true"]}]
+        }))
+        .expect("config");
+        let engine = Engine::open(
+            config,
+            Vec::new(),
+            Some(dir.path()),
+            Arc::new(Rollups::default),
+            Arc::new(crate::ManualClock::new(0)),
+        )
+        .expect("open");
+        let rules = engine.rules_of("default");
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].rule.project.as_deref(), Some("default"));
+        let silences = engine.silences_of("default");
+        assert_eq!(silences.len(), 1, "the mute-everything silence is dropped");
+        assert_eq!(silences[0].matchers["alertname"], "old");
+        // The stored rule names a command action no project may use: it
+        // does not run.
+        let ev = engine.eval.lock();
+        let effective = engine.all_rules_locked(&ev);
+        assert!(effective[0].actions.is_empty(), "{effective:?}");
+    }
 }

@@ -52,6 +52,7 @@ async fn capture_server(cap: Capture) -> String {
 fn notice() -> Notice {
     Notice {
         rule: "inventory-avg-latency".into(),
+        project: None,
         state: NoticeState::Firing,
         labels: BTreeMap::from([
             ("alertname".into(), "inventory-avg-latency".into()),

@@ -108,6 +108,7 @@ async fn https_capture(acceptor: TlsAcceptor, hits: Hits) -> String {
 fn notice() -> Notice {
     Notice {
         rule: "tool-failure-rate".into(),
+        project: None,
         state: NoticeState::Firing,
         labels: [("alertname".to_owned(), "tool-failure-rate".to_owned())].into(),
         group: [("tool_name".to_owned(), "payment".to_owned())].into(),

@@ -174,14 +174,18 @@ where
 /// The request's project from its metadata, or the status refusing it.
 fn authenticate(state: &AppState, headers: &http::HeaderMap) -> Result<ProjectId, Status> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    state
+    let principal = state
         .auth
         .resolve(
             text("authorization"),
             text("api_key").or_else(|| text("api-key")),
             text("x-loupe-project"),
         )
-        .map_err(|e| Status::from(ApiError::from(e)))
+        .map_err(|e| Status::from(ApiError::from(e)))?;
+    principal
+        .require(Some(crate::auth::Scope::Ingest), "OTLP/gRPC export")
+        .map_err(|e| Status::from(ApiError::from(e)))?;
+    Ok(principal.project)
 }
 
 /// One authenticated export.

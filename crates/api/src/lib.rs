@@ -25,6 +25,7 @@ pub mod auth;
 pub mod error;
 pub mod grpc;
 mod routes;
+pub mod tls;
 
 pub use error::ApiError;
 
@@ -45,6 +46,9 @@ pub struct ApiConfig {
     pub query_max_rows: usize,
     /// `[ingest]`: element caps, per-span caps and the span time window.
     pub ingest: loupe_ingest::IngestLimits,
+    /// The HTTP listener speaks TLS itself (the session cookie is then
+    /// `Secure`).
+    pub tls: bool,
 }
 
 impl Default for ApiConfig {
@@ -56,6 +60,7 @@ impl Default for ApiConfig {
             query_memory_bytes: 512 << 20,
             query_max_rows: 100_000,
             ingest: loupe_ingest::IngestLimits::default(),
+            tls: false,
         }
     }
 }

@@ -18,7 +18,7 @@ use tower::Service as _;
 
 mod support;
 
-use support::{SECRET, state};
+use support::{READ_SECRET, SECRET, state};
 
 const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
@@ -130,6 +130,23 @@ async fn the_key_is_checked_before_the_message_is_read() {
         );
         assert!(!read.load(Ordering::SeqCst), "{key:?}: the body was read");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_key_may_not_export_and_is_refused_before_the_message_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (state, _store) = state(dir.path(), IngestGate::unlimited());
+    let mut service = loupe_api::grpc::trace_service(state);
+    let read = Arc::new(AtomicBool::new(false));
+    let body = watched_body(frame(&export(Vec::new())), read.clone());
+    let response = service
+        .call(request(body, Some(READ_SECRET)))
+        .await
+        .expect("infallible");
+    let (code, message) = status(response).await;
+    assert_eq!(code, tonic::Code::PermissionDenied as i32, "{message}");
+    assert!(message.contains("`ingest`"), "{message}");
+    assert!(!read.load(Ordering::SeqCst), "the body was read");
 }
 
 fn export(spans: Vec<Span>) -> Vec<u8> {

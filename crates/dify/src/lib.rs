@@ -20,6 +20,7 @@ pub mod relief;
 pub mod rows;
 pub mod schema;
 pub mod sync;
+mod tls;
 
 use std::path::PathBuf;
 
@@ -136,6 +137,19 @@ impl Error {
 pub(crate) fn db_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+        None => {
+            // The cause says why (e.g. the TLS certificate is not trusted).
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                let part = cause.to_string();
+                if !text.contains(&part) {
+                    text.push_str(": ");
+                    text.push_str(&part);
+                }
+                source = cause.source();
+            }
+            text
+        }
     }
 }

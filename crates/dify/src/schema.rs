@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDateTime;
 use tokio_postgres::types::FromSql;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, Row};
 
 use crate::{EXPECTED_DIFY_VERSION, Error};
 
@@ -197,7 +197,9 @@ pub const UPLOAD_FILES: (&str, &[&str]) = ("upload_files", &["id", "key", "size"
 
 /// Opens a connection (the driver task is spawned on the current runtime),
 /// names the session `loupe-dify` and pins its time zone to UTC.
+/// TLS as the DSN's `sslmode` says (see [`crate::tls`]).
 pub async fn connect(dsn: &str) -> Result<Client, Error> {
+    let (dsn, verify) = crate::tls::split(dsn);
     let mut config: tokio_postgres::Config = dsn
         .parse()
         .map_err(|e: tokio_postgres::Error| Error::BadDsn(e.to_string()))?;
@@ -206,8 +208,9 @@ pub async fn connect(dsn: &str) -> Result<Client, Error> {
     }
     config.application_name("loupe-dify");
     config.connect_timeout(std::time::Duration::from_secs(10));
+    let tls = crate::tls::connector(&verify)?;
     let (client, connection) = config
-        .connect(NoTls)
+        .connect(tls)
         .await
         .map_err(|e| Error::Connect(crate::db_message(&e)))?;
     tokio::spawn(async move {

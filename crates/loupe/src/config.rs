@@ -46,6 +46,9 @@ pub struct Config {
     pub metrics: loupe_rollup::RollupConfig,
     /// `[alerts]`: rules, channels, actions (see docs/ALERTS.md).
     pub alerts: loupe_alerts::AlertsConfig,
+    /// `[redaction]`: PII rules applied to every span before it is stored
+    /// (see docs/SECURITY.md).
+    pub redaction: loupe_pipeline::redact::RedactionConfig,
 }
 
 /// `[auth]`: when API keys are required and keys defined in the config
@@ -54,13 +57,19 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSection {
-    /// `auto` (default): open on the default project while no key exists,
-    /// keys required once one does. `required`: keys always required.
+    /// `auto` (default): open on loopback while no key exists and none
+    /// ever did; keys required once one does, for good (a lost keys.json
+    /// is an error at start). `required`: keys always required. `open`:
+    /// open on loopback while no key exists, even after keys were lost.
     pub mode: AuthMode,
+    /// Open mode: host names besides localhost/127.0.0.1/::1 accepted in
+    /// the `Host` and `Origin` headers. Default none.
+    pub allowed_hosts: Vec<String>,
     /// Serve `/metrics` without a key. Default false.
     pub metrics_public: bool,
     /// `[[auth.keys]]`: `project`, `public_key`, `secret_key_hash`
-    /// (`sha256:<hex>`, as `loupe keys create` prints).
+    /// (`sha256:<hex>`, as `loupe keys create` prints), `scope` (`ingest`,
+    /// `read` or `admin`; absent: admin).
     pub keys: Vec<KeyRecord>,
 }
 
@@ -81,6 +90,20 @@ pub struct ServerConfig {
     pub query_timeout: std::time::Duration,
     /// Memory pool of one query, bytes (default 512 MiB).
     pub query_memory_bytes: usize,
+    /// `[server.tls]`: serve HTTP and gRPC over TLS. Default none (plain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSection>,
+}
+
+/// `[server.tls]`: PEM files of the certificate chain and its private key,
+/// used by both listeners and reloaded when they change or on SIGHUP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Certificate chain (leaf first), PEM.
+    pub cert_file: std::path::PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key_file: std::path::PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +116,7 @@ impl Default for ServerConfig {
             max_decompressed_bytes: api.max_decompressed_bytes,
             query_timeout: api.query_timeout,
             query_memory_bytes: api.query_memory_bytes,
+            tls: None,
         }
     }
 }
@@ -119,6 +143,7 @@ impl Config {
         self.store.validate().map_err(anyhow::Error::msg)?;
         self.ingest.validate().map_err(anyhow::Error::msg)?;
         loupe_normalise::tags::TagRules::new(&self.tags)?;
+        loupe_pipeline::redact::Redactor::new(&self.redaction)?;
         if self.metrics.max_series_per_app == 0 {
             bail!("metrics.max_series_per_app must be greater than 0");
         }

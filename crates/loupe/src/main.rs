@@ -78,6 +78,22 @@ pub struct ServeArgs {
     /// store.fsync_interval), none. Default interval.
     #[arg(long, env = "LOUPE_DURABILITY")]
     durability: Option<Durability>,
+    /// When API keys are required: auto (open on loopback until the first
+    /// key exists), required, or open (loopback only, even after keys were
+    /// lost). Default auto.
+    #[arg(long, env = "LOUPE_AUTH_MODE", value_parser = parse_auth_mode)]
+    auth_mode: Option<loupe_api::auth::AuthMode>,
+    /// TLS certificate chain (PEM) for both listeners; needs --tls-key.
+    #[arg(long, env = "LOUPE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, env = "LOUPE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+fn parse_auth_mode(text: &str) -> Result<loupe_api::auth::AuthMode, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("unknown auth mode {text:?}: use auto, required or open"))
 }
 
 fn main() -> std::process::ExitCode {

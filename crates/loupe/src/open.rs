@@ -126,5 +126,6 @@ pub async fn open_store(config: &mut Config, mode: Mode) -> anyhow::Result<Store
 /// write path every source gets.
 pub fn pipeline(config: &Config, store: &Store) -> anyhow::Result<Pipeline> {
     let tags = loupe_normalise::tags::TagRules::new(&config.tags)?;
-    Ok(Pipeline::new(std::sync::Arc::new(store.clone()), tags))
+    let redactor = loupe_pipeline::redact::Redactor::new(&config.redaction)?;
+    Ok(Pipeline::new(std::sync::Arc::new(store.clone()), tags).with_redaction(redactor))
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use loupe_api::auth::{Auth, AuthConfig, KEYS_FILE};
+use loupe_api::tls::{CertStore, TlsListener};
 use loupe_api::{ApiConfig, AppState};
 use loupe_backend::SpanReader;
 use tokio::sync::watch;
@@ -31,6 +32,15 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(d) = args.durability {
         config.store.durability = d;
+    }
+    if let Some(mode) = args.auth_mode {
+        config.auth.mode = mode;
+    }
+    if let (Some(cert_file), Some(key_file)) = (args.tls_cert, args.tls_key) {
+        config.server.tls = Some(crate::config::TlsSection {
+            cert_file,
+            key_file,
+        });
     }
     config.validate()?;
     Ok(config)
@@ -60,9 +70,29 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         keys: config.auth.keys.clone(),
         keys_file: Some(store.config().data_dir.join(KEYS_FILE)),
         metrics_public: config.auth.metrics_public,
+        allowed_hosts: config.auth.allowed_hosts.clone(),
     })
     .context("cannot load the API keys")?;
     let auth_enforced = auth.enforced();
+    if !auth_enforced {
+        for (addr, key) in [
+            (config.server.http_addr, "server.http_addr"),
+            (config.server.grpc_addr, "server.grpc_addr"),
+        ] {
+            if !addr.ip().is_loopback() {
+                anyhow::bail!(
+                    "no API key exists, and {key} = {addr} is not a loopback address: Loupe serves \
+                     without keys only on 127.0.0.1/::1. Create a key first \
+                     (`loupe keys create --project P --scope admin`, then one with --scope ingest for Dify), \
+                     or listen on 127.0.0.1"
+                );
+            }
+        }
+        tracing::warn!(
+            "no API key exists: serving openly on loopback (project from x-loupe-project, \
+             default `default`); create keys with `loupe keys create` before exposing Loupe"
+        );
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let dify =
         crate::cli_dify::spawn_sync(&config, pipeline.clone(), &store, stop_rx.clone()).await?;
@@ -84,6 +114,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             query_timeout: config.server.query_timeout,
             query_memory_bytes: config.server.query_memory_bytes,
             ingest: config.ingest.clone(),
+            tls: config.server.tls.is_some(),
             ..ApiConfig::default()
         }),
         ready: Arc::new(AtomicBool::new(false)),
@@ -127,17 +158,44 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     };
 
     let router = loupe_api::router(state.clone());
-    let http_task = tokio::spawn(
-        axum::serve(http, router)
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
-    );
-    let grpc_task = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(loupe_api::grpc::trace_service(state.clone()))
-            .add_service(loupe_api::grpc::metrics_service(state.clone()))
-            .serve_with_incoming_shutdown(tokio_stream_listener(grpc), stopped(stop_rx.clone())),
-    );
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(loupe_api::grpc::trace_service(state.clone()))
+        .add_service(loupe_api::grpc::metrics_service(state.clone()));
+    let (http_task, grpc_task, tls_task) = match &config.server.tls {
+        None => (
+            tokio::spawn(
+                axum::serve(http, router)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            ),
+            tokio::spawn(grpc_server.serve_with_incoming_shutdown(
+                tokio_stream_listener(grpc),
+                stopped(stop_rx.clone()),
+            )),
+            None,
+        ),
+        Some(tls) => {
+            let certs = CertStore::load(&tls.cert_file, &tls.key_file)
+                .context("cannot load [server.tls]")?;
+            let http = TlsListener::new(http, certs.server_config(&[b"h2", b"http/1.1"])?)?;
+            let grpc = TlsListener::new(grpc, certs.server_config(&[b"h2"])?)?;
+            (
+                tokio::spawn(
+                    axum::serve(http, router)
+                        .with_graceful_shutdown(stopped(stop_rx.clone()))
+                        .into_future(),
+                ),
+                tokio::spawn(
+                    grpc_server
+                        .serve_with_incoming_shutdown(grpc.into_stream(), stopped(stop_rx.clone())),
+                ),
+                Some(tokio::spawn(loupe_api::tls::watch(
+                    vec![certs],
+                    stop_rx.clone(),
+                ))),
+            )
+        }
+    };
     state.ready.store(true, Ordering::Release);
     tracing::info!(
         http = %config.server.http_addr,
@@ -145,6 +203,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         data_dir = %store.config().data_dir.display(),
         durability = ?store.config().durability,
         auth = if auth_enforced { "keys" } else { "open" },
+        tls = config.server.tls.is_some(),
         "loupe is serving"
     );
 
@@ -158,6 +217,9 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         let _ = task.await;
     }
     if let Some(task) = alerts_task {
+        let _ = task.await;
+    }
+    if let Some(task) = tls_task {
         let _ = task.await;
     }
     background.abort();

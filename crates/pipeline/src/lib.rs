@@ -3,8 +3,9 @@
 //! OTLP (HTTP and gRPC), the Langfuse API, the Dify database sync and
 //! `loupe gen` all hand normalised spans to [`Pipeline::write`]. The pipeline
 //! applies the business-tag rules, classifies errors (class and signature,
-//! `loupe_normalise::errors`; and, later, redaction) and appends to the
-//! backend's [`SpanWriter`]; the returned ack means the spans are in the WAL.
+//! `loupe_normalise::errors`), then the PII redaction rules ([`redact`]),
+//! and appends to the backend's [`SpanWriter`]; the returned ack means the
+//! spans are in the WAL (redacted values never reach it).
 //!
 //! This is a seam held by the type system, not by convention: the
 //! [`SpanWriter`] a pipeline is built from is consumed by [`Pipeline::new`]
@@ -23,11 +24,14 @@ use loupe_model::Span;
 use loupe_normalise::tags::TagRules;
 pub use retag::Retagged;
 
+pub mod redact;
+
 /// Normalised spans → tags → durable append. Cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
     writer: Arc<dyn SpanWriter>,
     tags: Arc<TagRules>,
+    redactor: Arc<redact::Redactor>,
 }
 
 impl Pipeline {
@@ -36,7 +40,14 @@ impl Pipeline {
         Self {
             writer,
             tags: Arc::new(tags),
+            redactor: Arc::default(),
         }
+    }
+
+    /// The same pipeline, redacting with `redactor` (`[redaction]`).
+    pub fn with_redaction(mut self, redactor: redact::Redactor) -> Self {
+        self.redactor = Arc::new(redactor);
+        self
     }
 
     /// Applies tag rules and appends. Empty input is acknowledged at once.
@@ -54,6 +65,12 @@ impl Pipeline {
             // Error class and signature for every source (Dify's database
             // gives a message and no class).
             loupe_normalise::errors::enrich(span);
+        }
+        if !self.redactor.is_empty() {
+            let _redact = tracing::debug_span!("pipeline.redact").entered();
+            for span in &mut spans {
+                self.redactor.apply(span);
+            }
         }
         self.writer.append(spans).await
     }

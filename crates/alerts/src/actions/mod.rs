@@ -48,6 +48,11 @@ pub struct ActionConfig {
     /// No second run for the same rule and group within this. Default 5 min.
     #[serde(default = "default_cooldown", with = "duration_text")]
     pub cooldown: Duration,
+    /// Projects whose rules posted to the API may name this action. Empty
+    /// (default): only rules in the config file can run it, so an API key
+    /// cannot make Loupe run the operator's command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<String>,
 }
 
 fn default_timeout() -> Duration {
@@ -124,7 +129,12 @@ impl Actions {
                 outcome("error", None, format!("no action named {name:?}")),
             );
         };
-        let key = format!("{name}\u{1f}{}\u{1f}{}", n.rule, n.group_text());
+        let key = format!(
+            "{name}\u{1f}{}\u{1f}{}\u{1f}{}",
+            n.project.as_deref().unwrap_or(""),
+            n.rule,
+            n.group_text()
+        );
         {
             let mut last = self.last_run.lock();
             if let Some(t) = last.get(&key)

@@ -48,6 +48,7 @@ pub fn render(template: &str, n: &Notice) -> String {
 pub(crate) fn probe_notice() -> Notice {
     Notice {
         rule: "r".into(),
+        project: None,
         state: NoticeState::Firing,
         labels: BTreeMap::new(),
         group: BTreeMap::new(),

@@ -28,7 +28,7 @@ impl Evaluator {
         events.sort_by_key(|e| (e.at_ns.unwrap_or(i64::MAX), e.seq));
         for ev in events {
             let group = sel.group(&ev.key);
-            let key = alert_key(&rule.name, &group_key(&group));
+            let key = alert_key(&rule.id(), &group_key(&group));
             let at_ms = ev.at_ns.map_or(now_ms, |ns| ns.div_euclid(1_000_000));
             if !ev.error {
                 self.state.streaks.remove(&key);
@@ -64,7 +64,7 @@ impl Evaluator {
             .state
             .alerts
             .iter()
-            .filter(|(_, e)| e.rule == rule.name && e.phase == Phase::Firing)
+            .filter(|(_, e)| e.is_of(rule) && e.phase == Phase::Firing)
             .filter(|(_, e)| now_ms - e.last_event_ms.unwrap_or(e.active_since_ms) > within)
             .map(|(k, _)| k.clone())
             .collect();
@@ -76,7 +76,7 @@ impl Evaluator {
             .state
             .alerts
             .iter()
-            .filter(|(_, e)| e.rule == rule.name && e.phase == Phase::Resolved)
+            .filter(|(_, e)| e.is_of(rule) && e.phase == Phase::Resolved)
             .filter(|(_, e)| e.resolved_at_ms.is_some_and(|t| t < now_ms))
             .map(|(k, _)| k.clone())
             .collect();

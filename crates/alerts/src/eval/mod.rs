@@ -45,6 +45,9 @@ impl NoticeState {
 pub struct Notice {
     /// Rule name.
     pub rule: String,
+    /// The rule's project (none: a config rule over every project).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// Firing or resolved.
     pub state: NoticeState,
     /// All labels: `alertname`, `severity`, the rule's exact filters and
@@ -178,9 +181,8 @@ impl Evaluator {
         }
         self.state.event_cursor = feed.last_seq();
         // Forget alerts and streaks of rules that no longer exist.
-        let names: std::collections::HashSet<&str> =
-            rules.iter().map(|r| r.name.as_str()).collect();
-        let known = |k: &String| names.contains(k.split('\u{1f}').next().unwrap_or(""));
+        let ids: std::collections::HashSet<String> = rules.iter().map(Rule::id).collect();
+        let known = |k: &String| ids.contains(k.split('\u{1f}').next().unwrap_or(""));
         self.state.alerts.retain(|k, _| known(k));
         self.state.streaks.retain(|k, _| known(k));
         self.state
@@ -208,7 +210,7 @@ impl Evaluator {
         now_ms: i64,
         out: &mut Vec<Notice>,
     ) {
-        let key = state::alert_key(&rule.name, &group_key(group));
+        let key = state::alert_key(&rule.id(), &group_key(group));
         let Some(cond) = cond else { return };
         let entry = self.state.alerts.get(&key).cloned();
         let live = entry.as_ref().filter(|e| e.phase != Phase::Resolved);
@@ -219,6 +221,7 @@ impl Evaluator {
             (None, true) => {
                 let mut e = AlertEntry {
                     rule: rule.name.clone(),
+                    project: rule.project.clone(),
                     group: group.clone(),
                     phase: Phase::Pending,
                     active_since_ms: now_ms,
@@ -311,6 +314,7 @@ impl Evaluator {
         let from = now_ms - lookback.as_millis() as i64;
         Notice {
             rule: rule.name.clone(),
+            project: rule.project.clone(),
             state,
             group: e.group.clone(),
             metric,

@@ -29,6 +29,9 @@ pub enum Phase {
 pub struct AlertEntry {
     /// The rule.
     pub rule: String,
+    /// The rule's project (none: a config rule over every project).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// Group labels (empty without group-by).
     pub group: BTreeMap<String, String>,
     /// Phase.
@@ -113,6 +116,22 @@ impl AlertState {
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         let body = serde_json::to_vec_pretty(self).map_err(|e| Error::Invalid(e.to_string()))?;
         util::write_atomic(path, &body)
+    }
+}
+
+impl AlertEntry {
+    /// Whether the alert is `rule`'s.
+    pub fn is_of(&self, rule: &Rule) -> bool {
+        self.rule == rule.name && self.project == rule.project
+    }
+
+    /// Whether a key of `project` may see the alert: its rule's project, or
+    /// (a rule over every project) its `project` group label.
+    pub fn visible_to(&self, project: &str) -> bool {
+        match &self.project {
+            Some(p) => p == project,
+            None => self.group.get("project").is_some_and(|p| p == project),
+        }
     }
 }
 

@@ -389,6 +389,7 @@ fn silences_mark_matching_notices_until_they_end() {
     let ends = chrono::DateTime::from_timestamp_millis(T0 + MIN).unwrap_or_default();
     ev.state.silences.push(crate::rules::Silence {
         id: "s".into(),
+        project: None,
         matchers: [
             ("alertname".to_owned(), "r".to_owned()),
             ("tool_name".to_owned(), "inventory".to_owned()),

@@ -69,7 +69,7 @@ impl Evaluator {
             groups.entry(String::new()).or_default();
         }
         // Groups with a live alert but no data now still get evaluated.
-        for e in self.state.alerts.values().filter(|e| e.rule == rule.name) {
+        for e in self.state.alerts.values().filter(|e| e.is_of(rule)) {
             groups
                 .entry(group_key(&e.group))
                 .or_insert_with(|| (e.group.clone(), Measures::default()));

@@ -90,14 +90,21 @@ pub struct Selector {
 }
 
 impl Selector {
-    /// Resolves a (validated) rule; unknown fields are skipped.
+    /// Resolves a (validated) rule; unknown fields are skipped. A rule of
+    /// a project selects that project's series only, whatever its filters
+    /// say.
     pub fn new(rule: &Rule, labels: &[String]) -> Selector {
+        let mut filters: Vec<(Field, String)> = rule
+            .filters
+            .iter()
+            .filter_map(|(k, v)| Some((Field::parse(k, labels).ok()?, v.clone())))
+            .collect();
+        if let Some(project) = &rule.project {
+            filters.retain(|(f, _)| *f != Field::Dim("project"));
+            filters.insert(0, (Field::Dim("project"), project.clone()));
+        }
         Selector {
-            filters: rule
-                .filters
-                .iter()
-                .filter_map(|(k, v)| Some((Field::parse(k, labels).ok()?, v.clone())))
-                .collect(),
+            filters,
             group_by: rule
                 .group_by
                 .iter()

@@ -122,8 +122,14 @@ pub enum NoData {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
-    /// Unique name; the `alertname` label.
+    /// Name, unique within its project; the `alertname` label.
     pub name: String,
+    /// The project the rule belongs to and reads: rules posted to the API
+    /// get the key's project (a rule cannot reach another project's data,
+    /// `filters.project` may only repeat it). Config rules may set it;
+    /// absent, a config rule watches every project (the operator's rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// `threshold` (default) or `event`.
     #[serde(default, rename = "type")]
     pub kind: RuleType,
@@ -211,6 +217,15 @@ impl Rule {
         if self.name.trim().is_empty() {
             return Err(Error::Invalid("an alert rule needs a name".into()));
         }
+        if let Some(project) = &self.project
+            && let Some(wanted) = self.filters.get("project")
+            && wanted != project
+        {
+            return bad(format!(
+                "filters.project = {wanted:?} reaches outside the rule's project {project:?}; \
+                 a rule reads only its own project"
+            ));
+        }
         for field in self.filters.keys().chain(&self.group_by) {
             if let Err(e) = filter::Field::parse(field, labels) {
                 return bad(e);
@@ -243,6 +258,15 @@ impl Rule {
         Ok(())
     }
 
+    /// The rule's identity among all rules: its name, qualified by its
+    /// project when it has one (two projects may use the same name).
+    pub fn id(&self) -> String {
+        match &self.project {
+            Some(p) => format!("{p}\u{1e}{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
     /// The threshold as a number in the metric's unit.
     pub fn threshold_value(&self) -> Option<f64> {
         let metric = self.metric?;
@@ -258,6 +282,11 @@ pub struct Silence {
     /// Assigned on creation.
     #[serde(default)]
     pub id: String,
+    /// The project whose alerts it mutes (set from the API key; a silence
+    /// never mutes another project's alerts). Absent: every project
+    /// (silences made before projects, by the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// Label name → value (`alertname`, `severity`, group fields). A value
     /// starting with `!` must not match.
     pub matchers: BTreeMap<String, String>,
@@ -275,10 +304,34 @@ pub struct Silence {
 }
 
 impl Silence {
+    /// Checks that the silence names what it mutes: at least one matcher
+    /// that is not negated (`!x`) and not empty, so that `{"alertname":
+    /// "!__none__"}` cannot mute everything.
+    pub fn validate(&self) -> Result<(), Error> {
+        let positive = self
+            .matchers
+            .iter()
+            .any(|(k, v)| !k.trim().is_empty() && !v.is_empty() && !v.starts_with('!'));
+        if !positive {
+            return Err(Error::Invalid(
+                "a silence needs at least one positive matcher (a label = a non-empty value, \
+                 e.g. {\"alertname\": \"tool-failures\"}); negated or empty matchers alone \
+                 would mute everything"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether the silence mutes an alert with `labels` at `now_ms`.
     pub fn mutes(&self, labels: &BTreeMap<String, String>, now_ms: i64) -> bool {
         let start = self.starts_at.map_or(i64::MIN, |t| t.timestamp_millis());
         if now_ms < start || now_ms >= self.ends_at.timestamp_millis() {
+            return false;
+        }
+        if let Some(p) = &self.project
+            && labels.get("project") != Some(p)
+        {
             return false;
         }
         self.matchers

@@ -110,3 +110,83 @@ fn a_threshold_window_longer_than_the_rollups_kept_is_refused() {
     cfg.check_rule(&long, &labels)
         .expect("unchecked without a bound");
 }
+
+fn rule_json(v: serde_json::Value) -> super::Rule {
+    serde_json::from_value(v).unwrap_or_else(|e| panic!("rule: {e}"))
+}
+
+#[test]
+fn a_projects_rule_reads_only_its_project() {
+    use loupe_rollup::RollupKey;
+    let key = |project: &str| RollupKey {
+        project: project.to_owned(),
+        ..RollupKey::default()
+    };
+    let mut r = rule_json(serde_json::json!({
+        "name": "r", "metric": "count", "threshold": 1,
+        "filters": {"project": "!nobody"}
+    }));
+    // A config rule without a project: every project (the filter applies).
+    let sel = super::filter::Selector::new(&r, &[]);
+    assert!(sel.matches(&key("a")) && sel.matches(&key("b")));
+    // With a project, only that project, whatever the filter said.
+    r.project = Some("b".into());
+    assert!(
+        r.validate(&[]).is_err(),
+        "a negated project filter reaches out"
+    );
+    r.filters.clear();
+    r.validate(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let sel = super::filter::Selector::new(&r, &[]);
+    assert!(sel.matches(&key("b")) && !sel.matches(&key("a")));
+    assert_eq!(
+        sel.fixed_labels().get("project").map(String::as_str),
+        Some("b")
+    );
+    r.filters.insert("project".into(), "a".into());
+    let err = r.validate(&[]).expect_err("reaches project a");
+    assert!(
+        err.to_string().contains("outside the rule's project"),
+        "{err}"
+    );
+    r.filters.insert("project".into(), "b".into());
+    assert!(r.validate(&[]).is_ok());
+    // Two projects' rules of one name are two rules.
+    let mut other = r.clone();
+    other.project = Some("a".into());
+    assert_ne!(r.id(), other.id());
+}
+
+#[test]
+fn a_silence_needs_a_positive_matcher_and_mutes_its_project_only() {
+    let silence = |matchers: serde_json::Value, project: Option<&str>| super::Silence {
+        id: String::new(),
+        project: project.map(str::to_owned),
+        matchers: serde_json::from_value(matchers).unwrap_or_default(),
+        starts_at: None,
+        ends_at: chrono::DateTime::from_timestamp_millis(2_000).unwrap_or_default(),
+        created_by: String::new(),
+        comment: String::new(),
+    };
+    for bad in [
+        serde_json::json!({}),
+        serde_json::json!({"alertname": "!__none__"}),
+        serde_json::json!({"alertname": ""}),
+        serde_json::json!({"alertname": "!x", "severity": "!y"}),
+    ] {
+        assert!(silence(bad.clone(), None).validate().is_err(), "{bad}");
+    }
+    let s = silence(
+        serde_json::json!({"alertname": "r", "tool_name": "!x"}),
+        Some("a"),
+    );
+    s.validate().unwrap_or_else(|e| panic!("{e}"));
+    let labels = |project: &str| -> std::collections::BTreeMap<String, String> {
+        [("alertname", "r"), ("project", project)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    assert!(s.mutes(&labels("a"), 1_000));
+    assert!(!s.mutes(&labels("b"), 1_000));
+}

@@ -2,6 +2,12 @@
 //! `DELETE /api/v1/alerts/rules/{name}`, `GET/POST /api/v1/alerts/silences`,
 //! `DELETE /api/v1/alerts/silences/{id}` and `GET /api/v1/alerts` (active
 //! alerts). Answers 404 when alerting is not running.
+//!
+//! Everything is the key's project's: rules, silences and alerts of other
+//! projects are neither listed nor reachable (a name or id of another
+//! project is a 404), a posted rule reads only its project and a silence
+//! mutes only its project's alerts. Listing needs a `read` key, changing
+//! an `admin` key ([`crate::auth::required_scope`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,6 +16,7 @@ use axum::{Json, Router};
 use loupe_alerts::{Engine, Error, Rule, Silence};
 use serde_json::{Value, json};
 
+use crate::auth::Project;
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -41,47 +48,68 @@ fn api_error(e: Error) -> ApiError {
     ApiError::new(status, e.to_string())
 }
 
-async fn list_alerts(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "alerts": engine(&s)?.alerts() })))
+async fn list_alerts(
+    State(s): State<AppState>,
+    Project(p): Project,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "alerts": engine(&s)?.alerts_of(p.as_str()) })))
 }
 
-async fn list_rules(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "rules": engine(&s)?.rules() })))
+async fn list_rules(
+    State(s): State<AppState>,
+    Project(p): Project,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "rules": engine(&s)?.rules_of(p.as_str()) })))
 }
 
 async fn add_rule(
     State(s): State<AppState>,
+    Project(p): Project,
     Json(rule): Json<Rule>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = rule.name.clone();
-    engine(&s)?.add_rule(rule).map_err(api_error)?;
+    engine(&s)?.add_rule(p.as_str(), rule).map_err(api_error)?;
     Ok((StatusCode::CREATED, Json(json!({ "name": name }))))
 }
 
 async fn delete_rule(
     State(s): State<AppState>,
+    Project(p): Project,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    engine(&s)?.delete_rule(&name).map_err(api_error)?;
+    engine(&s)?
+        .delete_rule(p.as_str(), &name)
+        .map_err(api_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_silences(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "silences": engine(&s)?.silences() })))
+async fn list_silences(
+    State(s): State<AppState>,
+    Project(p): Project,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({ "silences": engine(&s)?.silences_of(p.as_str()) }),
+    ))
 }
 
 async fn add_silence(
     State(s): State<AppState>,
+    Project(p): Project,
     Json(silence): Json<Silence>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let created = engine(&s)?.add_silence(silence).map_err(api_error)?;
+    let created = engine(&s)?
+        .add_silence(p.as_str(), silence)
+        .map_err(api_error)?;
     Ok((StatusCode::CREATED, Json(json!(created))))
 }
 
 async fn delete_silence(
     State(s): State<AppState>,
+    Project(p): Project,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    engine(&s)?.delete_silence(&id).map_err(api_error)?;
+    engine(&s)?
+        .delete_silence(p.as_str(), &id)
+        .map_err(api_error)?;
     Ok(StatusCode::NO_CONTENT)
 }

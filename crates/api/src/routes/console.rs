@@ -127,10 +127,11 @@ async fn asset(Path((version, path)): Path<(String, String)>, req: HeaderMap) ->
 async fn whoami(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Response {
     let enforced = state.auth.enforced();
     let body = match state.auth.resolve_request(&method, &headers) {
-        Ok(project) => json!({
+        Ok(who) => json!({
             "enforced": enforced,
             "authenticated": true,
-            "project": project.as_str(),
+            "project": who.project.as_str(),
+            "scope": who.scope,
             "via": if !enforced { "open" } else if session_cookie(&headers).is_some()
                 && !headers.contains_key(header::AUTHORIZATION) { "session" } else { "key" },
         }),
@@ -155,12 +156,14 @@ struct LoginBody {
     secret_key: String,
 }
 
-fn cookie(value: &str, max_age: u64, headers: &HeaderMap) -> Option<HeaderValue> {
-    // Behind a TLS-terminating proxy the cookie must not travel in clear.
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+fn cookie(value: &str, max_age: u64, headers: &HeaderMap, tls: bool) -> Option<HeaderValue> {
+    // Over TLS (Loupe's own, or a terminating proxy's) the cookie must not
+    // travel in clear.
+    let secure = tls
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"));
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
         if secure { "; Secure" } else { "" }
@@ -177,22 +180,23 @@ async fn login(
     body: Result<Json<LoginBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let Some((token, project)) = state
+    let Some((token, who)) = state
         .auth
         .login(body.public_key.as_deref(), &body.secret_key)?
     else {
         return Ok(no_store(
-            Json(json!({"enforced": false, "authenticated": true, "project": "default"}))
+            Json(json!({"enforced": false, "authenticated": true, "project": "default", "scope": "admin"}))
                 .into_response(),
         ));
     };
     let mut resp = Json(json!({
         "enforced": true,
         "authenticated": true,
-        "project": project.as_str(),
+        "project": who.project.as_str(),
+        "scope": who.scope,
     }))
     .into_response();
-    if let Some(c) = cookie(&token, SESSION_TTL.as_secs(), &headers) {
+    if let Some(c) = cookie(&token, SESSION_TTL.as_secs(), &headers, state.config.tls) {
         resp.headers_mut().insert(header::SET_COOKIE, c);
     }
     Ok(no_store(resp))
@@ -204,7 +208,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
         state.auth.logout(token);
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    if let Some(c) = cookie("", 0, &headers) {
+    if let Some(c) = cookie("", 0, &headers, state.config.tls) {
         resp.headers_mut().insert(header::SET_COOKIE, c);
     }
     resp
@@ -216,14 +220,14 @@ mod tests {
 
     #[test]
     fn the_session_cookie_is_http_only_strict_and_secure_behind_tls() {
-        let plain = cookie("tok", 60, &HeaderMap::new()).expect("cookie");
+        let plain = cookie("tok", 60, &HeaderMap::new(), false).expect("cookie");
         assert_eq!(
             plain.to_str().expect("ascii"),
             "loupe_session=tok; Path=/; Max-Age=60; HttpOnly; SameSite=Strict"
         );
         let mut proxied = HeaderMap::new();
         proxied.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        let secure = cookie("tok", 0, &proxied).expect("cookie");
+        let secure = cookie("tok", 0, &proxied, false).expect("cookie");
         assert!(secure.to_str().expect("ascii").ends_with("; Secure"));
     }
 }

@@ -6,15 +6,17 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use loupe_api::auth::{Auth, AuthConfig, AuthMode, KeyRecord, hash_secret};
+use loupe_api::auth::{Auth, AuthConfig, AuthMode, KeyRecord, Scope, hash_secret};
 use loupe_api::{ApiConfig, AppState, admission::IngestGate};
 use loupe_backend::SpanReader;
 use loupe_normalise::tags::TagRules;
 use loupe_pipeline::Pipeline;
 use loupe_store::{Store, StoreConfig};
 
-/// The secret key of project `p` (public key `pk-lf-test`).
+/// The secret key of project `p` (public key `pk-lf-test`, no scope: admin).
 pub const SECRET: &str = "sk-lf-test";
+/// A key of project `p` of scope `read`: it may not send spans.
+pub const READ_SECRET: &str = "sk-lf-read";
 
 /// A store in `dir` and the state of a server over it.
 pub fn state(dir: &std::path::Path, ingest_gate: IngestGate) -> (AppState, Store) {
@@ -29,14 +31,25 @@ pub fn state(dir: &std::path::Path, ingest_gate: IngestGate) -> (AppState, Store
     let reader: Arc<dyn SpanReader> = Arc::new(store.clone());
     let auth = Auth::new(AuthConfig {
         mode: AuthMode::Required,
-        keys: vec![KeyRecord {
-            project: "p".into(),
-            public_key: "pk-lf-test".into(),
-            secret_key_hash: hash_secret(SECRET),
-            created_at: None,
-        }],
+        keys: vec![
+            KeyRecord {
+                project: "p".into(),
+                public_key: "pk-lf-test".into(),
+                secret_key_hash: hash_secret(SECRET),
+                scope: None,
+                created_at: None,
+            },
+            KeyRecord {
+                project: "p".into(),
+                public_key: "pk-lf-read".into(),
+                secret_key_hash: hash_secret(READ_SECRET),
+                scope: Some(Scope::Read),
+                created_at: None,
+            },
+        ],
         keys_file: None,
         metrics_public: false,
+        allowed_hosts: Vec::new(),
     })
     .expect("auth");
     let state = AppState {

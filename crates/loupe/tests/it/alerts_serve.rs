@@ -83,7 +83,7 @@ async fn rules_from_config_and_api_fire_through_serve() {
         format!(
             "[alerts]\ninterval = '1s'\nbase_url = 'http://loupe.test'\n\
              [[alerts.channels]]\nname = 'hook'\ntype = 'webhook'\nurl = '{hook}'\nretries = 0\n\
-             [[alerts.rules]]\nname = 'tool-3-failures'\ntype = 'event'\nconsecutive = 3\n\
+             [[alerts.rules]]\nname = 'tool-3-failures'\nproject = 'default'\ntype = 'event'\nconsecutive = 3\n\
              within = '10m'\ngroup_by = ['tool_name']\nfilters = {{ span_kind = 'tool' }}\nnotify = ['hook']\n"
         ),
     )

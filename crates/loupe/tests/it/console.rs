@@ -72,6 +72,8 @@ fn create_key(data_dir: &Path, project: &str) -> (String, String) {
         "--json",
         "--project",
         project,
+        "--scope",
+        "admin",
         "--data-dir",
         dir,
     ]);

@@ -39,8 +39,9 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.finish().expect("gzip")
 }
 
-/// A key pair made by `loupe keys create` for `project`: (public, secret).
-fn create_key(data: &std::path::Path, project: &str) -> (String, String) {
+/// A key pair made by `loupe keys create` for `project` with `scope`:
+/// (public, secret).
+fn create_key(data: &std::path::Path, project: &str, scope: &str) -> (String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_loupe"))
         .args([
             "keys",
@@ -48,6 +49,8 @@ fn create_key(data: &std::path::Path, project: &str) -> (String, String) {
             "--json",
             "--project",
             project,
+            "--scope",
+            scope,
             "--data-dir",
         ])
         .arg(data)
@@ -348,7 +351,9 @@ async fn the_langfuse_otlp_endpoint_takes_basic_keys_gzip_and_the_empty_check() 
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("data dir");
-    let (pk, sk) = create_key(&data, "shop");
+    // The key pasted in Dify's Langfuse settings sends only; another reads.
+    let (pk, sk) = create_key(&data, "shop", "ingest");
+    let (read_pk, read_sk) = create_key(&data, "shop", "read");
     let server = Server::start(&data, &[]).await;
     let url = format!("{}/api/public/otel/v1/traces", server.http);
     let post = |body: Vec<u8>, auth: Option<(&str, &str)>| {
@@ -418,7 +423,7 @@ async fn the_langfuse_otlp_endpoint_takes_basic_keys_gzip_and_the_empty_check() 
     let r = server
         .client
         .get(format!("{}/api/v1/traces/{}", server.http, run.run_id))
-        .basic_auth(&pk, Some(&sk))
+        .basic_auth(&read_pk, Some(&read_sk))
         .send()
         .await
         .expect("get");

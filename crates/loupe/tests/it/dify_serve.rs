@@ -208,6 +208,8 @@ async fn two_dify_workspaces_land_in_two_projects_each_key_sees_its_own() {
                 "--json",
                 "--project",
                 project,
+                "--scope",
+                "read",
                 "--data-dir",
             ])
             .arg(&data)

@@ -28,6 +28,8 @@ fn create_key(data_dir: &Path, project: &str) -> Key {
             "--json",
             "--project",
             project,
+            "--scope",
+            "admin",
             "--data-dir",
         ])
         .arg(data_dir)

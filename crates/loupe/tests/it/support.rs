@@ -54,6 +54,22 @@ impl Server {
         extra: &[&str],
         config: Option<&Path>,
     ) -> Server {
+        Self::launch(data_dir, extra, config, "http", reqwest::Client::new()).await
+    }
+
+    /// As `start`, serving TLS (the caller passes `--tls-cert`/`--tls-key`
+    /// in `extra`); `client` must trust the certificate.
+    pub async fn start_tls(data_dir: &Path, extra: &[&str], client: reqwest::Client) -> Server {
+        Self::launch(data_dir, extra, None, "https", client).await
+    }
+
+    async fn launch(
+        data_dir: &Path,
+        extra: &[&str],
+        config: Option<&Path>,
+        scheme: &str,
+        client: reqwest::Client,
+    ) -> Server {
         let (http_port, grpc_port) = (free_port(), free_port());
         let http_addr = format!("127.0.0.1:{http_port}");
         let grpc_addr = format!("127.0.0.1:{grpc_port}");
@@ -72,9 +88,9 @@ impl Server {
         let child = cmd.spawn().expect("spawn loupe");
         let server = Server {
             child: Some(child),
-            http: format!("http://{http_addr}"),
-            grpc: format!("http://{grpc_addr}"),
-            client: reqwest::Client::new(),
+            http: format!("{scheme}://{http_addr}"),
+            grpc: format!("{scheme}://{grpc_addr}"),
+            client,
         };
         server.wait_ready().await;
         server
@@ -102,6 +118,15 @@ impl Server {
 
     fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    /// Sends SIGHUP (reload the TLS certificate).
+    pub fn hup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success());
     }
 
     /// SIGKILL: no flush, no WAL sync.

@@ -131,6 +131,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "model",
             "normalise",
             "backend",
+            "pipeline",
             "query",
             "rollup",
             "store",
