@@ -197,7 +197,7 @@ pub const UPLOAD_FILES: (&str, &[&str]) = ("upload_files", &["id", "key", "size"
 
 /// Opens a connection (the driver task is spawned on the current runtime),
 /// names the session `loupe-dify` and pins its time zone to UTC.
-/// TLS as the DSN's `sslmode` says (see [`crate::tls`]).
+/// TLS as the DSN's `sslmode` says (see the `tls` module).
 pub async fn connect(dsn: &str) -> Result<Client, Error> {
     let (dsn, verify) = crate::tls::split(dsn);
     let mut config: tokio_postgres::Config = dsn

@@ -16,7 +16,7 @@
 //!    string), `ENABLE_OTEL` node spans (`node.type`), and Dify 1.19+'s
 //!    export (`dify.*`, also under `langfuse.observation.metadata.`), whose
 //!    spans are stored under Dify's own ids (`dify_export`; parents are
-//!    resolved per request by [`link`]). Dify's node type and status win
+//!    resolved per request by [`link()`]). Dify's node type and status win
 //!    over every convention.
 //! 2. Langfuse OTel (`langfuse.observation.*`, `langfuse.trace.*`).
 //! 3. OpenInference (`openinference.span.kind`, `input.value`, `llm.*`, …).

@@ -17,7 +17,7 @@
 //! - run id: `dify.workflow.run_id`, else the message id.
 //!
 //! The OTLP ids as sent are kept in `otel.trace_id` / `otel.span_id`; the
-//! parent (an OTLP id) is resolved by [`super::link`] within the request and
+//! parent (an OTLP id) is resolved by [`super::link()`] within the request and
 //! through a bounded cache of recent ids, since one provider sends a span
 //! per request and nested workflows arrive as late traces.
 
