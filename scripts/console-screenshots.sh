@@ -58,6 +58,7 @@ interval = "2s"
 
 [[alerts.rules]]
 name = "inventory-failing"
+project = "shop"
 metric = "failure_rate"
 threshold = "10%"
 window = "3h"
@@ -68,6 +69,7 @@ group_by = ["tags.category"]
 
 [[alerts.rules]]
 name = "slow-runs"
+project = "shop"
 metric = "p95_latency"
 threshold = "30s"
 window = "1h"
@@ -76,6 +78,7 @@ filters = { span_kind = "workflow" }
 
 [[alerts.rules]]
 name = "tool-failing-in-a-row"
+project = "shop"
 type = "event"
 consecutive = 5
 within = "10m"

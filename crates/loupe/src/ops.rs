@@ -31,15 +31,18 @@ impl ServerView {
         }
     }
 
-    /// Whether the Dify sync writes into `project` (its default project or
-    /// one of `[[dify.projects]]`).
+    /// Whether Dify's runs land in `project` (`[dify] project` or one of
+    /// `[[dify.projects]]`), pushed or synced.
+    fn dify_project(&self, project: &ProjectId) -> bool {
+        self.config
+            .dify
+            .projects()
+            .is_ok_and(|p| p.all().contains(project.as_str()))
+    }
+
+    /// Whether the Dify sync writes into `project`.
     fn dify_here(&self, project: &ProjectId) -> bool {
-        self.config.dify.dsn.is_some()
-            && self
-                .config
-                .dify
-                .projects()
-                .is_ok_and(|p| p.all().contains(project.as_str()))
+        self.config.dify.dsn.is_some() && self.dify_project(project)
     }
 
     /// The sync's own project: the only one shown its totals, which count
@@ -102,7 +105,7 @@ impl loupe_api::ServerInfo for ServerView {
                 // Links from runs to Dify's console are for the project
                 // Dify's runs go to (pushed or synced).
                 "web_url": self.config.dify.web_url.as_deref()
-                    .filter(|_| self.dify_here(project)),
+                    .filter(|_| self.dify_project(project)),
             },
         })
     }

@@ -291,7 +291,7 @@ pub fn normalise(project: &str, span: &OtelSpan) -> Result<Span, ItemError> {
     {
         out.total_tokens = i.checked_add(o);
     }
-    dify_export::set_aside_aggregates(&export, &mut out);
+    dify_export::finish(&export, &mut out);
 
     attrs::write_leftovers(&bag, &mut out.attributes);
     if let Some(meta) = &meta {

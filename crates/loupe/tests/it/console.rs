@@ -340,9 +340,9 @@ async fn the_console_in_chromium_shows_runs_waterfalls_and_dashboards() {
         "[[tags]]\nname = \"category\"\nfrom = \"input\"\npath = \"category\"\n\n[metrics]\nlabels = [\"category\"]\n\n\
          [dify]\nweb_url = \"https://dify.example.com\"\n\n\
          [alerts]\nenabled = true\ninterval = \"1s\"\n\n\
-         [[alerts.rules]]\nname = \"inventory-failing\"\nmetric = \"failure_rate\"\nthreshold = \"10%\"\nwindow = \"3h\"\n\
+         [[alerts.rules]]\nname = \"inventory-failing\"\nproject = \"default\"\nmetric = \"failure_rate\"\nthreshold = \"10%\"\nwindow = \"3h\"\n\
          severity = \"critical\"\nsummary = \"Inventory tool failing\"\nfilters = { tool_name = \"inventory\" }\n\n\
-         [[alerts.rules]]\nname = \"never-slow\"\nmetric = \"p95_latency\"\nthreshold = \"500s\"\nwindow = \"1h\"\n\
+         [[alerts.rules]]\nname = \"never-slow\"\nproject = \"default\"\nmetric = \"p95_latency\"\nthreshold = \"500s\"\nwindow = \"1h\"\n\
          filters = { span_kind = \"workflow\" }\n",
     )
     .expect("config");

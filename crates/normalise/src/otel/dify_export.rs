@@ -223,10 +223,6 @@ pub(super) fn apply(
             out.name = Some(stripped.to_owned());
         }
     }
-    if out.span_kind == Some(SpanKind::Tool) {
-        fill(&mut out.tool_name, || out.name.clone());
-    }
-
     let container = out.node_type.as_deref().is_some_and(is_container);
     // The chat turn's `{message}:llm` child repeats the turn's usage, which
     // the database (and this mapping) keeps on the turn itself.
@@ -291,9 +287,13 @@ fn usage(bag: &mut Bag<'_>, out: &mut Span) {
     }
 }
 
-/// Moves usage the span only sums (see [`Export::aggregate`]) into
-/// `dify.aggregate.*` attributes, after every convention had its say.
-pub(super) fn set_aside_aggregates(export: &Export, out: &mut Span) {
+/// After every convention had its say: a tool node without a tool name is
+/// named by its title, and usage the span only sums (see
+/// [`Export::aggregate`]) moves into `dify.aggregate.*` attributes.
+pub(super) fn finish(export: &Export, out: &mut Span) {
+    if export.rewritten && out.span_kind == Some(SpanKind::Tool) {
+        fill(&mut out.tool_name, || out.name.clone());
+    }
     if !export.aggregate {
         return;
     }
