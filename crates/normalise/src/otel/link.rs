@@ -123,24 +123,10 @@ pub fn link(spans: &mut [Span], cache: Option<&IdCache>) {
     let mut placed: HashMap<SpanKey, Placed> = HashMap::new();
     let mut traces: HashMap<TraceKey, TracePlaced> = HashMap::new();
     for span in spans.iter().filter(|s| is_export(s)) {
-        let (trace, id) = sent_ids(span);
-        let rewritten_trace = span.attributes.contains_key("otel.trace_id");
-        let key = (span.project.clone(), trace.clone(), id);
-        placed.insert(
-            key,
-            Placed {
-                span: span.span_id.clone(),
-                trace: span.trace_id.clone().filter(|_| rewritten_trace),
-                run: span.run_id.clone(),
-            },
-        );
-        if rewritten_trace && let Some(t) = &span.trace_id {
-            traces
-                .entry((span.project.clone(), trace))
-                .or_insert_with(|| TracePlaced {
-                    trace: t.clone(),
-                    run: span.run_id.clone(),
-                });
+        let (key, place, trace) = placement(span);
+        placed.insert(key, place);
+        if let Some((key, place)) = trace {
+            traces.entry(key).or_insert(place);
         }
     }
 
@@ -196,27 +182,35 @@ pub fn link(spans: &mut [Span], cache: Option<&IdCache>) {
 
     if let Some(caches) = caches.as_mut() {
         for span in spans.iter().filter(|s| is_export(s)) {
-            let (trace, id) = sent_ids(span);
-            let rewritten_trace = span.attributes.contains_key("otel.trace_id");
-            caches.spans.put(
-                (span.project.clone(), trace.clone(), id),
-                Placed {
-                    span: span.span_id.clone(),
-                    trace: span.trace_id.clone().filter(|_| rewritten_trace),
-                    run: span.run_id.clone(),
-                },
-            );
-            if rewritten_trace && let Some(t) = &span.trace_id {
-                caches.traces.put(
-                    (span.project.clone(), trace),
-                    TracePlaced {
-                        trace: t.clone(),
-                        run: span.run_id.clone(),
-                    },
-                );
+            let (key, place, trace) = placement(span);
+            caches.spans.put(key, place);
+            if let Some((key, place)) = trace {
+                caches.traces.put(key, place);
             }
         }
     }
+}
+
+/// Where a span of the export went, by its OTLP ids, and where its OTLP
+/// trace went when the span named the trace's Dify id.
+fn placement(span: &Span) -> (SpanKey, Placed, Option<(TraceKey, TracePlaced)>) {
+    let (trace, id) = sent_ids(span);
+    let rewritten_trace = span.attributes.contains_key("otel.trace_id");
+    let place = Placed {
+        span: span.span_id.clone(),
+        trace: span.trace_id.clone().filter(|_| rewritten_trace),
+        run: span.run_id.clone(),
+    };
+    let trace_place = span.trace_id.clone().filter(|_| rewritten_trace).map(|t| {
+        (
+            (span.project.clone(), trace.clone()),
+            TracePlaced {
+                trace: t,
+                run: span.run_id.clone(),
+            },
+        )
+    });
+    ((span.project.clone(), trace, id), place, trace_place)
 }
 
 /// Puts `span` in `place`'s trace, and its run when the span names none.
