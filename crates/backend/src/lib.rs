@@ -258,8 +258,31 @@ pub trait SpanReader: Send + Sync + 'static {
 
 /// Orders spans as a tree: each parent before its children, roots and
 /// siblings by start time. Spans whose parent is absent count as roots.
+///
+/// A parent named by the id it was *sent* under (`otel.span_id`: a span
+/// stored under Dify's id, whose child arrived before it and so kept the
+/// OTLP id) is that span.
 pub fn tree_order(mut spans: Vec<Span>) -> Vec<Span> {
     use std::collections::{HashMap, HashSet};
+    let sent: HashMap<String, String> = spans
+        .iter()
+        .filter_map(|s| {
+            let sent = s.attributes.get("otel.span_id")?;
+            (sent != &s.span_id).then(|| (sent.clone(), s.span_id.clone()))
+        })
+        .collect();
+    if !sent.is_empty() {
+        let ids: HashSet<String> = spans.iter().map(|s| s.span_id.clone()).collect();
+        for span in &mut spans {
+            if let Some(p) = &span.parent_span_id
+                && !ids.contains(p)
+                && let Some(stored) = sent.get(p)
+            {
+                span.parent_span_id = Some(stored.clone());
+            }
+        }
+    }
+    nest_in_containers(&mut spans);
     spans.sort_by(|a, b| (a.start_time, &a.span_id).cmp(&(b.start_time, &b.span_id)));
     let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
     let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -290,15 +313,144 @@ pub fn tree_order(mut spans: Vec<Span>) -> Vec<Span> {
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
+/// Dify's Langfuse provider hangs every node under the run: a node inside
+/// an iteration or loop names only its container's *graph* id
+/// (`metadata.iteration_id` / `metadata.loop_id`), and the container's
+/// observation carries no graph id. A node whose parent is not a container
+/// gets the innermost container of that kind whose time range holds its
+/// start, leaving out containers that are themselves children of the same
+/// graph id (siblings in an outer iteration, not parents). With the
+/// database sync the database's parent is already the container: nothing
+/// changes.
+fn nest_in_containers(spans: &mut [Span]) {
+    const KINDS: [(&str, &str); 2] = [
+        ("metadata.iteration_id", "iteration"),
+        ("metadata.loop_id", "loop"),
+    ];
+    let is_container = |s: &Span| {
+        s.node_type
+            .as_deref()
+            .is_some_and(|t| t == "iteration" || t == "loop")
+    };
+    if !spans.iter().any(is_container) {
+        return;
+    }
+    let containers: Vec<&Span> = spans.iter().filter(|s| is_container(s)).collect();
+    // Each node is compared with each container: bounded, so a hostile
+    // trace of many containers and nodes costs at most this many checks.
+    const MAX_CHECKS: usize = 4_000_000;
+    if containers.len().saturating_mul(spans.len()) > MAX_CHECKS {
+        return;
+    }
+    let container_ids: std::collections::HashSet<&str> =
+        containers.iter().map(|s| s.span_id.as_str()).collect();
+    let mut moves: Vec<(usize, String)> = Vec::new();
+    for (i, span) in spans.iter().enumerate() {
+        if span
+            .parent_span_id
+            .as_ref()
+            .is_some_and(|p| container_ids.contains(p.as_str()))
+        {
+            continue;
+        }
+        let Some(start) = span.start_time else {
+            continue;
+        };
+        for (attr, kind) in KINDS {
+            let Some(graph_id) = span.attributes.get(attr) else {
+                continue;
+            };
+            let parent = containers
+                .iter()
+                .filter(|c| c.node_type.as_deref() == Some(kind) && c.span_id != span.span_id)
+                .filter(|c| c.attributes.get(attr) != Some(graph_id))
+                .filter(|c| {
+                    c.start_time.is_some_and(|s| s <= start)
+                        && c.end_time.is_none_or(|e| start <= e)
+                })
+                .max_by_key(|c| c.start_time);
+            if let Some(c) = parent {
+                moves.push((i, c.span_id.clone()));
+                break;
+            }
+        }
+    }
+    for (i, parent) in moves {
+        spans[i].parent_span_id = Some(parent);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn langfuse_nodes_of_an_iteration_hang_off_the_innermost_container() {
+        let node = |id: &str, node_type: &str, start: i64, end: i64, iteration: Option<&str>| {
+            let mut s = span(id, Some("run"), start);
+            s.end_time = Some(end);
+            s.node_type = Some(node_type.to_owned());
+            if let Some(g) = iteration {
+                s.attributes
+                    .insert("metadata.iteration_id".into(), g.to_owned());
+            }
+            s
+        };
+        let spans = vec![
+            span("run", None, 0),
+            node("outer", "iteration", 10, 100, None),
+            node("inner", "iteration", 20, 50, Some("G-outer")),
+            node("a", "llm", 25, 30, Some("G-inner")),
+            node("b", "code", 30, 40, Some("G-outer")),
+            node("c", "tool", 60, 70, Some("G-outer")),
+            node("after", "end", 110, 120, None),
+        ];
+        let ordered = tree_order(spans);
+        let parent = |id: &str| {
+            ordered
+                .iter()
+                .find(|s| s.span_id == id)
+                .and_then(|s| s.parent_span_id.clone())
+        };
+        assert_eq!(parent("inner").as_deref(), Some("outer"));
+        assert_eq!(parent("a").as_deref(), Some("inner"));
+        assert_eq!(
+            parent("b").as_deref(),
+            Some("outer"),
+            "a sibling of the inner container inside its time range"
+        );
+        assert_eq!(parent("c").as_deref(), Some("outer"));
+        assert_eq!(parent("after").as_deref(), Some("run"));
+        assert_eq!(parent("outer").as_deref(), Some("run"));
+    }
 
     fn span(id: &str, parent: Option<&str>, start: i64) -> Span {
         let mut s = Span::new("p", id);
         s.parent_span_id = parent.map(str::to_owned);
         s.start_time = Some(start);
         s
+    }
+
+    #[test]
+    fn a_parent_named_by_its_sent_id_is_the_span_stored_under_difys_id() {
+        let mut node = span("exec-1", Some("run"), 2);
+        node.attributes
+            .insert("otel.span_id".into(), "aaaaaaaaaaaaaaaa".into());
+        let spans = vec![
+            span("child", Some("aaaaaaaaaaaaaaaa"), 3),
+            node,
+            span("run", None, 1),
+            span("stray", Some("bbbbbbbbbbbbbbbb"), 4),
+        ];
+        let ordered = tree_order(spans);
+        let ids: Vec<_> = ordered.iter().map(|s| s.span_id.as_str()).collect();
+        assert_eq!(ids, ["run", "exec-1", "child", "stray"]);
+        assert_eq!(ordered[2].parent_span_id.as_deref(), Some("exec-1"));
+        assert_eq!(
+            ordered[3].parent_span_id.as_deref(),
+            Some("bbbbbbbbbbbbbbbb"),
+            "an unknown parent stays as sent"
+        );
     }
 
     #[test]

@@ -185,7 +185,8 @@ fn parse_time(text: &str) -> Result<i64, String> {
 pub struct Run {
     /// Dify workflow run id (a UUID).
     pub run_id: String,
-    /// OTLP trace id (32 hex digits).
+    /// Trace id as stored: Dify's (the run id), which the provider names;
+    /// the OTLP trace id it was sent under is kept as `otel.trace_id`.
     pub trace_id: String,
     /// Normalised spans: the provider root, the workflow span, then nodes.
     pub spans: Vec<Span>,
@@ -205,13 +206,15 @@ fn build_run(config: &GenConfig, plan: &plan::Plan) -> Run {
         .iter()
         .filter_map(|s| loupe_normalise::otel::normalise(&config.project, s).ok())
         .collect();
+    // Dify's ids, as one request (or a server's id cache) resolves them.
+    loupe_normalise::otel::link(&mut spans, None);
     fill_run_context(&mut spans);
     // What the ingest pipeline adds to every span (tags aside: they come
     // from the server's rules).
     spans.iter_mut().for_each(loupe_normalise::errors::enrich);
     Run {
         run_id: plan.run_id.clone(),
-        trace_id: plan.trace_hex.clone(),
+        trace_id: plan.run_id.clone(),
         spans,
         inputs: plan.inputs.clone(),
     }

@@ -215,9 +215,17 @@ fn the_otlp_form_normalises_back_to_the_direct_spans() {
     let direct: Vec<Run> = runs(&cfg).collect();
     let mut by_trace: BTreeMap<String, Vec<loupe_model::Span>> = BTreeMap::new();
     let mut total = 0;
+    // As one server receives them: one id cache across requests.
+    let ids = loupe_normalise::otel::IdCache::default();
     for request in otlp::requests(&cfg, 7) {
         total += otlp::span_count(&request);
-        let out = loupe_ingest::otlp::normalise_request("default", request);
+        let out = loupe_ingest::otlp::normalise_with(
+            "default",
+            request.into(),
+            &loupe_ingest::IngestLimits::default(),
+            None,
+            Some(&ids),
+        );
         assert!(out.rejected.is_empty(), "{:?}", out.rejected);
         for s in out.spans {
             by_trace

@@ -274,7 +274,16 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn new(args: &SourceArgs) -> anyhow::Result<Self> {
-        let auth = match (&args.public_key, &args.secret_key) {
+        Self::with_keys(&args.server, &args.public_key, &args.secret_key)
+    }
+
+    /// The server at `base`, with Basic auth when both keys are given.
+    pub(crate) fn with_keys(
+        base: &str,
+        public_key: &Option<String>,
+        secret_key: &Option<String>,
+    ) -> anyhow::Result<Self> {
+        let auth = match (public_key, secret_key) {
             (Some(p), Some(s)) => Some((p.clone(), s.clone())),
             (None, None) => None,
             _ => bail!(
@@ -282,7 +291,7 @@ impl Server {
             ),
         };
         Ok(Self {
-            base: args.server.trim_end_matches('/').to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
             client: reqwest::Client::new(),
             auth,
         })

@@ -13,6 +13,7 @@ mod cli_dify;
 mod cli_gen;
 mod cli_query;
 mod cli_rca;
+mod cli_tags;
 mod config;
 mod keys;
 mod open;
@@ -51,6 +52,8 @@ enum Command {
     Sql(cli_query::SqlArgs),
     /// Root-cause analysis: which values explain a rise ('status=error' --last 6h).
     Rca(cli_rca::RcaArgs),
+    /// Business tags: apply the configured rules to runs already stored.
+    Tags(cli_tags::TagsArgs),
     /// Alert rules: `loupe alerts test RULE --at TIME` on past data.
     Alerts(cli_alerts::AlertsArgs),
     /// Copy a consistent snapshot of a data directory (while `serve` runs).
@@ -104,6 +107,7 @@ fn main() -> std::process::ExitCode {
         Command::Gen(args) => cli_gen::run(args),
         Command::Dify(args) => cli_dify::run(args),
         Command::Alerts(args) => cli_alerts::run(args),
+        Command::Tags(args) => cli_tags::run(args),
         Command::Backup(args) => cli_backup::backup(args),
         Command::Restore(args) => cli_backup::restore(args),
         Command::Query(args) => return cli_query::query(args),

@@ -260,10 +260,25 @@ pub fn normalise(project: &str, span: &OtelSpan) -> Result<Span, ItemError> {
     let meta = dify::Metadata::take(&mut bag);
     let role = dify::Role::detect(&bag, meta.as_ref(), span);
     dify::apply_primary(role, meta.as_ref(), &mut bag, &mut out);
-    let export = if role != dify::Role::Root
-        && (dify_export::is_export(&bag)
-            || meta.as_ref().is_some_and(|m| m.has("node_execution_id")))
-    {
+    // Every Dify provider span is stored under Dify's ids (see
+    // `dify_export`): the 1.19+ export's markers, and the Phoenix/Arize
+    // provider's run, node and task spans with their `metadata`.
+    let dify_ids = match role {
+        dify::Role::Root => {
+            dify_export::place_root(&mut out);
+            false
+        }
+        dify::Role::Workflow | dify::Role::Node | dify::Role::Task | dify::Role::Export => true,
+        dify::Role::Generic | dify::Role::SelfInstrumented => {
+            let export = dify_export::is_export(&bag)
+                || meta.as_ref().is_some_and(|m| m.has("node_execution_id"));
+            if !export && role == dify::Role::SelfInstrumented {
+                dify_export::rekey_self_instrumented(&bag, &mut out);
+            }
+            export
+        }
+    };
+    let export = if dify_ids {
         dify_export::apply(role, meta.as_ref(), &mut bag, &span.name, &mut out)
     } else {
         dify_export::Export::default()

@@ -10,20 +10,33 @@ pub const WORKFLOW_ID: &str = "37059656-d740-4323-8168-9c55beede6c8";
 pub const VERSION: &str = "2026-11-24 18:54:52.149589";
 
 /// One recorded Dify run: its root, workflow and node spans.
+///
+/// Stored under Dify's ids, as the database sync stores the same run: the
+/// trace is the run id, the workflow span is the run id, a node is its
+/// execution id (the provider's `metadata.node_id`) and hangs under the
+/// run. The provider's per-trace root keeps its OTLP span id.
 pub struct DifyRun {
-    pub trace_id: &'static str,
+    /// The OTLP trace id as sent.
+    pub otlp_trace: &'static str,
     pub run_id: &'static str,
+    /// The root span's OTLP id (kept: the database has no such span).
     pub root: &'static str,
+    /// The workflow span's OTLP id.
     pub workflow: &'static str,
-    /// `(span id, title, node type, kind)`.
-    pub nodes: &'static [(&'static str, &'static str, &'static str, SpanKind)],
+    /// `(execution id, OTLP span id, title, node type, kind)`.
+    pub nodes: &'static [(
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        SpanKind,
+    )],
 }
 
 impl DifyRun {
     /// Checks every span of the run, the run-level fields of the workflow
     /// span, and the node-level fields and kept attributes of each node.
     pub fn check(&self, spans: &[Span]) {
-        let workflow_name = format!("workflow_{}", self.run_id);
         let mut expected = vec![
             Expect {
                 span_id: self.root,
@@ -36,8 +49,8 @@ impl DifyRun {
                 raw_status: "STATUS_CODE_OK",
             },
             Expect {
-                span_id: self.workflow,
-                name: &workflow_name,
+                span_id: self.run_id,
+                name: "workflow",
                 kind: SpanKind::Workflow,
                 node_type: None,
                 parent: Some(self.root),
@@ -46,19 +59,37 @@ impl DifyRun {
                 raw_status: "succeeded",
             },
         ];
-        for &(span_id, title, node_type, kind) in self.nodes {
+        for &(exec_id, _, title, node_type, kind) in self.nodes {
             expected.push(Expect {
-                span_id,
+                span_id: exec_id,
                 name: title,
                 kind,
                 node_type: Some(node_type),
-                parent: Some(self.workflow),
-                run_id: None,
+                parent: Some(self.run_id),
+                run_id: Some(self.run_id),
                 status: Status::Ok,
                 raw_status: "succeeded",
             });
         }
-        check(spans, self.trace_id, &expected);
+        check(spans, self.run_id, &expected);
+        let sent = |span: &Span, key: &str| attr(span, key).map(str::to_owned);
+        for span in spans {
+            assert_eq!(
+                sent(span, "otel.trace_id").as_deref(),
+                Some(self.otlp_trace),
+                "{}: the OTLP trace id is kept",
+                span.span_id
+            );
+        }
+        let workflow = by_id(spans, self.run_id);
+        assert_eq!(attr(workflow, "otel.span_id"), Some(self.workflow));
+        assert_eq!(
+            attr(workflow, "otel.span_name"),
+            Some(format!("workflow_{}", self.run_id).as_str())
+        );
+        for &(exec_id, otlp_id, ..) in self.nodes {
+            assert_eq!(attr(by_id(spans, exec_id), "otel.span_id"), Some(otlp_id));
+        }
 
         let root = by_id(spans, self.root);
         assert_eq!(attr(root, "dify_project_name"), Some("dify-capture"));
@@ -70,7 +101,6 @@ impl DifyRun {
                 .is_some_and(|i| i.contains(self.run_id))
         );
 
-        let workflow = by_id(spans, self.workflow);
         assert_eq!(workflow.workflow_id.as_deref(), Some(WORKFLOW_ID));
         assert_eq!(workflow.workflow_version.as_deref(), Some(VERSION));
         assert_eq!(workflow.user_id.as_deref(), Some("probe-user-1"));
@@ -86,8 +116,8 @@ impl DifyRun {
         assert_eq!(attr(workflow, "metadata.total_tokens"), Some("0"));
         assert_eq!(attr(workflow, "output.mime_type"), Some("application/json"));
 
-        for &(span_id, title, node_type, _) in self.nodes {
-            let node = by_id(spans, span_id);
+        for &(exec_id, _, title, node_type, _) in self.nodes {
+            let node = by_id(spans, exec_id);
             assert_eq!(node.app_id.as_deref(), Some(APP_ID), "{title}");
             assert_eq!(
                 node.app_name, None,
@@ -102,7 +132,7 @@ impl DifyRun {
             );
             assert_eq!(attr(node, "metadata.app_name"), Some(title));
             assert_eq!(attr(node, "metadata.node_type"), Some(node_type));
-            assert!(attr(node, "metadata.node_id").is_some(), "{title}");
+            assert_eq!(attr(node, "metadata.node_id"), Some(exec_id), "{title}");
             assert_eq!(
                 attr(node, "metadata.tenant_id"),
                 Some("c620c103-fd6c-4fef-a6d5-07deeb985b15")
@@ -140,38 +170,76 @@ pub fn check_api_check(file: &str) {
 }
 
 const HELLO: DifyRun = DifyRun {
-    trace_id: "2aef93c0cc1b500d6fd0c4f8158076c4",
+    otlp_trace: "2aef93c0cc1b500d6fd0c4f8158076c4",
     run_id: "1590fdac-061c-4f7f-81ee-08eb6df54b42",
     root: "0f42bd6096a818fb",
     workflow: "7ced2183e2d7ea5a",
     nodes: &[
-        ("d827114703c8bd63", "Start", "start", SpanKind::Chain),
-        ("89556451d0e1013e", "IF/ELSE", "if-else", SpanKind::Branch),
         (
+            "65cb45dd-03f7-45d7-bfa4-ea11c13f16b8",
+            "d827114703c8bd63",
+            "Start",
+            "start",
+            SpanKind::Chain,
+        ),
+        (
+            "5be6ac7b-ce1e-4cdb-84bd-d74e92c4d9f8",
+            "89556451d0e1013e",
+            "IF/ELSE",
+            "if-else",
+            SpanKind::Branch,
+        ),
+        (
+            "8e5cae17-84d0-495d-9f40-e2ba843119a2",
             "a04194fe554cf804",
             "HTTP Request",
             "http-request",
             SpanKind::Http,
         ),
-        ("df3ca1b44169433d", "End (hello)", "end", SpanKind::Chain),
+        (
+            "b983312e-4e95-4e65-a505-a45786efcfc9",
+            "df3ca1b44169433d",
+            "End (hello)",
+            "end",
+            SpanKind::Chain,
+        ),
     ],
 };
 
 const PLAIN: DifyRun = DifyRun {
-    trace_id: "cf056ec8cc96baff143cd4d5ca20be10",
+    otlp_trace: "cf056ec8cc96baff143cd4d5ca20be10",
     run_id: "12907337-db2e-4f45-ab81-8a8b83734195",
     root: "2255b8e5fbcd3dfb",
     workflow: "dafd5607e7c67996",
     nodes: &[
-        ("abcde9bc04f94f15", "Start", "start", SpanKind::Chain),
         (
+            "7d5dfe0c-ddf2-4dc9-a728-98aaf3cb726f",
+            "abcde9bc04f94f15",
+            "Start",
+            "start",
+            SpanKind::Chain,
+        ),
+        (
+            "14cbb60f-8b53-452f-bbe5-2bf66f1a846a",
             "e334fa920340bf0e",
             "Variable Aggregator",
             "variable-aggregator",
             SpanKind::Chain,
         ),
-        ("4b2b7f1c7fc2f7a0", "End (other)", "end", SpanKind::Chain),
-        ("355b0a53f115db31", "IF/ELSE", "if-else", SpanKind::Branch),
+        (
+            "bb5bdd1b-d7e8-422d-81f1-352caa8a5e4a",
+            "4b2b7f1c7fc2f7a0",
+            "End (other)",
+            "end",
+            SpanKind::Chain,
+        ),
+        (
+            "0b8905f4-4db9-4412-a11a-76118a81c221",
+            "355b0a53f115db31",
+            "IF/ELSE",
+            "if-else",
+            SpanKind::Branch,
+        ),
     ],
 };
 

@@ -35,7 +35,14 @@ fn otlp_json_variants_of_every_fixture_normalise_identically() {
         let json = serde_json::to_string(&original).expect("serialise OTLP/JSON");
         // (A connectivity check normalises to no span.)
         if let Some(first) = expected.first() {
-            let trace_hex = first.trace_id.clone().expect("trace id");
+            // Dify's spans are stored under Dify's ids; the ids as sent
+            // are kept beside them.
+            let trace_hex = first
+                .attributes
+                .get("otel.trace_id")
+                .or(first.trace_id.as_ref())
+                .cloned()
+                .expect("trace id");
             assert!(
                 json.contains(&format!(r#""traceId":"{trace_hex}""#)),
                 "{file}: ids as hex"
@@ -97,10 +104,19 @@ fn decoded_json_beside_the_dify_fixtures_agrees_with_protobuf_decoding() {
                             .expect("b64"),
                     )
                 };
-                assert_eq!(got.span_id, hex("spanId"), "{file}");
+                // The ids as sent (Dify's spans are stored under Dify's
+                // ids, with the OTLP ones kept as attributes).
+                let sent = |key: &str, stored: Option<&String>| {
+                    got.attributes.get(key).or(stored).cloned()
+                };
                 assert_eq!(
-                    got.trace_id.as_deref(),
-                    Some(hex("traceId").as_str()),
+                    sent("otel.span_id", Some(&got.span_id)),
+                    Some(hex("spanId")),
+                    "{file}"
+                );
+                assert_eq!(
+                    sent("otel.trace_id", got.trace_id.as_ref()),
+                    Some(hex("traceId")),
                     "{file}"
                 );
                 let parent = Some(hex("parentSpanId")).filter(|p| !p.is_empty());

@@ -65,11 +65,24 @@ pub fn normalise_all(request: ExportTraceServiceRequest) -> Vec<Span> {
     out.spans
 }
 
-/// Decodes and normalises protobuf fixture bodies, in order.
+/// Decodes and normalises protobuf fixture bodies, in order, as one server
+/// does: one id cache across the requests (Dify's providers send a span per
+/// request, and later spans are placed by what earlier ones said).
 pub fn replay(files: &[String]) -> Vec<Span> {
+    let ids = loupe_normalise::otel::IdCache::default();
     files
         .iter()
-        .flat_map(|f| normalise_all(request(f)))
+        .flat_map(|f| {
+            let out = loupe_ingest::otlp::normalise_with(
+                PROJECT,
+                request(f).into(),
+                &loupe_ingest::IngestLimits::default(),
+                None,
+                Some(&ids),
+            );
+            assert!(out.rejected.is_empty(), "rejected: {:?}", out.rejected);
+            out.spans
+        })
         .collect()
 }
 

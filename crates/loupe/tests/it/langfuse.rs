@@ -477,3 +477,94 @@ async fn python_sdk_v4_ingestion_client_as_dify_calls_it() {
         "run context filled from the root"
     );
 }
+
+/// A Langfuse-only Dify run with an iteration, shaped as Dify 1.14's
+/// provider sends it (every node's `parentObservationId` empty; the nodes
+/// inside name the container's graph id as `metadata.iteration_id`): the
+/// run has its duration from `elapsed_time`, and in the run view the
+/// iteration's nodes hang off the iteration.
+#[tokio::test]
+async fn a_langfuse_only_run_has_its_duration_and_its_iteration_nesting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]).await;
+    let run = "0b7c6a52-1f0e-4d7e-9a53-3f5a1c2b9d10";
+    let base = loupe_model::time::now_ns() / 1_000_000_000 - 600;
+    let at = |s: i64, ms: i64| {
+        chrono::DateTime::from_timestamp(base + s, (ms * 1_000_000) as u32)
+            .expect("instant")
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    };
+    let meta = |id: &str, node_type: &str, iteration: Option<&str>| {
+        let mut m = json!({
+            "workflow_run_id": run,
+            "node_execution_id": id,
+            "node_type": node_type,
+            "node_name": node_type,
+            "status": "succeeded",
+        });
+        if let Some(g) = iteration {
+            m["iteration_id"] = json!(g);
+            m["iteration_index"] = json!(0);
+        }
+        m
+    };
+    let node =
+        |id: &str, node_type: &str, s: (i64, i64), e: (i64, i64), iteration: Option<&str>| {
+            json!({
+                "id": format!("ev-{id}"),
+                "type": "span-create",
+                "timestamp": at(s.0, s.1),
+                "body": {
+                    "id": id, "traceId": run, "name": node_type,
+                    "startTime": at(s.0, s.1), "endTime": at(e.0, e.1),
+                    "input": {}, "output": {}, "level": "DEFAULT",
+                    "metadata": meta(id, node_type, iteration),
+                }
+            })
+        };
+    let batch = json!({"batch": [
+        {"id": "ev-trace", "type": "trace-create", "timestamp": at(0, 0), "body": {
+            "id": run, "name": "workflow", "timestamp": at(0, 0),
+            "input": {"query": "q"}, "output": {"answer": "a"},
+            "metadata": {"workflow_run_id": run, "status": "succeeded", "elapsed_time": 3.5,
+                         "workflow_id": "wf-1", "app_id": "app-1", "tenant_id": "t-1"}
+        }},
+        node("n-start", "start", (0, 10), (0, 20), None),
+        node("n-iter", "iteration", (0, 30), (3, 0), None),
+        node("n-llm-0", "llm", (0, 40), (1, 0), Some("1733000000001")),
+        node("n-llm-1", "llm", (1, 10), (2, 0), Some("1733000000001")),
+        node("n-code-1", "code", (2, 10), (2, 900), Some("1733000000001")),
+        node("n-end", "end", (3, 100), (3, 200), None),
+    ]});
+    ingest_ok(&server, None, &batch).await;
+    let (status, body) = get(&server, None, &format!("/api/v1/traces/{run}")).await;
+    assert_eq!(status, 200, "{body}");
+    let spans = body["spans"].as_array().expect("spans");
+    assert_eq!(spans.len(), 7, "{body}");
+    let by_id = |id: &str| {
+        spans
+            .iter()
+            .find(|s| s["span_id"] == id)
+            .unwrap_or_else(|| panic!("{id} missing: {body}"))
+    };
+    let root = by_id(run);
+    assert_eq!(root["span_kind"], "workflow");
+    assert_eq!(
+        root["end_time"]
+            .as_i64()
+            .zip(root["start_time"].as_i64())
+            .map(|(e, s)| e - s),
+        Some(3_500_000_000),
+        "the duration from elapsed_time: {root}"
+    );
+    for inside in ["n-llm-0", "n-llm-1", "n-code-1"] {
+        assert_eq!(by_id(inside)["parent_span_id"], "n-iter", "{inside}");
+    }
+    for top in ["n-start", "n-iter", "n-end"] {
+        assert_eq!(by_id(top)["parent_span_id"], run, "{top}");
+    }
+    // Tree order: the container before its children.
+    let pos = |id: &str| spans.iter().position(|s| s["span_id"] == id).expect("span");
+    assert!(pos("n-iter") < pos("n-llm-0"));
+    server.stop();
+}

@@ -129,7 +129,8 @@ pub(super) fn apply(
     let meta_text = |key: &str| meta.and_then(|m| m.text(key));
     let node_exec = bag
         .take_text("dify.node.execution_id")
-        .or_else(|| meta_text("node_execution_id"));
+        .or_else(|| meta_text("node_execution_id"))
+        .or_else(|| phoenix_node_execution(role, meta));
     let run = bag
         .take_text("dify.workflow.run_id")
         .or_else(|| meta_text("workflow_run_id"));
@@ -232,6 +233,58 @@ pub(super) fn apply(
         usage(bag, out);
     }
     export
+}
+
+/// The execution id a node span of the Phoenix/Arize provider (Dify ≤ 1.18)
+/// names: its `metadata.node_id` is the node *execution* id (the recorded
+/// 1.14.1 traffic gives the same graph node a new id in every run), which
+/// is the database sync's span id. Only a UUID is taken: a graph node id
+/// (`1711528914102`, `llm`) is shared by every execution of that node, and
+/// keying on it would fold an iteration's executions into one span.
+fn phoenix_node_execution(role: Role, meta: Option<&Metadata>) -> Option<String> {
+    if role != Role::Node {
+        return None;
+    }
+    meta?
+        .text("node_id")
+        .filter(|id| uuid::Uuid::try_parse(id).is_ok())
+}
+
+/// Stores a node span of Dify's own `ENABLE_OTEL` instrumentation under its
+/// `node.execution_id`, the database sync's id for the node, so the two
+/// are one span. Its trace and run stay the OTel trace's (the span names no
+/// run); the database's copy, when synced, brings the run's. The attribute
+/// stays: it is how people look the node up in Dify. The OTLP id is kept
+/// in `otel.span_id`, and [`super::link()`] gives the node's HTTP and
+/// database children (which name that id) the new parent.
+pub(super) fn rekey_self_instrumented(bag: &Bag<'_>, out: &mut Span) {
+    let Some(exec) = bag
+        .peek_text("node.execution_id")
+        .filter(|id| !id.is_empty() && id.len() <= 128 && *id != out.span_id)
+    else {
+        return;
+    };
+    out.attributes.insert(
+        "otel.span_id".into(),
+        std::mem::replace(&mut out.span_id, exec),
+    );
+}
+
+/// Places the Phoenix/Arize provider's per-trace root span (Role::Root) in
+/// Dify's trace: its `dify_trace_id` (already the span's `run_id`) is the
+/// trace id the database sync gives the run (the run id, or a chat turn's
+/// message id). The OTLP ids stay in `otel.trace_id` / `otel.span_id`, so
+/// [`super::link()`] moves the rest of the OTLP trace there too: the
+/// provider sends this span first, one span per request.
+pub(super) fn place_root(out: &mut Span) {
+    let Some(dify_trace) = out.run_id.clone() else {
+        return;
+    };
+    out.attributes
+        .insert("otel.span_id".into(), out.span_id.clone());
+    if let Some(sent) = out.trace_id.replace(dify_trace) {
+        out.attributes.insert("otel.trace_id".into(), sent);
+    }
 }
 
 /// `dify.usage` (a map, or its JSON text) → tokens and price.

@@ -54,6 +54,10 @@ pub struct IdCache {
 struct Caches {
     spans: LruCache<SpanKey, Placed>,
     traces: LruCache<TraceKey, TracePlaced>,
+    /// OTLP traces with a span stored under another id: their other spans
+    /// (an `ENABLE_OTEL` node's HTTP and database children, which carry no
+    /// Dify marker) may name it as their parent.
+    rekeyed: LruCache<TraceKey, ()>,
 }
 
 impl IdCache {
@@ -65,6 +69,7 @@ impl IdCache {
             inner: Mutex::new(Caches {
                 spans: LruCache::new(spans),
                 traces: LruCache::new(traces),
+                rekeyed: LruCache::new(traces),
             }),
         }
     }
@@ -114,10 +119,19 @@ fn is_export(span: &Span) -> bool {
     span.attributes.contains_key("otel.span_id")
 }
 
+/// A node span of the Phoenix/Arize provider, stored under the execution id
+/// its `metadata.node_id` names (see `dify_export`).
+fn is_phoenix_node(span: &Span) -> bool {
+    span.attributes.get("metadata.node_id") == Some(&span.span_id)
+}
+
 /// Resolves the parents, traces and runs of the export's spans in one
 /// request (see the module docs). Spans of other sources are untouched.
 pub fn link(spans: &mut [Span], cache: Option<&IdCache>) {
     if !spans.iter().any(is_export) {
+        if let Some(cache) = cache {
+            reparent_children(spans, &HashMap::new(), &mut cache.lock());
+        }
         return;
     }
     let mut placed: HashMap<SpanKey, Placed> = HashMap::new();
@@ -133,7 +147,10 @@ pub fn link(spans: &mut [Span], cache: Option<&IdCache>) {
     let mut caches = cache.map(IdCache::lock);
     // Late child traces: OTLP trace → the trace and run they join.
     let mut joins: HashMap<TraceKey, TracePlaced> = HashMap::new();
-    for span in spans.iter_mut().filter(|s| is_export(s)) {
+    // Phoenix/Arize node spans whose parent (the workflow span) is not
+    // known yet: the provider sends it last, after every node.
+    let mut orphans: Vec<usize> = Vec::new();
+    for (i, span) in spans.iter_mut().enumerate().filter(|(_, s)| is_export(s)) {
         let Some(parent) = span.parent_span_id.clone() else {
             continue;
         };
@@ -145,7 +162,12 @@ pub fn link(spans: &mut [Span], cache: Option<&IdCache>) {
             Some(parent) => (parent.clone(), false),
             None => match caches.as_mut().and_then(|c| c.spans.get(&key).cloned()) {
                 Some(parent) => (parent, true),
-                None => continue,
+                None => {
+                    if is_phoenix_node(span) {
+                        orphans.push(i);
+                    }
+                    continue;
+                }
             },
         };
         span.parent_span_id = Some(parent.span.clone());
@@ -163,7 +185,7 @@ pub fn link(spans: &mut [Span], cache: Option<&IdCache>) {
         }
     }
 
-    for span in spans.iter_mut().filter(|s| is_export(s)) {
+    for (i, span) in spans.iter_mut().enumerate().filter(|(_, s)| is_export(s)) {
         let (trace, _) = sent_ids(span);
         let key = (span.project.clone(), trace.clone());
         let known = joins.get(&key).cloned().or_else(|| {
@@ -177,16 +199,74 @@ pub fn link(spans: &mut [Span], cache: Option<&IdCache>) {
         });
         if let Some(known) = known {
             adopt(span, &trace, &known);
+            // The workflow span is the run's span, stored under the run id
+            // (what the database sync gives a node as its parent outside
+            // iterations and loops).
+            if orphans.contains(&i)
+                && let Some(run) = &known.run
+            {
+                span.parent_span_id = Some(run.clone());
+            }
         }
     }
 
     if let Some(caches) = caches.as_mut() {
         for span in spans.iter().filter(|s| is_export(s)) {
             let (key, place, trace) = placement(span);
+            if place.span != key.2 {
+                caches.rekeyed.put((key.0.clone(), key.1.clone()), ());
+            }
             caches.spans.put(key, place);
             if let Some((key, place)) = trace {
                 caches.traces.put(key, place);
             }
+        }
+        reparent_children(spans, &placed, caches);
+    } else {
+        reparent_children(spans, &placed, &mut Caches::empty());
+    }
+}
+
+impl Caches {
+    /// Nothing cached (a request linked on its own).
+    fn empty() -> Self {
+        Self {
+            spans: LruCache::new(NonZeroUsize::MIN),
+            traces: LruCache::new(NonZeroUsize::MIN),
+            rekeyed: LruCache::new(NonZeroUsize::MIN),
+        }
+    }
+}
+
+/// Spans without Dify's markers whose parent was stored under Dify's id
+/// (an `ENABLE_OTEL` node's HTTP client and database spans): the parent is
+/// that id. Looked up only for OTLP traces known to hold such a span, so
+/// other traffic pays one set lookup per trace.
+fn reparent_children(spans: &mut [Span], placed: &HashMap<SpanKey, Placed>, caches: &mut Caches) {
+    let placed_traces: std::collections::HashSet<(&str, &str)> = placed
+        .iter()
+        .filter(|(k, p)| p.span != k.2)
+        .map(|(k, _)| (k.0.as_str(), k.1.as_str()))
+        .collect();
+    let mut known: HashMap<TraceKey, bool> = HashMap::new();
+    for span in spans.iter_mut().filter(|s| !is_export(s)) {
+        let (Some(parent), Some(trace)) = (&span.parent_span_id, &span.trace_id) else {
+            continue;
+        };
+        let tkey = (span.project.clone(), trace.clone());
+        let rekeyed = *known.entry(tkey).or_insert_with_key(|k| {
+            placed_traces.contains(&(k.0.as_str(), k.1.as_str())) || caches.rekeyed.get(k).is_some()
+        });
+        if !rekeyed {
+            continue;
+        }
+        let key = (span.project.clone(), trace.clone(), parent.clone());
+        let found = placed
+            .get(&key)
+            .map(|p| p.span.clone())
+            .or_else(|| caches.spans.get(&key).map(|p| p.span.clone()));
+        if let Some(id) = found {
+            span.parent_span_id = Some(id);
         }
     }
 }

@@ -534,6 +534,41 @@ fn dify_enable_otel_node_spans_use_node_type_and_the_trace_as_run() {
     );
     assert_eq!(attr(&out, "node.execution_id"), Some("exec-1"));
     assert_eq!(attr(&out, "gen_ai.span.kind"), Some("LLM"));
+    // Stored under the execution id, the database sync's id for the node.
+    assert_eq!(out.span_id, "exec-1");
+    assert_eq!(attr(&out, "otel.span_id"), Some(SPAN));
+}
+
+#[test]
+fn an_enable_otel_nodes_children_follow_it_to_its_execution_id_in_any_request() {
+    let node = span(
+        Some(PARENT),
+        &[("node.execution_id", s("exec-7")), ("node.type", s("tool"))],
+    );
+    let mut child = span(Some(SPAN), &[("http.request.method", s("GET"))]);
+    child.span_id = "3132333435363738".into();
+    // The same request.
+    let mut spans = vec![map(&child), map(&node)];
+    link(&mut spans, None);
+    assert_eq!(spans[0].parent_span_id.as_deref(), Some("exec-7"));
+    assert_eq!(
+        spans[1].parent_span_id.as_deref(),
+        Some(PARENT),
+        "unknown parents stay"
+    );
+    // A later request, through a server's cache.
+    let cache = IdCache::default();
+    let mut first = vec![map(&node)];
+    link(&mut first, Some(&cache));
+    let mut later = vec![map(&child)];
+    link(&mut later, Some(&cache));
+    assert_eq!(later[0].parent_span_id.as_deref(), Some("exec-7"));
+    // Other traffic is left alone.
+    let mut other = child.clone();
+    other.trace_id = "ffffffffffffffffffffffffffffffff".into();
+    let mut unrelated = vec![map(&other)];
+    link(&mut unrelated, Some(&cache));
+    assert_eq!(unrelated[0].parent_span_id.as_deref(), Some(SPAN));
 }
 
 #[test]
