@@ -184,7 +184,9 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
             Some(Scope::Ingest)
         }
         // Questions asked by POST: they read, they change nothing.
-        "/api/v1/query" | "/api/v1/sql" | "/api/v1/rca" if method == Method::POST => {
+        "/api/v1/query" | "/api/v1/sql" | "/api/v1/rca" | "/api/v1/analytics/conversations"
+            if method == Method::POST =>
+        {
             Some(Scope::Read)
         }
         _ if read_only => Some(Scope::Read),
@@ -1244,6 +1246,7 @@ mod tests {
             (Method::POST, "/api/public/otel/v1/traces", Some(Ingest)),
             (Method::POST, "/api/public/otel/v1/metrics", Some(Ingest)),
             (Method::POST, "/api/v1/rca", Some(Read)),
+            (Method::POST, "/api/v1/analytics/conversations", Some(Read)),
             (Method::POST, "/api/v1/tags/apply", Some(Admin)),
             // Dify's Langfuse provider checks its key with these two.
             (Method::GET, "/api/public/projects", None),

@@ -118,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::timelines::routes())
         .merge(routes::query::routes())
         .merge(routes::rca::routes())
+        .merge(routes::analytics::routes())
         .merge(routes::health::routes())
         .merge(routes::langfuse::routes())
         .merge(routes::metrics::routes())

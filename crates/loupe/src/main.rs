@@ -8,6 +8,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli_alerts;
+mod cli_analytics;
 mod cli_backup;
 mod cli_dify;
 mod cli_gen;
@@ -52,6 +53,8 @@ enum Command {
     Sql(cli_query::SqlArgs),
     /// Root-cause analysis: which values explain a rise ('status=error' --last 6h).
     Rca(cli_rca::RcaArgs),
+    /// Conversations: sessions, abandonment, satisfaction and cost (--by tags.category).
+    Conversations(cli_analytics::ConversationsArgs),
     /// Business tags: apply the configured rules to runs already stored.
     Tags(cli_tags::TagsArgs),
     /// Alert rules: `loupe alerts test RULE --at TIME` on past data.
@@ -113,6 +116,7 @@ fn main() -> std::process::ExitCode {
         Command::Query(args) => return cli_query::query(args),
         Command::Sql(args) => return cli_query::sql(args),
         Command::Rca(args) => return cli_rca::run(args),
+        Command::Conversations(args) => return cli_analytics::run(args),
         Command::DefaultConfig => toml::to_string(&config::Config::default())
             .map(|text| print!("{text}"))
             .map_err(Into::into),

@@ -1,6 +1,7 @@
 //! HTTP routes, one file per surface.
 
 pub(crate) mod alerts;
+pub(crate) mod analytics;
 pub(crate) mod console;
 pub(crate) mod health;
 pub(crate) mod langfuse;

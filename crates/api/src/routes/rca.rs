@@ -68,13 +68,22 @@ fn instant(name: &str, v: &Value) -> Result<i64, ApiError> {
 
 /// The analysis request a body asks for (`tags` adds the tag rules'
 /// names, so every business tag is analysed even before it is seen).
-fn request(body: RcaBody, rule_tags: Vec<String>) -> Result<RcaRequest, ApiError> {
+/// `(from, to, now)` of a window given as `last` back from `now` (default
+/// the wall clock) or as `from` (and `to`, default now); neither: the last
+/// `default_ns`. Shared by the analyses that take a window.
+pub(crate) fn window(
+    last: Option<&str>,
+    from: Option<&Value>,
+    to: Option<&Value>,
+    now: Option<&Value>,
+    default_ns: i64,
+) -> Result<(i64, i64, i64), ApiError> {
     let unprocessable = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
-    let now = match &body.now {
+    let now = match now {
         Some(v) => instant("now", v)?,
         None => loupe_model::time::now_ns(),
     };
-    let (from_ns, to_ns) = match (&body.last, &body.from, &body.to) {
+    let (from_ns, to_ns) = match (last, from, to) {
         (Some(last), None, None) => {
             let d = humantime::parse_duration(last)
                 .map_err(|e| unprocessable(format!("`last` {last:?}: {e}")))?;
@@ -84,15 +93,26 @@ fn request(body: RcaBody, rule_tags: Vec<String>) -> Result<RcaRequest, ApiError
         }
         (None, Some(from), to) => (
             instant("from", from)?,
-            to.as_ref().map_or(Ok(now), |t| instant("to", t))?,
+            to.map_or(Ok(now), |t| instant("to", t))?,
         ),
-        (None, None, None) => (now.saturating_sub(3_600_000_000_000), now),
+        (None, None, None) => (now.saturating_sub(default_ns), now),
         _ => {
             return Err(unprocessable(
                 "give the window as `last` (\"6h\") or as `from` (and `to`), not both".into(),
             ));
         }
     };
+    Ok((from_ns, to_ns, now))
+}
+
+fn request(body: RcaBody, rule_tags: Vec<String>) -> Result<RcaRequest, ApiError> {
+    let (from_ns, to_ns, _) = window(
+        body.last.as_deref(),
+        body.from.as_ref(),
+        body.to.as_ref(),
+        body.now.as_ref(),
+        3_600_000_000_000,
+    )?;
     let (baseline_from_ns, baseline_to_ns) = match &body.baseline {
         Some(b) => (
             Some(instant("baseline.from", &b.from)?),

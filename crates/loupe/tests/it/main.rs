@@ -3,6 +3,7 @@
 
 mod alerts;
 mod alerts_serve;
+mod analytics;
 mod backup;
 mod bad_input;
 mod cli_query;

@@ -89,6 +89,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ),
     ("alerts", &["model", "rollup", "fsutil"]),
     ("rca", &["model", "normalise", "backend", "query"]),
+    ("analytics", &["model", "backend"]),
     (
         "api",
         &[
@@ -101,6 +102,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "rollup",
             "alerts",
             "rca",
+            "analytics",
             "console",
             "fsutil",
         ],
@@ -121,6 +123,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "dify",
             "gen",
             "rca",
+            "analytics",
             "console",
             "fsutil",
         ],

@@ -1,0 +1,140 @@
+//! `POST /api/v1/analytics/conversations`: sessions with their turns,
+//! outcomes, abandonment, satisfaction, first-turn resolution and cost, by
+//! app or business tag (`loupe-analytics`; docs/ANALYTICS.md).
+//!
+//! Body (all optional): `last` ("7d") or `from`/`to` (RFC 3339 or ns),
+//! `now`, `gap` (quiet time that ends a session, default "30m"), `by`
+//! (`app` or `tags.<key>`). A body that is not that shape is 400; values
+//! that cannot be used are 422 naming them; over the query time limit 408.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use loupe_analytics::{
+    AnalyticsError, ConversationsReport, ConversationsRequest, DEFAULT_GAP_NS, GroupBy,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::auth::Project;
+use crate::{ApiError, AppState};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/analytics/conversations", post(conversations))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ConversationsBody {
+    last: Option<String>,
+    from: Option<Value>,
+    to: Option<Value>,
+    now: Option<Value>,
+    gap: Option<String>,
+    by: Option<String>,
+}
+
+const WEEK_NS: i64 = 7 * 86_400 * 1_000_000_000;
+
+fn request(body: ConversationsBody) -> Result<ConversationsRequest, ApiError> {
+    let unprocessable = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let (from_ns, to_ns, now_ns) = super::rca::window(
+        body.last.as_deref(),
+        body.from.as_ref(),
+        body.to.as_ref(),
+        body.now.as_ref(),
+        WEEK_NS,
+    )?;
+    let gap_ns = match &body.gap {
+        None => DEFAULT_GAP_NS,
+        Some(g) => {
+            let d = humantime::parse_duration(g)
+                .map_err(|e| unprocessable(format!("`gap` {g:?}: {e}")))?;
+            i64::try_from(d.as_nanos())
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| unprocessable(format!("`gap` {g:?} must be positive and finite")))?
+        }
+    };
+    let group_by = body
+        .by
+        .as_deref()
+        .map(GroupBy::parse)
+        .transpose()
+        .map_err(|e| unprocessable(e.to_string()))?;
+    Ok(ConversationsRequest {
+        from_ns,
+        to_ns,
+        now_ns,
+        gap_ns,
+        group_by,
+        limits: Default::default(),
+    })
+}
+
+async fn conversations(
+    State(state): State<AppState>,
+    Project(project): Project,
+    body: Result<Json<ConversationsBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ConversationsReport>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let mut req = request(body)?;
+    req.limits = loupe_backend::QueryLimits {
+        memory_bytes: state.config.query_memory_bytes,
+        max_rows: state.config.query_max_rows,
+    };
+    let timeout = state.config.query_timeout;
+    let report = tokio::time::timeout(
+        timeout,
+        loupe_analytics::conversations(state.reader.as_ref(), &project, &req),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the analysis ran longer than the {} s query limit; narrow the window",
+                timeout.as_secs_f64()
+            ),
+        )
+    })?
+    .map_err(|e| match e {
+        AnalyticsError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+        AnalyticsError::Store(e) => ApiError::from(e),
+    })?;
+    Ok(Json(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: Value) -> ConversationsBody {
+        serde_json::from_value(json).expect("body")
+    }
+
+    #[test]
+    fn the_window_gap_and_grouping_come_from_the_body_and_bad_ones_are_named() {
+        let req = request(body(
+            serde_json::json!({"last": "1d", "now": 100_000_000_000_000i64, "gap": "10m", "by": "tags.tier"}),
+        ))
+        .expect("request");
+        assert_eq!(req.to_ns - req.from_ns, 86_400_000_000_000);
+        assert_eq!(req.gap_ns, 600_000_000_000);
+        assert_eq!(req.group_by, Some(GroupBy::Tag("tier".into())));
+        let req = request(ConversationsBody::default()).expect("defaults");
+        assert_eq!(req.to_ns - req.from_ns, WEEK_NS);
+        assert_eq!(req.gap_ns, DEFAULT_GAP_NS);
+        for (bad, names) in [
+            (serde_json::json!({"by": "user_id"}), "user_id"),
+            (serde_json::json!({"gap": "soon"}), "gap"),
+            (serde_json::json!({"last": "1d", "from": 1}), "not both"),
+        ] {
+            let Err(err) = request(body(bad)) else {
+                panic!("accepted");
+            };
+            assert!(err.message.contains(names), "{}", err.message);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Conversations through the real server (issue 20): runs pushed over OTLP
+//! with their session ids and a business tag from the run input, feedback
+//! as a Langfuse score; the API and `loupe conversations` agree on the
+//! figures the sessions were built with.
+
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{Server, encode, otel_span, request};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_through_the_api_and_the_cli_recover_the_sessions_built() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("loupe.toml");
+    std::fs::write(&config, "[[tags]]\nname = \"category\"\nfrom = \"input\"\n").expect("config");
+    let server = Server::start_with_config(&dir.path().join("data"), &[], Some(&config)).await;
+    // (trace, session, category, failed): a is left after a failure, b and
+    // c are answered at the first turn.
+    let turns = [
+        (1u128, "a", "phone", false),
+        (2, "a", "phone", true),
+        (3, "b", "phone", false),
+        (4, "c", "laptop", false),
+    ];
+    let mut spans = Vec::new();
+    for (trace, session, category, failed) in turns {
+        let input = format!(r#"{{"category": "{category}"}}"#);
+        let mut root = otel_span(
+            trace,
+            trace as u64 * 100,
+            None,
+            "workflow",
+            &[
+                ("input.value", &input),
+                ("session.id", session),
+                ("openinference.span.kind", "CHAIN"),
+            ],
+        );
+        if failed {
+            root.status = Some(opentelemetry_proto::tonic::trace::v1::Status {
+                code: StatusCode::Error as i32,
+                message: "upstream timeout".into(),
+            });
+        }
+        spans.push(root);
+    }
+    assert_eq!(
+        server.post_otlp(encode(&request(spans))).await.status(),
+        200
+    );
+    let score = json!({"batch": [{"id": "ev-1", "type": "score-create",
+        "timestamp": "2026-11-18T09:00:00Z",
+        "body": {"id": "score-1", "name": "user_feedback", "value": 1, "sessionId": "b",
+                 "traceId": "00000000000000000000000000000003", "dataType": "NUMERIC"}}]});
+    let r = server
+        .client
+        .post(format!("{}/api/public/ingestion", server.http))
+        .json(&score)
+        .send()
+        .await
+        .expect("score");
+    assert_eq!(r.status(), 207);
+
+    let body = json!({"from": "2026-11-18T00:00:00Z", "to": "2026-11-19T00:00:00Z",
+                      "by": "tags.category"});
+    let r = server
+        .client
+        .post(format!("{}/api/v1/analytics/conversations", server.http))
+        .json(&body)
+        .send()
+        .await
+        .expect("conversations");
+    assert_eq!(r.status(), 200);
+    let api: Value = r.json().await.expect("json");
+    let total = &api["total"];
+    assert_eq!(total["sessions"], 3, "{api:#}");
+    assert_eq!(total["turns"], 4);
+    assert_eq!(total["ended_sessions"], 3);
+    assert_eq!(total["abandoned_sessions"], 1);
+    assert_eq!(total["first_turn_resolved"], 2);
+    assert_eq!(total["likes"], 1);
+    assert_eq!(total["satisfaction_rate"], 1.0);
+    let groups = api["groups"].as_array().expect("groups");
+    assert_eq!(groups[0]["group"], "phone");
+    assert_eq!(groups[0]["sessions"], 2);
+    assert_eq!(groups[0]["abandoned_sessions"], 1);
+    assert_eq!(groups[1]["group"], "laptop");
+    assert_eq!(groups[1]["first_turn_resolved"], 1);
+
+    let r = server
+        .client
+        .post(format!("{}/api/v1/analytics/conversations", server.http))
+        .json(&json!({"by": "user_id"}))
+        .send()
+        .await
+        .expect("bad");
+    assert_eq!(r.status(), 422);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args([
+            "conversations",
+            "--server",
+            &server.http,
+            "--from",
+            "2026-11-18T00:00:00Z",
+            "--to",
+            "2026-11-19T00:00:00Z",
+            "--by",
+            "tags.category",
+            "--json",
+        ])
+        .output()
+        .expect("run loupe conversations");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        cli["total"], api["total"],
+        "the CLI shows the API's figures"
+    );
+    assert_eq!(cli["groups"], api["groups"]);
+    server.stop();
+}
