@@ -1,6 +1,9 @@
 //! Product analytics over stored runs (issue 20): what a product owner of a
 //! customer-service bot asks on Monday morning.
 //!
+//! **Users** ([`users`]): new against returning users, whether users come
+//! back after a failed run, weekly retention (see the `users` module).
+//!
 //! **Conversations** ([`conversations`]): a conversation is a session
 //! (`session_id`: Dify's conversation id); its turns are its runs (spans of
 //! kind `workflow`, one per Dify run or chat turn), in start order. Per
@@ -22,6 +25,10 @@
 //! Everything is computed by the store in one SQL statement (window
 //! functions and grouping), so the answer's size is the number of groups,
 //! whatever the number of sessions.
+
+mod users;
+
+pub use users::{Cohort, Comeback, MAX_WEEKS, UserGroup, UsersReport, UsersRequest, users};
 
 use loupe_backend::{QueryLimits, SpanReader, StoreError};
 use loupe_model::ProjectId;
@@ -179,7 +186,7 @@ const LIKES: &str = "'like', 'Like', 'LIKE', 'good', 'thumbs_up', 'up', 'true', 
 const DISLIKES: &str =
     "'dislike', 'Dislike', 'DISLIKE', 'bad', 'thumbs_down', 'down', 'false', 'False', '0'";
 
-fn ts(ns: i64) -> String {
+pub(crate) fn ts(ns: i64) -> String {
     format!("to_timestamp_nanos({ns})")
 }
 
@@ -258,7 +265,7 @@ fn statement(req: &ConversationsRequest) -> String {
     )
 }
 
-fn int(v: Option<&Value>) -> u64 {
+pub(crate) fn int_of(v: Option<&Value>) -> u64 {
     v.and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)))
         .unwrap_or(0)
 }
@@ -267,7 +274,7 @@ fn float(v: Option<&Value>) -> f64 {
     v.and_then(Value::as_f64).unwrap_or(0.0)
 }
 
-fn ratio(part: u64, whole: u64) -> Option<f64> {
+pub(crate) fn ratio(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
@@ -281,17 +288,17 @@ struct Sums {
 impl Sums {
     fn add_row(&mut self, row: &[Value]) {
         let s = &mut self.stats;
-        s.sessions += int(row.get(1));
-        s.turns += int(row.get(2));
-        s.failed_turns += int(row.get(3));
-        s.stopped_turns += int(row.get(4));
-        s.ended_sessions += int(row.get(5));
-        s.abandoned_sessions += int(row.get(6));
-        s.first_turn_resolved += int(row.get(7));
-        s.likes += int(row.get(8));
-        s.dislikes += int(row.get(9));
+        s.sessions += int_of(row.get(1));
+        s.turns += int_of(row.get(2));
+        s.failed_turns += int_of(row.get(3));
+        s.stopped_turns += int_of(row.get(4));
+        s.ended_sessions += int_of(row.get(5));
+        s.abandoned_sessions += int_of(row.get(6));
+        s.first_turn_resolved += int_of(row.get(7));
+        s.likes += int_of(row.get(8));
+        s.dislikes += int_of(row.get(9));
         s.cost += float(row.get(10));
-        s.tokens += int(row.get(11)) as i64;
+        s.tokens += int_of(row.get(11)) as i64;
         self.turn_ns += float(row.get(12));
     }
 

@@ -1,23 +1,68 @@
-//! `loupe conversations --last 7d --by tags.category`: sessions, turns,
-//! abandonment, satisfaction, first-turn resolution and cost, as a table
-//! (or `--json`), from a running server (`POST
-//! /api/v1/analytics/conversations`) or straight from a data directory
-//! (`--data-dir`, opened read-only). Exit codes as `loupe query`'s.
+//! `loupe analytics conversations --last 7d --by tags.category` (sessions,
+//! turns, abandonment, satisfaction, first-turn resolution and cost) and
+//! `loupe analytics users --last 12w` (new and returning users, coming back
+//! after a failure, weekly retention), as tables (or `--json`), from a
+//! running server (`POST /api/v1/analytics/…`) or straight from a data
+//! directory (`--data-dir`, opened read-only). Exit codes as `loupe
+//! query`'s.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use loupe_analytics::{
-    AnalyticsError, ConversationStats, ConversationsReport, ConversationsRequest, DEFAULT_GAP_NS,
-    GroupBy,
+    AnalyticsError, Comeback, ConversationStats, ConversationsReport, ConversationsRequest,
+    DEFAULT_GAP_NS, GroupBy, UserGroup, UsersReport, UsersRequest,
 };
 use serde_json::{Value, json};
 
 use crate::cli_query::{Failure, Server, SourceArgs, block_on, finish, open_dir};
 
-/// Flags of `loupe conversations`.
+/// Flags of `loupe analytics`.
 #[derive(Debug, clap::Args)]
-pub struct ConversationsArgs {
+pub struct AnalyticsArgs {
+    #[command(subcommand)]
+    command: AnalyticsCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AnalyticsCommand {
+    /// Sessions: turns, abandonment, first-turn resolution, satisfaction, cost.
+    Conversations(ConversationsArgs),
+    /// Users: new and returning, coming back after a failure, weekly retention.
+    Users(UsersArgs),
+}
+
+/// Flags of `loupe analytics users`.
+#[derive(Debug, clap::Args)]
+struct UsersArgs {
+    /// Users active this long back from now (e.g. 12w, 30d). Default 12w.
+    #[arg(long, conflicts_with = "from")]
+    last: Option<String>,
+    /// Window start (RFC 3339 or ns); with --to.
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// Window end (RFC 3339 or ns).
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// Quiet time that ends a visit.
+    #[arg(long, default_value = "30m")]
+    gap: String,
+    /// A user who runs again within this long came back.
+    #[arg(long, default_value = "7d")]
+    within: String,
+    /// Weeks of retention after each cohort's week (at most 26).
+    #[arg(long, default_value_t = 8)]
+    weeks: usize,
+    /// Print the JSON answer instead of tables.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
+/// Flags of `loupe analytics conversations`.
+#[derive(Debug, clap::Args)]
+struct ConversationsArgs {
     /// Sessions starting this long back from now (e.g. 7d, 24h). Default 7d.
     #[arg(long, conflicts_with = "from")]
     last: Option<String>,
@@ -40,27 +85,172 @@ pub struct ConversationsArgs {
     source: SourceArgs,
 }
 
-/// Runs `loupe conversations`.
-pub fn run(args: ConversationsArgs) -> ExitCode {
-    finish(block_on(run_conversations(args)))
+/// Runs `loupe analytics …`.
+pub fn run(args: AnalyticsArgs) -> ExitCode {
+    finish(block_on(async move {
+        match args.command {
+            AnalyticsCommand::Conversations(a) => run_conversations(a).await,
+            AnalyticsCommand::Users(a) => run_users(a).await,
+        }
+    }))
 }
 
 fn instant(flag: &str, text: &str) -> anyhow::Result<i64> {
     loupe_model::time::parse_instant(text).with_context(|| format!("--{flag} {text:?}"))
 }
 
-async fn run_conversations(args: ConversationsArgs) -> Result<(), Failure> {
+/// `(from, to)` of `--from/--to`, else `--last` (default `default`) back from `now`.
+fn window(
+    last: Option<&str>,
+    from: Option<&String>,
+    to: Option<&String>,
+    now: i64,
+    default: &str,
+) -> anyhow::Result<(i64, i64)> {
+    if let (Some(f), Some(t)) = (from, to) {
+        return Ok((instant("from", f)?, instant("to", t)?));
+    }
+    let last = last.unwrap_or(default);
+    let d = duration_ns("last", last)?;
+    Ok((now.saturating_sub(d), now))
+}
+
+fn duration_ns(flag: &str, text: &str) -> anyhow::Result<i64> {
+    let d = humantime::parse_duration(text).with_context(|| format!("--{flag} {text:?}"))?;
+    i64::try_from(d.as_nanos())
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| anyhow!("--{flag} {text:?} must be positive and finite"))
+}
+
+fn analysis_failure(e: AnalyticsError) -> Failure {
+    match e {
+        AnalyticsError::Invalid(m) => Failure::Query(m),
+        other => Failure::Other(anyhow!(other)),
+    }
+}
+
+async fn run_users(args: UsersArgs) -> Result<(), Failure> {
     let now = loupe_model::time::now_ns();
-    let (from, to) = match (&args.from, &args.to) {
-        (Some(f), Some(t)) => (instant("from", f)?, instant("to", t)?),
-        _ => {
-            let last = args.last.as_deref().unwrap_or("7d");
-            let d = humantime::parse_duration(last).with_context(|| format!("--last {last:?}"))?;
-            let d =
-                i64::try_from(d.as_nanos()).map_err(|_| anyhow!("--last {last:?} is too long"))?;
-            (now.saturating_sub(d), now)
+    let (from, to) = window(
+        args.last.as_deref(),
+        args.from.as_ref(),
+        args.to.as_ref(),
+        now,
+        "12w",
+    )?;
+    let report: UsersReport = match &args.source.data_dir {
+        None => {
+            let server = Server::new(&args.source)?;
+            let body = json!({ "from": from, "to": to, "now": now, "gap": args.gap,
+                               "within": args.within, "weeks": args.weeks });
+            let answer = server.post_json("/api/v1/analytics/users", &body).await?;
+            serde_json::from_value(answer).context("the server's answer is not a report")?
+        }
+        Some(dir) => {
+            let (store, project) = open_dir(dir, &args.source).await?;
+            let req = UsersRequest {
+                from_ns: from,
+                to_ns: to,
+                now_ns: now,
+                gap_ns: duration_ns("gap", &args.gap)?,
+                within_ns: duration_ns("within", &args.within)?,
+                weeks: args.weeks,
+                limits: Default::default(),
+            };
+            loupe_analytics::users(&store, &project, &req)
+                .await
+                .map_err(analysis_failure)?
         }
     };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("encode")?
+        );
+    } else {
+        print!("{}", users_text(&report));
+    }
+    Ok(())
+}
+
+fn users_text(r: &UsersReport) -> String {
+    let group = |name: &str, g: &UserGroup| {
+        vec![
+            name.to_owned(),
+            g.users.to_string(),
+            g.runs.to_string(),
+            pct(g.failure_rate),
+        ]
+    };
+    let back = |name: &str, c: &Comeback| {
+        vec![
+            name.to_owned(),
+            c.visits.to_string(),
+            c.returned.to_string(),
+            pct(c.return_rate),
+        ]
+    };
+    let mut out = aligned(&[
+        vec![
+            "users".into(),
+            "users".into(),
+            "runs".into(),
+            "failed".into(),
+        ],
+        group("new", &r.new),
+        group("returning", &r.returning),
+    ]);
+    out.push('\n');
+    out.push_str(&aligned(&[
+        vec![
+            "visit ended".into(),
+            "visits".into(),
+            "came back".into(),
+            "rate".into(),
+        ],
+        back("after a failure", &r.after_failure),
+        back("after success", &r.after_success),
+    ]));
+    if !r.retention.is_empty() {
+        out.push('\n');
+        let weeks = r
+            .retention
+            .iter()
+            .map(|c| c.active.len())
+            .max()
+            .unwrap_or(0);
+        let mut rows = vec![
+            ["cohort week".to_owned(), "users".to_owned()]
+                .into_iter()
+                .chain((0..weeks).map(|k| format!("w{k}")))
+                .collect::<Vec<_>>(),
+        ];
+        for c in &r.retention {
+            let start = loupe_model::time::format_instant(c.week_start_ns);
+            let day = start.get(..10).unwrap_or(&start).to_owned();
+            let mut row = vec![day, c.users.to_string()];
+            row.extend(
+                c.active
+                    .iter()
+                    .map(|a| pct((c.users > 0).then(|| *a as f64 / c.users as f64))),
+            );
+            rows.push(row);
+        }
+        out.push_str(&aligned(&rows));
+    }
+    out
+}
+
+async fn run_conversations(args: ConversationsArgs) -> Result<(), Failure> {
+    let now = loupe_model::time::now_ns();
+    let (from, to) = window(
+        args.last.as_deref(),
+        args.from.as_ref(),
+        args.to.as_ref(),
+        now,
+        "7d",
+    )?;
     let report: ConversationsReport = match &args.source.data_dir {
         None => {
             let server = Server::new(&args.source)?;
@@ -74,12 +264,7 @@ async fn run_conversations(args: ConversationsArgs) -> Result<(), Failure> {
             serde_json::from_value(answer).context("the server's answer is not a report")?
         }
         Some(dir) => {
-            let gap = humantime::parse_duration(&args.gap)
-                .with_context(|| format!("--gap {:?}", args.gap))?;
-            let gap_ns = i64::try_from(gap.as_nanos())
-                .ok()
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_GAP_NS);
+            let gap_ns = duration_ns("gap", &args.gap).unwrap_or(DEFAULT_GAP_NS);
             let group_by = args
                 .by
                 .as_deref()
@@ -97,10 +282,7 @@ async fn run_conversations(args: ConversationsArgs) -> Result<(), Failure> {
             };
             loupe_analytics::conversations(&store, &project, &req)
                 .await
-                .map_err(|e| match e {
-                    AnalyticsError::Invalid(m) => Failure::Query(m),
-                    other => Failure::Other(anyhow!(other)),
-                })?
+                .map_err(analysis_failure)?
         }
     };
     if args.json {
@@ -149,8 +331,24 @@ fn table(report: &ConversationsReport) -> String {
         rows.push(line(g.group.as_deref().unwrap_or("(none)"), g));
     }
     rows.push(line("total", &report.total));
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+    let mut out = aligned(&rows);
+    if report.truncated {
+        out.push_str("(more groups than shown; the total covers them all)\n");
+    }
+    out
+}
+
+/// Rows as aligned text: the first column left, the others right.
+fn aligned(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {
@@ -168,9 +366,6 @@ fn table(report: &ConversationsReport) -> String {
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
-    }
-    if report.truncated {
-        out.push_str("(more groups than shown; the total covers them all)\n");
     }
     out
 }

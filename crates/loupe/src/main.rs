@@ -53,8 +53,8 @@ enum Command {
     Sql(cli_query::SqlArgs),
     /// Root-cause analysis: which values explain a rise ('status=error' --last 6h).
     Rca(cli_rca::RcaArgs),
-    /// Conversations: sessions, abandonment, satisfaction and cost (--by tags.category).
-    Conversations(cli_analytics::ConversationsArgs),
+    /// Product analytics: conversations (abandonment, satisfaction, cost) and users (retention).
+    Analytics(cli_analytics::AnalyticsArgs),
     /// Business tags: apply the configured rules to runs already stored.
     Tags(cli_tags::TagsArgs),
     /// Alert rules: `loupe alerts test RULE --at TIME` on past data.
@@ -116,7 +116,7 @@ fn main() -> std::process::ExitCode {
         Command::Query(args) => return cli_query::query(args),
         Command::Sql(args) => return cli_query::sql(args),
         Command::Rca(args) => return cli_rca::run(args),
-        Command::Conversations(args) => return cli_analytics::run(args),
+        Command::Analytics(args) => return cli_analytics::run(args),
         Command::DefaultConfig => toml::to_string(&config::Config::default())
             .map(|text| print!("{text}"))
             .map_err(Into::into),

@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 use loupe_analytics::{
-    ConversationStats, ConversationsRequest, DEFAULT_GAP_NS, GroupBy, conversations,
+    ConversationStats, ConversationsRequest, DEFAULT_GAP_NS, GroupBy, UsersRequest, conversations,
+    users,
 };
 use loupe_model::{ProjectId, Span, SpanKind, Status};
 use loupe_store::{Store, StoreConfig};
@@ -198,4 +199,80 @@ fn only_apps_and_well_formed_tag_keys_group_conversations() {
         let err = GroupBy::parse(bad).unwrap_err().to_string();
         assert!(err.contains("app or tags.<key>"), "{bad}: {err}");
     }
+}
+
+const DAY: i64 = 24 * 60 * MIN;
+const WEEK: i64 = 7 * DAY;
+
+/// A run of `user` at `at`.
+fn user_run(user: &str, n: usize, at: i64, failed: bool) -> Span {
+    let id = format!("{user}-{n}");
+    let mut run = Span::new("p", id.clone());
+    run.trace_id = Some(id.clone());
+    run.run_id = Some(id);
+    run.user_id = Some(user.into());
+    run.span_kind = Some(SpanKind::Workflow);
+    run.status = Some(if failed { Status::Error } else { Status::Ok });
+    run.start_time = Some(at);
+    run.end_time = Some(at + 1_000_000_000);
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_new_and_returning_comeback_after_failures_and_weekly_retention_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = ProjectId::new("p").unwrap();
+    let store = open(dir.path());
+    let h = 60 * MIN;
+    store
+        .append(vec![
+            // u1: seen before the window; a failed visit, back the next day.
+            user_run("u1", 0, T0 - 2 * WEEK, false),
+            user_run("u1", 1, T0 + DAY, true),
+            user_run("u1", 2, T0 + 2 * DAY, false),
+            // u2: new in week 0; two runs 10 minutes apart are one visit;
+            // back in week 1.
+            user_run("u2", 1, T0 + h, false),
+            user_run("u2", 2, T0 + h + 10 * MIN, false),
+            user_run("u2", 3, T0 + WEEK + h, false),
+            // u3: new in week 0, fails and never comes back.
+            user_run("u3", 1, T0 + 3 * h, true),
+            // u4: new in week 1, back a week and an hour later (too late).
+            user_run("u4", 1, T0 + WEEK + 2 * h, false),
+            user_run("u4", 2, T0 + 2 * WEEK + 3 * h, false),
+        ])
+        .await
+        .unwrap();
+    let req = UsersRequest {
+        from_ns: T0,
+        to_ns: T0 + 3 * WEEK,
+        now_ns: T0 + 5 * WEEK,
+        gap_ns: DEFAULT_GAP_NS,
+        within_ns: WEEK,
+        weeks: 8,
+        limits: Default::default(),
+    };
+    let r = users(&store, &project, &req).await.unwrap();
+    assert_eq!(
+        (r.new.users, r.new.runs, r.new.failed_runs),
+        (3, 6, 1),
+        "{r:#?}"
+    );
+    assert_eq!(
+        (r.returning.users, r.returning.runs, r.returning.failed_runs),
+        (1, 2, 1)
+    );
+    assert_eq!((r.after_failure.visits, r.after_failure.returned), (2, 1));
+    assert_eq!(r.after_failure.return_rate, Some(0.5));
+    assert_eq!((r.after_success.visits, r.after_success.returned), (5, 1));
+    assert_eq!(r.after_success.return_rate, Some(0.2));
+    assert_eq!(r.retention.len(), 2, "{:#?}", r.retention);
+    assert_eq!(r.retention[0].week_start_ns, T0);
+    assert_eq!(r.retention[0].users, 2);
+    assert_eq!(r.retention[0].active, vec![2, 1, 0, 0, 0, 0]);
+    assert_eq!(r.retention[1].week_start_ns, T0 + WEEK);
+    assert_eq!(r.retention[1].active, vec![1, 1, 0, 0, 0]);
+    let too_many = UsersRequest { weeks: 99, ..req };
+    assert!(users(&store, &project, &too_many).await.is_err());
+    store.shutdown().await.unwrap();
 }

@@ -1,6 +1,8 @@
 //! `POST /api/v1/analytics/conversations`: sessions with their turns,
 //! outcomes, abandonment, satisfaction, first-turn resolution and cost, by
-//! app or business tag (`loupe-analytics`; docs/ANALYTICS.md).
+//! app or business tag; `POST /api/v1/analytics/users`: new and returning
+//! users, coming back after a failure, weekly retention (`loupe-analytics`;
+//! docs/ANALYTICS.md).
 //!
 //! Body (all optional): `last` ("7d") or `from`/`to` (RFC 3339 or ns),
 //! `now`, `gap` (quiet time that ends a session, default "30m"), `by`
@@ -13,6 +15,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use loupe_analytics::{
     AnalyticsError, ConversationsReport, ConversationsRequest, DEFAULT_GAP_NS, GroupBy,
+    UsersReport, UsersRequest,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,7 +24,9 @@ use crate::auth::Project;
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/analytics/conversations", post(conversations))
+    Router::new()
+        .route("/api/v1/analytics/conversations", post(conversations))
+        .route("/api/v1/analytics/users", post(users))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,8 +42,24 @@ struct ConversationsBody {
 
 const WEEK_NS: i64 = 7 * 86_400 * 1_000_000_000;
 
+fn unprocessable(m: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m)
+}
+
+/// A positive duration field (`"30m"`), or `default`.
+fn duration(name: &str, text: Option<&str>, default: i64) -> Result<i64, ApiError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    let d = humantime::parse_duration(text)
+        .map_err(|e| unprocessable(format!("`{name}` {text:?}: {e}")))?;
+    i64::try_from(d.as_nanos())
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| unprocessable(format!("`{name}` {text:?} must be positive and finite")))
+}
+
 fn request(body: ConversationsBody) -> Result<ConversationsRequest, ApiError> {
-    let unprocessable = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
     let (from_ns, to_ns, now_ns) = super::rca::window(
         body.last.as_deref(),
         body.from.as_ref(),
@@ -46,17 +67,7 @@ fn request(body: ConversationsBody) -> Result<ConversationsRequest, ApiError> {
         body.now.as_ref(),
         WEEK_NS,
     )?;
-    let gap_ns = match &body.gap {
-        None => DEFAULT_GAP_NS,
-        Some(g) => {
-            let d = humantime::parse_duration(g)
-                .map_err(|e| unprocessable(format!("`gap` {g:?}: {e}")))?;
-            i64::try_from(d.as_nanos())
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| unprocessable(format!("`gap` {g:?} must be positive and finite")))?
-        }
-    };
+    let gap_ns = duration("gap", body.gap.as_deref(), DEFAULT_GAP_NS)?;
     let group_by = body
         .by
         .as_deref()
@@ -73,6 +84,87 @@ fn request(body: ConversationsBody) -> Result<ConversationsRequest, ApiError> {
     })
 }
 
+fn limits(state: &AppState) -> loupe_backend::QueryLimits {
+    loupe_backend::QueryLimits {
+        memory_bytes: state.config.query_memory_bytes,
+        max_rows: state.config.query_max_rows,
+    }
+}
+
+/// Runs an analysis under the query time limit, with its errors mapped.
+async fn timed<T>(
+    state: &AppState,
+    analysis: impl std::future::Future<Output = Result<T, AnalyticsError>>,
+) -> Result<T, ApiError> {
+    let timeout = state.config.query_timeout;
+    tokio::time::timeout(timeout, analysis)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the analysis ran longer than the {} s query limit; narrow the window",
+                    timeout.as_secs_f64()
+                ),
+            )
+        })?
+        .map_err(|e| match e {
+            AnalyticsError::Invalid(m) => unprocessable(m),
+            AnalyticsError::Store(e) => ApiError::from(e),
+        })
+}
+
+/// Body of `POST /api/v1/analytics/users` (all optional): the window as
+/// for conversations (default the last 12 weeks), `gap` (ends a visit,
+/// default 30m), `within` (comes back within, default 7d), `weeks` of
+/// retention (default 8, at most 26).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct UsersBody {
+    last: Option<String>,
+    from: Option<Value>,
+    to: Option<Value>,
+    now: Option<Value>,
+    gap: Option<String>,
+    within: Option<String>,
+    weeks: Option<usize>,
+}
+
+fn users_request(body: UsersBody) -> Result<UsersRequest, ApiError> {
+    let (from_ns, to_ns, now_ns) = super::rca::window(
+        body.last.as_deref(),
+        body.from.as_ref(),
+        body.to.as_ref(),
+        body.now.as_ref(),
+        12 * WEEK_NS,
+    )?;
+    Ok(UsersRequest {
+        from_ns,
+        to_ns,
+        now_ns,
+        gap_ns: duration("gap", body.gap.as_deref(), DEFAULT_GAP_NS)?,
+        within_ns: duration("within", body.within.as_deref(), WEEK_NS)?,
+        weeks: body.weeks.unwrap_or(8),
+        limits: Default::default(),
+    })
+}
+
+async fn users(
+    State(state): State<AppState>,
+    Project(project): Project,
+    body: Result<Json<UsersBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<UsersReport>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let mut req = users_request(body)?;
+    req.limits = limits(&state);
+    let report = timed(
+        &state,
+        loupe_analytics::users(state.reader.as_ref(), &project, &req),
+    )
+    .await?;
+    Ok(Json(report))
+}
+
 async fn conversations(
     State(state): State<AppState>,
     Project(project): Project,
@@ -80,29 +172,12 @@ async fn conversations(
 ) -> Result<Json<ConversationsReport>, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let mut req = request(body)?;
-    req.limits = loupe_backend::QueryLimits {
-        memory_bytes: state.config.query_memory_bytes,
-        max_rows: state.config.query_max_rows,
-    };
-    let timeout = state.config.query_timeout;
-    let report = tokio::time::timeout(
-        timeout,
+    req.limits = limits(&state);
+    let report = timed(
+        &state,
         loupe_analytics::conversations(state.reader.as_ref(), &project, &req),
     )
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the analysis ran longer than the {} s query limit; narrow the window",
-                timeout.as_secs_f64()
-            ),
-        )
-    })?
-    .map_err(|e| match e {
-        AnalyticsError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
-        AnalyticsError::Store(e) => ApiError::from(e),
-    })?;
+    .await?;
     Ok(Json(report))
 }
 

@@ -1,6 +1,6 @@
 //! Conversations through the real server (issue 20): runs pushed over OTLP
 //! with their session ids and a business tag from the run input, feedback
-//! as a Langfuse score; the API and `loupe conversations` agree on the
+//! as a Langfuse score; the API and `loupe analytics` agree on the
 //! figures the sessions were built with.
 
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
@@ -17,13 +17,13 @@ async fn conversations_through_the_api_and_the_cli_recover_the_sessions_built() 
     // (trace, session, category, failed): a is left after a failure, b and
     // c are answered at the first turn.
     let turns = [
-        (1u128, "a", "phone", false),
-        (2, "a", "phone", true),
-        (3, "b", "phone", false),
-        (4, "c", "laptop", false),
+        (1u128, "a", "phone", false, "alice"),
+        (2, "a", "phone", true, "alice"),
+        (3, "b", "phone", false, "bob"),
+        (4, "c", "laptop", false, "carol"),
     ];
     let mut spans = Vec::new();
-    for (trace, session, category, failed) in turns {
+    for (trace, session, category, failed, user) in turns {
         let input = format!(r#"{{"category": "{category}"}}"#);
         let mut root = otel_span(
             trace,
@@ -33,6 +33,7 @@ async fn conversations_through_the_api_and_the_cli_recover_the_sessions_built() 
             &[
                 ("input.value", &input),
                 ("session.id", session),
+                ("user.id", user),
                 ("openinference.span.kind", "CHAIN"),
             ],
         );
@@ -98,6 +99,7 @@ async fn conversations_through_the_api_and_the_cli_recover_the_sessions_built() 
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_loupe"))
         .args([
+            "analytics",
             "conversations",
             "--server",
             &server.http,
@@ -110,7 +112,7 @@ async fn conversations_through_the_api_and_the_cli_recover_the_sessions_built() 
             "--json",
         ])
         .output()
-        .expect("run loupe conversations");
+        .expect("run loupe analytics conversations");
     assert!(
         out.status.success(),
         "{}",
@@ -122,5 +124,42 @@ async fn conversations_through_the_api_and_the_cli_recover_the_sessions_built() 
         "the CLI shows the API's figures"
     );
     assert_eq!(cli["groups"], api["groups"]);
+
+    // Users: three new ones; alice left after her failed run; one cohort.
+    let r = server
+        .client
+        .post(format!("{}/api/v1/analytics/users", server.http))
+        .json(&json!({"from": "2026-11-18T00:00:00Z", "to": "2026-11-19T00:00:00Z"}))
+        .send()
+        .await
+        .expect("users");
+    assert_eq!(r.status(), 200);
+    let users: Value = r.json().await.expect("json");
+    assert_eq!(users["new"]["users"], 3, "{users:#}");
+    assert_eq!(users["new"]["runs"], 4);
+    assert_eq!(users["returning"]["users"], 0);
+    assert_eq!(users["after_failure"]["visits"], 1);
+    assert_eq!(users["after_failure"]["returned"], 0);
+    assert_eq!(users["after_success"]["visits"], 2);
+    assert_eq!(users["retention"][0]["users"], 3);
+    assert_eq!(users["retention"][0]["active"][0], 3);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args(["analytics", "users", "--server", &server.http])
+        .args([
+            "--from",
+            "2026-11-18T00:00:00Z",
+            "--to",
+            "2026-11-19T00:00:00Z",
+        ])
+        .output()
+        .expect("run loupe analytics users");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("after a failure"), "{text}");
+    assert!(text.contains("2026-11-18"), "{text}");
     server.stop();
 }

@@ -1,0 +1,249 @@
+//! Users: new against returning, whether users come back after a failed
+//! run, and weekly retention by first-seen cohort (issue 20, item 3).
+//!
+//! A user is a `user_id` of run spans (kind `workflow`). **New** in the
+//! window: first seen (over everything stored) inside it; **returning**:
+//! first seen before it. A **visit** ends with a run followed by no run of
+//! the same user within `gap`; the user **came back** when another run
+//! follows within `within`. The return rate after visits that ended in a
+//! failure, against those that ended well, is "how a failed run changes
+//! the chance that the user comes back". Visits ending later than
+//! `now - within` are not judged yet. **Retention**: users first seen in
+//! week `c` of the window (weeks counted from `from`) and active in week
+//! `c + k`.
+
+use loupe_backend::{QueryLimits, SpanReader};
+use loupe_model::ProjectId;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{AnalyticsError, int_of as int, ratio, ts};
+
+const WEEK_NS: i64 = 7 * 86_400 * 1_000_000_000;
+
+/// Most weeks of retention shown.
+pub const MAX_WEEKS: usize = 26;
+
+/// One users analysis.
+#[derive(Debug, Clone)]
+pub struct UsersRequest {
+    /// Window start (ns).
+    pub from_ns: i64,
+    /// Window end (ns).
+    pub to_ns: i64,
+    /// "Now": visits ending after `now - within` are not judged.
+    pub now_ns: i64,
+    /// Quiet time that ends a visit.
+    pub gap_ns: i64,
+    /// How soon a user must return to count as come back.
+    pub within_ns: i64,
+    /// Retention weeks after the cohort week (at most [`MAX_WEEKS`]).
+    pub weeks: usize,
+    /// Memory and row limits for the store.
+    pub limits: QueryLimits,
+}
+
+/// New or returning users of the window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserGroup {
+    /// Users.
+    pub users: u64,
+    /// Their runs in the window.
+    pub runs: u64,
+    /// Their failed runs.
+    pub failed_runs: u64,
+    /// `failed_runs / runs`.
+    pub failure_rate: Option<f64>,
+}
+
+/// Visits ending one way, and how many users came back after them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Comeback {
+    /// Visits judged.
+    pub visits: u64,
+    /// Followed by a run within `within`.
+    pub returned: u64,
+    /// `returned / visits`.
+    pub return_rate: Option<f64>,
+}
+
+/// One first-seen cohort.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cohort {
+    /// Start of the cohort's week (ns).
+    pub week_start_ns: i64,
+    /// Users first seen that week.
+    pub users: u64,
+    /// `active[k]`: of them, users with a run in week `k` after (0 = the
+    /// cohort week itself), up to the week of `now`.
+    pub active: Vec<u64>,
+}
+
+/// The answer of [`users`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsersReport {
+    /// Window start.
+    pub from_ns: i64,
+    /// Window end.
+    pub to_ns: i64,
+    /// Users first seen in the window.
+    pub new: UserGroup,
+    /// Users first seen before it.
+    pub returning: UserGroup,
+    /// Visits that ended with a failed run.
+    pub after_failure: Comeback,
+    /// Visits that ended with a run that did not fail.
+    pub after_success: Comeback,
+    /// Weekly cohorts of the window, oldest first.
+    pub retention: Vec<Cohort>,
+}
+
+const RUNS: &str = "SELECT user_id, start_time, status FROM spans
+    WHERE span_kind = 'workflow' AND user_id IS NOT NULL AND user_id <> '' AND start_time IS NOT NULL";
+
+fn groups_sql(req: &UsersRequest) -> String {
+    let (from, to) = (ts(req.from_ns), ts(req.to_ns));
+    format!(
+        "WITH runs AS ({RUNS}),
+         firsts AS (SELECT user_id, min(start_time) AS first_seen FROM runs GROUP BY user_id),
+         active AS (
+           SELECT user_id, count(*) AS n, sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS failed
+           FROM runs WHERE start_time >= {from} AND start_time < {to} GROUP BY user_id)
+         SELECT CASE WHEN f.first_seen >= {from} THEN 'new' ELSE 'returning' END AS kind,
+                count(*) AS users, sum(a.n) AS runs, sum(a.failed) AS failed
+         FROM active a JOIN firsts f ON a.user_id = f.user_id
+         GROUP BY 1"
+    )
+}
+
+fn comeback_sql(req: &UsersRequest) -> String {
+    let (from, to) = (ts(req.from_ns), ts(req.to_ns));
+    let judged_before = ts(req.now_ns.saturating_sub(req.within_ns));
+    let (gap, within) = (req.gap_ns, req.within_ns);
+    format!(
+        "WITH runs AS ({RUNS}),
+         seq AS (
+           SELECT start_time, status,
+                  CAST(lead(start_time) OVER (PARTITION BY user_id ORDER BY start_time) AS BIGINT)
+                    - CAST(start_time AS BIGINT) AS next_in
+           FROM runs)
+         SELECT CASE WHEN status = 'error' THEN 'failed' ELSE 'ok' END AS outcome,
+                count(*) AS visits,
+                sum(CASE WHEN next_in IS NOT NULL AND next_in <= {within} THEN 1 ELSE 0 END) AS returned
+         FROM seq
+         WHERE start_time >= {from} AND start_time < {to} AND start_time < {judged_before}
+           AND (next_in IS NULL OR next_in > {gap})
+         GROUP BY 1"
+    )
+}
+
+fn retention_sql(req: &UsersRequest) -> String {
+    let (from, to) = (ts(req.from_ns), ts(req.to_ns));
+    let anchor = req.from_ns;
+    format!(
+        "WITH runs AS ({RUNS}),
+         firsts AS (SELECT user_id, min(start_time) AS first_seen FROM runs GROUP BY user_id),
+         cohorts AS (
+           SELECT user_id, (CAST(first_seen AS BIGINT) - {anchor}) / {WEEK_NS} AS c
+           FROM firsts WHERE first_seen >= {from} AND first_seen < {to}),
+         weeks AS (
+           SELECT DISTINCT user_id, (CAST(start_time AS BIGINT) - {anchor}) / {WEEK_NS} AS w
+           FROM runs WHERE start_time >= {from})
+         SELECT c.c AS cohort, w.w - c.c AS k, count(*) AS users
+         FROM cohorts c JOIN weeks w ON c.user_id = w.user_id
+         WHERE w.w >= c.c
+         GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+}
+
+/// Analyses the users of `project` (see the module docs).
+///
+/// # Errors
+/// [`AnalyticsError::Invalid`] for a bad window or settings; the store's.
+#[tracing::instrument(name = "analytics.users", skip(reader))]
+pub async fn users(
+    reader: &dyn SpanReader,
+    project: &ProjectId,
+    req: &UsersRequest,
+) -> Result<UsersReport, AnalyticsError> {
+    if req.from_ns >= req.to_ns {
+        return Err(AnalyticsError::Invalid(
+            "the window is empty: from must be before to".into(),
+        ));
+    }
+    if req.gap_ns <= 0 || req.within_ns <= 0 {
+        return Err(AnalyticsError::Invalid(
+            "gap and within must be positive".into(),
+        ));
+    }
+    if req.weeks > MAX_WEEKS {
+        return Err(AnalyticsError::Invalid(format!(
+            "at most {MAX_WEEKS} weeks of retention, {} asked",
+            req.weeks
+        )));
+    }
+    let limits = QueryLimits {
+        max_rows: 10_000,
+        ..req.limits
+    };
+    let mut report = UsersReport {
+        from_ns: req.from_ns,
+        to_ns: req.to_ns,
+        ..UsersReport::default()
+    };
+    for row in reader.sql(project, &groups_sql(req), limits).await?.rows {
+        let group = UserGroup {
+            users: int(row.get(1)),
+            runs: int(row.get(2)),
+            failed_runs: int(row.get(3)),
+            failure_rate: ratio(int(row.get(3)), int(row.get(2))),
+        };
+        match row.first().and_then(Value::as_str) {
+            Some("new") => report.new = group,
+            _ => report.returning = group,
+        }
+    }
+    for row in reader.sql(project, &comeback_sql(req), limits).await?.rows {
+        let visits = int(row.get(1));
+        let returned = int(row.get(2));
+        let c = Comeback {
+            visits,
+            returned,
+            return_rate: ratio(returned, visits),
+        };
+        match row.first().and_then(Value::as_str) {
+            Some("failed") => report.after_failure = c,
+            _ => report.after_success = c,
+        }
+    }
+    let now_week = (req.now_ns.saturating_sub(req.from_ns)) / WEEK_NS;
+    for row in reader.sql(project, &retention_sql(req), limits).await?.rows {
+        let cohort = row.first().and_then(Value::as_i64).unwrap_or(0);
+        let k = int(row.get(1)) as usize;
+        let n = int(row.get(2));
+        let at = match report.retention.last() {
+            Some(last) if last.week_start_ns == req.from_ns + cohort * WEEK_NS => {
+                report.retention.len() - 1
+            }
+            _ => {
+                let shown = usize::try_from((now_week - cohort).max(0))
+                    .unwrap_or(0)
+                    .min(req.weeks);
+                report.retention.push(Cohort {
+                    week_start_ns: req.from_ns + cohort * WEEK_NS,
+                    users: 0,
+                    active: vec![0; shown + 1],
+                });
+                report.retention.len() - 1
+            }
+        };
+        let c = &mut report.retention[at];
+        if k == 0 {
+            c.users = n;
+        }
+        if let Some(slot) = c.active.get_mut(k) {
+            *slot = n;
+        }
+    }
+    Ok(report)
+}
