@@ -1,6 +1,9 @@
 //! Product analytics over stored runs (issue 20): what a product owner of a
 //! customer-service bot asks on Monday morning.
 //!
+//! **Relations** ([`relations`]): answer length, latency and cost of runs
+//! against their failures and feedback, binned.
+//!
 //! **Users** ([`users`]): new against returning users, whether users come
 //! back after a failed run, weekly retention (see the `users` module).
 //!
@@ -26,8 +29,10 @@
 //! functions and grouping), so the answer's size is the number of groups,
 //! whatever the number of sessions.
 
+mod relations;
 mod users;
 
+pub use relations::{Bin, RelationsReport, RelationsRequest, relations};
 pub use users::{Cohort, Comeback, MAX_WEEKS, UserGroup, UsersReport, UsersRequest, users};
 
 use loupe_backend::{QueryLimits, SpanReader, StoreError};
@@ -181,9 +186,10 @@ pub struct ConversationsReport {
 }
 
 /// Values Dify and Langfuse clients use for a like (else a number > 0.5).
-const LIKES: &str = "'like', 'Like', 'LIKE', 'good', 'thumbs_up', 'up', 'true', 'True', '1'";
+pub(crate) const LIKES: &str =
+    "'like', 'Like', 'LIKE', 'good', 'thumbs_up', 'up', 'true', 'True', '1'";
 /// Values for a dislike (else a number < 0.5).
-const DISLIKES: &str =
+pub(crate) const DISLIKES: &str =
     "'dislike', 'Dislike', 'DISLIKE', 'bad', 'thumbs_down', 'down', 'false', 'False', '0'";
 
 pub(crate) fn ts(ns: i64) -> String {

@@ -10,8 +10,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use loupe_analytics::{
-    AnalyticsError, Comeback, ConversationStats, ConversationsReport, ConversationsRequest,
-    DEFAULT_GAP_NS, GroupBy, UserGroup, UsersReport, UsersRequest,
+    AnalyticsError, Bin, Comeback, ConversationStats, ConversationsReport, ConversationsRequest,
+    DEFAULT_GAP_NS, GroupBy, RelationsReport, RelationsRequest, UserGroup, UsersReport,
+    UsersRequest,
 };
 use serde_json::{Value, json};
 
@@ -30,6 +31,27 @@ enum AnalyticsCommand {
     Conversations(ConversationsArgs),
     /// Users: new and returning, coming back after a failure, weekly retention.
     Users(UsersArgs),
+    /// Answer length, latency and cost against failures and feedback, binned.
+    Relations(RelationsArgs),
+}
+
+/// Flags of `loupe analytics relations`.
+#[derive(Debug, clap::Args)]
+struct RelationsArgs {
+    /// Runs this long back from now (e.g. 7d). Default 7d.
+    #[arg(long, conflicts_with = "from")]
+    last: Option<String>,
+    /// Window start (RFC 3339 or ns); with --to.
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// Window end (RFC 3339 or ns).
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// Print the JSON answer instead of tables.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    source: SourceArgs,
 }
 
 /// Flags of `loupe analytics users`.
@@ -91,6 +113,7 @@ pub fn run(args: AnalyticsArgs) -> ExitCode {
         match args.command {
             AnalyticsCommand::Conversations(a) => run_conversations(a).await,
             AnalyticsCommand::Users(a) => run_users(a).await,
+            AnalyticsCommand::Relations(a) => run_relations(a).await,
         }
     }))
 }
@@ -128,6 +151,73 @@ fn analysis_failure(e: AnalyticsError) -> Failure {
         AnalyticsError::Invalid(m) => Failure::Query(m),
         other => Failure::Other(anyhow!(other)),
     }
+}
+
+async fn run_relations(args: RelationsArgs) -> Result<(), Failure> {
+    let now = loupe_model::time::now_ns();
+    let (from, to) = window(
+        args.last.as_deref(),
+        args.from.as_ref(),
+        args.to.as_ref(),
+        now,
+        "7d",
+    )?;
+    let report: RelationsReport = match &args.source.data_dir {
+        None => {
+            let server = Server::new(&args.source)?;
+            let body = json!({ "from": from, "to": to, "now": now });
+            let answer = server
+                .post_json("/api/v1/analytics/relations", &body)
+                .await?;
+            serde_json::from_value(answer).context("the server's answer is not a report")?
+        }
+        Some(dir) => {
+            let (store, project) = open_dir(dir, &args.source).await?;
+            let req = RelationsRequest {
+                from_ns: from,
+                to_ns: to,
+                limits: Default::default(),
+            };
+            loupe_analytics::relations(&store, &project, &req)
+                .await
+                .map_err(analysis_failure)?
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("encode")?
+        );
+        return Ok(());
+    }
+    let table = |title: &str, bins: &[Bin]| {
+        let mut rows = vec![vec![
+            title.to_owned(),
+            "runs".into(),
+            "failed".into(),
+            "likes".into(),
+            "dislikes".into(),
+            "satisfaction".into(),
+        ]];
+        for b in bins {
+            rows.push(vec![
+                b.label.clone(),
+                b.runs.to_string(),
+                pct(b.failure_rate),
+                b.likes.to_string(),
+                b.dislikes.to_string(),
+                pct(b.satisfaction_rate),
+            ]);
+        }
+        aligned(&rows)
+    };
+    print!(
+        "{}\n{}\n{}",
+        table("answer length", &report.answer_length),
+        table("latency", &report.latency),
+        table("cost", &report.cost)
+    );
+    Ok(())
 }
 
 async fn run_users(args: UsersArgs) -> Result<(), Failure> {

@@ -276,3 +276,72 @@ async fn users_new_and_returning_comeback_after_failures_and_weekly_retention_ar
     assert!(users(&store, &project, &too_many).await.is_err());
     store.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relations_bin_runs_by_length_latency_and_cost_with_their_feedback() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = ProjectId::new("p").unwrap();
+    let store = open(dir.path());
+    /// (id, output chars, seconds, node cost, failed, feedback)
+    type Run<'a> = (&'a str, usize, i64, f64, bool, Option<&'a str>);
+    let runs: [Run<'_>; 5] = [
+        ("r1", 50, 2, 0.0, false, Some("like")),
+        ("r2", 50, 2, 0.0005, false, Some("like")),
+        ("r3", 500, 12, 0.05, false, Some("dislike")),
+        ("r4", 5_000, 40, 0.5, true, Some("0")),
+        ("r5", 500, 2, 0.05, false, None),
+    ];
+    let mut spans = Vec::new();
+    for (i, (id, chars, secs, cost, failed, fb)) in runs.into_iter().enumerate() {
+        let at = T0 + i as i64 * MIN;
+        let mut run = user_run("u", i, at, failed);
+        run.span_id = id.into();
+        run.trace_id = Some(id.into());
+        run.run_id = Some(id.into());
+        run.output = Some("x".repeat(chars));
+        run.end_time = Some(at + secs * 1_000_000_000);
+        spans.push(run);
+        let mut node = Span::new("p", format!("{id}-llm"));
+        node.trace_id = Some(id.into());
+        node.run_id = Some(id.into());
+        node.span_kind = Some(SpanKind::Llm);
+        node.start_time = Some(at + 1);
+        node.end_time = Some(at + 2);
+        node.cost = (cost > 0.0).then_some(cost);
+        spans.push(node);
+        if let Some(value) = fb {
+            let mut score = feedback("-", &format!("{id}-fb"), at + 5, value);
+            score.trace_id = Some(id.into());
+            spans.push(score);
+        }
+    }
+    store.append(spans).await.unwrap();
+    let req = loupe_analytics::RelationsRequest {
+        from_ns: T0,
+        to_ns: T0 + 60 * MIN,
+        limits: Default::default(),
+    };
+    let r = loupe_analytics::relations(&store, &project, &req)
+        .await
+        .unwrap();
+    let runs = |bins: &[loupe_analytics::Bin]| bins.iter().map(|b| b.runs).collect::<Vec<_>>();
+    assert_eq!(runs(&r.answer_length), vec![2, 0, 2, 0, 1], "{r:#?}");
+    assert_eq!(r.answer_length[0].label, "< 100 chars");
+    assert_eq!(r.answer_length[0].satisfaction_rate, Some(1.0));
+    assert_eq!(
+        (r.answer_length[2].likes, r.answer_length[2].dislikes),
+        (0, 1)
+    );
+    assert_eq!(r.answer_length[4].failure_rate, Some(1.0));
+    assert_eq!(r.answer_length[4].dislikes, 1, "a score of 0 is a dislike");
+    assert_eq!(runs(&r.latency), vec![0, 3, 0, 1, 1]);
+    assert_eq!(r.latency[4].label, "≥ 30 s");
+    assert_eq!(runs(&r.cost), vec![1, 1, 0, 2, 1]);
+    assert_eq!(r.cost[0].label, "0");
+    assert_eq!(
+        r.cost[3].satisfaction_rate,
+        Some(0.0),
+        "r3 disliked, r5 silent"
+    );
+    store.shutdown().await.unwrap();
+}

@@ -1,8 +1,9 @@
 //! `POST /api/v1/analytics/conversations`: sessions with their turns,
 //! outcomes, abandonment, satisfaction, first-turn resolution and cost, by
 //! app or business tag; `POST /api/v1/analytics/users`: new and returning
-//! users, coming back after a failure, weekly retention (`loupe-analytics`;
-//! docs/ANALYTICS.md).
+//! users, coming back after a failure, weekly retention; `POST
+//! /api/v1/analytics/relations`: answer length, latency and cost against
+//! failures and feedback, binned (`loupe-analytics`; docs/ANALYTICS.md).
 //!
 //! Body (all optional): `last` ("7d") or `from`/`to` (RFC 3339 or ns),
 //! `now`, `gap` (quiet time that ends a session, default "30m"), `by`
@@ -15,7 +16,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use loupe_analytics::{
     AnalyticsError, ConversationsReport, ConversationsRequest, DEFAULT_GAP_NS, GroupBy,
-    UsersReport, UsersRequest,
+    RelationsReport, RelationsRequest, UsersReport, UsersRequest,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,6 +28,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/analytics/conversations", post(conversations))
         .route("/api/v1/analytics/users", post(users))
+        .route("/api/v1/analytics/relations", post(relations))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +162,43 @@ async fn users(
     let report = timed(
         &state,
         loupe_analytics::users(state.reader.as_ref(), &project, &req),
+    )
+    .await?;
+    Ok(Json(report))
+}
+
+/// Body of `POST /api/v1/analytics/relations`: the window (`last` or
+/// `from`/`to`, default the last 7 days) and `now`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RelationsBody {
+    last: Option<String>,
+    from: Option<Value>,
+    to: Option<Value>,
+    now: Option<Value>,
+}
+
+async fn relations(
+    State(state): State<AppState>,
+    Project(project): Project,
+    body: Result<Json<RelationsBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<RelationsReport>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (from_ns, to_ns, _) = super::rca::window(
+        body.last.as_deref(),
+        body.from.as_ref(),
+        body.to.as_ref(),
+        body.now.as_ref(),
+        WEEK_NS,
+    )?;
+    let req = RelationsRequest {
+        from_ns,
+        to_ns,
+        limits: limits(&state),
+    };
+    let report = timed(
+        &state,
+        loupe_analytics::relations(state.reader.as_ref(), &project, &req),
     )
     .await?;
     Ok(Json(report))

@@ -161,5 +161,21 @@ async fn conversations_through_the_api_and_the_cli_recover_the_sessions_built() 
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("after a failure"), "{text}");
     assert!(text.contains("2026-11-18"), "{text}");
+
+    // Relations: every run here lasts 500 ns and costs nothing; bob's liked
+    // run has a short answer.
+    let r = server
+        .client
+        .post(format!("{}/api/v1/analytics/relations", server.http))
+        .json(&json!({"from": "2026-11-18T00:00:00Z", "to": "2026-11-19T00:00:00Z"}))
+        .send()
+        .await
+        .expect("relations");
+    assert_eq!(r.status(), 200);
+    let rel: Value = r.json().await.expect("json");
+    assert_eq!(rel["latency"][0]["runs"], 4, "{rel:#}");
+    assert_eq!(rel["latency"][0]["failed"], 1);
+    assert_eq!(rel["answer_length"][0]["likes"], 1);
+    assert_eq!(rel["cost"][0]["runs"], 4, "no run has a cost");
     server.stop();
 }
