@@ -1,6 +1,9 @@
 //! Product analytics over stored runs (issue 20): what a product owner of a
 //! customer-service bot asks on Monday morning.
 //!
+//! **Paths** ([`paths`]): the most common sequences of turns and the last
+//! steps before users left.
+//!
 //! **Relations** ([`relations`]): answer length, latency and cost of runs
 //! against their failures and feedback, binned.
 //!
@@ -29,9 +32,11 @@
 //! functions and grouping), so the answer's size is the number of groups,
 //! whatever the number of sessions.
 
+mod paths;
 mod relations;
 mod users;
 
+pub use paths::{Label, MAX_DEPTH, MAX_PATHS, PathStats, PathsReport, PathsRequest, paths};
 pub use relations::{Bin, RelationsReport, RelationsRequest, relations};
 pub use users::{Cohort, Comeback, MAX_WEEKS, UserGroup, UsersReport, UsersRequest, users};
 
@@ -94,7 +99,7 @@ impl GroupBy {
 
     /// The SQL expression of the group of a turn (quoted safely: keys are
     /// checked by [`GroupBy::parse`]).
-    fn sql(&self) -> String {
+    pub(crate) fn sql(&self) -> String {
         match self {
             Self::App => "coalesce(app_name, app_id)".into(),
             Self::Tag(key) => format!("tags['{key}']"),

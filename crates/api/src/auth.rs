@@ -1249,6 +1249,7 @@ mod tests {
             (Method::POST, "/api/v1/analytics/conversations", Some(Read)),
             (Method::POST, "/api/v1/analytics/users", Some(Read)),
             (Method::POST, "/api/v1/analytics/relations", Some(Read)),
+            (Method::POST, "/api/v1/analytics/paths", Some(Read)),
             (Method::POST, "/api/v1/tags/apply", Some(Admin)),
             // Dify's Langfuse provider checks its key with these two.
             (Method::GET, "/api/public/projects", None),

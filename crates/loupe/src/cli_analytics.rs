@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use loupe_analytics::{
     AnalyticsError, Bin, Comeback, ConversationStats, ConversationsReport, ConversationsRequest,
-    DEFAULT_GAP_NS, GroupBy, RelationsReport, RelationsRequest, UserGroup, UsersReport,
-    UsersRequest,
+    DEFAULT_GAP_NS, GroupBy, Label, PathStats, PathsReport, PathsRequest, RelationsReport,
+    RelationsRequest, UserGroup, UsersReport, UsersRequest,
 };
 use serde_json::{Value, json};
 
@@ -33,6 +33,36 @@ enum AnalyticsCommand {
     Users(UsersArgs),
     /// Answer length, latency and cost against failures and feedback, binned.
     Relations(RelationsArgs),
+    /// The most common turn sequences, and the last steps before users left.
+    Paths(PathsArgs),
+}
+
+/// Flags of `loupe analytics paths`.
+#[derive(Debug, clap::Args)]
+struct PathsArgs {
+    /// Conversations starting this long back from now (e.g. 7d). Default 7d.
+    #[arg(long, conflicts_with = "from")]
+    last: Option<String>,
+    /// Window start (RFC 3339 or ns); with --to.
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// Window end (RFC 3339 or ns).
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// Quiet time after a conversation's last turn before it counts as ended.
+    #[arg(long, default_value = "30m")]
+    gap: String,
+    /// What names a turn: outcome, app or tags.<key> (e.g. tags.intent).
+    #[arg(long, default_value = "outcome")]
+    label: String,
+    /// Turns per path (1-10).
+    #[arg(long, default_value_t = 3)]
+    depth: usize,
+    /// Print the JSON answer instead of tables.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    source: SourceArgs,
 }
 
 /// Flags of `loupe analytics relations`.
@@ -114,6 +144,7 @@ pub fn run(args: AnalyticsArgs) -> ExitCode {
             AnalyticsCommand::Conversations(a) => run_conversations(a).await,
             AnalyticsCommand::Users(a) => run_users(a).await,
             AnalyticsCommand::Relations(a) => run_relations(a).await,
+            AnalyticsCommand::Paths(a) => run_paths(a).await,
         }
     }))
 }
@@ -151,6 +182,72 @@ fn analysis_failure(e: AnalyticsError) -> Failure {
         AnalyticsError::Invalid(m) => Failure::Query(m),
         other => Failure::Other(anyhow!(other)),
     }
+}
+
+async fn run_paths(args: PathsArgs) -> Result<(), Failure> {
+    let now = loupe_model::time::now_ns();
+    let (from, to) = window(
+        args.last.as_deref(),
+        args.from.as_ref(),
+        args.to.as_ref(),
+        now,
+        "7d",
+    )?;
+    let report: PathsReport = match &args.source.data_dir {
+        None => {
+            let server = Server::new(&args.source)?;
+            let body = json!({ "from": from, "to": to, "now": now, "gap": args.gap,
+                               "label": args.label, "depth": args.depth });
+            let answer = server.post_json("/api/v1/analytics/paths", &body).await?;
+            serde_json::from_value(answer).context("the server's answer is not a report")?
+        }
+        Some(dir) => {
+            let label = Label::parse(&args.label).map_err(|e| Failure::Query(e.to_string()))?;
+            let (store, project) = open_dir(dir, &args.source).await?;
+            let req = PathsRequest {
+                from_ns: from,
+                to_ns: to,
+                now_ns: now,
+                gap_ns: duration_ns("gap", &args.gap)?,
+                label,
+                depth: args.depth,
+                limits: Default::default(),
+            };
+            loupe_analytics::paths(&store, &project, &req)
+                .await
+                .map_err(analysis_failure)?
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("encode")?
+        );
+        return Ok(());
+    }
+    let table = |title: &str, paths: &[PathStats]| {
+        let mut rows = vec![vec![
+            title.to_owned(),
+            "sessions".into(),
+            "abandoned".into(),
+            "satisfaction".into(),
+        ]];
+        for p in paths {
+            rows.push(vec![
+                p.path.join(" \u{2192} "),
+                p.sessions.to_string(),
+                pct(p.abandonment_rate),
+                pct(p.satisfaction_rate),
+            ]);
+        }
+        aligned(&rows)
+    };
+    print!(
+        "{}\n{}",
+        table("path", &report.paths),
+        table("before leaving", &report.before_leaving)
+    );
+    Ok(())
 }
 
 async fn run_relations(args: RelationsArgs) -> Result<(), Failure> {

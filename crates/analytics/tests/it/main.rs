@@ -345,3 +345,64 @@ async fn relations_bin_runs_by_length_latency_and_cost_with_their_feedback() {
     );
     store.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_count_turn_sequences_and_what_came_before_users_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = ProjectId::new("p").unwrap();
+    let store = open(dir.path());
+    store.append(workload()).await.unwrap();
+    let req = loupe_analytics::PathsRequest {
+        from_ns: T0,
+        to_ns: T0 + 60 * MIN,
+        now_ns: T0 + 180 * MIN,
+        gap_ns: DEFAULT_GAP_NS,
+        label: loupe_analytics::Label::parse("outcome").unwrap(),
+        depth: 2,
+        limits: Default::default(),
+    };
+    let r = loupe_analytics::paths(&store, &project, &req)
+        .await
+        .unwrap();
+    let shown = |p: &[loupe_analytics::PathStats]| {
+        p.iter()
+            .map(|s| (s.path.join(" "), s.sessions, s.abandoned))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        shown(&r.paths),
+        vec![
+            ("ok".to_owned(), 2, 0),
+            ("ok failed".to_owned(), 1, 0),
+            ("ok ok …".to_owned(), 1, 1),
+            ("ok stopped".to_owned(), 1, 1),
+        ],
+        "{r:#?}"
+    );
+    assert_eq!((r.paths[0].likes, r.paths[0].dislikes), (1, 1));
+    assert_eq!(r.paths[1].ended, 0, "s5 is still open");
+    assert_eq!(
+        shown(&r.before_leaving),
+        vec![
+            ("… ok failed".to_owned(), 1, 1),
+            ("ok stopped".to_owned(), 1, 1),
+        ]
+    );
+    // Labelled by a business tag.
+    let by_tag = loupe_analytics::PathsRequest {
+        label: loupe_analytics::Label::parse("tags.category").unwrap(),
+        depth: 1,
+        ..req.clone()
+    };
+    let r = loupe_analytics::paths(&store, &project, &by_tag)
+        .await
+        .unwrap();
+    let firsts: Vec<_> = r
+        .paths
+        .iter()
+        .map(|p| (p.path[0].clone(), p.sessions))
+        .collect();
+    assert!(firsts.contains(&("laptop".to_owned(), 2)), "{firsts:?}");
+    assert!(loupe_analytics::Label::parse("user_id").is_err());
+    store.shutdown().await.unwrap();
+}

@@ -3,7 +3,9 @@
 //! app or business tag; `POST /api/v1/analytics/users`: new and returning
 //! users, coming back after a failure, weekly retention; `POST
 //! /api/v1/analytics/relations`: answer length, latency and cost against
-//! failures and feedback, binned (`loupe-analytics`; docs/ANALYTICS.md).
+//! failures and feedback, binned; `POST /api/v1/analytics/paths`: common
+//! turn sequences and the last steps before users left (`loupe-analytics`;
+//! docs/ANALYTICS.md).
 //!
 //! Body (all optional): `last` ("7d") or `from`/`to` (RFC 3339 or ns),
 //! `now`, `gap` (quiet time that ends a session, default "30m"), `by`
@@ -15,8 +17,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use loupe_analytics::{
-    AnalyticsError, ConversationsReport, ConversationsRequest, DEFAULT_GAP_NS, GroupBy,
-    RelationsReport, RelationsRequest, UsersReport, UsersRequest,
+    AnalyticsError, ConversationsReport, ConversationsRequest, DEFAULT_GAP_NS, GroupBy, Label,
+    PathsReport, PathsRequest, RelationsReport, RelationsRequest, UsersReport, UsersRequest,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -29,6 +31,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/analytics/conversations", post(conversations))
         .route("/api/v1/analytics/users", post(users))
         .route("/api/v1/analytics/relations", post(relations))
+        .route("/api/v1/analytics/paths", post(paths))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +165,53 @@ async fn users(
     let report = timed(
         &state,
         loupe_analytics::users(state.reader.as_ref(), &project, &req),
+    )
+    .await?;
+    Ok(Json(report))
+}
+
+/// Body of `POST /api/v1/analytics/paths`: the window as for
+/// conversations, `gap`, `label` (`outcome`, the default, `app` or
+/// `tags.<key>`) and `depth` (turns, default 3).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct PathsBody {
+    last: Option<String>,
+    from: Option<Value>,
+    to: Option<Value>,
+    now: Option<Value>,
+    gap: Option<String>,
+    label: Option<String>,
+    depth: Option<usize>,
+}
+
+async fn paths(
+    State(state): State<AppState>,
+    Project(project): Project,
+    body: Result<Json<PathsBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<PathsReport>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (from_ns, to_ns, now_ns) = super::rca::window(
+        body.last.as_deref(),
+        body.from.as_ref(),
+        body.to.as_ref(),
+        body.now.as_ref(),
+        WEEK_NS,
+    )?;
+    let label = Label::parse(body.label.as_deref().unwrap_or("outcome"))
+        .map_err(|e| unprocessable(e.to_string()))?;
+    let req = PathsRequest {
+        from_ns,
+        to_ns,
+        now_ns,
+        gap_ns: duration("gap", body.gap.as_deref(), DEFAULT_GAP_NS)?,
+        label,
+        depth: body.depth.unwrap_or(3),
+        limits: limits(&state),
+    };
+    let report = timed(
+        &state,
+        loupe_analytics::paths(state.reader.as_ref(), &project, &req),
     )
     .await?;
     Ok(Json(report))

@@ -177,5 +177,19 @@ async fn conversations_through_the_api_and_the_cli_recover_the_sessions_built() 
     assert_eq!(rel["latency"][0]["failed"], 1);
     assert_eq!(rel["answer_length"][0]["likes"], 1);
     assert_eq!(rel["cost"][0]["runs"], 4, "no run has a cost");
+
+    // Paths: a's failure ends its path and is what came before it was left.
+    let r = server
+        .client
+        .post(format!("{}/api/v1/analytics/paths", server.http))
+        .json(&json!({"from": "2026-11-18T00:00:00Z", "to": "2026-11-19T00:00:00Z", "depth": 2}))
+        .send()
+        .await
+        .expect("paths");
+    assert_eq!(r.status(), 200);
+    let paths: Value = r.json().await.expect("json");
+    assert_eq!(paths["paths"][0]["path"], json!(["ok"]), "{paths:#}");
+    assert_eq!(paths["paths"][0]["sessions"], 2);
+    assert_eq!(paths["before_leaving"][0]["path"], json!(["ok", "failed"]));
     server.stop();
 }

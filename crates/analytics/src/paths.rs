@@ -1,0 +1,241 @@
+//! Paths (issue 20, item 2): the most common sequences of turns inside
+//! conversations, and which of them end with the user leaving.
+//!
+//! A turn is labelled by a business tag (an intent or category), the app,
+//! or its outcome (`ok`, `failed`, `stopped`). A conversation's **path** is
+//! the labels of its first `depth` turns (`…` marks more); its **last
+//! steps** are the labels of its last `depth` turns, which is "what
+//! happened before users left" when read over abandoned conversations.
+//! Conversations, ended and abandoned, are as in [`crate::conversations`].
+
+use loupe_backend::{QueryLimits, SpanReader};
+use loupe_model::ProjectId;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{AnalyticsError, DISLIKES, GroupBy, LIKES, int_of as int, ratio, ts};
+
+/// Longest path shown (turns).
+pub const MAX_DEPTH: usize = 10;
+
+/// Paths listed at most (most conversations first).
+pub const MAX_PATHS: usize = 50;
+
+/// What labels a turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    /// `ok`, `failed` or `stopped`.
+    Outcome,
+    /// The app or a business tag ([`GroupBy`]).
+    Field(GroupBy),
+}
+
+impl Label {
+    /// `outcome`, `app` or `tags.<key>`.
+    ///
+    /// # Errors
+    /// Anything else, naming what is accepted.
+    pub fn parse(text: &str) -> Result<Self, AnalyticsError> {
+        if text == "outcome" {
+            return Ok(Self::Outcome);
+        }
+        GroupBy::parse(text).map(Self::Field).map_err(|_| {
+            AnalyticsError::Invalid(format!(
+                "cannot label turns by {text:?}: use outcome, app or tags.<key>"
+            ))
+        })
+    }
+
+    fn sql(&self) -> String {
+        match self {
+            Self::Outcome => "CASE WHEN raw_status = 'stopped' THEN 'stopped' \
+                              WHEN status = 'error' THEN 'failed' ELSE 'ok' END"
+                .into(),
+            Self::Field(g) => format!("coalesce({}, '(none)')", g.sql()),
+        }
+    }
+}
+
+/// One paths analysis.
+#[derive(Debug, Clone)]
+pub struct PathsRequest {
+    /// Conversations whose first turn starts in `[from_ns, to_ns)`.
+    pub from_ns: i64,
+    /// Window end (ns).
+    pub to_ns: i64,
+    /// "Now" (ended conversations: no turn for `gap_ns` before it).
+    pub now_ns: i64,
+    /// Quiet time that ends a conversation.
+    pub gap_ns: i64,
+    /// Turn labels.
+    pub label: Label,
+    /// Turns in a path (1 to [`MAX_DEPTH`]).
+    pub depth: usize,
+    /// Memory and row limits for the store.
+    pub limits: QueryLimits,
+}
+
+/// Conversations sharing one path.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PathStats {
+    /// The labels, in order (`…` last when the conversations went on).
+    pub path: Vec<String>,
+    /// Conversations.
+    pub sessions: u64,
+    /// Of them, ended.
+    pub ended: u64,
+    /// Ended ones whose last turn failed or was stopped.
+    pub abandoned: u64,
+    /// `abandoned / ended`.
+    pub abandonment_rate: Option<f64>,
+    /// Likes in the conversations.
+    pub likes: u64,
+    /// Dislikes in the conversations.
+    pub dislikes: u64,
+    /// `likes / (likes + dislikes)`.
+    pub satisfaction_rate: Option<f64>,
+}
+
+/// The answer of [`paths`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PathsReport {
+    /// Window start.
+    pub from_ns: i64,
+    /// Window end.
+    pub to_ns: i64,
+    /// The most common paths from the first turn (at most [`MAX_PATHS`]).
+    pub paths: Vec<PathStats>,
+    /// Abandoned conversations by their last turns: what happened before
+    /// users left (each entry's `abandoned` = `sessions`).
+    pub before_leaving: Vec<PathStats>,
+}
+
+const SEPARATOR: &str = " \u{2192} ";
+
+fn statement(req: &PathsRequest, from_end: bool) -> String {
+    let (from, to) = (ts(req.from_ns), ts(req.to_ns));
+    let ended_before = ts(req.now_ns.saturating_sub(req.gap_ns));
+    let label = req.label.sql();
+    let depth = req.depth;
+    let (key, filter) = if from_end {
+        (
+            format!(
+                "array_to_string(array_agg(label ORDER BY back DESC) FILTER (WHERE back <= {depth}), '{SEPARATOR}')"
+            ),
+            "WHERE ended = 1 AND last_bad = 1",
+        )
+    } else {
+        (
+            format!(
+                "array_to_string(array_agg(label ORDER BY n) FILTER (WHERE n <= {depth}), '{SEPARATOR}')"
+            ),
+            "",
+        )
+    };
+    format!(
+        "WITH turns AS (
+           SELECT session_id, start_time, end_time, status, raw_status, {label} AS label,
+                  row_number() OVER (PARTITION BY session_id ORDER BY start_time, span_id) AS n,
+                  row_number() OVER (PARTITION BY session_id ORDER BY start_time DESC, span_id DESC) AS back
+           FROM spans
+           WHERE span_kind = 'workflow' AND session_id IS NOT NULL AND session_id <> ''
+         ),
+         sessions AS (
+           SELECT session_id, {key} AS path, count(*) AS turns,
+                  min(start_time) AS first_start,
+                  max(coalesce(end_time, start_time)) AS last_seen,
+                  max(CASE WHEN back = 1 AND (status = 'error' OR raw_status = 'stopped') THEN 1 ELSE 0 END) AS last_bad
+           FROM turns GROUP BY session_id
+         ),
+         judged AS (
+           SELECT *, CASE WHEN last_seen < {ended_before} THEN 1 ELSE 0 END AS ended
+           FROM sessions WHERE first_start >= {from} AND first_start < {to}
+         ),
+         feedback AS (
+           SELECT session_id,
+                  sum(CASE WHEN attributes['score.value'] IN ({LIKES})
+                             OR try_cast(attributes['score.value'] AS DOUBLE) > 0.5 THEN 1 ELSE 0 END) AS likes,
+                  sum(CASE WHEN attributes['score.value'] IN ({DISLIKES})
+                             OR try_cast(attributes['score.value'] AS DOUBLE) < 0.5 THEN 1 ELSE 0 END) AS dislikes
+           FROM spans
+           WHERE node_type = 'score' AND session_id IN (SELECT session_id FROM judged)
+           GROUP BY session_id
+         )
+         SELECT j.path, max(CASE WHEN j.turns > {depth} THEN 1 ELSE 0 END) AS longer,
+                count(*) AS sessions, sum(j.ended) AS ended, sum(j.ended * j.last_bad) AS abandoned,
+                sum(coalesce(f.likes, 0)) AS likes, sum(coalesce(f.dislikes, 0)) AS dislikes
+         FROM judged j LEFT JOIN feedback f ON f.session_id = j.session_id
+         {filter}
+         GROUP BY j.path, j.turns > {depth}
+         ORDER BY sessions DESC, j.path"
+    )
+}
+
+fn read(answer: &[Vec<Value>], from_end: bool) -> Vec<PathStats> {
+    answer
+        .iter()
+        .take(MAX_PATHS)
+        .map(|row| {
+            let mut path: Vec<String> = row
+                .first()
+                .and_then(Value::as_str)
+                .map(|p| p.split(SEPARATOR).map(str::to_owned).collect())
+                .unwrap_or_default();
+            if int(row.get(1)) == 1 {
+                if from_end {
+                    path.insert(0, "\u{2026}".into());
+                } else {
+                    path.push("\u{2026}".into());
+                }
+            }
+            let (ended, abandoned) = (int(row.get(3)), int(row.get(4)));
+            let (likes, dislikes) = (int(row.get(5)), int(row.get(6)));
+            PathStats {
+                path,
+                sessions: int(row.get(2)),
+                ended,
+                abandoned,
+                abandonment_rate: ratio(abandoned, ended),
+                likes,
+                dislikes,
+                satisfaction_rate: ratio(likes, likes + dislikes),
+            }
+        })
+        .collect()
+}
+
+/// The most common paths of the window's conversations, and the last
+/// steps of the abandoned ones (see the module docs).
+///
+/// # Errors
+/// [`AnalyticsError::Invalid`] for a bad window or depth; the store's.
+#[tracing::instrument(name = "analytics.paths", skip(reader))]
+pub async fn paths(
+    reader: &dyn SpanReader,
+    project: &ProjectId,
+    req: &PathsRequest,
+) -> Result<PathsReport, AnalyticsError> {
+    if req.from_ns >= req.to_ns {
+        return Err(AnalyticsError::Invalid(
+            "the window is empty: from must be before to".into(),
+        ));
+    }
+    if !(1..=MAX_DEPTH).contains(&req.depth) || req.gap_ns <= 0 {
+        return Err(AnalyticsError::Invalid(format!(
+            "depth must be 1 to {MAX_DEPTH} turns and gap positive"
+        )));
+    }
+    let limits = QueryLimits {
+        max_rows: MAX_PATHS,
+        ..req.limits
+    };
+    let forward = reader.sql(project, &statement(req, false), limits).await?;
+    let backward = reader.sql(project, &statement(req, true), limits).await?;
+    Ok(PathsReport {
+        from_ns: req.from_ns,
+        to_ns: req.to_ns,
+        paths: read(&forward.rows, false),
+        before_leaving: read(&backward.rows, true),
+    })
+}
