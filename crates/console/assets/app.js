@@ -13,6 +13,7 @@ import * as dify from './pages/dify.js';
 import * as settings from './pages/settings.js';
 import * as login from './pages/login.js';
 import * as rca from './pages/rca.js';
+import * as analytics from './pages/analytics.js';
 
 const root = document.getElementById('app');
 let session = null;
@@ -27,6 +28,7 @@ const NAV = [
   {id: 'runs', path: '/runs', icon: 'runs', match: under('/runs')},
   {id: 'sessions', path: '/sessions', icon: 'sessions', match: under('/sessions')},
   {id: 'users', path: '/users', icon: 'users', match: under('/users')},
+  {id: 'analytics', path: '/analytics', icon: 'overview', match: under('/analytics')},
   {id: 'alerts', path: '/alerts', icon: 'bell', match: under('/alerts')},
   {id: 'dify', path: '/dify', icon: 'database', match: under('/dify')},
   {id: 'settings', path: '/settings', icon: 'settings', match: under('/settings')},
@@ -45,6 +47,7 @@ const ROUTES = [
   [/^\/dify$/, dify, () => ({})],
   [/^\/settings$/, settings, () => ({})],
   [/^\/rca$/, rca, () => ({})],
+  [/^\/analytics$/, analytics, () => ({})],
 ];
 
 export function go(url, {replace = false} = {}) {

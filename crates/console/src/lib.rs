@@ -64,6 +64,7 @@ pub const ASSETS: &[Asset] = assets![
     "pages/settings.js",
     "pages/timelines.js",
     "pages/rca.js",
+    "pages/analytics.js",
 ];
 
 /// Whether `path` ends with `ext` (usable in constants).

@@ -96,6 +96,31 @@ async function openMode() {
     await page.close();
   });
 
+  await check('users & conversations show the analytics API\'s figures, in both languages', async () => {
+    const page = await open(context);
+    await page.goto(`${base}/analytics?${win}`);
+    await page.waitForSelector('[data-testid=conversations]', {timeout: 20000});
+    const r = await api('/api/v1/analytics/conversations', {from: cfg.from, to: cfg.to});
+    assert.equal(r.status, 200);
+    assert.ok(r.body.total.sessions > 0, 'the test data has conversations');
+    const total = await page.$eval('[data-testid=conversations] tbody tr:last-child', (tr) =>
+      [...tr.children].map((td) => td.textContent));
+    assert.equal(total[1], String(r.body.total.sessions));
+    const u = await api('/api/v1/analytics/users', {from: cfg.from, to: cfg.to});
+    const users = await page.$$eval('[data-testid=users] tbody tr', (trs) => trs.map((tr) => tr.children[1].textContent));
+    assert.deepEqual(users, [String(u.body.new.users), String(u.body.returning.users)]);
+    for (const id of ['paths', 'before-leaving', 'rel-length', 'rel-latency', 'rel-cost']) {
+      assert.ok(await page.$(`[data-testid=${id}]`), `${id} missing`);
+    }
+    await page.click('.lang-btn[data-lang=zh]');
+    await page.waitForSelector('[data-testid=conversations]', {timeout: 20000});
+    assert.equal(await page.textContent('.page-title'), '用户与会话');
+    await page.click('.lang-btn[data-lang=en]');
+    await page.waitForTimeout(300);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
   await check('the what-changed page shows the same analysis as POST /api/v1/rca', async () => {
     const page = await open(context);
     await page.goto(`${base}/rca?${win}`);

@@ -35,6 +35,7 @@ const PAGES: &[&str] = &[
     "/dify",
     "/settings",
     "/rca",
+    "/analytics",
     "/login",
 ];
 
