@@ -1,6 +1,9 @@
 //! Product analytics over stored runs (issue 20): what a product owner of a
 //! customer-service bot asks on Monday morning.
 //!
+//! **Budgets** ([`budgets`]): spending limits per period with thresholds
+//! that notify once each.
+//!
 //! **Paths** ([`paths`]): the most common sequences of turns and the last
 //! steps before users left.
 //!
@@ -32,6 +35,7 @@
 //! functions and grouping), so the answer's size is the number of groups,
 //! whatever the number of sessions.
 
+pub mod budgets;
 mod paths;
 mod relations;
 mod users;

@@ -49,6 +49,9 @@ pub struct Config {
     /// `[redaction]`: PII rules applied to every span before it is stored
     /// (see docs/SECURITY.md).
     pub redaction: loupe_pipeline::redact::RedactionConfig,
+    /// `[[budgets]]`: cost limits per day, week or month that notify the
+    /// alert channels at thresholds (see docs/ANALYTICS.md).
+    pub budgets: Vec<loupe_analytics::budgets::BudgetConfig>,
 }
 
 /// `[auth]`: when API keys are required and keys defined in the config
@@ -154,6 +157,7 @@ impl Config {
             }
         }
         self.alerts_config().validate(&self.metrics.labels)?;
+        crate::budgets::validate(self)?;
         if let Some(url) = &self.dify.web_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {

@@ -7,6 +7,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod budgets;
 mod cli_alerts;
 mod cli_analytics;
 mod cli_backup;

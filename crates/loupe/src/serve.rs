@@ -153,6 +153,8 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             )
         })?;
     let alerts_task = (state.alerts.clone()).map(|e| tokio::spawn(e.run(stop_rx.clone())));
+    let budgets_task = crate::budgets::Budgets::open(&config, state.reader.clone())?
+        .map(|b| tokio::spawn(b.run(stop_rx.clone())));
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -217,6 +219,9 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         let _ = task.await;
     }
     if let Some(task) = alerts_task {
+        let _ = task.await;
+    }
+    if let Some(task) = budgets_task {
         let _ = task.await;
     }
     if let Some(task) = tls_task {

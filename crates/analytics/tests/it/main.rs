@@ -406,3 +406,110 @@ async fn paths_count_turn_sequences_and_what_came_before_users_left() {
     assert!(loupe_analytics::Label::parse("user_id").is_err());
     store.shutdown().await.unwrap();
 }
+
+mod budgets {
+    use loupe_analytics::budgets::{BudgetConfig, BudgetState, Period, spend};
+
+    use super::*;
+
+    fn budget(per: Option<&str>) -> BudgetConfig {
+        BudgetConfig {
+            name: "llm".into(),
+            project: "p".into(),
+            amount: 1.0,
+            period: Period::Month,
+            filter: [("app_name".to_owned(), "bot".to_owned())].into(),
+            per: per.map(str::to_owned),
+            thresholds: vec![0.8, 1.0],
+            notify: vec![],
+        }
+    }
+
+    #[test]
+    fn periods_start_at_utc_midnight_monday_and_the_first() {
+        // 2026-12-05T13:14:15Z is a Saturday.
+        let now = loupe_model::time::parse_instant("2026-12-05T13:14:15Z").unwrap();
+        let at = |s| loupe_model::time::parse_instant(s).unwrap();
+        assert_eq!(Period::Day.start(now), at("2026-12-05T00:00:00Z"));
+        assert_eq!(Period::Week.start(now), at("2026-11-30T00:00:00Z"));
+        assert_eq!(Period::Month.start(now), at("2026-12-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn each_threshold_notifies_once_and_the_next_period_resolves() {
+        let b = budget(None);
+        let mut st = BudgetState::default();
+        let dec = loupe_model::time::parse_instant("2026-12-05T00:00:00Z").unwrap();
+        assert!(st.step(&b, &[(None, 0.5)], dec).is_empty());
+        let c = st.step(&b, &[(None, 0.85)], dec + 1);
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].threshold, c[0].resolved), (0.8, false));
+        assert!(st.step(&b, &[(None, 0.9)], dec + 2).is_empty(), "once");
+        let c = st.step(&b, &[(None, 1.2)], dec + 3);
+        assert_eq!(c.iter().map(|c| c.threshold).collect::<Vec<_>>(), vec![1.0]);
+        assert!(st.step(&b, &[(None, 1.5)], dec + 4).is_empty());
+        // A restart keeps the state (it is plain data the caller stores).
+        let mut st: BudgetState =
+            serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
+        assert!(st.step(&b, &[(None, 1.5)], dec + 5).is_empty());
+        // January: December's alert resolves, nothing is spent yet.
+        let jan = loupe_model::time::parse_instant("2027-01-01T00:00:01Z").unwrap();
+        let c = st.step(&b, &[], jan);
+        assert_eq!(c.len(), 1);
+        assert!(c[0].resolved);
+        assert_eq!(c[0].threshold, 1.0);
+        // A jump past both thresholds notifies both, once.
+        let c = st.step(&b, &[(None, 3.0)], jan + 1);
+        assert_eq!(
+            c.iter().map(|c| c.threshold).collect::<Vec<_>>(),
+            vec![0.8, 1.0]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spend_sums_this_periods_cost_with_the_filter_per_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        // Every turn's node costs 0.1; the store gives nodes their run's app
+        // and tags. All 11 turns start in the same month as `now`.
+        store.append(workload()).await.unwrap();
+        let now = T0 + 180 * MIN;
+        let whole = spend(&store, &budget(None), now, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(whole.len(), 1);
+        assert!((whole[0].1 - 1.1).abs() < 1e-9, "{whole:?}");
+        let mut per = budget(Some("tags.category"));
+        per.filter.clear();
+        let by_category = spend(&store, &per, now, Default::default()).await.unwrap();
+        let get = |k: &str| {
+            by_category
+                .iter()
+                .find(|(g, _)| g.as_deref() == Some(k))
+                .map(|(_, v)| *v)
+        };
+        assert!(
+            get("phone").is_some_and(|v| (v - 0.6).abs() < 1e-9),
+            "{by_category:?}"
+        );
+        assert!(
+            get("laptop").is_some_and(|v| (v - 0.5).abs() < 1e-9),
+            "{by_category:?}"
+        );
+        let mut other = budget(None);
+        other.filter = [("app_name".to_owned(), "other".to_owned())].into();
+        assert!(
+            spend(&store, &other, now, Default::default())
+                .await
+                .unwrap()
+                .iter()
+                .all(|(_, v)| *v == 0.0)
+        );
+        let mut bad = budget(None);
+        bad.filter = [("input".to_owned(), "x".to_owned())].into();
+        assert!(bad.validate().is_err());
+        bad = budget(Some("session"));
+        assert!(bad.validate().is_err());
+        store.shutdown().await.unwrap();
+    }
+}

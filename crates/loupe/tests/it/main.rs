@@ -6,6 +6,7 @@ mod alerts_serve;
 mod analytics;
 mod backup;
 mod bad_input;
+mod budgets;
 mod cli_query;
 mod console;
 mod crash;

@@ -1,0 +1,127 @@
+//! `[[budgets]]` through a running `loupe serve` (issue 20): LLM spans with
+//! a cost pushed over OTLP; each threshold of the month's budget reaches a
+//! capture webhook exactly once, and a restart does not repeat them.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use serde_json::Value;
+
+use crate::support::{Server, encode, otel_span, request};
+
+type Hits = Arc<Mutex<Vec<Value>>>;
+
+async fn capture_webhook(hits: Hits) -> String {
+    async fn hook(State(hits): State<Hits>, body: String) -> &'static str {
+        hits.lock()
+            .expect("lock")
+            .push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+        "ok"
+    }
+    let app = axum::Router::new().fallback(hook).with_state(hits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/hook")
+}
+
+/// One LLM span costing `cost`, a second ago.
+fn llm_call(id: u64, cost: &str) -> Vec<u8> {
+    let now_ns = u64::try_from(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
+    let mut s = otel_span(
+        u128::from(id),
+        id,
+        None,
+        "llm",
+        &[
+            ("openinference.span.kind", "LLM"),
+            ("llm.model_name", "gpt-4o-mini"),
+            ("llm.cost.total", cost),
+        ],
+    );
+    s.start_time_unix_nano = now_ns - 1_000_000_000;
+    s.end_time_unix_nano = now_ns - 500_000_000;
+    encode(&request(vec![s]))
+}
+
+fn budget_notices(hits: &Hits) -> Vec<Value> {
+    hits.lock()
+        .expect("lock")
+        .iter()
+        .filter(|h| h.to_string().contains("llm-month"))
+        .cloned()
+        .collect()
+}
+
+async fn wait_for_notices(hits: &Hits, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = budget_notices(hits);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} budget notices never came: {got:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_budget_threshold_notifies_once_and_a_restart_does_not_repeat_it() {
+    let hits: Hits = Arc::default();
+    let hook = capture_webhook(hits.clone()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("loupe.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\ninterval = \"1s\"\n\n[[alerts.channels]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\nretries = 0\n\n\
+             [[budgets]]\nname = \"llm-month\"\namount = 1.0\nthresholds = [0.5, 1.0]\nnotify = [\"hook\"]\n"
+        ),
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let server = Server::start_with_config(&data, &[], Some(&config)).await;
+    assert_eq!(server.post_otlp(llm_call(1, "0.6")).await.status(), 200);
+    let first = wait_for_notices(&hits, 1).await;
+    assert!(first[0].to_string().contains("50%"), "{first:#?}");
+    assert_eq!(server.post_otlp(llm_call(2, "0.6")).await.status(), 200);
+    let both = wait_for_notices(&hits, 2).await;
+    assert!(both[1].to_string().contains("100%"), "{both:#?}");
+    // Still spending: nothing more this month.
+    assert_eq!(server.post_otlp(llm_call(3, "0.6")).await.status(), 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(budget_notices(&hits).len(), 2, "once per threshold");
+    server.stop();
+
+    let server = Server::start_with_config(&data, &[], Some(&config)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        budget_notices(&hits).len(),
+        2,
+        "a restart does not repeat them"
+    );
+    server.stop();
+
+    // A budget naming a channel that does not exist is refused at start.
+    std::fs::write(
+        &config,
+        "[[budgets]]\nname = \"x\"\namount = 1.0\nnotify = [\"nowhere\"]\n",
+    )
+    .expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("run loupe serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nowhere"), "{err}");
+}
