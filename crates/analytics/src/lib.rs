@@ -201,6 +201,41 @@ pub(crate) const LIKES: &str =
 pub(crate) const DISLIKES: &str =
     "'dislike', 'Dislike', 'DISLIKE', 'bad', 'thumbs_down', 'down', 'false', 'False', '0'";
 
+/// The `runs` CTE every analysis starts from: one row per run (Dify run or
+/// chat turn, OTel trace), whichever source sent it. A run's *head* spans
+/// are its spans of kind `workflow` and its roots: a workflow app's run
+/// span; a chatflow turn's message and run spans (both `workflow`); a
+/// basic chat app's message (an `llm` or `agent` root); the Phoenix
+/// provider's root above the run span; an OTel trace's root. Feedback
+/// spans are not heads. Per run: its session, user and trace, the first
+/// start and last end of its heads, whether a head failed, was stopped or
+/// is still running, the group (`group`, an SQL expression over a head),
+/// and the longest output.
+pub(crate) fn runs_cte(group: &str) -> String {
+    format!(
+        "runs AS (
+           SELECT coalesce(run_id, trace_id, span_id) AS run,
+                  max(session_id) AS session_id, max(user_id) AS user_id, max(trace_id) AS trace_id,
+                  min(start_time) AS start_time, max(coalesce(end_time, start_time)) AS end_time,
+                  max(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS failed,
+                  max(CASE WHEN raw_status = 'stopped' THEN 1 ELSE 0 END) AS stopped,
+                  max(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running,
+                  max({group}) AS grp,
+                  max(character_length(coalesce(output, ''))) AS output_len
+           FROM spans
+           WHERE (span_kind = 'workflow' OR parent_span_id IS NULL)
+             AND coalesce(node_type, '') <> 'score' AND start_time IS NOT NULL
+           GROUP BY 1)"
+    )
+}
+
+/// Sessions' turns in order (`n` from the first, `back` from the last),
+/// from [`runs_cte`].
+pub(crate) const TURNS_CTE: &str = "turns AS (
+           SELECT *, row_number() OVER (PARTITION BY session_id ORDER BY start_time, run) AS n,
+                  row_number() OVER (PARTITION BY session_id ORDER BY start_time DESC, run DESC) AS back
+           FROM runs WHERE session_id IS NOT NULL AND session_id <> '')";
+
 pub(crate) fn ts(ns: i64) -> String {
     format!("to_timestamp_nanos({ns})")
 }
@@ -214,25 +249,19 @@ fn statement(req: &ConversationsRequest) -> String {
         .map_or_else(|| "CAST(NULL AS VARCHAR)".to_owned(), GroupBy::sql);
     let (from, to) = (ts(req.from_ns), ts(req.to_ns));
     let ended_before = ts(req.now_ns.saturating_sub(req.gap_ns));
+    let runs = runs_cte(&group);
     format!(
-        "WITH turns AS (
-           SELECT session_id, start_time, end_time, status, raw_status, {group} AS grp,
-                  row_number() OVER (PARTITION BY session_id ORDER BY start_time, span_id) AS n,
-                  row_number() OVER (PARTITION BY session_id ORDER BY start_time DESC, span_id DESC) AS back
-           FROM spans
-           WHERE span_kind = 'workflow' AND session_id IS NOT NULL AND session_id <> ''
-         ),
+        "WITH {runs}, {TURNS_CTE},
          sessions AS (
            SELECT session_id,
                   max(CASE WHEN n = 1 THEN grp END) AS grp,
                   min(start_time) AS first_start,
-                  max(coalesce(end_time, start_time)) AS last_seen,
+                  max(end_time) AS last_seen,
                   count(*) AS turns,
-                  sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS failed,
-                  sum(CASE WHEN raw_status = 'stopped' THEN 1 ELSE 0 END) AS stopped,
-                  max(CASE WHEN back = 1 AND (status = 'error' OR raw_status = 'stopped') THEN 1 ELSE 0 END) AS last_bad,
-                  max(CASE WHEN back = 1 AND coalesce(status, 'ok') NOT IN ('error', 'running')
-                                AND coalesce(raw_status, '') <> 'stopped' THEN 1 ELSE 0 END) AS last_ok,
+                  sum(failed) AS failed,
+                  sum(stopped) AS stopped,
+                  max(CASE WHEN back = 1 AND (failed = 1 OR stopped = 1) THEN 1 ELSE 0 END) AS last_bad,
+                  max(CASE WHEN back = 1 AND failed = 0 AND stopped = 0 AND running = 0 THEN 1 ELSE 0 END) AS last_ok,
                   avg(CAST(end_time AS BIGINT) - CAST(start_time AS BIGINT)) AS mean_ns
            FROM turns GROUP BY session_id
          ),

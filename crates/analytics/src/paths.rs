@@ -13,7 +13,7 @@ use loupe_model::ProjectId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{AnalyticsError, DISLIKES, GroupBy, LIKES, int_of as int, ratio, ts};
+use crate::{AnalyticsError, DISLIKES, GroupBy, LIKES, TURNS_CTE, int_of as int, ratio, ts};
 
 /// Longest path shown (turns).
 pub const MAX_DEPTH: usize = 10;
@@ -47,12 +47,22 @@ impl Label {
         })
     }
 
-    fn sql(&self) -> String {
+    /// The group expression over a run's head spans (`runs_cte`), none
+    /// for outcomes.
+    fn group(&self) -> String {
         match self {
-            Self::Outcome => "CASE WHEN raw_status = 'stopped' THEN 'stopped' \
-                              WHEN status = 'error' THEN 'failed' ELSE 'ok' END"
-                .into(),
-            Self::Field(g) => format!("coalesce({}, '(none)')", g.sql()),
+            Self::Outcome => "CAST(NULL AS VARCHAR)".into(),
+            Self::Field(g) => g.sql(),
+        }
+    }
+
+    /// The label of a turn (a row of `turns`).
+    fn sql(&self) -> &'static str {
+        match self {
+            Self::Outcome => {
+                "CASE WHEN stopped = 1 THEN 'stopped' WHEN failed = 1 THEN 'failed' ELSE 'ok' END"
+            }
+            Self::Field(_) => "coalesce(grp, '(none)')",
         }
     }
 }
@@ -117,6 +127,7 @@ fn statement(req: &PathsRequest, from_end: bool) -> String {
     let (from, to) = (ts(req.from_ns), ts(req.to_ns));
     let ended_before = ts(req.now_ns.saturating_sub(req.gap_ns));
     let label = req.label.sql();
+    let runs = crate::runs_cte(&req.label.group());
     let depth = req.depth;
     let (key, filter) = if from_end {
         (
@@ -134,19 +145,14 @@ fn statement(req: &PathsRequest, from_end: bool) -> String {
         )
     };
     format!(
-        "WITH turns AS (
-           SELECT session_id, start_time, end_time, status, raw_status, {label} AS label,
-                  row_number() OVER (PARTITION BY session_id ORDER BY start_time, span_id) AS n,
-                  row_number() OVER (PARTITION BY session_id ORDER BY start_time DESC, span_id DESC) AS back
-           FROM spans
-           WHERE span_kind = 'workflow' AND session_id IS NOT NULL AND session_id <> ''
-         ),
+        "WITH {runs}, {TURNS_CTE},
+         labelled AS (SELECT *, {label} AS label FROM turns),
          sessions AS (
            SELECT session_id, {key} AS path, count(*) AS turns,
                   min(start_time) AS first_start,
-                  max(coalesce(end_time, start_time)) AS last_seen,
-                  max(CASE WHEN back = 1 AND (status = 'error' OR raw_status = 'stopped') THEN 1 ELSE 0 END) AS last_bad
-           FROM turns GROUP BY session_id
+                  max(end_time) AS last_seen,
+                  max(CASE WHEN back = 1 AND (failed = 1 OR stopped = 1) THEN 1 ELSE 0 END) AS last_bad
+           FROM labelled GROUP BY session_id
          ),
          judged AS (
            SELECT *, CASE WHEN last_seen < {ended_before} THEN 1 ELSE 0 END AS ended

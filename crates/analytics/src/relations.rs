@@ -2,10 +2,11 @@
 //! latency and cost of a run against its outcome and the feedback it drew,
 //! as binned tables with their counts (a small bin shows as small).
 //!
-//! A run is a span of kind `workflow` starting in the window. Its answer
-//! length is the length of its output in characters, its latency its
-//! duration, its cost the sum over its other spans (a Dify run's usage is
-//! on its nodes). Feedback is every `score` span in the run's trace (Dify
+//! A run (a Dify run or chat turn, an OTel trace: see `runs_cte`) starts in
+//! the window. Its answer length is its longest head span's output in
+//! characters, its latency from its first start to its last end, its cost
+//! the sum over its spans other than `workflow` ones (a Dify run's usage is
+//! on its nodes, a chat app's on its message). Feedback is every `score` span in the run's trace (Dify
 //! message feedback, Langfuse scores), read as likes and dislikes the way
 //! conversations read them.
 
@@ -69,13 +70,13 @@ const RELATIONS: [(&str, &str, &str, &[f64]); 3] = [
     (
         "answer_length",
         "chars",
-        "CAST(character_length(coalesce(output, '')) AS DOUBLE)",
+        "CAST(r.output_len AS DOUBLE)",
         &[100.0, 300.0, 1_000.0, 3_000.0],
     ),
     (
         "latency",
         "s",
-        "(CAST(end_time AS BIGINT) - CAST(start_time AS BIGINT)) / 1e9",
+        "(CAST(r.end_time AS BIGINT) - CAST(r.start_time AS BIGINT)) / 1e9",
         &[1.0, 3.0, 10.0, 30.0],
     ),
     ("cost", "", "coalesce(u.cost, 0)", &[1e-9, 0.001, 0.01, 0.1]),
@@ -83,6 +84,7 @@ const RELATIONS: [(&str, &str, &str, &[f64]); 3] = [
 
 fn statement(req: &RelationsRequest, value: &str, edges: &[f64]) -> String {
     let (from, to) = (ts(req.from_ns), ts(req.to_ns));
+    let runs = crate::runs_cte("CAST(NULL AS VARCHAR)");
     let bin = edges
         .iter()
         .enumerate()
@@ -91,15 +93,13 @@ fn statement(req: &RelationsRequest, value: &str, edges: &[f64]) -> String {
         .join(" ");
     let last = edges.len();
     format!(
-        "WITH runs AS (
-           SELECT run_id, trace_id, status, output, start_time, end_time
-           FROM spans
-           WHERE span_kind = 'workflow' AND run_id IS NOT NULL
-             AND start_time >= {from} AND start_time < {to}),
+        "WITH {runs},
+         window_runs AS (SELECT * FROM runs WHERE start_time >= {from} AND start_time < {to}),
          usage AS (
-           SELECT run_id, sum(cost) AS cost FROM spans
-           WHERE span_kind <> 'workflow' AND run_id IN (SELECT run_id FROM runs)
-           GROUP BY run_id),
+           SELECT coalesce(run_id, trace_id, span_id) AS run, sum(cost) AS cost FROM spans
+           WHERE span_kind <> 'workflow' AND cost IS NOT NULL
+             AND coalesce(run_id, trace_id, span_id) IN (SELECT run FROM window_runs)
+           GROUP BY 1),
          feedback AS (
            SELECT trace_id,
                   sum(CASE WHEN attributes['score.value'] IN ({LIKES})
@@ -107,17 +107,17 @@ fn statement(req: &RelationsRequest, value: &str, edges: &[f64]) -> String {
                   sum(CASE WHEN attributes['score.value'] IN ({DISLIKES})
                              OR try_cast(attributes['score.value'] AS DOUBLE) < 0.5 THEN 1 ELSE 0 END) AS dislikes
            FROM spans
-           WHERE node_type = 'score' AND trace_id IN (SELECT trace_id FROM runs)
+           WHERE node_type = 'score' AND trace_id IN (SELECT trace_id FROM window_runs)
            GROUP BY trace_id),
          valued AS (
-           SELECT r.status, coalesce(f.likes, 0) AS likes, coalesce(f.dislikes, 0) AS dislikes,
+           SELECT r.failed, coalesce(f.likes, 0) AS likes, coalesce(f.dislikes, 0) AS dislikes,
                   {value} AS v
-           FROM runs r
-           LEFT JOIN usage u ON u.run_id = r.run_id
+           FROM window_runs r
+           LEFT JOIN usage u ON u.run = r.run
            LEFT JOIN feedback f ON f.trace_id = r.trace_id)
          SELECT CASE {bin} ELSE {last} END AS b,
                 count(*) AS runs,
-                sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS failed,
+                sum(failed) AS failed,
                 sum(likes) AS likes, sum(dislikes) AS dislikes
          FROM valued WHERE v IS NOT NULL
          GROUP BY 1 ORDER BY 1"

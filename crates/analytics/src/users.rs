@@ -1,7 +1,8 @@
 //! Users: new against returning, whether users come back after a failed
 //! run, and weekly retention by first-seen cohort (issue 20, item 3).
 //!
-//! A user is a `user_id` of run spans (kind `workflow`). **New** in the
+//! A user is the `user_id` of runs (Dify runs and chat turns, OTel traces:
+//! see `runs_cte`). **New** in the
 //! window: first seen (over everything stored) inside it; **returning**:
 //! first seen before it. A **visit** ends with a run followed by no run of
 //! the same user within `gap`; the user **came back** when another run
@@ -98,17 +99,23 @@ pub struct UsersReport {
     pub retention: Vec<Cohort>,
 }
 
-const RUNS: &str = "SELECT user_id, start_time, status FROM spans
-    WHERE span_kind = 'workflow' AND user_id IS NOT NULL AND user_id <> '' AND start_time IS NOT NULL";
+/// Runs with a user: `runs_cte`, then those naming one.
+fn runs_sql() -> String {
+    format!(
+        "{}, user_runs AS (SELECT user_id, start_time, failed FROM runs WHERE user_id IS NOT NULL AND user_id <> '')",
+        crate::runs_cte("CAST(NULL AS VARCHAR)")
+    )
+}
 
 fn groups_sql(req: &UsersRequest) -> String {
     let (from, to) = (ts(req.from_ns), ts(req.to_ns));
+    let runs = runs_sql();
     format!(
-        "WITH runs AS ({RUNS}),
-         firsts AS (SELECT user_id, min(start_time) AS first_seen FROM runs GROUP BY user_id),
+        "WITH {runs},
+         firsts AS (SELECT user_id, min(start_time) AS first_seen FROM user_runs GROUP BY user_id),
          active AS (
-           SELECT user_id, count(*) AS n, sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS failed
-           FROM runs WHERE start_time >= {from} AND start_time < {to} GROUP BY user_id)
+           SELECT user_id, count(*) AS n, sum(failed) AS failed
+           FROM user_runs WHERE start_time >= {from} AND start_time < {to} GROUP BY user_id)
          SELECT CASE WHEN f.first_seen >= {from} THEN 'new' ELSE 'returning' END AS kind,
                 count(*) AS users, sum(a.n) AS runs, sum(a.failed) AS failed
          FROM active a JOIN firsts f ON a.user_id = f.user_id
@@ -118,16 +125,17 @@ fn groups_sql(req: &UsersRequest) -> String {
 
 fn comeback_sql(req: &UsersRequest) -> String {
     let (from, to) = (ts(req.from_ns), ts(req.to_ns));
+    let runs = runs_sql();
     let judged_before = ts(req.now_ns.saturating_sub(req.within_ns));
     let (gap, within) = (req.gap_ns, req.within_ns);
     format!(
-        "WITH runs AS ({RUNS}),
+        "WITH {runs},
          seq AS (
-           SELECT start_time, status,
+           SELECT start_time, failed,
                   CAST(lead(start_time) OVER (PARTITION BY user_id ORDER BY start_time) AS BIGINT)
                     - CAST(start_time AS BIGINT) AS next_in
-           FROM runs)
-         SELECT CASE WHEN status = 'error' THEN 'failed' ELSE 'ok' END AS outcome,
+           FROM user_runs)
+         SELECT CASE WHEN failed = 1 THEN 'failed' ELSE 'ok' END AS outcome,
                 count(*) AS visits,
                 sum(CASE WHEN next_in IS NOT NULL AND next_in <= {within} THEN 1 ELSE 0 END) AS returned
          FROM seq
@@ -139,16 +147,17 @@ fn comeback_sql(req: &UsersRequest) -> String {
 
 fn retention_sql(req: &UsersRequest) -> String {
     let (from, to) = (ts(req.from_ns), ts(req.to_ns));
+    let runs = runs_sql();
     let anchor = req.from_ns;
     format!(
-        "WITH runs AS ({RUNS}),
-         firsts AS (SELECT user_id, min(start_time) AS first_seen FROM runs GROUP BY user_id),
+        "WITH {runs},
+         firsts AS (SELECT user_id, min(start_time) AS first_seen FROM user_runs GROUP BY user_id),
          cohorts AS (
            SELECT user_id, (CAST(first_seen AS BIGINT) - {anchor}) / {WEEK_NS} AS c
            FROM firsts WHERE first_seen >= {from} AND first_seen < {to}),
          weeks AS (
            SELECT DISTINCT user_id, (CAST(start_time AS BIGINT) - {anchor}) / {WEEK_NS} AS w
-           FROM runs WHERE start_time >= {from})
+           FROM user_runs WHERE start_time >= {from})
          SELECT c.c AS cohort, w.w - c.c AS k, count(*) AS users
          FROM cohorts c JOIN weeks w ON c.user_id = w.user_id
          WHERE w.w >= c.c

@@ -289,6 +289,34 @@ async fn every_table_maps_field_by_field() {
     assert_eq!(flow[1].session_id.as_deref(), Some(conv.as_str()));
     assert_eq!(flow[2].total_tokens, Some(60));
 
+    // The conversation as product analytics sees it (issue 20): two turns,
+    // a basic chat message (an `llm` root) and a chatflow turn (a message
+    // and a run span, one turn), the dislike, the message's cost.
+    let project = ProjectId::new("default").expect("project");
+    let day = |s: &str| loupe_model::time::parse_instant(s).expect("instant");
+    let report = loupe_analytics::conversations(
+        &env.store,
+        &project,
+        &loupe_analytics::ConversationsRequest {
+            from_ns: day("2026-11-21T00:00:00Z"),
+            to_ns: day("2026-11-22T00:00:00Z"),
+            now_ns: day("2026-11-23T00:00:00Z"),
+            gap_ns: loupe_analytics::DEFAULT_GAP_NS,
+            group_by: None,
+            limits: Default::default(),
+        },
+    )
+    .await
+    .expect("conversations");
+    let t = &report.total;
+    assert_eq!((t.sessions, t.turns, t.ended_sessions), (1, 2, 1), "{t:#?}");
+    assert_eq!((t.likes, t.dislikes, t.abandoned_sessions), (0, 1, 0));
+    assert!(
+        (t.cost - 0.0004).abs() < 1e-12,
+        "the basic chat message's price: {}",
+        t.cost
+    );
+
     // A second pass reads nothing new.
     let again = syncer.sync_once().await.expect("sync again");
     assert_eq!(again.spans, 0);
