@@ -184,7 +184,13 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
             Some(Scope::Ingest)
         }
         // Questions asked by POST: they read, they change nothing.
-        "/api/v1/query" | "/api/v1/sql" | "/api/v1/rca" | "/api/v1/analytics/conversations"
+        "/api/v1/query"
+        | "/api/v1/sql"
+        | "/api/v1/rca"
+        | "/api/v1/analytics/conversations"
+        | "/api/v1/analytics/users"
+        | "/api/v1/analytics/relations"
+        | "/api/v1/analytics/paths"
             if method == Method::POST =>
         {
             Some(Scope::Read)

@@ -99,7 +99,9 @@ async function openMode() {
   await check('users & conversations show the analytics API\'s figures, in both languages', async () => {
     const page = await open(context);
     await page.goto(`${base}/analytics?${win}`);
-    await page.waitForSelector('[data-testid=conversations]', {timeout: 20000});
+    await page.waitForSelector('[data-testid=conversations], .panel-error, .empty-state', {timeout: 60000});
+    const problem = await page.$eval('.results', (el) => el.querySelector('[data-testid=conversations]') ? '' : el.textContent);
+    assert.equal(problem, '', 'the analytics page shows its tables');
     const r = await api('/api/v1/analytics/conversations', {from: cfg.from, to: cfg.to});
     assert.equal(r.status, 200);
     assert.ok(r.body.total.sessions > 0, 'the test data has conversations');
