@@ -44,6 +44,9 @@ pub struct ApiConfig {
     /// Rows in one JSON answer at most (default 100,000; exports are not
     /// capped).
     pub query_max_rows: usize,
+    /// Bytes one call of a size-building SQL function may build for one
+    /// batch (`[query] max_function_bytes`, default 64 MiB).
+    pub query_max_function_bytes: u64,
     /// `[ingest]`: element caps, per-span caps and the span time window.
     pub ingest: loupe_ingest::IngestLimits,
     /// The HTTP listener speaks TLS itself (the session cookie is then
@@ -59,6 +62,7 @@ impl Default for ApiConfig {
             query_timeout: std::time::Duration::from_secs(30),
             query_memory_bytes: 512 << 20,
             query_max_rows: 100_000,
+            query_max_function_bytes: 64 << 20,
             ingest: loupe_ingest::IngestLimits::default(),
             tls: false,
         }

@@ -39,6 +39,7 @@ use loupe_model::{ProjectId, column};
 use crate::read::SPANS_TABLE;
 use crate::{Error, SpansTable, Store};
 
+mod bounded;
 mod compile;
 mod rollup;
 mod sql;
@@ -89,15 +90,19 @@ impl Store {
         counter: Arc<ScanCounter>,
         text: Vec<String>,
     ) -> Result<SessionContext, Error> {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_target_partitions(2)
             .with_information_schema(false);
+        // A recursive CTE grows its working table without bound (doubling
+        // a string each step); Loupe's queries need none.
+        config.options_mut().execution.enable_recursive_ctes = false;
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_bytes.max(1 << 20), 1.0)
             .build_arc()?;
         let mut ctx = SessionContext::new_with_config_rt(config, runtime);
         // json_as_text, json_get_str, … for SQL over the JSON payloads.
         datafusion_functions_json::register_all(&mut ctx)?;
+        bounded::register(&ctx, limits.max_function_bytes);
         let table = SpansTable::new(self.clone(), project.as_str())
             .with_counter(counter)
             .with_text(text);

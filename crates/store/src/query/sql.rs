@@ -62,6 +62,7 @@ impl Store {
         let plan = state
             .statement_to_plan(statement)
             .await
+            .and_then(|plan| bound_concat_ops(plan, &ctx))
             .map_err(|e| Error::Invalid(sql_message(&e)))?;
         options
             .verify_plan(&plan)
@@ -82,6 +83,41 @@ impl Store {
         result.stats.truncated = truncated;
         Ok(result)
     }
+}
+
+/// Rewrites the string `||` operator to the bounded [`super::bounded::CONCAT_OP`]:
+/// the operator is not a function, so it cannot be replaced in the
+/// registry, and `repeat(…) || column` would copy the constant into every
+/// row unchecked. (The planner already turned `||` of arrays into
+/// `array_concat`, which is bounded.)
+fn bound_concat_ops(
+    plan: datafusion::logical_expr::LogicalPlan,
+    ctx: &datafusion::execution::context::SessionContext,
+) -> datafusion::error::Result<datafusion::logical_expr::LogicalPlan> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+    let Some(udf) = ctx
+        .state()
+        .scalar_functions()
+        .get(super::bounded::CONCAT_OP)
+        .cloned()
+    else {
+        return Ok(plan);
+    };
+    plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|e| {
+            e.transform_up(|e| match e {
+                Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op: Operator::StringConcat,
+                    right,
+                }) => Ok(Transformed::yes(udf.call(vec![*left, *right]))),
+                other => Ok(Transformed::no(other)),
+            })
+        })?
+        .transform_data(|node| node.recompute_schema().map(Transformed::yes))
+    })
+    .map(|t| t.data)
 }
 
 /// An error while running the user's SQL: the statement's fault (a cast
