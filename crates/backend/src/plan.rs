@@ -357,6 +357,9 @@ pub struct QueryLimits {
     /// `concat`, `||`, …) may build for one batch; a constant result may
     /// build this divided by the batch size (`[query] max_function_bytes`).
     pub max_function_bytes: u64,
+    /// Bytes of values in one collected answer at most (more set
+    /// [`QueryStats::truncated`]; `[query] max_answer_bytes`).
+    pub max_answer_bytes: usize,
 }
 
 impl Default for QueryLimits {
@@ -365,6 +368,7 @@ impl Default for QueryLimits {
             memory_bytes: 512 << 20,
             max_rows: 100_000,
             max_function_bytes: 64 << 20,
+            max_answer_bytes: 64 << 20,
         }
     }
 }

@@ -116,7 +116,7 @@ impl Server {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("running")
     }
 

@@ -72,7 +72,7 @@ impl Store {
             .await
             .map_err(|e| Error::Invalid(sql_message(&e)))?;
         let stream = df.execute_stream().await.map_err(sql_error)?;
-        let mut result = collect(stream, limits.max_rows, &[])
+        let mut result = collect(stream, limits.max_rows, limits.max_answer_bytes, &[])
             .await
             .map_err(|e| match e {
                 Error::DataFusion(e) => sql_error(e),
