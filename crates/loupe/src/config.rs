@@ -166,6 +166,38 @@ pub struct TlsSection {
     pub cert_file: std::path::PathBuf,
     /// Private key (PKCS#8, PKCS#1 or SEC1), PEM.
     pub key_file: std::path::PathBuf,
+    /// Mutual TLS: PEM bundle of the CAs a client certificate must chain
+    /// to. Default none (no client certificates asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<std::path::PathBuf>,
+    /// With `client_ca_file`: `required` (default; a client without a
+    /// certificate is refused in the handshake) or `optional` (a client may
+    /// present none, but one it presents must verify).
+    #[serde(default)]
+    pub client_auth: ClientAuthMode,
+}
+
+/// `[server.tls] client_auth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuthMode {
+    /// Every client must present a certificate the CA signed.
+    #[default]
+    Required,
+    /// Clients may present none.
+    Optional,
+}
+
+impl TlsSection {
+    /// The client certificates asked for, if any.
+    pub fn client_auth(&self) -> Option<loupe_api::tls::ClientAuth> {
+        self.client_ca_file
+            .as_ref()
+            .map(|ca_file| loupe_api::tls::ClientAuth {
+                ca_file: ca_file.clone(),
+                required: self.client_auth == ClientAuthMode::Required,
+            })
+    }
 }
 
 impl Default for ServerConfig {

@@ -37,9 +37,15 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         config.auth.mode = mode;
     }
     if let (Some(cert_file), Some(key_file)) = (args.tls_cert, args.tls_key) {
+        let (client_ca_file, client_auth) = match config.server.tls.take() {
+            Some(t) => (t.client_ca_file, t.client_auth),
+            None => (None, Default::default()),
+        };
         config.server.tls = Some(crate::config::TlsSection {
             cert_file,
             key_file,
+            client_ca_file,
+            client_auth,
         });
     }
     config.validate()?;
@@ -199,8 +205,12 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         Some(tls) => {
             let certs = CertStore::load(&tls.cert_file, &tls.key_file)
                 .context("cannot load [server.tls]")?;
-            let http = TlsListener::new(http, certs.server_config(&[b"h2", b"http/1.1"])?)?;
-            let grpc = TlsListener::new(grpc, certs.server_config(&[b"h2"])?)?;
+            let client = tls.client_auth();
+            let http = TlsListener::new(
+                http,
+                certs.server_config(&[b"h2", b"http/1.1"], client.as_ref())?,
+            )?;
+            let grpc = TlsListener::new(grpc, certs.server_config(&[b"h2"], client.as_ref())?)?;
             (
                 tokio::spawn(
                     axum::serve(http_limit.listener(http), router)

@@ -58,7 +58,7 @@ impl Store {
         let mut statement = state
             .sql_to_statement(sql, &dialect)
             .map_err(|e| Error::Invalid(sql_message(&e)))?;
-        super::sql_guard::bound(&mut statement).map_err(Error::Invalid)?;
+        bound_statement(&mut statement).map_err(Error::Invalid)?;
         let plan = state
             .statement_to_plan(statement)
             .await
@@ -82,6 +82,19 @@ impl Store {
         result.stats = counter.stats(started);
         result.stats.truncated = truncated;
         Ok(result)
+    }
+}
+
+/// Applies [`super::sql_guard::bound`] to a query (and to the query an
+/// `EXPLAIN` shows); other statements are refused before planning.
+fn bound_statement(statement: &mut datafusion::sql::parser::Statement) -> Result<(), String> {
+    use datafusion::sql::parser::Statement;
+    match statement {
+        Statement::Statement(inner) => super::sql_guard::bound(inner),
+        Statement::Explain(explain) => bound_statement(&mut explain.statement),
+        // COPY, CREATE EXTERNAL TABLE and RESET are refused anyway; refuse
+        // them before planning reads their (unbounded) contents.
+        _ => Err("only a single read-only query (SELECT or WITH) is allowed".into()),
     }
 }
 
