@@ -52,12 +52,12 @@ for path in sorted(fixtures.rglob("*.json")):
 print(f"langfuse_batch: {n} seed bodies")
 PY
 
-cargo fuzz build -s none --release --fuzz-dir fuzz --target-dir "$fuzz_target_dir"
+cargo fuzz build -s none --dev --fuzz-dir fuzz --target-dir "$fuzz_target_dir"
 log="$CARGO_TARGET_DIR/fuzz-run.log"
 for target in otlp_protobuf otlp_json langfuse_batch query_language sql_guard wal_reader; do
   echo "--> $target ($seconds s)"
   status=0
-  cargo fuzz run -s none --release --fuzz-dir fuzz --target-dir "$fuzz_target_dir" \
+  cargo fuzz run -s none --dev --fuzz-dir fuzz --target-dir "$fuzz_target_dir" \
     "$target" "$corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=1024 \
     -max_len=65536 -print_final_stats=1 >"$log" 2>&1 || status=$?

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(parser) = Parser::new(&GenericDialect {})
+    let Ok(mut parser) = Parser::new(&GenericDialect {})
         .with_recursion_limit(50)
         .try_with_sql(text)
     else {

@@ -125,7 +125,6 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             query_max_function_bytes: config.query.max_function_bytes,
             ingest: config.ingest.clone(),
             tls: config.server.tls.is_some(),
-            ..ApiConfig::default()
         }),
         ready: Arc::new(AtomicBool::new(false)),
         auth: Arc::new(auth),
