@@ -3,7 +3,7 @@
 #
 # Steps, each timed: fmt check, clippy (warnings denied), docs (warnings
 # denied), start real peers on 127.0.0.1 where tests need them, the whole
-# test suite. Build artefacts live outside the clone in CARGO_TARGET_DIR
+# test suite, the fuzz targets for a bounded time (scripts/fuzz.sh). Build artefacts live outside the clone in CARGO_TARGET_DIR
 # (default ~/.cache/loupe-target) so repeated runs do not rebuild the world.
 set -euo pipefail
 
@@ -43,3 +43,5 @@ for script in scripts/peers/*.sh; do
 done
 
 step "cargo test" cargo test --workspace --all-targets --locked
+# Every fuzz target for a bounded time (FUZZ_SECONDS, default 20 s each).
+step "fuzz" bash scripts/fuzz.sh

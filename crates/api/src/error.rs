@@ -13,6 +13,9 @@ use axum::response::{IntoResponse, Response};
 use loupe_backend::StoreError;
 use serde_json::json;
 
+/// How long a client should wait after a full disk.
+const STORAGE_FULL_RETRY: Duration = Duration::from_secs(10);
+
 /// An error answered to an API client: `{"error": "<message>"}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -54,7 +57,15 @@ impl From<crate::admission::Refused> for ApiError {
     fn from(r: crate::admission::Refused) -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "Loupe is ingesting as much as it can; retry later".into(),
+            message: match r.what {
+                crate::admission::Gate::Ingest => {
+                    "Loupe is ingesting as much as it can; retry later".into()
+                }
+                crate::admission::Gate::Read { slots } => format!(
+                    "Loupe is answering as many reads as it may at once ([query] \
+                     max_concurrent = {slots}); retry shortly"
+                ),
+            },
             retry_after: Some(r.retry_after),
             details: None,
         }
@@ -76,6 +87,30 @@ impl From<StoreError> for ApiError {
                 retry_after: Some(Duration::from_secs(5)),
                 details: None,
             },
+            StoreError::StorageFull(m) => {
+                // The operator must act; the client only retries.
+                tracing::error!(error = %m, "the data directory's disk is full; refusing writes until space is freed");
+                Self {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message: "Loupe's disk is full: nothing of this request was stored and what \
+                              was acknowledged before is intact; retry after the operator frees \
+                              space"
+                        .into(),
+                    retry_after: Some(STORAGE_FULL_RETRY),
+                    details: None,
+                }
+            }
+            StoreError::Busy(m) => {
+                tracing::warn!(error = %m, "a read was refused: the query memory pool is spent");
+                Self {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message: "the queries running now use all the memory reads may use \
+                              ([query] total_memory_bytes); retry shortly"
+                        .into(),
+                    retry_after: Some(Duration::from_secs(2)),
+                    details: None,
+                }
+            }
             StoreError::Invalid(m) => Self::bad_request(m),
             StoreError::ResourcesExhausted(m) => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -169,6 +204,16 @@ mod tests {
             ),
             (
                 StoreError::Closed,
+                StatusCode::SERVICE_UNAVAILABLE,
+                tonic::Code::Unavailable,
+            ),
+            (
+                StoreError::Busy("[query] total_memory_bytes".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+                tonic::Code::Unavailable,
+            ),
+            (
+                StoreError::StorageFull("wal/1.wal: No space left on device".into()),
                 StatusCode::SERVICE_UNAVAILABLE,
                 tonic::Code::Unavailable,
             ),

@@ -22,6 +22,7 @@ use loupe_pipeline::Pipeline;
 
 pub mod admission;
 pub mod auth;
+pub mod conn;
 pub mod error;
 pub mod grpc;
 mod routes;
@@ -36,14 +37,21 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Largest body after gzip decompression, in bytes.
     pub max_decompressed_bytes: usize,
-    /// Time limit of `POST /api/v1/query` and `/api/v1/sql` (default 30 s;
-    /// for exports, until the first bytes).
+    /// Time limit of every read that scans spans (`[query] timeout`,
+    /// default 30 s; for exports, until the first bytes).
     pub query_timeout: std::time::Duration,
-    /// Memory pool of one query's operators, bytes (default 512 MiB).
+    /// Memory pool of one query's operators, bytes (`[query]
+    /// memory_bytes`, default 512 MiB).
     pub query_memory_bytes: usize,
-    /// Rows in one JSON answer at most (default 100,000; exports are not
-    /// capped).
+    /// Rows in one JSON answer at most (`[query] max_rows`, default
+    /// 100,000; exports are not capped).
     pub query_max_rows: usize,
+    /// Bytes of values in one JSON answer at most (`[query]
+    /// max_answer_bytes`, default 64 MiB; more is truncated).
+    pub query_max_answer_bytes: usize,
+    /// Bytes one call of a size-building SQL function may build for one
+    /// batch (`[query] max_function_bytes`, default 64 MiB).
+    pub query_max_function_bytes: u64,
     /// `[ingest]`: element caps, per-span caps and the span time window.
     pub ingest: loupe_ingest::IngestLimits,
     /// The HTTP listener speaks TLS itself (the session cookie is then
@@ -59,6 +67,8 @@ impl Default for ApiConfig {
             query_timeout: std::time::Duration::from_secs(30),
             query_memory_bytes: 512 << 20,
             query_max_rows: 100_000,
+            query_max_answer_bytes: 64 << 20,
+            query_max_function_bytes: 64 << 20,
             ingest: loupe_ingest::IngestLimits::default(),
             tls: false,
         }
@@ -84,6 +94,8 @@ pub struct AppState {
     pub alerts: Option<Arc<loupe_alerts::Engine>>,
     /// Bounds the ingest requests decoding and appending at once.
     pub ingest_gate: admission::IngestGate,
+    /// Bounds the reads scanning spans at once (`[query] max_concurrent`).
+    pub read_gate: admission::IngestGate,
     /// Recent spans of Dify's trace export by their OTLP ids, so parents
     /// sent in an earlier request resolve to Dify's ids.
     pub dify_ids: Arc<loupe_ingest::otlp::IdCache>,
@@ -125,6 +137,11 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::alerts::routes())
         .merge(routes::tags::routes())
         .merge(routes::server::routes())
+        // Inside auth: an unauthenticated request never takes a read slot.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admission::read_gate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,

@@ -8,6 +8,12 @@
 //!   when the new files do not load, so a half-written renewal never takes
 //!   the listener down. [`watch`] reloads on `SIGHUP` and when the files'
 //!   modification times change (checked every few seconds).
+//! - Client certificates (mutual TLS, [`ClientAuth`]): with
+//!   `[server.tls] client_ca_file`, a client must present a certificate
+//!   that chains to one of that file's CAs (`client_auth = "required"`, the
+//!   default), or may present none but never a bad one (`"optional"`). The
+//!   API key is still needed: a certificate says which machine connects,
+//!   the key which project it acts for.
 //! - [`TlsListener`] accepts TCP connections and runs each handshake in its
 //!   own task with a timeout, so a client that connects and says nothing
 //!   holds no accept slot; finished handshakes are handed to axum
@@ -46,6 +52,42 @@ const WATCH_EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 #[error("TLS: {0}")]
 pub struct TlsError(String);
+
+/// Client certificates the listeners ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// PEM bundle of the CAs a client certificate must chain to.
+    pub ca_file: PathBuf,
+    /// Refuse clients without a certificate (else they may connect without
+    /// one, but a certificate they present must verify).
+    pub required: bool,
+}
+
+impl ClientAuth {
+    fn verifier(&self) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.ca_file)
+            .and_then(|it| it.collect::<Result<_, _>>())
+            .map_err(|e| TlsError(format!("{}: {e}", self.ca_file.display())))?;
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(TlsError(format!(
+                "{}: no usable CA certificate (client_ca_file)",
+                self.ca_file.display()
+            )));
+        }
+        let mut builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(aws_lc_rs::default_provider()),
+        );
+        if !self.required {
+            builder = builder.allow_unauthenticated();
+        }
+        builder
+            .build()
+            .map_err(|e| TlsError(format!("{}: {e}", self.ca_file.display())))
+    }
+}
 
 /// The certificate presented to clients, reloadable.
 #[derive(Debug)]
@@ -120,15 +162,22 @@ impl CertStore {
         self.reload().map(|()| true)
     }
 
-    /// The rustls server configuration answering with this certificate and
-    /// offering `alpn` (e.g. `h2`, `http/1.1`).
-    pub fn server_config(self: &Arc<Self>, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
-        let mut config =
-            ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| TlsError(e.to_string()))?
-                .with_no_client_auth()
-                .with_cert_resolver(self.clone());
+    /// The rustls server configuration answering with this certificate,
+    /// offering `alpn` (e.g. `h2`, `http/1.1`) and asking for client
+    /// certificates when `client` says so.
+    pub fn server_config(
+        self: &Arc<Self>,
+        alpn: &[&[u8]],
+        client: Option<&ClientAuth>,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
+        let builder = ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError(e.to_string()))?;
+        let builder = match client {
+            None => builder.with_no_client_auth(),
+            Some(client) => builder.with_client_cert_verifier(client.verifier()?),
+        };
+        let mut config = builder.with_cert_resolver(self.clone());
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }

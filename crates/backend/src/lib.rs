@@ -50,6 +50,11 @@ pub enum StoreError {
         /// Suggested delay before retrying.
         retry_after: Duration,
     },
+    /// The disk holding the data is full (ENOSPC, or the user's quota):
+    /// nothing of the request was kept, what was acknowledged before is
+    /// intact, and the same request succeeds once space is freed.
+    #[error("the data directory's disk is full: {0}")]
+    StorageFull(String),
     /// The store is shutting down and takes no more writes.
     #[error("store is shutting down")]
     Closed,
@@ -57,6 +62,10 @@ pub enum StoreError {
     /// not a single read-only query).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The queries running now hold all the memory reads may use
+    /// (`[query] total_memory_bytes`): retry shortly.
+    #[error("queries are using all the memory reads may use: {0}")]
+    Busy(String),
     /// The query needed more memory than its limit allows.
     #[error("query needs more memory than allowed: {0}")]
     ResourcesExhausted(String),
@@ -71,7 +80,10 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the same request may succeed later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Overloaded { .. })
+        matches!(
+            self,
+            StoreError::Overloaded { .. } | StoreError::StorageFull(_) | StoreError::Busy(_)
+        )
     }
 }
 

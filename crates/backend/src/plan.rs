@@ -353,6 +353,13 @@ pub struct QueryLimits {
     pub memory_bytes: usize,
     /// Rows returned at most (more set [`QueryStats::truncated`]).
     pub max_rows: usize,
+    /// Bytes one call of a size-building SQL function (`repeat`, `lpad`,
+    /// `concat`, `||`, …) may build for one batch; a constant result may
+    /// build this divided by the batch size (`[query] max_function_bytes`).
+    pub max_function_bytes: u64,
+    /// Bytes of values in one collected answer at most (more set
+    /// [`QueryStats::truncated`]; `[query] max_answer_bytes`).
+    pub max_answer_bytes: usize,
 }
 
 impl Default for QueryLimits {
@@ -360,6 +367,8 @@ impl Default for QueryLimits {
         Self {
             memory_bytes: 512 << 20,
             max_rows: 100_000,
+            max_function_bytes: 64 << 20,
+            max_answer_bytes: 64 << 20,
         }
     }
 }

@@ -89,68 +89,196 @@ pub struct UserSummary {
 /// Groups spans by run and summarises each run, oldest first. Score spans
 /// are left out.
 pub fn summarise_runs(spans: &[Span]) -> Vec<RunSummary> {
-    let mut by_run: BTreeMap<String, Vec<&Span>> = BTreeMap::new();
-    for s in spans.iter().filter(|s| !is_score(s)) {
-        let key = s
-            .run_id
-            .clone()
-            .or_else(|| s.trace_id.clone())
-            .unwrap_or_default();
-        by_run.entry(key).or_default().push(s);
+    let mut fold = RunsFold::default();
+    for s in spans {
+        fold.push(s);
     }
-    let mut out: Vec<RunSummary> = by_run.into_iter().map(|(id, s)| run(id, &s)).collect();
-    out.sort_by(|a, b| (a.start_time, &a.run_id).cmp(&(b.start_time, &b.run_id)));
-    out
+    fold.runs()
 }
 
 fn is_score(s: &Span) -> bool {
     s.node_type.as_deref() == Some(SCORE_NODE_TYPE)
 }
 
-fn run(run_id: String, spans: &[&Span]) -> RunSummary {
-    let head = spans
-        .iter()
-        .find(|s| s.span_kind == Some(SpanKind::Workflow))
-        .or_else(|| spans.iter().find(|s| s.parent_span_id.is_none()))
-        .or(spans.first())
-        .copied();
-    let first = |f: fn(&Span) -> Option<String>| {
-        head.and_then(f).or_else(|| spans.iter().find_map(|s| f(s)))
-    };
-    let start = spans.iter().filter_map(|s| s.start_time).min();
-    let end = spans.iter().filter_map(|s| s.end_time).max();
-    let parts = spans
-        .iter()
-        .filter(|s| s.span_kind != Some(SpanKind::Workflow) && s.parent_span_id.is_some());
-    let (mut tokens, mut cost) = (0i64, 0f64);
-    for s in parts {
-        tokens += s.total_tokens.unwrap_or(0);
-        cost += s.cost.unwrap_or(0.0);
+/// The fields a run takes from its head span.
+#[derive(Debug, Clone, Default)]
+struct Head {
+    name: Option<String>,
+    status: Option<Status>,
+    raw_status: Option<String>,
+    error_message: Option<String>,
+    trace_id: Option<String>,
+    app_id: Option<String>,
+    session_id: Option<String>,
+    user_id: Option<String>,
+}
+
+impl Head {
+    fn of(s: &Span) -> Self {
+        Self {
+            name: s.name.clone(),
+            status: s.status,
+            raw_status: s.raw_status.clone(),
+            error_message: s.error_message.clone(),
+            trace_id: s.trace_id.clone(),
+            app_id: s.app_id.clone(),
+            session_id: s.session_id.clone(),
+            user_id: s.user_id.clone(),
+        }
     }
-    let status = head.and_then(|h| h.status);
-    RunSummary {
-        run_id,
-        trace_id: first(|s| s.trace_id.clone()),
-        name: head.and_then(|h| h.name.clone()),
-        app_id: first(|s| s.app_id.clone()),
-        session_id: first(|s| s.session_id.clone()),
-        user_id: first(|s| s.user_id.clone()),
-        status,
-        raw_status: head.and_then(|h| h.raw_status.clone()),
-        error_message: head
-            .and_then(|h| h.error_message.clone())
-            .or_else(|| spans.iter().find_map(|s| s.error_message.clone())),
-        start_time: start,
-        end_time: end,
-        latency_ns: start.zip(end).map(|(s, e)| (e - s).max(0)),
-        total_tokens: tokens,
-        cost,
+}
+
+/// One run while its spans stream by: what [`RunSummary`] needs, not the
+/// spans (a user's summary over 200k spans used to hold them all, payloads
+/// included: 2 GiB, issue 14).
+#[derive(Debug, Default)]
+struct RunAcc {
+    /// The first workflow span, else the first root, else the first span.
+    workflow: Option<Head>,
+    root: Option<Head>,
+    first: Option<Head>,
+    /// The first value any span of the run has, in the order seen.
+    any: Head,
+    start: Option<i64>,
+    end: Option<i64>,
+    tokens: i64,
+    cost: f64,
+}
+
+fn first_of(slot: &mut Option<String>, v: &Option<String>) {
+    if slot.is_none() {
+        slot.clone_from(v);
     }
+}
+
+impl RunAcc {
+    fn push(&mut self, s: &Span) {
+        if self.workflow.is_none() && s.span_kind == Some(SpanKind::Workflow) {
+            self.workflow = Some(Head::of(s));
+        }
+        if self.root.is_none() && s.parent_span_id.is_none() {
+            self.root = Some(Head::of(s));
+        }
+        if self.first.is_none() {
+            self.first = Some(Head::of(s));
+        }
+        first_of(&mut self.any.trace_id, &s.trace_id);
+        first_of(&mut self.any.app_id, &s.app_id);
+        first_of(&mut self.any.session_id, &s.session_id);
+        first_of(&mut self.any.user_id, &s.user_id);
+        first_of(&mut self.any.error_message, &s.error_message);
+        if let Some(t) = s.start_time {
+            self.start = Some(self.start.map_or(t, |m| m.min(t)));
+        }
+        if let Some(t) = s.end_time {
+            self.end = Some(self.end.map_or(t, |m| m.max(t)));
+        }
+        // Tokens of the run's non-run spans (no double counting).
+        if s.span_kind != Some(SpanKind::Workflow) && s.parent_span_id.is_some() {
+            self.tokens += s.total_tokens.unwrap_or(0);
+            self.cost += s.cost.unwrap_or(0.0);
+        }
+    }
+
+    fn finish(self, run_id: String) -> RunSummary {
+        let head = self
+            .workflow
+            .or(self.root)
+            .or(self.first)
+            .unwrap_or_default();
+        let any = self.any;
+        let (start, end) = (self.start, self.end);
+        RunSummary {
+            run_id,
+            trace_id: head.trace_id.or(any.trace_id),
+            name: head.name,
+            app_id: head.app_id.or(any.app_id),
+            session_id: head.session_id.or(any.session_id),
+            user_id: head.user_id.or(any.user_id),
+            status: head.status,
+            raw_status: head.raw_status,
+            error_message: head.error_message.or(any.error_message),
+            start_time: start,
+            end_time: end,
+            latency_ns: start.zip(end).map(|(s, e)| (e - s).max(0)),
+            total_tokens: self.tokens,
+            cost: self.cost,
+        }
+    }
+}
+
+/// Runs and feedback scores folded from spans as they stream by; memory
+/// grows with the runs, not with the spans or their payloads.
+#[derive(Debug, Default)]
+pub struct RunsFold {
+    runs: BTreeMap<String, RunAcc>,
+    /// Score name → (count, sum of numeric values, numeric count).
+    scores: BTreeMap<String, (u64, f64, u64)>,
+}
+
+impl RunsFold {
+    /// Adds one span (a score span counts as feedback, not as a run).
+    pub fn push(&mut self, s: &Span) {
+        if is_score(s) {
+            let entry = self
+                .scores
+                .entry(s.name.clone().unwrap_or_default())
+                .or_default();
+            entry.0 += 1;
+            let value = s.attributes.get("score.value").or(s.output.as_ref());
+            if let Some(v) = value.and_then(|v| v.trim().parse::<f64>().ok()) {
+                entry.1 += v;
+                entry.2 += 1;
+            }
+            return;
+        }
+        let key = s.run_id.as_ref().or(s.trace_id.as_ref());
+        match key.and_then(|k| self.runs.get_mut(k)) {
+            Some(run) => run.push(s),
+            None => {
+                let mut run = RunAcc::default();
+                run.push(s);
+                self.runs.insert(key.cloned().unwrap_or_default(), run);
+            }
+        }
+    }
+
+    /// Runs seen so far.
+    pub fn run_count(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// The runs, oldest first.
+    pub fn runs(self) -> Vec<RunSummary> {
+        runs_of(self.runs)
+    }
+
+    /// The user's summary; `None` without runs.
+    pub fn user(self, user_id: &str) -> Option<UserSummary> {
+        user_of(user_id, runs_of(self.runs), self.scores)
+    }
+}
+
+fn runs_of(runs: BTreeMap<String, RunAcc>) -> Vec<RunSummary> {
+    let mut out: Vec<RunSummary> = runs.into_iter().map(|(id, r)| r.finish(id)).collect();
+    out.sort_by(|a, b| (a.start_time, &a.run_id).cmp(&(b.start_time, &b.run_id)));
+    out
 }
 
 /// Summarises a user's spans (runs and score spans); `None` without runs.
 pub fn summarise_user(user_id: &str, spans: &[Span]) -> Option<UserSummary> {
-    let runs = summarise_runs(spans);
+    let mut fold = RunsFold::default();
+    for s in spans {
+        fold.push(s);
+    }
+    fold.user(user_id)
+}
+
+fn user_of(
+    user_id: &str,
+    runs: Vec<RunSummary>,
+    scores: BTreeMap<String, (u64, f64, u64)>,
+) -> Option<UserSummary> {
     if runs.is_empty() {
         return None;
     }
@@ -164,18 +292,6 @@ pub fn summarise_user(user_id: &str, spans: &[Span]) -> Option<UserSummary> {
         let n = latencies.len();
         (n > 0).then(|| latencies[((q * n as f64).ceil() as usize).clamp(1, n) - 1])
     };
-    let mut scores: BTreeMap<String, (u64, f64, u64)> = BTreeMap::new();
-    for s in spans.iter().filter(|s| is_score(s)) {
-        let entry = scores
-            .entry(s.name.clone().unwrap_or_default())
-            .or_default();
-        entry.0 += 1;
-        let value = s.attributes.get("score.value").or(s.output.as_ref());
-        if let Some(v) = value.and_then(|v| v.trim().parse::<f64>().ok()) {
-            entry.1 += v;
-            entry.2 += 1;
-        }
-    }
     let sessions: std::collections::BTreeSet<_> =
         runs.iter().filter_map(|r| r.session_id.as_ref()).collect();
     Some(UserSummary {

@@ -6,11 +6,15 @@
 //! | `disable` | never | – |
 //! | `prefer` (default) | when the server offers it | not checked (as libpq) |
 //! | `require` | always | not checked (as libpq) |
-//! | `verify-ca`, `verify-full` | always | chain checked against `sslrootcert` (a PEM file) or the system's roots, and the host name |
+//! | `verify-ca` | always | chain checked against `sslrootcert` (a PEM file) or the system's roots; not the host name |
+//! | `verify-full` | always | chain checked as `verify-ca`, and the host name |
 //!
-//! `verify-ca` is checked as `verify-full` (host name included): stricter
-//! than libpq, never weaker. Only `verify-*` protects against a server
-//! impersonating Dify's database; use it across a network you do not own.
+//! As libpq: `verify-ca` trusts any server holding a certificate the CA
+//! signed, whatever name it was issued for (a private CA per database
+//! cluster, reached by an address not in the certificate); `verify-full`
+//! also needs the DSN's host in the certificate. Only `verify-*` protects
+//! against a server impersonating Dify's database; use it across a network
+//! you do not own.
 //! The DSN is a URL (`postgres://…?sslmode=verify-full&sslrootcert=/ca.pem`)
 //! or libpq's `key=value` form.
 
@@ -31,6 +35,8 @@ use crate::Error;
 pub(crate) enum Verify {
     /// Encrypt, check nothing (`prefer`, `require`).
     No,
+    /// The chain only, against this PEM bundle or the system's roots.
+    Ca(Option<PathBuf>),
     /// Chain and host name, against this PEM bundle or the system's roots.
     Full(Option<PathBuf>),
 }
@@ -62,12 +68,12 @@ fn percent_decode(text: &str) -> String {
 /// tokio-postgres parses (with `sslmode=require` in their place) and the
 /// verification asked for.
 pub(crate) fn split(dsn: &str) -> (String, Verify) {
-    let mut verify_full = false;
+    let mut mode = None;
     let mut root = None;
     let mut take = |key: &str, value: &str| -> Option<&'static str> {
         match key {
             "sslmode" if value == "verify-full" || value == "verify-ca" => {
-                verify_full = true;
+                mode = Some(value == "verify-full");
                 Some("sslmode=require")
             }
             "sslrootcert" => {
@@ -114,10 +120,10 @@ pub(crate) fn split(dsn: &str) -> (String, Verify) {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let verify = if verify_full {
-        Verify::Full(root)
-    } else {
-        Verify::No
+    let verify = match mode {
+        Some(true) => Verify::Full(root),
+        Some(false) => Verify::Ca(root),
+        None => Verify::No,
     };
     (rest, verify)
 }
@@ -136,38 +142,102 @@ pub(crate) fn connector(verify: &Verify) -> Result<MakeRustlsConnect, Error> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Unchecked(provider())))
             .with_no_client_auth(),
-        Verify::Full(root) => {
-            let mut roots = RootCertStore::empty();
-            match root {
-                Some(path) => {
-                    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                        .and_then(|it| it.collect::<Result<_, _>>())
-                        .map_err(|e| {
-                            Error::BadDsn(format!("sslrootcert {}: {e}", path.display()))
-                        })?;
-                    let (added, _) = roots.add_parsable_certificates(certs);
-                    if added == 0 {
-                        return Err(Error::BadDsn(format!(
-                            "sslrootcert {}: no usable certificate",
-                            path.display()
-                        )));
-                    }
-                }
-                None => {
-                    let found = rustls_native_certs::load_native_certs();
-                    roots.add_parsable_certificates(found.certs);
-                    if roots.is_empty() {
-                        return Err(Error::BadDsn(
-                            "sslmode=verify-full: no system root certificates found; set sslrootcert"
-                                .into(),
-                        ));
-                    }
-                }
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
+        Verify::Full(root) => builder
+            .with_root_certificates(roots(root.as_ref(), "verify-full")?)
+            .with_no_client_auth(),
+        Verify::Ca(root) => {
+            let roots = Arc::new(roots(root.as_ref(), "verify-ca")?);
+            let chain =
+                rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
+                    .build()
+                    .map_err(|e| Error::BadDsn(format!("TLS: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(ChainOnly(chain)))
+                .with_no_client_auth()
         }
     };
     Ok(MakeRustlsConnect::new(config))
+}
+
+/// The trusted roots: the `sslrootcert` PEM bundle, else the system's.
+fn roots(root: Option<&PathBuf>, mode: &str) -> Result<RootCertStore, Error> {
+    let mut roots = RootCertStore::empty();
+    match root {
+        Some(path) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<_, _>>())
+                .map_err(|e| Error::BadDsn(format!("sslrootcert {}: {e}", path.display())))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(Error::BadDsn(format!(
+                    "sslrootcert {}: no usable certificate",
+                    path.display()
+                )));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(Error::BadDsn(format!(
+                    "sslmode={mode}: no system root certificates found; set sslrootcert"
+                )));
+            }
+        }
+    }
+    Ok(roots)
+}
+
+/// libpq's `verify-ca`: the chain must lead to a trusted root (and be
+/// valid now, for server use); the name the certificate was issued for is
+/// not compared with the host. rustls checks the chain before the name, so
+/// a name mismatch means the chain passed.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error as E};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(E::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// libpq's `prefer`/`require`: the channel is encrypted, the server not
@@ -245,7 +315,7 @@ mod tests {
             (
                 "postgresql://db/dify?sslmode=verify-ca",
                 "postgresql://db/dify?sslmode=require",
-                Verify::Full(None),
+                Verify::Ca(None),
             ),
             (
                 "host=db user=u sslmode=verify-full sslrootcert='/ca.pem' dbname=dify",

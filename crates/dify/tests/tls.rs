@@ -2,7 +2,8 @@
 //! here with `ssl = on`, a self-signed certificate from rcgen, and a
 //! `pg_hba.conf` that accepts TLS connections only (`hostssl`), so a
 //! connection that succeeds is encrypted. `sslmode` in the DSN decides:
-//! `verify-full` checks the certificate against `sslrootcert`, `require`
+//! `verify-full` checks the certificate against `sslrootcert` and the host
+//! name, `verify-ca` the chain only, `require`
 //! and the default `prefer` encrypt without checking, `disable` is refused
 //! by this server.
 
@@ -164,5 +165,44 @@ async fn sslmode_in_the_dsn_decides_tls_and_verification() {
         loupe_dify::schema::connect(&format!("{base}?sslmode=disable"))
             .await
             .is_err()
+    );
+
+    // Reached by a name the certificate was not issued for (it names
+    // 127.0.0.1): verify-full refuses, verify-ca checks the chain only and
+    // connects, and still refuses a chain its CA did not sign.
+    let by_name = format!("postgres://postgres@localhost:{}/postgres", cluster.port);
+    let err = loupe_dify::schema::connect(&format!(
+        "{by_name}?sslmode=verify-full&sslrootcert={}",
+        ca.display()
+    ))
+    .await
+    .expect_err("verify-full checks the host name");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    let client = loupe_dify::schema::connect(&format!(
+        "{by_name}?sslmode=verify-ca&sslrootcert={}",
+        ca.display()
+    ))
+    .await
+    .expect("verify-ca does not check the host name");
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl");
+    assert!(row.get::<_, bool>(0), "verify-ca: not encrypted");
+    let err = loupe_dify::schema::connect(&format!(
+        "{by_name}?sslmode=verify-ca&sslrootcert={}",
+        wrong_ca.display()
+    ))
+    .await
+    .expect_err("verify-ca checks the chain");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
     );
 }

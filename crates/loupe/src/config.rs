@@ -31,6 +31,8 @@ const RESERVED_LABELS: &[&str] = &[
 pub struct Config {
     /// Network listeners and request limits.
     pub server: ServerConfig,
+    /// `[query]`: limits of every read that scans spans.
+    pub query: QueryConfig,
     /// The embedded store.
     pub store: StoreConfig,
     /// `[ingest]`: caps on one request and the accepted span times.
@@ -88,14 +90,74 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Largest body after decompression, bytes. Default 64 MiB.
     pub max_decompressed_bytes: usize,
-    /// Time limit of one query or SQL request (default 30 s).
+    /// Connections open at once on each listener (HTTP, gRPC); at the
+    /// limit new connections wait until one closes. Default 1024.
+    pub max_connections: usize,
+    /// gRPC: concurrent streams (requests) on one connection, advertised
+    /// to clients in HTTP/2 SETTINGS and enforced. Default 32.
+    pub grpc_max_concurrent_streams: u32,
+    /// gRPC: ping an idle connection this often. Default 30 s.
     #[serde(with = "loupe_model::duration_text")]
-    pub query_timeout: std::time::Duration,
-    /// Memory pool of one query, bytes (default 512 MiB).
-    pub query_memory_bytes: usize,
+    pub grpc_keepalive_interval: std::time::Duration,
+    /// gRPC: close a connection whose ping is not answered within this.
+    /// Default 20 s.
+    #[serde(with = "loupe_model::duration_text")]
+    pub grpc_keepalive_timeout: std::time::Duration,
+    /// gRPC: time limit of one export call (`DEADLINE_EXCEEDED` past it).
+    /// Default 60 s.
+    #[serde(with = "loupe_model::duration_text")]
+    pub grpc_request_timeout: std::time::Duration,
     /// `[server.tls]`: serve HTTP and gRPC over TLS. Default none (plain).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSection>,
+}
+
+/// `[query]`: limits of every read that scans spans (the query language,
+/// SQL, traces, spans, sessions, users, RCA, the Langfuse read API). See
+/// docs/SECURITY.md.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Time limit of one read (default 30 s; 408 past it).
+    #[serde(with = "loupe_model::duration_text")]
+    pub timeout: std::time::Duration,
+    /// Memory one query's operators (sorts, groups, joins) may reserve,
+    /// bytes (default 512 MiB; 413 past it).
+    pub memory_bytes: usize,
+    /// Memory all queries together may reserve, bytes (default 1 GiB; a
+    /// query that finds it spent is refused with 503 + Retry-After).
+    pub total_memory_bytes: usize,
+    /// Reads scanning spans at once (default 4).
+    pub max_concurrent: usize,
+    /// How long a read waits for a slot before 503 + Retry-After
+    /// (default 5 s).
+    #[serde(with = "loupe_model::duration_text")]
+    pub queue_timeout: std::time::Duration,
+    /// Rows in one JSON answer (default 100,000; more is truncated).
+    pub max_rows: usize,
+    /// Bytes of values in one JSON answer (default 64 MiB; more is
+    /// truncated).
+    pub max_answer_bytes: usize,
+    /// Bytes one call of a size-building SQL function (`repeat`, `lpad`,
+    /// `concat`, `||`, …) may build for one batch (default 64 MiB; 400
+    /// past it).
+    pub max_function_bytes: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        let api = loupe_api::ApiConfig::default();
+        Self {
+            timeout: api.query_timeout,
+            memory_bytes: api.query_memory_bytes,
+            total_memory_bytes: 1 << 30,
+            max_concurrent: 4,
+            queue_timeout: std::time::Duration::from_secs(5),
+            max_rows: api.query_max_rows,
+            max_answer_bytes: api.query_max_answer_bytes,
+            max_function_bytes: api.query_max_function_bytes,
+        }
+    }
 }
 
 /// `[server.tls]`: PEM files of the certificate chain and its private key,
@@ -107,6 +169,38 @@ pub struct TlsSection {
     pub cert_file: std::path::PathBuf,
     /// Private key (PKCS#8, PKCS#1 or SEC1), PEM.
     pub key_file: std::path::PathBuf,
+    /// Mutual TLS: PEM bundle of the CAs a client certificate must chain
+    /// to. Default none (no client certificates asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<std::path::PathBuf>,
+    /// With `client_ca_file`: `required` (default; a client without a
+    /// certificate is refused in the handshake) or `optional` (a client may
+    /// present none, but one it presents must verify).
+    #[serde(default)]
+    pub client_auth: ClientAuthMode,
+}
+
+/// `[server.tls] client_auth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuthMode {
+    /// Every client must present a certificate the CA signed.
+    #[default]
+    Required,
+    /// Clients may present none.
+    Optional,
+}
+
+impl TlsSection {
+    /// The client certificates asked for, if any.
+    pub fn client_auth(&self) -> Option<loupe_api::tls::ClientAuth> {
+        self.client_ca_file
+            .as_ref()
+            .map(|ca_file| loupe_api::tls::ClientAuth {
+                ca_file: ca_file.clone(),
+                required: self.client_auth == ClientAuthMode::Required,
+            })
+    }
 }
 
 impl Default for ServerConfig {
@@ -117,8 +211,11 @@ impl Default for ServerConfig {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 4317)),
             max_body_bytes: api.max_body_bytes,
             max_decompressed_bytes: api.max_decompressed_bytes,
-            query_timeout: api.query_timeout,
-            query_memory_bytes: api.query_memory_bytes,
+            max_connections: 1024,
+            grpc_max_concurrent_streams: 32,
+            grpc_keepalive_interval: std::time::Duration::from_secs(30),
+            grpc_keepalive_timeout: std::time::Duration::from_secs(20),
+            grpc_request_timeout: std::time::Duration::from_secs(60),
             tls: None,
         }
     }
@@ -136,6 +233,26 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.server.max_body_bytes == 0 {
             bail!("server.max_body_bytes must be greater than 0");
+        }
+        if self.server.max_connections == 0 || self.server.grpc_max_concurrent_streams == 0 {
+            bail!(
+                "server.max_connections and server.grpc_max_concurrent_streams must be greater than 0"
+            );
+        }
+        let q = &self.query;
+        if q.max_concurrent == 0 || q.max_rows == 0 || q.max_answer_bytes == 0 {
+            bail!(
+                "query.max_concurrent, query.max_rows and query.max_answer_bytes must be greater than 0"
+            );
+        }
+        if q.memory_bytes < (1 << 20) || q.total_memory_bytes < q.memory_bytes {
+            bail!(
+                "query.memory_bytes must be at least 1 MiB and query.total_memory_bytes at least \
+                 query.memory_bytes (one query must fit in the pool all queries share)"
+            );
+        }
+        if q.timeout.is_zero() {
+            bail!("query.timeout must be greater than 0");
         }
         if self.store.memtable_bytes == 0 {
             bail!("store.memtable_bytes must be greater than 0");

@@ -37,9 +37,15 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         config.auth.mode = mode;
     }
     if let (Some(cert_file), Some(key_file)) = (args.tls_cert, args.tls_key) {
+        let (client_ca_file, client_auth) = match config.server.tls.take() {
+            Some(t) => (t.client_ca_file, t.client_auth),
+            None => (None, Default::default()),
+        };
         config.server.tls = Some(crate::config::TlsSection {
             cert_file,
             key_file,
+            client_ca_file,
+            client_auth,
         });
     }
     config.validate()?;
@@ -101,6 +107,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         config.store.max_concurrent_appends,
         config.store.append_queue_timeout,
     );
+    store.set_query_memory(config.query.total_memory_bytes);
     let reader: Arc<dyn SpanReader> = Arc::new(store.clone());
     let relay = Arc::new(loupe_rollup::relay::Relay::new(
         config.ingest.max_metric_series,
@@ -111,11 +118,13 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         config: Arc::new(ApiConfig {
             max_body_bytes: config.server.max_body_bytes,
             max_decompressed_bytes: config.server.max_decompressed_bytes,
-            query_timeout: config.server.query_timeout,
-            query_memory_bytes: config.server.query_memory_bytes,
+            query_timeout: config.query.timeout,
+            query_memory_bytes: config.query.memory_bytes,
+            query_max_rows: config.query.max_rows,
+            query_max_answer_bytes: config.query.max_answer_bytes,
+            query_max_function_bytes: config.query.max_function_bytes,
             ingest: config.ingest.clone(),
             tls: config.server.tls.is_some(),
-            ..ApiConfig::default()
         }),
         ready: Arc::new(AtomicBool::new(false)),
         auth: Arc::new(auth),
@@ -131,6 +140,10 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         }),
         alerts: crate::cli_alerts::engine(&config, &store)?,
         ingest_gate,
+        read_gate: loupe_api::admission::IngestGate::reads(
+            config.query.max_concurrent,
+            config.query.queue_timeout,
+        ),
         dify_ids: Arc::new(loupe_ingest::otlp::IdCache::default()),
         relay: Some(relay),
         info: Some(Arc::new(crate::ops::ServerView::new(&config, dify_status))),
@@ -160,18 +173,32 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     };
 
     let router = loupe_api::router(state.clone());
+    let server = &config.server;
+    // Per-connection bounds of gRPC (issue 14): streams at once on one
+    // connection, keepalive pings that close dead peers, a time limit per
+    // call. Connections per listener are bounded by `ConnLimit` below.
     let grpc_server = tonic::transport::Server::builder()
+        .max_concurrent_streams(server.grpc_max_concurrent_streams)
+        .concurrency_limit_per_connection(server.grpc_max_concurrent_streams as usize)
+        .http2_keepalive_interval(Some(server.grpc_keepalive_interval))
+        .http2_keepalive_timeout(Some(server.grpc_keepalive_timeout))
+        .tcp_keepalive(Some(server.grpc_keepalive_interval))
+        .timeout(server.grpc_request_timeout)
         .add_service(loupe_api::grpc::trace_service(state.clone()))
         .add_service(loupe_api::grpc::metrics_service(state.clone()));
+    let (http_limit, grpc_limit) = (
+        loupe_api::conn::ConnLimit::new(server.max_connections),
+        loupe_api::conn::ConnLimit::new(server.max_connections),
+    );
     let (http_task, grpc_task, tls_task) = match &config.server.tls {
         None => (
             tokio::spawn(
-                axum::serve(http, router)
+                axum::serve(http_limit.listener(http), router)
                     .with_graceful_shutdown(stopped(stop_rx.clone()))
                     .into_future(),
             ),
             tokio::spawn(grpc_server.serve_with_incoming_shutdown(
-                tokio_stream_listener(grpc),
+                grpc_limit.incoming(Box::pin(tokio_stream_listener(grpc))),
                 stopped(stop_rx.clone()),
             )),
             None,
@@ -179,18 +206,22 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         Some(tls) => {
             let certs = CertStore::load(&tls.cert_file, &tls.key_file)
                 .context("cannot load [server.tls]")?;
-            let http = TlsListener::new(http, certs.server_config(&[b"h2", b"http/1.1"])?)?;
-            let grpc = TlsListener::new(grpc, certs.server_config(&[b"h2"])?)?;
+            let client = tls.client_auth();
+            let http = TlsListener::new(
+                http,
+                certs.server_config(&[b"h2", b"http/1.1"], client.as_ref())?,
+            )?;
+            let grpc = TlsListener::new(grpc, certs.server_config(&[b"h2"], client.as_ref())?)?;
             (
                 tokio::spawn(
-                    axum::serve(http, router)
+                    axum::serve(http_limit.listener(http), router)
                         .with_graceful_shutdown(stopped(stop_rx.clone()))
                         .into_future(),
                 ),
-                tokio::spawn(
-                    grpc_server
-                        .serve_with_incoming_shutdown(grpc.into_stream(), stopped(stop_rx.clone())),
-                ),
+                tokio::spawn(grpc_server.serve_with_incoming_shutdown(
+                    grpc_limit.incoming(Box::pin(grpc.into_stream())),
+                    stopped(stop_rx.clone()),
+                )),
                 Some(tokio::spawn(loupe_api::tls::watch(
                     vec![certs],
                     stop_rx.clone(),

@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "export")]
 pub mod export;
 pub mod language;
 pub mod planner;

@@ -141,12 +141,22 @@ impl From<Error> for loupe_backend::StoreError {
                 retry_after: Duration::from_secs(1),
             },
             Error::Closed => S::Closed,
+            // ENOSPC / EDQUOT: the failed WAL write was cut off (`wal.rs`),
+            // so this is transient and the caller may retry (503).
+            Error::Io { path, source } if matches!(source.raw_os_error(), Some(28 | 122)) => {
+                S::StorageFull(format!("{}: {source}", path.display()))
+            }
             Error::Invalid(m) => S::Invalid(m),
             Error::ReadOnly => S::Unsupported(Error::ReadOnly.to_string()),
             // Plans are built by Loupe from checked queries, so a planning
             // or schema error here is Loupe's fault; user SQL maps its own
             // errors to `Invalid` first (`query/sql.rs`).
             Error::DataFusion(e) => match e.find_root() {
+                datafusion::error::DataFusionError::ResourcesExhausted(m)
+                    if m.contains(query::BUSY_MARK) =>
+                {
+                    S::Busy(m.clone())
+                }
                 datafusion::error::DataFusionError::ResourcesExhausted(m) => {
                     S::ResourcesExhausted(m.clone())
                 }
@@ -228,6 +238,9 @@ pub(crate) struct Inner {
     /// Whether aggregate queries may be answered from the hour rollups
     /// (`answer_from_rollups`; switchable at run time for benchmarks).
     pub rollup_answers: std::sync::atomic::AtomicBool,
+    /// The memory pool every query reserves from (`[query]
+    /// total_memory_bytes`; `None`: each query only has its own limit).
+    pub query_pool: Mutex<Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>>,
     /// Full-text indexes loaded so far, by part id (`fts.rs`).
     pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::TextIndex>>>,
     /// Tests: runs once inside the next flush, after the freeze and before
@@ -321,6 +334,7 @@ impl Store {
                 read_only,
                 dir_lock: Mutex::new(None),
                 rollup_answers: std::sync::atomic::AtomicBool::new(config_rollup_answers),
+                query_pool: Mutex::new(None),
                 text_indexes: Mutex::new(Default::default()),
                 #[cfg(test)]
                 after_freeze: Mutex::new(None),

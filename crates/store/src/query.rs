@@ -39,10 +39,13 @@ use loupe_model::{ProjectId, column};
 use crate::read::SPANS_TABLE;
 use crate::{Error, SpansTable, Store};
 
+mod bounded;
 mod compile;
+mod pool;
 mod rollup;
 mod sql;
 mod sql_guard;
+pub(crate) use pool::BUSY_MARK;
 pub use sql::MAX_SQL_BYTES;
 pub use sql_guard::MAX_SQL_EXPR_DEPTH;
 
@@ -80,6 +83,30 @@ impl ScanCounter {
 }
 
 impl Store {
+    /// Makes every query reserve its memory from one pool of `total_bytes`
+    /// (`[query] total_memory_bytes`), besides its own limit.
+    pub fn set_query_memory(&self, total_bytes: usize) {
+        *self.inner.query_pool.lock() = Some(pool::global(total_bytes));
+    }
+
+    /// A runtime whose memory pool is `limit` bytes inside the shared pool.
+    pub(crate) fn query_runtime(
+        &self,
+        limit: usize,
+    ) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>, Error> {
+        Ok(RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool::QueryPool::new(
+                self.inner.query_pool.lock().clone(),
+                limit,
+            )))
+            .build_arc()?)
+    }
+
+    /// Bytes the queries running now have reserved (`None`: no shared pool).
+    pub fn query_memory_reserved(&self) -> Option<usize> {
+        self.inner.query_pool.lock().as_ref().map(|p| p.reserved())
+    }
+
     /// A session over the project's `spans` with a memory pool of
     /// `limits.memory_bytes`, counting what its scans read.
     pub(crate) fn limited_session(
@@ -89,15 +116,17 @@ impl Store {
         counter: Arc<ScanCounter>,
         text: Vec<String>,
     ) -> Result<SessionContext, Error> {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_target_partitions(2)
             .with_information_schema(false);
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(limits.memory_bytes.max(1 << 20), 1.0)
-            .build_arc()?;
+        // A recursive CTE grows its working table without bound (doubling
+        // a string each step); Loupe's queries need none.
+        config.options_mut().execution.enable_recursive_ctes = false;
+        let runtime = self.query_runtime(limits.memory_bytes)?;
         let mut ctx = SessionContext::new_with_config_rt(config, runtime);
         // json_as_text, json_get_str, … for SQL over the JSON payloads.
         datafusion_functions_json::register_all(&mut ctx)?;
+        bounded::register(&ctx, limits.max_function_bytes);
         let table = SpansTable::new(self.clone(), project.as_str())
             .with_counter(counter)
             .with_text(text);
@@ -183,7 +212,13 @@ impl Store {
         let (df, _) = self
             .plan_frame(project, plan, limits, counter.clone(), Some(keys))
             .await?;
-        let picked = collect(df.execute_stream().await?, limits.max_rows, &[]).await?;
+        let picked = collect(
+            df.execute_stream().await?,
+            limits.max_rows,
+            limits.max_answer_bytes,
+            &[],
+        )
+        .await?;
         let mut order = std::collections::HashMap::new();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for (i, row) in picked.rows.iter().enumerate() {
@@ -214,7 +249,13 @@ impl Store {
                 .filter(ident(column::START_TIME).lt_eq(ts(to)))?
                 .filter(ident(column::SPAN_ID).in_list(ids.clone(), false))?
                 .select(select.clone())?;
-            collect(df.execute_stream().await?, usize::MAX, &types).await
+            collect(
+                df.execute_stream().await?,
+                usize::MAX,
+                limits.max_answer_bytes,
+                &types,
+            )
+            .await
         };
         let mut result = if ids.is_empty() {
             fetch(0, -1).await?
@@ -274,7 +315,7 @@ impl Store {
             .plan_frame(project, plan, limits, counter.clone(), None)
             .await?;
         let stream = df.execute_stream().await?;
-        let mut result = collect(stream, limits.max_rows, &types).await?;
+        let mut result = collect(stream, limits.max_rows, limits.max_answer_bytes, &types).await?;
         let truncated = result.stats.truncated;
         result.stats = counter.stats(started);
         result.stats.truncated = truncated;
@@ -329,7 +370,13 @@ impl Store {
             let (df, types) = self
                 .plan_frame(project, &edge, limits, counter.clone(), None)
                 .await?;
-            let listed = collect(df.execute_stream().await?, limits.max_rows, &types).await?;
+            let listed = collect(
+                df.execute_stream().await?,
+                limits.max_rows,
+                limits.max_answer_bytes,
+                &types,
+            )
+            .await?;
             if listed.stats.truncated {
                 // More edge spans than a listing may hold: scan instead.
                 return Ok(None);
@@ -366,11 +413,14 @@ impl Store {
     }
 }
 
-/// Collects a stream into a result, stopping after `max_rows` rows.
+/// Collects a stream into a result, stopping after `max_rows` rows or
+/// about `max_bytes` bytes of values (`[query] max_answer_bytes`: a
+/// hundred thousand rows of megabyte inputs would not fit in memory).
 /// `types[i]`, when set, overrides the column type read from Arrow.
 pub(crate) async fn collect(
     mut stream: SendableRecordBatchStream,
     max_rows: usize,
+    max_bytes: usize,
     types: &[Option<ValueType>],
 ) -> Result<QueryResult, Error> {
     let schema = stream.schema();
@@ -389,12 +439,21 @@ pub(crate) async fn collect(
         .collect();
     let mut rows = Vec::new();
     let mut truncated = false;
+    let mut bytes = 0usize;
     while let Some(batch) = stream.next().await {
         let batch: RecordBatch = batch?;
         let mut batch_rows = batch_rows(&batch);
         if rows.len() + batch_rows.len() > max_rows {
             batch_rows.truncate(max_rows - rows.len());
             truncated = true;
+        }
+        for (i, row) in batch_rows.iter().enumerate() {
+            bytes = bytes.saturating_add(row.iter().map(value_bytes).sum::<usize>());
+            if bytes > max_bytes {
+                batch_rows.truncate(i);
+                truncated = true;
+                break;
+            }
         }
         rows.extend(batch_rows);
         if truncated {
@@ -409,6 +468,22 @@ pub(crate) async fn collect(
             ..QueryStats::default()
         },
     })
+}
+
+/// About the bytes a JSON value holds (strings by length, others 8).
+fn value_bytes(v: &serde_json::Value) -> usize {
+    use serde_json::Value as V;
+    match v {
+        V::String(s) => s.len() + 8,
+        V::Array(a) => a.iter().map(value_bytes).sum::<usize>() + 8,
+        V::Object(o) => {
+            o.iter()
+                .map(|(k, v)| k.len() + value_bytes(v))
+                .sum::<usize>()
+                + 8
+        }
+        _ => 8,
+    }
 }
 
 /// The full-text words every span the plan keeps contains: `Text` filters

@@ -36,7 +36,10 @@ impl Store {
         let config = SessionConfig::new()
             .with_target_partitions(2)
             .with_information_schema(false);
-        let ctx = SessionContext::new_with_config(config);
+        // Reads outside `query_plan` (sessions, users, the Langfuse API)
+        // reserve from the same pools as queries.
+        let runtime = self.query_runtime(QueryLimits::default().memory_bytes)?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.register_table(
             SPANS_TABLE,
             Arc::new(SpansTable::new(self.clone(), project.as_str())),

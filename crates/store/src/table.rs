@@ -181,6 +181,172 @@ impl Pruning {
 }
 
 /// `span_id = 'x'`, `trace_id = 'x'`, `run_id = 'x'`, or an OR of them.
+/// What a memtable row must match to be worth copying into a scan: the
+/// scan's time bounds and `column = 'value'` equalities on id columns (the
+/// filter still runs on the rows copied).
+#[derive(Debug, Default)]
+pub(crate) struct MemFilter {
+    min_time: Option<i64>,
+    max_time: Option<i64>,
+    equal: Vec<(String, String)>,
+}
+
+impl MemFilter {
+    fn new(filters: &[Expr], pruning: &Pruning) -> Self {
+        let mut equal = Vec::new();
+        let mut stack: Vec<&Expr> = filters.iter().collect();
+        while let Some(e) = stack.pop() {
+            let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+                continue;
+            };
+            match op {
+                Operator::And => stack.extend([left.as_ref(), right.as_ref()]),
+                Operator::Eq => {
+                    if let (Expr::Column(c), Expr::Literal(ScalarValue::Utf8(Some(v)), _)) =
+                        (left.as_ref(), right.as_ref())
+                        && MEM_EQ_COLUMNS.contains(&c.name.as_str())
+                    {
+                        equal.push((c.name.clone(), v.clone()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Self {
+            min_time: pruning.min_time,
+            max_time: pruning.max_time,
+            equal,
+        }
+    }
+
+    fn keeps(&self, s: &loupe_model::Span) -> bool {
+        let start = s.start_time;
+        if let (Some(min), Some(t)) = (self.min_time, start)
+            && t < min
+        {
+            return false;
+        }
+        if let (Some(max), Some(t)) = (self.max_time, start)
+            && t > max
+        {
+            return false;
+        }
+        self.equal.iter().all(|(c, v)| {
+            let field = match c.as_str() {
+                column::TRACE_ID => s.trace_id.as_deref(),
+                column::RUN_ID => s.run_id.as_deref(),
+                column::SPAN_ID => Some(s.span_id.as_str()),
+                column::SESSION_ID => s.session_id.as_deref(),
+                column::USER_ID => s.user_id.as_deref(),
+                column::APP_ID => s.app_id.as_deref(),
+                _ => return true,
+            };
+            field == Some(v.as_str())
+        })
+    }
+}
+
+/// Columns whose equality filters narrow the memtable rows copied.
+const MEM_EQ_COLUMNS: &[&str] = &[
+    column::TRACE_ID,
+    column::RUN_ID,
+    column::SPAN_ID,
+    column::SESSION_ID,
+    column::USER_ID,
+    column::APP_ID,
+];
+
+/// A copy of `s` with only the payload columns a scan reads (the others
+/// are left empty rather than copied).
+fn copy_for_scan(
+    s: &loupe_model::Span,
+    input: bool,
+    output: bool,
+    attributes: bool,
+    tags: bool,
+) -> loupe_model::Span {
+    let loupe_model::Span {
+        project,
+        trace_id,
+        span_id,
+        parent_span_id,
+        run_id,
+        session_id,
+        user_id,
+        app_id,
+        app_name,
+        workflow_id,
+        workflow_version,
+        span_kind,
+        node_type,
+        name,
+        status,
+        raw_status,
+        error_message,
+        error_class,
+        start_time,
+        end_time,
+        model_name,
+        model_provider,
+        input_tokens,
+        output_tokens,
+        total_tokens,
+        cost,
+        currency,
+        tool_name,
+        input: input_text,
+        output: output_text,
+        attributes: attribute_map,
+        tags: tag_map,
+        source,
+        ingest_version,
+    } = s;
+    loupe_model::Span {
+        project: project.clone(),
+        trace_id: trace_id.clone(),
+        span_id: span_id.clone(),
+        parent_span_id: parent_span_id.clone(),
+        run_id: run_id.clone(),
+        session_id: session_id.clone(),
+        user_id: user_id.clone(),
+        app_id: app_id.clone(),
+        app_name: app_name.clone(),
+        workflow_id: workflow_id.clone(),
+        workflow_version: workflow_version.clone(),
+        span_kind: *span_kind,
+        node_type: node_type.clone(),
+        name: name.clone(),
+        status: *status,
+        raw_status: raw_status.clone(),
+        error_message: error_message.clone(),
+        error_class: error_class.clone(),
+        start_time: *start_time,
+        end_time: *end_time,
+        model_name: model_name.clone(),
+        model_provider: model_provider.clone(),
+        input_tokens: *input_tokens,
+        output_tokens: *output_tokens,
+        total_tokens: *total_tokens,
+        cost: *cost,
+        currency: currency.clone(),
+        tool_name: tool_name.clone(),
+        input: if input { input_text.clone() } else { None },
+        output: if output { output_text.clone() } else { None },
+        attributes: if attributes {
+            attribute_map.clone()
+        } else {
+            Default::default()
+        },
+        tags: if tags {
+            tag_map.clone()
+        } else {
+            Default::default()
+        },
+        source: source.clone(),
+        ingest_version: *ingest_version,
+    }
+}
+
 fn id_alternatives(e: &Expr) -> Option<Vec<(IdKind, String)>> {
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
         return None;
@@ -246,16 +412,53 @@ impl Store {
         out
     }
 
-    /// Visible memtable rows of a project, as one batch (or none).
+    /// Visible memtable rows of a project that may pass `filters`, as one
+    /// batch (or none). Payload columns the scan does not read
+    /// (`projection`) are left empty: every read used to copy the whole
+    /// memtable, prompts included, once per query (issue 14).
     pub(crate) fn memtable_batch(
         &self,
         project: &str,
+        filters: &MemFilter,
+        projection: Option<&Vec<usize>>,
     ) -> Result<Option<RecordBatch>, crate::Error> {
-        let rows = self.memtable_rows(project, |_| true);
-        if rows.is_empty() {
+        let schema = schema();
+        let wanted = |name: &str| {
+            projection.is_none_or(|p| {
+                p.iter()
+                    .any(|&i| schema.fields().get(i).is_some_and(|f| f.name() == name))
+            })
+        };
+        let (input, output, attributes, tags) = (
+            wanted(column::INPUT),
+            wanted(column::OUTPUT),
+            wanted(column::ATTRIBUTES),
+            wanted(column::TAGS),
+        );
+        let st = self.inner.state.lock();
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mems = std::iter::once(&st.active).chain(st.frozen.iter().rev().map(|m| m.as_ref()));
+        for m in mems {
+            for ((p, id), row) in &m.rows {
+                if p == project
+                    && !st.hidden.contains(&row.version)
+                    && seen.insert(id.clone())
+                    && filters.keeps(&row.span)
+                {
+                    let span = copy_for_scan(&row.span, input, output, attributes, tags);
+                    out.push(Row {
+                        span,
+                        version: row.version,
+                    });
+                }
+            }
+        }
+        drop(st);
+        if out.is_empty() {
             return Ok(None);
         }
-        Ok(Some(rows_to_batch(rows.iter())?))
+        Ok(Some(rows_to_batch(out.iter())?))
     }
 }
 
@@ -290,7 +493,11 @@ impl TableProvider for SpansTable {
 
         if let Some(batch) = self
             .store
-            .memtable_batch(&self.project)
+            .memtable_batch(
+                &self.project,
+                &MemFilter::new(filters, &pruning),
+                projection,
+            )
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?
         {
             if let Some(c) = &self.counter {

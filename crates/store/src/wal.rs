@@ -55,20 +55,13 @@ use tokio::sync::watch;
 use crate::Error;
 use crate::config::Durability;
 
-const MAGIC: &[u8; 8] = b"LOUPEWAL";
-const FORMAT_VERSION: u32 = 1;
-const HEADER_LEN: u64 = 12;
-const RECORD_HEADER_LEN: usize = 16;
+mod record;
+pub(crate) use record::Record;
+use record::{FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_RECORD, RECORD_HEADER_LEN, parse_record};
+pub use record::{decode_spans, encode_spans};
+
 /// Start a new segment past this size, so flushed data can be deleted.
 const SEGMENT_BYTES: u64 = 64 << 20;
-/// A record longer than this is corruption, not data (bounds allocation).
-const MAX_RECORD: u32 = 1 << 30;
-
-/// One replayed record.
-pub(crate) struct Record {
-    pub seq: u64,
-    pub payload: Vec<u8>,
-}
 
 struct Writer {
     dir: PathBuf,
@@ -484,19 +477,11 @@ fn read_segment(path: &Path, is_last: bool, repair: bool) -> Result<Vec<Record>,
             reason: "segment shorter than its header".into(),
         });
     }
-    if &data[..8] != MAGIC {
+    if let Err((offset, reason)) = record::check_header(&data) {
         return Err(Error::Corrupt {
             path: path.to_owned(),
-            offset: 0,
-            reason: "not a Loupe WAL segment (bad magic)".into(),
-        });
-    }
-    let version = u32::from_le_bytes([data[8], data[9], data[10], data[11]]);
-    if version != FORMAT_VERSION {
-        return Err(Error::Corrupt {
-            path: path.to_owned(),
-            offset: 8,
-            reason: format!("unsupported WAL format version {version}"),
+            offset,
+            reason,
         });
     }
     let mut records = Vec::new();
@@ -542,38 +527,6 @@ fn read_segment(path: &Path, is_last: bool, repair: bool) -> Result<Vec<Record>,
     Ok(records)
 }
 
-fn parse_record(data: &[u8]) -> Result<(Record, usize), String> {
-    if data.len() < RECORD_HEADER_LEN {
-        return Err("short record header".into());
-    }
-    let word = |i: usize| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
-    let len = word(0);
-    let crc = word(4);
-    if len >= MAX_RECORD {
-        return Err(format!("record length {len} out of range"));
-    }
-    let end = RECORD_HEADER_LEN + len as usize;
-    if data.len() < end {
-        return Err("short record payload".into());
-    }
-    let mut seq_bytes = [0u8; 8];
-    seq_bytes.copy_from_slice(&data[8..16]);
-    let payload = &data[RECORD_HEADER_LEN..end];
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&seq_bytes);
-    hasher.update(payload);
-    if hasher.finalize() != crc {
-        return Err("checksum mismatch".into());
-    }
-    Ok((
-        Record {
-            seq: u64::from_le_bytes(seq_bytes),
-            payload: payload.to_vec(),
-        },
-        end,
-    ))
-}
-
 /// Makes a rename or a new file in `dir` durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     loupe_fsutil::sync_dir(dir).map_err(|e| Error::io(dir, e))
@@ -582,26 +535,6 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
 /// Wraps an I/O error with its path (used across the store).
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
-}
-
-/// The marker byte of a postcard payload.
-const POSTCARD: u8 = 0;
-
-/// The WAL payload of an append.
-pub fn encode_spans(spans: &[loupe_model::Span]) -> Result<Vec<u8>, String> {
-    let estimate: usize = spans.iter().map(loupe_model::Span::approx_bytes).sum();
-    let mut buf = Vec::with_capacity(estimate + 1);
-    buf.push(POSTCARD);
-    postcard::to_extend(spans, buf).map_err(|e| e.to_string())
-}
-
-/// The spans of a payload written by [`encode_spans`] or, by an older
-/// version, as JSON.
-pub fn decode_spans(payload: &[u8]) -> Result<Vec<loupe_model::Span>, String> {
-    match payload.split_first() {
-        Some((&POSTCARD, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-        _ => serde_json::from_slice(payload).map_err(|e| e.to_string()),
-    }
 }
 
 #[cfg(test)]
@@ -631,7 +564,7 @@ mod tests {
         full.ingest_version = Some(3);
         let spans = vec![full, Span::new("p", "sparse")];
         let payload = encode_spans(&spans).expect("encode");
-        assert_eq!(payload[0], POSTCARD);
+        assert_eq!(payload[0], 0, "postcard marker");
         assert_eq!(decode_spans(&payload).expect("decode"), spans);
         let json = serde_json::to_vec(&spans).expect("json");
         assert_eq!(decode_spans(&json).expect("legacy json"), spans);

@@ -61,6 +61,7 @@ pub fn state(dir: &std::path::Path, ingest_gate: IngestGate) -> (AppState, Store
         metrics: None,
         alerts: None,
         ingest_gate,
+        read_gate: IngestGate::unlimited(),
         dify_ids: Arc::default(),
         relay: None,
         info: None,

@@ -14,6 +14,7 @@ mod dify_1_20;
 mod dify_merge;
 mod dify_serve;
 mod r#gen;
+mod hardening;
 mod langfuse;
 mod metrics;
 mod otlp_replay;

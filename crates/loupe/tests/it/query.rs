@@ -95,7 +95,7 @@ async fn queries_answer_in_text_and_json_form_and_errors_point_at_the_text() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_is_read_only_and_time_limited() {
-    let (_dir, server) = seeded("[server]\nquery_timeout = \"300ms\"\n").await;
+    let (_dir, server) = seeded("[query]\ntimeout = \"300ms\"\n").await;
     let (status, body) = post_json(
         &server,
         "/api/v1/sql",

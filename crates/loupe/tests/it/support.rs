@@ -63,6 +63,15 @@ impl Server {
         Self::launch(data_dir, extra, None, "https", client).await
     }
 
+    /// As `start_tls`, the TLS settings in a config file (`[server.tls]`).
+    pub async fn start_tls_with_config(
+        data_dir: &Path,
+        config: &Path,
+        client: reqwest::Client,
+    ) -> Server {
+        Self::launch(data_dir, &[], Some(config), "https", client).await
+    }
+
     async fn launch(
         data_dir: &Path,
         extra: &[&str],
@@ -116,7 +125,7 @@ impl Server {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("running")
     }
 

@@ -151,6 +151,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
 /// the decoders, PostgreSQL in the Dify connector.
 const ONLY_IN: &[(&str, &[&str])] = &[
     ("datafusion", &["store"]),
+    ("sqlparser", &["store"]),
     ("tantivy", &["store"]),
     ("parquet", &["store", "query"]),
     ("axum", &["api", "loupe"]),

@@ -58,10 +58,11 @@ impl Store {
         let mut statement = state
             .sql_to_statement(sql, &dialect)
             .map_err(|e| Error::Invalid(sql_message(&e)))?;
-        super::sql_guard::bound(&mut statement).map_err(Error::Invalid)?;
+        bound_statement(&mut statement).map_err(Error::Invalid)?;
         let plan = state
             .statement_to_plan(statement)
             .await
+            .and_then(|plan| bound_concat_ops(plan, &ctx))
             .map_err(|e| Error::Invalid(sql_message(&e)))?;
         options
             .verify_plan(&plan)
@@ -71,7 +72,7 @@ impl Store {
             .await
             .map_err(|e| Error::Invalid(sql_message(&e)))?;
         let stream = df.execute_stream().await.map_err(sql_error)?;
-        let mut result = collect(stream, limits.max_rows, &[])
+        let mut result = collect(stream, limits.max_rows, limits.max_answer_bytes, &[])
             .await
             .map_err(|e| match e {
                 Error::DataFusion(e) => sql_error(e),
@@ -82,6 +83,54 @@ impl Store {
         result.stats.truncated = truncated;
         Ok(result)
     }
+}
+
+/// Applies [`super::sql_guard::bound`] to a query (and to the query an
+/// `EXPLAIN` shows); other statements are refused before planning.
+fn bound_statement(statement: &mut datafusion::sql::parser::Statement) -> Result<(), String> {
+    use datafusion::sql::parser::Statement;
+    match statement {
+        Statement::Statement(inner) => super::sql_guard::bound(inner),
+        Statement::Explain(explain) => bound_statement(&mut explain.statement),
+        // COPY, CREATE EXTERNAL TABLE and RESET are refused anyway; refuse
+        // them before planning reads their (unbounded) contents.
+        _ => Err("only a single read-only query (SELECT or WITH) is allowed".into()),
+    }
+}
+
+/// Rewrites the string `||` operator to the bounded [`super::bounded::CONCAT_OP`]:
+/// the operator is not a function, so it cannot be replaced in the
+/// registry, and `repeat(…) || column` would copy the constant into every
+/// row unchecked. (The planner already turned `||` of arrays into
+/// `array_concat`, which is bounded.)
+fn bound_concat_ops(
+    plan: datafusion::logical_expr::LogicalPlan,
+    ctx: &datafusion::execution::context::SessionContext,
+) -> datafusion::error::Result<datafusion::logical_expr::LogicalPlan> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+    let Some(udf) = ctx
+        .state()
+        .scalar_functions()
+        .get(super::bounded::CONCAT_OP)
+        .cloned()
+    else {
+        return Ok(plan);
+    };
+    plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|e| {
+            e.transform_up(|e| match e {
+                Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op: Operator::StringConcat,
+                    right,
+                }) => Ok(Transformed::yes(udf.call(vec![*left, *right]))),
+                other => Ok(Transformed::no(other)),
+            })
+        })?
+        .transform_data(|node| node.recompute_schema().map(Transformed::yes))
+    })
+    .map(|t| t.data)
 }
 
 /// An error while running the user's SQL: the statement's fault (a cast

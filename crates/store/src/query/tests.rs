@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::{Store, StoreConfig};
 
 mod backfill;
+mod bombs;
 mod brute;
 mod data;
 mod deep;
@@ -453,6 +454,7 @@ async fn sql_runs_selects_and_refuses_ddl_dml_and_statements() {
     let tight = QueryLimits {
         memory_bytes: 1 << 20,
         max_rows: 10,
+        ..QueryLimits::default()
     };
     let capped = store
         .read_only_sql(&project(), "SELECT span_id FROM spans", tight)

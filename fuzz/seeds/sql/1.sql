@@ -1,0 +1,1 @@
+SELECT count(*) FROM spans WHERE status = 'error'

@@ -1,0 +1,1 @@
+WITH e AS (SELECT * FROM spans WHERE status = 'error') SELECT tool_name, count(*) AS n FROM e GROUP BY tool_name ORDER BY n DESC LIMIT 5

@@ -1,0 +1,1 @@
+SELECT span_id FROM spans WHERE a = 1 OR a = 2 OR a = 3 OR a = 4 OR a = 5 OR a = 6 OR a = 7 OR a = 8 OR a = 9 OR a = 10 OR a = 11 OR a = 12 OR a = 13 OR a = 14 OR a = 15 OR a = 16 OR a = 17

@@ -1,0 +1,1 @@
+SELECT 1 + 1 + 1 + 1 + 1, x::int::text, y IS NOT NULL AND z BETWEEN 1 AND 2

@@ -1,0 +1,1 @@
+EXPLAIN SELECT json_as_text(input, 'query') FROM spans WHERE start_time > now() - interval '1 hour'
