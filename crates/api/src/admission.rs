@@ -111,10 +111,12 @@ pub fn is_heavy_read(method: &axum::http::Method, path: &str) -> bool {
     use axum::http::Method;
     let get = method == Method::GET || method == Method::HEAD;
     match method {
-        m if m == Method::POST => matches!(
-            path,
-            "/api/v1/query" | "/api/v1/sql" | "/api/v1/rca" | "/api/v1/tags/apply"
-        ),
+        m if m == Method::POST => {
+            matches!(
+                path,
+                "/api/v1/query" | "/api/v1/sql" | "/api/v1/rca" | "/api/v1/tags/apply"
+            ) || path.starts_with("/api/v1/analytics/")
+        }
         _ if get => {
             path == "/api/v1/spans"
                 || path.starts_with("/api/v1/traces/")

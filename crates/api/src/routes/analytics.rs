@@ -93,6 +93,8 @@ fn limits(state: &AppState) -> loupe_backend::QueryLimits {
     loupe_backend::QueryLimits {
         memory_bytes: state.config.query_memory_bytes,
         max_rows: state.config.query_max_rows,
+        max_function_bytes: state.config.query_max_function_bytes,
+        max_answer_bytes: state.config.query_max_answer_bytes,
     }
 }
 
