@@ -124,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::alerts::routes())
         .merge(routes::tags::routes())
         .merge(routes::server::routes())
+        .merge(routes::keys::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,

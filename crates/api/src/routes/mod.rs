@@ -3,6 +3,7 @@
 pub(crate) mod alerts;
 pub(crate) mod console;
 pub(crate) mod health;
+pub(crate) mod keys;
 pub(crate) mod langfuse;
 pub(crate) mod metrics;
 pub(crate) mod otlp;

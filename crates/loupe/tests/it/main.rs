@@ -12,6 +12,7 @@ mod dify_1_20;
 mod dify_merge;
 mod dify_serve;
 mod r#gen;
+mod keys_api;
 mod langfuse;
 mod metrics;
 mod otlp_replay;
