@@ -1,5 +1,6 @@
 //! HTTP routes, one file per surface.
 
+pub(crate) mod alert_preview;
 pub(crate) mod alerts;
 pub(crate) mod console;
 pub(crate) mod health;
