@@ -57,6 +57,9 @@ const LATE_ROWS_MAX: u64 = 10_000;
 /// The span id column carried through the second phase of a listing.
 const LATE_ID: &str = "__late_span_id";
 
+/// The first window of a listing ordered by start time (then 4× wider).
+const FIRST_WINDOW_NS: i64 = 3_600_000_000_000;
+
 /// Parts and rows a scan read (shared with the table provider).
 #[derive(Debug, Default)]
 pub struct ScanCounter {
@@ -179,11 +182,9 @@ impl Store {
         limits: QueryLimits,
         counter: Arc<ScanCounter>,
     ) -> Result<QueryResult, Error> {
-        let keys = vec![ident(column::SPAN_ID), ident(column::START_TIME)];
-        let (df, _) = self
-            .plan_frame(project, plan, limits, counter.clone(), Some(keys))
+        let picked = self
+            .first_phase(project, plan, limits, counter.clone())
             .await?;
-        let picked = collect(df.execute_stream().await?, limits.max_rows, &[]).await?;
         let mut order = std::collections::HashMap::new();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for (i, row) in picked.rows.iter().enumerate() {
@@ -238,6 +239,76 @@ impl Store {
         result.columns.pop();
         result.stats.truncated = picked.stats.truncated;
         Ok(result)
+    }
+
+    /// The first phase of [`Self::late_rows`]: the span id and start time
+    /// of the rows the listing keeps. A listing ordered by start time reads
+    /// its range in windows from the end it starts at (the newest hour,
+    /// then 4, 16, … times as long) and stops once the limit is reached:
+    /// every row of a window sorts before every row of the next, so the
+    /// answer is the whole range's, and the first page of a week-long range
+    /// reads only its newest hours. Not with `run has`, whose inner spans
+    /// must come from the whole range.
+    async fn first_phase(
+        &self,
+        project: &ProjectId,
+        plan: &Plan,
+        limits: QueryLimits,
+        counter: Arc<ScanCounter>,
+    ) -> Result<QueryResult, Error> {
+        let keys = || vec![ident(column::SPAN_ID), ident(column::START_TIME)];
+        let by_start = plan.sort.first().is_some_and(|k| {
+            matches!(&k.column, SortColumn::Field(FieldRef::Column { name, .. }) if name == column::START_TIME)
+        });
+        let limit = plan.limit.unwrap_or(u64::MAX);
+        if !by_start || plan.filter.as_ref().is_some_and(has_run_has) || limit == u64::MAX {
+            let (df, _) = self
+                .plan_frame(project, plan, limits, counter, Some(keys()))
+                .await?;
+            return collect(df.execute_stream().await?, limits.max_rows, &[]).await;
+        }
+        let descending = plan.sort.first().is_some_and(|k| k.descending);
+        let mut width = FIRST_WINDOW_NS;
+        let mut edge = if descending { plan.to_ns } else { plan.from_ns };
+        let mut out: Option<QueryResult> = None;
+        loop {
+            let mut window = plan.clone();
+            if descending {
+                window.from_ns = edge.saturating_sub(width).max(plan.from_ns);
+                window.to_ns = edge;
+                edge = window.from_ns;
+            } else {
+                window.from_ns = edge;
+                window.to_ns = edge.saturating_add(width).min(plan.to_ns);
+                edge = window.to_ns;
+            }
+            let got = out.as_ref().map_or(0, |r| r.rows.len() as u64);
+            window.limit = Some(limit - got);
+            let (df, _) = self
+                .plan_frame(project, &window, limits, counter.clone(), Some(keys()))
+                .await?;
+            let part = collect(df.execute_stream().await?, limits.max_rows, &[]).await?;
+            let result = match out.take() {
+                None => part,
+                Some(mut r) => {
+                    r.rows.extend(part.rows);
+                    r.stats.truncated |= part.stats.truncated;
+                    r
+                }
+            };
+            let done = result.rows.len() as u64 >= limit
+                || if descending {
+                    edge <= plan.from_ns
+                } else {
+                    edge >= plan.to_ns
+                };
+            out = Some(result);
+            if done {
+                break;
+            }
+            width = width.saturating_mul(4);
+        }
+        Ok(out.unwrap_or_default())
     }
 
     /// Runs a plan and collects at most `limits.max_rows` rows.
@@ -411,18 +482,20 @@ pub(crate) async fn collect(
     })
 }
 
+/// Whether a filter holds a `run has` anywhere.
+fn has_run_has(f: &Filter) -> bool {
+    match f {
+        Filter::RunHas(_) => true,
+        Filter::And(c) | Filter::Or(c) => c.iter().any(has_run_has),
+        Filter::Not(inner) => has_run_has(inner),
+        _ => false,
+    }
+}
+
 /// The full-text words every span the plan keeps contains: `Text` filters
 /// at the top level (alone or under `And`). None when a `run has` subquery
 /// scans the same table with other filters.
 pub(crate) fn required_text(plan: &Plan) -> Vec<String> {
-    fn has_run_has(f: &Filter) -> bool {
-        match f {
-            Filter::RunHas(_) => true,
-            Filter::And(c) | Filter::Or(c) => c.iter().any(has_run_has),
-            Filter::Not(inner) => has_run_has(inner),
-            _ => false,
-        }
-    }
     fn collect(f: &Filter, out: &mut Vec<String>) {
         match f {
             Filter::Text(t) => out.extend(t.split_whitespace().map(str::to_owned)),

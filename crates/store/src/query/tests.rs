@@ -108,6 +108,13 @@ const QUERIES: &[&str] = &[
     "span_kind=workflow run has (tool_name=inventory status=error) | sort start_time desc | limit 15",
     "tool_name=no-such-tool | sort start_time desc | limit 10",
     "| sort duration desc, start_time | limit 10000",
+    // Listings by start time read newest (or oldest) windows first and
+    // stop at the limit: across window edges, with a keyset, ascending.
+    "span_kind=workflow | sort start_time desc, span_id desc | limit 51",
+    "span_kind=workflow start_time<2026-11-17T04:10:00Z | sort start_time desc, span_id desc | limit 51",
+    "status=error | sort start_time | limit 120",
+    "from 2026-11-10 to 2026-11-20 span_kind=tool | sort start_time desc | limit 700",
+    "span_kind=workflow | sort start_time desc | limit 5000",
 ];
 
 fn project() -> ProjectId {
