@@ -52,6 +52,7 @@ const en = {
 
   'facet.status': 'Status', 'facet.app': 'App', 'facet.nodeType': 'Node type', 'facet.tool': 'Tool', 'facet.model': 'Model',
   'facet.none': 'No values', 'facet.containsNote': 'runs containing', 'facet.unavailable': 'Not with run has',
+  'facet.callsNote': 'calls', 'facet.count': 'Count',
 
   'run.title': 'Run', 'run.notFound': 'Run not found', 'run.failed': 'Could not load', 'run.back': 'Back to runs',
   'run.started': 'Started', 'run.duration': 'Duration', 'run.spans': 'Spans', 'run.tokens': 'Tokens', 'run.cost': 'Cost',
@@ -71,6 +72,7 @@ const en = {
   'timeline.allRuns': 'All runs of this user', 'timeline.feedback': 'Feedback', 'timeline.notFound': 'Nothing found',
   'timeline.seen': 'First seen {first} · last seen {last}', 'timeline.noSessions': 'No sessions in this time range.',
   'timeline.noUsers': 'No users in this time range.',
+  'timeline.recentNote': 'The most recently active, counted over the newest {n} runs (since {since}); open one to see all its runs.',
 
   'nav.alerts': 'Alerts', 'nav.dify': 'Dify', 'nav.settings': 'Settings',
   'common.denied': 'This key cannot {what}.',
@@ -225,6 +227,7 @@ const zh = {
 
   'facet.status': '状态', 'facet.app': '应用', 'facet.nodeType': '节点类型', 'facet.tool': '工具', 'facet.model': '模型',
   'facet.none': '无', 'facet.containsNote': '包含它的运行', 'facet.unavailable': '与 run has 不可同用',
+  'facet.callsNote': '调用次数', 'facet.count': '统计',
 
   'run.title': '运行', 'run.notFound': '找不到该运行', 'run.failed': '加载失败', 'run.back': '返回运行记录',
   'run.started': '开始时间', 'run.duration': '耗时', 'run.spans': '节点数', 'run.tokens': 'Token', 'run.cost': '费用',
@@ -244,6 +247,7 @@ const zh = {
   'timeline.allRuns': '该用户的全部运行', 'timeline.feedback': '反馈', 'timeline.notFound': '未找到',
   'timeline.seen': '首次出现 {first} · 最近出现 {last}', 'timeline.noSessions': '此时间范围内没有会话。',
   'timeline.noUsers': '此时间范围内没有用户。',
+  'timeline.recentNote': '按最近活动排序，统计范围为最新的 {n} 次运行（自 {since} 起）；打开一项可查看其全部运行。',
 
   'nav.alerts': '告警', 'nav.dify': 'Dify', 'nav.settings': '设置',
   'common.denied': '此密钥无权{what}。',

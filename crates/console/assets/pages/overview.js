@@ -47,7 +47,7 @@ const seriesMap = (rows, key) => new Map(rows.map((r) => [Number(r.bucket), r[ke
 // Names of apps (id → name) from their runs in the last hour before `to`,
 // then the last day for the ones not seen: a look-up whose cost is bounded
 // by a day of runs whatever the range. Apps without runs then show their id.
-async function appNames(ids, to, from, q) {
+export async function appNames(ids, to, from, q) {
   const names = new Map();
   const HOUR = 3600e9;
   for (const span of [HOUR, 24 * HOUR]) {
