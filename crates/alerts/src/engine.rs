@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::actions::Actions;
 use crate::channels::{Channel, tls};
-use crate::eval::{AlertEntry, AlertState, Clock, Evaluator, Notice, NoticeState};
+use crate::eval::{
+    AlertEntry, AlertState, Clock, Evaluator, HistoryDelivery, HistoryEntry, Notice, NoticeState,
+};
 use crate::rules::{Rule, Silence};
 use crate::{AUDIT_FILE, AlertsConfig, Error, STATE_FILE};
 
@@ -338,10 +340,38 @@ impl Engine {
             notices
         };
         let mut out = Vec::new();
+        let mut entries = Vec::new();
         for n in &notices {
-            out.extend(self.deliver(n, now).await);
+            let delivered = self.deliver(n, now).await;
+            entries.push(history_entry(n, &delivered, now));
+            out.extend(delivered);
+        }
+        if !entries.is_empty() {
+            let mut ev = self.eval.lock();
+            let history = &mut ev.state.history;
+            history.extend(entries);
+            while history.len() > crate::eval::state::HISTORY_KEPT {
+                history.pop_front();
+            }
+            if let Err(e) = self.save(&ev.state) {
+                tracing::error!(error = %e, "cannot persist the alert history");
+            }
         }
         out
+    }
+
+    /// The notices a key of `project` may see, newest first, at most `limit`.
+    pub fn history_of(&self, project: &str, limit: usize) -> Vec<HistoryEntry> {
+        self.eval
+            .lock()
+            .state
+            .history
+            .iter()
+            .rev()
+            .filter(|e| e.visible_to(project))
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     fn all_rules_locked(&self, ev: &Evaluator) -> Vec<Rule> {
@@ -479,6 +509,32 @@ fn adopt_unscoped(state: &mut AlertState) {
     for s in state.silences.iter_mut().filter(|s| s.project.is_none()) {
         tracing::warn!(silence = %s.id, project = default, "silence from before projects moved to the default project");
         s.project = Some(default.to_owned());
+    }
+}
+
+/// A notice and what became of it, for the history.
+fn history_entry(n: &Notice, delivered: &[Delivery], now_ms: i64) -> HistoryEntry {
+    HistoryEntry {
+        at_ms: now_ms,
+        rule: n.rule.clone(),
+        project: n.project.clone(),
+        group: n.group.clone(),
+        state: n.state.as_str().to_owned(),
+        reminder: n.state == NoticeState::Firing && n.starts_at_ms < now_ms,
+        value: n.value,
+        silenced: n.silenced,
+        deliveries: delivered
+            .iter()
+            .map(|d| HistoryDelivery {
+                target: d.target.clone(),
+                kind: if n.actions.contains(&d.target) && !n.notify.contains(&d.target) {
+                    "action".into()
+                } else {
+                    "channel".into()
+                },
+                result: d.result.clone(),
+            })
+            .collect(),
     }
 }
 

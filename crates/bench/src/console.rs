@@ -193,6 +193,9 @@ fn pages(ctx: &Context) -> Vec<Page> {
             "status=error exists error_class {t} | by error_class | count() as n | sort n desc | limit 8"
         )),
         Call::Get("/api/v1/settings".into()),
+        Call::q(format!(
+            "span_kind=workflow workflow_id exists {t} | by workflow_id | count() as n, error_rate() as err | sort n desc | limit 8"
+        )),
     ];
     let runs_base = format!("{t} span_kind=workflow");
     // The Runs page unfiltered: every facet from the rollups (the node type,
@@ -243,10 +246,17 @@ fn pages(ctx: &Context) -> Vec<Page> {
                     rfc(ctx.end_ns)
                 );
                 let t = format!("from {} to {}", rfc(ctx.start_ns), rfc(ctx.end_ns));
-                let mut calls = vec![Call::q(format!(
-                    "{hour} span_kind=workflow app_id in ({}) exists app_name | by app_id, app_name | count() as n | sort n desc",
-                    quoted(&ids)
-                ))];
+                let workflows = column(&answers[11], "workflow_id");
+                let mut calls = vec![
+                    Call::q(format!(
+                        "{hour} span_kind=workflow app_id in ({}) exists app_name | by app_id, app_name | count() as n | sort n desc",
+                        quoted(&ids)
+                    )),
+                    Call::q(format!(
+                        "{hour} span_kind=workflow workflow_id in ({}) exists app_name | by workflow_id, app_name | count() as n | sort n desc",
+                        quoted(&workflows)
+                    )),
+                ];
                 for label in answers[10]["metrics"]["labels"]
                     .as_array()
                     .into_iter()

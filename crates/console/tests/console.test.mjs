@@ -78,7 +78,7 @@ async function openMode() {
         await page.waitForSelector('[data-panel="tag-category"][data-state=ready] .barlist-row', {timeout: 20000});
         // Panels over rollup dimensions are answered from the hour rollups.
         const fromRollups = await page.$$eval('[data-panel][data-rollups=true]', (ps) => ps.map((p) => p.dataset.panel));
-        for (const id of ['runs-over-time', 'latency-over-time', 'tokens-over-time', 'cost-over-time', 'by-app', 'by-node-type', 'by-tool',
+        for (const id of ['runs-over-time', 'latency-over-time', 'tokens-over-time', 'cost-over-time', 'by-app', 'by-workflow', 'by-node-type', 'by-tool',
           'by-model', 'failing-tools', 'error-classes', 'tag-category']) {
           assert.ok(fromRollups.includes(id), `${id} was not answered from the rollups (${fromRollups})`);
         }
@@ -343,6 +343,11 @@ async function openMode() {
     await page.click('[data-testid=silences-table] [data-action=expire]');
     await page.waitForSelector('[data-section=silences] .empty-state');
     assert.equal((await api('/api/v1/alerts/silences')).body.silences.length, 0);
+    // The history shows the notice the firing rule sent, as the API lists it.
+    await page.goto(`${base}/alerts`);
+    await page.waitForSelector('[data-testid=history-table] tr[data-rule=inventory-failing][data-state=firing]');
+    const sent = (await api('/api/v1/alerts/history')).body.history.filter((e) => e.rule === 'inventory-failing');
+    assert.ok(sent.length >= 1 && sent[sent.length - 1].state === 'firing', JSON.stringify(sent));
     assert.deepEqual(page.errors, []);
     await page.close();
   });

@@ -2,7 +2,9 @@
 //! `DELETE /api/v1/alerts/rules/{name}`, `POST /api/v1/alerts/rules/preview`
 //! (what a rule would have fired, [`super::alert_preview`]),
 //! `GET/POST /api/v1/alerts/silences`, `DELETE /api/v1/alerts/silences/{id}`,
-//! `GET /api/v1/alerts` (active alerts), `GET /api/v1/alerts/channels`
+//! `GET /api/v1/alerts` (active alerts), `GET /api/v1/alerts/history`
+//! (`?limit=`, 1–1000, default 200: the notices sent, newest first, with
+//! each channel's and action's result), `GET /api/v1/alerts/channels`
 //! (names and types) and `POST /api/v1/alerts/channels/{name}/test` (one
 //! test notice, admin). Answers 404 when alerting is not running.
 //!
@@ -31,6 +33,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/api/v1/alerts/rules/preview",
             post(super::alert_preview::preview),
         )
+        .route("/api/v1/alerts/history", get(history))
         .route("/api/v1/alerts/channels", get(list_channels))
         .route("/api/v1/alerts/channels/{name}/test", post(test_channel))
         .route(
@@ -150,5 +153,28 @@ async fn test_channel(
         .map_err(api_error)?;
     Ok(Json(
         json!({ "channel": name, "sent": true, "elapsed_ms": took.as_millis() as u64 }),
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryParams {
+    limit: Option<usize>,
+}
+
+async fn history(
+    State(s): State<AppState>,
+    Project(p): Project,
+    params: Result<axum::extract::Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let axum::extract::Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = params.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1 to 1000, not {limit}"
+        )));
+    }
+    Ok(Json(
+        json!({ "history": engine(&s)?.history_of(p.as_str(), limit) }),
     ))
 }

@@ -43,7 +43,7 @@ export function mount(ctx) {
   const controller = new AbortController();
   const {signal} = controller;
   const boxes = {alerts: h('div', {}, h('div', {class: 'skeleton'})), rules: h('div', {}, h('div', {class: 'skeleton'})), silences: h('div', {}),
-    channels: h('div', {})};
+    channels: h('div', {}), history: h('div', {})};
   const form = h('div', {});
   const editor = h('div', {});
   let data = {alerts: [], rules: [], silences: [], channels: [], labels: []};
@@ -61,6 +61,7 @@ export function mount(ctx) {
     section('rules', t('alerts.rules'), [boxes.rules, editor], {actions: h('button', {class: 'btn small', dataset: {action: 'new-rule'},
       onclick: () => editRule(null)}, icon('plus', 12), ' ', t('rule.new'))}),
     section('silences', t('alerts.silences'), [boxes.silences, form]),
+    section('history', t('history.title'), boxes.history, {sub: t('history.sub')}),
     section('channels', t('channels.title'), boxes.channels, {sub: t('channels.sub')}));
   drawFilter();
 
@@ -225,6 +226,29 @@ export function mount(ctx) {
     if (first) first.focus();
   }
 
+  // Notices sent (firing, reminders, resolved), newest first, with what
+  // each channel and action did: the alert history and the action audit.
+  function drawHistory(list) {
+    if (!list.length) { replace(boxes.history, empty(t('history.none'))); return; }
+    const stateBadge = (e) => {
+      if (e.state === 'resolved') return phaseBadge('resolved');
+      return h('span', {class: ['badge', 'ph-firing'], dataset: {phase: 'firing'}}, e.reminder ? t('history.reminder') : t('alerts.phase.firing'));
+    };
+    const metricOf = (e) => (data.rules.find((r) => r.name === e.rule) || {}).metric;
+    replace(boxes.history, h('div', {class: 'table-box'}, h('table', {class: 'table', dataset: {testid: 'history-table'}},
+      h('thead', {}, h('tr', {}, ['history.at', 'alerts.rule', 'alerts.group', 'alerts.state', 'alerts.value', 'history.deliveries']
+        .map((k) => h('th', {}, t(k))))),
+      h('tbody', {}, list.map((e) => h('tr', {dataset: {rule: e.rule, state: e.state}},
+        h('td', {}, fmt.time(msNs(e.at_ms), {seconds: false})),
+        h('td', {class: 'mono'}, e.rule),
+        h('td', {}, groupText(e.group)),
+        h('td', {}, stateBadge(e), e.silenced ? h('span', {class: 'muted small'}, ` ${t('history.silenced')}`) : null),
+        h('td', {class: 'num'}, formatValue(metricOf(e), e.value)),
+        h('td', {}, e.deliveries.length ? h('div', {class: 'chips'}, e.deliveries.map((d) => h('span', {
+          class: ['chip', /^failed|^error|^timeout/.test(d.result) && 'bad-text'], title: d.result, dataset: {target: d.target}},
+        `${d.kind === 'action' ? '⚙ ' : ''}${d.target}: ${d.result.length > 60 ? `${d.result.slice(0, 60)}…` : d.result}`))) : h('span', {class: 'muted'}, '—'))))))));
+  }
+
   function drawChannels() {
     if (!data.channels.length) { replace(boxes.channels, empty(t('channels.none'), t('channels.hint'))); return; }
     replace(boxes.channels, h('div', {class: 'table-box'}, h('table', {class: 'table', dataset: {testid: 'channels-table'}},
@@ -255,6 +279,8 @@ export function mount(ctx) {
     if (!data.labels.length) {
       api.get('/api/v1/settings', {signal}).then((st) => { data.labels = (st && st.metrics && st.metrics.labels) || []; }).catch(() => {});
     }
+    api.get('/api/v1/alerts/history?limit=100', {signal}).then((d) => drawHistory(d.history || []))
+      .catch((e) => { if (e.name !== 'AbortError' && e.status !== 404) replace(boxes.history, failure(e, t('history.canRead'))); });
     get('/api/v1/alerts/channels', 'channels').then((c) => { data.channels = c; drawChannels(); })
       .catch((e) => { if (e.name !== 'AbortError' && e.status !== 404) replace(boxes.channels, failure(e, t('channels.canRead'))); });
     const [alerts, rules, silences] = await Promise.allSettled([

@@ -202,6 +202,24 @@ async fn rules_from_config_and_api_fire_through_serve() {
             .all(|a| a["group"]["tool_name"] == "inventory")
     );
 
+    // The history lists both notices with each channel's result, newest
+    // first, and survives a restart (below).
+    let (status, history) = server.get_json("/api/v1/alerts/history").await;
+    assert_eq!(status, 200);
+    let entries = history["history"].as_array().expect("history");
+    assert_eq!(entries.len(), 2, "{history}");
+    for e in entries {
+        assert_eq!(e["state"], "firing");
+        assert_eq!(e["reminder"], false);
+        assert_eq!(
+            e["deliveries"],
+            json!([{"target": "hook", "kind": "channel", "result": "sent"}]),
+            "{e}"
+        );
+    }
+    let (status, _) = server.get_json("/api/v1/alerts/history?limit=0").await;
+    assert_eq!(status, 400);
+
     // Silences over the API.
     let ends = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let s = server
@@ -233,6 +251,11 @@ async fn rules_from_config_and_api_fire_through_serve() {
     let server = Server::start_with_config(&data, &[], Some(&config)).await;
     let (_, rules) = server.get_json("/api/v1/alerts/rules").await;
     assert_eq!(rules["rules"].as_array().map(Vec::len), Some(2), "{rules}");
+    let (_, kept) = server.get_json("/api/v1/alerts/history").await;
+    assert!(
+        kept["history"].as_array().map_or(0, Vec::len) >= 2,
+        "{kept}"
+    );
     for expected in [204, 404] {
         let r = server
             .client
