@@ -279,6 +279,8 @@ async function openMode() {
     // A bar of the runs-over-time chart opens its time bucket.
     await page.goBack();
     await page.waitForSelector('[data-panel=runs-over-time][data-state=ready] .hit');
+    // Back restores the scroll position: bring the chart out from under the sticky top bar.
+    await page.evaluate(() => window.scrollTo(0, 0));
     const box = await page.$('[data-panel=runs-over-time] .hit');
     const bb = await box.boundingBox();
     await page.mouse.click(bb.x + bb.width * 0.6, bb.y + bb.height / 2);
