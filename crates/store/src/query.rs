@@ -269,7 +269,13 @@ impl Store {
         }
         let descending = plan.sort.first().is_some_and(|k| k.descending);
         let mut width = FIRST_WINDOW_NS;
-        let mut edge = if descending { plan.to_ns } else { plan.from_ns };
+        // A keyset page (`start_time<T OR (start_time=T …)`) starts at T,
+        // not at the range's end: no empty windows above it.
+        let mut edge = if descending {
+            start_time_bound(plan.filter.as_ref()).map_or(plan.to_ns, |b| b.min(plan.to_ns))
+        } else {
+            plan.from_ns
+        };
         let mut out: Option<QueryResult> = None;
         loop {
             let mut window = plan.clone();
@@ -480,6 +486,31 @@ pub(crate) async fn collect(
             ..QueryStats::default()
         },
     })
+}
+
+/// An exclusive upper bound on `start_time` that every span the filter
+/// keeps is under (`start_time < T`, `<= T`, through `and`, and through
+/// `or` when every branch has one).
+fn start_time_bound(f: Option<&Filter>) -> Option<i64> {
+    use loupe_backend::plan::{Cmp, Literal};
+    match f? {
+        Filter::Compare {
+            field: FieldRef::Column { name, .. },
+            op,
+            value: Literal::Timestamp(t),
+        } if name == column::START_TIME => match op {
+            Cmp::Lt => Some(*t),
+            Cmp::Le | Cmp::Eq => Some(t.saturating_add(1)),
+            _ => None,
+        },
+        Filter::And(c) => c.iter().filter_map(|f| start_time_bound(Some(f))).min(),
+        Filter::Or(c) if !c.is_empty() => c
+            .iter()
+            .map(|f| start_time_bound(Some(f)))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|b| b.into_iter().max()),
+        _ => None,
+    }
 }
 
 /// Whether a filter holds a `run has` anywhere.

@@ -112,6 +112,8 @@ const QUERIES: &[&str] = &[
     // stop at the limit: across window edges, with a keyset, ascending.
     "span_kind=workflow | sort start_time desc, span_id desc | limit 51",
     "span_kind=workflow start_time<2026-11-17T04:10:00Z | sort start_time desc, span_id desc | limit 51",
+    "span_kind=workflow (start_time<2026-11-17T02:10:00Z OR (start_time=2026-11-17T02:10:00Z span_id<zzz)) | sort start_time desc, span_id desc | limit 51",
+    "start_time<=2026-11-17T03:00:00Z OR status=error | sort start_time desc | limit 30",
     "status=error | sort start_time | limit 120",
     "from 2026-11-10 to 2026-11-20 span_kind=tool | sort start_time desc | limit 700",
     "span_kind=workflow | sort start_time desc | limit 5000",
