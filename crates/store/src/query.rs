@@ -183,7 +183,7 @@ impl Store {
         counter: Arc<ScanCounter>,
     ) -> Result<QueryResult, Error> {
         let picked = self
-            .first_phase(project, plan, limits, counter.clone())
+            .first_phase(project, plan, limits, counter.clone(), true)
             .await?;
         let mut order = std::collections::HashMap::new();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
@@ -249,23 +249,27 @@ impl Store {
     /// answer is the whole range's, and the first page of a week-long range
     /// reads only its newest hours. Not with `run has`, whose inner spans
     /// must come from the whole range.
+    ///
+    /// `keys_only`: the span id and start time (the first phase); else the
+    /// plan's own columns (a listing of light columns needs no second phase).
     async fn first_phase(
         &self,
         project: &ProjectId,
         plan: &Plan,
         limits: QueryLimits,
         counter: Arc<ScanCounter>,
+        keys_only: bool,
     ) -> Result<QueryResult, Error> {
-        let keys = || vec![ident(column::SPAN_ID), ident(column::START_TIME)];
+        let keys = || keys_only.then(|| vec![ident(column::SPAN_ID), ident(column::START_TIME)]);
         let by_start = plan.sort.first().is_some_and(|k| {
             matches!(&k.column, SortColumn::Field(FieldRef::Column { name, .. }) if name == column::START_TIME)
         });
         let limit = plan.limit.unwrap_or(u64::MAX);
         if !by_start || plan.filter.as_ref().is_some_and(has_run_has) || limit == u64::MAX {
-            let (df, _) = self
-                .plan_frame(project, plan, limits, counter, Some(keys()))
+            let (df, types) = self
+                .plan_frame(project, plan, limits, counter, keys())
                 .await?;
-            return collect(df.execute_stream().await?, limits.max_rows, &[]).await;
+            return collect(df.execute_stream().await?, limits.max_rows, &types).await;
         }
         let descending = plan.sort.first().is_some_and(|k| k.descending);
         let mut width = FIRST_WINDOW_NS;
@@ -290,10 +294,10 @@ impl Store {
             }
             let got = out.as_ref().map_or(0, |r| r.rows.len() as u64);
             window.limit = Some(limit - got);
-            let (df, _) = self
-                .plan_frame(project, &window, limits, counter.clone(), Some(keys()))
+            let (df, types) = self
+                .plan_frame(project, &window, limits, counter.clone(), keys())
                 .await?;
-            let part = collect(df.execute_stream().await?, limits.max_rows, &[]).await?;
+            let part = collect(df.execute_stream().await?, limits.max_rows, &types).await?;
             let result = match out.take() {
                 None => part,
                 Some(mut r) => {
@@ -336,6 +340,19 @@ impl Store {
             return Ok(result);
         }
         let counter = Arc::new(ScanCounter::default());
+        if let (Output::Rows(fields), Some(n)) = (&plan.output, plan.limit)
+            && n <= LATE_ROWS_MAX
+            && fields.iter().all(is_light)
+        {
+            // Small columns only: one phase (windowed by start time).
+            let mut result = self
+                .first_phase(project, plan, limits, counter.clone(), false)
+                .await?;
+            let truncated = result.stats.truncated;
+            result.stats = counter.stats(started);
+            result.stats.truncated = truncated;
+            return Ok(result);
+        }
         if let (Output::Rows(fields), Some(n)) = (&plan.output, plan.limit)
             && n <= LATE_ROWS_MAX
         {
@@ -486,6 +503,19 @@ pub(crate) async fn collect(
             ..QueryStats::default()
         },
     })
+}
+
+/// Whether a listed field is small enough to carry through a sort: not a
+/// payload, a map or a value inside one.
+fn is_light(f: &FieldRef) -> bool {
+    match f {
+        FieldRef::Column { name, .. } => !matches!(
+            name.as_str(),
+            column::INPUT | column::OUTPUT | column::ATTRIBUTES | column::TAGS
+        ),
+        FieldRef::Attribute(_) | FieldRef::Tag(_) => true,
+        FieldRef::Json { .. } => false,
+    }
 }
 
 /// An exclusive upper bound on `start_time` that every span the filter
