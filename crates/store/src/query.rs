@@ -57,7 +57,8 @@ const LATE_ROWS_MAX: u64 = 10_000;
 /// The span id column carried through the second phase of a listing.
 const LATE_ID: &str = "__late_span_id";
 
-/// The first window of a listing ordered by start time (then 4× wider).
+/// The first window of a listing ordered by start time (then at least 4×
+/// wider each time, wider when the rows found so far say so).
 const FIRST_WINDOW_NS: i64 = 3_600_000_000_000;
 
 /// Parts and rows a scan read (shared with the table provider).
@@ -244,7 +245,8 @@ impl Store {
     /// The first phase of [`Self::late_rows`]: the span id and start time
     /// of the rows the listing keeps. A listing ordered by start time reads
     /// its range in windows from the end it starts at (the newest hour,
-    /// then 4, 16, … times as long) and stops once the limit is reached:
+    /// then at least 4 times as long each time, longer when the rows found
+    /// so far say the rest needs it) and stops once the limit is reached:
     /// every row of a window sorts before every row of the next, so the
     /// answer is the whole range's, and the first page of a week-long range
     /// reads only its newest hours. Not with `run has`, whose inner spans
@@ -312,11 +314,25 @@ impl Store {
                 } else {
                     edge >= plan.to_ns
                 };
+            let got = result.rows.len() as u64;
             out = Some(result);
             if done {
                 break;
             }
-            width = width.saturating_mul(4);
+            // The next window: 4× wider, or as wide as the rows found so
+            // far say the rest needs (with a margin), whichever is wider.
+            let covered = if descending {
+                plan.to_ns.saturating_sub(edge)
+            } else {
+                edge.saturating_sub(plan.from_ns)
+            };
+            let estimate = if got == 0 {
+                width.saturating_mul(16)
+            } else {
+                let per_row = covered as f64 / got as f64;
+                (per_row * (limit - got) as f64 * 1.5).min(i64::MAX as f64) as i64
+            };
+            width = width.saturating_mul(4).max(estimate);
         }
         Ok(out.unwrap_or_default())
     }
