@@ -111,7 +111,7 @@ pub struct Previewer {
 }
 
 /// The time between evaluations for `rule` over `range`: a minute, or
-/// longer so that at most [`MAX_EVALUATIONS`] are made.
+/// longer so that at most 2,000 evaluations are made.
 pub fn step_for(range: Duration) -> Duration {
     let range_minutes = (range.as_millis() as u64) / MINUTE_MS as u64;
     let minutes = range_minutes.div_ceil(MAX_EVALUATIONS as u64).max(1);
