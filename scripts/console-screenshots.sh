@@ -56,6 +56,11 @@ dsn = "@DIFY_DSN@"
 enabled = true
 interval = "2s"
 
+[[alerts.channels]]
+name = "ops-dingtalk"
+type = "dingtalk"
+url = "https://oapi.dingtalk.com/robot/send?access_token=example"
+
 [[alerts.rules]]
 name = "inventory-failing"
 project = "shop"

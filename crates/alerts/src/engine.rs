@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::actions::Actions;
 use crate::channels::{Channel, tls};
-use crate::eval::{AlertEntry, AlertState, Clock, Evaluator, Notice, NoticeState};
+use crate::eval::{
+    AlertEntry, AlertState, Clock, Evaluator, HistoryDelivery, HistoryEntry, Notice, NoticeState,
+};
 use crate::rules::{Rule, Silence};
 use crate::{AUDIT_FILE, AlertsConfig, Error, STATE_FILE};
 
@@ -121,7 +123,38 @@ impl Engine {
     /// Adds (or replaces) an API rule of `project`. The rule belongs to and
     /// reads only `project`; it may name an action only if the action lists
     /// `project` in `projects`.
-    pub fn add_rule(&self, project: &str, mut rule: Rule) -> Result<(), Error> {
+    pub fn add_rule(&self, project: &str, rule: Rule) -> Result<(), Error> {
+        let rule = self.check_api_rule(project, rule)?;
+        let mut ev = self.eval.lock();
+        ev.state
+            .api_rules
+            .retain(|r| !(r.name == rule.name && r.project == rule.project));
+        ev.state.api_rules.push(rule);
+        self.save(&ev.state)
+    }
+
+    /// Checks a rule posted by a key of `project` as [`Engine::add_rule`]
+    /// would, without storing it; returns it with its project set.
+    pub fn check_api_rule(&self, project: &str, rule: Rule) -> Result<Rule, Error> {
+        let rule = self.scoped_rule(project, rule)?;
+        if self
+            .config
+            .rules
+            .iter()
+            .any(|r| r.name == rule.name && (r.project.is_none() || r.project == rule.project))
+        {
+            return Err(Error::Conflict(format!(
+                "rule {:?} is defined in the config file; change it there",
+                rule.name
+            )));
+        }
+        Ok(rule)
+    }
+
+    /// Checks a rule of `project` (fields, window, channels, actions the
+    /// project may run) and sets its project; its name may be taken (a
+    /// preview of a config rule).
+    pub fn scoped_rule(&self, project: &str, mut rule: Rule) -> Result<Rule, Error> {
         match rule.project.as_deref() {
             Some(p) if p != project => {
                 return Err(Error::Invalid(format!(
@@ -145,24 +178,23 @@ impl Engine {
                 )));
             }
         }
-        let mut ev = self.eval.lock();
-        self.config.check_rule(&rule, ev.labels())?;
-        if self
-            .config
-            .rules
+        self.config.check_rule(&rule, self.eval.lock().labels())?;
+        Ok(rule)
+    }
+
+    /// The rollup label tags rules may filter and group on.
+    pub fn labels(&self) -> Vec<String> {
+        self.eval.lock().labels().to_vec()
+    }
+
+    /// The channels rules may notify (names and types; never their URLs,
+    /// which carry tokens).
+    pub fn channel_names(&self) -> Vec<(String, String)> {
+        self.config
+            .channels
             .iter()
-            .any(|r| r.name == rule.name && (r.project.is_none() || r.project == rule.project))
-        {
-            return Err(Error::Conflict(format!(
-                "rule {:?} is defined in the config file; change it there",
-                rule.name
-            )));
-        }
-        ev.state
-            .api_rules
-            .retain(|r| !(r.name == rule.name && r.project == rule.project));
-        ev.state.api_rules.push(rule);
-        self.save(&ev.state)
+            .map(|c| (c.name.clone(), c.kind_name().to_owned()))
+            .collect()
     }
 
     /// Deletes an API rule of `project`.
@@ -186,6 +218,33 @@ impl Engine {
             return Err(Error::NotFound(format!("no rule named {name:?}")));
         }
         self.save(&ev.state)
+    }
+
+    /// Sends a test notice from `project` to the channel `name` once (no
+    /// retries), within the channel's rate limit; the service's error when
+    /// it refuses. Returns the time the delivery took.
+    pub async fn test_channel(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<std::time::Duration, Error> {
+        let ch = self
+            .channels
+            .iter()
+            .find(|c| c.config.name == name)
+            .ok_or_else(|| Error::NotFound(format!("no channel named {name:?}")))?;
+        let now = self.clock.now_ms();
+        if !ch.admit(now) {
+            return Err(Error::RateLimited(format!(
+                "channel {name:?} has sent its {} notices of this minute; try again in a minute",
+                ch.config.max_per_minute
+            )));
+        }
+        let notice = test_notice(project, &self.config.base_url, now);
+        let started = std::time::Instant::now();
+        let sent = ch.send_once(&notice, now).await;
+        tracing::info!(channel = %name, project, ok = sent.is_ok(), "alert channel test");
+        sent.map(|()| started.elapsed())
     }
 
     /// Active silences of `project`.
@@ -281,10 +340,38 @@ impl Engine {
             notices
         };
         let mut out = Vec::new();
+        let mut entries = Vec::new();
         for n in &notices {
-            out.extend(self.deliver(n, now).await);
+            let delivered = self.deliver(n, now).await;
+            entries.push(history_entry(n, &delivered, now));
+            out.extend(delivered);
+        }
+        if !entries.is_empty() {
+            let mut ev = self.eval.lock();
+            let history = &mut ev.state.history;
+            history.extend(entries);
+            while history.len() > crate::eval::state::HISTORY_KEPT {
+                history.pop_front();
+            }
+            if let Err(e) = self.save(&ev.state) {
+                tracing::error!(error = %e, "cannot persist the alert history");
+            }
         }
         out
+    }
+
+    /// The notices a key of `project` may see, newest first, at most `limit`.
+    pub fn history_of(&self, project: &str, limit: usize) -> Vec<HistoryEntry> {
+        self.eval
+            .lock()
+            .state
+            .history
+            .iter()
+            .rev()
+            .filter(|e| e.visible_to(project))
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     fn all_rules_locked(&self, ev: &Evaluator) -> Vec<Rule> {
@@ -422,6 +509,68 @@ fn adopt_unscoped(state: &mut AlertState) {
     for s in state.silences.iter_mut().filter(|s| s.project.is_none()) {
         tracing::warn!(silence = %s.id, project = default, "silence from before projects moved to the default project");
         s.project = Some(default.to_owned());
+    }
+}
+
+/// A notice and what became of it, for the history.
+fn history_entry(n: &Notice, delivered: &[Delivery], now_ms: i64) -> HistoryEntry {
+    HistoryEntry {
+        at_ms: now_ms,
+        rule: n.rule.clone(),
+        project: n.project.clone(),
+        group: n.group.clone(),
+        state: n.state.as_str().to_owned(),
+        reminder: n.state == NoticeState::Firing && n.starts_at_ms < now_ms,
+        value: n.value,
+        silenced: n.silenced,
+        deliveries: delivered
+            .iter()
+            .map(|d| HistoryDelivery {
+                target: d.target.clone(),
+                kind: if n.actions.contains(&d.target) && !n.notify.contains(&d.target) {
+                    "action".into()
+                } else {
+                    "channel".into()
+                },
+                result: d.result.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The notice of a channel test: a firing alert named `loupe-test` of
+/// severity `info`, whose summary says (in English and Chinese) that it is
+/// a test.
+fn test_notice(project: &str, base_url: &str, now_ms: i64) -> Notice {
+    let labels: std::collections::BTreeMap<String, String> = [
+        ("alertname", "loupe-test"),
+        ("severity", "info"),
+        ("project", project),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    Notice {
+        rule: "loupe-test".into(),
+        project: Some(project.to_owned()),
+        state: NoticeState::Firing,
+        labels,
+        group: Default::default(),
+        metric: "count".into(),
+        op: ">".into(),
+        value: Some(1.0),
+        threshold: 0.0,
+        summary: format!(
+            "Test notice from the Loupe console (project {project}): this channel works. \
+             来自 Loupe 控制台的测试通知（项目 {project}）：此通知渠道可用。"
+        ),
+        runs_url: format!("{}/alerts", base_url.trim_end_matches('/')),
+        rca_url: String::new(),
+        starts_at_ms: now_ms,
+        ends_at_ms: None,
+        silenced: false,
+        notify: Vec::new(),
+        actions: Vec::new(),
     }
 }
 

@@ -10,7 +10,8 @@
 //! WeCom, Feishu, Slack, email, webhook, Alertmanager) with retries and a
 //! rate limit; [`actions`] runs commands or webhooks with cooldown, timeout
 //! and an audit log; [`engine`] ties them together and persists the state
-//! (`alerts.json` in the data dir).
+//! (`alerts.json` in the data dir). [`preview`] replays stored spans through
+//! the evaluator to show what a rule would have done.
 
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod actions;
 pub mod channels;
 pub mod engine;
 pub mod eval;
+pub mod preview;
 pub mod rules;
 mod util;
 
@@ -58,6 +60,9 @@ pub enum Error {
     /// A delivery failed (after retries).
     #[error("delivery failed: {0}")]
     Delivery(String),
+    /// A channel's rate limit has no slot left this minute.
+    #[error("{0}")]
+    RateLimited(String),
 }
 
 /// `[alerts]` in `loupe.toml`.

@@ -114,11 +114,17 @@ pub fn is_heavy_read(method: &axum::http::Method, path: &str) -> bool {
         m if m == Method::POST => {
             matches!(
                 path,
-                "/api/v1/query" | "/api/v1/sql" | "/api/v1/rca" | "/api/v1/tags/apply"
+                "/api/v1/query"
+                    | "/api/v1/sql"
+                    | "/api/v1/rca"
+                    | "/api/v1/tags/apply"
+                    | "/api/v1/alerts/rules/preview"
             ) || path.starts_with("/api/v1/analytics/")
         }
         _ if get => {
             path == "/api/v1/spans"
+                || path == "/api/v1/sessions"
+                || path == "/api/v1/users"
                 || path.starts_with("/api/v1/traces/")
                 || path.starts_with("/api/v1/sessions/")
                 || path.starts_with("/api/v1/users/")

@@ -92,6 +92,10 @@ use sha2::{Digest, Sha256};
 
 use crate::{ApiError, AppState};
 
+mod manage;
+
+pub use manage::{CreatedKey, KeyEditError, KeySource, ListedKey};
+
 /// Name of the key file in the data directory.
 pub const KEYS_FILE: &str = "keys.json";
 
@@ -191,10 +195,13 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
         | "/api/v1/analytics/users"
         | "/api/v1/analytics/relations"
         | "/api/v1/analytics/paths"
+        | "/api/v1/alerts/rules/preview"
             if method == Method::POST =>
         {
             Some(Scope::Read)
         }
+        // Keys are secrets' metadata: even listing them is an admin's.
+        _ if path == "/api/v1/keys" || path.starts_with("/api/v1/keys/") => Some(Scope::Admin),
         _ if read_only => Some(Scope::Read),
         _ => Some(Scope::Admin),
     }
@@ -465,6 +472,8 @@ pub struct Auth {
     sticky: AtomicBool,
     /// Console sessions by the SHA-256 of their token.
     sessions: parking_lot::Mutex<HashMap<[u8; 32], Session>>,
+    /// Serialises this process's edits of the key file (create, revoke).
+    edits: parking_lot::Mutex<()>,
 }
 
 fn parse_hash(record: &KeyRecord) -> Result<(ProjectId, [u8; 32]), KeyError> {
@@ -511,6 +520,7 @@ impl Auth {
             loaded: RwLock::new(Loaded::default()),
             sticky: AtomicBool::new(seen),
             sessions: parking_lot::Mutex::default(),
+            edits: parking_lot::Mutex::default(),
         };
         auth.reload()?;
         if seen
@@ -529,6 +539,7 @@ impl Auth {
             loaded: RwLock::new(Loaded::default()),
             sticky: AtomicBool::new(false),
             sessions: parking_lot::Mutex::default(),
+            edits: parking_lot::Mutex::default(),
         }
     }
 

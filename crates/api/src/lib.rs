@@ -59,6 +59,18 @@ pub struct ApiConfig {
     pub tls: bool,
 }
 
+impl ApiConfig {
+    /// The `[query]` limits every read passes to the store.
+    pub fn query_limits(&self) -> loupe_backend::QueryLimits {
+        loupe_backend::QueryLimits {
+            memory_bytes: self.query_memory_bytes,
+            max_rows: self.query_max_rows,
+            max_function_bytes: self.query_max_function_bytes,
+            max_answer_bytes: self.query_max_answer_bytes,
+        }
+    }
+}
+
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
@@ -137,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::alerts::routes())
         .merge(routes::tags::routes())
         .merge(routes::server::routes())
+        .merge(routes::keys::routes())
         // Inside auth: an unauthenticated request never takes a read slot.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -20,10 +20,10 @@ use crate::serve::{Killed, free_port};
 enum Call {
     /// `POST /api/v1/query` (`approx`: percentiles from histograms).
     Query { q: String, approx: bool },
-    /// `POST /api/v1/sql`.
-    Sql(String),
     /// `GET` a path.
     Get(String),
+    /// `POST` a JSON body to a path.
+    Post(String, Value),
 }
 
 /// What one page cost.
@@ -66,8 +66,8 @@ impl Call {
     fn text(&self) -> String {
         match self {
             Call::Query { q, .. } => q.clone(),
-            Call::Sql(s) => format!("SQL {s}"),
             Call::Get(p) => format!("GET {p}"),
+            Call::Post(p, _) => format!("POST {p}"),
         }
     }
 
@@ -88,14 +88,14 @@ impl Call {
                     .send()
                     .await?
             }
-            Call::Sql(sql) => {
+            Call::Get(path) => client.get(format!("{base}{path}")).send().await?,
+            Call::Post(path, body) => {
                 client
-                    .post(format!("{base}/api/v1/sql"))
-                    .json(&json!({ "sql": sql }))
+                    .post(format!("{base}{path}"))
+                    .json(body)
                     .send()
                     .await?
             }
-            Call::Get(path) => client.get(format!("{base}{path}")).send().await?,
         };
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
@@ -160,13 +160,6 @@ struct Page {
 fn pages(ctx: &Context) -> Vec<Page> {
     let t = format!("from {} to {}", rfc(ctx.start_ns), rfc(ctx.end_ns));
     let b = "3h"; // the console's bucket for a 7-day range
-    let sql_bounds = format!(
-        "start_time >= to_timestamp_nanos({}) AND start_time < to_timestamp_nanos({})",
-        ctx.start_ns, ctx.end_ns
-    );
-    let tag_keys = format!(
-        "SELECT DISTINCT k FROM (SELECT unnest(map_keys(tags)) AS k FROM spans WHERE span_kind = 'workflow' AND {sql_bounds}) ORDER BY k LIMIT 20"
-    );
     let approx = |q: String| Call::Query { q, approx: true };
     let overview = vec![
         Call::q(format!(
@@ -200,36 +193,45 @@ fn pages(ctx: &Context) -> Vec<Page> {
             "status=error exists error_class {t} | by error_class | count() as n | sort n desc | limit 8"
         )),
         Call::Get("/api/v1/settings".into()),
+        Call::q(format!(
+            "span_kind=workflow workflow_id exists {t} | by workflow_id | count() as n, error_rate() as err | sort n desc | limit 8"
+        )),
     ];
     let runs_base = format!("{t} span_kind=workflow");
+    // The Runs page unfiltered: every facet from the rollups (the node type,
+    // tool and model facets count calls), the first page by the listing
+    // that reads the newest hours first.
     let runs = vec![
         Call::q(format!(
             "{runs_base} | sort start_time desc, span_id desc | limit 51"
         )),
         Call::q(format!("{runs_base} | count() as n, error_rate() as err")),
+        Call::Get("/api/v1/settings".into()),
         Call::q(format!(
             "{runs_base} | by status | count() as n | sort n desc | limit 8"
         )),
         Call::q(format!(
-            "{runs_base} | by app_name | count() as n | sort n desc | limit 8"
+            "{runs_base} | by app_id | count() as n | sort n desc | limit 8"
         )),
         Call::q(format!(
             "{runs_base} | by tags.category | count() as n | sort n desc | limit 8"
         )),
         Call::q(format!(
-            "{runs_base} | by tags.tier | count() as n | sort n desc | limit 8"
+            "{t} node_type exists | by node_type | count() as n | sort n desc | limit 8"
         )),
         Call::q(format!(
-            "{t} node_type exists | by node_type | count_distinct(run_id) as n | sort n desc | limit 8"
+            "{t} tool_name exists | by tool_name | count() as n | sort n desc | limit 8"
         )),
         Call::q(format!(
-            "{t} tool_name exists | by tool_name | count_distinct(run_id) as n | sort n desc | limit 8"
+            "{t} model_name exists | by model_name | count() as n | sort n desc | limit 8"
         )),
-        Call::q(format!(
-            "{t} model_name exists | by model_name | count_distinct(run_id) as n | sort n desc | limit 8"
-        )),
-        Call::Sql(tag_keys),
     ];
+    let list = |kind: &str| {
+        Call::Get(format!(
+            "/api/v1/{kind}?from={}&to={}&limit=100",
+            ctx.start_ns, ctx.end_ns
+        ))
+    };
     vec![
         Page {
             name: "Overview (7 d)",
@@ -244,10 +246,17 @@ fn pages(ctx: &Context) -> Vec<Page> {
                     rfc(ctx.end_ns)
                 );
                 let t = format!("from {} to {}", rfc(ctx.start_ns), rfc(ctx.end_ns));
-                let mut calls = vec![Call::q(format!(
-                    "{hour} span_kind=workflow app_id in ({}) exists app_name | by app_id, app_name | count() as n | sort n desc",
-                    quoted(&ids)
-                ))];
+                let workflows = column(&answers[11], "workflow_id");
+                let mut calls = vec![
+                    Call::q(format!(
+                        "{hour} span_kind=workflow app_id in ({}) exists app_name | by app_id, app_name | count() as n | sort n desc",
+                        quoted(&ids)
+                    )),
+                    Call::q(format!(
+                        "{hour} span_kind=workflow workflow_id in ({}) exists app_name | by workflow_id, app_name | count() as n | sort n desc",
+                        quoted(&workflows)
+                    )),
+                ];
                 for label in answers[10]["metrics"]["labels"]
                     .as_array()
                     .into_iter()
@@ -266,14 +275,32 @@ fn pages(ctx: &Context) -> Vec<Page> {
             name: "Runs (7 d, first page + facets)",
             first: runs,
             then: Some(|answers, ctx| {
+                // The page's run totals (from its oldest run's start to 6 h
+                // after its newest, as the console asks) and app names
+                // (from the last hour).
                 let ids = column(&answers[0], "run_id");
-                vec![Call::q(format!(
-                    "from {} to {} span_kind=llm run_id in ({}) | by run_id | sum(total_tokens) as tokens, sum(cost) as spend | limit {}",
-                    rfc(ctx.start_ns),
-                    rfc(ctx.end_ns),
-                    quoted(&ids),
-                    ids.len().max(1)
-                ))]
+                let starts: Vec<i64> = column(&answers[0], "start_time")
+                    .iter()
+                    .filter_map(Value::as_i64)
+                    .collect();
+                let lo = starts.iter().min().copied().unwrap_or(ctx.start_ns) - 1_000_000_000;
+                let hi = starts.iter().max().copied().unwrap_or(ctx.end_ns) + 6 * 3_600_000_000_000;
+                let apps = column(&answers[4], "app_id");
+                vec![
+                    Call::q(format!(
+                        "from {} to {} span_kind=llm run_id in ({}) | by run_id | sum(total_tokens) as tokens, sum(cost) as spend | limit {}",
+                        rfc(lo),
+                        rfc(hi),
+                        quoted(&ids),
+                        ids.len().max(1)
+                    )),
+                    Call::q(format!(
+                        "from {} to {} span_kind=workflow app_id in ({}) exists app_name | by app_id, app_name | count() as n | sort n desc",
+                        rfc(ctx.end_ns - 3_600_000_000_000),
+                        rfc(ctx.end_ns),
+                        quoted(&apps)
+                    )),
+                ]
             }),
         },
         Page {
@@ -286,16 +313,21 @@ fn pages(ctx: &Context) -> Vec<Page> {
         },
         Page {
             name: "Sessions (7 d)",
-            first: vec![Call::q(format!(
-                "span_kind=workflow session_id exists {t} | by session_id | count() as runs, error_rate() as err, max(start_time) as seen | sort seen desc | limit 100"
-            ))],
+            first: vec![list("sessions")],
             then: None,
         },
         Page {
             name: "Users (7 d)",
-            first: vec![Call::q(format!(
-                "span_kind=workflow user_id exists {t} | by user_id | count() as runs, error_rate() as err, max(start_time) as seen, p95(duration) as p95 | sort seen desc | limit 100"
-            ))],
+            first: vec![list("users")],
+            then: None,
+        },
+        Page {
+            name: "Alert rule preview (24 h)",
+            first: vec![Call::Post(
+                "/api/v1/alerts/rules/preview".into(),
+                json!({"rule": {"name": "bench", "metric": "failure_rate", "threshold": "10%",
+                    "window": "5m", "filters": {"tool_name": "inventory"}}, "hours": 24}),
+            )],
             then: None,
         },
         Page {

@@ -78,7 +78,7 @@ async function openMode() {
         await page.waitForSelector('[data-panel="tag-category"][data-state=ready] .barlist-row', {timeout: 20000});
         // Panels over rollup dimensions are answered from the hour rollups.
         const fromRollups = await page.$$eval('[data-panel][data-rollups=true]', (ps) => ps.map((p) => p.dataset.panel));
-        for (const id of ['runs-over-time', 'latency-over-time', 'tokens-over-time', 'cost-over-time', 'by-app', 'by-node-type', 'by-tool',
+        for (const id of ['runs-over-time', 'latency-over-time', 'tokens-over-time', 'cost-over-time', 'by-app', 'by-workflow', 'by-node-type', 'by-tool',
           'by-model', 'failing-tools', 'error-classes', 'tag-category']) {
           assert.ok(fromRollups.includes(id), `${id} was not answered from the rollups (${fromRollups})`);
         }
@@ -198,6 +198,25 @@ async function openMode() {
     await page.close();
   });
 
+  await check('sessions and users lists count the same runs as the query language', async () => {
+    const page = await open(context);
+    for (const [kind, field] of [['sessions', 'session_id'], ['users', 'user_id']]) {
+      await page.goto(`${base}/${kind}?${win}`);
+      await page.waitForSelector(`[data-testid=${kind}-table] tbody tr`);
+      const ids = await page.$$eval(`[data-testid=${kind}-table] tbody tr`, (trs) => trs.map((tr) => tr.dataset.id));
+      // Fewer runs than a list reads: the counts are the whole range's, and no note says otherwise.
+      assert.equal(await page.$('[data-testid=list-note]'), null);
+      const q = `from ${cfg.from} to ${cfg.to} span_kind=workflow ${field} exists | by ${field} | count() as n, max(start_time) as seen | sort seen desc, ${field} | limit 5`;
+      const expected = await api('/api/v1/query', {q});
+      assert.equal(expected.status, 200, JSON.stringify(expected.body));
+      assert.deepEqual(ids.slice(0, 5), expected.body.rows.map((r) => r[0]));
+      const shown = await page.$$eval(`[data-testid=${kind}-table] tbody tr`, (trs) => trs.slice(0, 5).map((tr) => tr.querySelector('td.num').textContent));
+      assert.deepEqual(shown.map(Number), expected.body.rows.map((r) => r[1]));
+    }
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
   await check('a query typed in the bar gives the same rows as POST /api/v1/query', async () => {
     const page = await open(context);
     await page.goto(`${base}/runs?${win}`);
@@ -287,6 +306,8 @@ async function openMode() {
     // A bar of the runs-over-time chart opens its time bucket.
     await page.goBack();
     await page.waitForSelector('[data-panel=runs-over-time][data-state=ready] .hit');
+    // Back restores the scroll position: bring the chart out from under the sticky top bar.
+    await page.evaluate(() => window.scrollTo(0, 0));
     const box = await page.$('[data-panel=runs-over-time] .hit');
     const bb = await box.boundingBox();
     await page.mouse.click(bb.x + bb.width * 0.6, bb.y + bb.height / 2);
@@ -351,7 +372,76 @@ async function openMode() {
     await page.click('[data-testid=silences-table] [data-action=expire]');
     await page.waitForSelector('[data-section=silences] .empty-state');
     assert.equal((await api('/api/v1/alerts/silences')).body.silences.length, 0);
+    // The history shows the notice the firing rule sent, as the API lists it.
+    await page.goto(`${base}/alerts`);
+    await page.waitForSelector('[data-testid=history-table] tr[data-rule=inventory-failing][data-state=firing]');
+    const sent = (await api('/api/v1/alerts/history')).body.history.filter((e) => e.rule === 'inventory-failing');
+    assert.ok(sent.length >= 1 && sent[sent.length - 1].state === 'firing', JSON.stringify(sent));
     assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  await check('alert rules: created and edited in the console with a preview of past firings; a channel test-send', async () => {
+    const page = await open(context);
+    page.on('dialog', (d) => d.accept());
+    await page.goto(`${base}/alerts`);
+    await page.waitForSelector('[data-testid=rules-table]');
+    await page.click('[data-action=new-rule]');
+    await page.fill('[data-testid=rule-form] [data-field=name]', 'inventory-errors');
+    await page.fill('[data-testid=rule-form] [data-field=threshold]', 'ten percent');
+    await page.fill('[data-testid=rule-form] [data-field=window]', '30m');
+    await page.fill('[data-testid=rule-filters] [data-field=filter-name]', 'tool_name');
+    await page.fill('[data-testid=rule-filters] [data-field=filter-value]', 'inventory');
+    await page.check('[data-testid=rule-notify] input[data-channel=ops-hook]');
+    // The server's 400 names the problem; nothing is stored.
+    await page.click('[data-testid=rule-form] button[type=submit]');
+    await page.waitForSelector('[data-testid=rule-error]');
+    assert.match(await page.textContent('[data-testid=rule-error]'), /threshold/);
+    const names = async () => (await api('/api/v1/alerts/rules')).body.rules.map((r) => r.name);
+    assert.ok(!(await names()).includes('inventory-errors'));
+    // The preview replays the last 24 h through the evaluator, as the API does.
+    await page.fill('[data-testid=rule-form] [data-field=threshold]', '10%');
+    await page.click('[data-action=preview]');
+    await page.waitForSelector('[data-testid=preview-headline]', {timeout: 60000});
+    const shown = Number(await page.getAttribute('[data-testid=rule-preview] [data-fired]', 'data-fired'));
+    const rule = {name: 'inventory-errors', type: 'threshold', metric: 'failure_rate', op: '>', threshold: '10%', window: '30m',
+      filters: {tool_name: 'inventory'}, group_by: [], severity: 'warning', notify: ['ops-hook'], no_data: 'ok'};
+    const expected = await api('/api/v1/alerts/rules/preview', {rule, hours: 24});
+    assert.equal(expected.status, 200, JSON.stringify(expected.body));
+    assert.ok(expected.body.preview.fired >= 1, JSON.stringify(expected.body.preview));
+    assert.ok(Math.abs(shown - expected.body.preview.fired) <= 1, `${shown} vs ${expected.body.preview.fired}`);
+    assert.match(await page.textContent('[data-testid=preview-headline]'), /Would have fired \d+ times? in the last 24 h/);
+    assert.ok(await page.$('[data-testid=rule-preview] .chart-svg'), 'the value is drawn against the threshold');
+    assert.ok(await page.$('[data-testid=preview-transitions] tr[data-state=firing]'));
+    // Saved: listed, and stored as the form says.
+    await page.click('[data-testid=rule-form] button[type=submit]');
+    await page.waitForSelector('[data-testid=rules-table] tr[data-rule=inventory-errors]');
+    let stored = (await api('/api/v1/alerts/rules')).body.rules.find((r) => r.name === 'inventory-errors');
+    assert.equal(stored.threshold, '10%');
+    assert.deepEqual(stored.filters, {tool_name: 'inventory'});
+    assert.deepEqual(stored.notify, ['ops-hook']);
+    // Edited: the form opens with the rule's values; the name stays.
+    await page.click('[data-testid=rules-table] tr[data-rule=inventory-errors] [data-action=edit-rule]');
+    assert.equal(await page.inputValue('[data-testid=rule-form] [data-field=name]'), 'inventory-errors');
+    assert.equal(await page.getAttribute('[data-testid=rule-form] [data-field=name]', 'readonly'), '');
+    assert.equal(await page.inputValue('[data-testid=rule-form] [data-field=threshold]'), '10%');
+    await page.fill('[data-testid=rule-form] [data-field=threshold]', '20%');
+    await page.click('[data-testid=rule-form] button[type=submit]');
+    await page.waitForFunction(() => !document.querySelector('[data-testid=rule-form]'));
+    stored = (await api('/api/v1/alerts/rules')).body.rules.find((r) => r.name === 'inventory-errors');
+    assert.equal(stored.threshold, '20%');
+    assert.equal((await names()).filter((n) => n === 'inventory-errors').length, 1);
+    // Channels: a test notice reaches the webhook; a dead one says why.
+    await page.click('[data-testid=channels-table] tr[data-channel=ops-hook] [data-action=test-channel]');
+    await page.waitForSelector('[data-testid=channels-table] tr[data-channel=ops-hook] [data-result=sent]');
+    await page.click('[data-testid=channels-table] tr[data-channel=dead-hook] [data-action=test-channel]');
+    await page.waitForSelector('[data-testid=channels-table] tr[data-channel=dead-hook] [data-result=failed]', {timeout: 20000});
+    assert.match(await page.textContent('tr[data-channel=dead-hook] [data-result=failed]'), /dead-hook/);
+    // Deleted.
+    await page.click('[data-testid=rules-table] tr[data-rule=inventory-errors] [data-action=delete-rule]');
+    await page.waitForFunction(() => !document.querySelector('[data-testid=rules-table] tr[data-rule=inventory-errors]'));
+    assert.ok(!(await names()).includes('inventory-errors'));
+    assert.deepEqual(page.errors.filter((e) => !/status of (400|502)/.test(e)), []);
     await page.close();
   });
 
@@ -466,12 +556,35 @@ async function authMode() {
     assert.deepEqual(await page.$$eval('[data-testid=keys] tr[data-key]', (trs) => trs.map((tr) => tr.dataset.key)), [cfg.a.public]);
     const text = await page.textContent('main');
     assert.ok(!text.includes(cfg.b.public) && !text.includes('sha256') && !text.includes(cfg.a.secret), 'settings show only public keys of this project');
+    // An admin key manages this project's keys: a read key created here
+    // shows its secret once and works at once; revoked, it is refused.
+    await page.click('[data-action=new-key]');
+    await page.selectOption('[data-testid=key-form] [data-field=scope]', 'read');
+    await page.click('[data-testid=key-form] button[type=submit]');
+    await page.waitForSelector('[data-testid=new-secret]');
+    const made = {public: await page.textContent('[data-testid=new-public]'), secret: await page.textContent('[data-testid=new-secret]')};
+    const basic = {authorization: `Basic ${Buffer.from(`${made.public}:${made.secret}`).toString('base64')}`};
+    assert.equal((await api('/api/v1/query', {q: 'last 1d | count()'}, basic)).status, 200);
+    assert.equal((await api('/api/v1/keys', undefined, basic)).status, 403);
+    await page.click('[data-action=secret-done]');
+    await page.waitForSelector(`[data-testid=keys] tr[data-key="${made.public}"][data-scope=read]`);
+    assert.equal(await page.$('[data-testid=new-secret]'), null, 'the secret is gone');
+    assert.ok(!(await page.textContent('main')).includes(made.secret));
+    page.once('dialog', (d) => d.accept());
+    await page.click(`[data-testid=keys] tr[data-key="${made.public}"] [data-action=revoke]`);
+    await page.waitForFunction((pk) => !document.querySelector(`[data-testid=keys] tr[data-key="${pk}"]`), made.public);
+    assert.equal((await api('/api/v1/query', {q: 'last 1d | count()'}, basic)).status, 401);
+    // The project's last admin key cannot be revoked from here.
+    page.once('dialog', (d) => d.accept());
+    await page.click(`[data-testid=keys] tr[data-key="${cfg.a.public}"] [data-action=revoke]`);
+    await page.waitForSelector('[data-testid=revoke-error]');
+    assert.match(await page.textContent('[data-testid=revoke-error]'), /last admin key/);
     // Signing out ends the session on the server too.
     await page.click('.signout');
     await page.waitForSelector('.login-form');
     const after = await api('/api/v1/query', {q: 'last 1d | count()'}, {cookie: `loupe_session=${c.value}`});
     assert.equal(after.status, 401);
-    assert.deepEqual(page.errors.filter((e) => !/status of (401|404)/.test(e)), []);
+    assert.deepEqual(page.errors.filter((e) => !/status of (401|404|409)/.test(e)), []);
     await page.close();
   });
   await context.close();

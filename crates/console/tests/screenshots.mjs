@@ -40,7 +40,22 @@ await shot('run', `/runs/${cfg.run}`, '[data-testid=span-detail] h2');
 await shot('sessions', `/sessions?${win}`, '[data-testid=sessions-table]');
 await shot('session', `/sessions/${encodeURIComponent(cfg.session)}`, '[data-testid=turns] li');
 await shot('user', `/users/${encodeURIComponent(cfg.user)}`, '[data-testid=turns] li');
-await shot('alerts', '/alerts', '[data-testid=rules-table]', {full: true});
+await shot('alerts', '/alerts', '[data-testid=rules-table]', {full: true,
+  before: () => page.waitForSelector('[data-section=history] .table-box, [data-section=history] .empty-state')});
+// The rule editor with a preview of the last 24 h.
+await shot('alert-rule', '/alerts', '[data-testid=rules-table]', {before: async () => {
+  await page.click('[data-action=new-rule]');
+  await page.fill('[data-testid=rule-form] [data-field=name]', 'phone-inventory');
+  await page.fill('[data-testid=rule-form] [data-field=threshold]', '20%');
+  await page.fill('[data-testid=rule-form] [data-field=window]', '15m');
+  await page.fill('[data-testid=rule-filters] [data-field=filter-name]', 'tool_name');
+  await page.fill('[data-testid=rule-filters] [data-field=filter-value]', 'inventory');
+  await page.fill('[data-testid=rule-form] [data-field=group_by]', 'tags.category');
+  await page.click('[data-action=preview]');
+  await page.waitForSelector('[data-testid=preview-headline]', {timeout: 60000});
+  await page.$eval('[data-testid=rule-form]', (el) => el.scrollIntoView());
+}});
+await shot('users', `/users?${win}`, '[data-testid=users-table]');
 await shot('dify', '/dify', '[data-testid=dify-stats]');
 await shot('settings', '/settings', '[data-testid=tag-rules]', {full: true});
 await page.click('[data-lang=zh]');

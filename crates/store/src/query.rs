@@ -60,6 +60,10 @@ const LATE_ROWS_MAX: u64 = 10_000;
 /// The span id column carried through the second phase of a listing.
 const LATE_ID: &str = "__late_span_id";
 
+/// The first window of a listing ordered by start time (then at least 4×
+/// wider each time, wider when the rows found so far say so).
+const FIRST_WINDOW_NS: i64 = 3_600_000_000_000;
+
 /// Parts and rows a scan read (shared with the table provider).
 #[derive(Debug, Default)]
 pub struct ScanCounter {
@@ -208,17 +212,9 @@ impl Store {
         limits: QueryLimits,
         counter: Arc<ScanCounter>,
     ) -> Result<QueryResult, Error> {
-        let keys = vec![ident(column::SPAN_ID), ident(column::START_TIME)];
-        let (df, _) = self
-            .plan_frame(project, plan, limits, counter.clone(), Some(keys))
+        let picked = self
+            .first_phase(project, plan, limits, counter.clone(), true)
             .await?;
-        let picked = collect(
-            df.execute_stream().await?,
-            limits.max_rows,
-            limits.max_answer_bytes,
-            &[],
-        )
-        .await?;
         let mut order = std::collections::HashMap::new();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for (i, row) in picked.rows.iter().enumerate() {
@@ -281,6 +277,113 @@ impl Store {
         Ok(result)
     }
 
+    /// The first phase of [`Self::late_rows`]: the span id and start time
+    /// of the rows the listing keeps. A listing ordered by start time reads
+    /// its range in windows from the end it starts at (the newest hour,
+    /// then at least 4 times as long each time, longer when the rows found
+    /// so far say the rest needs it) and stops once the limit is reached:
+    /// every row of a window sorts before every row of the next, so the
+    /// answer is the whole range's, and the first page of a week-long range
+    /// reads only its newest hours. Not with `run has`, whose inner spans
+    /// must come from the whole range.
+    ///
+    /// `keys_only`: the span id and start time (the first phase); else the
+    /// plan's own columns (a listing of light columns needs no second phase).
+    async fn first_phase(
+        &self,
+        project: &ProjectId,
+        plan: &Plan,
+        limits: QueryLimits,
+        counter: Arc<ScanCounter>,
+        keys_only: bool,
+    ) -> Result<QueryResult, Error> {
+        let keys = || keys_only.then(|| vec![ident(column::SPAN_ID), ident(column::START_TIME)]);
+        let by_start = plan.sort.first().is_some_and(|k| {
+            matches!(&k.column, SortColumn::Field(FieldRef::Column { name, .. }) if name == column::START_TIME)
+        });
+        let limit = plan.limit.unwrap_or(u64::MAX);
+        if !by_start || plan.filter.as_ref().is_some_and(has_run_has) || limit == u64::MAX {
+            let (df, types) = self
+                .plan_frame(project, plan, limits, counter, keys())
+                .await?;
+            return collect(
+                df.execute_stream().await?,
+                limits.max_rows,
+                limits.max_answer_bytes,
+                &types,
+            )
+            .await;
+        }
+        let descending = plan.sort.first().is_some_and(|k| k.descending);
+        let mut width = FIRST_WINDOW_NS;
+        // A keyset page (`start_time<T OR (start_time=T …)`) starts at T,
+        // not at the range's end: no empty windows above it.
+        let mut edge = if descending {
+            start_time_bound(plan.filter.as_ref()).map_or(plan.to_ns, |b| b.min(plan.to_ns))
+        } else {
+            plan.from_ns
+        };
+        let mut out: Option<QueryResult> = None;
+        loop {
+            let mut window = plan.clone();
+            if descending {
+                window.from_ns = edge.saturating_sub(width).max(plan.from_ns);
+                window.to_ns = edge;
+                edge = window.from_ns;
+            } else {
+                window.from_ns = edge;
+                window.to_ns = edge.saturating_add(width).min(plan.to_ns);
+                edge = window.to_ns;
+            }
+            let got = out.as_ref().map_or(0, |r| r.rows.len() as u64);
+            window.limit = Some(limit - got);
+            let (df, types) = self
+                .plan_frame(project, &window, limits, counter.clone(), keys())
+                .await?;
+            let part = collect(
+                df.execute_stream().await?,
+                limits.max_rows,
+                limits.max_answer_bytes,
+                &types,
+            )
+            .await?;
+            let result = match out.take() {
+                None => part,
+                Some(mut r) => {
+                    r.rows.extend(part.rows);
+                    r.stats.truncated |= part.stats.truncated;
+                    r
+                }
+            };
+            let done = result.rows.len() as u64 >= limit
+                || if descending {
+                    edge <= plan.from_ns
+                } else {
+                    edge >= plan.to_ns
+                };
+            let got = result.rows.len() as u64;
+            out = Some(result);
+            if done {
+                break;
+            }
+            // The next window: 4× wider, or as wide as the rows found so
+            // far say the rest needs (with a margin), whichever is wider.
+            let covered = if descending {
+                plan.to_ns.saturating_sub(edge)
+            } else {
+                edge.saturating_sub(plan.from_ns)
+            };
+            let estimate = if got == 0 {
+                width.saturating_mul(16)
+            } else {
+                let per_row = covered as f64 / got as f64;
+                (per_row * (limit - got) as f64 * 1.5).min(i64::MAX as f64) as i64
+            };
+            width = width.saturating_mul(4).max(estimate);
+        }
+        Ok(out.unwrap_or_default())
+    }
+
     /// Runs a plan and collects at most `limits.max_rows` rows.
     #[tracing::instrument(name = "store.query", skip_all, fields(project = %project))]
     pub async fn query_plan(
@@ -300,6 +403,19 @@ impl Store {
             return Ok(result);
         }
         let counter = Arc::new(ScanCounter::default());
+        if let (Output::Rows(fields), Some(n)) = (&plan.output, plan.limit)
+            && n <= LATE_ROWS_MAX
+            && fields.iter().all(is_light)
+        {
+            // Small columns only: one phase (windowed by start time).
+            let mut result = self
+                .first_phase(project, plan, limits, counter.clone(), false)
+                .await?;
+            let truncated = result.stats.truncated;
+            result.stats = counter.stats(started);
+            result.stats.truncated = truncated;
+            return Ok(result);
+        }
         if let (Output::Rows(fields), Some(n)) = (&plan.output, plan.limit)
             && n <= LATE_ROWS_MAX
         {
@@ -486,18 +602,58 @@ fn value_bytes(v: &serde_json::Value) -> usize {
     }
 }
 
+/// Whether a listed field is small enough to carry through a sort: not a
+/// payload, a map or a value inside one.
+fn is_light(f: &FieldRef) -> bool {
+    match f {
+        FieldRef::Column { name, .. } => !matches!(
+            name.as_str(),
+            column::INPUT | column::OUTPUT | column::ATTRIBUTES | column::TAGS
+        ),
+        FieldRef::Attribute(_) | FieldRef::Tag(_) => true,
+        FieldRef::Json { .. } => false,
+    }
+}
+
+/// An exclusive upper bound on `start_time` that every span the filter
+/// keeps is under (`start_time < T`, `<= T`, through `and`, and through
+/// `or` when every branch has one).
+fn start_time_bound(f: Option<&Filter>) -> Option<i64> {
+    use loupe_backend::plan::{Cmp, Literal};
+    match f? {
+        Filter::Compare {
+            field: FieldRef::Column { name, .. },
+            op,
+            value: Literal::Timestamp(t),
+        } if name == column::START_TIME => match op {
+            Cmp::Lt => Some(*t),
+            Cmp::Le | Cmp::Eq => Some(t.saturating_add(1)),
+            _ => None,
+        },
+        Filter::And(c) => c.iter().filter_map(|f| start_time_bound(Some(f))).min(),
+        Filter::Or(c) if !c.is_empty() => c
+            .iter()
+            .map(|f| start_time_bound(Some(f)))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|b| b.into_iter().max()),
+        _ => None,
+    }
+}
+
+/// Whether a filter holds a `run has` anywhere.
+fn has_run_has(f: &Filter) -> bool {
+    match f {
+        Filter::RunHas(_) => true,
+        Filter::And(c) | Filter::Or(c) => c.iter().any(has_run_has),
+        Filter::Not(inner) => has_run_has(inner),
+        _ => false,
+    }
+}
+
 /// The full-text words every span the plan keeps contains: `Text` filters
 /// at the top level (alone or under `And`). None when a `run has` subquery
 /// scans the same table with other filters.
 pub(crate) fn required_text(plan: &Plan) -> Vec<String> {
-    fn has_run_has(f: &Filter) -> bool {
-        match f {
-            Filter::RunHas(_) => true,
-            Filter::And(c) | Filter::Or(c) => c.iter().any(has_run_has),
-            Filter::Not(inner) => has_run_has(inner),
-            _ => false,
-        }
-    }
     fn collect(f: &Filter, out: &mut Vec<String>) {
         match f {
             Filter::Text(t) => out.extend(t.split_whitespace().map(str::to_owned)),

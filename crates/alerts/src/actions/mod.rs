@@ -159,6 +159,7 @@ impl Actions {
         let line = json!({
             "ts": chrono::DateTime::from_timestamp_millis(now_ms).map(|t| t.to_rfc3339()),
             "action": name,
+            "project": n.project,
             "rule": n.rule,
             "group": n.group,
             "state": n.state.as_str(),

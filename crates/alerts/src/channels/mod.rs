@@ -138,7 +138,27 @@ fn default_rate() -> u32 {
     30
 }
 
+impl ChannelType {
+    /// The name as written in `type = "…"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelType::Dingtalk => "dingtalk",
+            ChannelType::Wecom => "wecom",
+            ChannelType::Feishu => "feishu",
+            ChannelType::Slack => "slack",
+            ChannelType::Email => "email",
+            ChannelType::Webhook => "webhook",
+            ChannelType::Alertmanager => "alertmanager",
+        }
+    }
+}
+
 impl ChannelConfig {
+    /// The service's name (`dingtalk`, …).
+    pub fn kind_name(&self) -> &'static str {
+        self.kind.as_str()
+    }
+
     /// Checks the fields the type needs.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |m: &str| {
@@ -234,6 +254,15 @@ impl Channel {
             ChannelType::Alertmanager => alertmanager::request(c, notice),
             ChannelType::Email => return None,
         })
+    }
+
+    /// Delivers `notice` once, without retries (a test from the console:
+    /// the person waiting wants the service's own answer now).
+    pub async fn send_once(&self, notice: &Notice, now_ms: i64) -> Result<(), Error> {
+        match self.request(notice, now_ms) {
+            Some(req) => post(&self.http, &self.config, &req).await,
+            None => email::send(&self.config, &self.extra_roots, notice).await,
+        }
     }
 
     /// Delivers `notice` with retries. Returns the attempts made.

@@ -17,7 +17,7 @@ pub mod state;
 mod threshold;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use state::{AlertEntry, AlertState, Phase};
+pub use state::{AlertEntry, AlertState, HistoryDelivery, HistoryEntry, Phase};
 pub use threshold::{group_values, metric_value};
 
 /// `firing` or `resolved`, as notices say it.

@@ -71,6 +71,60 @@ pub struct AlertState {
     pub silences: Vec<Silence>,
     /// Rules added through the API.
     pub api_rules: Vec<Rule>,
+    /// The last [`HISTORY_KEPT`] notices, oldest first, with what each
+    /// channel and action did (absent in files from before it: empty).
+    pub history: VecDeque<HistoryEntry>,
+}
+
+/// Notices kept in [`AlertState::history`].
+pub const HISTORY_KEPT: usize = 1_000;
+
+/// One notice as it went out: firing (first or a reminder) or resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// When, ms.
+    pub at_ms: i64,
+    /// The rule.
+    pub rule: String,
+    /// The rule's project (none: a config rule over every project).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Group labels.
+    pub group: BTreeMap<String, String>,
+    /// `firing` or `resolved`.
+    pub state: String,
+    /// A firing notice repeated at `repeat_interval` (not a new firing).
+    #[serde(default)]
+    pub reminder: bool,
+    /// The value.
+    pub value: Option<f64>,
+    /// A silence muted it.
+    #[serde(default)]
+    pub silenced: bool,
+    /// Each channel's and action's result (`sent`, `silenced`,
+    /// `rate_limited`, `failed: …`, an action's outcome).
+    pub deliveries: Vec<HistoryDelivery>,
+}
+
+/// What one channel or action did with a notice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryDelivery {
+    /// Channel or action name.
+    pub target: String,
+    /// `channel` or `action`.
+    pub kind: String,
+    /// Its result.
+    pub result: String,
+}
+
+impl HistoryEntry {
+    /// Whether a key of `project` may see it (as [`AlertEntry::visible_to`]).
+    pub fn visible_to(&self, project: &str) -> bool {
+        match &self.project {
+            Some(p) => p == project,
+            None => self.group.get("project").is_some_and(|p| p == project),
+        }
+    }
 }
 
 impl Default for AlertState {
@@ -82,6 +136,7 @@ impl Default for AlertState {
             event_cursor: 0,
             silences: Vec::new(),
             api_rules: Vec::new(),
+            history: VecDeque::new(),
         }
     }
 }
@@ -138,4 +193,24 @@ impl AlertEntry {
 /// The map key of an alert.
 pub fn alert_key(rule: &str, group_key: &str) -> String {
     format!("{rule}\u{1f}{group_key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_file_from_before_the_history_loads_with_an_empty_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("alerts.json");
+        // As written by the build before `history` existed.
+        std::fs::write(
+            &path,
+            r#"{"format_version":1,"alerts":{},"streaks":{},"event_cursor":7,"silences":[],"api_rules":[]}"#,
+        )
+        .expect("write");
+        let state = AlertState::load(&path).expect("load");
+        assert_eq!(state.event_cursor, 7);
+        assert!(state.history.is_empty());
+    }
 }

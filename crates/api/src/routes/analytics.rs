@@ -90,12 +90,7 @@ fn request(body: ConversationsBody) -> Result<ConversationsRequest, ApiError> {
 }
 
 fn limits(state: &AppState) -> loupe_backend::QueryLimits {
-    loupe_backend::QueryLimits {
-        memory_bytes: state.config.query_memory_bytes,
-        max_rows: state.config.query_max_rows,
-        max_function_bytes: state.config.query_max_function_bytes,
-        max_answer_bytes: state.config.query_max_answer_bytes,
-    }
+    state.config.query_limits()
 }
 
 /// Runs an analysis under the query time limit, with its errors mapped.

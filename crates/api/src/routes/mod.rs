@@ -1,9 +1,11 @@
 //! HTTP routes, one file per surface.
 
+pub(crate) mod alert_preview;
 pub(crate) mod alerts;
 pub(crate) mod analytics;
 pub(crate) mod console;
 pub(crate) mod health;
+pub(crate) mod keys;
 pub(crate) mod langfuse;
 pub(crate) mod metrics;
 pub(crate) mod otlp;

@@ -80,12 +80,7 @@ fn now_ns(v: Option<&Value>) -> Result<i64, ApiError> {
 }
 
 fn limits(state: &AppState) -> QueryLimits {
-    QueryLimits {
-        memory_bytes: state.config.query_memory_bytes,
-        max_rows: state.config.query_max_rows,
-        max_function_bytes: state.config.query_max_function_bytes,
-        max_answer_bytes: state.config.query_max_answer_bytes,
-    }
+    state.config.query_limits()
 }
 
 fn timed_out(state: &AppState) -> ApiError {

@@ -1,6 +1,9 @@
-// Alerts: the active and just-resolved alerts, every rule with its state,
-// and silences (create with at least one positive matcher, expire).
-// Reads /api/v1/alerts, /api/v1/alerts/rules and /api/v1/alerts/silences;
+// Alerts: the active and just-resolved alerts, every rule with its state
+// (create, edit with a preview of past firings, delete: ./alert_rule.js),
+// silences (create with at least one positive matcher, expire) and the
+// notification channels (send a test notice).
+// Reads /api/v1/alerts, /api/v1/alerts/rules, /api/v1/alerts/silences and
+// /api/v1/alerts/channels;
 // fields it does not know are ignored, and a key without the scope reads
 // "this key cannot …" where the refused part would be.
 import {h, icon, replace} from '../dom.js';
@@ -8,6 +11,7 @@ import {t} from '../i18n.js';
 import * as api from '../api.js';
 import * as fmt from '../format.js';
 import {section, failure, empty} from '../widgets.js';
+import {ruleEditor, formatMetric} from './alert_rule.js';
 
 const PHASES = ['firing', 'pending', 'resolved'];
 const DURATIONS = [['1h', 3600e3], ['2h', 7200e3], ['4h', 4 * 3600e3], ['12h', 12 * 3600e3], ['1d', 86400e3], ['7d', 7 * 86400e3]];
@@ -32,20 +36,17 @@ function condition(r) {
   return `${r.metric || '?'} ${r.op || '>'} ${thr} · ${t('alerts.over', {w: r.window || '5m'})}${r.for && r.for !== '0s' ? ` · ${t('alerts.for', {d: r.for})}` : ''}`;
 }
 
-function formatValue(metric, v) {
-  if (v == null) return '—';
-  if (/rate/.test(metric || '')) return fmt.pct(v);
-  if (/latency|duration/.test(metric || '')) return `${Number(v).toFixed(3)} s`;
-  return fmt.num(Math.round(v * 1000) / 1000);
-}
+const formatValue = formatMetric;
 
 export function mount(ctx) {
   ctx.setTitle(t('alerts.title'));
   const controller = new AbortController();
   const {signal} = controller;
-  const boxes = {alerts: h('div', {}, h('div', {class: 'skeleton'})), rules: h('div', {}, h('div', {class: 'skeleton'})), silences: h('div', {})};
+  const boxes = {alerts: h('div', {}, h('div', {class: 'skeleton'})), rules: h('div', {}, h('div', {class: 'skeleton'})), silences: h('div', {}),
+    channels: h('div', {}), history: h('div', {})};
   const form = h('div', {});
-  let data = {alerts: [], rules: [], silences: []};
+  const editor = h('div', {});
+  let data = {alerts: [], rules: [], silences: [], channels: [], labels: []};
   let filter = ctx.search.get('phase') || 'all';
 
   const filterBar = h('div', {class: 'segmented', role: 'group', 'aria-label': t('alerts.filter')});
@@ -57,8 +58,11 @@ export function mount(ctx) {
   replace(ctx.actions, h('button', {class: 'btn icon-only', title: t('refresh.now'), 'aria-label': t('refresh.now'), onclick: () => load()}, icon('refresh')));
   replace(ctx.el,
     section('alerts', t('alerts.active'), boxes.alerts, {actions: filterBar}),
-    section('rules', t('alerts.rules'), boxes.rules),
-    section('silences', t('alerts.silences'), [boxes.silences, form]));
+    section('rules', t('alerts.rules'), [boxes.rules, editor], {actions: h('button', {class: 'btn small', dataset: {action: 'new-rule'},
+      onclick: () => editRule(null)}, icon('plus', 12), ' ', t('rule.new'))}),
+    section('silences', t('alerts.silences'), [boxes.silences, form]),
+    section('history', t('history.title'), boxes.history, {sub: t('history.sub')}),
+    section('channels', t('channels.title'), boxes.channels, {sub: t('channels.sub')}));
   drawFilter();
 
   function drawAlerts() {
@@ -105,8 +109,10 @@ export function mount(ctx) {
           h('td', {}, r.severity || '—'),
           h('td', {class: 'small'}, [...(r.notify || []), ...(r.actions || []).map((x) => `⚙ ${x}`)].join(', ') || '—'),
           h('td', {class: 'small'}, t(`alerts.src.${r.source === 'config' ? 'config' : 'api'}`)),
-          h('td', {}, r.source === 'api' ? h('button', {class: 'btn small', dataset: {action: 'delete-rule'},
-            onclick: (e) => deleteRule(r.name, e.currentTarget)}, t('alerts.delete')) : null));
+          h('td', {class: 'row-actions'}, r.source === 'api' ? [
+            h('button', {class: 'btn small', dataset: {action: 'edit-rule'}, onclick: () => editRule(r)}, t('rule.editShort')),
+            h('button', {class: 'btn small', dataset: {action: 'delete-rule'}, onclick: (e) => deleteRule(r.name, e.currentTarget)}, t('alerts.delete')),
+          ] : h('span', {class: 'muted small', title: t('rule.configOnly')}, '—')));
       })))));
   }
 
@@ -210,8 +216,73 @@ export function mount(ctx) {
     }
   }
 
+  function editRule(rule) {
+    replace(editor, ruleEditor({rule, channels: data.channels, labels: data.labels, onDone: (saved) => {
+      replace(editor);
+      if (saved) load().catch(() => {});
+    }}));
+    editor.scrollIntoView({block: 'nearest'});
+    const first = editor.querySelector(rule ? '[data-field=threshold]' : '[data-field=name]');
+    if (first) first.focus();
+  }
+
+  // Notices sent (firing, reminders, resolved), newest first, with what
+  // each channel and action did: the alert history and the action audit.
+  function drawHistory(list) {
+    if (!list.length) { replace(boxes.history, empty(t('history.none'))); return; }
+    const stateBadge = (e) => {
+      if (e.state === 'resolved') return phaseBadge('resolved');
+      return h('span', {class: ['badge', 'ph-firing'], dataset: {phase: 'firing'}}, e.reminder ? t('history.reminder') : t('alerts.phase.firing'));
+    };
+    const metricOf = (e) => (data.rules.find((r) => r.name === e.rule) || {}).metric;
+    replace(boxes.history, h('div', {class: 'table-box'}, h('table', {class: 'table', dataset: {testid: 'history-table'}},
+      h('thead', {}, h('tr', {}, ['history.at', 'alerts.rule', 'alerts.group', 'alerts.state', 'alerts.value', 'history.deliveries']
+        .map((k) => h('th', {}, t(k))))),
+      h('tbody', {}, list.map((e) => h('tr', {dataset: {rule: e.rule, state: e.state}},
+        h('td', {}, fmt.time(msNs(e.at_ms), {seconds: false})),
+        h('td', {class: 'mono'}, e.rule),
+        h('td', {}, groupText(e.group)),
+        h('td', {}, stateBadge(e), e.silenced ? h('span', {class: 'muted small'}, ` ${t('history.silenced')}`) : null),
+        h('td', {class: 'num'}, formatValue(metricOf(e), e.value)),
+        h('td', {}, e.deliveries.length ? h('div', {class: 'chips'}, e.deliveries.map((d) => h('span', {
+          class: ['chip', /^failed|^error|^timeout/.test(d.result) && 'bad-text'], title: d.result, dataset: {target: d.target}},
+        `${d.kind === 'action' ? '⚙ ' : ''}${d.target}: ${d.result.length > 60 ? `${d.result.slice(0, 60)}…` : d.result}`))) : h('span', {class: 'muted'}, '—'))))))));
+  }
+
+  function drawChannels() {
+    if (!data.channels.length) { replace(boxes.channels, empty(t('channels.none'), t('channels.hint'))); return; }
+    replace(boxes.channels, h('div', {class: 'table-box'}, h('table', {class: 'table', dataset: {testid: 'channels-table'}},
+      h('thead', {}, h('tr', {}, h('th', {}, t('channels.name')), h('th', {}, t('channels.type')), h('th', {}, h('span', {class: 'sr-only'}, t('alerts.actions'))))),
+      h('tbody', {}, data.channels.map((c) => {
+        const result = h('span', {class: 'test-result', role: 'status'});
+        return h('tr', {dataset: {channel: c.name}},
+          h('td', {class: 'mono'}, c.name), h('td', {}, c.type),
+          h('td', {}, h('button', {class: 'btn small', dataset: {action: 'test-channel'}, onclick: async (e) => {
+            const btn = e.currentTarget;
+            btn.disabled = true;
+            replace(result, h('span', {class: 'muted'}, t('channels.sending')));
+            try {
+              const r = await api.post(`/api/v1/alerts/channels/${encodeURIComponent(c.name)}/test`, {});
+              replace(result, h('span', {class: 'good-text', dataset: {result: 'sent'}}, t('channels.sent', {ms: fmt.num(r.elapsed_ms)})));
+            } catch (err) {
+              replace(result, err.status === 403 ? failure(err, t('channels.canTest'))
+                : h('span', {class: 'bad-text', dataset: {result: 'failed'}}, err.message));
+            } finally {
+              btn.disabled = false;
+            }
+          }}, t('channels.test')), result));
+      })))));
+  }
+
   async function load() {
     const get = (path, key) => api.get(path, {signal}).then((d) => (d && Array.isArray(d[key]) ? d[key] : []));
+    if (!data.labels.length) {
+      api.get('/api/v1/settings', {signal}).then((st) => { data.labels = (st && st.metrics && st.metrics.labels) || []; }).catch(() => {});
+    }
+    api.get('/api/v1/alerts/history?limit=100', {signal}).then((d) => drawHistory(d.history || []))
+      .catch((e) => { if (e.name !== 'AbortError' && e.status !== 404) replace(boxes.history, failure(e, t('history.canRead'))); });
+    get('/api/v1/alerts/channels', 'channels').then((c) => { data.channels = c; drawChannels(); })
+      .catch((e) => { if (e.name !== 'AbortError' && e.status !== 404) replace(boxes.channels, failure(e, t('channels.canRead'))); });
     const [alerts, rules, silences] = await Promise.allSettled([
       get('/api/v1/alerts', 'alerts'), get('/api/v1/alerts/rules', 'rules'), get('/api/v1/alerts/silences', 'silences')]);
     if (signal.aborted) return;
@@ -222,6 +293,7 @@ export function mount(ctx) {
       return;
     }
     data = {
+      ...data,
       alerts: alerts.status === 'fulfilled' ? alerts.value : [],
       rules: rules.status === 'fulfilled' ? rules.value : [],
       silences: silences.status === 'fulfilled' ? silences.value : [],
@@ -232,6 +304,6 @@ export function mount(ctx) {
     if (!form.firstChild) replace(form, newButton());
   }
   load().catch((e) => { if (e.name !== 'AbortError') replace(boxes.alerts, failure(e, t('alerts.canReadAlerts'))); });
-  const timer = setInterval(() => { if (!form.querySelector('form')) load().catch(() => {}); }, 30000);
+  const timer = setInterval(() => { if (!form.querySelector('form') && !editor.firstChild) load().catch(() => {}); }, 30000);
   return () => { clearInterval(timer); controller.abort(); };
 }

@@ -47,7 +47,7 @@ const seriesMap = (rows, key) => new Map(rows.map((r) => [Number(r.bucket), r[ke
 // Names of apps (id → name) from their runs in the last hour before `to`,
 // then the last day for the ones not seen: a look-up whose cost is bounded
 // by a day of runs whatever the range. Apps without runs then show their id.
-async function appNames(ids, to, from, q) {
+export async function appNames(ids, to, from, q, field = 'app_id') {
   const names = new Map();
   const HOUR = 3600e9;
   for (const span of [HOUR, 24 * HOUR]) {
@@ -56,8 +56,8 @@ async function appNames(ids, to, from, q) {
     const start = Math.max(from, to - span);
     const iso = (ns) => new Date(ns / 1e6).toISOString();
     try {
-      const res = await q(`from ${iso(start)} to ${iso(to)} span_kind=workflow app_id in (${missing.map(api.quote).join(', ')}) exists app_name | by app_id, app_name | count() as n | sort n desc`);
-      for (const r of res.rows) if (!names.has(r.app_id)) names.set(r.app_id, r.app_name);
+      const res = await q(`from ${iso(start)} to ${iso(to)} span_kind=workflow ${field} in (${missing.map(api.quote).join(', ')}) exists app_name | by ${field}, app_name | count() as n | sort n desc`);
+      for (const r of res.rows) if (!names.has(r[field])) names.set(r[field], r.app_name);
     } catch (e) {
       if (e.name === 'AbortError') throw e;
       break;
@@ -106,6 +106,7 @@ export function mount(ctx) {
     tokens: panel('tokens-over-time', t('overview.tokensOverTime')),
     cost: panel('cost-over-time', t('overview.costOverTime')),
     apps: panel('by-app', t('overview.byApp'), {sub: t('overview.runsErrorRate')}),
+    workflows: panel('by-workflow', t('overview.byWorkflow'), {sub: t('overview.runsErrorRate')}),
     nodes: panel('by-node-type', t('overview.byNodeType'), {sub: t('overview.spansErrorRate')}),
     tools: panel('by-tool', t('overview.byTool'), {sub: t('overview.callsErrorRate')}),
     models: panel('by-model', t('overview.byModel'), {sub: t('overview.tokensCost')}),
@@ -116,7 +117,7 @@ export function mount(ctx) {
   replace(ctx.el,
     h('div', {class: 'stats'}, Object.values(stats).map((s) => s.el)),
     h('div', {class: 'grid cols-2'}, p.runs.el, p.latency.el, p.tokens.el, p.cost.el),
-    h('div', {class: 'grid cols-3'}, p.apps.el, p.nodes.el, p.tools.el, p.models.el, p.failingTools.el, p.errors.el),
+    h('div', {class: 'grid cols-3'}, p.apps.el, p.workflows.el, p.nodes.el, p.tools.el, p.models.el, p.failingTools.el, p.errors.el),
     tagGrid);
 
   async function load() {
@@ -204,6 +205,16 @@ export function mount(ctx) {
     }), (res) => charts.barList(res.rows.map((r) => ({
       label: res.names.get(r.app_id) || fmt.short(r.app_id, 12) || t('common.unset'), value: r.n, sub: errSub(r), color: errColor(r),
       filter: r.app_id ? `app_id=${api.quote(r.app_id)}` : 'NOT app_id exists',
+    })), {onClick: (r) => explore(r.filter)}));
+    // Runs per workflow (a Dify app's workflow; versions share it), named
+    // by their app, from the rollups.
+    const wfQ = q(`span_kind=workflow workflow_id exists ${T} | by workflow_id | count() as n, error_rate() as err | sort n desc | limit 8`);
+    guard(p.workflows, wfQ.then(async (res) => {
+      const names = await appNames(res.rows.map((r) => r.workflow_id).filter(Boolean), to, from, q, 'workflow_id');
+      return {...res, names};
+    }), (res) => charts.barList(res.rows.map((r) => ({
+      label: `${res.names.get(r.workflow_id) ? `${res.names.get(r.workflow_id)} · ` : ''}${fmt.short(r.workflow_id, 8)}`,
+      value: r.n, sub: errSub(r), color: errColor(r), filter: `workflow_id=${api.quote(r.workflow_id)}`,
     })), {onClick: (r) => explore(r.filter)}));
     guard(p.nodes, q(`node_type exists ${T} | by node_type | count() as n, error_rate() as err | sort n desc | limit 10`),
       (res) => charts.barList(res.rows.map((r) => ({label: r.node_type, value: r.n, sub: errSub(r), color: errColor(r)})),

@@ -10,7 +10,8 @@ import {t} from '../i18n.js';
 import * as api from '../api.js';
 import * as fmt from '../format.js';
 import * as tr from '../timerange.js';
-import {queryBar, tagKeys, byteLength} from '../querybar.js';
+import {queryBar, byteLength} from '../querybar.js';
+import {appNames} from './overview.js';
 
 const PAGE = 50;
 
@@ -289,35 +290,32 @@ export function mount(ctx) {
     }
   }
 
-  // Facets: counts per value of the result (runs: of the runs; the
-  // "contains" facets count runs holding such a span).
+  // Facets: counts per value of the result. Every facet of an unfiltered
+  // page is a rollup answer (status, app, the [metrics] label tags, and in
+  // Runs mode the node types, tools and models counted as calls), so the
+  // page costs the same at 10M spans as at 10k. What only a scan can count
+  // (a tag that is not a rollup dimension; runs containing a node under a
+  // filter) is counted when asked, with a button.
   async function loadFacets(f, now, signal) {
     const T = tr.clause(range);
     const b = base(f);
-    const groups = [
-      {field: 'status', label: t('facet.status')},
-      {field: 'app_name', label: t('facet.app')},
-    ];
     const inner = [
       {field: 'node_type', label: t('facet.nodeType')},
       {field: 'tool_name', label: t('facet.tool')},
       {field: 'model_name', label: t('facet.model')},
     ];
-    let keys = [];
-    try { keys = await tagKeys(range, {signal}); } catch { /* none */ }
-    const tags = keys.map((k) => ({field: /^[A-Za-z0-9_.-]+$/.test(k) ? `tags.${k}` : `tags[${api.quote(k)}]`, label: `#${k}`}));
-    const all = [...groups, ...(mode === 'runs' ? [] : inner), ...tags];
-    const boxes = new Map();
+    let settings = {};
+    try { settings = await api.get('/api/v1/settings', {signal}); } catch (e) { if (e.name === 'AbortError') return; }
+    const labels = (settings.metrics && settings.metrics.labels) || [];
+    const ruleTags = (settings.tag_rules || []).map((r) => r.name).filter((n) => n && !labels.includes(n));
+    const tagField = (k) => (/^[A-Za-z0-9_.-]+$/.test(k) ? `tags.${k}` : `tags[${api.quote(k)}]`);
     clear(facets);
-    const box = (g, kind) => {
+    const box = (g, note) => {
       const list = h('div', {class: 'facet-list'}, h('div', {class: 'skeleton small'}));
-      const el = h('div', {class: 'facet', dataset: {facet: g.field}}, h('div', {class: 'facet-title'}, g.label,
-        kind === 'contains' ? h('span', {class: 'facet-note'}, t('facet.containsNote')) : null), list);
-      facets.appendChild(el);
+      facets.appendChild(h('div', {class: 'facet', dataset: {facet: g.field}}, h('div', {class: 'facet-title'}, g.label,
+        note ? h('span', {class: 'facet-note'}, note) : null), list));
       return list;
     };
-    for (const g of all) boxes.set(g.field, box(g, 'self'));
-    const containsBoxes = mode === 'runs' ? inner.map((g) => [g, box(g, 'contains')]) : [];
     const term = (field, v, contains) => {
       const cond = v == null ? `NOT ${field} exists` : `${field}=${api.quote(v)}`;
       return contains ? `run has (${cond})` : cond;
@@ -329,38 +327,64 @@ export function mount(ctx) {
       bar.value = filter;
       restart();
     };
-    const render = (list, rows, field, contains) => {
+    const render = (list, rows, field, {contains = false, names = null} = {}) => {
       if (!rows.length) { replace(list, h('div', {class: 'muted small'}, t('facet.none'))); return; }
       const max = Math.max(...rows.map((r) => r.n));
+      const shown = (r) => {
+        const v = r[field];
+        if (v == null) return t('common.unset');
+        if (field === 'status') return t(`status.${v}`);
+        return (names && names.get(v)) || v;
+      };
       replace(list, rows.map((r) => {
         const tm = term(field, r[field], contains);
         const on = filter.includes(tm);
         return h('button', {class: ['facet-item', on && 'on'], dataset: {value: r[field] ?? ''}, title: tm, onclick: () => toggle(tm)},
           h('span', {class: 'facet-bar', style: {width: `${(r.n / max) * 100}%`}}),
-          h('span', {class: 'facet-value'}, field === 'status' && r[field] ? t(`status.${r[field]}`) : (r[field] ?? t('common.unset'))),
+          h('span', {class: 'facet-value'}, shown(r)),
           h('span', {class: 'facet-count'}, fmt.compact(r.n)));
       }));
     };
-    await Promise.all([
-      ...all.map(async (g) => {
-        try {
-          const res = await api.query(`${b.text} | by ${g.field} | count() as n | sort n desc | limit 8`, {now, signal});
-          render(boxes.get(g.field), res.rows.filter((r) => !(g.field.startsWith('tags') && r[g.field] == null)), g.field, false);
-        } catch (e) {
-          if (e.name !== 'AbortError') replace(boxes.get(g.field), h('div', {class: 'muted small'}, '—'));
-        }
-      }),
-      ...containsBoxes.map(async ([g, list]) => {
-        if (f && hasRunHas(f)) { replace(list, h('div', {class: 'muted small'}, t('facet.unavailable'))); return; }
-        const within = f ? ` run has (span_kind=workflow (${f}))` : '';
-        try {
-          const res = await api.query(`${T} ${g.field} exists${within} | by ${g.field} | count_distinct(run_id) as n | sort n desc | limit 8`, {now, signal});
-          render(list, res.rows, g.field, true);
-        } catch (e) {
-          if (e.name !== 'AbortError') replace(list, h('div', {class: 'muted small'}, '—'));
-        }
-      }),
-    ]);
+    const fail = (list) => (e) => { if (e.name !== 'AbortError') replace(list, h('div', {class: 'muted small'}, '—')); };
+    // A facet counted now: `q` gives rows of {field, n}.
+    const eager = async (list, field, q, opts = {}) => {
+      try {
+        const res = await api.query(q, {now, signal});
+        const rows = res.rows.filter((r) => !(field.startsWith('tags') && r[field] == null));
+        const names = opts.names ? await opts.names(rows) : null;
+        render(list, rows, field, {...opts, names});
+      } catch (e) { fail(list)(e); }
+    };
+    // A facet counted when asked (a scan).
+    const lazy = (list, field, q, opts = {}) => replace(list, h('button', {class: 'link small', dataset: {action: 'count-facet'},
+      onclick: () => { replace(list, h('div', {class: 'skeleton small'})); eager(list, field, q, opts); }}, t('facet.count')));
+    const byField = (field) => `${b.text} | by ${field} | count() as n | sort n desc | limit 8`;
+    const [fromNs, toNs] = tr.bounds(range);
+    const appNamesOf = (rows) => appNames(rows.map((r) => r.app_id).filter(Boolean), toNs, fromNs,
+      (q) => api.query(q, {now, signal}));
+    const jobs = [
+      eager(box({field: 'status', label: t('facet.status')}), 'status', byField('status')),
+      eager(box({field: 'app_id', label: t('facet.app')}), 'app_id', byField('app_id'), {names: appNamesOf}),
+      ...labels.map((l) => eager(box({field: tagField(l), label: `#${l}`}), tagField(l), byField(tagField(l)))),
+    ];
+    for (const k of ruleTags) lazy(box({field: tagField(k), label: `#${k}`}), tagField(k), byField(tagField(k)));
+    if (mode === 'spans') {
+      jobs.push(...inner.map((g) => eager(box(g), g.field, byField(g.field))));
+    } else if (!f) {
+      // Calls of each node type, tool and model in the range (rollups); a
+      // click keeps the runs containing one.
+      jobs.push(...inner.map((g) => eager(box(g, t('facet.callsNote')), g.field,
+        `${T} ${g.field} exists | by ${g.field} | count() as n | sort n desc | limit 8`, {contains: true})));
+    } else if (hasRunHas(f)) {
+      for (const g of inner) replace(box(g, t('facet.containsNote')), h('div', {class: 'muted small'}, t('facet.unavailable')));
+    } else {
+      const within = ` run has (span_kind=workflow (${f}))`;
+      for (const g of inner) {
+        lazy(box(g, t('facet.containsNote')), g.field,
+          `${T} ${g.field} exists${within} | by ${g.field} | count_distinct(run_id) as n | sort n desc | limit 8`, {contains: true});
+      }
+    }
+    await Promise.all(jobs);
   }
 
   async function doExport(format) {

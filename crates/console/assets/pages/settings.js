@@ -1,12 +1,15 @@
-// Settings, read-only: retention (this project's, the global default and
-// whether the project overrides it), the tag rules in effect for this
-// project, the metrics labels (tags that are rollup dimensions), the
-// signed-in key, and where each is changed. GET /api/v1/settings.
+// Settings: retention (this project's, the global default and whether the
+// project overrides it), the tag rules in effect for this project, the
+// metrics labels (tags that are rollup dimensions), the signed-in key, and
+// where each is changed (GET /api/v1/settings); and the project's API keys
+// (list, create with a scope, revoke: ./keys.js, admin keys only; other
+// keys see the public keys read-only).
 import {h, icon, replace} from '../dom.js';
 import {t} from '../i18n.js';
 import * as api from '../api.js';
 import * as fmt from '../format.js';
 import {section, kv, failure, empty} from '../widgets.js';
+import {keysPanel} from './keys.js';
 
 const days = (n) => (n === 0 ? t('settings.forever') : t('settings.days', {n: fmt.num(n)}));
 
@@ -15,6 +18,17 @@ export function mount(ctx) {
   const controller = new AbortController();
   const box = h('div', {class: 'stack'}, h('div', {class: 'skeleton tall'}));
   replace(ctx.el, box);
+
+  const keysBox = h('div', {}, h('div', {class: 'skeleton'}));
+  // Admin keys manage keys here; other keys see the public keys only.
+  const readOnlyKeys = (s, denied) => replace(keysBox,
+    Array.isArray(s.keys) && s.keys.length ? h('table', {class: 'table', dataset: {testid: 'keys'}},
+      h('thead', {}, h('tr', {}, h('th', {}, t('settings.publicKey')), h('th', {}, t('settings.created')), h('th', {}, t('settings.keySource')))),
+      h('tbody', {}, s.keys.map((k) => h('tr', {dataset: {key: k.public_key}},
+        h('td', {class: 'mono'}, k.public_key), h('td', {}, k.created_at ? fmt.time(Date.parse(k.created_at) * 1e6, {seconds: false}) : '—'),
+        h('td', {class: 'small'}, k.source))))) : null,
+    failure(denied, t('keys.canManage')),
+    h('pre', {class: 'code'}, 'loupe keys create --project <project> --scope read\nloupe keys list'));
 
   function render(s) {
     const ret = s.retention || {};
@@ -37,14 +51,9 @@ export function mount(ctx) {
             [t('settings.auth'), ctx.session.enforced ? t('settings.keysRequired') : t('settings.open')],
             [t('settings.signedInWith'), ctx.session.via ? t(`settings.via.${ctx.session.via}`) : null],
           ], 'access'),
-          Array.isArray(s.keys) && s.keys.length ? h('table', {class: 'table', dataset: {testid: 'keys'}},
-            h('thead', {}, h('tr', {}, h('th', {}, t('settings.publicKey')), h('th', {}, t('settings.created')), h('th', {}, t('settings.keySource')))),
-            h('tbody', {}, s.keys.map((k) => h('tr', {dataset: {key: k.public_key}},
-              h('td', {class: 'mono'}, k.public_key), h('td', {}, k.created_at ? fmt.time(Date.parse(k.created_at) * 1e6, {seconds: false}) : '—'),
-              h('td', {class: 'small'}, k.source))))) : null,
           h('p', {class: 'muted small'}, t('settings.keysHint')),
-          h('pre', {class: 'code'}, 'loupe keys create --project <project>\nloupe keys list'),
         ])),
+      section('keys', t('keys.title'), keysBox, {sub: t('keys.sub')}),
       section('tag-rules', t('settings.tagRules'), rules.length ? h('div', {class: 'table-box'}, h('table', {class: 'table', dataset: {testid: 'tag-rules'}},
         h('thead', {}, h('tr', {}, ['settings.tag', 'settings.from', 'settings.path', 'settings.regex', 'settings.scope', 'settings.isLabel'].map((k) => h('th', {}, t(k))))),
         h('tbody', {}, rules.map((r) => h('tr', {dataset: {tag: r.name}},
@@ -75,7 +84,10 @@ export function mount(ctx) {
         ])));
   }
 
-  api.get('/api/v1/settings', {signal: controller.signal}).then(render)
+  api.get('/api/v1/settings', {signal: controller.signal}).then((s) => {
+    render(s);
+    keysPanel(keysBox, {signal: controller.signal, onDenied: (e) => readOnlyKeys(s, e), onKeysRequired: () => location.assign('/settings')});
+  })
     .catch((e) => { if (e.name !== 'AbortError') replace(box, failure(e, t('settings.canRead'))); });
   return () => controller.abort();
 }

@@ -1,4 +1,5 @@
-// Sessions and users: lists of the busiest in the time range, a
+// Sessions and users: lists of the most recently active in the time range
+// (GET /api/v1/sessions, /api/v1/users: grouped from the newest runs), a
 // conversation as an ordered timeline of turns (GET /api/v1/sessions/{id}),
 // and a user's runs, failure rate, latency, cost and feedback
 // (GET /api/v1/users/{id}).
@@ -34,22 +35,28 @@ function list(ctx, kind) {
   replace(ctx.el, h('div', {class: 'toolbar'}, openBox(kind, ctx)), box);
   const controller = new AbortController();
   async function load() {
-    const extra = kind === 'user' ? ', p95(duration) as p95' : '';
+    const [from, to] = tr.bounds(range);
+    const params = new URLSearchParams({from: String(Math.round(from)), to: String(Math.round(to)), limit: '100'});
     try {
-      const res = await api.query(`span_kind=workflow ${field} exists ${tr.clause(range)} | by ${field} | count() as runs, error_rate() as err, max(start_time) as seen${extra} | sort seen desc | limit 100`, {signal: controller.signal});
-      if (!res.rows.length) { replace(box, h('div', {class: 'empty-state'}, t(`timeline.no${kind === 'session' ? 'Sessions' : 'Users'}`))); return; }
-      replace(box, h('table', {class: 'table', dataset: {testid: `${plural}-table`}},
+      const res = await api.get(`/api/v1/${plural}?${params}`, {signal: controller.signal});
+      if (!res.items.length) { replace(box, h('div', {class: 'empty-state'}, t(`timeline.no${kind === 'session' ? 'Sessions' : 'Users'}`))); return; }
+      // Counted over the newest runs read; say so when they were not all of the range's.
+      const note = res.complete ? null : h('p', {class: 'muted small', dataset: {testid: 'list-note'}},
+        t('timeline.recentNote', {n: fmt.num(res.runs_read), since: fmt.time(res.since, {seconds: false})}));
+      replace(box, note, h('table', {class: 'table', dataset: {testid: `${plural}-table`}},
         h('thead', {}, h('tr', {},
-          h('th', {}, t(`timeline.${kind}`)), h('th', {class: 'num'}, t('timeline.runs')), h('th', {class: 'num'}, t('timeline.failureRate')),
+          h('th', {}, t(`timeline.${kind}`)), kind === 'session' ? h('th', {}, t('timeline.user')) : null,
+          h('th', {class: 'num'}, t('timeline.runs')), h('th', {class: 'num'}, t('timeline.failureRate')),
           kind === 'user' ? h('th', {class: 'num'}, 'p95') : null, h('th', {}, t('timeline.lastSeen')))),
-        h('tbody', {}, res.rows.map((r) => {
+        h('tbody', {}, res.items.map((r) => {
           const href = `/${plural}/${encodeURIComponent(r[field])}`;
-          return h('tr', {class: 'row', onclick: (e) => { if (!e.target.closest('a')) ctx.go(href); }},
+          return h('tr', {class: 'row', dataset: {id: r[field]}, onclick: (e) => { if (!e.target.closest('a')) ctx.go(href); }},
             h('td', {class: 'mono'}, h('a', {href}, r[field])),
+            kind === 'session' ? h('td', {class: 'mono small'}, r.user_id ? h('a', {href: `/users/${encodeURIComponent(r.user_id)}`}, fmt.short(r.user_id, 16)) : '—') : null,
             h('td', {class: 'num'}, fmt.num(r.runs)),
-            h('td', {class: ['num', r.err > 0 && 'bad-text']}, fmt.pct(r.err)),
-            kind === 'user' ? h('td', {class: 'num'}, fmt.duration(r.p95)) : null,
-            h('td', {}, fmt.time(r.seen), h('span', {class: 'muted small'}, ` · ${fmt.ago(r.seen)}`)));
+            h('td', {class: ['num', r.failure_rate > 0 && 'bad-text']}, fmt.pct(r.failure_rate)),
+            kind === 'user' ? h('td', {class: 'num'}, fmt.duration(r.p95_latency_ns)) : null,
+            h('td', {}, fmt.time(r.last_seen), h('span', {class: 'muted small'}, ` · ${fmt.ago(r.last_seen)}`)));
         }))));
     } catch (e) {
       if (e.name !== 'AbortError') replace(box, h('div', {class: 'panel-error'}, icon('alert', 14), ' ', e.message));

@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -335,15 +336,20 @@ async fn the_console_in_chromium_shows_runs_waterfalls_and_dashboards() {
     env_or_fail("LOUPE_TEST_CHROMIUM");
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("loupe.toml");
+    // A webhook the console's channel test reaches, and one that is down.
+    let hits = Arc::new(Mutex::new(Vec::<String>::new()));
+    let hook = capture_webhook(hits.clone()).await;
     std::fs::write(
         &config,
-        "[[tags]]\nname = \"category\"\nfrom = \"input\"\npath = \"category\"\n\n[metrics]\nlabels = [\"category\"]\n\n\
+        format!("[[tags]]\nname = \"category\"\nfrom = \"input\"\npath = \"category\"\n\n[metrics]\nlabels = [\"category\"]\n\n\
          [dify]\nweb_url = \"https://dify.example.com\"\n\n\
          [alerts]\nenabled = true\ninterval = \"1s\"\n\n\
+         [[alerts.channels]]\nname = \"ops-hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\nretries = 0\n\n\
+         [[alerts.channels]]\nname = \"dead-hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/down\"\nretries = 0\ntimeout = \"2s\"\n\n\
          [[alerts.rules]]\nname = \"inventory-failing\"\nproject = \"default\"\nmetric = \"failure_rate\"\nthreshold = \"10%\"\nwindow = \"3h\"\n\
-         severity = \"critical\"\nsummary = \"Inventory tool failing\"\nfilters = { tool_name = \"inventory\" }\n\n\
+         severity = \"critical\"\nsummary = \"Inventory tool failing\"\nfilters = {{ tool_name = \"inventory\" }}\n\n\
          [[alerts.rules]]\nname = \"never-slow\"\nproject = \"default\"\nmetric = \"p95_latency\"\nthreshold = \"500s\"\nwindow = \"1h\"\n\
-         filters = { span_kind = \"workflow\" }\n",
+         filters = {{ span_kind = \"workflow\" }}\n"),
     )
     .expect("config");
     let server = Server::start_with_config(&dir.path().join("data"), &[], Some(&config)).await;
@@ -435,6 +441,32 @@ async fn the_console_in_chromium_shows_runs_waterfalls_and_dashboards() {
         "session": session,
     }))
     .await;
+    // The console's channel test reached the webhook (the rule made in the
+    // console notifies it too).
+    let got = hits.lock().expect("lock").clone();
+    assert_eq!(
+        got.iter().filter(|b| b.contains("loupe-test")).count(),
+        1,
+        "{got:?}"
+    );
+}
+
+/// An HTTP server on 127.0.0.1 that records every body it is sent.
+async fn capture_webhook(hits: Arc<Mutex<Vec<String>>>) -> String {
+    async fn hook(
+        axum::extract::State(hits): axum::extract::State<Arc<Mutex<Vec<String>>>>,
+        body: String,
+    ) -> &'static str {
+        hits.lock().expect("lock").push(body);
+        "ok"
+    }
+    let app = axum::Router::new().fallback(hook).with_state(hits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/hook")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

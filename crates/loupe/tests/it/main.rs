@@ -15,6 +15,7 @@ mod dify_merge;
 mod dify_serve;
 mod r#gen;
 mod hardening;
+mod keys_api;
 mod langfuse;
 mod metrics;
 mod otlp_replay;

@@ -109,6 +109,15 @@ const QUERIES: &[&str] = &[
     "span_kind=workflow run has (tool_name=inventory status=error) | sort start_time desc | limit 15",
     "tool_name=no-such-tool | sort start_time desc | limit 10",
     "| sort duration desc, start_time | limit 10000",
+    // Listings by start time read newest (or oldest) windows first and
+    // stop at the limit: across window edges, with a keyset, ascending.
+    "span_kind=workflow | sort start_time desc, span_id desc | limit 51",
+    "span_kind=workflow start_time<2026-11-17T04:10:00Z | sort start_time desc, span_id desc | limit 51",
+    "span_kind=workflow (start_time<2026-11-17T02:10:00Z OR (start_time=2026-11-17T02:10:00Z span_id<zzz)) | sort start_time desc, span_id desc | limit 51",
+    "start_time<=2026-11-17T03:00:00Z OR status=error | sort start_time desc | limit 30",
+    "status=error | sort start_time | limit 120",
+    "from 2026-11-10 to 2026-11-20 span_kind=tool | sort start_time desc | limit 700",
+    "span_kind=workflow | sort start_time desc | limit 5000",
 ];
 
 fn project() -> ProjectId {
@@ -504,4 +513,49 @@ async fn json_paths_and_icontains_match_real_rows() {
         count("input[\"sys.query\"]=\"order 10\" | count()").await,
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_of_small_columns_runs_in_one_windowed_phase_and_matches_brute_force() {
+    use loupe_backend::plan::{FieldRef, Output, ValueType};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("open");
+    let spans = generate();
+    for chunk in spans.chunks(500) {
+        store.append(chunk.to_vec()).await.expect("append");
+    }
+    let col = |name: &str, ty| FieldRef::Column {
+        name: name.to_owned(),
+        ty,
+    };
+    let fields = vec![
+        col("span_id", ValueType::Text),
+        col("session_id", ValueType::Text),
+        col("start_time", ValueType::Timestamp),
+        col("status", ValueType::Text),
+        col("duration", ValueType::Duration),
+        FieldRef::Tag("category".into()),
+    ];
+    for stage in ["memtable", "parts"] {
+        if stage == "parts" {
+            store.flush_all().await.expect("flush");
+        }
+        for text in [
+            "span_kind=workflow | sort start_time desc, span_id desc | limit 51",
+            "span_kind=workflow (start_time<2026-11-17T02:10:00Z OR (start_time=2026-11-17T02:10:00Z span_id<zzz)) | sort start_time desc, span_id desc | limit 51",
+            "status=error | sort start_time | limit 120",
+            "span_kind=workflow | sort start_time desc, span_id desc | limit 1000",
+            "span_kind=tool | sort duration desc | limit 40",
+        ] {
+            let mut plan = plan_of(text);
+            plan.output = Output::Rows(fields.clone());
+            let got = store
+                .query_plan(&project(), &plan, QueryLimits::default())
+                .await
+                .unwrap_or_else(|e| panic!("{stage}: {text}: {e}"));
+            assert_brute_force(&plan, &got, &spans, &format!("{stage}: {text}"));
+            assert_eq!(got.columns[4].ty, ValueType::Duration, "{text}");
+        }
+    }
 }
