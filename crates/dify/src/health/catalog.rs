@@ -206,12 +206,39 @@ pub async fn collect(client: &Client, config: &CollectConfig) -> Result<Sample, 
         }
         Err(e) => s.errors.push(format!("database size: {}", crate::db_message(&e))),
     }
-    match tables(client).await {
+    match tables(client, None).await {
         Ok(t) => s.tables = t,
+        // A table locked exclusively (VACUUM FULL, a migration) blocks the
+        // size functions: size the others one by one and name it.
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+            match names(client).await {
+                Ok(all) => {
+                    for name in all {
+                        match tables(client, Some(&name)).await {
+                            Ok(t) => s.tables.extend(t),
+                            Err(e) => s.errors.push(format!(
+                                "size of {name}: {}",
+                                crate::db_message(&e)
+                            )),
+                        }
+                    }
+                    s.tables.sort_by(|a, b| {
+                        b.total_bytes.cmp(&a.total_bytes).then(a.table.cmp(&b.table))
+                    });
+                }
+                Err(e) => s.errors.push(format!("table sizes: {}", crate::db_message(&e))),
+            }
+        }
         Err(e) => s.errors.push(format!("table sizes: {}", crate::db_message(&e))),
     }
     for t in EXECUTION_TABLES {
-        if s.table(t).is_none() {
+        // Node executions, offloads and app logs are found through the
+        // runs: not when the runs could not be read (locked).
+        let through_runs = matches!(
+            *t,
+            "workflow_node_executions" | "workflow_node_execution_offload" | "workflow_app_logs"
+        );
+        if s.table(t).is_none() || (through_runs && s.table("workflow_runs").is_none()) {
             continue;
         }
         match oldest(client, t).await {
@@ -255,7 +282,22 @@ pub async fn collect(client: &Client, config: &CollectConfig) -> Result<Sample, 
     Ok(s)
 }
 
-async fn tables(client: &Client) -> Result<Vec<TableStats>, tokio_postgres::Error> {
+/// Names of the schema's tables, largest first by the catalogue's page
+/// count (takes no lock on them).
+async fn names(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'm') \
+             ORDER BY c.relpages DESC, 1 LIMIT $1",
+            &[&MAX_TABLES],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Sizes and statistics of the schema's tables (or of `only`).
+async fn tables(client: &Client, only: Option<&str>) -> Result<Vec<TableStats>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT c.relname::text, pg_total_relation_size(c.oid), pg_table_size(c.oid), \
@@ -267,8 +309,9 @@ async fn tables(client: &Client) -> Result<Vec<TableStats>, tokio_postgres::Erro
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
              WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'm') \
+               AND ($2::text IS NULL OR c.relname = $2) \
              ORDER BY 2 DESC, 1 LIMIT $1",
-            &[&MAX_TABLES],
+            &[&MAX_TABLES, &only],
         )
         .await?;
     Ok(rows
@@ -459,17 +502,19 @@ async fn recommend(
     let plan = client.query(&sql, &[]).await?;
     let first: Option<String> = plan.first().map(|r| r.get(0));
     let rows = first.as_deref().and_then(plan_rows).unwrap_or(0.0);
-    // Too few rows for the estimate to mean anything: no recommendation.
-    if rows < 1.0 || nodes.live_rows == 0 {
+    // The estimate never exceeds the table's own row count.
+    let all = nodes.rows_estimate.max(nodes.live_rows as f64);
+    let rows = if all > 0.0 { rows.min(all) } else { rows };
+    if rows < 1.0 {
         return Ok(None);
     }
     let avg = crate::relief::avg_row_bytes(client, "workflow_node_executions").await?;
     Ok(Some(Recommendation {
         table: "workflow_node_executions".into(),
         older_than_days: days,
-        rows: rows.min(nodes.rows_estimate.max(nodes.live_rows as f64)),
+        rows,
         avg_row_bytes: avg,
-        bytes: rows.min(nodes.rows_estimate.max(nodes.live_rows as f64)) * avg,
+        bytes: rows * avg,
     }))
 }
 

@@ -22,6 +22,7 @@
 
 mod batch;
 mod delete;
+pub(crate) use delete::avg_row_bytes;
 mod family;
 pub mod progress;
 mod verify;
@@ -138,6 +139,9 @@ pub struct CleanupConfig {
     pub lock_retries: u32,
     /// First retry delay; doubled at each retry.
     pub retry_backoff: Duration,
+    /// Who runs it, as the cleanup history records it (`cli`, `serve`,
+    /// `console`).
+    pub source: String,
 }
 
 impl CleanupConfig {
@@ -159,6 +163,7 @@ impl CleanupConfig {
             max_batches: None,
             lock_retries: 3,
             retry_backoff: Duration::from_millis(250),
+            source: "cli".into(),
         }
     }
 }
@@ -446,14 +451,39 @@ impl Cleaner {
     }
 
     /// Runs the cleanup to the end (or to `max_batches`, or until the
-    /// keyset table itself stays locked).
+    /// keyset table itself stays locked), and appends what it did (or why
+    /// it failed) to the cleanup history (`dify-cleanups.json`). A history
+    /// that cannot be written is logged; the report is still returned.
     pub async fn run(&mut self) -> Result<CleanupReport, Error> {
+        let started_at = chrono::Utc::now();
+        let mut report = CleanupReport::default();
+        let result = self.run_into(&mut report).await;
+        if result.is_err() {
+            report.elapsed_ms = millis((chrono::Utc::now() - started_at).to_std().unwrap_or_default());
+        }
+        let record = crate::health::cleanups::CleanupRecord {
+            started_at: started_at.to_rfc3339(),
+            finished_at: chrono::Utc::now().to_rfc3339(),
+            source: self.config.source.clone(),
+            older_than: humantime::format_duration(self.config.older_than).to_string(),
+            error: result.as_ref().err().map(ToString::to_string),
+            report: report.clone(),
+        };
+        if let Err(e) = crate::health::cleanups::CleanupHistory::append(&self.config.data_dir, record) {
+            tracing::warn!(error = %e, "dify cleanup: cannot record the run in the cleanup history");
+        }
+        result.map(|()| report)
+    }
+
+    /// The run, filling `report` as it goes (so a failed run still says
+    /// what it did before failing).
+    async fn run_into(&mut self, report: &mut CleanupReport) -> Result<(), Error> {
         let started = Instant::now();
         let scope = self.config.scope;
         let cutoff = chrono::Utc::now().naive_utc()
             - chrono::TimeDelta::from_std(self.config.older_than)
                 .map_err(|e| Error::Invalid(format!("older-than: {e}")))?;
-        let mut report = CleanupReport {
+        *report = CleanupReport {
             scope: scope.name().to_owned(),
             dry_run: self.config.dry_run,
             cutoff: Position::new(cutoff, "").at,
@@ -516,9 +546,9 @@ impl Cleaner {
             let fu = feedback_upto.as_ref();
             let outcome = match scope {
                 Scope::Nodes | Scope::Runs => {
-                    self.batch::<RunRow>(&bounds, fu, &mut report).await?
+                    self.batch::<RunRow>(&bounds, fu, report).await?
                 }
-                Scope::Messages => self.batch::<MessageRow>(&bounds, fu, &mut report).await?,
+                Scope::Messages => self.batch::<MessageRow>(&bounds, fu, report).await?,
             };
             // Only the database's share paces the cleanup: verification
             // against Loupe's store costs Dify nothing.
@@ -579,7 +609,7 @@ impl Cleaner {
         report.db_ms = millis(self.timing.db);
         report.verify_ms = millis(self.timing.store);
         report.db_latency = DbLatency::of(&baseline, &probes);
-        Ok(report)
+        Ok(())
     }
 }
 
