@@ -272,10 +272,14 @@ impl Cleaner {
                 .collect();
             // One store query per batch and project; row by row only when
             // the reader cannot answer it (a remote server).
-            match verify::check_batch(self.store.as_ref(), &project, items)
-                .await
-                .map_err(Attempt::Fatal)?
-            {
+            let batch = if self.config.batch_verify {
+                verify::check_batch(self.store.as_ref(), &project, items)
+                    .await
+                    .map_err(Attempt::Fatal)?
+            } else {
+                None
+            };
+            match batch {
                 Some(vs) => {
                     for (&i, v) in idxs.iter().zip(vs) {
                         verdicts[i] = Some(v);

@@ -142,6 +142,10 @@ pub struct CleanupConfig {
     /// Who runs it, as the cleanup history records it (`cli`, `serve`,
     /// `console`).
     pub source: String,
+    /// Verify each batch with one store query (default). `false` reads
+    /// run by run, as before batch verification: for the benchmark's
+    /// comparison only.
+    pub batch_verify: bool,
 }
 
 impl CleanupConfig {
@@ -164,6 +168,7 @@ impl CleanupConfig {
             lock_retries: 3,
             retry_backoff: Duration::from_millis(250),
             source: "cli".into(),
+            batch_verify: true,
         }
     }
 }
