@@ -25,7 +25,7 @@ pub mod eval;
 pub mod rules;
 mod util;
 
-pub use engine::{Engine, RollupSource};
+pub use engine::{Engine, GaugeSource, RollupSource};
 pub use eval::{Clock, ManualClock, SystemClock};
 pub use rules::{Rule, Silence};
 

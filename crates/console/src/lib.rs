@@ -57,6 +57,7 @@ pub const ASSETS: &[Asset] = assets![
     "widgets.js",
     "pages/alerts.js",
     "pages/dify.js",
+    "pages/dify-health.js",
     "pages/login.js",
     "pages/overview.js",
     "pages/runs.js",

@@ -275,3 +275,25 @@ pub fn own_metrics(gate: &IngestGate, sync: Option<&SyncStatus>) -> Vec<SelfMetr
     }
     out
 }
+
+/// The Dify database's gauges for `type = "gauge"` alert rules: a rule of
+/// the sync's own project (or over every project) sees them, others none.
+pub fn health_gauges(health: Arc<HealthState>, dify_project: String) -> loupe_alerts::GaugeSource {
+    Arc::new(move |project: Option<&str>| {
+        if project.is_some_and(|p| p != dify_project) {
+            return Vec::new();
+        }
+        health
+            .families()
+            .into_iter()
+            .filter(|f| f.kind == "gauge")
+            .flat_map(|f| {
+                f.samples.into_iter().map(move |(labels, value)| loupe_alerts::eval::gauge::Gauge {
+                    name: f.name.to_owned(),
+                    labels: labels.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                    value,
+                })
+            })
+            .collect()
+    })
+}

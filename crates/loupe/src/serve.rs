@@ -143,7 +143,16 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
                 text
             })
         }),
-        alerts: crate::cli_alerts::engine(&config, &store)?,
+        alerts: {
+            let engine = crate::cli_alerts::engine(&config, &store)?;
+            if let (Some(engine), Some(health)) = (&engine, &dify_health) {
+                engine.set_gauges(crate::ops::health_gauges(
+                    health.clone(),
+                    config.dify.project.clone(),
+                ));
+            }
+            engine
+        },
         ingest_gate,
         dify_ids: Arc::new(loupe_ingest::otlp::IdCache::default()),
         relay: Some(relay),

@@ -164,6 +164,10 @@ pub struct Sample {
     pub lock_waits: Vec<LockWait>,
     /// The cleanup recommendation, when the node table has rows that old.
     pub recommendation: Option<Recommendation>,
+    /// Latency of one cheap query, the newest 20 runs by the
+    /// `(created_at, id)` index (what Dify's log pages ask), ms: the
+    /// database's responsiveness, charted against workflow latency.
+    pub probe_ms: Option<f64>,
     /// How long the sample took, ms.
     pub collect_ms: u64,
     /// Parts that could not be read, and why (the rest is still reported).
@@ -171,6 +175,16 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// Sessions running a query now.
+    pub fn active(&self) -> i64 {
+        self.connections.get("active").copied().unwrap_or(0)
+    }
+
+    /// Sessions waiting for a lock on an execution table.
+    pub fn waiting(&self) -> i64 {
+        self.lock_waits.iter().map(|w| w.waiting).sum()
+    }
+
     /// The stats of `table`.
     pub fn table(&self, table: &str) -> Option<&TableStats> {
         self.tables.iter().find(|t| t.table == table)
@@ -269,6 +283,16 @@ pub async fn collect(client: &Client, config: &CollectConfig) -> Result<Sample, 
         Err(e) => s
             .errors
             .push(format!("lock waits: {}", crate::db_message(&e))),
+    }
+    if s.table("workflow_runs").is_some() {
+        let t0 = Instant::now();
+        match client
+            .query("SELECT id FROM workflow_runs ORDER BY created_at DESC, id DESC LIMIT 20", &[])
+            .await
+        {
+            Ok(_) => s.probe_ms = Some(t0.elapsed().as_secs_f64() * 1000.0),
+            Err(e) => s.errors.push(format!("latency probe: {}", crate::db_message(&e))),
+        }
     }
     if let Some(nodes) = s.table("workflow_node_executions").cloned() {
         match recommend(client, &nodes, config.recommend_older_than).await {

@@ -43,6 +43,15 @@ pub struct Point {
     pub database_bytes: i64,
     /// Tracked tables.
     pub tables: BTreeMap<String, TablePoint>,
+    /// The latency probe, ms (see [`Sample::probe_ms`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_ms: Option<f64>,
+    /// Sessions running a query.
+    #[serde(default)]
+    pub active: i64,
+    /// Sessions waiting for a lock on an execution table.
+    #[serde(default)]
+    pub lock_waits: i64,
 }
 
 impl Point {
@@ -71,6 +80,9 @@ impl Point {
             at: sample.at,
             database_bytes: sample.database_bytes,
             tables,
+            probe_ms: sample.probe_ms,
+            active: sample.active(),
+            lock_waits: sample.waiting(),
         }
     }
 }
@@ -246,6 +258,7 @@ mod tests {
             at,
             database_bytes: bytes * 2,
             tables,
+            ..Point::default()
         }
     }
 

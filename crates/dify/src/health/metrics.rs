@@ -18,34 +18,61 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-struct Out<'a> {
-    text: &'a mut String,
-    openmetrics: bool,
+/// One family: its samples as label pairs and values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    /// The sample name (counters end in `_total`).
+    pub name: &'static str,
+    /// `gauge` or `counter`.
+    pub kind: &'static str,
+    /// The `# HELP` text.
+    pub help: &'static str,
+    /// Samples: labels and value.
+    pub samples: Vec<(Vec<(&'static str, String)>, f64)>,
 }
 
-impl Out<'_> {
-    fn family(&mut self, name: &str, kind: &str, help: &str, samples: &[(Vec<(&str, String)>, f64)]) {
+struct Out {
+    families: Vec<Family>,
+}
+
+impl Out {
+    fn family(
+        &mut self,
+        name: &'static str,
+        kind: &'static str,
+        help: &'static str,
+        samples: &[(Vec<(&'static str, String)>, f64)],
+    ) {
         if samples.is_empty() {
             return;
         }
-        let family = if kind == "counter" && self.openmetrics {
-            name.strip_suffix("_total").unwrap_or(name)
-        } else {
-            name
-        };
-        let _ = writeln!(self.text, "# HELP {family} {help}");
-        let _ = writeln!(self.text, "# TYPE {family} {kind}");
-        for (labels, value) in samples {
-            let _ = write!(self.text, "{name}");
-            if !labels.is_empty() {
-                let parts: Vec<String> = labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-                    .collect();
-                let _ = write!(self.text, "{{{}}}", parts.join(","));
-            }
-            let _ = writeln!(self.text, " {}", number(*value));
+        self.families.push(Family {
+            name,
+            kind,
+            help,
+            samples: samples.to_vec(),
+        });
+    }
+}
+
+fn write_family(text: &mut String, f: &Family, openmetrics: bool) {
+    let family = if f.kind == "counter" && openmetrics {
+        f.name.strip_suffix("_total").unwrap_or(f.name)
+    } else {
+        f.name
+    };
+    let _ = writeln!(text, "# HELP {family} {}", f.help);
+    let _ = writeln!(text, "# TYPE {family} {}", f.kind);
+    for (labels, value) in &f.samples {
+        let _ = write!(text, "{}", f.name);
+        if !labels.is_empty() {
+            let parts: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                .collect();
+            let _ = write!(text, "{{{}}}", parts.join(","));
         }
+        let _ = writeln!(text, " {}", number(*value));
     }
 }
 
@@ -75,7 +102,24 @@ pub fn render(
     if eof {
         text.truncate(text.len() - "# EOF\n".len());
     }
-    let mut o = Out { text, openmetrics };
+    for f in families(sample, history, cleanups, counts) {
+        write_family(text, &f, openmetrics);
+    }
+    if eof {
+        text.push_str("# EOF\n");
+    }
+}
+
+/// The families of the latest sample, the history and the cleanups.
+pub fn families(
+    sample: Option<&Sample>,
+    history: &HealthHistory,
+    cleanups: &CleanupHistory,
+    counts: (u64, u64),
+) -> Vec<Family> {
+    let mut o = Out {
+        families: Vec::new(),
+    };
     o.family(
         "dify_database_samples_total",
         "counter",
@@ -93,27 +137,33 @@ pub fn render(
     }
     growth_families(&mut o, history);
     cleanup_families(&mut o, cleanups);
-    if eof {
-        text.push_str("# EOF\n");
-    }
+    o.families
 }
 
-type Samples<'a> = Vec<(Vec<(&'a str, String)>, f64)>;
+type Samples = Vec<(Vec<(&'static str, String)>, f64)>;
 
-fn per_table(s: &Sample, f: impl Fn(&super::catalog::TableStats) -> Option<f64>) -> Samples<'static> {
+fn per_table(s: &Sample, f: impl Fn(&super::catalog::TableStats) -> Option<f64>) -> Samples {
     s.tables
         .iter()
         .filter_map(|t| f(t).map(|v| (vec![("table", t.table.clone())], v)))
         .collect()
 }
 
-fn sample_families(o: &mut Out<'_>, s: &Sample) {
+fn sample_families(o: &mut Out, s: &Sample) {
     o.family(
         "dify_database_sample_timestamp_seconds",
         "gauge",
         "When the latest health sample of Dify's database was taken (Unix seconds).",
         &[(vec![], s.at as f64)],
     );
+    if let Some(ms) = s.probe_ms {
+        o.family(
+            "dify_database_probe_seconds",
+            "gauge",
+            "Latency of a cheap indexed query on Dify's database (the newest 20 runs), at the latest sample.",
+            &[(vec![], ms / 1000.0)],
+        );
+    }
     o.family(
         "dify_database_size_bytes",
         "gauge",
@@ -187,7 +237,7 @@ fn sample_families(o: &mut Out<'_>, s: &Sample) {
         "Last ANALYZE of a Dify table, kind manual or auto (Unix seconds).",
         &analyze,
     );
-    let connections: Samples<'_> = s
+    let connections: Samples = s
         .connections
         .iter()
         .map(|(state, n)| (vec![("state", state.clone())], *n as f64))
@@ -288,7 +338,7 @@ fn sample_families(o: &mut Out<'_>, s: &Sample) {
     }
 }
 
-fn growth_families(o: &mut Out<'_>, history: &HealthHistory) {
+fn growth_families(o: &mut Out, history: &HealthHistory) {
     let Some(last) = history.points.last() else {
         return;
     };
@@ -332,7 +382,7 @@ fn growth_families(o: &mut Out<'_>, history: &HealthHistory) {
     }
 }
 
-fn cleanup_families(o: &mut Out<'_>, cleanups: &CleanupHistory) {
+fn cleanup_families(o: &mut Out, cleanups: &CleanupHistory) {
     // The latest run that deleted (a dry run frees nothing).
     let Some(last) = cleanups
         .runs
@@ -353,7 +403,7 @@ fn cleanup_families(o: &mut Out<'_>, cleanups: &CleanupHistory) {
         "When the latest cleanup of Dify's tables (not a dry run) finished (Unix seconds).",
         &[(vec![scope()], at)],
     );
-    let deleted: Samples<'_> = r
+    let deleted: Samples = r
         .deleted
         .iter()
         .map(|(t, n)| (vec![("table", t.clone())], *n as f64))

@@ -80,6 +80,12 @@ pub struct ChartPoint {
     pub database_bytes: i64,
     /// Total bytes per execution table.
     pub tables: BTreeMap<String, i64>,
+    /// The latency probe, ms.
+    pub probe_ms: Option<f64>,
+    /// Sessions running a query.
+    pub active: i64,
+    /// Sessions waiting for a lock on an execution table.
+    pub lock_waits: i64,
 }
 
 /// Totals over the recorded cleanups (dry runs excluded).
@@ -127,6 +133,9 @@ impl HealthReport {
                     .filter(|(t, _)| catalog::EXECUTION_TABLES.contains(&t.as_str()))
                     .map(|(t, x)| (t.clone(), x.bytes))
                     .collect(),
+                probe_ms: p.probe_ms,
+                active: p.active,
+                lock_waits: p.lock_waits,
             })
             .collect();
         let (rows_deleted, bytes_freed) = cleanups.totals();
@@ -199,6 +208,19 @@ impl HealthState {
     pub fn counts(&self) -> (u64, u64) {
         let s = self.lock();
         (s.samples, s.failures)
+    }
+
+    /// The `dify_database_*` families now (for `/metrics` and gauge alert
+    /// rules).
+    pub fn families(&self) -> Vec<metrics::Family> {
+        let cleanups = self.cleanups();
+        let s = self.lock();
+        metrics::families(
+            s.sample.as_ref(),
+            &s.history,
+            &cleanups,
+            (s.samples, s.failures),
+        )
     }
 
     /// The `dify_database_*` exposition of the latest sample.

@@ -101,7 +101,11 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
         &config,
         format!(
             "[store]\nretention_days = 0\n\n[dify]\ndsn = \"{dsn}\"\nproject = \"shop\"\ninterval = \"1s\"\n\
-             health_interval = \"1s\"\nrecommend_older_than = \"30d\"\n"
+             health_interval = \"1s\"\nrecommend_older_than = \"30d\"\n\n\
+             [alerts]\ninterval = '1s'\n\
+             [[alerts.rules]]\nname = 'node-table-big'\nproject = 'shop'\ntype = 'gauge'\n\
+             gauge = 'dify_database_table_size_bytes'\nthreshold = 1000\n\
+             filters = {{ table = 'workflow_node_executions' }}\ngroup_by = ['table']\n"
         ),
     )
     .expect("config");
@@ -130,6 +134,14 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
     assert_eq!(rec["older_than_days"], 30, "{health}");
     assert!(!health.to_string().contains(&dsn), "the DSN is never shown");
     let before = scrape(&server).await;
+    // A gauge alert rule on the same families fires in the sync's project.
+    let alerts = wait_for(&server, "/api/v1/alerts", |b| {
+        b["alerts"].as_array().is_some_and(|a| a.iter().any(|x| x["phase"] == "firing"))
+    })
+    .await;
+    let firing = &alerts["alerts"][0];
+    assert_eq!(firing["rule"], "node-table-big", "{alerts}");
+    assert_eq!(firing["group"]["table"], "workflow_node_executions", "{alerts}");
     let (_, other) = server.get_json_as("/api/v1/dify/health", "default").await;
     assert_eq!(other, serde_json::json!({"configured": false}));
     let (status, bad) = server
