@@ -53,14 +53,17 @@ async fn sizes_rows_and_oldest_rows_equal_what_postgresql_reports() {
     seed_app(&env.db).await;
     generate(&env, 300, 6, 40).await;
     // The statistics collector publishes counts asynchronously.
-    let live = "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'workflow_node_executions'";
+    let live =
+        "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'workflow_node_executions'";
     for _ in 0..100 {
         if one_i64(&env, live).await == 1800 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let client = loupe_dify::schema::connect(&env.dsn).await.expect("connect");
+    let client = loupe_dify::schema::connect(&env.dsn)
+        .await
+        .expect("connect");
     let s = collect(&client, &CollectConfig::default())
         .await
         .expect("sample");
@@ -103,7 +106,10 @@ async fn sizes_rows_and_oldest_rows_equal_what_postgresql_reports() {
         assert_eq!(t.heap_bytes + t.toast_bytes + t.index_bytes, t.total_bytes);
     }
     let nodes = s.table("workflow_node_executions").expect("nodes");
-    assert!(nodes.toast_bytes > 0, "4 KiB outputs are toasted: {nodes:?}");
+    assert!(
+        nodes.toast_bytes > 0,
+        "4 KiB outputs are toasted: {nodes:?}"
+    );
     assert_eq!(nodes.live_rows, one_i64(&env, live).await);
     assert_eq!(nodes.live_rows, 1800);
     assert_eq!(nodes.rows_estimate, 1800.0, "ANALYZE counted every row");
@@ -122,12 +128,24 @@ async fn sizes_rows_and_oldest_rows_equal_what_postgresql_reports() {
         let got = s.table(table).and_then(|t| t.oldest_row).expect("oldest");
         assert!((got - want).abs() < 1e-3, "{table}: {got} vs {want}");
     }
-    assert_eq!(s.table("messages").and_then(|t| t.oldest_row), None, "empty");
+    assert_eq!(
+        s.table("messages").and_then(|t| t.oldest_row),
+        None,
+        "empty"
+    );
     // The database's size moves on its own (autovacuum writes visibility
     // maps, the catalogue grows): equal within 2 %.
     let db = one_i64(&env, "SELECT pg_database_size(current_database())").await;
-    assert!((s.database_bytes - db).abs() * 50 < db, "{} vs {db}", s.database_bytes);
-    assert!(s.connections.values().sum::<i64>() >= 2, "{:?}", s.connections);
+    assert!(
+        (s.database_bytes - db).abs() * 50 < db,
+        "{} vs {db}",
+        s.database_bytes
+    );
+    assert!(
+        s.connections.values().sum::<i64>() >= 2,
+        "{:?}",
+        s.connections
+    );
     assert!(s.max_connections > 0);
     // Every node is 40 days old: the recommendation is about all of them,
     // at the dry run's average row size.
@@ -176,7 +194,10 @@ async fn growth_comes_from_the_kept_samples_and_the_history_survives_a_restart()
     let mut again = Monitor::connect(config).await.expect("monitor");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     again.sample_once().await.expect("third sample");
-    assert_eq!(again.state().report().growth["workflow_node_executions"].samples, 3);
+    assert_eq!(
+        again.state().report().growth["workflow_node_executions"].samples,
+        3
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +217,9 @@ async fn lock_waits_and_long_running_queries_on_execution_tables_are_reported() 
             .map(|r| r.get::<_, i64>(0))
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let client = loupe_dify::schema::connect(&env.dsn).await.expect("connect");
+    let client = loupe_dify::schema::connect(&env.dsn)
+        .await
+        .expect("connect");
     let config = CollectConfig {
         long_query: Duration::from_secs(1),
         ..CollectConfig::default()
@@ -219,7 +242,11 @@ async fn lock_waits_and_long_running_queries_on_execution_tables_are_reported() 
     // The exclusive lock keeps workflow_runs from being sized; the other
     // tables still are, and the sample says which one was not.
     assert_eq!(s.errors.len(), 1, "{:?}", s.errors);
-    assert!(s.errors[0].starts_with("size of workflow_runs:"), "{:?}", s.errors);
+    assert!(
+        s.errors[0].starts_with("size of workflow_runs:"),
+        "{:?}",
+        s.errors
+    );
     assert!(s.table("workflow_node_executions").is_some());
     assert!(s.table("workflow_runs").is_none());
     tx.rollback().await.expect("release");
@@ -270,7 +297,10 @@ async fn every_cleanup_run_is_recorded_with_its_figures() {
     // The record is the report (floats aside: JSON keeps them to ~1e-15).
     for (rec, rep) in [(&d.report, &dry), (&r.report, &real)] {
         assert_eq!(rec.deleted, rep.deleted);
-        assert_eq!((rec.verified, rec.batches, rec.elapsed_ms), (rep.verified, rep.batches, rep.elapsed_ms));
+        assert_eq!(
+            (rec.verified, rec.batches, rec.elapsed_ms),
+            (rep.verified, rep.batches, rep.elapsed_ms)
+        );
         assert_eq!(rec.estimated_bytes_freed, rep.estimated_bytes_freed);
         assert_eq!(rec.db_latency.samples, rep.db_latency.samples);
     }
@@ -288,5 +318,4 @@ async fn every_cleanup_run_is_recorded_with_its_figures() {
     assert!(r.report.db_ms > 0 && r.report.db_ms <= r.report.elapsed_ms);
     assert_eq!(history.totals(), (480, r.report.estimated_bytes_freed));
     chrono::DateTime::parse_from_rfc3339(&r.started_at).expect("rfc 3339");
-
 }

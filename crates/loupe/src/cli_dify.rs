@@ -112,7 +112,8 @@ impl DifySection {
             bail!("dify.recommend_older_than must be positive");
         }
         if retention_days > 0 {
-            let inside = Duration::from_secs(u64::from(retention_days.saturating_sub(1)).max(1) * 86_400);
+            let inside =
+                Duration::from_secs(u64::from(retention_days.saturating_sub(1)).max(1) * 86_400);
             recommend = recommend.min(inside);
         }
         Ok(Some(loupe_dify::health::HealthConfig {

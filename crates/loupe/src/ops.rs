@@ -288,11 +288,13 @@ pub fn health_gauges(health: Arc<HealthState>, dify_project: String) -> loupe_al
             .into_iter()
             .filter(|f| f.kind == "gauge")
             .flat_map(|f| {
-                f.samples.into_iter().map(move |(labels, value)| loupe_alerts::eval::gauge::Gauge {
-                    name: f.name.to_owned(),
-                    labels: labels.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-                    value,
-                })
+                f.samples
+                    .into_iter()
+                    .map(move |(labels, value)| loupe_alerts::eval::gauge::Gauge {
+                        name: f.name.to_owned(),
+                        labels: labels.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                        value,
+                    })
             })
             .collect()
     })

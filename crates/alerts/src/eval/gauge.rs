@@ -38,9 +38,10 @@ pub fn gauge_groups(
     let selected = gauges.iter().filter(|g| {
         &g.name == name
             && g.value.is_finite()
-            && rule.filters.iter().all(|(k, v)| {
-                value_matches(v, g.labels.get(k).map(String::as_str).unwrap_or(""))
-            })
+            && rule
+                .filters
+                .iter()
+                .all(|(k, v)| value_matches(v, g.labels.get(k).map(String::as_str).unwrap_or("")))
     });
     for g in selected {
         let group: BTreeMap<String, String> = rule

@@ -527,7 +527,10 @@ fn gauge_rules_compare_the_largest_matching_sample_per_group_and_resolve() {
     let resolved = ev.evaluate_with(&rules, &roll, &|_| small.clone(), T0 + MIN);
     assert_eq!(
         states(&resolved),
-        vec![(NoticeState::Resolved, "table=workflow_node_executions".into())]
+        vec![(
+            NoticeState::Resolved,
+            "table=workflow_node_executions".into()
+        )]
     );
     // Without a gauge source (plain evaluate) there is no data: nothing fires.
     assert!(ev.evaluate(&rules, &roll, T0 + 2 * MIN).is_empty());
@@ -536,13 +539,26 @@ fn gauge_rules_compare_the_largest_matching_sample_per_group_and_resolve() {
 #[test]
 fn a_gauge_rule_needs_a_gauge_name_and_a_numeric_threshold() {
     let no_gauge = rule("name='x'\ntype='gauge'\nthreshold=1");
-    assert!(no_gauge.validate(&[]).unwrap_err().to_string().contains("needs `gauge`"));
+    assert!(
+        no_gauge
+            .validate(&[])
+            .expect_err("refused")
+            .to_string()
+            .contains("needs `gauge`")
+    );
     let pct = rule("name='x'\ntype='gauge'\ngauge='dify_database_lock_waits'\nthreshold='5%'");
-    assert!(pct.validate(&[]).unwrap_err().to_string().contains("numeric `threshold`"));
+    assert!(
+        pct.validate(&[])
+            .expect_err("refused")
+            .to_string()
+            .contains("numeric `threshold`")
+    );
     let bad_label = rule(
         "name='x'\ntype='gauge'\ngauge='dify_database_lock_waits'\nthreshold=0\nfilters={'ta ble'='x'}",
     );
     assert!(bad_label.validate(&[]).is_err());
-    let ok = rule("name='x'\ntype='gauge'\ngauge='dify_database_lock_waits'\nthreshold='0'\ngroup_by=['table']");
+    let ok = rule(
+        "name='x'\ntype='gauge'\ngauge='dify_database_lock_waits'\nthreshold='0'\ngroup_by=['table']",
+    );
     ok.validate(&[]).expect("valid");
 }

@@ -58,7 +58,11 @@ async fn dify_health(
     // The report reads the cleanup history file: off the async threads.
     let value = tokio::task::spawn_blocking(move || info.dify_health(&project))
         .await
-        .map_err(|e| ApiError::from(StoreError::Internal(format!("dify health task failed: {e}"))))?;
+        .map_err(|e| {
+            ApiError::from(StoreError::Internal(format!(
+                "dify health task failed: {e}"
+            )))
+        })?;
     Ok(Json(value))
 }
 
@@ -91,6 +95,10 @@ async fn dify_cleanups(
     let info = info(&state)?.clone();
     let value = tokio::task::spawn_blocking(move || info.dify_cleanups(&project, limit))
         .await
-        .map_err(|e| ApiError::from(StoreError::Internal(format!("dify cleanups task failed: {e}"))))?;
+        .map_err(|e| {
+            ApiError::from(StoreError::Internal(format!(
+                "dify cleanups task failed: {e}"
+            )))
+        })?;
     Ok(Json(value))
 }

@@ -71,7 +71,11 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         project: ProjectId::DEFAULT.to_owned(),
         faults: Vec::new(),
     };
-    println!("loupe-bench-cleanup: {} runs, {}", args.runs, loupe_bench::report::machine());
+    println!(
+        "loupe-bench-cleanup: {} runs, {}",
+        args.runs,
+        loupe_bench::report::machine()
+    );
 
     // Dify's side: rows by COPY, then Dify's indexes and VACUUM ANALYZE.
     let started = Instant::now();
@@ -125,7 +129,11 @@ async fn bench(args: Args) -> anyhow::Result<()> {
 
     let reader: Arc<dyn loupe_backend::SpanReader> = Arc::new(store.clone());
     let config = |dry: bool, batch_verify: bool| {
-        let mut c = CleanupConfig::new(dsn.clone(), data_dir.clone(), Duration::from_secs(30 * 86_400));
+        let mut c = CleanupConfig::new(
+            dsn.clone(),
+            data_dir.clone(),
+            Duration::from_secs(30 * 86_400),
+        );
         c.scope = Scope::Nodes;
         c.batch = args.batch;
         c.max_batch_latency = args.max_batch_latency.into();
@@ -136,12 +144,21 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     };
     let mut rows = Vec::new();
     if args.compare {
-        let r = Cleaner::connect(config(true, false), reader.clone()).await?.run().await?;
+        let r = Cleaner::connect(config(true, false), reader.clone())
+            .await?
+            .run()
+            .await?;
         rows.push(("dry run, run by run (before)", r));
     }
-    let r = Cleaner::connect(config(true, true), reader.clone()).await?.run().await?;
+    let r = Cleaner::connect(config(true, true), reader.clone())
+        .await?
+        .run()
+        .await?;
     rows.push(("dry run, batch verification", r));
-    let r = Cleaner::connect(config(false, true), reader.clone()).await?.run().await?;
+    let r = Cleaner::connect(config(false, true), reader.clone())
+        .await?
+        .run()
+        .await?;
     rows.push(("cleanup, batch verification", r));
     background.abort();
     store.shutdown().await?;
@@ -160,7 +177,11 @@ async fn bench(args: Args) -> anyhow::Result<()> {
 
 fn print_row(name: &str, r: &CleanupReport) {
     let secs = r.elapsed_ms as f64 / 1000.0;
-    let nodes = r.deleted.get("workflow_node_executions").copied().unwrap_or(0);
+    let nodes = r
+        .deleted
+        .get("workflow_node_executions")
+        .copied()
+        .unwrap_or(0);
     let nodes_per_s = nodes as f64 / secs.max(1e-9);
     let ten_million = if nodes_per_s > 0.0 {
         let s = 1e7 / nodes_per_s;

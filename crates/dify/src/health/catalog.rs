@@ -218,7 +218,9 @@ pub async fn collect(client: &Client, config: &CollectConfig) -> Result<Sample, 
             s.database_bytes = r.get(0);
             s.max_connections = r.get(1);
         }
-        Err(e) => s.errors.push(format!("database size: {}", crate::db_message(&e))),
+        Err(e) => s
+            .errors
+            .push(format!("database size: {}", crate::db_message(&e))),
     }
     match tables(client, None).await {
         Ok(t) => s.tables = t,
@@ -230,20 +232,25 @@ pub async fn collect(client: &Client, config: &CollectConfig) -> Result<Sample, 
                     for name in all {
                         match tables(client, Some(&name)).await {
                             Ok(t) => s.tables.extend(t),
-                            Err(e) => s.errors.push(format!(
-                                "size of {name}: {}",
-                                crate::db_message(&e)
-                            )),
+                            Err(e) => s
+                                .errors
+                                .push(format!("size of {name}: {}", crate::db_message(&e))),
                         }
                     }
                     s.tables.sort_by(|a, b| {
-                        b.total_bytes.cmp(&a.total_bytes).then(a.table.cmp(&b.table))
+                        b.total_bytes
+                            .cmp(&a.total_bytes)
+                            .then(a.table.cmp(&b.table))
                     });
                 }
-                Err(e) => s.errors.push(format!("table sizes: {}", crate::db_message(&e))),
+                Err(e) => s
+                    .errors
+                    .push(format!("table sizes: {}", crate::db_message(&e))),
             }
         }
-        Err(e) => s.errors.push(format!("table sizes: {}", crate::db_message(&e))),
+        Err(e) => s
+            .errors
+            .push(format!("table sizes: {}", crate::db_message(&e))),
     }
     for t in EXECUTION_TABLES {
         // Node executions, offloads and app logs are found through the
@@ -287,11 +294,16 @@ pub async fn collect(client: &Client, config: &CollectConfig) -> Result<Sample, 
     if s.table("workflow_runs").is_some() {
         let t0 = Instant::now();
         match client
-            .query("SELECT id FROM workflow_runs ORDER BY created_at DESC, id DESC LIMIT 20", &[])
+            .query(
+                "SELECT id FROM workflow_runs ORDER BY created_at DESC, id DESC LIMIT 20",
+                &[],
+            )
             .await
         {
             Ok(_) => s.probe_ms = Some(t0.elapsed().as_secs_f64() * 1000.0),
-            Err(e) => s.errors.push(format!("latency probe: {}", crate::db_message(&e))),
+            Err(e) => s
+                .errors
+                .push(format!("latency probe: {}", crate::db_message(&e))),
         }
     }
     if let Some(nodes) = s.table("workflow_node_executions").cloned() {
@@ -321,7 +333,10 @@ async fn names(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
 }
 
 /// Sizes and statistics of the schema's tables (or of `only`).
-async fn tables(client: &Client, only: Option<&str>) -> Result<Vec<TableStats>, tokio_postgres::Error> {
+async fn tables(
+    client: &Client,
+    only: Option<&str>,
+) -> Result<Vec<TableStats>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT c.relname::text, pg_total_relation_size(c.oid), pg_table_size(c.oid), \
@@ -568,13 +583,12 @@ mod tests {
     #[test]
     fn a_query_names_each_execution_table_once() {
         assert_eq!(
-            tables_named("DELETE FROM workflow_node_executions WHERE workflow_run_id IN (SELECT id FROM workflow_runs)"),
+            tables_named(
+                "DELETE FROM workflow_node_executions WHERE workflow_run_id IN (SELECT id FROM workflow_runs)"
+            ),
             vec!["workflow_node_executions", "workflow_runs"]
         );
-        assert_eq!(
-            tables_named("select * from Messages"),
-            vec!["messages"]
-        );
+        assert_eq!(tables_named("select * from Messages"), vec!["messages"]);
         assert!(tables_named("SELECT 1").is_empty());
     }
 }

@@ -267,7 +267,10 @@ mod tests {
         let mut h = HealthHistory::default();
         // 1 GB per day, sampled every hour for two days.
         for i in 0..=48 {
-            h.push("dify/1", point(i * 3600, 10_000_000_000 + i * 1_000_000_000 / 24));
+            h.push(
+                "dify/1",
+                point(i * 3600, 10_000_000_000 + i * 1_000_000_000 / 24),
+            );
         }
         let g = h.growth(Some("workflow_node_executions")).expect("growth");
         assert!((g.bytes_per_day - 1e9).abs() < 1.0, "{g:?}");
@@ -288,11 +291,22 @@ mod tests {
             h.push("dify/1", point(i * 60, i));
         }
         assert!(h.points.len() <= MAX_POINTS);
-        assert_eq!(h.points.last().map(|p| p.at), Some((MAX_POINTS as i64 * 3 - 1) * 60));
-        assert_eq!(h.points.first().map(|p| p.at), Some(0), "the oldest point stays");
+        assert_eq!(
+            h.points.last().map(|p| p.at),
+            Some((MAX_POINTS as i64 * 3 - 1) * 60)
+        );
+        assert_eq!(
+            h.points.first().map(|p| p.at),
+            Some(0),
+            "the oldest point stays"
+        );
         assert!(h.points.windows(2).all(|w| w[0].at < w[1].at));
         h.push("dify/1", point(0, 1));
-        assert_eq!(h.points.last().map(|p| p.at), Some((MAX_POINTS as i64 * 3 - 1) * 60), "older ignored");
+        assert_eq!(
+            h.points.last().map(|p| p.at),
+            Some((MAX_POINTS as i64 * 3 - 1) * 60),
+            "older ignored"
+        );
         h.push("other/2", point(5, 1));
         assert_eq!(h.points.len(), 1);
     }

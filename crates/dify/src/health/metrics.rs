@@ -80,7 +80,11 @@ fn number(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
     } else {
@@ -140,6 +144,9 @@ pub fn families(
     o.families
 }
 
+/// How a per-table family reads a table's stats.
+type Stat = fn(&super::catalog::TableStats) -> Option<f64>;
+
 type Samples = Vec<(Vec<(&'static str, String)>, f64)>;
 
 fn per_table(s: &Sample, f: impl Fn(&super::catalog::TableStats) -> Option<f64>) -> Samples {
@@ -170,7 +177,7 @@ fn sample_families(o: &mut Out, s: &Sample) {
         "Size of Dify's database (pg_database_size).",
         &[(vec![], s.database_bytes as f64)],
     );
-    let tables: [(&str, &str, fn(&super::catalog::TableStats) -> Option<f64>); 7] = [
+    let tables: [(&str, &str, Stat); 7] = [
         (
             "dify_database_table_size_bytes",
             "Total size of a Dify table: heap, TOAST and indexes (pg_total_relation_size).",
@@ -431,7 +438,10 @@ fn cleanup_families(o: &mut Out, cleanups: &CleanupHistory) {
         "gauge",
         "Runs or messages the latest cleanup left in place, by reason.",
         &[
-            (vec![("reason", "unverified".into())], r.skipped_unverified as f64),
+            (
+                vec![("reason", "unverified".into())],
+                r.skipped_unverified as f64,
+            ),
             (vec![("reason", "locked".into())], r.skipped_locked as f64),
             (vec![("reason", "open".into())], r.skipped_open as f64),
         ],
@@ -459,8 +469,14 @@ mod tests {
             (3, 1),
             true,
         );
-        assert!(text.ends_with("dify_database_sample_failures_total 1\n# EOF\n"), "{text}");
-        assert!(text.contains("# TYPE dify_database_samples counter\n"), "{text}");
+        assert!(
+            text.ends_with("dify_database_sample_failures_total 1\n# EOF\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE dify_database_samples counter\n"),
+            "{text}"
+        );
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(number(2.0), "2");
         assert_eq!(number(0.25), "0.25");

@@ -123,7 +123,7 @@ impl HealthReport {
             .iter()
             .enumerate()
             // Evenly thinned, always ending on the newest point.
-            .filter(|(i, _)| (last_index - i) % step == 0)
+            .filter(|(i, _)| (last_index - i).is_multiple_of(step))
             .map(|(_, p)| ChartPoint {
                 at: p.at,
                 database_bytes: p.database_bytes,

@@ -464,7 +464,11 @@ impl Cleaner {
         let mut report = CleanupReport::default();
         let result = self.run_into(&mut report).await;
         if result.is_err() {
-            report.elapsed_ms = millis((chrono::Utc::now() - started_at).to_std().unwrap_or_default());
+            report.elapsed_ms = millis(
+                (chrono::Utc::now() - started_at)
+                    .to_std()
+                    .unwrap_or_default(),
+            );
         }
         let record = crate::health::cleanups::CleanupRecord {
             started_at: started_at.to_rfc3339(),
@@ -474,7 +478,9 @@ impl Cleaner {
             error: result.as_ref().err().map(ToString::to_string),
             report: report.clone(),
         };
-        if let Err(e) = crate::health::cleanups::CleanupHistory::append(&self.config.data_dir, record) {
+        if let Err(e) =
+            crate::health::cleanups::CleanupHistory::append(&self.config.data_dir, record)
+        {
             tracing::warn!(error = %e, "dify cleanup: cannot record the run in the cleanup history");
         }
         result.map(|()| report)
@@ -550,9 +556,7 @@ impl Cleaner {
             let db_before = self.timing.db;
             let fu = feedback_upto.as_ref();
             let outcome = match scope {
-                Scope::Nodes | Scope::Runs => {
-                    self.batch::<RunRow>(&bounds, fu, report).await?
-                }
+                Scope::Nodes | Scope::Runs => self.batch::<RunRow>(&bounds, fu, report).await?,
                 Scope::Messages => self.batch::<MessageRow>(&bounds, fu, report).await?,
             };
             // Only the database's share paces the cleanup: verification

@@ -350,8 +350,11 @@ pub(crate) async fn check_batch(
     if answer.stats.truncated {
         return Ok(None);
     }
-    let str_at = |row: &[serde_json::Value], i: usize| row.get(i).and_then(|v| v.as_str()).map(str::to_owned);
-    let int_at = |row: &[serde_json::Value], i: usize| row.get(i).and_then(serde_json::Value::as_i64);
+    let str_at = |row: &[serde_json::Value], i: usize| {
+        row.get(i).and_then(|v| v.as_str()).map(str::to_owned)
+    };
+    let int_at =
+        |row: &[serde_json::Value], i: usize| row.get(i).and_then(serde_json::Value::as_i64);
     let mut spans = Vec::with_capacity(answer.rows.len());
     for row in &answer.rows {
         let Some(id) = str_at(row, 0) else { continue };

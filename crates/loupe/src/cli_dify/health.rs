@@ -107,14 +107,21 @@ fn bytes(n: f64) -> String {
 
 fn date(unix: Option<f64>) -> String {
     unix.and_then(|s| chrono::DateTime::from_timestamp(s as i64, 0))
-        .map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+        .map_or_else(
+            || "never".into(),
+            |t| t.format("%Y-%m-%d %H:%M").to_string(),
+        )
 }
 
 /// The report as text.
 pub fn render(r: &HealthReport, top: usize) -> String {
     let mut out = String::new();
     let Some(s) = &r.sample else {
-        let _ = writeln!(out, "no sample: {}", r.last_error.as_deref().unwrap_or("not taken yet"));
+        let _ = writeln!(
+            out,
+            "no sample: {}",
+            r.last_error.as_deref().unwrap_or("not taken yet")
+        );
         return out;
     };
     let _ = write!(
@@ -137,7 +144,17 @@ pub fn render(r: &HealthReport, top: usize) -> String {
     let _ = writeln!(
         out,
         "{:<34} {:>10} {:>10} {:>10} {:>10} {:>12} {:>6} {:>16} {:>16} {:>11} {:>10}",
-        "table", "total", "heap", "toast", "indexes", "rows", "dead%", "last autovacuum", "oldest row", "growth/day", "in 90 d"
+        "table",
+        "total",
+        "heap",
+        "toast",
+        "indexes",
+        "rows",
+        "dead%",
+        "last autovacuum",
+        "oldest row",
+        "growth/day",
+        "in 90 d"
     );
     for t in s.tables.iter().take(top) {
         let g = r.growth.get(&t.table);
@@ -152,16 +169,28 @@ pub fn render(r: &HealthReport, top: usize) -> String {
             t.live_rows,
             t.dead_ratio() * 100.0,
             date(t.last_autovacuum.or(t.last_vacuum)),
-            if t.oldest_row.is_some() { date(t.oldest_row) } else { "".into() },
+            if t.oldest_row.is_some() {
+                date(t.oldest_row)
+            } else {
+                "".into()
+            },
             g.map_or_else(String::new, |g| bytes(g.bytes_per_day)),
             g.map_or_else(String::new, |g| bytes(g.projected_90d_bytes)),
         );
     }
-    let conns: Vec<String> = s.connections.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let conns: Vec<String> = s
+        .connections
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     let _ = writeln!(
         out,
         "connections: {} (max {})",
-        if conns.is_empty() { "none".into() } else { conns.join(", ") },
+        if conns.is_empty() {
+            "none".into()
+        } else {
+            conns.join(", ")
+        },
         s.max_connections
     );
     if s.long_queries.is_empty() {
@@ -174,7 +203,11 @@ pub fn render(r: &HealthReport, top: usize) -> String {
             q.pid,
             q.state,
             q.seconds,
-            if q.wait.is_empty() { String::new() } else { format!(" (waiting: {})", q.wait) },
+            if q.wait.is_empty() {
+                String::new()
+            } else {
+                format!(" (waiting: {})", q.wait)
+            },
             q.tables.join(", "),
             q.query
         );
@@ -218,12 +251,23 @@ fn render_cleanups(runs: &[&CleanupRecord]) -> String {
     let _ = writeln!(
         out,
         "{:<20} {:<8} {:<9} {:>10} {:>12} {:>10} {:>8} {:>9} {:>10} {:>12}",
-        "started", "source", "scope", "older than", "rows", "freed", "batches", "seconds", "skipped", "probe p95"
+        "started",
+        "source",
+        "scope",
+        "older than",
+        "rows",
+        "freed",
+        "batches",
+        "seconds",
+        "skipped",
+        "probe p95"
     );
     for r in runs {
         let rep = &r.report;
-        let started = chrono::DateTime::parse_from_rfc3339(&r.started_at)
-            .map_or_else(|_| r.started_at.clone(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+        let started = chrono::DateTime::parse_from_rfc3339(&r.started_at).map_or_else(
+            |_| r.started_at.clone(),
+            |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        );
         let _ = writeln!(
             out,
             "{:<20} {:<8} {:<9} {:>10} {:>12} {:>10} {:>8} {:>9.1} {:>10} {:>9.1} ms{}",

@@ -58,7 +58,11 @@ async fn generate(db: &tokio_postgres::Client, runs: usize, nodes: usize) {
     .expect("generate rows");
 }
 
-async fn wait_for(server: &Server, path: &str, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+async fn wait_for(
+    server: &Server,
+    path: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (status, body) = server.get_json_as(path, "shop").await;
@@ -113,7 +117,9 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
 
     // Health: sizes as PostgreSQL reports them.
     let health = wait_for(&server, "/api/v1/dify/health", |b| {
-        b["sample"]["tables"].as_array().is_some_and(|t| !t.is_empty())
+        b["sample"]["tables"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
     })
     .await;
     assert_eq!(health["configured"], true, "{health}");
@@ -123,7 +129,10 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
         .cloned()
         .expect("node table");
     let size: i64 = db
-        .query_one("SELECT pg_total_relation_size('workflow_node_executions'::regclass)", &[])
+        .query_one(
+            "SELECT pg_total_relation_size('workflow_node_executions'::regclass)",
+            &[],
+        )
         .await
         .expect("size")
         .get(0);
@@ -136,12 +145,17 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
     let before = scrape(&server).await;
     // A gauge alert rule on the same families fires in the sync's project.
     let alerts = wait_for(&server, "/api/v1/alerts", |b| {
-        b["alerts"].as_array().is_some_and(|a| a.iter().any(|x| x["phase"] == "firing"))
+        b["alerts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["phase"] == "firing"))
     })
     .await;
     let firing = &alerts["alerts"][0];
     assert_eq!(firing["rule"], "node-table-big", "{alerts}");
-    assert_eq!(firing["group"]["table"], "workflow_node_executions", "{alerts}");
+    assert_eq!(
+        firing["group"]["table"], "workflow_node_executions",
+        "{alerts}"
+    );
     let (_, other) = server.get_json_as("/api/v1/dify/health", "default").await;
     assert_eq!(other, serde_json::json!({"configured": false}));
     let (status, bad) = server
@@ -157,7 +171,18 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
     })
     .await;
     let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .args(["dify", "cleanup", "--dsn", &dsn, "--older-than", "30d", "--scope", "nodes", "--batch", "25"])
+        .args([
+            "dify",
+            "cleanup",
+            "--dsn",
+            &dsn,
+            "--older-than",
+            "30d",
+            "--scope",
+            "nodes",
+            "--batch",
+            "25",
+        ])
         .args(["--server", &server.http])
         .arg("--config")
         .arg(&config)
@@ -165,18 +190,31 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
         .arg(&data)
         .output()
         .expect("loupe dify cleanup");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cleanups = wait_for(&server, "/api/v1/dify/cleanups", |b| b["total"] == 1).await;
     let run = &cleanups["runs"][0];
     assert_eq!(run["source"], "cli", "{run}");
-    assert_eq!(run["report"]["deleted"]["workflow_node_executions"], 300, "{run}");
+    assert_eq!(
+        run["report"]["deleted"]["workflow_node_executions"], 300,
+        "{run}"
+    );
     assert_eq!(run["report"]["verified"], 60, "{run}");
     assert_eq!(run["report"]["batches"], 3, "{run}");
     assert_eq!(run["report"]["db_latency"]["samples"], 3, "{run}");
-    assert!(run["report"]["estimated_bytes_freed"].as_u64().unwrap_or(0) > 0, "{run}");
+    assert!(
+        run["report"]["estimated_bytes_freed"].as_u64().unwrap_or(0) > 0,
+        "{run}"
+    );
     assert_eq!(cleanups["rows_deleted"], 300);
     // The health report lists it too, with the totals.
-    let health = wait_for(&server, "/api/v1/dify/health", |b| b["cleanup_totals"]["runs"] == 1).await;
+    let health = wait_for(&server, "/api/v1/dify/health", |b| {
+        b["cleanup_totals"]["runs"] == 1
+    })
+    .await;
     assert_eq!(health["cleanup_totals"]["rows_deleted"], 300, "{health}");
 
     // The CLI reads the same history.
@@ -188,9 +226,16 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
         .arg(&data)
         .output()
         .expect("loupe dify cleanups");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(listed[0]["report"]["deleted"]["workflow_node_executions"], 300);
+    assert_eq!(
+        listed[0]["report"]["deleted"]["workflow_node_executions"],
+        300
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
         .args(["dify", "health", "--dsn", &dsn])
         .arg("--config")
@@ -200,7 +245,11 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
         .output()
         .expect("loupe dify health");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("workflow_node_executions"), "{text}");
     assert!(text.contains("recent cleanups:"), "{text}");
 
@@ -216,12 +265,24 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(
-        value(&text, "dify_database_cleanup_last_deleted_rows{table=\"workflow_node_executions\"}"),
+        value(
+            &text,
+            "dify_database_cleanup_last_deleted_rows{table=\"workflow_node_executions\"}"
+        ),
         Some(300.0),
         "{text}"
     );
-    assert!(value(&text, "dify_database_table_size_bytes{table=\"workflow_node_executions\"}").is_some());
-    assert_eq!(value(&text, "dify_database_lock_waits{table=\"workflow_runs\"}"), Some(0.0));
+    assert!(
+        value(
+            &text,
+            "dify_database_table_size_bytes{table=\"workflow_node_executions\"}"
+        )
+        .is_some()
+    );
+    assert_eq!(
+        value(&text, "dify_database_lock_waits{table=\"workflow_runs\"}"),
+        Some(0.0)
+    );
     let mut child = Command::new(promtool())
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -250,13 +311,19 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split(['{', ' ']).next())
         .collect();
-    for file in ["deploy/prometheus/rules.yml", "deploy/grafana/dify-database.json"] {
+    for file in [
+        "deploy/prometheus/rules.yml",
+        "deploy/grafana/dify-database.json",
+    ] {
         let shipped = std::fs::read_to_string(repo().join(file)).expect("read");
         for name in shipped
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .filter(|w| w.starts_with("dify_database_") && w.len() > "dify_database_".len())
         {
-            assert!(served.contains(name), "{file} uses {name}, not served:\n{text}");
+            assert!(
+                served.contains(name),
+                "{file} uses {name}, not served:\n{text}"
+            );
         }
     }
     server.stop();
@@ -265,7 +332,10 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
 #[test]
 fn the_shipped_rules_pass_promtool_and_the_correlation_alert_fires() {
     let dir = repo().join("deploy/prometheus");
-    for args in [["check", "rules", "rules.yml"], ["test", "rules", "rules.test.yml"]] {
+    for args in [
+        ["check", "rules", "rules.yml"],
+        ["test", "rules", "rules.test.yml"],
+    ] {
         let out = Command::new(promtool())
             .args(args)
             .current_dir(&dir)
