@@ -20,6 +20,10 @@ use crate::{AUDIT_FILE, AlertsConfig, Error, STATE_FILE};
 /// Where the engine reads the rollups from (a copy per evaluation).
 pub type RollupSource = Arc<dyn Fn() -> Rollups + Send + Sync>;
 
+/// Where gauge rules read their gauges from: the samples a rule of the
+/// project (`None`: of every project) may see.
+pub type GaugeSource = Arc<dyn Fn(Option<&str>) -> Vec<crate::eval::gauge::Gauge> + Send + Sync>;
+
 /// What happened to one notice at one target.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Delivery {
@@ -51,6 +55,7 @@ pub struct Engine {
     actions: Actions,
     state_path: Option<PathBuf>,
     source: RollupSource,
+    gauges: Mutex<Option<GaugeSource>>,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
 }
@@ -85,10 +90,17 @@ impl Engine {
             eval: Mutex::new(eval),
             state_path,
             source,
+            gauges: Mutex::new(None),
             clock,
             http: tls::http_client(&[])
                 .map_err(|e| Error::Invalid(format!("HTTP client for actions: {e}")))?,
         }))
+    }
+
+    /// Sets where gauge rules read their gauges (none set: gauge rules
+    /// see no data).
+    pub fn set_gauges(&self, source: GaugeSource) {
+        *self.gauges.lock() = Some(source);
     }
 
     /// Every rule: the config's, then the API's.
@@ -327,11 +339,15 @@ impl Engine {
             }
         };
         let now = self.clock.now_ms();
+        let gauges = self.gauges.lock().clone();
         let notices = {
             let mut ev = self.eval.lock();
             let before = ev.state.clone();
             let rules = self.all_rules_locked(&ev);
-            let notices = ev.evaluate(&rules, &rollups, now);
+            let notices = match &gauges {
+                Some(g) => ev.evaluate_with(&rules, &rollups, &|p| g(p), now),
+                None => ev.evaluate(&rules, &rollups, now),
+            };
             if ev.state != before
                 && let Err(e) = self.save(&ev.state)
             {

@@ -27,7 +27,7 @@ pub mod preview;
 pub mod rules;
 mod util;
 
-pub use engine::{Engine, RollupSource};
+pub use engine::{Engine, GaugeSource, RollupSource};
 pub use eval::{Clock, ManualClock, SystemClock};
 pub use rules::{Rule, Silence};
 

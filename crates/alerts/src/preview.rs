@@ -124,6 +124,8 @@ pub fn lookback(rule: &Rule) -> Duration {
     match rule.kind {
         RuleType::Threshold => rule.window,
         RuleType::Event => rule.within,
+        // A gauge has no past in the spans (the API refuses to preview it).
+        RuleType::Gauge => Duration::ZERO,
     }
 }
 
@@ -205,7 +207,7 @@ impl Previewer {
             .filter(|e| e.phase == crate::eval::Phase::Firing)
             .count() as u64;
         self.out.threshold = match self.rule.kind {
-            RuleType::Threshold => self.rule.threshold_value(),
+            RuleType::Threshold | RuleType::Gauge => self.rule.threshold_value(),
             RuleType::Event => Some(f64::from(self.rule.consecutive)),
         };
         let every = self.every_point.len().div_ceil(MAX_POINTS).max(1);

@@ -4,13 +4,13 @@
 //! **Budgets** ([`budgets`]): spending limits per period with thresholds
 //! that notify once each.
 //!
-//! **Paths** ([`paths`]): the most common sequences of turns and the last
+//! **Paths** ([`paths()`]): the most common sequences of turns and the last
 //! steps before users left.
 //!
-//! **Relations** ([`relations`]): answer length, latency and cost of runs
+//! **Relations** ([`relations()`]): answer length, latency and cost of runs
 //! against their failures and feedback, binned.
 //!
-//! **Users** ([`users`]): new against returning users, whether users come
+//! **Users** ([`users()`]): new against returning users, whether users come
 //! back after a failed run, weekly retention (see the `users` module).
 //!
 //! **Conversations** ([`conversations`]): a conversation is a session
@@ -241,7 +241,7 @@ pub(crate) fn ts(ns: i64) -> String {
 }
 
 /// The statement: one row per group (the group, then the figures in the
-/// order [`row_stats`] reads them).
+/// order `Sums::add_row` reads them).
 fn statement(req: &ConversationsRequest) -> String {
     let group = req
         .group_by

@@ -126,6 +126,19 @@ pub trait ServerInfo: Send + Sync {
     fn settings(&self, project: &loupe_model::ProjectId) -> serde_json::Value;
     /// The Dify sync writing into `project` (`{"configured": false}` when none).
     fn dify_status(&self, project: &loupe_model::ProjectId) -> serde_json::Value;
+    /// The health of the Dify database synced into `project`: sizes,
+    /// growth, upkeep, load, recent cleanups (`{"configured": false}`
+    /// when none).
+    fn dify_health(&self, project: &loupe_model::ProjectId) -> serde_json::Value {
+        let _ = project;
+        serde_json::json!({"configured": false})
+    }
+    /// The recorded cleanup runs of that database, newest first, at most
+    /// `limit`.
+    fn dify_cleanups(&self, project: &loupe_model::ProjectId, limit: usize) -> serde_json::Value {
+        let _ = (project, limit);
+        serde_json::json!({"configured": false})
+    }
 }
 
 /// Renders the `/metrics` body in a format, for one project or (`None`)

@@ -58,6 +58,7 @@ pub const ASSETS: &[Asset] = assets![
     "pages/alerts.js",
     "pages/alert_rule.js",
     "pages/dify.js",
+    "pages/dify-health.js",
     "pages/login.js",
     "pages/overview.js",
     "pages/runs.js",

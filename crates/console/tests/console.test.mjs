@@ -445,6 +445,54 @@ async function openMode() {
     await page.close();
   });
 
+  await check('Dify page shows the database health, the recommendation, cleanups and the correlation', async () => {
+    // The server under test syncs no Dify database: the two Dify routes
+    // answer with the shapes loupe serve gives a synced project.
+    const now = Math.floor(Date.now() / 1000);
+    const table = (name, total, extra = {}) => ({table: name, total_bytes: total, heap_bytes: total * 0.5, toast_bytes: total * 0.3,
+      index_bytes: total * 0.2, rows_estimate: 1000, live_rows: 1000, dead_rows: 300, last_vacuum: null, last_autovacuum: now - 3600,
+      last_analyze: null, last_autoanalyze: now - 3600, oldest_row: now - 90 * 86400, ...extra});
+    const health = {configured: true, available: true, running: true, interval: '5m', samples: 3, failures: 0, database: 'dify/16384',
+      sample: {at: now, database_bytes: 12 * 2 ** 30, tables: [table('workflow_node_executions', 10 * 2 ** 30), table('workflow_runs', 2 ** 30)],
+        connections: {active: 3, idle: 12}, max_connections: 100, probe_ms: 1.5,
+        long_queries: [{pid: 42, state: 'active', seconds: 75, wait: 'Lock', tables: ['workflow_runs'], query: 'UPDATE workflow_runs SET status = $1'}],
+        lock_waits: [{table: 'workflow_runs', waiting: 2, max_seconds: 12.5}],
+        recommendation: {table: 'workflow_node_executions', older_than_days: 30, rows: 2e6, avg_row_bytes: 4096, bytes: 8 * 2 ** 30},
+        collect_ms: 12, errors: []},
+      database_growth: {bytes: 12 * 2 ** 30, rows: 0, bytes_per_day: 2 ** 30, rows_per_day: 0, projected_30d_bytes: 42 * 2 ** 30,
+        projected_90d_bytes: 102 * 2 ** 30, window_hours: 2, samples: 3},
+      growth: {workflow_node_executions: {bytes: 10 * 2 ** 30, rows: 1000, bytes_per_day: 2 ** 29, rows_per_day: 10, projected_30d_bytes: 25 * 2 ** 30,
+        projected_90d_bytes: 55 * 2 ** 30, window_hours: 2, samples: 3}},
+      chart: [0, 1, 2].map((i) => ({at: now - (2 - i) * 3600, database_bytes: (10 + i) * 2 ** 30, tables: {workflow_node_executions: (8 + i) * 2 ** 30},
+        probe_ms: 1 + i, active: i, lock_waits: i})),
+      cleanups: [{started_at: new Date((now - 600) * 1000).toISOString(), finished_at: new Date((now - 500) * 1000).toISOString(), source: 'cli',
+        older_than: '30days', error: null, report: {scope: 'nodes', dry_run: false, deleted: {workflow_node_executions: 123456}, verified: 20000,
+          skipped_unverified: 1, skipped_locked: 0, skipped_open: 2, skipped: [], db_latency: {baseline_ms: 0.8, samples: 40, p50_ms: 1.1, p95_ms: 2.4, max_ms: 3},
+          db_ms: 20000, verify_ms: 60000, avg_row_bytes: {}, estimated_bytes_freed: 3 * 2 ** 30, batches: 40, elapsed_ms: 100000,
+          resumed: false, complete: true, stopped: null}}],
+      cleanup_totals: {runs: 1, rows_deleted: 123456, bytes_freed: 3 * 2 ** 30}, last_error: null};
+    const page = await open(context);
+    await page.route('**/api/v1/dify/status', (r) => r.fulfill({json: {configured: true, project: 'default', interval: '30s', batch: 500,
+      older_than_retention: 'skip', storage_dir: false, web_url: null, running: true, totals: {passes: 3, failures: 0, rows: 10, spans: 40,
+        skipped_older_than_retention: 0}, open_runs: 0, last_success_unix: now, lag_seconds: 5, last_pass: {}}}));
+    await page.route('**/api/v1/dify/health', (r) => r.fulfill({json: health}));
+    await page.goto(`${base}/dify`);
+    await page.waitForSelector('[data-testid=dify-health-stats]');
+    assert.match(await page.textContent('[data-stat=db-size]'), /12\.0 GiB/);
+    assert.match(await page.textContent('[data-stat=projected]'), /102 GiB/);
+    assert.match(await page.textContent('[data-stat=freed]'), /3\.0 GiB/);
+    assert.match(await page.textContent('[data-testid=dify-recommendation]'), /older than 30 days would free ≈ 8\.0 GiB/);
+    assert.match(await page.textContent('[data-testid=dify-recommendation]'), /--scope nodes --older-than 30d --dry-run/);
+    assert.match(await page.textContent('[data-testid=dify-db-tables] tr[data-table=workflow_node_executions]'), /10\.0 GiB.*23\.1%/);
+    assert.match(await page.textContent('[data-testid=dify-cleanups]'), /123,456.*3\.0 GiB/);
+    assert.match(await page.textContent('[data-testid=dify-lock-waits]'), /2 sessions wait for a lock on workflow_runs/);
+    assert.match(await page.textContent('[data-testid=dify-long-queries]'), /75 s pid 42/);
+    await page.waitForSelector('[data-testid=dify-correlation] svg');
+    assert.equal(await page.locator('[data-section=dify-growth] svg').count(), 1);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
   await check('Dify and settings pages show the server\'s state; runs link to Dify', async () => {
     const page = await open(context);
     await page.goto(`${base}/dify`);

@@ -8,12 +8,15 @@
 //! - [`sync`]: the `(created_at, id)` keyset sync and its checkpoint.
 //! - [`projects`]: which Loupe project a row lands in (by app, workspace).
 //! - [`relief`]: verified, batched, resumable deletes of old rows.
+//! - [`health`]: the database's size, growth, upkeep and load from the
+//!   catalogue, and the history of cleanup runs.
 //! - [`rows`]: spans → rows, the inverse of [`map`] (synthetic Dify data).
 //! - [`ddl`]: Dify's DDL for the tables read (tests, the benchmark).
 
 #![warn(missing_docs)]
 
 pub mod ddl;
+pub mod health;
 pub mod map;
 pub mod projects;
 pub mod relief;

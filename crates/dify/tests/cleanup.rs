@@ -263,7 +263,11 @@ async fn never_deletes_rows_the_sync_has_not_verified() {
     }
     assert_eq!(env.count("workflow_node_executions").await, 4);
     assert_eq!(r.skipped_unverified, 2, "{r:?}");
-    let reasons: Vec<_> = r.skipped.iter().map(|s| (s.id.clone(), s.reason)).collect();
+    let reasons: Vec<_> = r
+        .skipped
+        .iter()
+        .map(|s| (s.id.clone(), s.reason.as_str()))
+        .collect();
     assert!(reasons.contains(&(behind.clone(), "unverified")));
     assert!(reasons.contains(&(grown.clone(), "unverified")));
 }

@@ -52,7 +52,7 @@ struct PathsArgs {
     /// Quiet time after a conversation's last turn before it counts as ended.
     #[arg(long, default_value = "30m")]
     gap: String,
-    /// What names a turn: outcome, app or tags.<key> (e.g. tags.intent).
+    /// What names a turn: outcome, app or tags.KEY (e.g. tags.intent).
     #[arg(long, default_value = "outcome")]
     label: String,
     /// Turns per path (1-10).
@@ -127,7 +127,7 @@ struct ConversationsArgs {
     /// Quiet time after a session's last turn before it counts as ended.
     #[arg(long, default_value = "30m")]
     gap: String,
-    /// Group by `app` or `tags.<key>` (e.g. tags.category).
+    /// Group by `app` or `tags.KEY` (e.g. tags.category).
     #[arg(long)]
     by: Option<String>,
     /// Print the JSON answer instead of a table.

@@ -2,6 +2,7 @@
 //! the `[dify]` config section that makes `loupe serve` sync continuously.
 
 mod cleanup;
+mod health;
 mod remote;
 
 use std::path::PathBuf;
@@ -48,6 +49,17 @@ pub struct DifySection {
     /// the Loupe console links each Dify run to its app's logs there.
     /// Unset (default) = no links.
     pub web_url: Option<String>,
+    /// Sample the Dify database's health (table sizes, growth, vacuum,
+    /// connections, long queries, lock waits) this often while `loupe
+    /// serve` runs (humantime, default `5m`; `0s` = off). Catalogue
+    /// queries only: milliseconds per sample.
+    pub health_interval: String,
+    /// A query on an execution table running longer than this is listed
+    /// as long-running (default `30s`).
+    pub long_query: String,
+    /// Age of the node executions the cleanup recommendation is about
+    /// (default `30d`; kept inside the store's retention).
+    pub recommend_older_than: String,
 }
 
 impl Default for DifySection {
@@ -61,6 +73,9 @@ impl Default for DifySection {
             batch: 500,
             storage_dir: None,
             web_url: None,
+            health_interval: "5m".into(),
+            long_query: "30s".into(),
+            recommend_older_than: "30d".into(),
         }
     }
 }
@@ -70,6 +85,47 @@ impl DifySection {
     pub fn projects(&self) -> anyhow::Result<loupe_dify::projects::Projects> {
         loupe_dify::projects::Projects::new(&self.project, &self.projects)
             .map_err(|e| anyhow::anyhow!("[dify] {e}"))
+    }
+
+    /// The health collector's settings (`None`: `health_interval` is 0).
+    /// `retention_days`: the shortest retention of the Dify projects (0 =
+    /// forever); the recommendation stays inside it, as cleanup must.
+    pub fn health(
+        &self,
+        data_dir: &std::path::Path,
+        retention_days: u32,
+    ) -> anyhow::Result<Option<loupe_dify::health::HealthConfig>> {
+        let Some(dsn) = &self.dsn else {
+            return Ok(None);
+        };
+        let parse = |key: &str, text: &str| {
+            humantime::parse_duration(text).with_context(|| {
+                format!("dify.{key} {text:?} is not a duration (try \"5m\", \"30s\", \"30d\")")
+            })
+        };
+        let interval = parse("health_interval", &self.health_interval)?;
+        if interval.is_zero() {
+            return Ok(None);
+        }
+        let mut recommend = parse("recommend_older_than", &self.recommend_older_than)?;
+        if recommend.is_zero() {
+            bail!("dify.recommend_older_than must be positive");
+        }
+        if retention_days > 0 {
+            let inside =
+                Duration::from_secs(u64::from(retention_days.saturating_sub(1)).max(1) * 86_400);
+            recommend = recommend.min(inside);
+        }
+        Ok(Some(loupe_dify::health::HealthConfig {
+            dsn: dsn.clone(),
+            data_dir: data_dir.to_owned(),
+            interval,
+            collect: loupe_dify::health::CollectConfig {
+                long_query: parse("long_query", &self.long_query)?,
+                recommend_older_than: recommend,
+                ..loupe_dify::health::CollectConfig::default()
+            },
+        }))
     }
 
     /// The parsed interval.
@@ -97,6 +153,13 @@ enum DifyCommand {
     /// Delete old rows from Dify's execution tables once Loupe holds them
     /// (verified per batch; see docs/DIFY.md).
     Cleanup(cleanup::CleanupArgs),
+    /// The Dify database's health: size per table (heap, TOAST, indexes),
+    /// rows, dead rows, vacuum, oldest rows, growth and projections,
+    /// connections, long queries, lock waits, what a cleanup would free.
+    Health(health::HealthArgs),
+    /// The recorded runs of `loupe dify cleanup`: rows and bytes freed,
+    /// duration, skips, the database's latency meanwhile.
+    Cleanups(health::CleanupsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -158,6 +221,8 @@ pub fn run(args: DifyArgs) -> anyhow::Result<()> {
             match args.command {
                 DifyCommand::Sync(a) => sync(a).await,
                 DifyCommand::Cleanup(a) => cleanup::cleanup(a).await,
+                DifyCommand::Health(a) => health::health(a).await,
+                DifyCommand::Cleanups(a) => health::cleanups(a),
             }
         })
 }
@@ -297,4 +362,46 @@ pub async fn spawn_sync(
     tracing::info!(interval = %config.dify.interval, project = %config.dify.project, "dify sync started");
     let status = syncer.status();
     Ok(Some((tokio::spawn(syncer.run(interval, stop)), status)))
+}
+
+/// Starts the health collector of `loupe serve` when `[dify] dsn` is set
+/// and `health_interval` is not 0; returns its task and the state the API
+/// and `/metrics` read.
+pub async fn spawn_health(
+    config: &Config,
+    store: &Store,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<
+    Option<(
+        tokio::task::JoinHandle<()>,
+        Arc<loupe_dify::health::HealthState>,
+    )>,
+> {
+    let Some(health) = config
+        .dify
+        .health(&store.config().data_dir, shortest_retention(config)?)?
+    else {
+        return Ok(None);
+    };
+    let interval = health.interval;
+    let monitor = loupe_dify::health::Monitor::connect(health)
+        .await
+        .context("[dify] health collector cannot start")?;
+    tracing::info!(interval = ?interval, "dify health collector started");
+    let state = monitor.state();
+    Ok(Some((tokio::spawn(monitor.run(stop)), state)))
+}
+
+/// The shortest retention (days, 0 = forever) of the projects Dify's rows
+/// land in: cleanup may not reach past it.
+pub fn shortest_retention(config: &Config) -> anyhow::Result<u32> {
+    Ok(config
+        .dify
+        .projects()?
+        .all()
+        .into_iter()
+        .map(|p| config.store.retention_for(p))
+        .filter(|days| *days > 0)
+        .min()
+        .unwrap_or(0))
 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use loupe_api::admission::IngestGate;
+use loupe_dify::health::{CleanupHistory, HealthState};
 use loupe_dify::sync::status::SyncStatus;
 use loupe_model::ProjectId;
 use loupe_rollup::expose::{SelfKind, SelfMetric};
@@ -20,15 +21,38 @@ pub struct ServerView {
     config: Config,
     /// The running Dify sync, if any.
     sync: Option<Arc<SyncStatus>>,
+    /// The running health collector of the Dify database, if any.
+    health: Option<Arc<HealthState>>,
 }
 
 impl ServerView {
     /// A view of `config` (as the store opened with it) and the sync.
-    pub fn new(config: &Config, sync: Option<Arc<SyncStatus>>) -> Self {
+    pub fn new(
+        config: &Config,
+        sync: Option<Arc<SyncStatus>>,
+        health: Option<Arc<HealthState>>,
+    ) -> Self {
         Self {
             config: config.clone(),
             sync,
+            health,
         }
+    }
+
+    /// Why `project` is not shown the database's health (it belongs to the
+    /// whole database, so only the sync's own project sees it), if so.
+    fn health_refused(&self, project: &ProjectId) -> Option<Value> {
+        if !self.dify_here(project) {
+            return Some(json!({"configured": false}));
+        }
+        if !self.dify_owner(project) {
+            return Some(json!({
+                "configured": true,
+                "available": false,
+                "reason": "the Dify database's health and cleanups are shown to the project of [dify] project",
+            }));
+        }
+        None
     }
 
     /// Whether Dify's runs land in `project` (`[dify] project` or one of
@@ -146,6 +170,58 @@ impl loupe_api::ServerInfo for ServerView {
         }
         out
     }
+
+    fn dify_health(&self, project: &ProjectId) -> Value {
+        if let Some(refused) = self.health_refused(project) {
+            return refused;
+        }
+        let d = &self.config.dify;
+        let Some(health) = &self.health else {
+            return json!({
+                "configured": true,
+                "available": true,
+                "running": false,
+                "reason": "dify.health_interval is 0: no samples are taken",
+            });
+        };
+        let (samples, failures) = health.counts();
+        let mut out = serde_json::to_value(health.report()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot serialise the dify health report");
+            json!({})
+        });
+        out["configured"] = json!(true);
+        out["available"] = json!(true);
+        out["running"] = json!(true);
+        out["interval"] = json!(d.health_interval);
+        out["samples"] = json!(samples);
+        out["failures"] = json!(failures);
+        out
+    }
+
+    fn dify_cleanups(&self, project: &ProjectId, limit: usize) -> Value {
+        if let Some(refused) = self.health_refused(project) {
+            return refused;
+        }
+        let path = CleanupHistory::path(&self.config.store.data_dir);
+        match CleanupHistory::load(&path) {
+            Ok(h) => {
+                let (rows, bytes) = h.totals();
+                let runs: Vec<_> = h.runs.iter().rev().take(limit).collect();
+                json!({
+                    "configured": true,
+                    "available": true,
+                    "total": h.runs.len(),
+                    "rows_deleted": rows,
+                    "bytes_freed": bytes,
+                    "runs": runs,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the cleanup history");
+                json!({"configured": true, "available": false, "reason": e.to_string()})
+            }
+        }
+    }
 }
 
 /// The API's and the sync's metrics, as label-less samples.
@@ -198,4 +274,28 @@ pub fn own_metrics(gate: &IngestGate, sync: Option<&SyncStatus>) -> Vec<SelfMetr
         ]);
     }
     out
+}
+
+/// The Dify database's gauges for `type = "gauge"` alert rules: a rule of
+/// the sync's own project (or over every project) sees them, others none.
+pub fn health_gauges(health: Arc<HealthState>, dify_project: String) -> loupe_alerts::GaugeSource {
+    Arc::new(move |project: Option<&str>| {
+        if project.is_some_and(|p| p != dify_project) {
+            return Vec::new();
+        }
+        health
+            .families()
+            .into_iter()
+            .filter(|f| f.kind == "gauge")
+            .flat_map(|f| {
+                f.samples
+                    .into_iter()
+                    .map(move |(labels, value)| loupe_alerts::eval::gauge::Gauge {
+                        name: f.name.to_owned(),
+                        labels: labels.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                        value,
+                    })
+            })
+            .collect()
+    })
 }

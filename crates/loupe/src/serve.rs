@@ -103,6 +103,8 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let dify =
         crate::cli_dify::spawn_sync(&config, pipeline.clone(), &store, stop_rx.clone()).await?;
     let (dify_task, dify_status) = dify.unzip();
+    let health = crate::cli_dify::spawn_health(&config, &store, stop_rx.clone()).await?;
+    let (health_task, dify_health) = health.unzip();
     let ingest_gate = loupe_api::admission::IngestGate::new(
         config.store.max_concurrent_appends,
         config.store.append_queue_timeout,
@@ -131,14 +133,35 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         metrics: Some({
             let (store, gate, relay) = (store.clone(), ingest_gate.clone(), relay.clone());
             let dify_status = dify_status.clone();
+            let dify_health = dify_health.clone();
+            let dify_project = config.dify.project.clone();
             Arc::new(move |format, project| {
                 let own = crate::ops::own_metrics(&gate, dify_status.as_deref());
                 let mut text = store.render_metrics_with(format, project, own);
                 relay.render_into(&mut text, format, project);
+                // The database's health, for its sync's own project (and
+                // the unscoped exposition).
+                if let Some(h) = &dify_health
+                    && project.is_none_or(|p| p == dify_project)
+                {
+                    h.render_metrics(
+                        &mut text,
+                        format == loupe_rollup::expose::Format::OpenMetrics,
+                    );
+                }
                 text
             })
         }),
-        alerts: crate::cli_alerts::engine(&config, &store)?,
+        alerts: {
+            let engine = crate::cli_alerts::engine(&config, &store)?;
+            if let (Some(engine), Some(health)) = (&engine, &dify_health) {
+                engine.set_gauges(crate::ops::health_gauges(
+                    health.clone(),
+                    config.dify.project.clone(),
+                ));
+            }
+            engine
+        },
         ingest_gate,
         read_gate: loupe_api::admission::IngestGate::reads(
             config.query.max_concurrent,
@@ -146,7 +169,11 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         ),
         dify_ids: Arc::new(loupe_ingest::otlp::IdCache::default()),
         relay: Some(relay),
-        info: Some(Arc::new(crate::ops::ServerView::new(&config, dify_status))),
+        info: Some(Arc::new(crate::ops::ServerView::new(
+            &config,
+            dify_status,
+            dify_health,
+        ))),
     };
 
     let http = tokio::net::TcpListener::bind(config.server.http_addr)
@@ -247,6 +274,9 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     http_task.await?.context("http server failed")?;
     grpc_task.await?.context("grpc server failed")?;
     if let Some(task) = dify_task {
+        let _ = task.await;
+    }
+    if let Some(task) = health_task {
         let _ = task.await;
     }
     if let Some(task) = alerts_task {

@@ -13,6 +13,7 @@ use crate::rules::{Metric, Rule, RuleType};
 
 mod clock;
 mod events;
+pub mod gauge;
 pub mod state;
 mod threshold;
 
@@ -165,8 +166,20 @@ impl Evaluator {
         &self.labels
     }
 
-    /// Evaluates every rule at `now_ms` and returns the notices.
+    /// Evaluates every rule at `now_ms` and returns the notices (gauge
+    /// rules see no gauge: see [`Self::evaluate_with`]).
     pub fn evaluate(&mut self, rules: &[Rule], rollups: &Rollups, now_ms: i64) -> Vec<Notice> {
+        self.evaluate_with(rules, rollups, &|_| Vec::new(), now_ms)
+    }
+
+    /// Evaluates every rule at `now_ms`, gauge rules on `gauges`.
+    pub fn evaluate_with(
+        &mut self,
+        rules: &[Rule],
+        rollups: &Rollups,
+        gauges: gauge::Gauges<'_>,
+        now_ms: i64,
+    ) -> Vec<Notice> {
         let mut out = Vec::new();
         let feed = rollups.recent_events();
         if self.state.event_cursor > feed.last_seq() {
@@ -177,6 +190,7 @@ impl Evaluator {
             match rule.kind {
                 RuleType::Threshold => self.threshold_rule(rule, rollups, now_ms, &mut out),
                 RuleType::Event => self.event_rule(rule, feed, now_ms, &mut out),
+                RuleType::Gauge => self.gauge_rule(rule, gauges, now_ms, &mut out),
             }
         }
         self.state.event_cursor = feed.last_seq();
@@ -302,13 +316,17 @@ impl Evaluator {
                 "consecutive_failures".to_owned(),
                 f64::from(rule.consecutive),
             ),
+            RuleType::Gauge => (
+                rule.gauge.clone().unwrap_or_default(),
+                rule.gauge_threshold().unwrap_or(f64::NAN),
+            ),
         };
         let op = match rule.kind {
-            RuleType::Threshold => rule.op.as_str(),
+            RuleType::Threshold | RuleType::Gauge => rule.op.as_str(),
             RuleType::Event => ">=",
         };
         let lookback = match rule.kind {
-            RuleType::Threshold => rule.window,
+            RuleType::Threshold | RuleType::Gauge => rule.window,
             RuleType::Event => rule.within,
         };
         let from = now_ms - lookback.as_millis() as i64;

@@ -480,3 +480,85 @@ fn a_far_future_span_does_not_resolve_a_firing_alert() {
         Some(Phase::Firing)
     );
 }
+
+#[test]
+fn gauge_rules_compare_the_largest_matching_sample_per_group_and_resolve() {
+    use crate::eval::gauge::Gauge;
+    let r = rule(
+        "name='big-table'\ntype='gauge'\ngauge='dify_database_table_size_bytes'\nthreshold=50e9\n\
+         filters={table='!messages'}\ngroup_by=['table']\nsummary='table too big'",
+    );
+    r.validate(&[]).expect("valid");
+    let rules = [r];
+    let g = |table: &str, v: f64| Gauge {
+        name: "dify_database_table_size_bytes".into(),
+        labels: [("table".to_owned(), table.to_owned())].into(),
+        value: v,
+    };
+    let big = vec![
+        g("workflow_node_executions", 60e9),
+        g("workflow_runs", 1e9),
+        g("messages", 99e9),
+        Gauge {
+            name: "dify_database_table_rows".into(),
+            ..g("workflow_runs", 1e12)
+        },
+    ];
+    let roll = Rollups::new(RollupConfig::default());
+    let mut ev = eval();
+    let seen = std::cell::Cell::new(0);
+    let source = |project: Option<&str>| {
+        assert_eq!(project, None, "a rule over every project");
+        seen.set(seen.get() + 1);
+        big.clone()
+    };
+    let fired = ev.evaluate_with(&rules, &roll, &source, T0);
+    assert_eq!(seen.get(), 1);
+    assert_eq!(
+        states(&fired),
+        vec![(NoticeState::Firing, "table=workflow_node_executions".into())],
+        "messages is filtered out, workflow_runs is under"
+    );
+    assert_eq!(fired[0].value, Some(60e9));
+    assert_eq!(fired[0].metric, "dify_database_table_size_bytes");
+    assert_eq!(fired[0].threshold, 50e9);
+    // After a cleanup and VACUUM FULL, the table is small again.
+    let small = vec![g("workflow_node_executions", 10e9)];
+    let resolved = ev.evaluate_with(&rules, &roll, &|_| small.clone(), T0 + MIN);
+    assert_eq!(
+        states(&resolved),
+        vec![(
+            NoticeState::Resolved,
+            "table=workflow_node_executions".into()
+        )]
+    );
+    // Without a gauge source (plain evaluate) there is no data: nothing fires.
+    assert!(ev.evaluate(&rules, &roll, T0 + 2 * MIN).is_empty());
+}
+
+#[test]
+fn a_gauge_rule_needs_a_gauge_name_and_a_numeric_threshold() {
+    let no_gauge = rule("name='x'\ntype='gauge'\nthreshold=1");
+    assert!(
+        no_gauge
+            .validate(&[])
+            .expect_err("refused")
+            .to_string()
+            .contains("needs `gauge`")
+    );
+    let pct = rule("name='x'\ntype='gauge'\ngauge='dify_database_lock_waits'\nthreshold='5%'");
+    assert!(
+        pct.validate(&[])
+            .expect_err("refused")
+            .to_string()
+            .contains("numeric `threshold`")
+    );
+    let bad_label = rule(
+        "name='x'\ntype='gauge'\ngauge='dify_database_lock_waits'\nthreshold=0\nfilters={'ta ble'='x'}",
+    );
+    assert!(bad_label.validate(&[]).is_err());
+    let ok = rule(
+        "name='x'\ntype='gauge'\ngauge='dify_database_lock_waits'\nthreshold='0'\ngroup_by=['table']",
+    );
+    ok.validate(&[]).expect("valid");
+}

@@ -29,6 +29,10 @@ pub enum RuleType {
     Threshold,
     /// N consecutive failures of a group within a time.
     Event,
+    /// The current value of a gauge the server exposes besides the
+    /// rollups (the Dify database's `dify_database_*` families), against
+    /// a threshold.
+    Gauge,
 }
 
 /// The value a threshold rule computes per group over its window.
@@ -136,6 +140,10 @@ pub struct Rule {
     /// Threshold rules: the metric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<Metric>,
+    /// Gauge rules: the gauge family, e.g. `dify_database_table_size_bytes`
+    /// (`filters` and `group_by` then name its labels, e.g. `table`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gauge: Option<String>,
     /// Threshold rules: the comparison. Default `>`.
     #[serde(default = "default_op")]
     pub op: Op,
@@ -227,6 +235,16 @@ impl Rule {
             ));
         }
         for field in self.filters.keys().chain(&self.group_by) {
+            if self.kind == RuleType::Gauge {
+                // A gauge's labels: names as Prometheus allows them.
+                let ok = !field.is_empty()
+                    && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !field.starts_with(|c: char| c.is_ascii_digit());
+                if !ok && field != "project" {
+                    return bad(format!("{field:?} is not a label name"));
+                }
+                continue;
+            }
             if let Err(e) = filter::Field::parse(field, labels) {
                 return bad(e);
             }
@@ -241,6 +259,22 @@ impl Rule {
                 }
                 if self.window < Duration::from_secs(60) {
                     return bad("window must be at least 1m (rollups are per minute)".into());
+                }
+            }
+            RuleType::Gauge => {
+                if self.gauge.as_deref().is_none_or(|g| {
+                    g.is_empty() || !g.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                }) {
+                    return bad(
+                        "a gauge rule needs `gauge`, a metric name such as \"dify_database_table_size_bytes\""
+                            .into(),
+                    );
+                }
+                if self.gauge_threshold().is_none() {
+                    return bad(
+                        "a gauge rule needs a numeric `threshold` in the gauge's unit (e.g. 50e9 for 50 GB)"
+                            .into(),
+                    );
                 }
             }
             RuleType::Event => {
@@ -265,6 +299,15 @@ impl Rule {
             Some(p) => format!("{p}\u{1e}{}", self.name),
             None => self.name.clone(),
         }
+    }
+
+    /// A gauge rule's threshold: a finite number (or its text).
+    pub fn gauge_threshold(&self) -> Option<f64> {
+        match self.threshold.as_ref()? {
+            Threshold::Number(v) => Some(*v),
+            Threshold::Text(t) => t.trim().parse().ok(),
+        }
+        .filter(|v: &f64| v.is_finite())
     }
 
     /// The threshold as a number in the metric's unit.

@@ -173,6 +173,13 @@ pub(crate) async fn preview(
     let rule = engine
         .scoped_rule(project.as_str(), rule)
         .map_err(api_error)?;
+    if rule.kind == loupe_alerts::rules::RuleType::Gauge {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "a gauge rule reads the current value of a gauge (the Dify database's \
+             dify_database_* families), which stored spans do not hold: there is nothing to preview",
+        ));
+    }
     let labels = engine.labels();
     let now = now_ns(body.now.as_ref())?;
     let range = std::time::Duration::from_secs(u64::from(hours) * 3600);

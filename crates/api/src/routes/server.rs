@@ -2,14 +2,19 @@
 //! and Settings pages: `GET /api/v1/settings` (retention, tag rules and
 //! metrics labels in effect for the caller's project) and
 //! `GET /api/v1/dify/status` (the Dify sync: passes, lag, rows, skips,
-//! errors). Answers 404 when the server was built without this
-//! information (tests driving the router alone).
+//! errors), `GET /api/v1/dify/health` (the Dify database's sizes, growth,
+//! upkeep and load, and recent cleanups) and `GET /api/v1/dify/cleanups`
+//! (the recorded cleanup runs; `?limit=`, default 50, at most 500).
+//! Answers 404 when the server was built without this information (tests
+//! driving the router alone).
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
+
+use loupe_backend::StoreError;
 
 use crate::auth::Project;
 use crate::{ApiError, AppState};
@@ -18,6 +23,8 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/settings", get(settings))
         .route("/api/v1/dify/status", get(dify_status))
+        .route("/api/v1/dify/health", get(dify_health))
+        .route("/api/v1/dify/cleanups", get(dify_cleanups))
 }
 
 fn info(state: &AppState) -> Result<&std::sync::Arc<dyn crate::ServerInfo>, ApiError> {
@@ -41,4 +48,57 @@ async fn dify_status(
     Project(project): Project,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(info(&state)?.dify_status(&project)))
+}
+
+async fn dify_health(
+    State(state): State<AppState>,
+    Project(project): Project,
+) -> Result<Json<Value>, ApiError> {
+    let info = info(&state)?.clone();
+    // The report reads the cleanup history file: off the async threads.
+    let value = tokio::task::spawn_blocking(move || info.dify_health(&project))
+        .await
+        .map_err(|e| {
+            ApiError::from(StoreError::Internal(format!(
+                "dify health task failed: {e}"
+            )))
+        })?;
+    Ok(Json(value))
+}
+
+/// `?limit=` of the cleanup list.
+#[derive(Debug, serde::Deserialize)]
+struct CleanupsQuery {
+    limit: Option<String>,
+}
+
+/// Cleanup runs listed at most per request (the history keeps 500).
+const MAX_CLEANUPS: usize = 500;
+
+async fn dify_cleanups(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Query(q): Query<CleanupsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = match q.limit.as_deref() {
+        None => 50,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_CLEANUPS).contains(&n) => n,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("limit {text:?}: expected a number from 1 to {MAX_CLEANUPS}"),
+                ));
+            }
+        },
+    };
+    let info = info(&state)?.clone();
+    let value = tokio::task::spawn_blocking(move || info.dify_cleanups(&project, limit))
+        .await
+        .map_err(|e| {
+            ApiError::from(StoreError::Internal(format!(
+                "dify cleanups task failed: {e}"
+            )))
+        })?;
+    Ok(Json(value))
 }

@@ -1,13 +1,15 @@
 // Dify: the database sync writing into this project (GET
 // /api/v1/dify/status): lag since the last successful pass, the last pass
 // (when, how long, rows per table, rows skipped as older than retention,
-// its error), totals since the server started. Cleanup of Dify's tables
-// runs from the CLI (`loupe dify cleanup`), which this page explains.
+// its error), totals since the server started; then the database's
+// health and cleanups (dify-health.js). Cleanup of Dify's tables runs
+// from the CLI (`loupe dify cleanup`), which this page explains.
 import {h, icon, replace} from '../dom.js';
 import {t} from '../i18n.js';
 import * as api from '../api.js';
 import * as fmt from '../format.js';
 import {section, kv, failure, empty} from '../widgets.js';
+import {mountHealth} from './dify-health.js';
 
 function stat(id, label, value, sub, cls) {
   return h('div', {class: 'stat', dataset: {stat: id}}, h('div', {class: 'stat-label'}, label),
@@ -32,8 +34,11 @@ export function mount(ctx) {
   ctx.setTitle(t('dify.title'));
   const controller = new AbortController();
   const box = h('div', {class: 'stack'}, h('div', {class: 'skeleton tall'}));
-  replace(ctx.actions, h('button', {class: 'btn icon-only', title: t('refresh.now'), 'aria-label': t('refresh.now'), onclick: () => load()}, icon('refresh')));
-  replace(ctx.el, box);
+  const healthBox = h('div', {class: 'stack', dataset: {testid: 'dify-health'}});
+  let refreshHealth = () => {};
+  replace(ctx.actions, h('button', {class: 'btn icon-only', title: t('refresh.now'), 'aria-label': t('refresh.now'),
+    onclick: () => { load(); refreshHealth(); }}, icon('refresh')));
+  replace(ctx.el, h('div', {class: 'stack'}, box, healthBox));
 
   function render(d) {
     if (!d.configured) {
@@ -95,8 +100,10 @@ export function mount(ctx) {
     }
   }
   load();
+  refreshHealth = mountHealth(healthBox, controller.signal);
   const timer = setInterval(load, 10000);
-  return () => { clearInterval(timer); controller.abort(); };
+  const healthTimer = setInterval(() => refreshHealth(), 60000);
+  return () => { clearInterval(timer); clearInterval(healthTimer); controller.abort(); };
 }
 
 // "30s", "5m", "1h" → seconds (the sync's interval as configured).

@@ -5,7 +5,7 @@
 //! timeouts retry the batch with backoff, then skip it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use tokio_postgres::Client;
@@ -14,7 +14,7 @@ use tokio_postgres::types::ToSql;
 
 use super::delete::{self, Key};
 use super::family::{Ctx, Family};
-use super::verify::Verdict;
+use super::verify::{self, Item, Verdict};
 use super::{Cleaner, CleanupReport, Scope};
 use crate::Error;
 use crate::sync::Checkpoint;
@@ -150,6 +150,7 @@ impl Cleaner {
         let mut attempt = 0;
         let page = loop {
             let (lt, st) = self.timeouts();
+            let t_db = Instant::now();
             let read = async {
                 let tx = delete::begin(&mut self.client, lt, st, true)
                     .await
@@ -158,7 +159,9 @@ impl Cleaner {
                 tx.commit().await.map_err(classify(F::TABLE))?;
                 Ok(rows)
             };
-            match read.await {
+            let read = read.await;
+            self.timing.db += t_db.elapsed();
+            match read {
                 Ok(rows) => break rows,
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Retry(reason)) => {
@@ -225,32 +228,89 @@ impl Cleaner {
         let (lt, st) = self.timeouts();
         let dry = self.config.dry_run;
         let ids: Vec<String> = rows.iter().map(|r| r.id().to_owned()).collect();
+        let t_db = Instant::now();
         let tx = delete::begin(&mut self.client, lt, st, true)
             .await
             .map_err(classify(F::CHILD_TABLE))?;
         let children = F::children(&tx, &ids).await?;
         tx.commit().await.map_err(classify(F::CHILD_TABLE))?;
+        self.timing.db += t_db.elapsed();
         let by_parent = group(&children, F::parent_of);
         let ctx = ctx(&self.checkpoint, self.config.scope, feedback_upto);
         let mut done = Done::default();
-        let mut held: HashMap<String, String> = HashMap::new();
-        for row in rows {
-            let mine = by_parent.get(row.id()).cloned().unwrap_or_default();
-            if let Some(why) = row.precheck(&mine, &ctx) {
+        // Rows to verify, grouped by the project the sync wrote them to.
+        let mut by_project: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let none = Vec::new();
+        let mine_of = |row: &F| by_parent.get(row.id()).unwrap_or(&none);
+        for (i, row) in rows.iter().enumerate() {
+            if let Some(why) = row.precheck(mine_of(row), &ctx) {
                 done.unverified.push((row.id().to_owned(), why));
                 continue;
             }
             let (tenant, app) = row.owner();
-            let project = loupe_model::ProjectId::new(self.projects.of(tenant, app))
+            by_project
+                .entry(self.projects.of(tenant, app).to_owned())
+                .or_default()
+                .push(i);
+        }
+        let t_store = Instant::now();
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; rows.len()];
+        for (project, idxs) in &by_project {
+            let project = loupe_model::ProjectId::new(project.clone())
                 .map_err(|e| Attempt::Fatal(Error::Invalid(format!("project: {e}"))))?;
-            let verdict = row
-                .check(self.store.as_ref(), &project, &mine)
-                .await
-                .map_err(Attempt::Fatal)?;
+            let items = idxs
+                .iter()
+                .map(|&i| {
+                    let (row, mine) = (&rows[i], mine_of(&rows[i]));
+                    Item {
+                        id: row.id(),
+                        facts: row.facts(mine),
+                        window: row.window(mine),
+                        stored: row.stored(mine),
+                    }
+                })
+                .collect();
+            // One store query per batch and project; row by row only when
+            // the reader cannot answer it (a remote server).
+            let batch = if self.config.batch_verify {
+                verify::check_batch(self.store.as_ref(), &project, items)
+                    .await
+                    .map_err(Attempt::Fatal)?
+            } else {
+                None
+            };
+            match batch {
+                Some(vs) => {
+                    for (&i, v) in idxs.iter().zip(vs) {
+                        verdicts[i] = Some(v);
+                    }
+                }
+                None => {
+                    for &i in idxs {
+                        let (row, mine) = (&rows[i], mine_of(&rows[i]));
+                        let v = verify::check_one(
+                            self.store.as_ref(),
+                            &project,
+                            row.id(),
+                            row.facts(mine),
+                            row.stored(mine),
+                        )
+                        .await
+                        .map_err(Attempt::Fatal)?;
+                        verdicts[i] = Some(v);
+                    }
+                }
+            }
+        }
+        self.timing.store += t_store.elapsed();
+        let mut held: HashMap<String, String> = HashMap::new();
+        for (row, verdict) in rows.iter().zip(verdicts) {
+            let Some(verdict) = verdict else { continue };
+            let mine = mine_of(row);
             match verdict {
                 Verdict::Held(d) => {
                     done.verified += 1;
-                    if row.deletable(&mine, &ctx) {
+                    if row.deletable(mine, &ctx) {
                         held.insert(row.id().to_owned(), d);
                     }
                 }
@@ -268,6 +328,7 @@ impl Cleaner {
             .filter(|r| held.contains_key(r.id()))
             .map(|r| r.id().to_owned())
             .collect();
+        let t_db = Instant::now();
         let tx = delete::begin(&mut self.client, lt, st, dry)
             .await
             .map_err(classify(F::TABLE))?;
@@ -298,6 +359,7 @@ impl Cleaner {
             .await
             .map_err(|(t, e)| classify(t)(e))?;
         finish(tx, dry).await?;
+        self.timing.db += t_db.elapsed();
         Ok(done)
     }
 }

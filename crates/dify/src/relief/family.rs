@@ -4,18 +4,20 @@
 //! open rows, verify against the store, re-check under lock, delete — for
 //! either family through this trait.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::NaiveDateTime;
-use loupe_backend::SpanReader;
-use loupe_model::ProjectId;
+use loupe_model::Span;
 use tokio_postgres::GenericClient;
 
 use super::Scope;
 use super::batch::{Attempt, Bounds};
 use super::delete::Key;
-use super::verify::{self, FeedbackRow, MessageRow, NodeRow, RunRow, Verdict};
-use crate::Error;
+use super::verify::{self, Fact, FeedbackRow, MessageRow, NodeRow, RunRow};
+use crate::schema::utc_ns;
+
+/// How a stored span becomes a verification fact.
+pub(crate) type StoredFact = Box<dyn Fn(&Span) -> Fact + Send + Sync>;
 
 /// What a family's hooks may consult besides its rows.
 pub(crate) struct Ctx<'a> {
@@ -64,13 +66,12 @@ pub(crate) trait Family: Clone + Sized {
     fn child_id(child: &Self::Child) -> &str;
     /// Why the row cannot be verified before looking at the store, if so.
     fn precheck(&self, children: &[&Self::Child], ctx: &Ctx<'_>) -> Option<String>;
-    /// Checks the row and its children against the store.
-    async fn check(
-        &self,
-        store: &dyn SpanReader,
-        project: &ProjectId,
-        children: &[&Self::Child],
-    ) -> Result<Verdict, Error>;
+    /// The facts of the row and its children, as verification compares them.
+    fn facts(&self, children: &[&Self::Child]) -> BTreeMap<String, Fact>;
+    /// How a stored span of this row becomes a fact.
+    fn stored(&self, children: &[&Self::Child]) -> StoredFact;
+    /// The start times (ns) of the row's spans: the row's and its children's.
+    fn window(&self, children: &[&Self::Child]) -> (i64, i64);
     /// Whether a verified row is deleted in this scope.
     fn deletable(&self, children: &[&Self::Child], ctx: &Ctx<'_>) -> bool;
     /// The database digest of the row and its children.
@@ -118,13 +119,16 @@ impl Family for RunRow {
     fn precheck(&self, _: &[&NodeRow], _: &Ctx<'_>) -> Option<String> {
         None
     }
-    async fn check(
-        &self,
-        store: &dyn SpanReader,
-        project: &ProjectId,
-        children: &[&NodeRow],
-    ) -> Result<Verdict, Error> {
-        verify::check_run(store, project, self, children).await
+    fn facts(&self, children: &[&NodeRow]) -> BTreeMap<String, Fact> {
+        verify::run_facts(self, children)
+    }
+    fn stored(&self, _: &[&NodeRow]) -> StoredFact {
+        Box::new(verify::run_span_fact)
+    }
+    fn window(&self, children: &[&NodeRow]) -> (i64, i64) {
+        let times = children.iter().map(|n| utc_ns(n.created_at));
+        let at = utc_ns(self.created_at);
+        (times.clone().fold(at, i64::min), times.fold(at, i64::max))
     }
     fn deletable(&self, children: &[&NodeRow], ctx: &Ctx<'_>) -> bool {
         // Scope `nodes` keeps the run rows: a run without node rows left
@@ -188,13 +192,18 @@ impl Family for MessageRow {
         (!children.iter().all(|f| synced(f)))
             .then(|| "feedback changed after the last sync".to_owned())
     }
-    async fn check(
-        &self,
-        store: &dyn SpanReader,
-        project: &ProjectId,
-        children: &[&FeedbackRow],
-    ) -> Result<Verdict, Error> {
-        verify::check_message(store, project, self, children).await
+    fn facts(&self, children: &[&FeedbackRow]) -> BTreeMap<String, Fact> {
+        verify::message_facts(self, children)
+    }
+    fn stored(&self, children: &[&FeedbackRow]) -> StoredFact {
+        let ids: HashSet<String> = children.iter().map(|f| f.id.clone()).collect();
+        Box::new(move |s| verify::message_span_fact(&ids, s))
+    }
+    fn window(&self, children: &[&FeedbackRow]) -> (i64, i64) {
+        // A feedback span starts at the feedback's last update.
+        let times = children.iter().map(|f| utc_ns(f.updated_at));
+        let at = utc_ns(self.created_at);
+        (times.clone().fold(at, i64::min), times.fold(at, i64::max))
     }
     fn deletable(&self, _: &[&FeedbackRow], _: &Ctx<'_>) -> bool {
         true

@@ -22,6 +22,7 @@
 
 mod batch;
 mod delete;
+pub(crate) use delete::avg_row_bytes;
 mod family;
 pub mod progress;
 mod verify;
@@ -36,7 +37,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDateTime;
 use loupe_backend::SpanReader;
 use loupe_model::ProjectId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 use crate::Error;
@@ -138,6 +139,13 @@ pub struct CleanupConfig {
     pub lock_retries: u32,
     /// First retry delay; doubled at each retry.
     pub retry_backoff: Duration,
+    /// Who runs it, as the cleanup history records it (`cli`, `serve`,
+    /// `console`).
+    pub source: String,
+    /// Verify each batch with one store query (default). `false` reads
+    /// run by run, as before batch verification: for the benchmark's
+    /// comparison only.
+    pub batch_verify: bool,
 }
 
 impl CleanupConfig {
@@ -159,23 +167,66 @@ impl CleanupConfig {
             max_batches: None,
             lock_retries: 3,
             retry_backoff: Duration::from_millis(250),
+            source: "cli".into(),
+            batch_verify: true,
         }
     }
 }
 
 /// A run or message left in place, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skip {
     /// The run or message id.
     pub id: String,
     /// `unverified`, `locked` or `open`.
-    pub reason: &'static str,
+    pub reason: String,
     /// Details for the operator.
     pub detail: String,
 }
 
+/// The latency of one cheap query, the newest rows of the walked table by
+/// its `(created_at, id)` index (what Dify's log pages ask), measured
+/// before the first batch (`baseline_ms`, the median of three) and after
+/// every batch: how much the cleanup slowed Dify's database down.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DbLatency {
+    /// Median before the first batch, ms.
+    pub baseline_ms: f64,
+    /// Probes after batches.
+    pub samples: u64,
+    /// Median of the probes, ms.
+    pub p50_ms: f64,
+    /// 95th percentile of the probes, ms.
+    pub p95_ms: f64,
+    /// Slowest probe, ms.
+    pub max_ms: f64,
+}
+
+impl DbLatency {
+    fn of(baseline: &[f64], probes: &[f64]) -> Self {
+        let q = |v: &[f64], q: f64| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            if v.is_empty() {
+                return 0.0;
+            }
+            let i = ((v.len() - 1) as f64 * q).round() as usize;
+            v[i.min(v.len() - 1)]
+        };
+        Self {
+            baseline_ms: q(baseline, 0.5),
+            samples: probes.len() as u64,
+            p50_ms: q(probes, 0.5),
+            p95_ms: q(probes, 0.95),
+            max_ms: probes.iter().copied().fold(0.0, f64::max),
+        }
+    }
+}
+
 /// What a cleanup did (or, for a dry run, would do).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CleanupReport {
     /// The scope.
     pub scope: String,
@@ -195,6 +246,13 @@ pub struct CleanupReport {
     pub skipped_open: u64,
     /// The first skipped runs (messages), with reasons.
     pub skipped: Vec<Skip>,
+    /// Dify's query latency while the cleanup ran (see [`DbLatency`]).
+    pub db_latency: DbLatency,
+    /// Time spent in Dify's database (page reads, child reads, the delete
+    /// transactions), in milliseconds: what the latency target paces.
+    pub db_ms: u64,
+    /// Time spent verifying against Loupe's store, in milliseconds.
+    pub verify_ms: u64,
     /// Average row size per table, in bytes.
     pub avg_row_bytes: BTreeMap<String, f64>,
     /// Estimated bytes freed (deleted rows × average row size). PostgreSQL
@@ -214,7 +272,7 @@ pub struct CleanupReport {
 }
 
 impl CleanupReport {
-    fn skip(&mut self, id: &str, reason: &'static str, detail: impl Into<String>) {
+    fn skip(&mut self, id: &str, reason: &str, detail: impl Into<String>) {
         match reason {
             "unverified" => self.skipped_unverified += 1,
             "locked" => self.skipped_locked += 1,
@@ -223,7 +281,7 @@ impl CleanupReport {
         if self.skipped.len() < MAX_LISTED {
             self.skipped.push(Skip {
                 id: id.to_owned(),
-                reason,
+                reason: reason.to_owned(),
                 detail: detail.into(),
             });
         }
@@ -260,6 +318,17 @@ pub struct Cleaner {
     progress: CleanupProgress,
     steps: Vec<delete::Step>,
     on_tick: Option<TickFn>,
+    /// Where the time of the current run went.
+    timing: Timing,
+}
+
+/// Time spent per side, summed over a run's batches.
+#[derive(Debug, Default, Clone, Copy)]
+struct Timing {
+    /// In Dify's database.
+    db: Duration,
+    /// Verifying against the store.
+    store: Duration,
 }
 
 impl Cleaner {
@@ -364,6 +433,7 @@ impl Cleaner {
             progress,
             steps,
             on_tick: None,
+            timing: Timing::default(),
         })
     }
 
@@ -386,14 +456,45 @@ impl Cleaner {
     }
 
     /// Runs the cleanup to the end (or to `max_batches`, or until the
-    /// keyset table itself stays locked).
+    /// keyset table itself stays locked), and appends what it did (or why
+    /// it failed) to the cleanup history (`dify-cleanups.json`). A history
+    /// that cannot be written is logged; the report is still returned.
     pub async fn run(&mut self) -> Result<CleanupReport, Error> {
+        let started_at = chrono::Utc::now();
+        let mut report = CleanupReport::default();
+        let result = self.run_into(&mut report).await;
+        if result.is_err() {
+            report.elapsed_ms = millis(
+                (chrono::Utc::now() - started_at)
+                    .to_std()
+                    .unwrap_or_default(),
+            );
+        }
+        let record = crate::health::cleanups::CleanupRecord {
+            started_at: started_at.to_rfc3339(),
+            finished_at: chrono::Utc::now().to_rfc3339(),
+            source: self.config.source.clone(),
+            older_than: humantime::format_duration(self.config.older_than).to_string(),
+            error: result.as_ref().err().map(ToString::to_string),
+            report: report.clone(),
+        };
+        if let Err(e) =
+            crate::health::cleanups::CleanupHistory::append(&self.config.data_dir, record)
+        {
+            tracing::warn!(error = %e, "dify cleanup: cannot record the run in the cleanup history");
+        }
+        result.map(|()| report)
+    }
+
+    /// The run, filling `report` as it goes (so a failed run still says
+    /// what it did before failing).
+    async fn run_into(&mut self, report: &mut CleanupReport) -> Result<(), Error> {
         let started = Instant::now();
         let scope = self.config.scope;
         let cutoff = chrono::Utc::now().naive_utc()
             - chrono::TimeDelta::from_std(self.config.older_than)
                 .map_err(|e| Error::Invalid(format!("older-than: {e}")))?;
-        let mut report = CleanupReport {
+        *report = CleanupReport {
             scope: scope.name().to_owned(),
             dry_run: self.config.dry_run,
             cutoff: Position::new(cutoff, "").at,
@@ -429,6 +530,14 @@ impl Cleaner {
         let total = batch::estimate(&self.client, table, &cursor, cutoff, &upto)
             .await
             .unwrap_or(0);
+        self.timing = Timing::default();
+        let mut baseline = Vec::new();
+        for _ in 0..3 {
+            if let Some(ms) = probe(&self.client, table).await {
+                baseline.push(ms);
+            }
+        }
+        let mut probes = Vec::new();
         let mut size = self.config.batch;
         let mut done = 0u64;
         let target = self.config.max_batch_latency;
@@ -444,15 +553,15 @@ impl Cleaner {
                 upto: (upto.0, upto.1.as_str()),
                 limit,
             };
-            let t0 = Instant::now();
+            let db_before = self.timing.db;
             let fu = feedback_upto.as_ref();
             let outcome = match scope {
-                Scope::Nodes | Scope::Runs => {
-                    self.batch::<RunRow>(&bounds, fu, &mut report).await?
-                }
-                Scope::Messages => self.batch::<MessageRow>(&bounds, fu, &mut report).await?,
+                Scope::Nodes | Scope::Runs => self.batch::<RunRow>(&bounds, fu, report).await?,
+                Scope::Messages => self.batch::<MessageRow>(&bounds, fu, report).await?,
             };
-            let latency = t0.elapsed();
+            // Only the database's share paces the cleanup: verification
+            // against Loupe's store costs Dify nothing.
+            let latency = self.timing.db.saturating_sub(db_before);
             let (read, last) = match outcome {
                 batch::Outcome::Done { read, last } => (read, last),
                 batch::Outcome::Empty => {
@@ -466,6 +575,9 @@ impl Cleaner {
             };
             report.batches += 1;
             batches_total += 1;
+            if let Some(ms) = probe(&self.client, table).await {
+                probes.push(ms);
+            }
             done += read as u64;
             cursor = (last.time()?, last.id.clone());
             if !self.config.dry_run {
@@ -502,9 +614,26 @@ impl Cleaner {
             .map(|(t, n)| report.avg_row_bytes.get(t).copied().unwrap_or(0.0) * *n as f64)
             .sum::<f64>()
             .round() as u64;
-        report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(report)
+        report.elapsed_ms = millis(started.elapsed());
+        report.db_ms = millis(self.timing.db);
+        report.verify_ms = millis(self.timing.store);
+        report.db_latency = DbLatency::of(&baseline, &probes);
+        Ok(())
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One latency probe of Dify's database: the newest rows of `table` by its
+/// `(created_at, id)` index, in ms; `None` when it failed (a timeout is
+/// not a reason to stop the cleanup).
+async fn probe(client: &Client, table: &'static str) -> Option<f64> {
+    let sql = format!("SELECT id FROM {table} ORDER BY created_at DESC, id DESC LIMIT 20");
+    let t0 = Instant::now();
+    client.query(&sql, &[]).await.ok()?;
+    Some(t0.elapsed().as_secs_f64() * 1000.0)
 }
 
 /// The adaptive pause: a batch slower than `target` sleeps in proportion

@@ -53,9 +53,13 @@ pub(crate) enum Verdict {
     Altered,
 }
 
-fn compare(db: BTreeMap<String, Fact>, spans: &[Span], fact: impl Fn(&Span) -> Fact) -> Verdict {
+fn compare<'s>(
+    db: BTreeMap<String, Fact>,
+    spans: impl IntoIterator<Item = &'s Span>,
+    fact: impl Fn(&Span) -> Fact,
+) -> Verdict {
     let stored: BTreeMap<String, Fact> = spans
-        .iter()
+        .into_iter()
         .filter(|s| db.contains_key(&s.span_id))
         .map(|s| (s.span_id.clone(), fact(s)))
         .collect();
@@ -183,7 +187,8 @@ pub(crate) fn run_digest(run: &RunRow, nodes: &[&NodeRow]) -> String {
     digest(&run_facts(run, nodes))
 }
 
-fn run_facts(run: &RunRow, nodes: &[&NodeRow]) -> BTreeMap<String, Fact> {
+/// The facts of a run and its nodes as the database holds them.
+pub(crate) fn run_facts(run: &RunRow, nodes: &[&NodeRow]) -> BTreeMap<String, Fact> {
     let mut facts: BTreeMap<String, Fact> =
         nodes.iter().map(|n| (n.id.clone(), n.fact())).collect();
     facts.insert(run.id.clone(), run.fact());
@@ -195,22 +200,17 @@ pub(crate) fn message_digest(m: &MessageRow, feedbacks: &[&FeedbackRow]) -> Stri
     digest(&message_facts(m, feedbacks))
 }
 
-fn message_facts(m: &MessageRow, feedbacks: &[&FeedbackRow]) -> BTreeMap<String, Fact> {
+/// The facts of a message and its feedback as the database holds them.
+pub(crate) fn message_facts(m: &MessageRow, feedbacks: &[&FeedbackRow]) -> BTreeMap<String, Fact> {
     let mut facts: BTreeMap<String, Fact> =
         feedbacks.iter().map(|f| (f.id.clone(), f.fact())).collect();
     facts.insert(m.id.clone(), m.fact());
     facts
 }
 
-/// Verifies a run (span count and digest) against the store.
-pub(crate) async fn check_run(
-    store: &dyn SpanReader,
-    project: &ProjectId,
-    run: &RunRow,
-    nodes: &[&NodeRow],
-) -> Result<Verdict, Error> {
-    let spans = store.trace(project, &run.id).await?;
-    Ok(compare(run_facts(run, nodes), &spans, |s| Fact {
+/// The fact a stored span of a run gives (the mapping's inverse).
+pub(crate) fn run_span_fact(s: &Span) -> Fact {
+    Fact {
         id: s.span_id.clone(),
         status: s.raw_status.clone().unwrap_or_default(),
         end: s.end_time,
@@ -219,39 +219,179 @@ pub(crate) async fn check_run(
             .get("dify.elapsed_time")
             .cloned()
             .unwrap_or_default(),
-    }))
+    }
 }
 
-/// Verifies a message and its feedback against the store.
-pub(crate) async fn check_message(
+/// The fact a stored span of a chat turn gives: feedback spans carry the
+/// rating as output and the feedback's update time as start.
+pub(crate) fn message_span_fact(feedback_ids: &HashSet<String>, s: &Span) -> Fact {
+    if feedback_ids.contains(s.span_id.as_str()) {
+        Fact {
+            id: s.span_id.clone(),
+            status: "feedback".into(),
+            end: s.start_time,
+            measure: s.output.clone().unwrap_or_default(),
+        }
+    } else {
+        Fact {
+            id: s.span_id.clone(),
+            status: s.raw_status.clone().unwrap_or_default(),
+            end: s.end_time,
+            measure: s
+                .attributes
+                .get("dify.latency")
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Verifies one run or message by reading its trace (`SpanReader::trace`):
+/// the fallback when the reader cannot answer a batch query.
+pub(crate) async fn check_one(
     store: &dyn SpanReader,
     project: &ProjectId,
-    m: &MessageRow,
-    feedbacks: &[&FeedbackRow],
+    id: &str,
+    facts: BTreeMap<String, Fact>,
+    stored: impl Fn(&Span) -> Fact,
 ) -> Result<Verdict, Error> {
-    let spans = store.trace(project, &m.id).await?;
-    let feedback_ids: HashSet<&str> = feedbacks.iter().map(|f| f.id.as_str()).collect();
-    Ok(compare(message_facts(m, feedbacks), &spans, |s| {
-        if feedback_ids.contains(s.span_id.as_str()) {
-            Fact {
-                id: s.span_id.clone(),
-                status: "feedback".into(),
-                end: s.start_time,
-                measure: s.output.clone().unwrap_or_default(),
-            }
-        } else {
-            Fact {
-                id: s.span_id.clone(),
-                status: s.raw_status.clone().unwrap_or_default(),
-                end: s.end_time,
-                measure: s
-                    .attributes
-                    .get("dify.latency")
-                    .cloned()
-                    .unwrap_or_default(),
+    let spans = store.trace(project, id).await?;
+    Ok(compare(facts, &spans, stored))
+}
+
+/// One row of a batch to verify: its id (the trace or run id its spans
+/// carry), the database facts, the start-time window of its spans (ns),
+/// and how a stored span becomes a fact.
+pub(crate) struct Item<'a> {
+    pub id: &'a str,
+    pub facts: BTreeMap<String, Fact>,
+    pub window: (i64, i64),
+    pub stored: Box<dyn Fn(&Span) -> Fact + Send + Sync + 'a>,
+}
+
+/// Rows a batch query returns at most; a batch whose spans exceed it is
+/// verified row by row instead.
+const MAX_BATCH_SPANS: usize = 200_000;
+
+/// Slack around the rows' times in the batch query's time range: the
+/// spans start exactly at the rows' times, the slack only keeps a
+/// rounding or clock quirk from making a held row look missing.
+const WINDOW_SLACK_NS: i64 = 86_400 * 1_000_000_000;
+
+/// Verifies every item of one project with one store query (`trace_id` or
+/// `run_id` among the items' ids, their time window): the same checks as
+/// [`check_one`], the spans of an item being those whose trace or run id
+/// is the item's. `None` when the reader cannot answer such a query (a
+/// remote server) or the answer would exceed [`MAX_BATCH_SPANS`]: the
+/// caller then verifies item by item.
+pub(crate) async fn check_batch(
+    store: &dyn SpanReader,
+    project: &ProjectId,
+    items: Vec<Item<'_>>,
+) -> Result<Option<Vec<Verdict>>, Error> {
+    use loupe_backend::plan::{Cmp, FieldRef, Filter, Literal, Output, ValueType};
+    use loupe_backend::{Plan, QueryLimits, StoreError};
+    use loupe_model::column;
+    if items.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let text = |name: &str| FieldRef::Column {
+        name: name.to_owned(),
+        ty: ValueType::Text,
+    };
+    let time = |name: &str| FieldRef::Column {
+        name: name.to_owned(),
+        ty: ValueType::Timestamp,
+    };
+    // An OR of equalities (not an IN list): the store prunes parts and
+    // rows by trace and run ids only from equalities.
+    let mut alternatives = Vec::with_capacity(items.len() * 2);
+    for it in &items {
+        for c in [column::TRACE_ID, column::RUN_ID] {
+            alternatives.push(Filter::Compare {
+                field: text(c),
+                op: Cmp::Eq,
+                value: Literal::Text(it.id.to_owned()),
+            });
+        }
+    }
+    let from = items.iter().map(|i| i.window.0).min().unwrap_or(0);
+    let to = items.iter().map(|i| i.window.1).max().unwrap_or(0);
+    let plan = Plan {
+        from_ns: from.saturating_sub(WINDOW_SLACK_NS),
+        to_ns: to.saturating_add(WINDOW_SLACK_NS),
+        filter: Some(Filter::Or(alternatives)),
+        group_by: Vec::new(),
+        aggregates: Vec::new(),
+        sort: Vec::new(),
+        limit: None,
+        output: Output::Rows(vec![
+            text(column::SPAN_ID),
+            text(column::TRACE_ID),
+            text(column::RUN_ID),
+            text(column::RAW_STATUS),
+            time(column::START_TIME),
+            time(column::END_TIME),
+            text(column::OUTPUT),
+            FieldRef::Attribute("dify.elapsed_time".into()),
+            FieldRef::Attribute("dify.latency".into()),
+        ]),
+        approx_percentiles: false,
+    };
+    let limits = QueryLimits {
+        max_rows: MAX_BATCH_SPANS,
+        ..QueryLimits::default()
+    };
+    let answer = match store.query(project, &plan, limits).await {
+        Ok(a) => a,
+        Err(StoreError::Unsupported(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if answer.stats.truncated {
+        return Ok(None);
+    }
+    let str_at = |row: &[serde_json::Value], i: usize| {
+        row.get(i).and_then(|v| v.as_str()).map(str::to_owned)
+    };
+    let int_at =
+        |row: &[serde_json::Value], i: usize| row.get(i).and_then(serde_json::Value::as_i64);
+    let mut spans = Vec::with_capacity(answer.rows.len());
+    for row in &answer.rows {
+        let Some(id) = str_at(row, 0) else { continue };
+        let mut s = Span::new(project.as_str(), id);
+        s.trace_id = str_at(row, 1);
+        s.run_id = str_at(row, 2);
+        s.raw_status = str_at(row, 3);
+        s.start_time = int_at(row, 4);
+        s.end_time = int_at(row, 5);
+        s.output = str_at(row, 6);
+        for (i, key) in [(7, "dify.elapsed_time"), (8, "dify.latency")] {
+            if let Some(v) = str_at(row, i) {
+                s.attributes.insert(key.to_owned(), v);
             }
         }
-    }))
+        spans.push(s);
+    }
+    // The spans of each id, as `trace` would return them.
+    let mut of: std::collections::HashMap<&str, Vec<&Span>> = std::collections::HashMap::new();
+    for s in &spans {
+        let t = s.trace_id.as_deref();
+        let r = s.run_id.as_deref();
+        if let Some(t) = t {
+            of.entry(t).or_default().push(s);
+        }
+        if let Some(r) = r.filter(|r| Some(*r) != t) {
+            of.entry(r).or_default().push(s);
+        }
+    }
+    let verdicts = items
+        .into_iter()
+        .map(|it| {
+            let mine = of.get(it.id).map(Vec::as_slice).unwrap_or_default();
+            compare(it.facts, mine.iter().copied(), &*it.stored)
+        })
+        .collect();
+    Ok(Some(verdicts))
 }
 
 const RUN_SQL: &str = "SELECT id::text, tenant_id::text, app_id::text, status, created_at, \

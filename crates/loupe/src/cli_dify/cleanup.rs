@@ -189,7 +189,8 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn human_bytes(n: u64) -> String {
+/// `n` bytes in KiB, MiB, … with one decimal.
+pub(super) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut unit = 0;

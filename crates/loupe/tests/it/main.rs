@@ -11,6 +11,7 @@ mod cli_query;
 mod console;
 mod crash;
 mod dify_1_20;
+mod dify_health;
 mod dify_merge;
 mod dify_serve;
 mod r#gen;
