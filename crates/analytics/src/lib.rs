@@ -195,10 +195,9 @@ pub struct ConversationsReport {
 }
 
 /// Values Dify and Langfuse clients use for a like (else a number > 0.5).
-pub(crate) const LIKES: &str =
-    "'like', 'Like', 'LIKE', 'good', 'thumbs_up', 'up', 'true', 'True', '1'";
+const LIKES: &str = "'like', 'Like', 'LIKE', 'good', 'thumbs_up', 'up', 'true', 'True', '1'";
 /// Values for a dislike (else a number < 0.5).
-pub(crate) const DISLIKES: &str =
+const DISLIKES: &str =
     "'dislike', 'Dislike', 'DISLIKE', 'bad', 'thumbs_down', 'down', 'false', 'False', '0'";
 
 /// The `runs` CTE every analysis starts from: one row per run (Dify run or
@@ -236,6 +235,25 @@ pub(crate) const TURNS_CTE: &str = "turns AS (
                   row_number() OVER (PARTITION BY session_id ORDER BY start_time DESC, run DESC) AS back
            FROM runs WHERE session_id IS NOT NULL AND session_id <> '')";
 
+/// The `feedback` CTE: likes and dislikes of the `score` spans per `key`
+/// (`session_id`, `trace_id`), for the keys `scope` (an SQL subquery)
+/// lists. A like is one of [`LIKES`] or a number above 0.5, a dislike one
+/// of [`DISLIKES`] or a number below it.
+pub(crate) fn feedback_cte(key: &str, scope: &str) -> String {
+    format!(
+        "feedback AS (
+           SELECT {key},
+                  sum(CASE WHEN attributes['score.value'] IN ({LIKES})
+                             OR try_cast(attributes['score.value'] AS DOUBLE) > 0.5 THEN 1 ELSE 0 END) AS likes,
+                  sum(CASE WHEN attributes['score.value'] IN ({DISLIKES})
+                             OR try_cast(attributes['score.value'] AS DOUBLE) < 0.5 THEN 1 ELSE 0 END) AS dislikes
+           FROM spans
+           WHERE node_type = 'score' AND {key} IN ({scope})
+           GROUP BY {key}
+         )"
+    )
+}
+
 pub(crate) fn ts(ns: i64) -> String {
     format!("to_timestamp_nanos({ns})")
 }
@@ -250,6 +268,7 @@ fn statement(req: &ConversationsRequest) -> String {
     let (from, to) = (ts(req.from_ns), ts(req.to_ns));
     let ended_before = ts(req.now_ns.saturating_sub(req.gap_ns));
     let runs = runs_cte(&group);
+    let feedback = feedback_cte("session_id", "SELECT session_id FROM window_sessions");
     format!(
         "WITH {runs}, {TURNS_CTE},
          sessions AS (
@@ -268,16 +287,7 @@ fn statement(req: &ConversationsRequest) -> String {
          window_sessions AS (
            SELECT * FROM sessions WHERE first_start >= {from} AND first_start < {to}
          ),
-         feedback AS (
-           SELECT session_id,
-                  sum(CASE WHEN attributes['score.value'] IN ({LIKES})
-                             OR try_cast(attributes['score.value'] AS DOUBLE) > 0.5 THEN 1 ELSE 0 END) AS likes,
-                  sum(CASE WHEN attributes['score.value'] IN ({DISLIKES})
-                             OR try_cast(attributes['score.value'] AS DOUBLE) < 0.5 THEN 1 ELSE 0 END) AS dislikes
-           FROM spans
-           WHERE node_type = 'score' AND session_id IN (SELECT session_id FROM window_sessions)
-           GROUP BY session_id
-         ),
+         {feedback},
          usage AS (
            SELECT session_id, sum(cost) AS cost, sum(total_tokens) AS tokens
            FROM spans

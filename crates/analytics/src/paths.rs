@@ -13,7 +13,7 @@ use loupe_model::ProjectId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{AnalyticsError, DISLIKES, GroupBy, LIKES, TURNS_CTE, int_of as int, ratio, ts};
+use crate::{AnalyticsError, GroupBy, TURNS_CTE, int_of as int, ratio, ts};
 
 /// Longest path shown (turns).
 pub const MAX_DEPTH: usize = 10;
@@ -144,6 +144,7 @@ fn statement(req: &PathsRequest, from_end: bool) -> String {
             "",
         )
     };
+    let feedback = crate::feedback_cte("session_id", "SELECT session_id FROM judged");
     format!(
         "WITH {runs}, {TURNS_CTE},
          labelled AS (SELECT *, {label} AS label FROM turns),
@@ -158,16 +159,7 @@ fn statement(req: &PathsRequest, from_end: bool) -> String {
            SELECT *, CASE WHEN last_seen < {ended_before} THEN 1 ELSE 0 END AS ended
            FROM sessions WHERE first_start >= {from} AND first_start < {to}
          ),
-         feedback AS (
-           SELECT session_id,
-                  sum(CASE WHEN attributes['score.value'] IN ({LIKES})
-                             OR try_cast(attributes['score.value'] AS DOUBLE) > 0.5 THEN 1 ELSE 0 END) AS likes,
-                  sum(CASE WHEN attributes['score.value'] IN ({DISLIKES})
-                             OR try_cast(attributes['score.value'] AS DOUBLE) < 0.5 THEN 1 ELSE 0 END) AS dislikes
-           FROM spans
-           WHERE node_type = 'score' AND session_id IN (SELECT session_id FROM judged)
-           GROUP BY session_id
-         )
+         {feedback}
          SELECT j.path, max(CASE WHEN j.turns > {depth} THEN 1 ELSE 0 END) AS longer,
                 count(*) AS sessions, sum(j.ended) AS ended, sum(j.ended * j.last_bad) AS abandoned,
                 sum(coalesce(f.likes, 0)) AS likes, sum(coalesce(f.dislikes, 0)) AS dislikes

@@ -14,7 +14,7 @@ use loupe_backend::{QueryLimits, SpanReader};
 use loupe_model::ProjectId;
 use serde::{Deserialize, Serialize};
 
-use crate::{AnalyticsError, DISLIKES, LIKES, int_of as int, ratio, ts};
+use crate::{AnalyticsError, int_of as int, ratio, ts};
 
 /// One relations analysis.
 #[derive(Debug, Clone)]
@@ -85,6 +85,7 @@ const RELATIONS: [(&str, &str, &str, &[f64]); 3] = [
 fn statement(req: &RelationsRequest, value: &str, edges: &[f64]) -> String {
     let (from, to) = (ts(req.from_ns), ts(req.to_ns));
     let runs = crate::runs_cte("CAST(NULL AS VARCHAR)");
+    let feedback = crate::feedback_cte("trace_id", "SELECT trace_id FROM window_runs");
     let bin = edges
         .iter()
         .enumerate()
@@ -100,15 +101,7 @@ fn statement(req: &RelationsRequest, value: &str, edges: &[f64]) -> String {
            WHERE span_kind <> 'workflow' AND cost IS NOT NULL
              AND coalesce(run_id, trace_id, span_id) IN (SELECT run FROM window_runs)
            GROUP BY 1),
-         feedback AS (
-           SELECT trace_id,
-                  sum(CASE WHEN attributes['score.value'] IN ({LIKES})
-                             OR try_cast(attributes['score.value'] AS DOUBLE) > 0.5 THEN 1 ELSE 0 END) AS likes,
-                  sum(CASE WHEN attributes['score.value'] IN ({DISLIKES})
-                             OR try_cast(attributes['score.value'] AS DOUBLE) < 0.5 THEN 1 ELSE 0 END) AS dislikes
-           FROM spans
-           WHERE node_type = 'score' AND trace_id IN (SELECT trace_id FROM window_runs)
-           GROUP BY trace_id),
+         {feedback},
          valued AS (
            SELECT r.failed, coalesce(f.likes, 0) AS likes, coalesce(f.dislikes, 0) AS dislikes,
                   {value} AS v
