@@ -218,13 +218,10 @@ async fn run_paths(args: PathsArgs) -> Result<(), Failure> {
                 .map_err(analysis_failure)?
         }
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("encode")?
-        );
-        return Ok(());
-    }
+    show(&report, args.json, paths_text)
+}
+
+fn paths_text(report: &PathsReport) -> String {
     let table = |title: &str, paths: &[PathStats]| {
         let mut rows = vec![vec![
             title.to_owned(),
@@ -242,12 +239,11 @@ async fn run_paths(args: PathsArgs) -> Result<(), Failure> {
         }
         aligned(&rows)
     };
-    print!(
+    format!(
         "{}\n{}",
         table("path", &report.paths),
         table("before leaving", &report.before_leaving)
-    );
-    Ok(())
+    )
 }
 
 async fn run_relations(args: RelationsArgs) -> Result<(), Failure> {
@@ -280,13 +276,10 @@ async fn run_relations(args: RelationsArgs) -> Result<(), Failure> {
                 .map_err(analysis_failure)?
         }
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("encode")?
-        );
-        return Ok(());
-    }
+    show(&report, args.json, relations_text)
+}
+
+fn relations_text(report: &RelationsReport) -> String {
     let table = |title: &str, bins: &[Bin]| {
         let mut rows = vec![vec![
             title.to_owned(),
@@ -308,13 +301,12 @@ async fn run_relations(args: RelationsArgs) -> Result<(), Failure> {
         }
         aligned(&rows)
     };
-    print!(
+    format!(
         "{}\n{}\n{}",
         table("answer length", &report.answer_length),
         table("latency", &report.latency),
         table("cost", &report.cost)
-    );
-    Ok(())
+    )
 }
 
 async fn run_users(args: UsersArgs) -> Result<(), Failure> {
@@ -350,15 +342,7 @@ async fn run_users(args: UsersArgs) -> Result<(), Failure> {
                 .map_err(analysis_failure)?
         }
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("encode")?
-        );
-    } else {
-        print!("{}", users_text(&report));
-    }
-    Ok(())
+    show(&report, args.json, users_text)
 }
 
 fn users_text(r: &UsersReport) -> String {
@@ -472,13 +456,22 @@ async fn run_conversations(args: ConversationsArgs) -> Result<(), Failure> {
                 .map_err(analysis_failure)?
         }
     };
-    if args.json {
+    show(&report, args.json, table)
+}
+
+/// Prints a report as the API's JSON (`--json`) or as `text` makes it.
+fn show<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    text: fn(&T) -> String,
+) -> Result<(), Failure> {
+    if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).context("encode")?
+            serde_json::to_string_pretty(report).context("encode")?
         );
     } else {
-        print!("{}", table(&report));
+        print!("{}", text(report));
     }
     Ok(())
 }
