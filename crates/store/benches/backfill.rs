@@ -10,54 +10,18 @@
 //! It measures the store alone: no HTTP, no OTLP decoding, rollup answers
 //! off so the count is a scan.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use loupe_model::{ProjectId, Span, SpanKind, Status};
+use loupe_model::{ProjectId, Span, Status};
 use loupe_store::{Store, StoreConfig};
 
-const BATCH: usize = 1_000;
-const SPANS_PER_RUN: usize = 10;
-const DAY_NS: i64 = 86_400 * 1_000_000_000;
-const T0: i64 = 1_795_000_000_000_000_000;
+mod common;
 
-/// Span `i` of run `run`, in its final state.
-fn span(run: usize, i: usize, runs: usize) -> Span {
-    let mut s = Span::new("bench", format!("{run:08x}-{i}"));
-    s.trace_id = Some(format!("{run:032x}"));
-    s.run_id = Some(format!("run-{run}"));
-    s.parent_span_id = (i != 0).then(|| format!("{run:08x}-0"));
-    s.span_kind = Some(if i == 0 {
-        SpanKind::Workflow
-    } else {
-        [SpanKind::Llm, SpanKind::Tool, SpanKind::Retrieval][i % 3]
-    });
-    s.status = Some(if (run + i).is_multiple_of(50) {
-        Status::Error
-    } else {
-        Status::Ok
-    });
-    let start = T0 + (run as i64) * (10 * DAY_NS / runs.max(1) as i64) + i as i64 * 1_000_000;
-    s.start_time = Some(start);
-    s.end_time = Some(start + 250_000_000);
-    s.app_id = Some(format!("app-{}", run % 5));
-    s.tool_name = (i % 3 == 2).then(|| ["inventory", "coupon", "payment"][run % 3].to_owned());
-    s.input_tokens = Some(120);
-    s.input = Some(format!(
-        "{{\"query\": \"where is my order {run}?\"}} {}",
-        "lorem ipsum ".repeat(40)
-    ));
-    s.output = Some(format!("Your order {run} ships tomorrow."));
-    s
-}
+use common::{BATCH, SPANS_PER_RUN, median, span};
 
 /// Whether run `run` is first seen running and finished later (30 %).
 fn updated(run: usize) -> bool {
     run % 10 < 3
-}
-
-fn median(mut times: Vec<Duration>) -> f64 {
-    times.sort();
-    times[times.len() / 2].as_secs_f64() * 1e3
 }
 
 async fn measure(store: &Store, runs: usize, stage: &str) {

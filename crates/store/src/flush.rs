@@ -38,7 +38,7 @@ impl Store {
         .map_err(|e| Error::Internal(format!("flush task failed: {e}")))?
     }
 
-    fn freeze(&self) -> Result<(), Error> {
+    pub(crate) fn freeze(&self) -> Result<(), Error> {
         // Hold the append gate so no append sits between WAL write and apply.
         let _append = self.inner.append_gate.lock();
         let mut st = self.inner.state.lock();
@@ -77,7 +77,7 @@ impl Store {
             groups
                 .entry((row.span.project.clone(), day))
                 .or_default()
-                .push(row);
+                .push(row.as_ref());
         }
         let first_id = {
             let mut st = self.inner.state.lock();

@@ -1,130 +1,230 @@
-//! Full-text side indexes: one tantivy index per Parquet part, used to skip
-//! parts that cannot match a full-text filter (`Filter::Text`).
+//! Full-text side indexes: per block of rows of a Parquet part, a bloom
+//! filter of the character trigrams its text holds, used to skip parts and
+//! the blocks of a part that cannot match a full-text filter
+//! (`Filter::Text`).
 //!
-//! Layout: `fts/<part id, 16 digits>/` holds the tantivy files of the part's
-//! index (one segment). It is built in `fts/<id>.tmp/` and renamed into
-//! place, so a directory without the suffix is always complete; leftovers
-//! and indexes of parts no longer live are removed by the next build pass.
+//! A full-text word matches a row when it is a case-insensitive substring
+//! of the row's `input`, `output` or `error_message`, so a block holding a
+//! matching row holds every trigram of every word: a block whose filter
+//! lacks one cannot match and is not read. Every row read still goes
+//! through the exact substring predicate, so answers equal a scan. Words
+//! shorter than three characters have no trigram and narrow nothing.
 //!
-//! Content: one document per row; the lowercased `input`, `output` and
-//! `error_message` as values of one field, tokenised into character
-//! trigrams. A full-text word matches a row when it is a case-insensitive
-//! substring of one of those fields, so a row matching every word contains
-//! every trigram of every word: the conjunction of those trigram terms
-//! finds a superset of the matching rows. A part whose index finds no
-//! document is skipped; every other row still goes through the exact
-//! substring predicate, so answers equal a scan. Words shorter than three
-//! characters have no trigram and do not narrow anything.
+//! Why blocks of filters and not a posting list per row: the index only
+//! has to say which rows are worth reading, and the reader reads pages, not
+//! rows. One filter per [`BLOCK`] rows at 1 % false positives costs about
+//! 10 bits per distinct trigram of the block (a few KB), where the former
+//! per-row trigram documents (tantivy) were as large as the data itself.
 //!
-//! Builds run off the ingest hot path, in the maintenance pass
-//! ([`Store::index_text`]). Reading copies an index's files into memory (a
-//! `RamDirectory`) and never writes, so read-only stores use indexes too.
+//! Layout: `fts/<part id, 16 digits>.tri`, written once by the maintenance
+//! pass ([`Store::index_text`]) through a temp file and rename, read-only
+//! afterwards (read-only stores use them too). The format is ours and fixed
+//! (see [`Index::encode`]): a stored filter must answer the same after any
+//! dependency upgrade, so the hashing is written here, not borrowed.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::fs;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use loupe_model::column;
-use tantivy::collector::Count;
-use tantivy::directory::{Directory, RamDirectory};
-use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
-use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TantivyDocument, TextFieldIndexing, TextOptions,
-};
-use tantivy::tokenizer::{NgramTokenizer, TextAnalyzer, TokenizerManager};
-use tantivy::{Index, IndexBuilder, ReloadPolicy, Searcher, Term};
 
 use crate::parts::{Part, read_rows};
-use crate::wal::{io_err, sync_dir};
+use crate::wal::io_err;
 use crate::{Error, Store};
 
 /// Directory of the indexes under the data directory.
 pub(crate) const DIR: &str = "fts";
-const FIELD: &str = "text";
-const TOKENIZER: &str = "loupe_trigram";
-/// Indexing memory budget per build (tantivy's minimum is 15 MB).
-const BUDGET: usize = 32 << 20;
+/// Rows per filter: eight of the parts' 256-row pages.
+pub(crate) const BLOCK: usize = 2_048;
+const MAGIC: &[u8; 8] = b"LOUPETRI";
+const FORMAT: u8 = 1;
+/// Filter bits per distinct trigram, and probes: about 1 % false positives.
+const BITS_PER_ITEM: usize = 10;
+const PROBES: u32 = 7;
+/// Largest filter read back (a damaged length must not allocate without
+/// bound): far above what a block of text can need.
+const MAX_FILTER_WORDS: usize = 1 << 24;
 
-fn schema() -> (Schema, Field) {
-    let mut builder = Schema::builder();
-    let indexing = TextFieldIndexing::default()
-        .set_tokenizer(TOKENIZER)
-        .set_index_option(IndexRecordOption::Basic);
-    let field =
-        builder.add_text_field(FIELD, TextOptions::default().set_indexing_options(indexing));
-    (builder.build(), field)
+/// The file of part `id`'s index.
+pub(crate) fn path_of(data_dir: &Path, id: u64) -> PathBuf {
+    data_dir.join(DIR).join(format!("{id:016}.tri"))
 }
 
-/// The directory of part `id`'s index.
-pub(crate) fn dir_of(data_dir: &Path, id: u64) -> PathBuf {
-    data_dir.join(DIR).join(format!("{id:016}"))
-}
-
-/// The distinct character trigrams of a lowercased word.
-fn trigrams(word: &str) -> BTreeSet<String> {
-    let chars: Vec<char> = word.to_lowercase().chars().collect();
-    chars.windows(3).map(|w| w.iter().collect()).collect()
-}
-
-/// A part's index, loaded in memory.
-pub(crate) struct TextIndex {
-    searcher: Searcher,
-    field: Field,
-}
-
-impl TextIndex {
-    /// Rows that may contain every word (a superset of the true matches).
-    pub fn candidates(&self, words: &[String]) -> Result<usize, Error> {
-        let terms: BTreeSet<String> = words.iter().flat_map(|w| trigrams(w)).collect();
-        if terms.is_empty() {
-            return Ok(usize::try_from(self.searcher.num_docs()).unwrap_or(usize::MAX));
-        }
-        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
-            .iter()
-            .map(|t| {
-                let q = TermQuery::new(
-                    Term::from_field_text(self.field, t),
-                    IndexRecordOption::Basic,
-                );
-                (Occur::Must, Box::new(q) as Box<dyn Query>)
-            })
-            .collect();
-        Ok(self.searcher.search(&BooleanQuery::new(clauses), &Count)?)
+/// Stable 64-bit hash of a trigram (FNV-1a then a murmur finaliser):
+/// defined here so stored filters never depend on a library's hasher.
+fn hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
     }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
 
-    /// Loads the index in `dir`, if there is one. Reads only.
-    fn load(dir: &Path) -> Result<Option<TextIndex>, Error> {
-        let entries = match fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(dir, e)),
+/// Hashes of the distinct character trigrams of `text`, lowercased.
+fn trigram_hashes(text: &str, out: &mut HashSet<u64>) {
+    let lower = text.to_lowercase();
+    let bounds: Vec<usize> = lower
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([lower.len()])
+        .collect();
+    for w in bounds.windows(4) {
+        out.insert(hash(&lower.as_bytes()[w[0]..w[3]]));
+    }
+}
+
+/// A classic bloom filter over 64-bit words with double hashing.
+#[derive(Debug, Clone, PartialEq)]
+struct Filter {
+    words: Vec<u64>,
+}
+
+impl Filter {
+    fn with_items(items: &HashSet<u64>) -> Self {
+        let bits = (items.len() * BITS_PER_ITEM).max(64);
+        let mut f = Self {
+            words: vec![0; bits.div_ceil(64)],
         };
-        let ram = RamDirectory::create();
-        for entry in entries {
-            let path = entry.map_err(io_err(dir))?.path();
-            let bytes = fs::read(&path).map_err(io_err(&path))?;
-            let Some(name) = path.file_name() else {
-                continue;
-            };
-            ram.atomic_write(Path::new(name), &bytes)
-                .map_err(io_err(&path))?;
+        for &h in items {
+            for bit in f.probes(h) {
+                f.words[bit / 64] |= 1u64 << (bit % 64);
+            }
         }
-        let index = Index::open(ram)?;
-        let field = index.schema().get_field(FIELD)?;
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
-        Ok(Some(TextIndex {
-            searcher: reader.searcher(),
-            field,
-        }))
+        f
+    }
+
+    fn probes(&self, h: u64) -> impl Iterator<Item = usize> + use<> {
+        let bits = (self.words.len() * 64) as u64;
+        let (a, b) = (h, h.rotate_left(32) | 1);
+        (0..u64::from(PROBES)).map(move |i| (a.wrapping_add(i.wrapping_mul(b)) % bits) as usize)
+    }
+
+    fn contains(&self, h: u64) -> bool {
+        self.probes(h)
+            .all(|bit| self.words[bit / 64] & (1u64 << (bit % 64)) != 0)
     }
 }
 
-/// Builds part `part`'s index into `fts/<id>/` (through a temp directory).
-fn build(data_dir: &Path, part: &Part) -> Result<(), Error> {
+/// A part's index: one filter per block of [`BLOCK`] rows.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Index {
+    rows: u64,
+    blocks: Vec<Filter>,
+}
+
+impl Index {
+    /// Rows (in blocks) that may contain every word, as ascending ranges;
+    /// all of them when no word has a trigram.
+    pub fn candidates(&self, words: &[String]) -> Vec<Range<usize>> {
+        let mut hashes = HashSet::new();
+        for w in words {
+            trigram_hashes(w, &mut hashes);
+        }
+        let rows = usize::try_from(self.rows).unwrap_or(usize::MAX);
+        let mut out: Vec<Range<usize>> = Vec::new();
+        for (i, f) in self.blocks.iter().enumerate() {
+            if !hashes.iter().all(|&h| f.contains(h)) {
+                continue;
+            }
+            let range = i * BLOCK..((i + 1) * BLOCK).min(rows);
+            match out.last_mut() {
+                Some(last) if last.end == range.start => last.end = range.end,
+                _ => out.push(range),
+            }
+        }
+        out
+    }
+
+    /// `MAGIC | format u8 | rows u64 | blocks u32 | per block: words u32,
+    /// words × u64 | crc32 of all before`, little-endian.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.push(FORMAT);
+        out.extend_from_slice(&self.rows.to_le_bytes());
+        out.extend_from_slice(&(self.blocks.len() as u32).to_le_bytes());
+        for f in &self.blocks {
+            out.extend_from_slice(&(f.words.len() as u32).to_le_bytes());
+            for w in &f.words {
+                out.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let body_len = bytes
+            .len()
+            .checked_sub(4)
+            .ok_or("shorter than its checksum")?;
+        let (body, crc) = bytes.split_at(body_len);
+        if crc32fast::hash(body).to_le_bytes() != crc {
+            return Err("checksum mismatch".into());
+        }
+        let mut r = body;
+        let mut take = |n: usize| -> Result<&[u8], String> {
+            if r.len() < n {
+                return Err("truncated".into());
+            }
+            let (head, tail) = r.split_at(n);
+            r = tail;
+            Ok(head)
+        };
+        if take(8)? != MAGIC {
+            return Err("not a Loupe text index".into());
+        }
+        let format = take(1)?[0];
+        if format != FORMAT {
+            return Err(format!("format {format}, this Loupe reads {FORMAT}"));
+        }
+        let u32_of = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize;
+        let rows = u64::from_le_bytes(take(8)?.try_into().unwrap_or_default());
+        let count = u32_of(take(4)?);
+        if count as u64 != rows.div_ceil(BLOCK as u64) {
+            return Err(format!("{count} blocks for {rows} rows"));
+        }
+        let mut blocks = Vec::with_capacity(count.min(1 << 16));
+        for _ in 0..count {
+            let n = u32_of(take(4)?);
+            if n == 0 || n > MAX_FILTER_WORDS {
+                return Err(format!("a filter of {n} words"));
+            }
+            let words = take(n * 8)?
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+                .collect();
+            blocks.push(Filter { words });
+        }
+        Ok(Self { rows, blocks })
+    }
+
+    fn load(path: &Path) -> Result<Option<Self>, Error> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        Self::decode(&bytes)
+            .map(Some)
+            .map_err(|reason| Error::Corrupt {
+                path: path.to_owned(),
+                offset: 0,
+                reason,
+            })
+    }
+}
+
+/// Builds part `part`'s index.
+fn build(part: &Part) -> Result<Index, Error> {
     let rows = read_rows(
         &part.path,
         None,
@@ -134,88 +234,72 @@ fn build(data_dir: &Path, part: &Part) -> Result<(), Error> {
             column::OUTPUT,
             column::ERROR_MESSAGE,
         ],
-        // Every row, hidden or not: document ids are row positions.
+        // Every row, hidden or not: blocks are of row positions.
         &crate::deletes::DeletionVector::default(),
     )?;
-    let (schema, field) = schema();
-    let tokenizers = TokenizerManager::default();
-    tokenizers.register(
-        TOKENIZER,
-        TextAnalyzer::builder(NgramTokenizer::new(3, 3, false)?).build(),
-    );
-    let ram = RamDirectory::create();
-    let mut writer = IndexBuilder::new()
-        .schema(schema)
-        .tokenizers(tokenizers)
-        .single_segment_index_writer(ram.clone(), BUDGET)?;
-    for row in &rows {
-        let mut doc = TantivyDocument::default();
-        let s = &row.span;
-        for text in [&s.input, &s.output, &s.error_message]
-            .into_iter()
-            .flatten()
-        {
-            doc.add_text(field, text.to_lowercase());
+    let mut blocks = Vec::with_capacity(rows.len().div_ceil(BLOCK));
+    let mut hashes = HashSet::new();
+    for block in rows.chunks(BLOCK) {
+        hashes.clear();
+        for row in block {
+            let s = &row.span;
+            for text in [&s.input, &s.output, &s.error_message]
+                .into_iter()
+                .flatten()
+            {
+                trigram_hashes(text, &mut hashes);
+            }
         }
-        writer.add_document(doc)?;
+        blocks.push(Filter::with_items(&hashes));
     }
-    let index = writer.finalize()?;
-    let mut files: HashSet<PathBuf> = index.directory().list_managed_files();
-    files.insert(PathBuf::from("meta.json"));
-    files.insert(PathBuf::from(".managed.json"));
-    let target = dir_of(data_dir, part.meta.id);
-    let tmp = target.with_extension("tmp");
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
-    }
-    fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-    for name in files {
-        // Files tantivy garbage-collected after the build are gone; skip them.
-        let Ok(bytes) = ram.atomic_read(&name) else {
-            continue;
-        };
-        let path = tmp.join(&name);
-        let file = fs::File::create(&path).map_err(io_err(&path))?;
-        std::io::Write::write_all(&mut &file, &bytes).map_err(io_err(&path))?;
-        file.sync_all().map_err(io_err(&path))?;
-    }
-    sync_dir(&tmp)?;
-    fs::rename(&tmp, &target).map_err(io_err(&target))?;
-    sync_dir(&data_dir.join(DIR))
+    Ok(Index {
+        rows: rows.len() as u64,
+        blocks,
+    })
 }
 
 impl Store {
     /// Builds the full-text index of every live part that has none and
-    /// removes indexes of parts no longer live (and unfinished builds).
-    /// Returns the number built. Run by the maintenance pass; blocking.
+    /// removes indexes of parts no longer live (and those of an older
+    /// format: directories of the former per-row index, which the next
+    /// builds replace). Returns the number built. Run by the maintenance
+    /// pass; blocking.
     pub fn index_text(&self) -> Result<usize, Error> {
         self.check_writable()?;
         let data_dir = self.inner.config.data_dir.clone();
         let root = data_dir.join(DIR);
         fs::create_dir_all(&root).map_err(io_err(&root))?;
         let (parts, _) = self.parts_snapshot();
-        let live: HashSet<String> = parts.iter().map(|p| format!("{:016}", p.meta.id)).collect();
+        let live: HashSet<PathBuf> = parts
+            .iter()
+            .map(|p| path_of(&data_dir, p.meta.id))
+            .collect();
         for entry in fs::read_dir(&root).map_err(io_err(&root))? {
-            let path = entry.map_err(io_err(&root))?.path();
-            let keep = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| live.contains(n));
-            if !keep {
+            let entry = entry.map_err(io_err(&root))?;
+            let path = entry.path();
+            if live.contains(&path) {
+                continue;
+            }
+            if entry.file_type().map_err(io_err(&path))?.is_dir() {
+                tracing::info!(path = %path.display(), "removing a text index of the former format; it is rebuilt");
                 fs::remove_dir_all(&path).map_err(io_err(&path))?;
+            } else {
+                fs::remove_file(&path).map_err(io_err(&path))?;
             }
         }
         let mut built = 0;
         for part in parts.iter() {
-            if !dir_of(&data_dir, part.meta.id).exists() {
-                build(&data_dir, part)?;
+            let path = path_of(&data_dir, part.meta.id);
+            if !path.exists() {
+                let index = build(part)?;
+                loupe_fsutil::write_atomic(&path, &index.encode()).map_err(io_err(&path))?;
                 built += 1;
             }
         }
         self.inner
             .text_indexes
             .lock()
-            .retain(|id, _| live.contains(&format!("{id:016}")));
+            .retain(|id, _| live.contains(&path_of(&data_dir, *id)));
         if built > 0 {
             tracing::debug!(built, "built full-text indexes");
         }
@@ -223,19 +307,28 @@ impl Store {
     }
 
     /// The loaded index of a part, if it has one (cached).
-    pub(crate) fn text_index(&self, part: &Part) -> Option<Arc<TextIndex>> {
+    fn text_index(&self, part: &Part) -> Option<Arc<Index>> {
         if let Some(ix) = self.inner.text_indexes.lock().get(&part.meta.id) {
             return Some(ix.clone());
         }
-        let dir = dir_of(&self.inner.config.data_dir, part.meta.id);
-        match TextIndex::load(&dir) {
-            Ok(Some(ix)) => {
+        let path = path_of(&self.inner.config.data_dir, part.meta.id);
+        match Index::load(&path) {
+            Ok(Some(ix)) if ix.rows == part.meta.rows => {
                 let ix = Arc::new(ix);
                 self.inner
                     .text_indexes
                     .lock()
                     .insert(part.meta.id, ix.clone());
                 Some(ix)
+            }
+            Ok(Some(ix)) => {
+                tracing::warn!(
+                    part = part.meta.id,
+                    index_rows = ix.rows,
+                    part_rows = part.meta.rows,
+                    "text index does not match its part; scanning the part"
+                );
+                None
             }
             Ok(None) => None,
             Err(e) => {
@@ -245,19 +338,15 @@ impl Store {
         }
     }
 
-    /// Whether `part` may hold a row containing every word: false only when
-    /// its index proves it holds none (no index: true).
-    pub(crate) fn part_may_contain_text(&self, part: &Part, words: &[String]) -> bool {
-        let Some(ix) = self.text_index(part) else {
-            return true;
-        };
-        match ix.candidates(words) {
-            Ok(n) => n > 0,
-            Err(e) => {
-                tracing::warn!(part = part.meta.id, error = %e, "text index search failed; scanning the part");
-                true
-            }
-        }
+    /// The rows of `part` that may hold a row containing every word, as
+    /// ascending ranges: empty when its index proves none can, `None` when
+    /// it has no index (every row may).
+    pub(crate) fn text_candidates(
+        &self,
+        part: &Part,
+        words: &[String],
+    ) -> Option<Vec<Range<usize>>> {
+        Some(self.text_index(part)?.candidates(words))
     }
 }
 

@@ -39,6 +39,7 @@ mod flush;
 mod fts;
 mod maintenance;
 mod manifest;
+mod memscan;
 mod memtable;
 mod parts;
 mod query;
@@ -116,9 +117,6 @@ pub enum Error {
     /// Parquet failure.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
-    /// Full-text index failure.
-    #[error("text index: {0}")]
-    TextIndex(#[from] tantivy::TantivyError),
     /// Query engine failure.
     #[error("query: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
@@ -199,6 +197,8 @@ pub struct StoreStats {
     pub memtable_rows: usize,
     /// Approximate bytes in memtables.
     pub memtable_bytes: usize,
+    /// Bytes of the memtables' columnar copies that scans read.
+    pub memtable_columnar_bytes: usize,
     /// Live parts.
     pub parts: usize,
     /// Rows in live parts (including hidden versions).
@@ -242,7 +242,7 @@ pub(crate) struct Inner {
     /// total_memory_bytes`; `None`: each query only has its own limit).
     pub query_pool: Mutex<Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>>,
     /// Full-text indexes loaded so far, by part id (`fts.rs`).
-    pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::TextIndex>>>,
+    pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::Index>>>,
     /// Tests: runs once inside the next flush, after the freeze and before
     /// any part is written, so a test can act mid-flush without racing it.
     #[cfg(test)]
@@ -382,10 +382,13 @@ impl Store {
     pub fn stats(&self) -> StoreStats {
         let st = self.inner.state.lock();
         let mem = std::iter::once(&st.active).chain(st.frozen.iter().map(|m| m.as_ref()));
-        let (rows, bytes) = mem.fold((0, 0), |(r, b), m| (r + m.rows.len(), b + m.bytes));
+        let (rows, bytes, columnar) = mem.fold((0, 0, 0), |(r, b, c), m| {
+            (r + m.rows.len(), b + m.bytes, c + m.columnar.bytes())
+        });
         StoreStats {
             memtable_rows: rows,
             memtable_bytes: bytes,
+            memtable_columnar_bytes: columnar,
             parts: st.parts.len(),
             part_rows: st.parts.iter().map(|p| p.meta.rows).sum(),
             part_bytes: st.parts.iter().map(|p| p.meta.bytes).sum(),

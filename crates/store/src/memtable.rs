@@ -2,6 +2,7 @@
 //! context used to propagate run-level fields to every span of a trace.
 
 use foldhash::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use loupe_model::{Span, SpanKind, Tags};
@@ -12,9 +13,13 @@ use crate::convert::Row;
 pub(crate) type Key = (String, String);
 
 /// Rows keyed by (project, span_id), each the merge of every write so far.
+///
+/// Rows are shared (`Arc`) so a scan can take the changed ones under the
+/// state lock by reference and convert them after releasing it
+/// (`memscan.rs`); an update in place copies a row a scan still holds.
 #[derive(Default)]
 pub(crate) struct Memtable {
-    pub rows: HashMap<Key, Row>,
+    pub rows: HashMap<Key, Arc<Row>>,
     /// (project, trace_id) → span ids, for run-level fix-ups.
     pub by_trace: HashMap<Key, Vec<String>>,
     pub bytes: usize,
@@ -30,6 +35,11 @@ pub(crate) struct Memtable {
     /// Hour-tier days changed since the previous freeze, written with this
     /// memtable's flush (the snapshot names them).
     pub hour_days: Vec<loupe_rollup::DayFile>,
+    /// Columnar copies of the rows, built by scans.
+    pub columnar: Arc<crate::memscan::ColumnarCache>,
+    /// Per project that has columnar copies: the span ids written since
+    /// the last scan converted them.
+    pub changed: HashMap<String, foldhash::HashSet<String>>,
 }
 
 impl Memtable {
@@ -40,6 +50,7 @@ impl Memtable {
     /// Inserts or replaces a row, keeping indexes and accounting right.
     pub fn put(&mut self, row: Row) {
         let key = (row.span.project.clone(), row.span.span_id.clone());
+        self.note_changed(&key);
         self.bytes += row.span.approx_bytes();
         if let Some(old) = self.rows.get(&key) {
             self.bytes = self.bytes.saturating_sub(old.span.approx_bytes());
@@ -50,7 +61,24 @@ impl Memtable {
                 .push(row.span.span_id.clone());
         }
         self.first_write.get_or_insert_with(Instant::now);
-        self.rows.insert(key, row);
+        self.rows.insert(key, Arc::new(row));
+    }
+
+    /// A row to change in place (noted for the columnar copies).
+    pub fn get_mut(&mut self, key: &Key) -> Option<&mut Row> {
+        if !self.rows.contains_key(key) {
+            return None;
+        }
+        self.note_changed(key);
+        self.rows.get_mut(key).map(Arc::make_mut)
+    }
+
+    fn note_changed(&mut self, key: &Key) {
+        if let Some(ids) = self.changed.get_mut(&key.0)
+            && !ids.contains(&key.1)
+        {
+            ids.insert(key.1.clone());
+        }
     }
 
     /// Span ids of a trace held here.

@@ -13,9 +13,9 @@
 //!
 //! Full-text search (`Filter::Text`) is a case-insensitive substring match
 //! on `input`, `output` and `error_message`. When the words are required by
-//! the whole filter (top level, no `run has`), the scan first skips parts
-//! whose tantivy side index (`fts.rs`) rules them out; parts without an
-//! index are scanned.
+//! the whole filter (top level, no `run has`), the scan skips the parts and
+//! the blocks of rows whose side index (`fts.rs`, trigram filters per
+//! block) rules them out; parts without an index are scanned whole.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,8 +31,8 @@ use datafusion::prelude::{SessionConfig, ident};
 use futures::StreamExt;
 use loupe_backend::StoreError;
 use loupe_backend::plan::{
-    BatchStream, Column, FieldRef, Filter, Output, Plan, QueryLimits, QueryResult, QueryStats,
-    SortColumn, ValueType, batch_rows, value_type,
+    BatchStream, Cmp, Column, FieldRef, Filter, Literal, Output, Plan, QueryLimits, QueryResult,
+    QueryStats, SortColumn, ValueType, batch_rows, value_type,
 };
 use loupe_model::{ProjectId, column};
 
@@ -163,9 +163,11 @@ impl Store {
         }
         match &plan.output {
             Output::Rows(fields) => {
+                let pinned = pinned_text_fields(plan.filter.as_ref());
                 let mut order: Vec<SortExpr> = plan
                     .sort
                     .iter()
+                    .filter(|k| !matches!(&k.column, SortColumn::Field(f) if pinned.contains(&f)))
                     .map(|k| match &k.column {
                         SortColumn::Field(f) => field_expr(f).sort(!k.descending, false),
                         SortColumn::Output(name) => ident(name.as_str()).sort(!k.descending, false),
@@ -600,6 +602,28 @@ fn value_bytes(v: &serde_json::Value) -> usize {
         }
         _ => 8,
     }
+}
+
+/// Fields the filter pins to one text value (a top-level `field = "text"`):
+/// sorting by one changes nothing, so the sort leaves them out. DataFusion
+/// would otherwise drop the key itself as a constant below the union of
+/// memtable and parts, and then fail its plan sanity check above it.
+fn pinned_text_fields(filter: Option<&Filter>) -> Vec<&FieldRef> {
+    let mut out = Vec::new();
+    let mut stack: Vec<&Filter> = filter.into_iter().collect();
+    while let Some(f) = stack.pop() {
+        match f {
+            Filter::And(all) => stack.extend(all),
+            Filter::Compare {
+                field,
+                op: Cmp::Eq,
+                value: Literal::Text(_),
+                ..
+            } => out.push(field),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Whether a listed field is small enough to carry through a sort: not a

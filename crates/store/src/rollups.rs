@@ -216,6 +216,12 @@ impl Store {
                 value: stats.parts as f64,
             },
             SelfMetric {
+                name: "loupe_store_memtable_columnar_bytes",
+                help: "Bytes of the columnar copies of memtable rows that queries read (built by queries, freed at flush).",
+                kind: SelfKind::Gauge,
+                value: stats.memtable_columnar_bytes as f64,
+            },
+            SelfMetric {
                 name: "loupe_store_memtable_rows",
                 help: "Rows in memtables (not yet flushed).",
                 kind: SelfKind::Gauge,

@@ -1,6 +1,7 @@
 //! The DataFusion `TableProvider` of one project's spans.
 //!
-//! A scan unions (1) a snapshot of the memtables' visible rows and (2) a
+//! A scan unions (1) the memtables' visible rows, as columnar pieces
+//! (`memscan.rs`) pruned by time and projected, and (2) a
 //! Parquet scan of the project's parts, pruned by the time range and by id
 //! equalities found in the filters: span ids through each part's bloom,
 //! trace and run ids through its row positions, which also restrict the
@@ -35,7 +36,8 @@ use datafusion::physical_plan::union::UnionExec;
 use loupe_model::{column, schema};
 use parquet::arrow::arrow_reader::RowSelection;
 
-use crate::convert::{Row, rows_to_batch};
+use crate::convert::Row;
+use crate::memscan::TimeBounds;
 use crate::parts::{IdKind, Part};
 use crate::{Store, live_parts_of};
 
@@ -46,7 +48,8 @@ pub struct SpansTable {
     project: String,
     counter: Option<Arc<crate::query::ScanCounter>>,
     /// Words every row the query keeps contains (a top-level full-text
-    /// filter): parts whose text index rules them out are not read.
+    /// filter): parts and blocks of rows whose text index rules them out
+    /// are not read.
     text: Option<Arc<Vec<String>>>,
 }
 
@@ -181,172 +184,6 @@ impl Pruning {
 }
 
 /// `span_id = 'x'`, `trace_id = 'x'`, `run_id = 'x'`, or an OR of them.
-/// What a memtable row must match to be worth copying into a scan: the
-/// scan's time bounds and `column = 'value'` equalities on id columns (the
-/// filter still runs on the rows copied).
-#[derive(Debug, Default)]
-pub(crate) struct MemFilter {
-    min_time: Option<i64>,
-    max_time: Option<i64>,
-    equal: Vec<(String, String)>,
-}
-
-impl MemFilter {
-    fn new(filters: &[Expr], pruning: &Pruning) -> Self {
-        let mut equal = Vec::new();
-        let mut stack: Vec<&Expr> = filters.iter().collect();
-        while let Some(e) = stack.pop() {
-            let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
-                continue;
-            };
-            match op {
-                Operator::And => stack.extend([left.as_ref(), right.as_ref()]),
-                Operator::Eq => {
-                    if let (Expr::Column(c), Expr::Literal(ScalarValue::Utf8(Some(v)), _)) =
-                        (left.as_ref(), right.as_ref())
-                        && MEM_EQ_COLUMNS.contains(&c.name.as_str())
-                    {
-                        equal.push((c.name.clone(), v.clone()));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Self {
-            min_time: pruning.min_time,
-            max_time: pruning.max_time,
-            equal,
-        }
-    }
-
-    fn keeps(&self, s: &loupe_model::Span) -> bool {
-        let start = s.start_time;
-        if let (Some(min), Some(t)) = (self.min_time, start)
-            && t < min
-        {
-            return false;
-        }
-        if let (Some(max), Some(t)) = (self.max_time, start)
-            && t > max
-        {
-            return false;
-        }
-        self.equal.iter().all(|(c, v)| {
-            let field = match c.as_str() {
-                column::TRACE_ID => s.trace_id.as_deref(),
-                column::RUN_ID => s.run_id.as_deref(),
-                column::SPAN_ID => Some(s.span_id.as_str()),
-                column::SESSION_ID => s.session_id.as_deref(),
-                column::USER_ID => s.user_id.as_deref(),
-                column::APP_ID => s.app_id.as_deref(),
-                _ => return true,
-            };
-            field == Some(v.as_str())
-        })
-    }
-}
-
-/// Columns whose equality filters narrow the memtable rows copied.
-const MEM_EQ_COLUMNS: &[&str] = &[
-    column::TRACE_ID,
-    column::RUN_ID,
-    column::SPAN_ID,
-    column::SESSION_ID,
-    column::USER_ID,
-    column::APP_ID,
-];
-
-/// A copy of `s` with only the payload columns a scan reads (the others
-/// are left empty rather than copied).
-fn copy_for_scan(
-    s: &loupe_model::Span,
-    input: bool,
-    output: bool,
-    attributes: bool,
-    tags: bool,
-) -> loupe_model::Span {
-    let loupe_model::Span {
-        project,
-        trace_id,
-        span_id,
-        parent_span_id,
-        run_id,
-        session_id,
-        user_id,
-        app_id,
-        app_name,
-        workflow_id,
-        workflow_version,
-        span_kind,
-        node_type,
-        name,
-        status,
-        raw_status,
-        error_message,
-        error_class,
-        start_time,
-        end_time,
-        model_name,
-        model_provider,
-        input_tokens,
-        output_tokens,
-        total_tokens,
-        cost,
-        currency,
-        tool_name,
-        input: input_text,
-        output: output_text,
-        attributes: attribute_map,
-        tags: tag_map,
-        source,
-        ingest_version,
-    } = s;
-    loupe_model::Span {
-        project: project.clone(),
-        trace_id: trace_id.clone(),
-        span_id: span_id.clone(),
-        parent_span_id: parent_span_id.clone(),
-        run_id: run_id.clone(),
-        session_id: session_id.clone(),
-        user_id: user_id.clone(),
-        app_id: app_id.clone(),
-        app_name: app_name.clone(),
-        workflow_id: workflow_id.clone(),
-        workflow_version: workflow_version.clone(),
-        span_kind: *span_kind,
-        node_type: node_type.clone(),
-        name: name.clone(),
-        status: *status,
-        raw_status: raw_status.clone(),
-        error_message: error_message.clone(),
-        error_class: error_class.clone(),
-        start_time: *start_time,
-        end_time: *end_time,
-        model_name: model_name.clone(),
-        model_provider: model_provider.clone(),
-        input_tokens: *input_tokens,
-        output_tokens: *output_tokens,
-        total_tokens: *total_tokens,
-        cost: *cost,
-        currency: currency.clone(),
-        tool_name: tool_name.clone(),
-        input: if input { input_text.clone() } else { None },
-        output: if output { output_text.clone() } else { None },
-        attributes: if attributes {
-            attribute_map.clone()
-        } else {
-            Default::default()
-        },
-        tags: if tags {
-            tag_map.clone()
-        } else {
-            Default::default()
-        },
-        source: source.clone(),
-        ingest_version: *ingest_version,
-    }
-}
-
 fn id_alternatives(e: &Expr) -> Option<Vec<(IdKind, String)>> {
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
         return None;
@@ -405,60 +242,11 @@ impl Store {
                     && keep(&row.span)
                     && seen.insert(id.clone())
                 {
-                    out.push(row.clone());
+                    out.push(Row::clone(row));
                 }
             }
         }
         out
-    }
-
-    /// Visible memtable rows of a project that may pass `filters`, as one
-    /// batch (or none). Payload columns the scan does not read
-    /// (`projection`) are left empty: every read used to copy the whole
-    /// memtable, prompts included, once per query (issue 14).
-    pub(crate) fn memtable_batch(
-        &self,
-        project: &str,
-        filters: &MemFilter,
-        projection: Option<&Vec<usize>>,
-    ) -> Result<Option<RecordBatch>, crate::Error> {
-        let schema = schema();
-        let wanted = |name: &str| {
-            projection.is_none_or(|p| {
-                p.iter()
-                    .any(|&i| schema.fields().get(i).is_some_and(|f| f.name() == name))
-            })
-        };
-        let (input, output, attributes, tags) = (
-            wanted(column::INPUT),
-            wanted(column::OUTPUT),
-            wanted(column::ATTRIBUTES),
-            wanted(column::TAGS),
-        );
-        let st = self.inner.state.lock();
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        let mems = std::iter::once(&st.active).chain(st.frozen.iter().rev().map(|m| m.as_ref()));
-        for m in mems {
-            for ((p, id), row) in &m.rows {
-                if p == project
-                    && !st.hidden.contains(&row.version)
-                    && seen.insert(id.clone())
-                    && filters.keeps(&row.span)
-                {
-                    let span = copy_for_scan(&row.span, input, output, attributes, tags);
-                    out.push(Row {
-                        span,
-                        version: row.version,
-                    });
-                }
-            }
-        }
-        drop(st);
-        if out.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(rows_to_batch(out.iter())?))
     }
 }
 
@@ -488,45 +276,81 @@ impl TableProvider for SpansTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let schema = schema();
         let pruning = Pruning::from_filters(filters);
-        let (parts, deletes) = self.store.parts_snapshot();
+        let external = |e: crate::Error| datafusion::error::DataFusionError::External(Box::new(e));
+        let time = TimeBounds {
+            min: pruning.min_time,
+            max: pruning.max_time,
+        };
+        // Parts and memtable rows of one instant: a flush between two
+        // snapshots could otherwise show a row twice or not at all.
+        let snapshot = self
+            .store
+            .scan_snapshot(&self.project, time)
+            .map_err(external)?;
+        let (parts, deletes) = (snapshot.parts, snapshot.deletes);
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
 
-        if let Some(batch) = self
-            .store
-            .memtable_batch(
-                &self.project,
-                &MemFilter::new(filters, &pruning),
-                projection,
-            )
-            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?
-        {
-            if let Some(c) = &self.counter {
-                c.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        let mut batches = Vec::with_capacity(snapshot.pieces.len());
+        for piece in &snapshot.pieces {
+            let batch = piece.visible(projection).map_err(external)?;
+            if batch.num_rows() > 0 {
+                batches.push(batch);
             }
+        }
+        if !batches.is_empty() {
+            if let Some(c) = &self.counter {
+                let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                c.rows.fetch_add(rows as u64, Ordering::Relaxed);
+            }
+            let projected = match projection {
+                Some(p) => Arc::new(schema.project(p)?),
+                None => schema.clone(),
+            };
+            // One partition per piece: DataFusion scans them in parallel.
+            let partitions: Vec<Vec<RecordBatch>> = batches.into_iter().map(|b| vec![b]).collect();
             inputs.push(MemorySourceConfig::try_new_exec(
-                &[vec![batch]],
-                schema.clone(),
-                projection.cloned(),
+                &partitions,
+                projected,
+                None,
             )?);
         }
 
-        let files: Vec<&Arc<Part>> = live_parts_of(&parts, &self.project)
+        // With a full-text filter, each indexed part names the blocks of
+        // rows that may match; a part with none is not read at all.
+        let files: Vec<(&Arc<Part>, Option<RowSelection>)> = live_parts_of(&parts, &self.project)
             .filter(|p| pruning.keeps(p))
-            .filter(|p| {
-                self.text
-                    .as_ref()
-                    .is_none_or(|words| self.store.part_may_contain_text(p, words))
+            .filter_map(|p| {
+                let Some(words) = &self.text else {
+                    return Some((p, None));
+                };
+                match self.store.text_candidates(p, words) {
+                    None => Some((p, None)),
+                    Some(ranges) if ranges.is_empty() => None,
+                    Some(ranges) => {
+                        let rows = usize::try_from(p.meta.rows).unwrap_or(usize::MAX);
+                        Some((
+                            p,
+                            Some(RowSelection::from_consecutive_ranges(
+                                ranges.into_iter(),
+                                rows,
+                            )),
+                        ))
+                    }
+                }
             })
             .collect();
         if let Some(c) = &self.counter {
             c.parts.fetch_add(files.len() as u64, Ordering::Relaxed);
-            let rows: u64 = files.iter().map(|p| p.meta.rows).sum();
+            let rows: u64 = files
+                .iter()
+                .map(|(p, text)| text.as_ref().map_or(p.meta.rows, |t| t.row_count() as u64))
+                .sum();
             c.rows.fetch_add(rows, Ordering::Relaxed);
         }
         if !files.is_empty() {
             let target = state.config().target_partitions().max(1);
             let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); target.min(files.len())];
-            for (i, p) in files.iter().enumerate() {
+            for (i, (p, text)) in files.iter().enumerate() {
                 let n = groups.len();
                 let mut file =
                     PartitionedFile::new(p.path.to_string_lossy().into_owned(), p.meta.bytes);
@@ -543,6 +367,10 @@ impl TableProvider for SpansTable {
                         Some(RowSelection::from_consecutive_ranges(ranges, rows_total))
                     }
                     None => dv.visible_selection(rows_total),
+                };
+                let selection = match (selection, text) {
+                    (Some(a), Some(b)) => Some(a.intersection(b)),
+                    (a, b) => a.or_else(|| b.clone()),
                 };
                 if let Some(selection) = selection {
                     file = file.with_extension(ParquetRowSelection::new(selection));

@@ -91,7 +91,12 @@ impl Store {
         let _gate = self.inner.append_gate.lock();
         {
             let st = self.inner.state.lock();
-            let unflushed = st.active.bytes + st.frozen.iter().map(|m| m.bytes).sum::<usize>();
+            // The columnar copies scans made count too: they are memory
+            // the unflushed data holds until it flushes.
+            let unflushed = std::iter::once(&st.active)
+                .chain(st.frozen.iter().map(|m| m.as_ref()))
+                .map(|m| m.bytes + m.columnar.bytes())
+                .sum::<usize>();
             if unflushed > self.inner.config.max_unflushed_bytes {
                 self.inner.flush_wake.notify_one();
                 return Err(Error::Full);
@@ -226,7 +231,7 @@ impl Store {
                     .frozen
                     .iter()
                     .rev()
-                    .find_map(|m| m.rows.get(&key).cloned())
+                    .find_map(|m| m.rows.get(&key).map(|r| Row::clone(r)))
                     .or_else(|| base.remove(&key))
                     .filter(|r| !st.hidden.contains(&r.version));
                 match older {
@@ -319,7 +324,7 @@ fn refill_trace(
             continue;
         }
         let key = (project.clone(), id.clone());
-        if let Some(row) = st.active.rows.get_mut(&key) {
+        if let Some(row) = st.active.get_mut(&key) {
             let before = st.rollups.contribution(&row.span);
             if ctx.fill(&mut row.span) {
                 let after = st.rollups.contribution(&row.span);
@@ -331,7 +336,7 @@ fn refill_trace(
     for m in st.frozen.iter().rev() {
         for id in m.trace_span_ids(project, trace) {
             if let Some(r) = m.rows.get(&(project.clone(), id.clone())) {
-                older.push(r.clone());
+                older.push(Row::clone(r));
             }
         }
     }

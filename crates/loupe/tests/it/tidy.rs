@@ -152,7 +152,6 @@ const MAY_USE: &[(&str, &[&str])] = &[
 const ONLY_IN: &[(&str, &[&str])] = &[
     ("datafusion", &["store"]),
     ("sqlparser", &["store"]),
-    ("tantivy", &["store"]),
     ("parquet", &["store", "query"]),
     ("axum", &["api", "loupe"]),
     ("tonic", &["api", "loupe"]),

@@ -17,6 +17,7 @@ mod bombs;
 mod brute;
 mod data;
 mod deep;
+mod fresh;
 
 use data::{NOW, generate};
 
