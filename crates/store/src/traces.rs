@@ -145,12 +145,12 @@ mod tests {
     fn node(project: &str, r: usize, i: usize, day: i64) -> Span {
         let mut s = Span::new(project, format!("{project}-n{r}-{i}"));
         s.trace_id = Some(format!("t{r}"));
-        if r % 3 == 0 {
+        if r.is_multiple_of(3) {
             s.run_id = Some(format!("run{r}"));
         }
         s.start_time = Some(T0 + day * DAY_NS + (r * 10 + i) as i64);
         s.end_time = s.start_time.map(|t| t + 5);
-        s.span_kind = Some(if i % 2 == 0 {
+        s.span_kind = Some(if i.is_multiple_of(2) {
             SpanKind::Tool
         } else {
             SpanKind::Llm
