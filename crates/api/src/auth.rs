@@ -196,6 +196,7 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
         | "/api/v1/analytics/relations"
         | "/api/v1/analytics/paths"
         | "/api/v1/alerts/rules/preview"
+        | "/api/v1/traces"
             if method == Method::POST =>
         {
             Some(Scope::Read)
@@ -1277,6 +1278,7 @@ mod tests {
             (Method::POST, "/api/v1/query", Some(Read)),
             (Method::POST, "/api/v1/sql", Some(Read)),
             (Method::GET, "/api/v1/traces/t1", Some(Read)),
+            (Method::POST, "/api/v1/traces", Some(Read)),
             (Method::GET, "/api/v1/users/u1", Some(Read)),
             (Method::GET, "/metrics", Some(Read)),
             (Method::GET, "/api/v1/alerts/rules", Some(Read)),

@@ -191,6 +191,60 @@ pub struct OffsetPage {
     pub total: Option<u64>,
 }
 
+/// A request for the spans of many runs at once ([`SpanReader::traces`]):
+/// what the Dify cleanup verifies a batch against.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TracesQuery {
+    /// Trace or run ids: a span is in the answer when its `trace_id` or
+    /// `run_id` is one of them (as [`SpanReader::trace`] reads one).
+    pub ids: Vec<String>,
+    /// The columns to fill (`loupe_model::column` names); `span_id`,
+    /// `trace_id` and `run_id` are always filled, other fields may be left
+    /// unset. Empty: every column.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// The answer's bound: when more spans may match, the answer is `None`
+    /// (the caller asks for fewer ids at a time).
+    pub max_spans: usize,
+}
+
+impl TracesQuery {
+    /// Whether the answer fills `column`.
+    pub fn wants(&self, column: &str) -> bool {
+        self.columns.is_empty()
+            || self.columns.iter().any(|c| c == column)
+            || [
+                loupe_model::column::SPAN_ID,
+                loupe_model::column::TRACE_ID,
+                loupe_model::column::RUN_ID,
+            ]
+            .contains(&column)
+    }
+}
+
+/// [`SpanReader::traces`] through [`SpanReader::trace`], one id at a time:
+/// the answer of a reader without a batch path (and the reference the
+/// batch paths are tested against).
+pub async fn traces_one_by_one(
+    reader: &(impl SpanReader + ?Sized),
+    project: &ProjectId,
+    query: &TracesQuery,
+) -> Result<Option<Vec<Span>>, StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut spans = Vec::new();
+    for id in &query.ids {
+        for s in reader.trace(project, id).await? {
+            if seen.insert(s.span_id.clone()) {
+                spans.push(s);
+            }
+        }
+        if spans.len() > query.max_spans {
+            return Ok(None);
+        }
+    }
+    Ok(Some(spans))
+}
+
 /// The write half of a storage backend. Held by the ingest pipeline only.
 pub trait SpanWriter: Send + Sync + 'static {
     /// Appends spans (complete or partial updates). Resolves once they are
@@ -208,6 +262,19 @@ pub trait SpanReader: Send + Sync + 'static {
         project: &'a ProjectId,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Span>, StoreError>>;
+
+    /// Every span whose `trace_id` or `run_id` is one of `query.ids`, each
+    /// once, in no particular order, with at least `query.columns` filled;
+    /// `None` when more than `query.max_spans` spans may match. The same
+    /// spans as [`Self::trace`] of each id; backends answer it in one pass
+    /// (the default asks `trace` id by id).
+    fn traces<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        query: &'a TracesQuery,
+    ) -> BoxFuture<'a, Result<Option<Vec<Span>>, StoreError>> {
+        Box::pin(traces_one_by_one(self, project, query))
+    }
 
     /// A page of spans matching the query.
     fn list(&self, query: SpanQuery) -> BoxFuture<'_, Result<SpanPage, StoreError>>;

@@ -49,6 +49,7 @@ mod rollups;
 pub mod settings;
 mod table;
 mod timelines;
+mod traces;
 mod wal;
 mod write;
 
@@ -58,6 +59,7 @@ pub use maintenance::MaintenanceReport;
 pub use query::{MAX_SQL_BYTES, MAX_SQL_EXPR_DEPTH, ScanCounter};
 pub use read::SPANS_TABLE;
 pub use table::SpansTable;
+pub use traces::{MAX_TRACE_IDS, MAX_TRACE_SPANS};
 
 use crate::manifest::Manifest;
 use crate::memtable::{Key, Memtable, RunContext};

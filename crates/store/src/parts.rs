@@ -263,6 +263,20 @@ impl Part {
         };
         let mut positions = self.index.runs.rows_of(id);
         deleted.retain_visible(&mut positions);
+        let rows = self.read_positions(&positions, &[])?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| {
+                r.span.trace_id.as_deref() == Some(id)
+                    || (or_run && r.span.run_id.as_deref() == Some(id))
+            })
+            .collect())
+    }
+
+    /// The rows at `positions` (ascending, visible), read as the pages that
+    /// hold them: only `columns` (empty: all), plus `span_id` and
+    /// `version`, which every row needs.
+    pub fn read_positions(&self, positions: &[u32], columns: &[&str]) -> Result<Vec<Row>, Error> {
         if positions.is_empty() {
             return Ok(Vec::new());
         }
@@ -295,16 +309,22 @@ impl Part {
             return Ok(Vec::new());
         }
         let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), selected_start);
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata)
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata)
             .with_row_groups(groups)
-            .with_row_selection(selection)
-            .build()?;
+            .with_row_selection(selection);
+        if !columns.is_empty() {
+            let arrow_schema = builder.schema().clone();
+            let idx: Vec<usize> = columns
+                .iter()
+                .chain(&[column::SPAN_ID, column::VERSION])
+                .filter_map(|c| arrow_schema.index_of(c).ok())
+                .collect();
+            let mask = ProjectionMask::roots(builder.parquet_schema(), idx);
+            builder = builder.with_projection(mask);
+        }
         let mut rows = Vec::new();
-        for batch in reader {
-            rows.extend(batch_to_rows(&batch?)?.into_iter().filter(|r| {
-                r.span.trace_id.as_deref() == Some(id)
-                    || (or_run && r.span.run_id.as_deref() == Some(id))
-            }));
+        for batch in builder.build()? {
+            rows.extend(batch_to_rows(&batch?)?);
         }
         Ok(rows)
     }

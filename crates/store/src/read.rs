@@ -12,7 +12,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use loupe_backend::{
     BatchStream, Cond, Cursor, OffsetPage, PageQuery, Plan, QueryLimits, QueryResult, SpanFilter,
-    SpanPage, SpanQuery, SpanReader, SpanWriter, StoreError, WriteAck, tree_order,
+    SpanPage, SpanQuery, SpanReader, SpanWriter, StoreError, TracesQuery, WriteAck, tree_order,
 };
 use loupe_model::{ProjectId, Span, column};
 
@@ -179,6 +179,19 @@ impl SpanReader for Store {
     ) -> BoxFuture<'a, Result<Vec<Span>, StoreError>> {
         async move {
             self.trace_spans(project, id)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
+    fn traces<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        query: &'a TracesQuery,
+    ) -> BoxFuture<'a, Result<Option<Vec<Span>>, StoreError>> {
+        async move {
+            self.traces_spans(project, query)
                 .await
                 .map_err(StoreError::from)
         }

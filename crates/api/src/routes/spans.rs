@@ -1,13 +1,15 @@
 //! Minimal read API: `GET /api/v1/traces/{id}` (a run in tree order;
 //! `?payload_limit=N` cuts longer inputs and outputs, which
-//! `GET /api/v1/traces/{id}/spans/{span_id}` then serves whole) and
+//! `GET /api/v1/traces/{id}/spans/{span_id}` then serves whole),
+//! `POST /api/v1/traces` (the spans of many runs at once, a few columns of
+//! them: what `loupe dify cleanup --server` verifies a batch against) and
 //! `GET /api/v1/spans` (filters + keyset pagination, newest first).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use loupe_backend::{Cursor, SpanFilter, SpanQuery};
+use loupe_backend::{Cursor, SpanFilter, SpanQuery, TracesQuery};
 use loupe_model::{ProjectId, Span, SpanKind, Status};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,6 +19,7 @@ use crate::{ApiError, AppState};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/traces", post(traces))
         .route("/api/v1/traces/{id}", get(trace))
         .route("/api/v1/traces/{id}/spans/{span_id}", get(trace_span))
         .route("/api/v1/spans", get(list))
@@ -104,6 +107,62 @@ async fn trace(
     Ok(Json(json!({
         "trace_id": id,
         "spans": views,
+    })))
+}
+
+/// Body of `POST /api/v1/traces`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TracesBody {
+    /// Trace or run ids (at most `loupe_store::MAX_TRACE_IDS`, checked by
+    /// the store).
+    ids: Vec<String>,
+    /// Columns to fill; empty or absent: all.
+    #[serde(default)]
+    columns: Vec<String>,
+    /// At most this many spans (default and ceiling [`MAX_BATCH_SPANS`]);
+    /// more set `truncated` and return none.
+    max_spans: Option<usize>,
+}
+
+/// Spans one `POST /api/v1/traces` answers at most.
+const MAX_BATCH_SPANS: usize = 200_000;
+
+/// Longest id accepted (Dify's are 36-character UUIDs).
+const MAX_ID_BYTES: usize = 256;
+
+/// `POST /api/v1/traces`: every span whose trace or run id is one of
+/// `ids`, unordered, each once; `truncated` (and no spans) when more than
+/// `max_spans` may match.
+async fn traces(
+    State(state): State<AppState>,
+    Project(project): Project,
+    body: Result<Json<TracesBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if let Some(id) = body.ids.iter().find(|i| i.len() > MAX_ID_BYTES) {
+        return Err(ApiError::bad_request(format!(
+            "id {:?}… is longer than {MAX_ID_BYTES} bytes",
+            id.chars().take(40).collect::<String>()
+        )));
+    }
+    let max_spans = body.max_spans.unwrap_or(MAX_BATCH_SPANS);
+    if max_spans > MAX_BATCH_SPANS {
+        return Err(ApiError::bad_request(format!(
+            "max_spans must be at most {MAX_BATCH_SPANS}"
+        )));
+    }
+    let query = TracesQuery {
+        ids: body.ids,
+        columns: body.columns,
+        max_spans,
+    };
+    let answer = state.reader.traces(&project, &query).await?;
+    let truncated = answer.is_none();
+    let spans = answer.unwrap_or_default();
+    Ok(Json(json!({
+        "spans": spans,
+        "truncated": truncated,
     })))
 }
 

@@ -265,15 +265,14 @@ impl Cleaner {
                     Item {
                         id: row.id(),
                         facts: row.facts(mine),
-                        window: row.window(mine),
                         stored: row.stored(mine),
                     }
                 })
                 .collect();
-            // One store query per batch and project; row by row only when
-            // the reader cannot answer it (a remote server).
+            // One store read per batch and project; row by row only when
+            // the batch's spans would be too many for one answer.
             let batch = if self.config.batch_verify {
-                verify::check_batch(self.store.as_ref(), &project, items)
+                verify::check_batch(self.store.as_ref(), &project, items, F::STORED_COLUMNS)
                     .await
                     .map_err(Attempt::Fatal)?
             } else {

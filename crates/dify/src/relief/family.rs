@@ -7,14 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::NaiveDateTime;
-use loupe_model::Span;
+use loupe_model::{Span, column};
 use tokio_postgres::GenericClient;
 
 use super::Scope;
 use super::batch::{Attempt, Bounds};
 use super::delete::Key;
 use super::verify::{self, Fact, FeedbackRow, MessageRow, NodeRow, RunRow};
-use crate::schema::utc_ns;
 
 /// How a stored span becomes a verification fact.
 pub(crate) type StoredFact = Box<dyn Fn(&Span) -> Fact + Send + Sync>;
@@ -70,8 +69,8 @@ pub(crate) trait Family: Clone + Sized {
     fn facts(&self, children: &[&Self::Child]) -> BTreeMap<String, Fact>;
     /// How a stored span of this row becomes a fact.
     fn stored(&self, children: &[&Self::Child]) -> StoredFact;
-    /// The start times (ns) of the row's spans: the row's and its children's.
-    fn window(&self, children: &[&Self::Child]) -> (i64, i64);
+    /// The span columns [`Self::stored`] reads (`loupe_model::column`).
+    const STORED_COLUMNS: &'static [&'static str];
     /// Whether a verified row is deleted in this scope.
     fn deletable(&self, children: &[&Self::Child], ctx: &Ctx<'_>) -> bool;
     /// The database digest of the row and its children.
@@ -83,6 +82,9 @@ impl Family for RunRow {
     const TABLE: &'static str = "workflow_runs";
     const CHILD_TABLE: &'static str = "workflow_node_executions";
     const KEYS: (Key, Key) = (Key::Runs, Key::Nodes);
+    // What `verify::run_span_fact` reads.
+    const STORED_COLUMNS: &'static [&'static str] =
+        &[column::RAW_STATUS, column::END_TIME, column::ATTRIBUTES];
 
     fn id(&self) -> &str {
         &self.id
@@ -125,11 +127,6 @@ impl Family for RunRow {
     fn stored(&self, _: &[&NodeRow]) -> StoredFact {
         Box::new(verify::run_span_fact)
     }
-    fn window(&self, children: &[&NodeRow]) -> (i64, i64) {
-        let times = children.iter().map(|n| utc_ns(n.created_at));
-        let at = utc_ns(self.created_at);
-        (times.clone().fold(at, i64::min), times.fold(at, i64::max))
-    }
     fn deletable(&self, children: &[&NodeRow], ctx: &Ctx<'_>) -> bool {
         // Scope `nodes` keeps the run rows: a run without node rows left
         // has nothing to delete there.
@@ -145,6 +142,14 @@ impl Family for MessageRow {
     const TABLE: &'static str = "messages";
     const CHILD_TABLE: &'static str = "message_feedbacks";
     const KEYS: (Key, Key) = (Key::Messages, Key::Feedbacks);
+    // What `verify::message_span_fact` reads.
+    const STORED_COLUMNS: &'static [&'static str] = &[
+        column::RAW_STATUS,
+        column::START_TIME,
+        column::END_TIME,
+        column::OUTPUT,
+        column::ATTRIBUTES,
+    ];
 
     fn id(&self) -> &str {
         &self.id
@@ -198,12 +203,6 @@ impl Family for MessageRow {
     fn stored(&self, children: &[&FeedbackRow]) -> StoredFact {
         let ids: HashSet<String> = children.iter().map(|f| f.id.clone()).collect();
         Box::new(move |s| verify::message_span_fact(&ids, s))
-    }
-    fn window(&self, children: &[&FeedbackRow]) -> (i64, i64) {
-        // A feedback span starts at the feedback's last update.
-        let times = children.iter().map(|f| utc_ns(f.updated_at));
-        let at = utc_ns(self.created_at);
-        (times.clone().fold(at, i64::min), times.fold(at, i64::max))
     }
     fn deletable(&self, _: &[&FeedbackRow], _: &Ctx<'_>) -> bool {
         true

@@ -142,7 +142,7 @@ pub struct CleanupConfig {
     /// Who runs it, as the cleanup history records it (`cli`, `serve`,
     /// `console`).
     pub source: String,
-    /// Verify each batch with one store query (default). `false` reads
+    /// Verify each batch with one store read (default). `false` reads
     /// run by run, as before batch verification: for the benchmark's
     /// comparison only.
     pub batch_verify: bool,

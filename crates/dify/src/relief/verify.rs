@@ -10,10 +10,10 @@
 //! an earlier `nodes` cleanup deleted, spans of other sources): what is
 //! checked is that every row about to be deleted is held, field by field.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDateTime;
-use loupe_backend::SpanReader;
+use loupe_backend::{SpanReader, TracesQuery};
 use loupe_model::{ProjectId, Span};
 use sha2::{Digest, Sha256};
 use tokio_postgres::types::ToSql;
@@ -260,120 +260,42 @@ pub(crate) async fn check_one(
 }
 
 /// One row of a batch to verify: its id (the trace or run id its spans
-/// carry), the database facts, the start-time window of its spans (ns),
-/// and how a stored span becomes a fact.
+/// carry), the database facts, and how a stored span becomes a fact.
 pub(crate) struct Item<'a> {
     pub id: &'a str,
     pub facts: BTreeMap<String, Fact>,
-    pub window: (i64, i64),
     pub stored: Box<dyn Fn(&Span) -> Fact + Send + Sync + 'a>,
 }
 
-/// Rows a batch query returns at most; a batch whose spans exceed it is
-/// verified row by row instead.
+/// Spans one batch read returns at most; a batch whose spans may exceed it
+/// is verified row by row instead.
 const MAX_BATCH_SPANS: usize = 200_000;
 
-/// Slack around the rows' times in the batch query's time range: the
-/// spans start exactly at the rows' times, the slack only keeps a
-/// rounding or clock quirk from making a held row look missing.
-const WINDOW_SLACK_NS: i64 = 86_400 * 1_000_000_000;
-
-/// Verifies every item of one project with one store query (`trace_id` or
-/// `run_id` among the items' ids, their time window): the same checks as
-/// [`check_one`], the spans of an item being those whose trace or run id
-/// is the item's. `None` when the reader cannot answer such a query (a
-/// remote server) or the answer would exceed [`MAX_BATCH_SPANS`]: the
-/// caller then verifies item by item.
+/// Verifies every item of one project with one read of their spans
+/// ([`SpanReader::traces`]: the store's id index, one pass per part):
+/// the same checks as [`check_one`], the spans of an item being those
+/// whose trace or run id is the item's. `columns` are the span fields the
+/// items' `stored` read. `None` when the answer would exceed
+/// [`MAX_BATCH_SPANS`]: the caller then verifies item by item.
 pub(crate) async fn check_batch(
     store: &dyn SpanReader,
     project: &ProjectId,
     items: Vec<Item<'_>>,
+    columns: &[&str],
 ) -> Result<Option<Vec<Verdict>>, Error> {
-    use loupe_backend::plan::{Cmp, FieldRef, Filter, Literal, Output, ValueType};
-    use loupe_backend::{Plan, QueryLimits, StoreError};
-    use loupe_model::column;
     if items.is_empty() {
         return Ok(Some(Vec::new()));
     }
-    let text = |name: &str| FieldRef::Column {
-        name: name.to_owned(),
-        ty: ValueType::Text,
+    let query = TracesQuery {
+        ids: items.iter().map(|i| i.id.to_owned()).collect(),
+        columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+        max_spans: MAX_BATCH_SPANS,
     };
-    let time = |name: &str| FieldRef::Column {
-        name: name.to_owned(),
-        ty: ValueType::Timestamp,
-    };
-    // An OR of equalities (not an IN list): the store prunes parts and
-    // rows by trace and run ids only from equalities.
-    let mut alternatives = Vec::with_capacity(items.len() * 2);
-    for it in &items {
-        for c in [column::TRACE_ID, column::RUN_ID] {
-            alternatives.push(Filter::Compare {
-                field: text(c),
-                op: Cmp::Eq,
-                value: Literal::Text(it.id.to_owned()),
-            });
-        }
-    }
-    let from = items.iter().map(|i| i.window.0).min().unwrap_or(0);
-    let to = items.iter().map(|i| i.window.1).max().unwrap_or(0);
-    let plan = Plan {
-        from_ns: from.saturating_sub(WINDOW_SLACK_NS),
-        to_ns: to.saturating_add(WINDOW_SLACK_NS),
-        filter: Some(Filter::Or(alternatives)),
-        group_by: Vec::new(),
-        aggregates: Vec::new(),
-        sort: Vec::new(),
-        limit: None,
-        output: Output::Rows(vec![
-            text(column::SPAN_ID),
-            text(column::TRACE_ID),
-            text(column::RUN_ID),
-            text(column::RAW_STATUS),
-            time(column::START_TIME),
-            time(column::END_TIME),
-            text(column::OUTPUT),
-            FieldRef::Attribute("dify.elapsed_time".into()),
-            FieldRef::Attribute("dify.latency".into()),
-        ]),
-        approx_percentiles: false,
-    };
-    let limits = QueryLimits {
-        max_rows: MAX_BATCH_SPANS,
-        ..QueryLimits::default()
-    };
-    let answer = match store.query(project, &plan, limits).await {
-        Ok(a) => a,
-        Err(StoreError::Unsupported(_)) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    if answer.stats.truncated {
+    let Some(spans) = store.traces(project, &query).await? else {
         return Ok(None);
-    }
-    let str_at = |row: &[serde_json::Value], i: usize| {
-        row.get(i).and_then(|v| v.as_str()).map(str::to_owned)
     };
-    let int_at =
-        |row: &[serde_json::Value], i: usize| row.get(i).and_then(serde_json::Value::as_i64);
-    let mut spans = Vec::with_capacity(answer.rows.len());
-    for row in &answer.rows {
-        let Some(id) = str_at(row, 0) else { continue };
-        let mut s = Span::new(project.as_str(), id);
-        s.trace_id = str_at(row, 1);
-        s.run_id = str_at(row, 2);
-        s.raw_status = str_at(row, 3);
-        s.start_time = int_at(row, 4);
-        s.end_time = int_at(row, 5);
-        s.output = str_at(row, 6);
-        for (i, key) in [(7, "dify.elapsed_time"), (8, "dify.latency")] {
-            if let Some(v) = str_at(row, i) {
-                s.attributes.insert(key.to_owned(), v);
-            }
-        }
-        spans.push(s);
-    }
     // The spans of each id, as `trace` would return them.
-    let mut of: std::collections::HashMap<&str, Vec<&Span>> = std::collections::HashMap::new();
+    let mut of: HashMap<&str, Vec<&Span>> = HashMap::new();
     for s in &spans {
         let t = s.trace_id.as_deref();
         let r = s.run_id.as_deref();

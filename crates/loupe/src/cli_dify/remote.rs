@@ -2,14 +2,16 @@
 //! cleanup` can verify what Loupe holds while the server owns the data
 //! directory (its lock keeps a second process from opening the store).
 //!
-//! Only `trace` is served, which is all the cleanup's verification reads
-//! (`GET /api/v1/traces/{id}`); the other reads answer `Unsupported`.
+//! Only what the cleanup's verification reads is served: `traces`, a batch
+//! of runs at once (`POST /api/v1/traces`; a server without it is asked
+//! run by run) and `trace` (`GET /api/v1/traces/{id}`); the other reads
+//! answer `Unsupported`.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use loupe_backend::{
     BatchStream, OffsetPage, PageQuery, Plan, QueryLimits, QueryResult, SpanPage, SpanQuery,
-    SpanReader, StoreError,
+    SpanReader, StoreError, TracesQuery,
 };
 use loupe_model::{ProjectId, Span};
 
@@ -31,21 +33,32 @@ impl RemoteReader {
         }
     }
 
-    async fn fetch_trace(&self, project: &ProjectId, id: &str) -> Result<Vec<Span>, StoreError> {
-        let url = format!("{}/api/v1/traces/{id}", self.base);
-        let mut request = self
-            .client
-            .get(&url)
-            .header("x-loupe-project", project.as_str());
-        if let Some(key) = &self.secret_key {
-            request = request.bearer_auth(key);
+    fn request(
+        &self,
+        request: reqwest::RequestBuilder,
+        project: &ProjectId,
+    ) -> reqwest::RequestBuilder {
+        let request = request.header("x-loupe-project", project.as_str());
+        match &self.secret_key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
         }
+    }
+
+    /// The answer's body, or the error its status means (`None`: the
+    /// status is one the caller handles, `pass`).
+    async fn answer<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+        pass: &[reqwest::StatusCode],
+    ) -> Result<Option<T>, StoreError> {
         let response = request.send().await.map_err(|e| {
             StoreError::Internal(format!("cannot reach the Loupe server at {url}: {e}"))
         })?;
         let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(Vec::new());
+        if pass.contains(&status) {
+            return Ok(None);
         }
         if status == reqwest::StatusCode::UNAUTHORIZED {
             return Err(StoreError::Invalid(format!(
@@ -60,15 +73,54 @@ impl RemoteReader {
                 "the Loupe server answered {status} for {url}: {text}"
             )));
         }
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            spans: Vec<Span>,
-        }
-        let answer: Answer = response.json().await.map_err(|e| {
+        response.json().await.map(Some).map_err(|e| {
             StoreError::Internal(format!("unexpected answer from the Loupe server: {e}"))
-        })?;
-        Ok(answer.spans)
+        })
     }
+
+    async fn fetch_trace(&self, project: &ProjectId, id: &str) -> Result<Vec<Span>, StoreError> {
+        let url = format!("{}/api/v1/traces/{id}", self.base);
+        let request = self.request(self.client.get(&url), project);
+        let answer: Option<Spans> = self
+            .answer(&url, request, &[reqwest::StatusCode::NOT_FOUND])
+            .await?;
+        Ok(answer.map(|a| a.spans).unwrap_or_default())
+    }
+
+    async fn fetch_traces(
+        &self,
+        project: &ProjectId,
+        query: &TracesQuery,
+    ) -> Result<Option<Vec<Span>>, StoreError> {
+        let url = format!("{}/api/v1/traces", self.base);
+        let request = self.request(self.client.post(&url).json(query), project);
+        // A server from before the batch route answers 404 or 405, or 403
+        // to a read key (it takes an unknown POST for a write): ask it run
+        // by run.
+        let old = [
+            reqwest::StatusCode::NOT_FOUND,
+            reqwest::StatusCode::METHOD_NOT_ALLOWED,
+            reqwest::StatusCode::FORBIDDEN,
+        ];
+        match self.answer::<Batch>(&url, request, &old).await? {
+            Some(b) if b.truncated => Ok(None),
+            Some(b) => Ok(Some(b.spans)),
+            None => loupe_backend::traces_one_by_one(self, project, query).await,
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Spans {
+    spans: Vec<Span>,
+}
+
+/// `POST /api/v1/traces`'s answer.
+#[derive(serde::Deserialize)]
+struct Batch {
+    spans: Vec<Span>,
+    #[serde(default)]
+    truncated: bool,
 }
 
 fn unsupported<T: Send + 'static>(what: &str) -> BoxFuture<'static, Result<T, StoreError>> {
@@ -83,6 +135,14 @@ impl SpanReader for RemoteReader {
         id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Span>, StoreError>> {
         self.fetch_trace(project, id).boxed()
+    }
+
+    fn traces<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        query: &'a TracesQuery,
+    ) -> BoxFuture<'a, Result<Option<Vec<Span>>, StoreError>> {
+        self.fetch_traces(project, query).boxed()
     }
 
     fn list(&self, _query: SpanQuery) -> BoxFuture<'_, Result<SpanPage, StoreError>> {

@@ -136,6 +136,61 @@ async fn serve_syncs_into_its_project_and_cleanup_verifies_through_the_running_s
         "{settings}"
     );
 
+    // The batch read cleanup verifies through: the same spans as the run's
+    // trace, with the columns asked for; nothing of other projects.
+    let ask = serde_json::json!({
+        "ids": [run, "no-such-run"],
+        "columns": ["raw_status", "end_time", "attributes"],
+    });
+    let (status, batch) = server.post_json_as("/api/v1/traces", "shop", &ask).await;
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(batch["truncated"], false, "{batch}");
+    let ids = |spans: &[serde_json::Value]| {
+        let mut v: Vec<(String, String)> = spans
+            .iter()
+            .map(|s| {
+                (
+                    s["span_id"].as_str().unwrap_or_default().to_owned(),
+                    s["raw_status"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let got = batch["spans"].as_array().cloned().unwrap_or_default();
+    assert_eq!(ids(&got), ids(&spans), "{batch}");
+    assert!(
+        got.iter()
+            .all(|s| s["attributes"]["dify.elapsed_time"].is_string()),
+        "{batch}"
+    );
+    let (status, other) = server.post_json_as("/api/v1/traces", "default", &ask).await;
+    assert_eq!(
+        (status, other["spans"].clone()),
+        (200, serde_json::json!([]))
+    );
+    let (status, tight) = server
+        .post_json_as(
+            "/api/v1/traces",
+            "shop",
+            &serde_json::json!({"ids": [run], "max_spans": 2}),
+        )
+        .await;
+    assert_eq!(
+        (status, tight["truncated"].clone()),
+        (200, serde_json::json!(true))
+    );
+    for bad in [
+        serde_json::json!({"ids": [run], "colums": []}),
+        serde_json::json!({"ids": [run], "columns": ["nope"]}),
+        serde_json::json!({"ids": ["x".repeat(300)]}),
+        serde_json::json!({"ids": [run], "max_spans": 10_000_000}),
+    ] {
+        let (status, body) = server.post_json_as("/api/v1/traces", "shop", &bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
     // Cleanup beside the running server.
     let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
         .args([

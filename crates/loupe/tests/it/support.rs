@@ -185,6 +185,21 @@ impl Server {
         (status, r.json().await.expect("json body"))
     }
 
+    /// POST a JSON body in open mode's project `project`; returns
+    /// (status, body).
+    pub async fn post_json_as(&self, path: &str, project: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.http))
+            .header("x-loupe-project", project)
+            .json(body)
+            .send()
+            .await
+            .expect("post");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("json body"))
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let r = self
             .client
