@@ -213,6 +213,6 @@ pub fn dir_breakdown(dir: &Path) -> Vec<(String, u64)> {
         }
     }
     let mut out: Vec<(String, u64)> = by.into_iter().collect();
-    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out.sort_by_key(|b| std::cmp::Reverse(b.1));
     out
 }
