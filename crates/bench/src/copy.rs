@@ -28,11 +28,12 @@ impl Buffers {
     /// workflow span writes nothing.
     pub fn push_run(&mut self, spans: &[loupe_model::Span], inputs: &serde_json::Value) {
         if let Some(rows) = loupe_dify::rows::run_rows(spans, inputs) {
-            self.push(&rows);
+            self.push_rows(&rows);
         }
     }
 
-    fn push(&mut self, r: &RunRows) {
+    /// Appends the rows of one run.
+    pub fn push_rows(&mut self, r: &RunRows) {
         let run = &r.run;
         row(
             &mut self.runs,

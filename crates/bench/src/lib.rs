@@ -1,12 +1,23 @@
-//! `loupe-bench`: Loupe against Dify's PostgreSQL on the same rows.
+//! `loupe-bench`: Loupe against Dify's PostgreSQL and DuckDB on the same rows.
 //!
-//! Generates `--runs` runs with `loupe-gen`, loads them into a fresh Loupe
-//! data directory (`Store::append`, flush, compaction) and into Dify
-//! 1.14.1's tables in PostgreSQL (rows from [`loupe_dify::rows`], COPY,
-//! then Dify's indexes and `VACUUM ANALYZE`), asks both the same questions
-//! ([`questions`]), checks the answers agree, and writes a markdown report
-//! (docs/BENCHMARKS.md). Optionally measures OTLP ingest into a child
-//! `loupe serve` ([`serve`]).
+//! Generates `--runs` runs with `loupe-gen` (over `--workspaces` Dify
+//! workspaces), loads them into Dify 1.14.1's tables in PostgreSQL (rows
+//! from [`loupe_dify::rows`], COPY, then Dify's indexes and `VACUUM
+//! ANALYZE`), writes the same rows as plain zstd Parquet for DuckDB
+//! ([`duck`]), and fills a fresh Loupe data directory one of two ways
+//! (`--load`):
+//!
+//! - `append`: the generated spans straight into `Store::append`, then a
+//!   flush and one `maintain` (the path the store's own tests take);
+//! - `sync`: a backfill of the PostgreSQL side through the real `[dify]`
+//!   sync ([`loupe_dify::sync::Syncer`] writing through the ingest
+//!   pipeline with the bench's tag rules), then what the server's
+//!   background loop does next (flush, one maintenance pass with the
+//!   default settings): the path a user takes.
+//!
+//! Then it asks the three sides the same questions ([`questions`]), checks
+//! the answers agree, and writes a markdown report (docs/BENCHMARKS.md).
+//! Optionally measures OTLP ingest into a child `loupe serve` ([`serve`]).
 //!
 //! A crate of its own so the shipped `loupe` binary links none of it: it
 //! is a library (these modules) and the `loupe-bench` binary.
@@ -14,6 +25,7 @@
 pub mod compare;
 pub mod console;
 pub mod copy;
+pub mod duck;
 pub mod loupe_side;
 pub mod pg;
 pub mod questions;
@@ -21,13 +33,16 @@ pub mod report;
 pub mod serve;
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use loupe_dify::sync::{SyncConfig, SyncReport, Syncer};
 use loupe_gen::{DEFAULT_START_NS, Fault, GenConfig};
-use loupe_model::{ProjectId, SpanKind};
+use loupe_model::{ProjectId, Span, SpanKind};
 use loupe_normalise::tags::TagRules;
+use loupe_pipeline::Pipeline;
 use loupe_pipeline::redact::{RedactionConfig, Redactor};
 use loupe_store::Store;
 
@@ -39,6 +54,17 @@ const DAY_NS: i64 = 86_400_000_000_000;
 const HOUR_NS: i64 = 3_600_000_000_000;
 const DAYS: i64 = 7;
 const BATCH_RUNS: usize = 500;
+
+/// How the Loupe side is filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadMode {
+    /// The generated spans straight into `Store::append`, a flush, one
+    /// compaction (`maintain`).
+    Append,
+    /// A backfill of the PostgreSQL side through the real `[dify]` sync,
+    /// then the server's background flush and maintenance (defaults).
+    Sync,
+}
 
 /// Flags of `loupe-bench`.
 #[derive(Debug, clap::Parser)]
@@ -89,6 +115,21 @@ pub struct BenchArgs {
     /// Generator seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// How Loupe is filled: `append` (spans into `Store::append`) or `sync`
+    /// (the user's path: a backfill from the PostgreSQL side through the
+    /// `[dify]` sync, then the server's background maintenance).
+    #[arg(long, value_enum, default_value_t = LoadMode::Append)]
+    load: LoadMode,
+    /// Dify workspaces (tenants) the runs are spread over.
+    #[arg(long, default_value_t = 3)]
+    workspaces: usize,
+    /// A Python with the `duckdb` module (`bash scripts/peers/duckdb.sh`
+    /// makes one and prints its path).
+    #[arg(long, env = "LOUPE_BENCH_DUCKDB_PYTHON", default_value = "python3")]
+    duckdb_python: PathBuf,
+    /// Leave DuckDB out (PostgreSQL and Loupe only).
+    #[arg(long)]
+    no_duckdb: bool,
 }
 
 /// Entry point of `loupe-bench`; fails when an answer differs.
@@ -118,6 +159,86 @@ fn gen_config(args: &BenchArgs) -> GenConfig {
             extra_latency_ns: 1_500_000_000,
             error: "inventory service timed out after 5s".into(),
         }],
+    }
+}
+
+/// What is generated: the config, the workspaces, and whether times are
+/// cut to Dify's precision (µs) before anything sees them.
+#[derive(Clone)]
+struct Workload {
+    config: GenConfig,
+    workspaces: usize,
+    /// The `sync` load: Dify's tables keep µs, and the sync's durations
+    /// come from them (`finished_at - created_at`), so the generated times
+    /// are µs from the start and every side holds the same numbers.
+    micros: bool,
+}
+
+impl Workload {
+    fn runs(&self) -> impl Iterator<Item = loupe_gen::Run> + use<> {
+        let micros = self.micros;
+        loupe_gen::runs_in_workspaces(&self.config, self.workspaces).map(move |mut run| {
+            if micros {
+                run.spans.iter_mut().for_each(to_micros);
+            }
+            run
+        })
+    }
+}
+
+fn to_micros(span: &mut Span) {
+    let cut = |t: &mut Option<i64>| {
+        if let Some(v) = t {
+            *v -= v.rem_euclid(1_000);
+        }
+    };
+    cut(&mut span.start_time);
+    cut(&mut span.end_time);
+}
+
+/// The context of the questions, noted from the generated runs: the run of
+/// the middle, the first `OrderDesk` app and its workspace.
+fn note_run(ctx: &mut Context, index: usize, runs: usize, run: &loupe_gen::Run) {
+    if index == runs / 2 {
+        ctx.run_id = run.run_id.clone();
+    }
+    for s in &run.spans {
+        if let (Some(tool), Some(title)) = (&s.tool_name, &s.name)
+            && !ctx.tool_titles.get(tool).is_some_and(|t| t.contains(title))
+        {
+            ctx.tool_titles
+                .entry(tool.clone())
+                .or_default()
+                .insert(title.clone());
+        }
+    }
+    let root = run
+        .spans
+        .iter()
+        .find(|s| s.span_kind == Some(SpanKind::Workflow));
+    if let Some(root) = root
+        && ctx.app_id.is_empty()
+        && root.app_name.as_deref() == Some("OrderDesk")
+    {
+        ctx.app_id = root.app_id.clone().unwrap_or_default();
+        let tenant = root.attributes.get("metadata.tenant_id");
+        ctx.tenant_id = tenant.cloned().unwrap_or_default();
+    }
+}
+
+fn new_context(config: &GenConfig, mode: LoadMode) -> Context {
+    Context {
+        start_ns: config.start_ns,
+        end_ns: config.start_ns + config.spread_ns,
+        run_id: String::new(),
+        app_id: String::new(),
+        tenant_id: String::new(),
+        tenant_attr: match mode {
+            LoadMode::Append => "metadata.tenant_id",
+            LoadMode::Sync => "dify.tenant_id",
+        },
+        tools_by_title: mode == LoadMode::Sync,
+        tool_titles: Default::default(),
     }
 }
 
@@ -164,38 +285,19 @@ fn redaction_rules() -> RedactionConfig {
     serde_json::from_value(serde_json::json!({ "rules": rules })).unwrap_or_default()
 }
 
-async fn load_loupe(config: &GenConfig, dir: &std::path::Path) -> anyhow::Result<Load> {
+async fn load_loupe(work: &Workload, dir: &Path) -> anyhow::Result<Load> {
+    let config = &work.config;
     let store = loupe_side::open(dir, false).await?;
     let background = store.spawn_background();
     let tags = TagRules::new(&loupe_gen::tag_rules())?;
     let redactor = Redactor::new(&redaction_rules())?;
-    let mut runs = loupe_gen::runs(config).enumerate().peekable();
+    let mut runs = work.runs().enumerate().peekable();
     let (mut spans_total, mut append, mut redact) = (0u64, Duration::ZERO, Duration::ZERO);
-    let mut ctx = Context {
-        start_ns: config.start_ns,
-        end_ns: config.start_ns + config.spread_ns,
-        run_id: String::new(),
-        app_id: String::new(),
-        tenant_id: String::new(),
-    };
+    let mut ctx = new_context(config, LoadMode::Append);
     while runs.peek().is_some() {
         let mut batch = Vec::new();
         for (i, run) in runs.by_ref().take(BATCH_RUNS) {
-            let root = run
-                .spans
-                .iter()
-                .find(|s| s.span_kind == Some(SpanKind::Workflow));
-            if i == config.runs / 2 {
-                ctx.run_id = run.run_id.clone();
-            }
-            if let Some(root) = root
-                && ctx.app_id.is_empty()
-                && root.app_name.as_deref() == Some("OrderDesk")
-            {
-                ctx.app_id = root.app_id.clone().unwrap_or_default();
-                let tenant = root.attributes.get("metadata.tenant_id");
-                ctx.tenant_id = tenant.cloned().unwrap_or_default();
-            }
+            note_run(&mut ctx, i, config.runs, &run);
             batch.extend(run.spans);
         }
         for span in &mut batch {
@@ -227,27 +329,174 @@ async fn load_loupe(config: &GenConfig, dir: &std::path::Path) -> anyhow::Result
     })
 }
 
+/// What loading PostgreSQL (and writing DuckDB's Parquet) did.
+struct PgLoad {
+    /// COPY, generation and the Parquet files included.
+    copy: Duration,
+    /// Dify's indexes and `VACUUM ANALYZE`.
+    index: Duration,
+    /// Rows of runs, node executions, app logs.
+    counts: Vec<u64>,
+    /// The Parquet files DuckDB reads: (table, path, bytes).
+    parquet: Vec<(&'static str, PathBuf, u64)>,
+    ctx: Context,
+}
+
 async fn load_pg(
-    config: &GenConfig,
+    work: &Workload,
+    mode: LoadMode,
     pg: &pg::Pg,
-) -> anyhow::Result<(Duration, Duration, Vec<u64>)> {
+    parquet_dir: Option<&Path>,
+) -> anyhow::Result<PgLoad> {
+    let config = &work.config;
     let started = Instant::now();
     let mut loader = pg.loader().await?;
-    let mut runs = loupe_gen::runs(config).peekable();
+    let mut parquet = parquet_dir.map(duck::ParquetTables::create).transpose()?;
+    let mut lookups = pg::LookupRows::default();
+    let mut ctx = new_context(config, mode);
+    let mut runs = work.runs().enumerate().peekable();
     while runs.peek().is_some() {
         let mut buffers = copy::Buffers::default();
-        for run in runs.by_ref().take(BATCH_RUNS) {
-            buffers.push_run(&run.spans, &run.inputs);
+        for (i, run) in runs.by_ref().take(BATCH_RUNS) {
+            note_run(&mut ctx, i, config.runs, &run);
+            if let Some(rows) = loupe_dify::rows::run_rows(&run.spans, &run.inputs) {
+                buffers.push_rows(&rows);
+                if let Some(p) = parquet.as_mut() {
+                    p.push(&rows)?;
+                }
+                lookups.add(rows.app, rows.end_user, &rows.run.tenant_id);
+            }
+        }
+        if let Some(p) = parquet.as_mut() {
+            p.flush()?;
         }
         if !buffers.is_empty() {
             loader.send(buffers).await?;
         }
     }
     let counts = loader.finish().await?;
+    pg.insert_lookups(&lookups).await?;
+    let parquet = parquet.map(duck::ParquetTables::finish).transpose()?;
     let copy = started.elapsed();
     let started = Instant::now();
     pg.finish_load().await?;
-    Ok((copy, started.elapsed(), counts))
+    Ok(PgLoad {
+        copy,
+        index: started.elapsed(),
+        counts,
+        parquet: parquet.unwrap_or_default(),
+        ctx,
+    })
+}
+
+/// What the backfill through the Dify sync did.
+struct SyncLoad {
+    report: SyncReport,
+    sync: Duration,
+    /// The flush the server's loop does next (memtable to parts).
+    flush: Duration,
+    /// Its next maintenance pass (default settings).
+    maintain: Duration,
+    maintenance: loupe_store::MaintenanceReport,
+    /// Parts and hidden rows after the sync's flush, before maintenance.
+    before: PartsState,
+    /// The same after maintenance.
+    after: PartsState,
+}
+
+/// Live parts, their rows (hidden versions included) and hidden rows.
+#[derive(Debug, Clone, Copy, Default)]
+struct PartsState {
+    parts: usize,
+    rows: u64,
+    hidden: u64,
+}
+
+/// Rows a query sees (every project's default, every time), by a scan.
+async fn parts_state(store: &Store) -> anyhow::Result<PartsState> {
+    let stats = store.stats();
+    store.set_answer_from_rollups(false);
+    let visible = loupe_side::run(
+        store,
+        &ProjectId::default_project(),
+        &loupe_side::LoupeQuery::Lang(
+            "from 1970-01-01T00:00:00Z to 2100-01-01T00:00:00Z | count()".into(),
+        ),
+        loupe_model::time::now_ns(),
+        &[],
+        false,
+    )
+    .await;
+    store.set_answer_from_rollups(true);
+    let visible = match visible?.0.first().and_then(|r| r.first()) {
+        Some(compare::Cell::Num(n)) => *n as u64,
+        _ => 0,
+    };
+    Ok(PartsState {
+        parts: stats.parts,
+        rows: stats.part_rows,
+        hidden: stats.part_rows.saturating_sub(visible),
+    })
+}
+
+/// Backfills a fresh store in `dir` from the PostgreSQL side through the
+/// `[dify]` sync, as `loupe dify sync --once` (or `serve` with `[dify]`)
+/// does: the store's background loop running, the ingest pipeline with the
+/// bench's tag rules, `[dify]`'s defaults (batch 500, every workspace to
+/// the default project: no `[[dify.projects]]` rules). Then what the
+/// server's loop does once the backfill is over, at once rather than on
+/// its timers: the flush (`flush_age`) and one maintenance pass
+/// (`maintenance_interval`), with the store's default settings.
+async fn sync_loupe(dsn: &str, dir: &Path, runs: u64) -> anyhow::Result<SyncLoad> {
+    let store = loupe_side::open(dir, false).await?;
+    let background = store.spawn_background();
+    let tags = TagRules::new(&loupe_gen::tag_rules())?;
+    let pipeline = Pipeline::new(Arc::new(store.clone()), tags);
+    let mut syncer = Syncer::connect(SyncConfig::new(dsn, dir), pipeline)
+        .await
+        .context("the Dify sync cannot start")?;
+    let started = Instant::now();
+    let last = Arc::new(std::sync::Mutex::new(started));
+    syncer.on_progress(Arc::new(move |p| {
+        let mut last = last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.elapsed() >= Duration::from_secs(5) || p.done >= runs {
+            *last = Instant::now();
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            eprintln!(
+                "bench: sync {}/{} runs ({:.0}%) in {secs:.0} s, {:.0} runs/s",
+                p.done,
+                runs,
+                p.done as f64 * 100.0 / runs.max(1) as f64,
+                p.done as f64 / secs
+            );
+        }
+    }));
+    let report = syncer.sync_once().await.context("the Dify sync failed")?;
+    let sync = started.elapsed();
+    drop(syncer);
+    let started = Instant::now();
+    store.flush_all().await?;
+    let flush = started.elapsed();
+    let before = parts_state(&store).await?;
+    eprintln!("bench: after the sync: {before:?}; maintenance");
+    let started = Instant::now();
+    let maintenance = store.maintain().await?;
+    let maintain = started.elapsed();
+    let after = parts_state(&store).await?;
+    eprintln!("bench: after maintenance: {after:?} ({maintenance:?})");
+    background.abort();
+    store.shutdown().await?;
+    Ok(SyncLoad {
+        report,
+        sync,
+        flush,
+        maintain,
+        maintenance,
+        before,
+        after,
+    })
 }
 
 /// Runs a question's steps on one side; (compared rows, total time).
@@ -256,6 +505,20 @@ async fn ask_pg(pg: &pg::Pg, q: &Question) -> anyhow::Result<(Rows, Duration)> {
     for step in &q.pg {
         let keep = step.compare.clone().unwrap_or_default();
         let (rows, t) = pg.run(&step.query, &keep).await?;
+        took += t;
+        if step.compare.is_some() {
+            all.extend(rows);
+        }
+    }
+    Ok((all, took))
+}
+
+/// As [`ask_pg`], on DuckDB.
+async fn ask_duck(duck: &mut duck::Duck, q: &Question) -> anyhow::Result<(Rows, Duration)> {
+    let (mut all, mut took) = (Rows::new(), Duration::ZERO);
+    for step in &q.duck {
+        let keep = step.compare.clone().unwrap_or_default();
+        let (rows, t) = duck.run(&step.query, &keep).await?;
         took += t;
         if step.compare.is_some() {
             all.extend(rows);
@@ -322,7 +585,8 @@ fn drop_caches() -> bool {
 async fn measure(
     q: &Question,
     pg: &pg::Pg,
-    dir: &std::path::Path,
+    mut duck: Option<&mut duck::Duck>,
+    dir: &Path,
     store: &Store,
     ctx: &Context,
     args: &BenchArgs,
@@ -331,6 +595,7 @@ async fn measure(
 ) -> anyhow::Result<Measured> {
     store.set_answer_from_rollups(rollups);
     let mut cold = None;
+    let mut duck_cold = None;
     if cold_ok {
         drop_caches();
         let (_, p) = ask_pg(pg, q).await?;
@@ -339,18 +604,40 @@ async fn measure(
         fresh.set_answer_from_rollups(rollups);
         let (_, l, _) = ask_loupe(&fresh, q, ctx.end_ns).await?;
         cold = Some((p, l));
+        if let Some(d) = duck.as_deref_mut() {
+            // A fresh database (DuckDB's caches gone), then the page cache.
+            d.open().await?;
+            drop_caches();
+            duck_cold = Some(ask_duck(d, q).await?.1);
+        }
     }
     let (mut pg_rows, _) = ask_pg(pg, q).await?;
     let (mut loupe_rows, _, from_rollups) = ask_loupe(store, q, ctx.end_ns).await?;
+    let mut duck_rows = match duck.as_deref_mut() {
+        Some(d) => Some(ask_duck(d, q).await?.0),
+        None => None,
+    };
     if !q.ordered {
         sort_rows(&mut pg_rows);
         sort_rows(&mut loupe_rows);
+        if let Some(rows) = duck_rows.as_mut() {
+            sort_rows(rows);
+        }
     }
-    let mismatch = diff(&pg_rows, &loupe_rows);
-    let (mut pt, mut lt) = (Vec::new(), Vec::new());
+    let mismatch = match diff(&pg_rows, &loupe_rows) {
+        Some(d) => Some(format!("Loupe: {d}")),
+        None => duck_rows
+            .as_ref()
+            .and_then(|rows| diff(&pg_rows, rows))
+            .map(|d| format!("DuckDB: {d}")),
+    };
+    let (mut pt, mut lt, mut dt) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.reps.max(1) {
         pt.push(ask_pg(pg, q).await?.1);
         lt.push(ask_loupe(store, q, ctx.end_ns).await?.1);
+        if let Some(d) = duck.as_deref_mut() {
+            dt.push(ask_duck(d, q).await?.1);
+        }
     }
     store.set_answer_from_rollups(true);
     Ok(Measured {
@@ -364,7 +651,9 @@ async fn measure(
         from_rollups,
         pg: median(pt),
         loupe: median(lt),
+        duck: duck.is_some().then(|| median(dt)),
         cold,
+        duck_cold,
         rows: pg_rows.len(),
         mismatch,
     })
@@ -372,6 +661,11 @@ async fn measure(
 
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let config = gen_config(&args);
+    let work = Workload {
+        config: config.clone(),
+        workspaces: args.workspaces.max(1),
+        micros: args.load == LoadMode::Sync,
+    };
     let load_before = report::loadavg();
     let own_dir = args.data_dir.is_none();
     let dir = args.data_dir.clone().unwrap_or_else(|| {
@@ -383,21 +677,29 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if args.pg_dsn.is_none() && !args.console_only {
         bail!("--pg-dsn (or LOUPE_BENCH_PG_DSN) is required, unless --console-only");
     }
+    if args.console_only && args.load == LoadMode::Sync {
+        bail!("--load sync reads the PostgreSQL side: it cannot go with --console-only");
+    }
     // Found before the long load, so a missing binary fails in a second.
     let loupe = if args.otlp_runs > 0 || args.console || args.console_only {
         Some(serve::loupe_binary(args.loupe_bin.as_deref())?)
     } else {
         None
     };
-    eprintln!(
-        "bench: loading {} runs into Loupe at {}",
-        args.runs,
-        dir.display()
-    );
-    let load = load_loupe(&config, &dir).await?;
-    let (loupe_total, loupe_parquet) = loupe_side::dir_bytes(&dir);
-    let console_md = match (&loupe, args.console || args.console_only) {
-        (Some(bin), true) => {
+    // The append load fills Loupe first (the console pages need nothing
+    // else); the sync load reads the PostgreSQL side, so it comes after it.
+    let load = if args.load == LoadMode::Append {
+        eprintln!(
+            "bench: loading {} runs into Loupe at {} (Store::append)",
+            args.runs,
+            dir.display()
+        );
+        Some(load_loupe(&work, &dir).await?)
+    } else {
+        None
+    };
+    let console_md = match (&loupe, &load, args.console || args.console_only) {
+        (Some(bin), Some(load), true) => {
             eprintln!("bench: console pages against loupe serve");
             let pages = console::run(bin, &dir, &load.ctx, args.reps).await?;
             let mut md = String::new();
@@ -416,7 +718,8 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         let _ = writeln!(
             md,
             "## Run: {} runs, {} spans (console only)\n",
-            args.runs, load.spans
+            args.runs,
+            load.as_ref().map_or(0, |l| l.spans)
         );
         let _ = writeln!(md, "- machine: {}", report::machine());
         let _ = writeln!(
@@ -438,23 +741,90 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     };
     eprintln!("bench: loading PostgreSQL (schema {})", args.pg_schema);
     let pg = pg::Pg::create(&pg_dsn, &args.pg_schema).await?;
-    let (copy, index, counts) = load_pg(&config, &pg).await?;
+    let parquet_dir = dir.with_extension("duckdb");
+    if !args.no_duckdb {
+        // Fails here, in a second, rather than after the load.
+        if parquet_dir.exists() {
+            bail!("{} already exists", parquet_dir.display());
+        }
+        let probe = tempfile::tempdir()?;
+        let files = duck::ParquetTables::create(probe.path())?.finish()?;
+        let tables = files.into_iter().map(|(t, p, _)| (t, p)).collect();
+        duck::Duck::start(&args.duckdb_python, tables).await?;
+    }
+    let pg_load = load_pg(
+        &work,
+        args.load,
+        &pg,
+        (!args.no_duckdb).then_some(parquet_dir.as_path()),
+    )
+    .await?;
+    let counts = pg_load.counts.clone();
     let sizes = pg.sizes().await?;
     let pg_total: i64 = sizes.iter().map(|s| s.1).sum();
     let settings = pg.settings().await?;
+    let synced = match args.load {
+        LoadMode::Sync => {
+            eprintln!(
+                "bench: backfilling Loupe at {} through the Dify sync",
+                dir.display()
+            );
+            let sep = if pg_dsn.contains('?') { '&' } else { '?' };
+            let dsn = format!("{pg_dsn}{sep}options=-csearch_path%3D{}", args.pg_schema);
+            Some(sync_loupe(&dsn, &dir, counts.first().copied().unwrap_or(0)).await?)
+        }
+        LoadMode::Append => None,
+    };
+    let (loupe_total, loupe_parquet) = loupe_side::dir_bytes(&dir);
+    let loupe_parts = loupe_side::dir_breakdown(&dir);
+    let mut duck = if args.no_duckdb {
+        None
+    } else {
+        let tables = pg_load
+            .parquet
+            .iter()
+            .map(|(t, p, _)| (*t, p.clone()))
+            .collect();
+        Some(duck::Duck::start(&args.duckdb_python, tables).await?)
+    };
     let store = loupe_side::open(&dir, true).await?;
-    let ctx = load.ctx.clone();
+    let ctx = match &load {
+        Some(l) => l.ctx.clone(),
+        None => pg_load.ctx.clone(),
+    };
     let cold_ok = args.cold && drop_caches();
     let mut measured = Vec::new();
     for q in questions::questions(&ctx) {
         eprintln!("bench: {}", q.name);
-        let m = measure(&q, &pg, &dir, &store, &ctx, &args, cold_ok, true).await?;
+        let m = measure(
+            &q,
+            &pg,
+            duck.as_mut(),
+            &dir,
+            &store,
+            &ctx,
+            &args,
+            cold_ok,
+            true,
+        )
+        .await?;
         let again = m.from_rollups;
         measured.push(m);
         if again {
             // What a scan of the same spans costs, for comparison.
             eprintln!("bench: {} (scan)", q.name);
-            let scan = measure(&q, &pg, &dir, &store, &ctx, &args, cold_ok, false).await?;
+            let scan = measure(
+                &q,
+                &pg,
+                duck.as_mut(),
+                &dir,
+                &store,
+                &ctx,
+                &args,
+                cold_ok,
+                false,
+            )
+            .await?;
             measured.push(scan);
         }
     }
@@ -465,8 +835,21 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     let load_after = report::loadavg();
 
+    let spans = match (&load, &synced) {
+        (Some(l), _) => l.spans,
+        (None, Some(s)) => s.report.spans,
+        (None, None) => 0,
+    };
     let mut md = String::new();
-    let _ = writeln!(md, "## Run: {} runs, {} spans\n", args.runs, load.spans);
+    let how = match args.load {
+        LoadMode::Append => "Store::append",
+        LoadMode::Sync => "backfilled through the Dify sync",
+    };
+    let _ = writeln!(
+        md,
+        "## Run: {} runs in {} workspaces, {spans} spans ({how})\n",
+        args.runs, work.workspaces
+    );
     let _ = writeln!(md, "- machine: {}", report::machine());
     let _ = writeln!(
         md,
@@ -474,6 +857,13 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     );
     let _ = writeln!(md, "- commit: `{}`", report::commit());
     let _ = writeln!(md, "- {settings}");
+    if let Some(d) = &duck {
+        let _ = writeln!(
+            md,
+            "- DuckDB {} (Python module, 2 threads) over the same rows as plain zstd Parquet",
+            d.version
+        );
+    }
     let _ = writeln!(md, "- command: `{}`\n", command_line());
     let _ = writeln!(
         md,
@@ -484,6 +874,12 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(c) = &console_md {
         md.push('\n');
         md.push_str(c);
+    }
+    if duck.is_some() {
+        md.push_str(
+            "\n*Same answer*: PostgreSQL's, Loupe's and DuckDB's rows are equal (floats to \
+             1e-5 relative). *DuckDB / Loupe*: how many times longer DuckDB took.\n",
+        );
     }
     if measured.iter().any(|m| m.from_rollups) {
         md.push_str(
@@ -504,35 +900,78 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         for step in &q.pg {
             let _ = writeln!(md, "- PostgreSQL: `{}`", step.query);
         }
+        for step in q
+            .duck
+            .iter()
+            .filter(|d| !q.pg.iter().any(|p| p.query == d.query))
+        {
+            let _ = writeln!(md, "- DuckDB: `{}`", step.query);
+        }
         for step in &q.loupe {
             let _ = writeln!(md, "- Loupe: `{}`", step.query);
         }
         md.push('\n');
     }
     let _ = writeln!(md, "### Load and storage\n");
+    if let Some(load) = &load {
+        let _ = writeln!(
+            md,
+            "- Loupe `Store::append` (generation excluded, interval WAL durability, background flushes): {:.0} spans/s ({:.1} s); final flush {:.1} s; compaction (maintain) {:.1} s; append + flush: {:.0} spans/s",
+            per_s(load.spans, load.append),
+            load.append.as_secs_f64(),
+            load.flush.as_secs_f64(),
+            load.maintain.as_secs_f64(),
+            per_s(load.spans, load.append + load.flush)
+        );
+        let _ = writeln!(
+            md,
+            "- PII redaction (`[redaction]`: every builtin pattern, an attribute rule and a JSON-path rule; the pipeline's cost before the append): {:.0} spans/s alone ({:.2} s over {} spans); append without rules {:.0} spans/s, redaction + append {:.0} spans/s",
+            per_s(load.spans, load.redact),
+            load.redact.as_secs_f64(),
+            load.spans,
+            per_s(load.spans, load.append),
+            per_s(load.spans, load.append + load.redact),
+        );
+    }
+    if let Some(s) = &synced {
+        let rows: u64 = counts.iter().sum();
+        let runs = counts.first().copied().unwrap_or(0);
+        let _ = writeln!(
+            md,
+            "- Dify sync backfill (`[dify]` defaults: batch 500, tag rules `category` and `tier`, the store's background loop running): {rows} rows of Dify's tables ({runs} runs, their node executions and app logs) in {:.1} s = {:.0} rows/s ({:.0} runs/s); {} spans written = {:.0} spans/s",
+            s.sync.as_secs_f64(),
+            per_s(rows, s.sync),
+            per_s(runs, s.sync),
+            s.report.spans,
+            per_s(s.report.spans, s.sync),
+        );
+        let _ = writeln!(
+            md,
+            "- after the backfill, the server's background loop (its next steps, run at once instead of on its timers; default settings): flush {:.1} s, then {} parts holding {} rows of which {} hidden versions; one maintenance pass {:.1} s ({} parts compacted into {}, {} hidden rows dropped, {} full-text indexes built), then {} parts holding {} rows of which {} hidden",
+            s.flush.as_secs_f64(),
+            s.before.parts,
+            s.before.rows,
+            s.before.hidden,
+            s.maintain.as_secs_f64(),
+            s.maintenance.compacted_parts,
+            s.maintenance.new_parts,
+            s.maintenance.dropped_rows,
+            s.maintenance.indexed_parts,
+            s.after.parts,
+            s.after.rows,
+            s.after.hidden,
+        );
+    }
     let _ = writeln!(
         md,
-        "- Loupe `Store::append` (generation excluded, interval WAL durability, background flushes): {:.0} spans/s ({:.1} s); final flush {:.1} s; compaction (maintain) {:.1} s; append + flush: {:.0} spans/s",
-        per_s(load.spans, load.append),
-        load.append.as_secs_f64(),
-        load.flush.as_secs_f64(),
-        load.maintain.as_secs_f64(),
-        per_s(load.spans, load.append + load.flush)
-    );
-    let _ = writeln!(
-        md,
-        "- PII redaction (`[redaction]`: every builtin pattern, an attribute rule and a JSON-path rule; the pipeline's cost before the append): {:.0} spans/s alone ({:.2} s over {} spans); append without rules {:.0} spans/s, redaction + append {:.0} spans/s",
-        per_s(load.spans, load.redact),
-        load.redact.as_secs_f64(),
-        load.spans,
-        per_s(load.spans, load.append),
-        per_s(load.spans, load.append + load.redact),
-    );
-    let _ = writeln!(
-        md,
-        "- PostgreSQL COPY (generation included): {:.1} s for {counts:?} rows (runs, node executions, app logs); Dify's indexes + VACUUM ANALYZE {:.1} s",
-        copy.as_secs_f64(),
-        index.as_secs_f64()
+        "- PostgreSQL COPY (generation{} included): {:.1} s for {counts:?} rows (runs, node executions, app logs); Dify's indexes + VACUUM ANALYZE {:.1} s",
+        if duck.is_some() {
+            " and DuckDB's Parquet files"
+        } else {
+            ""
+        },
+        pg_load.copy.as_secs_f64(),
+        pg_load.index.as_secs_f64()
     );
     let _ = writeln!(
         md,
@@ -546,9 +985,33 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         loupe_total as f64 / 1e6,
         loupe_parquet as f64 / 1e6,
         pg_total as f64 / (loupe_total.max(1)) as f64,
-        loupe_total as f64 / load.spans.max(1) as f64,
+        loupe_total as f64 / spans.max(1) as f64,
         pg_total as f64 / counts.get(1).copied().unwrap_or(1).max(1) as f64,
     );
+    let _ = writeln!(
+        md,
+        "- Loupe's bytes by kind: {}",
+        loupe_parts
+            .iter()
+            .map(|(k, b)| format!("{k} {:.1} MB", *b as f64 / 1e6))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !pg_load.parquet.is_empty() {
+        let total: u64 = pg_load.parquet.iter().map(|p| p.2).sum();
+        let _ = writeln!(
+            md,
+            "- DuckDB's plain zstd Parquet of Dify's rows: {:.1} MB ({}); PostgreSQL / this = {:.1}×",
+            total as f64 / 1e6,
+            pg_load
+                .parquet
+                .iter()
+                .map(|(t, _, b)| format!("{t} {:.1} MB", *b as f64 / 1e6))
+                .collect::<Vec<_>>()
+                .join(", "),
+            pg_total as f64 / total.max(1) as f64,
+        );
+    }
     if let Some(loupe) = &loupe {
         eprintln!(
             "bench: OTLP ingest into loupe serve ({} runs)",
@@ -588,11 +1051,13 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         std::fs::write(out, &md).with_context(|| format!("cannot write {}", out.display()))?;
     }
     drop(store);
+    drop(duck);
     if !args.keep {
         pg.drop_schema().await?;
         if own_dir {
             let _ = std::fs::remove_dir_all(&dir);
         }
+        let _ = std::fs::remove_dir_all(&parquet_dir);
     }
     let bad: Vec<&str> = measured
         .iter()

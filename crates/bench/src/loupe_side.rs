@@ -182,3 +182,37 @@ pub fn dir_bytes(dir: &Path) -> (u64, u64) {
     }
     (total, parquet)
 }
+
+/// Bytes under `dir` by kind: Parquet parts, then every other top-level
+/// entry by name (the full-text index, the rollups, the WAL, the
+/// manifest, …), largest first.
+pub fn dir_breakdown(dir: &Path) -> Vec<(String, u64)> {
+    let mut by: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let mut stack: Vec<PathBuf> = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let path = entry.path();
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let kind = if path.extension().is_some_and(|e| e == "parquet") {
+                "Parquet parts".to_owned()
+            } else {
+                path.strip_prefix(dir)
+                    .ok()
+                    .and_then(|p| p.components().next())
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            *by.entry(kind).or_default() += meta.len();
+        }
+    }
+    let mut out: Vec<(String, u64)> = by.into_iter().collect();
+    out.sort_by_key(|b| std::cmp::Reverse(b.1));
+    out
+}

@@ -165,6 +165,57 @@ impl Pg {
         Ok((rows, took))
     }
 
+    /// Writes the `apps` and `end_users` rows the runs name (the sync looks
+    /// them up for app names and user ids).
+    pub async fn insert_lookups(&self, rows: &LookupRows) -> anyhow::Result<()> {
+        let (ids, tenants, names, modes): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<&str>) = rows
+            .apps
+            .values()
+            .map(|a| {
+                (
+                    a.id.as_str(),
+                    a.tenant_id.as_str(),
+                    a.name.as_str(),
+                    a.mode.as_str(),
+                )
+            })
+            .fold(Default::default(), |mut v, (a, b, c, d)| {
+                v.0.push(a);
+                v.1.push(b);
+                v.2.push(c);
+                v.3.push(d);
+                v
+            });
+        self.client
+            .execute(
+                "INSERT INTO apps (id, tenant_id, name, mode) SELECT i::uuid, t::uuid, n, m \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(i, t, n, m)",
+                &[&ids, &tenants, &names, &modes],
+            )
+            .await
+            .context("cannot insert the apps")?;
+        let mut ids = Vec::new();
+        let mut tenants = Vec::new();
+        let mut types = Vec::new();
+        let mut sessions = Vec::new();
+        for (u, tenant) in rows.users.values() {
+            ids.push(u.id.as_str());
+            tenants.push(tenant.as_str());
+            types.push(u.user_type.as_str());
+            sessions.push(u.session_id.as_str());
+        }
+        self.client
+            .execute(
+                "INSERT INTO end_users (id, tenant_id, type, session_id) \
+                 SELECT i::uuid, t::uuid, y, s \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(i, t, y, s)",
+                &[&ids, &tenants, &types, &sessions],
+            )
+            .await
+            .context("cannot insert the end users")?;
+        Ok(())
+    }
+
     /// Drops the schema.
     pub async fn drop_schema(&self) -> anyhow::Result<()> {
         self.client
@@ -202,5 +253,28 @@ impl Loader {
             counts.push(sink.as_mut().finish().await?);
         }
         Ok(counts)
+    }
+}
+
+/// The `apps` and `end_users` rows of the loaded runs, by id.
+#[derive(Debug, Default)]
+pub struct LookupRows {
+    apps: std::collections::BTreeMap<String, loupe_dify::schema::App>,
+    /// Each end user with the workspace it was first seen in.
+    users: std::collections::BTreeMap<String, (loupe_dify::schema::EndUser, String)>,
+}
+
+impl LookupRows {
+    /// Notes a run's app and end user.
+    pub fn add(
+        &mut self,
+        app: loupe_dify::schema::App,
+        user: loupe_dify::schema::EndUser,
+        tenant: &str,
+    ) {
+        self.apps.entry(app.id.clone()).or_insert(app);
+        self.users
+            .entry(user.id.clone())
+            .or_insert_with(|| (user, tenant.to_owned()));
     }
 }

@@ -1,6 +1,10 @@
 //! The issue's questions, each as the SQL a Dify operator would write over
-//! Dify's tables and as a Loupe query, with the columns both answers are
-//! compared on.
+//! Dify's tables (run by PostgreSQL, and by DuckDB over the same rows as
+//! Parquet: the same text but where the dialects differ) and as a Loupe
+//! query, with the columns the answers are compared on. Four of them filter
+//! on one workspace (tenant) and on business tags.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::copy::timestamp_ns as timestamp;
 use crate::loupe_side::LoupeQuery;
@@ -18,8 +22,38 @@ pub struct Context {
     pub run_id: String,
     /// The workflow app of the logs page (OrderDesk).
     pub app_id: String,
-    /// Its tenant.
+    /// Its tenant: the workspace of the tenant-filtered questions.
     pub tenant_id: String,
+    /// The span attribute holding the tenant: `dify.tenant_id` where spans
+    /// come from the Dify database sync, `metadata.tenant_id` where they
+    /// come from Dify's tracing (OTLP/Phoenix) as the generator makes them.
+    pub tenant_attr: &'static str,
+    /// Whether spans name a tool by its node's title, as the Dify database
+    /// sync does (like Dify's Langfuse provider; the tool itself is in
+    /// `execution_metadata.tool_info.provider_id`), rather than by the tool
+    /// (`inventory`), as Dify's OTLP tracing does.
+    pub tools_by_title: bool,
+    /// The node titles of each tool, from the generated runs (`inventory`:
+    /// "Check inventory", "Reserve stock").
+    pub tool_titles: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Context {
+    /// Loupe's filter for calls of `tool`: by name, or by the titles of its
+    /// nodes where spans carry titles.
+    fn tool_is(&self, tool: &str) -> String {
+        if !self.tools_by_title {
+            return format!("tool_name={tool}");
+        }
+        let titles: Vec<String> = self
+            .tool_titles
+            .get(tool)
+            .into_iter()
+            .flatten()
+            .map(|t| format!("{t:?}"))
+            .collect();
+        format!("tool_name in ({})", titles.join(", "))
+    }
 }
 
 /// One statement of one side, with the columns compared (`None`: timed only;
@@ -39,6 +73,8 @@ pub struct Question {
     pub name: &'static str,
     /// PostgreSQL statements, run in order; their times add up.
     pub pg: Vec<Step<String>>,
+    /// DuckDB statements (PostgreSQL's, where the dialects agree).
+    pub duck: Vec<Step<String>>,
     /// Loupe queries, run in order.
     pub loupe: Vec<Step<LoupeQuery>>,
     /// Whether row order is part of the answer.
@@ -88,8 +124,33 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
     let n_window = format!("n.created_at >= '{ps}' AND n.created_at < '{pe}'");
     let day_start = timestamp(ctx.end_ns - DAY_NS);
     let tool = "n.execution_metadata::json->'tool_info'->>'provider_id'";
-    let q = |name, pg, loupe, ordered| Question {
+    // The per-tool grouping: what the spans name a tool by (see
+    // `Context::tools_by_title`), so both sides group the same calls.
+    let tool_group = if ctx.tools_by_title { "n.title" } else { tool };
+    let (inventory, payment) = (ctx.tool_is("inventory"), ctx.tool_is("payment"));
+    // Tokens and cost per model per day, over node rows `n` (joined to
+    // their runs `r` by `join`). The price is a decimal string: PostgreSQL
+    // sums it as `numeric`; DuckDB's bare DECIMAL has 3 digits, so a double.
+    let tokens_sql = |num: &str, join: &str| {
+        format!(
+            "SELECT n.process_data::json->>'model_name' AS model, \
+             (extract(epoch FROM date_trunc('day', n.created_at)) * 1000000000)::bigint AS day, \
+             sum((n.execution_metadata::json->>'total_tokens')::bigint) AS tokens, \
+             sum((n.execution_metadata::json->>'total_price')::{num}) AS cost \
+             FROM workflow_node_executions n {join}WHERE n.node_type = 'llm' AND {n_window} GROUP BY 1, 2"
+        )
+    };
+    let tenant = &ctx.tenant_id;
+    // Loupe's tenant filter: the attribute the spans carry (quoted: an id
+    // may look like a number).
+    let gold_join = format!(
+        "JOIN workflow_runs r ON r.id = n.workflow_run_id \
+         AND r.inputs::json->'profile'->>'tier' = 'gold' AND n.tenant_id = '{tenant}' "
+    );
+    let in_tenant = format!("attributes.{}=\"{tenant}\"", ctx.tenant_attr);
+    let q = |name, pg: Vec<Step<String>>, loupe, ordered| Question {
         name,
+        duck: pg.clone(),
         pg,
         loupe,
         ordered,
@@ -118,7 +179,7 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
             "avg and p95 per tool per hour, 7 d",
             vec![step(
                 format!(
-                    "SELECT {tool} AS tool, \
+                    "SELECT {tool_group} AS tool, \
                  (extract(epoch FROM date_trunc('hour', n.created_at)) * 1000000000)::bigint AS bucket, \
                  avg(n.elapsed_time) * 1e9 AS avg_ns, \
                  percentile_cont(0.95) WITHIN GROUP (ORDER BY n.elapsed_time) * 1e9 AS p95_ns \
@@ -185,7 +246,7 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
             )],
             vec![step(
                 lang(format!(
-                    "{window} span_kind=workflow tags.category=phone run has (tool_name=inventory duration>1s) \
+                    "{window} span_kind=workflow tags.category=phone run has ({inventory} duration>1s) \
                  | sort start_time desc | limit 1000"
                 )),
                 &["run_id"],
@@ -206,8 +267,8 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
             )],
             vec![step(
                 lang(format!(
-                    "{window} span_kind=workflow run has (tool_name=inventory status=error) \
-                 run has (tool_name=payment status=error) | count()"
+                    "{window} span_kind=workflow run has ({inventory} status=error) \
+                 run has ({payment} status=error) | count()"
                 )),
                 &[],
             )],
@@ -248,28 +309,23 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
             )],
             false,
         ),
-        q(
-            "tokens and cost per model per day",
-            vec![step(
-                format!(
-                    "SELECT n.process_data::json->>'model_name' AS model, \
-                 (extract(epoch FROM date_trunc('day', n.created_at)) * 1000000000)::bigint AS day, \
-                 sum((n.execution_metadata::json->>'total_tokens')::bigint) AS tokens, \
-                 sum((n.execution_metadata::json->>'total_price')::numeric) AS cost \
-                 FROM workflow_node_executions n WHERE n.node_type = 'llm' AND {n_window} GROUP BY 1, 2"
-                ),
-                &[],
-            )],
-            vec![step(
-                lang(format!(
-                    "{window} span_kind=llm | by model_name, bucket(1d) | sum(total_tokens), sum(cost)"
-                )),
-                &[],
-            )],
-            false,
-        ),
+        Question {
+            duck: vec![step(tokens_sql("DOUBLE", ""), &[])],
+            ..q(
+                "tokens and cost per model per day",
+                vec![step(tokens_sql("numeric", ""), &[])],
+                vec![step(
+                    lang(format!(
+                        "{window} span_kind=llm | by model_name, bucket(1d) | sum(total_tokens), sum(cost)"
+                    )),
+                    &[],
+                )],
+                false,
+            )
+        },
         Question {
             name: "one run with all its nodes",
+            duck: one_run_pg.clone(),
             pg: one_run_pg.clone(),
             loupe: vec![step(
                 LoupeQuery::Run(ctx.run_id.clone()),
@@ -280,6 +336,7 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
         },
         Question {
             name: "one run with all its nodes (query language)",
+            duck: one_run_pg.clone(),
             pg: one_run_pg,
             loupe: vec![step(
                 lang(format!(
@@ -333,6 +390,81 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
             ],
             true,
         ),
+        // One workspace, and business tags: the filters users use.
+        q(
+            "one workspace: success rate by category, 7 d",
+            vec![step(
+                format!(
+                    "SELECT inputs::json->>'category' AS category, \
+                 avg(CASE WHEN status = 'succeeded' THEN 1.0 ELSE 0.0 END) AS success_rate \
+                 FROM workflow_runs WHERE tenant_id = '{tenant}' AND {pg_window} \
+                 AND status IN ('succeeded', 'failed') GROUP BY 1"
+                ),
+                &[],
+            )],
+            vec![step(
+                lang(format!(
+                    "{window} span_kind=workflow {in_tenant} | by tags.category | success_rate()"
+                )),
+                &[],
+            )],
+            false,
+        ),
+        q(
+            "one workspace, category phone: latency and failure rate by tier",
+            vec![step(
+                format!(
+                    "SELECT inputs::json->'profile'->>'tier' AS tier, avg(elapsed_time) * 1e9, \
+                 percentile_cont(0.95) WITHIN GROUP (ORDER BY elapsed_time) * 1e9, \
+                 avg(CASE WHEN status = 'failed' THEN 1.0 ELSE 0.0 END) \
+                 FROM workflow_runs WHERE tenant_id = '{tenant}' AND {pg_window} \
+                 AND inputs::json->>'category' = 'phone' GROUP BY 1"
+                ),
+                &[],
+            )],
+            vec![step(
+                lang(format!(
+                    "{window} span_kind=workflow {in_tenant} tags.category=phone \
+                 | by tags.tier | avg(duration), p95(duration), error_rate()"
+                )),
+                &[],
+            )],
+            false,
+        ),
+        q(
+            "one workspace: errors by node type, 24 h",
+            vec![step(
+                format!(
+                    "SELECT node_type, count(*) FROM workflow_node_executions \
+                 WHERE tenant_id = '{tenant}' AND status = 'failed' \
+                 AND created_at >= '{day_start}' AND created_at < '{pe}' GROUP BY node_type"
+                ),
+                &[],
+            )],
+            vec![step(
+                lang(format!(
+                    "from {} to {e} status=error exists node_type {in_tenant} | by node_type | count()",
+                    rfc3339(ctx.end_ns - DAY_NS)
+                )),
+                &[],
+            )],
+            false,
+        ),
+        Question {
+            duck: vec![step(tokens_sql("DOUBLE", &gold_join), &[])],
+            ..q(
+                "one workspace, tier gold: tokens and cost per model per day",
+                vec![step(tokens_sql("numeric", &gold_join), &[])],
+                vec![step(
+                    lang(format!(
+                        "{window} span_kind=llm {in_tenant} run has (span_kind=workflow tags.tier=gold) \
+                     | by model_name, bucket(1d) | sum(total_tokens), sum(cost)"
+                    )),
+                    &[],
+                )],
+                false,
+            )
+        },
     ];
     out.retain(|q| !q.pg.is_empty());
     out

@@ -14,8 +14,12 @@ pub struct Measured {
     pub pg: Duration,
     /// Warm median, Loupe.
     pub loupe: Duration,
-    /// Cold (OS page cache dropped), when measured.
+    /// Warm median, DuckDB (when it ran).
+    pub duck: Option<Duration>,
+    /// Cold (OS page cache dropped), when measured: PostgreSQL, Loupe.
     pub cold: Option<(Duration, Duration)>,
+    /// DuckDB cold (a fresh database, the page cache dropped).
+    pub duck_cold: Option<Duration>,
     /// Rows compared.
     pub rows: usize,
     /// `None`: answers match; else the mismatch.
@@ -95,41 +99,68 @@ fn ratio(pg: Duration, loupe: Duration) -> String {
     }
 }
 
-/// The results table.
+/// The results table: PostgreSQL, DuckDB (when it ran) and Loupe, warm
+/// and (when measured) cold, with the ratios to Loupe.
 pub fn table(rows: &[Measured]) -> String {
     let mut out = String::new();
     let cold = rows.iter().any(|r| r.cold.is_some());
-    out.push_str("| question | PostgreSQL warm ms | Loupe warm ms | PG / Loupe |");
-    if cold {
-        out.push_str(" PostgreSQL cold ms | Loupe cold ms | cold PG / Loupe |");
+    let duck = rows.iter().any(|r| r.duck.is_some());
+    let mut head = vec!["question", "PostgreSQL warm ms"];
+    if duck {
+        head.push("DuckDB warm ms");
     }
-    out.push_str(" rows | same answer |\n|---|---:|---:|---:|");
-    if cold {
-        out.push_str("---:|---:|---:|");
+    head.extend(["Loupe warm ms", "PG / Loupe"]);
+    if duck {
+        head.push("DuckDB / Loupe");
     }
-    out.push_str("---:|---|\n");
+    if cold {
+        head.push("PostgreSQL cold ms");
+        if duck {
+            head.push("DuckDB cold ms");
+        }
+        head.extend(["Loupe cold ms", "cold PG / Loupe"]);
+        if duck {
+            head.push("cold DuckDB / Loupe");
+        }
+    }
+    head.extend(["rows", "same answer"]);
+    let _ = writeln!(out, "| {} |", head.join(" | "));
+    let align: Vec<&str> = head
+        .iter()
+        .map(|h| match *h {
+            "question" | "same answer" => "---",
+            _ => "---:",
+        })
+        .collect();
+    let _ = writeln!(out, "|{}|", align.join("|"));
+    let dash = || "–".to_owned();
     for r in rows {
-        let _ = write!(
-            out,
-            "| {} | {} | {} | {} |",
-            r.name,
-            ms(r.pg),
-            ms(r.loupe),
-            ratio(r.pg, r.loupe)
-        );
+        let mut cells = vec![r.name.clone(), ms(r.pg)];
+        if duck {
+            cells.push(r.duck.map_or_else(dash, ms));
+        }
+        cells.extend([ms(r.loupe), ratio(r.pg, r.loupe)]);
+        if duck {
+            cells.push(r.duck.map_or_else(dash, |d| ratio(d, r.loupe)));
+        }
         if cold {
-            match r.cold {
-                Some((p, l)) => {
-                    let _ = write!(out, " {} | {} | {} |", ms(p), ms(l), ratio(p, l));
-                }
-                None => out.push_str(" – | – | – |"),
+            let (p, l) = r.cold.map_or((None, None), |(p, l)| (Some(p), Some(l)));
+            cells.push(p.map_or_else(dash, ms));
+            if duck {
+                cells.push(r.duck_cold.map_or_else(dash, ms));
+            }
+            cells.push(l.map_or_else(dash, ms));
+            cells.push(p.zip(l).map_or_else(dash, |(p, l)| ratio(p, l)));
+            if duck {
+                cells.push(r.duck_cold.zip(l).map_or_else(dash, |(d, l)| ratio(d, l)));
             }
         }
-        let check = match &r.mismatch {
+        cells.push(r.rows.to_string());
+        cells.push(match &r.mismatch {
             None => "yes".to_owned(),
             Some(m) => format!("**NO**: {}", m.replace('|', "\\|")),
-        };
-        let _ = writeln!(out, " {} | {check} |", r.rows);
+        });
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
     out
 }

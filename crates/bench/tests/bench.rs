@@ -1,6 +1,6 @@
-//! `loupe-bench` end to end at a tiny scale against the test PostgreSQL:
-//! every question's answers must match on both sides (the command fails
-//! otherwise) and the report must be written.
+//! `loupe-bench` end to end at a tiny scale against the test PostgreSQL and
+//! DuckDB: every question's answers must match on the three sides (the
+//! command fails otherwise) and the report must be written.
 
 use std::process::Command;
 
@@ -14,8 +14,54 @@ fn pg_url() -> String {
     }
 }
 
+fn duckdb_python() -> String {
+    match std::env::var("LOUPE_TEST_DUCKDB_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => panic!(
+            "LOUPE_TEST_DUCKDB_PYTHON is not set: run `eval \"$(bash scripts/peers/duckdb.sh)\"` \
+             first (it makes a Python venv with DuckDB and prints its python)"
+        ),
+    }
+}
+
+/// Every question the report must hold a row for (the tenant-filtered
+/// ones included).
+const QUESTIONS: &[&str] = &[
+    "success rate by category",
+    "avg and p95 per tool per hour",
+    "errors by node type",
+    "retrieval failed",
+    "inventory took > 1 s",
+    "inventory and payment both failed",
+    "by user tier",
+    "refund",
+    "tokens and cost per model per day",
+    "one run with all its nodes",
+    "Dify logs page",
+    "one workspace: success rate by category",
+    "one workspace, category phone: latency and failure rate by tier",
+    "one workspace: errors by node type",
+    "one workspace, tier gold: tokens and cost per model per day",
+];
+
+/// Checks the report: a row per question, each with the same answer on
+/// every side and a DuckDB time.
+fn check_rows(text: &str) {
+    for question in QUESTIONS {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("| ") && l.contains(question))
+            .unwrap_or_else(|| panic!("no row for {question:?} in\n{text}"));
+        assert!(row.ends_with("| yes |"), "answers differ: {row}");
+        // question | PG | DuckDB | ...: DuckDB's time is a number.
+        let duck = row.split('|').nth(3).expect("DuckDB column").trim();
+        assert!(duck.parse::<f64>().is_ok(), "no DuckDB time: {row}");
+    }
+    assert!(text.contains("DuckDB / Loupe"), "{text}");
+}
+
 #[test]
-fn bench_answers_match_on_both_sides_at_a_tiny_scale() {
+fn bench_answers_match_on_three_sides_at_a_tiny_scale() {
     let url = pg_url();
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
@@ -24,6 +70,7 @@ fn bench_answers_match_on_both_sides_at_a_tiny_scale() {
     let out = Command::new(env!("CARGO_BIN_EXE_loupe-bench"))
         .args(["--runs", "200", "--reps", "1", "--pg-dsn", &url])
         .args(["--pg-schema", &schema])
+        .args(["--duckdb-python", &duckdb_python()])
         .arg("--data-dir")
         .arg(&data)
         .arg("--out")
@@ -38,26 +85,71 @@ fn bench_answers_match_on_both_sides_at_a_tiny_scale() {
     );
     assert!(!stderr.contains("MISMATCH"), "{stderr}");
     let text = std::fs::read_to_string(&report).expect("report written");
-    for question in [
-        "success rate by category",
-        "avg and p95 per tool per hour",
-        "errors by node type",
-        "retrieval failed",
-        "inventory took > 1 s",
-        "inventory and payment both failed",
-        "by user tier",
-        "refund",
-        "tokens and cost per model per day",
-        "one run with all its nodes",
-        "Dify logs page",
-    ] {
-        let row = text
-            .lines()
-            .find(|l| l.starts_with("| ") && l.contains(question))
-            .unwrap_or_else(|| panic!("no row for {question:?} in\n{text}"));
-        assert!(row.ends_with("| yes |"), "answers differ: {row}");
-    }
+    check_rows(&text);
     assert!(text.contains("storage: PostgreSQL"), "{text}");
+    assert!(text.contains("(Store::append)"), "{text}");
+}
+
+/// `--load sync`: the PostgreSQL side backfilled into Loupe through the
+/// real Dify sync (tags from the bench's rules, every workspace's rows),
+/// then the server's flush and maintenance; the three sides must agree on
+/// every question, the tenant-filtered ones included, and the report must
+/// give the sync's rate, the parts and hidden rows, and the bytes.
+#[test]
+fn sync_backfill_answers_match_on_three_sides_at_a_tiny_scale() {
+    let url = pg_url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let report = dir.path().join("BENCHMARKS.md");
+    let schema = format!("loupe_bench_sync_it_{}", std::process::id());
+    let out = Command::new(env!("CARGO_BIN_EXE_loupe-bench"))
+        .args(["--load", "sync", "--runs", "300", "--reps", "1"])
+        .args(["--pg-dsn", &url, "--pg-schema", &schema])
+        .args(["--duckdb-python", &duckdb_python()])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--out")
+        .arg(&report)
+        .output()
+        .expect("run loupe-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "loupe-bench --load sync failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("bench: sync "),
+        "no progress line: {stderr}"
+    );
+    let text = std::fs::read_to_string(&report).expect("report written");
+    check_rows(&text);
+    assert!(
+        text.contains("300 runs in 3 workspaces")
+            && text.contains("backfilled through the Dify sync"),
+        "{text}"
+    );
+    // The tenant filter is the sync's attribute.
+    assert!(text.contains("attributes.dify.tenant_id=\""), "{text}");
+    let sync = text
+        .lines()
+        .find(|l| l.starts_with("- Dify sync backfill"))
+        .unwrap_or_else(|| panic!("no sync line in\n{text}"));
+    assert!(
+        sync.contains("rows/s") && sync.contains("300 runs"),
+        "{sync}"
+    );
+    let after = text
+        .lines()
+        .find(|l| l.starts_with("- after the backfill"))
+        .unwrap_or_else(|| panic!("no maintenance line in\n{text}"));
+    assert!(after.contains("hidden"), "{after}");
+    let bytes = text
+        .lines()
+        .find(|l| l.starts_with("- Loupe's bytes by kind:"))
+        .unwrap_or_else(|| panic!("no byte breakdown in\n{text}"));
+    assert!(bytes.contains("Parquet parts"), "{bytes}");
+    assert!(text.contains("DuckDB's plain zstd Parquet"), "{text}");
 }
 
 /// `--console-only` times every console page against the `loupe` binary

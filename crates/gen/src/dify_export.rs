@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::otlp::{ExportTraceServiceRequest, request_of};
-use crate::plan::{APPS, Plan, tenant_id};
+use crate::plan::{APPS, Plan};
 
 /// Which 1.20 provider sends the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -472,7 +472,7 @@ fn span(
 pub(crate) fn from_plan(plan: &Plan) -> ExportRun {
     let parse = |text: &str| serde_json::from_str(text).unwrap_or_else(|_| json!(text));
     ExportRun {
-        tenant_id: tenant_id(),
+        tenant_id: plan.tenant.clone(),
         app_id: plan.app_id.clone(),
         app_name: APPS[plan.app].name.to_owned(),
         workflow_id: plan.workflow_id.clone(),

@@ -7,7 +7,7 @@
 use chrono::{DateTime, SecondsFormat};
 use serde_json::{Value, json};
 
-use crate::plan::{APPS, NodePlan, Plan, tenant_id};
+use crate::plan::{APPS, NodePlan, Plan};
 use crate::rng::Rng;
 use crate::{GenConfig, plans};
 
@@ -56,7 +56,7 @@ fn run_events(seed: u64, plan: &Plan) -> Vec<Value> {
             "workflow_id": plan.workflow_id,
             "conversation_id": plan.conversation,
             "workflow_run_id": plan.run_id,
-            "tenant_id": tenant_id(),
+            "tenant_id": plan.tenant,
             "elapsed_time": (plan.end - plan.start) as f64 / 1e9,
             "status": status,
             "version": plan.version,
@@ -90,7 +90,7 @@ fn node_event(ids: &mut Rng, plan: &Plan, node: &NodePlan) -> Value {
     let mut meta = json!({
         "workflow_run_id": plan.run_id,
         "node_execution_id": node.exec_id,
-        "tenant_id": tenant_id(),
+        "tenant_id": plan.tenant,
         "app_id": plan.app_id,
         "node_name": node.title,
         "node_type": node.node_type,

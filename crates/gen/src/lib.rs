@@ -197,8 +197,22 @@ pub struct Run {
 /// Every run of `config`, in start-time order. Lazy: runs are built on
 /// demand, so millions of runs stream in constant memory.
 pub fn runs(config: &GenConfig) -> impl Iterator<Item = Run> + use<> {
+    runs_in_workspaces(config, 1)
+}
+
+/// As [`runs`], with the runs spread over `workspaces` Dify workspaces
+/// (tenants; at least one), each with its own copies of the three apps
+/// (other app and workflow ids). Workspace `w` gets a share of the runs
+/// proportional to 1/(w+1). Every other draw is the same as [`runs`]'s, and
+/// workspace 0 has the tenant and app ids of a one-workspace workload, so
+/// `runs_in_workspaces(c, 1)` is `runs(c)`.
+pub fn runs_in_workspaces(
+    config: &GenConfig,
+    workspaces: usize,
+) -> impl Iterator<Item = Run> + use<> {
     let config = config.clone();
-    (0..config.runs).map(move |i| build_run(&config, &plan::plan(&config, i)))
+    let workspaces = workspaces.max(1);
+    (0..config.runs).map(move |i| build_run(&config, &plan::plan(&config, i, workspaces)))
 }
 
 fn build_run(config: &GenConfig, plan: &plan::Plan) -> Run {
@@ -280,5 +294,5 @@ pub fn tag_rules() -> Vec<TagRuleConfig> {
 
 pub(crate) fn plans(config: &GenConfig) -> impl Iterator<Item = plan::Plan> + use<> {
     let config = config.clone();
-    (0..config.runs).map(move |i| plan::plan(&config, i))
+    (0..config.runs).map(move |i| plan::plan(&config, i, 1))
 }

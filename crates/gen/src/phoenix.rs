@@ -6,7 +6,7 @@
 use loupe_normalise::otel::{AttrValue, Attributes, OtelEvent, OtelKind, OtelSpan, StatusCode};
 use serde_json::{Value, json};
 
-use crate::plan::{APPS, NodePlan, Plan, tenant_id};
+use crate::plan::{APPS, NodePlan, Plan};
 
 /// The Phoenix project name Dify sends (`dify_project_name`).
 pub(crate) const PHOENIX_PROJECT: &str = "loupe-gen";
@@ -92,7 +92,7 @@ pub(crate) fn spans(plan: &Plan) -> Vec<OtelSpan> {
         "workflow_id": plan.workflow_id,
         "conversation_id": plan.conversation.clone().unwrap_or_default(),
         "workflow_run_id": plan.run_id,
-        "tenant_id": tenant_id(),
+        "tenant_id": plan.tenant,
         "elapsed_time": elapsed,
         "status": raw,
         "version": plan.version,
@@ -144,7 +144,7 @@ fn node_span(plan: &Plan, node: &NodePlan) -> OtelSpan {
         "node_id": node.node_id,
         "node_type": node.node_type,
         "node_status": raw,
-        "tenant_id": tenant_id(),
+        "tenant_id": plan.tenant,
         "app_id": plan.app_id,
         "app_name": node.title,
         "status": raw,

@@ -55,15 +55,31 @@ pub(crate) const APPS: &[App] = &[
     },
 ];
 
-/// Stable ids of app `i`: (app id, workflow id).
-pub(crate) fn app_ids(i: usize) -> (String, String) {
-    let mut rng = Rng::new(0xA99, i as u64);
+/// Stable ids of app `i` in workspace `w`: each workspace has its own
+/// copies of the apps (in Dify an app belongs to one workspace).
+/// Workspace 0 keeps the ids of a one-workspace workload.
+fn workspace_app_ids(w: usize, i: usize) -> (String, String) {
+    let mut rng = Rng::new(0xA99, ((w as u64) << 16) | i as u64);
     (rng.uuid(), rng.uuid())
 }
 
-/// The tenant (workspace) id every app lives in.
-pub(crate) fn tenant_id() -> String {
-    Rng::new(TENANT_SEED, 0).uuid()
+/// The tenant (workspace) id of workspace `w`.
+pub(crate) fn workspace_tenant_id(w: usize) -> String {
+    Rng::new(TENANT_SEED, w as u64).uuid()
+}
+
+/// Which of `workspaces` workspaces run `index` belongs to: workspace `w`
+/// gets a share proportional to 1/(w+1) (three workspaces: 55 %, 27 %,
+/// 18 %), so a tenant filter selects a large, a middle and a small one.
+/// Drawn from its own stream: the runs' other draws do not change.
+fn workspace_of(config: &GenConfig, index: usize, workspaces: usize) -> usize {
+    if workspaces <= 1 {
+        return 0;
+    }
+    let weights: Vec<u32> = (0..workspaces)
+        .map(|w| (600 / (w + 1)).max(1) as u32)
+        .collect();
+    Rng::new(mix(config.seed, 0x3B5), index as u64).weighted(&weights)
 }
 
 /// USD per million (prompt, completion) tokens.
@@ -110,6 +126,8 @@ pub(crate) struct NodePlan {
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub run_id: String,
+    /// The workspace's tenant id.
+    pub tenant: String,
     pub trace_hex: String,
     pub root_hex: String,
     pub workflow_hex: String,
@@ -144,8 +162,9 @@ impl Plan {
     }
 }
 
-/// Builds run `index` of `config`.
-pub(crate) fn plan(config: &GenConfig, index: usize) -> Plan {
+/// Builds run `index` of `config`, in one of `workspaces` workspaces.
+pub(crate) fn plan(config: &GenConfig, index: usize, workspaces: usize) -> Plan {
+    let workspace = workspace_of(config, index, workspaces);
     let mut rng = Rng::new(config.seed, index as u64);
     let runs = config.runs.max(1) as i64;
     let slot = (config.spread_ns.max(0) / runs).max(1);
@@ -162,7 +181,7 @@ pub(crate) fn plan(config: &GenConfig, index: usize) -> Plan {
     let category = CATEGORIES[rng.weighted(&[30, 22, 20, 16, 12])];
     let app = rng.weighted(&[55, 30, 15]);
     let spec = &APPS[app];
-    let (app_id, workflow_id) = app_ids(app);
+    let (app_id, workflow_id) = workspace_app_ids(workspace, app);
     let vi = if spec.versions.len() > 1 && rng.chance(0.7) {
         spec.versions.len() - 1
     } else {
@@ -228,6 +247,7 @@ pub(crate) fn plan(config: &GenConfig, index: usize) -> Plan {
     let workflow_hex = rng.hex_id(8);
     Plan {
         run_id,
+        tenant: workspace_tenant_id(workspace),
         trace_hex,
         root_hex,
         workflow_hex,

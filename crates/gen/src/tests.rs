@@ -265,3 +265,58 @@ fn the_langfuse_form_has_one_trace_and_one_observation_per_node() {
         |e| e["type"] == "generation-create" && e["body"]["usage"]["input"].as_i64() > Some(0)
     ));
 }
+
+#[test]
+fn workspaces_split_the_runs_with_their_own_tenant_and_app_ids() {
+    let cfg = config(3, 1200);
+    // One workspace is the plain workload.
+    assert_eq!(
+        runs_in_workspaces(&cfg, 1).collect::<Vec<_>>(),
+        runs(&cfg).collect::<Vec<_>>()
+    );
+    let single: Vec<Run> = runs(&cfg).collect();
+    let split: Vec<Run> = runs_in_workspaces(&cfg, 3).collect();
+    let tenant_of = |r: &Run| {
+        let root = r
+            .spans
+            .iter()
+            .find(|s| s.span_kind == Some(SpanKind::Workflow))
+            .expect("workflow span");
+        // Every span of the run names the same workspace.
+        let t = root.attributes.get("metadata.tenant_id").cloned();
+        for s in r.spans.iter().filter(|s| s.node_type.is_some()) {
+            assert_eq!(s.attributes.get("metadata.tenant_id").cloned(), t);
+        }
+        (
+            t.expect("tenant"),
+            root.app_name.clone(),
+            root.app_id.clone(),
+        )
+    };
+    let base_tenant = tenant_of(&single[0]).0;
+    let mut per_tenant: BTreeMap<String, usize> = BTreeMap::new();
+    let mut apps: BTreeMap<(String, Option<String>), HashSet<Option<String>>> = BTreeMap::new();
+    for (a, b) in single.iter().zip(&split) {
+        // Only the workspace changes: same run, times and inputs' draws.
+        assert_eq!(a.run_id, b.run_id);
+        assert_eq!(a.inputs["query"], b.inputs["query"]);
+        let (tenant, name, app) = tenant_of(b);
+        if tenant == base_tenant {
+            assert_eq!(tenant_of(a), (tenant.clone(), name.clone(), app.clone()));
+        }
+        *per_tenant.entry(tenant.clone()).or_default() += 1;
+        apps.entry((tenant, name)).or_default().insert(app);
+    }
+    assert_eq!(per_tenant.len(), 3, "{per_tenant:?}");
+    // Shares of about 6:3:2.
+    let mut shares: Vec<usize> = per_tenant.values().copied().collect();
+    shares.sort_unstable();
+    assert!(
+        shares[2] > 550 && shares[1] > 250 && shares[0] > 150,
+        "{shares:?}"
+    );
+    // Each app of each workspace has one id, and no id is shared.
+    let ids: Vec<&Option<String>> = apps.values().flatten().collect();
+    assert!(apps.values().all(|ids| ids.len() == 1), "{apps:?}");
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+}
