@@ -146,13 +146,13 @@ const MAY_USE: &[(&str, &[&str])] = &[
 ];
 
 /// Heavy or layer-defining external crates and the only crates that may
-/// use them: the query engine and the text index stay in the store,
+/// use them: the query engine stays in the store,
 /// network serving in the API (and the binary that starts it), protobuf in
 /// the decoders, PostgreSQL in the Dify connector.
 const ONLY_IN: &[(&str, &[&str])] = &[
     ("datafusion", &["store"]),
     ("sqlparser", &["store"]),
-    ("parquet", &["store", "query"]),
+    ("parquet", &["store", "query", "bench"]),
     ("axum", &["api", "loupe"]),
     ("tonic", &["api", "loupe"]),
     ("tower", &["api"]),
