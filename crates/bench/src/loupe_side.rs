@@ -159,34 +159,46 @@ async fn run_by_id(
     Ok((rows, took))
 }
 
-/// Bytes of every file under `dir`, and of the Parquet parts alone.
+/// The live parts' files: the manifest's `parts[].path`. Parquet files
+/// not named there are parts a compaction replaced, deleted after a grace
+/// period (or at the next writable open): not the store's size.
+fn live_parts(dir: &Path) -> std::collections::HashSet<PathBuf> {
+    let text = std::fs::read(dir.join("manifest.json")).unwrap_or_default();
+    let manifest: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
+    manifest
+        .get("parts")
+        .and_then(|p| p.as_array())
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|p| p.get("path")?.as_str())
+                .map(|p| dir.join(p))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Bytes of the store under `dir` (replaced parts awaiting deletion left
+/// out), and of its live Parquet parts alone.
 pub fn dir_bytes(dir: &Path) -> (u64, u64) {
-    let mut total = 0;
-    let mut parquet = 0;
-    let mut stack: Vec<PathBuf> = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else {
-                total += meta.len();
-                if entry.path().extension().is_some_and(|e| e == "parquet") {
-                    parquet += meta.len();
-                }
-            }
-        }
-    }
+    let by = dir_breakdown(dir);
+    let total = by
+        .iter()
+        .filter(|(k, _)| k != REPLACED)
+        .map(|(_, b)| b)
+        .sum();
+    let parquet = by.iter().filter(|(k, _)| k == PARTS).map(|(_, b)| b).sum();
     (total, parquet)
 }
 
-/// Bytes under `dir` by kind: Parquet parts, then every other top-level
-/// entry by name (the full-text index, the rollups, the WAL, the
-/// manifest, …), largest first.
+const PARTS: &str = "Parquet parts";
+const REPLACED: &str = "replaced parts awaiting deletion";
+
+/// Bytes under `dir` by kind: the live Parquet parts, replaced parts not
+/// yet deleted, then every other top-level entry by name (the full-text
+/// index, the rollups, the WAL, the manifest, …), largest first.
 pub fn dir_breakdown(dir: &Path) -> Vec<(String, u64)> {
+    let live = live_parts(dir);
     let mut by: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     let mut stack: Vec<PathBuf> = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -201,7 +213,12 @@ pub fn dir_breakdown(dir: &Path) -> Vec<(String, u64)> {
                 continue;
             }
             let kind = if path.extension().is_some_and(|e| e == "parquet") {
-                "Parquet parts".to_owned()
+                if live.contains(&path) {
+                    PARTS
+                } else {
+                    REPLACED
+                }
+                .to_owned()
             } else {
                 path.strip_prefix(dir)
                     .ok()
