@@ -72,6 +72,54 @@ async fn appends(store: &Store, from: usize, batches: usize, total: usize) -> (f
     (median(times), max.as_secs_f64() * 1e3)
 }
 
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The full-text side index against the data it indexes, and a rare and a
+/// common phrase through the query language (which uses the index).
+async fn text_index(store: &Store, dir: &std::path::Path) {
+    let built = store.index_text().expect("index text");
+    let fts = dir_bytes(&dir.join("fts"));
+    println!(
+        "full-text index of {built} parts: {} KB, Parquet parts: {} KB",
+        fts >> 10,
+        store.stats().part_bytes >> 10
+    );
+    let project = ProjectId::new("bench").expect("project");
+    for (name, words) in [
+        ("rare phrase", "order 1234?"),
+        ("common phrase", "ships tomorrow"),
+    ] {
+        let text = format!("from 2026-11-01 to 2027-01-01 {words:?} | count()");
+        let query = loupe_query::Query::parse(&text).expect("query parses");
+        let plan =
+            loupe_query::plan(&query, loupe_query::PlanOptions::at(common::T0)).expect("plan");
+        let mut times = Vec::new();
+        let mut rows = 0;
+        for _ in 0..5 {
+            let start = Instant::now();
+            let got = store
+                .query_plan(&project, &plan, loupe_backend::QueryLimits::default())
+                .await
+                .expect("text query");
+            times.push(start.elapsed());
+            rows = got.stats.rows_scanned.unwrap_or_default();
+        }
+        println!("{name:<14} {:>9.1} ms, {rows} rows read", median(times));
+    }
+}
+
 fn main() {
     let default = if std::env::args().any(|a| a == "--bench") {
         20_000
@@ -158,6 +206,7 @@ fn main() {
              beside {queries} queries median {busy_median:.1} ms, max {busy_max:.1} ms"
         );
         println!("columnar copies before the flush: {} MB", columnar >> 20);
+        text_index(&store, dir.path()).await;
         store.shutdown().await.expect("shutdown");
     });
 }

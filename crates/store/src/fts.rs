@@ -1,19 +1,23 @@
 //! Full-text side indexes: per block of rows of a Parquet part, a bloom
-//! filter of the character trigrams its text holds, used to skip parts and
+//! filter of the character trigrams and words its text holds, used to skip parts and
 //! the blocks of a part that cannot match a full-text filter
 //! (`Filter::Text`).
 //!
-//! A full-text word matches a row when it is a case-insensitive substring
+//! A full-text phrase matches a row when it is a case-insensitive substring
 //! of the row's `input`, `output` or `error_message`, so a block holding a
-//! matching row holds every trigram of every word: a block whose filter
-//! lacks one cannot match and is not read. Every row read still goes
-//! through the exact substring predicate, so answers equal a scan. Words
-//! shorter than three characters have no trigram and narrow nothing.
+//! matching row holds every trigram of the phrase, and every word the
+//! phrase holds whole (separated on both sides: "1234" in "order 1234?"):
+//! a block whose filter lacks one cannot match and is not read. Filters
+//! hold words as well as trigrams because a block's trigrams are the union
+//! of many rows': "order 1234?" shares all of its trigrams with blocks
+//! holding "order 2341?" and "order 1123?", but not the word "1234". Every
+//! row read still goes through the exact substring predicate, so answers
+//! equal a scan. A phrase shorter than three characters narrows nothing.
 //!
 //! Why blocks of filters and not a posting list per row: the index only
 //! has to say which rows are worth reading, and the reader reads pages, not
 //! rows. One filter per [`BLOCK`] rows at 1 % false positives costs about
-//! 10 bits per distinct trigram of the block (a few KB), where the former
+//! 10 bits per distinct trigram and word of the block (a few KB), where the former
 //! per-row trigram documents (tantivy) were as large as the data itself.
 //!
 //! Layout: `fts/<part id, 16 digits>.tri`, written once by the maintenance
@@ -36,8 +40,8 @@ use crate::{Error, Store};
 
 /// Directory of the indexes under the data directory.
 pub(crate) const DIR: &str = "fts";
-/// Rows per filter: eight of the parts' 256-row pages.
-pub(crate) const BLOCK: usize = 2_048;
+/// Rows per filter: four of the parts' 256-row pages.
+pub(crate) const BLOCK: usize = 1_024;
 const MAGIC: &[u8; 8] = b"LOUPETRI";
 const FORMAT: u8 = 1;
 /// Filter bits per distinct trigram, and probes: about 1 % false positives.
@@ -67,9 +71,31 @@ fn hash(bytes: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
-/// Hashes of the distinct character trigrams of `text`, lowercased.
-fn trigram_hashes(text: &str, out: &mut HashSet<u64>) {
+/// Hashes of the distinct character trigrams and words (maximal runs of
+/// letters and digits) of `text`, lowercased.
+fn text_hashes(text: &str, out: &mut HashSet<u64>) {
     let lower = text.to_lowercase();
+    trigrams_of(&lower, out);
+    for (start, end) in words_of(&lower) {
+        out.insert(word_hash(&lower[start..end]));
+    }
+}
+
+/// What a phrase requires of a block: its trigrams, and its inner words
+/// (those with a separator on both sides inside the phrase, so whole words
+/// of any text containing it: in "order 1234?" the word "1234", never
+/// "order", which could end "reorder").
+fn phrase_hashes(phrase: &str, out: &mut HashSet<u64>) {
+    let lower = phrase.to_lowercase();
+    trigrams_of(&lower, out);
+    for (start, end) in words_of(&lower) {
+        if start > 0 && end < lower.len() {
+            out.insert(word_hash(&lower[start..end]));
+        }
+    }
+}
+
+fn trigrams_of(lower: &str, out: &mut HashSet<u64>) {
     let bounds: Vec<usize> = lower
         .char_indices()
         .map(|(i, _)| i)
@@ -78,6 +104,35 @@ fn trigram_hashes(text: &str, out: &mut HashSet<u64>) {
     for w in bounds.windows(4) {
         out.insert(hash(&lower.as_bytes()[w[0]..w[3]]));
     }
+}
+
+/// Byte ranges of the maximal runs of alphanumeric characters.
+fn words_of(lower: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in lower.char_indices() {
+        match (c.is_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, lower.len()));
+    }
+    out
+}
+
+/// A word's hash, apart from every trigram's: the leading 0xFF byte never
+/// occurs in UTF-8 text.
+fn word_hash(word: &str) -> u64 {
+    let mut bytes = Vec::with_capacity(word.len() + 1);
+    bytes.push(0xFF);
+    bytes.extend_from_slice(word.as_bytes());
+    hash(&bytes)
 }
 
 /// A classic bloom filter over 64-bit words with double hashing.
@@ -125,7 +180,7 @@ impl Index {
     pub fn candidates(&self, words: &[String]) -> Vec<Range<usize>> {
         let mut hashes = HashSet::new();
         for w in words {
-            trigram_hashes(w, &mut hashes);
+            phrase_hashes(w, &mut hashes);
         }
         let rows = usize::try_from(self.rows).unwrap_or(usize::MAX);
         let mut out: Vec<Range<usize>> = Vec::new();
@@ -247,7 +302,7 @@ fn build(part: &Part) -> Result<Index, Error> {
                 .into_iter()
                 .flatten()
             {
-                trigram_hashes(text, &mut hashes);
+                text_hashes(text, &mut hashes);
             }
         }
         blocks.push(Filter::with_items(&hashes));

@@ -674,13 +674,15 @@ fn has_run_has(f: &Filter) -> bool {
     }
 }
 
-/// The full-text words every span the plan keeps contains: `Text` filters
+/// The full-text phrases every span the plan keeps contains: `Text` filters
 /// at the top level (alone or under `And`). None when a `run has` subquery
 /// scans the same table with other filters.
 pub(crate) fn required_text(plan: &Plan) -> Vec<String> {
     fn collect(f: &Filter, out: &mut Vec<String>) {
         match f {
-            Filter::Text(t) => out.extend(t.split_whitespace().map(str::to_owned)),
+            // The whole phrase: the predicate matches it as one substring,
+            // so its trigrams across words and its inner words narrow too.
+            Filter::Text(t) if !t.trim().is_empty() => out.push(t.clone()),
             Filter::And(c) => c.iter().for_each(|c| collect(c, out)),
             _ => {}
         }

@@ -203,8 +203,9 @@ fn the_index_format_is_pinned_and_damage_is_refused() {
     assert_eq!(hash("ünï".as_bytes()), 0xbd46_82f3_c47e_a1e3);
 
     let mut hashes = std::collections::HashSet::new();
-    super::trigram_hashes("Refund for ORDER 42", &mut hashes);
-    assert_eq!(hashes.len(), "refund for order 42".chars().count() - 2);
+    super::text_hashes("Refund for ORDER 42", &mut hashes);
+    // 17 trigrams and 4 words.
+    assert_eq!(hashes.len(), "refund for order 42".chars().count() - 2 + 4);
     let index = Index {
         rows: (BLOCK + 5) as u64,
         blocks: vec![
@@ -225,6 +226,16 @@ fn the_index_format_is_pinned_and_damage_is_refused() {
         "short words narrow nothing"
     );
     assert!(index.candidates(&["xyzzy".into()]).is_empty());
+    // Inner words are required whole, edge words only as trigrams.
+    assert_eq!(index.candidates(&["der 4".into()]), vec![0..BLOCK]);
+    assert!(
+        index.candidates(&["or 42 x".into()]).is_empty(),
+        "42 is there, but not the trigram '2 x'"
+    );
+    assert!(
+        index.candidates(&[" 4 ".into()]).is_empty(),
+        "the word 4 is not in the text"
+    );
 
     let mut flipped = bytes.clone();
     flipped[20] ^= 1;
