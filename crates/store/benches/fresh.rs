@@ -121,21 +121,9 @@ async fn text_index(store: &Store, dir: &std::path::Path) {
 }
 
 fn main() {
-    let default = if std::env::args().any(|a| a == "--bench") {
-        20_000
-    } else {
-        100
-    };
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
+    let runs = common::runs(100);
     let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    common::runtime().block_on(async {
         let config = StoreConfig {
             data_dir: dir.path().to_owned(),
             memtable_bytes: 4 << 30,

@@ -46,3 +46,24 @@ pub fn median(mut times: Vec<Duration>) -> f64 {
     times.sort();
     times[times.len() / 2].as_secs_f64() * 1e3
 }
+
+/// Runs to load: `RUNS`, else 20,000 under `cargo bench` and `small` when
+/// `cargo test` runs the bench as a smoke test.
+pub fn runs(small: usize) -> usize {
+    let default = if std::env::args().any(|a| a == "--bench") {
+        20_000
+    } else {
+        small
+    };
+    std::env::var("RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
