@@ -76,6 +76,8 @@ struct Chunk {
     live: usize,
     min_time: i64,
     max_time: i64,
+    /// Smallest and largest row version (`None` for no rows).
+    versions: Option<(u64, u64)>,
 }
 
 impl Chunk {
@@ -96,6 +98,10 @@ impl Chunk {
                 }
             }
         }
+        let versions = batch
+            .column_by_name(column::VERSION)
+            .map(|c| c.as_primitive::<UInt64Type>())
+            .and_then(|v| arrow::compute::min(v).zip(arrow::compute::max(v)));
         let rows = batch.num_rows();
         Self {
             id,
@@ -104,6 +110,7 @@ impl Chunk {
             live: rows,
             min_time,
             max_time,
+            versions,
         }
     }
 
@@ -385,11 +392,9 @@ impl ProjectColumns {
                 .column_by_name(column::VERSION)
                 .map(|a| a.as_primitive::<UInt64Type>());
             // Hidden versions matter only if some fall in this chunk's range.
-            let hidden = hidden.zip(versions).filter(|(h, v)| {
-                let (lo, hi) = arrow::compute::min(*v)
-                    .zip(arrow::compute::max(*v))
-                    .unwrap_or((1, 0));
-                h.iter().any(|x| (lo..=hi).contains(x))
+            let hidden = hidden.zip(versions).filter(|(h, _)| {
+                c.versions
+                    .is_some_and(|(lo, hi)| h.iter().any(|x| (lo..=hi).contains(x)))
             });
             let keep = if let Some((h, v)) = hidden {
                 Some(
