@@ -35,7 +35,8 @@ const ATTEMPTS: u32 = 8;
 /// Files of a data directory a backup never copies: the writer's lock and
 /// temp files of an operation in progress.
 fn skipped(name: &str) -> bool {
-    name == "LOCK" || name.ends_with(".tmp") || name == INDEX
+    // The cold cache holds copies of what the cold tier keeps.
+    name == "LOCK" || name.ends_with(".tmp") || name == INDEX || name == "cold-cache"
 }
 
 /// What a backup holds.

@@ -77,6 +77,9 @@ pub struct StoreConfig {
     /// hours; count, rates, sum and avg over rollup dimensions) from them
     /// instead of scanning spans. Default true.
     pub answer_from_rollups: bool,
+    /// `[store.cold]`: the cold tier in object storage (docs/STORAGE.md).
+    /// Default: none.
+    pub cold: crate::cold::ColdConfig,
 }
 
 impl Default for StoreConfig {
@@ -95,6 +98,7 @@ impl Default for StoreConfig {
             max_concurrent_appends: 8,
             append_queue_timeout: Duration::from_secs(2),
             answer_from_rollups: true,
+            cold: crate::cold::ColdConfig::default(),
         }
     }
 }
@@ -143,7 +147,7 @@ impl StoreConfig {
                 ));
             }
         }
-        Ok(())
+        self.cold.validate(self.retention_days)
     }
 }
 

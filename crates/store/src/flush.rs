@@ -216,24 +216,36 @@ impl Store {
 /// Deletes temp files and Parquet files the manifest does not name: what a
 /// crash between writing a part and committing the manifest leaves behind.
 pub(crate) fn remove_orphans(data_dir: &Path, manifest: &Manifest) -> Result<(), Error> {
+    use crate::parts::Location;
+    // A cold part's path names no local file: one left there is the copy a
+    // move committed but had not yet deleted.
     let live: HashSet<_> = manifest
         .parts
         .iter()
+        .filter(|p| p.location == Location::Hot)
         .map(|p| data_dir.join(&p.path))
+        .chain(
+            manifest
+                .parts
+                .iter()
+                .filter(|p| p.location == Location::Cold)
+                .map(|p| crate::cold::ids_path(data_dir, p.id)),
+        )
         .collect();
-    let root = data_dir.join("parts");
-    if !root.exists() {
-        return Ok(());
-    }
-    let mut stack = vec![root];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !live.contains(&path) {
-                tracing::warn!(path = %path.display(), "removing file left by an interrupted flush or compaction");
-                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+    for root in [data_dir.join("parts"), data_dir.join(crate::cold::IDS_DIR)] {
+        if !root.exists() {
+            continue;
+        }
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+                let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if !live.contains(&path) {
+                    tracing::warn!(path = %path.display(), "removing file left by an interrupted flush, compaction or move");
+                    std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                }
             }
         }
     }

@@ -281,7 +281,7 @@ impl Index {
 /// Builds part `part`'s index.
 fn build(part: &Part) -> Result<Index, Error> {
     let rows = read_rows(
-        &part.path,
+        &part.local()?,
         None,
         &[
             column::SPAN_ID,

@@ -31,6 +31,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 pub mod backup;
+pub mod cold;
 mod compaction;
 mod config;
 mod convert;
@@ -53,6 +54,7 @@ mod traces;
 mod wal;
 mod write;
 
+pub use cold::ColdConfig;
 pub use config::{Durability, MAX_RETENTION_DAYS, StoreConfig};
 pub use convert::Row;
 pub use maintenance::MaintenanceReport;
@@ -122,6 +124,14 @@ pub enum Error {
     /// Query engine failure.
     #[error("query: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    /// The cold tier (object storage) failed.
+    #[error("cold tier {key}: {source}")]
+    Cold {
+        /// The tier and the object key.
+        key: String,
+        /// The object store's error.
+        source: Box<object_store::Error>,
+    },
 }
 
 impl Error {
@@ -185,11 +195,25 @@ pub(crate) struct State {
     pub contexts: foldhash::HashMap<Key, RunContext>,
     pub next_version: u64,
     pub next_seq: u64,
-    /// Files replaced by compaction or retention, deleted after a grace period.
-    pub garbage: Vec<(std::time::Instant, PathBuf)>,
+    /// Files replaced by compaction, retention or a move to the cold tier,
+    /// deleted after a grace period.
+    pub garbage: Vec<(std::time::Instant, Garbage)>,
     /// Rollups of every visible row: each applied write retracts the old
     /// merged version's contribution and adds the new one.
     pub rollups: loupe_rollup::Rollups,
+}
+
+/// A file to delete once no query can still be reading it.
+pub(crate) enum Garbage {
+    /// A local file (a replaced or moved part).
+    File(PathBuf),
+    /// A cold part retention dropped: its object, cached copy and id file.
+    Cold {
+        /// Part id.
+        id: u64,
+        /// Relative path (the object key under the tier's prefix).
+        rel: String,
+    },
 }
 
 /// Size and shape numbers for health endpoints and benchmarks.
@@ -207,6 +231,12 @@ pub struct StoreStats {
     pub part_rows: u64,
     /// Bytes of live parts.
     pub part_bytes: u64,
+    /// Live parts in the cold tier (counted in `parts` too).
+    pub cold_parts: usize,
+    /// Bytes of live parts in the cold tier (counted in `part_bytes` too).
+    pub cold_bytes: u64,
+    /// Bytes of cold parts in the local cache.
+    pub cold_cache_bytes: u64,
     /// Highest WAL seq written.
     pub last_seq: u64,
     /// Highest WAL seq in parts.
@@ -245,6 +275,8 @@ pub(crate) struct Inner {
     pub query_pool: Mutex<Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>>,
     /// Full-text indexes loaded so far, by part id (`fts.rs`).
     pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::Index>>>,
+    /// The cold tier (`[store.cold]`), if configured.
+    pub cold: Option<Arc<cold::Tier>>,
     /// Tests: runs once inside the next flush, after the freeze and before
     /// any part is written, so a test can act mid-flush without racing it.
     #[cfg(test)]
@@ -267,13 +299,27 @@ impl Store {
         settings::DirSettings::of(&config, &rollup).store(&dir)?;
         let manifest = Manifest::load(&dir)?;
         flush::remove_orphans(&dir, &manifest)?;
+        let tier = cold::Tier::open(&config.cold, &dir, &manifest.cold_parts(), false)?;
         let mut parts = Vec::with_capacity(manifest.parts.len());
         for meta in &manifest.parts {
-            parts.push(Arc::new(parts::open_part(&dir, meta.clone())?));
+            parts.push(Arc::new(parts::open_part(
+                &dir,
+                meta.clone(),
+                tier.as_ref(),
+                false,
+            )?));
         }
         let loaded_rollups = rollups::load(&dir, manifest.flushed_seq, &rollup)?;
         let (wal, records) = Wal::open(&dir.join("wal"), manifest.flushed_seq, config.durability)?;
-        let store = Store::assemble(config, manifest, parts, loaded_rollups, wal.clone(), false);
+        let store = Store::assemble(
+            config,
+            manifest,
+            parts,
+            loaded_rollups,
+            wal.clone(),
+            false,
+            tier,
+        );
         *store.inner.dir_lock.lock() = Some(dir_lock);
         store.replay(records)?;
         let interval = store.inner.config.fsync_interval;
@@ -293,6 +339,7 @@ impl Store {
         rollups: loupe_rollup::Rollups,
         wal: Arc<Wal>,
         read_only: bool,
+        cold: Option<Arc<cold::Tier>>,
     ) -> Self {
         let next_seq = wal.last_seq() + 1;
         let mut manifest = manifest;
@@ -338,6 +385,7 @@ impl Store {
                 rollup_answers: std::sync::atomic::AtomicBool::new(config_rollup_answers),
                 query_pool: Mutex::new(None),
                 text_indexes: Mutex::new(Default::default()),
+                cold,
                 #[cfg(test)]
                 after_freeze: Mutex::new(None),
             }),
@@ -394,6 +442,14 @@ impl Store {
             parts: st.parts.len(),
             part_rows: st.parts.iter().map(|p| p.meta.rows).sum(),
             part_bytes: st.parts.iter().map(|p| p.meta.bytes).sum(),
+            cold_parts: st.parts.iter().filter(|p| p.is_cold()).count(),
+            cold_bytes: st
+                .parts
+                .iter()
+                .filter(|p| p.is_cold())
+                .map(|p| p.meta.bytes)
+                .sum(),
+            cold_cache_bytes: self.inner.cold.as_ref().map_or(0, |t| t.cache.bytes()),
             last_seq: st.next_seq - 1,
             flushed_seq: st.manifest.flushed_seq,
         }

@@ -1,7 +1,8 @@
-//! Compaction and retention. Both only add and remove whole parts, in one
-//! manifest replacement each; replaced files are deleted after a grace
-//! period so queries that already listed them can finish. Which parts
-//! compaction rewrites is decided in `compaction.rs`.
+//! Compaction, retention and moves to the cold tier. Each only adds,
+//! removes or relocates whole parts, in one manifest replacement each;
+//! replaced files are deleted after a grace period so queries that already
+//! listed them can finish. Which parts compaction rewrites is decided in
+//! `compaction.rs` (hot parts only); moves are in `cold/mover.rs`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::deletes::{DeletionVector, add_live, locate};
 use crate::parts::{Part, day_of, read_rows, write_part};
-use crate::{Error, Store};
+use crate::{Error, Garbage, Store};
 
 /// How long a replaced file stays on disk.
 const GRACE: Duration = Duration::from_secs(120);
@@ -23,8 +24,14 @@ pub struct MaintenanceReport {
     pub new_parts: usize,
     /// Hidden row versions physically dropped.
     pub dropped_rows: usize,
-    /// Parts dropped by retention.
+    /// Parts dropped by retention, both tiers.
     pub expired_parts: usize,
+    /// Of `expired_parts`, those that were in the cold tier.
+    pub expired_cold_parts: usize,
+    /// Parts moved to the cold tier.
+    pub moved_parts: usize,
+    /// Bytes moved to the cold tier.
+    pub moved_bytes: u64,
     /// Full-text indexes built (`Store::index_text`).
     pub indexed_parts: usize,
 }
@@ -52,8 +59,10 @@ impl Store {
     }
 
     fn maintain_blocking(&self, now_ns: i64) -> Result<MaintenanceReport, Error> {
+        let (expired_parts, expired_cold_parts) = self.expire(now_ns)?;
         let mut report = MaintenanceReport {
-            expired_parts: self.expire(now_ns)?,
+            expired_parts,
+            expired_cold_parts,
             ..Default::default()
         };
         for group in self.compaction_candidates() {
@@ -62,7 +71,10 @@ impl Store {
             report.new_parts += parts_out;
             report.dropped_rows += dropped;
         }
+        // Text indexes first, so a part moves with its index built from the
+        // local file (a cold part without one would be fetched to build it).
         report.indexed_parts = self.index_text()?;
+        (report.moved_parts, report.moved_bytes) = self.move_to_cold(now_ns)?;
         self.collect_garbage(false);
         Ok(report)
     }
@@ -83,7 +95,8 @@ impl Store {
             });
     }
 
-    fn expire(&self, now_ns: i64) -> Result<usize, Error> {
+    /// Drops expired parts of both tiers; returns (all, cold) dropped.
+    fn expire(&self, now_ns: i64) -> Result<(usize, usize), Error> {
         self.expire_hour_tier(now_ns);
         let mut st = self.inner.state.lock();
         let cfg = &self.inner.config;
@@ -99,7 +112,7 @@ impl Store {
             .map(|p| p.meta.id)
             .collect();
         if expired.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let mut manifest = st.manifest.clone();
         manifest.parts.retain(|p| !expired.contains(&p.id));
@@ -114,17 +127,46 @@ impl Store {
             .partition(|p| expired.contains(&p.meta.id));
         st.parts = Arc::new(kept);
         let now = Instant::now();
-        st.garbage
-            .extend(gone.iter().map(|p| (now, p.path.clone())));
-        tracing::info!(parts = gone.len(), "retention dropped parts");
-        Ok(gone.len())
+        st.garbage.extend(gone.iter().map(|p| {
+            let what = if p.is_cold() {
+                Garbage::Cold {
+                    id: p.meta.id,
+                    rel: p.meta.path.clone(),
+                }
+            } else {
+                Garbage::File(p.path.clone())
+            };
+            (now, what)
+        }));
+        drop(st);
+        let cold = gone.iter().filter(|p| p.is_cold()).count();
+        // Nothing is deleted silently: each dropped part, with its tier.
+        for p in &gone {
+            tracing::info!(
+                project = %p.meta.project,
+                day = %p.meta.day,
+                part = %p.meta.path,
+                rows = p.meta.rows,
+                tier = if p.is_cold() { "cold" } else { "hot" },
+                "retention dropped a part"
+            );
+        }
+        tracing::info!(
+            parts = gone.len(),
+            hot_parts = gone.len() - cold,
+            cold_parts = cold,
+            "retention dropped parts"
+        );
+        Ok((gone.len(), cold))
     }
 
     /// Groups of parts worth rewriting (`compaction.rs`).
     fn compaction_candidates(&self) -> Vec<Vec<Arc<Part>>> {
         let st = self.inner.state.lock();
+        // Cold parts are never compacted (`cold/mover.rs` says why).
+        let hot: Vec<Arc<Part>> = st.parts.iter().filter(|p| !p.is_cold()).cloned().collect();
         crate::compaction::plan(
-            &st.parts,
+            &hot,
             &st.manifest.deletes,
             self.inner.config.compaction_min_parts,
         )
@@ -188,7 +230,8 @@ impl Store {
         // Retention may have removed an input meanwhile: then give up this round.
         if st.parts.iter().filter(|p| ids.contains(&p.meta.id)).count() != ids.len() {
             if let Some(p) = new_part {
-                st.garbage.push((Instant::now(), p.path.clone()));
+                st.garbage
+                    .push((Instant::now(), Garbage::File(p.path.clone())));
             }
             return Ok((0, 0, 0));
         }
@@ -221,7 +264,7 @@ impl Store {
         }
         let now = Instant::now();
         st.garbage
-            .extend(group.iter().map(|p| (now, p.path.clone())));
+            .extend(group.iter().map(|p| (now, Garbage::File(p.path.clone()))));
         drop(st);
         tracing::info!(
             project = %project,
@@ -246,12 +289,29 @@ impl Store {
             st.garbage = keep;
             due
         };
-        for (_, path) in due {
-            if let Err(e) = std::fs::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %path.display(), error = %e, "could not delete replaced part");
+        for (_, what) in due {
+            match what {
+                Garbage::File(path) => remove_file(&path),
+                Garbage::Cold { id, rel } => {
+                    if let Some(tier) = &self.inner.cold {
+                        // A failed delete leaves an object no manifest
+                        // names: space, never data a query sees.
+                        if let Err(e) = tier.delete(&rel) {
+                            tracing::warn!(part = %rel, error = %e, "could not delete a cold part from the tier");
+                        }
+                        tier.cache.remove(&rel);
+                    }
+                    remove_file(&crate::cold::ids_path(&self.inner.config.data_dir, id));
+                }
             }
         }
+    }
+}
+
+fn remove_file(path: &std::path::Path) {
+    if let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "could not delete replaced part");
     }
 }

@@ -23,11 +23,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::deletes::{DeletionVector, locate};
-use crate::parts::{Part, PartMeta};
+use crate::parts::{Location, Part, PartMeta};
 use crate::wal::io_err;
 
 const FILE: &str = "manifest.json";
 const FORMAT_VERSION: u32 = 2;
+/// The format of a manifest naming a part in the cold tier: format 2 plus
+/// `location` on part entries. Written only when some part is cold, so a
+/// store without a cold tier stays readable by builds before it, and one
+/// with cold parts is refused by them (not misread as missing files).
+const FORMAT_COLD: u32 = 3;
 /// The format with one global hidden-version set, still read.
 const FORMAT_GLOBAL_HIDDEN: u32 = 1;
 
@@ -82,14 +87,12 @@ impl Manifest {
             offset: 0,
             reason: format!("manifest is not valid JSON: {e}"),
         })?;
-        if manifest.format_version != FORMAT_VERSION
-            && manifest.format_version != FORMAT_GLOBAL_HIDDEN
-        {
+        if ![FORMAT_GLOBAL_HIDDEN, FORMAT_VERSION, FORMAT_COLD].contains(&manifest.format_version) {
             return Err(Error::Corrupt {
                 path,
                 offset: 0,
                 reason: format!(
-                    "manifest format {} is not supported by this build (reads {FORMAT_GLOBAL_HIDDEN} and {FORMAT_VERSION})",
+                    "manifest format {} is not supported by this build (reads {FORMAT_GLOBAL_HIDDEN} to {FORMAT_COLD})",
                     manifest.format_version
                 ),
             });
@@ -106,6 +109,7 @@ impl Manifest {
         if self.format_version == FORMAT_GLOBAL_HIDDEN {
             self.format_version = FORMAT_VERSION;
         }
+        // `store` writes the format the parts need (2, or 3 with cold parts).
         if self.hidden.is_empty() {
             return 0;
         }
@@ -120,10 +124,37 @@ impl Manifest {
         missing.len()
     }
 
+    /// Relative path → bytes of every part in the cold tier.
+    pub fn cold_parts(&self) -> std::collections::HashMap<String, u64> {
+        self.parts
+            .iter()
+            .filter(|p| p.location == Location::Cold)
+            .map(|p| (p.path.clone(), p.bytes))
+            .collect()
+    }
+
     /// Atomically and durably replaces the manifest on disk.
     pub fn store(&self, data_dir: &Path) -> Result<(), Error> {
         let path = data_dir.join(FILE);
-        let body = serde_json::to_vec(self)
+        let any_cold = self.parts.iter().any(|p| p.location == Location::Cold);
+        let wanted = if any_cold {
+            FORMAT_COLD
+        } else if self.format_version == FORMAT_COLD {
+            FORMAT_VERSION
+        } else {
+            self.format_version
+        };
+        let versioned;
+        let this = if wanted == self.format_version {
+            self
+        } else {
+            versioned = Manifest {
+                format_version: wanted,
+                ..self.clone()
+            };
+            &versioned
+        };
+        let body = serde_json::to_vec(this)
             .map_err(|e| Error::Internal(format!("cannot encode the manifest: {e}")))?;
         loupe_fsutil::write_atomic(&path, &body).map_err(io_err(&path))
     }

@@ -77,6 +77,29 @@ pub struct PartMeta {
     pub max_time: i64,
     /// 0 = flushed from a memtable; 1 = compacted.
     pub level: u8,
+    /// Where the file lives. Absent (hot) in manifests written before the
+    /// cold tier, and for every hot part, so a store without a cold tier
+    /// writes the manifest it always did.
+    #[serde(default, skip_serializing_if = "Location::is_hot")]
+    pub location: Location,
+}
+
+/// Which tier holds a part's file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Location {
+    /// `<data_dir>/<path>` on local disk.
+    #[default]
+    Hot,
+    /// `<cold url>/<path>` in the cold tier (`cold.rs`); read through the
+    /// local cache.
+    Cold,
+}
+
+impl Location {
+    fn is_hot(&self) -> bool {
+        *self == Location::Hot
+    }
 }
 
 /// The ids of one part: a bloom filter over span ids, the row positions
@@ -221,10 +244,15 @@ impl IdIndex {
 pub struct Part {
     /// Manifest entry.
     pub meta: PartMeta,
-    /// Absolute path.
+    /// Absolute path of the file: in the data directory for a hot part, in
+    /// the cold cache for a cold one (there only once [`Part::local`]
+    /// fetched it).
     pub path: PathBuf,
-    /// Span id bloom filter and run row positions.
-    pub index: IdIndex,
+    /// Span id bloom filter and run row positions (shared with the cold
+    /// part a move makes of this one).
+    pub index: Arc<IdIndex>,
+    /// The cold tier holding the file, for a cold part.
+    cold: Option<Arc<crate::cold::Tier>>,
     /// Parquet footer and page index, read once at the first id lookup.
     reader: OnceLock<ArrowReaderMetadata>,
 }
@@ -234,8 +262,36 @@ impl Part {
         Self {
             meta,
             path,
-            index,
+            index: Arc::new(index),
+            cold: None,
             reader: OnceLock::new(),
+        }
+    }
+
+    /// The same part once its file is in `tier`: `meta` says
+    /// [`Location::Cold`]; the id index is shared, not rebuilt.
+    pub(crate) fn moved_to(&self, meta: PartMeta, tier: &Arc<crate::cold::Tier>) -> Self {
+        Self {
+            path: tier.cache.path_of(&meta.path),
+            meta,
+            index: self.index.clone(),
+            cold: Some(tier.clone()),
+            reader: OnceLock::new(),
+        }
+    }
+
+    /// Whether the file lives in the cold tier.
+    pub fn is_cold(&self) -> bool {
+        self.cold.is_some()
+    }
+
+    /// A local path holding the file: the part itself when hot; for a cold
+    /// part, its copy in the cache, downloaded first if the cache lacks it.
+    /// Blocking (a download); call from a blocking context.
+    pub fn local(&self) -> Result<PathBuf, Error> {
+        match &self.cold {
+            None => Ok(self.path.clone()),
+            Some(tier) => tier.fetch(&self.meta),
         }
     }
 
@@ -259,7 +315,7 @@ impl Part {
         let (id, or_run) = match pick {
             RowPick::Trace(id) => (id, false),
             RowPick::TraceOrRun(id) => (id, true),
-            RowPick::SpanIds(_) => return read_rows(&self.path, Some(pick), &[], deleted),
+            RowPick::SpanIds(_) => return read_rows(&self.local()?, Some(pick), &[], deleted),
         };
         let mut positions = self.index.runs.rows_of(id);
         deleted.retain_visible(&mut positions);
@@ -280,7 +336,8 @@ impl Part {
         if positions.is_empty() {
             return Ok(Vec::new());
         }
-        let file = File::open(&self.path).map_err(io_err(&self.path))?;
+        let path = self.local()?;
+        let file = File::open(&path).map_err(io_err(&path))?;
         let metadata = self.reader_metadata(&file)?;
         // Row groups holding a position, and the selection inside them.
         let mut groups = Vec::new();
@@ -436,27 +493,89 @@ pub fn write_part(
             min_time,
             max_time,
             level,
+            location: Location::Hot,
         },
         path,
         index,
     ))
 }
 
-/// Opens a part named by the manifest, rebuilding its id index.
-pub fn open_part(data_dir: &Path, meta: PartMeta) -> Result<Part, Error> {
-    let path = data_dir.join(&meta.path);
-    let ids = read_rows(
-        &path,
-        None,
-        &[
-            column::SPAN_ID,
-            column::TRACE_ID,
-            column::RUN_ID,
-            column::VERSION,
-        ],
-        &DeletionVector::default(),
-    )?;
-    Ok(Part::new(meta, path, IdIndex::build(ids.iter())))
+/// The columns an id index is built from.
+pub(crate) const ID_COLUMNS: [&str; 4] = [
+    column::SPAN_ID,
+    column::TRACE_ID,
+    column::RUN_ID,
+    column::VERSION,
+];
+
+/// Opens a part named by the manifest, rebuilding its id index: from the
+/// file of a hot part; for a cold part, from its local id file
+/// (`cold::ids_path`), or, when that is missing, from the part fetched
+/// through the cache (the id file is then written again unless
+/// `read_only`).
+pub fn open_part(
+    data_dir: &Path,
+    meta: PartMeta,
+    cold: Option<&Arc<crate::cold::Tier>>,
+    read_only: bool,
+) -> Result<Part, Error> {
+    if meta.location == Location::Hot {
+        let path = data_dir.join(&meta.path);
+        let ids = read_rows(&path, None, &ID_COLUMNS, &DeletionVector::default())?;
+        return Ok(Part::new(meta, path, IdIndex::build(ids.iter())));
+    }
+    let Some(tier) = cold else {
+        return Err(Error::Invalid(format!(
+            "part {} of the manifest is in the cold tier, but store.cold.url is not set: \
+             configure the cold tier this data directory was written with",
+            meta.path
+        )));
+    };
+    let ids_path = crate::cold::ids_path(data_dir, meta.id);
+    let ids = match read_rows(&ids_path, None, &ID_COLUMNS, &DeletionVector::default()) {
+        Ok(ids) if ids.len() as u64 == meta.rows => ids,
+        found => {
+            if let Err(e) = &found {
+                tracing::warn!(part = meta.id, error = %e, "id file of a cold part unreadable; rebuilding it from the part");
+            }
+            let local = tier.fetch(&meta)?;
+            let ids = read_rows(&local, None, &ID_COLUMNS, &DeletionVector::default())?;
+            if !read_only {
+                write_id_file(&ids_path, &ids)?;
+            }
+            ids
+        }
+    };
+    let part = Part {
+        path: tier.cache.path_of(&meta.path),
+        meta,
+        index: Arc::new(IdIndex::build(ids.iter())),
+        cold: Some(tier.clone()),
+        reader: OnceLock::new(),
+    };
+    Ok(part)
+}
+
+/// Writes the id columns of a part's rows (in position order) as a small
+/// Parquet file, durably: what a cold part's id index is rebuilt from at
+/// open without fetching the part.
+pub(crate) fn write_id_file(path: &Path, rows: &[Row]) -> Result<(), Error> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    loupe_fsutil::write_atomic_with(
+        path,
+        |e| Error::io(path, e),
+        |file| {
+            let mut writer = ArrowWriter::try_new(file, schema(), Some(props))?;
+            for chunk in rows.chunks(ROW_GROUP_ROWS) {
+                writer.write(&rows_to_batch(chunk.iter())?)?;
+            }
+            writer.into_inner()?;
+            Ok(())
+        },
+    )
 }
 
 /// Which rows of a part to read.
@@ -641,7 +760,7 @@ mod tests {
             .expect("read run");
         by_index.sort_by_key(|r| r.version);
         assert_eq!(by_index, trace);
-        let reopened = open_part(dir.path(), part.meta.clone()).expect("open");
+        let reopened = open_part(dir.path(), part.meta.clone(), None, false).expect("open");
         assert!(reopened.index.may_contain(IdKind::Span, "s9"));
         assert_eq!(day_of(1_700_000_000_000_000_000), "2023-11-14");
     }
@@ -676,7 +795,7 @@ mod tests {
                 .cloned()
                 .collect()
         };
-        let reopened = open_part(dir.path(), part.meta.clone()).expect("open");
+        let reopened = open_part(dir.path(), part.meta.clone(), None, false).expect("open");
         for p in [&part, &reopened] {
             for t in [0, 7, 4999] {
                 let mut got = p

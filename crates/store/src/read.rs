@@ -53,6 +53,27 @@ impl Store {
         Ok(ctx.sql(sql).await?.collect().await?)
     }
 
+    /// Every span of `project` that started in `[from_ns, to_ns)`, all
+    /// columns in the stored schema, as a stream of batches: what `loupe
+    /// export` writes for a time range of raw spans. Parts outside the
+    /// range (hot or cold) are pruned before any is read.
+    pub async fn spans_between(
+        &self,
+        project: &ProjectId,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<futures::stream::BoxStream<'static, Result<RecordBatch, Error>>, Error> {
+        use futures::StreamExt;
+        let ctx = self.session(project)?;
+        let df = ctx.table(SPANS_TABLE).await?.filter(
+            col(column::START_TIME)
+                .gt_eq(ts(from_ns))
+                .and(col(column::START_TIME).lt(ts(to_ns))),
+        )?;
+        let stream = df.execute_stream().await?;
+        Ok(stream.map(|b| b.map_err(Error::from)).boxed())
+    }
+
     /// Every span whose trace id or run id is `id`, in tree order.
     ///
     /// The id path, not a scan: the memtables, then in each part only the

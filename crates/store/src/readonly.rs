@@ -79,16 +79,22 @@ impl Store {
     ) -> Result<Option<Self>, Error> {
         let dir = &config.data_dir;
         let manifest = Manifest::load(dir)?;
+        let tier = crate::cold::Tier::open(&config.cold, dir, &manifest.cold_parts(), true)?;
         let mut parts = Vec::with_capacity(manifest.parts.len());
         for meta in &manifest.parts {
-            parts.push(Arc::new(parts::open_part(dir, meta.clone())?));
+            parts.push(Arc::new(parts::open_part(
+                dir,
+                meta.clone(),
+                tier.as_ref(),
+                true,
+            )?));
         }
         let rollups = crate::rollups::load(dir, manifest.flushed_seq, rollup)?;
         let (wal, records) = Wal::read_only(&dir.join("wal"), manifest.flushed_seq)?;
         if Manifest::load(dir)? != manifest {
             return Ok(None);
         }
-        let store = Store::assemble(config.clone(), manifest, parts, rollups, wal, true);
+        let store = Store::assemble(config.clone(), manifest, parts, rollups, wal, true, tier);
         store.replay(records)?;
         Ok(Some(store))
     }

@@ -347,13 +347,27 @@ impl TableProvider for SpansTable {
                 .sum();
             c.rows.fetch_add(rows, Ordering::Relaxed);
         }
+        // Cold parts the pruning kept are fetched into the cache; nothing
+        // else of the cold tier is touched by a query.
+        let mut paths = Vec::with_capacity(files.len());
+        for (p, _) in &files {
+            if p.is_cold() {
+                let part = Arc::clone(p);
+                let fetched = tokio::task::spawn_blocking(move || part.local())
+                    .await
+                    .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+                paths.push(fetched.map_err(external)?);
+            } else {
+                paths.push(p.path.clone());
+            }
+        }
         if !files.is_empty() {
             let target = state.config().target_partitions().max(1);
             let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); target.min(files.len())];
             for (i, (p, text)) in files.iter().enumerate() {
                 let n = groups.len();
                 let mut file =
-                    PartitionedFile::new(p.path.to_string_lossy().into_owned(), p.meta.bytes);
+                    PartitionedFile::new(paths[i].to_string_lossy().into_owned(), p.meta.bytes);
                 // `trace_id = …` / `run_id = …`: read only the rows the
                 // part's position index names (the filter still runs on
                 // them); hidden rows are skipped by the part's deletion

@@ -172,7 +172,7 @@ impl Store {
         let mut out = Lookups::default();
         for (_, (part, ids)) in span_ids {
             let dv = crate::deletes::of(&deletes, part.meta.id);
-            for row in read_rows(&part.path, Some(RowPick::SpanIds(&ids)), &[], dv)? {
+            for row in read_rows(&part.local()?, Some(RowPick::SpanIds(&ids)), &[], dv)? {
                 let key = (row.span.project.clone(), row.span.span_id.clone());
                 match out.base.get(&key) {
                     Some(existing) if existing.version >= row.version => {}
