@@ -49,10 +49,10 @@ pub struct SourceArgs {
     /// With --data-dir: the config file (`loupe serve`'s); the directory's
     /// recorded retention and rollup labels apply either way.
     #[arg(long, env = "LOUPE_CONFIG")]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Project to query with --data-dir (over HTTP the key decides).
     #[arg(long, default_value = "default")]
-    project: String,
+    pub(crate) project: String,
 }
 
 /// How the answer is shown.
@@ -241,7 +241,7 @@ fn format_name(f: Format) -> &'static str {
     }
 }
 
-fn now_ns(text: Option<&str>) -> anyhow::Result<i64> {
+pub(crate) fn now_ns(text: Option<&str>) -> anyhow::Result<i64> {
     match text {
         None => Ok(loupe_model::time::now_ns()),
         Some(t) => loupe_model::time::parse_instant(t).context("--now"),
@@ -298,7 +298,11 @@ impl Server {
     }
 
     /// POSTs JSON; a non-2xx answer becomes the right [`Failure`].
-    async fn post(&self, path: &str, body: &Value) -> Result<reqwest::Response, Failure> {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<reqwest::Response, Failure> {
         let mut req = self.client.post(format!("{}{path}", self.base)).json(body);
         if let Some((user, secret)) = &self.auth {
             req = req.basic_auth(user, Some(secret));

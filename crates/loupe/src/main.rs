@@ -12,6 +12,7 @@ mod cli_alerts;
 mod cli_analytics;
 mod cli_backup;
 mod cli_dify;
+mod cli_export;
 mod cli_gen;
 mod cli_query;
 mod cli_rca;
@@ -60,6 +61,8 @@ enum Command {
     Tags(cli_tags::TagsArgs),
     /// Alert rules: `loupe alerts test RULE --at TIME` on past data.
     Alerts(cli_alerts::AlertsArgs),
+    /// Export a query's answer or a time range of raw spans as Parquet to a directory or S3.
+    Export(cli_export::ExportArgs),
     /// Copy a consistent snapshot of a data directory (while `serve` runs).
     Backup(cli_backup::BackupArgs),
     /// Restore a backup into a new data directory (checked file by file).
@@ -90,6 +93,14 @@ pub struct ServeArgs {
     /// lost). Default auto.
     #[arg(long, env = "LOUPE_AUTH_MODE", value_parser = parse_auth_mode)]
     auth_mode: Option<loupe_api::auth::AuthMode>,
+    /// Cold tier for parts older than store.cold.hot_days: s3://bucket/prefix
+    /// or an absolute directory (store.cold.url). Default: none.
+    #[arg(long, env = "LOUPE_COLD_URL")]
+    cold_url: Option<String>,
+    /// Days a part stays on local disk before it moves to the cold tier
+    /// (store.cold.hot_days). Default 7.
+    #[arg(long, env = "LOUPE_HOT_DAYS")]
+    hot_days: Option<u32>,
     /// TLS certificate chain (PEM) for both listeners; needs --tls-key.
     #[arg(long, env = "LOUPE_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -115,6 +126,7 @@ fn main() -> std::process::ExitCode {
         Command::Backup(args) => cli_backup::backup(args),
         Command::Restore(args) => cli_backup::restore(args),
         Command::Query(args) => return cli_query::query(args),
+        Command::Export(args) => return cli_export::run(args),
         Command::Sql(args) => return cli_query::sql(args),
         Command::Rca(args) => return cli_rca::run(args),
         Command::Analytics(args) => return cli_analytics::run(args),

@@ -33,6 +33,12 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     if let Some(d) = args.durability {
         config.store.durability = d;
     }
+    if let Some(url) = args.cold_url {
+        config.store.cold.url = url;
+    }
+    if let Some(days) = args.hot_days {
+        config.store.cold.hot_days = days;
+    }
     if let Some(mode) = args.auth_mode {
         config.auth.mode = mode;
     }

@@ -8,6 +8,7 @@ mod backup;
 mod bad_input;
 mod budgets;
 mod cli_query;
+mod cold;
 mod console;
 mod crash;
 mod dify_1_20;

@@ -57,6 +57,15 @@ impl Server {
         Self::launch(data_dir, extra, config, "http", reqwest::Client::new()).await
     }
 
+    /// As `start_with_config`, with environment variables for the child.
+    pub async fn start_with_env(
+        data_dir: &Path,
+        config: Option<&Path>,
+        envs: &[(&str, &str)],
+    ) -> Server {
+        Self::launch_env(data_dir, &[], config, "http", reqwest::Client::new(), envs).await
+    }
+
     /// As `start`, serving TLS (the caller passes `--tls-cert`/`--tls-key`
     /// in `extra`); `client` must trust the certificate.
     pub async fn start_tls(data_dir: &Path, extra: &[&str], client: reqwest::Client) -> Server {
@@ -79,6 +88,17 @@ impl Server {
         scheme: &str,
         client: reqwest::Client,
     ) -> Server {
+        Self::launch_env(data_dir, extra, config, scheme, client, &[]).await
+    }
+
+    async fn launch_env(
+        data_dir: &Path,
+        extra: &[&str],
+        config: Option<&Path>,
+        scheme: &str,
+        client: reqwest::Client,
+        envs: &[(&str, &str)],
+    ) -> Server {
         let (http_port, grpc_port) = (free_port(), free_port());
         let http_addr = format!("127.0.0.1:{http_port}");
         let grpc_addr = format!("127.0.0.1:{grpc_port}");
@@ -94,6 +114,7 @@ impl Server {
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
+        cmd.envs(envs.iter().copied());
         let child = cmd.spawn().expect("spawn loupe");
         let server = Server {
             child: Some(child),
@@ -300,6 +321,16 @@ pub fn encode(req: &ExportTraceServiceRequest) -> Vec<u8> {
 /// Hex span id of a numeric test id.
 pub fn hex_id(span: u64) -> String {
     hex::encode(span.to_be_bytes())
+}
+
+/// The test S3 server's endpoint; fails (never skips) when the peer is
+/// not started.
+pub fn s3_endpoint() -> String {
+    std::env::var("LOUPE_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "LOUPE_TEST_S3_ENDPOINT is not set: run `eval \"$(bash scripts/peers/s3.sh)\"` first"
+        )
+    })
 }
 
 /// The test PostgreSQL's URL; fails (never skips) when the peer is not
