@@ -57,7 +57,7 @@ pub struct ExportArgs {
     /// Path-style S3 requests (MinIO, moto).
     #[arg(long)]
     s3_path_style: bool,
-    /// File name (default loupe-export-<project>-<UTC time>.parquet).
+    /// File name (default loupe-export-PROJECT-UTCTIME.parquet).
     #[arg(long)]
     name: Option<String>,
     /// "Now" for a query's `last D` and default window: RFC 3339 or ns.

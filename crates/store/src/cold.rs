@@ -3,7 +3,7 @@
 //! relative path as on local disk (`parts/<project>/<day>/<id>.parquet`),
 //! so the tier is a plain Parquet tree DuckDB or Spark can read.
 //!
-//! - [`Tier`] is the one client. Both kinds of target are an
+//! - `Tier` is the one client. Both kinds of target are an
 //!   `object_store::ObjectStore` (`AmazonS3` or `LocalFileSystem`), so a
 //!   directory and S3 share every code path; a directory tier is also
 //!   fsynced after each copy (`LocalFileSystem` does not sync).
@@ -22,7 +22,7 @@
 //!
 //! The object store client is async; the store's part I/O is blocking. The
 //! tier owns a one-thread runtime and blocking callers wait for it
-//! ([`Tier::run`]), which works from any thread without nesting runtimes.
+//! (`Tier::run`), which works from any thread without nesting runtimes.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -144,6 +144,8 @@ impl Tier {
                 .clone()
                 .unwrap_or_else(|| data_dir.join("cold-cache"))
         };
+        // Parquet scans name files by absolute path.
+        let cache_dir = std::path::absolute(&cache_dir).map_err(io_err(&cache_dir))?;
         let cache = Cache::open(cache_dir, cfg.cache_bytes, read_only, live)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

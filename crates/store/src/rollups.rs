@@ -216,6 +216,24 @@ impl Store {
                 value: stats.parts as f64,
             },
             SelfMetric {
+                name: "loupe_store_cold_parts",
+                help: "Live parts in the cold tier (counted in loupe_store_parts too).",
+                kind: SelfKind::Gauge,
+                value: stats.cold_parts as f64,
+            },
+            SelfMetric {
+                name: "loupe_store_cold_bytes",
+                help: "Bytes of live parts in the cold tier (counted in loupe_store_part_bytes too).",
+                kind: SelfKind::Gauge,
+                value: stats.cold_bytes as f64,
+            },
+            SelfMetric {
+                name: "loupe_store_cold_cache_bytes",
+                help: "Bytes of cold parts in the local cache ([store.cold] cache_bytes bounds it).",
+                kind: SelfKind::Gauge,
+                value: stats.cold_cache_bytes as f64,
+            },
+            SelfMetric {
                 name: "loupe_store_memtable_columnar_bytes",
                 help: "Bytes of the columnar copies of memtable rows that queries read (built by queries, freed at flush).",
                 kind: SelfKind::Gauge,

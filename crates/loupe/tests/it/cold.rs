@@ -246,6 +246,24 @@ async fn moves_and_answers_the_same(tier: Tier, name: &str) {
         assert!(reader.metadata().file_metadata().num_rows() > 0);
     }
     assert_eq!(answers(&server).await, before, "{name}: across tiers");
+    let metrics = server
+        .client
+        .get(format!("{}/metrics", server.http))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let cold_parts = old_parts(&data).len();
+    assert!(
+        metrics.contains(&format!("loupe_store_cold_parts {cold_parts}")),
+        "{name}: {metrics}"
+    );
+    assert!(
+        !metrics.contains("loupe_store_cold_cache_bytes 0\n"),
+        "{name}: the queries read no cold part through the cache"
+    );
 
     // `loupe export` of raw spans (read-only open of the live directory,
     // cold parts included) to a directory, and of a query's answer from the
@@ -386,5 +404,31 @@ async fn kill_9_during_a_move_to_s3_loses_and_duplicates_nothing() {
     for (rel, _) in old_parts(&data) {
         assert!(tier.object(&rel).await.is_some(), "{rel} not in the tier");
     }
+    server.stop();
+
+    // Retention reaches the cold tier: with 10 days, the old (cold) day
+    // goes from the manifest and from every answer; today's part stays.
+    // (Its objects are deleted after the grace period: `store/src/cold/
+    // tests.rs` checks that on a directory tier.)
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replacen("[store]\n", "[store]\nretention_days = 10\n", 1),
+    )
+    .expect("config");
+    let server = Server::start_with_config(&data, &[], Some(&config)).await;
+    wait_for("retention of the cold parts", async || {
+        old_parts(&data).is_empty()
+    })
+    .await;
+    let (status, body) = server
+        .post_json_as(
+            "/api/v1/sql",
+            "default",
+            &json!({ "sql": "SELECT count(*) AS n FROM spans" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"][0][0], json!(100), "{body}");
     server.stop();
 }
