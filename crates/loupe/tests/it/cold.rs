@@ -246,6 +246,30 @@ async fn moves_and_answers_the_same(tier: Tier, name: &str) {
         assert!(reader.metadata().file_metadata().num_rows() > 0);
     }
     assert_eq!(answers(&server).await, before, "{name}: across tiers");
+    if let Tier::Dir(root) = &tier {
+        // The open layout: DuckDB reads the tier as it is (every stored
+        // row version; no update hid one here).
+        let python = std::env::var("LOUPE_TEST_DUCKDB_PYTHON").unwrap_or_else(|_| {
+            panic!(
+                "LOUPE_TEST_DUCKDB_PYTHON is not set: run `eval \"$(bash scripts/peers/duckdb.sh)\"` first"
+            )
+        });
+        let glob = root.join("parts/*/*/*.parquet");
+        let out = Command::new(python)
+            .args([
+                "-c",
+                "import duckdb, sys; print(duckdb.sql(\"SELECT count(*), count(DISTINCT span_id) FROM read_parquet('\" + sys.argv[1] + \"')\").fetchall()[0])",
+            ])
+            .arg(&glob)
+            .output()
+            .expect("run duckdb");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "(200, 200)");
+    }
     let metrics = server
         .client
         .get(format!("{}/metrics", server.http))
