@@ -296,7 +296,6 @@ impl Store {
             std::fs::canonicalize(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
         let dir = config.data_dir.clone();
         let dir_lock = lock_data_dir(&dir)?;
-        settings::DirSettings::of(&config, &rollup).store(&dir)?;
         let manifest = Manifest::load(&dir)?;
         flush::remove_orphans(&dir, &manifest)?;
         let tier = cold::Tier::open(&config.cold, &dir, &manifest.cold_parts(), false)?;
@@ -309,6 +308,9 @@ impl Store {
                 false,
             )?));
         }
+        // Recorded once the parts open: a start refused for a missing cold
+        // tier does not erase the tier other commands adopt from here.
+        settings::DirSettings::of(&config, &rollup).store(&dir)?;
         let loaded_rollups = rollups::load(&dir, manifest.flushed_seq, &rollup)?;
         let (wal, records) = Wal::open(&dir.join("wal"), manifest.flushed_seq, config.durability)?;
         let store = Store::assemble(

@@ -9,8 +9,15 @@
 //! writable open records the values it runs with, and the binary's opener
 //! makes other commands adopt the recorded ones (`crates/loupe/src/open.rs`).
 //!
+//! The cold tier (`[store.cold]`: url, hot days, S3 endpoint, region and
+//! path style, never the keys) is recorded too, so `loupe query
+//! --data-dir` reads a directory whose parts are partly cold without the
+//! server's config file (keys then come from the `AWS_*` environment).
+//!
 //! Format: JSON, `format_version` 1, replaced atomically (temp file, fsync,
-//! rename, directory fsync) like the manifest.
+//! rename, directory fsync) like the manifest. `cold` is written only when a
+//! cold tier is configured, so other directories stay readable by builds
+//! before it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -36,6 +43,29 @@ pub struct DirSettings {
     pub retention_days_by_project: BTreeMap<String, u32>,
     /// `[metrics] labels`.
     pub metrics_labels: Vec<String>,
+    /// `[store.cold]` without its keys; absent without a cold tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold: Option<RecordedCold>,
+}
+
+/// The recorded part of `[store.cold]`: where the tier is, not how to sign
+/// in to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedCold {
+    /// `url`.
+    pub url: String,
+    /// `hot_days`.
+    pub hot_days: u32,
+    /// `endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// `region`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// `path_style`.
+    #[serde(default)]
+    pub path_style: bool,
 }
 
 /// One setting whose recorded value differs from a command's own.
@@ -57,6 +87,13 @@ impl DirSettings {
             retention_days: config.retention_days,
             retention_days_by_project: config.retention_days_by_project.clone(),
             metrics_labels: rollup.labels.clone(),
+            cold: config.cold.enabled().then(|| RecordedCold {
+                url: config.cold.url.clone(),
+                hot_days: config.cold.hot_days,
+                endpoint: config.cold.endpoint.clone(),
+                region: config.cold.region.clone(),
+                path_style: config.cold.path_style,
+            }),
         }
     }
 
@@ -131,6 +168,25 @@ impl DirSettings {
             format!("{:?}", self.metrics_labels),
             format!("{:?}", rollup.labels),
         );
+        let where_ = |c: &crate::ColdConfig| {
+            format!(
+                "{:?} (endpoint {:?}, region {:?}, path_style {})",
+                c.url, c.endpoint, c.region, c.path_style
+            )
+        };
+        if let Some(cold) = &self.cold {
+            let recorded = crate::ColdConfig {
+                url: cold.url.clone(),
+                hot_days: cold.hot_days,
+                endpoint: cold.endpoint.clone(),
+                region: cold.region.clone(),
+                path_style: cold.path_style,
+                ..config.cold.clone()
+            };
+            note("store.cold", where_(&recorded), where_(&config.cold));
+            // The keys and the cache stay the command's own.
+            config.cold = recorded;
+        }
         config.retention_days = self.retention_days;
         config
             .retention_days_by_project
@@ -212,6 +268,52 @@ mod tests {
         assert_eq!(names, ["store.retention_days", "metrics.labels"]);
         assert_eq!(diffs[0].recorded, "0 (forever)");
         assert_eq!(diffs[0].configured, "30");
+        // Without a cold tier nothing is written about one (older builds
+        // read the file).
+        let text = fs::read_to_string(dir.path().join(FILE)).expect("read");
+        assert!(!text.contains("cold"), "{text}");
+    }
+
+    #[test]
+    fn the_cold_tier_is_recorded_without_its_keys_and_adopted_by_commands() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = config(30);
+        server.cold = crate::ColdConfig {
+            url: "s3://archive/loupe".into(),
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            access_key_id: Some("id".into()),
+            secret_access_key: Some("hunter2".into()),
+            path_style: true,
+            ..crate::ColdConfig::default()
+        };
+        let rollup = loupe_rollup::RollupConfig::default();
+        DirSettings::of(&server, &rollup)
+            .store(dir.path())
+            .expect("store");
+        let text = fs::read_to_string(dir.path().join(FILE)).expect("read");
+        assert!(
+            text.contains("s3://archive/loupe")
+                && !text.contains("hunter2")
+                && !text.contains("\"id\""),
+            "{text}"
+        );
+        let back = DirSettings::load(dir.path()).expect("load").expect("some");
+        let mut cli = config(30);
+        cli.cold.cache_bytes = 5 << 20;
+        let diffs = back.adopt(&mut cli, &mut loupe_rollup::RollupConfig::default());
+        assert_eq!(cli.cold.url, "s3://archive/loupe");
+        assert!(cli.cold.path_style);
+        assert_eq!(cli.cold.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(cli.cold.secret_access_key, None, "keys are not recorded");
+        assert_eq!(
+            cli.cold.cache_bytes,
+            5 << 20,
+            "the cache stays the command's"
+        );
+        assert_eq!(
+            diffs.iter().map(|d| d.setting).collect::<Vec<_>>(),
+            ["store.cold"]
+        );
     }
 
     #[test]

@@ -289,6 +289,28 @@ async fn moves_and_answers_the_same(tier: Tier, name: &str) {
         "{name}: the queries read no cold part through the cache"
     );
 
+    // A command on the data directory without the server's config adopts
+    // the recorded cold tier (keys from the environment).
+    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args([
+            "sql",
+            "--json",
+            "SELECT count(*) AS n FROM spans",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .expect("loupe sql");
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("json answer");
+    assert_eq!(answer["rows"][0][0], json!(300), "{name}: {answer}");
+
     // `loupe export` of raw spans (read-only open of the live directory,
     // cold parts included) to a directory, and of a query's answer from the
     // server to S3.
@@ -365,9 +387,11 @@ async fn old_parts_move_to_s3_and_a_directory_and_every_answer_stays_the_same() 
     moves_and_answers_the_same(Tier::s3("moves").await, "s3").await;
 }
 
-/// kill -9 between a verified copy and its commit (held there by the test
-/// hook `LOUPE_TEST_COLD_MOVE_PAUSE_MS`), then after the commit and before
-/// the local file's deletion: every restart answers as before the move.
+/// kill -9 once a part's copy is in the tier but before its commit (the
+/// kill lands while the copy is verified, the id file written, or in the
+/// pause the test hook `LOUPE_TEST_COLD_MOVE_PAUSE_MS` holds it in), then
+/// after the commit and before the local file's deletion; then retention
+/// of the cold parts. Every restart answers as before the move.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_move_to_s3_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
