@@ -53,6 +53,23 @@ pub(crate) const IDS_DIR: &str = "cold-ids";
 /// Bytes read from the local file per write when copying a part.
 const CHUNK: usize = 8 << 20;
 
+/// An object store error with its causes, each once: its own message
+/// stops at "error sending request", the cause (a refused connection, a
+/// bad certificate) is further down the chain.
+pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 /// The local id file of cold part `id`.
 pub(crate) fn ids_path(data_dir: &Path, id: u64) -> PathBuf {
     data_dir.join(IDS_DIR).join(format!("{id:016x}.parquet"))
@@ -183,7 +200,7 @@ impl Tier {
         let key = key.to_string();
         move |source| Error::Cold {
             key: format!("{}: {key}", self.describe),
-            source: Box::new(source),
+            error: Box::new(source),
         }
     }
 
@@ -288,7 +305,7 @@ impl Tier {
         let fetched = self.run(async move {
             let cold = |e| Error::Cold {
                 key: format!("{describe}: {get_key}"),
-                source: Box::new(e),
+                error: Box::new(e),
             };
             let mut stream = objects.get(&get_key).await.map_err(cold)?.into_stream();
             let mut file = tokio::fs::File::create(&dest)
@@ -338,7 +355,7 @@ impl Tier {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(Error::Cold {
                     key: err_key,
-                    source: Box::new(e),
+                    error: Box::new(e),
                 }),
             }
         })
@@ -369,7 +386,7 @@ async fn upload(
 ) -> Result<(u64, u32), Error> {
     let cold = |e| Error::Cold {
         key: format!("{describe}: {key}"),
-        source: Box::new(e),
+        error: Box::new(e),
     };
     let mut file = tokio::fs::File::open(&path).await.map_err(io_err(&path))?;
     let mut writer = object_store::buffered::BufWriter::new(objects, key.clone());
@@ -447,7 +464,7 @@ impl Destination {
         .await?;
         let stored = self.objects.head(&key).await.map_err(|e| Error::Cold {
             key: format!("{}: {key}", self.describe),
-            source: Box::new(e),
+            error: Box::new(e),
         })?;
         if stored.size != bytes {
             return Err(Error::Corrupt {

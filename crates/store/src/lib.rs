@@ -125,12 +125,13 @@ pub enum Error {
     #[error("query: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
     /// The cold tier (object storage) failed.
-    #[error("cold tier {key}: {source}")]
+    #[error("cold tier {key}: {}", cold::causes(error.as_ref()))]
     Cold {
         /// The tier and the object key.
         key: String,
-        /// The object store's error.
-        source: Box<object_store::Error>,
+        /// The object store's error (its message holds its causes, so it
+        /// is not chained as a `source` too).
+        error: Box<object_store::Error>,
     },
 }
 
