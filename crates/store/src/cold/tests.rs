@@ -345,6 +345,54 @@ async fn a_manifest_naming_cold_parts_needs_the_cold_tier_and_a_new_build() {
     assert!(err.to_string().contains("store.cold.url"), "{err}");
 }
 
+/// A backup of a store with cold parts holds the manifest and id files,
+/// not the parts (the tier keeps them) nor the cache; the restored
+/// directory answers the same through the same tier, fetching nothing to
+/// open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_with_cold_parts_restores_and_answers_the_same() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, cold) = (dir.path().join("data"), dir.path().join("cold"));
+    let cfg = config(&data, &cold);
+    let store = open(&cfg);
+    store.append(spans(&[9, 5, 0])).await.expect("append");
+    store.flush_all().await.expect("flush");
+    store.maintain_at(NOW).await.expect("maintain");
+    store.collect_garbage(true);
+    let before = answers(&store).await;
+    assert!(store.stats().cold_cache_bytes > 0);
+    let (src, dest) = (data.clone(), dir.path().join("backup"));
+    let index = tokio::task::spawn_blocking(move || {
+        crate::backup::backup(&src, &dest, &mut |_| {}).expect("backup")
+    })
+    .await
+    .expect("task");
+    let files: Vec<&String> = index.files.keys().collect();
+    assert!(
+        files.iter().any(|f| f.starts_with("cold-ids/")),
+        "{files:?}"
+    );
+    assert!(
+        !files.iter().any(|f| f.starts_with("cold-cache")),
+        "{files:?}"
+    );
+    assert_eq!(
+        files.iter().filter(|f| f.starts_with("parts/")).count(),
+        1,
+        "only today's part is local: {files:?}"
+    );
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    let restored = dir.path().join("restored");
+    crate::backup::restore(&dir.path().join("backup"), &restored).expect("restore");
+    let mut cfg = config(&restored, &cold);
+    cfg.cold.cache_dir = Some(dir.path().join("restored-cache"));
+    let back = open(&cfg);
+    assert_eq!(back.stats().cold_parts, 2);
+    assert_eq!(back.stats().cold_cache_bytes, 0, "open fetched a part");
+    assert_eq!(answers(&back).await, before, "restored");
+}
+
 #[test]
 fn cold_config_errors_name_the_key() {
     let ok = ColdConfig {
