@@ -1269,6 +1269,10 @@ mod tests {
             (Method::POST, "/api/v1/analytics/relations", Some(Read)),
             (Method::POST, "/api/v1/analytics/paths", Some(Read)),
             (Method::POST, "/api/v1/tags/apply", Some(Admin)),
+            // A cleanup deletes from Dify's database: an admin's; watching it is a read.
+            (Method::POST, "/api/v1/dify/cleanups/job", Some(Admin)),
+            (Method::DELETE, "/api/v1/dify/cleanups/job", Some(Admin)),
+            (Method::GET, "/api/v1/dify/cleanups/job", Some(Read)),
             // Dify's Langfuse provider checks its key with these two.
             (Method::GET, "/api/public/projects", None),
             (Method::GET, "/api/public/health", None),

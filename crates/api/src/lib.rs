@@ -29,6 +29,7 @@ mod routes;
 pub mod tls;
 
 pub use error::ApiError;
+pub use routes::cleanup::{CleanupControl, CleanupRefusal, CleanupRequest};
 
 /// Settings of the HTTP/gRPC surface (`[server]` in `loupe.toml`).
 #[derive(Debug, Clone)]
@@ -116,6 +117,9 @@ pub struct AppState {
     /// Settings and the Dify sync, as the console shows them (`None`: those
     /// routes answer 404).
     pub info: Option<Arc<dyn ServerInfo>>,
+    /// Dify cleanups started from the console (`None`: those routes
+    /// answer 404).
+    pub cleanup: Option<Arc<dyn CleanupControl>>,
 }
 
 /// What `loupe serve` tells its clients about itself (read-only JSON):
@@ -162,6 +166,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::alerts::routes())
         .merge(routes::tags::routes())
         .merge(routes::server::routes())
+        .merge(routes::cleanup::routes())
         .merge(routes::keys::routes())
         // Inside auth: an unauthenticated request never takes a read slot.
         .layer(axum::middleware::from_fn_with_state(

@@ -59,6 +59,7 @@ pub const ASSETS: &[Asset] = assets![
     "pages/alert_rule.js",
     "pages/dify.js",
     "pages/dify-health.js",
+    "pages/dify-cleanup.js",
     "pages/login.js",
     "pages/overview.js",
     "pages/runs.js",

@@ -493,6 +493,61 @@ async function openMode() {
     await page.close();
   });
 
+  await check('Dify page starts a dry run, then a confirmed cleanup, shows progress, the report and a refusal', async () => {
+    // The server under test syncs no Dify database: the job route answers
+    // as loupe serve does (dify_health.rs runs the real one against PostgreSQL).
+    const now = new Date().toISOString();
+    const report = (dry) => ({scope: 'runs', dry_run: dry, cutoff: '2026-11-05T00:00:00', deleted: {workflow_runs: 300, workflow_node_executions: 600},
+      verified: 300, skipped_unverified: 2, skipped_locked: 0, skipped_open: 1, skipped: [{id: 'run-x', reason: 'unverified', detail: 'not in Loupe'}],
+      db_latency: {}, db_ms: 10, verify_ms: 5, avg_row_bytes: {workflow_runs: 1024, workflow_node_executions: 512}, estimated_bytes_freed: 600 * 1024,
+      batches: 1, elapsed_ms: 1500, resumed: false, complete: true, stopped: null});
+    const job = (phase, dry, extra = {}) => ({id: 1, phase, request: {older_than: '30days', scope: 'runs', dry_run: dry, batch: 500, max_batches: null},
+      started_at: now, finished_at: phase === 'finished' ? now : null, done: 120, total: 300, deleted: 0, report: phase === 'finished' ? report(dry) : null,
+      error: null, ...extra});
+    let current = null;
+    const posted = [];
+    const page = await open(context);
+    page.on('dialog', (d) => d.accept());
+    await page.route('**/api/v1/dify/status', (r) => r.fulfill({json: {configured: true, project: 'default', interval: '30s', batch: 500,
+      running: true, cleanups: true, totals: {}, last_pass: {}}}));
+    await page.route('**/api/v1/dify/health', (r) => r.fulfill({json: {configured: false}}));
+    await page.route('**/api/v1/dify/cleanups/job', (r) => {
+      const req = r.request();
+      if (req.method() === 'POST') {
+        const body = JSON.parse(req.postData());
+        posted.push(body);
+        if (posted.length === 3) return r.fulfill({status: 409, json: {error: 'cleanup refused: another cleanup is running on /data (it holds dify-cleanup.lock)'}});
+        current = job('running', body.dry_run);
+        const answer = {job: current};
+        // The next poll finds it finished.
+        current = job('finished', body.dry_run);
+        return r.fulfill({status: 202, json: answer});
+      }
+      return r.fulfill({json: {job: current}});
+    });
+    await page.goto(`${base}/dify`);
+    await page.waitForSelector('[data-testid=cleanup-none]');
+    await page.fill('[data-testid=cleanup-form] [data-field=older_than]', '45d');
+    await page.click('[data-testid=cleanup-dry-run]');
+    await page.waitForSelector('[data-testid=cleanup-job] progress');
+    await page.waitForSelector('[data-testid=cleanup-job][data-phase=finished] [data-testid=cleanup-report]');
+    assert.deepEqual(posted[0], {older_than: '45d', scope: 'runs', dry_run: true, batch: 500});
+    assert.equal(await page.textContent('[data-testid=cleanup-total]'), '900');
+    assert.match(await page.textContent('[data-testid=cleanup-report]'), /Would delete/);
+    assert.match(await page.textContent('[data-testid=cleanup-report]'), /run-x \(unverified\)/);
+    await page.selectOption('[data-testid=cleanup-form] [data-field=scope]', 'nodes');
+    await page.click('[data-testid=cleanup-run]');
+    await page.waitForSelector('[data-testid=cleanup-job][data-phase=finished] [data-testid=cleanup-report]');
+    assert.equal(posted[1].dry_run, false);
+    assert.equal(posted[1].scope, 'nodes');
+    assert.match(await page.textContent('[data-testid=cleanup-report]'), /Deleted/);
+    await page.click('[data-testid=cleanup-dry-run]');
+    await page.waitForSelector('[data-testid=cleanup-refused][data-status="409"]');
+    assert.match(await page.textContent('[data-testid=cleanup-refused]'), /dify-cleanup\.lock/);
+    assert.deepEqual(page.errors.filter((e) => !/status of 409/.test(e)), []);
+    await page.close();
+  });
+
   await check('Dify and settings pages show the server\'s state; runs link to Dify', async () => {
     const page = await open(context);
     await page.goto(`${base}/dify`);

@@ -148,6 +148,8 @@ impl loupe_api::ServerInfo for ServerView {
             "storage_dir": d.storage_dir.is_some(),
             "web_url": d.web_url,
             "running": self.sync.is_some(),
+            // The console starts cleanups for the database's own project.
+            "cleanups": self.dify_owner(project),
         });
         if let Some(sync) = self.sync.as_ref().filter(|_| self.dify_owner(project)) {
             let s = sync.snapshot();
