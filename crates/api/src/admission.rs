@@ -119,6 +119,7 @@ pub fn is_heavy_read(method: &axum::http::Method, path: &str) -> bool {
                     | "/api/v1/rca"
                     | "/api/v1/traces"
                     | "/api/v1/tags/apply"
+                    | "/api/v1/tags/rules/preview"
                     | "/api/v1/alerts/rules/preview"
             ) || path.starts_with("/api/v1/analytics/")
         }

@@ -60,6 +60,7 @@ pub const ASSETS: &[Asset] = assets![
     "pages/dify.js",
     "pages/dify-health.js",
     "pages/dify-cleanup.js",
+    "pages/tag-rules.js",
     "pages/login.js",
     "pages/overview.js",
     "pages/runs.js",
