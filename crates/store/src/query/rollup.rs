@@ -10,7 +10,8 @@
 //! - its filter uses only series dimensions (span kind, node type, tool,
 //!   model, app, workflow, labelled tags; status `ok`/`error`) with `=`,
 //!   `!=`, `in`, `exists`, `and`, `or`, `not`;
-//! - it groups by such dimensions and by buckets that are whole hours;
+//! - it groups by such dimensions and by buckets that are whole hours (by
+//!   status only while every series it reads says `ok` or `error`);
 //! - its aggregates are count, error rate, success rate, and sum or avg of
 //!   duration, tokens or cost;
 //! - the tier counts every stored span of the project and no series of it
@@ -245,7 +246,8 @@ fn answerable(plan: &Plan, labels: &[String]) -> bool {
         && (!names_error_class(plan, labels) || only_errors(plan.filter.as_ref()))
         && plan.filter.as_ref().is_none_or(|f| supported(f, labels))
         && plan.group_by.iter().all(|g| match g {
-            GroupKey::Field(f) => !matches!(Dim::of(f, labels), None | Some(Dim::Status)),
+            // Status groups are checked per series in `answer`.
+            GroupKey::Field(f) => Dim::of(f, labels).is_some(),
             GroupKey::Bucket { width_ns } => *width_ns > 0 && width_ns % HOUR_NS == 0,
         })
         && plan.aggregates.iter().all(|a| match a.kind {
@@ -361,6 +363,9 @@ pub(crate) fn answer(
     if !tier.is_complete() || rollups.folded_series() > 0 {
         return None;
     }
+    let by_status = plan.group_by.iter().any(|g| {
+        matches!(g, GroupKey::Field(f) if matches!(Dim::of(f, labels), Some(Dim::Status)))
+    });
     // Group → merged measures, grouped by the output values.
     let mut groups: BTreeMap<Vec<Option<GroupValue>>, HourMeasures> = BTreeMap::new();
     for (hour, key, m) in tier.range(prepared.first_hour, prepared.end_hour) {
@@ -372,6 +377,13 @@ pub(crate) fn answer(
                 .is_some_and(|f| !matches(f, key, labels))
         {
             continue;
+        }
+        // A series says `ok`/`error` exactly when the column does; its
+        // `running`/`unset` also hold spans the column calls otherwise (no
+        // status, unset, running without an end), so a status group of
+        // such a series is left to a scan.
+        if by_status && !matches!(key.status.as_str(), "ok" | "error") {
+            return None;
         }
         let group = plan
             .group_by
