@@ -143,6 +143,18 @@ pub trait ServerInfo: Send + Sync {
         let _ = (project, limit);
         serde_json::json!({"configured": false})
     }
+    /// `project`'s `[[budgets]]`, each with what it notified in its
+    /// current period (`budgets.json`; `None` before the first notice).
+    fn budgets(
+        &self,
+        project: &loupe_model::ProjectId,
+    ) -> Vec<(
+        loupe_analytics::budgets::BudgetConfig,
+        Option<loupe_analytics::budgets::BudgetState>,
+    )> {
+        let _ = project;
+        Vec::new()
+    }
 }
 
 /// Renders the `/metrics` body in a format, for one project or (`None`)

@@ -114,6 +114,13 @@ async function openMode() {
     for (const id of ['paths', 'before-leaving', 'rel-length', 'rel-latency', 'rel-cost']) {
       assert.ok(await page.$(`[data-testid=${id}]`), `${id} missing`);
     }
+    // The cost budget of loupe.toml, this period's spend as the API gives it.
+    const b = (await api('/api/v1/budgets')).body.budgets;
+    assert.equal(b.length, 1);
+    await page.waitForSelector('[data-testid=budgets] tr[data-budget=llm-month]');
+    const spentCell = await page.textContent('[data-testid=budgets] tr[data-budget=llm-month] [data-testid=budget-spent]');
+    const spent = b[0].spent.length ? b[0].spent[0].spent : 0;
+    assert.ok(Math.abs(Number(spentCell.replace(/[^0-9.]/g, '')) - spent) < 0.01, `${spentCell} vs ${spent}`);
     await page.click('.lang-btn[data-lang=zh]');
     await page.waitForSelector('[data-testid=conversations]', {timeout: 20000});
     assert.equal(await page.textContent('.page-title'), '用户与会话');

@@ -200,6 +200,25 @@ impl loupe_api::ServerInfo for ServerView {
         out
     }
 
+    fn budgets(
+        &self,
+        project: &ProjectId,
+    ) -> Vec<(
+        loupe_analytics::budgets::BudgetConfig,
+        Option<loupe_analytics::budgets::BudgetState>,
+    )> {
+        let state = crate::budgets::load_state(&self.config.store.data_dir).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read budgets.json for the budgets view");
+            Default::default()
+        });
+        self.config
+            .budgets
+            .iter()
+            .filter(|b| b.project == project.as_str())
+            .map(|b| (b.clone(), state.get(&b.name).cloned()))
+            .collect()
+    }
+
     fn dify_cleanups(&self, project: &ProjectId, limit: usize) -> Value {
         if let Some(refused) = self.health_refused(project) {
             return refused;

@@ -321,12 +321,14 @@ pub(crate) fn prepare(rollups: &Rollups, plan: &Plan, oldest_kept_ns: i64) -> Op
     if end_hour * HOUR_NS < plan.to_ns {
         edges.push((end_hour * HOUR_NS, plan.to_ns));
     }
+    // A status group reads the measures' status column (a listing may
+    // not name one column twice).
     let mut fields: Vec<FieldRef> = plan
         .group_by
         .iter()
         .filter_map(|g| match g {
-            GroupKey::Field(f) => Some(f.clone()),
-            GroupKey::Bucket { .. } => None,
+            GroupKey::Field(f) if !is_status(f) => Some(f.clone()),
+            GroupKey::Field(_) | GroupKey::Bucket { .. } => None,
         })
         .collect();
     if fields
@@ -363,9 +365,9 @@ pub(crate) fn answer(
     if !tier.is_complete() || rollups.folded_series() > 0 {
         return None;
     }
-    let by_status = plan.group_by.iter().any(|g| {
-        matches!(g, GroupKey::Field(f) if matches!(Dim::of(f, labels), Some(Dim::Status)))
-    });
+    let by_status = plan.group_by.iter().any(
+        |g| matches!(g, GroupKey::Field(f) if matches!(Dim::of(f, labels), Some(Dim::Status))),
+    );
     // Group → merged measures, grouped by the output values.
     let mut groups: BTreeMap<Vec<Option<GroupValue>>, HourMeasures> = BTreeMap::new();
     for (hour, key, m) in tier.range(prepared.first_hour, prepared.end_hour) {
@@ -497,6 +499,11 @@ pub(crate) fn answer(
 
 /// Adds the edge spans to their groups, with the measures the tier would
 /// hold for them.
+/// Whether `f` is the status column.
+fn is_status(f: &FieldRef) -> bool {
+    matches!(f, FieldRef::Column { name, .. } if name == column::STATUS)
+}
+
 fn fold_edges(
     plan: &Plan,
     prepared: &RollupPlan,
@@ -513,9 +520,13 @@ fn fold_edges(
             .group_by
             .iter()
             .map(|g| match g {
-                GroupKey::Field(_) => {
-                    let v = row.get(field).and_then(Value::as_str);
-                    field += 1;
+                GroupKey::Field(f) => {
+                    let v = if is_status(f) {
+                        m.first().and_then(Value::as_str)
+                    } else {
+                        field += 1;
+                        row.get(field - 1).and_then(Value::as_str)
+                    };
                     v.filter(|v| !v.is_empty())
                         .map(|v| GroupValue::Text(v.to_owned()))
                 }

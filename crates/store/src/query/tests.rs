@@ -221,6 +221,7 @@ const FROM_ROLLUPS: &[&str] = &[
     // console's runs facet); any other status falls back to a scan (below).
     "span_kind=workflow | by status | count() as n | sort n desc | limit 8",
     "span_kind=workflow | by status, bucket(1h) | count(), avg(duration)",
+    "from 2026-11-17T00:20:00Z to 2026-11-17T05:40:00Z span_kind=tool | by tool_name, status | count() as n, avg(duration) | sort n desc | limit 8",
     "status=error error_signature=\"error: signature 1\" | by tags.category | count()",
 ];
 
