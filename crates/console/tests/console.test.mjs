@@ -114,6 +114,11 @@ async function openMode() {
     for (const id of ['paths', 'before-leaving', 'rel-length', 'rel-latency', 'rel-cost']) {
       assert.ok(await page.$(`[data-testid=${id}]`), `${id} missing`);
     }
+    // The flow: the first column's conversations are the common paths' (their first turns).
+    const p = (await api('/api/v1/analytics/paths', {from: cfg.from, to: cfg.to})).body;
+    const firstCol = await page.$$eval('[data-testid=paths-flow] .sankey-node[data-col="0"]', (gs) => gs.map((g) => Number(g.dataset.sessions)));
+    assert.equal(firstCol.reduce((a, b) => a + b, 0), p.paths.reduce((a, x) => a + x.sessions, 0));
+    assert.ok(firstCol.length > 0, 'the flow has nodes');
     // The cost budget of loupe.toml, this period's spend as the API gives it.
     const b = (await api('/api/v1/budgets')).body.budgets;
     assert.equal(b.length, 1);

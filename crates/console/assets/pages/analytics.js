@@ -13,6 +13,7 @@ import {t, MESSAGES} from '../i18n.js';
 import * as api from '../api.js';
 import * as fmt from '../format.js';
 import * as tr from '../timerange.js';
+import * as charts from '../charts.js';
 import {section, failure, empty} from '../widgets.js';
 
 Object.assign(MESSAGES.en, {
@@ -33,6 +34,7 @@ Object.assign(MESSAGES.en, {
   'an.budgets': 'Cost budgets', 'an.budgetsSub': 'this period, from {start}', 'an.budget': 'Budget', 'an.period': 'Period',
   'an.limit': 'Limit', 'an.spent': 'Spent', 'an.notified': 'Notified', 'an.per': 'per {per}', 'an.moreGroups': '… {n} groups in all',
   'an.period.day': 'day', 'an.period.week': 'week', 'an.period.month': 'month',
+  'an.flow': 'How conversations flow', 'an.flowSub': 'the common paths, turn by turn', 'an.ended': 'ended',
 });
 Object.assign(MESSAGES.zh, {
   'nav.analytics': '用户与会话',
@@ -52,6 +54,7 @@ Object.assign(MESSAGES.zh, {
   'an.budgets': '成本预算', 'an.budgetsSub': '本周期，自 {start} 起', 'an.budget': '预算', 'an.period': '周期',
   'an.limit': '额度', 'an.spent': '已用', 'an.notified': '已通知', 'an.per': '按 {per}', 'an.moreGroups': '… 共 {n} 组',
   'an.period.day': '日', 'an.period.week': '周', 'an.period.month': '月',
+  'an.flow': '会话流向', 'an.flowSub': '常见路径，逐轮', 'an.ended': '结束',
 });
 
 const pct = (v) => (v == null ? '–' : fmt.pct(v));
@@ -165,13 +168,15 @@ export function mount(ctx) {
       }
       replace(out,
         section('conversations', t('an.conversations'), conversations(c)),
+        section('flow', t('an.flow'), h('div', {dataset: {testid: 'paths-flow'}},
+          charts.sankey(p.paths, {endLabel: t('an.ended'), empty: t('an.noData')})), {sub: t('an.flowSub')}),
         section('paths', t('an.paths'), h('div', {class: 'grid-2'},
           paths(p.paths, 'paths'),
           h('div', {}, h('h3', {class: 'small muted'}, t('an.beforeLeaving')), paths(p.before_leaving, 'before-leaving')))),
         section('relations', t('an.relations'), h('div', {class: 'grid-3'},
-          bins(t('an.length'), rel.answer_length, 'rel-length'),
-          bins(t('an.latency'), rel.latency, 'rel-latency'),
-          bins(t('an.cost'), rel.cost, 'rel-cost'))),
+          h('div', {}, bins(t('an.length'), rel.answer_length, 'rel-length')),
+          h('div', {}, bins(t('an.latency'), rel.latency, 'rel-latency')),
+          h('div', {}, bins(t('an.cost'), rel.cost, 'rel-cost')))),
         section('users', t('an.users'), h('div', {}, ...users(u))));
     }).catch((e) => {
       if (e.name === 'AbortError') return;
