@@ -81,6 +81,12 @@ window = "1h"
 for = "10m"
 filters = { span_kind = "workflow" }
 
+[[budgets]]
+name = "llm-month"
+project = "shop"
+amount = 20.0
+thresholds = [0.5, 0.8, 1.0]
+
 [[alerts.rules]]
 name = "tool-failing-in-a-row"
 project = "shop"

@@ -119,11 +119,13 @@ pub fn is_heavy_read(method: &axum::http::Method, path: &str) -> bool {
                     | "/api/v1/rca"
                     | "/api/v1/traces"
                     | "/api/v1/tags/apply"
+                    | "/api/v1/tags/rules/preview"
                     | "/api/v1/alerts/rules/preview"
             ) || path.starts_with("/api/v1/analytics/")
         }
         _ if get => {
             path == "/api/v1/spans"
+                || path == "/api/v1/budgets"
                 || path == "/api/v1/sessions"
                 || path == "/api/v1/users"
                 || path.starts_with("/api/v1/traces/")

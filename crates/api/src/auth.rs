@@ -196,6 +196,7 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
         | "/api/v1/analytics/relations"
         | "/api/v1/analytics/paths"
         | "/api/v1/alerts/rules/preview"
+        | "/api/v1/tags/rules/preview"
         | "/api/v1/traces"
             if method == Method::POST =>
         {
@@ -1269,6 +1270,14 @@ mod tests {
             (Method::POST, "/api/v1/analytics/relations", Some(Read)),
             (Method::POST, "/api/v1/analytics/paths", Some(Read)),
             (Method::POST, "/api/v1/tags/apply", Some(Admin)),
+            (Method::POST, "/api/v1/tags/rules/preview", Some(Read)),
+            (Method::PUT, "/api/v1/tags/rules/tier", Some(Admin)),
+            (Method::DELETE, "/api/v1/tags/rules/tier", Some(Admin)),
+            (Method::GET, "/api/v1/tags/rules", Some(Read)),
+            // A cleanup deletes from Dify's database: an admin's; watching it is a read.
+            (Method::POST, "/api/v1/dify/cleanups/job", Some(Admin)),
+            (Method::DELETE, "/api/v1/dify/cleanups/job", Some(Admin)),
+            (Method::GET, "/api/v1/dify/cleanups/job", Some(Read)),
             // Dify's Langfuse provider checks its key with these two.
             (Method::GET, "/api/public/projects", None),
             (Method::GET, "/api/public/health", None),

@@ -29,6 +29,7 @@ mod routes;
 pub mod tls;
 
 pub use error::ApiError;
+pub use routes::cleanup::{CleanupControl, CleanupRefusal, CleanupRequest};
 
 /// Settings of the HTTP/gRPC surface (`[server]` in `loupe.toml`).
 #[derive(Debug, Clone)]
@@ -116,6 +117,9 @@ pub struct AppState {
     /// Settings and the Dify sync, as the console shows them (`None`: those
     /// routes answer 404).
     pub info: Option<Arc<dyn ServerInfo>>,
+    /// Dify cleanups started from the console (`None`: those routes
+    /// answer 404).
+    pub cleanup: Option<Arc<dyn CleanupControl>>,
 }
 
 /// What `loupe serve` tells its clients about itself (read-only JSON):
@@ -138,6 +142,18 @@ pub trait ServerInfo: Send + Sync {
     fn dify_cleanups(&self, project: &loupe_model::ProjectId, limit: usize) -> serde_json::Value {
         let _ = (project, limit);
         serde_json::json!({"configured": false})
+    }
+    /// `project`'s `[[budgets]]`, each with what it notified in its
+    /// current period (`budgets.json`; `None` before the first notice).
+    fn budgets(
+        &self,
+        project: &loupe_model::ProjectId,
+    ) -> Vec<(
+        loupe_analytics::budgets::BudgetConfig,
+        Option<loupe_analytics::budgets::BudgetState>,
+    )> {
+        let _ = project;
+        Vec::new()
     }
 }
 
@@ -162,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::alerts::routes())
         .merge(routes::tags::routes())
         .merge(routes::server::routes())
+        .merge(routes::cleanup::routes())
         .merge(routes::keys::routes())
         // Inside auth: an unauthenticated request never takes a read slot.
         .layer(axum::middleware::from_fn_with_state(

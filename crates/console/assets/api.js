@@ -48,6 +48,7 @@ async function send(method, path, body, {signal, exact = false} = {}) {
 export const get = (path, opts) => send('GET', path, undefined, opts);
 export const post = (path, body, opts) => send('POST', path, body, opts);
 export const del = (path, opts) => send('DELETE', path, undefined, opts);
+export const put = (path, body, opts) => send('PUT', path, body, opts);
 
 // Runs a query; returns {columns, rows (objects by column name), stats, exact}
 // where exact[i][col] is the exact ns digit string of timestamp columns.

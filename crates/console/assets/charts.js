@@ -243,3 +243,89 @@ export function ratioRing(ok, err, {size = 56} = {}) {
     frac > 0 ? s('circle', {cx: size / 2, cy: size / 2, r, fill: 'none', stroke: ERR, 'stroke-width': 8,
       'stroke-dasharray': `${(frac * c).toFixed(2)} ${c.toFixed(2)}`, transform: `rotate(-90 ${size / 2} ${size / 2})`}) : null);
 }
+
+// The flow of conversations through their first turns (a Sankey): one
+// column per turn, a node per label sized by the conversations that reach
+// it, a band per step between two labels. paths: [{path: [label…],
+// sessions, abandoned}] (the common paths of /api/v1/analytics/paths);
+// a path shorter than the deepest ends there (the `endLabel` node). Nodes
+// are ordered by size; a band's colour is its conversations' first turn.
+export function sankey(paths, {width = 860, height = 320, endLabel = 'end', empty} = {}) {
+  const flows = paths.filter((p) => p.sessions > 0 && p.path.length);
+  if (!flows.length) return h('div', {class: 'chart-empty small'}, empty || t('chart.empty'));
+  const depth = Math.max(...flows.map((p) => p.path.length));
+  const cols = depth + (flows.some((p) => p.path.length < depth) ? 1 : 0);
+  // Nodes per column (label → total), links per step (from → to → total).
+  const nodes = Array.from({length: cols}, () => new Map());
+  const links = Array.from({length: cols - 1}, () => new Map());
+  // Conversations that end before the deepest turn go to an end node (a
+  // key no label can be; shown as endLabel).
+  const END = '\u0000end';
+  for (const p of flows) {
+    const steps = p.path.length < depth ? [...p.path, END] : p.path;
+    steps.forEach((label, i) => {
+      nodes[i].set(label, (nodes[i].get(label) || 0) + p.sessions);
+      if (i > 0) {
+        // Split by the first turn, so a band keeps its origin's colour.
+        const key = JSON.stringify([steps[0], steps[i - 1], label]);
+        links[i - 1].set(key, (links[i - 1].get(key) || 0) + p.sessions);
+      }
+    });
+  }
+  const pad = 10;
+  const nodeW = 12;
+  const labelW = 120;
+  const total = Math.max(...nodes.map((m) => [...m.values()].reduce((a, b) => a + b, 0)));
+  const maxNodes = Math.max(...nodes.map((m) => m.size));
+  const scale = (height - pad * (maxNodes + 1)) / total;
+  const colX = (i) => (cols === 1 ? 0 : (i * (width - labelW - nodeW)) / (cols - 1));
+  // Layout: each column's nodes from the top, biggest first.
+  const place = nodes.map((m, i) => {
+    let y = pad;
+    const out = new Map();
+    for (const [label, n] of [...m.entries()].sort((a, b) => b[1] - a[1])) {
+      out.set(label, {x: colX(i), y, h: Math.max(2, n * scale), n, inY: y, outY: y});
+      y += Math.max(2, n * scale) + pad;
+    }
+    return out;
+  });
+  const firsts = [...place[0].keys()];
+  const color = (label) => PALETTE[Math.max(0, firsts.indexOf(label)) % PALETTE.length];
+  // As wide as its box, as tall as the aspect says.
+  const svg = s('svg', {class: 'sankey', viewBox: `0 0 ${width} ${height}`, style: 'width: 100%; height: auto; display: block', role: 'img'});
+  const shown = (label) => (label === END ? endLabel : label);
+  // Bands, widest first so the narrow ones stay visible on top.
+  const bands = [];
+  links.forEach((m, i) => {
+    for (const [key, n] of m) {
+      const [first, from, to] = JSON.parse(key);
+      bands.push({i, first, from, to, n});
+    }
+  });
+  for (const b of bands.sort((a, c) => c.n - a.n)) {
+    const a = place[b.i].get(b.from);
+    const z = place[b.i + 1].get(b.to);
+    const w = Math.max(1, b.n * scale);
+    const x0 = a.x + nodeW;
+    const x1 = z.x;
+    const y0 = a.outY + w / 2;
+    const y1 = z.inY + w / 2;
+    a.outY += w;
+    z.inY += w;
+    const mx = (x0 + x1) / 2;
+    svg.appendChild(s('path', {d: `M${x0},${y0}C${mx},${y0} ${mx},${y1} ${x1},${y1}`, fill: 'none',
+      stroke: color(b.first), 'stroke-opacity': 0.35, 'stroke-width': w, dataset: {from: b.from, to: shown(b.to), sessions: b.n}},
+    s('title', {}, `${b.from} → ${shown(b.to)}: ${fmt.num(b.n)}`)));
+  }
+  place.forEach((m, i) => {
+    for (const [key, p] of m) {
+      const label = shown(key);
+      svg.appendChild(s('g', {class: 'sankey-node', dataset: {col: i, label, sessions: p.n, ...(key === END ? {end: 'true'} : {})}},
+        s('rect', {x: p.x, y: p.y, width: nodeW, height: p.h, rx: 2, fill: key === END ? '#c9d0da' : i === 0 ? color(key) : '#7c8a9e'}),
+        s('text', {x: p.x + nodeW + 4, y: p.y + Math.min(p.h / 2, 12) + 4, 'font-size': 11, fill: 'currentColor'},
+          `${label.length > 18 ? `${label.slice(0, 17)}…` : label} · ${fmt.num(p.n)}`),
+        s('title', {}, `${label}: ${fmt.num(p.n)}`)));
+    }
+  });
+  return svg;
+}

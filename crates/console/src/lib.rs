@@ -59,6 +59,8 @@ pub const ASSETS: &[Asset] = assets![
     "pages/alert_rule.js",
     "pages/dify.js",
     "pages/dify-health.js",
+    "pages/dify-cleanup.js",
+    "pages/tag-rules.js",
     "pages/login.js",
     "pages/overview.js",
     "pages/runs.js",

@@ -56,6 +56,7 @@ await shot('alert-rule', '/alerts', '[data-testid=rules-table]', {before: async 
   await page.$eval('[data-testid=rule-form]', (el) => el.scrollIntoView());
 }});
 await shot('users', `/users?${win}`, '[data-testid=users-table]');
+await shot('analytics', `/analytics?${win}`, '[data-testid=paths-flow] svg', {full: true});
 await shot('dify', '/dify', '[data-testid=dify-stats]');
 await shot('settings', '/settings', '[data-testid=tag-rules]', {full: true});
 await page.click('[data-lang=zh]');

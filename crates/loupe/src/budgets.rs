@@ -19,6 +19,23 @@ use loupe_backend::{QueryLimits, SpanReader};
 
 use crate::config::Config;
 
+/// What the budgets notified, in the data directory.
+const STATE_FILE: &str = "budgets.json";
+
+/// Reads `budgets.json` of `data_dir` (absent: nothing notified yet).
+///
+/// # Errors
+/// A file that cannot be read or parsed, named.
+pub fn load_state(data_dir: &std::path::Path) -> anyhow::Result<BTreeMap<String, BudgetState>> {
+    let path = data_dir.join(STATE_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a budgets state file", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 /// Checks `[[budgets]]`: valid, unique names, channels that exist.
 pub fn validate(config: &Config) -> anyhow::Result<()> {
     let mut names = std::collections::HashSet::new();
@@ -65,13 +82,8 @@ impl Budgets {
                 channels.insert(c.name.clone(), Channel::new(c.clone())?);
             }
         }
-        let path = config.store.data_dir.join("budgets.json");
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not a budgets state file", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
+        let path = config.store.data_dir.join(STATE_FILE);
+        let state = load_state(&config.store.data_dir)?;
         Ok(Some(Self {
             budgets: config.budgets.clone(),
             channels,

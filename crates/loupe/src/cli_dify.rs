@@ -3,6 +3,7 @@
 
 mod cleanup;
 mod health;
+mod job;
 mod remote;
 
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::open::{ConfigArgs, Mode, open_store};
+pub use job::ConsoleCleanups;
 
 /// `[dify]`: sync a Dify database continuously while `loupe serve` runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]

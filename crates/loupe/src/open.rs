@@ -122,10 +122,15 @@ pub async fn open_store(config: &mut Config, mode: Mode) -> anyhow::Result<Store
     })
 }
 
-/// The ingest pipeline over `store` with the config's tag rules: the one
-/// write path every source gets.
+/// The ingest pipeline over `store` with the config's tag rules and those
+/// added over the API: the one write path every source gets.
 pub fn pipeline(config: &Config, store: &Store) -> anyhow::Result<Pipeline> {
-    let tags = loupe_normalise::tags::TagRules::new(&config.tags)?;
+    // The config's rules, then those added over the API (tag-rules.json).
+    let tags = loupe_pipeline::tagset::TagSet::open(config.tags.clone(), &store.config().data_dir)?;
     let redactor = loupe_pipeline::redact::Redactor::new(&config.redaction)?;
-    Ok(Pipeline::new(std::sync::Arc::new(store.clone()), tags).with_redaction(redactor))
+    Ok(Pipeline::with_tag_set(
+        std::sync::Arc::new(store.clone()),
+        std::sync::Arc::new(tags),
+    )
+    .with_redaction(redactor))
 }

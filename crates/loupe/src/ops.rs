@@ -148,6 +148,8 @@ impl loupe_api::ServerInfo for ServerView {
             "storage_dir": d.storage_dir.is_some(),
             "web_url": d.web_url,
             "running": self.sync.is_some(),
+            // The console starts cleanups for the database's own project.
+            "cleanups": self.dify_owner(project),
         });
         if let Some(sync) = self.sync.as_ref().filter(|_| self.dify_owner(project)) {
             let s = sync.snapshot();
@@ -196,6 +198,25 @@ impl loupe_api::ServerInfo for ServerView {
         out["samples"] = json!(samples);
         out["failures"] = json!(failures);
         out
+    }
+
+    fn budgets(
+        &self,
+        project: &ProjectId,
+    ) -> Vec<(
+        loupe_analytics::budgets::BudgetConfig,
+        Option<loupe_analytics::budgets::BudgetState>,
+    )> {
+        let state = crate::budgets::load_state(&self.config.store.data_dir).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read budgets.json for the budgets view");
+            Default::default()
+        });
+        self.config
+            .budgets
+            .iter()
+            .filter(|b| b.project == project.as_str())
+            .map(|b| (b.clone(), state.get(&b.name).cloned()))
+            .collect()
     }
 
     fn dify_cleanups(&self, project: &ProjectId, limit: usize) -> Value {

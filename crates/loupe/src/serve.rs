@@ -122,7 +122,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     ));
     let state = AppState {
         pipeline: pipeline.clone(),
-        reader,
+        reader: reader.clone(),
         config: Arc::new(ApiConfig {
             max_body_bytes: config.server.max_body_bytes,
             max_decompressed_bytes: config.server.max_decompressed_bytes,
@@ -180,6 +180,8 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             dify_status,
             dify_health,
         ))),
+        cleanup: crate::cli_dify::ConsoleCleanups::new(&config, reader.clone(), stop_rx.clone())
+            .map(|c| Arc::new(c) as Arc<dyn loupe_api::CleanupControl>),
     };
 
     let http = tokio::net::TcpListener::bind(config.server.http_addr)

@@ -22,24 +22,31 @@ use std::sync::Arc;
 use loupe_backend::{SpanWriter, StoreError, WriteAck};
 use loupe_model::Span;
 use loupe_normalise::tags::TagRules;
-pub use retag::Retagged;
+pub use retag::{Preview, Retagged, preview};
 
 pub mod redact;
+pub mod tagset;
 
 /// Normalised spans → tags → durable append. Cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
     writer: Arc<dyn SpanWriter>,
-    tags: Arc<TagRules>,
+    tags: Arc<tagset::TagSet>,
     redactor: Arc<redact::Redactor>,
 }
 
 impl Pipeline {
-    /// A pipeline writing to `writer` with the given tag rules.
+    /// A pipeline writing to `writer` with the given, fixed tag rules.
     pub fn new(writer: Arc<dyn SpanWriter>, tags: TagRules) -> Self {
+        Self::with_tag_set(writer, Arc::new(tagset::TagSet::fixed(tags)))
+    }
+
+    /// A pipeline writing to `writer` with rules that may be edited while
+    /// it runs (`loupe serve`: the config's and `tag-rules.json`'s).
+    pub fn with_tag_set(writer: Arc<dyn SpanWriter>, tags: Arc<tagset::TagSet>) -> Self {
         Self {
             writer,
-            tags: Arc::new(tags),
+            tags,
             redactor: Arc::default(),
         }
     }
@@ -60,8 +67,9 @@ impl Pipeline {
         if spans.is_empty() {
             return Ok(WriteAck { seq: 0, spans: 0 });
         }
+        let tags = self.tags.current();
         for span in &mut spans {
-            self.tags.apply(span);
+            tags.apply(span);
             // Error class and signature for every source (Dify's database
             // gives a message and no class).
             loupe_normalise::errors::enrich(span);
@@ -75,8 +83,13 @@ impl Pipeline {
         self.writer.append(spans).await
     }
 
-    /// The tag rules every written span goes through.
-    pub fn tags(&self) -> &TagRules {
+    /// The tag rules every written span goes through now.
+    pub fn tags(&self) -> Arc<TagRules> {
+        self.tags.current()
+    }
+
+    /// The rules and their editing (`/api/v1/tags/rules`).
+    pub fn tag_set(&self) -> &tagset::TagSet {
         &self.tags
     }
 }

@@ -48,6 +48,7 @@ impl Pipeline {
         let mut done = Retagged::default();
         let mut cursor = None;
         let mut updates: Vec<Span> = Vec::new();
+        let rules = self.tags();
         loop {
             let page = reader
                 .list(SpanQuery {
@@ -70,7 +71,7 @@ impl Pipeline {
                 done.runs_scanned += 1;
                 done.oldest_start = stored.start_time.or(done.oldest_start);
                 let mut copy = stored.clone();
-                self.tags().apply(&mut copy);
+                rules.apply(&mut copy);
                 let added: Vec<(String, String)> = copy
                     .tags
                     .into_iter()
@@ -101,4 +102,111 @@ impl Pipeline {
         );
         Ok(done)
     }
+}
+
+/// What a rule would tag ([`preview`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Preview {
+    /// Run spans read (newest first).
+    pub runs_scanned: u64,
+    /// Runs the rule gives a value.
+    pub runs_tagged: u64,
+    /// Runs that already carry a tag of that name (the rule leaves them).
+    pub runs_already: u64,
+    /// The values it gives, most runs first (at most 20).
+    pub values: Vec<PreviewValue>,
+    /// Runs it tags, with the value (at most 5).
+    pub examples: Vec<PreviewExample>,
+    /// Whether `max_runs` stopped the scan before the range's end.
+    pub truncated: bool,
+}
+
+/// One value of a [`Preview`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PreviewValue {
+    /// The tag value.
+    pub value: String,
+    /// Runs given it.
+    pub runs: u64,
+}
+
+/// One tagged run of a [`Preview`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PreviewExample {
+    /// The run's trace id.
+    pub trace_id: Option<String>,
+    /// The value the rule gives it.
+    pub value: String,
+}
+
+/// Applies `rule` (one rule, named `name`) to the newest `max_runs` run
+/// spans of `project` starting in `[from, to)`, writing nothing: what
+/// adding it would tag, before it is saved.
+///
+/// # Errors
+/// The reader's.
+pub async fn preview(
+    reader: &dyn SpanReader,
+    project: &ProjectId,
+    rule: &loupe_normalise::tags::TagRules,
+    name: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+    max_runs: u64,
+) -> Result<Preview, StoreError> {
+    let mut out = Preview::default();
+    let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut cursor = None;
+    loop {
+        let page = reader
+            .list(SpanQuery {
+                project: project.clone(),
+                filter: SpanFilter {
+                    from,
+                    to,
+                    span_kind: Some(SpanKind::Workflow),
+                    ..SpanFilter::default()
+                },
+                limit: 1000,
+                cursor: cursor.take(),
+            })
+            .await?;
+        for stored in page.spans {
+            if out.runs_scanned >= max_runs {
+                out.truncated = true;
+                break;
+            }
+            out.runs_scanned += 1;
+            if stored.tags.contains_key(name) {
+                out.runs_already += 1;
+                continue;
+            }
+            let mut copy = stored;
+            rule.apply(&mut copy);
+            let Some(value) = copy.tags.remove(name) else {
+                continue;
+            };
+            out.runs_tagged += 1;
+            if out.examples.len() < 5 {
+                out.examples.push(PreviewExample {
+                    trace_id: copy.trace_id.clone(),
+                    value: value.clone(),
+                });
+            }
+            // Bounded: a value per run at most, and at most max_runs runs.
+            *counts.entry(value).or_default() += 1;
+        }
+        match page.next_cursor {
+            Some(next) if !out.truncated => cursor = Some(next),
+            _ => break,
+        }
+    }
+    let mut values: Vec<PreviewValue> = counts
+        .into_iter()
+        .map(|(value, runs)| PreviewValue { value, runs })
+        .collect();
+    values.sort_by(|a, b| b.runs.cmp(&a.runs).then_with(|| a.value.cmp(&b.value)));
+    values.truncate(20);
+    out.values = values;
+    Ok(out)
 }

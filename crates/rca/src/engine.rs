@@ -744,7 +744,12 @@ fn buckets_len(from: i64, to: i64, width: i64) -> usize {
     ((to - from.div_euclid(width) * width) / width + 1).clamp(1, 2 * MAX_BUCKETS) as usize
 }
 
-/// When the finding's rate left its baseline (and came back).
+/// When the finding's rate left its baseline (and came back), to the
+/// minute. Over six hours or more, the segment is found on whole-hour
+/// buckets (which the hour rollups answer when the finding names rollup
+/// dimensions), then each of its edges is placed to the minute by a scan
+/// of the two hours around it; shorter ranges are bucketed by the minute
+/// (at most [`MAX_BUCKETS`] buckets) at once.
 async fn ctx_when(
     ctx: &Ctx<'_>,
     r: &Resolved,
@@ -753,11 +758,58 @@ async fn ctx_when(
     let from = r.baseline.from_ns.min(r.window.from_ns);
     let to = r.window.to_ns.max(r.baseline.to_ns);
     let span = to - from;
-    let width = ((span / MAX_BUCKETS + MINUTE_NS - 1) / MINUTE_NS).max(1) * MINUTE_NS;
+    let fine = ((span / MAX_BUCKETS + MINUTE_NS - 1) / MINUTE_NS).max(1) * MINUTE_NS;
+    let width = if span >= 6 * HOUR_NS {
+        (fine + HOUR_NS - 1) / HOUR_NS * HOUR_NS
+    } else {
+        fine
+    };
     let range = Range {
         from_ns: from,
         to_ns: to,
     };
+    let (first, series) = when_series(ctx, r, conds, range, width).await?;
+    let Some(seg) = changed_segment(&series) else {
+        return Ok(None);
+    };
+    if seg.llr < MIN_SEGMENT_LLR {
+        return Ok(None);
+    }
+    let mut start = first + seg.start as i64 * width;
+    let mut end = (seg.end < series.len()).then(|| first + seg.end as i64 * width);
+    if width > MINUTE_NS {
+        let around = |at: i64| Range {
+            from_ns: (at - width).max(from),
+            to_ns: (at + width).min(to),
+        };
+        start = refine(ctx, r, conds, around(start), seg.rate_out, seg.rate_in)
+            .await?
+            .unwrap_or(start);
+        if let Some(e) = end {
+            end = Some(
+                refine(ctx, r, conds, around(e), seg.rate_in, seg.rate_out)
+                    .await?
+                    .unwrap_or(e),
+            );
+        }
+    }
+    // A segment ending in the last (partial) bucket is still going on.
+    let end = end.filter(|e| *e < r.window.to_ns - width);
+    Ok(Some((start.max(from), end)))
+}
+
+const HOUR_NS: i64 = 60 * MINUTE_NS;
+
+/// Population and target counts of the finding per `width` bucket of
+/// `range`, from the first bucket's start.
+async fn when_series(
+    ctx: &Ctx<'_>,
+    r: &Resolved,
+    conds: &[(bool, Filter)],
+    range: Range,
+    width: i64,
+) -> Result<(i64, Vec<(u64, u64)>), RcaError> {
+    let (from, to) = (range.from_ns, range.to_ns);
     let main: Vec<Filter> = conds
         .iter()
         .filter(|(e, _)| !e)
@@ -815,17 +867,50 @@ async fn ctx_when(
     for s in &mut series {
         s.0 = s.0.max(s.1);
     }
-    let Some(seg) = changed_segment(&series) else {
-        return Ok(None);
-    };
-    if seg.llr < MIN_SEGMENT_LLR {
+    Ok((first, series))
+}
+
+/// The minute in `range` where the rate moves from `before` to `after`:
+/// the split of the per-minute counts most likely under those two rates
+/// (`None` when the range holds nothing of the finding).
+async fn refine(
+    ctx: &Ctx<'_>,
+    r: &Resolved,
+    conds: &[(bool, Filter)],
+    range: Range,
+    before: f64,
+    after: f64,
+) -> Result<Option<i64>, RcaError> {
+    if range.to_ns <= range.from_ns {
         return Ok(None);
     }
-    let start = first + seg.start as i64 * width;
-    let end = (seg.end < series.len()).then(|| first + seg.end as i64 * width);
-    // A segment ending in the last (partial) bucket is still going on.
-    let end = end.filter(|e| *e < r.window.to_ns - width);
-    Ok(Some((start.max(from), end)))
+    let (first, series) = when_series(ctx, r, conds, range, MINUTE_NS).await?;
+    Ok(best_split(&series, before, after)
+        .map(|i| (first + i as i64 * MINUTE_NS).max(range.from_ns)))
+}
+
+/// The index `t` maximising the log-likelihood of `series[..t]` at rate
+/// `before` and `series[t..]` at `after` (`None` for an empty series).
+fn best_split(series: &[(u64, u64)], before: f64, after: f64) -> Option<usize> {
+    if series.iter().all(|(n, _)| *n == 0) {
+        return None;
+    }
+    let clamp = |p: f64| p.clamp(1e-9, 1.0 - 1e-9);
+    let (b, a) = (clamp(before), clamp(after));
+    let ll = |p: f64, (n, k): (u64, u64)| {
+        let k = k.min(n) as f64;
+        k * p.ln() + (n as f64 - k) * (1.0 - p).ln()
+    };
+    // Everything at `after`, then move minutes to `before` one by one.
+    let mut score: f64 = series.iter().map(|c| ll(a, *c)).sum();
+    let mut best = (score, 0);
+    for (i, c) in series.iter().enumerate() {
+        score += ll(b, *c) - ll(a, *c);
+        if score > best.0 {
+            best = (score, i + 1);
+        }
+    }
+    Some(best.1)
 }
 
 /// Runs in the window showing the finding, with their paths.

@@ -3,6 +3,7 @@
 pub(crate) mod alert_preview;
 pub(crate) mod alerts;
 pub(crate) mod analytics;
+pub(crate) mod cleanup;
 pub(crate) mod console;
 pub(crate) mod health;
 pub(crate) mod keys;

@@ -4,7 +4,10 @@
 //! `GET /api/v1/dify/status` (the Dify sync: passes, lag, rows, skips,
 //! errors), `GET /api/v1/dify/health` (the Dify database's sizes, growth,
 //! upkeep and load, and recent cleanups) and `GET /api/v1/dify/cleanups`
-//! (the recorded cleanup runs; `?limit=`, default 50, at most 500).
+//! (the recorded cleanup runs; `?limit=`, default 50, at most 500), and
+//! `GET /api/v1/budgets` (the project's `[[budgets]]` with the spend of
+//! their current period, per group when `per` is set, and what each
+//! notified).
 //! Answers 404 when the server was built without this information (tests
 //! driving the router alone).
 
@@ -25,6 +28,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/dify/status", get(dify_status))
         .route("/api/v1/dify/health", get(dify_health))
         .route("/api/v1/dify/cleanups", get(dify_cleanups))
+        .route("/api/v1/budgets", get(budgets))
 }
 
 fn info(state: &AppState) -> Result<&std::sync::Arc<dyn crate::ServerInfo>, ApiError> {
@@ -101,4 +105,56 @@ async fn dify_cleanups(
             )))
         })?;
     Ok(Json(value))
+}
+
+/// Groups of a `per` budget listed at most (the most spent first).
+const MAX_BUDGET_GROUPS: usize = 50;
+
+async fn budgets(
+    State(state): State<AppState>,
+    Project(project): Project,
+) -> Result<Json<Value>, ApiError> {
+    let info = info(&state)?.clone();
+    let now = loupe_model::time::now_ns();
+    let mut out = Vec::new();
+    for (budget, notified) in info.budgets(&project) {
+        let start = budget.period.start(now);
+        let mut spends = loupe_analytics::budgets::spend(
+            state.reader.as_ref(),
+            &budget,
+            now,
+            loupe_backend::QueryLimits::default(),
+        )
+        .await
+        .map_err(|e| {
+            ApiError::from(StoreError::Internal(format!("budget {}: {e}", budget.name)))
+        })?;
+        spends.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let groups = spends.len();
+        spends.truncate(MAX_BUDGET_GROUPS);
+        let amount = budget.amount;
+        let spent: Vec<Value> = spends
+            .into_iter()
+            .map(|(group, spent)| {
+                serde_json::json!({
+                    "group": group,
+                    "spent": spent,
+                    "share": if amount > 0.0 { spent / amount } else { 0.0 },
+                })
+            })
+            .collect();
+        // What was notified belongs to the current period only.
+        let notified = notified
+            .filter(|n| n.period_start_ns == start)
+            .map(|n| n.notified)
+            .unwrap_or_default();
+        out.push(serde_json::json!({
+            "budget": budget,
+            "period_start": loupe_model::time::format_instant(start),
+            "spent": spent,
+            "groups": groups,
+            "notified": notified,
+        }));
+    }
+    Ok(Json(serde_json::json!({ "budgets": out })))
 }

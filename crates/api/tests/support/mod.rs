@@ -65,6 +65,7 @@ pub fn state(dir: &std::path::Path, ingest_gate: IngestGate) -> (AppState, Store
         dify_ids: Arc::default(),
         relay: None,
         info: None,
+        cleanup: None,
     };
     (state, store)
 }

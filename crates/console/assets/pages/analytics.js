@@ -3,7 +3,9 @@
 // paths and what came before users left, answer length / latency / cost
 // against failures and satisfaction, and new vs returning users with their
 // weekly retention. From POST /api/v1/analytics/{conversations,paths,
-// relations,users}; docs/ANALYTICS.md has the definitions.
+// relations,users}; docs/ANALYTICS.md has the definitions. Above them, the
+// project's cost budgets (GET /api/v1/budgets): this period's spend against
+// each limit, per group for `per` budgets, and the thresholds notified.
 //
 // URL: /analytics?by=tags.category&label=outcome&range=7d | &from=…&to=…
 import {h, replace} from '../dom.js';
@@ -11,6 +13,7 @@ import {t, MESSAGES} from '../i18n.js';
 import * as api from '../api.js';
 import * as fmt from '../format.js';
 import * as tr from '../timerange.js';
+import * as charts from '../charts.js';
 import {section, failure, empty} from '../widgets.js';
 
 Object.assign(MESSAGES.en, {
@@ -28,6 +31,10 @@ Object.assign(MESSAGES.en, {
   'an.afterSuccess': 'Came back after success', 'an.visits': '{n} visits',
   'an.retention': 'Weekly retention by first week', 'an.week': 'Week of', 'an.noData': 'No conversations in this time range.',
   'an.noDataHint': 'Conversations are runs that carry a session id (Dify conversations, session.id, Langfuse sessionId).',
+  'an.budgets': 'Cost budgets', 'an.budgetsSub': 'this period, from {start}', 'an.budget': 'Budget', 'an.period': 'Period',
+  'an.limit': 'Limit', 'an.spent': 'Spent', 'an.notified': 'Notified', 'an.per': 'per {per}', 'an.moreGroups': '… {n} groups in all',
+  'an.period.day': 'day', 'an.period.week': 'week', 'an.period.month': 'month',
+  'an.flow': 'How conversations flow', 'an.flowSub': 'the common paths, turn by turn', 'an.ended': 'ended',
 });
 Object.assign(MESSAGES.zh, {
   'nav.analytics': '用户与会话',
@@ -44,6 +51,10 @@ Object.assign(MESSAGES.zh, {
   'an.afterSuccess': '成功后回访', 'an.visits': '{n} 次访问',
   'an.retention': '按首周的每周留存', 'an.week': '首周', 'an.noData': '此时间范围内没有会话。',
   'an.noDataHint': '会话是带会话 ID 的运行（Dify 会话、session.id、Langfuse sessionId）。',
+  'an.budgets': '成本预算', 'an.budgetsSub': '本周期，自 {start} 起', 'an.budget': '预算', 'an.period': '周期',
+  'an.limit': '额度', 'an.spent': '已用', 'an.notified': '已通知', 'an.per': '按 {per}', 'an.moreGroups': '… 共 {n} 组',
+  'an.period.day': '日', 'an.period.week': '周', 'an.period.month': '月',
+  'an.flow': '会话流向', 'an.flowSub': '常见路径，逐轮', 'an.ended': '结束',
 });
 
 const pct = (v) => (v == null ? '–' : fmt.pct(v));
@@ -94,6 +105,32 @@ function users(u) {
     retention ? h('h3', {class: 'small muted'}, t('an.retention')) : null, retention];
 }
 
+// One row per budget (per group for `per` budgets, the most spent first).
+function budgets(list) {
+  const bar = (share) => h('div', {class: 'small'},
+    h('progress', {max: 1, value: Math.min(1, share), style: {width: '8em', verticalAlign: 'middle'}}), ' ', fmt.pct(share));
+  const rows = [];
+  for (const b of list) {
+    const c = b.budget;
+    const name = c.per ? `${c.name} (${t('an.per', {per: c.per})})` : c.name;
+    const groups = b.spent.length ? b.spent.slice(0, 10) : [{group: null, spent: 0, share: 0}];
+    for (const g of groups) {
+      const notified = (b.notified || {})[g.group ?? ''] || [];
+      rows.push(h('tr', {dataset: {budget: c.name, group: g.group ?? ''}, class: g.share >= 1 ? 'bad-text' : null},
+        h('td', {}, g.group != null ? `${name} · ${g.group}` : name),
+        h('td', {}, t(`an.period.${c.period}`)),
+        h('td', {class: 'num'}, fmt.cost(c.amount)),
+        h('td', {class: 'num', dataset: {testid: 'budget-spent'}}, fmt.cost(g.spent)),
+        h('td', {}, bar(g.share)),
+        h('td', {class: 'small'}, notified.map((x) => fmt.pct(x)).join(', ') || '—')));
+    }
+    if (b.groups > groups.length) rows.push(h('tr', {}, h('td', {class: 'muted small', colspan: 6}, t('an.moreGroups', {n: fmt.num(b.groups)}))));
+  }
+  return h('table', {class: 'table', dataset: {testid: 'budgets'}},
+    h('thead', {}, h('tr', {}, [t('an.budget'), t('an.period'), t('an.limit'), t('an.spent'), '', t('an.notified')].map((c) => h('th', {}, c)))),
+    h('tbody', {}, rows));
+}
+
 function select(name, value, options, onChange) {
   return h('select', {class: 'input', name, onchange: (e) => onChange(e.target.value)},
     options.map(([v, label]) => h('option', {value: v, selected: v === value}, label)));
@@ -131,13 +168,15 @@ export function mount(ctx) {
       }
       replace(out,
         section('conversations', t('an.conversations'), conversations(c)),
+        section('flow', t('an.flow'), h('div', {dataset: {testid: 'paths-flow'}},
+          charts.sankey(p.paths, {endLabel: t('an.ended'), empty: t('an.noData')})), {sub: t('an.flowSub')}),
         section('paths', t('an.paths'), h('div', {class: 'grid-2'},
           paths(p.paths, 'paths'),
           h('div', {}, h('h3', {class: 'small muted'}, t('an.beforeLeaving')), paths(p.before_leaving, 'before-leaving')))),
         section('relations', t('an.relations'), h('div', {class: 'grid-3'},
-          bins(t('an.length'), rel.answer_length, 'rel-length'),
-          bins(t('an.latency'), rel.latency, 'rel-latency'),
-          bins(t('an.cost'), rel.cost, 'rel-cost'))),
+          h('div', {}, bins(t('an.length'), rel.answer_length, 'rel-length')),
+          h('div', {}, bins(t('an.latency'), rel.latency, 'rel-latency')),
+          h('div', {}, bins(t('an.cost'), rel.cost, 'rel-cost')))),
         section('users', t('an.users'), h('div', {}, ...users(u))));
     }).catch((e) => {
       if (e.name === 'AbortError') return;
@@ -163,7 +202,16 @@ export function mount(ctx) {
     controls();
   }).catch(() => controls());
   controls();
-  replace(ctx.el, out);
+  const budgetBox = h('div', {});
+  replace(ctx.el, budgetBox, out);
+  // Budgets keep their own periods: loaded once, whatever the range.
+  api.get('/api/v1/budgets').then((d) => {
+    const list = (d && d.budgets) || [];
+    if (list.length) {
+      replace(budgetBox, section('budgets', t('an.budgets'), budgets(list),
+        {sub: t('an.budgetsSub', {start: fmt.time(Date.parse(list[0].period_start) * 1e6, {seconds: false})})}));
+    }
+  }).catch(() => {});
   load();
   return () => { if (controller) controller.abort(); };
 }

@@ -2,14 +2,15 @@
 // /api/v1/dify/status): lag since the last successful pass, the last pass
 // (when, how long, rows per table, rows skipped as older than retention,
 // its error), totals since the server started; then the database's
-// health and cleanups (dify-health.js). Cleanup of Dify's tables runs
-// from the CLI (`loupe dify cleanup`), which this page explains.
+// health and cleanups (dify-health.js), and a cleanup of Dify's tables
+// started, watched and stopped here (dify-cleanup.js), or from the CLI.
 import {h, icon, replace} from '../dom.js';
 import {t} from '../i18n.js';
 import * as api from '../api.js';
 import * as fmt from '../format.js';
 import {section, kv, failure, empty} from '../widgets.js';
 import {mountHealth} from './dify-health.js';
+import {mountCleanup} from './dify-cleanup.js';
 
 function stat(id, label, value, sub, cls) {
   return h('div', {class: 'stat', dataset: {stat: id}}, h('div', {class: 'stat-label'}, label),
@@ -36,6 +37,10 @@ export function mount(ctx) {
   const box = h('div', {class: 'stack'}, h('div', {class: 'skeleton tall'}));
   const healthBox = h('div', {class: 'stack', dataset: {testid: 'dify-health'}});
   let refreshHealth = () => {};
+  // Mounted once: the status refresh every 10 s must not reset the form.
+  const cleanupBox = h('div', {class: 'stack', dataset: {testid: 'dify-cleanup'}});
+  let cleanupMounted = false;
+  let stopCleanup = () => {};
   replace(ctx.actions, h('button', {class: 'btn icon-only', title: t('refresh.now'), 'aria-label': t('refresh.now'),
     onclick: () => { load(); refreshHealth(); }}, icon('refresh')));
   replace(ctx.el, h('div', {class: 'stack'}, box, healthBox));
@@ -85,11 +90,13 @@ export function mount(ctx) {
           ], 'dify-totals'),
           last.rows_total || last.skipped_total ? tableCounts(last.rows_total, last.skipped_total, 'dify-tables-total') : null,
         ])),
-      section('cleanup', t('dify.cleanup'), [
+      section('cleanup', t('dify.cleanup'), [d.cleanups ? cleanupBox : h('div', {},
         h('p', {class: 'muted'}, t('dify.cleanupText')),
-        h('pre', {class: 'code'}, 'loupe dify cleanup --dsn "$DIFY_DSN" --older-than 30d --dry-run\nloupe dify cleanup --dsn "$DIFY_DSN" --older-than 30d'),
-        h('p', {class: 'muted small'}, t('dify.cleanupHint')),
-      ]));
+        h('pre', {class: 'code'}, 'loupe dify cleanup --dsn "$DIFY_DSN" --older-than 30d --dry-run'))]));
+    if (d.cleanups && !cleanupMounted) {
+      cleanupMounted = true;
+      stopCleanup = mountCleanup(cleanupBox, controller.signal);
+    }
   }
 
   async function load() {
@@ -103,7 +110,7 @@ export function mount(ctx) {
   refreshHealth = mountHealth(healthBox, controller.signal);
   const timer = setInterval(load, 10000);
   const healthTimer = setInterval(() => refreshHealth(), 60000);
-  return () => { clearInterval(timer); clearInterval(healthTimer); controller.abort(); };
+  return () => { clearInterval(timer); clearInterval(healthTimer); stopCleanup(); controller.abort(); };
 }
 
 // "30s", "5m", "1h" → seconds (the sync's interval as configured).

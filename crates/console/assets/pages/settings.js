@@ -1,5 +1,6 @@
 // Settings: retention (this project's, the global default and whether the
-// project overrides it), the tag rules in effect for this project, the
+// project overrides it), the tag rules in effect for this project (listed,
+// added, previewed, removed and applied: ./tag-rules.js), the
 // metrics labels (tags that are rollup dimensions), the signed-in key, and
 // where each is changed (GET /api/v1/settings); and the project's API keys
 // (list, create with a scope, revoke: ./keys.js, admin keys only; other
@@ -10,6 +11,7 @@ import * as api from '../api.js';
 import * as fmt from '../format.js';
 import {section, kv, failure, empty} from '../widgets.js';
 import {keysPanel} from './keys.js';
+import {tagRulesPanel} from './tag-rules.js';
 
 const days = (n) => (n === 0 ? t('settings.forever') : t('settings.days', {n: fmt.num(n)}));
 
@@ -20,6 +22,7 @@ export function mount(ctx) {
   replace(ctx.el, box);
 
   const keysBox = h('div', {}, h('div', {class: 'skeleton'}));
+  const tagsBox = h('div', {}, h('div', {class: 'skeleton'}));
   // Admin keys manage keys here; other keys see the public keys only.
   const readOnlyKeys = (s, denied) => replace(keysBox,
     Array.isArray(s.keys) && s.keys.length ? h('table', {class: 'table', dataset: {testid: 'keys'}},
@@ -33,7 +36,6 @@ export function mount(ctx) {
   function render(s) {
     const ret = s.retention || {};
     const metrics = s.metrics || {};
-    const rules = Array.isArray(s.tag_rules) ? s.tag_rules : [];
     const labels = Array.isArray(metrics.labels) ? metrics.labels : [];
     replace(box,
       h('div', {class: 'grid cols-2'},
@@ -54,15 +56,7 @@ export function mount(ctx) {
           h('p', {class: 'muted small'}, t('settings.keysHint')),
         ])),
       section('keys', t('keys.title'), keysBox, {sub: t('keys.sub')}),
-      section('tag-rules', t('settings.tagRules'), rules.length ? h('div', {class: 'table-box'}, h('table', {class: 'table', dataset: {testid: 'tag-rules'}},
-        h('thead', {}, h('tr', {}, ['settings.tag', 'settings.from', 'settings.path', 'settings.regex', 'settings.scope', 'settings.isLabel'].map((k) => h('th', {}, t(k))))),
-        h('tbody', {}, rules.map((r) => h('tr', {dataset: {tag: r.name}},
-          h('td', {class: 'mono'}, `tags.${r.name}`),
-          h('td', {}, r.from),
-          h('td', {class: 'mono'}, r.path || r.name),
-          h('td', {class: 'mono small'}, r.regex || '—'),
-          h('td', {class: 'small'}, [r.project ? `${t('nav.project')} ${r.project}` : t('settings.allProjects'), r.app_id ? ` · app ${r.app_id}` : ''].join('')),
-          h('td', {}, labels.includes(r.name) ? h('span', {class: 'badge st-ok'}, t('settings.yes')) : h('span', {class: 'muted'}, t('settings.no')))))))) : empty(t('settings.noRules'), t('settings.rulesHint')),
+      section('tag-rules', t('settings.tagRules'), tagsBox,
       {sub: t('settings.tagRulesSub')}),
       h('div', {class: 'grid cols-2'},
         section('metrics', t('settings.metrics'), [
@@ -86,6 +80,7 @@ export function mount(ctx) {
 
   api.get('/api/v1/settings', {signal: controller.signal}).then((s) => {
     render(s);
+    tagRulesPanel(tagsBox, {labels: (s.metrics || {}).labels || [], signal: controller.signal});
     keysPanel(keysBox, {signal: controller.signal, onDenied: (e) => readOnlyKeys(s, e), onKeysRequired: () => location.assign('/settings')});
   })
     .catch((e) => { if (e.name !== 'AbortError') replace(box, failure(e, t('settings.canRead'))); });

@@ -32,6 +32,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
@@ -146,6 +147,10 @@ pub struct CleanupConfig {
     /// run by run, as before batch verification: for the benchmark's
     /// comparison only.
     pub batch_verify: bool,
+    /// Set to ask a running cleanup to stop: it is checked before each
+    /// batch, so the batch in flight finishes (or rolls back) and the run
+    /// ends with `stopped`, to be resumed like an interrupted one.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl CleanupConfig {
@@ -169,6 +174,7 @@ impl CleanupConfig {
             retry_backoff: Duration::from_millis(250),
             source: "cli".into(),
             batch_verify: true,
+            stop: None,
         }
     }
 }
@@ -320,6 +326,38 @@ pub struct Cleaner {
     on_tick: Option<TickFn>,
     /// Where the time of the current run went.
     timing: Timing,
+    /// `dify-cleanup.lock`, held while a deleting cleanup lives, so two
+    /// (the CLI beside a console-started one) never share the progress
+    /// file. Released when the cleaner is dropped.
+    _lock: Option<std::fs::File>,
+}
+
+/// The file a deleting cleanup locks in the data directory.
+pub const LOCK_FILE: &str = "dify-cleanup.lock";
+
+/// Takes the cleanup lock of `data_dir`, failing at once when another
+/// cleanup (this process's or another's) holds it.
+fn take_lock(data_dir: &std::path::Path) -> Result<std::fs::File, Error> {
+    let path = data_dir.join(LOCK_FILE);
+    let io = |e: std::io::Error| Error::Checkpoint {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Refused(format!(
+            "another cleanup is running on {} (it holds {LOCK_FILE}); wait for it to finish \
+             or stop it (the console's Dify page, or Ctrl-C on the CLI)",
+            data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
 }
 
 /// Time spent per side, summed over a run's batches.
@@ -409,6 +447,12 @@ impl Cleaner {
                 )));
             }
         }
+        // Before the progress file is read: the holder may be writing it.
+        let lock = if config.dry_run {
+            None
+        } else {
+            Some(take_lock(&config.data_dir)?)
+        };
         let progress_path = CleanupProgress::path(&config.data_dir);
         let mut progress = CleanupProgress::load(&progress_path)?;
         match &progress.database {
@@ -434,6 +478,7 @@ impl Cleaner {
             steps,
             on_tick: None,
             timing: Timing::default(),
+            _lock: lock,
         })
     }
 
@@ -544,6 +589,18 @@ impl Cleaner {
         loop {
             if self.config.max_batches.is_some_and(|m| report.batches >= m) {
                 report.stopped = Some(format!("stopped after {} batches", report.batches));
+                break;
+            }
+            if self
+                .config
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Acquire))
+            {
+                report.stopped = Some(format!(
+                    "stopped on request after {} batches",
+                    report.batches
+                ));
                 break;
             }
             let limit = i64::try_from(size).unwrap_or(i64::MAX);

@@ -93,6 +93,27 @@ fn check_cutoff(older_than: Duration, retention_days: u32) -> anyhow::Result<()>
     Ok(())
 }
 
+/// The settings every cleanup shares, from the CLI or the console: the
+/// database, the data directory, where the sync wrote each row, and the
+/// cutoff, refused when it reaches past the shortest retention of the
+/// projects Dify's rows land in.
+pub(super) fn base_config(
+    loupe_config: &crate::config::Config,
+    project: &str,
+    dsn: &str,
+    older_than: Duration,
+) -> anyhow::Result<CleanupConfig> {
+    let mut section = loupe_config.dify.clone();
+    section.project = project.to_owned();
+    let mut view = loupe_config.clone();
+    view.dify = section;
+    check_cutoff(older_than, super::shortest_retention(&view)?)?;
+    let mut config = CleanupConfig::new(dsn, loupe_config.store.data_dir.clone(), older_than);
+    config.project = project.to_owned();
+    config.projects.clone_from(&loupe_config.dify.projects);
+    Ok(config)
+}
+
 /// Runs `loupe dify cleanup`.
 pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
     let mut loupe_config = args.config.resolve()?;
@@ -124,31 +145,16 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
         .project
         .clone()
         .unwrap_or_else(|| loupe_config.dify.project.clone());
-    // The shortest retention of the projects the sync writes to decides.
-    let mut section = loupe_config.dify.clone();
-    section.project.clone_from(&project);
-    let shortest = section
-        .projects()?
-        .all()
-        .into_iter()
-        .map(|p| loupe_config.store.retention_for(p))
-        .filter(|days| *days > 0)
-        .min()
-        .unwrap_or(0);
-    let checked = check_cutoff(args.older_than.into(), shortest);
-    if let Err(e) = checked {
-        if let Some(store) = store {
-            store.shutdown().await.context("closing the store failed")?;
+    let checked = base_config(&loupe_config, &project, &args.dsn, args.older_than.into());
+    let mut config = match checked {
+        Ok(config) => config,
+        Err(e) => {
+            if let Some(store) = store {
+                store.shutdown().await.context("closing the store failed")?;
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
-    let mut config = CleanupConfig::new(
-        args.dsn.clone(),
-        loupe_config.store.data_dir.clone(),
-        args.older_than.into(),
-    );
-    config.project = project;
-    config.projects.clone_from(&loupe_config.dify.projects);
+    };
     config.scope = args.scope;
     config.batch = args.batch;
     config.lock_timeout = args.lock_timeout.into();

@@ -106,6 +106,21 @@ async fn each_budget_threshold_notifies_once_and_a_restart_does_not_repeat_it() 
         2,
         "a restart does not repeat them"
     );
+    // The API (the console's Analytics page): the spend of this period and
+    // what was notified; another project has no budgets.
+    let (status, listed) = server.get_json("/api/v1/budgets").await;
+    assert_eq!(status, 200, "{listed}");
+    let b = &listed["budgets"][0];
+    assert_eq!(b["budget"]["name"], "llm-month", "{listed}");
+    let spent = b["spent"][0]["spent"].as_f64().unwrap_or(0.0);
+    assert!((spent - 1.8).abs() < 1e-9, "{listed}");
+    assert!(
+        (b["spent"][0]["share"].as_f64().unwrap_or(0.0) - 1.8).abs() < 1e-9,
+        "{listed}"
+    );
+    assert_eq!(b["notified"][""], serde_json::json!([0.5, 1.0]), "{listed}");
+    let (_, other) = server.get_json_as("/api/v1/budgets", "other").await;
+    assert_eq!(other, serde_json::json!({"budgets": []}));
     server.stop();
 
     // A budget naming a channel that does not exist is refused at start.

@@ -349,7 +349,8 @@ async fn the_console_in_chromium_shows_runs_waterfalls_and_dashboards() {
          [[alerts.rules]]\nname = \"inventory-failing\"\nproject = \"default\"\nmetric = \"failure_rate\"\nthreshold = \"10%\"\nwindow = \"3h\"\n\
          severity = \"critical\"\nsummary = \"Inventory tool failing\"\nfilters = {{ tool_name = \"inventory\" }}\n\n\
          [[alerts.rules]]\nname = \"never-slow\"\nproject = \"default\"\nmetric = \"p95_latency\"\nthreshold = \"500s\"\nwindow = \"1h\"\n\
-         filters = {{ span_kind = \"workflow\" }}\n"),
+         filters = {{ span_kind = \"workflow\" }}\n\n\
+         [[budgets]]\nname = \"llm-month\"\namount = 5.0\n"),
     )
     .expect("config");
     let server = Server::start_with_config(&dir.path().join("data"), &[], Some(&config)).await;

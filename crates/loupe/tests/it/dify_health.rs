@@ -349,3 +349,209 @@ fn the_shipped_rules_pass_promtool_and_the_correlation_alert_fires() {
         );
     }
 }
+
+/// Polls the console's cleanup job until it has ended.
+async fn job_ended(server: &Server) -> serde_json::Value {
+    wait_for(server, "/api/v1/dify/cleanups/job", |b| {
+        matches!(b["job"]["phase"].as_str(), Some("finished" | "failed"))
+    })
+    .await["job"]
+        .clone()
+}
+
+async fn count(db: &tokio_postgres::Client, table: &str) -> i64 {
+    db.query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .expect("count")
+        .get(0)
+}
+
+/// A cleanup started from the console (issue 16 item 6): the server's own
+/// cleaner with the CLI's refusals (Loupe's retention, a held cleanup
+/// lock, bad values), a dry run that deletes nothing, a stop that leaves
+/// the rest for a resume, a real run that finishes the job, and every run
+/// recorded in the history as `console`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_runs_dry_stops_and_resumes_a_cleanup_with_the_clis_guarantees() {
+    let (dsn, db) = crate::support::dify_database().await;
+    generate(&db, 300, 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("loupe.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nretention_days = 90\n\n[dify]\ndsn = \"{dsn}\"\nproject = \"shop\"\ninterval = \"1s\"\n\
+             health_interval = \"0s\"\n"
+        ),
+    )
+    .expect("config");
+    let server = Server::start_with_config(&data, &[], Some(&config)).await;
+    wait_for(&server, "/api/v1/dify/status", |b| {
+        b["last_pass"]["rows_total"]["workflow_runs"] == 300
+    })
+    .await;
+    const JOB: &str = "/api/v1/dify/cleanups/job";
+    let (_, status) = server.get_json_as("/api/v1/dify/status", "shop").await;
+    assert_eq!(
+        status["cleanups"], true,
+        "the sync's project may clean: {status}"
+    );
+    let (status, none) = server.get_json_as(JOB, "shop").await;
+    assert_eq!(
+        (status, none.clone()),
+        (200, serde_json::json!({"job": null}))
+    );
+
+    // Refusals, before anything runs.
+    let (status, body) = server
+        .post_json_as(JOB, "default", &serde_json::json!({"older_than": "30d"}))
+        .await;
+    assert_eq!(status, 404, "not the sync's project: {body}");
+    for (bad, want, says) in [
+        (serde_json::json!({"older_than": "soon"}), 422, "older_than"),
+        (
+            serde_json::json!({"older_than": "30d", "scope": "all"}),
+            422,
+            "scope",
+        ),
+        (
+            serde_json::json!({"older_than": "30d", "batch": 0}),
+            422,
+            "batch",
+        ),
+        (
+            serde_json::json!({"older_than": "30d", "dsn": "postgres://x"}),
+            400,
+            "dsn",
+        ),
+        // 120 days reach past the 90 days Loupe keeps: Dify's last copy.
+        (serde_json::json!({"older_than": "120d"}), 422, "retention"),
+    ] {
+        let (status, body) = server.post_json_as(JOB, "shop", &bad).await;
+        assert_eq!(status, want, "{bad}: {body}");
+        assert!(
+            body["error"].as_str().unwrap_or("").contains(says),
+            "{bad}: {body}"
+        );
+    }
+    // Another cleanup (the CLI) holds the lock: a deleting run is refused.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data.join("dify-cleanup.lock"))
+        .expect("lock file");
+    lock.try_lock().expect("take the cleanup lock");
+    let (status, body) = server
+        .post_json_as(JOB, "shop", &serde_json::json!({"older_than": "30d"}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    lock.unlock().expect("unlock");
+    drop(lock);
+    let (status, body) = server.get_json_as(JOB, "shop").await;
+    assert_eq!(
+        (status, body["job"].clone()),
+        (200, serde_json::Value::Null)
+    );
+
+    // A dry run counts and deletes nothing.
+    let (status, started) = server
+        .post_json_as(
+            JOB,
+            "shop",
+            &serde_json::json!({"older_than": "30d", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let dry = job_ended(&server).await;
+    assert_eq!(dry["phase"], "finished", "{dry}");
+    assert_eq!(dry["report"]["dry_run"], true, "{dry}");
+    assert_eq!(dry["report"]["verified"], 300, "{dry}");
+    assert_eq!(dry["report"]["deleted"]["workflow_runs"], 300, "{dry}");
+    assert_eq!(
+        dry["report"]["deleted"]["workflow_node_executions"], 600,
+        "{dry}"
+    );
+    assert_eq!(count(&db, "workflow_runs").await, 300);
+
+    // A real run in batches of one, stopped at once: it ends after the
+    // batch in flight, deleting only what it verified.
+    let (status, started) = server
+        .post_json_as(
+            JOB,
+            "shop",
+            &serde_json::json!({"older_than": "30d", "batch": 1}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let (status, again) = server
+        .post_json_as(JOB, "shop", &serde_json::json!({"older_than": "30d"}))
+        .await;
+    assert_eq!(status, 409, "one at a time: {again}");
+    // Stopped once a batch is done (300 batches of one take seconds).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = server.get_json_as(JOB, "shop").await;
+        if body["job"]["done"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no batch done: {body}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = server
+        .client
+        .delete(format!("{}{JOB}", server.http))
+        .header("x-loupe-project", "shop")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 200);
+    let stopped = job_ended(&server).await;
+    assert_eq!(stopped["phase"], "finished", "{stopped}");
+    assert_eq!(stopped["report"]["complete"], false, "{stopped}");
+    assert!(
+        stopped["report"]["stopped"]
+            .as_str()
+            .unwrap_or("")
+            .contains("on request"),
+        "{stopped}"
+    );
+    let deleted = stopped["report"]["deleted"]["workflow_runs"]
+        .as_i64()
+        .unwrap_or(0);
+    let left = count(&db, "workflow_runs").await;
+    assert!(left > 0, "stopped before the end: {stopped}");
+    assert_eq!(left, 300 - deleted, "{stopped}");
+
+    // Nothing runs now: stopping again is a conflict.
+    let r = server
+        .client
+        .delete(format!("{}{JOB}", server.http))
+        .header("x-loupe-project", "shop")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 409);
+
+    // The next run resumes and finishes.
+    let (status, started) = server
+        .post_json_as(JOB, "shop", &serde_json::json!({"older_than": "30d"}))
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let done = job_ended(&server).await;
+    assert_eq!(done["report"]["complete"], true, "{done}");
+    assert_eq!(done["report"]["resumed"], true, "{done}");
+    assert_eq!(count(&db, "workflow_runs").await, 0, "{done}");
+    assert_eq!(count(&db, "workflow_node_executions").await, 0, "{done}");
+
+    // Every run is in the cleanup history, as the console's.
+    let history = wait_for(&server, "/api/v1/dify/cleanups", |b| {
+        b["runs"].as_array().is_some_and(|c| c.len() == 3)
+    })
+    .await;
+    for c in history["runs"].as_array().expect("list") {
+        assert_eq!(c["source"], "console", "{c}");
+    }
+    server.stop();
+}

@@ -241,3 +241,194 @@ async fn loupe_tags_apply_tags_stored_runs_in_a_data_dir_and_through_a_server() 
     assert_eq!(out.trim(), "2 runs read, 0 gained tags");
     server.stop();
 }
+
+/// A tag rule added over the API (the console's Settings page): previewed
+/// on stored runs before it is saved, tagging new runs at once and after a
+/// restart, applied to history on demand, refused when invalid or set in
+/// `loupe.toml`, kept to its project, and removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_added_over_the_api_is_previewed_saved_applied_and_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("loupe.toml");
+    std::fs::write(&config, "[[tags]]\nname = \"category\"\nfrom = \"input\"\n").expect("config");
+    let server = Server::start_with_config(&data, &[], Some(&config)).await;
+    push(&server, 11, "gold").await;
+    push(&server, 12, "silver").await;
+
+    let (status, listed) = server.get_json("/api/v1/tags/rules").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["editable"], true, "{listed}");
+    assert_eq!(
+        listed["rules"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    assert_eq!(listed["rules"][0]["source"], "config", "{listed}");
+
+    // Preview: what the rule would tag, nothing written.
+    let (status, preview) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/v1/tags/rules/preview",
+        Some(serde_json::json!({"name": "tier", "rule": {"from": "input"}, "from": "2026-01-01T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["runs_scanned"], 2, "{preview}");
+    assert_eq!(preview["runs_tagged"], 2, "{preview}");
+    assert_eq!(
+        preview["values"].as_array().map(Vec::len),
+        Some(2),
+        "{preview}"
+    );
+    assert_eq!(
+        tier_of(&server, 11).await,
+        Value::Null,
+        "a preview writes nothing"
+    );
+
+    // Refusals change nothing.
+    for (body, path, want) in [
+        (serde_json::json!({"from": "input"}), "category", 409),
+        (
+            serde_json::json!({"from": "input", "regex": "("}),
+            "tier",
+            422,
+        ),
+        (serde_json::json!({"from": "nowhere"}), "tier", 400),
+        (
+            serde_json::json!({"from": "input", "project": "other"}),
+            "tier",
+            422,
+        ),
+        (serde_json::json!({"from": "input"}), "bad name!", 422),
+    ] {
+        let (status, answer) = send(
+            &server,
+            reqwest::Method::PUT,
+            &format!("/api/v1/tags/rules/{}", path.replace(' ', "%20")),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, want, "{path} {body}: {answer}");
+    }
+    let (status, _) = send(
+        &server,
+        reqwest::Method::DELETE,
+        "/api/v1/tags/rules/category",
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "set in loupe.toml");
+
+    // Saved: new runs are tagged at once; stored ones on demand.
+    let (status, saved) = send(
+        &server,
+        reqwest::Method::PUT,
+        "/api/v1/tags/rules/tier",
+        Some(serde_json::json!({"from": "input", "regex": "^(gold|silver|bronze)$"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["rules"][1]["source"], "console", "{saved}");
+    assert_eq!(saved["rules"][1]["project"], "default", "{saved}");
+    push(&server, 13, "bronze").await;
+    assert_eq!(tier_of(&server, 13).await, "bronze");
+    assert_eq!(tier_of(&server, 11).await, Value::Null);
+    let (status, applied) = send(
+        &server,
+        reqwest::Method::POST,
+        "/api/v1/tags/apply",
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["runs_tagged"], 2, "{applied}");
+    assert_eq!(tier_of(&server, 11).await, "gold");
+
+    // Another project does not see or get it.
+    let (_, other) = server.get_json_as("/api/v1/tags/rules", "other").await;
+    assert_eq!(other["rules"].as_array().map(Vec::len), Some(1), "{other}");
+
+    // Kept across a restart.
+    server.stop();
+    let server = Server::start_with_config(&data, &[], Some(&config)).await;
+    let (_, listed) = server.get_json("/api/v1/tags/rules").await;
+    assert_eq!(
+        listed["rules"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+    push(&server, 14, "gold").await;
+    assert_eq!(tier_of(&server, 14).await, "gold");
+
+    // Removed: the next run is not tagged.
+    let (status, left) = send(
+        &server,
+        reqwest::Method::DELETE,
+        "/api/v1/tags/rules/tier",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{left}");
+    assert_eq!(left["rules"].as_array().map(Vec::len), Some(1), "{left}");
+    push(&server, 15, "gold").await;
+    assert_eq!(tier_of(&server, 15).await, Value::Null);
+    let (status, _) = send(
+        &server,
+        reqwest::Method::DELETE,
+        "/api/v1/tags/rules/tier",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    server.stop();
+}
+
+/// One run whose input carries a category and `tier`.
+async fn push(server: &Server, trace: u128, tier: &str) {
+    let input = format!(r#"{{"category": "phone", "tier": "{tier}"}}"#);
+    let root = otel_span(
+        trace,
+        trace as u64 * 100,
+        None,
+        "workflow",
+        &[
+            ("input.value", &input),
+            ("openinference.span.kind", "CHAIN"),
+        ],
+    );
+    let req = request(vec![root]);
+    assert_eq!(server.post_otlp(encode(&req)).await.status(), 200);
+}
+
+/// The `tier` tag of a run's root span (null when untagged).
+async fn tier_of(server: &Server, trace: u128) -> Value {
+    let (status, body) = server
+        .get_json(&format!(
+            "/api/v1/traces/{}",
+            hex::encode(trace.to_be_bytes())
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["spans"][0]["tags"]["tier"].clone()
+}
+
+/// Any method with an optional JSON body; (status, JSON or null).
+async fn send(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = server
+        .client
+        .request(method, format!("{}{path}", server.http));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.expect("send");
+    let status = r.status().as_u16();
+    (status, r.json::<Value>().await.unwrap_or(Value::Null))
+}

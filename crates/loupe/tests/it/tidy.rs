@@ -79,7 +79,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("rollup", &["model"]),
     ("backend", &["model"]),
     ("query", &["model", "backend"]),
-    ("pipeline", &["model", "normalise", "backend"]),
+    ("pipeline", &["model", "normalise", "backend", "fsutil"]),
     ("ingest", &["model", "normalise"]),
     ("gen", &["model", "normalise", "ingest"]),
     ("store", &["model", "backend", "rollup", "fsutil"]),

@@ -93,3 +93,20 @@ fn requests_are_checked_before_anything_is_read() {
         .contains("baseline is empty")
     );
 }
+
+#[test]
+fn the_best_split_is_where_the_rate_moves() {
+    // Ten minutes at 1 in 100, then ten at 50 in 100.
+    let series: Vec<(u64, u64)> = (0..20)
+        .map(|i| (100, if i < 10 { 1 } else { 50 }))
+        .collect();
+    assert_eq!(best_split(&series, 0.01, 0.5), Some(10));
+    // The other way round (an end): the rate falls back.
+    let back: Vec<(u64, u64)> = series.iter().rev().copied().collect();
+    assert_eq!(best_split(&back, 0.5, 0.01), Some(10));
+    // Empty minutes do not move it; nothing at all gives none.
+    let mut gappy = series.clone();
+    gappy.insert(10, (0, 0));
+    assert_eq!(best_split(&gappy, 0.01, 0.5), Some(10));
+    assert_eq!(best_split(&[(0, 0); 5], 0.01, 0.5), None);
+}

@@ -292,3 +292,30 @@ async fn failures_in_the_same_runs_are_reported_together_in_order() {
     assert_eq!(pair.first_precedes, 1.0, "{text}");
     assert!(pair.sentence.starts_with("In 40 runs"), "{}", pair.sentence);
 }
+
+/// Over six hours the change is found on whole-hour buckets and its edges
+/// placed to the minute: a fault from 08:20 to 09:35 into the run is
+/// reported starting and ending within three minutes of those times, not
+/// at the hours around them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_hours_the_change_is_placed_to_the_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = (T0 + 8 * HOUR + 20 * MIN, T0 + 9 * HOUR + 35 * MIN);
+    let mut fault = Fault::timeout("inventory", Some("phone"), from, to);
+    fault.error_rate = 0.9;
+    let store = workload(dir.path(), 13, vec![fault]).await;
+    let report = analyse(
+        store.as_ref(),
+        &ProjectId::default_project(),
+        &request(T0 + 7 * HOUR, T0 + 13 * HOUR),
+    )
+    .await
+    .unwrap();
+    let text = show(&report);
+    let top = report.findings.first().unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(value(top, "tool_name"), Some("inventory"), "{text}");
+    let started = top.started_ns.unwrap_or_else(|| panic!("no start: {text}"));
+    assert!((started - from).abs() <= 3 * MIN, "start {started}: {text}");
+    let ended = top.ended_ns.unwrap_or_else(|| panic!("no end: {text}"));
+    assert!((ended - to).abs() <= 3 * MIN, "end {ended}: {text}");
+}

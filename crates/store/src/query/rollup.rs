@@ -10,7 +10,8 @@
 //! - its filter uses only series dimensions (span kind, node type, tool,
 //!   model, app, workflow, labelled tags; status `ok`/`error`) with `=`,
 //!   `!=`, `in`, `exists`, `and`, `or`, `not`;
-//! - it groups by such dimensions and by buckets that are whole hours;
+//! - it groups by such dimensions and by buckets that are whole hours (by
+//!   status only while every series it reads says `ok` or `error`);
 //! - its aggregates are count, error rate, success rate, and sum or avg of
 //!   duration, tokens or cost;
 //! - the tier counts every stored span of the project and no series of it
@@ -245,7 +246,8 @@ fn answerable(plan: &Plan, labels: &[String]) -> bool {
         && (!names_error_class(plan, labels) || only_errors(plan.filter.as_ref()))
         && plan.filter.as_ref().is_none_or(|f| supported(f, labels))
         && plan.group_by.iter().all(|g| match g {
-            GroupKey::Field(f) => !matches!(Dim::of(f, labels), None | Some(Dim::Status)),
+            // Status groups are checked per series in `answer`.
+            GroupKey::Field(f) => Dim::of(f, labels).is_some(),
             GroupKey::Bucket { width_ns } => *width_ns > 0 && width_ns % HOUR_NS == 0,
         })
         && plan.aggregates.iter().all(|a| match a.kind {
@@ -319,12 +321,14 @@ pub(crate) fn prepare(rollups: &Rollups, plan: &Plan, oldest_kept_ns: i64) -> Op
     if end_hour * HOUR_NS < plan.to_ns {
         edges.push((end_hour * HOUR_NS, plan.to_ns));
     }
+    // A status group reads the measures' status column (a listing may
+    // not name one column twice).
     let mut fields: Vec<FieldRef> = plan
         .group_by
         .iter()
         .filter_map(|g| match g {
-            GroupKey::Field(f) => Some(f.clone()),
-            GroupKey::Bucket { .. } => None,
+            GroupKey::Field(f) if !is_status(f) => Some(f.clone()),
+            GroupKey::Field(_) | GroupKey::Bucket { .. } => None,
         })
         .collect();
     if fields
@@ -361,6 +365,9 @@ pub(crate) fn answer(
     if !tier.is_complete() || rollups.folded_series() > 0 {
         return None;
     }
+    let by_status = plan.group_by.iter().any(
+        |g| matches!(g, GroupKey::Field(f) if matches!(Dim::of(f, labels), Some(Dim::Status))),
+    );
     // Group → merged measures, grouped by the output values.
     let mut groups: BTreeMap<Vec<Option<GroupValue>>, HourMeasures> = BTreeMap::new();
     for (hour, key, m) in tier.range(prepared.first_hour, prepared.end_hour) {
@@ -372,6 +379,13 @@ pub(crate) fn answer(
                 .is_some_and(|f| !matches(f, key, labels))
         {
             continue;
+        }
+        // A series says `ok`/`error` exactly when the column does; its
+        // `running`/`unset` also hold spans the column calls otherwise (no
+        // status, unset, running without an end), so a status group of
+        // such a series is left to a scan.
+        if by_status && !matches!(key.status.as_str(), "ok" | "error") {
+            return None;
         }
         let group = plan
             .group_by
@@ -485,6 +499,11 @@ pub(crate) fn answer(
 
 /// Adds the edge spans to their groups, with the measures the tier would
 /// hold for them.
+/// Whether `f` is the status column.
+fn is_status(f: &FieldRef) -> bool {
+    matches!(f, FieldRef::Column { name, .. } if name == column::STATUS)
+}
+
 fn fold_edges(
     plan: &Plan,
     prepared: &RollupPlan,
@@ -501,9 +520,13 @@ fn fold_edges(
             .group_by
             .iter()
             .map(|g| match g {
-                GroupKey::Field(_) => {
-                    let v = row.get(field).and_then(Value::as_str);
-                    field += 1;
+                GroupKey::Field(f) => {
+                    let v = if is_status(f) {
+                        m.first().and_then(Value::as_str)
+                    } else {
+                        field += 1;
+                        row.get(field - 1).and_then(Value::as_str)
+                    };
                     v.filter(|v| !v.is_empty())
                         .map(|v| GroupValue::Text(v.to_owned()))
                 }

@@ -86,7 +86,9 @@ const QUERIES: &[&str] = &[
     "by tags.category | p50(duration), p90(duration), p95(duration), p99(duration)",
     "by tool_name, bucket(1h) | p95(duration), count()",
     "| avg(total_tokens), sum(cost), min(start_time), max(start_time), sum(total_tokens)",
+    // LLM spans without a status or still running.
     "by status | count()",
+    "span_kind=llm | by status | count()",
     "by span_kind | success_rate(), error_rate()",
     "| avg(attributes.http.status_code), max(attributes.http.status_code), count_distinct(attributes.http.status_code)",
     "by bucket(30m) | count()",
@@ -215,6 +217,11 @@ const FROM_ROLLUPS: &[&str] = &[
     "status=error error_class=Timeout span_kind=tool | by tool_name | count()",
     "status=error | by error_class | count()",
     "status=error | by error_signature, tool_name | count()",
+    // Status groups where every series read is finished ok or error (the
+    // console's runs facet); any other status falls back to a scan (below).
+    "span_kind=workflow | by status | count() as n | sort n desc | limit 8",
+    "span_kind=workflow | by status, bucket(1h) | count(), avg(duration)",
+    "from 2026-11-17T00:20:00Z to 2026-11-17T05:40:00Z span_kind=tool | by tool_name, status | count() as n, avg(duration) | sort n desc | limit 8",
     "status=error error_signature=\"error: signature 1\" | by tags.category | count()",
 ];
 
