@@ -30,6 +30,51 @@ pub struct Retagged {
 /// Updates are written in batches of this many.
 const BATCH: usize = 500;
 
+/// The run spans (`span_kind = workflow`) of a project starting in `[from,
+/// to)`, newest first, page by page: what [`Pipeline::retag`] and
+/// [`preview`] read.
+struct RunPages<'a> {
+    reader: &'a dyn SpanReader,
+    query: SpanQuery,
+    done: bool,
+}
+
+impl<'a> RunPages<'a> {
+    fn new(
+        reader: &'a dyn SpanReader,
+        project: &ProjectId,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Self {
+        Self {
+            reader,
+            query: SpanQuery {
+                project: project.clone(),
+                filter: SpanFilter {
+                    from,
+                    to,
+                    span_kind: Some(SpanKind::Workflow),
+                    ..SpanFilter::default()
+                },
+                limit: 1000,
+                cursor: None,
+            },
+            done: false,
+        }
+    }
+
+    /// The next page (`None` after the last).
+    async fn next(&mut self) -> Result<Option<Vec<Span>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self.reader.list(self.query.clone()).await?;
+        self.query.cursor = page.next_cursor;
+        self.done = self.query.cursor.is_none();
+        Ok(Some(page.spans))
+    }
+}
+
 impl Pipeline {
     /// Applies the current tag rules to the runs of `project` starting in
     /// `[from, to)` (either open), newest first, reading at most `max_runs`.
@@ -46,27 +91,14 @@ impl Pipeline {
         max_runs: u64,
     ) -> Result<Retagged, StoreError> {
         let mut done = Retagged::default();
-        let mut cursor = None;
         let mut updates: Vec<Span> = Vec::new();
         let rules = self.tags();
-        loop {
-            let page = reader
-                .list(SpanQuery {
-                    project: project.clone(),
-                    filter: SpanFilter {
-                        from,
-                        to,
-                        span_kind: Some(SpanKind::Workflow),
-                        ..SpanFilter::default()
-                    },
-                    limit: 1000,
-                    cursor: cursor.take(),
-                })
-                .await?;
-            for stored in page.spans {
+        let mut pages = RunPages::new(reader, project, from, to);
+        'pages: while let Some(page) = pages.next().await? {
+            for stored in page {
                 if done.runs_scanned >= max_runs {
                     done.truncated = true;
-                    break;
+                    break 'pages;
                 }
                 done.runs_scanned += 1;
                 done.oldest_start = stored.start_time.or(done.oldest_start);
@@ -88,10 +120,6 @@ impl Pipeline {
                 if updates.len() >= BATCH {
                     self.write(std::mem::take(&mut updates)).await?;
                 }
-            }
-            match page.next_cursor {
-                Some(next) if !done.truncated => cursor = Some(next),
-                _ => break,
             }
         }
         self.write(updates).await?;
@@ -156,25 +184,12 @@ pub async fn preview(
 ) -> Result<Preview, StoreError> {
     let mut out = Preview::default();
     let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    let mut cursor = None;
-    loop {
-        let page = reader
-            .list(SpanQuery {
-                project: project.clone(),
-                filter: SpanFilter {
-                    from,
-                    to,
-                    span_kind: Some(SpanKind::Workflow),
-                    ..SpanFilter::default()
-                },
-                limit: 1000,
-                cursor: cursor.take(),
-            })
-            .await?;
-        for stored in page.spans {
+    let mut pages = RunPages::new(reader, project, from, to);
+    'pages: while let Some(page) = pages.next().await? {
+        for stored in page {
             if out.runs_scanned >= max_runs {
                 out.truncated = true;
-                break;
+                break 'pages;
             }
             out.runs_scanned += 1;
             if stored.tags.contains_key(name) {
@@ -195,10 +210,6 @@ pub async fn preview(
             }
             // Bounded: a value per run at most, and at most max_runs runs.
             *counts.entry(value).or_default() += 1;
-        }
-        match page.next_cursor {
-            Some(next) if !out.truncated => cursor = Some(next),
-            _ => break,
         }
     }
     let mut values: Vec<PreviewValue> = counts
