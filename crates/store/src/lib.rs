@@ -37,6 +37,7 @@ mod convert;
 mod deletes;
 mod flush;
 mod fts;
+mod logs;
 mod maintenance;
 mod manifest;
 mod memscan;
@@ -55,6 +56,7 @@ mod write;
 
 pub use config::{Durability, MAX_RETENTION_DAYS, StoreConfig};
 pub use convert::Row;
+pub use logs::LogStats;
 pub use maintenance::MaintenanceReport;
 pub use query::{MAX_SQL_BYTES, MAX_SQL_EXPR_DEPTH, ScanCounter};
 pub use read::SPANS_TABLE;
@@ -243,6 +245,8 @@ pub(crate) struct Inner {
     /// The memory pool every query reserves from (`[query]
     /// total_memory_bytes`; `None`: each query only has its own limit).
     pub query_pool: Mutex<Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>>,
+    /// The logs table (`logs.rs`): its own WAL, memtable and parts.
+    pub logs: logs::LogTable,
     /// Full-text indexes loaded so far, by part id (`fts.rs`).
     pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::Index>>>,
     /// Tests: runs once inside the next flush, after the freeze and before
@@ -273,7 +277,16 @@ impl Store {
         }
         let loaded_rollups = rollups::load(&dir, manifest.flushed_seq, &rollup)?;
         let (wal, records) = Wal::open(&dir.join("wal"), manifest.flushed_seq, config.durability)?;
-        let store = Store::assemble(config, manifest, parts, loaded_rollups, wal.clone(), false);
+        let logs = logs::LogTable::open(&dir, config.durability, config.fsync_interval, false)?;
+        let store = Store::assemble(
+            config,
+            manifest,
+            parts,
+            loaded_rollups,
+            wal.clone(),
+            logs,
+            false,
+        );
         *store.inner.dir_lock.lock() = Some(dir_lock);
         store.replay(records)?;
         let interval = store.inner.config.fsync_interval;
@@ -292,6 +305,7 @@ impl Store {
         parts: Vec<Arc<Part>>,
         rollups: loupe_rollup::Rollups,
         wal: Arc<Wal>,
+        logs: logs::LogTable,
         read_only: bool,
     ) -> Self {
         let next_seq = wal.last_seq() + 1;
@@ -337,6 +351,7 @@ impl Store {
                 dir_lock: Mutex::new(None),
                 rollup_answers: std::sync::atomic::AtomicBool::new(config_rollup_answers),
                 query_pool: Mutex::new(None),
+                logs,
                 text_indexes: Mutex::new(Default::default()),
                 #[cfg(test)]
                 after_freeze: Mutex::new(None),
@@ -406,7 +421,9 @@ impl Store {
             return Ok(());
         }
         self.flush_all().await?;
+        self.flush_logs().await?;
         self.inner.wal.close()?;
+        self.close_logs()?;
         let syncer = self.inner.syncer.lock().take();
         if let Some(handle) = syncer {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;

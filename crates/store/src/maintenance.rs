@@ -27,6 +27,8 @@ pub struct MaintenanceReport {
     pub expired_parts: usize,
     /// Full-text indexes built (`Store::index_text`).
     pub indexed_parts: usize,
+    /// Log parts dropped by retention.
+    pub expired_log_parts: usize,
 }
 
 impl Store {
@@ -63,6 +65,7 @@ impl Store {
             report.dropped_rows += dropped;
         }
         report.indexed_parts = self.index_text()?;
+        report.expired_log_parts = self.maintain_logs(now_ns)?;
         self.collect_garbage(false);
         Ok(report)
     }
@@ -237,6 +240,7 @@ impl Store {
 
     /// Deletes replaced files past their grace period (all of them if `now`).
     pub(crate) fn collect_garbage(&self, all: bool) {
+        self.collect_log_garbage(all);
         let due: Vec<_> = {
             let mut st = self.inner.state.lock();
             let (due, keep): (Vec<_>, Vec<_>) = st
