@@ -127,5 +127,7 @@ pub async fn open_store(config: &mut Config, mode: Mode) -> anyhow::Result<Store
 pub fn pipeline(config: &Config, store: &Store) -> anyhow::Result<Pipeline> {
     let tags = loupe_normalise::tags::TagRules::new(&config.tags)?;
     let redactor = loupe_pipeline::redact::Redactor::new(&config.redaction)?;
-    Ok(Pipeline::new(std::sync::Arc::new(store.clone()), tags).with_redaction(redactor))
+    Ok(Pipeline::new(std::sync::Arc::new(store.clone()), tags)
+        .with_redaction(redactor)
+        .with_logs(std::sync::Arc::new(store.clone())))
 }

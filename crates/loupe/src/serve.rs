@@ -117,6 +117,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let state = AppState {
         pipeline: pipeline.clone(),
         reader,
+        logs: Some(Arc::new(store.clone())),
         config: Arc::new(ApiConfig {
             max_body_bytes: config.server.max_body_bytes,
             max_decompressed_bytes: config.server.max_decompressed_bytes,

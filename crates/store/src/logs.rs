@@ -685,5 +685,32 @@ impl Store {
     }
 }
 
+impl loupe_backend::LogWriter for Store {
+    fn append_logs(
+        &self,
+        records: Vec<LogRecord>,
+    ) -> futures::future::BoxFuture<'_, Result<WriteAck, loupe_backend::StoreError>> {
+        Box::pin(async move {
+            Store::append_logs(self, records)
+                .await
+                .map_err(loupe_backend::StoreError::from)
+        })
+    }
+}
+
+impl loupe_backend::LogReader for Store {
+    fn search_logs<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        query: &'a LogQuery,
+    ) -> futures::future::BoxFuture<'a, Result<LogPage, loupe_backend::StoreError>> {
+        Box::pin(async move {
+            Store::search_logs(self, project, query)
+                .await
+                .map_err(loupe_backend::StoreError::from)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests;

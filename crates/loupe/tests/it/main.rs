@@ -18,6 +18,7 @@ mod r#gen;
 mod hardening;
 mod keys_api;
 mod langfuse;
+mod logs;
 mod metrics;
 mod otlp_replay;
 mod query;

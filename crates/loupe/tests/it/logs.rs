@@ -1,0 +1,263 @@
+//! Logs end to end against a real `loupe serve`: the official Python
+//! Elasticsearch clients (7.17 and 8.x, `helpers.bulk`, gzip, an API key)
+//! through the `/es` API, bad items refused alone, a run's logs by its
+//! trace id, and acknowledged records surviving kill -9.
+//!
+//! The clients come from `scripts/peers/python-logs.sh`
+//! (`LOUPE_TEST_ES7_PYTHON`, `LOUPE_TEST_ES8_PYTHON`); a missing one fails
+//! the test naming the script.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{Server, encode, otel_span, request};
+
+/// The trace id of the run the logs point at.
+const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+
+struct Key {
+    public: String,
+    secret: String,
+}
+
+fn create_key(data_dir: &Path, scope: &str) -> Key {
+    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args(["keys", "create", "--json", "--project", "shop"])
+        .args(["--scope", scope, "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run loupe keys create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("keys create prints JSON");
+    Key {
+        public: v["public_key"].as_str().expect("public").to_owned(),
+        secret: v["secret_key"].as_str().expect("secret").to_owned(),
+    }
+}
+
+fn python(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(p) if Path::new(&p).exists() => p,
+        _ => panic!(
+            "{var} is not set to a Python interpreter: run `eval \"$(scripts/peers/python-logs.sh)\"` first"
+        ),
+    }
+}
+
+fn run_python(python: &str, script: &str, server: &Server, key: &Key, major: &str) -> Value {
+    let out = Command::new(python)
+        .args(["-c", script])
+        .env("HOST", &server.http)
+        .env("PK", &key.public)
+        .env("SK", &key.secret)
+        .env("ES_MAJOR", major)
+        .env("TRACE", TRACE)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+async fn search(server: &Server, key: &Key, path_and_query: &str) -> Value {
+    let r = server
+        .client
+        .get(format!("{}{path_and_query}", server.http))
+        .basic_auth(&key.public, Some(&key.secret))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 200, "{path_and_query}");
+    r.json().await.expect("json")
+}
+
+fn bodies(page: &Value) -> Vec<String> {
+    page["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["body"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The same script drives both client majors: what differs is the import
+/// and the keyword the index call takes its document by.
+const CLIENT: &str = r#"
+import datetime, json, os
+major = int(os.environ["ES_MAJOR"])
+if major == 7:
+    from elasticsearch7 import Elasticsearch, helpers
+else:
+    from elasticsearch import Elasticsearch, helpers
+trace = os.environ["TRACE"]
+es = Elasticsearch(os.environ["HOST"] + "/es", api_key=(os.environ["PK"], os.environ["SK"]),
+                   http_compress=True)
+info = es.info()
+now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+docs = [{"_index": "dify-api", "_source": {"@timestamp": now, "message": f"request {i} served",
+         "level": "info", "service": "api"}} for i in range(500)]
+ok, errors = helpers.bulk(es, docs)
+mixed = [
+    {"_index": "dify-api", "_source": {"@timestamp": now, "message": "plugin daemon: connection reset",
+     "level": "ERROR", "service": "plugin-daemon", "trace_id": trace}},
+    {"_index": "dify-api", "_source": {"@timestamp": "not a time", "message": "bad time"}},
+    {"_index": "dify-api", "_source": {"message": f"POST /v1/workflows/run 502 3.1s {trace}", "level": "WARNING"}},
+]
+ok2, errors2 = helpers.bulk(es, mixed, raise_on_error=False)
+raw = ['{"index":{"_index":"dify-api"}}', '{"message":"raw good one"}',
+       '{"index":{"_index":"dify-api"}}', '{"message": broken']
+resp = es.bulk(body=raw) if major == 7 else es.bulk(operations=raw)
+one = (es.index(index="dify-worker", body={"message": "one doc", "level": "debug"}) if major == 7
+       else es.index(index="dify-worker", document={"message": "one doc", "level": "debug"}))
+print(json.dumps({
+    "version": info["version"]["number"], "ok": ok, "errors": errors, "ok2": ok2,
+    "errors2": [e["index"]["status"] for e in errors2],
+    "reason2": [e["index"]["error"]["reason"] for e in errors2],
+    "raw_errors": resp["errors"], "raw_status": [i["index"]["status"] for i in resp["items"]],
+    "one": one["result"],
+}))
+"#;
+
+async fn python_client_round_trip(var: &str, major: &str) {
+    let py = python(var);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ingest = create_key(dir.path(), "ingest");
+    let read = create_key(dir.path(), "read");
+    let server = Server::start(dir.path(), &[]).await;
+    // The run the logs belong to, as an OTLP trace.
+    let run = otel_span(
+        u128::from_str_radix(TRACE, 16).expect("hex"),
+        1,
+        None,
+        "workflow",
+        &[],
+    );
+    let sent = server
+        .client
+        .post(format!("{}/v1/traces", server.http))
+        .basic_auth(&ingest.public, Some(&ingest.secret))
+        .header("content-type", "application/x-protobuf")
+        .body(encode(&request(vec![run])))
+        .send()
+        .await
+        .expect("post trace");
+    assert!(sent.status().is_success());
+
+    let got = run_python(&py, CLIENT, &server, &ingest, major);
+    assert_eq!(got["version"], "8.17.0");
+    assert_eq!(got["ok"], 500);
+    assert_eq!(got["errors"], json!([]));
+    assert_eq!(got["ok2"], 2, "{got}");
+    assert_eq!(got["errors2"], json!([400]), "{got}");
+    assert!(
+        got["reason2"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("@timestamp"),
+        "{got}"
+    );
+    assert_eq!(got["raw_errors"], true);
+    assert_eq!(got["raw_status"], json!([201, 400]));
+    assert_eq!(got["one"], "created");
+
+    let all = search(&server, &read, "/api/v1/logs?stream=dify-api&limit=10000").await;
+    assert_eq!(
+        all["records"].as_array().map(Vec::len),
+        Some(503),
+        "500 + 2 + 1 good items"
+    );
+    let worker = search(&server, &read, "/api/v1/logs?stream=dify-worker").await;
+    assert_eq!(bodies(&worker), vec!["one doc"]);
+    let errors = search(
+        &server,
+        &read,
+        "/api/v1/logs?severity=warn&q=%22connection%20reset%22",
+    )
+    .await;
+    assert_eq!(bodies(&errors), vec!["plugin daemon: connection reset"]);
+    assert_eq!(errors["records"][0]["service"], "plugin-daemon");
+
+    // The run's view: its spans, and its logs by the same id (the field
+    // `trace_id`, and the trace id at the end of Dify's request line).
+    let trace = search(&server, &read, &format!("/api/v1/traces/{TRACE}")).await;
+    assert!(trace.to_string().contains("workflow"), "{trace}");
+    let logs = search(&server, &read, &format!("/api/v1/traces/{TRACE}/logs")).await;
+    let mut found = bodies(&logs);
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            format!("POST /v1/workflows/run 502 3.1s {TRACE}"),
+            "plugin daemon: connection reset".to_owned(),
+        ]
+    );
+    // The ingest key the shipper holds cannot read what it sent.
+    let refused = server
+        .client
+        .get(format!("{}/api/v1/logs", server.http))
+        .basic_auth(&ingest.public, Some(&ingest.secret))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(refused.status().as_u16(), 403);
+}
+
+#[tokio::test]
+async fn python_elasticsearch_client_7_bulk_loads_logs_linked_to_the_run() {
+    python_client_round_trip("LOUPE_TEST_ES7_PYTHON", "7").await;
+}
+
+#[tokio::test]
+async fn python_elasticsearch_client_8_bulk_loads_logs_linked_to_the_run() {
+    python_client_round_trip("LOUPE_TEST_ES8_PYTHON", "8").await;
+}
+
+#[tokio::test]
+async fn acknowledged_bulk_items_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]).await;
+    let mut body = String::new();
+    for i in 0..2_000 {
+        body.push_str("{\"index\":{\"_index\":\"crash\"}}\n");
+        body.push_str(&format!("{{\"message\":\"line {i}\"}}\n"));
+    }
+    let r = server
+        .client
+        .post(format!("{}/es/_bulk", server.http))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("bulk");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()
+            .get("x-elastic-product")
+            .and_then(|v| v.to_str().ok()),
+        Some("Elasticsearch")
+    );
+    let reply: Value = r.json().await.expect("json");
+    assert_eq!(reply["errors"], false);
+    server.kill9();
+    let server = Server::start(dir.path(), &[]).await;
+    let (status, page) = server
+        .get_json("/api/v1/logs?stream=crash&limit=10000")
+        .await;
+    assert_eq!(status, 200);
+    let mut got = bodies(&page);
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 2_000, "every acknowledged line, once");
+}
