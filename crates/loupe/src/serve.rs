@@ -213,7 +213,8 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         .tcp_keepalive(Some(server.grpc_keepalive_interval))
         .timeout(server.grpc_request_timeout)
         .add_service(loupe_api::grpc::trace_service(state.clone()))
-        .add_service(loupe_api::grpc::metrics_service(state.clone()));
+        .add_service(loupe_api::grpc::metrics_service(state.clone()))
+        .add_service(loupe_api::grpc::logs_service(state.clone()));
     let (http_limit, grpc_limit) = (
         loupe_api::conn::ConnLimit::new(server.max_connections),
         loupe_api::conn::ConnLimit::new(server.max_connections),

@@ -1,5 +1,6 @@
 //! Logs over Loupe's own API: OTLP log exports (`POST /v1/logs`, also at
-//! `/api/public/otel/v1/logs`; protobuf or JSON, gzip) and log search
+//! `/api/public/otel/v1/logs`; protobuf or JSON, gzip; gRPC: `grpc.rs`)
+//! and log search
 //! (`GET /api/v1/logs`, and `GET /api/v1/traces/{id}/logs`: the logs of one
 //! run, by trace id or run id, for the console's run view).
 //!
@@ -82,7 +83,7 @@ async fn export(
     ))
 }
 
-fn summary(rejected: &[String]) -> String {
+pub(crate) fn summary(rejected: &[String]) -> String {
     let mut text = rejected
         .iter()
         .take(10)

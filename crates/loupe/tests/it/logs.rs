@@ -261,3 +261,107 @@ async fn acknowledged_bulk_items_survive_kill_9() {
     got.dedup();
     assert_eq!(got.len(), 2_000, "every acknowledged line, once");
 }
+
+/// The OpenTelemetry Python SDK's logging bridge and OTLP/HTTP log
+/// exporter (protobuf, gzip), a log line emitted inside a span.
+const OTEL: &str = r#"
+import json, logging, os
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+provider = LoggerProvider(resource=Resource.create({"service.name": "dify-worker"}))
+exporter = OTLPLogExporter(endpoint=os.environ["HOST"] + "/v1/logs",
+                           headers={"authorization": "Bearer " + os.environ["SK"]},
+                           compression=Compression.Gzip)
+provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+log = logging.getLogger("app.workflow")
+log.addHandler(LoggingHandler(level=logging.DEBUG, logger_provider=provider))
+log.setLevel(logging.DEBUG)
+tracer = TracerProvider().get_tracer("e2e")
+with tracer.start_as_current_span("run") as span:
+    ctx = span.get_span_context()
+    log.error("tool failed: connection reset", extra={"workflow_run_id": "run-otel-1"})
+log.info("plain info")
+provider.force_flush()
+provider.shutdown()
+print(json.dumps({"trace": format(ctx.trace_id, "032x"), "span": format(ctx.span_id, "016x")}))
+"#;
+
+#[tokio::test]
+async fn opentelemetry_python_sdk_sends_logs_over_otlp_http() {
+    let py = python("LOUPE_TEST_OTEL_PYTHON");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ingest = create_key(dir.path(), "ingest");
+    let read = create_key(dir.path(), "read");
+    let server = Server::start(dir.path(), &[]).await;
+    let got = run_python(&py, OTEL, &server, &ingest, "");
+    let trace = got["trace"].as_str().expect("trace id");
+    let all = search(&server, &read, "/api/v1/logs?stream=otlp").await;
+    assert_eq!(
+        bodies(&all),
+        vec!["plain info", "tool failed: connection reset"]
+    );
+    let run = search(&server, &read, &format!("/api/v1/traces/{trace}/logs")).await;
+    let r = &run["records"][0];
+    assert_eq!(run["records"].as_array().map(Vec::len), Some(1), "{run}");
+    assert_eq!(r["severity"], "error");
+    assert_eq!(r["severity_text"], "ERROR");
+    assert_eq!(r["service"], "dify-worker");
+    assert_eq!(r["span_id"], got["span"]);
+    assert_eq!(r["run_id"], "run-otel-1");
+    assert_eq!(r["attributes"]["otel.scope.name"], "app.workflow");
+    let by_run = search(&server, &read, "/api/v1/traces/run-otel-1/logs").await;
+    assert_eq!(bodies(&by_run), vec!["tool failed: connection reset"]);
+}
+
+#[tokio::test]
+async fn otlp_grpc_logs_are_stored_and_a_bad_record_is_rejected_alone() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]).await;
+    let record = |body: &str, severity: i32| LogRecord {
+        severity_number: severity,
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(body.to_owned())),
+        }),
+        trace_id: u128::from_str_radix(TRACE, 16)
+            .expect("hex")
+            .to_be_bytes()
+            .to_vec(),
+        ..Default::default()
+    };
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![record("over grpc", 13), record("bad severity", 99)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let mut client = LogsServiceClient::connect(server.grpc.clone())
+        .await
+        .expect("connect");
+    let reply = client.export(request).await.expect("export").into_inner();
+    let partial = reply.partial_success.expect("partial success");
+    assert_eq!(partial.rejected_log_records, 1);
+    assert!(
+        partial.error_message.contains("logRecords[1]"),
+        "{}",
+        partial.error_message
+    );
+    let (status, page) = server
+        .get_json(&format!("/api/v1/traces/{TRACE}/logs"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(bodies(&page), vec!["over grpc"]);
+    assert_eq!(page["records"][0]["severity"], "warn");
+}
