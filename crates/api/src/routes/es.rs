@@ -10,7 +10,7 @@
 //! never costs the others), `POST /{index}/_doc`, `PUT|POST
 //! /{index}/_doc/{id}` and `/{index}/_create/{id}`, and the calls shippers
 //! make at start, answered so they proceed: `_license`, `_xpack`,
-//! `_cluster/health`, templates, ILM policies, ingest pipelines and data
+//! `_cluster/health`, `_cat/health` (rsyslog), templates, ILM policies, ingest pipelines and data
 //! streams (a `GET` finds none, a `PUT` is acknowledged and ignored:
 //! Loupe's log table has one fixed schema), index existence and creation,
 //! `_refresh`. Searching is Loupe's own API (`/api/v1/logs`, the query
@@ -66,6 +66,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/es/_license", get(license))
         .route("/es/_xpack", get(xpack))
         .route("/es/_cluster/health", get(cluster_health))
+        .route("/es/_cat/health", get(cat_health))
         .route("/es/_template/{name}", probe())
         .route("/es/_index_template/{name}", probe())
         .route("/es/_component_template/{name}", probe())
@@ -183,6 +184,17 @@ async fn cluster_health() -> Response {
             "unassigned_shards": 0, "active_shards_percent_as_number": 100.0,
         }),
     )
+}
+
+/// rsyslog's `omelasticsearch` checks the server with this before sending.
+async fn cat_health() -> Response {
+    let now = loupe_model::time::now_ns() / 1_000_000_000;
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=UTF-8")],
+        format!("{now} 00:00:00 loupe green 1 1 1 1 0 0 0 0 - 100.0%\n"),
+    )
+        .into_response()
 }
 
 async fn refresh() -> Response {

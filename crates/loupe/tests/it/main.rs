@@ -19,6 +19,7 @@ mod hardening;
 mod keys_api;
 mod langfuse;
 mod logs;
+mod logs_rsyslog;
 mod metrics;
 mod otlp_replay;
 mod query;
