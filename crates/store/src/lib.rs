@@ -247,6 +247,8 @@ pub(crate) struct Inner {
     pub query_pool: Mutex<Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>>,
     /// The logs table (`logs.rs`): its own WAL, memtable and parts.
     pub logs: logs::LogTable,
+    /// Counts of acknowledged log records for `/metrics`.
+    pub log_counts: loupe_rollup::logs::LogCounts,
     /// Full-text indexes loaded so far, by part id (`fts.rs`).
     pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::Index>>>,
     /// Tests: runs once inside the next flush, after the freeze and before
@@ -352,6 +354,7 @@ impl Store {
                 rollup_answers: std::sync::atomic::AtomicBool::new(config_rollup_answers),
                 query_pool: Mutex::new(None),
                 logs,
+                log_counts: Default::default(),
                 text_indexes: Mutex::new(Default::default()),
                 #[cfg(test)]
                 after_freeze: Mutex::new(None),

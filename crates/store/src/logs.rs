@@ -187,7 +187,12 @@ impl LogTable {
     }
 
     /// Writes one WAL record and applies it; returns its seq. Blocking.
-    fn append_blocking(&self, records: Vec<LogRecord>, max_unflushed: usize) -> Result<u64, Error> {
+    fn append_blocking(
+        &self,
+        records: Vec<LogRecord>,
+        max_unflushed: usize,
+        counts: &loupe_rollup::logs::LogCounts,
+    ) -> Result<u64, Error> {
         if self.state.lock().unflushed_bytes() >= max_unflushed {
             return Err(Error::Full);
         }
@@ -195,6 +200,8 @@ impl LogTable {
         let _gate = self.append_gate.lock();
         let seq = self.state.lock().next_seq;
         self.wal.write(seq, &payload)?;
+        // Counted once written: what `/metrics` counts is in the WAL.
+        counts.record(&records);
         let mut st = self.state.lock();
         st.next_seq = seq + 1;
         push(&mut st.active, seq, records);
@@ -612,10 +619,12 @@ impl Store {
         .map_err(|_| Error::Closed)?;
         let store = self.clone();
         let max = self.inner.config.max_unflushed_bytes;
-        let result =
-            tokio::task::spawn_blocking(move || store.inner.logs.append_blocking(records, max))
-                .await
-                .map_err(|e| Error::Internal(format!("log append task failed: {e}")));
+        let result = tokio::task::spawn_blocking(move || {
+            let inner = &store.inner;
+            inner.logs.append_blocking(records, max, &inner.log_counts)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("log append task failed: {e}")));
         let seq = match result.and_then(|r| r) {
             Ok(seq) => seq,
             Err(Error::Full) => {

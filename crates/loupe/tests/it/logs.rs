@@ -250,6 +250,22 @@ async fn acknowledged_bulk_items_survive_kill_9() {
     );
     let reply: Value = r.json().await.expect("json");
     assert_eq!(reply["errors"], false);
+    // The counts of what was acknowledged, on /metrics.
+    let metrics = server
+        .client
+        .get(format!("{}/metrics", server.http))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(
+            r#"log_records_total{project="default",service="",severity="unspecified"} 2000"#
+        ),
+        "{metrics}"
+    );
     server.kill9();
     let server = Server::start(dir.path(), &[]).await;
     let (status, page) = server
