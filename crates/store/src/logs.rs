@@ -256,12 +256,14 @@ impl LogTable {
             id
         };
         let mut new_parts = Vec::with_capacity(groups.len());
-        for (i, ((project, day), records)) in groups.into_iter().enumerate() {
+        for (i, ((project, day), mut records)) in groups.into_iter().enumerate() {
             let id = first_id + i as u64;
+            // The part's row order (`write_part` sorts stably by time, so
+            // sorting here first gives the same order): the index's blocks
+            // are row positions.
+            records.sort_by_key(|r| r.time);
+            let index = fts::Index::of_rows(records.iter().map(|r| [r.body.as_str()]));
             let part = write_part(&self.data_dir, id, &project, &day, records)?;
-            // The part is read back in time order: index it in that order.
-            let sorted = part.read(None)?;
-            let index = fts::Index::of_rows(sorted.iter().map(|r| [r.body.as_str()]));
             let path = index_path(&self.data_dir, id);
             loupe_fsutil::write_atomic(&path, &index.encode()).map_err(io_err(&path))?;
             self.text_indexes.lock().insert(id, Arc::new(index));

@@ -141,6 +141,9 @@ async fn the_run_and_text_indexes_narrow_what_a_part_read_costs() {
         .collect();
     records[12_345].body = "plugin daemon crashed: connection reset".into();
     records[12_345].run_id = Some("run-xyz".into());
+    // Sent newest first: the part is in time order, and the indexes must
+    // name its rows, not the order they arrived in.
+    records.reverse();
     store.append_logs(records).await.expect("append");
     store.flush_logs().await.expect("flush");
     let run = store
