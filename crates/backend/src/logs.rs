@@ -97,7 +97,21 @@ pub struct LogPage {
 pub trait LogWriter: Send + Sync + 'static {
     /// Appends log records. Resolves once they are durable under the
     /// configured durability mode; `WriteAck::spans` counts records.
-    fn append_logs(&self, records: Vec<LogRecord>) -> BoxFuture<'_, Result<WriteAck, StoreError>>;
+    fn append_logs(&self, records: Vec<LogRecord>) -> BoxFuture<'_, Result<WriteAck, StoreError>> {
+        self.append_logs_at(records, None)
+    }
+
+    /// As [`LogWriter::append_logs`], storing with the records, atomically,
+    /// where a resuming source stands after them: `cursor` is (source key,
+    /// opaque position), given back by [`LogWriter::cursor`].
+    fn append_logs_at(
+        &self,
+        records: Vec<LogRecord>,
+        cursor: Option<(String, String)>,
+    ) -> BoxFuture<'_, Result<WriteAck, StoreError>>;
+
+    /// The position last stored for source `key`, if any.
+    fn cursor(&self, key: &str) -> Option<String>;
 }
 
 /// The read half for logs.

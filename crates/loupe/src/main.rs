@@ -21,6 +21,7 @@ mod keys;
 mod open;
 mod ops;
 mod serve;
+mod tail;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -96,6 +97,10 @@ pub struct ServeArgs {
     /// TLS private key (PEM); needs --tls-cert.
     #[arg(long, env = "LOUPE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// JSON-lines files to tail into the logs table (globs; repeat the
+    /// flag, or comma-separate in the variable). Replaces `[logs] files`.
+    #[arg(long = "tail", env = "LOUPE_LOG_FILES", value_delimiter = ',')]
+    tail: Vec<String>,
 }
 
 fn parse_auth_mode(text: &str) -> Result<loupe_api::auth::AuthMode, String> {

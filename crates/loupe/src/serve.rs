@@ -33,6 +33,9 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     if let Some(d) = args.durability {
         config.store.durability = d;
     }
+    if !args.tail.is_empty() {
+        config.logs.files = args.tail;
+    }
     if let Some(mode) = args.auth_mode {
         config.auth.mode = mode;
     }
@@ -103,6 +106,12 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let dify =
         crate::cli_dify::spawn_sync(&config, pipeline.clone(), &store, stop_rx.clone()).await?;
     let (dify_task, dify_status) = dify.unzip();
+    let tail_task = crate::tail::spawn(
+        &config.logs,
+        config.ingest.clone(),
+        pipeline.clone(),
+        stop_rx.clone(),
+    )?;
     let health = crate::cli_dify::spawn_health(&config, &store, stop_rx.clone()).await?;
     let (health_task, dify_health) = health.unzip();
     let ingest_gate = loupe_api::admission::IngestGate::new(
@@ -276,6 +285,9 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     http_task.await?.context("http server failed")?;
     grpc_task.await?.context("grpc server failed")?;
     if let Some(task) = dify_task {
+        let _ = task.await;
+    }
+    if let Some(task) = tail_task {
         let _ = task.await;
     }
     if let Some(task) = health_task {

@@ -66,10 +66,23 @@ impl Pipeline {
     /// [`StoreError::Unsupported`] when the backend stores no logs, else
     /// the backend's, as for [`Pipeline::write`].
     #[tracing::instrument(name = "pipeline.write_logs", skip_all, fields(records = records.len()))]
-    pub async fn write_logs(&self, mut records: Vec<LogRecord>) -> Result<WriteAck, StoreError> {
+    pub async fn write_logs(&self, records: Vec<LogRecord>) -> Result<WriteAck, StoreError> {
         if records.is_empty() {
             return Ok(WriteAck { seq: 0, spans: 0 });
         }
+        self.write_logs_at(records, None).await
+    }
+
+    /// As [`Pipeline::write_logs`], storing a resuming source's position
+    /// with the records (see `LogWriter::append_logs_at`).
+    ///
+    /// # Errors
+    /// As [`Pipeline::write_logs`].
+    pub async fn write_logs_at(
+        &self,
+        mut records: Vec<LogRecord>,
+        cursor: Option<(String, String)>,
+    ) -> Result<WriteAck, StoreError> {
         let Some(logs) = &self.logs else {
             return Err(StoreError::Unsupported(
                 "this backend stores no logs".into(),
@@ -80,7 +93,13 @@ impl Pipeline {
                 self.redactor.apply_log(r);
             }
         }
-        logs.append_logs(records).await
+        logs.append_logs_at(records, cursor).await
+    }
+
+    /// Where resuming source `key` last stood (`None`: unknown, or no log
+    /// backend).
+    pub fn log_cursor(&self, key: &str) -> Option<String> {
+        self.logs.as_ref().and_then(|l| l.cursor(key))
     }
 
     /// Applies tag rules and appends. Empty input is acknowledged at once.
@@ -193,13 +212,18 @@ mod tests {
     struct LogRecorder(Mutex<Vec<LogRecord>>);
 
     impl LogWriter for LogRecorder {
-        fn append_logs(
+        fn append_logs_at(
             &self,
             records: Vec<LogRecord>,
+            _cursor: Option<(String, String)>,
         ) -> BoxFuture<'_, Result<WriteAck, StoreError>> {
             let n = records.len();
             self.0.lock().expect("recorder lock").extend(records);
             async move { Ok(WriteAck { seq: 1, spans: n }) }.boxed()
+        }
+
+        fn cursor(&self, _key: &str) -> Option<String> {
+            None
         }
     }
 

@@ -51,21 +51,34 @@ use part::{LogPart, open_part, write_part};
 /// it may still be reading).
 const GRACE: Duration = Duration::from_secs(120);
 
-/// The payload format byte: postcard of `Vec<LogRecord>`.
+/// The payload format byte: postcard of a [`Batch`].
 const POSTCARD: u8 = 0;
 
-fn encode(records: &[LogRecord]) -> Result<Vec<u8>, Error> {
-    postcard::to_extend(records, vec![POSTCARD])
+/// One WAL record: the records of one append and, for a source that
+/// resumes (a tailed file), its position after them. Both in one record,
+/// so after a crash the position and the data agree: no line is lost or
+/// read twice.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Batch {
+    records: Vec<LogRecord>,
+    cursor: Option<(String, String)>,
+}
+
+fn encode(batch: &Batch) -> Result<Vec<u8>, Error> {
+    postcard::to_extend(batch, vec![POSTCARD])
         .map_err(|e| Error::Internal(format!("log records do not serialise: {e}")))
 }
 
-fn decode(payload: &[u8]) -> Result<Vec<LogRecord>, String> {
+fn decode(payload: &[u8]) -> Result<Batch, String> {
     match payload.split_first() {
         Some((&POSTCARD, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
         Some((b, _)) => Err(format!("unknown log payload format {b}")),
         None => Err("empty log payload".into()),
     }
 }
+
+/// Source cursors kept at most (a tailer forgets those of files long gone).
+pub const MAX_LOG_CURSORS: usize = 10_000;
 
 /// Log records not yet in parts.
 #[derive(Default)]
@@ -74,9 +87,14 @@ struct LogMemtable {
     bytes: usize,
     max_seq: u64,
     first_write: Option<Instant>,
+    /// Cursors set by this memtable's appends (the manifest takes them
+    /// when it is flushed).
+    cursors: BTreeMap<String, String>,
 }
 
 struct LogState {
+    /// Every source's latest cursor: the manifest's, then each append's.
+    cursors: BTreeMap<String, String>,
     active: LogMemtable,
     frozen: Vec<Arc<LogMemtable>>,
     parts: Arc<Vec<Arc<LogPart>>>,
@@ -142,6 +160,7 @@ impl LogTable {
             Wal::open(&wal_dir, manifest.flushed_seq, durability)?
         };
         let state = LogState {
+            cursors: manifest.cursors.clone(),
             active: LogMemtable::default(),
             frozen: Vec::new(),
             parts: Arc::new(parts),
@@ -173,12 +192,12 @@ impl LogTable {
         let count = records.len();
         let mut st = self.state.lock();
         for record in records {
-            let logs = decode(&record.payload).map_err(|reason| Error::Corrupt {
+            let batch = decode(&record.payload).map_err(|reason| Error::Corrupt {
                 path: wal_dir.to_owned(),
                 offset: record.seq,
                 reason: format!("log record {} does not decode: {reason}", record.seq),
             })?;
-            push(&mut st.active, record.seq, logs);
+            apply(&mut st, record.seq, batch);
         }
         if count > 0 {
             tracing::info!(records = count, "replayed log wal");
@@ -189,23 +208,38 @@ impl LogTable {
     /// Writes one WAL record and applies it; returns its seq. Blocking.
     fn append_blocking(
         &self,
-        records: Vec<LogRecord>,
+        batch: Batch,
         max_unflushed: usize,
         counts: &loupe_rollup::logs::LogCounts,
     ) -> Result<u64, Error> {
-        if self.state.lock().unflushed_bytes() >= max_unflushed {
-            return Err(Error::Full);
+        {
+            let st = self.state.lock();
+            if st.unflushed_bytes() >= max_unflushed {
+                return Err(Error::Full);
+            }
+            if let Some((key, _)) = &batch.cursor
+                && !st.cursors.contains_key(key)
+                && st.cursors.len() >= MAX_LOG_CURSORS
+            {
+                return Err(Error::Invalid(format!(
+                    "more than {MAX_LOG_CURSORS} log source cursors; forget old ones first"
+                )));
+            }
         }
-        let payload = encode(&records)?;
+        let payload = encode(&batch)?;
         let _gate = self.append_gate.lock();
         let seq = self.state.lock().next_seq;
         self.wal.write(seq, &payload)?;
         // Counted once written: what `/metrics` counts is in the WAL.
-        counts.record(&records);
+        counts.record(&batch.records);
         let mut st = self.state.lock();
         st.next_seq = seq + 1;
-        push(&mut st.active, seq, records);
+        apply(&mut st, seq, batch);
         Ok(seq)
+    }
+
+    fn cursor(&self, key: &str) -> Option<String> {
+        self.state.lock().cursors.get(key).cloned()
     }
 
     /// Whether the active memtable should be flushed now.
@@ -276,6 +310,11 @@ impl LogTable {
                 .parts
                 .extend(new_parts.iter().map(|p| p.meta.clone()));
             manifest.flushed_seq = manifest.flushed_seq.max(mt.max_seq);
+            // Cursors move with the records they follow: only this
+            // memtable's, since later ones are still in the WAL.
+            manifest
+                .cursors
+                .extend(mt.cursors.iter().map(|(k, v)| (k.clone(), v.clone())));
             manifest.store(&self.data_dir)?;
             st.manifest = manifest;
             let mut parts = st.parts.as_ref().clone();
@@ -458,6 +497,14 @@ impl LogTable {
     }
 }
 
+fn apply(st: &mut LogState, seq: u64, batch: Batch) {
+    if let Some((key, value)) = batch.cursor {
+        st.cursors.insert(key.clone(), value.clone());
+        st.active.cursors.insert(key, value);
+    }
+    push(&mut st.active, seq, batch.records);
+}
+
 fn push(mt: &mut LogMemtable, seq: u64, records: Vec<LogRecord>) {
     for r in records {
         mt.bytes += r.approx_bytes();
@@ -602,14 +649,30 @@ impl Store {
     /// [`Error::Invalid`] for a record without a project, [`Error::Full`]
     /// over the unflushed budget or when no append slot frees up in time,
     /// I/O errors of the WAL.
-    #[tracing::instrument(name = "store.append_logs", skip_all, fields(records = records.len()))]
     pub async fn append_logs(&self, records: Vec<LogRecord>) -> Result<WriteAck, Error> {
+        self.append_logs_at(records, None).await
+    }
+
+    /// As [`Store::append_logs`], recording in the same WAL record where a
+    /// resuming source (a tailed file) stands after these records:
+    /// `cursor` is (source key, opaque position). [`Store::log_cursor`]
+    /// gives it back after a restart, consistent with what was stored.
+    ///
+    /// # Errors
+    /// As [`Store::append_logs`]; [`Error::Invalid`] past
+    /// [`MAX_LOG_CURSORS`] sources.
+    #[tracing::instrument(name = "store.append_logs", skip_all, fields(records = records.len()))]
+    pub async fn append_logs_at(
+        &self,
+        records: Vec<LogRecord>,
+        cursor: Option<(String, String)>,
+    ) -> Result<WriteAck, Error> {
         self.check_writable()?;
         if records.iter().any(|r| r.project.is_empty()) {
             return Err(Error::Invalid("every log record needs a project".into()));
         }
         let count = records.len();
-        if count == 0 {
+        if count == 0 && cursor.is_none() {
             return Ok(WriteAck { seq: 0, spans: 0 });
         }
         let _slot = tokio::time::timeout(
@@ -623,7 +686,8 @@ impl Store {
         let max = self.inner.config.max_unflushed_bytes;
         let result = tokio::task::spawn_blocking(move || {
             let inner = &store.inner;
-            inner.logs.append_blocking(records, max, &inner.log_counts)
+            let batch = Batch { records, cursor };
+            inner.logs.append_blocking(batch, max, &inner.log_counts)
         })
         .await
         .map_err(|e| Error::Internal(format!("log append task failed: {e}")));
@@ -685,6 +749,12 @@ impl Store {
             .map_err(|e| Error::Internal(format!("log search task failed: {e}")))?
     }
 
+    /// The position a resuming source last stored with its records
+    /// ([`Store::append_logs_at`]).
+    pub fn log_cursor(&self, key: &str) -> Option<String> {
+        self.inner.logs.cursor(key)
+    }
+
     /// Size numbers of the logs table.
     pub fn log_stats(&self) -> LogStats {
         self.inner.logs.stats()
@@ -697,15 +767,20 @@ impl Store {
 }
 
 impl loupe_backend::LogWriter for Store {
-    fn append_logs(
+    fn append_logs_at(
         &self,
         records: Vec<LogRecord>,
+        cursor: Option<(String, String)>,
     ) -> futures::future::BoxFuture<'_, Result<WriteAck, loupe_backend::StoreError>> {
         Box::pin(async move {
-            Store::append_logs(self, records)
+            Store::append_logs_at(self, records, cursor)
                 .await
                 .map_err(loupe_backend::StoreError::from)
         })
+    }
+
+    fn cursor(&self, key: &str) -> Option<String> {
+        self.log_cursor(key)
     }
 }
 

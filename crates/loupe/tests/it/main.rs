@@ -20,6 +20,7 @@ mod keys_api;
 mod langfuse;
 mod logs;
 mod logs_rsyslog;
+mod logs_tail;
 mod metrics;
 mod otlp_replay;
 mod query;

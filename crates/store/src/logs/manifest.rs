@@ -1,5 +1,5 @@
 //! The log manifest, `logs/manifest.json`: the live log parts and the
-//! highest WAL seq they hold. Replaced atomically (temp file, fsync,
+//! highest WAL seq they hold, and the resuming sources' cursors as of it. Replaced atomically (temp file, fsync,
 //! rename) by every flush and retention pass; recovery loads it, then
 //! replays `logs/wal/` past `flushed_seq`.
 
@@ -19,6 +19,10 @@ pub(crate) struct LogManifest {
     pub flushed_seq: u64,
     pub next_part_id: u64,
     pub parts: Vec<LogPartMeta>,
+    /// Resuming sources' positions as of `flushed_seq` (later ones are in
+    /// the WAL records after it).
+    #[serde(default)]
+    pub cursors: std::collections::BTreeMap<String, String>,
 }
 
 impl LogManifest {

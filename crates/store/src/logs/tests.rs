@@ -243,3 +243,36 @@ async fn a_part_written_but_never_named_by_the_manifest_is_removed_at_open() {
         .expect("search");
     assert_eq!(page.records.len(), 10, "no record lost, none doubled");
 }
+
+#[tokio::test]
+async fn a_sources_cursor_comes_back_with_exactly_the_records_it_follows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cursor = |v: &str| Some(("file:1:2".to_owned(), v.to_owned()));
+    {
+        let store = open(dir.path());
+        store
+            .append_logs_at(vec![record("a", 0, "first")], cursor("10"))
+            .await
+            .expect("append");
+        store.flush_logs().await.expect("flush");
+        store
+            .append_logs_at(vec![record("a", 1, "second")], cursor("20"))
+            .await
+            .expect("append");
+        // Killed: the second cursor is only in the WAL, with its record.
+    }
+    let store = open(dir.path());
+    assert_eq!(store.log_cursor("file:1:2").as_deref(), Some("20"));
+    assert_eq!(store.log_cursor("file:9:9"), None);
+    let page = store
+        .search_logs(&p("a"), &query(10))
+        .await
+        .expect("search");
+    assert_eq!(page.records.len(), 2);
+    store.flush_logs().await.expect("flush");
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    // Flushed: the manifest keeps it once the WAL segment is gone.
+    let store = open(dir.path());
+    assert_eq!(store.log_cursor("file:1:2").as_deref(), Some("20"));
+}
