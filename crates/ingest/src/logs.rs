@@ -1,4 +1,4 @@
-//! Log payloads → [`LogRecord`]s: Elasticsearch `_bulk` bodies
+//! Log payloads → [`LogRecord`](loupe_model::LogRecord)s: Elasticsearch `_bulk` bodies
 //! ([`es_bulk`]), OTLP log exports ([`otlp`]) and JSON documents of any
 //! shape ([`fields`]: a JSON-lines file's line, an Elasticsearch document).
 //!

@@ -78,7 +78,7 @@ fn decode(payload: &[u8]) -> Result<Batch, String> {
 }
 
 /// Source cursors kept at most (a tailer forgets those of files long gone).
-pub const MAX_LOG_CURSORS: usize = 10_000;
+pub(crate) const MAX_LOG_CURSORS: usize = 10_000;
 
 /// Log records not yet in parts.
 #[derive(Default)]
@@ -660,7 +660,7 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::append_logs`]; [`Error::Invalid`] past
-    /// [`MAX_LOG_CURSORS`] sources.
+    /// `MAX_LOG_CURSORS` (10,000) sources.
     #[tracing::instrument(name = "store.append_logs", skip_all, fields(records = records.len()))]
     pub async fn append_logs_at(
         &self,
