@@ -13,6 +13,7 @@ mod cli_analytics;
 mod cli_backup;
 mod cli_dify;
 mod cli_gen;
+mod cli_logs;
 mod cli_query;
 mod cli_rca;
 mod cli_tags;
@@ -51,6 +52,8 @@ enum Command {
     Dify(cli_dify::DifyArgs),
     /// Run a query ('status=error | by tool_name | count()') on a server or a data dir.
     Query(cli_query::QueryArgs),
+    /// Logs: `loupe logs send FILE…` imports files of log lines into a server.
+    Logs(cli_logs::LogsArgs),
     /// Run one read-only SQL query over `spans` on a server or a data dir.
     Sql(cli_query::SqlArgs),
     /// Root-cause analysis: which values explain a rise ('status=error' --last 6h).
@@ -115,6 +118,7 @@ fn main() -> std::process::ExitCode {
         Command::Keys(args) => keys::run(args),
         Command::Gen(args) => cli_gen::run(args),
         Command::Dify(args) => cli_dify::run(args),
+        Command::Logs(args) => cli_logs::run(args),
         Command::Alerts(args) => cli_alerts::run(args),
         Command::Tags(args) => cli_tags::run(args),
         Command::Backup(args) => cli_backup::backup(args),

@@ -381,3 +381,36 @@ async fn otlp_grpc_logs_are_stored_and_a_bad_record_is_rejected_alone() {
     assert_eq!(bodies(&page), vec!["over grpc"]);
     assert_eq!(page["records"][0]["severity"], "warn");
 }
+
+#[tokio::test]
+async fn logs_send_imports_files_in_batches_and_fails_naming_refused_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data"), &[]).await;
+    let jsonl = dir.path().join("api.jsonl");
+    let mut text: String = (0..12)
+        .map(|i| format!("{{\"message\":\"json {i}\",\"level\":\"info\"}}\n"))
+        .collect();
+    text.push_str("{\"message\":\"bad\",\"@timestamp\":\"bogus\"}\n\n");
+    std::fs::write(&jsonl, text).expect("write");
+    let plain = dir.path().join("Worker.log");
+    std::fs::write(&plain, "started\nready\nstopping\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args(["logs", "send", "--batch", "5", "--server", &server.http])
+        .arg(&jsonl)
+        .arg(&plain)
+        .output()
+        .expect("run loupe logs send");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a refused line fails the command");
+    assert!(stdout.contains("15 lines stored, 1 refused"), "{stdout}");
+    assert!(stderr.contains("@timestamp"), "{stderr}");
+    let (_, api) = server
+        .get_json("/api/v1/logs?stream=api.jsonl&limit=100")
+        .await;
+    assert_eq!(api["records"].as_array().map(Vec::len), Some(12));
+    let (_, worker) = server.get_json("/api/v1/logs?stream=worker.log").await;
+    let mut got = bodies(&worker);
+    got.sort();
+    assert_eq!(got, vec!["ready", "started", "stopping"]);
+}
