@@ -411,17 +411,30 @@ async fn one_document(
     let gzip = gzip_of(&headers)?;
     let body = body.map_err(|r| body_error(&state, r))?;
     let _slot = state.ingest_gate.admit().await?;
-    let bytes = loupe_ingest::logs::inflate(&body, gzip, state.config.max_decompressed_bytes)
-        .map_err(decode_failed)?;
-    let now = loupe_model::time::now_ns();
-    let record =
-        match es_bulk::parse_doc(&bytes, &index, project.as_str(), now, &state.config.ingest) {
-            Ok(r) => r,
-            Err(f) => {
-                let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_REQUEST);
-                return Ok(es_error(status, f.kind, &f.reason));
-            }
-        };
+    // Inflating and parsing are CPU work: off the async workers.
+    let config = state.config.clone();
+    let (name, target) = (project.as_str().to_owned(), index.clone());
+    let parsed = tokio::task::spawn_blocking(move || {
+        let bytes = loupe_ingest::logs::inflate(&body, gzip, config.max_decompressed_bytes)
+            .map_err(decode_failed)?;
+        let now = loupe_model::time::now_ns();
+        Ok::<_, ApiError>(es_bulk::parse_doc(
+            &bytes,
+            &target,
+            &name,
+            now,
+            &config.ingest,
+        ))
+    })
+    .await
+    .map_err(task_failed)??;
+    let record = match parsed {
+        Ok(r) => r,
+        Err(f) => {
+            let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_REQUEST);
+            return Ok(es_error(status, f.kind, &f.reason));
+        }
+    };
     let ack = state.pipeline.write_logs(vec![record]).await?;
     let id = id.unwrap_or_else(|| generated_id(ack.seq, 0));
     let mut reply = created(&index, &id, ack.seq);

@@ -414,3 +414,56 @@ async fn logs_send_imports_files_in_batches_and_fails_naming_refused_lines() {
     got.sort();
     assert_eq!(got, vec!["ready", "started", "stopping"]);
 }
+
+#[tokio::test]
+async fn shipper_probes_and_single_documents_get_elasticsearch_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]).await;
+    let call = |method: reqwest::Method, path: &str, body: &str| {
+        server
+            .client
+            .request(method, format!("{}/es{path}", server.http))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+    };
+    use reqwest::Method;
+    for (method, path, body, status) in [
+        (Method::GET, "/_license", "", 200),
+        (Method::GET, "/_xpack", "", 200),
+        (Method::GET, "/_cat/health", "", 200),
+        (Method::GET, "/_index_template/filebeat-8", "", 404),
+        (Method::PUT, "/_index_template/filebeat-8", "{}", 200),
+        (Method::HEAD, "/dify-api", "", 200),
+        (Method::PUT, "/dify-api", "{}", 200),
+        (Method::PUT, "/Dify-API", "{}", 400),
+    ] {
+        let r = call(method.clone(), path, body).await.expect("request");
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            r.headers()
+                .get("x-elastic-product")
+                .and_then(|v| v.to_str().ok()),
+            Some("Elasticsearch"),
+            "{method} {path}"
+        );
+    }
+    let bad = call(Method::POST, "/dify-api/_doc", "[1, 2]")
+        .await
+        .expect("doc");
+    assert_eq!(bad.status().as_u16(), 400);
+    let err: Value = bad.json().await.expect("json");
+    assert_eq!(err["error"]["type"], "mapper_parsing_exception", "{err}");
+    assert_eq!(err["status"], 400);
+    let good = call(Method::PUT, "/dify-api/_doc/abc", r#"{"message":"by id"}"#)
+        .await
+        .expect("doc");
+    assert_eq!(good.status().as_u16(), 201);
+    let reply: Value = good.json().await.expect("json");
+    assert_eq!(
+        (reply["_id"].as_str(), reply["result"].as_str()),
+        (Some("abc"), Some("created"))
+    );
+    let (_, page) = server.get_json("/api/v1/logs?stream=dify-api").await;
+    assert_eq!(bodies(&page), vec!["by id"]);
+}
