@@ -19,6 +19,8 @@
 //! Retention (in [`Store::maintain`]): whole log parts of days before the
 //! project's cutoff are dropped from the manifest and deleted after a grace
 //! period; each dropped part is logged with its project, day and rows.
+//! Compaction (`logs/compact.rs`, same pass) merges a day's small parts by
+//! size tier, as span parts are.
 //!
 //! Reads ([`Store::search_logs`]): the memtables, then the parts of the
 //! project whose time range overlaps the query's, newest first, each read as
@@ -41,6 +43,7 @@ use crate::parts::day_of;
 use crate::wal::{Record, Wal, io_err};
 use crate::{Error, Store};
 
+mod compact;
 mod manifest;
 mod part;
 
@@ -719,9 +722,15 @@ impl Store {
         self.inner.logs.flush_due(cfg.memtable_bytes, cfg.flush_age)
     }
 
-    /// Log retention (part of the maintenance pass). Blocking.
-    pub(crate) fn maintain_logs(&self, now_ns: i64) -> Result<usize, Error> {
-        self.inner.logs.expire(&self.inner.config, now_ns)
+    /// Log retention, then compaction (part of the maintenance pass);
+    /// returns (parts expired, parts merged away, parts written). Blocking.
+    pub(crate) fn maintain_logs(&self, now_ns: i64) -> Result<(usize, usize, usize), Error> {
+        let expired = self.inner.logs.expire(&self.inner.config, now_ns)?;
+        let (merged, written) = self
+            .inner
+            .logs
+            .compact(self.inner.config.compaction_min_parts)?;
+        Ok((expired, merged, written))
     }
 
     /// Deletes dropped log files past their grace period (`all`: now).

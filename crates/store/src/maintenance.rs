@@ -29,6 +29,10 @@ pub struct MaintenanceReport {
     pub indexed_parts: usize,
     /// Log parts dropped by retention.
     pub expired_log_parts: usize,
+    /// Log parts merged away by compaction.
+    pub compacted_log_parts: usize,
+    /// Log parts written by compaction.
+    pub new_log_parts: usize,
 }
 
 impl Store {
@@ -65,7 +69,11 @@ impl Store {
             report.dropped_rows += dropped;
         }
         report.indexed_parts = self.index_text()?;
-        report.expired_log_parts = self.maintain_logs(now_ns)?;
+        (
+            report.expired_log_parts,
+            report.compacted_log_parts,
+            report.new_log_parts,
+        ) = self.maintain_logs(now_ns)?;
         self.collect_garbage(false);
         Ok(report)
     }

@@ -276,3 +276,78 @@ async fn a_sources_cursor_comes_back_with_exactly_the_records_it_follows() {
     let store = open(dir.path());
     assert_eq!(store.log_cursor("file:1:2").as_deref(), Some("20"));
 }
+
+#[tokio::test]
+async fn a_days_small_parts_are_merged_and_searches_answer_the_same() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    for flush in 0..6 {
+        let records: Vec<_> = (0..500)
+            .map(|i| {
+                let n = flush * 500 + i;
+                let body = if n == 1_234 {
+                    "plugin daemon crashed: connection reset".to_owned()
+                } else {
+                    format!("request {n} served")
+                };
+                record("a", n, &body)
+            })
+            .collect();
+        store.append_logs(records).await.expect("append");
+        store.flush_logs().await.expect("flush");
+    }
+    assert_eq!(store.log_stats().parts, 6);
+    let rare = LogQuery {
+        phrases: vec!["daemon crashed".into()],
+        ..query(10)
+    };
+    let before = (
+        store
+            .search_logs(&p("a"), &query(10_000))
+            .await
+            .expect("all"),
+        store.search_logs(&p("a"), &rare).await.expect("rare"),
+    );
+    let report = store.maintain_at(T0).await.expect("maintain");
+    assert_eq!((report.compacted_log_parts, report.new_log_parts), (6, 1));
+    assert_eq!(store.log_stats().parts, 1);
+    store.collect_garbage(true);
+    let files: usize = std::fs::read_dir(dir.path().join("logs/parts/a"))
+        .expect("parts")
+        .map(|d| {
+            std::fs::read_dir(d.expect("day").path())
+                .expect("dir")
+                .count()
+        })
+        .sum();
+    assert_eq!(files, 1, "the merged parts' files are deleted");
+    let after = (
+        store
+            .search_logs(&p("a"), &query(10_000))
+            .await
+            .expect("all"),
+        store.search_logs(&p("a"), &rare).await.expect("rare"),
+    );
+    assert_eq!(after.0.records.len(), 3_000);
+    let times = |page: &loupe_backend::LogPage| {
+        let mut v: Vec<i64> = page.records.iter().map(|r| r.time).collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(times(&after.0), times(&before.0));
+    assert_eq!(after.1.records, before.1.records);
+    assert!(
+        after.1.scanned <= 1_024,
+        "the merged part has its text index"
+    );
+    // Reopened: the manifest names the merged part only.
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.log_stats().parts, 1);
+    let again = store
+        .search_logs(&p("a"), &query(10_000))
+        .await
+        .expect("all");
+    assert_eq!(again.records.len(), 3_000);
+}
