@@ -164,11 +164,15 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         }),
         alerts: {
             let engine = crate::cli_alerts::engine(&config, &store)?;
-            if let (Some(engine), Some(health)) = (&engine, &dify_health) {
-                engine.set_gauges(crate::ops::health_gauges(
-                    health.clone(),
-                    config.dify.project.clone(),
-                ));
+            if let Some(engine) = &engine {
+                let mut sources = vec![crate::ops::log_gauges(store.clone())];
+                if let Some(health) = &dify_health {
+                    sources.push(crate::ops::health_gauges(
+                        health.clone(),
+                        config.dify.project.clone(),
+                    ));
+                }
+                engine.set_gauges(crate::ops::all_gauges(sources));
             }
             engine
         },

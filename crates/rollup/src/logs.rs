@@ -6,6 +6,12 @@
 //! Bounded: at most [`MAX_SERVICES_PER_PROJECT`] services per project are
 //! counted by name, later ones fold into `__other__`; records without a
 //! service count as `""`, without a severity as `unspecified`.
+//!
+//! The same series are also counted per minute of arrival for the last
+//! [`RECENT_MINUTES`] minutes ([`LogCounts::recent`]): the gauges alert
+//! rules read ("more than 10 ERROR lines from the plugin daemon in 5
+//! min"). Arrival time, not the lines' own: a line dated in the future or
+//! the past still counts when it comes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -19,11 +25,20 @@ use crate::expose::{Format, sample};
 pub const MAX_SERVICES_PER_PROJECT: usize = 100;
 
 const FAMILY: &str = "log_records_total";
+
+/// Minutes of per-minute counts kept.
+pub const RECENT_MINUTES: i64 = 60;
+
+/// A series: project, service, severity level.
+pub type SeriesKey = (String, String, &'static str);
 const OTHER: &str = "__other__";
 
 #[derive(Default)]
 struct State {
-    counts: BTreeMap<(String, String, &'static str), u64>,
+    counts: BTreeMap<SeriesKey, u64>,
+    /// Per minute of arrival (minutes since the epoch), the last
+    /// [`RECENT_MINUTES`].
+    minutes: BTreeMap<i64, BTreeMap<SeriesKey, u64>>,
     services: BTreeMap<String, BTreeSet<String>>,
 }
 
@@ -38,9 +53,17 @@ fn level(n: u8) -> &'static str {
 }
 
 impl LogCounts {
-    /// Counts acknowledged records.
+    /// Counts acknowledged records, arrived now.
     pub fn record(&self, records: &[LogRecord]) {
+        self.record_at(records, loupe_model::time::now_ns());
+    }
+
+    /// Counts acknowledged records arrived at `now_ns`.
+    pub fn record_at(&self, records: &[LogRecord], now_ns: i64) {
+        let minute = now_ns.div_euclid(60_000_000_000);
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // Older minutes are of no use to any window.
+        st.minutes = st.minutes.split_off(&(minute - RECENT_MINUTES + 1));
         for r in records {
             let service = r.service.clone().unwrap_or_default();
             let known = st.services.entry(r.project.clone()).or_default();
@@ -52,10 +75,38 @@ impl LogCounts {
             } else {
                 OTHER.to_owned()
             };
-            *st.counts
-                .entry((r.project.clone(), service, level(r.severity_number)))
+            let key = (r.project.clone(), service, level(r.severity_number));
+            *st.minutes
+                .entry(minute)
+                .or_default()
+                .entry(key.clone())
                 .or_default() += 1;
+            *st.counts.entry(key).or_default() += 1;
         }
+    }
+
+    /// Records per series that arrived in the last `minutes` minutes
+    /// (the current one included) before `now_ns`, of `project` or all.
+    pub fn recent(
+        &self,
+        project: Option<&str>,
+        minutes: i64,
+        now_ns: i64,
+    ) -> Vec<(SeriesKey, u64)> {
+        let now = now_ns.div_euclid(60_000_000_000);
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: BTreeMap<SeriesKey, u64> = BTreeMap::new();
+        for (_, series) in st
+            .minutes
+            .range(now - minutes.clamp(1, RECENT_MINUTES) + 1..=now)
+        {
+            for (key, n) in series {
+                if project.is_none_or(|p| p == key.0) {
+                    *out.entry(key.clone()).or_default() += n;
+                }
+            }
+        }
+        out.into_iter().collect()
     }
 
     /// The count of one series (0 when absent).
@@ -144,5 +195,21 @@ mod tests {
         );
         assert!(!text.contains("project=\"b\""), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn recent_counts_cover_only_the_window_and_forget_old_minutes() {
+        const MIN: i64 = 60_000_000_000;
+        let c = LogCounts::default();
+        let t0 = 1_795_514_400_000_000_000;
+        c.record_at(&[rec("a", "plugin", 17)], t0);
+        c.record_at(&[rec("a", "plugin", 17), rec("b", "api", 17)], t0 + 3 * MIN);
+        let key = ("a".to_owned(), "plugin".to_owned(), "error");
+        assert_eq!(c.recent(Some("a"), 5, t0 + 4 * MIN), vec![(key.clone(), 2)]);
+        assert_eq!(c.recent(Some("a"), 1, t0 + 4 * MIN), vec![]);
+        assert_eq!(c.recent(None, 5, t0 + 3 * MIN).len(), 2);
+        c.record_at(&[rec("a", "api", 9)], t0 + 2 * RECENT_MINUTES * MIN);
+        assert_eq!(c.recent(Some("a"), RECENT_MINUTES, t0 + 4 * MIN), vec![]);
+        assert_eq!(c.get("a", "plugin", "error"), 2, "the total keeps counting");
     }
 }

@@ -764,6 +764,19 @@ impl Store {
         self.inner.logs.cursor(key)
     }
 
+    /// Log records per (project, service, severity level) that arrived in
+    /// the last `minutes` minutes (at most an hour), of `project` or all:
+    /// what log alert rules read.
+    pub fn recent_log_counts(
+        &self,
+        project: Option<&str>,
+        minutes: i64,
+    ) -> Vec<(loupe_rollup::logs::SeriesKey, u64)> {
+        self.inner
+            .log_counts
+            .recent(project, minutes, loupe_model::time::now_ns())
+    }
+
     /// Size numbers of the logs table.
     pub fn log_stats(&self) -> LogStats {
         self.inner.logs.stats()

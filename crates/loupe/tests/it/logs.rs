@@ -467,3 +467,71 @@ async fn shipper_probes_and_single_documents_get_elasticsearch_answers() {
     let (_, page) = server.get_json("/api/v1/logs?stream=dify-api").await;
     assert_eq!(bodies(&page), vec!["by id"]);
 }
+
+#[tokio::test]
+async fn a_gauge_rule_fires_on_error_lines_of_one_service_in_five_minutes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("loupe.toml");
+    std::fs::write(
+        &config,
+        "[alerts]\ninterval = '1s'\n\
+         [[alerts.rules]]\nname = 'plugin-daemon-errors'\nproject = 'default'\ntype = 'gauge'\n\
+         gauge = 'log_records_last_5m'\nthreshold = 3\ngroup_by = ['service']\n\
+         filters = { service = 'plugin_daemon', severity = 'error' }\n\
+         [[alerts.rules]]\nname = 'worker-errors'\nproject = 'default'\ntype = 'gauge'\n\
+         gauge = 'log_records_last_5m'\nthreshold = 3\n\
+         filters = { service = 'worker', severity = 'error' }\n",
+    )
+    .expect("config");
+    let server = Server::start_with_config(&dir.path().join("data"), &[], Some(&config)).await;
+    let mut body = String::new();
+    for (service, n) in [("plugin_daemon", 5), ("worker", 2)] {
+        for i in 0..n {
+            body.push_str("{\"index\":{\"_index\":\"dify\"}}\n");
+            body.push_str(&format!(
+                "{{\"service\":\"{service}\",\"level\":\"ERROR\",\"message\":\"failure {i}\"}}\n"
+            ));
+        }
+    }
+    let r = server
+        .client
+        .post(format!("{}/es/_bulk", server.http))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("bulk");
+    assert_eq!(r.status().as_u16(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let firing = loop {
+        let (status, alerts) = server.get_json("/api/v1/alerts").await;
+        assert_eq!(status, 200);
+        let firing: Vec<Value> = alerts["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .filter(|a| a["phase"] == "firing")
+            .cloned()
+            .collect();
+        if !firing.is_empty() {
+            break firing;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no alert fired: {alerts}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    // Give the other rule the same evaluations to prove it stays quiet.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let (_, alerts) = server.get_json("/api/v1/alerts").await;
+    let names: Vec<&str> = alerts["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["phase"] == "firing")
+        .filter_map(|a| a["rule"].as_str())
+        .collect();
+    assert_eq!(names, vec!["plugin-daemon-errors"], "{alerts}");
+    assert_eq!(firing[0]["group"]["service"], "plugin_daemon", "{firing:?}");
+}
