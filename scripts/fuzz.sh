@@ -31,6 +31,8 @@ seed otlp_json fuzz/seeds/otlp_json/*
 seed query_language fuzz/seeds/query/*
 seed sql_guard fuzz/seeds/sql/*
 seed wal_reader crates/store/tests/data/*.wal
+seed es_bulk fuzz/seeds/es_bulk/*
+seed otlp_logs fuzz/seeds/otlp_json/*
 # Langfuse: the request bodies of the recorded conversations, one per file.
 mkdir -p "$corpus/langfuse_batch"
 python3 - "$fixtures" "$corpus/langfuse_batch" <<'PY'
@@ -54,7 +56,7 @@ PY
 
 cargo fuzz build -s none --dev --fuzz-dir fuzz --target-dir "$fuzz_target_dir"
 log="$CARGO_TARGET_DIR/fuzz-run.log"
-for target in otlp_protobuf otlp_json langfuse_batch query_language sql_guard wal_reader; do
+for target in otlp_protobuf otlp_json langfuse_batch query_language sql_guard wal_reader es_bulk otlp_logs; do
   echo "--> $target ($seconds s)"
   status=0
   cargo fuzz run -s none --dev --fuzz-dir fuzz --target-dir "$fuzz_target_dir" \

@@ -126,6 +126,7 @@ pub fn is_heavy_read(method: &axum::http::Method, path: &str) -> bool {
         _ if get => {
             path == "/api/v1/spans"
                 || path == "/api/v1/budgets"
+                || path == "/api/v1/logs"
                 || path == "/api/v1/sessions"
                 || path == "/api/v1/users"
                 || path.starts_with("/api/v1/traces/")

@@ -38,6 +38,9 @@
 //! - `Authorization: Bearer <sk>` or `Bearer <pk>:<sk>`: OTLP senders with a
 //!   single API key field (Dify's Phoenix/Arize providers send
 //!   `authorization: Bearer <api_key>`; give them the secret key).
+//! - `Authorization: ApiKey base64(pk:sk)` (or `ApiKey <sk>`): Elasticsearch
+//!   clients and shippers given an API key (`api_key=(pk, sk)`); they can
+//!   also send Basic with `pk` as user and `sk` as password.
 //! - `api_key: <sk>` header (Phoenix/Arize also send it) when no
 //!   `Authorization` header is present.
 //!
@@ -180,10 +183,21 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
         // OTLP path in 1.20, Phoenix).
         "/v1/traces"
         | "/v1/metrics"
+        | "/v1/logs"
         | "/api/public/otel/v1/traces"
         | "/api/public/otel/v1/metrics"
+        | "/api/public/otel/v1/logs"
         | "/api/public/ingestion"
             if method == Method::POST =>
+        {
+            Some(Scope::Ingest)
+        }
+        // The Elasticsearch-compatible API only ingests: its reads are the
+        // probes shippers make with the key they ship with.
+        _ if path == crate::routes::es::BASE
+            || path
+                .strip_prefix(crate::routes::es::BASE)
+                .is_some_and(|rest| rest.starts_with('/')) =>
         {
             Some(Scope::Ingest)
         }
@@ -897,10 +911,14 @@ impl Auth {
                 .and_then(|v| v.split(';').next())
                 .map(|v| v.trim().to_ascii_lowercase())
                 .unwrap_or_default();
+            // NDJSON too (Elasticsearch bulk bodies): like JSON, a browser
+            // sends it across sites only after a preflight.
             let ok = mime == "application/json"
                 || mime == "application/x-protobuf"
                 || mime == "application/protobuf"
-                || (mime.starts_with("application/") && mime.ends_with("+json"));
+                || mime == "application/x-ndjson"
+                || (mime.starts_with("application/")
+                    && (mime.ends_with("+json") || mime.ends_with("+x-ndjson")));
             if !ok {
                 return Err(AuthError::UnsafeContentType(format!(
                     "content type {mime:?} refused: without API keys Loupe accepts POST bodies only as \
@@ -961,8 +979,22 @@ impl Credentials {
                 }
             } else if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
                 pair(rest)
+            } else if scheme.eq_ignore_ascii_case("apikey") && !rest.is_empty() {
+                // Elasticsearch clients: `ApiKey base64(id:api_key)`, or the
+                // encoded key as given (then it is Loupe's secret itself).
+                match STANDARD
+                    .decode(rest)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .filter(|t| t.contains(':'))
+                {
+                    Some(text) => pair(&text),
+                    None => Self::Secret(rest.to_owned()),
+                }
             } else {
-                Self::Malformed("unsupported Authorization scheme: use Basic or Bearer".into())
+                Self::Malformed(
+                    "unsupported Authorization scheme: use Basic, Bearer or ApiKey".into(),
+                )
             };
         }
         match api_key.map(str::trim).filter(|k| !k.is_empty()) {
@@ -1082,6 +1114,16 @@ mod tests {
                 .project,
             project
         );
+        // Elasticsearch clients: `ApiKey base64(id:key)`, or the key as is.
+        let es_pair = format!("ApiKey {}", STANDARD.encode(format!("{pk}:{secret}")));
+        for header in [es_pair, format!("ApiKey {secret}")] {
+            assert_eq!(
+                auth.resolve(Some(&header), None, None)
+                    .expect("api key")
+                    .project,
+                project
+            );
+        }
         assert_eq!(
             auth.resolve(Some(&format!("bearer {pk}:{secret}")), None, None)
                 .expect("pair")

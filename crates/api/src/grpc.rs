@@ -1,6 +1,7 @@
-//! OTLP/gRPC `TraceService` and `MetricsService` (default port 4317): the
-//! same paths as OTLP/HTTP (traces decoded → pipeline, metrics relayed to
-//! `/metrics`), with gzip accepted and the message size bounded.
+//! OTLP/gRPC `TraceService`, `LogsService` and `MetricsService` (default
+//! port 4317): the same paths as OTLP/HTTP (traces and logs decoded →
+//! pipeline, metrics relayed to `/metrics`), with gzip accepted and the
+//! message size bounded.
 //!
 //! The service is written out here rather than generated, for two things
 //! the generated server cannot do (issue 14):
@@ -26,6 +27,9 @@ use loupe_ingest::otlp::{
     DecodeError, ExportTraceServiceRequest, decode_protobuf, normalise_with, now_ns,
 };
 use loupe_model::ProjectId;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -71,6 +75,10 @@ pub enum Traces {}
 #[derive(Debug)]
 pub enum Metrics {}
 
+/// OTLP logs: mapped into log records and written through the pipeline.
+#[derive(Debug)]
+pub enum Logs {}
+
 /// An OTLP service over the shared state (add it to a tonic `Server` with
 /// `add_service`).
 pub struct OtlpService<S> {
@@ -91,6 +99,16 @@ impl<S> Clone for OtlpService<S> {
 pub type TraceService = OtlpService<Traces>;
 /// The OTLP/gRPC `MetricsService`.
 pub type MetricsService = OtlpService<Metrics>;
+/// The OTLP/gRPC `LogsService`.
+pub type LogsService = OtlpService<Logs>;
+
+/// Builds the gRPC logs service (bounded as the trace service).
+pub fn logs_service(state: AppState) -> LogsService {
+    OtlpService {
+        state,
+        signal: PhantomData,
+    }
+}
 
 /// Builds the gRPC trace service; a message is bounded by `max_body_bytes`
 /// (as sent and after gzip: tonic stops inflating at it) and by the
@@ -292,6 +310,43 @@ impl Signal for Metrics {
                 partial_success: (!rejected.is_empty()).then(|| ExportMetricsPartialSuccess {
                     rejected_data_points: rejected.len() as i64,
                     error_message: summary(&rejected),
+                }),
+            })
+        })
+    }
+}
+
+impl Signal for Logs {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    type Request = ExportLogsServiceRequest;
+    type Response = ExportLogsServiceResponse;
+
+    fn decode(bytes: &[u8], limits: &IngestLimits) -> Result<Self::Request, DecodeError> {
+        loupe_ingest::logs::otlp::decode_protobuf(bytes, limits)
+    }
+
+    fn export(
+        state: AppState,
+        project: ProjectId,
+        request: Self::Request,
+    ) -> BoxFuture<Self::Response, Status> {
+        Box::pin(async move {
+            let limits = state.config.ingest.clone();
+            let decoded = tokio::task::spawn_blocking(move || {
+                loupe_ingest::logs::otlp::map(request, &limits, project.as_str(), now_ns())
+            })
+            .await
+            .map_err(task_failed)?;
+            state
+                .pipeline
+                .write_logs(decoded.records)
+                .await
+                .map_err(|e| Status::from(ApiError::from(e)))?;
+            Ok(ExportLogsServiceResponse {
+                partial_success: (!decoded.rejected.is_empty()).then(|| ExportLogsPartialSuccess {
+                    rejected_log_records: decoded.rejected.len() as i64,
+                    error_message: crate::routes::logs::summary(&decoded.rejected),
                 }),
             })
         })

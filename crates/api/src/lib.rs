@@ -9,7 +9,9 @@
 //! domain error into a status and a JSON body in one place ([`error`]).
 //! [`auth`] authenticates every request (API keys, or open access while no
 //! key exists) and decides its project; `routes::langfuse` is the
-//! Langfuse-compatible public API (`/api/public/*`).
+//! Langfuse-compatible public API (`/api/public/*`); `routes::es` the
+//! Elasticsearch-compatible ingest API (`/es/*`, docs/LOGS.md) and
+//! `routes::logs` OTLP logs and log search.
 
 #![warn(missing_docs)]
 
@@ -95,6 +97,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// Read path.
     pub reader: Arc<dyn SpanReader>,
+    /// Log search (`None`: the log routes answer 404).
+    pub logs: Option<Arc<dyn loupe_backend::LogReader>>,
     /// Limits.
     pub config: Arc<ApiConfig>,
     /// Readiness: false until the store has opened and replayed.
@@ -167,6 +171,8 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
         .merge(routes::otlp::routes())
+        .merge(routes::logs::routes())
+        .merge(routes::es::routes())
         .merge(routes::spans::routes())
         .merge(routes::timelines::routes())
         .merge(routes::query::routes())

@@ -24,10 +24,12 @@ use loupe_model::{ProjectId, Span, SpanKind, Status};
 use serde::{Deserialize, Serialize};
 
 mod cursor;
+pub mod logs;
 pub mod plan;
 pub mod timelines;
 
 pub use cursor::{Cursor, InvalidCursor};
+pub use logs::{LogPage, LogQuery, LogReader, LogWriter};
 pub use plan::{BatchStream, Plan, QueryLimits, QueryResult, QueryStats};
 pub use timelines::{RunSummary, ScoreSummary, UserSummary};
 

@@ -14,6 +14,7 @@ import * as settings from './pages/settings.js';
 import * as login from './pages/login.js';
 import * as rca from './pages/rca.js';
 import * as analytics from './pages/analytics.js';
+import * as logs from './pages/logs.js';
 
 const root = document.getElementById('app');
 let session = null;
@@ -28,6 +29,7 @@ const NAV = [
   {id: 'runs', path: '/runs', icon: 'runs', match: under('/runs')},
   {id: 'sessions', path: '/sessions', icon: 'sessions', match: under('/sessions')},
   {id: 'users', path: '/users', icon: 'users', match: under('/users')},
+  {id: 'logs', path: '/logs', icon: 'runs', match: under('/logs')},
   {id: 'analytics', path: '/analytics', icon: 'overview', match: under('/analytics')},
   {id: 'alerts', path: '/alerts', icon: 'bell', match: under('/alerts')},
   {id: 'dify', path: '/dify', icon: 'database', match: under('/dify')},
@@ -48,6 +50,7 @@ const ROUTES = [
   [/^\/settings$/, settings, () => ({})],
   [/^\/rca$/, rca, () => ({})],
   [/^\/analytics$/, analytics, () => ({})],
+  [/^\/logs$/, logs, () => ({})],
 ];
 
 export function go(url, {replace = false} = {}) {

@@ -75,6 +75,12 @@ const en = {
   'timeline.recentNote': 'The most recently active, counted over the newest {n} runs (since {since}); open one to see all its runs.',
 
   'nav.alerts': 'Alerts', 'nav.dify': 'Dify', 'nav.settings': 'Settings',
+  'nav.logs': 'Logs', 'logs.title': 'Logs', 'logs.text': 'Text', 'logs.placeholder': 'Text in the message, e.g. connection reset or "plugin daemon"',
+  'logs.severity': 'Severity', 'logs.anySeverity': 'Any severity', 'logs.atLeast': '{level} or worse',
+  'logs.service': 'Service', 'logs.stream': 'Stream', 'logs.search': 'Search',
+  'logs.none': 'No log lines match.', 'logs.more': 'The newest {n} lines; narrow the search to see older ones.',
+  'logs.col.time': 'Time', 'logs.col.severity': 'Severity', 'logs.col.service': 'Service', 'logs.col.message': 'Message', 'logs.col.run': 'Run',
+  'run.logs': 'Logs of this run', 'run.noLogs': 'No log line carries this run\'s trace id or run id.',
   'common.denied': 'This key cannot {what}.',
   'overview.estimated': 'p50 · p95, estimated from histograms',
 
@@ -295,6 +301,12 @@ const zh = {
   'timeline.recentNote': '按最近活动排序，统计范围为最新的 {n} 次运行（自 {since} 起）；打开一项可查看其全部运行。',
 
   'nav.alerts': '告警', 'nav.dify': 'Dify', 'nav.settings': '设置',
+  'nav.logs': '日志', 'logs.title': '日志', 'logs.text': '文本', 'logs.placeholder': '消息中的文字，例如 connection reset 或 "plugin daemon"',
+  'logs.severity': '级别', 'logs.anySeverity': '全部级别', 'logs.atLeast': '{level} 及以上',
+  'logs.service': '服务', 'logs.stream': '来源流', 'logs.search': '搜索',
+  'logs.none': '没有匹配的日志。', 'logs.more': '仅显示最新的 {n} 条；缩小搜索范围以查看更早的日志。',
+  'logs.col.time': '时间', 'logs.col.severity': '级别', 'logs.col.service': '服务', 'logs.col.message': '消息', 'logs.col.run': '运行',
+  'run.logs': '本次运行的日志', 'run.noLogs': '没有日志行带有本次运行的 trace id 或 run id。',
   'common.denied': '此密钥无权{what}。',
   'overview.estimated': 'p50 · p95，由直方图估算',
 

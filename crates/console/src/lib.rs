@@ -70,6 +70,7 @@ pub const ASSETS: &[Asset] = assets![
     "pages/timelines.js",
     "pages/rca.js",
     "pages/analytics.js",
+    "pages/logs.js",
 ];
 
 /// Whether `path` ends with `ext` (usable in constants).

@@ -66,6 +66,7 @@ async function openMode() {
       ['/alerts', '[data-testid=rules-table]'],
       ['/dify', '[data-section=dify-sync]'],
       ['/settings', '[data-testid=tag-rules]'],
+      ['/logs', '[data-testid=logs-table]'],
     ];
     for (const [path, ready] of pages) {
       await page.goto(base + path);
@@ -93,6 +94,28 @@ async function openMode() {
       assert.deepEqual(page.errors, [], `console errors on ${path}`);
       assert.equal(await page.textContent('.page-title') !== '', true);
     }
+    await page.close();
+  });
+
+  await check('the run view shows the run\'s log lines, and the log search finds them by text and severity', async () => {
+    const page = await open(context);
+    await page.goto(`${base}/runs/${cfg.failedRun}`);
+    await page.waitForSelector('[data-testid=run-logs] [data-testid=logs-table] tbody tr', {timeout: 20000});
+    const bodies = await page.$$eval('[data-testid=run-logs] .log-text', (ps) => ps.map((p) => p.textContent));
+    assert.deepEqual(bodies, [cfg.logLine]);
+    await page.goto(`${base}/logs`);
+    await page.waitForSelector('[data-testid=logs-table]');
+    await page.fill('[data-field=q]', '"connection refused while"');
+    await page.selectOption('[data-field=severity]', 'error');
+    await page.click('[data-testid=logs-search]');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=logs-table] tbody tr').length === 1);
+    const row = await page.$eval('[data-testid=logs-table] tbody tr', (tr) => ({severity: tr.dataset.severity, run: tr.querySelector('a').getAttribute('href')}));
+    assert.deepEqual(row, {severity: 'error', run: `/runs/${encodeURIComponent(cfg.failedRun)}`});
+    assert.ok(page.url().includes('severity=error'), 'the search is in the address');
+    await page.fill('[data-field=q]', 'no such words anywhere');
+    await page.click('[data-testid=logs-search]');
+    await page.waitForSelector('[data-testid=logs-empty]');
+    assert.deepEqual(page.errors, []);
     await page.close();
   });
 

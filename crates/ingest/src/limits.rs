@@ -51,6 +51,16 @@ pub struct IngestLimits {
     /// Default 10,000; points of new series beyond it are dropped and
     /// counted in `loupe_otlp_metric_series_dropped_total`.
     pub max_metric_series: usize,
+    /// Log records (Elasticsearch bulk items, OTLP log records) in one
+    /// request. Default 50,000; over it the request is refused (413)
+    /// before any record is built.
+    pub max_log_records_per_request: usize,
+    /// Bytes of one log document (a bulk item's JSON source). Default 1 MiB;
+    /// a bigger document is refused alone (413 item), the others stored.
+    pub max_log_record_bytes: usize,
+    /// Flattened fields of one log document. Default 1,000 (Elasticsearch's
+    /// `index.mapping.total_fields.limit`); a wider one is refused alone.
+    pub max_log_fields: usize,
     /// How far past the server clock a span's start or end may be.
     /// Default `1h`: clocks drift by seconds, while a timezone bug is hours.
     #[serde(with = "loupe_model::duration_text")]
@@ -73,6 +83,9 @@ impl Default for IngestLimits {
             max_events_per_batch: 10_000,
             max_metrics_bytes: 1 << 20,
             max_metric_series: 10_000,
+            max_log_records_per_request: 50_000,
+            max_log_record_bytes: 1 << 20,
+            max_log_fields: 1_000,
             max_future_skew: Duration::from_secs(3_600),
             max_past: Duration::from_secs(3_650 * 86_400),
         }
@@ -92,6 +105,12 @@ impl IngestLimits {
             ("max_events_per_batch", self.max_events_per_batch),
             ("max_metrics_bytes", self.max_metrics_bytes),
             ("max_metric_series", self.max_metric_series),
+            (
+                "max_log_records_per_request",
+                self.max_log_records_per_request,
+            ),
+            ("max_log_record_bytes", self.max_log_record_bytes),
+            ("max_log_fields", self.max_log_fields),
         ] {
             if value == 0 {
                 return Err(format!("ingest.{name} must be greater than 0"));
@@ -101,6 +120,15 @@ impl IngestLimits {
             return Err("ingest.max_past must be greater than 0".into());
         }
         Ok(())
+    }
+
+    /// The log settings, as the log decoders take them.
+    pub fn logs(&self) -> crate::logs::LogLimits {
+        crate::logs::LogLimits {
+            max_records: self.max_log_records_per_request,
+            max_record_bytes: self.max_log_record_bytes,
+            max_fields: self.max_log_fields,
+        }
     }
 
     /// Why a span time `at_ns` (field `field`) is outside the accepted

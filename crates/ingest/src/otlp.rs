@@ -23,7 +23,7 @@
 pub(crate) mod convert;
 mod decode;
 mod json;
-mod scan;
+pub(crate) mod scan;
 
 use loupe_model::Span;
 use loupe_normalise::ItemError;

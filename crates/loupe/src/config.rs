@@ -54,6 +54,7 @@ pub struct Config {
     /// `[[budgets]]`: cost limits per day, week or month that notify the
     /// alert channels at thresholds (see docs/ANALYTICS.md).
     pub budgets: Vec<loupe_analytics::budgets::BudgetConfig>,
+    pub logs: crate::tail::LogsSection,
 }
 
 /// `[auth]`: when API keys are required and keys defined in the config

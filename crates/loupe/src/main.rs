@@ -14,6 +14,7 @@ mod cli_backup;
 mod cli_dify;
 mod cli_export;
 mod cli_gen;
+mod cli_logs;
 mod cli_query;
 mod cli_rca;
 mod cli_tags;
@@ -22,6 +23,7 @@ mod keys;
 mod open;
 mod ops;
 mod serve;
+mod tail;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +53,8 @@ enum Command {
     Dify(cli_dify::DifyArgs),
     /// Run a query ('status=error | by tool_name | count()') on a server or a data dir.
     Query(cli_query::QueryArgs),
+    /// Logs: `loupe logs send FILE…` imports files of log lines into a server.
+    Logs(cli_logs::LogsArgs),
     /// Run one read-only SQL query over `spans` on a server or a data dir.
     Sql(cli_query::SqlArgs),
     /// Root-cause analysis: which values explain a rise ('status=error' --last 6h).
@@ -107,6 +111,10 @@ pub struct ServeArgs {
     /// TLS private key (PEM); needs --tls-cert.
     #[arg(long, env = "LOUPE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// JSON-lines files to tail into the logs table (globs; repeat the
+    /// flag, or comma-separate in the variable). Replaces `[logs] files`.
+    #[arg(long = "tail", env = "LOUPE_LOG_FILES", value_delimiter = ',')]
+    tail: Vec<String>,
 }
 
 fn parse_auth_mode(text: &str) -> Result<loupe_api::auth::AuthMode, String> {
@@ -121,6 +129,7 @@ fn main() -> std::process::ExitCode {
         Command::Keys(args) => keys::run(args),
         Command::Gen(args) => cli_gen::run(args),
         Command::Dify(args) => cli_dify::run(args),
+        Command::Logs(args) => cli_logs::run(args),
         Command::Alerts(args) => cli_alerts::run(args),
         Command::Tags(args) => cli_tags::run(args),
         Command::Backup(args) => cli_backup::backup(args),

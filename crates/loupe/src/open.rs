@@ -132,5 +132,6 @@ pub fn pipeline(config: &Config, store: &Store) -> anyhow::Result<Pipeline> {
         std::sync::Arc::new(store.clone()),
         std::sync::Arc::new(tags),
     )
-    .with_redaction(redactor))
+    .with_redaction(redactor)
+    .with_logs(std::sync::Arc::new(store.clone())))
 }

@@ -299,6 +299,38 @@ pub fn own_metrics(gate: &IngestGate, sync: Option<&SyncStatus>) -> Vec<SelfMetr
 
 /// The Dify database's gauges for `type = "gauge"` alert rules: a rule of
 /// the sync's own project (or over every project) sees them, others none.
+/// The gauges log alert rules read: `log_records_last_5m` and
+/// `log_records_last_1h` (records by arrival, labels `project`, `service`,
+/// `severity`), for one project or all.
+pub fn log_gauges(store: loupe_store::Store) -> loupe_alerts::GaugeSource {
+    Arc::new(move |project: Option<&str>| {
+        [("log_records_last_5m", 5), ("log_records_last_1h", 60)]
+            .into_iter()
+            .flat_map(|(name, minutes)| {
+                store.recent_log_counts(project, minutes).into_iter().map(
+                    move |((p, service, severity), n)| loupe_alerts::eval::gauge::Gauge {
+                        name: name.to_owned(),
+                        labels: [
+                            ("project".to_owned(), p),
+                            ("service".to_owned(), service),
+                            ("severity".to_owned(), severity.to_owned()),
+                        ]
+                        .into_iter()
+                        .collect(),
+                        value: n as f64,
+                    },
+                )
+            })
+            .collect()
+    })
+}
+
+/// Every gauge source in one: the logs' and, with a Dify database, its
+/// health.
+pub fn all_gauges(sources: Vec<loupe_alerts::GaugeSource>) -> loupe_alerts::GaugeSource {
+    Arc::new(move |project: Option<&str>| sources.iter().flat_map(|s| s(project)).collect())
+}
+
 pub fn health_gauges(health: Arc<HealthState>, dify_project: String) -> loupe_alerts::GaugeSource {
     Arc::new(move |project: Option<&str>| {
         if project.is_some_and(|p| p != dify_project) {

@@ -39,6 +39,9 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     if let Some(days) = args.hot_days {
         config.store.cold.hot_days = days;
     }
+    if !args.tail.is_empty() {
+        config.logs.files = args.tail;
+    }
     if let Some(mode) = args.auth_mode {
         config.auth.mode = mode;
     }
@@ -109,6 +112,12 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let dify =
         crate::cli_dify::spawn_sync(&config, pipeline.clone(), &store, stop_rx.clone()).await?;
     let (dify_task, dify_status) = dify.unzip();
+    let tail_task = crate::tail::spawn(
+        &config.logs,
+        config.ingest.clone(),
+        pipeline.clone(),
+        stop_rx.clone(),
+    )?;
     let health = crate::cli_dify::spawn_health(&config, &store, stop_rx.clone()).await?;
     let (health_task, dify_health) = health.unzip();
     let ingest_gate = loupe_api::admission::IngestGate::new(
@@ -123,6 +132,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let state = AppState {
         pipeline: pipeline.clone(),
         reader: reader.clone(),
+        logs: Some(Arc::new(store.clone())),
         config: Arc::new(ApiConfig {
             max_body_bytes: config.server.max_body_bytes,
             max_decompressed_bytes: config.server.max_decompressed_bytes,
@@ -160,11 +170,15 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         }),
         alerts: {
             let engine = crate::cli_alerts::engine(&config, &store)?;
-            if let (Some(engine), Some(health)) = (&engine, &dify_health) {
-                engine.set_gauges(crate::ops::health_gauges(
-                    health.clone(),
-                    config.dify.project.clone(),
-                ));
+            if let Some(engine) = &engine {
+                let mut sources = vec![crate::ops::log_gauges(store.clone())];
+                if let Some(health) = &dify_health {
+                    sources.push(crate::ops::health_gauges(
+                        health.clone(),
+                        config.dify.project.clone(),
+                    ));
+                }
+                engine.set_gauges(crate::ops::all_gauges(sources));
             }
             engine
         },
@@ -220,7 +234,8 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         .tcp_keepalive(Some(server.grpc_keepalive_interval))
         .timeout(server.grpc_request_timeout)
         .add_service(loupe_api::grpc::trace_service(state.clone()))
-        .add_service(loupe_api::grpc::metrics_service(state.clone()));
+        .add_service(loupe_api::grpc::metrics_service(state.clone()))
+        .add_service(loupe_api::grpc::logs_service(state.clone()));
     let (http_limit, grpc_limit) = (
         loupe_api::conn::ConnLimit::new(server.max_connections),
         loupe_api::conn::ConnLimit::new(server.max_connections),
@@ -282,6 +297,9 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     http_task.await?.context("http server failed")?;
     grpc_task.await?.context("grpc server failed")?;
     if let Some(task) = dify_task {
+        let _ = task.await;
+    }
+    if let Some(task) = tail_task {
         let _ = task.await;
     }
     if let Some(task) = health_task {

@@ -19,8 +19,8 @@ mod retag;
 
 use std::sync::Arc;
 
-use loupe_backend::{SpanWriter, StoreError, WriteAck};
-use loupe_model::Span;
+use loupe_backend::{LogWriter, SpanWriter, StoreError, WriteAck};
+use loupe_model::{LogRecord, Span};
 use loupe_normalise::tags::TagRules;
 pub use retag::{Preview, Retagged, preview};
 
@@ -31,6 +31,8 @@ pub mod tagset;
 #[derive(Clone)]
 pub struct Pipeline {
     writer: Arc<dyn SpanWriter>,
+    /// Where log records go (`None`: logs are refused as unsupported).
+    logs: Option<Arc<dyn LogWriter>>,
     tags: Arc<tagset::TagSet>,
     redactor: Arc<redact::Redactor>,
 }
@@ -46,6 +48,7 @@ impl Pipeline {
     pub fn with_tag_set(writer: Arc<dyn SpanWriter>, tags: Arc<tagset::TagSet>) -> Self {
         Self {
             writer,
+            logs: None,
             tags,
             redactor: Arc::default(),
         }
@@ -55,6 +58,55 @@ impl Pipeline {
     pub fn with_redaction(mut self, redactor: redact::Redactor) -> Self {
         self.redactor = Arc::new(redactor);
         self
+    }
+
+    /// The same pipeline, writing log records to `logs`.
+    pub fn with_logs(mut self, logs: Arc<dyn LogWriter>) -> Self {
+        self.logs = Some(logs);
+        self
+    }
+
+    /// Redacts log records and appends them; the ack means they are in the
+    /// WAL. Empty input is acknowledged at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Unsupported`] when the backend stores no logs, else
+    /// the backend's, as for [`Pipeline::write`].
+    #[tracing::instrument(name = "pipeline.write_logs", skip_all, fields(records = records.len()))]
+    pub async fn write_logs(&self, records: Vec<LogRecord>) -> Result<WriteAck, StoreError> {
+        if records.is_empty() {
+            return Ok(WriteAck { seq: 0, spans: 0 });
+        }
+        self.write_logs_at(records, None).await
+    }
+
+    /// As [`Pipeline::write_logs`], storing a resuming source's position
+    /// with the records (see `LogWriter::append_logs_at`).
+    ///
+    /// # Errors
+    /// As [`Pipeline::write_logs`].
+    pub async fn write_logs_at(
+        &self,
+        mut records: Vec<LogRecord>,
+        cursor: Option<(String, String)>,
+    ) -> Result<WriteAck, StoreError> {
+        let Some(logs) = &self.logs else {
+            return Err(StoreError::Unsupported(
+                "this backend stores no logs".into(),
+            ));
+        };
+        if !self.redactor.is_empty() {
+            for r in &mut records {
+                self.redactor.apply_log(r);
+            }
+        }
+        logs.append_logs_at(records, cursor).await
+    }
+
+    /// Where resuming source `key` last stood (`None`: unknown, or no log
+    /// backend).
+    pub fn log_cursor(&self, key: &str) -> Option<String> {
+        self.logs.as_ref().and_then(|l| l.cursor(key))
     }
 
     /// Applies tag rules and appends. Empty input is acknowledged at once.
@@ -167,5 +219,49 @@ mod tests {
         let ack = pipeline.write(Vec::new()).await.expect("write");
         assert_eq!(ack.spans, 0);
         assert!(recorder.0.lock().expect("lock").is_empty());
+    }
+
+    #[derive(Default)]
+    struct LogRecorder(Mutex<Vec<LogRecord>>);
+
+    impl LogWriter for LogRecorder {
+        fn append_logs_at(
+            &self,
+            records: Vec<LogRecord>,
+            _cursor: Option<(String, String)>,
+        ) -> BoxFuture<'_, Result<WriteAck, StoreError>> {
+            let n = records.len();
+            self.0.lock().expect("recorder lock").extend(records);
+            async move { Ok(WriteAck { seq: 1, spans: n }) }.boxed()
+        }
+
+        fn cursor(&self, _key: &str) -> Option<String> {
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn log_records_are_redacted_before_the_backend_sees_them() {
+        let config: redact::RedactionConfig = serde_json::from_value(serde_json::json!({
+            "rules": [{ "name": "email", "builtin": "email" }]
+        }))
+        .expect("config");
+        let logs = Arc::new(LogRecorder::default());
+        let pipeline = Pipeline::new(Arc::new(Recorder::default()), TagRules::default())
+            .with_redaction(redact::Redactor::new(&config).expect("rules"))
+            .with_logs(logs.clone());
+        let mut r = LogRecord::new("p", 1, "login failed for ada@example.com");
+        r.attributes.insert("user".into(), "ada@example.com".into());
+        pipeline.write_logs(vec![r]).await.expect("write");
+        let seen = logs.0.lock().expect("lock").clone();
+        assert!(
+            !seen[0].body.contains("ada@example.com"),
+            "{}",
+            seen[0].body
+        );
+        assert!(!seen[0].attributes["user"].contains("ada@"));
+        let bare = Pipeline::new(Arc::new(Recorder::default()), TagRules::default());
+        let refused = bare.write_logs(vec![LogRecord::new("p", 1, "x")]).await;
+        assert!(matches!(refused, Err(StoreError::Unsupported(_))));
     }
 }

@@ -406,6 +406,72 @@ impl Redactor {
     }
 }
 
+impl Redactor {
+    /// Redacts one log record in place, by the same rules as a span: names
+    /// match its attributes, JSON paths reach into a JSON body, patterns
+    /// run over the body and every attribute value. Returns how many
+    /// values changed.
+    pub fn apply_log(&self, record: &mut loupe_model::LogRecord) -> usize {
+        let applies =
+            |rule: &Rule| rule.projects.is_empty() || rule.projects.contains(&record.project);
+        let mut changed = 0;
+        for rule in self.rules.iter().filter(|r| applies(r)) {
+            match &rule.kind {
+                Kind::Pattern(_) => {}
+                Kind::Attributes(names) => {
+                    for (key, value) in &mut record.attributes {
+                        let hit = names.iter().any(|name| match name.strip_suffix('*') {
+                            Some(prefix) => key.starts_with(prefix),
+                            None => key == name,
+                        });
+                        if hit && *value != rule.replacement {
+                            value.clone_from(&rule.replacement);
+                            changed += 1;
+                        }
+                    }
+                }
+                Kind::JsonPaths(paths) => {
+                    if let Ok(mut v) = serde_json::from_str::<Value>(&record.body) {
+                        let hit = paths.iter().fold(false, |hit, p| {
+                            redact_path(&mut v, p, &rule.replacement) | hit
+                        });
+                        if hit && let Ok(text) = serde_json::to_string(&v) {
+                            record.body = text;
+                            changed += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let Some(any) = &self.any_pattern else {
+            return changed;
+        };
+        let patterns: Vec<(&Regex, &str)> = self
+            .rules
+            .iter()
+            .filter(|r| applies(r))
+            .filter_map(|r| match &r.kind {
+                Kind::Pattern(re) => Some((re, r.replacement.as_str())),
+                _ => None,
+            })
+            .collect();
+        let mut text = |slot: &mut String| {
+            if patterns.is_empty() || !any.is_match(slot) {
+                return;
+            }
+            for (re, replacement) in &patterns {
+                if let Cow::Owned(new) = re.replace_all(slot, NoExpand(replacement)) {
+                    *slot = new;
+                    changed += 1;
+                }
+            }
+        };
+        text(&mut record.body);
+        record.attributes.values_mut().for_each(&mut text);
+        changed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 pub mod events;
 pub mod expose;
 pub mod hours;
+pub mod logs;
 mod measures;
 pub mod relay;
 #[cfg(test)]

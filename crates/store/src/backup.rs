@@ -134,8 +134,22 @@ fn copy_once(
     out: &Path,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Option<BackupIndex>, Error> {
-    let before = fs::read(data_dir.join("manifest.json")).ok();
-    let segments_before = wal_segments(data_dir);
+    // The logs table (`logs.rs`) follows the same rules with its own
+    // manifest and WAL: a change to either also means copy again.
+    let manifests = || {
+        (
+            fs::read(data_dir.join("manifest.json")).ok(),
+            fs::read(data_dir.join("logs/manifest.json")).ok(),
+        )
+    };
+    let segments = || {
+        (
+            wal_segments(&data_dir.join("wal")),
+            wal_segments(&data_dir.join("logs/wal")),
+        )
+    };
+    let before = manifests();
+    let segments_before = segments();
     let manifest = Manifest::load(data_dir)?;
     let live: std::collections::HashSet<PathBuf> = manifest
         .parts
@@ -160,7 +174,8 @@ fn copy_once(
                 stack.push(rel_path);
                 continue;
             }
-            // Parts a crash or a compaction left behind are not data.
+            // Parts a crash or a compaction left behind are not data (log
+            // parts are never replaced: a stray one is removed at open).
             if rel_path.starts_with("parts") && !live.contains(&rel_path) {
                 continue;
             }
@@ -174,8 +189,7 @@ fn copy_once(
     // may end in a torn record (replayed as after a crash). A rotation
     // during the copy could leave a torn record inside an older segment:
     // then copy again.
-    let after = fs::read(data_dir.join("manifest.json")).ok();
-    if before != after || segments_before != wal_segments(data_dir) {
+    if before != manifests() || segments_before != segments() {
         return Ok(None);
     }
     crate::wal::sync_dir(out)?;
@@ -188,9 +202,9 @@ fn copy_once(
     }))
 }
 
-/// The WAL segment names, sorted.
-fn wal_segments(data_dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(data_dir.join("wal"))
+/// The WAL segment names in `wal_dir`, sorted.
+fn wal_segments(wal_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(wal_dir)
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())

@@ -48,19 +48,10 @@ pub(crate) fn plan(
     for mut day in days.into_values() {
         day.sort_by_key(|p| (p.meta.rows, p.meta.id));
         let mut chosen: HashSet<u64> = HashSet::new();
-        let mut start = 0;
-        while start < day.len() {
-            let floor = day[start].meta.rows.max(SMALL_ROWS);
-            let end = start
-                + day[start..]
-                    .iter()
-                    .take_while(|p| p.meta.rows <= floor.saturating_mul(TIER_RATIO))
-                    .count();
-            if end - start >= min_parts {
-                chosen.extend(day[start..end].iter().map(|p| p.meta.id));
-                groups.push(day[start..end].iter().map(|p| Arc::clone(p)).collect());
-            }
-            start = end.max(start + 1);
+        let rows: Vec<u64> = day.iter().map(|p| p.meta.rows).collect();
+        for tier in size_tiers(&rows, min_parts) {
+            chosen.extend(day[tier.clone()].iter().map(|p| p.meta.id));
+            groups.push(day[tier].iter().map(|p| Arc::clone(p)).collect());
         }
         for p in day {
             if !chosen.contains(&p.meta.id) && hidden_share(p, durable) > HIDDEN_FRACTION {
@@ -69,6 +60,29 @@ pub(crate) fn plan(
         }
     }
     groups
+}
+
+/// The tiers worth merging among parts of one (project, day), given their
+/// row counts in ascending order: ranges of at least `min_parts` parts,
+/// each at most [`TIER_RATIO`] times the rows of its smallest (parts under
+/// [`SMALL_ROWS`] counting as that size). Shared by span and log parts.
+pub(crate) fn size_tiers(sorted_rows: &[u64], min_parts: usize) -> Vec<std::ops::Range<usize>> {
+    let min_parts = min_parts.max(2);
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < sorted_rows.len() {
+        let floor = sorted_rows[start].max(SMALL_ROWS);
+        let end = start
+            + sorted_rows[start..]
+                .iter()
+                .take_while(|r| **r <= floor.saturating_mul(TIER_RATIO))
+                .count();
+        if end - start >= min_parts {
+            out.push(start..end);
+        }
+        start = end.max(start + 1);
+    }
+    out
 }
 
 /// Durably hidden rows of `part` over its rows.

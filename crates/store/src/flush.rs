@@ -202,6 +202,11 @@ impl Store {
             if due && let Err(e) = self.flush_all().await {
                 tracing::error!(error = %e, "flush failed; will retry");
             }
+            if self.logs_flush_due()
+                && let Err(e) = self.flush_logs().await
+            {
+                tracing::error!(error = %e, "log flush failed; will retry");
+            }
             since_maintenance += tick;
             if since_maintenance >= self.inner.config.maintenance_interval {
                 since_maintenance = Duration::ZERO;

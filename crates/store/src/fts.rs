@@ -175,6 +175,41 @@ pub(crate) struct Index {
 }
 
 impl Index {
+    /// The index of rows given in file order, each as the texts it holds
+    /// (spans: input, output, error message; logs: the body). Any table
+    /// whose rows are searched by phrase builds its index here.
+    pub(crate) fn of_rows<'a, R, T>(rows: R) -> Self
+    where
+        R: IntoIterator<Item = T>,
+        T: IntoIterator<Item = &'a str>,
+    {
+        let mut blocks = Vec::new();
+        let mut hashes = HashSet::new();
+        let mut count: u64 = 0;
+        for texts in rows {
+            for text in texts {
+                text_hashes(text, &mut hashes);
+            }
+            count += 1;
+            if count.is_multiple_of(BLOCK as u64) {
+                blocks.push(Filter::with_items(&hashes));
+                hashes.clear();
+            }
+        }
+        if !count.is_multiple_of(BLOCK as u64) {
+            blocks.push(Filter::with_items(&hashes));
+        }
+        Self {
+            rows: count,
+            blocks,
+        }
+    }
+
+    /// Rows the index covers.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
     /// Rows (in blocks) that may contain every word, as ascending ranges;
     /// all of them when no word has a trigram.
     pub fn candidates(&self, words: &[String]) -> Vec<Range<usize>> {
@@ -199,7 +234,7 @@ impl Index {
 
     /// `MAGIC | format u8 | rows u64 | blocks u32 | per block: words u32,
     /// words × u64 | crc32 of all before`, little-endian.
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.push(FORMAT);
@@ -262,7 +297,7 @@ impl Index {
         Ok(Self { rows, blocks })
     }
 
-    fn load(path: &Path) -> Result<Option<Self>, Error> {
+    pub(crate) fn load(path: &Path) -> Result<Option<Self>, Error> {
         let bytes = match fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -292,25 +327,13 @@ fn build(part: &Part) -> Result<Index, Error> {
         // Every row, hidden or not: blocks are of row positions.
         &crate::deletes::DeletionVector::default(),
     )?;
-    let mut blocks = Vec::with_capacity(rows.len().div_ceil(BLOCK));
-    let mut hashes = HashSet::new();
-    for block in rows.chunks(BLOCK) {
-        hashes.clear();
-        for row in block {
-            let s = &row.span;
-            for text in [&s.input, &s.output, &s.error_message]
-                .into_iter()
-                .flatten()
-            {
-                text_hashes(text, &mut hashes);
-            }
-        }
-        blocks.push(Filter::with_items(&hashes));
-    }
-    Ok(Index {
-        rows: rows.len() as u64,
-        blocks,
-    })
+    Ok(Index::of_rows(rows.iter().map(|row| {
+        let s = &row.span;
+        [&s.input, &s.output, &s.error_message]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+    })))
 }
 
 impl Store {

@@ -38,6 +38,7 @@ mod convert;
 mod deletes;
 mod flush;
 mod fts;
+mod logs;
 mod maintenance;
 mod manifest;
 mod memscan;
@@ -57,6 +58,7 @@ mod write;
 pub use cold::ColdConfig;
 pub use config::{Durability, MAX_RETENTION_DAYS, StoreConfig};
 pub use convert::Row;
+pub use logs::LogStats;
 pub use maintenance::MaintenanceReport;
 pub use query::{MAX_SQL_BYTES, MAX_SQL_EXPR_DEPTH, ScanCounter};
 pub use read::SPANS_TABLE;
@@ -274,6 +276,10 @@ pub(crate) struct Inner {
     /// The memory pool every query reserves from (`[query]
     /// total_memory_bytes`; `None`: each query only has its own limit).
     pub query_pool: Mutex<Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>>,
+    /// The logs table (`logs.rs`): its own WAL, memtable and parts.
+    pub logs: logs::LogTable,
+    /// Counts of acknowledged log records for `/metrics`.
+    pub log_counts: loupe_rollup::logs::LogCounts,
     /// Full-text indexes loaded so far, by part id (`fts.rs`).
     pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::Index>>>,
     /// The cold tier (`[store.cold]`), if configured.
@@ -314,12 +320,14 @@ impl Store {
         settings::DirSettings::of(&config, &rollup).store(&dir)?;
         let loaded_rollups = rollups::load(&dir, manifest.flushed_seq, &rollup)?;
         let (wal, records) = Wal::open(&dir.join("wal"), manifest.flushed_seq, config.durability)?;
+        let logs = logs::LogTable::open(&dir, config.durability, config.fsync_interval, false)?;
         let store = Store::assemble(
             config,
             manifest,
             parts,
             loaded_rollups,
             wal.clone(),
+            logs,
             false,
             tier,
         );
@@ -341,6 +349,7 @@ impl Store {
         parts: Vec<Arc<Part>>,
         rollups: loupe_rollup::Rollups,
         wal: Arc<Wal>,
+        logs: logs::LogTable,
         read_only: bool,
         cold: Option<Arc<cold::Tier>>,
     ) -> Self {
@@ -387,6 +396,8 @@ impl Store {
                 dir_lock: Mutex::new(None),
                 rollup_answers: std::sync::atomic::AtomicBool::new(config_rollup_answers),
                 query_pool: Mutex::new(None),
+                logs,
+                log_counts: Default::default(),
                 text_indexes: Mutex::new(Default::default()),
                 cold,
                 #[cfg(test)]
@@ -465,7 +476,9 @@ impl Store {
             return Ok(());
         }
         self.flush_all().await?;
+        self.flush_logs().await?;
         self.inner.wal.close()?;
+        self.close_logs()?;
         let syncer = self.inner.syncer.lock().take();
         if let Some(handle) = syncer {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;

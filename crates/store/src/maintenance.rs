@@ -34,6 +34,12 @@ pub struct MaintenanceReport {
     pub moved_bytes: u64,
     /// Full-text indexes built (`Store::index_text`).
     pub indexed_parts: usize,
+    /// Log parts dropped by retention.
+    pub expired_log_parts: usize,
+    /// Log parts merged away by compaction.
+    pub compacted_log_parts: usize,
+    /// Log parts written by compaction.
+    pub new_log_parts: usize,
 }
 
 impl Store {
@@ -75,6 +81,11 @@ impl Store {
         // local file (a cold part without one would be fetched to build it).
         report.indexed_parts = self.index_text()?;
         (report.moved_parts, report.moved_bytes) = self.move_to_cold(now_ns)?;
+        (
+            report.expired_log_parts,
+            report.compacted_log_parts,
+            report.new_log_parts,
+        ) = self.maintain_logs(now_ns)?;
         self.collect_garbage(false);
         Ok(report)
     }
@@ -280,6 +291,7 @@ impl Store {
 
     /// Deletes replaced files past their grace period (all of them if `now`).
     pub(crate) fn collect_garbage(&self, all: bool) {
+        self.collect_log_garbage(all);
         let due: Vec<_> = {
             let mut st = self.inner.state.lock();
             let (due, keep): (Vec<_>, Vec<_>) = st

@@ -94,7 +94,9 @@ impl Store {
         if Manifest::load(dir)? != manifest {
             return Ok(None);
         }
-        let store = Store::assemble(config.clone(), manifest, parts, rollups, wal, true, tier);
+        let logs =
+            crate::logs::LogTable::open(dir, config.durability, config.fsync_interval, true)?;
+        let store = Store::assemble(config.clone(), manifest, parts, rollups, wal, logs, true, tier);
         store.replay(records)?;
         Ok(Some(store))
     }

@@ -254,6 +254,11 @@ impl Store {
             value: st.rollups.hours().len() as f64,
         };
         let extra: Vec<SelfMetric> = extra.into_iter().chain([hour_series]).chain(own).collect();
-        loupe_rollup::expose::render(&st.rollups, format, project, &extra)
+        let mut text = loupe_rollup::expose::render(&st.rollups, format, project, &extra);
+        drop(st);
+        self.inner
+            .log_counts
+            .render_into(&mut text, format, project);
+        text
     }
 }

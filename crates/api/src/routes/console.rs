@@ -36,6 +36,7 @@ const PAGES: &[&str] = &[
     "/settings",
     "/rca",
     "/analytics",
+    "/logs",
     "/login",
 ];
 

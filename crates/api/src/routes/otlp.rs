@@ -44,7 +44,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/public/otel/v1/metrics", post(export_metrics))
 }
 
-fn encoding(headers: &HeaderMap) -> Result<(Encoding, bool), ApiError> {
+pub(crate) fn encoding(headers: &HeaderMap) -> Result<(Encoding, bool), ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -189,7 +189,7 @@ async fn export_metrics(
     ))
 }
 
-fn task_failed(e: tokio::task::JoinError) -> ApiError {
+pub(crate) fn task_failed(e: tokio::task::JoinError) -> ApiError {
     tracing::error!(error = %e, "otlp decode task failed");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -197,7 +197,7 @@ fn task_failed(e: tokio::task::JoinError) -> ApiError {
     )
 }
 
-fn decode_failed(e: DecodeError) -> ApiError {
+pub(crate) fn decode_failed(e: DecodeError) -> ApiError {
     match e {
         DecodeError::TooLarge { .. } | DecodeError::OverLimit(_) => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
@@ -207,7 +207,7 @@ fn decode_failed(e: DecodeError) -> ApiError {
 }
 
 /// The reply in the request's encoding.
-fn reply<M: Message + serde::Serialize>(encoding: Encoding, response: &M) -> Response {
+pub(crate) fn reply<M: Message + serde::Serialize>(encoding: Encoding, response: &M) -> Response {
     match encoding {
         Encoding::Protobuf => (
             [(header::CONTENT_TYPE, "application/x-protobuf")],

@@ -53,8 +53,10 @@ pub fn state(dir: &std::path::Path, ingest_gate: IngestGate) -> (AppState, Store
     })
     .expect("auth");
     let state = AppState {
-        pipeline: Pipeline::new(Arc::new(store.clone()), TagRules::default()),
+        pipeline: Pipeline::new(Arc::new(store.clone()), TagRules::default())
+            .with_logs(Arc::new(store.clone())),
         reader,
+        logs: Some(Arc::new(store.clone())),
         config: Arc::new(ApiConfig::default()),
         ready: Arc::new(AtomicBool::new(true)),
         auth: Arc::new(auth),

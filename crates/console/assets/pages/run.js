@@ -8,6 +8,7 @@ import {t} from '../i18n.js';
 import * as api from '../api.js';
 import * as fmt from '../format.js';
 import {payload} from '../json.js';
+import {logTable} from './logs.js';
 
 const ROW = 30;
 const OVERSCAN = 12;
@@ -196,13 +197,33 @@ function render(ctx, id, spans, difyUrl) {
     visible = computeVisible(); draw(true);
   }}, t('run.collapseAll'));
 
+  // The run's log lines, by its trace id or run id (GET /api/v1/traces/{id}/logs).
+  const logsPanel = h('section', {class: 'panel logs-panel', dataset: {testid: 'run-logs'}},
+    h('h3', {}, t('run.logs')), h('div', {class: 'skeleton'}));
+  async function loadLogs() {
+    const ids = [...new Set([id, rs.run_id, rs.trace_id].filter(Boolean))];
+    try {
+      const pages = await Promise.all(ids.map((x) => api.get(`/api/v1/traces/${encodeURIComponent(x)}/logs?limit=500`)));
+      const seen = new Set();
+      const records = pages.flatMap((p) => p.records || [])
+        .filter((r) => { const k = `${r.time}|${r.body}|${r.stream}`; if (seen.has(k)) return false; seen.add(k); return true; })
+        .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+      replace(logsPanel, h('h3', {}, t('run.logs')),
+        records.length ? logTable(records, {withRun: false}) : h('p', {class: 'muted', dataset: {testid: 'run-no-logs'}}, t('run.noLogs')));
+    } catch (e) {
+      replace(logsPanel, h('h3', {}, t('run.logs')), h('p', {class: 'muted'}, e.message));
+    }
+  }
+
   replace(ctx.el, header, banner,
     h('div', {class: 'run-body'},
       h('section', {class: 'panel wf-panel'},
         h('div', {class: 'wf-toolbar'}, search, expandAll, collapseAll, h('span', {class: 'muted small'}, t('run.spanCount', {n: fmt.num(spans.length)}))),
         h('div', {class: 'wf-head'}, h('div', {class: 'wf-head-name'}, t('run.span')), h('div', {class: 'wf-head-time'}, ticks)),
         scroller),
-      h('section', {class: 'panel detail-panel'}, detail)));
+      h('section', {class: 'panel detail-panel'}, detail)),
+    logsPanel);
+  loadLogs();
 
   function computeVisible() {
     const q = search.value.trim().toLowerCase();

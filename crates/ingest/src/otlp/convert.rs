@@ -112,7 +112,7 @@ pub(crate) fn attributes(items: Vec<KeyValue>) -> Attributes {
         .collect()
 }
 
-fn value(any: AnyValue) -> AttrValue {
+pub(crate) fn value(any: AnyValue) -> AttrValue {
     match any.value {
         None | Some(Value::StringValueStrindex(_)) => AttrValue::Empty,
         Some(Value::StringValue(s)) => AttrValue::Str(s),

@@ -32,9 +32,27 @@ enum Kind {
     KeyValueList,
 }
 
+/// Which export a body is: traces and logs share the request's outer
+/// shape (resource → scope → item), and differ in the item's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// `ExportTraceServiceRequest`: the items are spans.
+    Traces,
+    /// `ExportLogsServiceRequest`: the items (`Kind::Span` here) are log
+    /// records, with a body value (5) and attributes (6).
+    Logs,
+}
+
 /// The kind of the sub-message in field `field` of a `kind`, if any.
-fn child(kind: Kind, field: u64) -> Option<Kind> {
+fn child(signal: Signal, kind: Kind, field: u64) -> Option<Kind> {
     use Kind as K;
+    if signal == Signal::Logs && kind == K::Span {
+        return match field {
+            5 => Some(K::AnyValue),
+            6 => Some(K::KeyValue),
+            _ => None,
+        };
+    }
     Some(match (kind, field) {
         (K::Request, 1) => K::ResourceSpans,
         (K::ResourceSpans, 1) => K::Resource,
@@ -65,18 +83,41 @@ struct Frame {
 
 struct Budget<'a> {
     limits: &'a IngestLimits,
+    signal: Signal,
     spans: usize,
     elements: usize,
 }
 
-impl Budget<'_> {
+impl<'a> Budget<'a> {
+    fn new(limits: &'a IngestLimits, signal: Signal) -> Self {
+        Self {
+            limits,
+            signal,
+            spans: 0,
+            elements: 0,
+        }
+    }
+
+    /// Counts one item (a span, or a log record).
     fn span(&mut self) -> Result<(), OverLimit> {
         self.spans += 1;
-        if self.spans > self.limits.max_spans_per_request {
+        let (limit, what, setting) = match self.signal {
+            Signal::Traces => (
+                self.limits.max_spans_per_request,
+                "spans in the request",
+                "max_spans_per_request",
+            ),
+            Signal::Logs => (
+                self.limits.max_log_records_per_request,
+                "log records in the request",
+                "max_log_records_per_request",
+            ),
+        };
+        if self.spans > limit {
             return Err(OverLimit {
-                what: "spans in the request",
-                setting: "max_spans_per_request",
-                limit: self.limits.max_spans_per_request,
+                what,
+                setting,
+                limit,
             });
         }
         self.elements(1)
@@ -129,11 +170,16 @@ fn varint(bytes: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
 /// without decoding it. Structural damage is reported here too (prost
 /// would stop at the same place, after allocating everything before it).
 pub(super) fn protobuf(bytes: &[u8], limits: &IngestLimits) -> Result<(), DecodeError> {
-    let mut budget = Budget {
-        limits,
-        spans: 0,
-        elements: 0,
-    };
+    protobuf_of(bytes, limits, Signal::Traces)
+}
+
+/// As [`protobuf`], for either export.
+pub(crate) fn protobuf_of(
+    bytes: &[u8],
+    limits: &IngestLimits,
+    signal: Signal,
+) -> Result<(), DecodeError> {
+    let mut budget = Budget::new(limits, signal);
     let mut stack = vec![Frame {
         kind: Kind::Request,
         end: bytes.len(),
@@ -180,7 +226,7 @@ pub(super) fn protobuf(bytes: &[u8], limits: &IngestLimits) -> Result<(), Decode
                 if len > left(pos)? {
                     return Err(malformed(pos, "length past the end of its message"));
                 }
-                match child(kind, field) {
+                match child(signal, kind, field) {
                     None => pos += len,
                     Some(sub) => {
                         match sub {
@@ -228,11 +274,16 @@ fn count_in_resource(stack: &mut [Frame], sub: Kind) {
 /// and the objects in `spans` arrays count as spans. JSON nesting is
 /// bounded by the parser (128 levels).
 pub(super) fn json(bytes: &[u8], limits: &IngestLimits) -> Result<(), DecodeError> {
-    let mut budget = Budget {
-        limits,
-        spans: 0,
-        elements: 0,
-    };
+    json_of(bytes, limits, Signal::Traces)
+}
+
+/// As [`json`], for either export (`logRecords` arrays count as items).
+pub(crate) fn json_of(
+    bytes: &[u8],
+    limits: &IngestLimits,
+    signal: Signal,
+) -> Result<(), DecodeError> {
+    let mut budget = Budget::new(limits, signal);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let counted = Count {
         budget: &mut budget,
@@ -340,7 +391,7 @@ impl<'de> Visitor<'de> for &mut Count<'_, '_> {
     }
 }
 
-/// A map key, remembered only as "is it `spans`".
+/// A map key, remembered only as "is it `spans` or `logRecords`".
 struct KeyName(bool);
 
 impl<'de> de::Deserialize<'de> for KeyName {
@@ -352,7 +403,7 @@ impl<'de> de::Deserialize<'de> for KeyName {
                 f.write_str("a key")
             }
             fn visit_str<E>(self, key: &str) -> Result<KeyName, E> {
-                Ok(KeyName(key == "spans"))
+                Ok(KeyName(matches!(key, "spans" | "logRecords")))
             }
         }
         d.deserialize_str(V)

@@ -403,6 +403,23 @@ async fn the_console_in_chromium_shows_runs_waterfalls_and_dashboards() {
         .get_json(&format!("/api/v1/traces/{failed_run}"))
         .await;
     assert_eq!(status, 200, "{trace}");
+    // A log line of the failed run (Dify's JSON log, by its run id), shown
+    // in the run view and on the log search page.
+    let log_line = "plugin daemon: connection refused while calling the HTTP node";
+    let bulk = format!(
+        "{{\"index\":{{\"_index\":\"dify-api\"}}}}\n{}\n",
+        json!({"severity": "ERROR", "service": "api", "message": log_line,
+               "attributes": {"workflow_run_id": failed_run}})
+    );
+    let resp = server
+        .client
+        .post(format!("{}/es/_bulk", server.http))
+        .header("content-type", "application/x-ndjson")
+        .body(bulk)
+        .send()
+        .await
+        .expect("bulk");
+    assert_eq!(resp.status().as_u16(), 200);
     let nodes: Vec<String> = trace["spans"]
         .as_array()
         .expect("spans")
@@ -434,6 +451,7 @@ async fn the_console_in_chromium_shows_runs_waterfalls_and_dashboards() {
         "failedNodes": nodes,
         "failingNode": "HTTP Request",
         "failingError": "[Errno 111] Connection refused",
+        "logLine": log_line,
         "bigRun": big,
         "bigRunSpans": big_spans,
         "bigRunLast": big_last,
