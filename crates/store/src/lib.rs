@@ -323,13 +323,15 @@ impl Store {
         let logs = logs::LogTable::open(&dir, config.durability, config.fsync_interval, false)?;
         let store = Store::assemble(
             config,
-            manifest,
-            parts,
-            loaded_rollups,
-            wal.clone(),
-            logs,
+            Loaded {
+                manifest,
+                parts,
+                rollups: loaded_rollups,
+                wal: wal.clone(),
+                logs,
+                cold: tier,
+            },
             false,
-            tier,
         );
         *store.inner.dir_lock.lock() = Some(dir_lock);
         store.replay(records)?;
@@ -343,16 +345,15 @@ impl Store {
     }
 
     /// The store over loaded parts and an open WAL, before replay.
-    pub(crate) fn assemble(
-        config: StoreConfig,
-        manifest: Manifest,
-        parts: Vec<Arc<Part>>,
-        rollups: loupe_rollup::Rollups,
-        wal: Arc<Wal>,
-        logs: logs::LogTable,
-        read_only: bool,
-        cold: Option<Arc<cold::Tier>>,
-    ) -> Self {
+    pub(crate) fn assemble(config: StoreConfig, loaded: Loaded, read_only: bool) -> Self {
+        let Loaded {
+            manifest,
+            parts,
+            rollups,
+            wal,
+            logs,
+            cold,
+        } = loaded;
         let next_seq = wal.last_seq() + 1;
         let mut manifest = manifest;
         let lost = manifest.upgrade_hidden(&parts);
@@ -518,6 +519,16 @@ pub(crate) fn live_parts_of<'a>(
 mod rollup_tests;
 #[cfg(test)]
 mod tests;
+
+/// What opening read from a data directory, for [`Store::assemble`].
+pub(crate) struct Loaded {
+    pub(crate) manifest: Manifest,
+    pub(crate) parts: Vec<Arc<Part>>,
+    pub(crate) rollups: loupe_rollup::Rollups,
+    pub(crate) wal: Arc<Wal>,
+    pub(crate) logs: logs::LogTable,
+    pub(crate) cold: Option<Arc<cold::Tier>>,
+}
 
 /// Takes the exclusive lock on `<dir>/LOCK`, failing at once if another
 /// process holds it.

@@ -96,7 +96,15 @@ impl Store {
         }
         let logs =
             crate::logs::LogTable::open(dir, config.durability, config.fsync_interval, true)?;
-        let store = Store::assemble(config.clone(), manifest, parts, rollups, wal, logs, true, tier);
+        let loaded = crate::Loaded {
+            manifest,
+            parts,
+            rollups,
+            wal,
+            logs,
+            cold: tier,
+        };
+        let store = Store::assemble(config.clone(), loaded, true);
         store.replay(records)?;
         Ok(Some(store))
     }
