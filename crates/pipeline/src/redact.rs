@@ -328,18 +328,7 @@ impl Redactor {
             changed += match &rule.kind {
                 Kind::Pattern(_) => 0,
                 Kind::Attributes(names) => {
-                    let mut n = 0;
-                    for (key, value) in &mut span.attributes {
-                        let hit = names.iter().any(|name| match name.strip_suffix('*') {
-                            Some(prefix) => key.starts_with(prefix),
-                            None => key == name,
-                        });
-                        if hit && *value != rule.replacement {
-                            value.clone_from(&rule.replacement);
-                            n += 1;
-                        }
-                    }
-                    n
+                    redact_named(names, &rule.replacement, &mut span.attributes)
                 }
                 Kind::JsonPaths(paths) => {
                     let mut n = 0;
@@ -368,42 +357,82 @@ impl Redactor {
                 }
             };
         }
-        let Some(any) = &self.any_pattern else {
+        let Some(pass) = self.pattern_pass(&span.project) else {
             return changed;
-        };
-        let patterns: Vec<(&Regex, &str)> = self
-            .rules
-            .iter()
-            .filter(|r| applies(r))
-            .filter_map(|r| match &r.kind {
-                Kind::Pattern(re) => Some((re, r.replacement.as_str())),
-                _ => None,
-            })
-            .collect();
-        if patterns.is_empty() {
-            return changed;
-        }
-        let mut text = |slot: &mut String| {
-            if !any.is_match(slot) {
-                return;
-            }
-            for (re, replacement) in &patterns {
-                if let Cow::Owned(new) = re.replace_all(slot, NoExpand(replacement)) {
-                    *slot = new;
-                    changed += 1;
-                }
-            }
         };
         for field in [&mut span.input, &mut span.output, &mut span.error_message]
             .into_iter()
             .flatten()
         {
-            text(field);
+            changed += pass.apply(field);
         }
-        span.attributes.values_mut().for_each(&mut text);
-        span.tags.values_mut().for_each(&mut text);
+        for value in span.attributes.values_mut().chain(span.tags.values_mut()) {
+            changed += pass.apply(value);
+        }
         changed
     }
+
+    /// The patterns that apply to `project`, in order (`None` when there
+    /// are none).
+    fn pattern_pass(&self, project: &str) -> Option<PatternPass<'_>> {
+        let any = self.any_pattern.as_ref()?;
+        let patterns: Vec<(&Regex, &str)> = self
+            .rules
+            .iter()
+            .filter(|r| r.projects.is_empty() || r.projects.iter().any(|p| p == project))
+            .filter_map(|r| match &r.kind {
+                Kind::Pattern(re) => Some((re, r.replacement.as_str())),
+                _ => None,
+            })
+            .collect();
+        (!patterns.is_empty()).then_some(PatternPass { any, patterns })
+    }
+}
+
+/// The pattern rules of one record, run over its text values.
+struct PatternPass<'a> {
+    /// All patterns at once: text no pattern matches is read once.
+    any: &'a RegexSet,
+    patterns: Vec<(&'a Regex, &'a str)>,
+}
+
+impl PatternPass<'_> {
+    /// Replaces every pattern's matches in `slot`; returns how many
+    /// patterns changed it.
+    fn apply(&self, slot: &mut String) -> usize {
+        if !self.any.is_match(slot) {
+            return 0;
+        }
+        let mut changed = 0;
+        for (re, replacement) in &self.patterns {
+            if let Cow::Owned(new) = re.replace_all(slot, NoExpand(replacement)) {
+                *slot = new;
+                changed += 1;
+            }
+        }
+        changed
+    }
+}
+
+/// Replaces the values of the attributes `names` names (`prefix*` for a
+/// prefix); returns how many changed.
+fn redact_named<'a>(
+    names: &[String],
+    replacement: &str,
+    attributes: impl IntoIterator<Item = (&'a String, &'a mut String)>,
+) -> usize {
+    let mut n = 0;
+    for (key, value) in attributes {
+        let hit = names.iter().any(|name| match name.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix),
+            None => key == name,
+        });
+        if hit && *value != replacement {
+            *value = replacement.to_owned();
+            n += 1;
+        }
+    }
+    n
 }
 
 impl Redactor {
@@ -419,16 +448,7 @@ impl Redactor {
             match &rule.kind {
                 Kind::Pattern(_) => {}
                 Kind::Attributes(names) => {
-                    for (key, value) in &mut record.attributes {
-                        let hit = names.iter().any(|name| match name.strip_suffix('*') {
-                            Some(prefix) => key.starts_with(prefix),
-                            None => key == name,
-                        });
-                        if hit && *value != rule.replacement {
-                            value.clone_from(&rule.replacement);
-                            changed += 1;
-                        }
-                    }
+                    changed += redact_named(names, &rule.replacement, &mut record.attributes);
                 }
                 Kind::JsonPaths(paths) => {
                     if let Ok(mut v) = serde_json::from_str::<Value>(&record.body) {
@@ -443,31 +463,13 @@ impl Redactor {
                 }
             }
         }
-        let Some(any) = &self.any_pattern else {
+        let Some(pass) = self.pattern_pass(&record.project) else {
             return changed;
         };
-        let patterns: Vec<(&Regex, &str)> = self
-            .rules
-            .iter()
-            .filter(|r| applies(r))
-            .filter_map(|r| match &r.kind {
-                Kind::Pattern(re) => Some((re, r.replacement.as_str())),
-                _ => None,
-            })
-            .collect();
-        let mut text = |slot: &mut String| {
-            if patterns.is_empty() || !any.is_match(slot) {
-                return;
-            }
-            for (re, replacement) in &patterns {
-                if let Cow::Owned(new) = re.replace_all(slot, NoExpand(replacement)) {
-                    *slot = new;
-                    changed += 1;
-                }
-            }
-        };
-        text(&mut record.body);
-        record.attributes.values_mut().for_each(&mut text);
+        changed += pass.apply(&mut record.body);
+        for value in record.attributes.values_mut() {
+            changed += pass.apply(value);
+        }
         changed
     }
 }
