@@ -61,8 +61,13 @@ pub struct BudgetConfig {
     /// Project whose spans count.
     #[serde(default = "default_project")]
     pub project: String,
-    /// Limit per period, in the currency the sources report.
+    /// Limit per period, in `currency`.
     pub amount: f64,
+    /// The currency of `amount`; only spans costed in it count (default:
+    /// `[costs] currency`, which other currencies with a rate are converted
+    /// to at ingest). Spend in other currencies is listed, not added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     /// `day`, `week` or `month` (default).
     #[serde(default)]
     pub period: Period,
@@ -128,6 +133,13 @@ impl BudgetConfig {
                 ));
             }
         }
+        if let Some(c) = &self.currency
+            && !loupe_model::currency::is_code(&loupe_model::currency::normalise(c))
+        {
+            return bad(format!(
+                "currency {c:?}: use a three-letter ISO 4217 code such as \"USD\""
+            ));
+        }
         if let Some(per) = &self.per {
             per_sql(per).map_err(|_| {
                 AnalyticsError::Invalid(format!(
@@ -153,8 +165,12 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// The currency a budget counts when it names none.
+pub const DEFAULT_CURRENCY: &str = "USD";
+
 /// What was spent so far in the current period, per group (`None`: the
-/// budget is not per anything, or spans without the `per` value).
+/// budget is not per anything, or spans without the `per` value). Only
+/// spans costed in the budget's currency (or in none) count.
 ///
 /// # Errors
 /// An invalid budget; the store's errors.
@@ -164,27 +180,16 @@ pub async fn spend(
     now_ns: i64,
     limits: QueryLimits,
 ) -> Result<Vec<(Option<String>, f64)>, AnalyticsError> {
-    budget.validate()?;
-    let project = ProjectId::new(budget.project.clone())
-        .map_err(|e| AnalyticsError::Invalid(format!("budget {:?}: {e}", budget.name)))?;
-    let from = ts(budget.period.start(now_ns));
+    let (project, filters) = period_filter(budget, now_ns)?;
     let group = match &budget.per {
         Some(per) => per_sql(per)?,
         None => "CAST(NULL AS VARCHAR)".into(),
     };
-    let mut filters = String::new();
-    for (key, value) in &budget.filter {
-        let column = if FILTER_COLUMNS.contains(&key.as_str()) {
-            key.clone()
-        } else {
-            GroupBy::parse(key)?.sql()
-        };
-        filters.push_str(&format!(" AND {column} = {}", literal(value)));
-    }
     let sql = format!(
         "SELECT {group} AS g, sum(cost) AS spent FROM spans
-         WHERE cost IS NOT NULL AND start_time >= {from}{filters}
-         GROUP BY 1 ORDER BY 2 DESC"
+         WHERE {filters} AND (currency IS NULL OR currency IN ({}))
+         GROUP BY 1 ORDER BY 2 DESC",
+        currency_list(budget)
     );
     let answer = reader
         .sql(
@@ -206,6 +211,71 @@ pub async fn spend(
             )
         })
         .collect())
+}
+
+/// What the budget's filter kept this period in *other* currencies (no
+/// rate in `[costs]`), per currency: not added to the spend, because a sum
+/// across currencies means nothing, but shown so it is never hidden.
+///
+/// # Errors
+/// As [`spend`].
+pub async fn uncounted(
+    reader: &dyn SpanReader,
+    budget: &BudgetConfig,
+    now_ns: i64,
+    limits: QueryLimits,
+) -> Result<Vec<(String, f64)>, AnalyticsError> {
+    let (project, filters) = period_filter(budget, now_ns)?;
+    let sql = format!(
+        "SELECT currency, sum(cost) FROM spans
+         WHERE {filters} AND currency NOT IN ({})
+         GROUP BY 1 ORDER BY 2 DESC LIMIT 50",
+        currency_list(budget)
+    );
+    let answer = reader.sql(&project, &sql, limits).await?;
+    Ok(answer
+        .rows
+        .iter()
+        .filter_map(|row| {
+            Some((
+                row.first().and_then(Value::as_str)?.to_owned(),
+                row.get(1).and_then(Value::as_f64).unwrap_or(0.0),
+            ))
+        })
+        .collect())
+}
+
+/// The budget's currency as stored, in every spelling older data may have.
+fn currency_list(budget: &BudgetConfig) -> String {
+    let code = budget.currency.as_deref().unwrap_or(DEFAULT_CURRENCY);
+    loupe_model::currency::spellings(code)
+        .iter()
+        .map(|c| literal(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The project and the `WHERE` terms common to [`spend`] and
+/// [`uncounted`]: spans with a cost, starting in the current period, kept
+/// by the budget's filter.
+fn period_filter(
+    budget: &BudgetConfig,
+    now_ns: i64,
+) -> Result<(ProjectId, String), AnalyticsError> {
+    budget.validate()?;
+    let project = ProjectId::new(budget.project.clone())
+        .map_err(|e| AnalyticsError::Invalid(format!("budget {:?}: {e}", budget.name)))?;
+    let from = ts(budget.period.start(now_ns));
+    let mut filters = format!("cost IS NOT NULL AND start_time >= {from}");
+    for (key, value) in &budget.filter {
+        let column = if FILTER_COLUMNS.contains(&key.as_str()) {
+            key.clone()
+        } else {
+            GroupBy::parse(key)?.sql()
+        };
+        filters.push_str(&format!(" AND {column} = {}", literal(value)));
+    }
+    Ok((project, filters))
 }
 
 /// A threshold crossed (or a period over).

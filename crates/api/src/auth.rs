@@ -211,6 +211,7 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
         | "/api/v1/analytics/paths"
         | "/api/v1/alerts/rules/preview"
         | "/api/v1/tags/rules/preview"
+        | "/api/v1/settings/retention/preview"
         | "/api/v1/traces"
             if method == Method::POST =>
         {
@@ -1316,6 +1317,13 @@ mod tests {
             (Method::PUT, "/api/v1/tags/rules/tier", Some(Admin)),
             (Method::DELETE, "/api/v1/tags/rules/tier", Some(Admin)),
             (Method::GET, "/api/v1/tags/rules", Some(Read)),
+            // Retention deletes data: changing it is an admin's.
+            (Method::PUT, "/api/v1/settings/retention", Some(Admin)),
+            (
+                Method::POST,
+                "/api/v1/settings/retention/preview",
+                Some(Read),
+            ),
             // A cleanup deletes from Dify's database: an admin's; watching it is a read.
             (Method::POST, "/api/v1/dify/cleanups/job", Some(Admin)),
             (Method::DELETE, "/api/v1/dify/cleanups/job", Some(Admin)),

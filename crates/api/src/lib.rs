@@ -147,6 +147,42 @@ pub trait ServerInfo: Send + Sync {
         let _ = (project, limit);
         serde_json::json!({"configured": false})
     }
+    /// What a retention of `days` (0 = forever) for `project` would drop
+    /// now, and where its retention is set.
+    ///
+    /// # Errors
+    /// 404 when this server does not manage retention.
+    fn retention_preview(
+        &self,
+        project: &loupe_model::ProjectId,
+        days: u32,
+    ) -> Result<serde_json::Value, ApiError> {
+        let _ = (project, days);
+        Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "this server does not manage retention",
+        ))
+    }
+    /// Sets (`Some`) or removes (`None`: back to `loupe.toml`'s default)
+    /// `project`'s retention. A change that drops stored data needs
+    /// `confirm` (else 409 with the preview).
+    ///
+    /// # Errors
+    /// 404 as above; 409 for a project `loupe.toml` names or an
+    /// unconfirmed drop; 422 for a value out of range; 500 when the
+    /// change cannot be written (nothing changed then).
+    fn set_retention(
+        &self,
+        project: &loupe_model::ProjectId,
+        days: Option<u32>,
+        confirm: bool,
+    ) -> Result<serde_json::Value, ApiError> {
+        let _ = (project, days, confirm);
+        Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "this server does not manage retention",
+        ))
+    }
     /// `project`'s `[[budgets]]`, each with what it notified in its
     /// current period (`budgets.json`; `None` before the first notice).
     fn budgets(

@@ -322,6 +322,34 @@ fn pages(ctx: &Context) -> Vec<Page> {
             then: None,
         },
         Page {
+            // Issue 20's page (the console's "Users & conversations").
+            name: "Users & conversations (7 d)",
+            first: {
+                let window = json!({"from": rfc(ctx.start_ns), "to": rfc(ctx.end_ns)});
+                let mut paths = window.clone();
+                paths["label"] = json!("outcome");
+                vec![
+                    Call::Post("/api/v1/analytics/conversations".into(), window.clone()),
+                    Call::Post("/api/v1/analytics/paths".into(), paths),
+                    Call::Post("/api/v1/analytics/relations".into(), window.clone()),
+                    Call::Post("/api/v1/analytics/users".into(), window),
+                    Call::Get("/api/v1/settings".into()),
+                    Call::Get("/api/v1/budgets".into()),
+                ]
+            },
+            then: None,
+        },
+        Page {
+            // Issue 17's page, on the last day of the data.
+            name: "Root cause (24 h)",
+            first: vec![Call::Post(
+                "/api/v1/rca".into(),
+                json!({"target": "status=error", "from": rfc(ctx.end_ns - 86_400_000_000_000),
+                    "to": rfc(ctx.end_ns)}),
+            )],
+            then: None,
+        },
+        Page {
             name: "Alert rule preview (24 h)",
             first: vec![Call::Post(
                 "/api/v1/alerts/rules/preview".into(),

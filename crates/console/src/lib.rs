@@ -61,6 +61,7 @@ pub const ASSETS: &[Asset] = assets![
     "pages/dify-health.js",
     "pages/dify-cleanup.js",
     "pages/tag-rules.js",
+    "pages/retention.js",
     "pages/login.js",
     "pages/overview.js",
     "pages/runs.js",

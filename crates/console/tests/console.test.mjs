@@ -616,6 +616,23 @@ async function openMode() {
     await page.waitForFunction(() => !document.querySelector('[data-testid=tag-rules] tr[data-tag=product]'));
     assert.equal((await api('/api/v1/tags/rules')).body.rules.length, 1);
     assert.match(await page.textContent('[data-testid=integrations]'), /dify\.example\.com/);
+    // Retention: a preview shows the API's numbers and deletes nothing; a
+    // longer retention is saved without a question; back to the default.
+    assert.equal(await page.getAttribute('[data-testid=retention-source]', 'data-source'), 'default');
+    await page.fill('[data-field=retention-days]', '1');
+    await page.click('[data-action=retention-preview]');
+    await page.waitForSelector('[data-testid=retention-preview]');
+    const dropsOne = (await api('/api/v1/settings/retention/preview', {days: 1})).body;
+    assert.equal(await page.getAttribute('[data-testid=retention-preview]', 'data-spans'), String(dropsOne.drops.spans));
+    assert.equal((await api('/api/v1/settings')).body.retention.days, 30, 'a preview changes nothing');
+    await page.fill('[data-field=retention-days]', '3650');
+    await page.click('[data-action=retention-save]');
+    await page.waitForSelector('[data-testid=retention-source][data-source=console]');
+    assert.match(await page.textContent('[data-testid=retention-days]'), /3,650 days/);
+    assert.equal((await api('/api/v1/settings')).body.retention.days, 3650);
+    await page.click('[data-action=retention-reset]');
+    await page.waitForSelector('[data-testid=retention-source][data-source=default]');
+    assert.equal((await api('/api/v1/settings')).body.retention.days, 30);
     // The failed run links to its app's logs in Dify.
     const trace = (await api(`/api/v1/traces/${cfg.failedRun}`)).body;
     const root = trace.spans.find((sp) => sp.span_kind === 'workflow');

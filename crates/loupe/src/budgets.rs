@@ -36,6 +36,21 @@ pub fn load_state(data_dir: &std::path::Path) -> anyhow::Result<BTreeMap<String,
     }
 }
 
+/// The config's budgets, each naming its currency (`[costs] currency`
+/// when it names none), normalised as stored spans spell it.
+pub fn configured(config: &Config) -> Vec<BudgetConfig> {
+    config
+        .budgets
+        .iter()
+        .cloned()
+        .map(|mut b| {
+            let code = b.currency.as_deref().unwrap_or(&config.costs.currency);
+            b.currency = Some(loupe_model::currency::normalise(code));
+            b
+        })
+        .collect()
+}
+
 /// Checks `[[budgets]]`: valid, unique names, channels that exist.
 pub fn validate(config: &Config) -> anyhow::Result<()> {
     let mut names = std::collections::HashSet::new();
@@ -85,7 +100,7 @@ impl Budgets {
         let path = config.store.data_dir.join(STATE_FILE);
         let state = load_state(&config.store.data_dir)?;
         Ok(Some(Self {
-            budgets: config.budgets.clone(),
+            budgets: configured(config),
             channels,
             state,
             path,
@@ -190,8 +205,9 @@ fn notice(budget: &BudgetConfig, c: &Crossing, base_url: &str, now_ms: i64) -> N
             budget.name, budget.name
         )
     } else {
+        let cur = budget.currency.as_deref().unwrap_or_default();
         format!(
-            "Budget {}{who}: {share:.0}% of {} reached {} ({:.4} spent) / 预算 {}{who}：{}已用 {share:.0}%（{:.4} / {}）",
+            "Budget {}{who}: {share:.0}% of {} {cur} reached {} ({:.4} {cur} spent) / 预算 {}{who}：{}已用 {share:.0}%（{:.4} / {} {cur}）",
             budget.name,
             budget.amount,
             period.0,

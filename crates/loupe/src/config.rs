@@ -54,6 +54,9 @@ pub struct Config {
     /// `[[budgets]]`: cost limits per day, week or month that notify the
     /// alert channels at thresholds (see docs/ANALYTICS.md).
     pub budgets: Vec<loupe_analytics::budgets::BudgetConfig>,
+    /// `[costs]`: the currency costs are stored in and the rates that
+    /// convert the others at ingest (see docs/ANALYTICS.md).
+    pub costs: loupe_pipeline::costs::CostConfig,
     pub logs: crate::tail::LogsSection,
 }
 
@@ -265,6 +268,7 @@ impl Config {
         self.ingest.validate().map_err(anyhow::Error::msg)?;
         loupe_normalise::tags::TagRules::new(&self.tags)?;
         loupe_pipeline::redact::Redactor::new(&self.redaction)?;
+        loupe_pipeline::costs::Converter::new(&self.costs).map_err(anyhow::Error::msg)?;
         if self.metrics.max_series_per_app == 0 {
             bail!("metrics.max_series_per_app must be greater than 0");
         }

@@ -79,7 +79,14 @@ pub async fn open_store(config: &mut Config, mode: Mode) -> anyhow::Result<Store
     if let Some(recorded) = &recorded {
         match mode {
             Mode::Serve => {
-                let mine = DirSettings::of(&config.store, &config.metrics);
+                let mut mine = DirSettings::of(&config.store, &config.metrics);
+                // What the console set (`retention.json`) is in force too.
+                let set = loupe_store::retention::load(&dir).with_context(|| {
+                    format!("cannot read the retention set in {}", dir.display())
+                })?;
+                for (p, d) in set {
+                    mine.retention_days_by_project.entry(p).or_insert(d);
+                }
                 for (project, old, new) in recorded.shortened_by(&mine) {
                     tracing::warn!(
                         project = %project,
@@ -113,13 +120,17 @@ pub async fn open_store(config: &mut Config, mode: Mode) -> anyhow::Result<Store
     })
     .await
     .context("the store opening task failed")?;
-    opened.with_context(|| match mode {
+    let store = opened.with_context(|| match mode {
         Mode::ReadOnly => format!(
             "cannot read the data directory {} (it must be a Loupe data directory)",
             dir.display()
         ),
         Mode::Serve | Mode::Write => format!("cannot open the data directory {}", dir.display()),
-    })
+    })?;
+    // Retention set over the API counts for what the caller does next (the
+    // sync's retention floor, a cleanup's check).
+    config.store.retention_days_by_project = store.retention_by_project();
+    Ok(store)
 }
 
 /// The ingest pipeline over `store` with the config's tag rules and those
@@ -128,10 +139,12 @@ pub fn pipeline(config: &Config, store: &Store) -> anyhow::Result<Pipeline> {
     // The config's rules, then those added over the API (tag-rules.json).
     let tags = loupe_pipeline::tagset::TagSet::open(config.tags.clone(), &store.config().data_dir)?;
     let redactor = loupe_pipeline::redact::Redactor::new(&config.redaction)?;
+    let costs = loupe_pipeline::costs::Converter::new(&config.costs).map_err(anyhow::Error::msg)?;
     Ok(Pipeline::with_tag_set(
         std::sync::Arc::new(store.clone()),
         std::sync::Arc::new(tags),
     )
     .with_redaction(redactor)
+    .with_costs(costs)
     .with_logs(std::sync::Arc::new(store.clone())))
 }

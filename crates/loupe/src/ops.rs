@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use axum::http::StatusCode;
+use loupe_api::ApiError;
 use loupe_api::admission::IngestGate;
 use loupe_dify::health::{CleanupHistory, HealthState};
 use loupe_dify::sync::status::SyncStatus;
@@ -19,6 +21,8 @@ use crate::config::Config;
 pub struct ServerView {
     /// The config in effect (the store's part updated from `settings.json`).
     config: Config,
+    /// The store: retention in force, and its changes over the API.
+    store: loupe_store::Store,
     /// The running Dify sync, if any.
     sync: Option<Arc<SyncStatus>>,
     /// The running health collector of the Dify database, if any.
@@ -29,11 +33,13 @@ impl ServerView {
     /// A view of `config` (as the store opened with it) and the sync.
     pub fn new(
         config: &Config,
+        store: loupe_store::Store,
         sync: Option<Arc<SyncStatus>>,
         health: Option<Arc<HealthState>>,
     ) -> Self {
         Self {
             config: config.clone(),
+            store,
             sync,
             health,
         }
@@ -62,6 +68,49 @@ impl ServerView {
             .dify
             .projects()
             .is_ok_and(|p| p.all().contains(project.as_str()))
+    }
+
+    /// `project`'s retention: in force, where it is set, whether the API
+    /// may change it.
+    fn retention(&self, p: &str) -> Value {
+        // The store's config is `loupe.toml`'s; what the console set is
+        // kept apart (`retention.json`).
+        let configured = self.store.config().retention_days_by_project.get(p);
+        let set = self.store.retention_set().get(p).copied();
+        json!({
+            "days": self.store.retention_for(p),
+            "global_days": self.store.config().retention_days,
+            "project_override": configured,
+            "set_in_console": set,
+            "source": match (configured, set) {
+                (Some(_), _) => "loupe.toml",
+                (None, Some(_)) => "console",
+                (None, None) => "default",
+            },
+            "editable": configured.is_none() && !self.store.is_read_only(),
+        })
+    }
+
+    fn preview_json(&self, project: &ProjectId, days: u32) -> Value {
+        let now = loupe_model::time::now_ns();
+        let p = self.store.retention_preview(project.as_str(), days, now);
+        let fmt = |ns: Option<i64>| ns.map(loupe_model::time::format_instant);
+        json!({
+            "days": days,
+            "current_days": self.store.retention_for(project.as_str()),
+            "first_day_kept": fmt(p.cutoff_ns),
+            "oldest_stored": fmt(p.oldest_ns),
+            "drops": {
+                "parts": p.parts,
+                "spans": p.rows,
+                "bytes": p.bytes,
+                "log_parts": p.log_parts,
+                "log_records": p.log_records,
+            },
+            // Runs a Dify cleanup removed from Dify's database exist only
+            // here: the console says so before a shorter retention.
+            "dify_project": self.dify_here(project),
+        })
     }
 
     /// Whether the Dify sync writes into `project`.
@@ -111,11 +160,7 @@ impl loupe_api::ServerInfo for ServerView {
         json!({
             "project": p,
             "keys": keys,
-            "retention": {
-                "days": store.retention_for(p),
-                "global_days": store.retention_days,
-                "project_override": store.retention_days_by_project.get(p),
-            },
+            "retention": self.retention(p),
             "tag_rules": tags,
             "metrics": {
                 "labels": self.config.metrics.labels,
@@ -132,6 +177,55 @@ impl loupe_api::ServerInfo for ServerView {
                     .filter(|_| self.dify_project(project)),
             },
         })
+    }
+
+    fn retention_preview(&self, project: &ProjectId, days: u32) -> Result<Value, ApiError> {
+        if days > loupe_store::MAX_RETENTION_DAYS {
+            return Err(too_long(days));
+        }
+        Ok(self.preview_json(project, days))
+    }
+
+    fn set_retention(
+        &self,
+        project: &ProjectId,
+        days: Option<u32>,
+        confirm: bool,
+    ) -> Result<Value, ApiError> {
+        let p = project.as_str();
+        if let Some(d) = self.store.config().retention_days_by_project.get(p) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "loupe.toml sets this project's retention ([store.retention_days_by_project] {p} = {d}); change it there"
+                ),
+            ));
+        }
+        if let Some(d) = days
+            && d > loupe_store::MAX_RETENTION_DAYS
+        {
+            return Err(too_long(d));
+        }
+        let next = days.unwrap_or(self.store.config().retention_days);
+        let preview = self.preview_json(project, next);
+        let drops = &preview["drops"];
+        let dropping =
+            drops["parts"].as_u64().unwrap_or(0) + drops["log_parts"].as_u64().unwrap_or(0);
+        if dropping > 0 && !confirm {
+            let message = format!(
+                "a retention of {next} days deletes stored data at the next maintenance pass \
+                 ({} spans, {} log records); send \"confirm\": true to proceed",
+                drops["spans"], drops["log_records"]
+            );
+            let mut details = serde_json::Map::new();
+            details.insert("preview".into(), preview);
+            return Err(ApiError::new(StatusCode::CONFLICT, message).with_details(details));
+        }
+        self.store.set_retention(p, days).map_err(|e| match e {
+            loupe_store::Error::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        })?;
+        Ok(json!({"retention": self.retention(p), "preview": preview}))
     }
 
     fn dify_status(&self, project: &ProjectId) -> Value {
@@ -211,11 +305,13 @@ impl loupe_api::ServerInfo for ServerView {
             tracing::warn!(error = %e, "cannot read budgets.json for the budgets view");
             Default::default()
         });
-        self.config
-            .budgets
-            .iter()
+        crate::budgets::configured(&self.config)
+            .into_iter()
             .filter(|b| b.project == project.as_str())
-            .map(|b| (b.clone(), state.get(&b.name).cloned()))
+            .map(|b| {
+                let notified = state.get(&b.name).cloned();
+                (b, notified)
+            })
             .collect()
     }
 
@@ -243,6 +339,16 @@ impl loupe_api::ServerInfo for ServerView {
             }
         }
     }
+}
+
+fn too_long(days: u32) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!(
+            "days: {days} is more than {} (100 years); use 0 to keep data forever",
+            loupe_store::MAX_RETENTION_DAYS
+        ),
+    )
 }
 
 /// The API's and the sync's metrics, as label-less samples.

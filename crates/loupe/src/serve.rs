@@ -191,11 +191,20 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         relay: Some(relay),
         info: Some(Arc::new(crate::ops::ServerView::new(
             &config,
+            store.clone(),
             dify_status,
             dify_health,
         ))),
-        cleanup: crate::cli_dify::ConsoleCleanups::new(&config, reader.clone(), stop_rx.clone())
-            .map(|c| Arc::new(c) as Arc<dyn loupe_api::CleanupControl>),
+        cleanup: crate::cli_dify::ConsoleCleanups::new(
+            &config,
+            reader.clone(),
+            {
+                let store = store.clone();
+                Arc::new(move || store.retention_by_project())
+            },
+            stop_rx.clone(),
+        )
+        .map(|c| Arc::new(c) as Arc<dyn loupe_api::CleanupControl>),
     };
 
     let http = tokio::net::TcpListener::bind(config.server.http_addr)

@@ -20,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod currency;
 pub mod duration_text;
 mod log;
 mod metric;

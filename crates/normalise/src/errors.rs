@@ -46,13 +46,28 @@ pub fn enrich(span: &mut Span) {
     if !failed {
         return;
     }
-    let message = span
-        .error_message
-        .as_deref()
-        .filter(|m| !m.trim().is_empty());
-    let class = span.error_class.as_deref().filter(|c| !c.trim().is_empty());
-    if message.is_none() && class.is_none() {
+    let Some((kind, sig)) = sign(span.error_message.as_deref(), span.error_class.as_deref()) else {
         return;
+    };
+    if span
+        .error_class
+        .as_deref()
+        .is_none_or(|c| c.trim().is_empty())
+    {
+        span.error_class = Some(kind);
+    }
+    span.attributes.insert(ERROR_SIGNATURE.to_owned(), sig);
+}
+
+/// The kind and signature of a failure from its message and the source's
+/// class; `None` when there is neither. What [`enrich`] stores, and what
+/// readers compute for spans stored before it existed (the store's scans,
+/// the rollups).
+pub fn sign(message: Option<&str>, class: Option<&str>) -> Option<(String, String)> {
+    let message = message.filter(|m| !m.trim().is_empty());
+    let class = class.filter(|c| !c.trim().is_empty());
+    if message.is_none() && class.is_none() {
+        return None;
     }
     let kind = classify(message, class);
     let sig = match message {
@@ -60,10 +75,7 @@ pub fn enrich(span: &mut Span) {
         // No message: the source's class is all there is to group by.
         None => format!("{kind}: {}", class.unwrap_or_default()),
     };
-    if class.is_none() {
-        span.error_class = Some(kind);
-    }
-    span.attributes.insert(ERROR_SIGNATURE.to_owned(), sig);
+    Some((kind, sig))
 }
 
 /// The kind of an error from its message and the source's class.

@@ -3,7 +3,8 @@
 //! OTLP (HTTP and gRPC), the Langfuse API, the Dify database sync and
 //! `loupe gen` all hand normalised spans to [`Pipeline::write`]. The pipeline
 //! applies the business-tag rules, classifies errors (class and signature,
-//! `loupe_normalise::errors`), then the PII redaction rules ([`redact`]),
+//! `loupe_normalise::errors`), converts costs to one currency ([`costs`]),
+//! then the PII redaction rules ([`redact`]),
 //! and appends to the backend's [`SpanWriter`]; the returned ack means the
 //! spans are in the WAL (redacted values never reach it).
 //!
@@ -24,6 +25,7 @@ use loupe_model::{LogRecord, Span};
 use loupe_normalise::tags::TagRules;
 pub use retag::{Preview, Retagged, preview};
 
+pub mod costs;
 pub mod redact;
 pub mod tagset;
 
@@ -35,6 +37,7 @@ pub struct Pipeline {
     logs: Option<Arc<dyn LogWriter>>,
     tags: Arc<tagset::TagSet>,
     redactor: Arc<redact::Redactor>,
+    costs: Arc<costs::Converter>,
 }
 
 impl Pipeline {
@@ -51,7 +54,14 @@ impl Pipeline {
             logs: None,
             tags,
             redactor: Arc::default(),
+            costs: Arc::default(),
         }
+    }
+
+    /// The same pipeline, converting costs with `costs` (`[costs]`).
+    pub fn with_costs(mut self, costs: costs::Converter) -> Self {
+        self.costs = Arc::new(costs);
+        self
     }
 
     /// The same pipeline, redacting with `redactor` (`[redaction]`).
@@ -125,6 +135,8 @@ impl Pipeline {
             // Error class and signature for every source (Dify's database
             // gives a message and no class).
             loupe_normalise::errors::enrich(span);
+            // One currency for every sum downstream.
+            self.costs.apply(span);
         }
         if !self.redactor.is_empty() {
             let _redact = tracing::debug_span!("pipeline.redact").entered();

@@ -492,9 +492,6 @@ impl Ctx<'_> {
     ) -> Result<(Interner, Table), RcaError> {
         let main_keys: Vec<FieldRef> = dims[..main_dims].iter().map(|d| d.field.clone()).collect();
         let all_keys: Vec<FieldRef> = dims.iter().map(|d| d.field.clone()).collect();
-        let no_sig = Filter::Not(Box::new(Filter::Exists(FieldRef::Attribute(
-            loupe_model::ERROR_SIGNATURE.to_owned(),
-        ))));
         // With the target `status=error`, one plan per period gives both
         // the population and the target (count, error rate).
         let merged = r.target.as_ref() == Some(&status_error());
@@ -517,13 +514,6 @@ impl Ctx<'_> {
                 r.filter(true, vec![status_error()]),
                 &all_keys,
             )));
-            // Failed spans stored before signatures existed: counted here
-            // (rollups answer), read and signed below only when there are.
-            plans.push(Some(group_plan(
-                range,
-                r.filter(true, vec![status_error(), no_sig.clone()]),
-                &[],
-            )));
         }
         let this = &*self;
         let results: Vec<QueryResult> = try_join_all(plans.iter().map(|p| async move {
@@ -541,35 +531,12 @@ impl Ctx<'_> {
             .collect();
         self.account(&ran);
 
-        // Old failed spans without a signature: sign them on read.
-        let mut unsigned: Vec<Option<QueryResult>> = vec![None, None];
-        for side in [WINDOW, BASELINE] {
-            let missing = results[side * 4 + 3]
-                .rows
-                .first()
-                .and_then(|row| row.first())
-                .map_or(0, count_of);
-            if missing > 0 {
-                let mut keys = main_keys.clone();
-                keys.push(column(column::ERROR_CLASS));
-                keys.push(column(column::ERROR_MESSAGE));
-                let plan = group_plan(
-                    r.range(side),
-                    r.filter(true, vec![status_error(), no_sig.clone()]),
-                    &keys,
-                );
-                let got = self.run(&plan).await?;
-                self.account(&[&got]);
-                unsigned[side] = Some(got);
-            }
-        }
-
         let mut interner = Interner::new(dims.len());
         let mut cube: HashMap<Vec<u32>, Row> = HashMap::default();
         let mut errors: HashMap<Vec<u32>, Row> = HashMap::default();
         let width = dims.len();
         for side in [WINDOW, BASELINE] {
-            let base = side * 4;
+            let base = side * 3;
             for (slot, is_target) in [(base, false), (base + 1, true)] {
                 for row in &results[slot].rows {
                     let mut vals = vec![0u32; width];
@@ -599,31 +566,7 @@ impl Ctx<'_> {
                     vals[d] = interner.id(d, text_of(v));
                 }
                 let n = row.get(width).map_or(0, count_of);
-                // Rows without a signature are added from the signed read.
-                if vals[width - 1] == 0 && unsigned[side].is_some() {
-                    continue;
-                }
                 add_error(&mut errors, vals, side, n);
-            }
-            if let Some(got) = &unsigned[side] {
-                for row in &got.rows {
-                    let mut vals = vec![0u32; width];
-                    for (d, v) in row.iter().take(main_dims).enumerate() {
-                        vals[d] = interner.id(d, text_of(v));
-                    }
-                    let class = row.get(main_dims).and_then(text_of);
-                    let message = row.get(main_dims + 1).and_then(text_of);
-                    let n = row.get(main_dims + 2).map_or(0, count_of);
-                    let kind = loupe_normalise::errors::classify(message, class);
-                    let sig = match message {
-                        Some(m) => loupe_normalise::errors::signature(&kind, m),
-                        None => kind.clone(),
-                    };
-                    vals[width - 2] = interner.id(width - 2, Some(class.unwrap_or(&kind)));
-                    vals[width - 1] = interner.id(width - 1, Some(&sig));
-                    self.stats.signatures_on_read += n;
-                    add_error(&mut errors, vals, side, n);
-                }
             }
         }
         let mut cube: Vec<Row> = cube.into_values().collect();

@@ -247,9 +247,6 @@ pub struct RcaStats {
     pub candidates: u64,
     /// Distinct value tuples read.
     pub tuples: u64,
-    /// Failed target spans read without a stored signature, whose
-    /// signature was computed on read.
-    pub signatures_on_read: u64,
     /// Whether a group-by hit the row cap (counts may be incomplete).
     pub truncated: bool,
     /// Of the wall time: reading the joint counts, ms.

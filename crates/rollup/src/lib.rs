@@ -204,11 +204,18 @@ fn contribution(span: &Span, labels: &[String]) -> Contribution {
             } else {
                 String::new()
             },
+            // Spans stored before the pipeline signed them are signed
+            // here as a scan signs them on read.
             error_signature: if error {
-                span.attributes
-                    .get(loupe_model::ERROR_SIGNATURE)
-                    .cloned()
-                    .unwrap_or_default()
+                match span.attributes.get(loupe_model::ERROR_SIGNATURE) {
+                    Some(sig) => sig.clone(),
+                    None => loupe_normalise::errors::sign(
+                        span.error_message.as_deref(),
+                        span.error_class.as_deref(),
+                    )
+                    .map(|(_, sig)| sig)
+                    .unwrap_or_default(),
+                }
             } else {
                 String::new()
             },

@@ -120,14 +120,7 @@ impl StoreConfig {
     /// product overflowed into a cutoff in the future and the first
     /// maintenance pass dropped every part).
     pub fn retention_cutoff_day_ns(&self, project: &str, now_ns: i64) -> Option<i64> {
-        const DAY_NS: i64 = 86_400 * 1_000_000_000;
-        let days = i64::from(self.retention_for(project));
-        if days == 0 {
-            return None;
-        }
-        let cutoff = now_ns.checked_sub(days.checked_mul(DAY_NS)?)?;
-        // The start of the cutoff's UTC day, which is never after it.
-        cutoff.checked_sub(cutoff.rem_euclid(DAY_NS))
+        crate::retention::cutoff_day_ns(self.retention_for(project), now_ns)
     }
 
     /// Checks values no deployment means: a retention longer than

@@ -47,6 +47,7 @@ mod parts;
 mod query;
 mod read;
 mod readonly;
+pub mod retention;
 mod rollups;
 pub mod settings;
 mod table;
@@ -284,6 +285,9 @@ pub(crate) struct Inner {
     pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::Index>>>,
     /// The cold tier (`[store.cold]`), if configured.
     pub cold: Option<Arc<cold::Tier>>,
+    /// Per-project retention set at run time over the API (`retention.rs`):
+    /// read by every retention decision, before the config's.
+    pub retention: parking_lot::RwLock<std::collections::BTreeMap<String, u32>>,
     /// Tests: runs once inside the next flush, after the freeze and before
     /// any part is written, so a test can act mid-flush without racing it.
     #[cfg(test)]
@@ -317,7 +321,10 @@ impl Store {
         }
         // Recorded once the parts open: a start refused for a missing cold
         // tier does not erase the tier other commands adopt from here.
-        settings::DirSettings::of(&config, &rollup).store(&dir)?;
+        let set_retention = retention::usable(&config, retention::load(&dir)?);
+        let mut recorded = settings::DirSettings::of(&config, &rollup);
+        recorded.retention_days_by_project = retention::effective(&config, &set_retention);
+        recorded.store(&dir)?;
         let loaded_rollups = rollups::load(&dir, manifest.flushed_seq, &rollup)?;
         let (wal, records) = Wal::open(&dir.join("wal"), manifest.flushed_seq, config.durability)?;
         let logs = logs::LogTable::open(&dir, config.durability, config.fsync_interval, false)?;
@@ -330,6 +337,7 @@ impl Store {
                 wal: wal.clone(),
                 logs,
                 cold: tier,
+                retention: set_retention,
             },
             false,
         );
@@ -353,6 +361,7 @@ impl Store {
             wal,
             logs,
             cold,
+            retention,
         } = loaded;
         let next_seq = wal.last_seq() + 1;
         let mut manifest = manifest;
@@ -401,6 +410,7 @@ impl Store {
                 log_counts: Default::default(),
                 text_indexes: Mutex::new(Default::default()),
                 cold,
+                retention: parking_lot::RwLock::new(retention),
                 #[cfg(test)]
                 after_freeze: Mutex::new(None),
             }),
@@ -528,6 +538,8 @@ pub(crate) struct Loaded {
     pub(crate) wal: Arc<Wal>,
     pub(crate) logs: logs::LogTable,
     pub(crate) cold: Option<Arc<cold::Tier>>,
+    /// Per-project retention set at run time (`retention.json`).
+    pub(crate) retention: std::collections::BTreeMap<String, u32>,
 }
 
 /// Takes the exclusive lock on `<dir>/LOCK`, failing at once if another

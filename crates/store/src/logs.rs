@@ -331,18 +331,29 @@ impl LogTable {
         Ok(())
     }
 
+    /// Log parts of `project` (and their records) a retention cutoff would
+    /// drop now.
+    pub(crate) fn expired_by(&self, project: &str, cutoff: Option<i64>) -> (usize, u64) {
+        let st = self.state.lock();
+        st.parts
+            .iter()
+            .filter(|p| {
+                p.meta.project == project
+                    && crate::retention::expired(cutoff, &p.meta.day, p.meta.max_time)
+            })
+            .fold((0, 0), |(n, rows), p| (n + 1, rows + p.meta.rows))
+    }
+
     /// Drops whole parts of days before each project's retention cutoff;
     /// returns how many. Blocking.
-    fn expire(&self, config: &crate::StoreConfig, now_ns: i64) -> Result<usize, Error> {
+    fn expire(&self, cutoff: &dyn Fn(&str) -> Option<i64>) -> Result<usize, Error> {
         let _flush = self.flush_gate.lock();
         let mut st = self.state.lock();
         let expired: Vec<Arc<LogPart>> = st
             .parts
             .iter()
             .filter(|p| {
-                config
-                    .retention_cutoff_day_ns(&p.meta.project, now_ns)
-                    .is_some_and(|cutoff| p.meta.max_time < cutoff && p.meta.day < day_of(cutoff))
+                crate::retention::expired(cutoff(&p.meta.project), &p.meta.day, p.meta.max_time)
             })
             .cloned()
             .collect();
@@ -725,7 +736,10 @@ impl Store {
     /// Log retention, then compaction (part of the maintenance pass);
     /// returns (parts expired, parts merged away, parts written). Blocking.
     pub(crate) fn maintain_logs(&self, now_ns: i64) -> Result<(usize, usize, usize), Error> {
-        let expired = self.inner.logs.expire(&self.inner.config, now_ns)?;
+        let expired = self
+            .inner
+            .logs
+            .expire(&|project| self.retention_cutoff_day_ns(project, now_ns))?;
         let (merged, written) = self
             .inner
             .logs

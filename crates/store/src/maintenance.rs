@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::deletes::{DeletionVector, add_live, locate};
-use crate::parts::{Part, day_of, read_rows, write_part};
+use crate::parts::{Part, read_rows, write_part};
 use crate::{Error, Garbage, Store};
 
 /// How long a replaced file stays on disk.
@@ -95,13 +95,12 @@ impl Store {
     /// cutoff's day), so the tier never answers for spans no longer stored.
     pub(crate) fn expire_hour_tier(&self, now_ns: i64) {
         const DAY_NS: i64 = 86_400 * 1_000_000_000;
-        let cfg = &self.inner.config;
         self.inner
             .state
             .lock()
             .rollups
             .expire_hours(|project, day| {
-                cfg.retention_cutoff_day_ns(project, now_ns)
+                self.retention_cutoff_day_ns(project, now_ns)
                     .is_some_and(|cutoff| day < cutoff.div_euclid(DAY_NS))
             });
     }
@@ -115,10 +114,11 @@ impl Store {
             .parts
             .iter()
             .filter(|p| {
-                // Whole days only: the part's day must end before the
-                // cutoff day starts.
-                cfg.retention_cutoff_day_ns(&p.meta.project, now_ns)
-                    .is_some_and(|cutoff| p.meta.max_time < cutoff && p.meta.day < day_of(cutoff))
+                crate::retention::expired(
+                    self.retention_cutoff_day_ns(&p.meta.project, now_ns),
+                    &p.meta.day,
+                    p.meta.max_time,
+                )
             })
             .map(|p| p.meta.id)
             .collect();

@@ -43,6 +43,7 @@ mod bounded;
 mod compile;
 mod pool;
 mod rollup;
+mod signature;
 mod sql;
 mod sql_guard;
 pub(crate) use pool::BUSY_MARK;
@@ -460,8 +461,6 @@ impl Store {
         }
         let now_ns = loupe_model::time::now_ns();
         let oldest_kept_ns = self
-            .inner
-            .config
             .retention_cutoff_day_ns(project.as_str(), now_ns)
             .unwrap_or(i64::MIN);
         let prepared = {

@@ -103,6 +103,7 @@ impl Store {
             wal,
             logs,
             cold: tier,
+            retention: crate::retention::usable(config, crate::retention::load(dir)?),
         };
         let store = Store::assemble(config.clone(), loaded, true);
         store.replay(records)?;

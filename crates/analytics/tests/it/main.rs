@@ -420,6 +420,7 @@ mod budgets {
             period: Period::Month,
             filter: [("app_name".to_owned(), "bot".to_owned())].into(),
             per: per.map(str::to_owned),
+            currency: None,
             thresholds: vec![0.8, 1.0],
             notify: vec![],
         }

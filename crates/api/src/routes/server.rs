@@ -8,12 +8,17 @@
 //! `GET /api/v1/budgets` (the project's `[[budgets]]` with the spend of
 //! their current period, per group when `per` is set, and what each
 //! notified).
+//! Retention is also changed here: `POST /api/v1/settings/retention/preview`
+//! (read: `{"days": N}` → what the maintenance pass would drop) and `PUT
+//! /api/v1/settings/retention` (admin: `{"days": N | null, "confirm":
+//! bool}`; a change that drops stored data needs `confirm`, else 409 with
+//! the preview).
 //! Answers 404 when the server was built without this information (tests
 //! driving the router alone).
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::Value;
 
@@ -25,6 +30,11 @@ use crate::{ApiError, AppState};
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/settings", get(settings))
+        .route("/api/v1/settings/retention", put(set_retention))
+        .route(
+            "/api/v1/settings/retention/preview",
+            post(retention_preview),
+        )
         .route("/api/v1/dify/status", get(dify_status))
         .route("/api/v1/dify/health", get(dify_health))
         .route("/api/v1/dify/cleanups", get(dify_cleanups))
@@ -45,6 +55,48 @@ async fn settings(
     Project(project): Project,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(info(&state)?.settings(&project)))
+}
+
+/// Body of the retention routes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionBody {
+    /// Days kept (0 = forever); `null` on PUT: back to the default.
+    days: Option<u32>,
+    /// PUT: the drop the preview showed is intended.
+    #[serde(default)]
+    confirm: bool,
+}
+
+fn retention_body(body: &[u8]) -> Result<RetentionBody, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected {{\"days\": <whole days, 0 = forever>, \"confirm\": bool}}: {e}"
+        ))
+    })
+}
+
+async fn retention_preview(
+    State(state): State<AppState>,
+    Project(project): Project,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let b = retention_body(&body)?;
+    let days = b
+        .days
+        .ok_or_else(|| ApiError::bad_request("days: a number of days is needed (0 = forever)"))?;
+    Ok(Json(info(&state)?.retention_preview(&project, days)?))
+}
+
+async fn set_retention(
+    State(state): State<AppState>,
+    Project(project): Project,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let b = retention_body(&body)?;
+    Ok(Json(
+        info(&state)?.set_retention(&project, b.days, b.confirm)?,
+    ))
 }
 
 async fn dify_status(
@@ -119,16 +171,17 @@ async fn budgets(
     let mut out = Vec::new();
     for (budget, notified) in info.budgets(&project) {
         let start = budget.period.start(now);
-        let mut spends = loupe_analytics::budgets::spend(
-            state.reader.as_ref(),
-            &budget,
-            now,
-            loupe_backend::QueryLimits::default(),
-        )
-        .await
-        .map_err(|e| {
+        let failed = |e: loupe_analytics::AnalyticsError| {
             ApiError::from(StoreError::Internal(format!("budget {}: {e}", budget.name)))
-        })?;
+        };
+        let limits = loupe_backend::QueryLimits::default();
+        let reader = state.reader.as_ref();
+        let (spends, uncounted) = futures::try_join!(
+            loupe_analytics::budgets::spend(reader, &budget, now, limits),
+            loupe_analytics::budgets::uncounted(reader, &budget, now, limits),
+        )
+        .map_err(failed)?;
+        let mut spends = spends;
         spends.sort_by(|a, b| b.1.total_cmp(&a.1));
         let groups = spends.len();
         spends.truncate(MAX_BUDGET_GROUPS);
@@ -154,6 +207,11 @@ async fn budgets(
             "spent": spent,
             "groups": groups,
             "notified": notified,
+            // Spend in currencies without a rate: shown, never added.
+            "other_currencies": uncounted
+                .into_iter()
+                .map(|(currency, spent)| serde_json::json!({"currency": currency, "spent": spent}))
+                .collect::<Vec<_>>(),
         }));
     }
     Ok(Json(serde_json::json!({ "budgets": out })))

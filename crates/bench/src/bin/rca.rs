@@ -88,8 +88,10 @@ async fn load(config: &GenConfig, dir: &std::path::Path) -> anyhow::Result<u64> 
         for run in runs.by_ref().take(500) {
             batch.extend(run.spans);
         }
+        // What the ingest pipeline does before the store sees a span.
         for span in &mut batch {
             tags.apply(span);
+            loupe_normalise::errors::enrich(span);
         }
         spans += batch.len() as u64;
         loupe_side::append(&store, batch).await?;

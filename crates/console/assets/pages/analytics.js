@@ -33,6 +33,7 @@ Object.assign(MESSAGES.en, {
   'an.noDataHint': 'Conversations are runs that carry a session id (Dify conversations, session.id, Langfuse sessionId).',
   'an.budgets': 'Cost budgets', 'an.budgetsSub': 'this period, from {start}', 'an.budget': 'Budget', 'an.period': 'Period',
   'an.limit': 'Limit', 'an.spent': 'Spent', 'an.notified': 'Notified', 'an.per': 'per {per}', 'an.moreGroups': '… {n} groups in all',
+  'an.otherCurrencies': 'Not counted (no rate in [costs]): {list}',
   'an.period.day': 'day', 'an.period.week': 'week', 'an.period.month': 'month',
   'an.flow': 'How conversations flow', 'an.flowSub': 'the common paths, turn by turn', 'an.ended': 'ended',
 });
@@ -53,6 +54,7 @@ Object.assign(MESSAGES.zh, {
   'an.noDataHint': '会话是带会话 ID 的运行（Dify 会话、session.id、Langfuse sessionId）。',
   'an.budgets': '成本预算', 'an.budgetsSub': '本周期，自 {start} 起', 'an.budget': '预算', 'an.period': '周期',
   'an.limit': '额度', 'an.spent': '已用', 'an.notified': '已通知', 'an.per': '按 {per}', 'an.moreGroups': '… 共 {n} 组',
+  'an.otherCurrencies': '未计入（[costs] 中没有汇率）：{list}',
   'an.period.day': '日', 'an.period.week': '周', 'an.period.month': '月',
   'an.flow': '会话流向', 'an.flowSub': '常见路径，逐轮', 'an.ended': '结束',
 });
@@ -119,12 +121,18 @@ function budgets(list) {
       rows.push(h('tr', {dataset: {budget: c.name, group: g.group ?? ''}, class: g.share >= 1 ? 'bad-text' : null},
         h('td', {}, g.group != null ? `${name} · ${g.group}` : name),
         h('td', {}, t(`an.period.${c.period}`)),
-        h('td', {class: 'num'}, fmt.cost(c.amount)),
-        h('td', {class: 'num', dataset: {testid: 'budget-spent'}}, fmt.cost(g.spent)),
+        h('td', {class: 'num'}, fmt.cost(c.amount, c.currency)),
+        h('td', {class: 'num', dataset: {testid: 'budget-spent'}}, fmt.cost(g.spent, c.currency)),
         h('td', {}, bar(g.share)),
         h('td', {class: 'small'}, notified.map((x) => fmt.pct(x)).join(', ') || '—')));
     }
     if (b.groups > groups.length) rows.push(h('tr', {}, h('td', {class: 'muted small', colspan: 6}, t('an.moreGroups', {n: fmt.num(b.groups)}))));
+    // Spend in currencies [costs] has no rate for: shown, not added.
+    const other = b.other_currencies || [];
+    if (other.length) {
+      rows.push(h('tr', {dataset: {testid: 'budget-other'}}, h('td', {class: 'muted small', colspan: 6},
+        t('an.otherCurrencies', {list: other.map((o) => fmt.cost(o.spent, o.currency)).join(', ')}))));
+    }
   }
   return h('table', {class: 'table', dataset: {testid: 'budgets'}},
     h('thead', {}, h('tr', {}, [t('an.budget'), t('an.period'), t('an.limit'), t('an.spent'), '', t('an.notified')].map((c) => h('th', {}, c)))),

@@ -1,5 +1,5 @@
-// Settings: retention (this project's, the global default and whether the
-// project overrides it), the tag rules in effect for this project (listed,
+// Settings: retention (this project's, where it is set, and changed here
+// when loupe.toml does not set it: ./retention.js), the tag rules in effect for this project (listed,
 // added, previewed, removed and applied: ./tag-rules.js), the
 // metrics labels (tags that are rollup dimensions), the signed-in key, and
 // where each is changed (GET /api/v1/settings); and the project's API keys
@@ -12,8 +12,7 @@ import * as fmt from '../format.js';
 import {section, kv, failure, empty} from '../widgets.js';
 import {keysPanel} from './keys.js';
 import {tagRulesPanel} from './tag-rules.js';
-
-const days = (n) => (n === 0 ? t('settings.forever') : t('settings.days', {n: fmt.num(n)}));
+import {retentionPanel} from './retention.js';
 
 export function mount(ctx) {
   ctx.setTitle(t('settings.title'));
@@ -35,18 +34,19 @@ export function mount(ctx) {
 
   function render(s) {
     const ret = s.retention || {};
+    const retentionBox = h('div', {class: 'stack'});
+    // After a change, the retention in force as the server now says.
+    const mountRetention = (r) => retentionPanel(retentionBox, r, {
+      onSaved: () => api.get('/api/v1/settings', {signal: controller.signal})
+        .then((fresh) => mountRetention(fresh.retention || {}))
+        .catch((e) => { if (e.name !== 'AbortError') replace(retentionBox, failure(e, t('settings.canRead'))); }),
+    });
+    mountRetention(ret);
     const metrics = s.metrics || {};
     const labels = Array.isArray(metrics.labels) ? metrics.labels : [];
     replace(box,
       h('div', {class: 'grid cols-2'},
-        section('retention', t('settings.retention'), [
-          kv([
-            [t('settings.thisProject'), h('strong', {dataset: {testid: 'retention-days'}}, ret.days == null ? '—' : days(ret.days))],
-            [t('settings.globalDefault'), ret.global_days == null ? null : days(ret.global_days)],
-            [t('settings.override'), ret.project_override == null ? t('settings.noOverride') : days(ret.project_override)],
-          ], 'retention'),
-          h('p', {class: 'muted small'}, t('settings.retentionHint')),
-        ]),
+        section('retention', t('settings.retention'), retentionBox),
         section('session', t('settings.access'), [
           kv([
             [t('nav.project'), h('span', {class: 'mono'}, s.project || ctx.session.project || '—')],

@@ -71,6 +71,9 @@ impl Job {
 pub struct ConsoleCleanups {
     config: Config,
     reader: Arc<dyn SpanReader>,
+    /// The store's retention in force, which the console may change while
+    /// the server runs: a cleanup is checked against it, not the start's.
+    retention: Arc<dyn Fn() -> std::collections::BTreeMap<String, u32> + Send + Sync>,
     job: Arc<Mutex<Option<Job>>>,
     ids: AtomicU64,
     shutdown: watch::Receiver<bool>,
@@ -83,12 +86,14 @@ impl ConsoleCleanups {
     pub fn new(
         config: &Config,
         reader: Arc<dyn SpanReader>,
+        retention: Arc<dyn Fn() -> std::collections::BTreeMap<String, u32> + Send + Sync>,
         shutdown: watch::Receiver<bool>,
     ) -> Option<Self> {
         config.dify.dsn.as_ref()?;
         Some(Self {
             config: config.clone(),
             reader,
+            retention,
             job: Arc::default(),
             ids: AtomicU64::new(1),
             shutdown,
@@ -138,9 +143,10 @@ impl ConsoleCleanups {
         if r.max_batches == Some(0) {
             return Err(invalid("max_batches: expected at least 1".into()));
         }
-        let mut config =
-            super::cleanup::base_config(&self.config, project.as_str(), dsn, older_than)
-                .map_err(|e| invalid(format!("{e:#}")))?;
+        let mut current = self.config.clone();
+        current.store.retention_days_by_project = (self.retention)();
+        let mut config = super::cleanup::base_config(&current, project.as_str(), dsn, older_than)
+            .map_err(|e| invalid(format!("{e:#}")))?;
         config.scope = scope;
         config.batch = batch;
         config.dry_run = r.dry_run;

@@ -140,3 +140,115 @@ async fn each_budget_threshold_notifies_once_and_a_restart_does_not_repeat_it() 
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nowhere"), "{err}");
 }
+
+/// A Dify LLM node over OTLP (the `metadata` dialect of Dify's tracing
+/// providers), priced `price` in `currency`, a second ago.
+fn dify_llm_node(id: u64, price: f64, currency: &str) -> Vec<u8> {
+    let metadata = serde_json::json!({
+        "node_id": format!("n-{id}"), "node_type": "llm", "node_status": "succeeded",
+        "app_id": "app-1", "app_name": "Shop", "status": "succeeded",
+        "total_tokens": 30, "total_price": price, "currency": currency,
+    })
+    .to_string();
+    let now_ns = u64::try_from(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
+    let mut s = otel_span(
+        u128::from(id),
+        id,
+        Some(id + 1000),
+        "llm_Copy",
+        &[
+            ("openinference.span.kind", "CHAIN"),
+            ("metadata", &metadata),
+        ],
+    );
+    s.start_time_unix_nano = now_ns - 1_000_000_000;
+    s.end_time_unix_nano = now_ns - 500_000_000;
+    encode(&request(vec![s]))
+}
+
+/// `[costs]`: Dify prices some models in RMB. A currency with a rate is
+/// stored converted (the original kept), one without stays apart, and a
+/// budget counts only its own currency while listing the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costs_are_converted_at_ingest_and_a_budget_never_adds_currencies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("loupe.toml");
+    std::fs::write(
+        &config,
+        "[costs]\ncurrency = \"USD\"\nrates = { CNY = 0.5 }\n\n\
+         [[budgets]]\nname = \"all-month\"\namount = 10.0\n",
+    )
+    .expect("config");
+    let server = Server::start_with_config(&dir.path().join("data"), &[], Some(&config)).await;
+    // 1 USD (OpenInference), 4 RMB (= 2 USD at the rate), 3 EUR (no rate).
+    assert_eq!(server.post_otlp(llm_call(1, "1.0")).await.status(), 200);
+    assert_eq!(
+        server
+            .post_otlp(dify_llm_node(2, 4.0, "RMB"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        server
+            .post_otlp(dify_llm_node(3, 3.0, "EUR"))
+            .await
+            .status(),
+        200
+    );
+    let (status, body) = server
+        .post_json_as(
+            "/api/v1/query",
+            "default",
+            &serde_json::json!({ "q": "last 1h exists cost | by currency | sum(cost) as c | sort c desc" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let rows: Vec<(Value, f64)> = body["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| (r[0].clone(), r[1].as_f64().unwrap_or(f64::NAN)))
+        .collect();
+    // OpenInference says USD (its convention), the RMB node is now 2 USD,
+    // EUR is kept as it came.
+    let of = |c: &str| rows.iter().find(|r| r.0 == c).map(|r| r.1);
+    assert_eq!(of("USD"), Some(3.0), "{body}");
+    assert_eq!(of("EUR"), Some(3.0), "{body}");
+    assert_eq!(rows.len(), 2, "{body}");
+    // The converted span keeps what its source said.
+    let (status, body) = server.get_json(&format!("/api/v1/traces/{:032x}", 2)).await;
+    assert_eq!(status, 200, "{body}");
+    let attrs = &body["spans"][0]["attributes"];
+    assert_eq!(attrs["loupe.cost_original"], "4", "{body}");
+    assert_eq!(attrs["loupe.currency_original"], "CNY", "{body}");
+
+    let (status, listed) = server.get_json("/api/v1/budgets").await;
+    assert_eq!(status, 200, "{listed}");
+    let b = &listed["budgets"][0];
+    assert_eq!(b["budget"]["currency"], "USD", "{listed}");
+    let spent = b["spent"][0]["spent"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (spent - 3.0).abs() < 1e-9,
+        "1 + 2 USD, not the EUR: {listed}"
+    );
+    assert_eq!(
+        b["other_currencies"],
+        serde_json::json!([{"currency": "EUR", "spent": 3.0}]),
+        "{listed}"
+    );
+    server.stop();
+
+    // A bad rate stops `serve` at start, naming it.
+    std::fs::write(&config, "[costs]\nrates = { CNY = -1 }\n").expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("run loupe serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rates.CNY"), "{err}");
+}

@@ -27,6 +27,7 @@ mod otlp_replay;
 mod query;
 mod rca;
 mod redaction;
+mod retention;
 mod security;
 mod support;
 mod tags;

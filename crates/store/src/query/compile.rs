@@ -38,6 +38,10 @@ pub(crate) fn run_key() -> Expr {
 pub(crate) fn field_expr(f: &FieldRef) -> Expr {
     match f {
         FieldRef::Column { name, .. } => ident(name.as_str()),
+        // Older spans have a message and no stored signature: signed on read.
+        FieldRef::Attribute(k) if k == loupe_model::ERROR_SIGNATURE => {
+            super::signature::expr(get_field(ident(column::ATTRIBUTES), k.as_str()))
+        }
         FieldRef::Attribute(k) => get_field(ident(column::ATTRIBUTES), k.as_str()),
         FieldRef::Tag(k) => get_field(ident(column::TAGS), k.as_str()),
         FieldRef::Json { column, keys } => {
@@ -158,6 +162,11 @@ pub(crate) fn filter_expr(f: &Filter, base: &LogicalPlan, n: &mut usize) -> Resu
             value,
             ignore_case: true,
         } => substring(lower(field_expr(field)), &value.to_lowercase()),
+        // `exists error_signature` is "signed when stored", as the rollups
+        // answer it (and what the analysis reads to find older spans).
+        Filter::Exists(FieldRef::Attribute(k)) if k == loupe_model::ERROR_SIGNATURE => {
+            get_field(ident(column::ATTRIBUTES), k.as_str()).is_not_null()
+        }
         Filter::Exists(field) => field_expr(field).is_not_null(),
         // A quoted term is a phrase: its whole text (case-insensitive) must
         // occur in one of the text fields; one word is a term query.

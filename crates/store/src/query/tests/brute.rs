@@ -36,6 +36,20 @@ pub fn project_rows(plan: &Plan, got: &QueryResult) -> Vec<Vec<Value>> {
 fn field(s: &Span, f: &FieldRef) -> Value {
     let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::from);
     match f {
+        // Spans stored unsigned are signed on read, as the pipeline would.
+        FieldRef::Attribute(k)
+            if k == loupe_model::ERROR_SIGNATURE && !s.attributes.contains_key(k) =>
+        {
+            let signed = (s.status == Some(loupe_model::Status::Error))
+                .then(|| {
+                    loupe_normalise::errors::sign(
+                        s.error_message.as_deref(),
+                        s.error_class.as_deref(),
+                    )
+                })
+                .flatten();
+            signed.map_or(Value::Null, |(_, sig)| Value::from(sig))
+        }
         FieldRef::Attribute(k) => s
             .attributes
             .get(k)
