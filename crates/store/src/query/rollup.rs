@@ -27,7 +27,7 @@
 //! output is sorted by the plan's keys then the group keys, nulls last.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use loupe_backend::plan::{
     AggKind, Cmp, Column, FieldRef, Filter, GroupKey, Literal, Output, Plan, QueryResult,
@@ -368,8 +368,12 @@ pub(crate) fn answer(
     let by_status = plan.group_by.iter().any(
         |g| matches!(g, GroupKey::Field(f) if matches!(Dim::of(f, labels), Some(Dim::Status))),
     );
-    // Group → merged measures, grouped by the output values.
-    let mut groups: BTreeMap<Vec<Option<GroupValue>>, HourMeasures> = BTreeMap::new();
+    // Group → merged measures. A week holds ~10^5 series (168 hours × the
+    // series of an hour); their group values are borrowed from the keys
+    // and looked up with one scratch vector, so a series costs no
+    // allocation, only the groups do (this runs under the store's lock).
+    let mut borrowed: HashMap<Vec<Option<GroupRef<'_>>>, HourMeasures> = HashMap::new();
+    let mut scratch: Vec<Option<GroupRef<'_>>> = Vec::with_capacity(plan.group_by.len());
     for (hour, key, m) in tier.range(prepared.first_hour, prepared.end_hour) {
         if key.project != project
             || m.spans == 0
@@ -387,21 +391,27 @@ pub(crate) fn answer(
         if by_status && !matches!(key.status.as_str(), "ok" | "error") {
             return None;
         }
-        let group = plan
-            .group_by
-            .iter()
-            .map(|g| match g {
-                GroupKey::Field(f) => Dim::of(f, labels).and_then(|d| {
-                    let v = d.value(key);
-                    (!v.is_empty()).then(|| GroupValue::Text(v.to_owned()))
-                }),
-                GroupKey::Bucket { width_ns } => Some(GroupValue::Time(
-                    (hour * HOUR_NS).div_euclid(*width_ns) * width_ns,
-                )),
-            })
-            .collect();
-        groups.entry(group).or_default().merge(m);
+        scratch.clear();
+        scratch.extend(plan.group_by.iter().map(|g| match g {
+            GroupKey::Field(f) => Dim::of(f, labels).and_then(|d| {
+                let v = d.value(key);
+                (!v.is_empty()).then_some(GroupRef::Text(v))
+            }),
+            GroupKey::Bucket { width_ns } => Some(GroupRef::Time(
+                (hour * HOUR_NS).div_euclid(*width_ns) * width_ns,
+            )),
+        }));
+        match borrowed.get_mut(scratch.as_slice()) {
+            Some(into) => into.merge(m),
+            None => {
+                borrowed.insert(scratch.clone(), m.clone());
+            }
+        }
     }
+    let mut groups: BTreeMap<Vec<Option<GroupValue>>, HourMeasures> = borrowed
+        .into_iter()
+        .map(|(g, m)| (g.into_iter().map(|v| v.map(GroupRef::owned)).collect(), m))
+        .collect();
     fold_edges(plan, prepared, edge_rows, &mut groups);
     let percentiles = plan
         .aggregates
@@ -549,6 +559,22 @@ fn fold_edges(
 enum GroupValue {
     Text(String),
     Time(i64),
+}
+
+/// A [`GroupValue`] borrowed from a series' key while the tier is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum GroupRef<'a> {
+    Text(&'a str),
+    Time(i64),
+}
+
+impl GroupRef<'_> {
+    fn owned(self) -> GroupValue {
+        match self {
+            GroupRef::Text(t) => GroupValue::Text(t.to_owned()),
+            GroupRef::Time(t) => GroupValue::Time(t),
+        }
+    }
 }
 
 fn aggregate_value(a: &loupe_backend::plan::Aggregate, m: &HourMeasures) -> Value {
