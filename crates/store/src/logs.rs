@@ -25,8 +25,12 @@
 //! Reads ([`Store::search_logs`]): the memtables, then the parts of the
 //! project whose time range overlaps the query's, newest first, each read as
 //! a row selection narrowed by the run index (a run's logs) and the
-//! full-text index (phrases); the exact filter ([`LogQuery::matches`]) runs
-//! on every row read, so indexes change cost, never answers.
+//! full-text index (phrases), newest row group first, with the time,
+//! severity, service and stream tests as a Parquet row filter so only rows
+//! that pass are decoded whole (`LogPart::search`); the exact filter
+//! ([`LogQuery::matches`]) runs on every row decoded, so indexes change
+//! cost, never answers. The query language's `logs` source reads the same
+//! files through DataFusion (`logs/table.rs`, `query/logs.rs`).
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::ops::Range;
@@ -46,6 +50,7 @@ use crate::{Error, Store};
 mod compact;
 mod manifest;
 mod part;
+pub(crate) mod table;
 
 use manifest::LogManifest;
 use part::{LogPart, open_part, write_part};
@@ -416,16 +421,43 @@ impl LogTable {
         }
     }
 
+    /// The memtables' records and the live parts, of one instant (a flush
+    /// between two looks could show a record twice or not at all).
+    fn snapshot(&self) -> (Vec<Arc<LogRecord>>, Arc<Vec<Arc<LogPart>>>) {
+        let st = self.state.lock();
+        let mut mem: Vec<Arc<LogRecord>> = st.active.records.clone();
+        for m in &st.frozen {
+            mem.extend(m.records.iter().cloned());
+        }
+        (mem, st.parts.clone())
+    }
+
+    /// Seeds the `/metrics` log counters with every stored record, so a
+    /// restart does not start them at zero (`Store::open`).
+    fn seed_counts(
+        &self,
+        counts: &loupe_rollup::logs::LogCounts,
+        now_ns: i64,
+    ) -> Result<(), Error> {
+        let (memtable, parts) = self.snapshot();
+        counts.seed(
+            memtable.iter().map(|r| loupe_rollup::logs::Stored {
+                project: &r.project,
+                service: r.service.as_deref(),
+                severity_number: r.severity_number,
+                observed_ns: r.observed_time,
+            }),
+            now_ns,
+        );
+        for part in parts.iter() {
+            part.seed_counts(counts, now_ns)?;
+        }
+        Ok(())
+    }
+
     /// Answers a search (see the module doc). Blocking.
     fn search_blocking(&self, project: &ProjectId, q: &LogQuery) -> Result<LogPage, Error> {
-        let (memtables, parts) = {
-            let st = self.state.lock();
-            let mut mem: Vec<Arc<LogRecord>> = st.active.records.clone();
-            for m in &st.frozen {
-                mem.extend(m.records.iter().cloned());
-            }
-            (mem, st.parts.clone())
-        };
+        let (memtables, parts) = self.snapshot();
         let mut top = TopK::new(q.limit);
         let mut scanned = 0u64;
         for r in memtables.iter().filter(|r| r.project == project.as_str()) {
@@ -464,12 +496,7 @@ impl LogTable {
             if ranges.as_ref().is_some_and(Vec::is_empty) {
                 continue;
             }
-            for r in part.read(ranges)? {
-                scanned += 1;
-                if q.matches(&r) {
-                    top.push(r);
-                }
-            }
+            scanned += part.search(ranges, q, &mut top)?;
         }
         let (records, truncated) = top.into_sorted();
         Ok(LogPage {
@@ -572,7 +599,7 @@ fn remove_orphans(data_dir: &Path, manifest: &LogManifest) -> Result<(), Error> 
 }
 
 /// The newest `k` records seen (by time), in a min-heap.
-struct TopK {
+pub(crate) struct TopK {
     k: usize,
     heap: BinaryHeap<std::cmp::Reverse<ByTime>>,
     dropped: bool,
@@ -775,6 +802,14 @@ impl Store {
         self.inner
             .log_counts
             .recent(project, minutes, loupe_model::time::now_ns())
+    }
+
+    /// Seeds the log counters from what the directory holds (opening).
+    pub(crate) fn seed_log_counts(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        inner
+            .logs
+            .seed_counts(&inner.log_counts, loupe_model::time::now_ns())
     }
 
     /// Size numbers of the logs table.

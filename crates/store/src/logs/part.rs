@@ -18,16 +18,23 @@ use arrow::array::{
     Array, ArrayRef, AsArray, RecordBatch, StringBuilder, TimestampNanosecondArray, UInt8Array,
 };
 use arrow::datatypes::{TimestampNanosecondType, UInt8Type};
+use loupe_backend::LogQuery;
 use loupe_model::{LOG_SCHEMA_VERSION, LogRecord, log_column as col, log_schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    RowFilter, RowSelection,
+};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
+use parquet::schema::types::SchemaDescriptor;
 use serde::{Deserialize, Serialize};
 
+use super::TopK;
 use crate::Error;
 use crate::wal::io_err;
 
@@ -120,6 +127,203 @@ impl LogPart {
         }
         Ok(out)
     }
+
+    /// The rows of a search in this part, newest row group first, into
+    /// `top`: only `ranges` (ascending, in bounds; all: `None`), and of
+    /// those only the rows whose severity, service, stream and time pass
+    /// `q` are decoded whole (a Parquet row filter reads those four columns
+    /// first, so a selective filter skips the body and maps of every other
+    /// row). Row groups outside `q`'s time range are skipped, and the
+    /// search stops at the first group `top` is already full before.
+    /// Returns the rows decoded whole.
+    pub fn search(
+        &self,
+        ranges: Option<Vec<Range<usize>>>,
+        q: &LogQuery,
+        top: &mut TopK,
+    ) -> Result<u64, Error> {
+        let file = File::open(&self.path).map_err(io_err(&self.path))?;
+        let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::default())?;
+        let parquet_schema = metadata.metadata().file_metadata().schema_descr_ptr();
+        let time_leaf = parquet_schema
+            .columns()
+            .iter()
+            .position(|c| c.path().string() == col::TIME);
+        let groups = metadata.metadata().row_groups();
+        let mut starts = Vec::with_capacity(groups.len());
+        let mut at = 0usize;
+        for g in groups {
+            starts.push(at);
+            at += usize::try_from(g.num_rows()).unwrap_or(0);
+        }
+        let mut decoded = 0u64;
+        for g in (0..groups.len()).rev() {
+            let window = starts[g]..starts[g] + usize::try_from(groups[g].num_rows()).unwrap_or(0);
+            let (min, max) = time_leaf
+                .and_then(|leaf| match groups[g].column(leaf).statistics() {
+                    Some(Statistics::Int64(s)) => Some((*s.min_opt()?, *s.max_opt()?)),
+                    _ => None,
+                })
+                .unwrap_or((self.meta.min_time, self.meta.max_time));
+            if q.from.is_some_and(|f| max < f) {
+                // Groups are in time order: every earlier one is older.
+                break;
+            }
+            if q.to.is_some_and(|t| min >= t) {
+                continue;
+            }
+            if top.full_before(max) {
+                break;
+            }
+            let local: Option<Vec<Range<usize>>> = ranges.as_ref().map(|rs| {
+                rs.iter()
+                    .filter_map(|r| {
+                        let (s, e) = (r.start.max(window.start), r.end.min(window.end));
+                        (s < e).then(|| s - window.start..e - window.start)
+                    })
+                    .collect()
+            });
+            if local.as_ref().is_some_and(Vec::is_empty) {
+                continue;
+            }
+            let file = file.try_clone().map_err(io_err(&self.path))?;
+            let mut builder =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata.clone())
+                    .with_batch_size(READ_BATCH)
+                    .with_row_groups(vec![g]);
+            if let Some(local) = local {
+                builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
+                    local.into_iter(),
+                    window.len(),
+                ));
+            }
+            if let Some(filter) = cheap_filter(&parquet_schema, q) {
+                builder = builder.with_row_filter(filter);
+            }
+            for batch in builder.build()? {
+                for r in from_batch(&batch?)? {
+                    decoded += 1;
+                    if q.matches(&r) {
+                        top.push(r);
+                    }
+                }
+            }
+        }
+        Ok(decoded)
+    }
+
+    /// Counts the part's records into the `/metrics` counters, reading
+    /// only their arrival time, severity and service (a start).
+    pub fn seed_counts(
+        &self,
+        counts: &loupe_rollup::logs::LogCounts,
+        now_ns: i64,
+    ) -> Result<(), Error> {
+        let file = File::open(&self.path).map_err(io_err(&self.path))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+        let schema = builder.parquet_schema().clone();
+        let roots: Vec<usize> = [col::OBSERVED_TIME, col::SEVERITY_NUMBER, col::SERVICE]
+            .iter()
+            .filter_map(|name| {
+                schema
+                    .columns()
+                    .iter()
+                    .position(|c| c.path().string() == *name)
+            })
+            .collect();
+        let reader = builder
+            .with_projection(ProjectionMask::roots(&schema, roots))
+            .build()?;
+        let lacks = |name: &str| Error::Internal(format!("log part lacks column {name}"));
+        for batch in reader {
+            let batch = batch?;
+            let observed = batch
+                .column_by_name(col::OBSERVED_TIME)
+                .and_then(|a| a.as_primitive_opt::<TimestampNanosecondType>())
+                .ok_or_else(|| lacks(col::OBSERVED_TIME))?;
+            let severity = batch
+                .column_by_name(col::SEVERITY_NUMBER)
+                .and_then(|a| a.as_primitive_opt::<UInt8Type>())
+                .ok_or_else(|| lacks(col::SEVERITY_NUMBER))?;
+            let service = batch
+                .column_by_name(col::SERVICE)
+                .and_then(|a| a.as_string_opt::<i32>())
+                .ok_or_else(|| lacks(col::SERVICE))?;
+            counts.seed(
+                (0..batch.num_rows()).map(|i| loupe_rollup::logs::Stored {
+                    project: &self.meta.project,
+                    service: service.is_valid(i).then(|| service.value(i)),
+                    severity_number: severity.value(i),
+                    observed_ns: observed.value(i),
+                }),
+                now_ns,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `q`'s tests on the small columns (time, severity, service, stream) as a
+/// Parquet row filter; `None` when it has none. Rows it keeps still go
+/// through [`LogQuery::matches`].
+fn cheap_filter(schema: &SchemaDescriptor, q: &LogQuery) -> Option<RowFilter> {
+    if q.from.is_none()
+        && q.to.is_none()
+        && q.min_severity.is_none()
+        && q.service.is_none()
+        && q.stream.is_none()
+    {
+        return None;
+    }
+    let roots: Vec<usize> = [col::TIME, col::SEVERITY_NUMBER, col::SERVICE, col::STREAM]
+        .iter()
+        .filter_map(|name| {
+            schema
+                .columns()
+                .iter()
+                .position(|c| c.path().string() == *name)
+        })
+        .collect();
+    let mask = ProjectionMask::roots(schema, roots);
+    let (from, to, min) = (q.from, q.to, q.min_severity);
+    let (service, stream) = (q.service.clone(), q.stream.clone());
+    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+        let missing = |name: &str| {
+            arrow::error::ArrowError::SchemaError(format!("log part lacks column {name}"))
+        };
+        let time = batch
+            .column_by_name(col::TIME)
+            .and_then(|a| a.as_primitive_opt::<TimestampNanosecondType>())
+            .ok_or_else(|| missing(col::TIME))?;
+        let severity = batch
+            .column_by_name(col::SEVERITY_NUMBER)
+            .and_then(|a| a.as_primitive_opt::<UInt8Type>())
+            .ok_or_else(|| missing(col::SEVERITY_NUMBER))?;
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|a| a.as_string_opt::<i32>())
+                .ok_or_else(|| missing(name))
+        };
+        let (services, streams) = (text(col::SERVICE)?, text(col::STREAM)?);
+        let same = |want: &Option<String>, have: &arrow::array::StringArray, i: usize| {
+            want.as_deref()
+                .is_none_or(|w| have.is_valid(i) && have.value(i) == w)
+        };
+        Ok((0..batch.num_rows())
+            .map(|i| {
+                let t = time.value(i);
+                Some(
+                    from.is_none_or(|f| t >= f)
+                        && to.is_none_or(|e| t < e)
+                        && min.is_none_or(|m| severity.value(i) >= m)
+                        && same(&service, services, i)
+                        && same(&stream, streams, i),
+                )
+            })
+            .collect::<arrow::array::BooleanArray>())
+    });
+    Some(RowFilter::new(vec![Box::new(predicate)]))
 }
 
 /// Writes records (one project and day) as a new part, atomically; the
