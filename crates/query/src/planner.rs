@@ -182,38 +182,30 @@ pub fn plan(query: &Query, opts: PlanOptions) -> Result<Plan, PlanError> {
 /// The columns of a span listing: every span field but `project`, then
 /// `attributes` and `tags`.
 pub fn listing_columns() -> Vec<FieldRef> {
-    let mut cols: Vec<FieldRef> = Column::all()
-        .iter()
-        .filter(|col| col.name() != c::PROJECT)
-        .map(|col| FieldRef::Column {
-            name: col.name().into(),
-            ty: value_type(col.ty()),
-        })
-        .collect();
-    for name in [c::ATTRIBUTES, c::TAGS] {
-        cols.push(FieldRef::Column {
-            name: name.into(),
-            ty: ValueType::Map,
-        });
-    }
-    cols
+    listing(Source::Spans, c::PROJECT, [c::ATTRIBUTES, c::TAGS])
 }
 
-/// The columns of a log listing: every log field but `project` and
-/// `observed_time`, then `attributes` and `resource` (JSON object text).
+/// The columns of a log listing: every log field but `observed_time`, then
+/// `attributes` and `resource` (JSON object text).
 pub fn log_listing_columns() -> Vec<FieldRef> {
-    let mut cols: Vec<FieldRef> = Column::all_in(Source::Logs)
+    listing(
+        Source::Logs,
+        lc::OBSERVED_TIME,
+        [lc::ATTRIBUTES, lc::RESOURCE],
+    )
+}
+
+/// Every column of `source` but `skip`, then its two maps.
+fn listing(source: Source, skip: &str, maps: [&str; 2]) -> Vec<FieldRef> {
+    Column::all_in(source)
         .iter()
-        .filter(|col| col.name() != lc::OBSERVED_TIME)
-        .map(|col| field_ref_in(&Field::Column(*col), Source::Logs))
-        .collect();
-    for name in [lc::ATTRIBUTES, lc::RESOURCE] {
-        cols.push(FieldRef::Column {
+        .filter(|col| col.name() != skip)
+        .map(|col| field_ref_in(&Field::Column(*col), source))
+        .chain(maps.into_iter().map(|name| FieldRef::Column {
             name: name.into(),
             ty: ValueType::Map,
-        });
-    }
-    cols
+        }))
+        .collect()
 }
 
 fn column_ref(name: &str) -> FieldRef {

@@ -147,6 +147,13 @@ impl Pruning {
     /// The rows of `part` that may hold the trace or run ids the filters
     /// require (position index), or `None` when no required id narrows rows.
     fn rows(&self, part: &Part) -> Option<Vec<u32>> {
+        self.rows_by(|id| part.index.run_rows(id))
+    }
+
+    /// The rows that may hold the trace or run ids the filters require,
+    /// `rows_of(id)` naming the rows of one id; `None` when no required id
+    /// narrows rows.
+    pub(crate) fn rows_by(&self, rows_of: impl Fn(&str) -> Vec<u32>) -> Option<Vec<u32>> {
         let mut out: Option<Vec<u32>> = None;
         for alts in &self.ids {
             if !alts
@@ -155,10 +162,7 @@ impl Pruning {
             {
                 continue;
             }
-            let mut rows: Vec<u32> = alts
-                .iter()
-                .flat_map(|(_, id)| part.index.run_rows(id))
-                .collect();
+            let mut rows: Vec<u32> = alts.iter().flat_map(|(_, id)| rows_of(id)).collect();
             rows.sort_unstable();
             rows.dedup();
             out = Some(match out {

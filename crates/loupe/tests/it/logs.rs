@@ -12,33 +12,13 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, encode, otel_span, request};
+use crate::support::{Key, Server, encode, otel_span, request};
 
 /// The trace id of the run the logs point at.
 const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 
-struct Key {
-    public: String,
-    secret: String,
-}
-
 fn create_key(data_dir: &Path, scope: &str) -> Key {
-    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .args(["keys", "create", "--json", "--project", "shop"])
-        .args(["--scope", scope, "--data-dir"])
-        .arg(data_dir)
-        .output()
-        .expect("run loupe keys create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("keys create prints JSON");
-    Key {
-        public: v["public_key"].as_str().expect("public").to_owned(),
-        secret: v["secret_key"].as_str().expect("secret").to_owned(),
-    }
+    crate::support::create_key(data_dir, "shop", scope)
 }
 
 fn python(var: &str) -> String {

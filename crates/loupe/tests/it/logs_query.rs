@@ -6,12 +6,11 @@
 //! what was sent. A second project's records never show.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::Server;
+use crate::support::{Key, Server, create_key};
 
 /// One record as sent, with what the store must make of it.
 #[derive(Debug, Clone)]
@@ -22,30 +21,6 @@ struct Sent {
     service: Option<&'static str>,
     stream: &'static str,
     status: i64,
-}
-
-struct Key {
-    public: String,
-    secret: String,
-}
-
-fn create_key(data_dir: &Path, project: &str, scope: &str) -> Key {
-    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .args(["keys", "create", "--json", "--project", project])
-        .args(["--scope", scope, "--data-dir"])
-        .arg(data_dir)
-        .output()
-        .expect("run loupe keys create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("keys create prints JSON");
-    Key {
-        public: v["public_key"].as_str().expect("public").to_owned(),
-        secret: v["secret_key"].as_str().expect("secret").to_owned(),
-    }
 }
 
 /// `n` records, one every 3 s ending at `end_ns`, of every level, service,
@@ -385,32 +360,15 @@ async fn the_logs_source_answers_as_brute_force_over_what_was_sent() {
         &shop.secret,
     ]);
     let data_dir = data.to_str().expect("utf-8 path");
-    let local = cli(&[
-        "query",
-        q,
-        "--json",
-        "--now",
-        &now,
-        "--data-dir",
-        data_dir,
-        "--project",
-        "shop",
-    ]);
+    let local = |q: &str| {
+        let args = ["--now", &now, "--data-dir", data_dir, "--project", "shop"];
+        cli(&[&["query", q, "--json"][..], &args[..]].concat())
+    };
     assert_eq!(remote["rows"], api["rows"]);
-    assert_eq!(local["rows"], api["rows"]);
+    assert_eq!(local(q)["rows"], api["rows"]);
     let q = "logs | service=api | limit 40";
     let (_, api) = ask(&server, &shop, q, &now).await;
-    let local = cli(&[
-        "query",
-        q,
-        "--json",
-        "--now",
-        &now,
-        "--data-dir",
-        data_dir,
-        "--project",
-        "shop",
-    ]);
+    let local = local(q);
     assert_eq!(listed(&local), listed(&api));
     assert_eq!(
         listed(&api),

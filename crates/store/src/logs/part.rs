@@ -145,10 +145,7 @@ impl LogPart {
         let file = File::open(&self.path).map_err(io_err(&self.path))?;
         let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::default())?;
         let parquet_schema = metadata.metadata().file_metadata().schema_descr_ptr();
-        let time_leaf = parquet_schema
-            .columns()
-            .iter()
-            .position(|c| c.path().string() == col::TIME);
+        let time_leaf = leaves(&parquet_schema, &[col::TIME]).first().copied();
         let groups = metadata.metadata().row_groups();
         let mut starts = Vec::with_capacity(groups.len());
         let mut at = 0usize;
@@ -222,33 +219,20 @@ impl LogPart {
         let file = File::open(&self.path).map_err(io_err(&self.path))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
         let schema = builder.parquet_schema().clone();
-        let roots: Vec<usize> = [col::OBSERVED_TIME, col::SEVERITY_NUMBER, col::SERVICE]
-            .iter()
-            .filter_map(|name| {
-                schema
-                    .columns()
-                    .iter()
-                    .position(|c| c.path().string() == *name)
-            })
-            .collect();
+        let roots = leaves(
+            &schema,
+            &[col::OBSERVED_TIME, col::SEVERITY_NUMBER, col::SERVICE],
+        );
         let reader = builder
             .with_projection(ProjectionMask::roots(&schema, roots))
             .build()?;
         let lacks = |name: &str| Error::Internal(format!("log part lacks column {name}"));
         for batch in reader {
             let batch = batch?;
-            let observed = batch
-                .column_by_name(col::OBSERVED_TIME)
-                .and_then(|a| a.as_primitive_opt::<TimestampNanosecondType>())
-                .ok_or_else(|| lacks(col::OBSERVED_TIME))?;
-            let severity = batch
-                .column_by_name(col::SEVERITY_NUMBER)
-                .and_then(|a| a.as_primitive_opt::<UInt8Type>())
-                .ok_or_else(|| lacks(col::SEVERITY_NUMBER))?;
-            let service = batch
-                .column_by_name(col::SERVICE)
-                .and_then(|a| a.as_string_opt::<i32>())
-                .ok_or_else(|| lacks(col::SERVICE))?;
+            let observed =
+                times(&batch, col::OBSERVED_TIME).ok_or_else(|| lacks(col::OBSERVED_TIME))?;
+            let severity = severities(&batch).ok_or_else(|| lacks(col::SEVERITY_NUMBER))?;
+            let service = texts(&batch, col::SERVICE).ok_or_else(|| lacks(col::SERVICE))?;
             counts.seed(
                 (0..batch.num_rows()).map(|i| loupe_rollup::logs::Stored {
                     project: &self.meta.project,
@@ -275,15 +259,10 @@ fn cheap_filter(schema: &SchemaDescriptor, q: &LogQuery) -> Option<RowFilter> {
     {
         return None;
     }
-    let roots: Vec<usize> = [col::TIME, col::SEVERITY_NUMBER, col::SERVICE, col::STREAM]
-        .iter()
-        .filter_map(|name| {
-            schema
-                .columns()
-                .iter()
-                .position(|c| c.path().string() == *name)
-        })
-        .collect();
+    let roots = leaves(
+        schema,
+        &[col::TIME, col::SEVERITY_NUMBER, col::SERVICE, col::STREAM],
+    );
     let mask = ProjectionMask::roots(schema, roots);
     let (from, to, min) = (q.from, q.to, q.min_severity);
     let (service, stream) = (q.service.clone(), q.stream.clone());
@@ -291,21 +270,10 @@ fn cheap_filter(schema: &SchemaDescriptor, q: &LogQuery) -> Option<RowFilter> {
         let missing = |name: &str| {
             arrow::error::ArrowError::SchemaError(format!("log part lacks column {name}"))
         };
-        let time = batch
-            .column_by_name(col::TIME)
-            .and_then(|a| a.as_primitive_opt::<TimestampNanosecondType>())
-            .ok_or_else(|| missing(col::TIME))?;
-        let severity = batch
-            .column_by_name(col::SEVERITY_NUMBER)
-            .and_then(|a| a.as_primitive_opt::<UInt8Type>())
-            .ok_or_else(|| missing(col::SEVERITY_NUMBER))?;
-        let text = |name: &str| {
-            batch
-                .column_by_name(name)
-                .and_then(|a| a.as_string_opt::<i32>())
-                .ok_or_else(|| missing(name))
-        };
-        let (services, streams) = (text(col::SERVICE)?, text(col::STREAM)?);
+        let time = times(&batch, col::TIME).ok_or_else(|| missing(col::TIME))?;
+        let severity = severities(&batch).ok_or_else(|| missing(col::SEVERITY_NUMBER))?;
+        let services = texts(&batch, col::SERVICE).ok_or_else(|| missing(col::SERVICE))?;
+        let streams = texts(&batch, col::STREAM).ok_or_else(|| missing(col::STREAM))?;
         let same = |want: &Option<String>, have: &arrow::array::StringArray, i: usize| {
             want.as_deref()
                 .is_none_or(|w| have.is_valid(i) && have.value(i) == w)
@@ -324,6 +292,38 @@ fn cheap_filter(schema: &SchemaDescriptor, q: &LogQuery) -> Option<RowFilter> {
             .collect::<arrow::array::BooleanArray>())
     });
     Some(RowFilter::new(vec![Box::new(predicate)]))
+}
+
+/// The leaf positions of the top-level columns `names` (those present).
+fn leaves(schema: &SchemaDescriptor, names: &[&str]) -> Vec<usize> {
+    names
+        .iter()
+        .filter_map(|name| {
+            schema
+                .columns()
+                .iter()
+                .position(|c| c.path().string() == *name)
+        })
+        .collect()
+}
+
+/// A batch's timestamp column `name`, if it has one.
+fn times<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a TimestampNanosecondArray> {
+    batch
+        .column_by_name(name)?
+        .as_primitive_opt::<TimestampNanosecondType>()
+}
+
+/// A batch's severity numbers, if it has them.
+fn severities(batch: &RecordBatch) -> Option<&UInt8Array> {
+    batch
+        .column_by_name(col::SEVERITY_NUMBER)?
+        .as_primitive_opt::<UInt8Type>()
+}
+
+/// A batch's text column `name`, if it has one.
+fn texts<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a arrow::array::StringArray> {
+    batch.column_by_name(name)?.as_string_opt::<i32>()
 }
 
 /// Writes records (one project and day) as a new part, atomically; the

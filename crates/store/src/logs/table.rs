@@ -30,7 +30,6 @@ use parquet::arrow::arrow_reader::RowSelection;
 use super::intersect;
 use super::part::{LogPart, to_batch};
 use crate::Store;
-use crate::parts::IdKind;
 use crate::query::ScanCounter;
 use crate::table::{FileScan, Pruning, memory_scan, parquet_scan, union_or_empty};
 
@@ -70,27 +69,17 @@ impl LogsTable {
     /// The rows of `part` the indexes leave: `None` for all, an empty list
     /// for none.
     fn rows(&self, part: &LogPart, pruning: &Pruning) -> Option<Vec<Range<usize>>> {
-        let mut out: Option<Vec<Range<usize>>> = None;
-        for alts in &pruning.ids {
-            if !alts
-                .iter()
-                .all(|(k, _)| matches!(k, IdKind::Trace | IdKind::Run))
-            {
-                continue;
-            }
-            let mut rows: Vec<usize> = alts
-                .iter()
-                .flat_map(|(_, id)| part.run_rows(id))
-                .map(|r| r.start)
-                .collect();
-            rows.sort_unstable();
-            rows.dedup();
-            let ranges: Vec<Range<usize>> = rows.into_iter().map(|r| r..r + 1).collect();
-            out = Some(match out {
-                None => ranges,
-                Some(prev) => intersect(&prev, &ranges),
-            });
-        }
+        let by_id = pruning.rows_by(|id| {
+            part.run_rows(id)
+                .into_iter()
+                .map(|r| u32::try_from(r.start).unwrap_or(u32::MAX))
+                .collect()
+        });
+        let mut out: Option<Vec<Range<usize>>> = by_id.map(|rows| {
+            rows.into_iter()
+                .map(|r| r as usize..r as usize + 1)
+                .collect()
+        });
         if !self.text.is_empty()
             && let Some(ix) = self.store.inner.logs.text_index(part)
         {
