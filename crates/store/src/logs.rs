@@ -85,6 +85,12 @@ fn decode(payload: &[u8]) -> Result<Batch, String> {
     }
 }
 
+/// How far (ns) from a record's time a stored record with the same
+/// Elasticsearch `_id` is looked for: a re-sent item has the same time, or,
+/// without a time of its own, a receive time at most this much later. It
+/// bounds the parts whose ids are read.
+const ES_ID_HORIZON: i64 = 86_400 * 1_000_000_000;
+
 /// Source cursors kept at most (a tailer forgets those of files long gone).
 pub(crate) const MAX_LOG_CURSORS: usize = 10_000;
 
@@ -109,6 +115,9 @@ struct LogState {
     manifest: LogManifest,
     next_seq: u64,
     garbage: Vec<(Instant, PathBuf)>,
+    /// Elasticsearch `_id` keys (`part::es_key`) of the records not yet
+    /// in parts, with how many carry each; parts keep their own.
+    unflushed_ids: HashMap<u64, usize>,
 }
 
 impl LogState {
@@ -175,6 +184,7 @@ impl LogTable {
             manifest,
             next_seq: wal.last_seq() + 1,
             garbage: Vec::new(),
+            unflushed_ids: HashMap::new(),
         };
         let table = Self {
             data_dir: data_dir.to_owned(),
@@ -213,13 +223,16 @@ impl LogTable {
         Ok(())
     }
 
-    /// Writes one WAL record and applies it; returns its seq. Blocking.
+    /// Writes one WAL record and applies it; returns its seq (0 when
+    /// nothing was left to write) and, with `unique`, which records were
+    /// left out as duplicates of a stored Elasticsearch `_id`. Blocking.
     fn append_blocking(
         &self,
-        batch: Batch,
+        mut batch: Batch,
         max_unflushed: usize,
         counts: &loupe_rollup::logs::LogCounts,
-    ) -> Result<u64, Error> {
+        unique: bool,
+    ) -> Result<(u64, Vec<bool>), Error> {
         {
             let st = self.state.lock();
             if st.unflushed_bytes() >= max_unflushed {
@@ -234,8 +247,24 @@ impl LogTable {
                 )));
             }
         }
-        let payload = encode(&batch)?;
+        // Under the gate, the check and the write are one step: two
+        // requests with the same `_id` cannot both pass it.
         let _gate = self.append_gate.lock();
+        let duplicates = if unique {
+            self.duplicates(&batch.records)?
+        } else {
+            Vec::new()
+        };
+        if duplicates.contains(&true) {
+            let mut dup = duplicates.iter();
+            batch
+                .records
+                .retain(|_| !dup.next().copied().unwrap_or(false));
+            if batch.records.is_empty() && batch.cursor.is_none() {
+                return Ok((0, duplicates));
+            }
+        }
+        let payload = encode(&batch)?;
         let seq = self.state.lock().next_seq;
         self.wal.write(seq, &payload)?;
         // Counted once written: what `/metrics` counts is in the WAL.
@@ -243,7 +272,46 @@ impl LogTable {
         let mut st = self.state.lock();
         st.next_seq = seq + 1;
         apply(&mut st, seq, batch);
-        Ok(seq)
+        Ok((seq, duplicates))
+    }
+
+    /// Which of `records` carry an Elasticsearch `_id` already stored for
+    /// their project and stream (or earlier in `records`). Stored means
+    /// unflushed, or in a part of the project whose time range comes
+    /// within [`ES_ID_HORIZON`] of the record's time. Called under the
+    /// append gate.
+    fn duplicates(&self, records: &[LogRecord]) -> Result<Vec<bool>, Error> {
+        let keys: Vec<Option<u64>> = records.iter().map(part::es_key).collect();
+        if keys.iter().all(Option::is_none) {
+            return Ok(vec![false; records.len()]);
+        }
+        let (parts, mut out) = {
+            let st = self.state.lock();
+            let unflushed = keys
+                .iter()
+                .map(|k| k.is_some_and(|k| st.unflushed_ids.contains_key(&k)))
+                .collect::<Vec<bool>>();
+            (st.parts.clone(), unflushed)
+        };
+        let mut seen = HashSet::new();
+        for ((r, key), dup) in records.iter().zip(&keys).zip(out.iter_mut()) {
+            let Some(key) = *key else { continue };
+            if *dup || !seen.insert(key) {
+                *dup = true;
+                continue;
+            }
+            for p in parts.iter().filter(|p| {
+                p.meta.project == r.project
+                    && p.meta.max_time >= r.time.saturating_sub(ES_ID_HORIZON)
+                    && p.meta.min_time <= r.time.saturating_add(ES_ID_HORIZON)
+            }) {
+                if p.has_es_key(key)? {
+                    *dup = true;
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn cursor(&self, key: &str) -> Option<String> {
@@ -329,6 +397,17 @@ impl LogTable {
             parts.extend(new_parts.iter().cloned());
             st.parts = Arc::new(parts);
             st.frozen.retain(|m| !Arc::ptr_eq(m, mt));
+            // The new parts answer for these ids from now on.
+            for key in mt.records.iter().filter_map(|r| part::es_key(r)) {
+                if let std::collections::hash_map::Entry::Occupied(mut e) =
+                    st.unflushed_ids.entry(key)
+                {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
+            }
             st.manifest.flushed_seq
         };
         self.wal.delete_flushed(flushed_seq)?;
@@ -532,6 +611,9 @@ fn apply(st: &mut LogState, seq: u64, batch: Batch) {
         st.cursors.insert(key.clone(), value.clone());
         st.active.cursors.insert(key, value);
     }
+    for key in batch.records.iter().filter_map(part::es_key) {
+        *st.unflushed_ids.entry(key).or_default() += 1;
+    }
     push(&mut st.active, seq, batch.records);
 }
 
@@ -697,13 +779,37 @@ impl Store {
         records: Vec<LogRecord>,
         cursor: Option<(String, String)>,
     ) -> Result<WriteAck, Error> {
+        Ok(self.append_log_batch(records, cursor, false).await?.0)
+    }
+
+    /// As [`Store::append_logs`], storing a record that carries an
+    /// Elasticsearch `_id` (`attributes["_id"]`) only when no record of its
+    /// project and stream has it yet; answers, per record, whether it was
+    /// such a duplicate and left out. The ids of a part are read from it
+    /// once, when a record within a day of its time range is checked.
+    ///
+    /// # Errors
+    /// As [`Store::append_logs`].
+    pub async fn append_logs_unique(
+        &self,
+        records: Vec<LogRecord>,
+    ) -> Result<(WriteAck, Vec<bool>), Error> {
+        self.append_log_batch(records, None, true).await
+    }
+
+    async fn append_log_batch(
+        &self,
+        records: Vec<LogRecord>,
+        cursor: Option<(String, String)>,
+        unique: bool,
+    ) -> Result<(WriteAck, Vec<bool>), Error> {
         self.check_writable()?;
         if records.iter().any(|r| r.project.is_empty()) {
             return Err(Error::Invalid("every log record needs a project".into()));
         }
         let count = records.len();
         if count == 0 && cursor.is_none() {
-            return Ok(WriteAck { seq: 0, spans: 0 });
+            return Ok((WriteAck { seq: 0, spans: 0 }, Vec::new()));
         }
         let _slot = tokio::time::timeout(
             self.inner.config.append_queue_timeout,
@@ -717,20 +823,25 @@ impl Store {
         let result = tokio::task::spawn_blocking(move || {
             let inner = &store.inner;
             let batch = Batch { records, cursor };
-            inner.logs.append_blocking(batch, max, &inner.log_counts)
+            inner
+                .logs
+                .append_blocking(batch, max, &inner.log_counts, unique)
         })
         .await
         .map_err(|e| Error::Internal(format!("log append task failed: {e}")));
-        let seq = match result.and_then(|r| r) {
-            Ok(seq) => seq,
+        let (seq, duplicates) = match result.and_then(|r| r) {
+            Ok(done) => done,
             Err(Error::Full) => {
                 self.inner.flush_wake.notify_one();
                 return Err(Error::Full);
             }
             Err(e) => return Err(e),
         };
-        self.inner.logs.wal.wait_durable(seq).await?;
-        Ok(WriteAck { seq, spans: count })
+        if seq > 0 {
+            self.inner.logs.wal.wait_durable(seq).await?;
+        }
+        let stored = count - duplicates.iter().filter(|d| **d).count();
+        Ok((WriteAck { seq, spans: stored }, duplicates))
     }
 
     /// Writes every log record appended before the call into parts.
@@ -838,6 +949,18 @@ impl loupe_backend::LogWriter for Store {
 
     fn cursor(&self, key: &str) -> Option<String> {
         self.log_cursor(key)
+    }
+
+    fn append_logs_unique(
+        &self,
+        records: Vec<LogRecord>,
+    ) -> futures::future::BoxFuture<'_, Result<(WriteAck, Vec<bool>), loupe_backend::StoreError>>
+    {
+        Box::pin(async move {
+            Store::append_logs_unique(self, records)
+                .await
+                .map_err(loupe_backend::StoreError::from)
+        })
     }
 }
 

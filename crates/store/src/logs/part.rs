@@ -12,7 +12,7 @@ use std::fs::File;
 use std::hash::Hasher;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
     Array, ArrayRef, AsArray, RecordBatch, StringBuilder, TimestampNanosecondArray, UInt8Array,
@@ -67,6 +67,28 @@ pub(crate) struct LogPart {
     pub path: PathBuf,
     /// (fingerprint of a trace or run id, row), sorted.
     ids: Vec<(u32, u32)>,
+    /// The [`es_key`]s of its records that carry an Elasticsearch `_id`,
+    /// sorted: set when the part is written, read from the part the first
+    /// time a duplicate is looked for in it (opened parts).
+    es_keys: OnceLock<Vec<u64>>,
+}
+
+/// The key of a record's Elasticsearch `_id` within its project and
+/// stream, if it has one. In memory only (rebuilt at open), like
+/// [`fingerprint`]; two ids sharing a key (about 2^-64 per pair) would make
+/// the later one a duplicate.
+pub(crate) fn es_key(r: &LogRecord) -> Option<u64> {
+    let id = r.attributes.get(loupe_model::ES_ID)?;
+    Some(es_key_of(&r.project, r.stream.as_deref(), id))
+}
+
+fn es_key_of(project: &str, stream: Option<&str>, id: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    for part in [project, stream.unwrap_or_default(), id] {
+        h.write(part.as_bytes());
+        h.write_u8(0xff);
+    }
+    h.finish()
 }
 
 /// A 32-bit fingerprint of an id. The index lives in memory only (rebuilt
@@ -89,7 +111,54 @@ impl LogPart {
         }
         ids.sort_unstable();
         ids.dedup();
-        Self { meta, path, ids }
+        let mut keys: Vec<u64> = records.iter().filter_map(es_key).collect();
+        keys.sort_unstable();
+        Self {
+            meta,
+            path,
+            ids,
+            es_keys: OnceLock::from(keys),
+        }
+    }
+
+    /// Whether a record of the part carries the Elasticsearch `_id` key
+    /// `key` (reading the part's stream and attributes once).
+    pub fn has_es_key(&self, key: u64) -> Result<bool, Error> {
+        if let Some(keys) = self.es_keys.get() {
+            return Ok(keys.binary_search(&key).is_ok());
+        }
+        let file = File::open(&self.path).map_err(io_err(&self.path))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+        let schema = builder.parquet_schema().clone();
+        let roots = leaves(&schema, &[col::STREAM, col::ATTRIBUTES]);
+        let reader = builder
+            .with_projection(ProjectionMask::roots(&schema, roots))
+            .build()?;
+        let lacks = |name: &str| Error::Internal(format!("log part lacks column {name}"));
+        let mut keys = Vec::new();
+        // Cheap before parsing: only a map text naming the key can hold it.
+        let needle = format!("\"{}\":", loupe_model::ES_ID);
+        for batch in reader {
+            let batch = batch?;
+            let streams = texts(&batch, col::STREAM).ok_or_else(|| lacks(col::STREAM))?;
+            let attrs = texts(&batch, col::ATTRIBUTES).ok_or_else(|| lacks(col::ATTRIBUTES))?;
+            for i in 0..batch.num_rows() {
+                let text = attrs.value(i);
+                if !text.contains(&needle) {
+                    continue;
+                }
+                let map: BTreeMap<String, String> = serde_json::from_str(text).unwrap_or_default();
+                if let Some(id) = map.get(loupe_model::ES_ID) {
+                    let stream = streams.is_valid(i).then(|| streams.value(i));
+                    keys.push(es_key_of(&self.meta.project, stream, id));
+                }
+            }
+        }
+        keys.sort_unstable();
+        let found = keys.binary_search(&key).is_ok();
+        // Another check may have set it meanwhile; the keys are the same.
+        let _ = self.es_keys.set(keys);
+        Ok(found)
     }
 
     /// Rows that may hold `id` as trace or run id, as ascending ranges.
@@ -416,7 +485,10 @@ pub(crate) fn open_part(data_dir: &Path, meta: LogPartMeta) -> Result<LogPart, E
             ),
         });
     }
-    Ok(LogPart::new(meta, path, &records))
+    let mut part = LogPart::new(meta, path, &records);
+    // Opened from ids only: its `_id` keys are read when first needed.
+    part.es_keys = OnceLock::new();
+    Ok(part)
 }
 
 fn json_text(map: &BTreeMap<String, String>) -> String {

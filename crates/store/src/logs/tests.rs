@@ -510,3 +510,70 @@ async fn log_counts_survive_a_restart_from_parts_and_the_wal() {
         Some(&12)
     );
 }
+
+#[tokio::test]
+async fn a_resent_elasticsearch_id_is_stored_once_per_stream_across_flush_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_id = |i: i64, stream: &str, id: Option<&str>| {
+        let mut r = record("a", i, &format!("line {i}"));
+        r.stream = Some(stream.into());
+        if let Some(id) = id {
+            r.attributes.insert(loupe_model::ES_ID.into(), id.into());
+        }
+        r
+    };
+    let count = |page: &loupe_backend::LogPage| page.records.len();
+    {
+        let store = open(dir.path());
+        let (ack, dups) = store
+            .append_logs_unique(vec![
+                with_id(1, "s1", Some("x")),
+                with_id(2, "s1", Some("x")),
+                with_id(3, "s2", Some("x")),
+                with_id(4, "s1", None),
+                with_id(5, "s1", None),
+            ])
+            .await
+            .expect("append");
+        assert_eq!(dups, [false, true, false, false, false]);
+        assert_eq!(ack.spans, 4);
+        // Against the memtable.
+        let (_, dups) = store
+            .append_logs_unique(vec![
+                with_id(1, "s1", Some("x")),
+                with_id(6, "s1", Some("y")),
+            ])
+            .await
+            .expect("append");
+        assert_eq!(dups, [true, false]);
+        store.flush_logs().await.expect("flush");
+        // Against the part the flush wrote.
+        let (ack, dups) = store
+            .append_logs_unique(vec![with_id(6, "s1", Some("y"))])
+            .await
+            .expect("append");
+        assert_eq!((ack.spans, dups), (0, vec![true]));
+        // Plain appends do not look.
+        store
+            .append_logs(vec![with_id(7, "s1", Some("x"))])
+            .await
+            .expect("append");
+        store.shutdown().await.expect("shutdown");
+    }
+    // Reopened: the parts' ids are read from them.
+    let store = open(dir.path());
+    let (_, dups) = store
+        .append_logs_unique(vec![
+            with_id(2, "s2", Some("x")),
+            with_id(3, "s1", Some("y")),
+            with_id(8, "s1", Some("z")),
+        ])
+        .await
+        .expect("append");
+    assert_eq!(dups, [true, true, false]);
+    let all = store
+        .search_logs(&p("a"), &query(100))
+        .await
+        .expect("search");
+    assert_eq!(count(&all), 7);
+}
