@@ -112,6 +112,16 @@ pub trait LogWriter: Send + Sync + 'static {
 
     /// The position last stored for source `key`, if any.
     fn cursor(&self, key: &str) -> Option<String>;
+
+    /// As [`LogWriter::append_logs`], except that a record carrying an
+    /// Elasticsearch `_id` (`attributes["_id"]`, [`loupe_model::ES_ID`]) is
+    /// stored only when no record of its project and stream has that id
+    /// yet (a shipper re-sending an acknowledged item). Answers, per record
+    /// in order, whether it was such a duplicate and not stored.
+    fn append_logs_unique(
+        &self,
+        records: Vec<LogRecord>,
+    ) -> BoxFuture<'_, Result<(WriteAck, Vec<bool>), StoreError>>;
 }
 
 /// The read half for logs.

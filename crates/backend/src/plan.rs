@@ -20,6 +20,33 @@ use serde_json::Value;
 
 use crate::StoreError;
 
+/// Which table a query reads: spans (the default) or log records
+/// (`logs | …`, docs/QUERY.md "Logs").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Spans.
+    #[default]
+    Spans,
+    /// Log records: the plan's time range is on `time`, full text on `body`.
+    Logs,
+}
+
+impl Source {
+    /// Whether this is the default source (serde skips it).
+    pub fn is_spans(&self) -> bool {
+        *self == Source::Spans
+    }
+
+    /// The source as written in a query (`logs`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Spans => "spans",
+            Source::Logs => "logs",
+        }
+    }
+}
+
 /// A field of a span as the plan names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -278,6 +305,10 @@ pub enum Output {
 /// both directions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// The table read; its time column (`start_time`, logs: `time`) bounds
+    /// the range.
+    #[serde(default, skip_serializing_if = "Source::is_spans")]
+    pub source: Source,
     /// `start_time` in `[from_ns, to_ns)`.
     pub from_ns: i64,
     /// End of the range, exclusive.

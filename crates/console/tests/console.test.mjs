@@ -115,6 +115,21 @@ async function openMode() {
     await page.fill('[data-field=q]', 'no such words anywhere');
     await page.click('[data-testid=logs-search]');
     await page.waitForSelector('[data-testid=logs-empty]');
+    // The same line through the query language (`logs | ` is added), then
+    // its groups, then a mistake named by the parser.
+    await page.fill('[data-field=lq]', 'severity>=error "connection refused while"');
+    await page.click('[data-testid=logs-query]');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=logs-table] tbody tr').length === 1);
+    assert.equal(await page.$eval('[data-testid=logs-table] tbody tr', (tr) => tr.dataset.severity), 'error');
+    assert.ok(page.url().includes('lq='), 'the query is in the address');
+    await page.fill('[data-field=lq]', 'logs | "connection refused while" | by severity | count()');
+    await page.click('[data-testid=logs-query]');
+    await page.waitForSelector('[data-testid=logs-groups]');
+    assert.deepEqual(await page.$$eval('[data-testid=logs-groups] tbody td', (tds) => tds.map((td) => td.textContent)), ['17', '1']);
+    await page.fill('[data-field=lq]', 'sevrity>=error');
+    await page.click('[data-testid=logs-query]');
+    await page.waitForSelector('[data-testid=logs-error]');
+    assert.ok((await page.textContent('[data-testid=logs-error]')).includes('unknown log field `sevrity`'));
     assert.deepEqual(page.errors, []);
     await page.close();
   });

@@ -28,7 +28,7 @@ mod schema;
 mod span;
 pub mod time;
 
-pub use log::{LOG_SCHEMA_VERSION, LogRecord, Severity, log_column, log_schema};
+pub use log::{ES_ID, LOG_SCHEMA_VERSION, LogRecord, Severity, log_column, log_schema};
 pub use metric::{MetricKind, MetricPoint, MetricValue};
 pub use schema::{SCHEMA_VERSION, column, schema};
 pub use span::{DATABASE_SOURCES, ProjectId, Span, SpanKind, Status, Tags};

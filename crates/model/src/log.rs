@@ -19,6 +19,10 @@ use std::sync::{Arc, OnceLock};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 
+/// The attribute holding an Elasticsearch document's `_id`: a record that
+/// carries one is stored once per (project, stream, id).
+pub const ES_ID: &str = "_id";
+
 /// Version of the logs schema written into every log part's footer.
 pub const LOG_SCHEMA_VERSION: u32 = 1;
 

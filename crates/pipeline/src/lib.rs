@@ -105,12 +105,39 @@ impl Pipeline {
                 "this backend stores no logs".into(),
             ));
         };
+        self.redact_logs(&mut records);
+        logs.append_logs_at(records, cursor).await
+    }
+
+    /// As [`Pipeline::write_logs`], storing a record with an Elasticsearch
+    /// `_id` only once per project and stream (`LogWriter::append_logs_unique`):
+    /// answers which records were duplicates, not stored.
+    ///
+    /// # Errors
+    /// As [`Pipeline::write_logs`].
+    pub async fn write_logs_unique(
+        &self,
+        mut records: Vec<LogRecord>,
+    ) -> Result<(WriteAck, Vec<bool>), StoreError> {
+        let Some(logs) = &self.logs else {
+            return Err(StoreError::Unsupported(
+                "this backend stores no logs".into(),
+            ));
+        };
+        if records.is_empty() {
+            return Ok((WriteAck { seq: 0, spans: 0 }, Vec::new()));
+        }
+        self.redact_logs(&mut records);
+        logs.append_logs_unique(records).await
+    }
+
+    /// Applies the redaction rules to log bodies and attributes.
+    fn redact_logs(&self, records: &mut [LogRecord]) {
         if !self.redactor.is_empty() {
-            for r in &mut records {
+            for r in records {
                 self.redactor.apply_log(r);
             }
         }
-        logs.append_logs_at(records, cursor).await
     }
 
     /// Where resuming source `key` last stood (`None`: unknown, or no log
@@ -249,6 +276,15 @@ mod tests {
 
         fn cursor(&self, _key: &str) -> Option<String> {
             None
+        }
+
+        fn append_logs_unique(
+            &self,
+            records: Vec<LogRecord>,
+        ) -> BoxFuture<'_, Result<(WriteAck, Vec<bool>), StoreError>> {
+            let dups = vec![false; records.len()];
+            let stored = self.append_logs_at(records, None);
+            async move { Ok((stored.await?, dups)) }.boxed()
         }
     }
 

@@ -32,8 +32,9 @@ mod tests;
 
 pub use ast::{
     AggCall, AggFunc, Aggregate, CmpOp, Expr, GroupKey, Limit, Order, Query, SortBy, SortKey,
-    TimeRange,
+    Source, TimeRange,
 };
+pub(crate) use check::severity_level as check_severity;
 pub use error::{ErrorKind, ParseError};
 pub use field::{Column, Field, FieldType};
 pub use values::{DurationNs, Timestamp, Value};
@@ -72,7 +73,7 @@ impl Query {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 
-    /// Whether the query groups or aggregates (rather than listing spans).
+    /// Whether the query groups or aggregates (rather than listing rows).
     pub fn is_aggregating(&self) -> bool {
         !self.group_by.is_empty() || !self.aggregates.is_empty()
     }

@@ -25,6 +25,7 @@ pub mod planner;
 
 pub use language::{
     AggCall, AggFunc, Aggregate, CmpOp, Column, DurationNs, ErrorKind, Expr, Field, FieldType,
-    GroupKey, Limit, Order, ParseError, Query, SortBy, SortKey, TimeRange, Timestamp, Value,
+    GroupKey, Limit, Order, ParseError, Query, SortBy, SortKey, Source, TimeRange, Timestamp,
+    Value,
 };
 pub use planner::{PlanError, PlanOptions, plan};

@@ -23,11 +23,11 @@ use loupe_backend::plan::{
     AggKind, Aggregate as PAgg, Cmp, FieldRef, Filter, GroupKey as PKey, Literal, Output, Plan,
     SortColumn, SortKey as PSort, ValueType,
 };
-use loupe_model::column as c;
+use loupe_model::{column as c, log_column as lc};
 
 use crate::language::{
     AggCall, AggFunc, CmpOp, Column, Expr, Field, FieldType, GroupKey, Limit, Order, Query, SortBy,
-    TimeRange, Value,
+    Source, TimeRange, Value,
 };
 
 #[cfg(test)]
@@ -93,20 +93,25 @@ pub fn plan(query: &Query, opts: PlanOptions) -> Result<Plan, PlanError> {
             "the time range is empty: it must end after it starts",
         ));
     }
-    let filter = query.filter.as_ref().map(lower_expr).transpose()?;
+    let source = query.source;
+    let filter = query
+        .filter
+        .as_ref()
+        .map(|e| lower_expr(e, source))
+        .transpose()?;
     let aggregating = query.is_aggregating();
     let group_by: Vec<PKey> = query
         .group_by
         .iter()
         .map(|k| match k {
-            GroupKey::Field(f) => PKey::Field(field_ref(f)),
+            GroupKey::Field(f) => PKey::Field(field_ref_in(f, source)),
             GroupKey::Bucket { bucket } => PKey::Bucket { width_ns: bucket.0 },
         })
         .collect();
     let mut aggregates: Vec<PAgg> = query
         .aggregates
         .iter()
-        .map(|a| lower_agg(&a.call(), a.output_name()))
+        .map(|a| lower_agg(&a.call(), a.output_name(), source))
         .collect::<Result<_, _>>()?;
     if aggregating && aggregates.is_empty() {
         aggregates.push(PAgg {
@@ -120,7 +125,7 @@ pub fn plan(query: &Query, opts: PlanOptions) -> Result<Plan, PlanError> {
         .iter()
         .map(|k| {
             Ok(PSort {
-                column: sort_column(query, &k.by, aggregating)?,
+                column: sort_column(query, &k.by, aggregating, source)?,
                 descending: k.order == Order::Desc,
             })
         })
@@ -129,6 +134,14 @@ pub fn plan(query: &Query, opts: PlanOptions) -> Result<Plan, PlanError> {
         match (query.limit, aggregating) {
             (Some(Limit::Top { .. }), true) => sort.push(PSort {
                 column: SortColumn::Output(aggregates[0].name.clone()),
+                descending: true,
+            }),
+            // Log records have no duration: a listing is newest first.
+            (_, false) if source == Source::Logs => sort.push(PSort {
+                column: SortColumn::Field(FieldRef::Column {
+                    name: lc::TIME.into(),
+                    ty: ValueType::Timestamp,
+                }),
                 descending: true,
             }),
             (Some(Limit::Top { .. }), false) => sort.push(PSort {
@@ -147,12 +160,13 @@ pub fn plan(query: &Query, opts: PlanOptions) -> Result<Plan, PlanError> {
         None if aggregating => None,
         None => opts.default_row_limit,
     };
-    let output = if aggregating {
-        Output::Aggregates
-    } else {
-        Output::Rows(listing_columns())
+    let output = match (aggregating, source) {
+        (true, _) => Output::Aggregates,
+        (false, Source::Spans) => Output::Rows(listing_columns()),
+        (false, Source::Logs) => Output::Rows(log_listing_columns()),
     };
     Ok(Plan {
+        source,
         from_ns,
         to_ns,
         filter,
@@ -168,21 +182,30 @@ pub fn plan(query: &Query, opts: PlanOptions) -> Result<Plan, PlanError> {
 /// The columns of a span listing: every span field but `project`, then
 /// `attributes` and `tags`.
 pub fn listing_columns() -> Vec<FieldRef> {
-    let mut cols: Vec<FieldRef> = Column::all()
+    listing(Source::Spans, c::PROJECT, [c::ATTRIBUTES, c::TAGS])
+}
+
+/// The columns of a log listing: every log field but `observed_time`, then
+/// `attributes` and `resource` (JSON object text).
+pub fn log_listing_columns() -> Vec<FieldRef> {
+    listing(
+        Source::Logs,
+        lc::OBSERVED_TIME,
+        [lc::ATTRIBUTES, lc::RESOURCE],
+    )
+}
+
+/// Every column of `source` but `skip`, then its two maps.
+fn listing(source: Source, skip: &str, maps: [&str; 2]) -> Vec<FieldRef> {
+    Column::all_in(source)
         .iter()
-        .filter(|col| col.name() != c::PROJECT)
-        .map(|col| FieldRef::Column {
-            name: col.name().into(),
-            ty: value_type(col.ty()),
-        })
-        .collect();
-    for name in [c::ATTRIBUTES, c::TAGS] {
-        cols.push(FieldRef::Column {
+        .filter(|col| col.name() != skip)
+        .map(|col| field_ref_in(&Field::Column(*col), source))
+        .chain(maps.into_iter().map(|name| FieldRef::Column {
             name: name.into(),
             ty: ValueType::Map,
-        });
-    }
-    cols
+        }))
+        .collect()
 }
 
 fn column_ref(name: &str) -> FieldRef {
@@ -201,12 +224,35 @@ fn value_type(ty: FieldType) -> ValueType {
         FieldType::Float => ValueType::Float,
         FieldType::Duration => ValueType::Duration,
         FieldType::Time => ValueType::Timestamp,
+        FieldType::Severity => ValueType::Int,
         _ => ValueType::Text,
     }
 }
 
-/// The plan's name for a field.
+/// The plan's name for a span field.
 pub fn field_ref(f: &Field) -> FieldRef {
+    field_ref_in(f, Source::Spans)
+}
+
+/// The plan's name for a field of `source`. A log record's maps are JSON
+/// object text of flattened keys, so `attributes.k` is the value at the
+/// one key `k` of that text.
+pub fn field_ref_in(f: &Field, source: Source) -> FieldRef {
+    match (f, source) {
+        (Field::Attribute(k), Source::Logs) => {
+            return FieldRef::Json {
+                column: lc::ATTRIBUTES.into(),
+                keys: vec![k.clone()],
+            };
+        }
+        (Field::Resource(k), _) => {
+            return FieldRef::Json {
+                column: lc::RESOURCE.into(),
+                keys: vec![k.clone()],
+            };
+        }
+        _ => {}
+    }
     match f {
         Field::Column(col) => FieldRef::Column {
             name: col.name().into(),
@@ -218,15 +264,25 @@ pub fn field_ref(f: &Field) -> FieldRef {
             column: path.column.to_owned(),
             keys: path.keys.clone(),
         },
+        Field::Resource(k) => FieldRef::Json {
+            column: lc::RESOURCE.into(),
+            keys: vec![k.clone()],
+        },
     }
 }
 
-fn sort_column(q: &Query, by: &SortBy, aggregating: bool) -> Result<SortColumn, PlanError> {
+fn sort_column(
+    q: &Query,
+    by: &SortBy,
+    aggregating: bool,
+    source: Source,
+) -> Result<SortColumn, PlanError> {
     if !aggregating {
         return match by {
-            SortBy::Field(f) => Ok(SortColumn::Field(field_ref(f))),
+            SortBy::Field(f) => Ok(SortColumn::Field(field_ref_in(f, source))),
             other => Err(PlanError::new(format!(
-                "`sort {other}` needs an aggregate; this query lists spans"
+                "`sort {other}` needs an aggregate; this query lists {}",
+                source.as_str()
             ))),
         };
     }
@@ -249,13 +305,13 @@ fn sort_column(q: &Query, by: &SortBy, aggregating: bool) -> Result<SortColumn, 
             .group_by
             .iter()
             .any(|k| matches!(k, GroupKey::Field(g) if g == f))
-            .then(|| field_ref(f).output_name()),
+            .then(|| field_ref_in(f, source).output_name()),
     };
     name.map(SortColumn::Output)
         .ok_or_else(|| PlanError::new(format!("`{by}` is not computed by this query")))
 }
 
-fn lower_agg(call: &AggCall, name: String) -> Result<PAgg, PlanError> {
+fn lower_agg(call: &AggCall, name: String, source: Source) -> Result<PAgg, PlanError> {
     let kind = match call.func {
         AggFunc::Count => AggKind::Count,
         AggFunc::ErrorRate => AggKind::ErrorRate,
@@ -275,16 +331,31 @@ fn lower_agg(call: &AggCall, name: String) -> Result<PAgg, PlanError> {
     }
     Ok(PAgg {
         kind,
-        field: call.field.as_ref().map(field_ref),
+        field: call.field.as_ref().map(|f| field_ref_in(f, source)),
         name,
     })
 }
 
-fn lower_expr(e: &Expr) -> Result<Filter, PlanError> {
+fn lower_expr(e: &Expr, source: Source) -> Result<Filter, PlanError> {
+    let all = |args: &[Expr]| -> Result<Vec<Filter>, PlanError> {
+        args.iter().map(|a| lower_expr(a, source)).collect()
+    };
     Ok(match e {
-        Expr::And(args) => Filter::And(args.iter().map(lower_expr).collect::<Result<_, _>>()?),
-        Expr::Or(args) => Filter::Or(args.iter().map(lower_expr).collect::<Result<_, _>>()?),
-        Expr::Not(arg) => Filter::Not(Box::new(lower_expr(arg)?)),
+        Expr::And(args) => Filter::And(all(args)?),
+        Expr::Or(args) => Filter::Or(all(args)?),
+        Expr::Not(arg) => Filter::Not(Box::new(lower_expr(arg, source)?)),
+        Expr::Compare { field, op, value } if field.ty() == FieldType::Severity => {
+            severity_filter(field_ref_in(field, source), *op, value)?
+        }
+        Expr::In { field, values } if field.ty() == FieldType::Severity => {
+            let fref = field_ref_in(field, source);
+            Filter::Or(
+                values
+                    .iter()
+                    .map(|v| severity_filter(fref.clone(), CmpOp::Eq, v))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
         Expr::Compare { field, op, value } => {
             let op = match op {
                 CmpOp::Eq => Cmp::Eq,
@@ -295,13 +366,13 @@ fn lower_expr(e: &Expr) -> Result<Filter, PlanError> {
                 CmpOp::Ge => Cmp::Ge,
             };
             Filter::Compare {
-                field: field_ref(field),
+                field: field_ref_in(field, source),
                 op,
                 value: literal(field, value)?,
             }
         }
         Expr::In { field, values } => Filter::In {
-            field: field_ref(field),
+            field: field_ref_in(field, source),
             values: values
                 .iter()
                 .map(|v| literal(field, v))
@@ -312,14 +383,17 @@ fn lower_expr(e: &Expr) -> Result<Filter, PlanError> {
             value,
             ignore_case,
         } => Filter::Contains {
-            field: field_ref(field),
+            field: field_ref_in(field, source),
             value: value.clone(),
             ignore_case: *ignore_case,
         },
-        Expr::Exists(field) => Filter::Exists(field_ref(field)),
+        Expr::Exists(field) => Filter::Exists(field_ref_in(field, source)),
         Expr::Text(text) => Filter::Text(text.clone()),
+        Expr::RunHas(_) if source == Source::Logs => {
+            return Err(PlanError::new("`run has` applies to spans, not logs"));
+        }
         Expr::RunHas(inner) => {
-            let inner = lower_expr(inner)?;
+            let inner = lower_expr(inner, source)?;
             if contains_run_has(&inner) {
                 return Err(PlanError::new(
                     "`run has` cannot appear inside another `run has`",
@@ -327,6 +401,43 @@ fn lower_expr(e: &Expr) -> Result<Filter, PlanError> {
             }
             Filter::RunHas(Box::new(inner))
         }
+    })
+}
+
+/// A severity comparison on OpenTelemetry's numbers. A level name stands
+/// for its range (`error` is 17–20), so `severity=error` keeps 17–20,
+/// `severity>=error` 17 and up, `severity>error` 21 and up, and
+/// `severity<error` 16 and down; a number compares as itself.
+fn severity_filter(field: FieldRef, op: CmpOp, value: &Value) -> Result<Filter, PlanError> {
+    let (lo, hi) = match value {
+        Value::Int(n) => (*n, *n),
+        Value::Str(s) => {
+            let level = crate::language::check_severity(s)
+                .map_err(|p| PlanError::new(p.message.clone()))?;
+            let lo = i64::from(level.number());
+            (lo, lo + 3)
+        }
+        other => {
+            return Err(PlanError::new(format!(
+                "`severity` is a level or a number; {} does not fit",
+                other.describe()
+            )));
+        }
+    };
+    let cmp = |op, n| Filter::Compare {
+        field: field.clone(),
+        op,
+        value: Literal::Int(n),
+    };
+    Ok(match op {
+        CmpOp::Eq if lo == hi => cmp(Cmp::Eq, lo),
+        CmpOp::Eq => Filter::And(vec![cmp(Cmp::Ge, lo), cmp(Cmp::Le, hi)]),
+        CmpOp::Ne if lo == hi => cmp(Cmp::Ne, lo),
+        CmpOp::Ne => Filter::Or(vec![cmp(Cmp::Lt, lo), cmp(Cmp::Gt, hi)]),
+        CmpOp::Lt => cmp(Cmp::Lt, lo),
+        CmpOp::Le => cmp(Cmp::Le, hi),
+        CmpOp::Gt => cmp(Cmp::Gt, hi),
+        CmpOp::Ge => cmp(Cmp::Ge, lo),
     })
 }
 

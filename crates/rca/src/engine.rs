@@ -385,6 +385,7 @@ fn count_agg() -> Aggregate {
 
 fn group_plan(range: Range, filter: Option<Filter>, keys: &[FieldRef]) -> Plan {
     Plan {
+        source: loupe_backend::plan::Source::Spans,
         from_ns: range.from_ns,
         to_ns: range.to_ns,
         filter,
@@ -399,6 +400,7 @@ fn group_plan(range: Range, filter: Option<Filter>, keys: &[FieldRef]) -> Plan {
 
 fn rows_plan(range: Range, filter: Option<Filter>, cols: &[&str], limit: u64) -> Plan {
     Plan {
+        source: loupe_backend::plan::Source::Spans,
         from_ns: range.from_ns,
         to_ns: range.to_ns,
         filter,

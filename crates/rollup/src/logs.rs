@@ -1,7 +1,9 @@
 //! Log record counts for `/metrics`: `log_records_total{project, service,
 //! severity}`, a counter per (project, service, severity level) of the
-//! records acknowledged since the process started (a restart resets it,
-//! which Prometheus' `rate()` and `increase()` handle as any counter reset).
+//! records acknowledged. At start the store seeds it with the records it
+//! holds ([`LogCounts::seed`]), so a restart does not begin at zero (the
+//! count may drop after retention deleted old records, which Prometheus'
+//! `rate()` and `increase()` handle as any counter reset).
 //!
 //! Bounded: at most [`MAX_SERVICES_PER_PROJECT`] services per project are
 //! counted by name, later ones fold into `__other__`; records without a
@@ -42,6 +44,45 @@ struct State {
     services: BTreeMap<String, BTreeSet<String>>,
 }
 
+impl State {
+    /// Counts one record in its series, and in `minute`'s when given.
+    fn add(&mut self, project: &str, service: Option<&str>, severity: u8, minute: Option<i64>) {
+        let service = service.unwrap_or_default().to_owned();
+        let known = self.services.entry(project.to_owned()).or_default();
+        let service = if known.contains(&service) {
+            service
+        } else if known.len() < MAX_SERVICES_PER_PROJECT {
+            known.insert(service.clone());
+            service
+        } else {
+            OTHER.to_owned()
+        };
+        let key = (project.to_owned(), service, level(severity));
+        if let Some(minute) = minute {
+            *self
+                .minutes
+                .entry(minute)
+                .or_default()
+                .entry(key.clone())
+                .or_default() += 1;
+        }
+        *self.counts.entry(key).or_default() += 1;
+    }
+}
+
+/// What [`LogCounts::seed`] counts of a stored record.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    /// Its project.
+    pub project: &'a str,
+    /// Its service, if any.
+    pub service: Option<&'a str>,
+    /// Its severity number.
+    pub severity_number: u8,
+    /// When it arrived (ns since the epoch).
+    pub observed_ns: i64,
+}
+
 /// The counters (cheap to update: one lock per batch).
 #[derive(Default)]
 pub struct LogCounts {
@@ -65,23 +106,31 @@ impl LogCounts {
         // Older minutes are of no use to any window.
         st.minutes = st.minutes.split_off(&(minute - RECENT_MINUTES + 1));
         for r in records {
-            let service = r.service.clone().unwrap_or_default();
-            let known = st.services.entry(r.project.clone()).or_default();
-            let service = if known.contains(&service) {
-                service
-            } else if known.len() < MAX_SERVICES_PER_PROJECT {
-                known.insert(service.clone());
-                service
-            } else {
-                OTHER.to_owned()
-            };
-            let key = (r.project.clone(), service, level(r.severity_number));
-            *st.minutes
-                .entry(minute)
-                .or_default()
-                .entry(key.clone())
-                .or_default() += 1;
-            *st.counts.entry(key).or_default() += 1;
+            st.add(
+                &r.project,
+                r.service.as_deref(),
+                r.severity_number,
+                Some(minute),
+            );
+        }
+    }
+
+    /// Counts the records a data directory already holds when the process
+    /// starts, so a restart does not begin at zero: each at its own arrival
+    /// time, so those of the last [`RECENT_MINUTES`] minutes before `now_ns`
+    /// feed the gauges too.
+    pub fn seed<'a>(&self, stored: impl IntoIterator<Item = Stored<'a>>, now_ns: i64) {
+        let now = now_ns.div_euclid(60_000_000_000);
+        let recent = now - RECENT_MINUTES + 1..=now;
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for r in stored {
+            let minute = r.observed_ns.div_euclid(60_000_000_000);
+            st.add(
+                r.project,
+                r.service,
+                r.severity_number,
+                recent.contains(&minute).then_some(minute),
+            );
         }
     }
 
@@ -166,6 +215,30 @@ mod tests {
         r.service = Some(service.into());
         r.severity_number = severity;
         r
+    }
+
+    #[test]
+    fn seeded_records_count_in_totals_and_in_the_minutes_they_arrived() {
+        const MIN: i64 = 60_000_000_000;
+        let now = 1_000 * MIN + 5;
+        let c = LogCounts::default();
+        let stored = |observed_ns| Stored {
+            project: "a",
+            service: Some("plugin"),
+            severity_number: 17,
+            observed_ns,
+        };
+        c.seed(
+            [stored(now - 2 * MIN), stored(now - 90 * MIN), stored(now)],
+            now,
+        );
+        assert_eq!(c.get("a", "plugin", "error"), 3);
+        let recent = c.recent(Some("a"), 5, now);
+        assert_eq!(recent.len(), 1);
+        assert_eq!(recent[0].1, 2, "the record of 90 minutes ago is not recent");
+        c.record_at(&[rec("a", "plugin", 17)], now);
+        assert_eq!(c.get("a", "plugin", "error"), 4);
+        assert_eq!(c.recent(Some("a"), 60, now)[0].1, 3);
     }
 
     #[test]

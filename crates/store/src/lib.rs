@@ -343,6 +343,9 @@ impl Store {
         );
         *store.inner.dir_lock.lock() = Some(dir_lock);
         store.replay(records)?;
+        // `/metrics` and the log gauges count what is stored, not only what
+        // arrived since this start.
+        store.seed_log_counts()?;
         let interval = store.inner.config.fsync_interval;
         let syncer = std::thread::Builder::new()
             .name("loupe-wal-sync".into())

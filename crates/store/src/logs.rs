@@ -25,8 +25,12 @@
 //! Reads ([`Store::search_logs`]): the memtables, then the parts of the
 //! project whose time range overlaps the query's, newest first, each read as
 //! a row selection narrowed by the run index (a run's logs) and the
-//! full-text index (phrases); the exact filter ([`LogQuery::matches`]) runs
-//! on every row read, so indexes change cost, never answers.
+//! full-text index (phrases), newest row group first, with the time,
+//! severity, service and stream tests as a Parquet row filter so only rows
+//! that pass are decoded whole (`LogPart::search`); the exact filter
+//! ([`LogQuery::matches`]) runs on every row decoded, so indexes change
+//! cost, never answers. The query language's `logs` source reads the same
+//! files through DataFusion (`logs/table.rs`, `query/logs.rs`).
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::ops::Range;
@@ -46,6 +50,7 @@ use crate::{Error, Store};
 mod compact;
 mod manifest;
 mod part;
+pub(crate) mod table;
 
 use manifest::LogManifest;
 use part::{LogPart, open_part, write_part};
@@ -80,6 +85,12 @@ fn decode(payload: &[u8]) -> Result<Batch, String> {
     }
 }
 
+/// How far (ns) from a record's time a stored record with the same
+/// Elasticsearch `_id` is looked for: a re-sent item has the same time, or,
+/// without a time of its own, a receive time at most this much later. It
+/// bounds the parts whose ids are read.
+const ES_ID_HORIZON: i64 = 86_400 * 1_000_000_000;
+
 /// Source cursors kept at most (a tailer forgets those of files long gone).
 pub(crate) const MAX_LOG_CURSORS: usize = 10_000;
 
@@ -104,6 +115,9 @@ struct LogState {
     manifest: LogManifest,
     next_seq: u64,
     garbage: Vec<(Instant, PathBuf)>,
+    /// Elasticsearch `_id` keys (`part::es_key`) of the records not yet
+    /// in parts, with how many carry each; parts keep their own.
+    unflushed_ids: HashMap<u64, usize>,
 }
 
 impl LogState {
@@ -170,6 +184,7 @@ impl LogTable {
             manifest,
             next_seq: wal.last_seq() + 1,
             garbage: Vec::new(),
+            unflushed_ids: HashMap::new(),
         };
         let table = Self {
             data_dir: data_dir.to_owned(),
@@ -208,13 +223,16 @@ impl LogTable {
         Ok(())
     }
 
-    /// Writes one WAL record and applies it; returns its seq. Blocking.
+    /// Writes one WAL record and applies it; returns its seq (0 when
+    /// nothing was left to write) and, with `unique`, which records were
+    /// left out as duplicates of a stored Elasticsearch `_id`. Blocking.
     fn append_blocking(
         &self,
-        batch: Batch,
+        mut batch: Batch,
         max_unflushed: usize,
         counts: &loupe_rollup::logs::LogCounts,
-    ) -> Result<u64, Error> {
+        unique: bool,
+    ) -> Result<(u64, Vec<bool>), Error> {
         {
             let st = self.state.lock();
             if st.unflushed_bytes() >= max_unflushed {
@@ -229,8 +247,24 @@ impl LogTable {
                 )));
             }
         }
-        let payload = encode(&batch)?;
+        // Under the gate, the check and the write are one step: two
+        // requests with the same `_id` cannot both pass it.
         let _gate = self.append_gate.lock();
+        let duplicates = if unique {
+            self.duplicates(&batch.records)?
+        } else {
+            Vec::new()
+        };
+        if duplicates.contains(&true) {
+            let mut dup = duplicates.iter();
+            batch
+                .records
+                .retain(|_| !dup.next().copied().unwrap_or(false));
+            if batch.records.is_empty() && batch.cursor.is_none() {
+                return Ok((0, duplicates));
+            }
+        }
+        let payload = encode(&batch)?;
         let seq = self.state.lock().next_seq;
         self.wal.write(seq, &payload)?;
         // Counted once written: what `/metrics` counts is in the WAL.
@@ -238,7 +272,46 @@ impl LogTable {
         let mut st = self.state.lock();
         st.next_seq = seq + 1;
         apply(&mut st, seq, batch);
-        Ok(seq)
+        Ok((seq, duplicates))
+    }
+
+    /// Which of `records` carry an Elasticsearch `_id` already stored for
+    /// their project and stream (or earlier in `records`). Stored means
+    /// unflushed, or in a part of the project whose time range comes
+    /// within [`ES_ID_HORIZON`] of the record's time. Called under the
+    /// append gate.
+    fn duplicates(&self, records: &[LogRecord]) -> Result<Vec<bool>, Error> {
+        let keys: Vec<Option<u64>> = records.iter().map(part::es_key).collect();
+        if keys.iter().all(Option::is_none) {
+            return Ok(vec![false; records.len()]);
+        }
+        let (parts, mut out) = {
+            let st = self.state.lock();
+            let unflushed = keys
+                .iter()
+                .map(|k| k.is_some_and(|k| st.unflushed_ids.contains_key(&k)))
+                .collect::<Vec<bool>>();
+            (st.parts.clone(), unflushed)
+        };
+        let mut seen = HashSet::new();
+        for ((r, key), dup) in records.iter().zip(&keys).zip(out.iter_mut()) {
+            let Some(key) = *key else { continue };
+            if *dup || !seen.insert(key) {
+                *dup = true;
+                continue;
+            }
+            for p in parts.iter().filter(|p| {
+                p.meta.project == r.project
+                    && p.meta.max_time >= r.time.saturating_sub(ES_ID_HORIZON)
+                    && p.meta.min_time <= r.time.saturating_add(ES_ID_HORIZON)
+            }) {
+                if p.has_es_key(key)? {
+                    *dup = true;
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn cursor(&self, key: &str) -> Option<String> {
@@ -324,6 +397,17 @@ impl LogTable {
             parts.extend(new_parts.iter().cloned());
             st.parts = Arc::new(parts);
             st.frozen.retain(|m| !Arc::ptr_eq(m, mt));
+            // The new parts answer for these ids from now on.
+            for key in mt.records.iter().filter_map(|r| part::es_key(r)) {
+                if let std::collections::hash_map::Entry::Occupied(mut e) =
+                    st.unflushed_ids.entry(key)
+                {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
+            }
             st.manifest.flushed_seq
         };
         self.wal.delete_flushed(flushed_seq)?;
@@ -427,16 +511,43 @@ impl LogTable {
         }
     }
 
+    /// The memtables' records and the live parts, of one instant (a flush
+    /// between two looks could show a record twice or not at all).
+    fn snapshot(&self) -> (Vec<Arc<LogRecord>>, Arc<Vec<Arc<LogPart>>>) {
+        let st = self.state.lock();
+        let mut mem: Vec<Arc<LogRecord>> = st.active.records.clone();
+        for m in &st.frozen {
+            mem.extend(m.records.iter().cloned());
+        }
+        (mem, st.parts.clone())
+    }
+
+    /// Seeds the `/metrics` log counters with every stored record, so a
+    /// restart does not start them at zero (`Store::open`).
+    fn seed_counts(
+        &self,
+        counts: &loupe_rollup::logs::LogCounts,
+        now_ns: i64,
+    ) -> Result<(), Error> {
+        let (memtable, parts) = self.snapshot();
+        counts.seed(
+            memtable.iter().map(|r| loupe_rollup::logs::Stored {
+                project: &r.project,
+                service: r.service.as_deref(),
+                severity_number: r.severity_number,
+                observed_ns: r.observed_time,
+            }),
+            now_ns,
+        );
+        for part in parts.iter() {
+            part.seed_counts(counts, now_ns)?;
+        }
+        Ok(())
+    }
+
     /// Answers a search (see the module doc). Blocking.
     fn search_blocking(&self, project: &ProjectId, q: &LogQuery) -> Result<LogPage, Error> {
-        let (memtables, parts) = {
-            let st = self.state.lock();
-            let mut mem: Vec<Arc<LogRecord>> = st.active.records.clone();
-            for m in &st.frozen {
-                mem.extend(m.records.iter().cloned());
-            }
-            (mem, st.parts.clone())
-        };
+        let (memtables, parts) = self.snapshot();
         let mut top = TopK::new(q.limit);
         let mut scanned = 0u64;
         for r in memtables.iter().filter(|r| r.project == project.as_str()) {
@@ -475,12 +586,7 @@ impl LogTable {
             if ranges.as_ref().is_some_and(Vec::is_empty) {
                 continue;
             }
-            for r in part.read(ranges)? {
-                scanned += 1;
-                if q.matches(&r) {
-                    top.push(r);
-                }
-            }
+            scanned += part.search(ranges, q, &mut top)?;
         }
         let (records, truncated) = top.into_sorted();
         Ok(LogPage {
@@ -515,6 +621,9 @@ fn apply(st: &mut LogState, seq: u64, batch: Batch) {
     if let Some((key, value)) = batch.cursor {
         st.cursors.insert(key.clone(), value.clone());
         st.active.cursors.insert(key, value);
+    }
+    for key in batch.records.iter().filter_map(part::es_key) {
+        *st.unflushed_ids.entry(key).or_default() += 1;
     }
     push(&mut st.active, seq, batch.records);
 }
@@ -583,7 +692,7 @@ fn remove_orphans(data_dir: &Path, manifest: &LogManifest) -> Result<(), Error> 
 }
 
 /// The newest `k` records seen (by time), in a min-heap.
-struct TopK {
+pub(crate) struct TopK {
     k: usize,
     heap: BinaryHeap<std::cmp::Reverse<ByTime>>,
     dropped: bool,
@@ -681,13 +790,37 @@ impl Store {
         records: Vec<LogRecord>,
         cursor: Option<(String, String)>,
     ) -> Result<WriteAck, Error> {
+        Ok(self.append_log_batch(records, cursor, false).await?.0)
+    }
+
+    /// As [`Store::append_logs`], storing a record that carries an
+    /// Elasticsearch `_id` (`attributes["_id"]`) only when no record of its
+    /// project and stream has it yet; answers, per record, whether it was
+    /// such a duplicate and left out. The ids of a part are read from it
+    /// once, when a record within a day of its time range is checked.
+    ///
+    /// # Errors
+    /// As [`Store::append_logs`].
+    pub async fn append_logs_unique(
+        &self,
+        records: Vec<LogRecord>,
+    ) -> Result<(WriteAck, Vec<bool>), Error> {
+        self.append_log_batch(records, None, true).await
+    }
+
+    async fn append_log_batch(
+        &self,
+        records: Vec<LogRecord>,
+        cursor: Option<(String, String)>,
+        unique: bool,
+    ) -> Result<(WriteAck, Vec<bool>), Error> {
         self.check_writable()?;
         if records.iter().any(|r| r.project.is_empty()) {
             return Err(Error::Invalid("every log record needs a project".into()));
         }
         let count = records.len();
         if count == 0 && cursor.is_none() {
-            return Ok(WriteAck { seq: 0, spans: 0 });
+            return Ok((WriteAck { seq: 0, spans: 0 }, Vec::new()));
         }
         let _slot = tokio::time::timeout(
             self.inner.config.append_queue_timeout,
@@ -701,20 +834,25 @@ impl Store {
         let result = tokio::task::spawn_blocking(move || {
             let inner = &store.inner;
             let batch = Batch { records, cursor };
-            inner.logs.append_blocking(batch, max, &inner.log_counts)
+            inner
+                .logs
+                .append_blocking(batch, max, &inner.log_counts, unique)
         })
         .await
         .map_err(|e| Error::Internal(format!("log append task failed: {e}")));
-        let seq = match result.and_then(|r| r) {
-            Ok(seq) => seq,
+        let (seq, duplicates) = match result.and_then(|r| r) {
+            Ok(done) => done,
             Err(Error::Full) => {
                 self.inner.flush_wake.notify_one();
                 return Err(Error::Full);
             }
             Err(e) => return Err(e),
         };
-        self.inner.logs.wal.wait_durable(seq).await?;
-        Ok(WriteAck { seq, spans: count })
+        if seq > 0 {
+            self.inner.logs.wal.wait_durable(seq).await?;
+        }
+        let stored = count - duplicates.iter().filter(|d| **d).count();
+        Ok((WriteAck { seq, spans: stored }, duplicates))
     }
 
     /// Writes every log record appended before the call into parts.
@@ -791,6 +929,14 @@ impl Store {
             .recent(project, minutes, loupe_model::time::now_ns())
     }
 
+    /// Seeds the log counters from what the directory holds (opening).
+    pub(crate) fn seed_log_counts(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        inner
+            .logs
+            .seed_counts(&inner.log_counts, loupe_model::time::now_ns())
+    }
+
     /// Size numbers of the logs table.
     pub fn log_stats(&self) -> LogStats {
         self.inner.logs.stats()
@@ -817,6 +963,18 @@ impl loupe_backend::LogWriter for Store {
 
     fn cursor(&self, key: &str) -> Option<String> {
         self.log_cursor(key)
+    }
+
+    fn append_logs_unique(
+        &self,
+        records: Vec<LogRecord>,
+    ) -> futures::future::BoxFuture<'_, Result<(WriteAck, Vec<bool>), loupe_backend::StoreError>>
+    {
+        Box::pin(async move {
+            Store::append_logs_unique(self, records)
+                .await
+                .map_err(loupe_backend::StoreError::from)
+        })
     }
 }
 

@@ -32,15 +32,16 @@ use futures::StreamExt;
 use loupe_backend::StoreError;
 use loupe_backend::plan::{
     BatchStream, Cmp, Column, FieldRef, Filter, Literal, Output, Plan, QueryLimits, QueryResult,
-    QueryStats, SortColumn, ValueType, batch_rows, value_type,
+    QueryStats, SortColumn, Source, ValueType, batch_rows, value_type,
 };
-use loupe_model::{ProjectId, column};
+use loupe_model::{ProjectId, column, log_column};
 
 use crate::read::SPANS_TABLE;
 use crate::{Error, SpansTable, Store};
 
 mod bounded;
 mod compile;
+mod logs;
 mod pool;
 mod rollup;
 mod signature;
@@ -64,6 +65,32 @@ const LATE_ID: &str = "__late_span_id";
 /// The first window of a listing ordered by start time (then at least 4×
 /// wider each time, wider when the rows found so far say so).
 const FIRST_WINDOW_NS: i64 = 3_600_000_000_000;
+
+/// What differs between the tables a plan can read.
+pub(crate) struct Shape {
+    /// The time column: the plan's range, `bucket()`, the default order.
+    pub(crate) time: &'static str,
+    /// The columns a full-text filter searches.
+    pub(crate) text: &'static [&'static str],
+}
+
+const SPANS_SHAPE: Shape = Shape {
+    time: column::START_TIME,
+    text: &[column::INPUT, column::OUTPUT, column::ERROR_MESSAGE],
+};
+
+const LOGS_SHAPE: Shape = Shape {
+    time: log_column::TIME,
+    text: &[log_column::BODY],
+};
+
+/// The shape of the table `source` names.
+pub(crate) fn shape_of(source: Source) -> &'static Shape {
+    match source {
+        Source::Spans => &SPANS_SHAPE,
+        Source::Logs => &LOGS_SHAPE,
+    }
+}
 
 /// Parts and rows a scan read (shared with the table provider).
 #[derive(Debug, Default)]
@@ -121,6 +148,17 @@ impl Store {
         counter: Arc<ScanCounter>,
         text: Vec<String>,
     ) -> Result<SessionContext, Error> {
+        let ctx = self.bare_session(limits)?;
+        let table = SpansTable::new(self.clone(), project.as_str())
+            .with_counter(counter)
+            .with_text(text);
+        ctx.register_table(SPANS_TABLE, Arc::new(table))?;
+        Ok(ctx)
+    }
+
+    /// A session with no table yet: the memory pool of
+    /// `limits.memory_bytes`, the JSON functions and the bounded builders.
+    pub(crate) fn bare_session(&self, limits: QueryLimits) -> Result<SessionContext, Error> {
         let mut config = SessionConfig::new()
             .with_target_partitions(2)
             .with_information_schema(false);
@@ -132,10 +170,6 @@ impl Store {
         // json_as_text, json_get_str, … for SQL over the JSON payloads.
         datafusion_functions_json::register_all(&mut ctx)?;
         bounded::register(&ctx, limits.max_function_bytes);
-        let table = SpansTable::new(self.clone(), project.as_str())
-            .with_counter(counter)
-            .with_text(text);
-        ctx.register_table(SPANS_TABLE, Arc::new(table))?;
         Ok(ctx)
     }
 
@@ -160,7 +194,12 @@ impl Store {
         let mut df = scoped;
         if let Some(f) = &plan.filter {
             let mut subqueries = 0;
-            df = df.filter(compile::filter_expr(f, &base, &mut subqueries)?)?;
+            df = df.filter(compile::filter_expr(
+                f,
+                &base,
+                &mut subqueries,
+                &SPANS_SHAPE,
+            )?)?;
         }
         match &plan.output {
             Output::Rows(fields) => {
@@ -396,6 +435,9 @@ impl Store {
         limits: QueryLimits,
     ) -> Result<QueryResult, Error> {
         let started = Instant::now();
+        if plan.source == Source::Logs {
+            return self.query_logs(project, plan, limits, started).await;
+        }
         if let Some(mut result) = self.rollup_answer(project, plan, limits).await? {
             if result.rows.len() > limits.max_rows {
                 result.rows.truncate(limits.max_rows);
@@ -474,6 +516,7 @@ impl Store {
         let mut edge_rows = Vec::new();
         for &(from_ns, to_ns) in &prepared.edges {
             let edge = Plan {
+                source: loupe_backend::plan::Source::Spans,
                 from_ns,
                 to_ns,
                 filter: plan.filter.clone(),
@@ -520,9 +563,13 @@ impl Store {
         limits: QueryLimits,
     ) -> Result<BatchStream, Error> {
         let counter = Arc::new(ScanCounter::default());
-        let (df, _) = self
-            .plan_frame(project, plan, limits, counter, None)
-            .await?;
+        let (df, _) = match plan.source {
+            Source::Spans => {
+                self.plan_frame(project, plan, limits, counter, None)
+                    .await?
+            }
+            Source::Logs => self.logs_frame(project, plan, limits, counter).await?,
+        };
         let stream = df.execute_stream().await?;
         Ok(stream
             .map(|b| b.map_err(|e| StoreError::from(Error::from(e))))

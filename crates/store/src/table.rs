@@ -89,31 +89,33 @@ impl SpansTable {
     }
 }
 
-/// What the filters say that can prune parts.
+/// What the filters say that can prune parts: bounds on the table's time
+/// column and required ids.
 #[derive(Default, Debug)]
-struct Pruning {
-    min_time: Option<i64>,
-    max_time: Option<i64>,
+pub(crate) struct Pruning {
+    pub(crate) min_time: Option<i64>,
+    pub(crate) max_time: Option<i64>,
     /// Each entry: the part must possibly contain one of these ids.
-    ids: Vec<Vec<(IdKind, String)>>,
+    pub(crate) ids: Vec<Vec<(IdKind, String)>>,
 }
 
 impl Pruning {
-    fn from_filters(filters: &[Expr]) -> Self {
+    /// The bounds on `time_column` and the id equalities in `filters`.
+    pub(crate) fn from_filters(filters: &[Expr], time_column: &str) -> Self {
         let mut p = Pruning::default();
         for f in filters {
-            p.absorb(f);
+            p.absorb(f, time_column);
         }
         p
     }
 
-    fn absorb(&mut self, e: &Expr) {
+    fn absorb(&mut self, e: &Expr, time_column: &str) {
         let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
             return;
         };
         if *op == Operator::And {
-            self.absorb(left);
-            self.absorb(right);
+            self.absorb(left, time_column);
+            self.absorb(right, time_column);
             return;
         }
         if let Some(alts) = id_alternatives(e) {
@@ -123,7 +125,7 @@ impl Pruning {
         let (Expr::Column(c), Expr::Literal(v, _)) = (left.as_ref(), right.as_ref()) else {
             return;
         };
-        if c.name != column::START_TIME {
+        if c.name != time_column {
             return;
         }
         let Some(t) = timestamp_ns(v) else { return };
@@ -145,6 +147,13 @@ impl Pruning {
     /// The rows of `part` that may hold the trace or run ids the filters
     /// require (position index), or `None` when no required id narrows rows.
     fn rows(&self, part: &Part) -> Option<Vec<u32>> {
+        self.rows_by(|id| part.index.run_rows(id))
+    }
+
+    /// The rows that may hold the trace or run ids the filters require,
+    /// `rows_of(id)` naming the rows of one id; `None` when no required id
+    /// narrows rows.
+    pub(crate) fn rows_by(&self, rows_of: impl Fn(&str) -> Vec<u32>) -> Option<Vec<u32>> {
         let mut out: Option<Vec<u32>> = None;
         for alts in &self.ids {
             if !alts
@@ -153,10 +162,7 @@ impl Pruning {
             {
                 continue;
             }
-            let mut rows: Vec<u32> = alts
-                .iter()
-                .flat_map(|(_, id)| part.index.run_rows(id))
-                .collect();
+            let mut rows: Vec<u32> = alts.iter().flat_map(|(_, id)| rows_of(id)).collect();
             rows.sort_unstable();
             rows.dedup();
             out = Some(match out {
@@ -275,7 +281,7 @@ impl TableProvider for SpansTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let schema = schema();
-        let pruning = Pruning::from_filters(filters);
+        let pruning = Pruning::from_filters(filters, column::START_TIME);
         let external = |e: crate::Error| datafusion::error::DataFusionError::External(Box::new(e));
         let time = TimeBounds {
             min: pruning.min_time,
@@ -297,22 +303,12 @@ impl TableProvider for SpansTable {
                 batches.push(batch);
             }
         }
-        if !batches.is_empty() {
-            if let Some(c) = &self.counter {
-                let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-                c.rows.fetch_add(rows as u64, Ordering::Relaxed);
-            }
-            let projected = match projection {
-                Some(p) => Arc::new(schema.project(p)?),
-                None => schema.clone(),
-            };
-            // One partition per piece: DataFusion scans them in parallel.
-            let partitions: Vec<Vec<RecordBatch>> = batches.into_iter().map(|b| vec![b]).collect();
-            inputs.push(MemorySourceConfig::try_new_exec(
-                &partitions,
-                projected,
-                None,
-            )?);
+        if let Some(c) = &self.counter {
+            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            c.rows.fetch_add(rows as u64, Ordering::Relaxed);
+        }
+        if let Some(mem) = memory_scan(batches, &schema, projection)? {
+            inputs.push(mem);
         }
 
         // With a full-text filter, each indexed part names the blocks of
@@ -361,65 +357,124 @@ impl TableProvider for SpansTable {
                 paths.push(p.path.clone());
             }
         }
-        if !files.is_empty() {
-            let target = state.config().target_partitions().max(1);
-            let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); target.min(files.len())];
-            for (i, (p, text)) in files.iter().enumerate() {
-                let n = groups.len();
-                let mut file =
-                    PartitionedFile::new(paths[i].to_string_lossy().into_owned(), p.meta.bytes);
-                // `trace_id = …` / `run_id = …`: read only the rows the
-                // part's position index names (the filter still runs on
-                // them); hidden rows are skipped by the part's deletion
-                // vector, a selection as long as its hidden rows.
-                let rows_total = usize::try_from(p.meta.rows).unwrap_or(usize::MAX);
-                let dv = crate::deletes::of(&deletes, p.meta.id);
-                let selection = match pruning.rows(p) {
-                    Some(mut rows) => {
-                        dv.retain_visible(&mut rows);
-                        let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
-                        Some(RowSelection::from_consecutive_ranges(ranges, rows_total))
-                    }
-                    None => dv.visible_selection(rows_total),
-                };
-                let selection = match (selection, text) {
-                    (Some(a), Some(b)) => Some(a.intersection(b)),
-                    (a, b) => a.or_else(|| b.clone()),
-                };
-                if let Some(selection) = selection {
-                    file = file.with_extension(ParquetRowSelection::new(selection));
+        let mut scans = Vec::with_capacity(files.len());
+        for (i, (p, text)) in files.iter().enumerate() {
+            // `trace_id = …` / `run_id = …`: read only the rows the
+            // part's position index names (the filter still runs on
+            // them); hidden rows are skipped by the part's deletion
+            // vector, a selection as long as its hidden rows.
+            let rows_total = usize::try_from(p.meta.rows).unwrap_or(usize::MAX);
+            let dv = crate::deletes::of(&deletes, p.meta.id);
+            let selection = match pruning.rows(p) {
+                Some(mut rows) => {
+                    dv.retain_visible(&mut rows);
+                    let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
+                    Some(RowSelection::from_consecutive_ranges(ranges, rows_total))
                 }
-                groups[i % n].push(file);
-            }
-            let mut source = ParquetSource::new(schema.clone())
-                .with_pushdown_filters(true)
-                .with_bloom_filter_on_read(true)
-                .with_enable_page_index(true);
-            if let Some(expr) = conjunction(filters.to_vec()) {
-                let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
-                source = source.with_predicate(state.create_physical_expr(expr, &df_schema)?);
-            }
-            let config =
-                FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
-                    .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-                    .with_projection_indices(projection.cloned())?
-                    .with_limit(limit)
-                    .build();
-            let plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+                None => dv.visible_selection(rows_total),
+            };
+            let selection = match (selection, text) {
+                (Some(a), Some(b)) => Some(a.intersection(b)),
+                (a, b) => a.or_else(|| b.clone()),
+            };
+            scans.push(FileScan {
+                path: paths[i].clone(),
+                bytes: p.meta.bytes,
+                selection,
+            });
+        }
+        if let Some(plan) = parquet_scan(state, &schema, scans, projection, filters, limit)? {
             inputs.push(plan);
         }
-
-        if inputs.is_empty() {
-            let projected = Arc::new(match projection {
-                Some(p) => schema.project(p)?,
-                None => schema.as_ref().clone(),
-            });
-            return Ok(MemorySourceConfig::try_new_exec(
-                &[vec![]],
-                projected,
-                None,
-            )?);
-        }
-        UnionExec::try_new(inputs)
+        union_or_empty(inputs, &schema, projection)
     }
+}
+
+/// One Parquet file a scan reads, and the rows of it (all: `None`).
+pub(crate) struct FileScan {
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) bytes: u64,
+    pub(crate) selection: Option<RowSelection>,
+}
+
+/// In-memory batches (already in the table's schema, projected) as one
+/// partition each, so DataFusion scans them in parallel; `None` when there
+/// are none.
+pub(crate) fn memory_scan(
+    batches: Vec<RecordBatch>,
+    schema: &SchemaRef,
+    projection: Option<&Vec<usize>>,
+) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+    let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+    if batches.is_empty() {
+        return Ok(None);
+    }
+    let projected = match projection {
+        Some(p) => Arc::new(schema.project(p)?),
+        None => schema.clone(),
+    };
+    let partitions: Vec<Vec<RecordBatch>> = batches.into_iter().map(|b| vec![b]).collect();
+    Ok(Some(MemorySourceConfig::try_new_exec(
+        &partitions,
+        projected,
+        None,
+    )?))
+}
+
+/// A Parquet scan of `files`, spread over the session's partitions, with
+/// the filters pushed into the reader (row-group and page statistics,
+/// bloom filters, and row filters that decode the other columns only for
+/// rows that pass); `None` when there are no files.
+pub(crate) fn parquet_scan(
+    state: &dyn Session,
+    schema: &SchemaRef,
+    files: Vec<FileScan>,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+    limit: Option<usize>,
+) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let target = state.config().target_partitions().max(1);
+    let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); target.min(files.len())];
+    let n = groups.len();
+    for (i, f) in files.into_iter().enumerate() {
+        let mut file = PartitionedFile::new(f.path.to_string_lossy().into_owned(), f.bytes);
+        if let Some(selection) = f.selection {
+            file = file.with_extension(ParquetRowSelection::new(selection));
+        }
+        groups[i % n].push(file);
+    }
+    let mut source = ParquetSource::new(schema.clone())
+        .with_pushdown_filters(true)
+        .with_bloom_filter_on_read(true)
+        .with_enable_page_index(true);
+    if let Some(expr) = conjunction(filters.to_vec()) {
+        let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+        source = source.with_predicate(state.create_physical_expr(expr, &df_schema)?);
+    }
+    let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+        .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+        .with_projection_indices(projection.cloned())?
+        .with_limit(limit)
+        .build();
+    Ok(Some(DataSourceExec::from_data_source(config)))
+}
+
+/// The union of a scan's inputs, or an empty scan of the projected schema.
+pub(crate) fn union_or_empty(
+    inputs: Vec<Arc<dyn ExecutionPlan>>,
+    schema: &SchemaRef,
+    projection: Option<&Vec<usize>>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    if inputs.is_empty() {
+        let projected = Arc::new(match projection {
+            Some(p) => schema.project(p)?,
+            None => schema.as_ref().clone(),
+        });
+        return MemorySourceConfig::try_new_exec(&[vec![]], projected, None)
+            .map(|e| e as Arc<dyn ExecutionPlan>);
+    }
+    UnionExec::try_new(inputs)
 }

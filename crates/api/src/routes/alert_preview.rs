@@ -188,6 +188,7 @@ pub(crate) async fn preview(
     let from_ms = to_ms - range.as_millis() as i64;
     let read_from = from_ms * 1_000_000 - lookback(&rule).as_nanos() as i64 - MARGIN_NS;
     let plan = Plan {
+        source: loupe_backend::plan::Source::Spans,
         from_ns: read_from,
         to_ns: now.saturating_add(1),
         filter: prefilter(&rule, &labels),

@@ -61,7 +61,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/es/{index}/_doc/{id}", post(doc_with_id).put(doc_with_id))
         .route(
             "/es/{index}/_create/{id}",
-            post(doc_with_id).put(doc_with_id),
+            post(create_with_id).put(create_with_id),
         )
         .route("/es/_license", get(license))
         .route("/es/_xpack", get(xpack))
@@ -323,7 +323,8 @@ async fn bulk(
         .into_iter()
         .map(|item| {
             let failure = match item.outcome {
-                Ok(record) => {
+                Ok(mut record) => {
+                    keep_id(&mut record, item.id.as_deref());
                     records.push(record);
                     None
                 }
@@ -337,15 +338,26 @@ async fn bulk(
             }
         })
         .collect();
-    let stored = records.len();
-    let ack = state.pipeline.write_logs(records).await?;
+    let (ack, duplicates) = state.pipeline.write_logs_unique(records).await?;
+    let stored = ack.spans;
+    let mut duplicates = duplicates.into_iter();
     let mut errors = false;
     let items: Vec<Value> = slots
         .into_iter()
         .enumerate()
         .map(|(n, slot)| {
             let id = slot.id.unwrap_or_else(|| generated_id(ack.seq, n));
+            let duplicate = slot.failure.is_none() && duplicates.next().unwrap_or(false);
             let entry = match slot.failure {
+                None if duplicate && slot.action == "create" => {
+                    errors = true;
+                    let (kind, reason) = conflict(&id);
+                    json!({
+                        "_index": slot.index, "_id": id, "status": 409,
+                        "error": {"type": kind, "reason": reason},
+                    })
+                }
+                None if duplicate => stored_again(&slot.index, &id, ack.seq),
                 None => created(&slot.index, &id, ack.seq),
                 Some(f) => {
                     errors = true;
@@ -364,6 +376,36 @@ async fn bulk(
         StatusCode::OK,
         &json!({"took": took, "errors": errors, "items": items}),
     ))
+}
+
+/// Keeps a document's `_id` with its record, so a re-sent item is stored
+/// once (`Pipeline::write_logs_unique`).
+fn keep_id(record: &mut LogRecord, id: Option<&str>) {
+    if let Some(id) = id {
+        record
+            .attributes
+            .insert(loupe_model::ES_ID.to_owned(), id.to_owned());
+    }
+}
+
+/// `create` of an `_id` already stored: Elasticsearch's conflict.
+fn conflict(id: &str) -> (&'static str, String) {
+    (
+        "version_conflict_engine_exception",
+        format!("[{id}]: version conflict, document already exists"),
+    )
+}
+
+/// `index` of an `_id` already stored: Elasticsearch answers `updated`
+/// (200); the record first stored is kept (log records are immutable).
+fn stored_again(index: &str, id: &str, seq: u64) -> Value {
+    let mut reply = created(index, id, seq);
+    if let Some(map) = reply.as_object_mut() {
+        map.insert("_version".into(), json!(2));
+        map.insert("result".into(), json!("updated"));
+        map.insert("status".into(), json!(200));
+    }
+    reply
 }
 
 /// An `_id` for a document sent without one: unique, since WAL seqs are.
@@ -399,14 +441,41 @@ async fn doc_with_id(
     one_document(state, project, index, Some(id), headers, body).await
 }
 
-#[tracing::instrument(name = "es.doc", skip_all, fields(project = %project))]
+/// `_create/{id}`: as `_doc/{id}`, but an `_id` already stored is a 409.
+async fn create_with_id(
+    state: State<AppState>,
+    project: Project,
+    Path((index, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let create = Create(true);
+    one_document_as(state, project, index, Some(id), headers, body, create).await
+}
+
+/// Whether a single document is a `create` (an existing `_id` conflicts).
+struct Create(bool);
+
 async fn one_document(
+    state: State<AppState>,
+    project: Project,
+    index: String,
+    id: Option<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    one_document_as(state, project, index, id, headers, body, Create(false)).await
+}
+
+#[tracing::instrument(name = "es.doc", skip_all, fields(project = %project))]
+async fn one_document_as(
     State(state): State<AppState>,
     Project(project): Project,
     index: String,
     id: Option<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    Create(create): Create,
 ) -> Result<Response, ApiError> {
     let gzip = gzip_of(&headers)?;
     let body = body.map_err(|r| body_error(&state, r))?;
@@ -428,18 +497,26 @@ async fn one_document(
     })
     .await
     .map_err(task_failed)??;
-    let record = match parsed {
+    let mut record = match parsed {
         Ok(r) => r,
         Err(f) => {
             let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_REQUEST);
             return Ok(es_error(status, f.kind, &f.reason));
         }
     };
-    let ack = state.pipeline.write_logs(vec![record]).await?;
+    keep_id(&mut record, id.as_deref());
+    let (ack, duplicates) = state.pipeline.write_logs_unique(vec![record]).await?;
     let id = id.unwrap_or_else(|| generated_id(ack.seq, 0));
-    let mut reply = created(&index, &id, ack.seq);
+    let (status, mut reply) = match duplicates.first() {
+        Some(true) if create => {
+            let (kind, reason) = conflict(&id);
+            return Ok(es_error(StatusCode::CONFLICT, kind, &reason));
+        }
+        Some(true) => (StatusCode::OK, stored_again(&index, &id, ack.seq)),
+        _ => (StatusCode::CREATED, created(&index, &id, ack.seq)),
+    };
     if let Some(map) = reply.as_object_mut() {
         map.remove("status");
     }
-    Ok(es_json(StatusCode::CREATED, &reply))
+    Ok(es_json(status, &reply))
 }

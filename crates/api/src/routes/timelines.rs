@@ -103,6 +103,7 @@ async fn recent(
         ty,
     };
     let plan = Plan {
+        source: loupe_backend::plan::Source::Spans,
         from_ns: from,
         to_ns: to,
         filter: Some(Filter::And(vec![

@@ -1,7 +1,9 @@
 // Log search (/logs): the newest log lines matching a text, a minimum
 // severity, a service and a stream (GET /api/v1/logs), each linked to its
-// run when it carries a trace or run id. logTable() is also the run view's
-// "logs of this run" panel.
+// run when it carries a trace or run id; or, when the query field is
+// filled, the answer of a `logs | …` query (POST /api/v1/query): its lines,
+// or its groups as a table. logTable() is also the run view's "logs of
+// this run" panel.
 import {h, icon, replace} from '../dom.js';
 import {t} from '../i18n.js';
 import * as api from '../api.js';
@@ -36,9 +38,30 @@ export function logTable(records, {withRun = true} = {}) {
     })));
 }
 
+// A severity number of the query answer as its level name (9 → info).
+function level(n) {
+  return Number.isInteger(n) && n >= 1 && n <= 24 ? LEVELS[Math.floor((n - 1) / 4)] : undefined;
+}
+
+// The query's answer: log lines as the search shows them, or the groups
+// of an aggregating query as a plain table.
+function answerView(answer) {
+  const names = answer.columns.map((c) => c.name);
+  if (names.includes('body')) {
+    const records = answer.rows.map((r) => ({...r, time: fmt.rfc3339(r.time), severity: level(r.severity)}));
+    return records.length ? logTable(records) : h('p', {class: 'muted', dataset: {testid: 'logs-empty'}}, t('logs.none'));
+  }
+  const cell = (v, c) => (c.type === 'timestamp' ? fmt.time(v) : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v ?? ''));
+  return h('table', {class: 'table', dataset: {testid: 'logs-groups'}},
+    h('thead', {}, h('tr', {}, answer.columns.map((c) => h('th', {}, c.name)))),
+    h('tbody', {}, answer.rows.map((r) => h('tr', {}, answer.columns.map((c) => h('td', {class: 'nowrap'}, cell(r[c.name], c)))))));
+}
+
 export function mount(ctx) {
   ctx.setTitle(t('logs.title'));
   const search = ctx.search;
+  const lq = h('input', {class: 'input wide-input mono', placeholder: t('logs.queryPlaceholder'), 'aria-label': t('logs.query'),
+    value: search.get('lq') || '', dataset: {field: 'lq'}});
   const q = h('input', {class: 'input wide-input', placeholder: t('logs.placeholder'), 'aria-label': t('logs.text'),
     value: search.get('q') || '', dataset: {field: 'q'}});
   const severity = h('select', {class: 'input', 'aria-label': t('logs.severity'), dataset: {field: 'severity'}},
@@ -53,6 +76,7 @@ export function mount(ctx) {
 
   function params() {
     const p = new URLSearchParams();
+    if (lq.value.trim()) p.set('lq', lq.value.trim());
     if (q.value.trim()) p.set('q', q.value.trim());
     if (severity.value) p.set('severity', severity.value);
     if (service.value.trim()) p.set('service', service.value.trim());
@@ -65,6 +89,18 @@ export function mount(ctx) {
     history.replaceState({}, '', `${location.pathname}${p.toString() ? `?${p}` : ''}`);
     p.set('limit', String(LIMIT));
     replace(results, h('div', {class: 'skeleton tall'}));
+    const text = lq.value.trim();
+    if (text) {
+      // The query language: `logs | ` is added when the text lacks it.
+      const full = /^logs\b/i.test(text) ? text : `logs | ${text}`;
+      try {
+        replace(results, answerView(await api.query(full, {signal: controller.signal})));
+      } catch (e) {
+        if (e.name === 'AbortError') return;
+        replace(results, h('div', {class: 'error-box', dataset: {testid: 'logs-error'}}, e.message));
+      }
+      return;
+    }
     try {
       const page = await api.get(`/api/v1/logs?${p}`, {signal: controller.signal});
       const records = page.records || [];
@@ -80,7 +116,9 @@ export function mount(ctx) {
   const form = h('form', {class: 'form-row logs-form', onsubmit: (e) => { e.preventDefault(); load(); }},
     q, severity, service, stream,
     h('button', {class: 'btn primary', type: 'submit', dataset: {testid: 'logs-search'}}, icon('search', 14), t('logs.search')));
-  replace(ctx.el, h('section', {class: 'panel'}, form), h('section', {class: 'panel'}, results));
+  const queryForm = h('form', {class: 'form-row logs-form', onsubmit: (e) => { e.preventDefault(); load(); }},
+    lq, h('button', {class: 'btn', type: 'submit', dataset: {testid: 'logs-query'}}, icon('search', 14), t('logs.run')));
+  replace(ctx.el, h('section', {class: 'panel'}, form, queryForm), h('section', {class: 'panel'}, results));
   load();
   return () => controller.abort();
 }

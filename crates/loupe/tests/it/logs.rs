@@ -12,33 +12,13 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, encode, otel_span, request};
+use crate::support::{Key, Server, encode, otel_span, request};
 
 /// The trace id of the run the logs point at.
 const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 
-struct Key {
-    public: String,
-    secret: String,
-}
-
 fn create_key(data_dir: &Path, scope: &str) -> Key {
-    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .args(["keys", "create", "--json", "--project", "shop"])
-        .args(["--scope", scope, "--data-dir"])
-        .arg(data_dir)
-        .output()
-        .expect("run loupe keys create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("keys create prints JSON");
-    Key {
-        public: v["public_key"].as_str().expect("public").to_owned(),
-        secret: v["secret_key"].as_str().expect("secret").to_owned(),
-    }
+    crate::support::create_key(data_dir, "shop", scope)
 }
 
 fn python(var: &str) -> String {
@@ -534,4 +514,111 @@ async fn a_gauge_rule_fires_on_error_lines_of_one_service_in_five_minutes() {
         .collect();
     assert_eq!(names, vec!["plugin-daemon-errors"], "{alerts}");
     assert_eq!(firing[0]["group"]["service"], "plugin_daemon", "{firing:?}");
+}
+
+/// `_id`s are kept: a re-sent item is not stored twice (per project and
+/// stream), `index` answers `updated`, `create` a 409, across a restart.
+#[tokio::test]
+async fn a_resent_document_id_is_stored_once_and_answered_as_elasticsearch_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bulk_body = "{\"index\":{\"_index\":\"dify-api\",\"_id\":\"a\"}}\n{\"message\":\"item a\"}\n\
+                     {\"create\":{\"_index\":\"dify-api\",\"_id\":\"b\"}}\n{\"message\":\"item b\"}\n\
+                     {\"index\":{\"_index\":\"dify-api\"}}\n{\"message\":\"no id\"}\n";
+    let send = |server: &Server, method: reqwest::Method, path: &str, body: &str| {
+        server
+            .client
+            .request(method, format!("{}/es{path}", server.http))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+    };
+    let results = |reply: &Value| -> Vec<(String, u64)> {
+        reply["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|item| {
+                let (_, entry) = item
+                    .as_object()
+                    .expect("item")
+                    .iter()
+                    .next()
+                    .expect("entry");
+                let what = entry["result"]
+                    .as_str()
+                    .or(entry["error"]["type"].as_str())
+                    .unwrap_or_default();
+                (
+                    what.to_owned(),
+                    entry["status"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    use reqwest::Method;
+    let server = Server::start(dir.path(), &[]).await;
+    let first: Value = send(&server, Method::POST, "/_bulk", bulk_body)
+        .await
+        .expect("bulk")
+        .json()
+        .await
+        .expect("json");
+    let created = ("created".to_owned(), 201);
+    assert_eq!(results(&first), vec![created.clone(); 3], "{first}");
+    let again: Value = send(&server, Method::POST, "/_bulk", bulk_body)
+        .await
+        .expect("bulk")
+        .json()
+        .await
+        .expect("json");
+    let resent = vec![
+        ("updated".to_owned(), 200),
+        ("version_conflict_engine_exception".to_owned(), 409),
+        created.clone(),
+    ];
+    assert_eq!(results(&again), resent, "{again}");
+    assert_eq!(again["errors"], true);
+    for (method, path, status) in [
+        (Method::PUT, "/dify-api/_doc/c", 201),
+        (Method::PUT, "/dify-api/_doc/c", 200),
+        (Method::PUT, "/dify-api/_create/c", 409),
+        (Method::POST, "/dify-api/_create/d", 201),
+        (Method::PUT, "/other/_create/c", 201),
+    ] {
+        let r = send(&server, method.clone(), path, r#"{"message":"single"}"#)
+            .await
+            .expect("doc");
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        if status == 409 {
+            let err: Value = r.json().await.expect("json");
+            assert_eq!(err["error"]["type"], "version_conflict_engine_exception");
+        }
+    }
+    // After a restart (the records now in parts), the ids still hold.
+    server.stop();
+    let server = Server::start(dir.path(), &[]).await;
+    let after: Value = send(&server, Method::POST, "/_bulk", bulk_body)
+        .await
+        .expect("bulk")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(results(&after), resent, "{after}");
+    let r = send(&server, Method::PUT, "/dify-api/_create/c", "{}")
+        .await
+        .expect("doc");
+    assert_eq!(r.status().as_u16(), 409);
+    let (_, page) = server
+        .get_json("/api/v1/logs?stream=dify-api&limit=100")
+        .await;
+    let mut got = bodies(&page);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "item a", "item b", "no id", "no id", "no id", "single", "single"
+        ]
+    );
+    let (_, other) = server.get_json("/api/v1/logs?stream=other").await;
+    assert_eq!(bodies(&other), ["single"]);
 }

@@ -20,6 +20,7 @@ mod hardening;
 mod keys_api;
 mod langfuse;
 mod logs;
+mod logs_query;
 mod logs_rsyslog;
 mod logs_tail;
 mod metrics;

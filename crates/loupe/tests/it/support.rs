@@ -13,6 +13,33 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use serde_json::Value;
 
+/// A key pair made by `loupe keys create`.
+pub struct Key {
+    pub public: String,
+    pub secret: String,
+}
+
+/// Creates a key of `project` with `scope` in `data_dir` (before the server
+/// opens it).
+pub fn create_key(data_dir: &Path, project: &str, scope: &str) -> Key {
+    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args(["keys", "create", "--json", "--project", project])
+        .args(["--scope", scope, "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run loupe keys create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("keys create prints JSON");
+    Key {
+        public: v["public_key"].as_str().expect("public").to_owned(),
+        secret: v["secret_key"].as_str().expect("secret").to_owned(),
+    }
+}
+
 /// The shared fixture directory (the checkout sits beside `shared/`).
 pub fn fixtures() -> PathBuf {
     let dir = std::path::PathBuf::from(

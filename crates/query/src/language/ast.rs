@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use loupe_backend::plan::Source;
+
 use super::field::Field;
 use super::values::{DurationNs, Timestamp, Value};
 
@@ -19,6 +21,10 @@ use super::values::{DurationNs, Timestamp, Value};
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Query {
+    /// The table read: spans, or log records (`logs | …`). JSON:
+    /// `"source": "logs"`.
+    #[serde(default, skip_serializing_if = "Source::is_spans")]
+    pub source: Source,
     /// The time range; `None` means the caller's default window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<TimeRange>,

@@ -4,7 +4,7 @@
 //! Each check answers one question about one construct and returns a
 //! [`Problem`]; the caller decides where it points.
 
-use super::ast::{AggCall, AggFunc, Aggregate, Expr, Query, SortBy, TimeRange};
+use super::ast::{AggCall, AggFunc, Aggregate, Expr, GroupKey, Query, SortBy, Source, TimeRange};
 use super::error::{ErrorKind, Problem, did_you_mean};
 use super::field::{Column, Field, FieldType};
 use super::values::{KEYWORDS, Value};
@@ -30,6 +30,12 @@ pub(crate) fn check_value(field: &Field, value: &Value) -> Result<(), Problem> {
         (FieldType::Int | FieldType::Float, Value::Int(_) | Value::Float(_)) => Ok(()),
         (FieldType::Duration, Value::Duration(_)) | (FieldType::Time, Value::Time(_)) => Ok(()),
         (FieldType::MapValue, Value::Str(_) | Value::Int(_) | Value::Float(_)) => Ok(()),
+        (FieldType::Severity, Value::Str(s)) => severity_level(s).map(|_| ()),
+        (FieldType::Severity, Value::Int(0..=24)) => Ok(()),
+        (FieldType::Severity, _) => Err(mismatch().suggest(Some(format!(
+            "write a level ({}) or a number from 0 to 24",
+            SEVERITY_LEVELS.join(", ")
+        )))),
         (FieldType::Duration, Value::Int(n)) => Err(type_error(format!(
             "`{field}` is a duration; the number {n} needs a unit"
         ))
@@ -51,6 +57,29 @@ pub(crate) fn check_value(field: &Field, value: &Value) -> Result<(), Problem> {
         )),
         _ => Err(mismatch()),
     }
+}
+
+/// The level names a severity is written with, lowest first.
+const SEVERITY_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "fatal"];
+
+/// The level a severity literal names (`error`), case-insensitively.
+pub(crate) fn severity_level(s: &str) -> Result<loupe_model::Severity, Problem> {
+    loupe_model::Severity::ALL
+        .into_iter()
+        .find(|l| l.as_str().eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            let lower = s.to_ascii_lowercase();
+            let known = loupe_model::Severity::from_text(&lower).map(|l| l.as_str());
+            type_error(format!(
+                "`{s}` is not a severity level (one of {})",
+                SEVERITY_LEVELS.join(", ")
+            ))
+            .suggest(
+                known
+                    .map(|l| format!("did you mean `{l}`?"))
+                    .or_else(|| did_you_mean(&lower, SEVERITY_LEVELS)),
+            )
+        })
 }
 
 /// `status` and `span_kind` hold normalised values; anything else is a typo.
@@ -79,9 +108,21 @@ pub(crate) fn check_contains(field: &Field) -> Result<(), Problem> {
     }
 }
 
-/// Does `func` accept `field` (or its absence)?
-pub(crate) fn check_aggregate(func: AggFunc, field: Option<&Field>) -> Result<(), Problem> {
+/// Does `func` accept `field` (or its absence) over `source`?
+pub(crate) fn check_aggregate(
+    source: Source,
+    func: AggFunc,
+    field: Option<&Field>,
+) -> Result<(), Problem> {
     let name = func.as_str();
+    if source == Source::Logs && matches!(func, AggFunc::ErrorRate | AggFunc::SuccessRate) {
+        return Err(type_error(format!(
+            "`{name}` is a rate of span statuses; log records have a severity"
+        ))
+        .suggest(Some(
+            "count them instead: `logs | severity>=error | by service | count()`".into(),
+        )));
+    }
     let Some(field) = field else {
         return if func.takes_field() {
             Err(type_error(format!("`{name}` needs a field"))
@@ -100,7 +141,9 @@ pub(crate) fn check_aggregate(func: AggFunc, field: Option<&Field>) -> Result<()
     let ty = field.ty();
     let ok = match func {
         AggFunc::CountDistinct => true,
-        AggFunc::Min | AggFunc::Max => ty.is_numeric() || ty == FieldType::Time,
+        AggFunc::Min | AggFunc::Max => {
+            ty.is_numeric() || matches!(ty, FieldType::Time | FieldType::Severity)
+        }
         _ => ty.is_numeric(),
     };
     if ok {
@@ -173,7 +216,8 @@ pub(crate) fn check_alias(alias: &str) -> Result<(), Problem> {
     let lower = alias.to_ascii_lowercase();
     let clash = KEYWORDS.contains(&lower.as_str())
         || Column::lookup(alias).is_some()
-        || matches!(alias, "tags" | "attributes");
+        || Column::lookup_in(Source::Logs, alias).is_some()
+        || matches!(alias, "tags" | "attributes" | "resource");
     if clash {
         return Err(Problem::new(
             ErrorKind::Invalid,
@@ -226,7 +270,11 @@ pub(crate) fn check_sort(query: &Query, by: &SortBy) -> Result<(), Problem> {
                 .filter_map(|a| a.alias.clone())
                 .collect();
             if !aggregating {
-                names.extend(Column::all().iter().map(|c| c.name().to_string()));
+                names.extend(
+                    Column::all_in(query.source)
+                        .iter()
+                        .map(|c| c.name().to_string()),
+                );
             }
             Err(Problem::new(
                 ErrorKind::UnknownField,
@@ -242,7 +290,7 @@ fn is_group_field(query: &Query, field: &Field) -> bool {
     query
         .group_by
         .iter()
-        .any(|k| matches!(k, super::ast::GroupKey::Field(f) if f == field))
+        .any(|k| matches!(k, GroupKey::Field(f) if f == field))
 }
 
 /// Checks an expression tree from JSON: arity, nesting and every leaf.
@@ -277,6 +325,70 @@ pub(crate) fn check_expr(e: &Expr, in_run: bool) -> Result<(), Problem> {
         Expr::RunHas(_) if in_run => Err(nested_run_has()),
         Expr::RunHas(inner) => check_expr(inner, true),
     }
+}
+
+/// `run has` over logs: runs are sets of spans.
+pub(crate) fn run_has_on_logs() -> Problem {
+    Problem::new(
+        ErrorKind::Invalid,
+        "`run has` applies to spans; a log record names its run itself",
+    )
+    .suggest(Some(
+        "filter on the record's ids: `logs | run_id=…` or `trace_id=…`".into(),
+    ))
+}
+
+/// Every field and construct of `q` exists in its source (the JSON form
+/// names fields before its `source`; the parser checks as it reads).
+fn check_source(q: &Query) -> Result<(), Problem> {
+    let field_ok = |f: &Field| -> Result<(), Problem> {
+        if f.valid_in(q.source) {
+            return Ok(());
+        }
+        Err(Problem::new(
+            ErrorKind::UnknownField,
+            format!("`{f}` is not a field of {}", q.source.as_str()),
+        )
+        .suggest(Some(format!(
+            "{} fields are {}",
+            q.source.as_str(),
+            Column::all_in(q.source)
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))))
+    };
+    let mut stack: Vec<&Expr> = q.filter.iter().collect();
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::And(args) | Expr::Or(args) => stack.extend(args),
+            Expr::Not(arg) => stack.push(arg),
+            Expr::RunHas(_) if q.source == Source::Logs => return Err(run_has_on_logs()),
+            Expr::RunHas(arg) => stack.push(arg),
+            Expr::Compare { field, .. }
+            | Expr::In { field, .. }
+            | Expr::Contains { field, .. }
+            | Expr::Exists(field) => field_ok(field)?,
+            Expr::Text(_) => {}
+        }
+    }
+    for key in &q.group_by {
+        if let GroupKey::Field(f) = key {
+            field_ok(f)?;
+        }
+    }
+    for f in q.aggregates.iter().filter_map(|a| a.field.as_ref()) {
+        field_ok(f)?;
+    }
+    for key in &q.sort {
+        match &key.by {
+            SortBy::Field(f) => field_ok(f)?,
+            SortBy::Aggregate(call) => call.field.iter().try_for_each(field_ok)?,
+            SortBy::Alias(_) => {}
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn nested_run_has() -> Problem {
@@ -328,6 +440,7 @@ fn check_size(filter: &Expr) -> Result<(), Problem> {
 }
 
 pub(crate) fn check_query(q: &Query) -> Result<(), Problem> {
+    check_source(q)?;
     if let Some(time) = &q.time {
         check_time(time)?;
     }
@@ -336,12 +449,12 @@ pub(crate) fn check_query(q: &Query) -> Result<(), Problem> {
         check_expr(filter, false)?;
     }
     for key in &q.group_by {
-        if let super::ast::GroupKey::Bucket { bucket } = key {
+        if let GroupKey::Bucket { bucket } = key {
             check_bucket(bucket.0)?;
         }
     }
     for (i, agg) in q.aggregates.iter().enumerate() {
-        check_aggregate(agg.func, agg.field.as_ref())?;
+        check_aggregate(q.source, agg.func, agg.field.as_ref())?;
         if let Some(alias) = &agg.alias {
             check_alias(alias)?;
             check_alias_unique(&q.aggregates[..i], alias)?;

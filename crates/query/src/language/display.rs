@@ -15,6 +15,9 @@ use super::values::{write_quoted, write_text};
 impl fmt::Display for Query {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut stages: Vec<String> = Vec::new();
+        if !self.source.is_spans() {
+            stages.push(self.source.as_str().to_owned());
+        }
         let mut first = Vec::new();
         if let Some(time) = &self.time {
             first.push(time.to_string());

@@ -7,9 +7,10 @@
 
 use std::fmt;
 
-use loupe_model::{SpanKind, Status, column as c};
+use loupe_model::{SpanKind, Status, column as c, log_column as lc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::ast::Source;
 use super::error::{ErrorKind, Problem, closest};
 use super::values::write_quoted;
 
@@ -30,6 +31,9 @@ pub enum FieldType {
     /// A value of the `attributes` or `tags` map: stored as text, compared
     /// as a number when the literal is a number.
     MapValue,
+    /// A log record's severity: OpenTelemetry's number (1–24), written as
+    /// a level name (`error` is 17–20) or a number.
+    Severity,
 }
 
 impl FieldType {
@@ -50,6 +54,7 @@ impl FieldType {
             FieldType::Duration => "a duration",
             FieldType::Time => "a timestamp",
             FieldType::MapValue => "a map value",
+            FieldType::Severity => "a severity",
         }
     }
 }
@@ -104,6 +109,25 @@ static COLUMNS: &[Column] = &[
     col(c::INGEST_VERSION, I),
 ];
 
+/// The name of a log record's severity in queries (stored as
+/// `severity_number`).
+pub const SEVERITY_NAME: &str = "severity";
+
+/// Every queryable column of log records (`logs | …`), in schema order
+/// (`project` is the key's, never a filter).
+static LOG_COLUMNS: &[Column] = &[
+    col(lc::TIME, Tm),
+    col(lc::OBSERVED_TIME, Tm),
+    col(SEVERITY_NAME, FieldType::Severity),
+    col(lc::SEVERITY_TEXT, T),
+    col(lc::BODY, T),
+    col(lc::SERVICE, T),
+    col(lc::STREAM, T),
+    col(lc::TRACE_ID, T),
+    col(lc::SPAN_ID, T),
+    col(lc::RUN_ID, T),
+];
+
 /// The name of the error signature in queries: the pipeline stores it as
 /// the attribute [`loupe_model::ERROR_SIGNATURE`], and the query language
 /// reads `error_signature` as that attribute.
@@ -143,6 +167,22 @@ impl Column {
         COLUMNS.iter().copied().find(|col| col.name == name)
     }
 
+    /// Every queryable column of `source`.
+    pub fn all_in(source: Source) -> &'static [Column] {
+        match source {
+            Source::Spans => COLUMNS,
+            Source::Logs => LOG_COLUMNS,
+        }
+    }
+
+    /// The column of `source` called `name`, if queryable.
+    pub fn lookup_in(source: Source, name: &str) -> Option<Column> {
+        Column::all_in(source)
+            .iter()
+            .copied()
+            .find(|col| col.name == name)
+    }
+
     /// The column name, as in [`loupe_model::column`].
     pub fn name(self) -> &'static str {
         self.name
@@ -176,6 +216,8 @@ pub enum Field {
     /// A value inside the JSON text of `input` or `output`
     /// (`input.query`, `input.profile.tier`, `input["sys.query"]`).
     Json(JsonPath),
+    /// A key of a log record's `resource` map (`resource.host.name`).
+    Resource(String),
 }
 
 /// A path into the JSON text of `input` or `output`: object keys from the
@@ -204,7 +246,20 @@ impl Field {
     pub fn ty(&self) -> FieldType {
         match self {
             Field::Column(col) => col.ty,
-            Field::Attribute(_) | Field::Tag(_) | Field::Json(_) => FieldType::MapValue,
+            Field::Attribute(_) | Field::Tag(_) | Field::Json(_) | Field::Resource(_) => {
+                FieldType::MapValue
+            }
+        }
+    }
+
+    /// Whether `source`'s records have this field (the JSON form names
+    /// fields before it says which source it reads).
+    pub fn valid_in(&self, source: Source) -> bool {
+        match self {
+            Field::Column(col) => Column::lookup_in(source, col.name) == Some(*col),
+            Field::Attribute(key) => source == Source::Spans || key != loupe_model::ERROR_SIGNATURE,
+            Field::Tag(_) | Field::Json(_) => source == Source::Spans,
+            Field::Resource(_) => source == Source::Logs,
         }
     }
 
@@ -217,6 +272,14 @@ impl Field {
     /// Resolves a bare word (`tool_name`, `tags.category`,
     /// `attributes.http.method`) to a field, or explains why not.
     pub(crate) fn from_word(word: &str) -> Result<Field, Problem> {
+        Field::from_word_in(word, Source::Spans)
+    }
+
+    /// As [`Field::from_word`], for the fields of `source`.
+    pub(crate) fn from_word_in(word: &str, source: Source) -> Result<Field, Problem> {
+        if source == Source::Logs {
+            return log_field(word);
+        }
         if let Some(col) = Column::lookup(word) {
             return Ok(Field::Column(col));
         }
@@ -260,6 +323,59 @@ impl Field {
             (None, _) => Err(unknown_field(word, head, rest)),
         }
     }
+}
+
+/// A log record's field: a log column, `attributes.<key>` or
+/// `resource.<key>`.
+fn log_field(word: &str) -> Result<Field, Problem> {
+    if let Some(col) = Column::lookup_in(Source::Logs, word) {
+        return Ok(Field::Column(col));
+    }
+    let (head, rest) = match word.split_once('.') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (word, None),
+    };
+    let make = match head {
+        lc::ATTRIBUTES => Field::Attribute as fn(String) -> Field,
+        lc::RESOURCE => Field::Resource as fn(String) -> Field,
+        _ => return Err(unknown_log_field(word)),
+    };
+    match rest {
+        Some(key) if is_simple_key(key) => Ok(make(key.to_owned())),
+        Some(key) => Err(Problem::new(
+            ErrorKind::Syntax,
+            format!("`{key}` cannot be written bare after `{head}.`"),
+        )
+        .suggest(Some(format!("quote the key: {}", quoted_path(head, key))))),
+        None => Err(Problem::new(
+            ErrorKind::UnknownField,
+            format!("`{head}` is a map; name a key"),
+        )
+        .suggest(Some(format!("write `{head}.<key>` or `{head}[\"key\"]`")))),
+    }
+}
+
+/// The error for a word that names no log field: the closest name, and
+/// every valid one.
+fn unknown_log_field(word: &str) -> Problem {
+    let names: Vec<&str> = LOG_COLUMNS.iter().map(|col| col.name).collect();
+    let lower = word.to_ascii_lowercase();
+    let synonym = match lower.as_str() {
+        "level" | "severity_number" | "loglevel" => Some(SEVERITY_NAME),
+        "message" | "msg" | "text" => Some(lc::BODY),
+        "timestamp" | "ts" | "@timestamp" => Some(lc::TIME),
+        "index" => Some(lc::STREAM),
+        _ => None,
+    };
+    let guess = closest(&lower, names.iter().copied()).or(synonym);
+    Problem::new(
+        ErrorKind::UnknownField,
+        format!(
+            "unknown log field `{word}`; log fields are {}, attributes.<key>, resource.<key>",
+            names.join(", ")
+        ),
+    )
+    .suggest(guess.map(|name| format!("did you mean `{name}`?")))
 }
 
 fn quoted_path(head: &str, key: &str) -> String {
@@ -319,6 +435,7 @@ impl fmt::Display for Field {
             }
             Field::Attribute(key) => (c::ATTRIBUTES, key),
             Field::Tag(key) => (c::TAGS, key),
+            Field::Resource(key) => (lc::RESOURCE, key),
             Field::Json(path)
                 if path
                     .keys

@@ -9,7 +9,7 @@ mod stages;
 
 use std::ops::Range;
 
-use super::ast::{CmpOp, Expr, Query, SortBy};
+use super::ast::{CmpOp, Expr, Query, SortBy, Source};
 use super::check;
 use super::error::{ErrorKind, ParseError, Problem};
 use super::field::Field;
@@ -31,21 +31,36 @@ pub(crate) fn parse_query(src: &str) -> Result<Query, ParseError> {
     Parser::new(src)?.query()
 }
 
-/// Parses a lone field (`tags["a b"]`), for the JSON form.
+/// Parses a lone field (`tags["a b"]`), for the JSON form: a span field,
+/// else a log field (the JSON form names fields before its `source`;
+/// [`crate::Query::validate`] checks each against it).
 pub(crate) fn parse_field_text(src: &str) -> Result<Field, ParseError> {
-    let mut p = Parser::new(src)?;
-    let field = p.field()?;
-    p.expect_end()?;
-    Ok(field)
+    either_source(src, |p| p.field())
 }
 
 /// Parses a lone sort target (`p95(duration)`, `tags.category`, `slowest`),
-/// for the JSON form.
+/// for the JSON form (fields of either source, as [`parse_field_text`]).
 pub(crate) fn parse_sort_by_text(src: &str) -> Result<SortBy, ParseError> {
-    let mut p = Parser::new(src)?;
-    let by = p.sort_by()?;
-    p.expect_end()?;
-    Ok(by)
+    either_source(src, |p| p.sort_by())
+}
+
+/// Runs `read` over the whole of `src` as spans, then as logs when the
+/// spans reading names an unknown field; the spans error wins otherwise.
+fn either_source<T>(
+    src: &str,
+    read: impl Fn(&mut Parser) -> Result<T, ParseError>,
+) -> Result<T, ParseError> {
+    let whole = |source: Source| -> Result<T, ParseError> {
+        let mut p = Parser::new(src)?;
+        p.source = source;
+        let out = read(&mut p)?;
+        p.expect_end()?;
+        Ok(out)
+    };
+    match whole(Source::Spans) {
+        Err(e) if e.kind == ErrorKind::UnknownField => whole(Source::Logs).map_err(|_| e),
+        other => other,
+    }
 }
 
 /// A cursor over the tokens.
@@ -58,6 +73,8 @@ pub(crate) struct Parser {
     depth: usize,
     /// Filter terms read so far (comparisons, `exists`, text searches).
     terms: usize,
+    /// The table the query reads (`logs | …`), which decides its fields.
+    pub(crate) source: Source,
 }
 
 /// Deepest nesting of `NOT` and parentheses the parser accepts.
@@ -82,6 +99,7 @@ impl Parser {
             in_run: false,
             depth: 0,
             terms: 0,
+            source: Source::Spans,
         })
     }
 
@@ -290,6 +308,9 @@ impl Parser {
     fn run_has(&mut self) -> Result<Expr, ParseError> {
         let start = self.bump().span.start;
         let has_end = self.bump().span.end;
+        if self.source == Source::Logs {
+            return Err(check::run_has_on_logs().at(start..has_end));
+        }
         if self.in_run {
             return Err(check::nested_run_has().at(start..has_end));
         }
@@ -465,18 +486,21 @@ impl Parser {
             return Err(self.unexpected("a field"));
         };
         self.bump();
-        let map = w == "attributes" || w == "tags";
-        if map && self.peek().tok == Tok::LBracket {
-            let key = self.bracket_key()?;
-            return Ok(if w == "tags" {
-                Field::Tag(key)
-            } else {
-                Field::Attribute(key)
-            });
+        let map = match (w.as_str(), self.source) {
+            ("attributes", _) => Some(Field::Attribute as fn(String) -> Field),
+            ("tags", Source::Spans) => Some(Field::Tag as fn(String) -> Field),
+            ("resource", Source::Logs) => Some(Field::Resource as fn(String) -> Field),
+            _ => None,
+        };
+        if let Some(make) = map
+            && self.peek().tok == Tok::LBracket
+        {
+            return Ok(make(self.bracket_key()?));
         }
         // `input["sys.query"]`, `output.items["0"]`: JSON keys in brackets,
         // after the column or a dotted path.
         if self.peek().tok == Tok::LBracket
+            && self.source == Source::Spans
             && let Some(column) =
                 super::field::JsonPath::column_named(w.split('.').next().unwrap_or_default())
         {
@@ -489,6 +513,6 @@ impl Parser {
             }
             return Ok(Field::Json(super::field::JsonPath { column, keys }));
         }
-        Field::from_word(w).map_err(|p: Problem| p.at(tok.span))
+        Field::from_word_in(w, self.source).map_err(|p: Problem| p.at(tok.span))
     }
 }

@@ -474,3 +474,105 @@ fn error_signature_is_a_field_stored_as_an_attribute() {
     let q = Query::parse("exists attributes[\"loupe.error_signature\"]").unwrap();
     assert_eq!(q.to_string(), "exists error_signature");
 }
+
+/// The `logs` source: its prefix, its fields, severity by level name, and
+/// the same stages as spans.
+#[test]
+fn logs_source_parses_prints_and_round_trips() {
+    // Already canonical: each prints as written.
+    for text in [
+        "logs",
+        r#"logs | severity>=error "connection reset" | by service"#,
+        r#"logs | severity in (warn, 17) attributes.http.status>=500 resource["host name"]=a"#,
+        "logs | by bucket(5m), stream | count() as n, max(severity) | sort n desc | top 3",
+        "logs | body icontains Reset | sort time | limit 5",
+    ] {
+        check(text, text);
+    }
+    check(
+        "LOGS | service=plugin_daemon \"timeout\" last 1h",
+        "logs | last 1h service=plugin_daemon \"timeout\"",
+    );
+    check("spans | status=error", "status=error");
+    check_json(
+        "logs | severity>=error",
+        r#"{"source":"logs","filter":{"op":">=","field":"severity","value":"error"}}"#,
+    );
+    let q = Query::from_json(
+        r#"{"source":"logs","filter":{"op":"=","field":"trace_id","value":"t"},"group_by":["service"]}"#,
+    )
+    .unwrap();
+    assert_eq!(q.to_string(), "logs | trace_id=t | by service");
+}
+
+#[test]
+fn logs_source_errors_name_the_field_and_the_valid_ones() {
+    let all = "log fields are time, observed_time, severity, severity_text, body, service, \
+               stream, trace_id, span_id, run_id, attributes.<key>, resource.<key>";
+    check_err(
+        "logs | sevrity>=error",
+        &format!("7..14 unknown log field `sevrity`; {all} | did you mean `severity`?"),
+    );
+    check_err(
+        "logs | level=error",
+        &format!("7..12 unknown log field `level`; {all} | did you mean `severity`?"),
+    );
+    check_err(
+        "logs | duration>1s",
+        &format!("7..15 unknown log field `duration`; {all}"),
+    );
+    check_err(
+        "logs | tags.category=a",
+        &format!("7..20 unknown log field `tags.category`; {all}"),
+    );
+    check_err(
+        "logs | severity>=eror",
+        "17..21 `eror` is not a severity level (one of trace, debug, info, warn, error, fatal) \
+         | did you mean `error`?",
+    );
+    check_err(
+        "logs | severity=warning",
+        "16..23 `warning` is not a severity level (one of trace, debug, info, warn, error, fatal) \
+         | did you mean `warn`?",
+    );
+    check_err(
+        "logs | severity>99",
+        "16..18 `severity` is a severity; the number 99 is not \
+         | write a level (trace, debug, info, warn, error, fatal) or a number from 0 to 24",
+    );
+    check_err(
+        "logs | by service | error_rate()",
+        "20..32 `error_rate` is a rate of span statuses; log records have a severity \
+         | count them instead: `logs | severity>=error | by service | count()`",
+    );
+    check_err(
+        "logs | run has (severity=error)",
+        "7..14 `run has` applies to spans; a log record names its run itself \
+         | filter on the record's ids: `logs | run_id=…` or `trace_id=…`",
+    );
+    check_err(
+        "logs severity>=error",
+        "5..13 expected `|` after the source, found `severity` | write `logs | <filter>`",
+    );
+    check_err(
+        "logs |",
+        "6..6 expected a stage after `|`, found the end of the query",
+    );
+    // Span fields stay span fields: `severity` is not one of them.
+    assert!(Query::parse("severity>=error").is_err());
+    // The JSON form checks each field against its source.
+    let e = Query::from_json(
+        r#"{"source":"logs","filter":{"op":"=","field":"tool_name","value":"x"}}"#,
+    )
+    .unwrap_err();
+    assert!(
+        e.message.contains("`tool_name` is not a field of logs"),
+        "{e:?}"
+    );
+    let e = Query::from_json(r#"{"filter":{"op":">=","field":"severity","value":"error"}}"#)
+        .unwrap_err();
+    assert!(
+        e.message.contains("`severity` is not a field of spans"),
+        "{e:?}"
+    );
+}

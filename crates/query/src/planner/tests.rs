@@ -69,3 +69,75 @@ fn literals_are_typed_for_their_field() {
     assert_eq!(values[2], (Literal::Text("phone".into()), Cmp::Eq));
     assert_eq!(values[3], (Literal::Float(1.0), Cmp::Ge));
 }
+
+#[test]
+fn logs_plans_read_the_logs_with_severity_ranges_and_json_maps() {
+    use loupe_backend::plan::{Source, ValueType};
+    let sev = || FieldRef::Column {
+        name: "severity".into(),
+        ty: ValueType::Int,
+    };
+    let cmp = |op, n| Filter::Compare {
+        field: sev(),
+        op,
+        value: Literal::Int(n),
+    };
+    let cases = [
+        ("logs | severity>=error", cmp(Cmp::Ge, 17)),
+        ("logs | severity>error", cmp(Cmp::Gt, 20)),
+        ("logs | severity<warn", cmp(Cmp::Lt, 13)),
+        ("logs | severity<=warn", cmp(Cmp::Le, 16)),
+        ("logs | severity=18", cmp(Cmp::Eq, 18)),
+        (
+            "logs | severity=error",
+            Filter::And(vec![cmp(Cmp::Ge, 17), cmp(Cmp::Le, 20)]),
+        ),
+        (
+            "logs | severity!=info",
+            Filter::Or(vec![cmp(Cmp::Lt, 9), cmp(Cmp::Gt, 12)]),
+        ),
+        (
+            "logs | severity in (fatal, 3)",
+            Filter::Or(vec![
+                Filter::And(vec![cmp(Cmp::Ge, 21), cmp(Cmp::Le, 24)]),
+                cmp(Cmp::Eq, 3),
+            ]),
+        ),
+        (
+            "logs | attributes.http.status=500",
+            Filter::Compare {
+                field: FieldRef::Json {
+                    column: "attributes".into(),
+                    keys: vec!["http.status".into()],
+                },
+                op: Cmp::Eq,
+                value: Literal::Float(500.0),
+            },
+        ),
+    ];
+    for (text, want) in cases {
+        let plan = p(text);
+        assert_eq!(plan.source, Source::Logs, "{text}");
+        assert_eq!(plan.filter, Some(want), "{text}");
+    }
+    let plan = p("logs | service=api");
+    assert_eq!(plan.sort.len(), 1);
+    assert!(plan.sort[0].descending);
+    assert_eq!(
+        plan.sort[0].column,
+        SortColumn::Field(FieldRef::Column {
+            name: "time".into(),
+            ty: ValueType::Timestamp
+        })
+    );
+    assert_eq!(plan.limit, Some(100));
+    let Output::Rows(cols) = &plan.output else {
+        panic!("a listing")
+    };
+    let names: Vec<String> = cols.iter().map(FieldRef::output_name).collect();
+    assert_eq!(
+        names.join(" "),
+        "time severity severity_text body service stream trace_id span_id run_id attributes resource"
+    );
+    assert_eq!(p("status=error").source, Source::Spans);
+}

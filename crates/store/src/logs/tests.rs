@@ -351,3 +351,229 @@ async fn a_days_small_parts_are_merged_and_searches_answer_the_same() {
         .expect("all");
     assert_eq!(again.records.len(), 3_000);
 }
+
+/// `n` records of one day, one error in a hundred, services and streams
+/// mixed, flushed into one part.
+async fn flushed_part(store: &Store, n: i64) -> Vec<LogRecord> {
+    let records: Vec<LogRecord> = (0..n)
+        .map(|i| {
+            let mut r = record("a", i / 4, &format!("request {i} served"));
+            r.time = T0 + i * 250_000_000;
+            r.severity_number = if i % 100 == 7 { 17 } else { 9 };
+            r.service = Some(["api", "worker", "plugin_daemon"][(i % 3) as usize].into());
+            r.stream = Some(["dify-api", "dify-worker"][(i % 2) as usize].into());
+            r.attributes.insert("request".into(), i.to_string());
+            r
+        })
+        .collect();
+    for chunk in records.chunks(50_000) {
+        store.append_logs(chunk.to_vec()).await.expect("append");
+    }
+    store.flush_logs().await.expect("flush");
+    records
+}
+
+/// What the search returned before the cheap columns were pushed into the
+/// Parquet reader: every row decoded, then tested.
+fn read_everything(store: &Store, q: &LogQuery) -> Vec<LogRecord> {
+    let (_, parts) = store.inner.logs.snapshot();
+    let mut all: Vec<LogRecord> = parts
+        .iter()
+        .flat_map(|p| p.read(None).expect("read"))
+        .filter(|r| q.matches(r))
+        .collect();
+    all.sort_by_key(|r| std::cmp::Reverse(r.time));
+    all.truncate(q.limit);
+    all
+}
+
+#[tokio::test]
+async fn severity_service_and_stream_filters_skip_the_rows_they_rule_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let records = flushed_part(&store, 200_000).await;
+    let queries = [
+        LogQuery {
+            min_severity: Some(17),
+            ..query(10)
+        },
+        LogQuery {
+            min_severity: Some(17),
+            service: Some("worker".into()),
+            stream: Some("dify-worker".into()),
+            ..query(10_000)
+        },
+        LogQuery {
+            service: Some("plugin_daemon".into()),
+            from: Some(T0 + 1_000 * 1_000_000_000),
+            to: Some(T0 + 1_100 * 1_000_000_000),
+            ..query(50)
+        },
+    ];
+    for q in &queries {
+        let page = store.search_logs(&p("a"), q).await.expect("search");
+        let mut want: Vec<&LogRecord> = records.iter().filter(|r| q.matches(r)).collect();
+        want.sort_by_key(|r| std::cmp::Reverse(r.time));
+        let truncated = want.len() > q.limit;
+        want.truncate(q.limit);
+        let got: Vec<&LogRecord> = page.records.iter().collect();
+        assert_eq!(got, want, "{q:?}");
+        assert_eq!(page.truncated, truncated, "{q:?}");
+    }
+    // Ten errors: the newest row group holds them; only error rows of it
+    // are decoded whole.
+    let page = store
+        .search_logs(&p("a"), &queries[0])
+        .await
+        .expect("search");
+    assert!(page.scanned <= 1_000, "decoded {} rows", page.scanned);
+    // Errors of one service and stream: 1 in 600 rows, and no other row
+    // decoded whole.
+    let page = store
+        .search_logs(&p("a"), &queries[1])
+        .await
+        .expect("search");
+    assert_eq!(page.scanned, page.records.len() as u64);
+}
+
+/// Before and after the pushdown, over 250,000 records in one part:
+/// `cargo test -p loupe-store --lib -- --ignored --nocapture
+/// measure_log_search_pushdown` (numbers in docs/LOGS.md).
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn measure_log_search_pushdown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    flushed_part(&store, 250_000).await;
+    for (name, q) in [
+        (
+            "severity=error&limit=10",
+            LogQuery {
+                min_severity: Some(17),
+                ..query(10)
+            },
+        ),
+        (
+            "severity=error&service=worker&limit=1000",
+            LogQuery {
+                min_severity: Some(17),
+                service: Some("worker".into()),
+                ..query(1_000)
+            },
+        ),
+    ] {
+        let t = std::time::Instant::now();
+        let before = read_everything(&store, &q);
+        let before_ms = t.elapsed().as_millis();
+        let t = std::time::Instant::now();
+        let after = store.search_logs(&p("a"), &q).await.expect("search");
+        let after_ms = t.elapsed().as_millis();
+        assert_eq!(after.records, before);
+        println!(
+            "{name}: every row decoded {before_ms} ms; pushed down {after_ms} ms, {} rows decoded",
+            after.scanned
+        );
+    }
+}
+
+#[tokio::test]
+async fn log_counts_survive_a_restart_from_parts_and_the_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = loupe_model::time::now_ns();
+    let stamped = |i: i64, severity: u8, service: &str| {
+        let mut r = LogRecord::new("a", now - i * 1_000_000_000, format!("line {i}"));
+        r.severity_number = severity;
+        r.service = Some(service.into());
+        r
+    };
+    {
+        let store = open(dir.path());
+        let flushed: Vec<_> = (0..30).map(|i| stamped(i, 17, "plugin_daemon")).collect();
+        store.append_logs(flushed).await.expect("append");
+        store.flush_logs().await.expect("flush");
+        let unflushed: Vec<_> = (0..12).map(|i| stamped(i, 9, "api")).collect();
+        store.append_logs(unflushed).await.expect("append");
+        // No shutdown: the 12 are only in the WAL.
+    }
+    let store = open(dir.path());
+    let counts = &store.inner.log_counts;
+    assert_eq!(counts.get("a", "plugin_daemon", "error"), 30);
+    assert_eq!(counts.get("a", "api", "info"), 12);
+    let recent: std::collections::BTreeMap<_, _> =
+        store.recent_log_counts(Some("a"), 5).into_iter().collect();
+    assert_eq!(
+        recent.get(&("a".to_owned(), "plugin_daemon".to_owned(), "error")),
+        Some(&30)
+    );
+    assert_eq!(
+        recent.get(&("a".to_owned(), "api".to_owned(), "info")),
+        Some(&12)
+    );
+}
+
+#[tokio::test]
+async fn a_resent_elasticsearch_id_is_stored_once_per_stream_across_flush_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_id = |i: i64, stream: &str, id: Option<&str>| {
+        let mut r = record("a", i, &format!("line {i}"));
+        r.stream = Some(stream.into());
+        if let Some(id) = id {
+            r.attributes.insert(loupe_model::ES_ID.into(), id.into());
+        }
+        r
+    };
+    let count = |page: &loupe_backend::LogPage| page.records.len();
+    {
+        let store = open(dir.path());
+        let (ack, dups) = store
+            .append_logs_unique(vec![
+                with_id(1, "s1", Some("x")),
+                with_id(2, "s1", Some("x")),
+                with_id(3, "s2", Some("x")),
+                with_id(4, "s1", None),
+                with_id(5, "s1", None),
+            ])
+            .await
+            .expect("append");
+        assert_eq!(dups, [false, true, false, false, false]);
+        assert_eq!(ack.spans, 4);
+        // Against the memtable.
+        let (_, dups) = store
+            .append_logs_unique(vec![
+                with_id(1, "s1", Some("x")),
+                with_id(6, "s1", Some("y")),
+            ])
+            .await
+            .expect("append");
+        assert_eq!(dups, [true, false]);
+        store.flush_logs().await.expect("flush");
+        // Against the part the flush wrote.
+        let (ack, dups) = store
+            .append_logs_unique(vec![with_id(6, "s1", Some("y"))])
+            .await
+            .expect("append");
+        assert_eq!((ack.spans, dups), (0, vec![true]));
+        // Plain appends do not look.
+        store
+            .append_logs(vec![with_id(7, "s1", Some("x"))])
+            .await
+            .expect("append");
+        store.shutdown().await.expect("shutdown");
+    }
+    // Reopened: the parts' ids are read from them.
+    let store = open(dir.path());
+    let (_, dups) = store
+        .append_logs_unique(vec![
+            with_id(2, "s2", Some("x")),
+            with_id(3, "s1", Some("y")),
+            with_id(8, "s1", Some("z")),
+        ])
+        .await
+        .expect("append");
+    assert_eq!(dups, [true, true, false]);
+    let all = store
+        .search_logs(&p("a"), &query(100))
+        .await
+        .expect("search");
+    assert_eq!(count(&all), 7);
+}

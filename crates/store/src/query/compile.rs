@@ -18,7 +18,7 @@ use loupe_backend::plan::{
 };
 use loupe_model::column;
 
-use super::{is_map, run_keys};
+use super::{Shape, is_map, run_keys, shape_of};
 use crate::Error;
 
 /// A timestamp literal in the table's type.
@@ -123,24 +123,30 @@ pub(crate) fn balanced(mut exprs: Vec<Expr>, op: fn(Expr, Expr) -> Expr) -> Opti
 
 /// The filter tree as one predicate. Null (an unset field) never matches;
 /// `NOT` is `IS NOT TRUE`, so it negates "matches" rather than propagating
-/// null. `base` is the time-scoped scan the `run has` subqueries read.
-pub(crate) fn filter_expr(f: &Filter, base: &LogicalPlan, n: &mut usize) -> Result<Expr, Error> {
+/// null. `base` is the time-scoped scan the `run has` subqueries read;
+/// `shape` names the columns full text searches.
+pub(crate) fn filter_expr(
+    f: &Filter,
+    base: &LogicalPlan,
+    n: &mut usize,
+    shape: &Shape,
+) -> Result<Expr, Error> {
     Ok(match f {
         Filter::And(args) => {
             let mut out = Vec::with_capacity(args.len());
             for a in args {
-                out.push(filter_expr(a, base, n)?);
+                out.push(filter_expr(a, base, n, shape)?);
             }
             balanced(out, Expr::and).unwrap_or(lit(true))
         }
         Filter::Or(args) => {
             let mut out = Vec::with_capacity(args.len());
             for a in args {
-                out.push(filter_expr(a, base, n)?);
+                out.push(filter_expr(a, base, n, shape)?);
             }
             balanced(out, Expr::or).unwrap_or(lit(false))
         }
-        Filter::Not(arg) => filter_expr(arg, base, n)?.is_not_true(),
+        Filter::Not(arg) => filter_expr(arg, base, n, shape)?.is_not_true(),
         Filter::Compare { field, op, value } => compare(field, *op, value),
         Filter::In { field, values } => {
             if is_map(field) {
@@ -173,14 +179,15 @@ pub(crate) fn filter_expr(f: &Filter, base: &LogicalPlan, n: &mut usize) -> Resu
         Filter::Text(text) if text.trim().is_empty() => lit(true),
         Filter::Text(text) => {
             let phrase = text.to_lowercase();
-            [column::INPUT, column::OUTPUT, column::ERROR_MESSAGE]
-                .into_iter()
-                .map(|c| substring(lower(ident(c)), &phrase))
+            shape
+                .text
+                .iter()
+                .map(|c| substring(lower(ident(*c)), &phrase))
                 .reduce(Expr::or)
                 .unwrap_or(lit(false))
         }
         Filter::RunHas(inner) => {
-            let inner = filter_expr(inner, base, n)?;
+            let inner = filter_expr(inner, base, n, shape)?;
             *n += 1;
             let sub = run_keys(base, inner, &format!("__run_has_{n}"))?;
             in_subquery(run_key(), sub)
@@ -235,9 +242,8 @@ pub(crate) fn aggregate(
                 let width = ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(
                     0, 0, *width_ns,
                 )));
-                groups.push(
-                    date_bin(lit(width), ident(column::START_TIME), ts(0)).alias(key.output_name()),
-                );
+                let time = ident(shape_of(plan.source).time);
+                groups.push(date_bin(lit(width), time, ts(0)).alias(key.output_name()));
                 types.push(Some(ValueType::Timestamp));
             }
         }

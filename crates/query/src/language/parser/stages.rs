@@ -6,7 +6,7 @@
 //! the filter. Stages must come in that order, each at most once.
 
 use super::super::ast::{
-    AggCall, AggFunc, Aggregate, GroupKey, Limit, Order, Query, SortBy, SortKey, TimeRange,
+    AggCall, AggFunc, Aggregate, GroupKey, Limit, Order, Query, SortBy, SortKey, Source, TimeRange,
 };
 use super::super::check;
 use super::super::error::{ErrorKind, ParseError, did_you_mean};
@@ -55,6 +55,7 @@ impl Parser {
     pub(super) fn query(&mut self) -> Result<Query, ParseError> {
         let mut q = Query::default();
         let mut last: Option<Stage> = None;
+        self.source_prefix(&mut q)?;
         if self.peek().tok == Tok::Eof {
             return Ok(q);
         }
@@ -103,6 +104,38 @@ impl Parser {
         }
     }
 
+    /// `source := ("logs" | "spans") ("|" | end)`: which table the query
+    /// reads; without it, spans. Only a word followed by `|` or the end is
+    /// a source, so no span filter is taken for one.
+    fn source_prefix(&mut self, q: &mut Query) -> Result<(), ParseError> {
+        let source = if self.word_at(0, "logs") {
+            Source::Logs
+        } else if self.word_at(0, "spans") {
+            Source::Spans
+        } else {
+            return Ok(());
+        };
+        match self.peek_at(1).tok {
+            Tok::Pipe | Tok::Eof => {}
+            _ => {
+                self.bump();
+                return Err(self
+                    .unexpected("`|` after the source")
+                    .with_suggestion(Some(format!("write `{} | <filter>`", source.as_str()))));
+            }
+        }
+        self.bump();
+        self.source = source;
+        q.source = source;
+        if self.peek().tok == Tok::Pipe {
+            self.bump();
+            if matches!(self.peek().tok, Tok::Eof | Tok::Pipe) {
+                return Err(self.unexpected("a stage after `|`"));
+            }
+        }
+        Ok(())
+    }
+
     fn stage_kind(&self) -> Stage {
         let next_is_word = self.is_word_at(1);
         // `name(` starts the aggregates, and so does a bare aggregate name
@@ -110,7 +143,7 @@ impl Parser {
         let call = matches!(&self.peek().tok, Tok::Word(w)
             if (self.peek_at(1).tok == Tok::LParen
                 && !["not", "has", "exists", "in"].iter().any(|k| w.eq_ignore_ascii_case(k)))
-                || (AggFunc::from_name(w).is_some() && Field::from_word(w).is_err()));
+                || (AggFunc::from_name(w).is_some() && Field::from_word_in(w, self.source).is_err()));
         if self.word_at(0, "by") && next_is_word {
             Stage::By
         } else if self.word_at(0, "sort") && next_is_word {
@@ -310,7 +343,7 @@ impl Parser {
             _ => Some(self.field()?),
         };
         self.expect(&Tok::RParen, "`)`")?;
-        check::check_aggregate(func, field.as_ref())
+        check::check_aggregate(self.source, func, field.as_ref())
             .map_err(|p| p.at(tok.span.start..self.prev_end()))?;
         Ok(AggCall { func, field })
     }
@@ -347,9 +380,9 @@ impl Parser {
         if self.peek_at(1).tok == Tok::LParen {
             return Ok(SortBy::Aggregate(self.agg_call()?));
         }
-        let map_bracket =
-            (w == "tags" || w == "attributes") && self.peek_at(1).tok == Tok::LBracket;
-        if map_bracket || Field::from_word(w).is_ok() {
+        let map_bracket = (w == "tags" || w == "attributes" || w == "resource")
+            && self.peek_at(1).tok == Tok::LBracket;
+        if map_bracket || Field::from_word_in(w, self.source).is_ok() {
             return Ok(SortBy::Field(self.field()?));
         }
         if check::check_alias(w).is_ok() {

@@ -200,7 +200,14 @@ fn aggregates(rng: &mut Rng) -> Vec<Aggregate> {
         } else {
             let candidates: Vec<Field> = (0..20)
                 .map(|_| field(rng))
-                .filter(|f| crate::language::check::check_aggregate(func, Some(f)).is_ok())
+                .filter(|f| {
+                    crate::language::check::check_aggregate(
+                        crate::language::Source::Spans,
+                        func,
+                        Some(f),
+                    )
+                    .is_ok()
+                })
                 .collect();
             match candidates.first() {
                 Some(f) => Some(f.clone()),
