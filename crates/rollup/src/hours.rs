@@ -16,6 +16,7 @@
 //! file holds each day ([`crate::Snapshot::day_files`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
@@ -223,10 +224,28 @@ pub struct HourSeries {
     pub measures: HourMeasures,
 }
 
+/// Hours of the tier taken by [`HourTier::slice`].
+#[derive(Debug, Clone, Default)]
+pub struct HourSlice {
+    hours: Vec<(i64, Arc<HashMap<RollupKey, HourMeasures>>)>,
+}
+
+impl HourSlice {
+    /// Every (hour, key, measures) of the slice.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &RollupKey, &HourMeasures)> {
+        self.hours
+            .iter()
+            .flat_map(|(h, series)| series.iter().map(move |(k, m)| (*h, k, m)))
+    }
+}
+
 /// The tier.
 #[derive(Debug, Clone, Default)]
 pub struct HourTier {
-    pub(crate) hours: BTreeMap<i64, HashMap<RollupKey, HourMeasures>>,
+    /// Each hour's series behind an `Arc`: a reader takes the hours of its
+    /// range ([`HourTier::slice`]) and answers without the store's lock; a
+    /// write to an hour a reader still holds copies that hour first.
+    pub(crate) hours: BTreeMap<i64, Arc<HashMap<RollupKey, HourMeasures>>>,
     dirty: BTreeSet<i64>,
     /// Which persisted file (its seq) holds each day.
     pub(crate) day_files: BTreeMap<i64, u64>,
@@ -251,7 +270,7 @@ impl HourTier {
             return;
         }
         self.dirty.insert(hour.div_euclid(DAY_HOURS));
-        let series = self.hours.entry(hour).or_default();
+        let series = Arc::make_mut(self.hours.entry(hour).or_default());
         match series.get_mut(key) {
             Some(m) => m.add(&c.hour_fields, retract),
             None => series
@@ -272,9 +291,21 @@ impl HourTier {
             .flat_map(|(h, series)| series.iter().map(move |(k, m)| (*h, k, m)))
     }
 
+    /// The hours in `[from_hour, to_hour)`, shared with the tier: what a
+    /// reader holds while it answers, outside the store's lock.
+    pub fn slice(&self, from_hour: i64, to_hour: i64) -> HourSlice {
+        HourSlice {
+            hours: self
+                .hours
+                .range(from_hour..to_hour)
+                .map(|(h, s)| (*h, Arc::clone(s)))
+                .collect(),
+        }
+    }
+
     /// (hour, series) entries held: what the tier's memory grows with.
     pub fn len(&self) -> usize {
-        self.hours.values().map(HashMap::len).sum()
+        self.hours.values().map(|s| s.len()).sum()
     }
 
     /// Whether no entry is held.
@@ -294,6 +325,10 @@ impl HourTier {
         for h in hours {
             let day = h.div_euclid(DAY_HOURS);
             if let Some(series) = self.hours.get_mut(&h) {
+                if !series.keys().any(|k| expired(&k.project, day)) {
+                    continue;
+                }
+                let series = Arc::make_mut(series);
                 let before = series.len();
                 series.retain(|k, _| !expired(&k.project, day));
                 if series.len() != before {
@@ -341,7 +376,7 @@ impl HourTier {
 
     pub(crate) fn restore_day(&mut self, file: DayFile, remap: impl Fn(RollupKey) -> RollupKey) {
         for (hour, series) in file.hours {
-            let m = self.hours.entry(hour).or_default();
+            let m = Arc::make_mut(self.hours.entry(hour).or_default());
             for s in series {
                 m.entry(remap(s.key)).or_default().merge(&s.measures);
             }

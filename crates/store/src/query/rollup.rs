@@ -34,7 +34,7 @@ use loupe_backend::plan::{
     QueryStats, SortColumn, ValueType,
 };
 use loupe_model::column;
-use loupe_rollup::hours::{HOUR_NS, SumCount};
+use loupe_rollup::hours::{HOUR_NS, HourSlice, SumCount};
 use loupe_rollup::{HourMeasures, RollupKey, Rollups};
 use serde_json::Value;
 
@@ -275,8 +275,9 @@ fn answerable(plan: &Plan, labels: &[String]) -> bool {
 /// end_hour)` from it, and the `edges` (partial hours) by listing `fields`
 /// of their spans.
 pub(crate) struct RollupPlan {
-    first_hour: i64,
-    end_hour: i64,
+    /// Whole hours `[first_hour, end_hour)` the tier answers.
+    pub first_hour: i64,
+    pub end_hour: i64,
     /// Time ranges `[from, to)` to scan.
     pub edges: Vec<(i64, i64)>,
     /// The columns an edge listing returns, in this order: the group
@@ -354,17 +355,13 @@ pub(crate) fn prepare(rollups: &Rollups, plan: &Plan, oldest_kept_ns: i64) -> Op
 /// spans (`edge_rows`, rows of `prepared.fields`). `None` if the tier can
 /// no longer answer (it changed since `prepare`).
 pub(crate) fn answer(
-    rollups: &Rollups,
+    labels: &[String],
+    slice: &HourSlice,
     project: &str,
     plan: &Plan,
     prepared: &RollupPlan,
     edge_rows: &[Vec<Value>],
 ) -> Option<QueryResult> {
-    let labels = &rollups.config().labels;
-    let tier = rollups.hours();
-    if !tier.is_complete() || rollups.folded_series() > 0 {
-        return None;
-    }
     let by_status = plan.group_by.iter().any(
         |g| matches!(g, GroupKey::Field(f) if matches!(Dim::of(f, labels), Some(Dim::Status))),
     );
@@ -374,7 +371,7 @@ pub(crate) fn answer(
     // allocation, only the groups do (this runs under the store's lock).
     let mut borrowed: HashMap<Vec<Option<GroupRef<'_>>>, HourMeasures> = HashMap::new();
     let mut scratch: Vec<Option<GroupRef<'_>>> = Vec::with_capacity(plan.group_by.len());
-    for (hour, key, m) in tier.range(prepared.first_hour, prepared.end_hour) {
+    for (hour, key, m) in slice.iter() {
         if key.project != project
             || m.spans == 0
             || plan
