@@ -334,10 +334,10 @@ fn pages(ctx: &Context) -> Vec<Page> {
                     Call::Post("/api/v1/analytics/relations".into(), window.clone()),
                     Call::Post("/api/v1/analytics/users".into(), window),
                     Call::Get("/api/v1/settings".into()),
-                    Call::Get("/api/v1/budgets".into()),
                 ]
             },
-            then: None,
+            // The page asks for the budgets after the four analyses.
+            then: Some(|_, _| vec![Call::Get("/api/v1/budgets".into())]),
         },
         Page {
             // Issue 17's page, on the last day of the data.

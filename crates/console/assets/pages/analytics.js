@@ -164,7 +164,7 @@ export function mount(ctx) {
     controller = new AbortController();
     const signal = controller.signal;
     replace(out, h('div', {class: 'panel'}, h('div', {class: 'skeleton tall'})));
-    Promise.all([
+    return Promise.all([
       api.post('/api/v1/analytics/conversations', by ? {...window, by} : window, {signal}),
       api.post('/api/v1/analytics/paths', {...window, label}, {signal}),
       api.post('/api/v1/analytics/relations', window, {signal}),
@@ -212,14 +212,16 @@ export function mount(ctx) {
   controls();
   const budgetBox = h('div', {});
   replace(ctx.el, budgetBox, out);
-  // Budgets keep their own periods: loaded once, whatever the range.
-  api.get('/api/v1/budgets').then((d) => {
+  // Budgets keep their own periods: loaded once, whatever the range, after
+  // the four analyses (all heavy reads: a fifth at once would wait for a
+  // read slot, `[query] max_concurrent`).
+  const loadBudgets = () => api.get('/api/v1/budgets').then((d) => {
     const list = (d && d.budgets) || [];
     if (list.length) {
       replace(budgetBox, section('budgets', t('an.budgets'), budgets(list),
         {sub: t('an.budgetsSub', {start: fmt.time(Date.parse(list[0].period_start) * 1e6, {seconds: false})})}));
     }
-  }).catch(() => {});
-  load();
+  }).catch((e) => { if (e.name !== 'AbortError') replace(budgetBox, failure(e, t('an.budgets'))); });
+  load().finally(loadBudgets);
   return () => { if (controller) controller.abort(); };
 }
