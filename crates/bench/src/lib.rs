@@ -285,6 +285,24 @@ fn redaction_rules() -> RedactionConfig {
     serde_json::from_value(serde_json::json!({ "rules": rules })).unwrap_or_default()
 }
 
+/// The context a load would have noted, without storing anything.
+fn context_only(work: &Workload) -> Load {
+    let mut ctx = new_context(&work.config, LoadMode::Append);
+    let mut spans = 0u64;
+    for (i, run) in work.runs().enumerate() {
+        note_run(&mut ctx, i, work.config.runs, &run);
+        spans += run.spans.len() as u64;
+    }
+    Load {
+        spans,
+        append: Duration::ZERO,
+        redact: Duration::ZERO,
+        flush: Duration::ZERO,
+        maintain: Duration::ZERO,
+        ctx,
+    }
+}
+
 async fn load_loupe(work: &Workload, dir: &Path) -> anyhow::Result<Load> {
     let config = &work.config;
     let store = loupe_side::open(dir, false).await?;
@@ -300,8 +318,10 @@ async fn load_loupe(work: &Workload, dir: &Path) -> anyhow::Result<Load> {
             note_run(&mut ctx, i, config.runs, &run);
             batch.extend(run.spans);
         }
+        // What the ingest pipeline does before the store sees a span.
         for span in &mut batch {
             tags.apply(span);
+            loupe_normalise::errors::enrich(span);
         }
         let started = Instant::now();
         for span in &mut batch {
@@ -671,8 +691,15 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let dir = args.data_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("loupe-bench-{}", std::process::id()))
     });
-    if dir.exists() {
-        bail!("the data directory {} already exists", dir.display());
+    // A console-only run may time the pages again on a directory a
+    // previous run loaded and kept (`--keep`); the runs are generated again
+    // (not stored) for the ids the pages ask about.
+    let reuse = dir.exists();
+    if reuse && !args.console_only {
+        bail!(
+            "the data directory {} already exists (only --console-only reuses one)",
+            dir.display()
+        );
     }
     if args.pg_dsn.is_none() && !args.console_only {
         bail!("--pg-dsn (or LOUPE_BENCH_PG_DSN) is required, unless --console-only");
@@ -688,7 +715,13 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     };
     // The append load fills Loupe first (the console pages need nothing
     // else); the sync load reads the PostgreSQL side, so it comes after it.
-    let load = if args.load == LoadMode::Append {
+    let load = if reuse {
+        eprintln!(
+            "bench: reusing the data in {} (the runs are generated, not stored)",
+            dir.display()
+        );
+        Some(context_only(&work))
+    } else if args.load == LoadMode::Append {
         eprintln!(
             "bench: loading {} runs into Loupe at {} (Store::append)",
             args.runs,
@@ -734,7 +767,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         if let Some(out) = &args.out {
             std::fs::write(out, &md).with_context(|| format!("cannot write {}", out.display()))?;
         }
-        if own_dir && !args.keep {
+        if own_dir && !args.keep && !reuse {
             let _ = std::fs::remove_dir_all(&dir);
         }
         return Ok(());
