@@ -82,7 +82,10 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("pipeline", &["model", "normalise", "backend", "fsutil"]),
     ("ingest", &["model", "normalise"]),
     ("gen", &["model", "normalise", "ingest"]),
-    ("store", &["model", "normalise", "backend", "rollup", "fsutil"]),
+    (
+        "store",
+        &["model", "normalise", "backend", "rollup", "fsutil"],
+    ),
     (
         "dify",
         &["model", "normalise", "backend", "pipeline", "fsutil"],
