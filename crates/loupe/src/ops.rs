@@ -91,9 +91,12 @@ impl ServerView {
         })
     }
 
-    fn preview_json(&self, project: &ProjectId, days: u32) -> Value {
-        let now = loupe_model::time::now_ns();
-        let p = self.store.retention_preview(project.as_str(), days, now);
+    fn preview_json(
+        &self,
+        project: &ProjectId,
+        p: &loupe_store::retention::RetentionPreview,
+    ) -> Value {
+        let days = p.days;
         let fmt = |ns: Option<i64>| ns.map(loupe_model::time::format_instant);
         json!({
             "days": days,
@@ -183,7 +186,10 @@ impl loupe_api::ServerInfo for ServerView {
         if days > loupe_store::MAX_RETENTION_DAYS {
             return Err(too_long(days));
         }
-        Ok(self.preview_json(project, days))
+        let p = self
+            .store
+            .retention_preview(project.as_str(), days, loupe_model::time::now_ns());
+        Ok(self.preview_json(project, &p))
     }
 
     fn set_retention(
@@ -207,15 +213,15 @@ impl loupe_api::ServerInfo for ServerView {
             return Err(too_long(d));
         }
         let next = days.unwrap_or(self.store.config().retention_days);
-        let preview = self.preview_json(project, next);
-        let drops = &preview["drops"];
-        let dropping =
-            drops["parts"].as_u64().unwrap_or(0) + drops["log_parts"].as_u64().unwrap_or(0);
-        if dropping > 0 && !confirm {
+        let drops = self
+            .store
+            .retention_preview(p, next, loupe_model::time::now_ns());
+        let preview = self.preview_json(project, &drops);
+        if drops.parts + drops.log_parts > 0 && !confirm {
             let message = format!(
                 "a retention of {next} days deletes stored data at the next maintenance pass \
                  ({} spans, {} log records); send \"confirm\": true to proceed",
-                drops["spans"], drops["log_records"]
+                drops.rows, drops.log_records
             );
             let mut details = serde_json::Map::new();
             details.insert("preview".into(), preview);
