@@ -31,9 +31,12 @@
 //! - cost and tokens of every span of the sessions (a run's usage is on its
 //!   nodes), and the mean turn latency.
 //!
-//! Everything is computed by the store in one SQL statement (window
-//! functions and grouping), so the answer's size is the number of groups,
-//! whatever the number of sessions.
+//! Everything is computed by the store in one SQL statement (grouping by
+//! run, then by session, ordered aggregates instead of window functions),
+//! so the answer's size is the number of groups, whatever the number of
+//! sessions. Every analysis reads from its window's start on; what came
+//! before (a session begun, a user seen earlier) is one narrow question
+//! about the older runs' heads.
 
 pub mod budgets;
 mod paths;
@@ -200,46 +203,147 @@ const LIKES: &str = "'like', 'Like', 'LIKE', 'good', 'thumbs_up', 'up', 'true', 
 const DISLIKES: &str =
     "'dislike', 'Dislike', 'DISLIKE', 'bad', 'thumbs_down', 'down', 'false', 'False', '0'";
 
+/// A run's *head* spans: its spans of kind `workflow` and its roots: a
+/// workflow app's run span; a chatflow turn's message and run spans (both
+/// `workflow`); a basic chat app's message (an `llm` or `agent` root); the
+/// Phoenix provider's root above the run span; an OTel trace's root.
+/// Feedback spans are not heads.
+pub(crate) const HEADS: &str = "(span_kind = 'workflow' OR parent_span_id IS NULL) \
+     AND coalesce(node_type, '') <> 'score' AND start_time IS NOT NULL";
+
 /// The `runs` CTE every analysis starts from: one row per run (Dify run or
-/// chat turn, OTel trace), whichever source sent it. A run's *head* spans
-/// are its spans of kind `workflow` and its roots: a workflow app's run
-/// span; a chatflow turn's message and run spans (both `workflow`); a
-/// basic chat app's message (an `llm` or `agent` root); the Phoenix
-/// provider's root above the run span; an OTel trace's root. Feedback
-/// spans are not heads. Per run: its session, user and trace, the first
-/// start and last end of its heads, whether a head failed, was stopped or
-/// is still running, the group (`group`, an SQL expression over a head),
-/// and the longest output.
-pub(crate) fn runs_cte(group: &str) -> String {
-    format!(
-        "runs AS (
-           SELECT coalesce(run_id, trace_id, span_id) AS run,
-                  max(session_id) AS session_id, max(user_id) AS user_id, max(trace_id) AS trace_id,
-                  min(start_time) AS start_time, max(coalesce(end_time, start_time)) AS end_time,
-                  max(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS failed,
-                  max(CASE WHEN raw_status = 'stopped' THEN 1 ELSE 0 END) AS stopped,
-                  max(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running,
-                  max({group}) AS grp,
-                  max(character_length(coalesce(output, ''))) AS output_len
+/// chat turn, OTel trace), whichever source sent it, from its [`HEADS`]:
+/// its session, the first start and last end of its heads, whether a head
+/// failed, was stopped or is still running, and what [`Runs`] asks for.
+///
+/// Only heads starting at or after `from_ns` are read: what happened
+/// before the window is asked separately and narrowly ([`seen_before`]),
+/// so an analysis of the last day reads the last day, not all history.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Runs<'a> {
+    /// Heads starting at or after this (ns).
+    pub from_ns: i64,
+    /// And before this, when set (ns).
+    pub to_ns: Option<i64>,
+    /// `grp`: an SQL expression over a head (a group or a label).
+    pub group: Option<&'a str>,
+    /// `user_id`.
+    pub user: bool,
+    /// `trace_id`.
+    pub trace: bool,
+    /// `output_len`: the longest head output, in characters.
+    pub output_len: bool,
+    /// `cost`: the sum over the run's spans other than `workflow` ones (a
+    /// Dify run's usage is on its nodes, a chat app's on its message),
+    /// read in the same pass as the heads.
+    pub cost: bool,
+}
+
+impl<'a> Runs<'a> {
+    /// Heads starting at or after `from_ns`, with only the common columns.
+    pub(crate) fn since(from_ns: i64) -> Self {
+        Self {
+            from_ns,
+            to_ns: None,
+            group: None,
+            user: false,
+            trace: false,
+            output_len: false,
+            cost: false,
+        }
+    }
+
+    pub(crate) fn cte(&self) -> String {
+        let from = ts(self.from_ns);
+        let to = self
+            .to_ns
+            .map(|to| format!(" AND start_time < {}", ts(to)))
+            .unwrap_or_default();
+        let head = format!("{HEADS}{to}");
+        // With costs, the scan also reads the nodes, so every head figure
+        // is taken over the heads only.
+        let of_heads = |expr: &str| {
+            if self.cost {
+                format!("CASE WHEN {head} THEN {expr} END")
+            } else {
+                expr.to_owned()
+            }
+        };
+        let flag = |test: &str| {
+            if self.cost {
+                format!("max(CASE WHEN {head} AND {test} THEN 1 ELSE 0 END)")
+            } else {
+                format!("max(CASE WHEN {test} THEN 1 ELSE 0 END)")
+            }
+        };
+        let mut columns = vec![
+            "coalesce(run_id, trace_id, span_id) AS run".to_owned(),
+            format!("max({}) AS session_id", of_heads("session_id")),
+            format!("min({}) AS start_time", of_heads("start_time")),
+            format!(
+                "max({}) AS end_time",
+                of_heads("coalesce(end_time, start_time)")
+            ),
+            format!("{} AS failed", flag("status = 'error'")),
+            format!("{} AS stopped", flag("raw_status = 'stopped'")),
+            format!("{} AS running", flag("status = 'running'")),
+        ];
+        if let Some(group) = self.group {
+            columns.push(format!("max({}) AS grp", of_heads(group)));
+        }
+        if self.user {
+            columns.push(format!("max({}) AS user_id", of_heads("user_id")));
+        }
+        if self.trace {
+            columns.push(format!("max({}) AS trace_id", of_heads("trace_id")));
+        }
+        if self.output_len {
+            columns.push(format!(
+                "max({}) AS output_len",
+                of_heads("character_length(coalesce(output, ''))")
+            ));
+        }
+        let (filter, having) = if self.cost {
+            columns.push("sum(CASE WHEN span_kind <> 'workflow' THEN cost END) AS cost".into());
+            (
+                format!(
+                    "start_time >= {from} AND (({head}) OR (span_kind <> 'workflow' AND cost IS NOT NULL))"
+                ),
+                format!(" HAVING {} = 1", flag("true")),
+            )
+        } else {
+            (format!("{head} AND start_time >= {from}"), String::new())
+        };
+        format!(
+            "runs AS (
+           SELECT {columns}
            FROM spans
-           WHERE (span_kind = 'workflow' OR parent_span_id IS NULL)
-             AND coalesce(node_type, '') <> 'score' AND start_time IS NOT NULL
-           GROUP BY 1)"
+           WHERE {filter}
+           GROUP BY 1{having})",
+            columns = columns.join(",\n                  "),
+        )
+    }
+}
+
+/// A CTE `name` of the values of `key` (`session_id`, `user_id`) that head
+/// a run starting before `from_ns`: sessions begun, users seen before the
+/// window. One column of the older heads is read.
+pub(crate) fn seen_before(name: &str, key: &str, from_ns: i64) -> String {
+    format!(
+        "{name} AS (
+           SELECT DISTINCT {key} AS k FROM spans
+           WHERE {HEADS} AND start_time < {from} AND {key} IS NOT NULL AND {key} <> '')",
+        from = ts(from_ns)
     )
 }
 
-/// Sessions' turns in order (`n` from the first, `back` from the last),
-/// from [`runs_cte`].
-pub(crate) const TURNS_CTE: &str = "turns AS (
-           SELECT *, row_number() OVER (PARTITION BY session_id ORDER BY start_time, run) AS n,
-                  row_number() OVER (PARTITION BY session_id ORDER BY start_time DESC, run DESC) AS back
-           FROM runs WHERE session_id IS NOT NULL AND session_id <> '')";
-
 /// The `feedback` CTE: likes and dislikes of the `score` spans per `key`
-/// (`session_id`, `trace_id`), for the keys `scope` (an SQL subquery)
-/// lists. A like is one of [`LIKES`] or a number above 0.5, a dislike one
-/// of [`DISLIKES`] or a number below it.
-pub(crate) fn feedback_cte(key: &str, scope: &str) -> String {
+/// (`session_id`, `trace_id`) starting at or after `from_ns` (feedback
+/// follows the answer it judges). A like is one of [`LIKES`] or a number
+/// above 0.5, a dislike one of [`DISLIKES`] or a number below it. The
+/// filter on `node_type` is pushed into the scan, so only feedback rows'
+/// attributes are decoded.
+pub(crate) fn feedback_cte(key: &str, from_ns: i64) -> String {
     format!(
         "feedback AS (
            SELECT {key},
@@ -248,9 +352,10 @@ pub(crate) fn feedback_cte(key: &str, scope: &str) -> String {
                   sum(CASE WHEN attributes['score.value'] IN ({DISLIKES})
                              OR try_cast(attributes['score.value'] AS DOUBLE) < 0.5 THEN 1 ELSE 0 END) AS dislikes
            FROM spans
-           WHERE node_type = 'score' AND {key} IN ({scope})
+           WHERE node_type = 'score' AND start_time >= {from} AND {key} IS NOT NULL
            GROUP BY {key}
-         )"
+         )",
+        from = ts(from_ns)
     )
 }
 
@@ -258,8 +363,15 @@ pub(crate) fn ts(ns: i64) -> String {
     format!("to_timestamp_nanos({ns})")
 }
 
-/// The statement: one row per group (the group, then the figures in the
-/// order `Sums::add_row` reads them).
+/// The statement: one row for the whole window (`whole` = 1), then one
+/// per group (the group, then the figures in the order `Sums::add_row`
+/// reads them), in one pass (`GROUPING SETS`).
+///
+/// Each CTE is used once (DataFusion inlines CTEs: a second use would run
+/// its scan and grouping again). Sessions begun before the window are
+/// dropped by [`seen_before`]; everything else reads from the window's
+/// start on, since a session's turns, usage and feedback all follow its
+/// first turn.
 fn statement(req: &ConversationsRequest) -> String {
     let group = req
         .group_by
@@ -267,40 +379,50 @@ fn statement(req: &ConversationsRequest) -> String {
         .map_or_else(|| "CAST(NULL AS VARCHAR)".to_owned(), GroupBy::sql);
     let (from, to) = (ts(req.from_ns), ts(req.to_ns));
     let ended_before = ts(req.now_ns.saturating_sub(req.gap_ns));
-    let runs = runs_cte(&group);
-    let feedback = feedback_cte("session_id", "SELECT session_id FROM window_sessions");
+    let runs = Runs {
+        group: Some(&group),
+        ..Runs::since(req.from_ns)
+    }
+    .cte();
+    let seen = seen_before("seen", "session_id", req.from_ns);
+    let feedback = feedback_cte("session_id", req.from_ns);
     format!(
-        "WITH {runs}, {TURNS_CTE},
+        "WITH {runs},
          sessions AS (
            SELECT session_id,
-                  max(CASE WHEN n = 1 THEN grp END) AS grp,
-                  min(start_time) AS first_start,
+                  first_value(grp ORDER BY start_time, run) AS grp,
                   max(end_time) AS last_seen,
                   count(*) AS turns,
                   sum(failed) AS failed,
                   sum(stopped) AS stopped,
-                  max(CASE WHEN back = 1 AND (failed = 1 OR stopped = 1) THEN 1 ELSE 0 END) AS last_bad,
-                  max(CASE WHEN back = 1 AND failed = 0 AND stopped = 0 AND running = 0 THEN 1 ELSE 0 END) AS last_ok,
-                  avg(CAST(end_time AS BIGINT) - CAST(start_time AS BIGINT)) AS mean_ns
-           FROM turns GROUP BY session_id
+                  last_value(CASE WHEN failed = 1 OR stopped = 1 THEN 1 ELSE 0 END
+                             ORDER BY start_time, run) AS last_bad,
+                  last_value(CASE WHEN failed = 0 AND stopped = 0 AND running = 0 THEN 1 ELSE 0 END
+                             ORDER BY start_time, run) AS last_ok,
+                  sum(CAST(end_time AS BIGINT) - CAST(start_time AS BIGINT)) AS turn_ns
+           FROM runs
+           WHERE session_id IS NOT NULL AND session_id <> ''
+           GROUP BY session_id
+           HAVING min(start_time) < {to}
          ),
-         window_sessions AS (
-           SELECT * FROM sessions WHERE first_start >= {from} AND first_start < {to}
-         ),
+         {seen},
          {feedback},
          usage AS (
            SELECT session_id, sum(cost) AS cost, sum(total_tokens) AS tokens
            FROM spans
-           WHERE span_kind <> 'workflow' AND session_id IN (SELECT session_id FROM window_sessions)
+           WHERE span_kind <> 'workflow' AND start_time >= {from}
+             AND (cost IS NOT NULL OR total_tokens IS NOT NULL)
+             AND session_id IS NOT NULL AND session_id <> ''
            GROUP BY session_id
          ),
          joined AS (
            SELECT s.*, coalesce(f.likes, 0) AS likes, coalesce(f.dislikes, 0) AS dislikes,
                   coalesce(u.cost, 0) AS cost, coalesce(u.tokens, 0) AS tokens,
                   CASE WHEN s.last_seen < {ended_before} THEN 1 ELSE 0 END AS ended
-           FROM window_sessions s
+           FROM sessions s
            LEFT JOIN feedback f ON f.session_id = s.session_id
            LEFT JOIN usage u ON u.session_id = s.session_id
+           WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.k = s.session_id)
          )
          SELECT grp,
                 count(*) AS sessions,
@@ -314,8 +436,10 @@ fn statement(req: &ConversationsRequest) -> String {
                 sum(dislikes) AS dislikes,
                 sum(cost) AS cost,
                 sum(tokens) AS tokens,
-                sum(mean_ns * turns) AS turn_ns
-         FROM joined GROUP BY grp ORDER BY sessions DESC, grp"
+                sum(turn_ns) AS turn_ns,
+                grouping(grp) AS whole
+         FROM joined GROUP BY GROUPING SETS ((grp), ())
+         ORDER BY whole DESC, sessions DESC, grp"
     )
 }
 
@@ -387,32 +511,31 @@ pub async fn conversations(
     if req.gap_ns <= 0 {
         return Err(AnalyticsError::Invalid("gap must be positive".into()));
     }
+    // The whole window's row, then at most MAX_GROUPS groups and one more
+    // to tell that some were left out.
     let limits = QueryLimits {
-        max_rows: MAX_GROUPS + 1,
+        max_rows: MAX_GROUPS + 2,
         ..req.limits
     };
+    let answer = reader.sql(project, &statement(req), limits).await?;
     let mut total = Sums::default();
     let mut groups = Vec::new();
-    let mut truncated = false;
-    if req.group_by.is_some() {
-        let answer = reader.sql(project, &statement(req), limits).await?;
-        for row in answer.rows.iter().take(MAX_GROUPS) {
+    let mut more = answer.stats.truncated;
+    for row in &answer.rows {
+        if int_of(row.get(13)) == 1 {
+            total.add_row(row);
+        } else if req.group_by.is_none() {
+            // Ungrouped, the one group is the whole window again.
+        } else if groups.len() == MAX_GROUPS {
+            more = true;
+        } else {
             let mut one = Sums::default();
             one.add_row(row);
             let group = row.first().and_then(Value::as_str).map(str::to_owned);
             groups.push(one.finish(group));
         }
-        truncated = answer.rows.len() > MAX_GROUPS || answer.stats.truncated;
     }
-    // The whole window, one group (what the groups add up to).
-    let whole = ConversationsRequest {
-        group_by: None,
-        ..req.clone()
-    };
-    let answer = reader.sql(project, &statement(&whole), limits).await?;
-    for row in &answer.rows {
-        total.add_row(row);
-    }
+    let truncated = req.group_by.is_some() && more;
     Ok(ConversationsReport {
         from_ns: req.from_ns,
         to_ns: req.to_ns,

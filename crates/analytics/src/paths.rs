@@ -13,7 +13,7 @@ use loupe_model::ProjectId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{AnalyticsError, GroupBy, TURNS_CTE, int_of as int, ratio, ts};
+use crate::{AnalyticsError, GroupBy, Runs, feedback_cte, int_of as int, ratio, seen_before, ts};
 
 /// Longest path shown (turns).
 pub const MAX_DEPTH: usize = 10;
@@ -47,16 +47,16 @@ impl Label {
         })
     }
 
-    /// The group expression over a run's head spans (`runs_cte`), none
+    /// The group expression over a run's head spans (`Runs::group`), none
     /// for outcomes.
-    fn group(&self) -> String {
+    fn group(&self) -> Option<String> {
         match self {
-            Self::Outcome => "CAST(NULL AS VARCHAR)".into(),
-            Self::Field(g) => g.sql(),
+            Self::Outcome => None,
+            Self::Field(g) => Some(g.sql()),
         }
     }
 
-    /// The label of a turn (a row of `turns`).
+    /// The label of a turn (a row of `runs`).
     fn sql(&self) -> &'static str {
         match self {
             Self::Outcome => {
@@ -123,50 +123,70 @@ pub struct PathsReport {
 
 const SEPARATOR: &str = " \u{2192} ";
 
-fn statement(req: &PathsRequest, from_end: bool) -> String {
-    let (from, to) = (ts(req.from_ns), ts(req.to_ns));
+fn statement(req: &PathsRequest) -> String {
+    let to = ts(req.to_ns);
     let ended_before = ts(req.now_ns.saturating_sub(req.gap_ns));
     let label = req.label.sql();
-    let runs = crate::runs_cte(&req.label.group());
+    let group = req.label.group();
+    let runs = Runs {
+        group: group.as_deref(),
+        ..Runs::since(req.from_ns)
+    }
+    .cte();
     let depth = req.depth;
-    let (key, filter) = if from_end {
-        (
-            format!(
-                "array_to_string(array_agg(label ORDER BY back DESC) FILTER (WHERE back <= {depth}), '{SEPARATOR}')"
-            ),
-            "WHERE ended = 1 AND last_bad = 1",
-        )
-    } else {
-        (
-            format!(
-                "array_to_string(array_agg(label ORDER BY n) FILTER (WHERE n <= {depth}), '{SEPARATOR}')"
-            ),
-            "",
-        )
-    };
-    let feedback = crate::feedback_cte("session_id", "SELECT session_id FROM judged");
+    let seen = seen_before("seen", "session_id", req.from_ns);
+    let feedback = feedback_cte("session_id", req.from_ns);
+    // Both tables in one pass: the first `depth` labels of every session
+    // (`fwd`), and the last `depth` of the abandoned ones (`back`, else
+    // NULL), grouped as two grouping sets; then the largest MAX_PATHS of
+    // each.
     format!(
-        "WITH {runs}, {TURNS_CTE},
-         labelled AS (SELECT *, {label} AS label FROM turns),
+        "WITH {runs},
          sessions AS (
-           SELECT session_id, {key} AS path, count(*) AS turns,
-                  min(start_time) AS first_start,
+           SELECT session_id,
+                  array_agg({label} ORDER BY start_time, run) AS labels,
+                  count(*) AS turns,
                   max(end_time) AS last_seen,
-                  max(CASE WHEN back = 1 AND (failed = 1 OR stopped = 1) THEN 1 ELSE 0 END) AS last_bad
-           FROM labelled GROUP BY session_id
+                  last_value(CASE WHEN failed = 1 OR stopped = 1 THEN 1 ELSE 0 END
+                             ORDER BY start_time, run) AS last_bad
+           FROM runs
+           WHERE session_id IS NOT NULL AND session_id <> ''
+           GROUP BY session_id
+           HAVING min(start_time) < {to}
          ),
+         {seen},
+         ended AS (
+           SELECT session_id, labels, turns, last_bad,
+                  CASE WHEN last_seen < {ended_before} THEN 1 ELSE 0 END AS ended
+           FROM sessions s
+           WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.k = s.session_id)
+         ),
+         {feedback},
          judged AS (
-           SELECT *, CASE WHEN last_seen < {ended_before} THEN 1 ELSE 0 END AS ended
-           FROM sessions WHERE first_start >= {from} AND first_start < {to}
+           SELECT e.turns > {depth} AS longer, e.ended, e.ended * e.last_bad AS abandoned,
+                  coalesce(f.likes, 0) AS likes, coalesce(f.dislikes, 0) AS dislikes,
+                  array_to_string(array_slice(e.labels, 1, {depth}), '{SEPARATOR}') AS fwd,
+                  CASE WHEN e.ended = 1 AND e.last_bad = 1 THEN array_to_string(
+                    array_slice(e.labels, greatest(e.turns - {depth} + 1, 1), e.turns), '{SEPARATOR}')
+                  END AS back
+           FROM ended e LEFT JOIN feedback f ON f.session_id = e.session_id
          ),
-         {feedback}
-         SELECT j.path, max(CASE WHEN j.turns > {depth} THEN 1 ELSE 0 END) AS longer,
-                count(*) AS sessions, sum(j.ended) AS ended, sum(j.ended * j.last_bad) AS abandoned,
-                sum(coalesce(f.likes, 0)) AS likes, sum(coalesce(f.dislikes, 0)) AS dislikes
-         FROM judged j LEFT JOIN feedback f ON f.session_id = j.session_id
-         {filter}
-         GROUP BY j.path, j.turns > {depth}
-         ORDER BY sessions DESC, j.path"
+         grouped AS (
+           SELECT grouping(fwd) AS from_end, coalesce(fwd, back) AS path,
+                  max(CASE WHEN longer THEN 1 ELSE 0 END) AS longer,
+                  count(*) AS sessions, sum(ended) AS ended, sum(abandoned) AS abandoned,
+                  sum(likes) AS likes, sum(dislikes) AS dislikes
+           FROM judged
+           GROUP BY GROUPING SETS ((fwd, longer), (back, longer))
+           HAVING grouping(fwd) = 0 OR back IS NOT NULL
+         ),
+         ranked AS (
+           SELECT *, row_number() OVER (PARTITION BY from_end ORDER BY sessions DESC, path, longer) AS r
+           FROM grouped
+         )
+         SELECT path, longer, sessions, ended, abandoned, likes, dislikes, from_end
+         FROM ranked WHERE r <= {MAX_PATHS}
+         ORDER BY from_end, sessions DESC, path, longer"
     )
 }
 
@@ -225,15 +245,18 @@ pub async fn paths(
         )));
     }
     let limits = QueryLimits {
-        max_rows: MAX_PATHS,
+        max_rows: 2 * MAX_PATHS,
         ..req.limits
     };
-    let forward = reader.sql(project, &statement(req, false), limits).await?;
-    let backward = reader.sql(project, &statement(req, true), limits).await?;
+    let answer = reader.sql(project, &statement(req), limits).await?;
+    let (backward, forward): (Vec<_>, Vec<_>) = answer
+        .rows
+        .into_iter()
+        .partition(|row| int(row.get(7)) == 1);
     Ok(PathsReport {
         from_ns: req.from_ns,
         to_ns: req.to_ns,
-        paths: read(&forward.rows, false),
-        before_leaving: read(&backward.rows, true),
+        paths: read(&forward, false),
+        before_leaving: read(&backward, true),
     })
 }

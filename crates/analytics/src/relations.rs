@@ -2,19 +2,22 @@
 //! latency and cost of a run against its outcome and the feedback it drew,
 //! as binned tables with their counts (a small bin shows as small).
 //!
-//! A run (a Dify run or chat turn, an OTel trace: see `runs_cte`) starts in
-//! the window. Its answer length is its longest head span's output in
-//! characters, its latency from its first start to its last end, its cost
-//! the sum over its spans other than `workflow` ones (a Dify run's usage is
-//! on its nodes, a chat app's on its message). Feedback is every `score` span in the run's trace (Dify
-//! message feedback, Langfuse scores), read as likes and dislikes the way
-//! conversations read them.
+//! A run (a Dify run or chat turn, an OTel trace: see `Runs`) is in the
+//! window when its head spans start in it (a run's heads start together:
+//! a chat turn's message and run spans within milliseconds). Its answer
+//! length is its longest head span's output in characters, its latency
+//! from its first start to its last end, its cost the sum over its spans
+//! other than `workflow` ones (a Dify run's usage is on its nodes, a chat
+//! app's on its message). Feedback is every `score` span in the run's
+//! trace (Dify message feedback, Langfuse scores), read as likes and
+//! dislikes the way conversations read them. The three relations come
+//! from one statement: one pass over the window's runs.
 
 use loupe_backend::{QueryLimits, SpanReader};
 use loupe_model::ProjectId;
 use serde::{Deserialize, Serialize};
 
-use crate::{AnalyticsError, int_of as int, ratio, ts};
+use crate::{AnalyticsError, Runs, feedback_cte, int_of as int, ratio};
 
 /// One relations analysis.
 #[derive(Debug, Clone)]
@@ -70,50 +73,58 @@ const RELATIONS: [(&str, &str, &str, &[f64]); 3] = [
     (
         "answer_length",
         "chars",
-        "CAST(r.output_len AS DOUBLE)",
+        "CAST(output_len AS DOUBLE)",
         &[100.0, 300.0, 1_000.0, 3_000.0],
     ),
     (
         "latency",
         "s",
-        "(CAST(r.end_time AS BIGINT) - CAST(r.start_time AS BIGINT)) / 1e9",
+        "(CAST(end_time AS BIGINT) - CAST(start_time AS BIGINT)) / 1e9",
         &[1.0, 3.0, 10.0, 30.0],
     ),
-    ("cost", "", "coalesce(u.cost, 0)", &[1e-9, 0.001, 0.01, 0.1]),
+    ("cost", "", "coalesce(cost, 0)", &[1e-9, 0.001, 0.01, 0.1]),
 ];
 
-fn statement(req: &RelationsRequest, value: &str, edges: &[f64]) -> String {
-    let (from, to) = (ts(req.from_ns), ts(req.to_ns));
-    let runs = crate::runs_cte("CAST(NULL AS VARCHAR)");
-    let feedback = crate::feedback_cte("trace_id", "SELECT trace_id FROM window_runs");
-    let bin = edges
+fn statement(req: &RelationsRequest) -> String {
+    let runs = Runs {
+        to_ns: Some(req.to_ns),
+        trace: true,
+        output_len: true,
+        cost: true,
+        ..Runs::since(req.from_ns)
+    }
+    .cte();
+    let feedback = feedback_cte("trace_id", req.from_ns);
+    // The bin of each relation (-1: no value), grouped together: at most
+    // 6 × 6 × 6 rows, added up per relation by the caller.
+    let bins = RELATIONS
         .iter()
         .enumerate()
-        .map(|(i, e)| format!("WHEN v < {e:e} THEN {i}"))
+        .map(|(r, (_, _, value, edges))| {
+            let whens = edges
+                .iter()
+                .enumerate()
+                .map(|(i, e)| format!("WHEN {value} < {e:e} THEN {i}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!(
+                "CASE WHEN {value} IS NULL THEN -1 {whens} ELSE {} END AS b{r}",
+                edges.len()
+            )
+        })
         .collect::<Vec<_>>()
-        .join(" ");
-    let last = edges.len();
+        .join(",\n                ");
     format!(
         "WITH {runs},
-         window_runs AS (SELECT * FROM runs WHERE start_time >= {from} AND start_time < {to}),
-         usage AS (
-           SELECT coalesce(run_id, trace_id, span_id) AS run, sum(cost) AS cost FROM spans
-           WHERE span_kind <> 'workflow' AND cost IS NOT NULL
-             AND coalesce(run_id, trace_id, span_id) IN (SELECT run FROM window_runs)
-           GROUP BY 1),
          {feedback},
          valued AS (
-           SELECT r.failed, coalesce(f.likes, 0) AS likes, coalesce(f.dislikes, 0) AS dislikes,
-                  {value} AS v
-           FROM window_runs r
-           LEFT JOIN usage u ON u.run = r.run
-           LEFT JOIN feedback f ON f.trace_id = r.trace_id)
-         SELECT CASE {bin} ELSE {last} END AS b,
-                count(*) AS runs,
-                sum(failed) AS failed,
+           SELECT r.*, coalesce(f.likes, 0) AS likes, coalesce(f.dislikes, 0) AS dislikes
+           FROM runs r LEFT JOIN feedback f ON f.trace_id = r.trace_id)
+         SELECT {bins},
+                count(*) AS runs, sum(failed) AS failed,
                 sum(likes) AS likes, sum(dislikes) AS dislikes
-         FROM valued WHERE v IS NOT NULL
-         GROUP BY 1 ORDER BY 1"
+         FROM valued
+         GROUP BY 1, 2, 3"
     )
 }
 
@@ -156,7 +167,7 @@ pub async fn relations(
         ));
     }
     let limits = QueryLimits {
-        max_rows: 64,
+        max_rows: 512,
         ..req.limits
     };
     let mut report = RelationsReport {
@@ -164,7 +175,8 @@ pub async fn relations(
         to_ns: req.to_ns,
         ..RelationsReport::default()
     };
-    for (name, unit, value, edges) in RELATIONS {
+    let answer = reader.sql(project, &statement(req), limits).await?;
+    for (r, (name, unit, _, edges)) in RELATIONS.iter().enumerate() {
         let mut bins: Vec<Bin> = (0..=edges.len())
             .map(|i| {
                 let from = if i == 0 { 0.0 } else { edges[i - 1] };
@@ -177,24 +189,25 @@ pub async fn relations(
                 }
             })
             .collect();
-        let answer = reader
-            .sql(project, &statement(req, value, edges), limits)
-            .await?;
-        for row in answer.rows {
-            let Some(bin) = usize::try_from(int(row.first()))
-                .ok()
+        for row in &answer.rows {
+            let Some(bin) = row
+                .get(r)
+                .and_then(serde_json::Value::as_i64)
+                .and_then(|i| usize::try_from(i).ok())
                 .and_then(|i| bins.get_mut(i))
             else {
                 continue;
             };
-            bin.runs = int(row.get(1));
-            bin.failed = int(row.get(2));
-            bin.likes = int(row.get(3));
-            bin.dislikes = int(row.get(4));
+            bin.runs += int(row.get(3));
+            bin.failed += int(row.get(4));
+            bin.likes += int(row.get(5));
+            bin.dislikes += int(row.get(6));
+        }
+        for bin in &mut bins {
             bin.failure_rate = ratio(bin.failed, bin.runs);
             bin.satisfaction_rate = ratio(bin.likes, bin.likes + bin.dislikes);
         }
-        match name {
+        match *name {
             "answer_length" => report.answer_length = bins,
             "latency" => report.latency = bins,
             _ => report.cost = bins,

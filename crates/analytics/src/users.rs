@@ -2,7 +2,7 @@
 //! run, and weekly retention by first-seen cohort (issue 20, item 3).
 //!
 //! A user is the `user_id` of runs (Dify runs and chat turns, OTel traces:
-//! see `runs_cte`). **New** in the
+//! see `Runs`). **New** in the
 //! window: first seen (over everything stored) inside it; **returning**:
 //! first seen before it. A **visit** ends with a run followed by no run of
 //! the same user within `gap`; the user **came back** when another run
@@ -18,7 +18,7 @@ use loupe_model::ProjectId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{AnalyticsError, int_of as int, ratio, ts};
+use crate::{AnalyticsError, Runs, int_of as int, ratio, seen_before, ts};
 
 const WEEK_NS: i64 = 7 * 86_400 * 1_000_000_000;
 
@@ -99,33 +99,38 @@ pub struct UsersReport {
     pub retention: Vec<Cohort>,
 }
 
-/// Runs with a user: `runs_cte`, then those naming one.
-fn runs_sql() -> String {
+/// Runs with a user starting at or after `from_ns` (and before `to_ns`):
+/// [`Runs`], then those naming one.
+fn runs_sql(from_ns: i64, to_ns: Option<i64>) -> String {
+    let runs = Runs {
+        to_ns,
+        user: true,
+        ..Runs::since(from_ns)
+    }
+    .cte();
     format!(
-        "{}, user_runs AS (SELECT user_id, start_time, failed FROM runs WHERE user_id IS NOT NULL AND user_id <> '')",
-        crate::runs_cte("CAST(NULL AS VARCHAR)")
+        "{runs}, user_runs AS (SELECT user_id, start_time, failed FROM runs WHERE user_id IS NOT NULL AND user_id <> '')"
     )
 }
 
 fn groups_sql(req: &UsersRequest) -> String {
-    let (from, to) = (ts(req.from_ns), ts(req.to_ns));
-    let runs = runs_sql();
+    let runs = runs_sql(req.from_ns, Some(req.to_ns));
+    let seen = seen_before("seen", "user_id", req.from_ns);
     format!(
-        "WITH {runs},
-         firsts AS (SELECT user_id, min(start_time) AS first_seen FROM user_runs GROUP BY user_id),
-         active AS (
-           SELECT user_id, count(*) AS n, sum(failed) AS failed
-           FROM user_runs WHERE start_time >= {from} AND start_time < {to} GROUP BY user_id)
-         SELECT CASE WHEN f.first_seen >= {from} THEN 'new' ELSE 'returning' END AS kind,
+        "WITH {runs}, {seen},
+         active AS (SELECT user_id, count(*) AS n, sum(failed) AS failed FROM user_runs GROUP BY user_id)
+         SELECT CASE WHEN s.k IS NULL THEN 'new' ELSE 'returning' END AS kind,
                 count(*) AS users, sum(a.n) AS runs, sum(a.failed) AS failed
-         FROM active a JOIN firsts f ON a.user_id = f.user_id
+         FROM active a LEFT JOIN seen s ON s.k = a.user_id
          GROUP BY 1"
     )
 }
 
+/// Runs from the window's start on: the run after a run of the window is
+/// later still.
 fn comeback_sql(req: &UsersRequest) -> String {
     let (from, to) = (ts(req.from_ns), ts(req.to_ns));
-    let runs = runs_sql();
+    let runs = runs_sql(req.from_ns, None);
     let judged_before = ts(req.now_ns.saturating_sub(req.within_ns));
     let (gap, within) = (req.gap_ns, req.within_ns);
     format!(
@@ -145,22 +150,27 @@ fn comeback_sql(req: &UsersRequest) -> String {
     )
 }
 
+/// Users first seen in the window (not before it, by [`seen_before`]) by
+/// the week of their first run, and the weeks they were active in; one
+/// grouping by user and week, the first week read over it.
 fn retention_sql(req: &UsersRequest) -> String {
-    let (from, to) = (ts(req.from_ns), ts(req.to_ns));
-    let runs = runs_sql();
+    let to = ts(req.to_ns);
+    let runs = runs_sql(req.from_ns, None);
+    let seen = seen_before("seen", "user_id", req.from_ns);
     let anchor = req.from_ns;
     format!(
-        "WITH {runs},
-         firsts AS (SELECT user_id, min(start_time) AS first_seen FROM user_runs GROUP BY user_id),
-         cohorts AS (
-           SELECT user_id, (CAST(first_seen AS BIGINT) - {anchor}) / {WEEK_NS} AS c
-           FROM firsts WHERE first_seen >= {from} AND first_seen < {to}),
+        "WITH {runs}, {seen},
          weeks AS (
-           SELECT DISTINCT user_id, (CAST(start_time AS BIGINT) - {anchor}) / {WEEK_NS} AS w
-           FROM user_runs WHERE start_time >= {from})
-         SELECT c.c AS cohort, w.w - c.c AS k, count(*) AS users
-         FROM cohorts c JOIN weeks w ON c.user_id = w.user_id
-         WHERE w.w >= c.c
+           SELECT user_id, (CAST(start_time AS BIGINT) - {anchor}) / {WEEK_NS} AS w,
+                  min(start_time) AS first
+           FROM user_runs GROUP BY 1, 2),
+         firsts AS (
+           SELECT user_id, w, min(w) OVER (PARTITION BY user_id) AS c,
+                  min(first) OVER (PARTITION BY user_id) AS first_seen
+           FROM weeks)
+         SELECT c AS cohort, w - c AS k, count(*) AS users
+         FROM firsts f
+         WHERE first_seen < {to} AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.k = f.user_id)
          GROUP BY 1, 2 ORDER BY 1, 2"
     )
 }

@@ -87,8 +87,9 @@ fn workload() -> Vec<Span> {
     // s5 (laptop): starts in the window, still going 10 minutes before now.
     spans.extend(turn("s5", 1, T0 + 30 * MIN, "laptop", Ok, "succeeded"));
     spans.extend(turn("s5", 2, T0 + 170 * MIN, "laptop", Error, "failed"));
-    // s6: started before the window: not counted.
+    // s6: started before the window, went on inside it: not counted.
     spans.extend(turn("s6", 1, T0 - 10 * MIN, "phone", Ok, "succeeded"));
+    spans.extend(turn("s6", 2, T0 + 20 * MIN, "phone", Error, "failed"));
     // A run outside any session: not a conversation.
     spans.extend(turn("", 1, T0 + 4 * MIN, "phone", Ok, "succeeded"));
     spans
