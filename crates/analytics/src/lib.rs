@@ -209,7 +209,7 @@ const DISLIKES: &str =
 /// Phoenix provider's root above the run span; an OTel trace's root.
 /// Feedback spans are not heads.
 pub(crate) const HEADS: &str = "(span_kind = 'workflow' OR parent_span_id IS NULL) \
-     AND coalesce(node_type, '') <> 'score' AND start_time IS NOT NULL";
+     AND (node_type IS NULL OR node_type <> 'score') AND start_time IS NOT NULL";
 
 /// The `runs` CTE every analysis starts from: one row per run (Dify run or
 /// chat turn, OTel trace), whichever source sent it, from its [`HEADS`]:

@@ -136,15 +136,32 @@ fn statement(req: &PathsRequest) -> String {
     let depth = req.depth;
     let seen = seen_before("seen", "session_id", req.from_ns);
     let feedback = feedback_cte("session_id", req.from_ns);
-    // Both tables in one pass: the first `depth` labels of every session
-    // (`fwd`), and the last `depth` of the abandoned ones (`back`, else
-    // NULL), grouped as two grouping sets; then the largest MAX_PATHS of
-    // each.
+    // A session's turns are collected unordered and sorted as (start, run,
+    // label) structs afterwards: an ordered `array_agg` would sort every
+    // run of the window first (over the memory limit at 10M spans). The
+    // path is read off the sorted array: the first `depth` labels
+    // (`fwd`), and the last `depth` of the abandoned sessions (`back`,
+    // else NULL); `concat_ws` skips the positions past the ends.
+    let nth = |index: String| format!("turns_in_order[{index}]['l']");
+    let fwd = (1..=depth)
+        .map(|i| nth(i.to_string()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let back = (1..=depth)
+        .map(|i| {
+            let at = format!("turns - {} + {i}", depth);
+            format!("CASE WHEN {at} >= 1 THEN {} END", nth(at.clone()))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Both tables in one pass, grouped as two grouping sets; then the
+    // largest MAX_PATHS of each.
     format!(
         "WITH {runs},
          sessions AS (
            SELECT session_id,
-                  array_agg({label} ORDER BY start_time, run) AS labels,
+                  array_sort(array_agg(named_struct('t', start_time, 'r', run, 'l', {label})))
+                    AS turns_in_order,
                   count(*) AS turns,
                   max(end_time) AS last_seen,
                   last_value(CASE WHEN failed = 1 OR stopped = 1 THEN 1 ELSE 0 END
@@ -156,7 +173,7 @@ fn statement(req: &PathsRequest) -> String {
          ),
          {seen},
          ended AS (
-           SELECT session_id, labels, turns, last_bad,
+           SELECT session_id, turns_in_order, turns, last_bad,
                   CASE WHEN last_seen < {ended_before} THEN 1 ELSE 0 END AS ended
            FROM sessions s
            WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.k = s.session_id)
@@ -165,10 +182,8 @@ fn statement(req: &PathsRequest) -> String {
          judged AS (
            SELECT e.turns > {depth} AS longer, e.ended, e.ended * e.last_bad AS abandoned,
                   coalesce(f.likes, 0) AS likes, coalesce(f.dislikes, 0) AS dislikes,
-                  array_to_string(array_slice(e.labels, 1, {depth}), '{SEPARATOR}') AS fwd,
-                  CASE WHEN e.ended = 1 AND e.last_bad = 1 THEN array_to_string(
-                    array_slice(e.labels, greatest(e.turns - {depth} + 1, 1), e.turns), '{SEPARATOR}')
-                  END AS back
+                  concat_ws('{SEPARATOR}', {fwd}) AS fwd,
+                  CASE WHEN e.ended = 1 AND e.last_bad = 1 THEN concat_ws('{SEPARATOR}', {back}) END AS back
            FROM ended e LEFT JOIN feedback f ON f.session_id = e.session_id
          ),
          grouped AS (

@@ -473,14 +473,14 @@ mod budgets {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         // Every turn's node costs 0.1; the store gives nodes their run's app
-        // and tags. All 11 turns start in the same month as `now`.
+        // and tags. All 12 turns start in the same month as `now`.
         store.append(workload()).await.unwrap();
         let now = T0 + 180 * MIN;
         let whole = spend(&store, &budget(None), now, Default::default())
             .await
             .unwrap();
         assert_eq!(whole.len(), 1);
-        assert!((whole[0].1 - 1.1).abs() < 1e-9, "{whole:?}");
+        assert!((whole[0].1 - 1.2).abs() < 1e-9, "{whole:?}");
         let mut per = budget(Some("tags.category"));
         per.filter.clear();
         let by_category = spend(&store, &per, now, Default::default()).await.unwrap();
@@ -491,7 +491,7 @@ mod budgets {
                 .map(|(_, v)| *v)
         };
         assert!(
-            get("phone").is_some_and(|v| (v - 0.6).abs() < 1e-9),
+            get("phone").is_some_and(|v| (v - 0.7).abs() < 1e-9),
             "{by_category:?}"
         );
         assert!(
