@@ -138,8 +138,13 @@ async function openMode() {
   await check('users & conversations show the analytics API\'s figures, in both languages', async () => {
     const page = await open(context);
     await page.goto(`${base}/analytics?${win}`);
-    await page.waitForSelector('[data-testid=conversations], .panel-error, .empty-state', {timeout: 60000});
-    const problem = await page.$eval('.results', (el) => el.querySelector('[data-testid=conversations]') ? '' : el.textContent);
+    // Each section fills in when its analysis answers: wait for all four.
+    for (const id of ['conversations', 'paths-flow', 'rel-length', 'users']) {
+      await page.waitForSelector(`[data-testid=${id}], .panel-error, .empty-state`, {timeout: 60000});
+    }
+    await page.waitForFunction(() => !document.querySelector('.results .skeleton'), null, {timeout: 60000});
+    const problem = await page.$eval('.results', (el) =>
+      el.querySelector('[data-testid=conversations]') && !el.querySelector('.panel-error, .empty-state') ? '' : el.textContent);
     assert.equal(problem, '', 'the analytics page shows its tables');
     const r = await api('/api/v1/analytics/conversations', {from: cfg.from, to: cfg.to});
     assert.equal(r.status, 200);

@@ -163,32 +163,46 @@ export function mount(ctx) {
     if (controller) controller.abort();
     controller = new AbortController();
     const signal = controller.signal;
-    replace(out, h('div', {class: 'panel'}, h('div', {class: 'skeleton tall'})));
-    return Promise.all([
-      api.post('/api/v1/analytics/conversations', by ? {...window, by} : window, {signal}),
-      api.post('/api/v1/analytics/paths', {...window, label}, {signal}),
-      api.post('/api/v1/analytics/relations', window, {signal}),
-      api.post('/api/v1/analytics/users', window, {signal}),
-    ]).then(([c, p, rel, u]) => {
-      if (!c.total.sessions && !u.new.users && !u.returning.users) {
-        replace(out, empty(t('an.noData'), t('an.noDataHint')));
-        return;
-      }
-      replace(out,
-        section('conversations', t('an.conversations'), conversations(c)),
-        section('flow', t('an.flow'), h('div', {dataset: {testid: 'paths-flow'}},
-          charts.sankey(p.paths, {endLabel: t('an.ended'), empty: t('an.noData')})), {sub: t('an.flowSub')}),
-        section('paths', t('an.paths'), h('div', {class: 'grid-2'},
-          paths(p.paths, 'paths'),
-          h('div', {}, h('h3', {class: 'small muted'}, t('an.beforeLeaving')), paths(p.before_leaving, 'before-leaving')))),
-        section('relations', t('an.relations'), h('div', {class: 'grid-3'},
-          h('div', {}, bins(t('an.length'), rel.answer_length, 'rel-length')),
-          h('div', {}, bins(t('an.latency'), rel.latency, 'rel-latency')),
-          h('div', {}, bins(t('an.cost'), rel.cost, 'rel-cost')))),
-        section('users', t('an.users'), h('div', {}, ...users(u))));
+    // Each section shows its answer as soon as it comes (at millions of
+    // runs an analysis of a week takes seconds, and one that fails or times
+    // out does not hide the others).
+    const slot = () => h('div', {}, h('div', {class: 'skeleton tall'}));
+    const box = {conversations: slot(), flow: slot(), paths: slot(), relations: slot(), users: slot()};
+    replace(out,
+      section('conversations', t('an.conversations'), box.conversations),
+      section('flow', t('an.flow'), box.flow, {sub: t('an.flowSub')}),
+      section('paths', t('an.paths'), box.paths),
+      section('relations', t('an.relations'), box.relations),
+      section('users', t('an.users'), box.users));
+    const show = (promise, boxes, render) => promise.then((r) => {
+      if (!signal.aborted) render(r);
+      return r;
     }).catch((e) => {
-      if (e.name === 'AbortError') return;
-      replace(out, failure(e, t('an.title')));
+      if (e.name !== 'AbortError') for (const b of boxes) replace(b, failure(e, t('an.title')));
+      return null;
+    });
+    const c = show(api.post('/api/v1/analytics/conversations', by ? {...window, by} : window, {signal}),
+      [box.conversations], (r) => replace(box.conversations, conversations(r)));
+    const p = show(api.post('/api/v1/analytics/paths', {...window, label}, {signal}),
+      [box.flow, box.paths], (r) => {
+        replace(box.flow, h('div', {dataset: {testid: 'paths-flow'}},
+          charts.sankey(r.paths, {endLabel: t('an.ended'), empty: t('an.noData')})));
+        replace(box.paths, h('div', {class: 'grid-2'},
+          paths(r.paths, 'paths'),
+          h('div', {}, h('h3', {class: 'small muted'}, t('an.beforeLeaving')), paths(r.before_leaving, 'before-leaving'))));
+      });
+    const rel = show(api.post('/api/v1/analytics/relations', window, {signal}),
+      [box.relations], (r) => replace(box.relations, h('div', {class: 'grid-3'},
+        h('div', {}, bins(t('an.length'), r.answer_length, 'rel-length')),
+        h('div', {}, bins(t('an.latency'), r.latency, 'rel-latency')),
+        h('div', {}, bins(t('an.cost'), r.cost, 'rel-cost')))));
+    const u = show(api.post('/api/v1/analytics/users', window, {signal}),
+      [box.users], (r) => replace(box.users, h('div', {}, ...users(r))));
+    return Promise.all([c, p, rel, u]).then(([cr, , , ur]) => {
+      // Nothing at all in the window: one empty state instead of five.
+      if (!signal.aborted && cr && ur && !cr.total.sessions && !ur.new.users && !ur.returning.users) {
+        replace(out, empty(t('an.noData'), t('an.noDataHint')));
+      }
     });
   }
 
