@@ -149,8 +149,9 @@ fn statement(req: &PathsRequest) -> String {
         .join(", ");
     let back = (1..=depth)
         .map(|i| {
-            let at = format!("turns - {} + {i}", depth);
-            format!("CASE WHEN {at} >= 1 THEN {} END", nth(at.clone()))
+            let at = format!("turns - {depth} + {i}");
+            let label = nth(at.clone());
+            format!("CASE WHEN {at} >= 1 THEN {label} END")
         })
         .collect::<Vec<_>>()
         .join(", ");

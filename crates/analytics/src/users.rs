@@ -113,19 +113,6 @@ fn runs_sql(from_ns: i64, to_ns: Option<i64>) -> String {
     )
 }
 
-fn groups_sql(req: &UsersRequest) -> String {
-    let runs = runs_sql(req.from_ns, Some(req.to_ns));
-    let seen = seen_before("seen", "user_id", req.from_ns);
-    format!(
-        "WITH {runs}, {seen},
-         active AS (SELECT user_id, count(*) AS n, sum(failed) AS failed FROM user_runs GROUP BY user_id)
-         SELECT CASE WHEN s.k IS NULL THEN 'new' ELSE 'returning' END AS kind,
-                count(*) AS users, sum(a.n) AS runs, sum(a.failed) AS failed
-         FROM active a LEFT JOIN seen s ON s.k = a.user_id
-         GROUP BY 1"
-    )
-}
-
 /// Runs from the window's start on: the run after a run of the window is
 /// later still.
 fn comeback_sql(req: &UsersRequest) -> String {
@@ -150,10 +137,14 @@ fn comeback_sql(req: &UsersRequest) -> String {
     )
 }
 
-/// Users first seen in the window (not before it, by [`seen_before`]) by
-/// the week of their first run, and the weeks they were active in; one
-/// grouping by user and week, the first week read over it.
-fn retention_sql(req: &UsersRequest) -> String {
+/// New and returning users, and the weekly retention of the new ones, in
+/// one pass: runs from the window's start on grouped by user and week
+/// (counting the window's runs), each user's first week and first run over
+/// those rows, then two grouping sets: by new/returning (a user is counted
+/// once, at their first week's row) and by cohort week and week after it
+/// (each row is one active week of a user first seen in the window; users
+/// seen before it are by [`seen_before`]).
+fn users_sql(req: &UsersRequest) -> String {
     let to = ts(req.to_ns);
     let runs = runs_sql(req.from_ns, None);
     let seen = seen_before("seen", "user_id", req.from_ns);
@@ -162,16 +153,25 @@ fn retention_sql(req: &UsersRequest) -> String {
         "WITH {runs}, {seen},
          weeks AS (
            SELECT user_id, (CAST(start_time AS BIGINT) - {anchor}) / {WEEK_NS} AS w,
-                  min(start_time) AS first
+                  min(start_time) AS first,
+                  sum(CASE WHEN start_time < {to} THEN 1 ELSE 0 END) AS n,
+                  sum(CASE WHEN start_time < {to} THEN failed ELSE 0 END) AS failed
            FROM user_runs GROUP BY 1, 2),
-         firsts AS (
-           SELECT user_id, w, min(w) OVER (PARTITION BY user_id) AS c,
-                  min(first) OVER (PARTITION BY user_id) AS first_seen
-           FROM weeks)
-         SELECT c AS cohort, w - c AS k, count(*) AS users
-         FROM firsts f
-         WHERE first_seen < {to} AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.k = f.user_id)
-         GROUP BY 1, 2 ORDER BY 1, 2"
+         per AS (
+           SELECT w.w, w.n, w.failed,
+                  min(w.w) OVER (PARTITION BY w.user_id) AS c,
+                  w.w - min(w.w) OVER (PARTITION BY w.user_id) AS k,
+                  min(w.first) OVER (PARTITION BY w.user_id) AS first_seen,
+                  sum(w.n) OVER (PARTITION BY w.user_id) AS user_n,
+                  CASE WHEN s.k IS NULL THEN 'new' ELSE 'returning' END AS kind
+           FROM weeks w LEFT JOIN seen s ON s.k = w.user_id)
+         SELECT grouping(kind) AS retention, kind, c AS cohort, k,
+                sum(CASE WHEN k = 0 AND user_n > 0 THEN 1 ELSE 0 END) AS users,
+                sum(n) AS runs, sum(failed) AS failed,
+                sum(CASE WHEN kind = 'new' AND first_seen < {to} THEN 1 ELSE 0 END) AS cohort_users
+         FROM per
+         GROUP BY GROUPING SETS ((kind), (c, k))
+         ORDER BY 1, 3, 4"
     )
 }
 
@@ -210,14 +210,17 @@ pub async fn users(
         to_ns: req.to_ns,
         ..UsersReport::default()
     };
-    for row in reader.sql(project, &groups_sql(req), limits).await?.rows {
+    let both = reader.sql(project, &users_sql(req), limits).await?.rows;
+    let (cohorts, groups): (Vec<_>, Vec<_>) =
+        both.into_iter().partition(|row| int(row.first()) == 1);
+    for row in groups {
         let group = UserGroup {
-            users: int(row.get(1)),
-            runs: int(row.get(2)),
-            failed_runs: int(row.get(3)),
-            failure_rate: ratio(int(row.get(3)), int(row.get(2))),
+            users: int(row.get(4)),
+            runs: int(row.get(5)),
+            failed_runs: int(row.get(6)),
+            failure_rate: ratio(int(row.get(6)), int(row.get(5))),
         };
-        match row.first().and_then(Value::as_str) {
+        match row.get(1).and_then(Value::as_str) {
             Some("new") => report.new = group,
             _ => report.returning = group,
         }
@@ -236,10 +239,12 @@ pub async fn users(
         }
     }
     let now_week = (req.now_ns.saturating_sub(req.from_ns)) / WEEK_NS;
-    for row in reader.sql(project, &retention_sql(req), limits).await?.rows {
-        let cohort = row.first().and_then(Value::as_i64).unwrap_or(0);
-        let k = int(row.get(1)) as usize;
-        let n = int(row.get(2));
+    // Cohort rows, by cohort then week; rows of returning users only
+    // count nothing.
+    for row in cohorts.iter().filter(|row| int(row.get(7)) > 0) {
+        let cohort = row.get(2).and_then(Value::as_i64).unwrap_or(0);
+        let k = int(row.get(3)) as usize;
+        let n = int(row.get(7));
         let at = match report.retention.last() {
             Some(last) if last.week_start_ns == req.from_ns + cohort * WEEK_NS => {
                 report.retention.len() - 1

@@ -241,6 +241,8 @@ async fn users_new_and_returning_comeback_after_failures_and_weekly_retention_ar
             // u4: new in week 1, back a week and an hour later (too late).
             user_run("u4", 1, T0 + WEEK + 2 * h, false),
             user_run("u4", 2, T0 + 2 * WEEK + 3 * h, false),
+            // u5: first seen after the window: not a user of it, no cohort.
+            user_run("u5", 1, T0 + 3 * WEEK + h, true),
         ])
         .await
         .unwrap();
