@@ -1,0 +1,332 @@
+//! The `spans` table in two profiles, chosen by probing `SELECT version()`:
+//!
+//! - **modern** (ClickHouse ≥ 20.1; tested on chDB 26.9): `LowCardinality`,
+//!   `Map(String, String)` for attributes and tags, column codecs, bloom
+//!   filter skip indexes on the ids, a minmax index on `start_time`, and a
+//!   table TTL when retention is set;
+//! - **legacy** (Debian 12's ClickHouse 18.16): plain types, each map as a
+//!   keys array and a values array, none of the above.
+//!
+//! Both are a `ReplacingMergeTree(_version)` keyed by what never changes
+//! for a span: its project, the hour and day it was first filed under
+//! (`filed_at`: its first known start, else end, else arrival time) and its
+//! span id. Every write stores the whole merged row with a higher version;
+//! reads say `FINAL`, so each span is read once, in its latest version,
+//! whether or not the background merge has run. Times are `Int64`
+//! nanoseconds in both profiles (exact for Loupe's whole range, one SQL
+//! dialect for both); docs/CLICKHOUSE.md has the full DDL.
+
+use crate::Error;
+use crate::client::Client;
+
+/// Which dialect the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Current ClickHouse (≥ 20.1).
+    Modern,
+    /// ClickHouse 18.16.
+    Legacy,
+}
+
+impl Profile {
+    /// The profile for a `version()` text (`18.16.1`, `26.9.2.1`).
+    pub fn of_version(version: &str) -> Result<Self, Error> {
+        let major: u32 = version
+            .trim()
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| Error::Decode(format!("version() answered {version:?}")))?;
+        Ok(if major >= 20 {
+            Profile::Modern
+        } else {
+            Profile::Legacy
+        })
+    }
+
+    /// The name used in logs and docs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Modern => "modern",
+            Profile::Legacy => "legacy",
+        }
+    }
+}
+
+/// Where the spans live: the table written and read, and the local table
+/// under it when a cluster shards it.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub profile: Profile,
+    pub database: String,
+    pub cluster: Option<String>,
+    pub retention_days: u32,
+}
+
+/// One stored column: its name and its type in each profile.
+struct Col {
+    name: &'static str,
+    modern: &'static str,
+    legacy: &'static str,
+}
+
+const fn col(name: &'static str, modern: &'static str, legacy: &'static str) -> Col {
+    Col {
+        name,
+        modern,
+        legacy,
+    }
+}
+
+const S: &str = "Nullable(String)";
+const LC: &str = "LowCardinality(Nullable(String))";
+const ZS: &str = "Nullable(String) CODEC(ZSTD(3))";
+const I64: &str = "Nullable(Int64)";
+const T64: &str = "Nullable(Int64) CODEC(Delta, ZSTD(1))";
+
+/// The stored columns besides the maps, in insert order.
+const COLUMNS: &[Col] = &[
+    col("project", "LowCardinality(String)", "String"),
+    col("span_id", "String", "String"),
+    col("filed_at", "DateTime('UTC') CODEC(Delta, ZSTD(1))", "DateTime('UTC')"),
+    col("_version", "UInt64", "UInt64"),
+    col("trace_id", S, S),
+    col("parent_span_id", S, S),
+    col("run_id", S, S),
+    col("session_id", S, S),
+    col("user_id", S, S),
+    col("app_id", LC, S),
+    col("app_name", LC, S),
+    col("workflow_id", LC, S),
+    col("workflow_version", LC, S),
+    col("span_kind", LC, S),
+    col("node_type", LC, S),
+    col("name", LC, S),
+    col("status", LC, S),
+    col("raw_status", LC, S),
+    col("error_message", ZS, S),
+    col("error_class", LC, S),
+    col("start_time", T64, I64),
+    col("end_time", T64, I64),
+    col("duration", I64, I64),
+    col("model_name", LC, S),
+    col("model_provider", LC, S),
+    col("input_tokens", I64, I64),
+    col("output_tokens", I64, I64),
+    col("total_tokens", I64, I64),
+    col("cost", "Nullable(Float64)", "Nullable(Float64)"),
+    col("currency", LC, S),
+    col("tool_name", LC, S),
+    col("input", ZS, S),
+    col("output", ZS, S),
+    col("source", LC, S),
+    col("ingest_version", "Nullable(UInt32)", "Nullable(UInt32)"),
+];
+
+/// The two map columns (`attributes`, `tags`).
+pub(crate) const MAPS: [&str; 2] = ["attributes", "tags"];
+
+impl Layout {
+    /// The table reads and writes go through (`spans`: the table itself,
+    /// or the `Distributed` table over a cluster).
+    pub fn table(&self) -> String {
+        format!("{}.spans", self.database)
+    }
+
+    /// The MergeTree table (`spans_local` under a cluster).
+    fn local(&self) -> String {
+        match self.cluster {
+            Some(_) => format!("{}.spans_local", self.database),
+            None => self.table(),
+        }
+    }
+
+    /// The columns of the table, in the profile's types.
+    fn column_defs(&self) -> Vec<String> {
+        let mut defs: Vec<String> = COLUMNS
+            .iter()
+            .map(|c| {
+                let ty = match self.profile {
+                    Profile::Modern => c.modern,
+                    Profile::Legacy => c.legacy,
+                };
+                format!("    {} {ty}", c.name)
+            })
+            .collect();
+        for m in MAPS {
+            match self.profile {
+                Profile::Modern => {
+                    defs.push(format!("    {m} Map(String, String) CODEC(ZSTD(1))"));
+                }
+                Profile::Legacy => {
+                    defs.push(format!("    {m}_keys Array(String)"));
+                    defs.push(format!("    {m}_values Array(String)"));
+                }
+            }
+        }
+        if self.profile == Profile::Modern {
+            for (name, expr, ty) in [
+                ("span_id", "span_id", "bloom_filter(0.01)"),
+                ("trace_id", "trace_id", "bloom_filter(0.01)"),
+                ("run_id", "run_id", "bloom_filter(0.01)"),
+                ("start_time", "start_time", "minmax"),
+            ] {
+                defs.push(format!("    INDEX idx_{name} {expr} TYPE {ty} GRANULARITY 1"));
+            }
+        }
+        defs
+    }
+
+    /// `CREATE TABLE` of the MergeTree table.
+    pub fn create_local(&self) -> String {
+        let on = self.on_cluster();
+        let ttl = match (self.profile, self.retention_days) {
+            (Profile::Modern, d) if d > 0 => format!("\nTTL filed_at + INTERVAL {d} DAY"),
+            _ => String::new(),
+        };
+        format!(
+            "CREATE TABLE IF NOT EXISTS {}{on} (\n{}\n)\nENGINE = ReplacingMergeTree(_version)\n\
+             PARTITION BY toYYYYMMDD(filed_at)\n\
+             ORDER BY (project, toStartOfHour(filed_at), span_id){ttl}\n\
+             SETTINGS index_granularity = 8192",
+            self.local(),
+            self.column_defs().join(",\n"),
+        )
+    }
+
+    /// `CREATE TABLE` of the `Distributed` table, under a cluster. Rows are
+    /// sharded by span id, so every version of a span lands on one shard
+    /// and `FINAL` there sees them all.
+    pub fn create_distributed(&self) -> Option<String> {
+        let cluster = self.cluster.as_ref()?;
+        Some(format!(
+            "CREATE TABLE IF NOT EXISTS {}{} AS {} \
+             ENGINE = Distributed({cluster}, {}, spans_local, cityHash64(project, span_id))",
+            self.table(),
+            self.on_cluster(),
+            self.local(),
+            self.database,
+        ))
+    }
+
+    fn on_cluster(&self) -> String {
+        // Without ZooKeeper (the Debian servers) `ON CLUSTER` cannot run:
+        // each server gets the DDL itself (docs/CLICKHOUSE.md, "Cluster").
+        String::new()
+    }
+
+    /// Every statement that makes the schema, in order.
+    pub fn ddl(&self) -> Vec<String> {
+        let mut out = vec![format!("CREATE DATABASE IF NOT EXISTS {}", self.database)];
+        out.push(self.create_local());
+        out.extend(self.create_distributed());
+        out
+    }
+
+    /// SQL of a map column's keys and values arrays.
+    pub fn map_arrays(&self, map: &str) -> (String, String) {
+        match self.profile {
+            Profile::Modern => (format!("mapKeys({map})"), format!("mapValues({map})")),
+            Profile::Legacy => (format!("{map}_keys"), format!("{map}_values")),
+        }
+    }
+
+    /// SQL of `map[key]`: null when the key is absent.
+    pub fn map_get(&self, map: &str, key_literal: &str) -> String {
+        match self.profile {
+            Profile::Modern => {
+                format!("if(mapContains({map}, {key_literal}), {map}[{key_literal}], NULL)")
+            }
+            Profile::Legacy => format!(
+                "if(has({map}_keys, {key_literal}), {map}_values[indexOf({map}_keys, {key_literal})], NULL)"
+            ),
+        }
+    }
+
+    /// SQL of "the map holds the key".
+    pub fn map_has(&self, map: &str, key_literal: &str) -> String {
+        match self.profile {
+            Profile::Modern => format!("mapContains({map}, {key_literal})"),
+            Profile::Legacy => format!("has({map}_keys, {key_literal})"),
+        }
+    }
+}
+
+/// Asks the server its version and picks the profile.
+pub(crate) async fn probe(client: &Client) -> Result<(String, Profile), Error> {
+    let text = client.execute("SELECT version()", false).await?;
+    let version = text.trim().to_owned();
+    let profile = Profile::of_version(&version)?;
+    Ok((version, profile))
+}
+
+/// Creates the database and tables when missing.
+pub(crate) async fn ensure(client: &Client, layout: &Layout) -> Result<(), Error> {
+    for statement in layout.ddl() {
+        client.execute(&statement, false).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(profile: Profile, cluster: Option<&str>) -> Layout {
+        Layout {
+            profile,
+            database: "loupe".into(),
+            cluster: cluster.map(str::to_owned),
+            retention_days: 30,
+        }
+    }
+
+    #[test]
+    fn versions_pick_the_profile() {
+        assert_eq!(Profile::of_version("18.16.1").ok(), Some(Profile::Legacy));
+        assert_eq!(Profile::of_version("26.9.2.1\n").ok(), Some(Profile::Modern));
+        assert!(Profile::of_version("garbage").is_err());
+    }
+
+    #[test]
+    fn the_legacy_schema_uses_nothing_18_16_lacks() {
+        let ddl = layout(Profile::Legacy, None).ddl().join("\n");
+        for absent in [
+            "LowCardinality",
+            "Map(",
+            "CODEC",
+            "INDEX",
+            "TTL",
+            "DateTime64",
+        ] {
+            assert!(!ddl.contains(absent), "{absent} in {ddl}");
+        }
+        assert!(ddl.contains("attributes_keys Array(String)"));
+    }
+
+    #[test]
+    fn the_modern_schema_has_codecs_indexes_maps_and_ttl() {
+        let ddl = layout(Profile::Modern, None).ddl().join("\n");
+        for present in [
+            "LowCardinality(String)",
+            "Map(String, String)",
+            "CODEC(ZSTD",
+            "bloom_filter",
+            "TTL filed_at + INTERVAL 30 DAY",
+            "ReplacingMergeTree(_version)",
+            "PARTITION BY toYYYYMMDD(filed_at)",
+        ] {
+            assert!(ddl.contains(present), "{present} missing in {ddl}");
+        }
+    }
+
+    #[test]
+    fn a_cluster_gets_a_local_table_and_a_distributed_one() {
+        let l = layout(Profile::Legacy, Some("two_shards"));
+        let ddl = l.ddl();
+        assert_eq!(ddl.len(), 3);
+        assert!(ddl[1].contains("loupe.spans_local"));
+        assert!(ddl[2].contains("Distributed(two_shards, loupe, spans_local"));
+        assert_eq!(l.table(), "loupe.spans");
+    }
+}

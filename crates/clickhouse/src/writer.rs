@@ -1,0 +1,234 @@
+//! The write path: read the stored versions a batch touches, merge in
+//! Rust with the embedded store's rules, write whole rows with higher
+//! versions.
+//!
+//! 1. The newest stored row of every span id in the batch, and every row of
+//!    the traces those spans belong to, are read (`FINAL`) in two queries
+//!    per project.
+//! 2. Each span merges onto its stored row with `Span::merge_from` (later
+//!    non-null wins, except over a final database version), the trace's
+//!    run context (`loupe_backend::RunContext`, rebuilt from its stored
+//!    rows) absorbs it and fills it, and a changed context re-fills the
+//!    trace's other rows: the same steps, in the same order, as
+//!    `crates/store/src/write.rs`.
+//! 3. Every changed row is inserted whole with a version above the one it
+//!    replaces; `ReplacingMergeTree(_version)` keeps the newest.
+//!
+//! Idempotent: a retried batch (the first attempt's insert landed, its
+//! reply was lost) merges onto rows that already hold it; `merge_from` of
+//! the same span twice changes nothing, so the retry writes the same
+//! content under a newer version of the same key, and reads see one row.
+//! Appends of one process are serialised (the read-merge-write must not
+//! interleave); several Loupe writers on one database are not supported
+//! yet (docs/CLICKHOUSE.md).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use loupe_backend::{RunContext, WriteAck};
+use loupe_model::{ProjectId, Span};
+
+use crate::row::{self, Stored};
+use crate::sql::quote;
+use crate::{Error, Inner};
+
+/// Ids per `IN (…)` list of one lookup query.
+const IDS_PER_QUERY: usize = 2_000;
+
+/// Distinct days per INSERT (ClickHouse refuses a block spanning more
+/// partitions than `max_partitions_per_insert_block`, 100 by default).
+const DAYS_PER_INSERT: usize = 50;
+
+impl Inner {
+    /// The next row version: above every version handed out before and
+    /// above `floor` (the version being replaced); nanoseconds of the
+    /// wall clock, so versions also grow across restarts.
+    fn next_version(&self, floor: u64) -> u64 {
+        use std::sync::atomic::Ordering;
+        let now = u64::try_from(loupe_model::time::now_ns()).unwrap_or(0);
+        let mut last = self.last_version.load(Ordering::Relaxed);
+        loop {
+            let v = now.max(last + 1).max(floor + 1);
+            match self.last_version.compare_exchange_weak(
+                last,
+                v,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return v,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
+    /// Merges and stores a batch.
+    #[tracing::instrument(name = "clickhouse.append", skip_all, fields(spans = spans.len()))]
+    pub(crate) async fn append(&self, spans: Vec<Span>) -> Result<WriteAck, Error> {
+        let count = spans.len();
+        let mut by_project: BTreeMap<String, Vec<Span>> = BTreeMap::new();
+        for s in spans {
+            if s.span_id.is_empty() {
+                return Err(Error::Invalid("every span needs a span_id".into()));
+            }
+            ProjectId::new(s.project.clone()).map_err(|e| Error::Invalid(e.to_string()))?;
+            by_project.entry(s.project.clone()).or_default().push(s);
+        }
+        let _serial = self.write_gate.lock().await;
+        let mut seq = 0;
+        for (project, spans) in by_project {
+            let rows = self.merge_project(&project, spans).await?;
+            seq = seq.max(rows.iter().map(|r| r.version).max().unwrap_or(0));
+            self.insert(rows).await?;
+        }
+        Ok(WriteAck { seq, spans: count })
+    }
+
+    /// Steps 1 and 2 for one project: the rows to insert.
+    async fn merge_project(&self, project: &str, spans: Vec<Span>) -> Result<Vec<Stored>, Error> {
+        let ids: Vec<&str> = {
+            let mut seen = HashSet::new();
+            spans
+                .iter()
+                .map(|s| s.span_id.as_str())
+                .filter(|id| seen.insert(*id))
+                .collect()
+        };
+        let mut rows: HashMap<String, Stored> = HashMap::new();
+        for stored in self.read_rows(project, "span_id", &ids).await? {
+            rows.insert(stored.span.span_id.clone(), stored);
+        }
+        let traces: Vec<String> = {
+            let mut seen = HashSet::new();
+            spans
+                .iter()
+                .filter_map(|s| s.trace_id.clone())
+                .chain(rows.values().filter_map(|r| r.span.trace_id.clone()))
+                .filter(|t| seen.insert(t.clone()))
+                .collect()
+        };
+        let trace_refs: Vec<&str> = traces.iter().map(String::as_str).collect();
+        let mut trace_rows = self.read_rows(project, "trace_id", &trace_refs).await?;
+        // The context absorbs stored rows in the order they were written.
+        trace_rows.sort_by_key(|r| r.version);
+        let mut contexts: HashMap<String, RunContext> = HashMap::new();
+        let mut members: HashMap<String, Vec<String>> = HashMap::new();
+        for r in trace_rows {
+            if let Some(t) = &r.span.trace_id {
+                contexts.entry(t.clone()).or_default().absorb(&r.span);
+                members
+                    .entry(t.clone())
+                    .or_default()
+                    .push(r.span.span_id.clone());
+            }
+            rows.entry(r.span.span_id.clone()).or_insert(r);
+        }
+        let mut dirty: HashSet<String> = HashSet::new();
+        let now_s = loupe_model::time::now_ns().div_euclid(1_000_000_000);
+        for span in spans {
+            let id = span.span_id.clone();
+            let mut row = match rows.remove(&id) {
+                Some(mut old) => {
+                    old.span.merge_from(span);
+                    old
+                }
+                None => Stored {
+                    filed_at: span
+                        .event_time()
+                        .map_or(now_s, |t| t.div_euclid(1_000_000_000))
+                        .clamp(0, i64::from(u32::MAX)),
+                    span,
+                    version: 0,
+                },
+            };
+            if let Some(trace) = row.span.trace_id.clone() {
+                let ctx = contexts.entry(trace.clone()).or_default();
+                let changed = ctx.absorb(&row.span);
+                ctx.fill(&mut row.span);
+                let ids = members.entry(trace).or_default();
+                if !ids.contains(&id) {
+                    ids.push(id.clone());
+                }
+                if changed {
+                    for other in ids.iter().filter(|o| **o != id) {
+                        if let Some(r) = rows.get_mut(other)
+                            && ctx.fill(&mut r.span)
+                        {
+                            dirty.insert(other.clone());
+                        }
+                    }
+                }
+            }
+            dirty.insert(id.clone());
+            rows.insert(id, row);
+        }
+        let mut out: Vec<Stored> = Vec::with_capacity(dirty.len());
+        for id in dirty {
+            if let Some(mut r) = rows.remove(&id) {
+                r.version = self.next_version(r.version);
+                out.push(r);
+            }
+        }
+        out.sort_by_key(|r| (r.filed_at, r.version));
+        Ok(out)
+    }
+
+    /// The stored rows of `project` whose `column` is one of `values`.
+    pub(crate) async fn read_rows(
+        &self,
+        project: &str,
+        column: &str,
+        values: &[&str],
+    ) -> Result<Vec<Stored>, Error> {
+        let project = ProjectId::new(project).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut out = Vec::new();
+        for chunk in values.chunks(IDS_PER_QUERY) {
+            if chunk.is_empty() {
+                continue;
+            }
+            let list: Vec<String> = chunk.iter().map(|v| quote(v)).collect();
+            let sql = format!(
+                "SELECT {} {} AND {column} IN ({})",
+                row::select_list(&self.layout),
+                self.compiler().from_project(&project),
+                list.join(", ")
+            );
+            for cells in self.client.select(&sql).await?.rows {
+                out.push(row::decode(&cells)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Step 3: inserts rows, a few days per statement.
+    async fn insert(&self, rows: Vec<Stored>) -> Result<(), Error> {
+        let table = self.layout.table();
+        let sync = self.layout.cluster.is_some();
+        let mut body = Vec::new();
+        let (mut n, mut days) = (0usize, 0usize);
+        let mut last_day = None;
+        for r in &rows {
+            let day = r.filed_at.div_euclid(86_400);
+            if last_day != Some(day) {
+                if days == DAYS_PER_INSERT {
+                    self.client
+                        .insert(&table, std::mem::take(&mut body), sync)
+                        .await?;
+                    (n, days) = (0, 0);
+                }
+                days += 1;
+                last_day = Some(day);
+            }
+            row::encode(&self.layout, r, &mut body)?;
+            n += 1;
+            if n >= self.insert_batch_rows {
+                self.client
+                    .insert(&table, std::mem::take(&mut body), sync)
+                    .await?;
+                (n, days, last_day) = (0, 0, None);
+            }
+        }
+        if !body.is_empty() {
+            self.client.insert(&table, body, sync).await?;
+        }
+        Ok(())
+    }
+}
