@@ -10,8 +10,9 @@
 //! - map values are `NULL` when the key is absent, cast with
 //!   `toFloat64OrNull` where a number is compared or aggregated;
 //! - exact percentiles interpolate linearly between closest ranks
-//!   (`q·(n−1)`) over the sorted values (the same arithmetic in both
-//!   profiles; 18.16 has no `quantileExactInclusive`);
+//!   (`q·(n−1)`) over the sorted values, with the interpolation weight
+//!   quantised to 1e-6 as DataFusion's `percentile_cont` does (the same
+//!   arithmetic in both profiles; 18.16 has no `quantileExactInclusive`);
 //! - sorting is total (explicit keys, then the group keys or `span_id`),
 //!   nulls last in both directions.
 //!
@@ -351,11 +352,15 @@ impl Compiler<'_> {
                 let n = format!("length({s})");
                 let pos = format!("({} * ({n} - 1))", float_literal(q));
                 let lo = format!("toUInt64(floor({pos}) + 1)");
-                let hi = format!("toUInt64(least(floor({pos}) + 2, {n}))");
+                let hi = format!("toUInt64(least(floor({pos}) + 2, toFloat64({n})))");
+                // The weight is quantised to 1e-6 as the embedded store's
+                // engine (DataFusion's `percentile_cont`) does, so both
+                // backends give the same float, not two close ones.
+                let weight = format!("(floor(({pos} - floor({pos})) * 1000000.) / 1000000.)");
                 (
                     format!(
-                        "if({n} = 0, NULL, arrayElement({s}, {lo}) + ({pos} - floor({pos})) * \
-                         (arrayElement({s}, {hi}) - arrayElement({s}, {lo})))"
+                        "if({n} = 0, NULL, arrayElement({s}, {lo}) + \
+                         (arrayElement({s}, {hi}) - arrayElement({s}, {lo})) * {weight})"
                     ),
                     ValueType::Float,
                 )

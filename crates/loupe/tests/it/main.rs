@@ -7,6 +7,7 @@ mod analytics;
 mod backup;
 mod bad_input;
 mod budgets;
+mod clickhouse;
 mod cli_query;
 mod cold;
 mod console;
