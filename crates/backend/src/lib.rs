@@ -31,8 +31,8 @@ pub mod timelines;
 
 pub use cursor::{Cursor, InvalidCursor};
 pub use logs::{LogPage, LogQuery, LogReader, LogWriter};
-pub use run_context::RunContext;
 pub use plan::{BatchStream, Plan, QueryLimits, QueryResult, QueryStats};
+pub use run_context::RunContext;
 pub use timelines::{RunSummary, ScoreSummary, UserSummary};
 
 /// What a successful append promises.

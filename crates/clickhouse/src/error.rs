@@ -76,7 +76,10 @@ mod tests {
 
     #[test]
     fn codes_are_read_from_old_and_new_error_texts() {
-        assert_eq!(code_of("Code: 60, e.displayText() = DB::Exception"), Some(60));
+        assert_eq!(
+            code_of("Code: 60, e.displayText() = DB::Exception"),
+            Some(60)
+        );
         assert_eq!(code_of("Code: 241. DB::Exception: Memory limit"), Some(241));
         assert_eq!(code_of("oops"), None);
     }
@@ -96,7 +99,10 @@ mod tests {
             code: Some(code),
             message: String::new(),
         };
-        assert!(matches!(StoreError::from(server(60)), StoreError::Internal(_)));
+        assert!(matches!(
+            StoreError::from(server(60)),
+            StoreError::Internal(_)
+        ));
         assert!(StoreError::from(server(202)).is_retryable());
         assert!(matches!(
             StoreError::from(Error::Unreachable("x".into())),

@@ -19,7 +19,7 @@
 //! What this crate must not do: see protocol types (it takes `loupe_model`
 //! spans and `Plan`s only), serve network traffic, or read a row outside
 //! the project a call names (every SELECT starts at
-//! `sql::Compiler::from_project`).
+//! `sql::Compiler::scoped_from`).
 
 #![warn(missing_docs)]
 

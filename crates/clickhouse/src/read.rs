@@ -28,7 +28,7 @@ impl Inner {
         let sql = format!(
             "SELECT {} {} AND (trace_id = {id} OR run_id = {id})",
             row::select_list(&self.layout),
-            self.compiler().from_project(project),
+            self.compiler().scoped_from(project),
             id = quote(id),
         );
         let spans = self.spans_of(&sql).await?;
@@ -51,7 +51,7 @@ impl Inner {
             let sql = format!(
                 "SELECT {} {} AND (trace_id IN ({list}) OR run_id IN ({list})) LIMIT {room}",
                 row::select_list(&self.layout),
-                self.compiler().from_project(project),
+                self.compiler().scoped_from(project),
             );
             for s in self.spans_of(&sql).await? {
                 if seen.insert(s.span_id.clone()) {
@@ -93,7 +93,7 @@ impl Inner {
         let sql = format!(
             "SELECT {} {}{} ORDER BY {NO_START} DESC, span_id DESC LIMIT {}",
             row::select_list(&self.layout),
-            self.compiler().from_project(&query.project),
+            self.compiler().scoped_from(&query.project),
             and_all(&conds),
             limit + 1
         );
@@ -117,7 +117,7 @@ impl Inner {
         for c in &query.conds {
             conds.push(self.cond(c, 0)?);
         }
-        let from = self.compiler().from_project(&query.project);
+        let from = self.compiler().scoped_from(&query.project);
         let total = if query.count {
             let sql = format!("SELECT count() {from}{}", and_all(&conds));
             let rows = self.client.select(&sql).await?.rows;
@@ -301,7 +301,11 @@ fn typed(ty: ValueType, v: Value) -> Result<Value, Error> {
         ValueType::Map => match v {
             Value::Array(kv) if kv.len() == 2 => {
                 let map = zip_map(&kv[0], &kv[1])?;
-                Value::Object(map.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+                Value::Object(
+                    map.into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect(),
+                )
             }
             other => return Err(Error::Decode(format!("{other} is not a map"))),
         },
@@ -318,7 +322,12 @@ fn value_bytes(v: &Value) -> usize {
     match v {
         Value::String(s) => s.len() + 8,
         Value::Array(a) => a.iter().map(value_bytes).sum::<usize>() + 8,
-        Value::Object(o) => o.iter().map(|(k, v)| k.len() + value_bytes(v)).sum::<usize>() + 8,
+        Value::Object(o) => {
+            o.iter()
+                .map(|(k, v)| k.len() + value_bytes(v))
+                .sum::<usize>()
+                + 8
+        }
         _ => 8,
     }
 }
@@ -329,8 +338,14 @@ mod tests {
 
     #[test]
     fn cells_take_their_columns_json_shape() {
-        assert_eq!(typed(ValueType::Float, Value::from(1)).ok(), Some(Value::from(1.0)));
-        assert_eq!(typed(ValueType::Int, Value::from("42")).ok(), Some(Value::from(42)));
+        assert_eq!(
+            typed(ValueType::Float, Value::from(1)).ok(),
+            Some(Value::from(1.0))
+        );
+        assert_eq!(
+            typed(ValueType::Int, Value::from("42")).ok(),
+            Some(Value::from(42))
+        );
         let map = serde_json::json!([["a", "b"], ["1", "2"]]);
         assert_eq!(
             typed(ValueType::Map, map).ok(),

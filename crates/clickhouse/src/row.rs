@@ -195,7 +195,10 @@ pub(crate) fn encode(layout: &Layout, row: &Stored, out: &mut Vec<u8>) -> Result
     );
     put("node_type", opt(&s.node_type));
     put("name", opt(&s.name));
-    put("status", s.status.map_or(Value::Null, |k| k.as_str().into()));
+    put(
+        "status",
+        s.status.map_or(Value::Null, |k| k.as_str().into()),
+    );
     put("raw_status", opt(&s.raw_status));
     put("error_message", opt(&s.error_message));
     put("error_class", opt(&s.error_class));
@@ -218,7 +221,10 @@ pub(crate) fn encode(layout: &Layout, row: &Stored, out: &mut Vec<u8>) -> Result
     put("input", opt(&s.input));
     put("output", opt(&s.output));
     put("source", opt(&s.source));
-    put("ingest_version", s.ingest_version.map_or(Value::Null, Value::from));
+    put(
+        "ingest_version",
+        s.ingest_version.map_or(Value::Null, Value::from),
+    );
     for (name, map) in [("attributes", &s.attributes), ("tags", &s.tags)] {
         match layout.profile {
             Profile::Modern => {

@@ -88,7 +88,11 @@ const T64: &str = "Nullable(Int64) CODEC(Delta, ZSTD(1))";
 const COLUMNS: &[Col] = &[
     col("project", "LowCardinality(String)", "String"),
     col("span_id", "String", "String"),
-    col("filed_at", "DateTime('UTC') CODEC(Delta, ZSTD(1))", "DateTime('UTC')"),
+    col(
+        "filed_at",
+        "DateTime('UTC') CODEC(Delta, ZSTD(1))",
+        "DateTime('UTC')",
+    ),
     col("_version", "UInt64", "UInt64"),
     col("trace_id", S, S),
     col("parent_span_id", S, S),
@@ -171,7 +175,9 @@ impl Layout {
                 ("run_id", "run_id", "bloom_filter(0.01)"),
                 ("start_time", "start_time", "minmax"),
             ] {
-                defs.push(format!("    INDEX idx_{name} {expr} TYPE {ty} GRANULARITY 1"));
+                defs.push(format!(
+                    "    INDEX idx_{name} {expr} TYPE {ty} GRANULARITY 1"
+                ));
             }
         }
         defs
@@ -284,7 +290,10 @@ mod tests {
     #[test]
     fn versions_pick_the_profile() {
         assert_eq!(Profile::of_version("18.16.1").ok(), Some(Profile::Legacy));
-        assert_eq!(Profile::of_version("26.9.2.1\n").ok(), Some(Profile::Modern));
+        assert_eq!(
+            Profile::of_version("26.9.2.1\n").ok(),
+            Some(Profile::Modern)
+        );
         assert!(Profile::of_version("garbage").is_err());
     }
 
@@ -328,5 +337,43 @@ mod tests {
         assert!(ddl[1].contains("loupe.spans_local"));
         assert!(ddl[2].contains("Distributed(two_shards, loupe, spans_local"));
         assert_eq!(l.table(), "loupe.spans");
+    }
+}
+
+#[cfg(test)]
+mod docs {
+    use super::*;
+
+    /// The DDL of a profile as docs/CLICKHOUSE.md shows it (database
+    /// `loupe`, retention 90 days).
+    fn documented(profile: Profile) -> String {
+        let l = Layout {
+            profile,
+            database: "loupe".into(),
+            cluster: None,
+            retention_days: 90,
+        };
+        format!("```sql\n{};\n```", l.create_local())
+    }
+
+    #[test]
+    fn docs_show_the_ddl_the_code_runs() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/CLICKHOUSE.md");
+        let doc = std::fs::read_to_string(path).unwrap_or_default();
+        let mut missing = Vec::new();
+        for p in [Profile::Modern, Profile::Legacy] {
+            let want = documented(p);
+            if std::env::var_os("UPDATE_GOLDEN").is_some() {
+                println!("<<{}>>\n{want}\n<<end>>", p.as_str());
+            }
+            if !doc.contains(&want) {
+                missing.push(p.as_str());
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "docs/CLICKHOUSE.md lacks the DDL of {missing:?} (UPDATE_GOLDEN=1 \
+             cargo test -p loupe-clickhouse docs_show -- --nocapture prints it)"
+        );
     }
 }

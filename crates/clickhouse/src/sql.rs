@@ -20,8 +20,8 @@
 //! shadow a column in ClickHouse's alias scope) and renamed when read.
 
 use loupe_backend::plan::{
-    AggKind, Aggregate, Cmp, Column, FieldRef, Filter, GroupKey, Literal, Output, Plan,
-    SortColumn, Source, ValueType,
+    AggKind, Aggregate, Cmp, Column, FieldRef, Filter, GroupKey, Literal, Output, Plan, SortColumn,
+    Source, ValueType,
 };
 use loupe_model::ProjectId;
 
@@ -116,7 +116,7 @@ pub(crate) struct Compiler<'a> {
 
 impl Compiler<'_> {
     /// `FROM … FINAL WHERE project = …`: the one way every read starts.
-    pub fn from_project(&self, project: &ProjectId) -> String {
+    pub fn scoped_from(&self, project: &ProjectId) -> String {
         format!(
             "FROM {} FINAL WHERE project = {}",
             self.layout.table(),
@@ -348,7 +348,10 @@ impl Compiler<'_> {
                 if !(0.0..=1.0).contains(&q) {
                     return Err(Error::Invalid(format!("percentile {q} is not in 0..=1")));
                 }
-                let s = format!("arraySort(groupArray(toFloat64({})))", self.numeric(arg()?)?);
+                let s = format!(
+                    "arraySort(groupArray(toFloat64({})))",
+                    self.numeric(arg()?)?
+                );
                 let n = format!("length({s})");
                 let pos = format!("({} * ({n} - 1))", float_literal(q));
                 let lo = format!("toUInt64(floor({pos}) + 1)");
@@ -387,7 +390,7 @@ impl Compiler<'_> {
         }
         let scope = format!(
             "{} AND start_time >= {} AND start_time < {}",
-            self.from_project(project),
+            self.scoped_from(project),
             plan.from_ns,
             plan.to_ns
         );
@@ -469,7 +472,9 @@ impl Compiler<'_> {
                     }
                     // Floor towards minus infinity, as `date_bin` from 0.
                     (
-                        format!("(start_time - (((start_time % {width_ns}) + {width_ns}) % {width_ns}))"),
+                        format!(
+                            "(start_time - (((start_time % {width_ns}) + {width_ns}) % {width_ns}))"
+                        ),
                         ValueType::Timestamp,
                     )
                 }
@@ -482,7 +487,9 @@ impl Compiler<'_> {
             });
         }
         if plan.aggregates.is_empty() {
-            return Err(Error::Invalid("an aggregating plan needs an aggregate".into()));
+            return Err(Error::Invalid(
+                "an aggregating plan needs an aggregate".into(),
+            ));
         }
         for a in &plan.aggregates {
             let i = select.len();
@@ -564,7 +571,10 @@ mod tests {
         };
         let project = ProjectId::new("p1").expect("project");
         let sql = c.plan(&project, &plan, 10).expect("compiles").sql;
-        assert!(sql.contains("FROM loupe.spans FINAL WHERE project = 'p1'"), "{sql}");
+        assert!(
+            sql.contains("FROM loupe.spans FINAL WHERE project = 'p1'"),
+            "{sql}"
+        );
         assert!(sql.contains("'o\\'phone'"), "{sql}");
         assert!(sql.contains("LIMIT 11"), "{sql}");
     }

@@ -188,7 +188,7 @@ impl Inner {
             let sql = format!(
                 "SELECT {} {} AND {column} IN ({})",
                 row::select_list(&self.layout),
-                self.compiler().from_project(&project),
+                self.compiler().scoped_from(&project),
                 list.join(", ")
             );
             for cells in self.client.select(&sql).await?.rows {

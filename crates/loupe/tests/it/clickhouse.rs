@@ -67,7 +67,11 @@ async fn clickhouse(name: &str, url: &str, db: &str) -> Backend {
         .await
         .unwrap_or_else(|e| panic!("connect to {name} at {url}: {e}"));
     Backend {
-        name: format!("{name} ({}, {})", store.server_version(), store.profile().as_str()),
+        name: format!(
+            "{name} ({}, {})",
+            store.server_version(),
+            store.profile().as_str()
+        ),
         modern: store.profile() == Profile::Modern,
         writer: Arc::new(store.clone()),
         reader: Arc::new(store),
