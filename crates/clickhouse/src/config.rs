@@ -54,6 +54,9 @@ pub struct ClickHouseConfig {
     pub max_response_bytes: usize,
     /// Rows per INSERT statement. Default 10,000.
     pub insert_batch_rows: usize,
+    /// Rows per SELECT (and per Arrow batch) of a streamed answer
+    /// (exports). Default 10,000.
+    pub stream_batch_rows: usize,
 }
 
 impl Default for ClickHouseConfig {
@@ -69,6 +72,7 @@ impl Default for ClickHouseConfig {
             timeout: Duration::from_secs(30),
             max_response_bytes: 256 << 20,
             insert_batch_rows: 10_000,
+            stream_batch_rows: 10_000,
         }
     }
 }
@@ -86,6 +90,7 @@ impl fmt::Debug for ClickHouseConfig {
             .field("timeout", &self.timeout)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("insert_batch_rows", &self.insert_batch_rows)
+            .field("stream_batch_rows", &self.stream_batch_rows)
             .finish()
     }
 }
@@ -103,6 +108,7 @@ pub struct Resolved {
     pub(crate) timeout: Duration,
     pub(crate) max_response_bytes: usize,
     pub(crate) insert_batch_rows: usize,
+    pub(crate) stream_batch_rows: usize,
 }
 
 impl fmt::Debug for Resolved {
@@ -163,6 +169,9 @@ impl ClickHouseConfig {
         if self.insert_batch_rows == 0 {
             return Err(bad("insert_batch_rows", "at least 1".into()));
         }
+        if self.stream_batch_rows == 0 {
+            return Err(bad("stream_batch_rows", "at least 1".into()));
+        }
         Ok(Resolved {
             url,
             database: self.database,
@@ -174,6 +183,7 @@ impl ClickHouseConfig {
             timeout: self.timeout,
             max_response_bytes: self.max_response_bytes,
             insert_batch_rows: self.insert_batch_rows,
+            stream_batch_rows: self.stream_batch_rows,
         })
     }
 }

@@ -12,7 +12,7 @@ use loupe_model::{ProjectId, Span};
 use serde_json::Value;
 
 use crate::row::{self, zip_map};
-use crate::sql::quote;
+use crate::sql::{Window, quote};
 use crate::{Error, Inner};
 
 /// Ids per `IN (…)` list of a many-runs read.
@@ -187,7 +187,9 @@ impl Inner {
         limits: QueryLimits,
     ) -> Result<QueryResult, Error> {
         let started = Instant::now();
-        let compiled = self.compiler().plan(project, plan, limits.max_rows)?;
+        let compiled = self
+            .compiler()
+            .plan(project, plan, Window::first(plan, limits.max_rows))?;
         let rows = self.client.select(&compiled.sql).await?.rows;
         let mut truncated = false;
         let mut out = Vec::with_capacity(rows.len().min(limits.max_rows));
@@ -260,7 +262,7 @@ fn filter_conds(f: &SpanFilter) -> Vec<String> {
 /// One answer row with each cell in its column's JSON shape: numbers of
 /// integer columns as integers, of float columns as floats, maps (sent as
 /// a keys/values tuple) as objects.
-fn typed_row(columns: &[Column], cells: Vec<Value>) -> Result<Vec<Value>, Error> {
+pub(crate) fn typed_row(columns: &[Column], cells: Vec<Value>) -> Result<Vec<Value>, Error> {
     if cells.len() != columns.len() {
         return Err(Error::Decode(format!(
             "a row has {} cells for {} columns",

@@ -102,6 +102,27 @@ const COLUMNS: &[(&str, ValueType)] = &[
     ("ingest_version", ValueType::Int),
 ];
 
+/// Which rows of a plan's answer one SELECT returns.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    /// Rows skipped.
+    pub offset: u64,
+    /// Rows returned at most.
+    pub count: u64,
+}
+
+impl Window {
+    /// The first rows of the plan's answer, at most `max_rows + 1` of them
+    /// (one more than a caller keeps says the answer was truncated).
+    pub fn first(plan: &Plan, max_rows: usize) -> Self {
+        let cap = (max_rows as u64).saturating_add(1);
+        Window {
+            offset: 0,
+            count: plan.limit.map_or(cap, |l| l.min(cap)),
+        }
+    }
+}
+
 /// A compiled query: its SQL and the columns its rows hold.
 #[derive(Debug)]
 pub(crate) struct Compiled {
@@ -375,13 +396,13 @@ impl Compiler<'_> {
         })
     }
 
-    /// The plan as one SELECT; at most `max_rows + 1` rows come back (one
-    /// more than kept says the answer was truncated).
+    /// The plan as one SELECT of the rows `window` picks from its answer
+    /// (the answer's order is total, so windows never overlap).
     pub fn plan(
         &self,
         project: &ProjectId,
         plan: &Plan,
-        max_rows: usize,
+        window: Window,
     ) -> Result<Compiled, Error> {
         if plan.source != Source::Spans {
             return Err(Error::Unsupported(
@@ -399,8 +420,7 @@ impl Compiler<'_> {
             where_.push_str(" AND ");
             where_.push_str(&self.filter(f, &scope, plan.source, 0)?);
         }
-        let cap = (max_rows as u64).saturating_add(1);
-        let limit = plan.limit.map_or(cap, |l| l.min(cap));
+        let limit = format!("LIMIT {}, {}", window.offset, window.count);
         match &plan.output {
             Output::Rows(fields) => self.listing(plan, fields, &where_, limit),
             Output::Aggregates => self.grouped(plan, &where_, limit),
@@ -412,7 +432,7 @@ impl Compiler<'_> {
         plan: &Plan,
         fields: &[FieldRef],
         where_: &str,
-        limit: u64,
+        limit: String,
     ) -> Result<Compiled, Error> {
         let mut select = Vec::new();
         let mut columns = Vec::new();
@@ -445,7 +465,7 @@ impl Compiler<'_> {
         }
         Ok(Compiled {
             sql: format!(
-                "SELECT {} {where_} ORDER BY {} LIMIT {limit}",
+                "SELECT {} {where_} ORDER BY {} {limit}",
                 select.join(", "),
                 order.join(", ")
             ),
@@ -453,7 +473,7 @@ impl Compiler<'_> {
         })
     }
 
-    fn grouped(&self, plan: &Plan, where_: &str, limit: u64) -> Result<Compiled, Error> {
+    fn grouped(&self, plan: &Plan, where_: &str, limit: String) -> Result<Compiled, Error> {
         let mut select = Vec::new();
         let mut columns = Vec::new();
         let mut groups = Vec::new();
@@ -521,7 +541,8 @@ impl Compiler<'_> {
         if !order.is_empty() {
             sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
         }
-        sql.push_str(&format!(" LIMIT {limit}"));
+        sql.push(' ');
+        sql.push_str(&limit);
         Ok(Compiled { sql, columns })
     }
 }
@@ -570,13 +591,16 @@ mod tests {
             approx_percentiles: false,
         };
         let project = ProjectId::new("p1").expect("project");
-        let sql = c.plan(&project, &plan, 10).expect("compiles").sql;
+        let sql = c
+            .plan(&project, &plan, Window::first(&plan, 10))
+            .expect("compiles")
+            .sql;
         assert!(
             sql.contains("FROM loupe.spans FINAL WHERE project = 'p1'"),
             "{sql}"
         );
         assert!(sql.contains("'o\\'phone'"), "{sql}");
-        assert!(sql.contains("LIMIT 11"), "{sql}");
+        assert!(sql.contains("LIMIT 0, 11"), "{sql}");
     }
 
     #[test]

@@ -63,6 +63,9 @@ fn database(test: &str) -> String {
 async fn clickhouse(name: &str, url: &str, db: &str) -> Backend {
     let mut config = ClickHouseConfig::new(url);
     config.database = db.to_owned();
+    // The modern profile creates its TTL; streams come in small windows.
+    config.retention_days = 3650;
+    config.stream_batch_rows = 50;
     let store = ClickHouseStore::connect(config)
         .await
         .unwrap_or_else(|e| panic!("connect to {name} at {url}: {e}"));
@@ -219,6 +222,8 @@ const QUERIES: &[&str] = &[
     "status=error | sort start_time desc | limit 25",
     "span_kind=tool | sort duration desc | limit 10",
     "tags.category=phone span_kind=llm | sort start_time | limit 30",
+    // More rows than one stream window (50 in these tests).
+    "| sort start_time | limit 300",
 ];
 
 /// Questions only the modern profile answers (JSON inside input/output).
@@ -298,10 +303,39 @@ async fn every_query_gives_the_same_answer_on_every_backend() {
                     }
                     Err(e) => failures.push(format!("{} [{project}] {text}: {e}", b.name)),
                 }
+                // The streamed answer (exports) holds the same rows.
+                let streamed = streamed(&*b.reader, &project, &plan).await;
+                if let Err(why) = same(&rows_only(&want), &streamed) {
+                    failures.push(format!("{} [{project}] stream {text}: {why}", b.name));
+                }
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A reader's streamed answer as rows (columns left out).
+async fn streamed(reader: &dyn SpanReader, project: &ProjectId, plan: &Plan) -> QueryResult {
+    use futures::StreamExt;
+    let mut stream = reader
+        .query_stream(project, plan, QueryLimits::default())
+        .await
+        .expect("query_stream");
+    let mut rows = Vec::new();
+    while let Some(batch) = stream.next().await {
+        rows.extend(loupe_backend::plan::batch_rows(&batch.expect("batch")));
+    }
+    QueryResult {
+        rows,
+        ..QueryResult::default()
+    }
+}
+
+fn rows_only(r: &QueryResult) -> QueryResult {
+    QueryResult {
+        rows: r.rows.clone(),
+        ..QueryResult::default()
+    }
 }
 
 /// The spans of a reader's answer, comparable: sorted by id.
@@ -557,4 +591,160 @@ async fn a_distributed_table_over_two_shards_answers_like_one_server() {
         let n: u64 = count.trim().parse().expect("a number");
         assert!(n > 0, "shard {url} holds no rows");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_that_would_end_a_sql_literal_is_stored_and_matched_exactly() {
+    use loupe_backend::plan::{
+        AggKind, Aggregate, Cmp, FieldRef, Filter, GroupKey, Literal, Output, Source,
+    };
+    let now = loupe_model::time::now_ns();
+    let clickhouses = clickhouses("quotes").await;
+    if clickhouses.is_empty() {
+        return;
+    }
+    let key = "we'ird\\key\n";
+    let value = "it's a \\\"trap\\\" \n\t ünïcode ') OR 1=1 --";
+    let mut s = Span::new("delta", "s'1\\");
+    s.trace_id = Some("t'1".into());
+    s.start_time = Some(now - MIN_NS);
+    s.name = Some("'); DROP TABLE spans; --".into());
+    s.attributes.insert(key.into(), value.into());
+    s.tags.insert(key.into(), value.into());
+    let mut other = Span::new("delta", "s2");
+    other.start_time = Some(now - MIN_NS);
+    other.attributes.insert(key.into(), "plain".into());
+    let project = ProjectId::new("delta").expect("project");
+    let count = |filter: Filter| Plan {
+        source: Source::Spans,
+        from_ns: now - 3_600 * 1_000_000_000,
+        to_ns: now,
+        filter: Some(filter),
+        group_by: vec![GroupKey::Field(FieldRef::Tag(key.into()))],
+        aggregates: vec![Aggregate {
+            kind: AggKind::Count,
+            field: None,
+            name: "n".into(),
+        }],
+        sort: vec![],
+        limit: None,
+        output: Output::Aggregates,
+        approx_percentiles: false,
+    };
+    let plans = [
+        count(Filter::Compare {
+            field: FieldRef::Attribute(key.into()),
+            op: Cmp::Eq,
+            value: Literal::Text(value.into()),
+        }),
+        count(Filter::Contains {
+            field: FieldRef::Column {
+                name: "name".into(),
+                ty: loupe_backend::plan::ValueType::Text,
+            },
+            value: "DROP TABLE".into(),
+            ignore_case: false,
+        }),
+        count(Filter::Exists(FieldRef::Attribute(key.into()))),
+    ];
+    let reference = embedded();
+    let sends = [vec![s.clone(), other]];
+    load(&reference, &sends).await;
+    for b in &clickhouses {
+        load(b, &sends).await;
+        let got = b.reader.trace(&project, "t'1").await.expect("trace");
+        assert_eq!(got, vec![s.clone()], "{}", b.name);
+        for plan in &plans {
+            let want = reference
+                .reader
+                .query(&project, plan, QueryLimits::default())
+                .await
+                .expect("embedded");
+            let got = b
+                .reader
+                .query(&project, plan, QueryLimits::default())
+                .await
+                .expect("clickhouse");
+            same(&want, &got).unwrap_or_else(|why| panic!("{}: {plan:?}: {why}", b.name));
+        }
+        let first = b
+            .reader
+            .query(&project, &plans[0], QueryLimits::default())
+            .await
+            .expect("query");
+        assert_eq!(
+            first.rows,
+            vec![vec![Value::from(value), Value::from(1)]],
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_typed_and_say_whose_fault_they_are() {
+    use loupe_backend::StoreError;
+    // No server needed: a closed port is unreachable.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let e = ClickHouseStore::connect(ClickHouseConfig::new(format!("http://127.0.0.1:{port}")))
+        .await
+        .err();
+    assert!(
+        matches!(e, Some(loupe_clickhouse::Error::Unreachable(_))),
+        "{e:?}"
+    );
+    let Some(url) = optional_peer("LOUPE_TEST_CLICKHOUSE_URL", "scripts/peers/clickhouse.sh")
+    else {
+        return;
+    };
+    let now = loupe_model::time::now_ns();
+    // The modern profile on 18.16 is refused, naming the key.
+    let mut modern = ClickHouseConfig::new(&url);
+    modern.profile = loupe_clickhouse::ProfileChoice::Modern;
+    let e = ClickHouseStore::connect(modern)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("store.clickhouse.profile")),
+        "{e:?}"
+    );
+    let mut config = ClickHouseConfig::new(&url);
+    config.database = database("errors");
+    config.max_response_bytes = 1 << 16;
+    let store = ClickHouseStore::connect(config).await.expect("connect");
+    let project = ProjectId::new("eps").expect("project");
+    let mut big = Span::new("eps", "big");
+    big.trace_id = Some("tb".into());
+    big.start_time = Some(now - MIN_NS);
+    big.input = Some("x".repeat(200_000));
+    SpanWriter::append(&store, vec![big]).await.expect("append");
+    // An answer over the bound fails; it is Loupe's failure (5xx).
+    let e = SpanReader::trace(&store, &project, "tb").await.err();
+    assert!(
+        matches!(&e, Some(StoreError::Internal(m)) if m.contains("larger than")),
+        "{e:?}"
+    );
+    // A plan naming no output column to sort by is the caller's mistake.
+    let mut plan = planned("| by tool_name | count()", now);
+    plan.sort = vec![loupe_backend::plan::SortKey {
+        column: loupe_backend::plan::SortColumn::Output("nope".into()),
+        descending: false,
+    }];
+    let e = SpanReader::query(&store, &project, &plan, QueryLimits::default())
+        .await
+        .err();
+    assert!(matches!(e, Some(StoreError::Invalid(_))), "{e:?}");
+    let e = SpanReader::query_stream(&store, &project, &plan, QueryLimits::default())
+        .await
+        .err();
+    assert!(matches!(e, Some(StoreError::Invalid(_))), "{e:?}");
+    // A span without an id writes nothing and says why.
+    let e = SpanWriter::append(&store, vec![Span::new("eps", "")])
+        .await
+        .err();
+    assert!(matches!(e, Some(StoreError::Invalid(_))), "{e:?}");
 }
