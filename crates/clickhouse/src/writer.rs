@@ -2,15 +2,15 @@
 //! Rust with the embedded store's rules, write whole rows with higher
 //! versions.
 //!
-//! 1. The newest stored row of every span id in the batch, and every row of
-//!    the traces those spans belong to, are read (`FINAL`) in two queries
-//!    per project.
+//! 1. The newest stored row of every span id in the batch, and the root
+//!    rows of the traces those spans belong to (the whole trace when no
+//!    root is stored yet), are read (`FINAL`).
 //! 2. Each span merges onto its stored row with `Span::merge_from` (later
 //!    non-null wins, except over a final database version), the trace's
-//!    run context (`loupe_backend::RunContext`, rebuilt from its stored
-//!    rows) absorbs it and fills it, and a changed context re-fills the
-//!    trace's other rows: the same steps, in the same order, as
-//!    `crates/store/src/write.rs`.
+//!    run context (`loupe_backend::RunContext`, rebuilt from those rows)
+//!    absorbs it and fills it, and a changed context re-fills the trace's
+//!    other rows (the trace is read whole only then): the same steps, in
+//!    the same order, as `crates/store/src/write.rs`.
 //! 3. Every changed row is inserted whole with a version above the one it
 //!    replaces; `ReplacingMergeTree(_version)` keeps the newest.
 //!
@@ -30,6 +30,11 @@ use loupe_model::{ProjectId, Span};
 use crate::row::{self, Stored};
 use crate::sql::quote;
 use crate::{Error, Inner};
+
+/// The rows a trace's run context is rebuilt from: its roots (no parent,
+/// or a `workflow` span), as `RunContext::absorb` takes run fields only
+/// from them, and the context's tags were filled into them.
+const ROOTS: &str = "AND (isNull(parent_span_id) OR ifNull(span_kind = 'workflow', 0))";
 
 /// Ids per `IN (…)` list of one lookup query.
 const IDS_PER_QUERY: usize = 2_000;
@@ -93,7 +98,7 @@ impl Inner {
                 .collect()
         };
         let mut rows: HashMap<String, Stored> = HashMap::new();
-        for stored in self.read_rows(project, "span_id", &ids).await? {
+        for stored in self.read_rows(project, "span_id", &ids, "").await? {
             rows.insert(stored.span.span_id.clone(), stored);
         }
         let traces: Vec<String> = {
@@ -106,22 +111,42 @@ impl Inner {
                 .collect()
         };
         let trace_refs: Vec<&str> = traces.iter().map(String::as_str).collect();
-        let mut trace_rows = self.read_rows(project, "trace_id", &trace_refs).await?;
+        // A trace's context lives in its root rows: every change of it was
+        // filled into them. Only a trace with no root stored yet (in
+        // flight) is read whole, since its children hold what it knows.
+        let mut context_rows = self
+            .read_rows(project, "trace_id", &trace_refs, ROOTS)
+            .await?;
+        let rooted: HashSet<String> = context_rows
+            .iter()
+            .filter_map(|r| r.span.trace_id.clone())
+            .collect();
+        let rootless: Vec<&str> = trace_refs
+            .iter()
+            .copied()
+            .filter(|t| !rooted.contains(*t))
+            .collect();
+        context_rows.extend(self.read_rows(project, "trace_id", &rootless, "").await?);
         // The context absorbs stored rows in the order they were written.
-        trace_rows.sort_by_key(|r| r.version);
+        context_rows.sort_by_key(|r| r.version);
         let mut contexts: HashMap<String, RunContext> = HashMap::new();
-        let mut members: HashMap<String, Vec<String>> = HashMap::new();
-        for r in trace_rows {
+        let mut members: HashMap<String, HashSet<String>> = HashMap::new();
+        for r in context_rows {
             if let Some(t) = &r.span.trace_id {
                 contexts.entry(t.clone()).or_default().absorb(&r.span);
-                members
-                    .entry(t.clone())
-                    .or_default()
-                    .push(r.span.span_id.clone());
             }
             rows.entry(r.span.span_id.clone()).or_insert(r);
         }
+        for r in rows.values() {
+            if let Some(t) = &r.span.trace_id {
+                members
+                    .entry(t.clone())
+                    .or_default()
+                    .insert(r.span.span_id.clone());
+            }
+        }
         let mut dirty: HashSet<String> = HashSet::new();
+        let mut changed_traces: HashSet<String> = HashSet::new();
         let now_s = loupe_model::time::now_ns().div_euclid(1_000_000_000);
         for span in spans {
             let id = span.span_id.clone();
@@ -143,11 +168,10 @@ impl Inner {
                 let ctx = contexts.entry(trace.clone()).or_default();
                 let changed = ctx.absorb(&row.span);
                 ctx.fill(&mut row.span);
-                let ids = members.entry(trace).or_default();
-                if !ids.contains(&id) {
-                    ids.push(id.clone());
-                }
+                let ids = members.entry(trace.clone()).or_default();
+                ids.insert(id.clone());
                 if changed {
+                    changed_traces.insert(trace);
                     for other in ids.iter().filter(|o| **o != id) {
                         if let Some(r) = rows.get_mut(other)
                             && ctx.fill(&mut r.span)
@@ -160,6 +184,23 @@ impl Inner {
             dirty.insert(id.clone());
             rows.insert(id, row);
         }
+        // A changed context reaches the rest of its trace's stored rows.
+        let refill: Vec<&str> = changed_traces
+            .iter()
+            .map(String::as_str)
+            .filter(|t| rooted.contains(*t))
+            .collect();
+        for mut r in self.read_rows(project, "trace_id", &refill, "").await? {
+            let id = r.span.span_id.clone();
+            if rows.contains_key(&id) {
+                continue;
+            }
+            let ctx = r.span.trace_id.as_ref().and_then(|t| contexts.get(t));
+            if ctx.is_some_and(|ctx| ctx.fill(&mut r.span)) {
+                dirty.insert(id.clone());
+                rows.insert(id, r);
+            }
+        }
         let mut out: Vec<Stored> = Vec::with_capacity(dirty.len());
         for id in dirty {
             if let Some(mut r) = rows.remove(&id) {
@@ -171,12 +212,14 @@ impl Inner {
         Ok(out)
     }
 
-    /// The stored rows of `project` whose `column` is one of `values`.
+    /// The stored rows of `project` whose `column` is one of `values`
+    /// (and that meet `extra`, SQL starting with `AND`, when not empty).
     pub(crate) async fn read_rows(
         &self,
         project: &str,
         column: &str,
         values: &[&str],
+        extra: &str,
     ) -> Result<Vec<Stored>, Error> {
         let project = ProjectId::new(project).map_err(|e| Error::Invalid(e.to_string()))?;
         let mut out = Vec::new();
@@ -186,7 +229,7 @@ impl Inner {
             }
             let list: Vec<String> = chunk.iter().map(|v| quote(v)).collect();
             let sql = format!(
-                "SELECT {} {} AND {column} IN ({})",
+                "SELECT {} {} AND {column} IN ({}) {extra}",
                 row::select_list(&self.layout),
                 self.compiler().scoped_from(&project),
                 list.join(", ")

@@ -483,6 +483,11 @@ async fn a_running_span_sent_again_finished_is_one_finished_row() {
     let mut provider = finished.clone();
     provider.source = Some("otlp".into());
     provider.output = Some("truncated".into());
+    // A later child brings a new tag: the run's stored spans get it too.
+    let mut tagged = child.clone();
+    tagged.span_id = "tool-2".into();
+    tagged.status = Some(Status::Ok);
+    tagged.tags.insert("priority".into(), "high".into());
     let sends = [
         vec![child.clone()],
         vec![root.clone()],
@@ -490,6 +495,7 @@ async fn a_running_span_sent_again_finished_is_one_finished_row() {
         vec![finished],
         vec![db],
         vec![provider],
+        vec![tagged],
     ];
     let reference = embedded();
     load(&reference, &sends).await;
@@ -497,7 +503,14 @@ async fn a_running_span_sent_again_finished_is_one_finished_row() {
         load(b, &sends).await;
         for reader in [&reference.reader, &b.reader] {
             let spans = reader.trace(&project, "run-1").await.expect("trace");
-            assert_eq!(spans.len(), 2, "{}: {spans:#?}", b.name);
+            assert_eq!(spans.len(), 3, "{}: {spans:#?}", b.name);
+            assert!(
+                spans
+                    .iter()
+                    .all(|s| s.tags.get("priority").map(String::as_str) == Some("high")),
+                "{}: the late tag reached every span: {spans:#?}",
+                b.name
+            );
             let root = &spans[0];
             assert_eq!(root.span_id, "root-1");
             assert_eq!(root.status, Some(Status::Ok));
@@ -523,7 +536,7 @@ async fn a_running_span_sent_again_finished_is_one_finished_row() {
             .query(&project, &plan, QueryLimits::default())
             .await
             .expect("query");
-        assert_eq!(got.rows, vec![vec![Value::from(2)]], "{}", b.name);
+        assert_eq!(got.rows, vec![vec![Value::from(3)]], "{}", b.name);
     }
 }
 
