@@ -22,6 +22,8 @@ pub(crate) struct Client {
     user: String,
     password: String,
     max_response_bytes: usize,
+    /// Settings sent with every statement (URL parameters).
+    settings: Vec<(&'static str, &'static str)>,
 }
 
 /// The answer of a `FORMAT JSONCompact` query: its rows, cell by cell.
@@ -44,7 +46,14 @@ impl Client {
             user: config.user.clone(),
             password: config.password.clone(),
             max_response_bytes: config.max_response_bytes,
+            settings: Vec::new(),
         })
+    }
+
+    /// Sends `settings` with every later statement.
+    pub fn with_settings(mut self, settings: &[(&'static str, &'static str)]) -> Self {
+        self.settings.extend_from_slice(settings);
+        self
     }
 
     /// The database the statements run in.
@@ -62,6 +71,12 @@ impl Client {
                 q.append_pair("database", &self.database);
             }
             q.append_pair("output_format_json_quote_64bit_integers", "0");
+            // Plans with long `in (…)` lists and id lookups stay well under
+            // this; the default (256 KiB) is tighter than Loupe's own bounds.
+            q.append_pair("max_query_size", "4194304");
+            for (k, v) in &self.settings {
+                q.append_pair(k, v);
+            }
         }
         self.send(url, sql.as_bytes().to_vec(), "statement").await
     }

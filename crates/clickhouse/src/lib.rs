@@ -9,7 +9,8 @@
 //! - Writes (`writer.rs`) read the stored versions a batch touches, merge
 //!   them with the embedded store's rules (`Span::merge_from`, the run
 //!   context) and insert whole rows under higher versions into a
-//!   `ReplacingMergeTree`; reads (`read.rs`) say `FINAL`.
+//!   `ReplacingMergeTree`; scans (`read.rs`) say `FINAL`, lookups by id
+//!   (`latest.rs`) keep the newest version of the few spans they read.
 //! - `Plan`s compile to SQL text (`sql.rs`) with the contract's semantics;
 //!   the contract suite (`crates/loupe/tests/it/clickhouse.rs`) runs the
 //!   same cases here and on the embedded store and compares the answers.
@@ -20,8 +21,8 @@
 //!
 //! What this crate must not do: see protocol types (it takes `loupe_model`
 //! spans and `Plan`s only), serve network traffic, or read a row outside
-//! the project a call names (every SELECT starts at
-//! `sql::Compiler::scoped_from`).
+//! the project a call names (every SELECT filters `project = …`: scans
+//! through `sql::Compiler::scoped_from`, lookups in `latest.rs`).
 
 #![warn(missing_docs)]
 
@@ -39,6 +40,7 @@ use loupe_model::{ProjectId, Span};
 mod client;
 mod config;
 mod error;
+mod latest;
 mod read;
 mod row;
 mod schema;
@@ -110,6 +112,14 @@ impl ClickHouseStore {
                      too old for the modern profile (use `legacy` or `auto`)"
                 )));
             }
+        };
+        let client = match profile {
+            // 18.16 merges every part a `FINAL` read selects at once, with a
+            // read buffer per column and part (1 MiB by default): 150 day
+            // partitions already passed its memory limit. 64 KiB buffers
+            // make that 16 times smaller (docs/CLICKHOUSE.md, "Legacy").
+            Profile::Legacy => client.with_settings(&[("max_read_buffer_size", "65536")]),
+            Profile::Modern => client,
         };
         let layout = Layout {
             profile,

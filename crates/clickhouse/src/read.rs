@@ -12,11 +12,8 @@ use loupe_model::{ProjectId, Span};
 use serde_json::Value;
 
 use crate::row::{self, zip_map};
-use crate::sql::{Window, quote};
+use crate::sql::{Window, in_lists, quote};
 use crate::{Error, Inner};
-
-/// Ids per `IN (…)` list of a many-runs read.
-const IDS_PER_QUERY: usize = 2_000;
 
 /// The start time a span without one sorts under (the oldest).
 const NO_START: &str = "ifNull(start_time, -9223372036854775808)";
@@ -25,14 +22,9 @@ impl Inner {
     /// Every span whose trace id or run id is `id`, in tree order.
     #[tracing::instrument(name = "clickhouse.trace", skip_all, fields(project = %project))]
     pub(crate) async fn trace(&self, project: &ProjectId, id: &str) -> Result<Vec<Span>, Error> {
-        let sql = format!(
-            "SELECT {} {} AND (trace_id = {id} OR run_id = {id})",
-            row::select_list(&self.layout),
-            self.compiler().scoped_from(project),
-            id = quote(id),
-        );
-        let spans = self.spans_of(&sql).await?;
-        Ok(tree_order(spans))
+        let cond = format!("(trace_id = {id} OR run_id = {id})", id = quote(id));
+        let rows = self.latest_where(project, &cond, None).await?;
+        Ok(tree_order(rows.into_iter().map(|r| r.span).collect()))
     }
 
     /// The spans of many runs in one pass per chunk of ids.
@@ -44,18 +36,12 @@ impl Inner {
     ) -> Result<Option<Vec<Span>>, Error> {
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for chunk in query.ids.chunks(IDS_PER_QUERY) {
-            let list: Vec<String> = chunk.iter().map(|v| quote(v)).collect();
-            let list = list.join(", ");
+        for list in in_lists(&query.ids) {
             let room = query.max_spans.saturating_sub(out.len()).saturating_add(1);
-            let sql = format!(
-                "SELECT {} {} AND (trace_id IN ({list}) OR run_id IN ({list})) LIMIT {room}",
-                row::select_list(&self.layout),
-                self.compiler().scoped_from(project),
-            );
-            for s in self.spans_of(&sql).await? {
-                if seen.insert(s.span_id.clone()) {
-                    out.push(s);
+            let cond = format!("(trace_id IN ({list}) OR run_id IN ({list}))");
+            for r in self.latest_where(project, &cond, Some(room)).await? {
+                if seen.insert(r.span.span_id.clone()) {
+                    out.push(r.span);
                 }
             }
             if out.len() > query.max_spans {

@@ -63,6 +63,36 @@ fn float_literal(x: f64) -> String {
     }
 }
 
+/// Quoted text of one `IN (…)` list at most (ClickHouse refuses a
+/// statement longer than `max_query_size`, 256 KiB by default).
+const MAX_LIST_BYTES: usize = 96 << 10;
+
+/// Values per `IN (…)` list at most.
+const MAX_LIST_ITEMS: usize = 2_000;
+
+/// `values` as quoted `IN` lists, each within [`MAX_LIST_ITEMS`] values and
+/// [`MAX_LIST_BYTES`] of text (one value longer than that is a list alone).
+pub(crate) fn in_lists<S: AsRef<str>>(values: &[S]) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut list, mut n) = (String::new(), 0usize);
+    for v in values {
+        let q = quote(v.as_ref());
+        if n > 0 && (n == MAX_LIST_ITEMS || list.len() + q.len() + 2 > MAX_LIST_BYTES) {
+            out.push(std::mem::take(&mut list));
+            n = 0;
+        }
+        if n > 0 {
+            list.push_str(", ");
+        }
+        list.push_str(&q);
+        n += 1;
+    }
+    if n > 0 {
+        out.push(list);
+    }
+    out
+}
+
 /// The first-class columns a plan may name, with their stored types.
 const COLUMNS: &[(&str, ValueType)] = &[
     ("project", ValueType::Text),
@@ -145,7 +175,7 @@ impl Compiler<'_> {
         )
     }
 
-    fn in_op(&self) -> &'static str {
+    pub(crate) fn in_op(&self) -> &'static str {
         // A subquery over a Distributed table must be sent to every shard
         // once, not evaluated by each shard against its own rows.
         if self.layout.cluster.is_some() {
@@ -558,6 +588,26 @@ mod tests {
             cluster: None,
             retention_days: 0,
         }
+    }
+
+    #[test]
+    fn id_lists_stay_under_the_statement_size_limit() {
+        let long: Vec<String> = (0..100).map(|i| format!("{i:0>2000}")).collect();
+        let lists = in_lists(&long);
+        assert!(lists.len() > 1);
+        assert!(lists.iter().all(|l| l.len() <= MAX_LIST_BYTES));
+        assert_eq!(
+            lists
+                .iter()
+                .map(|l| l.matches(", ").count() + 1)
+                .sum::<usize>(),
+            100
+        );
+        let many: Vec<String> = (0..4_001).map(|i| i.to_string()).collect();
+        assert_eq!(in_lists(&many).len(), 3);
+        assert!(in_lists::<&str>(&[]).is_empty());
+        let huge = vec!["x".repeat(200_000)];
+        assert_eq!(in_lists(&huge).len(), 1, "one value alone, never dropped");
     }
 
     #[test]

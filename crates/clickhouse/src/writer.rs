@@ -28,16 +28,13 @@ use loupe_backend::{RunContext, WriteAck};
 use loupe_model::{ProjectId, Span};
 
 use crate::row::{self, Stored};
-use crate::sql::quote;
+use crate::sql::in_lists;
 use crate::{Error, Inner};
 
 /// The rows a trace's run context is rebuilt from: its roots (no parent,
 /// or a `workflow` span), as `RunContext::absorb` takes run fields only
 /// from them, and the context's tags were filled into them.
 const ROOTS: &str = "AND (isNull(parent_span_id) OR ifNull(span_kind = 'workflow', 0))";
-
-/// Ids per `IN (…)` list of one lookup query.
-const IDS_PER_QUERY: usize = 2_000;
 
 /// Distinct days per INSERT (ClickHouse refuses a block spanning more
 /// partitions than `max_partitions_per_insert_block`, 100 by default).
@@ -98,7 +95,8 @@ impl Inner {
                 .collect()
         };
         let mut rows: HashMap<String, Stored> = HashMap::new();
-        for stored in self.read_rows(project, "span_id", &ids, "").await? {
+        let project = ProjectId::new(project).map_err(|e| Error::Invalid(e.to_string()))?;
+        for stored in self.latest_of_ids(&project, &ids).await? {
             rows.insert(stored.span.span_id.clone(), stored);
         }
         let traces: Vec<String> = {
@@ -114,9 +112,7 @@ impl Inner {
         // A trace's context lives in its root rows: every change of it was
         // filled into them. Only a trace with no root stored yet (in
         // flight) is read whole, since its children hold what it knows.
-        let mut context_rows = self
-            .read_rows(project, "trace_id", &trace_refs, ROOTS)
-            .await?;
+        let mut context_rows = self.trace_rows(&project, &trace_refs, ROOTS).await?;
         let rooted: HashSet<String> = context_rows
             .iter()
             .filter_map(|r| r.span.trace_id.clone())
@@ -126,7 +122,7 @@ impl Inner {
             .copied()
             .filter(|t| !rooted.contains(*t))
             .collect();
-        context_rows.extend(self.read_rows(project, "trace_id", &rootless, "").await?);
+        context_rows.extend(self.trace_rows(&project, &rootless, "").await?);
         // The context absorbs stored rows in the order they were written.
         context_rows.sort_by_key(|r| r.version);
         let mut contexts: HashMap<String, RunContext> = HashMap::new();
@@ -190,7 +186,7 @@ impl Inner {
             .map(String::as_str)
             .filter(|t| rooted.contains(*t))
             .collect();
-        for mut r in self.read_rows(project, "trace_id", &refill, "").await? {
+        for mut r in self.trace_rows(&project, &refill, "").await? {
             let id = r.span.span_id.clone();
             if rows.contains_key(&id) {
                 continue;
@@ -212,31 +208,18 @@ impl Inner {
         Ok(out)
     }
 
-    /// The stored rows of `project` whose `column` is one of `values`
-    /// (and that meet `extra`, SQL starting with `AND`, when not empty).
-    pub(crate) async fn read_rows(
+    /// The newest stored rows of `project` whose trace is one of
+    /// `traces` and that meet `extra` (SQL starting with `AND`, or empty).
+    async fn trace_rows(
         &self,
-        project: &str,
-        column: &str,
-        values: &[&str],
+        project: &ProjectId,
+        traces: &[&str],
         extra: &str,
     ) -> Result<Vec<Stored>, Error> {
-        let project = ProjectId::new(project).map_err(|e| Error::Invalid(e.to_string()))?;
         let mut out = Vec::new();
-        for chunk in values.chunks(IDS_PER_QUERY) {
-            if chunk.is_empty() {
-                continue;
-            }
-            let list: Vec<String> = chunk.iter().map(|v| quote(v)).collect();
-            let sql = format!(
-                "SELECT {} {} AND {column} IN ({}) {extra}",
-                row::select_list(&self.layout),
-                self.compiler().scoped_from(&project),
-                list.join(", ")
-            );
-            for cells in self.client.select(&sql).await?.rows {
-                out.push(row::decode(&cells)?);
-            }
+        for list in in_lists(traces) {
+            let cond = format!("trace_id IN ({list}) {extra}");
+            out.extend(self.latest_where(project, &cond, None).await?);
         }
         Ok(out)
     }

@@ -488,6 +488,13 @@ async fn a_running_span_sent_again_finished_is_one_finished_row() {
     tagged.span_id = "tool-2".into();
     tagged.status = Some(Status::Ok);
     tagged.tags.insert("priority".into(), "high".into());
+    // A span first filed under another trace, then moved: only its newest
+    // version counts, in lookups as in queries.
+    let mut moved = Span::new("gamma", "moved-1");
+    moved.trace_id = Some("trace-old".into());
+    moved.start_time = Some(now - 7 * MIN_NS);
+    let mut moved_later = Span::new("gamma", "moved-1");
+    moved_later.trace_id = Some("trace-new".into());
     let sends = [
         vec![child.clone()],
         vec![root.clone()],
@@ -496,6 +503,8 @@ async fn a_running_span_sent_again_finished_is_one_finished_row() {
         vec![db],
         vec![provider],
         vec![tagged],
+        vec![moved],
+        vec![moved_later],
     ];
     let reference = embedded();
     load(&reference, &sends).await;
@@ -522,6 +531,19 @@ async fn a_running_span_sent_again_finished_is_one_finished_row() {
                 spans[1].tags.get("category").map(String::as_str),
                 Some("phone")
             );
+        }
+        for reader in [&reference.reader, &b.reader] {
+            let old = reader.trace(&project, "trace-old").await.expect("trace");
+            assert!(old.is_empty(), "{}: {old:#?}", b.name);
+            let new = reader.trace(&project, "trace-new").await.expect("trace");
+            assert_eq!(new.len(), 1, "{}", b.name);
+            let q = TracesQuery {
+                ids: vec!["trace-old".into(), "trace-new".into()],
+                columns: Vec::new(),
+                max_spans: 10,
+            };
+            let many = reader.traces(&project, &q).await.expect("traces");
+            assert_eq!(many.map(|s| s.len()), Some(1), "{}", b.name);
         }
         let plan = planned("status=running | count()", now);
         let got = b
@@ -760,4 +782,56 @@ async fn failures_are_typed_and_say_whose_fault_they_are() {
         .await
         .err();
     assert!(matches!(e, Some(StoreError::Invalid(_))), "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_across_many_days_with_long_ids_is_stored_whole() {
+    // More days than one INSERT may span (ClickHouse refuses a block over
+    // 100 partitions) and ids long enough that one `IN` list of them would
+    // pass the 256 KiB statement limit: the backend splits both.
+    let now = loupe_model::time::now_ns();
+    let clickhouses = clickhouses("days").await;
+    if clickhouses.is_empty() {
+        return;
+    }
+    const DAY: i64 = 86_400 * 1_000_000_000;
+    let id = |kind: &str, i: i64| format!("{kind}-{i:0>1500}");
+    let spans: Vec<Span> = (1..=150)
+        .map(|i| {
+            let mut s = Span::new("epsilon", id("span", i));
+            s.trace_id = Some(id("trace", i));
+            s.start_time = Some(now - i * DAY);
+            s.end_time = Some(now - i * DAY + MIN_NS);
+            s.status = Some(Status::Ok);
+            s
+        })
+        .collect();
+    let project = ProjectId::new("epsilon").expect("project");
+    let plan = Plan {
+        from_ns: now - 200 * DAY,
+        ..planned("| count(), sum(duration)", now)
+    };
+    for b in &clickhouses {
+        load(b, std::slice::from_ref(&spans)).await;
+        // Sent twice: still one row per span.
+        load(b, std::slice::from_ref(&spans)).await;
+        let got = b
+            .reader
+            .query(&project, &plan, QueryLimits::default())
+            .await
+            .expect("query");
+        assert_eq!(
+            got.rows,
+            vec![vec![Value::from(150), Value::from(150 * MIN_NS)]],
+            "{}",
+            b.name
+        );
+        let q = TracesQuery {
+            ids: (1..=150).map(|i| id("trace", i)).collect(),
+            columns: Vec::new(),
+            max_spans: 1_000,
+        };
+        let found = b.reader.traces(&project, &q).await.expect("traces");
+        assert_eq!(found.map(|s| s.len()), Some(150), "{}", b.name);
+    }
 }
