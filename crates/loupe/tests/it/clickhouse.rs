@@ -222,6 +222,24 @@ const QUERIES: &[&str] = &[
     "status=error | sort start_time desc | limit 25",
     "span_kind=tool | sort duration desc | limit 10",
     "tags.category=phone span_kind=llm | sort start_time | limit 30",
+    "status not in (ok) | count()",
+    "status not exists | count()",
+    "tags.category>laptop | count()",
+    "tags.category contains ho | count()",
+    "error_message not contains \"timed\" | count()",
+    "name contains \"\" | count()",
+    "NOT (status=ok OR tool_name=coupon) | count()",
+    "status=error OR duration>2s | count()",
+    "input_tokens>=10 input_tokens<=500 | count()",
+    "span_kind=workflow run has (tool_name=inventory status=error) run has (span_kind=llm) | count()",
+    "NOT run has (status=error) span_kind=workflow | count()",
+    "attributes.loupe.error_signature contains timed | count()",
+    "exists error_class | by error_class | count()",
+    "exists model_name | by model_name | sum(input_tokens), sum(output_tokens), max(cost)",
+    "| by tags.category | min(total_tokens), max(total_tokens), avg(total_tokens) | sort tags.category desc",
+    "| by bucket(30m), span_kind | count()",
+    "| count_distinct(session_id), count_distinct(tags.category), count_distinct(trace_id)",
+    "span_kind=tool | by tool_name, status | count() as n | sort n desc, tool_name",
     // More rows than one stream window (50 in these tests).
     "| sort start_time | limit 300",
 ];
@@ -230,6 +248,7 @@ const QUERIES: &[&str] = &[
 const MODERN_QUERIES: &[&str] = &[
     "span_kind=workflow | by input.category | count()",
     "exists input.category | count()",
+    "exists input.profile.tier | by input.profile.tier | count()",
 ];
 
 /// Whether two answers are equal: same columns, same rows in the same
