@@ -854,3 +854,91 @@ async fn one_batch_across_many_days_with_long_ids_is_stored_whole() {
         assert_eq!(found.map(|s| s.len()), Some(150), "{}", b.name);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_copies_a_data_directory_into_clickhouse_with_equal_answers() {
+    let mut peers = Vec::new();
+    if let Some(url) = optional_peer("LOUPE_TEST_CLICKHOUSE_URL", "scripts/peers/clickhouse.sh") {
+        peers.push(url);
+    }
+    if let Some(url) = optional_peer("LOUPE_TEST_CHDB_URL", "scripts/peers/chdb.sh") {
+        peers.push(url);
+    }
+    if peers.is_empty() {
+        return;
+    }
+    let now = loupe_model::time::now_ns();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = StoreConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StoreConfig::default()
+    };
+    {
+        let store =
+            Store::open(config.clone(), loupe_rollup::RollupConfig::default()).expect("open store");
+        let mut data = batches(now);
+        // A span without a start time is copied too.
+        let mut timeless = Span::new("alpha", "no-start");
+        timeless.status = Some(Status::Ok);
+        data.push(vec![timeless]);
+        for b in data {
+            store.append(b).await.expect("append");
+        }
+        store.flush_all().await.expect("flush");
+        store.shutdown().await.expect("shutdown");
+    }
+    let source = Store::open_read_only(config, loupe_rollup::RollupConfig::default())
+        .expect("open read-only");
+    let db = database("migrate");
+    for url in &peers {
+        for attempt in 0..2 {
+            // The second run finds everything there and changes nothing.
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_loupe"))
+                .args(["migrate", "--to", "clickhouse", "--clickhouse-url"])
+                .arg(url)
+                .args(["--clickhouse-database", &db, "--batch", "300", "--data-dir"])
+                .arg(dir.path())
+                .env_remove("LOUPE_CONFIG")
+                .output()
+                .expect("run loupe migrate");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && stderr.contains("every project's span count matches"),
+                "{url} run {attempt}: {stderr}"
+            );
+        }
+        let mut config = ClickHouseConfig::new(url);
+        config.database = db.clone();
+        let target = ClickHouseStore::connect(config).await.expect("connect");
+        for project in ["alpha", "beta"] {
+            let project = ProjectId::new(project).expect("project");
+            for text in QUERIES {
+                let plan = planned(text, now);
+                let want = SpanReader::query(&source, &project, &plan, QueryLimits::default())
+                    .await
+                    .expect("data directory");
+                let got = target
+                    .query(&project, &plan, QueryLimits::default())
+                    .await
+                    .expect("clickhouse");
+                same(&want, &got).unwrap_or_else(|why| panic!("{url} {text}: {why}"));
+            }
+        }
+        let alpha = ProjectId::new("alpha").expect("project");
+        let timeless = SpanReader::list(
+            &target,
+            SpanQuery {
+                project: alpha.clone(),
+                filter: SpanFilter::default(),
+                limit: 1000,
+                cursor: Some(loupe_backend::Cursor {
+                    start_time: i64::MIN,
+                    span_id: char::MAX.to_string(),
+                }),
+            },
+        )
+        .await
+        .expect("list");
+        assert_eq!(timeless.spans.len(), 1, "{url}: the span without a start");
+    }
+}
