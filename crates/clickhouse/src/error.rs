@@ -34,6 +34,10 @@ pub enum Error {
     /// The request is wrong (a bad cursor, a filter the plan cannot hold).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The answer would hold more than a read may (runs of a session or
+    /// user): narrow the question.
+    #[error("{0}")]
+    TooMany(String),
     /// This backend (or this server's profile) cannot answer it yet.
     #[error("not supported by the clickhouse backend: {0}")]
     Unsupported(String),
@@ -48,6 +52,7 @@ impl From<Error> for StoreError {
     fn from(e: Error) -> Self {
         match e {
             Error::Invalid(m) => StoreError::Invalid(m),
+            Error::TooMany(m) => StoreError::ResourcesExhausted(m),
             Error::Unsupported(m) => StoreError::Unsupported(m),
             Error::Server {
                 code: Some(241), ..

@@ -35,15 +35,27 @@ impl Inner {
         cond: &str,
         limit: Option<usize>,
     ) -> Result<Vec<Stored>, Error> {
+        self.latest_where_as(project, cond, limit, &row::select_list(&self.layout))
+            .await
+    }
+
+    /// [`Self::latest_where`] reading `columns` (a list `row::decode`
+    /// reads: [`row::select_list`] or [`row::light_select_list`]).
+    pub(crate) async fn latest_where_as(
+        &self,
+        project: &ProjectId,
+        cond: &str,
+        limit: Option<usize>,
+        columns: &str,
+    ) -> Result<Vec<Stored>, Error> {
         let table = self.layout.table();
         let p = quote(project.as_str());
         let in_op = self.compiler().in_op();
         let limit = limit.map_or(String::new(), |n| format!(" LIMIT {n}"));
         let sql = format!(
-            "SELECT * FROM (SELECT {} FROM {table} WHERE project = {p} AND span_id {in_op} \
+            "SELECT * FROM (SELECT {columns} FROM {table} WHERE project = {p} AND span_id {in_op} \
              (SELECT span_id FROM {table} WHERE project = {p} AND {cond}) \
              ORDER BY _version DESC LIMIT 1 BY span_id) WHERE {cond}{limit}",
-            row::select_list(&self.layout),
         );
         self.client
             .select(&sql)

@@ -16,6 +16,8 @@
 //!   same cases here and on the embedded store and compares the answers.
 //! - `stream.rs` streams an answer (exports) as Arrow batches, one
 //!   window of rows per SELECT.
+//! - `timelines.rs` folds a session's or user's spans into run summaries
+//!   with the embedded store's fold.
 //! - `client.rs` speaks HTTP (port 8123) with the workspace's `reqwest`,
 //!   reading every answer under a size bound.
 //!
@@ -46,6 +48,7 @@ mod row;
 mod schema;
 mod sql;
 mod stream;
+mod timelines;
 mod writer;
 
 pub use config::{ClickHouseConfig, ProfileChoice, Resolved};
@@ -239,6 +242,34 @@ impl SpanReader for ClickHouseStore {
         async move {
             self.inner
                 .query(project, plan, limits)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
+    fn session_runs<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<loupe_backend::RunSummary>, StoreError>> {
+        async move {
+            self.inner
+                .session_runs(project, session_id)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
+    fn user_summary<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<loupe_backend::UserSummary>, StoreError>> {
+        async move {
+            self.inner
+                .user_summary(project, user_id)
                 .await
                 .map_err(StoreError::from)
         }

@@ -29,6 +29,25 @@ pub(crate) fn select_list(layout: &Layout) -> String {
     out.join(", ")
 }
 
+/// [`select_list`] without the payloads (`input`, `output`) and maps,
+/// which come back unset: what run summaries read.
+pub(crate) fn light_select_list() -> String {
+    let mut out: Vec<String> = SCALARS
+        .iter()
+        .map(|s| match *s {
+            "input" | "output" => format!("CAST(NULL AS Nullable(String)) AS __no_{s}"),
+            other => other.to_owned(),
+        })
+        .collect();
+    out.push("toInt64(filed_at)".into());
+    out.push("_version".into());
+    for m in MAPS {
+        out.push(format!("emptyArrayString() AS __no_{m}_keys"));
+        out.push(format!("emptyArrayString() AS __no_{m}_values"));
+    }
+    out.join(", ")
+}
+
 /// Text and number columns of a span, in the order [`decode`] reads them.
 const SCALARS: &[&str] = &[
     "project",

@@ -130,6 +130,24 @@ fn batches(now: i64) -> Vec<Vec<Span>> {
                     s.tags.insert("tier".into(), t.to_owned());
                 }
             }
+            if i % 6 == 0
+                && let Some(root) = spans.iter().find(|s| s.parent_span_id.is_none())
+            {
+                // User feedback (a Langfuse score): read whole by the
+                // session and user summaries.
+                let mut score = Span::new(root.project.clone(), format!("score-{i}"));
+                score.trace_id.clone_from(&root.trace_id);
+                score.parent_span_id = Some(root.span_id.clone());
+                score.node_type = Some("score".into());
+                score.name = Some("satisfaction".into());
+                score.start_time = root.start_time;
+                score.user_id.clone_from(&root.user_id);
+                score.session_id.clone_from(&root.session_id);
+                score
+                    .attributes
+                    .insert("score.value".into(), format!("{}", i % 5 + 1));
+                spans.push(score);
+            }
             if i % 3 == 0 {
                 // The root arrives last.
                 spans.sort_by_key(|s| s.parent_span_id.is_none());
@@ -357,6 +375,29 @@ fn rows_only(r: &QueryResult) -> QueryResult {
     }
 }
 
+fn json(v: &impl serde::Serialize) -> Value {
+    serde_json::to_value(v).expect("serialise")
+}
+
+/// JSON values equal but for float rounding (sums in another order).
+fn close(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| close(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+        }
+        (Value::Number(p), Value::Number(q)) if p.is_f64() || q.is_f64() => {
+            match (p.as_f64(), q.as_f64()) {
+                (Some(p), Some(q)) => (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1.0),
+                _ => false,
+            }
+        }
+        _ => a == b,
+    }
+}
+
 /// The spans of a reader's answer, comparable: sorted by id.
 fn by_id(mut spans: Vec<Span>) -> Vec<Span> {
     spans.sort_by(|a, b| a.span_id.cmp(&b.span_id));
@@ -449,6 +490,51 @@ async fn runs_pages_and_merges_are_the_same_on_every_backend() {
             assert!(walk[0].len() > 1 || filter.status.is_some());
             assert_eq!(walk[0], walk[1], "{}: list pages", b.name);
         }
+
+        // Sessions and users: the same run summaries.
+        let sessions: Vec<String> = roots.iter().filter_map(|s| s.session_id.clone()).collect();
+        let users: Vec<String> = roots.iter().filter_map(|s| s.user_id.clone()).collect();
+        assert!(!sessions.is_empty() && !users.is_empty());
+        for id in sessions.iter().take(5) {
+            let want = reference
+                .reader
+                .session_runs(&alpha, id)
+                .await
+                .expect("runs");
+            let got = b.reader.session_runs(&alpha, id).await.expect("runs");
+            assert!(!want.is_empty());
+            let (want, got) = (json(&want), json(&got));
+            assert!(
+                close(&want, &got),
+                "{}: session {id}: {want} vs {got}",
+                b.name
+            );
+        }
+        let mut feedback = 0;
+        for id in users.iter().take(12) {
+            let want = reference
+                .reader
+                .user_summary(&alpha, id)
+                .await
+                .expect("user");
+            let got = b.reader.user_summary(&alpha, id).await.expect("user");
+            assert!(want.is_some());
+            feedback += want.as_ref().map_or(0, |u| u.feedback.len());
+            let (want, got) = (json(&want), json(&got));
+            assert!(close(&want, &got), "{}: user {id}: {want} vs {got}", b.name);
+        }
+        assert!(feedback > 0, "no compared user had feedback scores");
+        // The same user name in another project is another user.
+        let want = reference.reader.user_summary(&beta, &users[0]).await;
+        let got = b.reader.user_summary(&beta, &users[0]).await;
+        let (want, got) = (json(&want.expect("user")), json(&got.expect("user")));
+        assert!(close(&want, &got), "{}: beta's {}", b.name, users[0]);
+        assert_eq!(
+            b.reader.user_summary(&beta, "nobody").await.expect("user"),
+            None,
+            "{}",
+            b.name
+        );
 
         // Offset pages with a total.
         for oldest_first in [true, false] {
