@@ -68,9 +68,10 @@ pub(crate) struct Inner {
     client: Client,
     layout: Layout,
     server_version: String,
-    /// Serialises appends: a read-merge-write must not interleave with
-    /// another on the same spans.
-    write_gate: tokio::sync::Mutex<()>,
+    /// One gate per project: a read-merge-write must not interleave with
+    /// another on the same spans, and spans of different projects never
+    /// meet (keys and traces are per project), so those run side by side.
+    write_gates: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The last row version handed out.
     last_version: AtomicU64,
     insert_batch_rows: usize,
@@ -142,7 +143,7 @@ impl ClickHouseStore {
                 client,
                 layout,
                 server_version,
-                write_gate: tokio::sync::Mutex::new(()),
+                write_gates: std::sync::Mutex::new(std::collections::HashMap::new()),
                 last_version: AtomicU64::new(0),
                 insert_batch_rows: config.insert_batch_rows,
                 stream_batch_rows: config.stream_batch_rows as u64,

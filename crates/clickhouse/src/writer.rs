@@ -18,8 +18,9 @@
 //! reply was lost) merges onto rows that already hold it; `merge_from` of
 //! the same span twice changes nothing, so the retry writes the same
 //! content under a newer version of the same key, and reads see one row.
-//! Appends of one process are serialised (the read-merge-write must not
-//! interleave); several Loupe writers on one database are not supported
+//! Appends of one process to one project are serialised (the
+//! read-merge-write must not interleave; other projects' appends run
+//! meanwhile); several Loupe writers on one database are not supported
 //! yet (docs/CLICKHOUSE.md).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -62,6 +63,15 @@ impl Inner {
         }
     }
 
+    /// The gate of a project's appends.
+    fn write_gate(&self, project: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self
+            .write_gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        gates.entry(project.to_owned()).or_default().clone()
+    }
+
     /// Merges and stores a batch.
     #[tracing::instrument(name = "clickhouse.append", skip_all, fields(spans = spans.len()))]
     pub(crate) async fn append(&self, spans: Vec<Span>) -> Result<WriteAck, Error> {
@@ -74,9 +84,11 @@ impl Inner {
             ProjectId::new(s.project.clone()).map_err(|e| Error::Invalid(e.to_string()))?;
             by_project.entry(s.project.clone()).or_default().push(s);
         }
-        let _serial = self.write_gate.lock().await;
         let mut seq = 0;
         for (project, spans) in by_project {
+            // One project's gate at a time: no two appends wait on each other.
+            let gate = self.write_gate(&project);
+            let _serial = gate.lock().await;
             let rows = self.merge_project(&project, spans).await?;
             seq = seq.max(rows.iter().map(|r| r.version).max().unwrap_or(0));
             self.insert(rows).await?;
