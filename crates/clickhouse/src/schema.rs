@@ -2,8 +2,9 @@
 //!
 //! - **modern** (ClickHouse ≥ 20.1; tested on chDB 26.9): `LowCardinality`,
 //!   `Map(String, String)` for attributes and tags, column codecs, bloom
-//!   filter skip indexes on the ids, a minmax index on `start_time`, and a
-//!   table TTL when retention is set;
+//!   filter skip indexes on the ids, trigram bloom filters on the
+//!   lowercased texts, a minmax index on `start_time`, and a table TTL when
+//!   retention is set;
 //! - **legacy** (Debian 12's ClickHouse 18.16): plain types, each map as a
 //!   keys array and a values array, none of the above.
 //!
@@ -177,6 +178,14 @@ impl Layout {
             ] {
                 defs.push(format!(
                     "    INDEX idx_{name} {expr} TYPE {ty} GRANULARITY 1"
+                ));
+            }
+            // Full text: trigram blooms of the lowercased texts, the
+            // expression `sql.rs` searches with `LIKE`.
+            for c in crate::sql::TEXT_COLUMNS {
+                defs.push(format!(
+                    "    INDEX idx_text_{c} lowerUTF8(ifNull({c}, '')) \
+                     TYPE ngrambf_v1(3, 32768, 2, 0) GRANULARITY 1"
                 ));
             }
         }

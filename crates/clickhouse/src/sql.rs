@@ -51,6 +51,21 @@ pub(crate) fn quote(s: &str) -> String {
     out
 }
 
+/// The columns full-text search reads (`Filter::Text`).
+pub(crate) const TEXT_COLUMNS: [&str; 3] = ["input", "output", "error_message"];
+
+/// Text matched literally inside a `LIKE` pattern.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A float literal ClickHouse reads back as the same `f64`.
 fn float_literal(x: f64) -> String {
     if x.is_nan() {
@@ -338,10 +353,12 @@ impl Compiler<'_> {
                 if source != Source::Spans {
                     return Err(Error::Unsupported("log records".into()));
                 }
-                let phrase = quote(&text.to_lowercase());
-                let each: Vec<String> = ["input", "output", "error_message"]
+                // `LIKE` on the indexed expression, so the modern profile's
+                // n-gram skip indexes (`schema.rs`) prune granules.
+                let pattern = quote(&format!("%{}%", like_escape(&text.to_lowercase())));
+                let each: Vec<String> = TEXT_COLUMNS
                     .iter()
-                    .map(|c| format!("ifNull(positionUTF8(lowerUTF8({c}), {phrase}) > 0, 0)"))
+                    .map(|c| format!("(lowerUTF8(ifNull({c}, '')) LIKE {pattern})"))
                     .collect();
                 format!("({})", each.join(" OR "))
             }
@@ -608,6 +625,11 @@ mod tests {
         assert!(in_lists::<&str>(&[]).is_empty());
         let huge = vec!["x".repeat(200_000)];
         assert_eq!(in_lists(&huge).len(), 1, "one value alone, never dropped");
+    }
+
+    #[test]
+    fn like_patterns_match_wildcards_literally() {
+        assert_eq!(like_escape("50%_a\\b"), "50\\%\\_a\\\\b");
     }
 
     #[test]

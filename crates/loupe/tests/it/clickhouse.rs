@@ -243,6 +243,9 @@ const QUERIES: &[&str] = &[
     "error_message contains \"timed out\" | count()",
     "name icontains SEARCH | count()",
     "\"timed out\" | count()",
+    // `_` and `%` are text, not patterns.
+    "\"_\" | count()",
+    "\"50%\" | count()",
     "total_tokens>100 | count()",
     "(tool_name=inventory OR tool_name=coupon) status=error | count()",
     "span_kind=workflow run has (tool_name=inventory status=error) | count()",
