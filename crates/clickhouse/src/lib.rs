@@ -106,11 +106,29 @@ impl ClickHouseStore {
         let config = config.validate()?;
         let client = Client::new(&config)?;
         let (server_version, probed) = schema::probe(&client).await?;
-        let profile = match (config.profile, probed) {
-            (ProfileChoice::Auto, p) => p,
-            (ProfileChoice::Legacy, _) => Profile::Legacy,
-            (ProfileChoice::Modern, Profile::Modern) => Profile::Modern,
-            (ProfileChoice::Modern, Profile::Legacy) => {
+        client
+            .execute(
+                &format!("CREATE DATABASE IF NOT EXISTS {}", config.database),
+                false,
+            )
+            .await?;
+        // A database keeps the profile it was made with (a server upgraded
+        // since still reads its tables).
+        let recorded = schema::recorded(&client, &config.database).await?;
+        let profile = match (config.profile, recorded, probed) {
+            (ProfileChoice::Auto, Some(r), _) => r,
+            (ProfileChoice::Modern, Some(Profile::Legacy), _)
+            | (ProfileChoice::Legacy, Some(Profile::Modern), _) => {
+                return Err(Error::Config(format!(
+                    "store.clickhouse.profile: the database {} was made with the {} profile",
+                    config.database,
+                    recorded.map_or("other", Profile::as_str)
+                )));
+            }
+            (ProfileChoice::Auto, None, p) => p,
+            (ProfileChoice::Legacy, _, _) => Profile::Legacy,
+            (ProfileChoice::Modern, _, Profile::Modern) => Profile::Modern,
+            (ProfileChoice::Modern, _, Profile::Legacy) => {
                 return Err(Error::Config(format!(
                     "store.clickhouse.profile: the server is ClickHouse {server_version}, \
                      too old for the modern profile (use `legacy` or `auto`)"

@@ -275,9 +275,85 @@ pub(crate) async fn probe(client: &Client) -> Result<(String, Profile), Error> {
     Ok((version, profile))
 }
 
-/// Creates the database and tables when missing.
+/// Version of the tables' layout this build writes and reads; recorded in
+/// `<database>.loupe_meta` with the profile. A later build that changes
+/// the layout raises it and migrates (or refuses) older databases.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Reads `loupe_meta`, the profile a database was made with: `None` for a
+/// database Loupe has not set up yet.
+/// A database holding a `spans` table but no record is refused (not made
+/// by Loupe, or by a build before records), as is one from another schema
+/// version.
+pub(crate) async fn recorded(client: &Client, database: &str) -> Result<Option<Profile>, Error> {
+    let exists = |table: &str| format!("EXISTS TABLE {database}.{table}");
+    if client.execute(&exists("loupe_meta"), false).await?.trim() != "1" {
+        if client.execute(&exists("spans"), false).await?.trim() == "1" {
+            return Err(Error::Config(format!(
+                "store.clickhouse.database: {database}.spans exists but {database}.loupe_meta \
+                 does not: the table was not made by this version of Loupe; use another database"
+            )));
+        }
+        return Ok(None);
+    }
+    let rows = client
+        .select(&format!("SELECT key, value FROM {database}.loupe_meta"))
+        .await?
+        .rows;
+    let get = |key: &str| {
+        rows.iter()
+            .find(|r| r.first().and_then(|k| k.as_str()) == Some(key))
+            .and_then(|r| r.get(1))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let version = get("schema_version")
+        .and_then(|v| v.parse::<u32>().ok())
+        .ok_or_else(|| Error::Decode(format!("{database}.loupe_meta has no schema_version")))?;
+    let profile = match get("profile").as_deref() {
+        Some("modern") => Profile::Modern,
+        Some("legacy") => Profile::Legacy,
+        other => {
+            return Err(Error::Decode(format!(
+                "{database}.loupe_meta names profile {other:?}"
+            )));
+        }
+    };
+    if version != SCHEMA_VERSION {
+        return Err(Error::Config(format!(
+            "store.clickhouse.database: {database} holds schema version {version}; this build \
+             reads version {SCHEMA_VERSION} (use a build of that version, or another database)"
+        )));
+    }
+    Ok(Some(profile))
+}
+
+/// Creates the database and tables when missing, recording the schema
+/// version and profile first.
 pub(crate) async fn ensure(client: &Client, layout: &Layout) -> Result<(), Error> {
-    for statement in layout.ddl() {
+    let db = &layout.database;
+    let mut statements = layout.ddl();
+    let tables = statements.split_off(1);
+    for statement in statements {
+        client.execute(&statement, false).await?;
+    }
+    if recorded(client, db).await?.is_none() {
+        client
+            .execute(
+                &format!("CREATE TABLE IF NOT EXISTS {db}.loupe_meta (key String, value String) ENGINE = TinyLog"),
+                false,
+            )
+            .await?;
+        let rows = format!(
+            "{{\"key\":\"schema_version\",\"value\":\"{SCHEMA_VERSION}\"}}\n\
+             {{\"key\":\"profile\",\"value\":\"{}\"}}\n",
+            layout.profile.as_str()
+        );
+        client
+            .insert("loupe_meta", rows.into_bytes(), false)
+            .await?;
+    }
+    for statement in tables {
         client.execute(&statement, false).await?;
     }
     Ok(())

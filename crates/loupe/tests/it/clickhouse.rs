@@ -902,6 +902,51 @@ async fn failures_are_typed_and_say_whose_fault_they_are() {
         .await
         .err();
     assert!(matches!(e, Some(StoreError::Invalid(_))), "{e:?}");
+    // A database records its schema version: another version is refused,
+    // and so is a `spans` table Loupe did not make.
+    let client = reqwest::Client::new();
+    let run = async |sql: String| {
+        let resp = client.post(&url).body(sql).send().await.expect("send");
+        assert!(resp.status().is_success(), "{:?}", resp.text().await);
+    };
+    let db = database("errors");
+    run(format!("DROP TABLE {db}.loupe_meta")).await;
+    run(format!(
+        "CREATE TABLE {db}.loupe_meta (key String, value String) ENGINE = TinyLog"
+    ))
+    .await;
+    run(format!(
+        "INSERT INTO {db}.loupe_meta VALUES ('schema_version', '99'), ('profile', 'legacy')"
+    ))
+    .await;
+    let mut again = ClickHouseConfig::new(&url);
+    again.database = db.clone();
+    let e = ClickHouseStore::connect(again)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("schema version 99")),
+        "{e:?}"
+    );
+    let foreign = database("foreign");
+    run(format!("CREATE DATABASE {foreign}")).await;
+    run(format!(
+        "CREATE TABLE {foreign}.spans (x UInt8) ENGINE = TinyLog"
+    ))
+    .await;
+    let mut other = ClickHouseConfig::new(&url);
+    other.database = foreign;
+    let e = ClickHouseStore::connect(other)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("not made by this version of Loupe")),
+        "{e:?}"
+    );
     // A span without an id writes nothing and says why.
     let e = SpanWriter::append(&store, vec![Span::new("eps", "")])
         .await
