@@ -103,9 +103,13 @@ start() {
     write_config "$d" "$http" "$tcp" "$interserver"
     log "starting server $name on 127.0.0.1:$http (tcp $tcp)"
     # setsid: the server outlives this script (and the eval that ran it).
-    (cd "$d" && setsid clickhouse-server --config-file="$d/config.xml" \
-        >"$d/log/stdout.txt" 2>&1 < /dev/null & echo $! > "$d/pid")
-    for _ in $(seq 1 100); do
+    # Started directly (no wrapper shell), so the pid file names the server.
+    setsid clickhouse-server --config-file="$d/config.xml" \
+        >"$d/log/stdout.txt" 2>&1 < /dev/null &
+    echo $! > "$d/pid"
+    # Up in well under a second when new; a server reloading many tables
+    # (the tests' databases accumulate) takes longer.
+    for _ in $(seq 1 600); do
         pings "$http" && return
         sleep 0.1
     done
