@@ -26,11 +26,13 @@ use serde::{Deserialize, Serialize};
 mod cursor;
 pub mod logs;
 pub mod plan;
+pub mod run_context;
 pub mod timelines;
 
 pub use cursor::{Cursor, InvalidCursor};
 pub use logs::{LogPage, LogQuery, LogReader, LogWriter};
 pub use plan::{BatchStream, Plan, QueryLimits, QueryResult, QueryStats};
+pub use run_context::RunContext;
 pub use timelines::{RunSummary, ScoreSummary, UserSummary};
 
 /// What a successful append promises.

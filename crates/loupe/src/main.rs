@@ -15,6 +15,7 @@ mod cli_dify;
 mod cli_export;
 mod cli_gen;
 mod cli_logs;
+mod cli_migrate;
 mod cli_query;
 mod cli_rca;
 mod cli_tags;
@@ -71,6 +72,8 @@ enum Command {
     Backup(cli_backup::BackupArgs),
     /// Restore a backup into a new data directory (checked file by file).
     Restore(cli_backup::RestoreArgs),
+    /// Copy every span of a data directory into another backend (ClickHouse).
+    Migrate(cli_migrate::MigrateArgs),
 }
 
 /// Flags of `loupe serve`; each overrides the config file and has a `LOUPE_*` variable.
@@ -134,6 +137,7 @@ fn main() -> std::process::ExitCode {
         Command::Tags(args) => cli_tags::run(args),
         Command::Backup(args) => cli_backup::backup(args),
         Command::Restore(args) => cli_backup::restore(args),
+        Command::Migrate(args) => cli_migrate::run(args),
         Command::Query(args) => return cli_query::query(args),
         Command::Export(args) => return cli_export::run(args),
         Command::Sql(args) => return cli_query::sql(args),

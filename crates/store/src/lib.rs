@@ -502,6 +502,22 @@ impl Store {
         Ok(())
     }
 
+    /// Every project with spans here (in parts or in memory), sorted:
+    /// what `loupe migrate` copies.
+    pub fn projects(&self) -> Vec<String> {
+        let st = self.inner.state.lock();
+        let mut out: std::collections::BTreeSet<String> =
+            st.parts.iter().map(|p| p.meta.project.clone()).collect();
+        for m in std::iter::once(&st.active).chain(st.frozen.iter().map(|m| m.as_ref())) {
+            for (project, _) in m.rows.keys() {
+                if !out.contains(project) {
+                    out.insert(project.clone());
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
     /// Runs the background flush and maintenance loop until the returned
     /// handle is aborted or the store closes.
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {

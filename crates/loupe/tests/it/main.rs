@@ -8,6 +8,7 @@ mod backup;
 mod bad_input;
 mod budgets;
 mod cli_query;
+mod clickhouse;
 mod cold;
 mod console;
 mod crash;

@@ -360,6 +360,23 @@ pub fn s3_endpoint() -> String {
     })
 }
 
+/// An optional peer's address from `var`. Unset outside CI: `None`, and
+/// the caller returns early after saying so on stderr (a developer without
+/// the peer can still run the rest); unset under `CI`: the test fails,
+/// naming the script that starts the peer.
+pub fn optional_peer(var: &str, script: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false") => {
+            panic!("{var} is not set under CI: run `eval \"$(bash {script})\"` first")
+        }
+        _ => {
+            eprintln!("SKIPPED: {var} is not set (start it with `eval \"$(bash {script})\"`)");
+            None
+        }
+    }
+}
+
 /// The test PostgreSQL's URL; fails (never skips) when the peer is not
 /// started.
 pub fn pg_url() -> String {

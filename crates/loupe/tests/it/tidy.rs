@@ -93,6 +93,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("alerts", &["model", "rollup", "fsutil"]),
     ("rca", &["model", "normalise", "backend", "query"]),
     ("analytics", &["model", "backend"]),
+    ("clickhouse", &["model", "backend"]),
     (
         "api",
         &[
@@ -122,6 +123,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "rollup",
             "alerts",
             "store",
+            "clickhouse",
             "api",
             "dify",
             "gen",
@@ -164,7 +166,7 @@ const ONLY_IN: &[(&str, &[&str])] = &[
     ("prost", &["ingest", "api", "loupe", "bench"]),
     ("tokio-postgres", &["dify", "bench"]),
     ("lettre", &["alerts"]),
-    ("reqwest", &["alerts", "loupe", "bench"]),
+    ("reqwest", &["alerts", "loupe", "bench", "clickhouse"]),
 ];
 
 #[test]

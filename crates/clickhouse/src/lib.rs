@@ -1,0 +1,323 @@
+//! The ClickHouse backend: Loupe's storage contract (`loupe_backend`'s
+//! [`SpanWriter`] and [`SpanReader`]) on a ClickHouse server or cluster,
+//! for installations that outgrow one machine. docs/CLICKHOUSE.md is the
+//! operator's page (schema of both profiles, what works, what does not yet).
+//!
+//! - [`ClickHouseStore::connect`] checks the config, asks the server its
+//!   version to pick the schema profile (`schema.rs`: modern, or legacy for
+//!   ClickHouse 18.16) and creates the database and tables when missing.
+//! - Writes (`writer.rs`) read the stored versions a batch touches, merge
+//!   them with the embedded store's rules (`Span::merge_from`, the run
+//!   context) and insert whole rows under higher versions into a
+//!   `ReplacingMergeTree`; scans (`read.rs`) say `FINAL`, lookups by id
+//!   (`latest.rs`) keep the newest version of the few spans they read.
+//! - `Plan`s compile to SQL text (`sql.rs`) with the contract's semantics;
+//!   the contract suite (`crates/loupe/tests/it/clickhouse.rs`) runs the
+//!   same cases here and on the embedded store and compares the answers.
+//! - `stream.rs` streams an answer (exports) as Arrow batches, one
+//!   window of rows per SELECT.
+//! - `timelines.rs` folds a session's or user's spans into run summaries
+//!   with the embedded store's fold.
+//! - `client.rs` speaks HTTP (port 8123) with the workspace's `reqwest`,
+//!   reading every answer under a size bound.
+//!
+//! What this crate must not do: see protocol types (it takes `loupe_model`
+//! spans and `Plan`s only), serve network traffic, or read a row outside
+//! the project a call names (every SELECT filters `project = …`: scans
+//! through `sql::Compiler::scoped_from`, lookups in `latest.rs`).
+
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use loupe_backend::{
+    BatchStream, OffsetPage, PageQuery, Plan, QueryLimits, QueryResult, SpanPage, SpanQuery,
+    SpanReader, SpanWriter, StoreError, TracesQuery, WriteAck,
+};
+use loupe_model::{ProjectId, Span};
+
+mod client;
+mod config;
+mod error;
+mod latest;
+mod read;
+mod row;
+mod schema;
+mod sql;
+mod stream;
+mod timelines;
+mod writer;
+
+pub use config::{ClickHouseConfig, ProfileChoice, Resolved};
+pub use error::Error;
+pub use schema::Profile;
+
+use crate::client::Client;
+use crate::schema::Layout;
+
+/// The ClickHouse backend. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct ClickHouseStore {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    client: Client,
+    layout: Layout,
+    server_version: String,
+    /// One gate per project: a read-merge-write must not interleave with
+    /// another on the same spans, and spans of different projects never
+    /// meet (keys and traces are per project), so those run side by side.
+    write_gates: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The last row version handed out.
+    last_version: AtomicU64,
+    insert_batch_rows: usize,
+    stream_batch_rows: u64,
+}
+
+impl Inner {
+    fn compiler(&self) -> sql::Compiler<'_> {
+        sql::Compiler {
+            layout: &self.layout,
+        }
+    }
+}
+
+impl std::fmt::Debug for ClickHouseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseStore")
+            .field("table", &self.inner.layout.table())
+            .field("profile", &self.inner.layout.profile)
+            .field("server_version", &self.inner.server_version)
+            .finish()
+    }
+}
+
+impl ClickHouseStore {
+    /// Checks the config, probes the server's version, picks the schema
+    /// profile and creates what is missing. Errors: [`Error::Config`] for a
+    /// bad setting or a profile the server cannot hold,
+    /// [`Error::Unreachable`] / [`Error::Server`] when the server fails.
+    #[tracing::instrument(name = "clickhouse.connect", skip_all)]
+    pub async fn connect(config: ClickHouseConfig) -> Result<Self, Error> {
+        let config = config.validate()?;
+        let client = Client::new(&config)?;
+        let (server_version, probed) = schema::probe(&client).await?;
+        client
+            .execute(
+                &format!("CREATE DATABASE IF NOT EXISTS {}", config.database),
+                false,
+            )
+            .await?;
+        // A database keeps the profile it was made with (a server upgraded
+        // since still reads its tables).
+        let recorded = schema::recorded(&client, &config.database).await?;
+        let profile = match (config.profile, recorded, probed) {
+            (ProfileChoice::Auto, Some(r), _) => r,
+            (ProfileChoice::Modern, Some(Profile::Legacy), _)
+            | (ProfileChoice::Legacy, Some(Profile::Modern), _) => {
+                return Err(Error::Config(format!(
+                    "store.clickhouse.profile: the database {} was made with the {} profile",
+                    config.database,
+                    recorded.map_or("other", Profile::as_str)
+                )));
+            }
+            (ProfileChoice::Auto, None, p) => p,
+            (ProfileChoice::Legacy, _, _) => Profile::Legacy,
+            (ProfileChoice::Modern, _, Profile::Modern) => Profile::Modern,
+            (ProfileChoice::Modern, _, Profile::Legacy) => {
+                return Err(Error::Config(format!(
+                    "store.clickhouse.profile: the server is ClickHouse {server_version}, \
+                     too old for the modern profile (use `legacy` or `auto`)"
+                )));
+            }
+        };
+        let client = match profile {
+            // 18.16 merges every part a `FINAL` read selects at once, with a
+            // read buffer per column and part (1 MiB by default): 150 day
+            // partitions already passed its memory limit. 64 KiB buffers
+            // make that 16 times smaller (docs/CLICKHOUSE.md, "Legacy").
+            Profile::Legacy => client.with_settings(&[("max_read_buffer_size", "65536")]),
+            Profile::Modern => client,
+        };
+        let layout = Layout {
+            profile,
+            database: client.database().to_owned(),
+            cluster: config.cluster.clone(),
+            retention_days: config.retention_days,
+        };
+        schema::ensure(&client, &layout).await?;
+        tracing::info!(
+            server = %server_version,
+            profile = profile.as_str(),
+            table = %layout.table(),
+            "clickhouse backend ready"
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                layout,
+                server_version,
+                write_gates: std::sync::Mutex::new(std::collections::HashMap::new()),
+                last_version: AtomicU64::new(0),
+                insert_batch_rows: config.insert_batch_rows,
+                stream_batch_rows: config.stream_batch_rows as u64,
+            }),
+        })
+    }
+
+    /// The schema profile in use.
+    pub fn profile(&self) -> Profile {
+        self.inner.layout.profile
+    }
+
+    /// The server's `version()` text.
+    pub fn server_version(&self) -> &str {
+        &self.inner.server_version
+    }
+
+    /// The statements that make the schema (what `connect` ran), for docs
+    /// and operators who create tables by hand.
+    pub fn ddl(&self) -> Vec<String> {
+        self.inner.layout.ddl()
+    }
+
+    /// Merges and stores spans (see `writer.rs`). Errors:
+    /// [`Error::Invalid`] for a span without a valid project or span id
+    /// (nothing of the batch is written), server errors otherwise (some
+    /// projects of the batch may be written; a retry is safe).
+    pub async fn append(&self, spans: Vec<Span>) -> Result<WriteAck, Error> {
+        self.inner.append(spans).await
+    }
+
+    /// Every span whose trace id or run id is `id`, in tree order.
+    pub async fn trace(&self, project: &ProjectId, id: &str) -> Result<Vec<Span>, Error> {
+        self.inner.trace(project, id).await
+    }
+
+    /// Runs a plan (see `sql.rs` for the semantics).
+    pub async fn query(
+        &self,
+        project: &ProjectId,
+        plan: &Plan,
+        limits: QueryLimits,
+    ) -> Result<QueryResult, Error> {
+        self.inner.query(project, plan, limits).await
+    }
+}
+
+impl SpanWriter for ClickHouseStore {
+    fn append(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>> {
+        async move { self.inner.append(spans).await.map_err(StoreError::from) }.boxed()
+    }
+}
+
+impl SpanReader for ClickHouseStore {
+    fn trace<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Span>, StoreError>> {
+        async move {
+            self.inner
+                .trace(project, id)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
+    fn traces<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        query: &'a TracesQuery,
+    ) -> BoxFuture<'a, Result<Option<Vec<Span>>, StoreError>> {
+        async move {
+            self.inner
+                .traces(project, query)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
+    fn list(&self, query: SpanQuery) -> BoxFuture<'_, Result<SpanPage, StoreError>> {
+        async move { self.inner.list(query).await.map_err(StoreError::from) }.boxed()
+    }
+
+    fn page(&self, query: PageQuery) -> BoxFuture<'_, Result<OffsetPage, StoreError>> {
+        async move { self.inner.page(query).await.map_err(StoreError::from) }.boxed()
+    }
+
+    fn query<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        plan: &'a Plan,
+        limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<QueryResult, StoreError>> {
+        async move {
+            self.inner
+                .query(project, plan, limits)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
+    fn session_runs<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<loupe_backend::RunSummary>, StoreError>> {
+        async move {
+            self.inner
+                .session_runs(project, session_id)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
+    fn user_summary<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<loupe_backend::UserSummary>, StoreError>> {
+        async move {
+            self.inner
+                .user_summary(project, user_id)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
+    fn query_stream<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        plan: &'a Plan,
+        _limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<BatchStream, StoreError>> {
+        let inner = self.inner.clone();
+        let (project, plan) = (project.clone(), plan.clone());
+        async move {
+            // A plan the backend cannot run fails here, before any batch.
+            inner
+                .compiler()
+                .plan(
+                    &project,
+                    &plan,
+                    sql::Window {
+                        offset: 0,
+                        count: 1,
+                    },
+                )
+                .map_err(StoreError::from)?;
+            Ok(inner.stream(project, plan))
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,1095 @@
+//! The storage contract suite: the same spans, sent the same way, to the
+//! embedded store and to every ClickHouse the test peers provide, then the
+//! same questions asked of each; the answers must be equal.
+//!
+//! Peers (`scripts/peers/clickhouse.sh`, `scripts/peers/chdb.sh`):
+//! `LOUPE_TEST_CLICKHOUSE_URL` (Debian's 18.16: the legacy profile),
+//! `LOUPE_TEST_CHDB_URL` (chDB 26.x behind `scripts/peers/chdb_shim.py`:
+//! the modern profile) and `LOUPE_TEST_CLICKHOUSE_SHARD_URLS` +
+//! `LOUPE_TEST_CLICKHOUSE_CLUSTER` (two 18.16 servers, a `Distributed`
+//! table). Unset outside CI, a ClickHouse case says so and returns;
+//! under CI it fails (`support::optional_peer`).
+//!
+//! The data: Dify-shaped runs from `loupe-gen` in two projects, with the
+//! business tags on the run's root only (the run context must carry them
+//! to every span), a third of the runs sending their root last, some roots
+//! sent first as `running` and finished later, some tool spans completed by
+//! a partial update, and one batch sent twice (a retry).
+
+use std::sync::Arc;
+
+use loupe_backend::plan::{Plan, QueryLimits, QueryResult};
+use loupe_backend::{PageQuery, SpanFilter, SpanQuery, SpanReader, SpanWriter, TracesQuery};
+use loupe_clickhouse::{ClickHouseConfig, ClickHouseStore, Profile};
+use loupe_model::{ProjectId, Span, Status};
+use loupe_query::{PlanOptions, Query, plan};
+use loupe_store::{Store, StoreConfig};
+use serde_json::Value;
+
+use crate::support::optional_peer;
+
+const MIN_NS: i64 = 60 * 1_000_000_000;
+
+/// One backend under test.
+struct Backend {
+    name: String,
+    writer: Arc<dyn SpanWriter>,
+    reader: Arc<dyn SpanReader>,
+    modern: bool,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn embedded() -> Backend {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = StoreConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StoreConfig::default()
+    };
+    let store = Store::open(config, loupe_rollup::RollupConfig::default()).expect("open store");
+    Backend {
+        name: "embedded".into(),
+        writer: Arc::new(store.clone()),
+        reader: Arc::new(store),
+        modern: true,
+        _dir: Some(dir),
+    }
+}
+
+/// A fresh database name per test and process, so runs never share rows.
+fn database(test: &str) -> String {
+    format!("loupe_it_{}_{test}", std::process::id())
+}
+
+async fn clickhouse(name: &str, url: &str, db: &str) -> Backend {
+    let mut config = ClickHouseConfig::new(url);
+    config.database = db.to_owned();
+    // The modern profile creates its TTL; streams come in small windows.
+    config.retention_days = 3650;
+    config.stream_batch_rows = 50;
+    let store = ClickHouseStore::connect(config)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {name} at {url}: {e}"));
+    Backend {
+        name: format!(
+            "{name} ({}, {})",
+            store.server_version(),
+            store.profile().as_str()
+        ),
+        modern: store.profile() == Profile::Modern,
+        writer: Arc::new(store.clone()),
+        reader: Arc::new(store),
+        _dir: None,
+    }
+}
+
+/// The ClickHouse peers that are up (none outside CI when unset).
+async fn clickhouses(test: &str) -> Vec<Backend> {
+    let mut out = Vec::new();
+    if let Some(url) = optional_peer("LOUPE_TEST_CLICKHOUSE_URL", "scripts/peers/clickhouse.sh") {
+        out.push(clickhouse("clickhouse", &url, &database(test)).await);
+    }
+    if let Some(url) = optional_peer("LOUPE_TEST_CHDB_URL", "scripts/peers/chdb.sh") {
+        out.push(clickhouse("chdb", &url, &database(test)).await);
+    }
+    out
+}
+
+/// Generated runs of one project, starting `ago` before now.
+fn runs(project: &str, seed: u64, count: usize, now: i64) -> Vec<loupe_gen::Run> {
+    let config = loupe_gen::GenConfig {
+        seed,
+        runs: count,
+        start_ns: now - 3 * 3_600 * 1_000_000_000,
+        spread_ns: 2 * 3_600 * 1_000_000_000,
+        project: project.to_owned(),
+        faults: vec![loupe_gen::Fault::timeout(
+            "inventory",
+            Some("phone"),
+            now - 3 * 3_600 * 1_000_000_000,
+            now,
+        )],
+    };
+    loupe_gen::runs(&config).collect()
+}
+
+/// The batches, in arrival order, that every backend receives.
+fn batches(now: i64) -> Vec<Vec<Span>> {
+    let mut out: Vec<Vec<Span>> = Vec::new();
+    let mut later: Vec<Span> = Vec::new();
+    for (project, seed) in [("alpha", 11), ("beta", 29)] {
+        for (i, run) in runs(project, seed, 40, now).into_iter().enumerate() {
+            let mut spans = run.spans;
+            // Business tags on the root only: the run context fills them in.
+            let category = run.inputs.get("category").and_then(Value::as_str);
+            let tier = run.inputs.pointer("/profile/tier").and_then(Value::as_str);
+            for s in spans.iter_mut().filter(|s| s.parent_span_id.is_none()) {
+                if let Some(c) = category {
+                    s.tags.insert("category".into(), c.to_owned());
+                }
+                if let Some(t) = tier {
+                    s.tags.insert("tier".into(), t.to_owned());
+                }
+            }
+            if i % 6 == 0
+                && let Some(root) = spans.iter().find(|s| s.parent_span_id.is_none())
+            {
+                // User feedback (a Langfuse score): read whole by the
+                // session and user summaries.
+                let mut score = Span::new(root.project.clone(), format!("score-{i}"));
+                score.trace_id.clone_from(&root.trace_id);
+                score.parent_span_id = Some(root.span_id.clone());
+                score.node_type = Some("score".into());
+                score.name = Some("satisfaction".into());
+                score.start_time = root.start_time;
+                score.user_id.clone_from(&root.user_id);
+                score.session_id.clone_from(&root.session_id);
+                score
+                    .attributes
+                    .insert("score.value".into(), format!("{}", i % 5 + 1));
+                spans.push(score);
+            }
+            if i % 3 == 0 {
+                // The root arrives last.
+                spans.sort_by_key(|s| s.parent_span_id.is_none());
+            }
+            if i % 4 == 1
+                && let Some(root) = spans.iter().find(|s| s.parent_span_id.is_none())
+            {
+                // The root first as running; its finished copy comes later.
+                let mut running = root.clone();
+                running.status = Some(Status::Running);
+                running.raw_status = Some("running".into());
+                running.end_time = None;
+                running.output = None;
+                running.error_message = None;
+                out.push(vec![running]);
+                later.push(root.clone());
+                spans.retain(|s| s.parent_span_id.is_some());
+            }
+            if i % 5 == 2
+                && let Some(tool) = spans.iter_mut().find(|s| s.tool_name.is_some())
+            {
+                // A tool span first without its output, completed by a
+                // partial update (identity and the new fields only).
+                let mut update = Span::new(tool.project.clone(), tool.span_id.clone());
+                update.output = tool.output.take();
+                update.end_time = tool.end_time.take();
+                later.push(update);
+            }
+            for chunk in spans.chunks(7) {
+                out.push(chunk.to_vec());
+            }
+        }
+    }
+    // A retry: the same batch again, as a client does when a reply is lost.
+    if let Some(b) = out.get(3).cloned() {
+        out.push(b);
+    }
+    out.push(later);
+    out
+}
+
+async fn load(backend: &Backend, batches: &[Vec<Span>]) {
+    for b in batches {
+        backend
+            .writer
+            .append(b.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{}: append: {e}", backend.name));
+    }
+}
+
+/// The batches split by project, each project's sent in order, the
+/// projects side by side (as concurrent requests of two tenants arrive).
+async fn load_concurrently(backend: &Backend, batches: &[Vec<Span>]) {
+    let mut by_project: std::collections::BTreeMap<String, Vec<Vec<Span>>> = Default::default();
+    for b in batches {
+        let mut parts: std::collections::BTreeMap<String, Vec<Span>> = Default::default();
+        for s in b {
+            parts.entry(s.project.clone()).or_default().push(s.clone());
+        }
+        for (p, spans) in parts {
+            by_project.entry(p).or_default().push(spans);
+        }
+    }
+    let loads = by_project.values().map(|b| load(backend, b));
+    futures::future::join_all(loads).await;
+}
+
+fn planned(text: &str, now: i64) -> Plan {
+    let q = Query::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    let mut opts = PlanOptions::at(now);
+    opts.default_window_ns = 6 * 3_600 * 1_000_000_000;
+    plan(&q, opts).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+/// Questions every profile answers.
+const QUERIES: &[&str] = &[
+    "| count()",
+    "status=error | count()",
+    "status!=ok | count()",
+    "status=running | count()",
+    "NOT status=error | count()",
+    "duration>1s | count()",
+    "duration<=250ms span_kind=tool | count()",
+    "tags.category=phone | count()",
+    "tags.category=phone span_kind=tool | count()",
+    "tags.category!=phone | count()",
+    "NOT tags.category=phone | count()",
+    "exists tags.tier | count()",
+    "not exists tool_name | count()",
+    "tool_name in (inventory, payment) | count()",
+    "tags.category in (phone, books) status=error | count()",
+    "error_message contains \"timed out\" | count()",
+    "name icontains SEARCH | count()",
+    "\"timed out\" | count()",
+    // `_` and `%` are text, not patterns.
+    "\"_\" | count()",
+    "\"50%\" | count()",
+    "total_tokens>100 | count()",
+    "(tool_name=inventory OR tool_name=coupon) status=error | count()",
+    "span_kind=workflow run has (tool_name=inventory status=error) | count()",
+    "| by span_kind | count(), error_rate(), success_rate()",
+    "| by span_kind | avg(duration), p50(duration), p90(duration), p95(duration), p99(duration)",
+    "| by tags.category, tool_name | count(), min(duration), max(duration), sum(duration)",
+    "| by tags.tier | sum(total_tokens), sum(cost), avg(cost), count_distinct(user_id)",
+    "| by bucket(10m) | count(), error_rate()",
+    "span_kind=tool | by tool_name | count() as n | sort n desc | limit 3",
+    "span_kind=tool | by tool_name | p95(duration) | top 2",
+    "| by error_class, attributes.loupe.error_signature | count()",
+    "status=error | sort start_time desc | limit 25",
+    "span_kind=tool | sort duration desc | limit 10",
+    "tags.category=phone span_kind=llm | sort start_time | limit 30",
+    "status not in (ok) | count()",
+    "status not exists | count()",
+    "tags.category>laptop | count()",
+    "tags.category contains ho | count()",
+    "error_message not contains \"timed\" | count()",
+    "name contains \"\" | count()",
+    "NOT (status=ok OR tool_name=coupon) | count()",
+    "status=error OR duration>2s | count()",
+    "input_tokens>=10 input_tokens<=500 | count()",
+    "span_kind=workflow run has (tool_name=inventory status=error) run has (span_kind=llm) | count()",
+    "NOT run has (status=error) span_kind=workflow | count()",
+    "attributes.loupe.error_signature contains timed | count()",
+    "exists error_class | by error_class | count()",
+    "exists model_name | by model_name | sum(input_tokens), sum(output_tokens), max(cost)",
+    "| by tags.category | min(total_tokens), max(total_tokens), avg(total_tokens) | sort tags.category desc",
+    "| by bucket(30m), span_kind | count()",
+    "| count_distinct(session_id), count_distinct(tags.category), count_distinct(trace_id)",
+    "span_kind=tool | by tool_name, status | count() as n | sort n desc, tool_name",
+    // More rows than one stream window (50 in these tests).
+    "| sort start_time | limit 300",
+];
+
+/// Questions only the modern profile answers (JSON inside input/output).
+const MODERN_QUERIES: &[&str] = &[
+    "span_kind=workflow | by input.category | count()",
+    "exists input.category | count()",
+    "exists input.profile.tier | by input.profile.tier | count()",
+];
+
+/// Whether two answers are equal: same columns, same rows in the same
+/// order; floats to 1e-9 relative (sums in another order).
+fn same(a: &QueryResult, b: &QueryResult) -> Result<(), String> {
+    if a.columns != b.columns {
+        return Err(format!("columns {:?} vs {:?}", a.columns, b.columns));
+    }
+    if a.rows.len() != b.rows.len() {
+        return Err(format!("{} rows vs {}", a.rows.len(), b.rows.len()));
+    }
+    for (i, (ra, rb)) in a.rows.iter().zip(&b.rows).enumerate() {
+        for (x, y) in ra.iter().zip(rb) {
+            let close = match (x.as_f64(), y.as_f64()) {
+                (Some(p), Some(q)) if x.is_f64() || y.is_f64() => {
+                    (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1.0)
+                }
+                _ => x == y,
+            };
+            if !close {
+                return Err(format!("row {i}: {ra:?} vs {rb:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_query_gives_the_same_answer_on_every_backend() {
+    let now = loupe_model::time::now_ns();
+    let clickhouses = clickhouses("queries").await;
+    if clickhouses.is_empty() {
+        return;
+    }
+    let data = batches(now);
+    let reference = embedded();
+    load(&reference, &data).await;
+    for b in &clickhouses {
+        load_concurrently(b, &data).await;
+    }
+    let limits = QueryLimits::default();
+    let mut failures = Vec::new();
+    for project in ["alpha", "beta"] {
+        let project = ProjectId::new(project).expect("project");
+        for text in QUERIES.iter().chain(MODERN_QUERIES) {
+            let plan = planned(text, now);
+            let want = reference
+                .reader
+                .query(&project, &plan, limits)
+                .await
+                .unwrap_or_else(|e| panic!("embedded: {text}: {e}"));
+            assert!(
+                !want.rows.is_empty(),
+                "{text}: the reference answer is empty, so it tests nothing"
+            );
+            for b in &clickhouses {
+                if !b.modern && MODERN_QUERIES.contains(text) {
+                    let got = b.reader.query(&project, &plan, limits).await;
+                    assert!(
+                        matches!(got, Err(loupe_backend::StoreError::Unsupported(_))),
+                        "{}: {text}: want a typed Unsupported error",
+                        b.name
+                    );
+                    continue;
+                }
+                match b.reader.query(&project, &plan, limits).await {
+                    Ok(got) => {
+                        if let Err(why) = same(&want, &got) {
+                            failures.push(format!("{} [{project}] {text}: {why}", b.name));
+                        }
+                    }
+                    Err(e) => failures.push(format!("{} [{project}] {text}: {e}", b.name)),
+                }
+                // The streamed answer (exports) holds the same rows.
+                let streamed = streamed(&*b.reader, &project, &plan).await;
+                if let Err(why) = same(&rows_only(&want), &streamed) {
+                    failures.push(format!("{} [{project}] stream {text}: {why}", b.name));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A reader's streamed answer as rows (columns left out).
+async fn streamed(reader: &dyn SpanReader, project: &ProjectId, plan: &Plan) -> QueryResult {
+    use futures::StreamExt;
+    let mut stream = reader
+        .query_stream(project, plan, QueryLimits::default())
+        .await
+        .expect("query_stream");
+    let mut rows = Vec::new();
+    while let Some(batch) = stream.next().await {
+        rows.extend(loupe_backend::plan::batch_rows(&batch.expect("batch")));
+    }
+    QueryResult {
+        rows,
+        ..QueryResult::default()
+    }
+}
+
+fn rows_only(r: &QueryResult) -> QueryResult {
+    QueryResult {
+        rows: r.rows.clone(),
+        ..QueryResult::default()
+    }
+}
+
+fn json(v: &impl serde::Serialize) -> Value {
+    serde_json::to_value(v).expect("serialise")
+}
+
+/// JSON values equal but for float rounding (sums in another order).
+fn close(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| close(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+        }
+        (Value::Number(p), Value::Number(q)) if p.is_f64() || q.is_f64() => {
+            match (p.as_f64(), q.as_f64()) {
+                (Some(p), Some(q)) => (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1.0),
+                _ => false,
+            }
+        }
+        _ => a == b,
+    }
+}
+
+/// The spans of a reader's answer, comparable: sorted by id.
+fn by_id(mut spans: Vec<Span>) -> Vec<Span> {
+    spans.sort_by(|a, b| a.span_id.cmp(&b.span_id));
+    spans
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_pages_and_merges_are_the_same_on_every_backend() {
+    let now = loupe_model::time::now_ns();
+    let clickhouses = clickhouses("reads").await;
+    if clickhouses.is_empty() {
+        return;
+    }
+    let data = batches(now);
+    let reference = embedded();
+    load(&reference, &data).await;
+    for b in &clickhouses {
+        load(b, &data).await;
+    }
+    let alpha = ProjectId::new("alpha").expect("project");
+    let beta = ProjectId::new("beta").expect("project");
+    let roots: Vec<Span> = data
+        .iter()
+        .flatten()
+        .filter(|s| s.project == "alpha" && s.parent_span_id.is_none())
+        .cloned()
+        .collect();
+    let run_ids: Vec<String> = roots.iter().filter_map(|s| s.run_id.clone()).collect();
+    assert!(run_ids.len() >= 10);
+
+    for b in &clickhouses {
+        // One run: the same spans in the same tree order.
+        for id in run_ids.iter().take(8) {
+            let want = reference.reader.trace(&alpha, id).await.expect("trace");
+            let got = b.reader.trace(&alpha, id).await.expect("trace");
+            assert!(!want.is_empty());
+            assert_eq!(want, got, "{}: trace {id}", b.name);
+            // Another project never sees it.
+            assert!(
+                b.reader.trace(&beta, id).await.expect("trace").is_empty(),
+                "{}: beta sees alpha's run",
+                b.name
+            );
+        }
+        // Many runs at once, and the bound.
+        let q = TracesQuery {
+            ids: run_ids.clone(),
+            columns: Vec::new(),
+            max_spans: 100_000,
+        };
+        let want = reference.reader.traces(&alpha, &q).await.expect("traces");
+        let got = b.reader.traces(&alpha, &q).await.expect("traces");
+        assert_eq!(want.map(by_id), got.map(by_id), "{}: traces", b.name);
+        let small = TracesQuery {
+            max_spans: 3,
+            ..q.clone()
+        };
+        assert_eq!(b.reader.traces(&alpha, &small).await.expect("traces"), None);
+
+        // Keyset pages, newest first, walked to the end with a filter.
+        for filter in [
+            SpanFilter::default(),
+            SpanFilter {
+                status: Some(Status::Error),
+                ..SpanFilter::default()
+            },
+        ] {
+            let mut walk = Vec::new();
+            for reader in [&reference.reader, &b.reader] {
+                let mut cursor = None;
+                let mut pages = Vec::new();
+                loop {
+                    let page = reader
+                        .list(SpanQuery {
+                            project: alpha.clone(),
+                            filter: filter.clone(),
+                            limit: 37,
+                            cursor: cursor.clone(),
+                        })
+                        .await
+                        .expect("list");
+                    pages.push(page.spans);
+                    match page.next_cursor {
+                        Some(c) => cursor = Some(c),
+                        None => break,
+                    }
+                }
+                walk.push(pages);
+            }
+            assert!(walk[0].len() > 1 || filter.status.is_some());
+            assert_eq!(walk[0], walk[1], "{}: list pages", b.name);
+        }
+
+        // Sessions and users: the same run summaries.
+        let sessions: Vec<String> = roots.iter().filter_map(|s| s.session_id.clone()).collect();
+        let users: Vec<String> = roots.iter().filter_map(|s| s.user_id.clone()).collect();
+        assert!(!sessions.is_empty() && !users.is_empty());
+        for id in sessions.iter().take(5) {
+            let want = reference
+                .reader
+                .session_runs(&alpha, id)
+                .await
+                .expect("runs");
+            let got = b.reader.session_runs(&alpha, id).await.expect("runs");
+            assert!(!want.is_empty());
+            let (want, got) = (json(&want), json(&got));
+            assert!(
+                close(&want, &got),
+                "{}: session {id}: {want} vs {got}",
+                b.name
+            );
+        }
+        let mut feedback = 0;
+        for id in users.iter().take(12) {
+            let want = reference
+                .reader
+                .user_summary(&alpha, id)
+                .await
+                .expect("user");
+            let got = b.reader.user_summary(&alpha, id).await.expect("user");
+            assert!(want.is_some());
+            feedback += want.as_ref().map_or(0, |u| u.feedback.len());
+            let (want, got) = (json(&want), json(&got));
+            assert!(close(&want, &got), "{}: user {id}: {want} vs {got}", b.name);
+        }
+        assert!(feedback > 0, "no compared user had feedback scores");
+        // The same user name in another project is another user.
+        let want = reference.reader.user_summary(&beta, &users[0]).await;
+        let got = b.reader.user_summary(&beta, &users[0]).await;
+        let (want, got) = (json(&want.expect("user")), json(&got.expect("user")));
+        assert!(close(&want, &got), "{}: beta's {}", b.name, users[0]);
+        assert_eq!(
+            b.reader.user_summary(&beta, "nobody").await.expect("user"),
+            None,
+            "{}",
+            b.name
+        );
+
+        // Offset pages with a total.
+        for oldest_first in [true, false] {
+            let q = PageQuery {
+                project: alpha.clone(),
+                filter: SpanFilter::default(),
+                conds: vec![loupe_backend::Cond::Root],
+                offset: 5,
+                limit: 10,
+                oldest_first,
+                count: true,
+            };
+            let want = reference.reader.page(q.clone()).await.expect("page");
+            let got = b.reader.page(q).await.expect("page");
+            assert_eq!(want.total, got.total, "{}: page total", b.name);
+            assert_eq!(want.spans, got.spans, "{}: page", b.name);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_span_sent_again_finished_is_one_finished_row() {
+    let now = loupe_model::time::now_ns();
+    let clickhouses = clickhouses("merge").await;
+    if clickhouses.is_empty() {
+        return;
+    }
+    let project = ProjectId::new("gamma").expect("project");
+    let mut root = Span::new("gamma", "root-1");
+    root.trace_id = Some("trace-1".into());
+    root.run_id = Some("run-1".into());
+    root.span_kind = Some(loupe_model::SpanKind::Workflow);
+    root.start_time = Some(now - 10 * MIN_NS);
+    root.status = Some(Status::Running);
+    root.tags.insert("category".into(), "phone".into());
+    let mut child = Span::new("gamma", "tool-1");
+    child.trace_id = Some("trace-1".into());
+    child.parent_span_id = Some("root-1".into());
+    child.tool_name = Some("inventory".into());
+    child.start_time = Some(now - 9 * MIN_NS);
+    child.end_time = Some(now - 8 * MIN_NS);
+    child.status = Some(Status::Error);
+    let mut finished = Span::new("gamma", "root-1");
+    finished.status = Some(Status::Ok);
+    finished.end_time = Some(now - 5 * MIN_NS);
+    finished.output = Some("done".into());
+    // A database copy outranks a provider's later copy (`merge_from`).
+    let mut db = finished.clone();
+    db.source = Some("dify_db".into());
+    db.output = Some("exact output".into());
+    let mut provider = finished.clone();
+    provider.source = Some("otlp".into());
+    provider.output = Some("truncated".into());
+    // A later child brings a new tag: the run's stored spans get it too.
+    let mut tagged = child.clone();
+    tagged.span_id = "tool-2".into();
+    tagged.status = Some(Status::Ok);
+    tagged.tags.insert("priority".into(), "high".into());
+    // A span first filed under another trace, then moved: only its newest
+    // version counts, in lookups as in queries.
+    let mut moved = Span::new("gamma", "moved-1");
+    moved.trace_id = Some("trace-old".into());
+    moved.start_time = Some(now - 7 * MIN_NS);
+    let mut moved_later = Span::new("gamma", "moved-1");
+    moved_later.trace_id = Some("trace-new".into());
+    let sends = [
+        vec![child.clone()],
+        vec![root.clone()],
+        vec![finished.clone()],
+        vec![finished],
+        vec![db],
+        vec![provider],
+        vec![tagged],
+        vec![moved],
+        vec![moved_later],
+    ];
+    let reference = embedded();
+    load(&reference, &sends).await;
+    for b in &clickhouses {
+        load(b, &sends).await;
+        for reader in [&reference.reader, &b.reader] {
+            let spans = reader.trace(&project, "run-1").await.expect("trace");
+            assert_eq!(spans.len(), 3, "{}: {spans:#?}", b.name);
+            assert!(
+                spans
+                    .iter()
+                    .all(|s| s.tags.get("priority").map(String::as_str) == Some("high")),
+                "{}: the late tag reached every span: {spans:#?}",
+                b.name
+            );
+            let root = &spans[0];
+            assert_eq!(root.span_id, "root-1");
+            assert_eq!(root.status, Some(Status::Ok));
+            assert_eq!(root.output.as_deref(), Some("exact output"));
+            assert_eq!(root.duration_ns(), Some(5 * MIN_NS));
+            // The late root's run id and tag reached the child.
+            assert_eq!(spans[1].run_id.as_deref(), Some("run-1"));
+            assert_eq!(
+                spans[1].tags.get("category").map(String::as_str),
+                Some("phone")
+            );
+        }
+        for reader in [&reference.reader, &b.reader] {
+            let old = reader.trace(&project, "trace-old").await.expect("trace");
+            assert!(old.is_empty(), "{}: {old:#?}", b.name);
+            let new = reader.trace(&project, "trace-new").await.expect("trace");
+            assert_eq!(new.len(), 1, "{}", b.name);
+            let q = TracesQuery {
+                ids: vec!["trace-old".into(), "trace-new".into()],
+                columns: Vec::new(),
+                max_spans: 10,
+            };
+            let many = reader.traces(&project, &q).await.expect("traces");
+            assert_eq!(many.map(|s| s.len()), Some(1), "{}", b.name);
+        }
+        let plan = planned("status=running | count()", now);
+        let got = b
+            .reader
+            .query(&project, &plan, QueryLimits::default())
+            .await
+            .expect("query");
+        assert_eq!(got.rows, vec![vec![Value::from(0)]], "{}", b.name);
+        let plan = planned("tags.category=phone | count()", now);
+        let got = b
+            .reader
+            .query(&project, &plan, QueryLimits::default())
+            .await
+            .expect("query");
+        assert_eq!(got.rows, vec![vec![Value::from(3)]], "{}", b.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distributed_table_over_two_shards_answers_like_one_server() {
+    let Some(urls) = optional_peer(
+        "LOUPE_TEST_CLICKHOUSE_SHARD_URLS",
+        "scripts/peers/clickhouse.sh",
+    ) else {
+        return;
+    };
+    let cluster = std::env::var("LOUPE_TEST_CLICKHOUSE_CLUSTER").unwrap_or_else(|_| {
+        panic!("LOUPE_TEST_CLICKHOUSE_CLUSTER is not set: run scripts/peers/clickhouse.sh")
+    });
+    let urls: Vec<&str> = urls.split(',').collect();
+    assert!(urls.len() >= 2, "two shard urls expected");
+    let now = loupe_model::time::now_ns();
+    let db = database("dist");
+    // Each server gets the local and Distributed tables (no ZooKeeper for
+    // `ON CLUSTER`); the first one is written and read.
+    let mut stores = Vec::new();
+    for url in urls.iter().rev() {
+        let mut config = ClickHouseConfig::new(*url);
+        config.database = db.clone();
+        config.cluster = Some(cluster.clone());
+        stores.push(ClickHouseStore::connect(config).await.expect("connect"));
+    }
+    let Some(store) = stores.pop() else {
+        return;
+    };
+    let data = batches(now);
+    let reference = embedded();
+    load(&reference, &data).await;
+    for b in &data {
+        store.append(b.clone()).await.expect("append");
+    }
+    let alpha = ProjectId::new("alpha").expect("project");
+    for text in QUERIES {
+        let plan = planned(text, now);
+        let want = reference
+            .reader
+            .query(&alpha, &plan, QueryLimits::default())
+            .await
+            .expect("embedded");
+        let got = store
+            .query(&alpha, &plan, QueryLimits::default())
+            .await
+            .unwrap_or_else(|e| panic!("distributed: {text}: {e}"));
+        if let Err(why) = same(&want, &got) {
+            panic!("distributed: {text}: {why}");
+        }
+    }
+    // Both shards hold rows: the table is really sharded.
+    let client = reqwest::Client::new();
+    for url in &urls {
+        let count = client
+            .post(*url)
+            .body(format!("SELECT count() FROM {db}.spans_local"))
+            .send()
+            .await
+            .expect("count")
+            .text()
+            .await
+            .expect("text");
+        let n: u64 = count.trim().parse().expect("a number");
+        assert!(n > 0, "shard {url} holds no rows");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_that_would_end_a_sql_literal_is_stored_and_matched_exactly() {
+    use loupe_backend::plan::{
+        AggKind, Aggregate, Cmp, FieldRef, Filter, GroupKey, Literal, Output, Source,
+    };
+    let now = loupe_model::time::now_ns();
+    let clickhouses = clickhouses("quotes").await;
+    if clickhouses.is_empty() {
+        return;
+    }
+    let key = "we'ird\\key\n";
+    let value = "it's a \\\"trap\\\" \n\t ünïcode ') OR 1=1 --";
+    let mut s = Span::new("delta", "s'1\\");
+    s.trace_id = Some("t'1".into());
+    s.start_time = Some(now - MIN_NS);
+    s.name = Some("'); DROP TABLE spans; --".into());
+    s.attributes.insert(key.into(), value.into());
+    s.tags.insert(key.into(), value.into());
+    let mut other = Span::new("delta", "s2");
+    other.start_time = Some(now - MIN_NS);
+    other.attributes.insert(key.into(), "plain".into());
+    let project = ProjectId::new("delta").expect("project");
+    let count = |filter: Filter| Plan {
+        source: Source::Spans,
+        from_ns: now - 3_600 * 1_000_000_000,
+        to_ns: now,
+        filter: Some(filter),
+        group_by: vec![GroupKey::Field(FieldRef::Tag(key.into()))],
+        aggregates: vec![Aggregate {
+            kind: AggKind::Count,
+            field: None,
+            name: "n".into(),
+        }],
+        sort: vec![],
+        limit: None,
+        output: Output::Aggregates,
+        approx_percentiles: false,
+    };
+    let plans = [
+        count(Filter::Compare {
+            field: FieldRef::Attribute(key.into()),
+            op: Cmp::Eq,
+            value: Literal::Text(value.into()),
+        }),
+        count(Filter::Contains {
+            field: FieldRef::Column {
+                name: "name".into(),
+                ty: loupe_backend::plan::ValueType::Text,
+            },
+            value: "DROP TABLE".into(),
+            ignore_case: false,
+        }),
+        count(Filter::Exists(FieldRef::Attribute(key.into()))),
+    ];
+    let reference = embedded();
+    let sends = [vec![s.clone(), other]];
+    load(&reference, &sends).await;
+    for b in &clickhouses {
+        load(b, &sends).await;
+        let got = b.reader.trace(&project, "t'1").await.expect("trace");
+        assert_eq!(got, vec![s.clone()], "{}", b.name);
+        for plan in &plans {
+            let want = reference
+                .reader
+                .query(&project, plan, QueryLimits::default())
+                .await
+                .expect("embedded");
+            let got = b
+                .reader
+                .query(&project, plan, QueryLimits::default())
+                .await
+                .expect("clickhouse");
+            same(&want, &got).unwrap_or_else(|why| panic!("{}: {plan:?}: {why}", b.name));
+        }
+        let first = b
+            .reader
+            .query(&project, &plans[0], QueryLimits::default())
+            .await
+            .expect("query");
+        assert_eq!(
+            first.rows,
+            vec![vec![Value::from(value), Value::from(1)]],
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_typed_and_say_whose_fault_they_are() {
+    use loupe_backend::StoreError;
+    // No server needed: a closed port is unreachable.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let e = ClickHouseStore::connect(ClickHouseConfig::new(format!("http://127.0.0.1:{port}")))
+        .await
+        .err();
+    assert!(
+        matches!(e, Some(loupe_clickhouse::Error::Unreachable(_))),
+        "{e:?}"
+    );
+    let Some(url) = optional_peer("LOUPE_TEST_CLICKHOUSE_URL", "scripts/peers/clickhouse.sh")
+    else {
+        return;
+    };
+    let now = loupe_model::time::now_ns();
+    // The modern profile on 18.16 is refused, naming the key.
+    let mut modern = ClickHouseConfig::new(&url);
+    modern.profile = loupe_clickhouse::ProfileChoice::Modern;
+    let e = ClickHouseStore::connect(modern)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("store.clickhouse.profile")),
+        "{e:?}"
+    );
+    let mut config = ClickHouseConfig::new(&url);
+    config.database = database("errors");
+    config.max_response_bytes = 1 << 16;
+    let store = ClickHouseStore::connect(config).await.expect("connect");
+    let project = ProjectId::new("eps").expect("project");
+    let mut big = Span::new("eps", "big");
+    big.trace_id = Some("tb".into());
+    big.start_time = Some(now - MIN_NS);
+    big.input = Some("x".repeat(200_000));
+    SpanWriter::append(&store, vec![big]).await.expect("append");
+    // An answer over the bound fails; it is Loupe's failure (5xx).
+    let e = SpanReader::trace(&store, &project, "tb").await.err();
+    assert!(
+        matches!(&e, Some(StoreError::Internal(m)) if m.contains("larger than")),
+        "{e:?}"
+    );
+    // A plan naming no output column to sort by is the caller's mistake.
+    let mut plan = planned("| by tool_name | count()", now);
+    plan.sort = vec![loupe_backend::plan::SortKey {
+        column: loupe_backend::plan::SortColumn::Output("nope".into()),
+        descending: false,
+    }];
+    let e = SpanReader::query(&store, &project, &plan, QueryLimits::default())
+        .await
+        .err();
+    assert!(matches!(e, Some(StoreError::Invalid(_))), "{e:?}");
+    let e = SpanReader::query_stream(&store, &project, &plan, QueryLimits::default())
+        .await
+        .err();
+    assert!(matches!(e, Some(StoreError::Invalid(_))), "{e:?}");
+    // A database records its schema version: another version is refused,
+    // and so is a `spans` table Loupe did not make.
+    let client = reqwest::Client::new();
+    let run = async |sql: String| {
+        let resp = client.post(&url).body(sql).send().await.expect("send");
+        assert!(resp.status().is_success(), "{:?}", resp.text().await);
+    };
+    let db = database("errors");
+    run(format!("DROP TABLE {db}.loupe_meta")).await;
+    run(format!(
+        "CREATE TABLE {db}.loupe_meta (key String, value String) ENGINE = TinyLog"
+    ))
+    .await;
+    run(format!(
+        "INSERT INTO {db}.loupe_meta VALUES ('schema_version', '99'), ('profile', 'legacy')"
+    ))
+    .await;
+    let mut again = ClickHouseConfig::new(&url);
+    again.database = db.clone();
+    let e = ClickHouseStore::connect(again)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("schema version 99")),
+        "{e:?}"
+    );
+    let foreign = database("foreign");
+    run(format!("CREATE DATABASE {foreign}")).await;
+    run(format!(
+        "CREATE TABLE {foreign}.spans (x UInt8) ENGINE = TinyLog"
+    ))
+    .await;
+    let mut other = ClickHouseConfig::new(&url);
+    other.database = foreign;
+    let e = ClickHouseStore::connect(other)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("not made by this version of Loupe")),
+        "{e:?}"
+    );
+    // A span without an id writes nothing and says why.
+    let e = SpanWriter::append(&store, vec![Span::new("eps", "")])
+        .await
+        .err();
+    assert!(matches!(e, Some(StoreError::Invalid(_))), "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_across_many_days_with_long_ids_is_stored_whole() {
+    // More days than one INSERT may span (ClickHouse refuses a block over
+    // 100 partitions) and ids long enough that one `IN` list of them would
+    // pass the 256 KiB statement limit: the backend splits both.
+    let now = loupe_model::time::now_ns();
+    let clickhouses = clickhouses("days").await;
+    if clickhouses.is_empty() {
+        return;
+    }
+    const DAY: i64 = 86_400 * 1_000_000_000;
+    let id = |kind: &str, i: i64| format!("{kind}-{i:0>1500}");
+    let spans: Vec<Span> = (1..=150)
+        .map(|i| {
+            let mut s = Span::new("epsilon", id("span", i));
+            s.trace_id = Some(id("trace", i));
+            s.start_time = Some(now - i * DAY);
+            s.end_time = Some(now - i * DAY + MIN_NS);
+            s.status = Some(Status::Ok);
+            s
+        })
+        .collect();
+    let project = ProjectId::new("epsilon").expect("project");
+    let plan = Plan {
+        from_ns: now - 200 * DAY,
+        ..planned("| count(), sum(duration)", now)
+    };
+    for b in &clickhouses {
+        load(b, std::slice::from_ref(&spans)).await;
+        // Sent twice: still one row per span.
+        load(b, std::slice::from_ref(&spans)).await;
+        let got = b
+            .reader
+            .query(&project, &plan, QueryLimits::default())
+            .await
+            .expect("query");
+        assert_eq!(
+            got.rows,
+            vec![vec![Value::from(150), Value::from(150 * MIN_NS)]],
+            "{}",
+            b.name
+        );
+        let q = TracesQuery {
+            ids: (1..=150).map(|i| id("trace", i)).collect(),
+            columns: Vec::new(),
+            max_spans: 1_000,
+        };
+        let found = b.reader.traces(&project, &q).await.expect("traces");
+        assert_eq!(found.map(|s| s.len()), Some(150), "{}", b.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_copies_a_data_directory_into_clickhouse_with_equal_answers() {
+    let mut peers = Vec::new();
+    if let Some(url) = optional_peer("LOUPE_TEST_CLICKHOUSE_URL", "scripts/peers/clickhouse.sh") {
+        peers.push(url);
+    }
+    if let Some(url) = optional_peer("LOUPE_TEST_CHDB_URL", "scripts/peers/chdb.sh") {
+        peers.push(url);
+    }
+    if peers.is_empty() {
+        return;
+    }
+    let now = loupe_model::time::now_ns();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = StoreConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StoreConfig::default()
+    };
+    {
+        let store =
+            Store::open(config.clone(), loupe_rollup::RollupConfig::default()).expect("open store");
+        let mut data = batches(now);
+        // A span without a start time is copied too.
+        let mut timeless = Span::new("alpha", "no-start");
+        timeless.status = Some(Status::Ok);
+        data.push(vec![timeless]);
+        for b in data {
+            store.append(b).await.expect("append");
+        }
+        store.flush_all().await.expect("flush");
+        store.shutdown().await.expect("shutdown");
+    }
+    let source = Store::open_read_only(config, loupe_rollup::RollupConfig::default())
+        .expect("open read-only");
+    let db = database("migrate");
+    for url in &peers {
+        for attempt in 0..2 {
+            // The second run finds everything there and changes nothing.
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_loupe"))
+                .args(["migrate", "--to", "clickhouse", "--clickhouse-url"])
+                .arg(url)
+                .args(["--clickhouse-database", &db, "--batch", "300", "--data-dir"])
+                .arg(dir.path())
+                .env_remove("LOUPE_CONFIG")
+                .output()
+                .expect("run loupe migrate");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && stderr.contains("every project's span count matches"),
+                "{url} run {attempt}: {stderr}"
+            );
+        }
+        let mut config = ClickHouseConfig::new(url);
+        config.database = db.clone();
+        let target = ClickHouseStore::connect(config).await.expect("connect");
+        for project in ["alpha", "beta"] {
+            let project = ProjectId::new(project).expect("project");
+            for text in QUERIES {
+                let plan = planned(text, now);
+                let want = SpanReader::query(&source, &project, &plan, QueryLimits::default())
+                    .await
+                    .expect("data directory");
+                let got = target
+                    .query(&project, &plan, QueryLimits::default())
+                    .await
+                    .expect("clickhouse");
+                same(&want, &got).unwrap_or_else(|why| panic!("{url} {text}: {why}"));
+            }
+        }
+        let alpha = ProjectId::new("alpha").expect("project");
+        let timeless = SpanReader::list(
+            &target,
+            SpanQuery {
+                project: alpha.clone(),
+                filter: SpanFilter::default(),
+                limit: 1000,
+                cursor: Some(loupe_backend::Cursor {
+                    start_time: i64::MIN,
+                    span_id: char::MAX.to_string(),
+                }),
+            },
+        )
+        .await
+        .expect("list");
+        assert_eq!(timeless.spans.len(), 1, "{url}: the span without a start");
+    }
+}
