@@ -140,6 +140,24 @@ pub struct SpanPage {
     pub next_cursor: Option<Cursor>,
 }
 
+impl SpanPage {
+    /// The page of `spans` read with one more than `limit` (newest first):
+    /// the extra one says another page exists, which starts after the last
+    /// span kept.
+    pub fn from_overfetched(mut spans: Vec<Span>, limit: usize) -> Self {
+        let next_cursor = if spans.len() > limit {
+            spans.truncate(limit);
+            spans.last().map(|s| Cursor {
+                start_time: s.start_time.unwrap_or(i64::MIN),
+                span_id: s.span_id.clone(),
+            })
+        } else {
+            None
+        };
+        Self { spans, next_cursor }
+    }
+}
+
 /// One extra condition of a [`PageQuery`], beyond [`SpanFilter`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

@@ -404,6 +404,23 @@ impl Default for QueryLimits {
     }
 }
 
+/// About the bytes a JSON answer value holds (strings by length, others
+/// 8): what [`QueryLimits::max_answer_bytes`] counts, the same way in
+/// every backend.
+pub fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 8,
+        Value::Array(a) => a.iter().map(value_bytes).sum::<usize>() + 8,
+        Value::Object(o) => {
+            o.iter()
+                .map(|(k, v)| k.len() + value_bytes(v))
+                .sum::<usize>()
+                + 8
+        }
+        _ => 8,
+    }
+}
+
 /// A stream of Arrow batches (exports).
 pub type BatchStream = BoxStream<'static, Result<RecordBatch, StoreError>>;
 

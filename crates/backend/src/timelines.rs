@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 use loupe_model::{Span, SpanKind, Status};
 use serde::Serialize;
 
+/// Runs one session or user summary may fold, in every backend; more is
+/// refused (413) rather than held in memory.
+pub const MAX_TIMELINE_RUNS: usize = 200_000;
+
 /// The node type of feedback-score spans (Langfuse `score-create`).
 pub const SCORE_NODE_TYPE: &str = "score";
 

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use loupe_backend::plan::{Column, QueryResult, QueryStats, ValueType};
+use loupe_backend::plan::{Column, QueryResult, QueryStats, ValueType, value_bytes};
 use loupe_backend::{
     Cond, Cursor, OffsetPage, PageQuery, Plan, QueryLimits, SpanFilter, SpanPage, SpanQuery,
     TracesQuery, tree_order,
@@ -83,17 +83,8 @@ impl Inner {
             and_all(&conds),
             limit + 1
         );
-        let mut spans = self.spans_of(&sql).await?;
-        let next_cursor = if spans.len() > limit {
-            spans.truncate(limit);
-            spans.last().map(|s| Cursor {
-                start_time: s.start_time.unwrap_or(i64::MIN),
-                span_id: s.span_id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok(SpanPage { spans, next_cursor })
+        let spans = self.spans_of(&sql).await?;
+        Ok(SpanPage::from_overfetched(spans, limit))
     }
 
     /// An offset page by start time, with the total when asked.
@@ -303,21 +294,6 @@ fn typed(ty: ValueType, v: Value) -> Result<Value, Error> {
         },
         _ => v,
     })
-}
-
-/// About the bytes a JSON value holds (strings by length, others 8).
-fn value_bytes(v: &Value) -> usize {
-    match v {
-        Value::String(s) => s.len() + 8,
-        Value::Array(a) => a.iter().map(value_bytes).sum::<usize>() + 8,
-        Value::Object(o) => {
-            o.iter()
-                .map(|(k, v)| k.len() + value_bytes(v))
-                .sum::<usize>()
-                + 8
-        }
-        _ => 8,
-    }
 }
 
 #[cfg(test)]

@@ -275,15 +275,6 @@ pub(crate) fn encode(layout: &Layout, row: &Stored, out: &mut Vec<u8>) -> Result
 mod tests {
     use super::*;
 
-    fn layout(profile: Profile) -> Layout {
-        Layout {
-            profile,
-            database: "loupe".into(),
-            cluster: None,
-            retention_days: 0,
-        }
-    }
-
     fn cells_of(layout: &Layout, stored: &Stored) -> Vec<Value> {
         // What the server would answer for `select_list`: the encoded
         // row's values in select order.
@@ -329,13 +320,13 @@ mod tests {
             version: 7,
         };
         for p in [Profile::Modern, Profile::Legacy] {
-            let l = layout(p);
+            let l = Layout::plain(p);
             let back = decode(&cells_of(&l, &stored)).expect("decodes");
             assert_eq!(back.span, s, "{p:?}");
             assert_eq!((back.filed_at, back.version), (1_700_000_000, 7));
         }
-        assert!(select_list(&layout(Profile::Legacy)).contains("attributes_keys"));
-        assert!(select_list(&layout(Profile::Modern)).contains("mapKeys(attributes)"));
+        assert!(select_list(&Layout::plain(Profile::Legacy)).contains("attributes_keys"));
+        assert!(select_list(&Layout::plain(Profile::Modern)).contains("mapKeys(attributes)"));
     }
 
     #[test]

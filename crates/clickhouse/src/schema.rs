@@ -131,6 +131,20 @@ const COLUMNS: &[Col] = &[
 /// The two map columns (`attributes`, `tags`).
 pub(crate) const MAPS: [&str; 2] = ["attributes", "tags"];
 
+#[cfg(test)]
+impl Layout {
+    /// Database `loupe`, one server, no retention: what the row and SQL
+    /// tests need.
+    pub(crate) fn plain(profile: Profile) -> Self {
+        Self {
+            profile,
+            database: "loupe".into(),
+            cluster: None,
+            retention_days: 0,
+        }
+    }
+}
+
 impl Layout {
     /// The table reads and writes go through (`spans`: the table itself,
     /// or the `Distributed` table over a cluster).

@@ -598,15 +598,6 @@ impl Compiler<'_> {
 mod tests {
     use super::*;
 
-    fn layout(profile: Profile) -> Layout {
-        Layout {
-            profile,
-            database: "loupe".into(),
-            cluster: None,
-            retention_days: 0,
-        }
-    }
-
     #[test]
     fn id_lists_stay_under_the_statement_size_limit() {
         let long: Vec<String> = (0..100).map(|i| format!("{i:0>2000}")).collect();
@@ -640,7 +631,7 @@ mod tests {
 
     #[test]
     fn every_read_is_scoped_to_its_project_and_final() {
-        let l = layout(Profile::Modern);
+        let l = Layout::plain(Profile::Modern);
         let c = Compiler { layout: &l };
         let plan = Plan {
             source: Source::Spans,
@@ -677,14 +668,14 @@ mod tests {
 
     #[test]
     fn json_paths_are_refused_on_the_legacy_profile_with_a_reason() {
-        let l = layout(Profile::Legacy);
+        let l = Layout::plain(Profile::Legacy);
         let c = Compiler { layout: &l };
         let e = c.field(&FieldRef::Json {
             column: "input".into(),
             keys: vec!["a".into()],
         });
         assert!(matches!(e, Err(Error::Unsupported(_))));
-        let l = layout(Profile::Modern);
+        let l = Layout::plain(Profile::Modern);
         let c = Compiler { layout: &l };
         let sql = c
             .field(&FieldRef::Json {
@@ -697,7 +688,7 @@ mod tests {
 
     #[test]
     fn unknown_columns_are_the_callers_mistake() {
-        let l = layout(Profile::Modern);
+        let l = Layout::plain(Profile::Modern);
         let c = Compiler { layout: &l };
         let e = c.field(&FieldRef::Column {
             name: "x; DROP TABLE".into(),

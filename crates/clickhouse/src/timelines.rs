@@ -5,16 +5,12 @@
 //! maps; feedback-score spans (few) whole, since the fold reads their
 //! value and name from them.
 
-use loupe_backend::timelines::{RunsFold, SCORE_NODE_TYPE};
+use loupe_backend::timelines::{MAX_TIMELINE_RUNS, RunsFold, SCORE_NODE_TYPE};
 use loupe_backend::{RunSummary, UserSummary};
 use loupe_model::ProjectId;
 
 use crate::sql::quote;
 use crate::{Error, Inner, row};
-
-/// Runs one session or user summary may fold; more is refused rather than
-/// held in memory (the embedded store's bound).
-pub(crate) const MAX_TIMELINE_RUNS: usize = 200_000;
 
 impl Inner {
     async fn fold_spans_with(

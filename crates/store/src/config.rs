@@ -106,10 +106,11 @@ impl Default for StoreConfig {
 impl StoreConfig {
     /// Retention for a project in days (0 = keep forever).
     pub fn retention_for(&self, project: &str) -> u32 {
-        self.retention_days_by_project
-            .get(project)
-            .copied()
-            .unwrap_or(self.retention_days)
+        crate::retention::days_for(
+            &self.retention_days_by_project,
+            self.retention_days,
+            project,
+        )
     }
 
     /// Start (ns) of the UTC day that holds `now_ns` minus the project's

@@ -32,7 +32,7 @@ use futures::StreamExt;
 use loupe_backend::StoreError;
 use loupe_backend::plan::{
     BatchStream, Cmp, Column, FieldRef, Filter, Literal, Output, Plan, QueryLimits, QueryResult,
-    QueryStats, SortColumn, Source, ValueType, batch_rows, value_type,
+    QueryStats, SortColumn, Source, ValueType, batch_rows, value_bytes, value_type,
 };
 use loupe_model::{ProjectId, column, log_column};
 
@@ -652,22 +652,6 @@ pub(crate) async fn collect(
             ..QueryStats::default()
         },
     })
-}
-
-/// About the bytes a JSON value holds (strings by length, others 8).
-fn value_bytes(v: &serde_json::Value) -> usize {
-    use serde_json::Value as V;
-    match v {
-        V::String(s) => s.len() + 8,
-        V::Array(a) => a.iter().map(value_bytes).sum::<usize>() + 8,
-        V::Object(o) => {
-            o.iter()
-                .map(|(k, v)| k.len() + value_bytes(v))
-                .sum::<usize>()
-                + 8
-        }
-        _ => 8,
-    }
 }
 
 /// Fields the filter pins to one text value (a top-level `field = "text"`):

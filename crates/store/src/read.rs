@@ -142,16 +142,7 @@ impl Store {
         for b in &df.collect().await? {
             spans.extend(batch_to_rows(b)?.into_iter().map(|r| r.span));
         }
-        let next_cursor = if spans.len() > limit {
-            spans.truncate(limit);
-            spans.last().map(|s| Cursor {
-                start_time: s.start_time.unwrap_or(i64::MIN),
-                span_id: s.span_id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok(SpanPage { spans, next_cursor })
+        Ok(SpanPage::from_overfetched(spans, limit))
     }
 }
 

@@ -92,6 +92,13 @@ pub(crate) fn usable(config: &StoreConfig, set: BTreeMap<String, u32>) -> BTreeM
         .collect()
 }
 
+/// A project's retention (days, 0 = forever) under a default and per-project
+/// overrides: what `loupe.toml` says ([`StoreConfig::retention_for`]) and
+/// what a data directory recorded (`settings.json`).
+pub(crate) fn days_for(by_project: &BTreeMap<String, u32>, default: u32, project: &str) -> u32 {
+    by_project.get(project).copied().unwrap_or(default)
+}
+
 /// Start (ns) of the first UTC day a retention of `days` keeps at `now_ns`
 /// (`None`: everything is kept).
 pub(crate) fn cutoff_day_ns(days: u32, now_ns: i64) -> Option<i64> {

@@ -220,10 +220,11 @@ impl DirSettings {
     }
 
     fn retention_for(&self, project: &str) -> u32 {
-        self.retention_days_by_project
-            .get(project)
-            .copied()
-            .unwrap_or(self.retention_days)
+        crate::retention::days_for(
+            &self.retention_days_by_project,
+            self.retention_days,
+            project,
+        )
     }
 }
 

@@ -10,6 +10,7 @@
 
 use datafusion::logical_expr::{col, lit};
 use futures::StreamExt;
+pub use loupe_backend::timelines::MAX_TIMELINE_RUNS;
 use loupe_backend::timelines::{RunsFold, SCORE_NODE_TYPE};
 use loupe_backend::{RunSummary, UserSummary};
 use loupe_model::{ProjectId, column};
@@ -17,10 +18,6 @@ use loupe_model::{ProjectId, column};
 use crate::convert::batch_to_rows;
 use crate::read::SPANS_TABLE;
 use crate::{Error, Store};
-
-/// Runs one session or user summary may fold; more is refused (413)
-/// rather than held in memory.
-pub const MAX_TIMELINE_RUNS: usize = 200_000;
 
 /// The columns a run summary reads (never the payloads).
 const RUN_COLUMNS: &[&str] = &[
