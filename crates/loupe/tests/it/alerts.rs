@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::free_port;
 use loupe_alerts::{AlertsConfig, Engine, ManualClock};
 use loupe_model::{Span, SpanKind, Status};
 use loupe_rollup::{RollupConfig, Rollups};
@@ -24,13 +25,6 @@ fn rollups_with_failures(at_ms: i64) -> Rollups {
         r.apply(None, &s);
     }
     r
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 struct Kill(std::process::Child);

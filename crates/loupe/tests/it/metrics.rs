@@ -6,7 +6,6 @@
 //! name only metrics Loupe exports.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use loupe_model::{SpanKind, Status};
 use prost::Message;
 use serde_json::Value;
 
-use crate::support::Server;
+use crate::support::{Server, free_port};
 
 const PEER_SCRIPT: &str = "scripts/peers/prometheus.sh";
 
@@ -34,13 +33,6 @@ fn repo() -> PathBuf {
         std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
     )
     .join("../..")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// A Prometheus child process, killed on drop.

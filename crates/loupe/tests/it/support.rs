@@ -3,7 +3,8 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -54,11 +55,24 @@ pub fn fixtures() -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// A port nobody listens on, for a child to bind. Taken below the kernel's
+/// ephemeral range (32768+): `bind(0)` draws from that range, and so does
+/// every outgoing connection of the tests and peers running beside, which
+/// could take the port before the child binds it. Each port is handed out
+/// once per test process, from a start that differs between processes.
+pub fn free_port() -> u16 {
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN)
 }
 
 /// A running `loupe serve`.
@@ -126,36 +140,55 @@ impl Server {
         client: reqwest::Client,
         envs: &[(&str, &str)],
     ) -> Server {
-        let (http_port, grpc_port) = (free_port(), free_port());
-        let http_addr = format!("127.0.0.1:{http_port}");
-        let grpc_addr = format!("127.0.0.1:{grpc_port}");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loupe"));
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--http-addr", &http_addr, "--grpc-addr", &grpc_addr])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        if let Some(c) = config {
-            cmd.arg("--config").arg(c);
+        // A child that exits before it is ready (a port taken between
+        // `free_port` and its bind) is started again on other ports.
+        let mut last = None;
+        for _ in 0..3 {
+            let (http_addr, grpc_addr) = (
+                format!("127.0.0.1:{}", free_port()),
+                format!("127.0.0.1:{}", free_port()),
+            );
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_loupe"));
+            cmd.arg("serve")
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(["--http-addr", &http_addr, "--grpc-addr", &grpc_addr])
+                .args(extra)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit());
+            if let Some(c) = config {
+                cmd.arg("--config").arg(c);
+            }
+            cmd.envs(envs.iter().copied());
+            let child = cmd.spawn().expect("spawn loupe");
+            let mut server = Server {
+                child: Some(child),
+                http: format!("{scheme}://{http_addr}"),
+                grpc: format!("{scheme}://{grpc_addr}"),
+                client: client.clone(),
+            };
+            match server.wait_ready().await {
+                Ok(()) => return server,
+                Err(status) => last = Some(status),
+            }
         }
-        cmd.envs(envs.iter().copied());
-        let child = cmd.spawn().expect("spawn loupe");
-        let server = Server {
-            child: Some(child),
-            http: format!("{scheme}://{http_addr}"),
-            grpc: format!("{scheme}://{grpc_addr}"),
-            client,
-        };
-        server.wait_ready().await;
-        server
+        panic!(
+            "loupe exited before it was ready, three times (last: {last:?}; its stderr is above)"
+        )
     }
 
-    async fn wait_ready(&self) {
+    /// Polls /readyz until it answers, the child exits (its status is
+    /// returned) or 60 s pass (a panic).
+    async fn wait_ready(&mut self) -> Result<(), ExitStatus> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                self.child = None;
+                return Err(status);
+            }
             if let Ok(r) = self
                 .client
                 .get(format!("{}/readyz", self.http))
@@ -163,7 +196,7 @@ impl Server {
                 .await
                 && r.status().is_success()
             {
-                return;
+                return Ok(());
             }
             assert!(
                 Instant::now() < deadline,
