@@ -32,6 +32,68 @@ const DAY_HOURS: i64 = 24;
 /// Picounits per unit of cost.
 const COST_SCALE: f64 = 1e12;
 
+/// Node dimensions kept per series of one hour; past this, new names of
+/// the series read [`crate::OTHER`] (and [`HourTier::names_folded`] counts
+/// them), so span names that carry ids cannot grow the tier without bound.
+pub(crate) const MAX_NODES_PER_SERIES: usize = 256;
+
+/// Dimensions only the hour tier keeps: what root-cause analysis groups
+/// nodes by. The minute tier and `/metrics` leave them out, as they would
+/// multiply the exported series; here they are nearly free, since a node's
+/// name, app name, version and provider mostly follow from the series key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeDims {
+    /// Whether the span has a parent (`exists parent_span_id`).
+    pub child: bool,
+    /// The span's name, of child spans only: a root is named by its run,
+    /// one series per run.
+    pub name: String,
+    /// App name.
+    pub app_name: String,
+    /// Workflow version.
+    pub workflow_version: String,
+    /// Model provider.
+    pub model_provider: String,
+}
+
+impl NodeDims {
+    fn of(span: &loupe_model::Span) -> Self {
+        let text = |s: &Option<String>| s.clone().unwrap_or_default();
+        let child = span.parent_span_id.is_some();
+        Self {
+            child,
+            name: if child {
+                text(&span.name)
+            } else {
+                String::new()
+            },
+            app_name: text(&span.app_name),
+            workflow_version: text(&span.workflow_version),
+            model_provider: text(&span.model_provider),
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == NodeDims::default()
+    }
+
+    /// The same dimensions with the name folded.
+    fn folded(&self) -> NodeDims {
+        NodeDims {
+            name: if self.name.is_empty() {
+                String::new()
+            } else {
+                crate::OTHER.to_owned()
+            },
+            ..self.clone()
+        }
+    }
+}
+
+/// One hour of the tier: series, then their node dimensions.
+type Hour = HashMap<RollupKey, HashMap<NodeDims, HourMeasures>>;
+
 /// A sum and the number of non-null values in it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -142,6 +204,7 @@ impl HourMeasures {
             output_tokens,
             total_tokens,
             cost_pico: cost_pico(cost),
+            node: NodeDims::default(),
         };
         let mut m = HourMeasures::default();
         m.add(&fields, false);
@@ -180,6 +243,7 @@ pub(crate) struct HourFields {
     pub output_tokens: Option<i64>,
     pub total_tokens: Option<i64>,
     pub cost_pico: Option<i128>,
+    pub node: NodeDims,
 }
 
 impl HourFields {
@@ -194,6 +258,7 @@ impl HourFields {
             output_tokens: span.output_tokens,
             total_tokens: span.total_tokens,
             cost_pico: cost_pico(span.cost),
+            node: NodeDims::of(span),
         }
     }
 }
@@ -220,6 +285,9 @@ pub struct DayFile {
 pub struct HourSeries {
     /// Dimensions.
     pub key: RollupKey,
+    /// Node dimensions (absent in day files written before them).
+    #[serde(default, skip_serializing_if = "NodeDims::is_default")]
+    pub node: NodeDims,
     /// Measures.
     pub measures: HourMeasures,
 }
@@ -227,16 +295,23 @@ pub struct HourSeries {
 /// Hours of the tier taken by [`HourTier::slice`].
 #[derive(Debug, Clone, Default)]
 pub struct HourSlice {
-    hours: Vec<(i64, Arc<HashMap<RollupKey, HourMeasures>>)>,
+    hours: Vec<(i64, Arc<Hour>)>,
 }
 
 impl HourSlice {
-    /// Every (hour, key, measures) of the slice.
-    pub fn iter(&self) -> impl Iterator<Item = (i64, &RollupKey, &HourMeasures)> {
-        self.hours
-            .iter()
-            .flat_map(|(h, series)| series.iter().map(move |(k, m)| (*h, k, m)))
+    /// Every (hour, key, node dimensions, measures) of the slice.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &RollupKey, &NodeDims, &HourMeasures)> {
+        self.hours.iter().flat_map(|(h, series)| flat(*h, series))
     }
+}
+
+fn flat(
+    hour: i64,
+    series: &Hour,
+) -> impl Iterator<Item = (i64, &RollupKey, &NodeDims, &HourMeasures)> {
+    series
+        .iter()
+        .flat_map(move |(k, nodes)| nodes.iter().map(move |(n, m)| (hour, k, n, m)))
 }
 
 /// The tier.
@@ -245,24 +320,38 @@ pub struct HourTier {
     /// Each hour's series behind an `Arc`: a reader takes the hours of its
     /// range ([`HourTier::slice`]) and answers without the store's lock; a
     /// write to an hour a reader still holds copies that hour first.
-    pub(crate) hours: BTreeMap<i64, Arc<HashMap<RollupKey, HourMeasures>>>,
+    pub(crate) hours: BTreeMap<i64, Arc<Hour>>,
     dirty: BTreeSet<i64>,
     /// Which persisted file (its seq) holds each day.
     pub(crate) day_files: BTreeMap<i64, u64>,
     /// Whether every stored span is counted (false for data directories
     /// written before the tier existed, or whose labels changed).
     pub(crate) complete: bool,
+    /// Whether every span is counted with its [`NodeDims`] (false for
+    /// tiers begun before they existed).
+    pub(crate) node_dims: bool,
+    /// Node names folded by [`MAX_NODES_PER_SERIES`].
+    pub(crate) names_folded: u64,
 }
 
 impl HourTier {
     pub(crate) fn new_complete() -> Self {
         Self {
             complete: true,
+            node_dims: true,
             ..Self::default()
         }
     }
 
-    pub(crate) fn change(&mut self, key: &RollupKey, c: &Contribution, retract: bool) {
+    /// Counts `c` in series `key` (`folded`: the key is the cardinality
+    /// guard's folded one, so the name folds too).
+    pub(crate) fn change(
+        &mut self,
+        key: &RollupKey,
+        folded: bool,
+        c: &Contribution,
+        retract: bool,
+    ) {
         let Some(hour) = c.hour_fields.hour else {
             return;
         };
@@ -271,13 +360,29 @@ impl HourTier {
         }
         self.dirty.insert(hour.div_euclid(DAY_HOURS));
         let series = Arc::make_mut(self.hours.entry(hour).or_default());
-        match series.get_mut(key) {
-            Some(m) => m.add(&c.hour_fields, retract),
-            None => series
-                .entry(key.clone())
-                .or_default()
-                .add(&c.hour_fields, retract),
+        let nodes = match series.get_mut(key) {
+            Some(n) => n,
+            None if retract => return,
+            None => series.entry(key.clone()).or_default(),
+        };
+        let node = &c.hour_fields.node;
+        if !folded && let Some(m) = nodes.get_mut(node) {
+            m.add(&c.hour_fields, retract);
+            return;
         }
+        // A new node of the series, or one counted folded before.
+        let fold = folded || nodes.len() >= MAX_NODES_PER_SERIES;
+        if retract {
+            if let Some(m) = nodes.get_mut(&node.folded()) {
+                m.add(&c.hour_fields, retract);
+            }
+            return;
+        }
+        let node = if fold { node.folded() } else { node.clone() };
+        if fold && !folded && !node.name.is_empty() && !nodes.contains_key(&node) {
+            self.names_folded += 1;
+        }
+        nodes.entry(node).or_default().add(&c.hour_fields, retract);
     }
 
     /// Series of the hours in `[from_hour, to_hour)`.
@@ -285,10 +390,10 @@ impl HourTier {
         &self,
         from_hour: i64,
         to_hour: i64,
-    ) -> impl Iterator<Item = (i64, &RollupKey, &HourMeasures)> {
+    ) -> impl Iterator<Item = (i64, &RollupKey, &NodeDims, &HourMeasures)> {
         self.hours
             .range(from_hour..to_hour)
-            .flat_map(|(h, series)| series.iter().map(move |(k, m)| (*h, k, m)))
+            .flat_map(|(h, series)| flat(*h, series))
     }
 
     /// The hours in `[from_hour, to_hour)`, shared with the tier: what a
@@ -303,9 +408,14 @@ impl HourTier {
         }
     }
 
-    /// (hour, series) entries held: what the tier's memory grows with.
+    /// (hour, series, node) entries held: what the tier's memory grows
+    /// with.
     pub fn len(&self) -> usize {
-        self.hours.values().map(|s| s.len()).sum()
+        self.hours
+            .values()
+            .flat_map(|s| s.values())
+            .map(HashMap::len)
+            .sum()
     }
 
     /// Whether no entry is held.
@@ -316,6 +426,18 @@ impl HourTier {
     /// Whether every stored span is counted.
     pub fn is_complete(&self) -> bool {
         self.complete
+    }
+
+    /// Whether every span is counted with its [`NodeDims`], so plans that
+    /// name them can be answered here.
+    pub fn has_node_dims(&self) -> bool {
+        self.node_dims
+    }
+
+    /// Node names folded into [`crate::OTHER`] (a plan naming `name` is
+    /// then scanned).
+    pub fn names_folded(&self) -> u64 {
+        self.names_folded
     }
 
     /// Drops the series of whole days that `expired(project, day)` says
@@ -351,15 +473,15 @@ impl HourTier {
                     .hours
                     .range(day * DAY_HOURS..(day + 1) * DAY_HOURS)
                     .map(|(h, series)| {
-                        let mut v: Vec<HourSeries> = series
-                            .iter()
-                            .filter(|(_, m)| m.spans > 0)
-                            .map(|(k, m)| HourSeries {
+                        let mut v: Vec<HourSeries> = flat(*h, series)
+                            .filter(|(_, _, _, m)| m.spans > 0)
+                            .map(|(_, k, n, m)| HourSeries {
                                 key: k.clone(),
+                                node: n.clone(),
                                 measures: m.clone(),
                             })
                             .collect();
-                        v.sort_by(|a, b| a.key.cmp(&b.key));
+                        v.sort_by(|a, b| (&a.key, &a.node).cmp(&(&b.key, &b.node)));
                         (*h, v)
                     })
                     .collect();
@@ -378,7 +500,11 @@ impl HourTier {
         for (hour, series) in file.hours {
             let m = Arc::make_mut(self.hours.entry(hour).or_default());
             for s in series {
-                m.entry(remap(s.key)).or_default().merge(&s.measures);
+                m.entry(remap(s.key))
+                    .or_default()
+                    .entry(s.node)
+                    .or_default()
+                    .merge(&s.measures);
             }
         }
     }

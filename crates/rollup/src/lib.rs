@@ -39,7 +39,7 @@ pub mod relay;
 #[cfg(test)]
 mod tests;
 
-pub use hours::{DayFile, HourMeasures, HourTier};
+pub use hours::{DayFile, HourMeasures, HourTier, NodeDims};
 pub use measures::{BUCKET_BOUNDS_US, Histogram, Measures};
 
 /// The value of a folded dimension.
@@ -350,8 +350,9 @@ impl Rollups {
             self.totals.entry(key.clone()).or_default().add(c, retract);
             Some(key)
         };
+        let folded = key.as_ref().is_some_and(|k| *k != c.key);
         self.hours
-            .change(key.as_ref().unwrap_or(&c.key), c, retract);
+            .change(key.as_ref().unwrap_or(&c.key), folded, c, retract);
         if !c.finished {
             return;
         }
@@ -505,6 +506,8 @@ impl Rollups {
             ingested_spans: self.ingested_spans,
             day_files: self.hours.day_files.clone(),
             hours_complete: self.hours.complete,
+            hours_node_dims: self.hours.node_dims,
+            hours_names_folded: self.hours.names_folded,
         }
     }
 
@@ -562,6 +565,8 @@ impl Rollups {
         }
         out.hours.day_files = snap.day_files;
         out.hours.complete = snap.hours_complete && snap.labels == config.labels;
+        out.hours.node_dims = snap.hours_node_dims;
+        out.hours.names_folded = snap.hours_names_folded;
         out.folded_seen = snap.folded_seen.into_iter().map(remap).collect();
         out.folded_series = snap.folded_series;
         out.ingested_spans = snap.ingested_spans;
@@ -608,4 +613,11 @@ pub struct Snapshot {
     /// written before it existed).
     #[serde(default)]
     pub hours_complete: bool,
+    /// Whether the hour tier counts every span with its node dimensions
+    /// (false in snapshots written before them).
+    #[serde(default)]
+    pub hours_node_dims: bool,
+    /// Node names the hour tier folded.
+    #[serde(default)]
+    pub hours_names_folded: u64,
 }

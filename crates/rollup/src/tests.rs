@@ -220,7 +220,7 @@ fn hour_tier_counts_each_span_once_by_start_hour_and_round_trips() {
     r.apply(None, &late);
     let sum = |r: &Rollups, from: i64, to: i64| {
         let mut m = crate::HourMeasures::default();
-        for (_, _, x) in r.hours().range(from, to) {
+        for (_, _, _, x) in r.hours().range(from, to) {
             m.merge(x);
         }
         m
@@ -262,4 +262,79 @@ fn hour_tier_counts_each_span_once_by_start_hour_and_round_trips() {
     let gone = r.take_dirty_days(11);
     assert!(gone.is_empty(), "an emptied day has no file");
     assert!(r.snapshot(11).day_files.is_empty());
+}
+
+/// Node dimensions: kept per series with the span's name (children only),
+/// retracted with it when a span is renamed, folded past the per-series
+/// bound (and counted), and carried by snapshots; a snapshot written before
+/// them says the tier lacks them.
+#[test]
+fn hour_tier_keeps_node_dimensions_bounded_and_round_trips_them() {
+    let mut r = Rollups::new(RollupConfig::default());
+    assert!(r.hours().has_node_dims());
+    let child = |id: &str, name: &str| {
+        let mut s = tool(id, "inventory", Status::Ok, 10);
+        s.parent_span_id = Some("root".into());
+        s.name = Some(name.into());
+        s.app_name = Some("Shop".into());
+        s.workflow_version = Some("v2".into());
+        s
+    };
+    let mut root = tool("root", "inventory", Status::Ok, 10);
+    root.name = Some("run-1234".into());
+    r.apply(None, &root);
+    let a = child("a", "Check stock");
+    r.apply(None, &a);
+    let renamed = child("a", "Check stock v2");
+    r.apply(Some(&a), &renamed);
+    let nodes = |r: &Rollups| {
+        let mut v: Vec<(bool, String, String, u64)> = r
+            .hours()
+            .range(0, 1)
+            .filter(|(_, _, _, m)| m.spans > 0)
+            .map(|(_, _, n, m)| (n.child, n.name.clone(), n.workflow_version.clone(), m.spans))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        nodes(&r),
+        vec![
+            (false, String::new(), String::new(), 1),
+            (true, "Check stock v2".into(), "v2".into(), 1),
+        ],
+        "a root keeps no name; a rename moves the span"
+    );
+    // Names beyond the bound fold into one node, and are counted.
+    for i in 0..300 {
+        r.apply(None, &child(&format!("n{i}"), &format!("GET /items/{i}")));
+    }
+    let held = r.hours().range(0, 1).count();
+    assert!(held <= super::hours::MAX_NODES_PER_SERIES + 1, "{held}");
+    assert!(r.hours().names_folded() > 0);
+    let total: u64 = r.hours().range(0, 1).map(|(_, _, _, m)| m.spans).sum();
+    assert_eq!(total, 302, "folded names still count their spans");
+    // A folded span retracts from the folded node.
+    let last = child("n299", "GET /items/299");
+    let mut failed = last.clone();
+    failed.status = Some(Status::Error);
+    r.apply(Some(&last), &failed);
+    let errors: u64 = r.hours().range(0, 1).map(|(_, _, _, m)| m.errors).sum();
+    let spans: u64 = r.hours().range(0, 1).map(|(_, _, _, m)| m.spans).sum();
+    assert_eq!((errors, spans), (1, 302));
+
+    let days = r.take_dirty_days(3);
+    let snap = r.snapshot(3);
+    let back =
+        Rollups::restore(RollupConfig::default(), snap.clone(), days.clone()).expect("restore");
+    assert_eq!(nodes(&back), nodes(&r));
+    assert!(back.hours().has_node_dims());
+    assert_eq!(back.hours().names_folded(), r.hours().names_folded());
+    let mut old = serde_json::to_value(&snap).expect("json");
+    let obj = old.as_object_mut().expect("object");
+    obj.remove("hours_node_dims");
+    obj.remove("hours_names_folded");
+    let old: crate::Snapshot = serde_json::from_value(old).expect("older snapshot");
+    let older = Rollups::restore(RollupConfig::default(), old, days).expect("restore");
+    assert!(!older.hours().has_node_dims());
 }

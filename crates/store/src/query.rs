@@ -548,7 +548,7 @@ impl Store {
         // hold up appends).
         let (labels, slice) = {
             let st = self.inner.state.lock();
-            if !st.rollups.hours().is_complete() || st.rollups.folded_series() > 0 {
+            if !rollup::tier_answers(&st.rollups, plan) {
                 return Ok(None);
             }
             (

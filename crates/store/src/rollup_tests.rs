@@ -74,8 +74,8 @@ fn snap(store: &Store) -> (Snapshot, Vec<String>) {
     let mut hours: Vec<String> = rollups
         .hours()
         .range(i64::MIN, i64::MAX)
-        .filter(|(_, _, m)| m.spans > 0)
-        .map(|(h, k, m)| format!("{h} {k:?} {m:?}"))
+        .filter(|(_, _, _, m)| m.spans > 0)
+        .map(|(h, k, n, m)| format!("{h} {k:?} {n:?} {m:?}"))
         .collect();
     hours.sort();
     (snapshot, hours)

@@ -4,8 +4,11 @@
 //! 10:00 to 16:00), loads them as `loupe-bench` does (tag rules, flush,
 //! one maintenance pass), opens the store read-only and times
 //! `loupe_rca::analyse` of `status=error` over day 2 against day 1: with
-//! the default dimensions (a scan) and with the rollup dimensions only
-//! (answered from the hour rollups), median of `--reps` after a warm-up.
+//! the default dimensions (the hour rollups answer them, as the tags of the
+//! tag rules are rollup labels, which docs/RCA.md recommends), the same
+//! with the rollups switched off (a scan: what a tag that is not a label
+//! costs), and with the dimensions of the series key only; median
+//! of `--reps` after a warm-up.
 //! docs/BENCHMARKS.md ("Root-cause analysis") has the numbers.
 
 #[global_allocator]
@@ -76,8 +79,30 @@ fn config(runs: usize) -> GenConfig {
     }
 }
 
+/// The rollups' settings: the tags the tag rules make are labels.
+fn rollup_config() -> loupe_rollup::RollupConfig {
+    loupe_rollup::RollupConfig {
+        labels: loupe_gen::tag_rules().into_iter().map(|r| r.name).collect(),
+        ..loupe_rollup::RollupConfig::default()
+    }
+}
+
+async fn open(dir: &std::path::Path, read_only: bool) -> anyhow::Result<loupe_store::Store> {
+    let config = loupe_side::store_config(dir);
+    let rollups = rollup_config();
+    tokio::task::spawn_blocking(move || {
+        if read_only {
+            loupe_store::Store::open_read_only(config, rollups)
+        } else {
+            loupe_store::Store::open(config, rollups)
+        }
+    })
+    .await?
+    .with_context(|| format!("cannot open the data directory {}", dir.display()))
+}
+
 async fn load(config: &GenConfig, dir: &std::path::Path) -> anyhow::Result<u64> {
-    let store = loupe_side::open(dir, false).await?;
+    let store = open(dir, false).await?;
     let background = store.spawn_background();
     let tags = TagRules::new(&loupe_gen::tag_rules())?;
     let mut runs = loupe_gen::runs(config).peekable();
@@ -108,7 +133,9 @@ async fn time_case(
     store: &loupe_store::Store,
     req: &RcaRequest,
     reps: usize,
+    rollups: bool,
 ) -> anyhow::Result<(Duration, RcaReport)> {
+    store.set_answer_from_rollups(rollups);
     let project = ProjectId::default_project();
     let mut report = loupe_rca::analyse(store, &project, req).await?;
     let mut times = Vec::new();
@@ -134,7 +161,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     if !dir.exists() {
         load(&config, &dir).await.context("load")?;
     }
-    let store = loupe_side::open(&dir, true).await?;
+    let store = open(&dir, true).await?;
     let window = RcaRequest {
         from_ns: config.start_ns + DAY_NS,
         to_ns: config.start_ns + 2 * DAY_NS,
@@ -161,11 +188,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         "| case | spans in window + baseline | median | read | attribution | details | queries (from rollups) | top finding |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---|");
-    for (name, req) in [
-        ("default dimensions (scan)", &window),
-        ("rollup dimensions", &fast),
+    for (name, req, rollups) in [
+        ("default dimensions", &window, true),
+        ("default dimensions, rollups off (scan)", &window, false),
+        ("series-key dimensions only", &fast, true),
     ] {
-        let (median, r) = time_case(&store, req, args.reps).await?;
+        let (median, r) = time_case(&store, req, args.reps, rollups).await?;
         println!(
             "| {name} | {} | {} ms | {} ms | {} ms | {} ms | {} ({}) | {} |",
             r.window_totals.spans + r.baseline_totals.spans,

@@ -126,6 +126,13 @@ async fn a_two_dimension_cause_is_the_top_finding_and_a_quiet_window_reports_not
     .await
     .unwrap();
     let text = show(&report);
+    // Every dimension is one the hour tier keeps (the tags are labels), and
+    // the window is whole hours: the four joint tables come from the tier.
+    assert_eq!(
+        report.stats.from_rollups, 4,
+        "{:?} over {:?}",
+        report.stats, report.dimensions
+    );
     let top = report.findings.first().unwrap_or_else(|| panic!("{text}"));
     assert_eq!(value(top, "tool_name"), Some("inventory"), "{text}");
     assert_eq!(value(top, "tags.category"), Some("phone"), "{text}");

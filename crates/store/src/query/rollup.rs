@@ -35,7 +35,7 @@ use loupe_backend::plan::{
 };
 use loupe_model::column;
 use loupe_rollup::hours::{HOUR_NS, HourSlice, SumCount};
-use loupe_rollup::{HourMeasures, RollupKey, Rollups};
+use loupe_rollup::{HourMeasures, NodeDims, RollupKey, Rollups};
 use serde_json::Value;
 
 /// A series dimension a plan may name.
@@ -53,6 +53,15 @@ enum Dim {
     ErrorClass,
     ErrorSignature,
     Tag(usize),
+    /// `parent_span_id`: only whether it exists (a series knows no ids).
+    Parent,
+    /// The node dimensions of the tier ([`NodeDims`]). A series names
+    /// child spans only, so `name` is exact only under `exists
+    /// parent_span_id`.
+    Name,
+    AppName,
+    WorkflowVersion,
+    ModelProvider,
 }
 
 impl Dim {
@@ -67,6 +76,11 @@ impl Dim {
                 column::WORKFLOW_ID => Dim::Workflow,
                 column::STATUS => Dim::Status,
                 column::ERROR_CLASS => Dim::ErrorClass,
+                column::PARENT_SPAN_ID => Dim::Parent,
+                column::NAME => Dim::Name,
+                column::APP_NAME => Dim::AppName,
+                column::WORKFLOW_VERSION => Dim::WorkflowVersion,
+                column::MODEL_PROVIDER => Dim::ModelProvider,
                 _ => return None,
             }),
             FieldRef::Tag(t) => labels.iter().position(|l| l == t).map(Dim::Tag),
@@ -77,8 +91,16 @@ impl Dim {
         }
     }
 
-    /// The key's value; "" is unset.
-    fn value<'k>(&self, key: &'k RollupKey) -> &'k str {
+    /// Whether this is one of the tier's node dimensions.
+    fn is_node(self) -> bool {
+        matches!(
+            self,
+            Dim::Parent | Dim::Name | Dim::AppName | Dim::WorkflowVersion | Dim::ModelProvider
+        )
+    }
+
+    /// The series' value; "" is unset.
+    fn value<'k>(&self, key: &'k RollupKey, node: &'k NodeDims) -> &'k str {
         match self {
             Dim::Kind => &key.span_kind,
             Dim::NodeType => &key.node_type,
@@ -92,47 +114,79 @@ impl Dim {
             Dim::ErrorClass => &key.error_class,
             Dim::ErrorSignature => &key.error_signature,
             Dim::Tag(i) => key.tags.get(*i).map_or("", String::as_str),
+            Dim::Parent => {
+                if node.child {
+                    "child"
+                } else {
+                    ""
+                }
+            }
+            Dim::Name => &node.name,
+            Dim::AppName => &node.app_name,
+            Dim::WorkflowVersion => &node.workflow_version,
+            Dim::ModelProvider => &node.model_provider,
         }
+    }
+}
+
+/// Whether `filter` requires `holds` of every span it keeps: `holds` is
+/// true of it or of one of its conjuncts (nested `and`s included).
+fn required(filter: Option<&Filter>, holds: &impl Fn(&Filter) -> bool) -> bool {
+    match filter {
+        Some(Filter::And(fs)) => fs.iter().any(|f| required(Some(f), holds)),
+        Some(f) => holds(f),
+        None => false,
     }
 }
 
 /// Whether `filter` keeps failed spans only (`status=error` at its top
 /// level): then a key's error class is the span's.
 fn only_errors(filter: Option<&Filter>) -> bool {
-    let is_error = |f: &Filter| {
+    required(filter, &|f| {
         matches!(f, Filter::Compare { field: FieldRef::Column { name, .. }, op: Cmp::Eq, value: Literal::Text(v) }
             if name == column::STATUS && v == "error")
-    };
-    match filter {
-        Some(Filter::And(fs)) => fs.iter().any(is_error),
-        Some(f) => is_error(f),
-        None => false,
-    }
+    })
 }
 
-/// Whether `filter` or a group key names the error class or signature.
-fn names_error_class(plan: &Plan, labels: &[String]) -> bool {
-    fn in_filter(f: &Filter, labels: &[String]) -> bool {
-        let ec = |field: &FieldRef| {
-            matches!(
-                Dim::of(field, labels),
-                Some(Dim::ErrorClass | Dim::ErrorSignature)
-            )
-        };
+/// Whether `filter` keeps child spans only (`exists parent_span_id` at its
+/// top level): then a series' name is the span's.
+fn only_children(filter: Option<&Filter>) -> bool {
+    required(
+        filter,
+        &|f| matches!(f, Filter::Exists(FieldRef::Column { name, .. }) if name == column::PARENT_SPAN_ID),
+    )
+}
+
+/// Whether the plan's filter or a group key names a dimension `pick`s.
+fn names(plan: &Plan, labels: &[String], pick: impl Fn(Dim) -> bool) -> bool {
+    fn in_filter(f: &Filter, labels: &[String], pick: &impl Fn(Dim) -> bool) -> bool {
         match f {
-            Filter::And(fs) | Filter::Or(fs) => fs.iter().any(|f| in_filter(f, labels)),
-            Filter::Not(f) => in_filter(f, labels),
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().any(|f| in_filter(f, labels, pick)),
+            Filter::Not(f) => in_filter(f, labels, pick),
             Filter::Compare { field, .. } | Filter::In { field, .. } | Filter::Exists(field) => {
-                ec(field)
+                Dim::of(field, labels).is_some_and(pick)
             }
             _ => false,
         }
     }
-    plan.filter.as_ref().is_some_and(|f| in_filter(f, labels))
-        || plan.group_by.iter().any(|g| {
-            matches!(g, GroupKey::Field(f)
-                if matches!(Dim::of(f, labels), Some(Dim::ErrorClass | Dim::ErrorSignature)))
-        })
+    plan.filter
+        .as_ref()
+        .is_some_and(|f| in_filter(f, labels, &pick))
+        || plan
+            .group_by
+            .iter()
+            .any(|g| matches!(g, GroupKey::Field(f) if Dim::of(f, labels).is_some_and(&pick)))
+}
+
+/// Whether the tier, as it stands, can answer a plan `answerable` accepts
+/// (checked again under the lock the answer reads the tier with).
+pub(crate) fn tier_answers(rollups: &Rollups, plan: &Plan) -> bool {
+    let labels = &rollups.config().labels;
+    let hours = rollups.hours();
+    hours.is_complete()
+        && rollups.folded_series() == 0
+        && (hours.has_node_dims() || !names(plan, labels, Dim::is_node))
+        && (hours.names_folded() == 0 || !names(plan, labels, |d| matches!(d, Dim::Name)))
 }
 
 /// Whether `filter` can be decided on a series key, exactly.
@@ -146,13 +200,13 @@ fn supported(filter: &Filter, labels: &[String]) -> bool {
             // The key's `unset`/`running` do not map one to one onto the
             // column, so only equality with ok/error is exact.
             Some(Dim::Status) => *op == Cmp::Eq && status_value(value),
+            Some(Dim::Parent) | None => false,
             Some(_) => matches!(op, Cmp::Eq | Cmp::Ne) && text(value),
-            None => false,
         },
         Filter::In { field, values } => match Dim::of(field, labels) {
             Some(Dim::Status) => values.iter().all(status_value),
+            Some(Dim::Parent) | None => false,
             Some(_) => values.iter().all(text),
-            None => false,
         },
         Filter::Exists(field) => !matches!(Dim::of(field, labels), Some(Dim::Status) | None),
         Filter::Contains { .. } | Filter::Text(_) | Filter::RunHas(_) => false,
@@ -166,15 +220,15 @@ fn lit(v: &Literal) -> &str {
     }
 }
 
-fn matches(filter: &Filter, key: &RollupKey, labels: &[String]) -> bool {
+fn matches(filter: &Filter, key: &RollupKey, node: &NodeDims, labels: &[String]) -> bool {
     let dim = |f| Dim::of(f, labels);
     match filter {
-        Filter::And(fs) => fs.iter().all(|f| matches(f, key, labels)),
-        Filter::Or(fs) => fs.iter().any(|f| matches(f, key, labels)),
-        Filter::Not(f) => !matches(f, key, labels),
+        Filter::And(fs) => fs.iter().all(|f| matches(f, key, node, labels)),
+        Filter::Or(fs) => fs.iter().any(|f| matches(f, key, node, labels)),
+        Filter::Not(f) => !matches(f, key, node, labels),
         Filter::Compare { field, op, value } => {
             let Some(d) = dim(field) else { return false };
-            let v = d.value(key);
+            let v = d.value(key, node);
             !v.is_empty()
                 && match op {
                     Cmp::Eq => v == lit(value),
@@ -182,10 +236,10 @@ fn matches(filter: &Filter, key: &RollupKey, labels: &[String]) -> bool {
                 }
         }
         Filter::In { field, values } => dim(field).is_some_and(|d| {
-            let v = d.value(key);
+            let v = d.value(key, node);
             !v.is_empty() && values.iter().any(|x| lit(x) == v)
         }),
-        Filter::Exists(field) => dim(field).is_some_and(|d| !d.value(key).is_empty()),
+        Filter::Exists(field) => dim(field).is_some_and(|d| !d.value(key, node).is_empty()),
         _ => false,
     }
 }
@@ -243,11 +297,14 @@ impl Measure {
 fn answerable(plan: &Plan, labels: &[String]) -> bool {
     plan.output == Output::Aggregates
         && plan.from_ns < plan.to_ns
-        && (!names_error_class(plan, labels) || only_errors(plan.filter.as_ref()))
+        && (!names(plan, labels, |d| {
+            matches!(d, Dim::ErrorClass | Dim::ErrorSignature)
+        }) || only_errors(plan.filter.as_ref()))
+        && (!names(plan, labels, |d| matches!(d, Dim::Name)) || only_children(plan.filter.as_ref()))
         && plan.filter.as_ref().is_none_or(|f| supported(f, labels))
         && plan.group_by.iter().all(|g| match g {
             // Status groups are checked per series in `answer`.
-            GroupKey::Field(f) => Dim::of(f, labels).is_some(),
+            GroupKey::Field(f) => !matches!(Dim::of(f, labels), Some(Dim::Parent) | None),
             GroupKey::Bucket { width_ns } => *width_ns > 0 && width_ns % HOUR_NS == 0,
         })
         && plan.aggregates.iter().all(|a| match a.kind {
@@ -301,11 +358,7 @@ const EDGE_MEASURES: [(&str, ValueType); 7] = [
 /// project's retention keeps (`i64::MIN` without retention).
 pub(crate) fn prepare(rollups: &Rollups, plan: &Plan, oldest_kept_ns: i64) -> Option<RollupPlan> {
     let labels = &rollups.config().labels;
-    if !rollups.hours().is_complete()
-        || rollups.folded_series() > 0
-        || plan.from_ns < oldest_kept_ns
-        || !answerable(plan, labels)
-    {
+    if !tier_answers(rollups, plan) || plan.from_ns < oldest_kept_ns || !answerable(plan, labels) {
         return None;
     }
     let first_hour =
@@ -371,13 +424,13 @@ pub(crate) fn answer(
     // allocation, only the groups do (this runs under the store's lock).
     let mut borrowed: HashMap<Vec<Option<GroupRef<'_>>>, HourMeasures> = HashMap::new();
     let mut scratch: Vec<Option<GroupRef<'_>>> = Vec::with_capacity(plan.group_by.len());
-    for (hour, key, m) in slice.iter() {
+    for (hour, key, node, m) in slice.iter() {
         if key.project != project
             || m.spans == 0
             || plan
                 .filter
                 .as_ref()
-                .is_some_and(|f| !matches(f, key, labels))
+                .is_some_and(|f| !matches(f, key, node, labels))
         {
             continue;
         }
@@ -391,7 +444,7 @@ pub(crate) fn answer(
         scratch.clear();
         scratch.extend(plan.group_by.iter().map(|g| match g {
             GroupKey::Field(f) => Dim::of(f, labels).and_then(|d| {
-                let v = d.value(key);
+                let v = d.value(key, node);
                 (!v.is_empty()).then_some(GroupRef::Text(v))
             }),
             GroupKey::Bucket { width_ns } => Some(GroupRef::Time(

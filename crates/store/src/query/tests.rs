@@ -223,6 +223,13 @@ const FROM_ROLLUPS: &[&str] = &[
     "span_kind=workflow | by status, bucket(1h) | count(), avg(duration)",
     "from 2026-11-17T00:20:00Z to 2026-11-17T05:40:00Z span_kind=tool | by tool_name, status | count() as n, avg(duration) | sort n desc | limit 8",
     "status=error error_signature=\"error: signature 1\" | by tags.category | count()",
+    // Node dimensions (what root-cause analysis groups by): the node name
+    // where the filter keeps child spans only.
+    "exists parent_span_id span_kind!=workflow | by name, app_name, workflow_version, model_provider | count(), error_rate()",
+    "from 2026-11-17T00:20:00Z to 2026-11-17T05:40:00Z exists parent_span_id status=error | by name, error_signature, tags.category | count()",
+    "app_name=shop workflow_version!=v1 | by model_provider, span_kind | count(), sum(total_tokens)",
+    "not exists parent_span_id | by app_name | count(), avg(duration)",
+    "exists parent_span_id name in (answer, inventory) | by bucket(1h) | count()",
 ];
 
 /// Aggregates only a scan answers exactly.
@@ -240,6 +247,11 @@ const SCANNED: &[&str] = &[
     // Error dimensions are exact in the tier only among failed spans.
     "by error_signature | count()",
     "error_class exists | count()",
+    // A root's name is its run's: the tier keeps names of child spans only.
+    "by name | count()",
+    "name=customer-service | count()",
+    // The tier knows whether a span has a parent, not which.
+    "exists parent_span_id | by parent_span_id | count()",
 ];
 
 async fn check_rollup_routing(store: &Store, spans: &[Span], stage: &str) {

@@ -60,6 +60,9 @@ pub fn generate() -> Vec<Span> {
             if let Some(c) = category {
                 s.tags.insert("category".into(), c.into());
             }
+            // Some runs without an app name or version (other sources).
+            s.app_name = (r % 4 != 1).then(|| ["shop", "help"][r as usize % 2].into());
+            s.workflow_version = (r % 5 != 0).then(|| format!("v{}", r % 3));
             s
         };
         let mut children = Vec::new();
@@ -117,6 +120,8 @@ pub fn generate() -> Vec<Span> {
             let dur = (200 + rng.below(3_000)) as i64 * MS;
             let mut s = base(format!("{trace}-llm"), SpanKind::Llm, "llm", at, dur);
             s.model_name = Some("gpt-4o".into());
+            s.model_provider = (r % 6 != 0).then(|| "openai".into());
+            s.name = Some(["answer", "classify"][r as usize % 2].into());
             s.total_tokens = Some(50 + rng.below(600) as i64);
             s.cost = Some(rng.below(1_000) as f64 / 100_000.0);
             s.output = Some(if rng.below(4) == 0 {
