@@ -327,9 +327,12 @@ pub struct HourTier {
     /// Whether every stored span is counted (false for data directories
     /// written before the tier existed, or whose labels changed).
     pub(crate) complete: bool,
-    /// Whether every span is counted with its [`NodeDims`] (false for
-    /// tiers begun before they existed).
-    pub(crate) node_dims: bool,
+    /// The first hour from which every span is counted with its
+    /// [`NodeDims`] (`i64::MIN` for a tier that kept them from the start;
+    /// for one begun before they existed, the hour after the last it held
+    /// when this build first opened it: no span counted without them lies
+    /// there or later).
+    pub(crate) node_dims_from: i64,
     /// Node names folded by [`MAX_NODES_PER_SERIES`].
     pub(crate) names_folded: u64,
 }
@@ -338,7 +341,7 @@ impl HourTier {
     pub(crate) fn new_complete() -> Self {
         Self {
             complete: true,
-            node_dims: true,
+            node_dims_from: i64::MIN,
             ..Self::default()
         }
     }
@@ -428,10 +431,11 @@ impl HourTier {
         self.complete
     }
 
-    /// Whether every span is counted with its [`NodeDims`], so plans that
-    /// name them can be answered here.
-    pub fn has_node_dims(&self) -> bool {
-        self.node_dims
+    /// The first hour from which every span is counted with its
+    /// [`NodeDims`], so plans that name them and start there or later can
+    /// be answered here.
+    pub fn node_dims_from(&self) -> i64 {
+        self.node_dims_from
     }
 
     /// Node names folded into [`crate::OTHER`] (a plan naming `name` is

@@ -506,7 +506,7 @@ impl Rollups {
             ingested_spans: self.ingested_spans,
             day_files: self.hours.day_files.clone(),
             hours_complete: self.hours.complete,
-            hours_node_dims: self.hours.node_dims,
+            hours_node_dims_from: Some(self.hours.node_dims_from),
             hours_names_folded: self.hours.names_folded,
         }
     }
@@ -565,7 +565,14 @@ impl Rollups {
         }
         out.hours.day_files = snap.day_files;
         out.hours.complete = snap.hours_complete && snap.labels == config.labels;
-        out.hours.node_dims = snap.hours_node_dims;
+        out.hours.node_dims_from = snap.hours_node_dims_from.unwrap_or_else(|| {
+            // A tier begun before node dimensions: from the next hour on.
+            out.hours
+                .hours
+                .keys()
+                .next_back()
+                .map_or(i64::MIN, |h| h + 1)
+        });
         out.hours.names_folded = snap.hours_names_folded;
         out.folded_seen = snap.folded_seen.into_iter().map(remap).collect();
         out.folded_series = snap.folded_series;
@@ -613,10 +620,10 @@ pub struct Snapshot {
     /// written before it existed).
     #[serde(default)]
     pub hours_complete: bool,
-    /// Whether the hour tier counts every span with its node dimensions
-    /// (false in snapshots written before them).
+    /// The first hour from which the hour tier counts every span with its
+    /// node dimensions (absent in snapshots written before them).
     #[serde(default)]
-    pub hours_node_dims: bool,
+    pub hours_node_dims_from: Option<i64>,
     /// Node names the hour tier folded.
     #[serde(default)]
     pub hours_names_folded: u64,

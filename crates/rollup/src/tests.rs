@@ -271,7 +271,7 @@ fn hour_tier_counts_each_span_once_by_start_hour_and_round_trips() {
 #[test]
 fn hour_tier_keeps_node_dimensions_bounded_and_round_trips_them() {
     let mut r = Rollups::new(RollupConfig::default());
-    assert!(r.hours().has_node_dims());
+    assert_eq!(r.hours().node_dims_from(), i64::MIN);
     let child = |id: &str, name: &str| {
         let mut s = tool(id, "inventory", Status::Ok, 10);
         s.parent_span_id = Some("root".into());
@@ -328,13 +328,22 @@ fn hour_tier_keeps_node_dimensions_bounded_and_round_trips_them() {
     let back =
         Rollups::restore(RollupConfig::default(), snap.clone(), days.clone()).expect("restore");
     assert_eq!(nodes(&back), nodes(&r));
-    assert!(back.hours().has_node_dims());
+    assert_eq!(back.hours().node_dims_from(), i64::MIN);
     assert_eq!(back.hours().names_folded(), r.hours().names_folded());
     let mut old = serde_json::to_value(&snap).expect("json");
     let obj = old.as_object_mut().expect("object");
-    obj.remove("hours_node_dims");
+    obj.remove("hours_node_dims_from");
     obj.remove("hours_names_folded");
     let old: crate::Snapshot = serde_json::from_value(old).expect("older snapshot");
-    let older = Rollups::restore(RollupConfig::default(), old, days).expect("restore");
-    assert!(!older.hours().has_node_dims());
+    let mut older = Rollups::restore(RollupConfig::default(), old, days).expect("restore");
+    // Spans of hour 0 were counted before: node dimensions from hour 1 on,
+    // and they stay there.
+    assert_eq!(older.hours().node_dims_from(), 1);
+    let mut later = child("z", "Later");
+    later.start_time = Some(3 * 3_600 * S);
+    older.apply(None, &later);
+    let days = older.take_dirty_days(4);
+    let again =
+        Rollups::restore(RollupConfig::default(), older.snapshot(4), days).expect("restore");
+    assert_eq!(again.hours().node_dims_from(), 1);
 }

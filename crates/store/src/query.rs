@@ -548,7 +548,7 @@ impl Store {
         // hold up appends).
         let (labels, slice) = {
             let st = self.inner.state.lock();
-            if !rollup::tier_answers(&st.rollups, plan) {
+            if !rollup::tier_answers(&st.rollups, plan, prepared.first_hour) {
                 return Ok(None);
             }
             (

@@ -8,14 +8,18 @@
 //!   either end (a dashboard's "last 24h" at 10:17) from a scan of just
 //!   those minutes, folded in with the same measures;
 //! - its filter uses only series dimensions (span kind, node type, tool,
-//!   model, app, workflow, labelled tags; status `ok`/`error`) with `=`,
-//!   `!=`, `in`, `exists`, `and`, `or`, `not`;
+//!   model, app, workflow, labelled tags; status `ok`/`error`; the node
+//!   dimensions app name, workflow version, model provider, and the node
+//!   name where the filter keeps child spans only) with `=`, `!=`, `in`,
+//!   `exists`, `and`, `or`, `not`, and `exists parent_span_id`;
 //! - it groups by such dimensions and by buckets that are whole hours (by
 //!   status only while every series it reads says `ok` or `error`);
 //! - its aggregates are count, error rate, success rate, and sum or avg of
 //!   duration, tokens or cost;
 //! - the tier counts every stored span of the project and no series of it
-//!   was folded by the cardinality guard.
+//!   was folded by the cardinality guard; a plan naming node dimensions
+//!   needs a tier that kept them from the start, and one naming `name`
+//!   a tier that folded no name.
 //!
 //! The edges are listed before the tier is read, not under one lock: a
 //! span written in between whose start time moves across an edge boundary
@@ -179,13 +183,14 @@ fn names(plan: &Plan, labels: &[String], pick: impl Fn(Dim) -> bool) -> bool {
 }
 
 /// Whether the tier, as it stands, can answer a plan `answerable` accepts
-/// (checked again under the lock the answer reads the tier with).
-pub(crate) fn tier_answers(rollups: &Rollups, plan: &Plan) -> bool {
+/// from `first_hour` on (checked again under the lock the answer reads the
+/// tier with).
+pub(crate) fn tier_answers(rollups: &Rollups, plan: &Plan, first_hour: i64) -> bool {
     let labels = &rollups.config().labels;
     let hours = rollups.hours();
     hours.is_complete()
         && rollups.folded_series() == 0
-        && (hours.has_node_dims() || !names(plan, labels, Dim::is_node))
+        && (first_hour >= hours.node_dims_from() || !names(plan, labels, Dim::is_node))
         && (hours.names_folded() == 0 || !names(plan, labels, |d| matches!(d, Dim::Name)))
 }
 
@@ -358,11 +363,14 @@ const EDGE_MEASURES: [(&str, ValueType); 7] = [
 /// project's retention keeps (`i64::MIN` without retention).
 pub(crate) fn prepare(rollups: &Rollups, plan: &Plan, oldest_kept_ns: i64) -> Option<RollupPlan> {
     let labels = &rollups.config().labels;
-    if !tier_answers(rollups, plan) || plan.from_ns < oldest_kept_ns || !answerable(plan, labels) {
-        return None;
-    }
     let first_hour =
         plan.from_ns.div_euclid(HOUR_NS) + i64::from(plan.from_ns.rem_euclid(HOUR_NS) != 0);
+    if !tier_answers(rollups, plan, first_hour)
+        || plan.from_ns < oldest_kept_ns
+        || !answerable(plan, labels)
+    {
+        return None;
+    }
     let end_hour = plan.to_ns.div_euclid(HOUR_NS);
     if first_hour >= end_hour {
         // Not one whole hour: a scan reads no more than the edges would.
