@@ -143,13 +143,17 @@ pub async fn analyse(
             (conditions, filters, s)
         })
         .collect();
-    let details = try_join_all(prepared.iter().map(|(_, filters, _)| async {
-        futures::try_join!(
-            ctx_when(&ctx, &r, filters),
-            ctx_exemplars(&ctx, &r, filters)
-        )
-    }))
-    .await?;
+    // The findings' details and the co-occurrence listing, all at once.
+    let (details, (co_occurrence, co_read)) = futures::try_join!(
+        try_join_all(prepared.iter().map(|(_, filters, _)| async {
+            futures::try_join!(
+                ctx_when(&ctx, &r, filters),
+                ctx_exemplars(&ctx, &r, filters)
+            )
+        })),
+        ctx.co_occurrence(&r, req.min_support)
+    )?;
+    ctx.account(&[&co_read]);
     for ((conditions, _, s), (when, exemplars)) in prepared.into_iter().zip(details) {
         findings.push(Finding {
             filter: text::filter_text(&conditions),
@@ -173,7 +177,6 @@ pub async fn analyse(
         });
     }
     ctx.stats.queries += 3 * findings.len() as u64;
-    let co_occurrence = ctx.co_occurrence(&r, req.min_support).await?;
     ctx.stats.details_ms = phase.elapsed().as_millis() as u64;
 
     let mut report = RcaReport {
@@ -580,12 +583,13 @@ impl Ctx<'_> {
         Ok((interner, table))
     }
 
-    /// Failures that happen together in runs of the window.
+    /// Failures that happen together in runs of the window, and the read
+    /// (to account for).
     async fn co_occurrence(
-        &mut self,
+        &self,
         r: &Resolved,
         min_support: u64,
-    ) -> Result<Vec<CoOccurrence>, RcaError> {
+    ) -> Result<(Vec<CoOccurrence>, QueryResult), RcaError> {
         let plan = rows_plan(
             r.window,
             r.filter(true, vec![status_error()]),
@@ -600,7 +604,6 @@ impl Ctx<'_> {
             MAX_COOCCUR_ROWS,
         );
         let got = self.run(&plan).await?;
-        self.account(&[&got]);
         // run → failure label → earliest start.
         let mut runs: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
         for row in &got.rows {
@@ -665,7 +668,7 @@ impl Ctx<'_> {
             .collect();
         out.sort_by(|a, b| b.runs.cmp(&a.runs).then(a.first.cmp(&b.first)));
         out.truncate(5);
-        Ok(out)
+        Ok((out, got))
     }
 }
 

@@ -15,6 +15,11 @@
 //!   A tier with `compaction_min_parts` parts is merged. A row is rewritten
 //!   once per tier it climbs, about log₄ of the day's size, never once per
 //!   new part (no "rewrite the whole day for every flush").
+//! - **Bounded memory.** A merge reads its parts whole into memory (a span
+//!   row with Dify payloads is ~5 KB there), so a group holds at most
+//!   [`MAX_MERGE_ROWS`] rows: a busy day ends as several parts of about
+//!   that size, not one. Before this bound, compacting a day of 1.5M spans
+//!   took ~10 GB, and a day of 5M spans exhausted 24 GB.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -30,6 +35,9 @@ const TIER_RATIO: u64 = 4;
 
 /// Parts under this many rows are all "small": one tier.
 const SMALL_ROWS: u64 = 16 * 1024;
+
+/// Rows one span merge reads at most (about 1.5 GB in memory).
+pub(crate) const MAX_MERGE_ROWS: u64 = 256 * 1024;
 
 /// The groups to rewrite: each non-empty, of one project and day.
 pub(crate) fn plan(
@@ -49,7 +57,7 @@ pub(crate) fn plan(
         day.sort_by_key(|p| (p.meta.rows, p.meta.id));
         let mut chosen: HashSet<u64> = HashSet::new();
         let rows: Vec<u64> = day.iter().map(|p| p.meta.rows).collect();
-        for tier in size_tiers(&rows, min_parts) {
+        for tier in size_tiers(&rows, min_parts, MAX_MERGE_ROWS) {
             chosen.extend(day[tier.clone()].iter().map(|p| p.meta.id));
             groups.push(day[tier].iter().map(|p| Arc::clone(p)).collect());
         }
@@ -65,8 +73,13 @@ pub(crate) fn plan(
 /// The tiers worth merging among parts of one (project, day), given their
 /// row counts in ascending order: ranges of at least `min_parts` parts,
 /// each at most [`TIER_RATIO`] times the rows of its smallest (parts under
-/// [`SMALL_ROWS`] counting as that size). Shared by span and log parts.
-pub(crate) fn size_tiers(sorted_rows: &[u64], min_parts: usize) -> Vec<std::ops::Range<usize>> {
+/// [`SMALL_ROWS`] counting as that size), cut into consecutive groups of
+/// at most `max_rows` rows in all. Shared by span and log parts.
+pub(crate) fn size_tiers(
+    sorted_rows: &[u64],
+    min_parts: usize,
+    max_rows: u64,
+) -> Vec<std::ops::Range<usize>> {
     let min_parts = min_parts.max(2);
     let mut out = Vec::new();
     let mut start = 0;
@@ -77,8 +90,19 @@ pub(crate) fn size_tiers(sorted_rows: &[u64], min_parts: usize) -> Vec<std::ops:
                 .iter()
                 .take_while(|r| **r <= floor.saturating_mul(TIER_RATIO))
                 .count();
-        if end - start >= min_parts {
-            out.push(start..end);
+        // The tier, cut where the next part would pass `max_rows`.
+        let mut from = start;
+        while from < end {
+            let mut to = from;
+            let mut total = 0u64;
+            while to < end && total.saturating_add(sorted_rows[to]) <= max_rows {
+                total += sorted_rows[to];
+                to += 1;
+            }
+            if to - from >= min_parts {
+                out.push(from..to);
+            }
+            from = to.max(from + 1);
         }
         start = end.max(start + 1);
     }
@@ -138,6 +162,23 @@ mod tests {
         all.push(part(d, 5, "2026-01-01", 20));
         // The four small parts form a tier; the 70k-row part is above it.
         assert_eq!(ids(&plan(&all, &none, 4)), vec![vec![2, 3, 4, 5]]);
+    }
+
+    /// A tier over the memory bound is cut into groups under it; a cut
+    /// with fewer than `min_parts` parts waits.
+    #[test]
+    fn tiers_are_cut_at_the_merge_bound() {
+        let rows = [100_000u64, 110_000, 120_000, 130_000, 140_000, 150_000];
+        // One size tier (all within 4× of the smallest), 750k rows.
+        assert_eq!(size_tiers(&rows, 2, u64::MAX), vec![0..6]);
+        let cut = size_tiers(&rows, 2, 256 * 1024);
+        assert_eq!(cut, vec![0..2, 2..4], "150k-row parts pair past the bound");
+        for r in &cut {
+            assert!(rows[r.clone()].iter().sum::<u64>() <= 256 * 1024);
+        }
+        assert!(size_tiers(&rows, 3, 256 * 1024).is_empty());
+        // Small parts still merge in one group.
+        assert_eq!(size_tiers(&[10, 20, 30, 40], 4, 256 * 1024), vec![0..4]);
     }
 
     #[test]

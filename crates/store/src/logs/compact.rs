@@ -38,21 +38,11 @@ impl LogTable {
         for mut day in days.into_values() {
             day.sort_by_key(|p| (p.meta.rows, p.meta.id));
             let rows: Vec<u64> = day.iter().map(|p| p.meta.rows).collect();
-            for tier in crate::compaction::size_tiers(&rows, min_parts) {
-                let mut group: Vec<Arc<LogPart>> = Vec::new();
-                let mut total = 0u64;
-                for p in &day[tier] {
-                    if total + p.meta.rows > MAX_MERGE_ROWS {
-                        break;
-                    }
-                    total += p.meta.rows;
-                    group.push(Arc::clone(p));
-                }
-                if group.len() >= min_parts.max(2) {
-                    merged += group.len();
-                    self.merge(&group)?;
-                    written += 1;
-                }
+            for tier in crate::compaction::size_tiers(&rows, min_parts, MAX_MERGE_ROWS) {
+                let group: Vec<Arc<LogPart>> = day[tier].iter().map(|p| Arc::clone(p)).collect();
+                merged += group.len();
+                self.merge(&group)?;
+                written += 1;
             }
         }
         Ok((merged, written))
