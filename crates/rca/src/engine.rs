@@ -144,17 +144,22 @@ pub async fn analyse(
         })
         .collect();
     // The findings' details and the co-occurrence listing, all at once.
-    let (details, (co_occurrence, co_read)) = futures::try_join!(
+    let (details, ((co_occurrence, co_read), co_ms)) = futures::try_join!(
         try_join_all(prepared.iter().map(|(_, filters, _)| async {
             futures::try_join!(
-                ctx_when(&ctx, &r, filters),
-                ctx_exemplars(&ctx, &r, filters)
+                timed(ctx_when(&ctx, &r, filters)),
+                timed(ctx_exemplars(&ctx, &r, filters))
             )
         })),
-        ctx.co_occurrence(&r, req.min_support)
+        timed(ctx.co_occurrence(&r, req.min_support))
     )?;
     ctx.account(&[&co_read]);
-    for ((conditions, _, s), (when, exemplars)) in prepared.into_iter().zip(details) {
+    ctx.stats.co_occurrence_ms = co_ms;
+    for ((conditions, _, s), ((when, when_ms), (exemplars, exemplars_ms))) in
+        prepared.into_iter().zip(details)
+    {
+        ctx.stats.when_ms = ctx.stats.when_ms.max(when_ms);
+        ctx.stats.exemplars_ms = ctx.stats.exemplars_ms.max(exemplars_ms);
         findings.push(Finding {
             filter: text::filter_text(&conditions),
             conditions,
@@ -203,6 +208,15 @@ pub async fn analyse(
         "rca done"
     );
     Ok(report)
+}
+
+/// `f`'s value and its wall time in ms.
+async fn timed<T>(
+    f: impl std::future::Future<Output = Result<T, RcaError>>,
+) -> Result<(T, u64), RcaError> {
+    let started = Instant::now();
+    let v = f.await?;
+    Ok((v, started.elapsed().as_millis() as u64))
 }
 
 /// A finding before its details: condition texts, plan filters (error

@@ -255,6 +255,16 @@ pub struct RcaStats {
     pub attribution_ms: u64,
     /// Of the wall time: start/end, exemplars and co-occurrence, ms.
     pub details_ms: u64,
+    /// Of the details, the longest change-point search of a finding, ms
+    /// (details run at once, so these overlap).
+    #[serde(default)]
+    pub when_ms: u64,
+    /// Of the details, the longest exemplar read of a finding, ms.
+    #[serde(default)]
+    pub exemplars_ms: u64,
+    /// Of the details, the co-occurrence listing, ms.
+    #[serde(default)]
+    pub co_occurrence_ms: u64,
     /// Wall time, ms.
     pub elapsed_ms: u64,
 }

@@ -191,14 +191,17 @@ pub fn render_text(r: &RcaReport) -> String {
     }
     let _ = writeln!(
         out,
-        "{} queries ({} from rollups), {} candidates, {} ms (read {} ms, attribution {} ms, details {} ms)",
+        "{} queries ({} from rollups), {} candidates, {} ms (read {} ms, attribution {} ms, details {} ms: change points {} ms, exemplars {} ms, co-occurrence {} ms, at once)",
         r.stats.queries,
         r.stats.from_rollups,
         r.stats.candidates,
         r.stats.elapsed_ms,
         r.stats.read_ms,
         r.stats.attribution_ms,
-        r.stats.details_ms
+        r.stats.details_ms,
+        r.stats.when_ms,
+        r.stats.exemplars_ms,
+        r.stats.co_occurrence_ms
     );
     out
 }

@@ -194,15 +194,19 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         ("series-key dimensions only", &fast, true),
     ] {
         let (median, r) = time_case(&store, req, args.reps, rollups).await?;
+        let s = &r.stats;
         println!(
-            "| {name} | {} | {} ms | {} ms | {} ms | {} ms | {} ({}) | {} |",
+            "| {name} | {} | {} ms | {} ms | {} ms | {} ms (change points {}, exemplars {}, co-occurrence {}) | {} ({}) | {} |",
             r.window_totals.spans + r.baseline_totals.spans,
             median.as_millis(),
-            r.stats.read_ms,
-            r.stats.attribution_ms,
-            r.stats.details_ms,
-            r.stats.queries,
-            r.stats.from_rollups,
+            s.read_ms,
+            s.attribution_ms,
+            s.details_ms,
+            s.when_ms,
+            s.exemplars_ms,
+            s.co_occurrence_ms,
+            s.queries,
+            s.from_rollups,
             r.findings
                 .first()
                 .map_or("none".to_owned(), |f| f.filter.clone()),
