@@ -252,6 +252,18 @@ impl RunsFold {
         self.runs.len()
     }
 
+    /// What to tell the caller once more than [`MAX_TIMELINE_RUNS`] runs
+    /// have `column = value` (`None` while within the bound): every backend
+    /// checks as it folds and refuses with this text.
+    pub fn over_bound(&self, column: &str, value: &str) -> Option<String> {
+        (self.run_count() > MAX_TIMELINE_RUNS).then(|| {
+            format!(
+                "more than {MAX_TIMELINE_RUNS} runs have {column} = {value:?}; \
+                 query them with a time range instead"
+            )
+        })
+    }
+
     /// The runs, oldest first.
     pub fn runs(self) -> Vec<RunSummary> {
         runs_of(self.runs)

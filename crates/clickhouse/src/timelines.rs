@@ -5,7 +5,7 @@
 //! maps; feedback-score spans (few) whole, since the fold reads their
 //! value and name from them.
 
-use loupe_backend::timelines::{MAX_TIMELINE_RUNS, RunsFold, SCORE_NODE_TYPE};
+use loupe_backend::timelines::{RunsFold, SCORE_NODE_TYPE};
 use loupe_backend::{RunSummary, UserSummary};
 use loupe_model::ProjectId;
 
@@ -36,11 +36,8 @@ impl Inner {
             for r in self.latest_where_as(project, &cond, None, &columns).await? {
                 fold.push(&r.span);
             }
-            if fold.run_count() > MAX_TIMELINE_RUNS {
-                return Err(Error::TooMany(format!(
-                    "more than {MAX_TIMELINE_RUNS} runs have {column} = {value:?}; \
-                     query them with a time range instead"
-                )));
+            if let Some(too_many) = fold.over_bound(column, value) {
+                return Err(Error::TooMany(too_many));
             }
         }
         Ok(fold)

@@ -5,12 +5,11 @@
 //! A user's summary over 200k spans used to collect every span whole
 //! (inputs, outputs, attributes) and peaked at 2.05 GiB; three at once
 //! were OOM-killed (issue 14). Memory now grows with the runs, at most
-//! [`MAX_TIMELINE_RUNS`] of them, and the scan's own memory is in the
+//! [`loupe_backend::timelines::MAX_TIMELINE_RUNS`] of them, and the scan's own memory is in the
 //! query pools.
 
 use datafusion::logical_expr::{col, lit};
 use futures::StreamExt;
-pub use loupe_backend::timelines::MAX_TIMELINE_RUNS;
 use loupe_backend::timelines::{RunsFold, SCORE_NODE_TYPE};
 use loupe_backend::{RunSummary, UserSummary};
 use loupe_model::{ProjectId, column};
@@ -76,12 +75,9 @@ impl Store {
                 for row in batch_to_rows(&batch?)? {
                     fold.push(&row.span);
                 }
-                if fold.run_count() > MAX_TIMELINE_RUNS {
+                if let Some(too_many) = fold.over_bound(column, value) {
                     return Err(Error::DataFusion(
-                        datafusion::error::DataFusionError::ResourcesExhausted(format!(
-                            "more than {MAX_TIMELINE_RUNS} runs have {column} = {value:?}; \
-                             query them with a time range instead"
-                        )),
+                        datafusion::error::DataFusionError::ResourcesExhausted(too_many),
                     ));
                 }
             }
