@@ -278,6 +278,13 @@ impl Config {
                 bail!("metrics.labels: tag {label:?} would clash with the built-in label {name:?}");
             }
         }
+        if self.metrics.hour_tags.len() > loupe_rollup::hours::MAX_HOUR_TAGS {
+            bail!(
+                "metrics.hour_tags: at most {} tags, {} given",
+                loupe_rollup::hours::MAX_HOUR_TAGS,
+                self.metrics.hour_tags.len()
+            );
+        }
         self.alerts_config().validate(&self.metrics.labels)?;
         crate::budgets::validate(self)?;
         if let Some(url) = &self.dify.web_url
@@ -286,6 +293,27 @@ impl Config {
             bail!("dify.web_url {url:?} must start with http:// or https://");
         }
         Ok(())
+    }
+
+    /// The tags the hour rollups keep besides the labels: `[metrics]
+    /// hour_tags`, then the names of the `[[tags]]` rules and of the rules
+    /// managed over the API (`managed`), each once, none a label, at most
+    /// [`loupe_rollup::hours::MAX_HOUR_TAGS`] (the first ones).
+    pub fn hour_tags(&self, managed: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let names = self
+            .metrics
+            .hour_tags
+            .iter()
+            .chain(self.tags.iter().map(|r| &r.name))
+            .chain(managed);
+        for name in names {
+            if !self.metrics.labels.contains(name) && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        out.truncate(loupe_rollup::hours::MAX_HOUR_TAGS);
+        out
     }
 
     /// `[alerts]` with what it needs from `[metrics]`: threshold windows
@@ -321,6 +349,31 @@ mod tests {
             err.contains("retention_days") && err.contains("use 0"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn hour_tags_are_the_extra_tags_then_the_rules_each_once_and_never_a_label() {
+        let config: Config = toml::from_str(
+            "[metrics]\nlabels = [\"category\"]\nhour_tags = [\"region\"]\n\
+             [[tags]]\nname = \"category\"\nfrom = \"input\"\n\
+             [[tags]]\nname = \"tier\"\nfrom = \"input\"\n\
+             [[tags]]\nname = \"region\"\nfrom = \"input\"\n",
+        )
+        .expect("parse");
+        config.validate().expect("valid");
+        assert_eq!(
+            config.hour_tags(&["channel".into(), "tier".into()]),
+            ["region", "tier", "channel"]
+        );
+        let many: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+        assert_eq!(
+            config.hour_tags(&many).len(),
+            loupe_rollup::hours::MAX_HOUR_TAGS
+        );
+        let mut too_many = config.clone();
+        too_many.metrics.hour_tags = many;
+        let err = too_many.validate().expect_err("refused").to_string();
+        assert!(err.contains("metrics.hour_tags"), "{err}");
     }
 
     #[test]

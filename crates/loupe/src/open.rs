@@ -76,6 +76,16 @@ pub async fn open_store(config: &mut Config, mode: Mode) -> anyhow::Result<Store
     } else {
         None
     };
+    // The tags the hour rollups keep: a server's own, then those the
+    // directory kept so far (a rule removed for a while does not lose the
+    // tier its history); a CLI's are adopted below when recorded.
+    let mut names = loupe_pipeline::tagset::managed_names(&dir)?;
+    if mode == Mode::Serve
+        && let Some(recorded) = &recorded
+    {
+        names.extend(recorded.hour_tags.iter().cloned());
+    }
+    config.metrics.hour_tags = config.hour_tags(&names);
     if let Some(recorded) = &recorded {
         match mode {
             Mode::Serve => {

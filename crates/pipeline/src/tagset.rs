@@ -29,6 +29,38 @@ struct RulesFile {
     rules: Vec<TagRuleConfig>,
 }
 
+/// The rules of `tag-rules.json` at `path` (none without the file).
+fn read_managed(path: &Path) -> Result<Vec<TagRuleConfig>, TagEditError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let file: RulesFile = serde_json::from_slice(&bytes).map_err(|e| {
+                TagEditError::Invalid(format!(
+                    "{}: {e}; fix or remove the file (the rules it held were added over the API)",
+                    path.display()
+                ))
+            })?;
+            Ok(file.rules)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(TagEditError::Io {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The tag names of the rules managed over the API in `data_dir`, in file
+/// order: with the config's, the tags the hour rollups keep.
+///
+/// # Errors
+/// As [`TagSet::open`] for an unreadable or invalid file.
+pub fn managed_names(data_dir: &Path) -> Result<Vec<String>, TagEditError> {
+    Ok(read_managed(&data_dir.join(FILE))?
+        .into_iter()
+        .map(|r| r.name)
+        .collect())
+}
+
 /// Where a listed rule is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,23 +137,7 @@ impl TagSet {
     /// validate, named with the file.
     pub fn open(config: Vec<TagRuleConfig>, data_dir: &Path) -> Result<Self, TagEditError> {
         let path = data_dir.join(FILE);
-        let managed = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let file: RulesFile =
-                    serde_json::from_slice(&bytes).map_err(|e| TagEditError::Invalid(format!(
-                        "{}: {e}; fix or remove the file (the rules it held were added over the API)",
-                        path.display()
-                    )))?;
-                file.rules
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => {
-                return Err(TagEditError::Io {
-                    path,
-                    reason: e.to_string(),
-                });
-            }
-        };
+        let managed = read_managed(&path)?;
         let compiled = compile(&config, &managed)
             .map_err(|e| TagEditError::Invalid(format!("{}: {e}", path.display())))?;
         Ok(Self {

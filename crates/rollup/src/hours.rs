@@ -32,15 +32,22 @@ const DAY_HOURS: i64 = 24;
 /// Picounits per unit of cost.
 const COST_SCALE: f64 = 1e12;
 
-/// Node dimensions kept per series of one hour; past this, new names of
-/// the series read [`crate::OTHER`] (and [`HourTier::names_folded`] counts
-/// them), so span names that carry ids cannot grow the tier without bound.
-pub(crate) const MAX_NODES_PER_SERIES: usize = 256;
+/// Node dimensions kept per series of one hour; past this, the names and
+/// tag values of new ones read [`crate::OTHER`] (and
+/// [`HourTier::names_folded`] / [`HourTier::tag_folded`] count them), so
+/// span names or tags that carry ids cannot grow the tier without bound.
+/// Room for a workflow's nodes times a few business tags' values.
+pub(crate) const MAX_NODES_PER_SERIES: usize = 1024;
+
+/// Tags the tier keeps besides the labels, at most
+/// ([`crate::RollupConfig::hour_tags`]).
+pub const MAX_HOUR_TAGS: usize = 16;
 
 /// Dimensions only the hour tier keeps: what root-cause analysis groups
 /// nodes by. The minute tier and `/metrics` leave them out, as they would
 /// multiply the exported series; here they are nearly free, since a node's
-/// name, app name, version and provider mostly follow from the series key.
+/// name, app name, version and provider mostly follow from the series key,
+/// and a business tag has a handful of values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NodeDims {
@@ -55,10 +62,14 @@ pub struct NodeDims {
     pub workflow_version: String,
     /// Model provider.
     pub model_provider: String,
+    /// Values of the tier's tags ([`crate::RollupConfig::hour_tags`], in
+    /// that order; "" is unset). Empty in day files written before them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl NodeDims {
-    fn of(span: &loupe_model::Span) -> Self {
+    fn of(span: &loupe_model::Span, hour_tags: &[String]) -> Self {
         let text = |s: &Option<String>| s.clone().unwrap_or_default();
         let child = span.parent_span_id.is_some();
         Self {
@@ -71,6 +82,14 @@ impl NodeDims {
             app_name: text(&span.app_name),
             workflow_version: text(&span.workflow_version),
             model_provider: text(&span.model_provider),
+            tags: if hour_tags.is_empty() {
+                Vec::new()
+            } else {
+                hour_tags
+                    .iter()
+                    .map(|t| span.tags.get(t).cloned().unwrap_or_default())
+                    .collect()
+            },
         }
     }
 
@@ -78,16 +97,25 @@ impl NodeDims {
         *self == NodeDims::default()
     }
 
-    /// The same dimensions with the name folded.
+    /// The same dimensions with the name and the tag values folded.
     fn folded(&self) -> NodeDims {
-        NodeDims {
-            name: if self.name.is_empty() {
+        let fold = |s: &String| {
+            if s.is_empty() {
                 String::new()
             } else {
                 crate::OTHER.to_owned()
-            },
+            }
+        };
+        NodeDims {
+            name: fold(&self.name),
+            tags: self.tags.iter().map(fold).collect(),
             ..self.clone()
         }
+    }
+
+    /// Tag value `i` of the tier's tags ("" when unset).
+    pub fn tag(&self, i: usize) -> &str {
+        self.tags.get(i).map_or("", String::as_str)
     }
 }
 
@@ -247,7 +275,7 @@ pub(crate) struct HourFields {
 }
 
 impl HourFields {
-    pub(crate) fn of(span: &loupe_model::Span) -> Self {
+    pub(crate) fn of(span: &loupe_model::Span, hour_tags: &[String]) -> Self {
         use loupe_model::Status;
         Self {
             hour: span.start_time.map(|t| t.div_euclid(HOUR_NS)),
@@ -258,7 +286,7 @@ impl HourFields {
             output_tokens: span.output_tokens,
             total_tokens: span.total_tokens,
             cost_pico: cost_pico(span.cost),
-            node: NodeDims::of(span),
+            node: NodeDims::of(span, hour_tags),
         }
     }
 }
@@ -335,13 +363,25 @@ pub struct HourTier {
     pub(crate) node_dims_from: i64,
     /// Node names folded by [`MAX_NODES_PER_SERIES`].
     pub(crate) names_folded: u64,
+    /// The tags [`NodeDims::tags`] holds, in that order
+    /// ([`crate::RollupConfig::hour_tags`]).
+    pub(crate) tags: Vec<String>,
+    /// Per tag of `tags`: the first hour from which every span is counted
+    /// with it (like `node_dims_from`, for a tag added to a tier begun
+    /// without it).
+    pub(crate) tags_from: Vec<i64>,
+    /// Per tag of `tags`: values folded by [`MAX_NODES_PER_SERIES`].
+    pub(crate) tags_folded: Vec<u64>,
 }
 
 impl HourTier {
-    pub(crate) fn new_complete() -> Self {
+    pub(crate) fn new_complete(tags: &[String]) -> Self {
         Self {
             complete: true,
             node_dims_from: i64::MIN,
+            tags: tags.to_vec(),
+            tags_from: vec![i64::MIN; tags.len()],
+            tags_folded: vec![0; tags.len()],
             ..Self::default()
         }
     }
@@ -382,8 +422,11 @@ impl HourTier {
             return;
         }
         let node = if fold { node.folded() } else { node.clone() };
-        if fold && !folded && !node.name.is_empty() && !nodes.contains_key(&node) {
-            self.names_folded += 1;
+        if fold && !folded && !nodes.contains_key(&node) {
+            self.names_folded += u64::from(!node.name.is_empty());
+            for (n, v) in self.tags_folded.iter_mut().zip(&node.tags) {
+                *n += u64::from(!v.is_empty());
+            }
         }
         nodes.entry(node).or_default().add(&c.hour_fields, retract);
     }
@@ -444,6 +487,27 @@ impl HourTier {
         self.names_folded
     }
 
+    /// The tags kept besides the labels ([`NodeDims::tags`] order).
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    /// Position of `tag` among [`HourTier::tags`].
+    pub fn tag_index(&self, tag: &str) -> Option<usize> {
+        self.tags.iter().position(|t| t == tag)
+    }
+
+    /// The first hour from which every span is counted with tag `i`.
+    pub fn tag_from(&self, i: usize) -> i64 {
+        self.tags_from.get(i).copied().unwrap_or(i64::MAX)
+    }
+
+    /// Values of tag `i` folded into [`crate::OTHER`] (a plan naming it is
+    /// then scanned).
+    pub fn tag_folded(&self, i: usize) -> u64 {
+        self.tags_folded.get(i).copied().unwrap_or(0)
+    }
+
     /// Drops the series of whole days that `expired(project, day)` says
     /// retention has removed (day = ns / 24 h).
     pub(crate) fn expire(&mut self, expired: impl Fn(&str, i64) -> bool) {
@@ -500,13 +564,18 @@ impl HourTier {
             .collect()
     }
 
-    pub(crate) fn restore_day(&mut self, file: DayFile, remap: impl Fn(RollupKey) -> RollupKey) {
+    pub(crate) fn restore_day(
+        &mut self,
+        file: DayFile,
+        remap: impl Fn(RollupKey) -> RollupKey,
+        remap_node: impl Fn(NodeDims) -> NodeDims,
+    ) {
         for (hour, series) in file.hours {
             let m = Arc::make_mut(self.hours.entry(hour).or_default());
             for s in series {
                 m.entry(remap(s.key))
                     .or_default()
-                    .entry(s.node)
+                    .entry(remap_node(s.node))
                     .or_default()
                     .merge(&s.measures);
             }

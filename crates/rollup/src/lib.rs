@@ -59,6 +59,12 @@ pub struct RollupConfig {
     /// Business tags that become rollup dimensions and metric labels.
     /// Default `["category"]`.
     pub labels: Vec<String>,
+    /// Business tags the hour rollups keep besides `labels`, not exported
+    /// to `/metrics`: root-cause analysis and `by tags.…` queries read
+    /// them from memory instead of scanning. The binary adds the names of
+    /// the `[[tags]]` rules (at most [`hours::MAX_HOUR_TAGS`] in all).
+    #[serde(default)]
+    pub hour_tags: Vec<String>,
     /// Most series per (project, app) before new ones fold into `__other__`.
     /// Default 10,000.
     pub max_series_per_app: usize,
@@ -71,6 +77,7 @@ impl Default for RollupConfig {
     fn default() -> Self {
         Self {
             labels: vec!["category".to_owned()],
+            hour_tags: Vec::new(),
             max_series_per_app: 10_000,
             minutes_kept: 180,
         }
@@ -174,7 +181,8 @@ pub fn is_finished(span: &Span) -> bool {
     }
 }
 
-fn contribution(span: &Span, labels: &[String]) -> Contribution {
+fn contribution(span: &Span, config: &RollupConfig) -> Contribution {
+    let labels = &config.labels;
     let text = |s: &Option<String>| s.clone().unwrap_or_default();
     let finished = is_finished(span);
     let status = if finished {
@@ -239,7 +247,7 @@ fn contribution(span: &Span, labels: &[String]) -> Contribution {
             .filter(|c| c.is_finite() && *c > 0.0)
             .map_or(0, |c| (c * 1e6).round() as u64),
         at_ns: span.end_time.or(span.start_time),
-        hour_fields: hours::HourFields::of(span),
+        hour_fields: hours::HourFields::of(span, &config.hour_tags),
     }
 }
 
@@ -267,8 +275,8 @@ impl Rollups {
     /// Empty rollups for an empty store: the hour tier counts every span.
     pub fn new(config: RollupConfig) -> Self {
         Self {
+            hours: HourTier::new_complete(&config.hour_tags),
             config,
-            hours: HourTier::new_complete(),
             ..Self::default()
         }
     }
@@ -277,8 +285,11 @@ impl Rollups {
     /// (their snapshot is lost): counters restart, and the hour tier is
     /// incomplete, so queries are not answered from it.
     pub fn new_incomplete(config: RollupConfig) -> Self {
+        let mut hours = HourTier::new_complete(&config.hour_tags);
+        hours.complete = false;
         Self {
             config,
+            hours,
             ..Self::default()
         }
     }
@@ -315,7 +326,7 @@ impl Rollups {
 
     /// What `span` contributes under this configuration.
     pub fn contribution(&self, span: &Span) -> Contribution {
-        contribution(span, &self.config.labels)
+        contribution(span, &self.config)
     }
 
     /// [`Rollups::apply`] on contributions computed earlier (a writer that
@@ -508,6 +519,9 @@ impl Rollups {
             hours_complete: self.hours.complete,
             hours_node_dims_from: Some(self.hours.node_dims_from),
             hours_names_folded: self.hours.names_folded,
+            hours_tags: self.hours.tags.clone(),
+            hours_tags_from: self.hours.tags_from.clone(),
+            hours_tags_folded: self.hours.tags_folded.clone(),
         }
     }
 
@@ -560,20 +574,49 @@ impl Rollups {
                 .entry((key.project.clone(), key.app_id.clone()))
                 .or_default() += 1;
         }
+        // Node tags are realigned the same way; a tag the tier did not
+        // keep is unknown ("") in the hours it holds.
+        let old_tag = |t: &String| snap.hours_tags.iter().position(|x| x == t);
+        let remap_node = |mut node: NodeDims| {
+            if snap.hours_tags != config.hour_tags {
+                node.tags = config
+                    .hour_tags
+                    .iter()
+                    .map(|t| {
+                        old_tag(t)
+                            .and_then(|i| node.tags.get(i).cloned())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+            }
+            node
+        };
         for day in days {
-            out.hours.restore_day(day, remap);
+            out.hours.restore_day(day, remap, remap_node);
         }
         out.hours.day_files = snap.day_files;
         out.hours.complete = snap.hours_complete && snap.labels == config.labels;
-        out.hours.node_dims_from = snap.hours_node_dims_from.unwrap_or_else(|| {
-            // A tier begun before node dimensions: from the next hour on.
-            out.hours
-                .hours
-                .keys()
-                .next_back()
-                .map_or(i64::MIN, |h| h + 1)
-        });
+        // What this build counts from here on has every dimension: the
+        // next hour after the last held.
+        let next_hour = out
+            .hours
+            .hours
+            .keys()
+            .next_back()
+            .map_or(i64::MIN, |h| h + 1);
+        out.hours.node_dims_from = snap.hours_node_dims_from.unwrap_or(next_hour);
         out.hours.names_folded = snap.hours_names_folded;
+        for (i, tag) in config.hour_tags.iter().enumerate() {
+            let (from, folded) = match old_tag(tag) {
+                Some(j) => (
+                    snap.hours_tags_from.get(j).copied().unwrap_or(next_hour),
+                    snap.hours_tags_folded.get(j).copied().unwrap_or(0),
+                ),
+                None => (next_hour, 0),
+            };
+            out.hours.tags_from[i] = from;
+            out.hours.tags_folded[i] = folded;
+        }
         out.folded_seen = snap.folded_seen.into_iter().map(remap).collect();
         out.folded_series = snap.folded_series;
         out.ingested_spans = snap.ingested_spans;
@@ -627,4 +670,14 @@ pub struct Snapshot {
     /// Node names the hour tier folded.
     #[serde(default)]
     pub hours_names_folded: u64,
+    /// The tags the hour tier keeps besides the labels (absent in
+    /// snapshots written before them: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hours_tags: Vec<String>,
+    /// Per tag of `hours_tags`: the first hour counted with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hours_tags_from: Vec<i64>,
+    /// Per tag of `hours_tags`: values folded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hours_tags_folded: Vec<u64>,
 }

@@ -306,22 +306,22 @@ fn hour_tier_keeps_node_dimensions_bounded_and_round_trips_them() {
         "a root keeps no name; a rename moves the span"
     );
     // Names beyond the bound fold into one node, and are counted.
-    for i in 0..300 {
+    for i in 0..1100 {
         r.apply(None, &child(&format!("n{i}"), &format!("GET /items/{i}")));
     }
     let held = r.hours().range(0, 1).count();
     assert!(held <= super::hours::MAX_NODES_PER_SERIES + 1, "{held}");
     assert!(r.hours().names_folded() > 0);
     let total: u64 = r.hours().range(0, 1).map(|(_, _, _, m)| m.spans).sum();
-    assert_eq!(total, 302, "folded names still count their spans");
+    assert_eq!(total, 1102, "folded names still count their spans");
     // A folded span retracts from the folded node.
-    let last = child("n299", "GET /items/299");
+    let last = child("n1099", "GET /items/1099");
     let mut failed = last.clone();
     failed.status = Some(Status::Error);
     r.apply(Some(&last), &failed);
     let errors: u64 = r.hours().range(0, 1).map(|(_, _, _, m)| m.errors).sum();
     let spans: u64 = r.hours().range(0, 1).map(|(_, _, _, m)| m.spans).sum();
-    assert_eq!((errors, spans), (1, 302));
+    assert_eq!((errors, spans), (1, 1102));
 
     let days = r.take_dirty_days(3);
     let snap = r.snapshot(3);
@@ -346,4 +346,60 @@ fn hour_tier_keeps_node_dimensions_bounded_and_round_trips_them() {
     let again =
         Rollups::restore(RollupConfig::default(), older.snapshot(4), days).expect("restore");
     assert_eq!(again.hours().node_dims_from(), 1);
+}
+
+/// Tags kept beside the labels: values per node, realigned when the list
+/// changes (a kept tag keeps its history, a new one starts at the next
+/// hour), folded and counted past the per-series bound.
+#[test]
+fn hour_tags_are_kept_per_node_realigned_on_restore_and_bounded() {
+    let config = |tags: &[&str]| RollupConfig {
+        hour_tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        ..RollupConfig::default()
+    };
+    let mut r = Rollups::new(config(&["tier", "channel"]));
+    assert_eq!(r.hours().tags(), ["tier", "channel"]);
+    let span = |id: &str, tier: &str| {
+        let mut s = tool(id, "inventory", Status::Ok, 10);
+        s.tags.insert("tier".into(), tier.into());
+        s.tags.insert("channel".into(), "web".into());
+        s
+    };
+    r.apply(None, &span("a", "vip"));
+    r.apply(None, &span("b", "vip"));
+    r.apply(None, &span("c", "new"));
+    let tiers = |r: &Rollups, i: usize| {
+        let mut by = std::collections::BTreeMap::<String, u64>::new();
+        for (_, _, n, m) in r.hours().range(0, 1) {
+            *by.entry(n.tag(i).to_owned()).or_default() += m.spans;
+        }
+        by.into_iter().collect::<Vec<_>>()
+    };
+    assert_eq!(tiers(&r, 0), [("new".into(), 1), ("vip".into(), 2)]);
+    assert_eq!(r.hours().tag_from(0), i64::MIN);
+
+    let days = r.take_dirty_days(2);
+    let back = Rollups::restore(config(&["region", "tier"]), r.snapshot(2), days).expect("restore");
+    assert_eq!(back.hours().tags(), ["region", "tier"]);
+    assert_eq!(tiers(&back, 1), tiers(&r, 0), "tier keeps its values");
+    assert_eq!(back.hours().tag_from(1), i64::MIN, "and its history");
+    assert_eq!(tiers(&back, 0), [(String::new(), 3)], "region was not kept");
+    assert_eq!(
+        back.hours().tag_from(0),
+        1,
+        "region counts from the next hour"
+    );
+    assert_eq!(back.hours().tag_index("channel"), None);
+
+    // Nodes past the bound fold every tag they have (ids in one tag), and
+    // each tag counts it.
+    for i in 0..1100 {
+        r.apply(None, &span(&format!("u{i}"), &format!("user-{i}")));
+    }
+    assert!(r.hours().tag_folded(0) > 0);
+    assert_eq!(r.hours().tag_folded(1), r.hours().tag_folded(0));
+    let held = r.hours().range(0, 1).count();
+    assert!(held <= super::hours::MAX_NODES_PER_SERIES + 1, "{held}");
+    let total: u64 = r.hours().range(0, 1).map(|(_, _, _, m)| m.spans).sum();
+    assert_eq!(total, 1103);
 }

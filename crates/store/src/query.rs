@@ -546,20 +546,20 @@ impl Store {
         // The hours are taken under the lock and read after it (a week is
         // ~10^5 series at 10M spans: answers run side by side, and never
         // hold up appends).
-        let (labels, slice) = {
+        let (known, slice) = {
             let st = self.inner.state.lock();
             if !rollup::tier_answers(&st.rollups, plan, prepared.first_hour) {
                 return Ok(None);
             }
             (
-                st.rollups.config().labels.clone(),
+                rollup::Known::of(&st.rollups),
                 st.rollups
                     .hours()
                     .slice(prepared.first_hour, prepared.end_hour),
             )
         };
         let answer = rollup::answer(
-            &labels,
+            &known,
             &slice,
             project.as_str(),
             plan,

@@ -79,11 +79,18 @@ fn config(runs: usize) -> GenConfig {
     }
 }
 
-/// The rollups' settings: the tags the tag rules make are labels.
+/// The rollups' settings as `loupe serve` derives them from a config with
+/// the default labels and the generator's tag rules: the rules' other tags
+/// are kept by the hour tier only (`Config::hour_tags`).
 fn rollup_config() -> loupe_rollup::RollupConfig {
+    let defaults = loupe_rollup::RollupConfig::default();
     loupe_rollup::RollupConfig {
-        labels: loupe_gen::tag_rules().into_iter().map(|r| r.name).collect(),
-        ..loupe_rollup::RollupConfig::default()
+        hour_tags: loupe_gen::tag_rules()
+            .into_iter()
+            .map(|r| r.name)
+            .filter(|n| !defaults.labels.contains(n))
+            .collect(),
+        ..defaults
     }
 }
 

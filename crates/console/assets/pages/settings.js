@@ -62,6 +62,8 @@ export function mount(ctx) {
         section('metrics', t('settings.metrics'), [
           h('div', {class: 'chips', dataset: {testid: 'metrics-labels'}}, labels.length ? labels.map((l) => h('span', {class: 'chip mono'}, l)) : h('span', {class: 'muted'}, '—')),
           kv([
+            [t('settings.hourTags'), Array.isArray(metrics.hour_tags) && metrics.hour_tags.length
+              ? h('span', {class: 'mono', dataset: {testid: 'hour-tags'}}, metrics.hour_tags.join(', ')) : null],
             [t('settings.maxSeries'), metrics.max_series_per_app == null ? null : fmt.num(metrics.max_series_per_app)],
             [t('settings.minutesKept'), metrics.minutes_kept == null ? null : fmt.num(metrics.minutes_kept)],
             [t('settings.fromRollups'), s.answer_from_rollups ? t('settings.yes') : t('settings.no')],

@@ -58,7 +58,11 @@ async fn the_same_analysis_through_the_api_and_the_cli_finds_the_injected_cause(
         &format!("tool=inventory,category=phone,from={FROM},to={TO},error_rate=0.9"),
     ]);
     assert!(ok, "loupe gen: {err}");
-    let server = Server::start(dir.path(), &[]).await;
+    // The data is from January: kept forever, so that the hour rollups
+    // (which answer inside the retention window only) answer.
+    let config = dir.path().join("loupe.toml");
+    std::fs::write(&config, "[store]\nretention_days = 0\n").expect("config");
+    let server = Server::start_with_config(dir.path(), &[], Some(&config)).await;
 
     let resp = server
         .client
@@ -74,6 +78,30 @@ async fn the_same_analysis_through_the_api_and_the_cli_finds_the_injected_cause(
         conds.contains(&("tool_name".into(), "inventory".into()))
             && conds.contains(&("tags.category".into(), "phone".into())),
         "{api:#}"
+    );
+    // The joint tables come from the hour rollups: `category` is a label,
+    // `tier` a tag the rules of `loupe gen` made, kept by the hour tier
+    // though this server has no rules of its own.
+    assert_eq!(api["stats"]["from_rollups"], 4, "{:#}", api["stats"]);
+    assert!(
+        api["dimensions"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d == "tags.tier")),
+        "{api:#}"
+    );
+    let settings: Value = server
+        .client
+        .get(format!("{}/api/v1/settings", server.http))
+        .send()
+        .await
+        .expect("settings")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        settings["metrics"]["hour_tags"],
+        json!(["tier"]),
+        "{settings:#}"
     );
     let sentence = api["findings"][0]["sentence"].as_str().expect("sentence");
     assert!(

@@ -29,8 +29,11 @@ async fn workload(dir: &std::path::Path, hours: i64, faults: Vec<Fault>) -> Arc<
                 retention_days: 0,
                 ..StoreConfig::default()
             },
+            // `category` a label, `tier` kept by the hour tier only (as
+            // `loupe serve` keeps the tag rules' tags): both read from it.
             loupe_rollup::RollupConfig {
-                labels: vec!["category".into(), "tier".into()],
+                labels: vec!["category".into()],
+                hour_tags: vec!["tier".into()],
                 ..Default::default()
             },
         )

@@ -9,8 +9,8 @@
 //!   those minutes, folded in with the same measures;
 //! - its filter uses only series dimensions (span kind, node type, tool,
 //!   model, app, workflow, labelled tags; status `ok`/`error`; the node
-//!   dimensions app name, workflow version, model provider, and the node
-//!   name where the filter keeps child spans only) with `=`, `!=`, `in`,
+//!   dimensions app name, workflow version, model provider, the hour tags,
+//!   and the node name where the filter keeps child spans only) with `=`, `!=`, `in`,
 //!   `exists`, `and`, `or`, `not`, and `exists parent_span_id`;
 //! - it groups by such dimensions and by buckets that are whole hours (by
 //!   status only while every series it reads says `ok` or `error`);
@@ -19,7 +19,8 @@
 //! - the tier counts every stored span of the project and no series of it
 //!   was folded by the cardinality guard; a plan naming node dimensions
 //!   needs a tier that kept them from the start, and one naming `name`
-//!   a tier that folded no name.
+//!   a tier that folded no name (an hour tag: kept from the plan's first
+//!   whole hour on, no value folded).
 //!
 //! The edges are listed before the tier is read, not under one lock: a
 //! span written in between whose start time moves across an edge boundary
@@ -42,8 +43,24 @@ use loupe_rollup::hours::{HOUR_NS, HourSlice, SumCount};
 use loupe_rollup::{HourMeasures, NodeDims, RollupKey, Rollups};
 use serde_json::Value;
 
+/// The tags the tier knows by name: the labels of its series keys, and the
+/// tags its node dimensions keep.
+pub(crate) struct Known {
+    labels: Vec<String>,
+    tags: Vec<String>,
+}
+
+impl Known {
+    pub(crate) fn of(rollups: &Rollups) -> Known {
+        Known {
+            labels: rollups.config().labels.clone(),
+            tags: rollups.hours().tags().to_vec(),
+        }
+    }
+}
+
 /// A series dimension a plan may name.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Dim {
     Kind,
     NodeType,
@@ -66,10 +83,12 @@ enum Dim {
     AppName,
     WorkflowVersion,
     ModelProvider,
+    /// A tag the tier keeps beside the labels ([`NodeDims::tags`]).
+    HourTag(usize),
 }
 
 impl Dim {
-    fn of(field: &FieldRef, labels: &[String]) -> Option<Dim> {
+    fn of(field: &FieldRef, known: &Known) -> Option<Dim> {
         match field {
             FieldRef::Column { name, .. } => Some(match name.as_str() {
                 column::SPAN_KIND => Dim::Kind,
@@ -87,7 +106,10 @@ impl Dim {
                 column::MODEL_PROVIDER => Dim::ModelProvider,
                 _ => return None,
             }),
-            FieldRef::Tag(t) => labels.iter().position(|l| l == t).map(Dim::Tag),
+            FieldRef::Tag(t) => match known.labels.iter().position(|l| l == t) {
+                Some(i) => Some(Dim::Tag(i)),
+                None => known.tags.iter().position(|l| l == t).map(Dim::HourTag),
+            },
             FieldRef::Attribute(k) if k == loupe_model::ERROR_SIGNATURE => {
                 Some(Dim::ErrorSignature)
             }
@@ -129,6 +151,7 @@ impl Dim {
             Dim::AppName => &node.app_name,
             Dim::WorkflowVersion => &node.workflow_version,
             Dim::ModelProvider => &node.model_provider,
+            Dim::HourTag(i) => node.tag(*i),
         }
     }
 }
@@ -162,58 +185,62 @@ fn only_children(filter: Option<&Filter>) -> bool {
 }
 
 /// Whether the plan's filter or a group key names a dimension `pick`s.
-fn names(plan: &Plan, labels: &[String], pick: impl Fn(Dim) -> bool) -> bool {
-    fn in_filter(f: &Filter, labels: &[String], pick: &impl Fn(Dim) -> bool) -> bool {
+fn names(plan: &Plan, known: &Known, pick: impl Fn(Dim) -> bool) -> bool {
+    fn in_filter(f: &Filter, known: &Known, pick: &impl Fn(Dim) -> bool) -> bool {
         match f {
-            Filter::And(fs) | Filter::Or(fs) => fs.iter().any(|f| in_filter(f, labels, pick)),
-            Filter::Not(f) => in_filter(f, labels, pick),
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().any(|f| in_filter(f, known, pick)),
+            Filter::Not(f) => in_filter(f, known, pick),
             Filter::Compare { field, .. } | Filter::In { field, .. } | Filter::Exists(field) => {
-                Dim::of(field, labels).is_some_and(pick)
+                Dim::of(field, known).is_some_and(pick)
             }
             _ => false,
         }
     }
     plan.filter
         .as_ref()
-        .is_some_and(|f| in_filter(f, labels, &pick))
+        .is_some_and(|f| in_filter(f, known, &pick))
         || plan
             .group_by
             .iter()
-            .any(|g| matches!(g, GroupKey::Field(f) if Dim::of(f, labels).is_some_and(&pick)))
+            .any(|g| matches!(g, GroupKey::Field(f) if Dim::of(f, known).is_some_and(&pick)))
 }
 
 /// Whether the tier, as it stands, can answer a plan `answerable` accepts
 /// from `first_hour` on (checked again under the lock the answer reads the
 /// tier with).
 pub(crate) fn tier_answers(rollups: &Rollups, plan: &Plan, first_hour: i64) -> bool {
-    let labels = &rollups.config().labels;
+    let known = &Known::of(rollups);
     let hours = rollups.hours();
     hours.is_complete()
         && rollups.folded_series() == 0
-        && (first_hour >= hours.node_dims_from() || !names(plan, labels, Dim::is_node))
-        && (hours.names_folded() == 0 || !names(plan, labels, |d| matches!(d, Dim::Name)))
+        && (first_hour >= hours.node_dims_from() || !names(plan, known, Dim::is_node))
+        && (hours.names_folded() == 0 || !names(plan, known, |d| matches!(d, Dim::Name)))
+        && (0..known.tags.len()).all(|i| {
+            (first_hour >= hours.tag_from(i) && hours.tag_folded(i) == 0)
+                || !names(plan, known, |d| d == Dim::HourTag(i))
+        })
 }
 
 /// Whether `filter` can be decided on a series key, exactly.
-fn supported(filter: &Filter, labels: &[String]) -> bool {
+fn supported(filter: &Filter, known: &Known) -> bool {
     let text = |v: &Literal| matches!(v, Literal::Text(t) if !t.is_empty());
     let status_value = |v: &Literal| matches!(v, Literal::Text(t) if t == "ok" || t == "error");
     match filter {
-        Filter::And(fs) | Filter::Or(fs) => fs.iter().all(|f| supported(f, labels)),
-        Filter::Not(f) => supported(f, labels),
-        Filter::Compare { field, op, value } => match Dim::of(field, labels) {
+        Filter::And(fs) | Filter::Or(fs) => fs.iter().all(|f| supported(f, known)),
+        Filter::Not(f) => supported(f, known),
+        Filter::Compare { field, op, value } => match Dim::of(field, known) {
             // The key's `unset`/`running` do not map one to one onto the
             // column, so only equality with ok/error is exact.
             Some(Dim::Status) => *op == Cmp::Eq && status_value(value),
             Some(Dim::Parent) | None => false,
             Some(_) => matches!(op, Cmp::Eq | Cmp::Ne) && text(value),
         },
-        Filter::In { field, values } => match Dim::of(field, labels) {
+        Filter::In { field, values } => match Dim::of(field, known) {
             Some(Dim::Status) => values.iter().all(status_value),
             Some(Dim::Parent) | None => false,
             Some(_) => values.iter().all(text),
         },
-        Filter::Exists(field) => !matches!(Dim::of(field, labels), Some(Dim::Status) | None),
+        Filter::Exists(field) => !matches!(Dim::of(field, known), Some(Dim::Status) | None),
         Filter::Contains { .. } | Filter::Text(_) | Filter::RunHas(_) => false,
     }
 }
@@ -225,12 +252,12 @@ fn lit(v: &Literal) -> &str {
     }
 }
 
-fn matches(filter: &Filter, key: &RollupKey, node: &NodeDims, labels: &[String]) -> bool {
-    let dim = |f| Dim::of(f, labels);
+fn matches(filter: &Filter, key: &RollupKey, node: &NodeDims, known: &Known) -> bool {
+    let dim = |f| Dim::of(f, known);
     match filter {
-        Filter::And(fs) => fs.iter().all(|f| matches(f, key, node, labels)),
-        Filter::Or(fs) => fs.iter().any(|f| matches(f, key, node, labels)),
-        Filter::Not(f) => !matches(f, key, node, labels),
+        Filter::And(fs) => fs.iter().all(|f| matches(f, key, node, known)),
+        Filter::Or(fs) => fs.iter().any(|f| matches(f, key, node, known)),
+        Filter::Not(f) => !matches(f, key, node, known),
         Filter::Compare { field, op, value } => {
             let Some(d) = dim(field) else { return false };
             let v = d.value(key, node);
@@ -299,17 +326,17 @@ impl Measure {
 }
 
 /// Whether the plan's shape can be answered from the tier at all.
-fn answerable(plan: &Plan, labels: &[String]) -> bool {
+fn answerable(plan: &Plan, known: &Known) -> bool {
     plan.output == Output::Aggregates
         && plan.from_ns < plan.to_ns
-        && (!names(plan, labels, |d| {
+        && (!names(plan, known, |d| {
             matches!(d, Dim::ErrorClass | Dim::ErrorSignature)
         }) || only_errors(plan.filter.as_ref()))
-        && (!names(plan, labels, |d| matches!(d, Dim::Name)) || only_children(plan.filter.as_ref()))
-        && plan.filter.as_ref().is_none_or(|f| supported(f, labels))
+        && (!names(plan, known, |d| matches!(d, Dim::Name)) || only_children(plan.filter.as_ref()))
+        && plan.filter.as_ref().is_none_or(|f| supported(f, known))
         && plan.group_by.iter().all(|g| match g {
             // Status groups are checked per series in `answer`.
-            GroupKey::Field(f) => !matches!(Dim::of(f, labels), Some(Dim::Parent) | None),
+            GroupKey::Field(f) => !matches!(Dim::of(f, known), Some(Dim::Parent) | None),
             GroupKey::Bucket { width_ns } => *width_ns > 0 && width_ns % HOUR_NS == 0,
         })
         && plan.aggregates.iter().all(|a| match a.kind {
@@ -362,12 +389,12 @@ const EDGE_MEASURES: [(&str, ValueType); 7] = [
 /// answer exactly. `oldest_kept_ns`: start of the oldest whole day the
 /// project's retention keeps (`i64::MIN` without retention).
 pub(crate) fn prepare(rollups: &Rollups, plan: &Plan, oldest_kept_ns: i64) -> Option<RollupPlan> {
-    let labels = &rollups.config().labels;
+    let known = &Known::of(rollups);
     let first_hour =
         plan.from_ns.div_euclid(HOUR_NS) + i64::from(plan.from_ns.rem_euclid(HOUR_NS) != 0);
     if !tier_answers(rollups, plan, first_hour)
         || plan.from_ns < oldest_kept_ns
-        || !answerable(plan, labels)
+        || !answerable(plan, known)
     {
         return None;
     }
@@ -416,16 +443,17 @@ pub(crate) fn prepare(rollups: &Rollups, plan: &Plan, oldest_kept_ns: i64) -> Op
 /// spans (`edge_rows`, rows of `prepared.fields`). `None` if the tier can
 /// no longer answer (it changed since `prepare`).
 pub(crate) fn answer(
-    labels: &[String],
+    known: &Known,
     slice: &HourSlice,
     project: &str,
     plan: &Plan,
     prepared: &RollupPlan,
     edge_rows: &[Vec<Value>],
 ) -> Option<QueryResult> {
-    let by_status = plan.group_by.iter().any(
-        |g| matches!(g, GroupKey::Field(f) if matches!(Dim::of(f, labels), Some(Dim::Status))),
-    );
+    let by_status = plan
+        .group_by
+        .iter()
+        .any(|g| matches!(g, GroupKey::Field(f) if matches!(Dim::of(f, known), Some(Dim::Status))));
     // Group → merged measures. A week holds ~10^5 series (168 hours × the
     // series of an hour); their group values are borrowed from the keys
     // and looked up with one scratch vector, so a series costs no
@@ -438,7 +466,7 @@ pub(crate) fn answer(
             || plan
                 .filter
                 .as_ref()
-                .is_some_and(|f| !matches(f, key, node, labels))
+                .is_some_and(|f| !matches(f, key, node, known))
         {
             continue;
         }
@@ -451,7 +479,7 @@ pub(crate) fn answer(
         }
         scratch.clear();
         scratch.extend(plan.group_by.iter().map(|g| match g {
-            GroupKey::Field(f) => Dim::of(f, labels).and_then(|d| {
+            GroupKey::Field(f) => Dim::of(f, known).and_then(|d| {
                 let v = d.value(key, node);
                 (!v.is_empty()).then_some(GroupRef::Text(v))
             }),

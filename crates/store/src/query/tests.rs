@@ -420,6 +420,111 @@ async fn rollup_answers_equal_brute_force_and_survive_reopen() {
     );
 }
 
+/// Plans naming `tags.tier`, a tag the tier keeps beside the labels when
+/// `hour_tags` names it.
+const HOUR_TAG_PLANS: &[&str] = &[
+    "by tags.tier | count(), error_rate(), avg(duration)",
+    "tags.tier=vip | by tags.category, tool_name | count()",
+    "exists tags.tier tags.tier!=new | by bucket(1h) | count(), sum(cost)",
+    "from 2026-11-17T00:20:00Z to 2026-11-17T05:40:00Z exists parent_span_id status=error | by name, tags.tier, error_signature | count()",
+    "not exists tags.tier | by span_kind | count()",
+];
+
+fn with_hour_tags(tags: &[&str]) -> loupe_rollup::RollupConfig {
+    loupe_rollup::RollupConfig {
+        hour_tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        ..loupe_rollup::RollupConfig::default()
+    }
+}
+
+async fn check_routed(store: &Store, spans: &[Span], stage: &str, rollups: bool) {
+    for text in HOUR_TAG_PLANS {
+        let plan = plan_of(text);
+        let got = store
+            .query_plan(&project(), &plan, QueryLimits::default())
+            .await
+            .unwrap_or_else(|e| panic!("{stage}: {text}: {e}"));
+        assert_eq!(got.stats.from_rollups, rollups, "{stage}: {text}");
+        assert_brute_force(&plan, &got, spans, &format!("{stage}: {text}"));
+    }
+}
+
+/// Tags in `hour_tags` are answered from the tier like labels, exactly,
+/// also after updates and a reopen; a tier begun without a tag counts it
+/// from the next hour on, so plans over older hours scan; a tag no longer
+/// kept is scanned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hour_tags_are_answered_from_the_tier_from_the_hour_they_were_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(config(dir.path()), with_hour_tags(&["tier"])).expect("open");
+    let mut spans = generate();
+    for chunk in spans.chunks(500) {
+        store.append(chunk.to_vec()).await.expect("append");
+    }
+    check_routed(&store, &spans, "memtable", true).await;
+    store.flush_all().await.expect("flush");
+    // A run changes tier: its spans move between node dimensions.
+    let mut updates = Vec::new();
+    for s in spans
+        .iter_mut()
+        .filter(|s| s.trace_id.as_deref() == Some("t0007"))
+    {
+        s.tags.insert("tier".into(), "vip".into());
+        updates.push(s.clone());
+    }
+    assert!(!updates.is_empty());
+    store.append(updates).await.expect("update");
+    check_routed(&store, &spans, "updated", true).await;
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+
+    let store = Store::open(config(dir.path()), with_hour_tags(&["tier"])).expect("reopen");
+    check_routed(&store, &spans, "reopened", true).await;
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+
+    // Not kept: scanned; what this process writes is counted without it.
+    const HOUR: i64 = 3_600_000_000_000;
+    let last_hour = spans
+        .iter()
+        .filter_map(|s| s.start_time)
+        .max()
+        .expect("spans")
+        .div_euclid(HOUR);
+    let span_at = |id: &str, at: i64| {
+        let mut s = spans[0].clone();
+        s.span_id = id.into();
+        s.start_time = Some(at);
+        s.end_time = Some(at + 1_000_000);
+        s.tags.insert("tier".into(), "vip".into());
+        s
+    };
+    let between = span_at("between", last_hour * HOUR + HOUR / 2);
+    let later = span_at("later", (last_hour + 2) * HOUR + HOUR / 60);
+    let store = Store::open(config(dir.path()), with_hour_tags(&[])).expect("reopen");
+    store.append(vec![between.clone()]).await.expect("append");
+    spans.push(between);
+    check_routed(&store, &spans, "not kept", false).await;
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+
+    // Kept again: the hours held were counted without it, so plans over
+    // them scan; plans from the next hour on are answered.
+    let store = Store::open(config(dir.path()), with_hour_tags(&["tier"])).expect("reopen");
+    check_routed(&store, &spans, "kept again", false).await;
+    store.append(vec![later.clone()]).await.expect("append");
+    spans.push(later);
+    let plan =
+        plan_of("from 2026-11-17T08:00:00Z to 2026-11-18T00:00:00Z | by tags.tier | count()");
+    let got = store
+        .query_plan(&project(), &plan, QueryLimits::default())
+        .await
+        .expect("query");
+    assert!(got.stats.from_rollups, "hours after the tag joined");
+    let want = assert_brute_force(&plan, &got, &spans, "after joining");
+    assert_eq!(want.rows, vec![vec![Value::from("vip"), Value::from(1)]]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operator_and_aggregate_matches_brute_force_in_memtable_and_parts() {
     let dir = tempfile::tempdir().expect("tempdir");

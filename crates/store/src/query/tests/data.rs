@@ -60,6 +60,14 @@ pub fn generate() -> Vec<Span> {
             if let Some(c) = category {
                 s.tags.insert("category".into(), c.into());
             }
+            // A second business tag, not a label: kept by the hour tier
+            // only where `hour_tags` names it.
+            if r % 6 != 2 {
+                s.tags.insert(
+                    "tier".into(),
+                    ["vip", "regular", "new"][r as usize % 3].into(),
+                );
+            }
             // Some runs without an app name or version (other sources).
             s.app_name = (r % 4 != 1).then(|| ["shop", "help"][r as usize % 2].into());
             s.workflow_version = (r % 5 != 0).then(|| format!("v{}", r % 3));
