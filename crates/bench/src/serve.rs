@@ -4,7 +4,6 @@
 //! time from `/proc/<pid>/stat`, its peak RSS (`VmHWM`), then a paced 2×
 //! overload counting 429/503 answers and their `Retry-After`.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -48,7 +47,7 @@ impl Drop for Killed {
 }
 
 pub(crate) fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(loupe_fsutil::ports::free_port())
 }
 
 fn proc_field(pid: u32, file: &str, key: &str) -> u64 {

@@ -88,10 +88,7 @@ fn start_tls_cluster(cert_pem: &str, key_pem: &str) -> Cluster {
         .args(["600"])
         .arg(data.join("server.key"))
         .status();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
+    let port = loupe_fsutil::ports::free_port();
     let options = format!(
         "-c listen_addresses=127.0.0.1 -p {port} -k {data_s} -c ssl=on \
          -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c fsync=off"

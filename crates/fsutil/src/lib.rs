@@ -8,9 +8,14 @@
 //! and the rename itself is on disk before the call returns. Readers never
 //! see the temp file's name as the target's.
 //!
+//! [`ports::free_port`] gives tests and benchmarks a port for a server they
+//! start (the other way every test meets the operating system).
+//!
 //! A crate of its own, with no dependencies, because its users sit at
 //! every layer (store, dify, api, alerts) and `loupe-model`, the only crate
 //! below all of them, does no I/O by rule.
+
+pub mod ports;
 
 use std::fs::File;
 use std::io::{self, Write as _};

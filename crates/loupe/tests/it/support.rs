@@ -1,10 +1,8 @@
 //! Test support: start/stop `loupe serve`, wait for readiness, build OTLP
 //! requests, read the shared fixtures.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -55,25 +53,7 @@ pub fn fixtures() -> PathBuf {
     dir
 }
 
-/// A port nobody listens on, for a child to bind. Taken below the kernel's
-/// ephemeral range (32768+): `bind(0)` draws from that range, and so does
-/// every outgoing connection of the tests and peers running beside, which
-/// could take the port before the child binds it. Each port is handed out
-/// once per test process, from a start that differs between processes.
-pub fn free_port() -> u16 {
-    const LOW: u32 = 20_000;
-    const SPAN: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let start = std::process::id().wrapping_mul(7919) % SPAN;
-    for _ in 0..SPAN {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = (LOW + (start + n) % SPAN) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in {LOW}..{}", LOW + SPAN)
-}
+pub use loupe_fsutil::ports::free_port;
 
 /// A running `loupe serve`.
 pub struct Server {

@@ -146,6 +146,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "dify",
             "gen",
             "rca",
+            "fsutil",
         ],
     ),
 ];
