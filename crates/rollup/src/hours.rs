@@ -401,6 +401,13 @@ impl HourTier {
         if retract && !self.hours.contains_key(&hour) {
             return;
         }
+        // An hour counted before the tier kept some dimension holds its
+        // spans without it: a retraction there looks for them so.
+        let as_counted = if retract {
+            self.as_counted(hour, &c.hour_fields.node)
+        } else {
+            None
+        };
         self.dirty.insert(hour.div_euclid(DAY_HOURS));
         let series = Arc::make_mut(self.hours.entry(hour).or_default());
         let nodes = match series.get_mut(key) {
@@ -416,7 +423,14 @@ impl HourTier {
         // A new node of the series, or one counted folded before.
         let fold = folded || nodes.len() >= MAX_NODES_PER_SERIES;
         if retract {
-            if let Some(m) = nodes.get_mut(&node.folded()) {
+            let mut candidates = vec![node.folded()];
+            if let Some(old) = as_counted {
+                candidates.push(old.folded());
+                candidates.insert(1, old);
+            }
+            if let Some(n) = candidates.iter().find(|n| nodes.contains_key(*n))
+                && let Some(m) = nodes.get_mut(n)
+            {
                 m.add(&c.hour_fields, retract);
             }
             return;
@@ -429,6 +443,28 @@ impl HourTier {
             }
         }
         nodes.entry(node).or_default().add(&c.hour_fields, retract);
+    }
+
+    /// `node` as the tier counted a span of `hour` if it did so without
+    /// some of its dimensions (the hour lies before `node_dims_from` or a
+    /// tag's `tags_from`); `None` when every dimension was kept.
+    fn as_counted(&self, hour: i64, node: &NodeDims) -> Option<NodeDims> {
+        if hour < self.node_dims_from {
+            return Some(NodeDims {
+                tags: vec![String::new(); node.tags.len()],
+                ..NodeDims::default()
+            });
+        }
+        if !self.tags_from.iter().any(|from| hour < *from) {
+            return None;
+        }
+        let mut old = node.clone();
+        for (v, from) in old.tags.iter_mut().zip(&self.tags_from) {
+            if hour < *from {
+                v.clear();
+            }
+        }
+        Some(old)
     }
 
     /// Series of the hours in `[from_hour, to_hour)`.

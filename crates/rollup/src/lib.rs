@@ -578,7 +578,10 @@ impl Rollups {
         // keep is unknown ("") in the hours it holds.
         let old_tag = |t: &String| snap.hours_tags.iter().position(|x| x == t);
         let remap_node = |mut node: NodeDims| {
-            if snap.hours_tags != config.hour_tags {
+            if snap.hours_tags == config.hour_tags {
+                // Day files written before the tags hold none.
+                node.tags.resize(config.hour_tags.len(), String::new());
+            } else {
                 node.tags = config
                     .hour_tags
                     .iter()

@@ -335,10 +335,30 @@ fn hour_tier_keeps_node_dimensions_bounded_and_round_trips_them() {
     obj.remove("hours_node_dims_from");
     obj.remove("hours_names_folded");
     let old: crate::Snapshot = serde_json::from_value(old).expect("older snapshot");
+    // Day files of that build hold no node dimensions.
+    let mut days = days;
+    for s in days
+        .iter_mut()
+        .flat_map(|d| &mut d.hours)
+        .flat_map(|h| &mut h.1)
+    {
+        s.node = crate::NodeDims::default();
+    }
     let mut older = Rollups::restore(RollupConfig::default(), old, days).expect("restore");
     // Spans of hour 0 were counted before: node dimensions from hour 1 on,
     // and they stay there.
     assert_eq!(older.hours().node_dims_from(), 1);
+    // An update of one of them is retracted from where it was counted.
+    let totals = |r: &Rollups| {
+        r.hours()
+            .range(0, 1)
+            .fold((0, 0), |(s, e), (_, _, _, m)| (s + m.spans, e + m.errors))
+    };
+    assert_eq!(totals(&older), (1102, 1));
+    let mut failed_a = renamed.clone();
+    failed_a.status = Some(Status::Error);
+    older.apply(Some(&renamed), &failed_a);
+    assert_eq!(totals(&older), (1102, 2));
     let mut later = child("z", "Later");
     later.start_time = Some(3 * 3_600 * S);
     older.apply(None, &later);
@@ -379,7 +399,8 @@ fn hour_tags_are_kept_per_node_realigned_on_restore_and_bounded() {
     assert_eq!(r.hours().tag_from(0), i64::MIN);
 
     let days = r.take_dirty_days(2);
-    let back = Rollups::restore(config(&["region", "tier"]), r.snapshot(2), days).expect("restore");
+    let mut back =
+        Rollups::restore(config(&["region", "tier"]), r.snapshot(2), days).expect("restore");
     assert_eq!(back.hours().tags(), ["region", "tier"]);
     assert_eq!(tiers(&back, 1), tiers(&r, 0), "tier keeps its values");
     assert_eq!(back.hours().tag_from(1), i64::MIN, "and its history");
@@ -390,6 +411,19 @@ fn hour_tags_are_kept_per_node_realigned_on_restore_and_bounded() {
         "region counts from the next hour"
     );
     assert_eq!(back.hours().tag_index("channel"), None);
+    // A span of that hour updated now (with a region it had before) is
+    // retracted from where it was counted: no span counted twice.
+    let mut old = span("a", "vip");
+    old.tags.insert("region".into(), "eu".into());
+    let mut failed = old.clone();
+    failed.status = Some(Status::Error);
+    back.apply(Some(&old), &failed);
+    let sum = |r: &Rollups| {
+        r.hours()
+            .range(0, 1)
+            .fold((0, 0), |(s, e), (_, _, _, m)| (s + m.spans, e + m.errors))
+    };
+    assert_eq!(sum(&back), (3, 1));
 
     // Nodes past the bound fold every tag they have (ids in one tag), and
     // each tag counts it.

@@ -512,6 +512,27 @@ async fn hour_tags_are_answered_from_the_tier_from_the_hour_they_were_kept() {
     // them scan; plans from the next hour on are answered.
     let store = Store::open(config(dir.path()), with_hour_tags(&["tier"])).expect("reopen");
     check_routed(&store, &spans, "kept again", false).await;
+    // Spans of those hours updated now leave where they were counted
+    // (without the tag): plans not naming it still equal a scan.
+    let mut updates = Vec::new();
+    for s in spans
+        .iter_mut()
+        .filter(|s| s.tool_name.is_some())
+        .step_by(5)
+    {
+        s.status = Some(loupe_model::Status::Error);
+        updates.push(s.clone());
+    }
+    store.append(updates).await.expect("update");
+    for text in [FROM_ROLLUPS[2], FROM_ROLLUPS[0]] {
+        let plan = plan_of(text);
+        let got = store
+            .query_plan(&project(), &plan, QueryLimits::default())
+            .await
+            .expect("query");
+        assert!(got.stats.from_rollups, "{text}");
+        assert_brute_force(&plan, &got, &spans, &format!("kept again, updated: {text}"));
+    }
     store.append(vec![later.clone()]).await.expect("append");
     spans.push(later);
     let plan =
