@@ -33,8 +33,8 @@ const DAY_HOURS: i64 = 24;
 const COST_SCALE: f64 = 1e12;
 
 /// Node dimensions kept per series of one hour; past this, the names and
-/// tag values of new ones read [`crate::OTHER`] (and
-/// [`HourTier::names_folded`] / [`HourTier::tag_folded`] count them), so
+/// tag values of new ones read [`crate::OTHER`] (and the tier records the
+/// hour: [`HourTier::name_folded_in`], [`HourTier::tag_folded_in`]), so
 /// span names or tags that carry ids cannot grow the tier without bound.
 /// Room for a workflow's nodes times a few business tags' values.
 pub(crate) const MAX_NODES_PER_SERIES: usize = 1024;
@@ -363,6 +363,10 @@ pub struct HourTier {
     pub(crate) node_dims_from: i64,
     /// Node names folded by [`MAX_NODES_PER_SERIES`].
     pub(crate) names_folded: u64,
+    /// The hours in which a name was folded: plans naming `name` over
+    /// them scan (`None`: not recorded, by a build before it, and some
+    /// name was folded: every hour counts as folded).
+    pub(crate) name_fold_hours: Option<BTreeSet<i64>>,
     /// The tags [`NodeDims::tags`] holds, in that order
     /// ([`crate::RollupConfig::hour_tags`]).
     pub(crate) tags: Vec<String>,
@@ -370,8 +374,9 @@ pub struct HourTier {
     /// with it (like `node_dims_from`, for a tag added to a tier begun
     /// without it).
     pub(crate) tags_from: Vec<i64>,
-    /// Per tag of `tags`: values folded by [`MAX_NODES_PER_SERIES`].
-    pub(crate) tags_folded: Vec<u64>,
+    /// Per tag of `tags`: the hours in which a value was folded by
+    /// [`MAX_NODES_PER_SERIES`].
+    pub(crate) tag_fold_hours: Vec<BTreeSet<i64>>,
 }
 
 impl HourTier {
@@ -381,7 +386,8 @@ impl HourTier {
             node_dims_from: i64::MIN,
             tags: tags.to_vec(),
             tags_from: vec![i64::MIN; tags.len()],
-            tags_folded: vec![0; tags.len()],
+            name_fold_hours: Some(BTreeSet::new()),
+            tag_fold_hours: vec![BTreeSet::new(); tags.len()],
             ..Self::default()
         }
     }
@@ -437,9 +443,16 @@ impl HourTier {
         }
         let node = if fold { node.folded() } else { node.clone() };
         if fold && !folded && !nodes.contains_key(&node) {
-            self.names_folded += u64::from(!node.name.is_empty());
-            for (n, v) in self.tags_folded.iter_mut().zip(&node.tags) {
-                *n += u64::from(!v.is_empty());
+            if !node.name.is_empty() {
+                self.names_folded += 1;
+                if let Some(hours) = &mut self.name_fold_hours {
+                    hours.insert(hour);
+                }
+            }
+            for (hours, v) in self.tag_fold_hours.iter_mut().zip(&node.tags) {
+                if !v.is_empty() {
+                    hours.insert(hour);
+                }
             }
         }
         nodes.entry(node).or_default().add(&c.hour_fields, retract);
@@ -517,10 +530,18 @@ impl HourTier {
         self.node_dims_from
     }
 
-    /// Node names folded into [`crate::OTHER`] (a plan naming `name` is
-    /// then scanned).
+    /// Node names folded into [`crate::OTHER`].
     pub fn names_folded(&self) -> u64 {
         self.names_folded
+    }
+
+    /// Whether a name was folded in an hour of `[from_hour, to_hour)` (a
+    /// plan naming `name` over them is then scanned).
+    pub fn name_folded_in(&self, from_hour: i64, to_hour: i64) -> bool {
+        match &self.name_fold_hours {
+            Some(hours) => hours.range(from_hour..to_hour).next().is_some(),
+            None => self.names_folded > 0,
+        }
     }
 
     /// The tags kept besides the labels ([`NodeDims::tags`] order).
@@ -538,10 +559,13 @@ impl HourTier {
         self.tags_from.get(i).copied().unwrap_or(i64::MAX)
     }
 
-    /// Values of tag `i` folded into [`crate::OTHER`] (a plan naming it is
-    /// then scanned).
-    pub fn tag_folded(&self, i: usize) -> u64 {
-        self.tags_folded.get(i).copied().unwrap_or(0)
+    /// Whether a value of tag `i` was folded into [`crate::OTHER`] in an
+    /// hour of `[from_hour, to_hour)` (a plan naming it over them is then
+    /// scanned).
+    pub fn tag_folded_in(&self, i: usize, from_hour: i64, to_hour: i64) -> bool {
+        self.tag_fold_hours
+            .get(i)
+            .is_some_and(|h| h.range(from_hour..to_hour).next().is_some())
     }
 
     /// Drops the series of whole days that `expired(project, day)` says
@@ -564,6 +588,13 @@ impl HourTier {
                     self.hours.remove(&h);
                 }
             }
+        }
+        let held = |h: &i64| self.hours.contains_key(h);
+        if let Some(hours) = &mut self.name_fold_hours {
+            hours.retain(held);
+        }
+        for hours in &mut self.tag_fold_hours {
+            hours.retain(held);
         }
     }
 

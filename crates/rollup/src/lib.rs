@@ -23,7 +23,7 @@
 
 #![warn(missing_docs)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use foldhash::{HashMap, HashSet};
 
@@ -521,7 +521,17 @@ impl Rollups {
             hours_names_folded: self.hours.names_folded,
             hours_tags: self.hours.tags.clone(),
             hours_tags_from: self.hours.tags_from.clone(),
-            hours_tags_folded: self.hours.tags_folded.clone(),
+            hours_name_fold_hours: self
+                .hours
+                .name_fold_hours
+                .as_ref()
+                .map(|h| h.iter().copied().collect()),
+            hours_tags_fold_hours: self
+                .hours
+                .tag_fold_hours
+                .iter()
+                .map(|h| h.iter().copied().collect())
+                .collect(),
         }
     }
 
@@ -609,16 +619,25 @@ impl Rollups {
             .map_or(i64::MIN, |h| h + 1);
         out.hours.node_dims_from = snap.hours_node_dims_from.unwrap_or(next_hour);
         out.hours.names_folded = snap.hours_names_folded;
+        out.hours.name_fold_hours = match snap.hours_name_fold_hours {
+            Some(hours) => Some(hours.into_iter().collect()),
+            // Not recorded: any hour may hold a folded name.
+            None if snap.hours_names_folded > 0 => None,
+            None => Some(BTreeSet::new()),
+        };
         for (i, tag) in config.hour_tags.iter().enumerate() {
             let (from, folded) = match old_tag(tag) {
                 Some(j) => (
                     snap.hours_tags_from.get(j).copied().unwrap_or(next_hour),
-                    snap.hours_tags_folded.get(j).copied().unwrap_or(0),
+                    snap.hours_tags_fold_hours
+                        .get(j)
+                        .map(|h| h.iter().copied().collect())
+                        .unwrap_or_default(),
                 ),
-                None => (next_hour, 0),
+                None => (next_hour, BTreeSet::new()),
             };
             out.hours.tags_from[i] = from;
-            out.hours.tags_folded[i] = folded;
+            out.hours.tag_fold_hours[i] = folded;
         }
         out.folded_seen = snap.folded_seen.into_iter().map(remap).collect();
         out.folded_series = snap.folded_series;
@@ -680,7 +699,11 @@ pub struct Snapshot {
     /// Per tag of `hours_tags`: the first hour counted with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hours_tags_from: Vec<i64>,
-    /// Per tag of `hours_tags`: values folded.
+    /// The hours in which the hour tier folded a node name (absent in
+    /// snapshots written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours_name_fold_hours: Option<Vec<i64>>,
+    /// Per tag of `hours_tags`: the hours in which a value was folded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hours_tags_folded: Vec<u64>,
+    pub hours_tags_fold_hours: Vec<Vec<i64>>,
 }

@@ -330,6 +330,15 @@ fn hour_tier_keeps_node_dimensions_bounded_and_round_trips_them() {
     assert_eq!(nodes(&back), nodes(&r));
     assert_eq!(back.hours().node_dims_from(), i64::MIN);
     assert_eq!(back.hours().names_folded(), r.hours().names_folded());
+    // Folds are kept by hour: plans over other hours still name `name`.
+    assert!(back.hours().name_folded_in(0, 1) && !back.hours().name_folded_in(1, 100));
+    // A snapshot that counted folds but not their hours: every hour.
+    let mut legacy = serde_json::to_value(&snap).expect("json");
+    let legacy_obj = legacy.as_object_mut().expect("object");
+    assert!(legacy_obj.remove("hours_name_fold_hours").is_some());
+    let legacy: crate::Snapshot = serde_json::from_value(legacy).expect("legacy snapshot");
+    let legacy = Rollups::restore(RollupConfig::default(), legacy, days.clone()).expect("restore");
+    assert!(legacy.hours().name_folded_in(5, 6));
     let mut old = serde_json::to_value(&snap).expect("json");
     let obj = old.as_object_mut().expect("object");
     obj.remove("hours_node_dims_from");
@@ -430,8 +439,9 @@ fn hour_tags_are_kept_per_node_realigned_on_restore_and_bounded() {
     for i in 0..1100 {
         r.apply(None, &span(&format!("u{i}"), &format!("user-{i}")));
     }
-    assert!(r.hours().tag_folded(0) > 0);
-    assert_eq!(r.hours().tag_folded(1), r.hours().tag_folded(0));
+    assert!(r.hours().tag_folded_in(0, 0, 1) && r.hours().tag_folded_in(1, 0, 1));
+    // Only that hour: plans over others are still answered.
+    assert!(!r.hours().tag_folded_in(0, 1, 100));
     let held = r.hours().range(0, 1).count();
     assert!(held <= super::hours::MAX_NODES_PER_SERIES + 1, "{held}");
     let total: u64 = r.hours().range(0, 1).map(|(_, _, _, m)| m.spans).sum();

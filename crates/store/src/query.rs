@@ -548,7 +548,7 @@ impl Store {
         // hold up appends).
         let (known, slice) = {
             let st = self.inner.state.lock();
-            if !rollup::tier_answers(&st.rollups, plan, prepared.first_hour) {
+            if !rollup::tier_answers(&st.rollups, plan, prepared.first_hour, prepared.end_hour) {
                 return Ok(None);
             }
             (

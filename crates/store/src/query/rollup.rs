@@ -19,8 +19,8 @@
 //! - the tier counts every stored span of the project and no series of it
 //!   was folded by the cardinality guard; a plan naming node dimensions
 //!   needs a tier that kept them from the start, and one naming `name`
-//!   a tier that folded no name (an hour tag: kept from the plan's first
-//!   whole hour on, no value folded).
+//!   a tier that folded no name in the plan's hours (an hour tag: kept
+//!   from the plan's first whole hour on, no value folded in its hours).
 //!
 //! The edges are listed before the tier is read, not under one lock: a
 //! span written in between whose start time moves across an edge boundary
@@ -206,17 +206,18 @@ fn names(plan: &Plan, known: &Known, pick: impl Fn(Dim) -> bool) -> bool {
 }
 
 /// Whether the tier, as it stands, can answer a plan `answerable` accepts
-/// from `first_hour` on (checked again under the lock the answer reads the
-/// tier with).
-pub(crate) fn tier_answers(rollups: &Rollups, plan: &Plan, first_hour: i64) -> bool {
+/// over the hours `[first_hour, end_hour)` (checked again under the lock
+/// the answer reads the tier with).
+pub(crate) fn tier_answers(rollups: &Rollups, plan: &Plan, first_hour: i64, end_hour: i64) -> bool {
     let known = &Known::of(rollups);
     let hours = rollups.hours();
     hours.is_complete()
         && rollups.folded_series() == 0
         && (first_hour >= hours.node_dims_from() || !names(plan, known, Dim::is_node))
-        && (hours.names_folded() == 0 || !names(plan, known, |d| matches!(d, Dim::Name)))
+        && (!hours.name_folded_in(first_hour, end_hour)
+            || !names(plan, known, |d| matches!(d, Dim::Name)))
         && (0..known.tags.len()).all(|i| {
-            (first_hour >= hours.tag_from(i) && hours.tag_folded(i) == 0)
+            (first_hour >= hours.tag_from(i) && !hours.tag_folded_in(i, first_hour, end_hour))
                 || !names(plan, known, |d| d == Dim::HourTag(i))
         })
 }
@@ -392,13 +393,13 @@ pub(crate) fn prepare(rollups: &Rollups, plan: &Plan, oldest_kept_ns: i64) -> Op
     let known = &Known::of(rollups);
     let first_hour =
         plan.from_ns.div_euclid(HOUR_NS) + i64::from(plan.from_ns.rem_euclid(HOUR_NS) != 0);
-    if !tier_answers(rollups, plan, first_hour)
+    let end_hour = plan.to_ns.div_euclid(HOUR_NS);
+    if !tier_answers(rollups, plan, first_hour, end_hour)
         || plan.from_ns < oldest_kept_ns
         || !answerable(plan, known)
     {
         return None;
     }
-    let end_hour = plan.to_ns.div_euclid(HOUR_NS);
     if first_hour >= end_hour {
         // Not one whole hour: a scan reads no more than the edges would.
         return None;

@@ -19,7 +19,7 @@ mod data;
 mod deep;
 mod fresh;
 
-use data::{NOW, generate};
+use data::{NOW, T0, generate};
 
 const QUERIES: &[&str] = &[
     // Comparisons on text, numbers, durations, times and map values.
@@ -544,6 +544,56 @@ async fn hour_tags_are_answered_from_the_tier_from_the_hour_they_were_kept() {
     assert!(got.stats.from_rollups, "hours after the tag joined");
     let want = assert_brute_force(&plan, &got, &spans, "after joining");
     assert_eq!(want.rows, vec![vec![Value::from("vip"), Value::from(1)]]);
+}
+
+/// Node names that carry ids fold in the hour they arrive: plans naming
+/// `name` over that hour scan, over the others the tier still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folded_names_make_only_their_hours_scan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("open");
+    let mut spans = generate();
+    let child = spans
+        .iter()
+        .find(|s| s.parent_span_id.is_some() && s.tool_name.is_some())
+        .expect("a tool call")
+        .clone();
+    let burst = T0 + 10 * 3_600_000_000_000;
+    spans.extend((0..1_100).map(|i| {
+        let mut s = child.clone();
+        s.span_id = format!("burst-{i}");
+        s.name = Some(format!("GET /items/{i}"));
+        s.start_time = Some(burst + i * 1_000_000);
+        s.end_time = Some(burst + i * 1_000_000 + 500_000);
+        s
+    }));
+    for chunk in spans.chunks(500) {
+        store.append(chunk.to_vec()).await.expect("append");
+    }
+    for (text, rollups) in [
+        (
+            "from 2026-11-17T00:00:00Z to 2026-11-17T08:00:00Z exists parent_span_id | by name | count()",
+            true,
+        ),
+        (
+            "from 2026-11-17T00:00:00Z to 2026-11-18T00:00:00Z exists parent_span_id | by name | count()",
+            false,
+        ),
+        // Plans not naming `name` are answered over the burst too.
+        (
+            "from 2026-11-17T00:00:00Z to 2026-11-18T00:00:00Z exists parent_span_id | by tool_name | count()",
+            true,
+        ),
+    ] {
+        let plan = plan_of(text);
+        let got = store
+            .query_plan(&project(), &plan, QueryLimits::default())
+            .await
+            .expect("query");
+        assert_eq!(got.stats.from_rollups, rollups, "{text}");
+        assert_brute_force(&plan, &got, &spans, text);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
