@@ -612,6 +612,8 @@ async function openMode() {
     await page.waitForSelector('[data-testid=tag-rules] tr[data-tag=category]');
     assert.match(await page.textContent('[data-testid=retention-days]'), /kept forever|\d+ days/);
     assert.match(await page.textContent('[data-testid=metrics-labels]'), /category/);
+    // A rule's tag that is not a label is kept by the hour rollups only.
+    assert.equal(await page.textContent('[data-testid=hour-tags]'), 'channel');
     assert.match(await page.textContent('[data-testid=tag-rules] tr[data-tag=category]'), /yes/);
     assert.equal(await page.getAttribute('[data-testid=tag-rules] tr[data-tag=category]', 'data-source'), 'config');
     // A rule added here: previewed (the API's own numbers), saved, listed as the console's, removed.
@@ -626,7 +628,7 @@ async function openMode() {
     assert.ok(shown.includes(`this rule tags ${want.runs_tagged.toLocaleString('en-US')};`), `${shown} vs ${JSON.stringify(want)}`);
     await page.click('[data-testid=tag-save]');
     await page.waitForSelector('[data-testid=tag-rules] tr[data-tag=product][data-source=console]');
-    assert.deepEqual((await api('/api/v1/tags/rules')).body.rules.map((r) => [r.name, r.source]), [['category', 'config'], ['product', 'console']]);
+    assert.deepEqual((await api('/api/v1/tags/rules')).body.rules.map((r) => [r.name, r.source]), [['category', 'config'], ['channel', 'config'], ['product', 'console']]);
     // A name loupe.toml sets is refused with the server's reason.
     await page.fill('[data-testid=tag-form] [data-field=name]', 'category');
     await page.click('[data-testid=tag-save]');
@@ -635,7 +637,7 @@ async function openMode() {
     page.once('dialog', (d) => d.accept());
     await page.click('[data-testid=tag-rules] tr[data-tag=product] [data-action=delete-tag]');
     await page.waitForFunction(() => !document.querySelector('[data-testid=tag-rules] tr[data-tag=product]'));
-    assert.equal((await api('/api/v1/tags/rules')).body.rules.length, 1);
+    assert.equal((await api('/api/v1/tags/rules')).body.rules.length, 2);
     assert.match(await page.textContent('[data-testid=integrations]'), /dify\.example\.com/);
     // Retention: a preview shows the API's numbers and deletes nothing; a
     // longer retention is saved without a question; back to the default.

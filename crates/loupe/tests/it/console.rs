@@ -341,7 +341,8 @@ async fn the_console_in_chromium_shows_runs_waterfalls_and_dashboards() {
     let hook = capture_webhook(hits.clone()).await;
     std::fs::write(
         &config,
-        format!("[[tags]]\nname = \"category\"\nfrom = \"input\"\npath = \"category\"\n\n[metrics]\nlabels = [\"category\"]\n\n\
+        format!("[[tags]]\nname = \"category\"\nfrom = \"input\"\npath = \"category\"\n\n\
+         [[tags]]\nname = \"channel\"\nfrom = \"input\"\npath = \"channel\"\n\n[metrics]\nlabels = [\"category\"]\n\n\
          [dify]\nweb_url = \"https://dify.example.com\"\n\n\
          [alerts]\nenabled = true\ninterval = \"1s\"\n\n\
          [[alerts.channels]]\nname = \"ops-hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\nretries = 0\n\n\
