@@ -298,8 +298,9 @@ impl Config {
     /// The tags the hour rollups keep besides the labels: `[metrics]
     /// hour_tags`, then the names of the `[[tags]]` rules and of the rules
     /// managed over the API (`managed`), each once, none a label, at most
-    /// [`loupe_rollup::hours::MAX_HOUR_TAGS`] (the first ones).
-    pub fn hour_tags(&self, managed: &[String]) -> Vec<String> {
+    /// [`loupe_rollup::hours::MAX_HOUR_TAGS`] (the first ones); and those
+    /// left out by that bound.
+    pub fn hour_tags(&self, managed: &[String]) -> (Vec<String>, Vec<String>) {
         let mut out: Vec<String> = Vec::new();
         let names = self
             .metrics
@@ -312,8 +313,8 @@ impl Config {
                 out.push(name.clone());
             }
         }
-        out.truncate(loupe_rollup::hours::MAX_HOUR_TAGS);
-        out
+        let dropped = out.split_off(out.len().min(loupe_rollup::hours::MAX_HOUR_TAGS));
+        (out, dropped)
     }
 
     /// `[alerts]` with what it needs from `[metrics]`: threshold windows
@@ -363,13 +364,16 @@ mod tests {
         config.validate().expect("valid");
         assert_eq!(
             config.hour_tags(&["channel".into(), "tier".into()]),
-            ["region", "tier", "channel"]
+            (
+                vec!["region".to_owned(), "tier".into(), "channel".into()],
+                vec![]
+            )
         );
         let many: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
-        assert_eq!(
-            config.hour_tags(&many).len(),
-            loupe_rollup::hours::MAX_HOUR_TAGS
-        );
+        let (kept, dropped) = config.hour_tags(&many);
+        assert_eq!(kept.len(), loupe_rollup::hours::MAX_HOUR_TAGS);
+        assert_eq!(dropped.len(), 2 + 40 - loupe_rollup::hours::MAX_HOUR_TAGS);
+        assert_eq!(dropped.last().map(String::as_str), Some("t39"));
         let mut too_many = config.clone();
         too_many.metrics.hour_tags = many;
         let err = too_many.validate().expect_err("refused").to_string();

@@ -76,16 +76,24 @@ pub async fn open_store(config: &mut Config, mode: Mode) -> anyhow::Result<Store
     } else {
         None
     };
-    // The tags the hour rollups keep: a server's own, then those the
-    // directory kept so far (a rule removed for a while does not lose the
-    // tier its history); a CLI's are adopted below when recorded.
-    let mut names = loupe_pipeline::tagset::managed_names(&dir)?;
-    if mode == Mode::Serve
-        && let Some(recorded) = &recorded
-    {
-        names.extend(recorded.hour_tags.iter().cloned());
+    // The tags the hour rollups keep: the rules' of this config and of the
+    // console (the store keeps on those its tier already kept). A reader
+    // writes nothing, so a bad rules file is left to the server to report.
+    let managed = match mode {
+        Mode::Serve | Mode::Write => loupe_pipeline::tagset::managed_names(&dir)?,
+        Mode::ReadOnly => Vec::new(),
+    };
+    let (tags, dropped) = config.hour_tags(&managed);
+    if !dropped.is_empty() {
+        tracing::warn!(
+            kept = ?tags,
+            dropped = ?dropped,
+            "more than {} tags for the hour rollups: the last ones are not kept \
+             (root-cause analysis and queries naming them scan)",
+            loupe_rollup::hours::MAX_HOUR_TAGS
+        );
     }
-    config.metrics.hour_tags = config.hour_tags(&names);
+    config.metrics.hour_tags = tags;
     if let Some(recorded) = &recorded {
         match mode {
             Mode::Serve => {

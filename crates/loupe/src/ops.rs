@@ -167,7 +167,7 @@ impl loupe_api::ServerInfo for ServerView {
             "tag_rules": tags,
             "metrics": {
                 "labels": self.config.metrics.labels,
-                "hour_tags": self.config.metrics.hour_tags,
+                "hour_tags": self.store.hour_tags(),
                 "max_series_per_app": self.config.metrics.max_series_per_app,
                 "minutes_kept": self.config.metrics.minutes_kept,
             },

@@ -63,7 +63,9 @@ pub struct NodeDims {
     /// Model provider.
     pub model_provider: String,
     /// Values of the tier's tags ([`crate::RollupConfig::hour_tags`], in
-    /// that order; "" is unset). Empty in day files written before them.
+    /// that order; "" is unset or not kept in that hour). A day file holds
+    /// them in its own [`DayFile::tags`] order; empty in files written
+    /// before them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
 }
@@ -306,6 +308,10 @@ pub struct DayFile {
     pub seq: u64,
     /// Hours of the day (hour = ns / 1 h), each with its series.
     pub hours: Vec<(i64, Vec<HourSeries>)>,
+    /// The tags the nodes' [`NodeDims::tags`] name, in that order (the
+    /// tier's when the file was written; absent before hour tags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// One series of one hour.
@@ -342,6 +348,59 @@ fn flat(
         .flat_map(move |(k, nodes)| nodes.iter().map(move |(n, m)| (hour, k, n, m)))
 }
 
+/// The hours in which the tier counts spans with a dimension: from `from`
+/// on, but for the hours in `without` (held when the dimension joined the
+/// tier, dated after it: a span from the future).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    /// First hour counted with it.
+    pub from: i64,
+    /// Hours from `from` on counted without it.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub without: BTreeSet<i64>,
+}
+
+impl Kept {
+    /// Kept from the start.
+    pub(crate) fn always() -> Kept {
+        Kept {
+            from: i64::MIN,
+            without: BTreeSet::new(),
+        }
+    }
+
+    fn never() -> Kept {
+        Kept {
+            from: i64::MAX,
+            without: BTreeSet::new(),
+        }
+    }
+
+    /// Joining a tier that holds `held` hours (ascending) without it, at
+    /// `now_hour`: counted from the hour after the last held, or after the
+    /// current hour when some are dated later (those stay without it).
+    pub(crate) fn joining(held: &[i64], now_hour: i64) -> Kept {
+        let Some(last) = held.last() else {
+            return Kept::always();
+        };
+        let from = (last + 1).min(now_hour + 1);
+        Kept {
+            from,
+            without: held.iter().copied().filter(|h| *h >= from).collect(),
+        }
+    }
+
+    /// Whether spans of `hour` are counted with it.
+    pub fn holds(&self, hour: i64) -> bool {
+        hour >= self.from && !self.without.contains(&hour)
+    }
+
+    /// Whether every hour of `[from_hour, to_hour)` is counted with it.
+    pub fn holds_over(&self, from_hour: i64, to_hour: i64) -> bool {
+        from_hour >= self.from && self.without.range(from_hour..to_hour).next().is_none()
+    }
+}
+
 /// The tier.
 #[derive(Debug, Clone, Default)]
 pub struct HourTier {
@@ -355,25 +414,22 @@ pub struct HourTier {
     /// Whether every stored span is counted (false for data directories
     /// written before the tier existed, or whose labels changed).
     pub(crate) complete: bool,
-    /// The first hour from which every span is counted with its
-    /// [`NodeDims`] (`i64::MIN` for a tier that kept them from the start;
-    /// for one begun before they existed, the hour after the last it held
-    /// when this build first opened it: no span counted without them lies
-    /// there or later).
-    pub(crate) node_dims_from: i64,
+    /// The hours whose spans are counted with their [`NodeDims`]: every
+    /// hour for a tier that kept them from the start; for one begun before
+    /// they existed, those after the hours it held when this build first
+    /// opened it ([`Kept::joining`]).
+    pub(crate) node_dims: Kept,
     /// Node names folded by [`MAX_NODES_PER_SERIES`].
     pub(crate) names_folded: u64,
     /// The hours in which a name was folded: plans naming `name` over
-    /// them scan (`None`: not recorded, by a build before it, and some
-    /// name was folded: every hour counts as folded).
-    pub(crate) name_fold_hours: Option<BTreeSet<i64>>,
+    /// them scan.
+    pub(crate) name_fold_hours: BTreeSet<i64>,
     /// The tags [`NodeDims::tags`] holds, in that order
     /// ([`crate::RollupConfig::hour_tags`]).
     pub(crate) tags: Vec<String>,
-    /// Per tag of `tags`: the first hour from which every span is counted
-    /// with it (like `node_dims_from`, for a tag added to a tier begun
-    /// without it).
-    pub(crate) tags_from: Vec<i64>,
+    /// Per tag of `tags`: the hours whose spans are counted with it (like
+    /// `node_dims`, for a tag added to a tier begun without it).
+    pub(crate) tags_kept: Vec<Kept>,
     /// Per tag of `tags`: the hours in which a value was folded by
     /// [`MAX_NODES_PER_SERIES`].
     pub(crate) tag_fold_hours: Vec<BTreeSet<i64>>,
@@ -383,10 +439,9 @@ impl HourTier {
     pub(crate) fn new_complete(tags: &[String]) -> Self {
         Self {
             complete: true,
-            node_dims_from: i64::MIN,
+            node_dims: Kept::always(),
             tags: tags.to_vec(),
-            tags_from: vec![i64::MIN; tags.len()],
-            name_fold_hours: Some(BTreeSet::new()),
+            tags_kept: vec![Kept::always(); tags.len()],
             tag_fold_hours: vec![BTreeSet::new(); tags.len()],
             ..Self::default()
         }
@@ -408,12 +463,9 @@ impl HourTier {
             return;
         }
         // An hour counted before the tier kept some dimension holds its
-        // spans without it: a retraction there looks for them so.
-        let as_counted = if retract {
-            self.as_counted(hour, &c.hour_fields.node)
-        } else {
-            None
-        };
+        // spans without it, and so does every later write to it: additions
+        // and retractions then meet in the same entries.
+        let as_counted = self.as_counted(hour, &c.hour_fields.node);
         self.dirty.insert(hour.div_euclid(DAY_HOURS));
         let series = Arc::make_mut(self.hours.entry(hour).or_default());
         let nodes = match series.get_mut(key) {
@@ -421,7 +473,7 @@ impl HourTier {
             None if retract => return,
             None => series.entry(key.clone()).or_default(),
         };
-        let node = &c.hour_fields.node;
+        let node = as_counted.as_ref().unwrap_or(&c.hour_fields.node);
         if !folded && let Some(m) = nodes.get_mut(node) {
             m.add(&c.hour_fields, retract);
             return;
@@ -429,14 +481,7 @@ impl HourTier {
         // A new node of the series, or one counted folded before.
         let fold = folded || nodes.len() >= MAX_NODES_PER_SERIES;
         if retract {
-            let mut candidates = vec![node.folded()];
-            if let Some(old) = as_counted {
-                candidates.push(old.folded());
-                candidates.insert(1, old);
-            }
-            if let Some(n) = candidates.iter().find(|n| nodes.contains_key(*n))
-                && let Some(m) = nodes.get_mut(n)
-            {
+            if let Some(m) = nodes.get_mut(&node.folded()) {
                 m.add(&c.hour_fields, retract);
             }
             return;
@@ -445,9 +490,7 @@ impl HourTier {
         if fold && !folded && !nodes.contains_key(&node) {
             if !node.name.is_empty() {
                 self.names_folded += 1;
-                if let Some(hours) = &mut self.name_fold_hours {
-                    hours.insert(hour);
-                }
+                self.name_fold_hours.insert(hour);
             }
             for (hours, v) in self.tag_fold_hours.iter_mut().zip(&node.tags) {
                 if !v.is_empty() {
@@ -458,22 +501,22 @@ impl HourTier {
         nodes.entry(node).or_default().add(&c.hour_fields, retract);
     }
 
-    /// `node` as the tier counted a span of `hour` if it did so without
-    /// some of its dimensions (the hour lies before `node_dims_from` or a
-    /// tag's `tags_from`); `None` when every dimension was kept.
+    /// `node` as the tier counts spans of `hour` when it does so without
+    /// some of its dimensions (see [`Kept`]); `None` when every dimension
+    /// is kept there.
     fn as_counted(&self, hour: i64, node: &NodeDims) -> Option<NodeDims> {
-        if hour < self.node_dims_from {
+        if !self.node_dims.holds(hour) {
             return Some(NodeDims {
                 tags: vec![String::new(); node.tags.len()],
                 ..NodeDims::default()
             });
         }
-        if !self.tags_from.iter().any(|from| hour < *from) {
+        if self.tags_kept.iter().all(|k| k.holds(hour)) {
             return None;
         }
         let mut old = node.clone();
-        for (v, from) in old.tags.iter_mut().zip(&self.tags_from) {
-            if hour < *from {
+        for (v, kept) in old.tags.iter_mut().zip(&self.tags_kept) {
+            if !kept.holds(hour) {
                 v.clear();
             }
         }
@@ -523,11 +566,10 @@ impl HourTier {
         self.complete
     }
 
-    /// The first hour from which every span is counted with its
-    /// [`NodeDims`], so plans that name them and start there or later can
-    /// be answered here.
-    pub fn node_dims_from(&self) -> i64 {
-        self.node_dims_from
+    /// The hours counted with their [`NodeDims`]: plans naming them are
+    /// answered here over those hours only.
+    pub fn node_dims(&self) -> &Kept {
+        &self.node_dims
     }
 
     /// Node names folded into [`crate::OTHER`].
@@ -538,10 +580,10 @@ impl HourTier {
     /// Whether a name was folded in an hour of `[from_hour, to_hour)` (a
     /// plan naming `name` over them is then scanned).
     pub fn name_folded_in(&self, from_hour: i64, to_hour: i64) -> bool {
-        match &self.name_fold_hours {
-            Some(hours) => hours.range(from_hour..to_hour).next().is_some(),
-            None => self.names_folded > 0,
-        }
+        self.name_fold_hours
+            .range(from_hour..to_hour)
+            .next()
+            .is_some()
     }
 
     /// The tags kept besides the labels ([`NodeDims::tags`] order).
@@ -554,9 +596,9 @@ impl HourTier {
         self.tags.iter().position(|t| t == tag)
     }
 
-    /// The first hour from which every span is counted with tag `i`.
-    pub fn tag_from(&self, i: usize) -> i64 {
-        self.tags_from.get(i).copied().unwrap_or(i64::MAX)
+    /// The hours counted with tag `i` (none for an unknown `i`).
+    pub fn tag_kept(&self, i: usize) -> Kept {
+        self.tags_kept.get(i).cloned().unwrap_or_else(Kept::never)
     }
 
     /// Whether a value of tag `i` was folded into [`crate::OTHER`] in an
@@ -590,11 +632,12 @@ impl HourTier {
             }
         }
         let held = |h: &i64| self.hours.contains_key(h);
-        if let Some(hours) = &mut self.name_fold_hours {
-            hours.retain(held);
-        }
+        self.name_fold_hours.retain(held);
         for hours in &mut self.tag_fold_hours {
             hours.retain(held);
+        }
+        for kept in std::iter::once(&mut self.node_dims).chain(&mut self.tags_kept) {
+            kept.without.retain(held);
         }
     }
 
@@ -626,7 +669,12 @@ impl HourTier {
                     return None;
                 }
                 self.day_files.insert(day, seq);
-                Some(DayFile { day, seq, hours })
+                Some(DayFile {
+                    day,
+                    seq,
+                    hours,
+                    tags: self.tags.clone(),
+                })
             })
             .collect()
     }
@@ -635,14 +683,15 @@ impl HourTier {
         &mut self,
         file: DayFile,
         remap: impl Fn(RollupKey) -> RollupKey,
-        remap_node: impl Fn(NodeDims) -> NodeDims,
+        remap_node: impl Fn(&[String], NodeDims) -> NodeDims,
     ) {
+        let tags = file.tags;
         for (hour, series) in file.hours {
             let m = Arc::make_mut(self.hours.entry(hour).or_default());
             for s in series {
                 m.entry(remap(s.key))
                     .or_default()
-                    .entry(remap_node(s.node))
+                    .entry(remap_node(&tags, s.node))
                     .or_default()
                     .merge(&s.measures);
             }

@@ -517,15 +517,12 @@ impl Rollups {
             ingested_spans: self.ingested_spans,
             day_files: self.hours.day_files.clone(),
             hours_complete: self.hours.complete,
-            hours_node_dims_from: Some(self.hours.node_dims_from),
+            hours_node_dims_from: Some(self.hours.node_dims.from),
+            hours_node_dims_without: self.hours.node_dims.without.iter().copied().collect(),
             hours_names_folded: self.hours.names_folded,
             hours_tags: self.hours.tags.clone(),
-            hours_tags_from: self.hours.tags_from.clone(),
-            hours_name_fold_hours: self
-                .hours
-                .name_fold_hours
-                .as_ref()
-                .map(|h| h.iter().copied().collect()),
+            hours_tags_kept: self.hours.tags_kept.clone(),
+            hours_name_fold_hours: Some(self.hours.name_fold_hours.iter().copied().collect()),
             hours_tags_fold_hours: self
                 .hours
                 .tag_fold_hours
@@ -538,9 +535,12 @@ impl Rollups {
     /// Rebuilds rollups from a snapshot and the hour-tier day files it names
     /// ([`Snapshot::day_files`]). Series of tags no longer configured are
     /// merged into the series without them; the hour tier is then marked
-    /// incomplete, as spans counted before lack the new labels.
+    /// incomplete, as spans counted before lack the new labels. Hour tags
+    /// the tier kept and `config` does not name are kept on (after
+    /// `config`'s, within [`hours::MAX_HOUR_TAGS`]): a process configured
+    /// without a rule does not erase the history of its tag.
     pub fn restore(
-        config: RollupConfig,
+        mut config: RollupConfig,
         snap: Snapshot,
         days: Vec<DayFile>,
     ) -> Result<Self, Error> {
@@ -566,6 +566,14 @@ impl Rollups {
             }
             key
         };
+        for tag in &snap.hours_tags {
+            if config.hour_tags.len() < hours::MAX_HOUR_TAGS
+                && !config.hour_tags.contains(tag)
+                && !config.labels.contains(tag)
+            {
+                config.hour_tags.push(tag.clone());
+            }
+        }
         let mut out = Rollups::new(config.clone());
         for s in snap.totals {
             out.totals
@@ -584,19 +592,17 @@ impl Rollups {
                 .entry((key.project.clone(), key.app_id.clone()))
                 .or_default() += 1;
         }
-        // Node tags are realigned the same way; a tag the tier did not
-        // keep is unknown ("") in the hours it holds.
-        let old_tag = |t: &String| snap.hours_tags.iter().position(|x| x == t);
-        let remap_node = |mut node: NodeDims| {
-            if snap.hours_tags == config.hour_tags {
-                // Day files written before the tags hold none.
-                node.tags.resize(config.hour_tags.len(), String::new());
-            } else {
+        // Node tags are realigned per day file, from the order the file
+        // was written in; a tag it did not name is unknown ("") there.
+        let remap_node = |file_tags: &[String], mut node: NodeDims| {
+            if file_tags != config.hour_tags.as_slice() || node.tags.len() != file_tags.len() {
                 node.tags = config
                     .hour_tags
                     .iter()
                     .map(|t| {
-                        old_tag(t)
+                        file_tags
+                            .iter()
+                            .position(|x| x == t)
                             .and_then(|i| node.tags.get(i).cloned())
                             .unwrap_or_default()
                     })
@@ -609,35 +615,33 @@ impl Rollups {
         }
         out.hours.day_files = snap.day_files;
         out.hours.complete = snap.hours_complete && snap.labels == config.labels;
-        // What this build counts from here on has every dimension: the
-        // next hour after the last held.
-        let next_hour = out
-            .hours
-            .hours
-            .keys()
-            .next_back()
-            .map_or(i64::MIN, |h| h + 1);
-        out.hours.node_dims_from = snap.hours_node_dims_from.unwrap_or(next_hour);
+        // A dimension joining the tier is counted from the next hour after
+        // those held (the hours dated after the current one stay without).
+        let held: Vec<i64> = out.hours.hours.keys().copied().collect();
+        let joining = || hours::Kept::joining(&held, wall_minute().div_euclid(60));
+        out.hours.node_dims = match snap.hours_node_dims_from {
+            Some(from) => hours::Kept {
+                from,
+                without: snap.hours_node_dims_without.iter().copied().collect(),
+            },
+            None => joining(),
+        };
         out.hours.names_folded = snap.hours_names_folded;
         out.hours.name_fold_hours = match snap.hours_name_fold_hours {
-            Some(hours) => Some(hours.into_iter().collect()),
-            // Not recorded: any hour may hold a folded name.
-            None if snap.hours_names_folded > 0 => None,
-            None => Some(BTreeSet::new()),
+            Some(hours) => hours.into_iter().collect(),
+            // Not recorded: any hour held may hold a folded name.
+            None if snap.hours_names_folded > 0 => held.iter().copied().collect(),
+            None => BTreeSet::new(),
         };
         for (i, tag) in config.hour_tags.iter().enumerate() {
-            let (from, folded) = match old_tag(tag) {
-                Some(j) => (
-                    snap.hours_tags_from.get(j).copied().unwrap_or(next_hour),
-                    snap.hours_tags_fold_hours
-                        .get(j)
-                        .map(|h| h.iter().copied().collect())
-                        .unwrap_or_default(),
-                ),
-                None => (next_hour, BTreeSet::new()),
-            };
-            out.hours.tags_from[i] = from;
-            out.hours.tag_fold_hours[i] = folded;
+            let j = snap.hours_tags.iter().position(|x| x == tag);
+            out.hours.tags_kept[i] = j
+                .and_then(|j| snap.hours_tags_kept.get(j).cloned())
+                .unwrap_or_else(joining);
+            out.hours.tag_fold_hours[i] = j
+                .and_then(|j| snap.hours_tags_fold_hours.get(j))
+                .map(|h| h.iter().copied().collect())
+                .unwrap_or_default();
         }
         out.folded_seen = snap.folded_seen.into_iter().map(remap).collect();
         out.folded_series = snap.folded_series;
@@ -689,6 +693,10 @@ pub struct Snapshot {
     /// node dimensions (absent in snapshots written before them).
     #[serde(default)]
     pub hours_node_dims_from: Option<i64>,
+    /// Hours after `hours_node_dims_from` counted without node dimensions
+    /// (held, dated after the hour they joined).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hours_node_dims_without: Vec<i64>,
     /// Node names the hour tier folded.
     #[serde(default)]
     pub hours_names_folded: u64,
@@ -696,9 +704,9 @@ pub struct Snapshot {
     /// snapshots written before them: none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hours_tags: Vec<String>,
-    /// Per tag of `hours_tags`: the first hour counted with it.
+    /// Per tag of `hours_tags`: the hours counted with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hours_tags_from: Vec<i64>,
+    pub hours_tags_kept: Vec<hours::Kept>,
     /// The hours in which the hour tier folded a node name (absent in
     /// snapshots written before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]

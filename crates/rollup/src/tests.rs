@@ -271,7 +271,7 @@ fn hour_tier_counts_each_span_once_by_start_hour_and_round_trips() {
 #[test]
 fn hour_tier_keeps_node_dimensions_bounded_and_round_trips_them() {
     let mut r = Rollups::new(RollupConfig::default());
-    assert_eq!(r.hours().node_dims_from(), i64::MIN);
+    assert_eq!(r.hours().node_dims().from, i64::MIN);
     let child = |id: &str, name: &str| {
         let mut s = tool(id, "inventory", Status::Ok, 10);
         s.parent_span_id = Some("root".into());
@@ -328,17 +328,18 @@ fn hour_tier_keeps_node_dimensions_bounded_and_round_trips_them() {
     let back =
         Rollups::restore(RollupConfig::default(), snap.clone(), days.clone()).expect("restore");
     assert_eq!(nodes(&back), nodes(&r));
-    assert_eq!(back.hours().node_dims_from(), i64::MIN);
+    assert_eq!(back.hours().node_dims().from, i64::MIN);
     assert_eq!(back.hours().names_folded(), r.hours().names_folded());
     // Folds are kept by hour: plans over other hours still name `name`.
     assert!(back.hours().name_folded_in(0, 1) && !back.hours().name_folded_in(1, 100));
-    // A snapshot that counted folds but not their hours: every hour.
+    // A snapshot that counted folds but not their hours: every hour held,
+    // and none after.
     let mut legacy = serde_json::to_value(&snap).expect("json");
     let legacy_obj = legacy.as_object_mut().expect("object");
     assert!(legacy_obj.remove("hours_name_fold_hours").is_some());
     let legacy: crate::Snapshot = serde_json::from_value(legacy).expect("legacy snapshot");
     let legacy = Rollups::restore(RollupConfig::default(), legacy, days.clone()).expect("restore");
-    assert!(legacy.hours().name_folded_in(5, 6));
+    assert!(legacy.hours().name_folded_in(0, 1) && !legacy.hours().name_folded_in(5, 6));
     let mut old = serde_json::to_value(&snap).expect("json");
     let obj = old.as_object_mut().expect("object");
     obj.remove("hours_node_dims_from");
@@ -356,7 +357,7 @@ fn hour_tier_keeps_node_dimensions_bounded_and_round_trips_them() {
     let mut older = Rollups::restore(RollupConfig::default(), old, days).expect("restore");
     // Spans of hour 0 were counted before: node dimensions from hour 1 on,
     // and they stay there.
-    assert_eq!(older.hours().node_dims_from(), 1);
+    assert_eq!(older.hours().node_dims().from, 1);
     // An update of one of them is retracted from where it was counted.
     let totals = |r: &Rollups| {
         r.hours()
@@ -374,7 +375,7 @@ fn hour_tier_keeps_node_dimensions_bounded_and_round_trips_them() {
     let days = older.take_dirty_days(4);
     let again =
         Rollups::restore(RollupConfig::default(), older.snapshot(4), days).expect("restore");
-    assert_eq!(again.hours().node_dims_from(), 1);
+    assert_eq!(again.hours().node_dims().from, 1);
 }
 
 /// Tags kept beside the labels: values per node, realigned when the list
@@ -405,21 +406,30 @@ fn hour_tags_are_kept_per_node_realigned_on_restore_and_bounded() {
         by.into_iter().collect::<Vec<_>>()
     };
     assert_eq!(tiers(&r, 0), [("new".into(), 1), ("vip".into(), 2)]);
-    assert_eq!(r.hours().tag_from(0), i64::MIN);
+    assert_eq!(r.hours().tag_kept(0).from, i64::MIN);
 
     let days = r.take_dirty_days(2);
-    let mut back =
-        Rollups::restore(config(&["region", "tier"]), r.snapshot(2), days).expect("restore");
-    assert_eq!(back.hours().tags(), ["region", "tier"]);
+    let mut back = Rollups::restore(config(&["region", "tier"]), r.snapshot(2), days.clone())
+        .expect("restore");
+    // `channel`, no longer configured, is kept after them (its history).
+    assert_eq!(back.hours().tags(), ["region", "tier", "channel"]);
     assert_eq!(tiers(&back, 1), tiers(&r, 0), "tier keeps its values");
-    assert_eq!(back.hours().tag_from(1), i64::MIN, "and its history");
+    assert_eq!(back.hours().tag_kept(1).from, i64::MIN, "and its history");
     assert_eq!(tiers(&back, 0), [(String::new(), 3)], "region was not kept");
     assert_eq!(
-        back.hours().tag_from(0),
+        back.hours().tag_kept(0).from,
         1,
         "region counts from the next hour"
     );
-    assert_eq!(back.hours().tag_index("channel"), None);
+    assert_eq!(back.hours().tag_index("channel"), Some(2));
+    assert_eq!(tiers(&back, 2), [("web".to_owned(), 3)]);
+    assert_eq!(back.hours().tag_kept(2).from, i64::MIN);
+    // Restored again before any write: the day file, still in its own
+    // order, is read by that order, not by the snapshot's new list.
+    let again = Rollups::restore(config(&["region", "tier"]), back.snapshot(2), days)
+        .expect("restore again");
+    assert_eq!(tiers(&again, 1), tiers(&r, 0));
+    assert_eq!(tiers(&again, 2), [("web".to_owned(), 3)]);
     // A span of that hour updated now (with a region it had before) is
     // retracted from where it was counted: no span counted twice.
     let mut old = span("a", "vip");
@@ -433,6 +443,21 @@ fn hour_tags_are_kept_per_node_realigned_on_restore_and_bounded() {
             .fold((0, 0), |(s, e), (_, _, _, m)| (s + m.spans, e + m.errors))
     };
     assert_eq!(sum(&back), (3, 1));
+    // A span of that hour first seen now (a late root), then finished:
+    // counted as the hour's others were, so both writes meet.
+    let mut late = span("late", "vip");
+    late.tags.insert("region".into(), "eu".into());
+    late.status = Some(Status::Running);
+    let mut done = late.clone();
+    done.status = Some(Status::Error);
+    back.apply(None, &late);
+    back.apply(Some(&late), &done);
+    assert_eq!(sum(&back), (4, 2));
+    assert_eq!(
+        tiers(&back, 0),
+        [(String::new(), 4)],
+        "region stays unknown there"
+    );
 
     // Nodes past the bound fold every tag they have (ids in one tag), and
     // each tag counts it.
@@ -446,4 +471,19 @@ fn hour_tags_are_kept_per_node_realigned_on_restore_and_bounded() {
     assert!(held <= super::hours::MAX_NODES_PER_SERIES + 1, "{held}");
     let total: u64 = r.hours().range(0, 1).map(|(_, _, _, m)| m.spans).sum();
     assert_eq!(total, 1103);
+}
+
+/// A dimension joining a tier counts from the hour after those it holds,
+/// but never from later than the next hour of the clock: hours dated after
+/// it (a span from the future) stay without it, alone.
+#[test]
+fn a_joining_dimension_is_kept_from_the_next_hour_and_not_in_future_hours() {
+    use crate::hours::Kept;
+    let k = Kept::joining(&[0, 1, 1_000_000], 5);
+    assert_eq!(k.from, 6);
+    assert!(k.holds(6) && k.holds(7) && !k.holds(1) && !k.holds(1_000_000));
+    assert!(k.holds_over(6, 100) && !k.holds_over(6, 2_000_000) && !k.holds_over(5, 10));
+    let k = Kept::joining(&[0, 1], 5);
+    assert_eq!((k.from, k.without.len()), (2, 0));
+    assert!(Kept::joining(&[], 5).holds(i64::MIN));
 }

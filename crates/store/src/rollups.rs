@@ -168,6 +168,13 @@ impl Store {
         self.inner.state.lock().rollups.clone()
     }
 
+    /// The tags the hour tier keeps besides the labels: the configured
+    /// ones, then those it kept before and the configuration no longer
+    /// names.
+    pub fn hour_tags(&self) -> Vec<String> {
+        self.inner.state.lock().rollups.hours().tags().to_vec()
+    }
+
     /// A copy of the rollups without the hour tier (cumulative and
     /// per-minute series, recent events): what alerting evaluates, taken
     /// every interval.

@@ -43,10 +43,6 @@ pub struct DirSettings {
     pub retention_days_by_project: BTreeMap<String, u32>,
     /// `[metrics] labels`.
     pub metrics_labels: Vec<String>,
-    /// The tags the hour rollups keep besides the labels; absent when none
-    /// (so directories without them stay readable by builds before it).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hour_tags: Vec<String>,
     /// `[store.cold]` without its keys; absent without a cold tier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cold: Option<RecordedCold>,
@@ -91,7 +87,6 @@ impl DirSettings {
             retention_days: config.retention_days,
             retention_days_by_project: config.retention_days_by_project.clone(),
             metrics_labels: rollup.labels.clone(),
-            hour_tags: rollup.hour_tags.clone(),
             cold: config.cold.enabled().then(|| RecordedCold {
                 url: config.cold.url.clone(),
                 hot_days: config.cold.hot_days,
@@ -173,11 +168,6 @@ impl DirSettings {
             format!("{:?}", self.metrics_labels),
             format!("{:?}", rollup.labels),
         );
-        note(
-            "metrics.hour_tags",
-            format!("{:?}", self.hour_tags),
-            format!("{:?}", rollup.hour_tags),
-        );
         let where_ = |c: &crate::ColdConfig| {
             format!(
                 "{:?} (endpoint {:?}, region {:?}, path_style {})",
@@ -202,7 +192,6 @@ impl DirSettings {
             .retention_days_by_project
             .clone_from(&self.retention_days_by_project);
         rollup.labels.clone_from(&self.metrics_labels);
-        rollup.hour_tags.clone_from(&self.hour_tags);
         out
     }
 
@@ -264,7 +253,6 @@ mod tests {
         assert_eq!(DirSettings::load(dir.path()).expect("load"), None);
         let rollup = loupe_rollup::RollupConfig {
             labels: vec!["category".into(), "user_tier".into()],
-            hour_tags: vec!["channel".into()],
             ..Default::default()
         };
         let recorded = DirSettings::of(&config(0), &rollup);
@@ -277,27 +265,14 @@ mod tests {
         let diffs = back.adopt(&mut mine, &mut my_rollup);
         assert_eq!(mine.retention_days, 0);
         assert_eq!(my_rollup.labels, ["category", "user_tier"]);
-        assert_eq!(my_rollup.hour_tags, ["channel"]);
         let names: Vec<_> = diffs.iter().map(|d| d.setting).collect();
-        assert_eq!(
-            names,
-            [
-                "store.retention_days",
-                "metrics.labels",
-                "metrics.hour_tags"
-            ]
-        );
+        assert_eq!(names, ["store.retention_days", "metrics.labels"]);
         assert_eq!(diffs[0].recorded, "0 (forever)");
         assert_eq!(diffs[0].configured, "30");
-        // Without a cold tier or hour tags nothing is written about them
-        // (older builds read the file).
+        // Without a cold tier nothing is written about one (older builds
+        // read the file).
         let text = fs::read_to_string(dir.path().join(FILE)).expect("read");
         assert!(!text.contains("cold"), "{text}");
-        DirSettings::of(&config(0), &loupe_rollup::RollupConfig::default())
-            .store(dir.path())
-            .expect("store");
-        let text = fs::read_to_string(dir.path().join(FILE)).expect("read");
-        assert!(!text.contains("hour_tags"), "{text}");
     }
 
     #[test]

@@ -213,11 +213,12 @@ pub(crate) fn tier_answers(rollups: &Rollups, plan: &Plan, first_hour: i64, end_
     let hours = rollups.hours();
     hours.is_complete()
         && rollups.folded_series() == 0
-        && (first_hour >= hours.node_dims_from() || !names(plan, known, Dim::is_node))
+        && (hours.node_dims().holds_over(first_hour, end_hour) || !names(plan, known, Dim::is_node))
         && (!hours.name_folded_in(first_hour, end_hour)
             || !names(plan, known, |d| matches!(d, Dim::Name)))
         && (0..known.tags.len()).all(|i| {
-            (first_hour >= hours.tag_from(i) && !hours.tag_folded_in(i, first_hour, end_hour))
+            (hours.tag_kept(i).holds_over(first_hour, end_hour)
+                && !hours.tag_folded_in(i, first_hour, end_hour))
                 || !names(plan, known, |d| d == Dim::HourTag(i))
         })
 }
