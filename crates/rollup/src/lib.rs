@@ -552,17 +552,7 @@ impl Rollups {
         }
         let remap = |mut key: RollupKey| {
             if snap.labels != config.labels {
-                key.tags = config
-                    .labels
-                    .iter()
-                    .map(|l| {
-                        snap.labels
-                            .iter()
-                            .position(|x| x == l)
-                            .and_then(|i| key.tags.get(i).cloned())
-                            .unwrap_or_default()
-                    })
-                    .collect();
+                key.tags = realign(&config.labels, &snap.labels, &key.tags);
             }
             key
         };
@@ -596,17 +586,7 @@ impl Rollups {
         // was written in; a tag it did not name is unknown ("") there.
         let remap_node = |file_tags: &[String], mut node: NodeDims| {
             if file_tags != config.hour_tags.as_slice() || node.tags.len() != file_tags.len() {
-                node.tags = config
-                    .hour_tags
-                    .iter()
-                    .map(|t| {
-                        file_tags
-                            .iter()
-                            .position(|x| x == t)
-                            .and_then(|i| node.tags.get(i).cloned())
-                            .unwrap_or_default()
-                    })
-                    .collect();
+                node.tags = realign(&config.hour_tags, file_tags, &node.tags);
             }
             node
         };
@@ -648,6 +628,19 @@ impl Rollups {
         out.ingested_spans = snap.ingested_spans;
         Ok(out)
     }
+}
+
+/// `values`, named by `from` in that order, in the order of `to` ("" for
+/// a name `from` lacks).
+fn realign(to: &[String], from: &[String], values: &[String]) -> Vec<String> {
+    to.iter()
+        .map(|t| {
+            from.iter()
+                .position(|x| x == t)
+                .and_then(|i| values.get(i).cloned())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Format version of [`Snapshot`].

@@ -257,19 +257,33 @@ const SCANNED: &[&str] = &[
     "exists parent_span_id | by parent_span_id | count()",
 ];
 
+/// Runs `text`, checks it was answered from the rollups or not as
+/// `rollups` says and that the answer equals brute force; returns the plan
+/// and the answer.
+async fn assert_routed(
+    store: &Store,
+    spans: &[Span],
+    stage: &str,
+    text: &str,
+    rollups: bool,
+) -> (Plan, loupe_backend::plan::QueryResult) {
+    let plan = plan_of(text);
+    let got = store
+        .query_plan(&project(), &plan, QueryLimits::default())
+        .await
+        .unwrap_or_else(|e| panic!("{stage}: {text}: {e}"));
+    assert_eq!(got.stats.from_rollups, rollups, "{stage}: {text}");
+    assert_brute_force(&plan, &got, spans, &format!("{stage}: {text}"));
+    (plan, got)
+}
+
 async fn check_rollup_routing(store: &Store, spans: &[Span], stage: &str) {
     for (text, rollups) in FROM_ROLLUPS
         .iter()
         .map(|t| (t, true))
         .chain(SCANNED.iter().map(|t| (t, false)))
     {
-        let plan = plan_of(text);
-        let got = store
-            .query_plan(&project(), &plan, QueryLimits::default())
-            .await
-            .unwrap_or_else(|e| panic!("{stage}: {text}: {e}"));
-        assert_eq!(got.stats.from_rollups, rollups, "{stage}: {text}");
-        assert_brute_force(&plan, &got, spans, &format!("{stage}: {text}"));
+        let (plan, got) = assert_routed(store, spans, stage, text, rollups).await;
         store.set_answer_from_rollups(false);
         let scanned = store
             .query_plan(&project(), &plan, QueryLimits::default())
@@ -439,13 +453,7 @@ fn with_hour_tags(tags: &[&str]) -> loupe_rollup::RollupConfig {
 
 async fn check_routed(store: &Store, spans: &[Span], stage: &str, rollups: bool) {
     for text in HOUR_TAG_PLANS {
-        let plan = plan_of(text);
-        let got = store
-            .query_plan(&project(), &plan, QueryLimits::default())
-            .await
-            .unwrap_or_else(|e| panic!("{stage}: {text}: {e}"));
-        assert_eq!(got.stats.from_rollups, rollups, "{stage}: {text}");
-        assert_brute_force(&plan, &got, spans, &format!("{stage}: {text}"));
+        assert_routed(store, spans, stage, text, rollups).await;
     }
 }
 
@@ -529,25 +537,16 @@ async fn hour_tags_are_answered_from_the_tier_from_the_hour_they_were_kept() {
     }
     store.append(updates).await.expect("update");
     for text in [FROM_ROLLUPS[2], FROM_ROLLUPS[0]] {
-        let plan = plan_of(text);
-        let got = store
-            .query_plan(&project(), &plan, QueryLimits::default())
-            .await
-            .expect("query");
-        assert!(got.stats.from_rollups, "{text}");
-        assert_brute_force(&plan, &got, &spans, &format!("joined, updated: {text}"));
+        assert_routed(&store, &spans, "joined, updated", text, true).await;
     }
     store.append(vec![later.clone()]).await.expect("append");
     spans.push(later);
-    let plan =
-        plan_of("from 2026-11-17T08:00:00Z to 2026-11-18T00:00:00Z | by tags.tier | count()");
-    let got = store
-        .query_plan(&project(), &plan, QueryLimits::default())
-        .await
-        .expect("query");
-    assert!(got.stats.from_rollups, "hours after the tag joined");
-    let want = assert_brute_force(&plan, &got, &spans, "after joining");
-    assert_eq!(want.rows, vec![vec![Value::from("vip"), Value::from(1)]]);
+    let text = "from 2026-11-17T08:00:00Z to 2026-11-18T00:00:00Z | by tags.tier | count()";
+    let (plan, got) = assert_routed(&store, &spans, "hours after the tag joined", text, true).await;
+    assert_eq!(
+        brute::project_rows(&plan, &got),
+        vec![vec![Value::from("vip"), Value::from(1)]]
+    );
 }
 
 /// Rewrites the rollup files under `dir` as a build before hour tags wrote
@@ -629,13 +628,7 @@ async fn folded_names_make_only_their_hours_scan() {
             true,
         ),
     ] {
-        let plan = plan_of(text);
-        let got = store
-            .query_plan(&project(), &plan, QueryLimits::default())
-            .await
-            .expect("query");
-        assert_eq!(got.stats.from_rollups, rollups, "{text}");
-        assert_brute_force(&plan, &got, &spans, text);
+        assert_routed(&store, &spans, "folded names", text, rollups).await;
     }
 }
 
