@@ -130,6 +130,9 @@ pub async fn open_store(config: &mut Config, mode: Mode) -> anyhow::Result<Store
             }
         }
     }
+    // Adopted labels win: a tag that is one is not also an hour tag.
+    let labels = config.metrics.labels.clone();
+    config.metrics.hour_tags.retain(|t| !labels.contains(t));
     let store_config = config.store.clone();
     let rollup = config.metrics.clone();
     let opened = tokio::task::spawn_blocking(move || match mode {

@@ -390,6 +390,23 @@ impl Kept {
         }
     }
 
+    /// The same hours, but never counted from later than the clock's next
+    /// hour: a `from` pushed ahead by a span from the future (by a build
+    /// before [`Kept::joining`] capped it) comes back, the held hours it
+    /// skipped staying without.
+    pub(crate) fn capped(mut self, held: &[i64], now_hour: i64) -> Kept {
+        let next = now_hour.saturating_add(1);
+        if self.from > next {
+            self.without.extend(
+                held.iter()
+                    .copied()
+                    .filter(|h| *h >= next && *h < self.from),
+            );
+            self.from = next;
+        }
+        self
+    }
+
     /// Whether spans of `hour` are counted with it.
     pub fn holds(&self, hour: i64) -> bool {
         hour >= self.from && !self.without.contains(&hour)
@@ -499,6 +516,32 @@ impl HourTier {
             }
         }
         nodes.entry(node).or_default().add(&c.hour_fields, retract);
+    }
+
+    /// Makes every hour count its spans as [`HourTier::as_counted`] says,
+    /// merging entries that then coincide: day files of hours a dimension
+    /// does not hold may still name it (written before the tag left the
+    /// tier, or by an older build), and a later write there would miss
+    /// them. Only hours some dimension does not hold are touched.
+    pub(crate) fn normalize(&mut self) {
+        let hours: Vec<i64> = self.hours.keys().copied().collect();
+        for hour in hours {
+            if self.node_dims.holds(hour) && self.tags_kept.iter().all(|k| k.holds(hour)) {
+                continue;
+            }
+            let Some(series) = self.hours.remove(&hour) else {
+                continue;
+            };
+            let mut out = Hour::default();
+            for (key, nodes) in Arc::unwrap_or_clone(series) {
+                let merged = out.entry(key).or_default();
+                for (node, m) in nodes {
+                    let node = self.as_counted(hour, &node).unwrap_or(node);
+                    merged.entry(node).or_default().merge(&m);
+                }
+            }
+            self.hours.insert(hour, Arc::new(out));
+        }
     }
 
     /// `node` as the tier counts spans of `hour` when it does so without

@@ -269,6 +269,9 @@ pub struct Rollups {
     ingested_spans: u64,
     events: events::RecentEvents,
     hours: HourTier,
+    /// Tags the restored tier kept that no longer fit beside the
+    /// configured ones ([`hours::MAX_HOUR_TAGS`]): their history is gone.
+    dropped_hour_tags: Vec<String>,
 }
 
 impl Rollups {
@@ -308,6 +311,7 @@ impl Rollups {
             ingested_spans: self.ingested_spans,
             events: self.events.clone(),
             hours: HourTier::default(),
+            dropped_hour_tags: Vec::new(),
         }
     }
 
@@ -476,6 +480,12 @@ impl Rollups {
         self.hours.take_dirty(seq)
     }
 
+    /// Tags the tier kept before this process and dropped at its start
+    /// (more than [`hours::MAX_HOUR_TAGS`] with the configured ones).
+    pub fn dropped_hour_tags(&self) -> &[String] {
+        &self.dropped_hour_tags
+    }
+
     /// Recent finished spans, for event rules.
     pub fn recent_events(&self) -> &events::RecentEvents {
         &self.events
@@ -556,12 +566,15 @@ impl Rollups {
             }
             key
         };
+        let mut dropped = Vec::new();
         for tag in &snap.hours_tags {
-            if config.hour_tags.len() < hours::MAX_HOUR_TAGS
-                && !config.hour_tags.contains(tag)
-                && !config.labels.contains(tag)
-            {
+            if config.hour_tags.contains(tag) || config.labels.contains(tag) {
+                continue;
+            }
+            if config.hour_tags.len() < hours::MAX_HOUR_TAGS {
                 config.hour_tags.push(tag.clone());
+            } else {
+                dropped.push(tag.clone());
             }
         }
         let mut out = Rollups::new(config.clone());
@@ -598,12 +611,14 @@ impl Rollups {
         // A dimension joining the tier is counted from the next hour after
         // those held (the hours dated after the current one stay without).
         let held: Vec<i64> = out.hours.hours.keys().copied().collect();
-        let joining = || hours::Kept::joining(&held, wall_minute().div_euclid(60));
+        let now_hour = wall_minute().div_euclid(60);
+        let joining = || hours::Kept::joining(&held, now_hour);
         out.hours.node_dims = match snap.hours_node_dims_from {
             Some(from) => hours::Kept {
                 from,
                 without: snap.hours_node_dims_without.iter().copied().collect(),
-            },
+            }
+            .capped(&held, now_hour),
             None => joining(),
         };
         out.hours.names_folded = snap.hours_names_folded;
@@ -617,12 +632,14 @@ impl Rollups {
             let j = snap.hours_tags.iter().position(|x| x == tag);
             out.hours.tags_kept[i] = j
                 .and_then(|j| snap.hours_tags_kept.get(j).cloned())
-                .unwrap_or_else(joining);
+                .map_or_else(joining, |k| k.capped(&held, now_hour));
             out.hours.tag_fold_hours[i] = j
                 .and_then(|j| snap.hours_tags_fold_hours.get(j))
                 .map(|h| h.iter().copied().collect())
                 .unwrap_or_default();
         }
+        out.hours.normalize();
+        out.dropped_hour_tags = dropped;
         out.folded_seen = snap.folded_seen.into_iter().map(remap).collect();
         out.folded_series = snap.folded_series;
         out.ingested_spans = snap.ingested_spans;

@@ -487,3 +487,66 @@ fn a_joining_dimension_is_kept_from_the_next_hour_and_not_in_future_hours() {
     assert_eq!((k.from, k.without.len()), (2, 0));
     assert!(Kept::joining(&[], 5).holds(i64::MIN));
 }
+
+/// A tag dropped at the bound and configured again later: the day files
+/// written while it was kept still name its values, but the tier counts
+/// it only from its return, so those hours read it as unknown and a later
+/// write there meets the entry that holds the span.
+#[test]
+fn a_tag_that_returns_reads_unknown_in_the_hours_it_missed() {
+    let config = |tags: &[String]| RollupConfig {
+        hour_tags: tags.to_vec(),
+        ..RollupConfig::default()
+    };
+    let x = vec!["x".to_owned()];
+    let mut r = Rollups::new(config(&x));
+    let mut s = tool("a", "inventory", Status::Ok, 10);
+    s.tags.insert("x".into(), "1".into());
+    r.apply(None, &s);
+    let days = r.take_dirty_days(2);
+    let others: Vec<String> = (0..super::hours::MAX_HOUR_TAGS)
+        .map(|i| format!("t{i}"))
+        .collect();
+    let without = Rollups::restore(config(&others), r.snapshot(2), days.clone()).expect("restore");
+    assert_eq!(without.dropped_hour_tags(), ["x"]);
+    assert_eq!(without.hours().tag_index("x"), None);
+    let mut back = Rollups::restore(config(&x), without.snapshot(3), days).expect("restore");
+    // x comes first; of the sixteen kept before, the last has no room.
+    assert_eq!(back.hours().tags()[..2], ["x", "t0"]);
+    assert_eq!(back.dropped_hour_tags(), ["t15"]);
+    assert!(!back.hours().tag_kept(0).holds(0));
+    let values = |r: &Rollups| {
+        r.hours()
+            .range(0, 1)
+            .filter(|(_, _, _, m)| m.spans > 0)
+            .map(|(_, _, n, m)| (n.tag(0).to_owned(), m.spans, m.errors))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(values(&back), [(String::new(), 1, 0)]);
+    let mut failed = s.clone();
+    failed.status = Some(Status::Error);
+    back.apply(Some(&s), &failed);
+    assert_eq!(values(&back), [(String::new(), 1, 1)]);
+}
+
+/// A `from` an older build pushed to a future-dated hour is brought back
+/// to the clock's next hour; the held hours in between stay without.
+#[test]
+fn a_from_pinned_in_the_future_comes_back_to_the_clock() {
+    let mut r = Rollups::new(RollupConfig::default());
+    let now_hour = loupe_model::time::now_ns().div_euclid(3_600 * S);
+    let future = now_hour + 1_000;
+    let mut ahead = tool("ahead", "inventory", Status::Ok, 10);
+    ahead.start_time = Some(future * 3_600 * S);
+    ahead.end_time = Some(future * 3_600 * S + 1_000);
+    r.apply(None, &tool("now", "inventory", Status::Ok, 10));
+    r.apply(None, &ahead);
+    let days = r.take_dirty_days(2);
+    let mut snap = r.snapshot(2);
+    snap.hours_node_dims_from = Some(future + 1);
+    let back = Rollups::restore(RollupConfig::default(), snap, days).expect("restore");
+    let kept = back.hours().node_dims();
+    assert_eq!(kept.from, now_hour + 1);
+    assert!(!kept.holds(0) && !kept.holds(future) && kept.holds(now_hour + 2));
+    assert!(kept.holds_over(now_hour + 1, future) && !kept.holds_over(now_hour + 1, future + 1));
+}

@@ -99,6 +99,14 @@ pub(crate) fn load(
     if lost {
         rollups.mark_hours_incomplete();
     }
+    if !rollups.dropped_hour_tags().is_empty() {
+        tracing::warn!(
+            dropped = ?rollups.dropped_hour_tags(),
+            kept = ?rollups.config().hour_tags,
+            "the hour rollups kept these tags, and no longer have room for them beside the \
+             configured ones: their history there is dropped (queries naming them scan)"
+        );
+    }
     Ok(rollups)
 }
 

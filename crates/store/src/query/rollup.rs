@@ -217,7 +217,9 @@ pub(crate) fn tier_answers(rollups: &Rollups, plan: &Plan, first_hour: i64, end_
         && (!hours.name_folded_in(first_hour, end_hour)
             || !names(plan, known, |d| matches!(d, Dim::Name)))
         && (0..known.tags.len()).all(|i| {
+            // A tag's values live in the node dimensions: kept where both are.
             (hours.tag_kept(i).holds_over(first_hour, end_hour)
+                && hours.node_dims().holds_over(first_hour, end_hour)
                 && !hours.tag_folded_in(i, first_hour, end_hour))
                 || !names(plan, known, |d| d == Dim::HourTag(i))
         })
