@@ -84,14 +84,10 @@ impl NodeDims {
             app_name: text(&span.app_name),
             workflow_version: text(&span.workflow_version),
             model_provider: text(&span.model_provider),
-            tags: if hour_tags.is_empty() {
-                Vec::new()
-            } else {
-                hour_tags
-                    .iter()
-                    .map(|t| span.tags.get(t).cloned().unwrap_or_default())
-                    .collect()
-            },
+            tags: hour_tags
+                .iter()
+                .map(|t| span.tags.get(t).cloned().unwrap_or_default())
+                .collect(),
         }
     }
 

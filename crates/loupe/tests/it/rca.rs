@@ -89,15 +89,8 @@ async fn the_same_analysis_through_the_api_and_the_cli_finds_the_injected_cause(
             .is_some_and(|d| d.iter().any(|d| d == "tags.tier")),
         "{api:#}"
     );
-    let settings: Value = server
-        .client
-        .get(format!("{}/api/v1/settings", server.http))
-        .send()
-        .await
-        .expect("settings")
-        .json()
-        .await
-        .expect("json");
+    let (status, settings) = server.get_json("/api/v1/settings").await;
+    assert_eq!(status, 200, "{settings}");
     assert_eq!(
         settings["metrics"]["hour_tags"],
         json!(["tier"]),
