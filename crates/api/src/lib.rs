@@ -183,18 +183,55 @@ pub trait ServerInfo: Send + Sync {
             "this server does not manage retention",
         ))
     }
-    /// `project`'s `[[budgets]]`, each with what it notified in its
-    /// current period (`budgets.json`; `None` before the first notice).
-    fn budgets(
-        &self,
-        project: &loupe_model::ProjectId,
-    ) -> Vec<(
-        loupe_analytics::budgets::BudgetConfig,
-        Option<loupe_analytics::budgets::BudgetState>,
-    )> {
+    /// `project`'s budgets (`loupe.toml`'s, then those added over the
+    /// API), each with what it notified.
+    fn budgets(&self, project: &loupe_model::ProjectId) -> Vec<BudgetEntry> {
         let _ = project;
         Vec::new()
     }
+    /// The alert channels a budget may notify.
+    fn budget_channels(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Adds or replaces a budget of its project: the budget as kept (its
+    /// currency named), and `true` when it was added.
+    ///
+    /// # Errors
+    /// 404 when this server does not keep budgets; 409 for a name
+    /// `loupe.toml` sets; 422 for an invalid budget; 500 when it cannot be
+    /// written (nothing changed then).
+    fn put_budget(
+        &self,
+        budget: loupe_analytics::budgets::BudgetConfig,
+    ) -> Result<(loupe_analytics::budgets::BudgetConfig, bool), ApiError> {
+        let _ = budget;
+        Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "this server does not keep budgets",
+        ))
+    }
+    /// Removes `project`'s budget `name`.
+    ///
+    /// # Errors
+    /// As [`ServerInfo::put_budget`]; 404 for no such budget.
+    fn delete_budget(&self, project: &loupe_model::ProjectId, name: &str) -> Result<(), ApiError> {
+        let _ = (project, name);
+        Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "this server does not keep budgets",
+        ))
+    }
+}
+
+/// One budget as `GET /api/v1/budgets` lists it.
+#[derive(Debug, Clone)]
+pub struct BudgetEntry {
+    /// The budget.
+    pub budget: loupe_analytics::budgets::BudgetConfig,
+    /// What it notified (`None` before the first notice).
+    pub notified: Option<loupe_analytics::budgets::BudgetState>,
+    /// Where it is set: `loupe.toml` (read-only here) or `console`.
+    pub source: &'static str,
 }
 
 /// Renders the `/metrics` body in a format, for one project or (`None`)

@@ -62,6 +62,7 @@ pub const ASSETS: &[Asset] = assets![
     "pages/dify-cleanup.js",
     "pages/tag-rules.js",
     "pages/retention.js",
+    "pages/budgets.js",
     "pages/login.js",
     "pages/overview.js",
     "pages/runs.js",

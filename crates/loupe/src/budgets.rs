@@ -1,32 +1,60 @@
-//! `[[budgets]]` in `loupe serve`: at the alert evaluation interval
-//! (`[alerts] interval`), each budget's spend in its
-//! current period (`loupe_analytics::budgets::spend`) is compared with its
-//! thresholds; a threshold reached notifies the budget's alert channels
-//! once per period, and the next period resolves it. What was notified is
-//! kept in `budgets.json` in the data directory (written durably before
-//! anything is sent again), so a restart never repeats a notice.
+//! Cost budgets in `loupe serve`: those of `loupe.toml` (`[[budgets]]`)
+//! and those added over the API (the console's budget form, `PUT
+//! /api/v1/budgets/{name}`). At the alert evaluation interval (`[alerts]
+//! interval`), each budget's spend in its current period
+//! (`loupe_analytics::budgets::spend`) is compared with its thresholds; a
+//! threshold reached notifies the budget's alert channels once per period,
+//! and the next period resolves it.
+//!
+//! What was notified is written durably before anything is sent, so a
+//! restart never repeats a notice: `budgets.json` for the `loupe.toml`
+//! budgets (by name), `budget-rules.json` for the API's (each budget with
+//! its state, per project). `loupe.toml` wins: the API cannot change or
+//! shadow one of its budgets.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::http::StatusCode;
 use loupe_alerts::channels::Channel;
 use loupe_alerts::eval::{Notice, NoticeState};
 use loupe_analytics::budgets::{BudgetConfig, BudgetState, Crossing, spend};
+use loupe_api::{ApiError, BudgetEntry};
 use loupe_backend::{QueryLimits, SpanReader};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 
-/// What the budgets notified, in the data directory.
+/// What the `loupe.toml` budgets notified, in the data directory.
 const STATE_FILE: &str = "budgets.json";
+
+/// The budgets added over the API, with what each notified.
+pub const RULES_FILE: &str = "budget-rules.json";
+
+/// Format of [`RULES_FILE`].
+const RULES_FORMAT: u32 = 1;
+
+/// Budgets one project may add over the API.
+pub const MAX_API_BUDGETS: usize = 100;
+
+/// Longest budget name (characters).
+const MAX_NAME_CHARS: usize = 64;
+
+/// Filter entries and channels one budget may name.
+const MAX_ENTRIES: usize = 16;
+
+/// Longest filter value (characters).
+const MAX_VALUE_CHARS: usize = 256;
 
 /// Reads `budgets.json` of `data_dir` (absent: nothing notified yet).
 ///
 /// # Errors
 /// A file that cannot be read or parsed, named.
-pub fn load_state(data_dir: &std::path::Path) -> anyhow::Result<BTreeMap<String, BudgetState>> {
+pub fn load_state(data_dir: &Path) -> anyhow::Result<BTreeMap<String, BudgetState>> {
     let path = data_dir.join(STATE_FILE);
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
@@ -36,6 +64,52 @@ pub fn load_state(data_dir: &std::path::Path) -> anyhow::Result<BTreeMap<String,
     }
 }
 
+/// `budget-rules.json`: the API's budgets and their states.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    format: u32,
+    budgets: Vec<ApiBudget>,
+}
+
+/// A budget added over the API, with what it notified.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiBudget {
+    budget: BudgetConfig,
+    #[serde(default)]
+    state: Option<BudgetState>,
+}
+
+/// Reads `budget-rules.json` of `data_dir` (absent: none).
+fn load_rules(data_dir: &Path) -> anyhow::Result<Vec<ApiBudget>> {
+    let path = data_dir.join(RULES_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let file: RulesFile = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not a budgets file (move it away to start without the budgets added in the console)",
+            path.display()
+        )
+    })?;
+    if file.format != RULES_FORMAT {
+        bail!(
+            "{}: format {} is not known to this build (it reads {RULES_FORMAT}); was it written by a newer Loupe?",
+            path.display(),
+            file.format
+        );
+    }
+    for b in &file.budgets {
+        b.budget
+            .validate()
+            .with_context(|| format!("{}", path.display()))?;
+    }
+    Ok(file.budgets)
+}
+
 /// The config's budgets, each naming its currency (`[costs] currency`
 /// when it names none), normalised as stored spans spell it.
 pub fn configured(config: &Config) -> Vec<BudgetConfig> {
@@ -43,12 +117,14 @@ pub fn configured(config: &Config) -> Vec<BudgetConfig> {
         .budgets
         .iter()
         .cloned()
-        .map(|mut b| {
-            let code = b.currency.as_deref().unwrap_or(&config.costs.currency);
-            b.currency = Some(loupe_model::currency::normalise(code));
-            b
-        })
+        .map(|b| with_currency(b, &config.costs.currency))
         .collect()
+}
+
+fn with_currency(mut b: BudgetConfig, default: &str) -> BudgetConfig {
+    let code = b.currency.as_deref().unwrap_or(default);
+    b.currency = Some(loupe_model::currency::normalise(code));
+    b
 }
 
 /// Checks `[[budgets]]`: valid, unique names, channels that exist.
@@ -71,81 +147,404 @@ pub fn validate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The budgets of a server, their channels and what they notified.
+/// Which budget a state belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    /// A `loupe.toml` budget (names are unique across projects).
+    Toml(String),
+    /// An API budget: project, name.
+    Api(String, String),
+}
+
+/// A budget checked, as it was when its spend (per group) was read.
+type Spent = (Key, BudgetConfig, Vec<(Option<String>, f64)>);
+
+/// Every budget of a server and what each notified, shared by the
+/// checking task and the API.
+pub struct BudgetBook {
+    /// `loupe.toml`'s budgets (currencies normalised).
+    configured: Vec<BudgetConfig>,
+    /// `[costs] currency`: the currency of a budget naming none.
+    currency: String,
+    /// `[[alerts.channels]]` names: what a budget may notify.
+    channels: Vec<String>,
+    data_dir: PathBuf,
+    inner: Mutex<Book>,
+}
+
+struct Book {
+    /// What each `loupe.toml` budget notified (`budgets.json`).
+    toml: BTreeMap<String, BudgetState>,
+    /// The API's budgets (`budget-rules.json`).
+    api: Vec<ApiBudget>,
+}
+
+impl BudgetBook {
+    /// The budgets of `config` and of its data directory.
+    ///
+    /// # Errors
+    /// An unreadable or damaged `budgets.json` or `budget-rules.json`.
+    pub fn open(config: &Config) -> anyhow::Result<Arc<Self>> {
+        let data_dir = config.store.data_dir.clone();
+        let toml = load_state(&data_dir)?;
+        let api = load_rules(&data_dir)?;
+        let configured = configured(config);
+        for b in &api {
+            if configured.iter().any(|c| c.name == b.budget.name) {
+                tracing::warn!(budget = %b.budget.name, project = %b.budget.project,
+                    "loupe.toml now has a budget of this name: the one added in the console is not checked");
+            }
+        }
+        Ok(Arc::new(Self {
+            configured,
+            currency: config.costs.currency.clone(),
+            channels: config
+                .alerts
+                .channels
+                .iter()
+                .map(|c| c.name.clone())
+                .collect(),
+            data_dir,
+            inner: Mutex::new(Book { toml, api }),
+        }))
+    }
+
+    /// The budgets checked now: `loupe.toml`'s, then the API's that no
+    /// `loupe.toml` budget shadows.
+    fn checked(&self) -> Vec<(Key, BudgetConfig)> {
+        let book = self.inner.lock();
+        let mut out: Vec<(Key, BudgetConfig)> = self
+            .configured
+            .iter()
+            .map(|b| (Key::Toml(b.name.clone()), b.clone()))
+            .collect();
+        for b in &book.api {
+            if !self.is_toml(&b.budget.name) {
+                let key = Key::Api(b.budget.project.clone(), b.budget.name.clone());
+                out.push((key, b.budget.clone()));
+            }
+        }
+        out
+    }
+
+    fn is_toml(&self, name: &str) -> bool {
+        self.configured.iter().any(|c| c.name == name)
+    }
+
+    /// `project`'s budgets, each with what it notified and where it is set.
+    pub fn list(&self, project: &str) -> Vec<BudgetEntry> {
+        let book = self.inner.lock();
+        let mut out: Vec<BudgetEntry> = self
+            .configured
+            .iter()
+            .filter(|b| b.project == project)
+            .map(|b| BudgetEntry {
+                budget: b.clone(),
+                notified: book.toml.get(&b.name).cloned(),
+                source: "loupe.toml",
+            })
+            .collect();
+        out.extend(
+            book.api
+                .iter()
+                .filter(|b| b.budget.project == project && !self.is_toml(&b.budget.name))
+                .map(|b| BudgetEntry {
+                    budget: b.budget.clone(),
+                    notified: b.state.clone(),
+                    source: "console",
+                }),
+        );
+        out
+    }
+
+    /// The channels a budget may notify.
+    pub fn channels(&self) -> Vec<String> {
+        self.channels.clone()
+    }
+
+    /// Adds or replaces `budget` (its project and name say which): the
+    /// budget as kept (its currency named), and `true` when it is new. A change of what the budget counts (amount,
+    /// currency, period, filter, `per`) starts its notices of the period
+    /// afresh; a change of thresholds or channels keeps what was sent.
+    ///
+    /// # Errors
+    /// 409 for a `loupe.toml` name; 422 for an invalid budget, an unknown
+    /// channel or one budget too many; 500 when it cannot be written
+    /// (nothing changed then).
+    pub fn put(&self, budget: BudgetConfig) -> Result<(BudgetConfig, bool), ApiError> {
+        let budget = with_currency(budget, &self.currency);
+        self.check(&budget)?;
+        let mut book = self.inner.lock();
+        let mut api = book.api.clone();
+        let at = api
+            .iter()
+            .position(|b| b.budget.project == budget.project && b.budget.name == budget.name);
+        match at {
+            Some(i) => {
+                let kept = budget.clone();
+                let old = &api[i].budget;
+                let same_count = old.amount == budget.amount
+                    && old.currency == budget.currency
+                    && old.period == budget.period
+                    && old.filter == budget.filter
+                    && old.per == budget.per;
+                let state = if same_count {
+                    api[i].state.take()
+                } else {
+                    None
+                };
+                api[i] = ApiBudget { budget, state };
+                self.save_rules(&api)?;
+                book.api = api;
+                Ok((kept, false))
+            }
+            None => {
+                let of_project = api
+                    .iter()
+                    .filter(|b| b.budget.project == budget.project)
+                    .count();
+                if of_project >= MAX_API_BUDGETS {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!(
+                            "this project has {MAX_API_BUDGETS} budgets, the most the console may add: remove one first"
+                        ),
+                    ));
+                }
+                api.push(ApiBudget {
+                    budget: budget.clone(),
+                    state: None,
+                });
+                self.save_rules(&api)?;
+                book.api = api;
+                Ok((budget, true))
+            }
+        }
+    }
+
+    /// Removes `project`'s budget `name`, and what it notified.
+    ///
+    /// # Errors
+    /// 409 for a `loupe.toml` budget; 404 for none; 500 as [`Self::put`].
+    pub fn delete(&self, project: &str, name: &str) -> Result<(), ApiError> {
+        if self
+            .configured
+            .iter()
+            .any(|c| c.name == name && c.project == project)
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("budget {name:?} is set in loupe.toml: change it there"),
+            ));
+        }
+        let mut book = self.inner.lock();
+        let mut api = book.api.clone();
+        let before = api.len();
+        api.retain(|b| !(b.budget.project == project && b.budget.name == name));
+        if api.len() == before {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no budget {name:?} in this project"),
+            ));
+        }
+        self.save_rules(&api)?;
+        book.api = api;
+        Ok(())
+    }
+
+    /// What an API budget must be: a valid budget, a usable name that is
+    /// not `loupe.toml`'s, channels that exist, bounded sizes.
+    fn check(&self, b: &BudgetConfig) -> Result<(), ApiError> {
+        let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
+        let chars = b.name.chars().count();
+        if b.name.trim().is_empty()
+            || chars > MAX_NAME_CHARS
+            || b.name != b.name.trim()
+            || b.name.chars().any(|c| c.is_control() || c == '/')
+        {
+            return Err(invalid(format!(
+                "budget name {:?}: 1 to {MAX_NAME_CHARS} characters, no slash or control characters, no leading or trailing spaces",
+                b.name
+            )));
+        }
+        if self.is_toml(&b.name) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "a budget named {:?} is set in loupe.toml: change it there, or choose another name",
+                    b.name
+                ),
+            ));
+        }
+        b.validate().map_err(|e| invalid(e.to_string()))?;
+        if b.filter.len() > MAX_ENTRIES || b.notify.len() > MAX_ENTRIES {
+            return Err(invalid(format!(
+                "budget {:?}: at most {MAX_ENTRIES} filters and {MAX_ENTRIES} channels",
+                b.name
+            )));
+        }
+        if let Some((key, _)) = b
+            .filter
+            .iter()
+            .find(|(_, v)| v.chars().count() > MAX_VALUE_CHARS)
+        {
+            return Err(invalid(format!(
+                "budget {:?}: the value of filter {key:?} is over {MAX_VALUE_CHARS} characters",
+                b.name
+            )));
+        }
+        if let Some(unknown) = b.notify.iter().find(|n| !self.channels.contains(n)) {
+            return Err(invalid(format!(
+                "budget {:?}: notify names {unknown:?}, which is not a channel of this server ({})",
+                b.name,
+                if self.channels.is_empty() {
+                    "it has none: add [[alerts.channels]] to loupe.toml".to_owned()
+                } else {
+                    self.channels.join(", ")
+                }
+            )));
+        }
+        Ok(())
+    }
+
+    fn save_rules(&self, api: &[ApiBudget]) -> Result<(), ApiError> {
+        let path = self.data_dir.join(RULES_FILE);
+        let file = RulesFile {
+            format: RULES_FORMAT,
+            budgets: api.to_vec(),
+        };
+        serde_json::to_vec_pretty(&file)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| loupe_fsutil::write_atomic(&path, &bytes))
+            .map_err(|e| {
+                tracing::error!(path = %path.display(), error = %e, "cannot save the budgets");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the budgets could not be saved; nothing changed (see the server log)",
+                )
+            })
+    }
+
+    /// Applies the spends read at `now_ns` to the states of the budgets
+    /// still there, saves the states that changed, and returns the
+    /// crossings with their budgets. Nothing is returned when the states
+    /// cannot be saved (a notice is never sent twice).
+    fn step(&self, spends: Vec<Spent>, now_ns: i64) -> Vec<(BudgetConfig, Crossing)> {
+        let mut book = self.inner.lock();
+        let mut toml = book.toml.clone();
+        let mut api = book.api.clone();
+        let (mut toml_changed, mut api_changed) = (false, false);
+        let mut out = Vec::new();
+        for (key, checked, spent) in spends {
+            let (budget, state) = match &key {
+                Key::Toml(name) => (checked, toml.entry(name.clone()).or_default()),
+                Key::Api(project, name) => {
+                    // Removed or changed while its spend was read: skip
+                    // until the next tick reads it as it is now.
+                    let Some(b) = api.iter_mut().find(|b| {
+                        &b.budget.project == project
+                            && &b.budget.name == name
+                            && b.budget == checked
+                    }) else {
+                        continue;
+                    };
+                    (checked, b.state.get_or_insert_with(BudgetState::default))
+                }
+            };
+            let before = state.clone();
+            let crossings = state.step(&budget, &spent, now_ns);
+            if *state != before {
+                match key {
+                    Key::Toml(_) => toml_changed = true,
+                    Key::Api(..) => api_changed = true,
+                }
+            }
+            out.extend(crossings.into_iter().map(|c| (budget.clone(), c)));
+        }
+        // Durable before sending: a crash after this sends nothing twice
+        // (at worst a notice is lost, and the state says it was due).
+        if toml_changed {
+            let path = self.data_dir.join(STATE_FILE);
+            let saved = serde_json::to_vec_pretty(&toml)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| loupe_fsutil::write_atomic(&path, &bytes));
+            if let Err(e) = saved {
+                tracing::error!(path = %path.display(), error = %e, "cannot save budgets state; not notifying");
+                return Vec::new();
+            }
+            book.toml = toml;
+        }
+        if api_changed {
+            if self.save_rules(&api).is_err() {
+                return Vec::new();
+            }
+            book.api = api;
+        }
+        out
+    }
+}
+
+/// The budget checker of a server: the book, and the channels to notify.
 pub struct Budgets {
-    budgets: Vec<BudgetConfig>,
+    book: Arc<BudgetBook>,
     channels: HashMap<String, Channel>,
-    state: BTreeMap<String, BudgetState>,
-    path: PathBuf,
     base_url: String,
     interval: Duration,
     reader: Arc<dyn SpanReader>,
 }
 
 impl Budgets {
-    /// The budgets of `config` over `reader`; `None` without any.
+    /// Checks the budgets of `book` over `reader`, notifying `config`'s
+    /// channels.
     ///
     /// # Errors
-    /// A channel that cannot be built; an unreadable `budgets.json`.
-    pub fn open(config: &Config, reader: Arc<dyn SpanReader>) -> anyhow::Result<Option<Self>> {
-        if config.budgets.is_empty() {
-            return Ok(None);
-        }
+    /// A channel that cannot be built.
+    pub fn new(
+        config: &Config,
+        book: Arc<BudgetBook>,
+        reader: Arc<dyn SpanReader>,
+    ) -> anyhow::Result<Self> {
         let mut channels = HashMap::new();
         for c in &config.alerts.channels {
-            if config.budgets.iter().any(|b| b.notify.contains(&c.name)) {
-                channels.insert(c.name.clone(), Channel::new(c.clone())?);
-            }
+            channels.insert(c.name.clone(), Channel::new(c.clone())?);
         }
-        let path = config.store.data_dir.join(STATE_FILE);
-        let state = load_state(&config.store.data_dir)?;
-        Ok(Some(Self {
-            budgets: configured(config),
+        Ok(Self {
+            book,
             channels,
-            state,
-            path,
             base_url: config.alerts.base_url.trim_end_matches('/').to_owned(),
             interval: config.alerts.interval,
             reader,
-        }))
+        })
     }
 
     /// Checks every budget at `now_ns`; returns the crossings it notified.
     pub async fn tick(&mut self, now_ns: i64) -> Vec<Crossing> {
-        let mut all = Vec::new();
-        for budget in &self.budgets {
-            let spends = match spend(self.reader.as_ref(), budget, now_ns, QueryLimits::default())
-                .await
+        let mut spends = Vec::new();
+        for (key, budget) in self.book.checked() {
+            match spend(
+                self.reader.as_ref(),
+                &budget,
+                now_ns,
+                QueryLimits::default(),
+            )
+            .await
             {
-                Ok(s) => s,
+                Ok(s) => spends.push((key, budget, s)),
                 Err(e) => {
                     tracing::warn!(budget = %budget.name, error = %e, "cannot read the budget's spend");
-                    continue;
                 }
-            };
-            let state = self.state.entry(budget.name.clone()).or_default();
-            all.extend(state.step(budget, &spends, now_ns));
+            }
         }
-        if all.is_empty() {
-            return all;
-        }
-        // Durable before sending: a crash after this sends nothing twice
-        // (at worst a notice is lost, and the state says it was due).
-        let saved = serde_json::to_vec_pretty(&self.state)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| loupe_fsutil::write_atomic(&self.path, &bytes));
-        if let Err(e) = saved {
-            tracing::error!(path = %self.path.display(), error = %e, "cannot save budgets state; not notifying");
+        if spends.is_empty() {
             return Vec::new();
         }
+        let all = self.book.step(spends, now_ns);
         let now_ms = now_ns / 1_000_000;
-        for crossing in &all {
-            let Some(budget) = self.budgets.iter().find(|b| b.name == crossing.budget) else {
-                continue;
-            };
+        for (budget, crossing) in &all {
             let notice = notice(budget, crossing, &self.base_url, now_ms);
-            tracing::info!(budget = %budget.name, group = ?crossing.group, threshold = crossing.threshold,
-                spent = crossing.spent, resolved = crossing.resolved, "budget threshold");
+            tracing::info!(budget = %budget.name, project = %budget.project, group = ?crossing.group,
+                threshold = crossing.threshold, spent = crossing.spent, resolved = crossing.resolved,
+                "budget threshold");
             for name in &budget.notify {
                 if let Some(channel) = self.channels.get(name)
                     && let Err(e) = channel.send(&notice, now_ms).await
@@ -154,7 +553,7 @@ impl Budgets {
                 }
             }
         }
-        all
+        all.into_iter().map(|(_, c)| c).collect()
     }
 
     /// Checks at the alert interval until `stop`.
@@ -241,5 +640,33 @@ fn notice(budget: &BudgetConfig, c: &Crossing, base_url: &str, now_ms: i64) -> N
         silenced: false,
         notify: budget.notify.clone(),
         actions: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_or_newer_budgets_file_is_refused_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(load_rules(dir.path()).expect("absent").is_empty());
+        let path = dir.path().join(RULES_FILE);
+        std::fs::write(&path, b"{\"format\": 1, \"budgets\": [").expect("write");
+        let err = format!("{:#}", load_rules(dir.path()).expect_err("damaged"));
+        assert!(
+            err.contains(RULES_FILE) && err.contains("move it away"),
+            "{err}"
+        );
+        std::fs::write(&path, b"{\"format\": 2, \"budgets\": []}").expect("write");
+        let err = format!("{:#}", load_rules(dir.path()).expect_err("newer"));
+        assert!(err.contains("format 2"), "{err}");
+        std::fs::write(
+            &path,
+            br#"{"format": 1, "budgets": [{"budget": {"name": "b", "amount": -1}}]}"#,
+        )
+        .expect("write");
+        let err = format!("{:#}", load_rules(dir.path()).expect_err("invalid"));
+        assert!(err.contains("amount"), "{err}");
     }
 }

@@ -5,6 +5,11 @@
 //! running server (`POST /api/v1/analytics/…`) or straight from a data
 //! directory (`--data-dir`, opened read-only). Exit codes as `loupe
 //! query`'s.
+//!
+//! `loupe analytics budgets list` shows the cost budgets of a running server
+//! with this period's spend; `budgets set NAME --amount 100 …` adds or
+//! changes one as the console's form does, `budgets remove NAME` removes
+//! it (an admin key; `loupe.toml`'s budgets are changed there).
 
 use std::process::ExitCode;
 
@@ -35,6 +40,67 @@ enum AnalyticsCommand {
     Relations(RelationsArgs),
     /// The most common turn sequences, and the last steps before users left.
     Paths(PathsArgs),
+    /// Cost budgets: this period's spend; add, change or remove one.
+    Budgets(BudgetsArgs),
+}
+
+/// Flags of `loupe analytics budgets`.
+#[derive(Debug, clap::Args)]
+struct BudgetsArgs {
+    #[command(subcommand)]
+    action: BudgetAction,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BudgetAction {
+    /// Lists the budgets with this period's spend.
+    List {
+        /// Print the JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// Adds a budget, or replaces the one of this name (needs an admin key).
+    Set(BudgetSetArgs),
+    /// Removes a budget added over the API or the console.
+    Remove {
+        /// The budget's name.
+        name: String,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+}
+
+/// Flags of `loupe analytics budgets set`.
+#[derive(Debug, clap::Args)]
+struct BudgetSetArgs {
+    /// The budget's name (unique in the project).
+    name: String,
+    /// The limit per period.
+    #[arg(long)]
+    amount: f64,
+    /// day, week or month.
+    #[arg(long, default_value = "month")]
+    period: String,
+    /// Currency of the amount (default: the server's `[costs] currency`).
+    #[arg(long)]
+    currency: Option<String>,
+    /// Count only spans with this value, KEY=VALUE (app_name, app_id,
+    /// user_id, workflow_id, model_name or tags.KEY); repeatable.
+    #[arg(long = "filter", value_name = "KEY=VALUE")]
+    filters: Vec<String>,
+    /// One budget per user, app or tags.KEY value.
+    #[arg(long)]
+    per: Option<String>,
+    /// Percentages of the amount that notify, e.g. 80,100.
+    #[arg(long, value_delimiter = ',', default_values_t = [80.0, 100.0])]
+    thresholds: Vec<f64>,
+    /// Alert channel to notify (an `[[alerts.channels]]` name); repeatable.
+    #[arg(long)]
+    notify: Vec<String>,
+    #[command(flatten)]
+    source: SourceArgs,
 }
 
 /// Flags of `loupe analytics paths`.
@@ -145,6 +211,7 @@ pub fn run(args: AnalyticsArgs) -> ExitCode {
             AnalyticsCommand::Users(a) => run_users(a).await,
             AnalyticsCommand::Relations(a) => run_relations(a).await,
             AnalyticsCommand::Paths(a) => run_paths(a).await,
+            AnalyticsCommand::Budgets(a) => run_budgets(a).await,
         }
     }))
 }
@@ -457,6 +524,134 @@ async fn run_conversations(args: ConversationsArgs) -> Result<(), Failure> {
         }
     };
     show(&report, args.json, table)
+}
+
+async fn run_budgets(args: BudgetsArgs) -> Result<(), Failure> {
+    let source = match &args.action {
+        BudgetAction::List { source, .. } | BudgetAction::Remove { source, .. } => source,
+        BudgetAction::Set(b) => &b.source,
+    };
+    if source.data_dir.is_some() {
+        return Err(anyhow!(
+            "budgets are kept and checked by a running `loupe serve`: point --server at it instead of --data-dir"
+        )
+        .into());
+    }
+    let server = Server::new(source)?;
+    let path = |name: &str| {
+        format!(
+            "/api/v1/budgets/{}",
+            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+        )
+    };
+    match args.action {
+        BudgetAction::List { json, .. } => {
+            let answer: Value = server
+                .send(reqwest::Method::GET, "/api/v1/budgets", None)
+                .await?
+                .json()
+                .await
+                .context("the server's answer is not JSON")?;
+            show(&answer, json, budgets_table)
+        }
+        BudgetAction::Set(b) => {
+            let mut filter = serde_json::Map::new();
+            for f in &b.filters {
+                let (key, value) = f
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--filter {f:?}: expected KEY=VALUE"))?;
+                filter.insert(
+                    key.trim().to_owned(),
+                    Value::String(value.trim().to_owned()),
+                );
+            }
+            let mut body = json!({
+                "amount": b.amount,
+                "period": b.period,
+                "filter": filter,
+                "thresholds": b.thresholds.iter().map(|t| t / 100.0).collect::<Vec<_>>(),
+                "notify": b.notify,
+            });
+            if let Some(c) = &b.currency {
+                body["currency"] = Value::String(c.clone());
+            }
+            if let Some(p) = &b.per {
+                body["per"] = Value::String(p.clone());
+            }
+            let answer: Value = server
+                .send(reqwest::Method::PUT, &path(&b.name), Some(&body))
+                .await?
+                .json()
+                .await
+                .context("the server's answer is not JSON")?;
+            let verb = if answer["created"] == true {
+                "added"
+            } else {
+                "changed"
+            };
+            eprintln!("budget {:?} {verb}", b.name);
+            Ok(())
+        }
+        BudgetAction::Remove { name, .. } => {
+            server
+                .send(reqwest::Method::DELETE, &path(&name), None)
+                .await?;
+            eprintln!("budget {name:?} removed");
+            Ok(())
+        }
+    }
+}
+
+/// `GET /api/v1/budgets` as a table: a line per budget (per group for
+/// `per` budgets).
+fn budgets_table(answer: &Value) -> String {
+    let header = [
+        "budget", "set in", "period", "limit", "spent", "share", "notified",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    for b in answer["budgets"].as_array().into_iter().flatten() {
+        let c = &b["budget"];
+        let name = c["name"].as_str().unwrap_or_default();
+        let currency = c["currency"].as_str().unwrap_or_default();
+        let amount = c["amount"].as_f64().unwrap_or(0.0);
+        let mut groups: Vec<&Value> = b["spent"].as_array().into_iter().flatten().collect();
+        let none = json!({"group": null, "spent": 0.0, "share": 0.0});
+        if groups.is_empty() {
+            groups.push(&none);
+        }
+        for g in groups {
+            let key = g["group"].as_str().unwrap_or_default();
+            let notified: Vec<String> = b["notified"][key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_f64)
+                .map(|t| format!("{:.0}%", t * 100.0))
+                .collect();
+            rows.push(vec![
+                if key.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{name} · {key}")
+                },
+                b["source"].as_str().unwrap_or_default().to_owned(),
+                c["period"].as_str().unwrap_or_default().to_owned(),
+                format!("{amount} {currency}"),
+                format!("{:.4} {currency}", g["spent"].as_f64().unwrap_or(0.0)),
+                format!("{:.1}%", g["share"].as_f64().unwrap_or(0.0) * 100.0),
+                if notified.is_empty() {
+                    "-".to_owned()
+                } else {
+                    notified.join(", ")
+                },
+            ]);
+        }
+    }
+    if rows.len() == 1 {
+        return "no budgets: add one with `loupe analytics budgets set NAME --amount N`\n"
+            .to_owned();
+    }
+    aligned(&rows)
 }
 
 /// Prints a report as the API's JSON (`--json`) or as `text` makes it.

@@ -303,7 +303,21 @@ impl Server {
         path: &str,
         body: &Value,
     ) -> Result<reqwest::Response, Failure> {
-        let mut req = self.client.post(format!("{}{path}", self.base)).json(body);
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Any method, with a JSON body or none; a non-2xx answer becomes the
+    /// right [`Failure`].
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, Failure> {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
         if let Some((user, secret)) = &self.auth {
             req = req.basic_auth(user, Some(secret));
         }

@@ -27,6 +27,8 @@ pub struct ServerView {
     sync: Option<Arc<SyncStatus>>,
     /// The running health collector of the Dify database, if any.
     health: Option<Arc<HealthState>>,
+    /// The budgets of `loupe.toml` and of the console.
+    budgets: Arc<crate::budgets::BudgetBook>,
 }
 
 impl ServerView {
@@ -36,12 +38,14 @@ impl ServerView {
         store: loupe_store::Store,
         sync: Option<Arc<SyncStatus>>,
         health: Option<Arc<HealthState>>,
+        budgets: Arc<crate::budgets::BudgetBook>,
     ) -> Self {
         Self {
             config: config.clone(),
             store,
             sync,
             health,
+            budgets,
         }
     }
 
@@ -301,25 +305,23 @@ impl loupe_api::ServerInfo for ServerView {
         out
     }
 
-    fn budgets(
+    fn budgets(&self, project: &ProjectId) -> Vec<loupe_api::BudgetEntry> {
+        self.budgets.list(project.as_str())
+    }
+
+    fn budget_channels(&self) -> Vec<String> {
+        self.budgets.channels()
+    }
+
+    fn put_budget(
         &self,
-        project: &ProjectId,
-    ) -> Vec<(
-        loupe_analytics::budgets::BudgetConfig,
-        Option<loupe_analytics::budgets::BudgetState>,
-    )> {
-        let state = crate::budgets::load_state(&self.config.store.data_dir).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot read budgets.json for the budgets view");
-            Default::default()
-        });
-        crate::budgets::configured(&self.config)
-            .into_iter()
-            .filter(|b| b.project == project.as_str())
-            .map(|b| {
-                let notified = state.get(&b.name).cloned();
-                (b, notified)
-            })
-            .collect()
+        budget: loupe_analytics::budgets::BudgetConfig,
+    ) -> Result<(loupe_analytics::budgets::BudgetConfig, bool), ApiError> {
+        self.budgets.put(budget)
+    }
+
+    fn delete_budget(&self, project: &ProjectId, name: &str) -> Result<(), ApiError> {
+        self.budgets.delete(project.as_str(), name)
     }
 
     fn dify_cleanups(&self, project: &ProjectId, limit: usize) -> Value {

@@ -129,6 +129,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let relay = Arc::new(loupe_rollup::relay::Relay::new(
         config.ingest.max_metric_series,
     ));
+    let budget_book = crate::budgets::BudgetBook::open(&config)?;
     let state = AppState {
         pipeline: pipeline.clone(),
         reader: reader.clone(),
@@ -194,6 +195,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             store.clone(),
             dify_status,
             dify_health,
+            budget_book.clone(),
         ))),
         cleanup: crate::cli_dify::ConsoleCleanups::new(
             &config,
@@ -224,8 +226,11 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             )
         })?;
     let alerts_task = (state.alerts.clone()).map(|e| tokio::spawn(e.run(stop_rx.clone())));
-    let budgets_task = crate::budgets::Budgets::open(&config, state.reader.clone())?
-        .map(|b| tokio::spawn(b.run(stop_rx.clone())));
+    // Always running: the console may add a budget at any time.
+    let budgets_task = Some(tokio::spawn(
+        crate::budgets::Budgets::new(&config, budget_book.clone(), state.reader.clone())?
+            .run(stop_rx.clone()),
+    ));
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };

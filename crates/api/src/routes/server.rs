@@ -5,9 +5,13 @@
 //! errors), `GET /api/v1/dify/health` (the Dify database's sizes, growth,
 //! upkeep and load, and recent cleanups) and `GET /api/v1/dify/cleanups`
 //! (the recorded cleanup runs; `?limit=`, default 50, at most 500), and
-//! `GET /api/v1/budgets` (the project's `[[budgets]]` with the spend of
-//! their current period, per group when `per` is set, and what each
-//! notified).
+//! `GET /api/v1/budgets` (the project's budgets with the spend of their
+//! current period, per group when `per` is set, what each notified, where
+//! it is set, and the channels a budget may notify).
+//! Budgets are also changed here (admin): `PUT /api/v1/budgets/{name}`
+//! (a `[[budgets]]` entry as JSON, without `name` and `project`, which the
+//! path and the key give; 201 added, 200 replaced) and `DELETE
+//! /api/v1/budgets/{name}` (204). A `loupe.toml` budget is 409.
 //! Retention is also changed here: `POST /api/v1/settings/retention/preview`
 //! (read: `{"days": N}` → what the maintenance pass would drop) and `PUT
 //! /api/v1/settings/retention` (admin: `{"days": N | null, "confirm":
@@ -16,7 +20,7 @@
 //! Answers 404 when the server was built without this information (tests
 //! driving the router alone).
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -39,6 +43,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/dify/health", get(dify_health))
         .route("/api/v1/dify/cleanups", get(dify_cleanups))
         .route("/api/v1/budgets", get(budgets))
+        .route(
+            "/api/v1/budgets/{name}",
+            put(put_budget).delete(delete_budget),
+        )
 }
 
 fn info(state: &AppState) -> Result<&std::sync::Arc<dyn crate::ServerInfo>, ApiError> {
@@ -169,7 +177,8 @@ async fn budgets(
     let info = info(&state)?.clone();
     let now = loupe_model::time::now_ns();
     let mut out = Vec::new();
-    for (budget, notified) in info.budgets(&project) {
+    for entry in info.budgets(&project) {
+        let (budget, notified) = (entry.budget, entry.notified);
         let start = budget.period.start(now);
         let failed = |e: loupe_analytics::AnalyticsError| {
             ApiError::from(StoreError::Internal(format!("budget {}: {e}", budget.name)))
@@ -203,6 +212,8 @@ async fn budgets(
             .unwrap_or_default();
         out.push(serde_json::json!({
             "budget": budget,
+            "source": entry.source,
+            "editable": entry.source != "loupe.toml",
             "period_start": loupe_model::time::format_instant(start),
             "spent": spent,
             "groups": groups,
@@ -214,5 +225,69 @@ async fn budgets(
                 .collect::<Vec<_>>(),
         }));
     }
-    Ok(Json(serde_json::json!({ "budgets": out })))
+    Ok(Json(serde_json::json!({
+        "budgets": out,
+        "channels": info.budget_channels(),
+    })))
+}
+
+/// `PUT /api/v1/budgets/{name}`: the budget from the body, its name from
+/// the path and its project from the key.
+async fn put_budget(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let shape = "expected a budget as JSON: {\"amount\": 100, \"period\": \"month\", \"currency\": \"USD\", \"filter\": {\"app_name\": \"Shop\"}, \"per\": \"user\", \"thresholds\": [0.8, 1.0], \"notify\": [\"ops\"]}";
+    let mut fields = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(ApiError::bad_request(shape)),
+        Err(e) => return Err(ApiError::bad_request(format!("{shape}: {e}"))),
+    };
+    for (field, given) in [("name", name.as_str()), ("project", project.as_str())] {
+        match fields.get(field) {
+            None => {}
+            Some(Value::String(v)) if v == given => {}
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "{field} {other} differs from the {}: leave it out",
+                    if field == "name" {
+                        "path's"
+                    } else {
+                        "key's project"
+                    }
+                )));
+            }
+        }
+        fields.insert(field.into(), Value::String(given.to_owned()));
+    }
+    let budget: loupe_analytics::budgets::BudgetConfig =
+        serde_json::from_value(Value::Object(fields)).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("budget {name:?}: {e}"),
+            )
+        })?;
+    let info = info(&state)?;
+    let (budget, created) = info.put_budget(budget)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(serde_json::json!({ "budget": budget, "created": created })),
+    ))
+}
+
+/// `DELETE /api/v1/budgets/{name}`.
+async fn delete_budget(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    info(&state)?.delete_budget(&project, &name)?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -4,8 +4,8 @@
 // against failures and satisfaction, and new vs returning users with their
 // weekly retention. From POST /api/v1/analytics/{conversations,paths,
 // relations,users}; docs/ANALYTICS.md has the definitions. Above them, the
-// project's cost budgets (GET /api/v1/budgets): this period's spend against
-// each limit, per group for `per` budgets, and the thresholds notified.
+// project's cost budgets (pages/budgets.js: spend against each limit, and the
+// form that adds, changes and removes the console's budgets).
 //
 // URL: /analytics?by=tags.category&label=outcome&range=7d | &from=…&to=…
 import {h, replace} from '../dom.js';
@@ -15,6 +15,7 @@ import * as fmt from '../format.js';
 import * as tr from '../timerange.js';
 import * as charts from '../charts.js';
 import {section, failure, empty} from '../widgets.js';
+import {budgetsPanel} from './budgets.js';
 
 Object.assign(MESSAGES.en, {
   'nav.analytics': 'Users & conversations',
@@ -31,10 +32,6 @@ Object.assign(MESSAGES.en, {
   'an.afterSuccess': 'Came back after success', 'an.visits': '{n} visits',
   'an.retention': 'Weekly retention by first week', 'an.week': 'Week of', 'an.noData': 'No conversations in this time range.',
   'an.noDataHint': 'Conversations are runs that carry a session id (Dify conversations, session.id, Langfuse sessionId).',
-  'an.budgets': 'Cost budgets', 'an.budgetsSub': 'this period, from {start}', 'an.budget': 'Budget', 'an.period': 'Period',
-  'an.limit': 'Limit', 'an.spent': 'Spent', 'an.notified': 'Notified', 'an.per': 'per {per}', 'an.moreGroups': '… {n} groups in all',
-  'an.otherCurrencies': 'Not counted (no rate in [costs]): {list}',
-  'an.period.day': 'day', 'an.period.week': 'week', 'an.period.month': 'month',
   'an.flow': 'How conversations flow', 'an.flowSub': 'the common paths, turn by turn', 'an.ended': 'ended',
 });
 Object.assign(MESSAGES.zh, {
@@ -52,10 +49,6 @@ Object.assign(MESSAGES.zh, {
   'an.afterSuccess': '成功后回访', 'an.visits': '{n} 次访问',
   'an.retention': '按首周的每周留存', 'an.week': '首周', 'an.noData': '此时间范围内没有会话。',
   'an.noDataHint': '会话是带会话 ID 的运行（Dify 会话、session.id、Langfuse sessionId）。',
-  'an.budgets': '成本预算', 'an.budgetsSub': '本周期，自 {start} 起', 'an.budget': '预算', 'an.period': '周期',
-  'an.limit': '额度', 'an.spent': '已用', 'an.notified': '已通知', 'an.per': '按 {per}', 'an.moreGroups': '… 共 {n} 组',
-  'an.otherCurrencies': '未计入（[costs] 中没有汇率）：{list}',
-  'an.period.day': '日', 'an.period.week': '周', 'an.period.month': '月',
   'an.flow': '会话流向', 'an.flowSub': '常见路径，逐轮', 'an.ended': '结束',
 });
 
@@ -105,38 +98,6 @@ function users(u) {
     h('div', {class: 'stats', dataset: {testid: 'comeback'}},
       back(t('an.afterFailure'), u.after_failure), back(t('an.afterSuccess'), u.after_success)),
     retention ? h('h3', {class: 'small muted'}, t('an.retention')) : null, retention];
-}
-
-// One row per budget (per group for `per` budgets, the most spent first).
-function budgets(list) {
-  const bar = (share) => h('div', {class: 'small'},
-    h('progress', {max: 1, value: Math.min(1, share), style: {width: '8em', verticalAlign: 'middle'}}), ' ', fmt.pct(share));
-  const rows = [];
-  for (const b of list) {
-    const c = b.budget;
-    const name = c.per ? `${c.name} (${t('an.per', {per: c.per})})` : c.name;
-    const groups = b.spent.length ? b.spent.slice(0, 10) : [{group: null, spent: 0, share: 0}];
-    for (const g of groups) {
-      const notified = (b.notified || {})[g.group ?? ''] || [];
-      rows.push(h('tr', {dataset: {budget: c.name, group: g.group ?? ''}, class: g.share >= 1 ? 'bad-text' : null},
-        h('td', {}, g.group != null ? `${name} · ${g.group}` : name),
-        h('td', {}, t(`an.period.${c.period}`)),
-        h('td', {class: 'num'}, fmt.cost(c.amount, c.currency)),
-        h('td', {class: 'num', dataset: {testid: 'budget-spent'}}, fmt.cost(g.spent, c.currency)),
-        h('td', {}, bar(g.share)),
-        h('td', {class: 'small'}, notified.map((x) => fmt.pct(x)).join(', ') || '—')));
-    }
-    if (b.groups > groups.length) rows.push(h('tr', {}, h('td', {class: 'muted small', colspan: 6}, t('an.moreGroups', {n: fmt.num(b.groups)}))));
-    // Spend in currencies [costs] has no rate for: shown, not added.
-    const other = b.other_currencies || [];
-    if (other.length) {
-      rows.push(h('tr', {dataset: {testid: 'budget-other'}}, h('td', {class: 'muted small', colspan: 6},
-        t('an.otherCurrencies', {list: other.map((o) => fmt.cost(o.spent, o.currency)).join(', ')}))));
-    }
-  }
-  return h('table', {class: 'table', dataset: {testid: 'budgets'}},
-    h('thead', {}, h('tr', {}, [t('an.budget'), t('an.period'), t('an.limit'), t('an.spent'), '', t('an.notified')].map((c) => h('th', {}, c)))),
-    h('tbody', {}, rows));
 }
 
 function select(name, value, options, onChange) {
@@ -229,13 +190,7 @@ export function mount(ctx) {
   // Budgets keep their own periods: loaded once, whatever the range, after
   // the four analyses (all heavy reads: a fifth at once would wait for a
   // read slot, `[query] max_concurrent`).
-  const loadBudgets = () => api.get('/api/v1/budgets').then((d) => {
-    const list = (d && d.budgets) || [];
-    if (list.length) {
-      replace(budgetBox, section('budgets', t('an.budgets'), budgets(list),
-        {sub: t('an.budgetsSub', {start: fmt.time(Date.parse(list[0].period_start) * 1e6, {seconds: false})})}));
-    }
-  }).catch((e) => { if (e.name !== 'AbortError') replace(budgetBox, failure(e, t('an.budgets'))); });
-  load().finally(loadBudgets);
-  return () => { if (controller) controller.abort(); };
+  const budgetsAbort = new AbortController();
+  load().finally(() => budgetsPanel(budgetBox, {signal: budgetsAbort.signal}));
+  return () => { if (controller) controller.abort(); budgetsAbort.abort(); };
 }

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use reqwest::Method;
 
 use crate::support::{Server, encode, otel_span, request};
 
@@ -48,18 +50,27 @@ fn llm_call(id: u64, cost: &str) -> Vec<u8> {
 }
 
 fn budget_notices(hits: &Hits) -> Vec<Value> {
+    notices_of(hits, "llm-month")
+}
+
+/// The notices naming budget `name`, in the order they came.
+fn notices_of(hits: &Hits, name: &str) -> Vec<Value> {
     hits.lock()
         .expect("lock")
         .iter()
-        .filter(|h| h.to_string().contains("llm-month"))
+        .filter(|h| h.to_string().contains(name))
         .cloned()
         .collect()
 }
 
 async fn wait_for_notices(hits: &Hits, n: usize) -> Vec<Value> {
+    wait_for_notices_of(hits, "llm-month", n).await
+}
+
+async fn wait_for_notices_of(hits: &Hits, name: &str, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let got = budget_notices(hits);
+        let got = notices_of(hits, name);
         if got.len() >= n {
             return got;
         }
@@ -120,7 +131,7 @@ async fn each_budget_threshold_notifies_once_and_a_restart_does_not_repeat_it() 
     );
     assert_eq!(b["notified"][""], serde_json::json!([0.5, 1.0]), "{listed}");
     let (_, other) = server.get_json_as("/api/v1/budgets", "other").await;
-    assert_eq!(other, serde_json::json!({"budgets": []}));
+    assert_eq!(other["budgets"], serde_json::json!([]), "{other}");
     server.stop();
 
     // A budget naming a channel that does not exist is refused at start.
@@ -251,4 +262,267 @@ async fn costs_are_converted_at_ingest_and_a_budget_never_adds_currencies() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rates.CNY"), "{err}");
+}
+
+/// The budgets of a project, by name: (source, editable, notified).
+async fn listed(server: &Server, project: &str) -> (Value, Vec<(String, Value, Value, Value)>) {
+    let (status, body) = server.get_json_as("/api/v1/budgets", project).await;
+    assert_eq!(status, 200, "{body}");
+    let rows = body["budgets"]
+        .as_array()
+        .expect("budgets")
+        .iter()
+        .map(|b| {
+            (
+                b["budget"]["name"].as_str().unwrap_or_default().to_owned(),
+                b["source"].clone(),
+                b["editable"].clone(),
+                b["notified"].clone(),
+            )
+        })
+        .collect();
+    (body, rows)
+}
+
+/// Budgets added over the API (the console's form): refusals that change
+/// nothing, notices once per threshold through the same channels as
+/// `loupe.toml`'s, a change of thresholds keeps what was sent, a change of
+/// amount starts afresh, a restart repeats nothing, another project sees
+/// and removes nothing, and a removed budget is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_added_over_the_api_notify_once_and_survive_a_restart() {
+    let hits: Hits = Arc::default();
+    let hook = capture_webhook(hits.clone()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("loupe.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\ninterval = \"1s\"\n\n[[alerts.channels]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\nretries = 0\n\n\
+             [[budgets]]\nname = \"toml-month\"\namount = 1000.0\nnotify = [\"hook\"]\n"
+        ),
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let server = Server::start_with_config(&data, &[], Some(&config)).await;
+    let put = |name: &'static str, body: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .send_as(
+                    Method::PUT,
+                    &format!("/api/v1/budgets/{name}"),
+                    "default",
+                    Some(body),
+                )
+                .await
+        }
+    };
+
+    let (status, body) = put(
+        "api-day",
+        r#"{"amount": 1.0, "period": "day", "thresholds": [0.5, 1.0], "notify": ["hook"]}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["budget"]["currency"], "USD",
+        "[costs] currency: {body}"
+    );
+    assert_eq!(body["budget"]["project"], "default", "{body}");
+
+    // Refused, each naming the problem; nothing changes.
+    for (name, bad, want, says) in [
+        ("toml-month", r#"{"amount": 5}"#, 409, "loupe.toml"),
+        (
+            "x",
+            r#"{"amount": 5, "notify": ["nowhere"]}"#,
+            422,
+            "nowhere",
+        ),
+        ("x", r#"{"amount": -1}"#, 422, "amount"),
+        ("x", r#"{"amount": 5, "per": "planet"}"#, 422, "planet"),
+        ("x", r#"{"amount": 5, "colour": "red"}"#, 422, "colour"),
+        ("x", r#"{"amount": 5, "project": "other"}"#, 400, "project"),
+        ("x", r#"{"amount": 5, "name": "y"}"#, 400, "name"),
+        ("x", "[1, 2]", 400, "expected a budget"),
+        ("x", "{not json", 400, "expected a budget"),
+    ] {
+        let (status, body) = server
+            .send_as(
+                Method::PUT,
+                &format!("/api/v1/budgets/{name}"),
+                "default",
+                Some(bad),
+            )
+            .await;
+        assert_eq!(status, want, "{bad}: {body}");
+        assert!(body["error"].to_string().contains(says), "{bad}: {body}");
+    }
+    let (status, body) = server
+        .send_as(
+            Method::DELETE,
+            "/api/v1/budgets/toml-month",
+            "default",
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = server
+        .send_as(Method::DELETE, "/api/v1/budgets/api-day", "other", None)
+        .await;
+    assert_eq!(status, 404, "another project removes nothing: {body}");
+    let (body, rows) = listed(&server, "default").await;
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(names, ["toml-month", "api-day"], "{body}");
+    assert_eq!(
+        (&rows[0].1, &rows[0].2),
+        (&json!("loupe.toml"), &json!(false))
+    );
+    assert_eq!((&rows[1].1, &rows[1].2), (&json!("console"), &json!(true)));
+    assert_eq!(body["channels"], json!(["hook"]), "{body}");
+    assert!(
+        listed(&server, "other").await.1.is_empty(),
+        "another project sees none"
+    );
+
+    // Notices: once per threshold, through the channel.
+    assert_eq!(server.post_otlp(llm_call(1, "0.6")).await.status(), 200);
+    let first = wait_for_notices_of(&hits, "api-day", 1).await;
+    assert!(first[0].to_string().contains("50%"), "{first:#?}");
+    assert_eq!(server.post_otlp(llm_call(2, "0.6")).await.status(), 200);
+    let both = wait_for_notices_of(&hits, "api-day", 2).await;
+    assert!(both[1].to_string().contains("100%"), "{both:#?}");
+
+    // A third threshold: what was sent stays sent, the new one fires.
+    let (status, body) = put(
+        "api-day",
+        r#"{"amount": 1.0, "period": "day", "thresholds": [0.5, 1.0, 1.5], "notify": ["hook"]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["created"], false, "{body}");
+    assert_eq!(server.post_otlp(llm_call(3, "0.6")).await.status(), 200);
+    let three = wait_for_notices_of(&hits, "api-day", 3).await;
+    assert!(three[2].to_string().contains("150%"), "{three:#?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(notices_of(&hits, "api-day").len(), 3, "once per threshold");
+    server.stop();
+
+    let server = Server::start_with_config(&data, &[], Some(&config)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        notices_of(&hits, "api-day").len(),
+        3,
+        "a restart does not repeat them"
+    );
+    let (body, rows) = listed(&server, "default").await;
+    assert_eq!(rows[1].0, "api-day", "{body}");
+    assert_eq!(rows[1].3, json!({"": [0.5, 1.0, 1.5]}), "{body}");
+    let spent = body["budgets"][1]["spent"][0]["spent"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!((spent - 1.8).abs() < 1e-9, "{body}");
+
+    // A new amount counts afresh: 1.8 of 10 is below every threshold.
+    let (status, body) = server
+        .send_as(
+            Method::PUT,
+            "/api/v1/budgets/api-day",
+            "default",
+            Some(r#"{"amount": 10.0, "period": "day", "notify": ["hook"]}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (body, rows) = listed(&server, "default").await;
+    assert_eq!(rows[1].3, json!({}), "nothing notified: {body}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(notices_of(&hits, "api-day").len(), 3, "{body}");
+
+    let (status, _) = server
+        .send_as(Method::DELETE, "/api/v1/budgets/api-day", "default", None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = server
+        .send_as(Method::DELETE, "/api/v1/budgets/api-day", "default", None)
+        .await;
+    assert_eq!(status, 404);
+    let (body, rows) = listed(&server, "default").await;
+    assert_eq!(rows.len(), 1, "{body}");
+
+    // The CLI does the same through the API.
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_loupe"))
+            .args(["analytics", "budgets"])
+            .args(args)
+            .args(["--server", &server.http])
+            .output()
+            .expect("run loupe analytics budgets")
+    };
+    let out = cli(&[
+        "set",
+        "客服 月度",
+        "--amount",
+        "2",
+        "--filter",
+        "app_name=Shop",
+        "--per",
+        "user",
+        "--thresholds",
+        "50,100",
+        "--notify",
+        "hook",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("added"));
+    let (body, _) = listed(&server, "default").await;
+    let added = &body["budgets"][1]["budget"];
+    assert_eq!(
+        (
+            &added["name"],
+            &added["filter"],
+            &added["per"],
+            &added["thresholds"]
+        ),
+        (
+            &json!("客服 月度"),
+            &json!({"app_name": "Shop"}),
+            &json!("user"),
+            &json!([0.5, 1.0])
+        ),
+        "{body}"
+    );
+    let out = cli(&["list"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && table.contains("客服 月度")
+            && table.contains("console")
+            && table.contains("toml-month"),
+        "{table}"
+    );
+    let out = cli(&["set", "x", "--amount", "1", "--notify", "nowhere"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nowhere"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["remove", "客服 月度"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(listed(&server, "default").await.1.len(), 1);
+    server.stop();
+    let kept: Value = serde_json::from_slice(
+        &std::fs::read(data.join("budget-rules.json")).expect("budget-rules.json"),
+    )
+    .expect("json");
+    assert_eq!(kept["budgets"], json!([]), "{kept}");
 }

@@ -261,6 +261,35 @@ impl Server {
         (status, r.json().await.expect("json body"))
     }
 
+    /// Any method with a raw body (`None`: none) in open mode's project
+    /// `project`; returns (status, body; `null` when empty).
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        project: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut r = self
+            .client
+            .request(method, format!("{}{path}", self.http))
+            .header("x-loupe-project", project);
+        if let Some(body) = body {
+            r = r
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let r = r.send().await.expect("send");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("json body")
+        };
+        (status, value)
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let r = self
             .client
