@@ -56,6 +56,38 @@ const PAGE_ROWS: usize = 256;
 /// models and names keep their dictionaries: 4.8 ms, for 6 % more bytes.
 const DICTIONARY_BYTES: usize = 16 * 1024;
 
+/// Columns written without compression. Their chunks are dictionary
+/// indices and run lengths of a few distinct values (kinds, statuses,
+/// names of apps, models and tools, currencies) or mostly null numbers,
+/// which zstd does not shrink (0.05 MB raw, 0.06 MB compressed per 260k
+/// rows: docs/BENCHMARKS.md). Compressed, each read of each of their
+/// column chunks still pays for creating a zstd context (parquet 59 builds a
+/// compressor and a decompressor per chunk it opens): a run's spans sit in
+/// one row group per span kind, so reading one run opened ~190 chunks, and
+/// those contexts were 40 % of its CPU. The heavy columns (payloads,
+/// attributes, ids, times, names, tags) stay compressed.
+const UNCOMPRESSED_COLUMNS: [&str; 19] = [
+    column::PROJECT,
+    column::SOURCE,
+    column::SPAN_KIND,
+    column::STATUS,
+    column::RAW_STATUS,
+    column::NODE_TYPE,
+    column::MODEL_NAME,
+    column::MODEL_PROVIDER,
+    column::TOOL_NAME,
+    column::APP_ID,
+    column::APP_NAME,
+    column::WORKFLOW_ID,
+    column::WORKFLOW_VERSION,
+    column::CURRENCY,
+    column::ERROR_CLASS,
+    column::INGEST_VERSION,
+    column::INPUT_TOKENS,
+    column::OUTPUT_TOKENS,
+    column::TOTAL_TOKENS,
+];
+
 /// What the manifest records about a part.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PartMeta {
@@ -464,6 +496,11 @@ pub fn write_part(
         .into_iter()
         .fold(props, |p, c| {
             p.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None)
+        });
+    let props = UNCOMPRESSED_COLUMNS
+        .into_iter()
+        .fold(props, |p, c| {
+            p.set_column_compression(ColumnPath::from(c), Compression::UNCOMPRESSED)
         })
         .build();
     // Durable: the manifest will name this file once the call returns.
