@@ -195,11 +195,16 @@ async function openMode() {
     // Edited (the form comes back filled in), then removed.
     await page.click('tr[data-budget=vip-week] [data-action=budget-edit]');
     assert.equal(await page.inputValue(`${budgetForm} [data-field=budget-filter]`), 'tags.tier=vip');
+    assert.equal(await page.inputValue(`${budgetForm} [data-field=budget-thresholds]`), '50, 100');
+    assert.ok(await page.isChecked(`${budgetForm} [data-channel=ops-hook]`));
+    assert.ok(!(await page.isChecked(`${budgetForm} [data-channel=dead-hook]`)));
+    assert.equal(await page.getAttribute(`${budgetForm} [data-field=budget-name]`, 'readonly'), '');
     await page.fill(`${budgetForm} [data-field=budget-amount]`, '4.5');
     await page.click('[data-action=budget-save]');
     await page.waitForSelector('[data-testid=budget-ok]');
     const edited = (await api('/api/v1/budgets')).body.budgets.find((x) => x.budget.name === 'vip-week');
-    assert.equal(edited.budget.amount, 4.5);
+    assert.deepEqual([edited.budget.amount, edited.budget.thresholds, edited.budget.notify, edited.budget.filter, edited.budget.per],
+      [4.5, [0.5, 1], ['ops-hook'], {'tags.tier': 'vip'}, 'user']);
     page.once('dialog', (d) => d.accept());
     await page.click('tr[data-budget=vip-week] [data-action=budget-delete]');
     await page.waitForSelector('tr[data-budget=vip-week]', {state: 'detached'});

@@ -177,6 +177,39 @@ struct Book {
     toml: BTreeMap<String, BudgetState>,
     /// The API's budgets (`budget-rules.json`).
     api: Vec<ApiBudget>,
+    /// Alerts of budgets removed, or changed in what they count, that
+    /// fired this period: resolved at the next check (in memory: a restart
+    /// before it leaves them to the receiver's own expiry).
+    resolved: Vec<(BudgetConfig, Crossing)>,
+}
+
+/// The notices resolving what `state` fired in its period.
+fn resolutions(
+    budget: &BudgetConfig,
+    state: Option<&BudgetState>,
+) -> Vec<(BudgetConfig, Crossing)> {
+    let Some(state) = state else {
+        return Vec::new();
+    };
+    state
+        .notified
+        .iter()
+        .filter_map(|(group, thresholds)| {
+            let top = thresholds.iter().copied().reduce(f64::max)?;
+            Some((
+                budget.clone(),
+                Crossing {
+                    budget: budget.name.clone(),
+                    group: (!group.is_empty()).then(|| group.clone()),
+                    threshold: top,
+                    spent: 0.0,
+                    amount: budget.amount,
+                    period_start_ns: state.period_start_ns,
+                    resolved: true,
+                },
+            ))
+        })
+        .collect()
 }
 
 impl BudgetBook {
@@ -189,23 +222,36 @@ impl BudgetBook {
         let toml = load_state(&data_dir)?;
         let api = load_rules(&data_dir)?;
         let configured = configured(config);
+        let channels: Vec<String> = config
+            .alerts
+            .channels
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
         for b in &api {
-            if configured.iter().any(|c| c.name == b.budget.name) {
-                tracing::warn!(budget = %b.budget.name, project = %b.budget.project,
+            let (name, project) = (&b.budget.name, &b.budget.project);
+            if configured
+                .iter()
+                .any(|c| &c.name == name && &c.project == project)
+            {
+                tracing::warn!(budget = %name, project = %project,
                     "loupe.toml now has a budget of this name: the one added in the console is not checked");
+            }
+            for gone in b.budget.notify.iter().filter(|n| !channels.contains(n)) {
+                tracing::warn!(budget = %name, project = %project, channel = %gone,
+                    "a budget added in the console notifies a channel loupe.toml no longer has: its notices will not go there");
             }
         }
         Ok(Arc::new(Self {
             configured,
             currency: config.costs.currency.clone(),
-            channels: config
-                .alerts
-                .channels
-                .iter()
-                .map(|c| c.name.clone())
-                .collect(),
+            channels,
             data_dir,
-            inner: Mutex::new(Book { toml, api }),
+            inner: Mutex::new(Book {
+                toml,
+                api,
+                resolved: Vec::new(),
+            }),
         }))
     }
 
@@ -219,7 +265,7 @@ impl BudgetBook {
             .map(|b| (Key::Toml(b.name.clone()), b.clone()))
             .collect();
         for b in &book.api {
-            if !self.is_toml(&b.budget.name) {
+            if !self.is_toml(&b.budget.project, &b.budget.name) {
                 let key = Key::Api(b.budget.project.clone(), b.budget.name.clone());
                 out.push((key, b.budget.clone()));
             }
@@ -227,8 +273,12 @@ impl BudgetBook {
         out
     }
 
-    fn is_toml(&self, name: &str) -> bool {
-        self.configured.iter().any(|c| c.name == name)
+    /// Whether `loupe.toml` has a budget `name` in `project` (another
+    /// project's budgets neither shadow nor reveal anything here).
+    fn is_toml(&self, project: &str, name: &str) -> bool {
+        self.configured
+            .iter()
+            .any(|c| c.project == project && c.name == name)
     }
 
     /// `project`'s budgets, each with what it notified and where it is set.
@@ -247,7 +297,7 @@ impl BudgetBook {
         out.extend(
             book.api
                 .iter()
-                .filter(|b| b.budget.project == project && !self.is_toml(&b.budget.name))
+                .filter(|b| b.budget.project == project && !self.is_toml(project, &b.budget.name))
                 .map(|b| BudgetEntry {
                     budget: b.budget.clone(),
                     notified: b.state.clone(),
@@ -288,14 +338,15 @@ impl BudgetBook {
                     && old.period == budget.period
                     && old.filter == budget.filter
                     && old.per == budget.per;
-                let state = if same_count {
-                    api[i].state.take()
+                let (state, resolved) = if same_count {
+                    (api[i].state.take(), Vec::new())
                 } else {
-                    None
+                    (None, resolutions(old, api[i].state.as_ref()))
                 };
                 api[i] = ApiBudget { budget, state };
                 self.save_rules(&api)?;
                 book.api = api;
+                book.resolved.extend(resolved);
                 Ok((kept, false))
             }
             None => {
@@ -339,16 +390,20 @@ impl BudgetBook {
         }
         let mut book = self.inner.lock();
         let mut api = book.api.clone();
-        let before = api.len();
-        api.retain(|b| !(b.budget.project == project && b.budget.name == name));
-        if api.len() == before {
+        let Some(at) = api
+            .iter()
+            .position(|b| b.budget.project == project && b.budget.name == name)
+        else {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!("no budget {name:?} in this project"),
             ));
-        }
+        };
+        let removed = api.remove(at);
         self.save_rules(&api)?;
         book.api = api;
+        book.resolved
+            .extend(resolutions(&removed.budget, removed.state.as_ref()));
         Ok(())
     }
 
@@ -361,13 +416,15 @@ impl BudgetBook {
             || chars > MAX_NAME_CHARS
             || b.name != b.name.trim()
             || b.name.chars().any(|c| c.is_control() || c == '/')
+            || b.name == "."
+            || b.name == ".."
         {
             return Err(invalid(format!(
-                "budget name {:?}: 1 to {MAX_NAME_CHARS} characters, no slash or control characters, no leading or trailing spaces",
+                "budget name {:?}: 1 to {MAX_NAME_CHARS} characters, no slash or control characters, no leading or trailing spaces, not . or ..",
                 b.name
             )));
         }
-        if self.is_toml(&b.name) {
+        if self.is_toml(&b.project, &b.name) {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!(
@@ -390,6 +447,17 @@ impl BudgetBook {
         {
             return Err(invalid(format!(
                 "budget {:?}: the value of filter {key:?} is over {MAX_VALUE_CHARS} characters",
+                b.name
+            )));
+        }
+        if let Some((_, twice)) = b
+            .notify
+            .iter()
+            .enumerate()
+            .find(|(i, n)| b.notify[..*i].contains(n))
+        {
+            return Err(invalid(format!(
+                "budget {:?}: notify names {twice:?} twice",
                 b.name
             )));
         }
@@ -427,17 +495,22 @@ impl BudgetBook {
 
     /// Applies the spends read at `now_ns` to the states of the budgets
     /// still there, saves the states that changed, and returns the
-    /// crossings with their budgets. Nothing is returned when the states
-    /// cannot be saved (a notice is never sent twice).
+    /// crossings with their budgets, and the resolutions of budgets removed
+    /// or changed since the last check. A crossing whose state cannot be
+    /// saved is not returned (a notice is never sent twice).
     fn step(&self, spends: Vec<Spent>, now_ns: i64) -> Vec<(BudgetConfig, Crossing)> {
         let mut book = self.inner.lock();
         let mut toml = book.toml.clone();
         let mut api = book.api.clone();
+        let (mut toml_out, mut api_out) = (Vec::new(), Vec::new());
         let (mut toml_changed, mut api_changed) = (false, false);
-        let mut out = Vec::new();
         for (key, checked, spent) in spends {
-            let (budget, state) = match &key {
-                Key::Toml(name) => (checked, toml.entry(name.clone()).or_default()),
+            let (state, out, changed) = match &key {
+                Key::Toml(name) => (
+                    toml.entry(name.clone()).or_default(),
+                    &mut toml_out,
+                    &mut toml_changed,
+                ),
                 Key::Api(project, name) => {
                     // Removed or changed while its spend was read: skip
                     // until the next tick reads it as it is now.
@@ -448,19 +521,19 @@ impl BudgetBook {
                     }) else {
                         continue;
                     };
-                    (checked, b.state.get_or_insert_with(BudgetState::default))
+                    (
+                        b.state.get_or_insert_with(BudgetState::default),
+                        &mut api_out,
+                        &mut api_changed,
+                    )
                 }
             };
             let before = state.clone();
-            let crossings = state.step(&budget, &spent, now_ns);
-            if *state != before {
-                match key {
-                    Key::Toml(_) => toml_changed = true,
-                    Key::Api(..) => api_changed = true,
-                }
-            }
-            out.extend(crossings.into_iter().map(|c| (budget.clone(), c)));
+            let crossings = state.step(&checked, &spent, now_ns);
+            *changed |= *state != before;
+            out.extend(crossings.into_iter().map(|c| (checked.clone(), c)));
         }
+        let mut out = std::mem::take(&mut book.resolved);
         // Durable before sending: a crash after this sends nothing twice
         // (at worst a notice is lost, and the state says it was due).
         if toml_changed {
@@ -468,17 +541,19 @@ impl BudgetBook {
             let saved = serde_json::to_vec_pretty(&toml)
                 .map_err(std::io::Error::other)
                 .and_then(|bytes| loupe_fsutil::write_atomic(&path, &bytes));
-            if let Err(e) = saved {
-                tracing::error!(path = %path.display(), error = %e, "cannot save budgets state; not notifying");
-                return Vec::new();
+            match saved {
+                Ok(()) => {
+                    book.toml = toml;
+                    out.extend(toml_out);
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot save budgets state; not notifying");
+                }
             }
-            book.toml = toml;
         }
-        if api_changed {
-            if self.save_rules(&api).is_err() {
-                return Vec::new();
-            }
+        if api_changed && self.save_rules(&api).is_ok() {
             book.api = api;
+            out.extend(api_out);
         }
         out
     }
@@ -535,9 +610,6 @@ impl Budgets {
                 }
             }
         }
-        if spends.is_empty() {
-            return Vec::new();
-        }
         let all = self.book.step(spends, now_ns);
         let now_ms = now_ns / 1_000_000;
         for (budget, crossing) in &all {
@@ -545,10 +617,17 @@ impl Budgets {
             tracing::info!(budget = %budget.name, project = %budget.project, group = ?crossing.group,
                 threshold = crossing.threshold, spent = crossing.spent, resolved = crossing.resolved,
                 "budget threshold");
+            let mut sent = Vec::new();
             for name in &budget.notify {
-                if let Some(channel) = self.channels.get(name)
-                    && let Err(e) = channel.send(&notice, now_ms).await
-                {
+                if sent.contains(&name) {
+                    continue;
+                }
+                sent.push(name);
+                let Some(channel) = self.channels.get(name) else {
+                    tracing::warn!(budget = %budget.name, channel = %name, "budget notice not delivered: loupe.toml has no such channel");
+                    continue;
+                };
+                if let Err(e) = channel.send(&notice, now_ms).await {
                     tracing::warn!(budget = %budget.name, channel = %name, error = %e, "budget notice not delivered");
                 }
             }
@@ -598,7 +677,16 @@ fn notice(budget: &BudgetConfig, c: &Crossing, base_url: &str, now_ms: i64) -> N
         .as_deref()
         .map(|g| format!(" ({g})"))
         .unwrap_or_default();
-    let summary = if c.resolved {
+    let summary = if c.resolved
+        && c.period_start_ns == budget.period.start(now_ms.saturating_mul(1_000_000))
+    {
+        // Resolved inside its period: the budget was removed, or changed
+        // in what it counts (its notices start afresh).
+        format!(
+            "Budget {}{who}: removed or changed, its alert is over / 预算 {}{who}：已删除或修改，告警结束",
+            budget.name, budget.name
+        )
+    } else if c.resolved {
         format!(
             "Budget {}{who}: a new period started / 预算 {}{who}：新周期开始",
             budget.name, budget.name

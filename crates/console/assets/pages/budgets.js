@@ -24,6 +24,7 @@ Object.assign(MESSAGES.en, {
   'bud.source': 'Set in', 'bud.saved': 'Budget {name} saved.', 'bud.deleted': 'Budget {name} removed.',
   'bud.confirmDelete': 'Remove the budget {name}? What it notified this period is forgotten.',
   'bud.badFilter': 'Filters are key=value pairs separated by commas: {text}',
+  'bud.needName': 'A budget needs a name.',
   'bud.badThresholds': 'Thresholds are percentages separated by commas, e.g. 80, 100: {text}',
 });
 Object.assign(MESSAGES.zh, {
@@ -41,6 +42,7 @@ Object.assign(MESSAGES.zh, {
   'bud.source': '设置于', 'bud.saved': '预算 {name} 已保存。', 'bud.deleted': '预算 {name} 已删除。',
   'bud.confirmDelete': '删除预算 {name}？本周期已发送的通知记录将被清除。',
   'bud.badFilter': '过滤条件是以逗号分隔的 key=value：{text}',
+  'bud.needName': '预算需要一个名称。',
   'bud.badThresholds': '阈值是以逗号分隔的百分比，例如 80, 100：{text}',
 });
 
@@ -129,22 +131,31 @@ export function budgetsPanel(box, {signal} = {}) {
       ? names.map((n) => h('label', {class: 'small'}, h('input', {type: 'checkbox', value: n, checked: chosen.includes(n), dataset: {channel: n}}), ` ${n}`))
       : h('span', {class: 'muted small'}, t('bud.noChannels')));
   }
+  // The budget being edited: its name is fixed (a new name would add a
+  // second budget), and fields left as filled keep their exact values
+  // (a threshold of 1/3 shown as 33.33 % must not become another one).
+  let editing = null;
+  const filled = {};
   function fill(c) {
+    editing = c;
+    els.name.readOnly = !!c;
     els.name.value = c ? c.name : '';
     els.amount.value = c ? String(c.amount) : '';
     els.currency.value = c && c.currency ? c.currency : '';
     els.period.value = c ? c.period : 'month';
     els.filter.value = c ? showFilter(c.filter) : '';
     els.per.value = c && c.per ? c.per : '';
-    els.thresholds.value = c ? c.thresholds.map((x) => String(Math.round(x * 1e4) / 100)).join(', ') : '80, 100';
+    els.thresholds.value = c ? c.thresholds.map((x) => String(Math.round(x * 1e6) / 1e4)).join(', ') : '80, 100';
     setChannels(channels, c ? c.notify : []);
+    filled.filter = els.filter.value;
+    filled.thresholds = els.thresholds.value;
   }
   function body() {
     const out = {
       amount: Number(els.amount.value),
       period: els.period.value,
-      filter: parseFilter(els.filter.value),
-      thresholds: parseThresholds(els.thresholds.value),
+      filter: editing && els.filter.value === filled.filter ? editing.filter : parseFilter(els.filter.value),
+      thresholds: editing && els.thresholds.value === filled.thresholds ? editing.thresholds : parseThresholds(els.thresholds.value),
       notify: [...els.notify.querySelectorAll('input[type=checkbox]:checked')].map((i) => i.value),
     };
     if (els.currency.value.trim()) out.currency = els.currency.value.trim().toUpperCase();
@@ -166,6 +177,7 @@ export function budgetsPanel(box, {signal} = {}) {
   async function save() {
     replace(message);
     const name = els.name.value.trim();
+    if (!name) { fail({message: t('bud.needName')}); return; }
     let b;
     try { b = body(); } catch (e) { fail(e); return; }
     try {

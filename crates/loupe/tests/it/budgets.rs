@@ -320,8 +320,8 @@ async fn budgets_added_over_the_api_notify_once_and_survive_a_restart() {
     };
 
     let (status, body) = put(
-        "api-day",
-        r#"{"amount": 1.0, "period": "day", "thresholds": [0.5, 1.0], "notify": ["hook"]}"#,
+        "api-cost",
+        r#"{"amount": 1.0, "period": "month", "thresholds": [0.5, 1.0], "notify": ["hook"]}"#,
     )
     .await;
     assert_eq!(status, 201, "{body}");
@@ -347,6 +347,13 @@ async fn budgets_added_over_the_api_notify_once_and_survive_a_restart() {
         ("x", r#"{"amount": 5, "name": "y"}"#, 400, "name"),
         ("x", "[1, 2]", 400, "expected a budget"),
         ("x", "{not json", 400, "expected a budget"),
+        (
+            "x",
+            r#"{"amount": 5, "notify": ["hook", "hook"]}"#,
+            422,
+            "twice",
+        ),
+        ("%01x", r#"{"amount": 5}"#, 422, "control characters"),
     ] {
         let (status, body) = server
             .send_as(
@@ -369,12 +376,12 @@ async fn budgets_added_over_the_api_notify_once_and_survive_a_restart() {
         .await;
     assert_eq!(status, 409, "{body}");
     let (status, body) = server
-        .send_as(Method::DELETE, "/api/v1/budgets/api-day", "other", None)
+        .send_as(Method::DELETE, "/api/v1/budgets/api-cost", "other", None)
         .await;
     assert_eq!(status, 404, "another project removes nothing: {body}");
     let (body, rows) = listed(&server, "default").await;
     let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    assert_eq!(names, ["toml-month", "api-day"], "{body}");
+    assert_eq!(names, ["toml-month", "api-cost"], "{body}");
     assert_eq!(
         (&rows[0].1, &rows[0].2),
         (&json!("loupe.toml"), &json!(false))
@@ -385,66 +392,97 @@ async fn budgets_added_over_the_api_notify_once_and_survive_a_restart() {
         listed(&server, "other").await.1.is_empty(),
         "another project sees none"
     );
+    // loupe.toml's budgets are its project's: another project may use the
+    // name, and learns nothing of them.
+    let (status, body) = server
+        .send_as(
+            Method::PUT,
+            "/api/v1/budgets/toml-month",
+            "other",
+            Some(r#"{"amount": 5}"#),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = server
+        .send_as(Method::DELETE, "/api/v1/budgets/toml-month", "other", None)
+        .await;
+    assert_eq!(status, 204);
 
     // Notices: once per threshold, through the channel.
     assert_eq!(server.post_otlp(llm_call(1, "0.6")).await.status(), 200);
-    let first = wait_for_notices_of(&hits, "api-day", 1).await;
+    let first = wait_for_notices_of(&hits, "api-cost", 1).await;
     assert!(first[0].to_string().contains("50%"), "{first:#?}");
     assert_eq!(server.post_otlp(llm_call(2, "0.6")).await.status(), 200);
-    let both = wait_for_notices_of(&hits, "api-day", 2).await;
+    let both = wait_for_notices_of(&hits, "api-cost", 2).await;
     assert!(both[1].to_string().contains("100%"), "{both:#?}");
 
     // A third threshold: what was sent stays sent, the new one fires.
     let (status, body) = put(
-        "api-day",
-        r#"{"amount": 1.0, "period": "day", "thresholds": [0.5, 1.0, 1.5], "notify": ["hook"]}"#,
+        "api-cost",
+        r#"{"amount": 1.0, "period": "month", "thresholds": [0.5, 1.0, 1.5], "notify": ["hook"]}"#,
     )
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["created"], false, "{body}");
     assert_eq!(server.post_otlp(llm_call(3, "0.6")).await.status(), 200);
-    let three = wait_for_notices_of(&hits, "api-day", 3).await;
+    let three = wait_for_notices_of(&hits, "api-cost", 3).await;
     assert!(three[2].to_string().contains("150%"), "{three:#?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(notices_of(&hits, "api-day").len(), 3, "once per threshold");
+    assert_eq!(notices_of(&hits, "api-cost").len(), 3, "once per threshold");
     server.stop();
 
     let server = Server::start_with_config(&data, &[], Some(&config)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        notices_of(&hits, "api-day").len(),
+        notices_of(&hits, "api-cost").len(),
         3,
         "a restart does not repeat them"
     );
     let (body, rows) = listed(&server, "default").await;
-    assert_eq!(rows[1].0, "api-day", "{body}");
+    assert_eq!(rows[1].0, "api-cost", "{body}");
     assert_eq!(rows[1].3, json!({"": [0.5, 1.0, 1.5]}), "{body}");
     let spent = body["budgets"][1]["spent"][0]["spent"]
         .as_f64()
         .unwrap_or(0.0);
     assert!((spent - 1.8).abs() < 1e-9, "{body}");
 
-    // A new amount counts afresh: 1.8 of 10 is below every threshold.
+    // A new amount counts afresh: what fired resolves, and 1.8 of 10 is
+    // below every threshold, until more is spent.
     let (status, body) = server
         .send_as(
             Method::PUT,
-            "/api/v1/budgets/api-day",
+            "/api/v1/budgets/api-cost",
             "default",
-            Some(r#"{"amount": 10.0, "period": "day", "notify": ["hook"]}"#),
+            Some(r#"{"amount": 10.0, "period": "month", "notify": ["hook"]}"#),
         )
         .await;
     assert_eq!(status, 200, "{body}");
     let (body, rows) = listed(&server, "default").await;
     assert_eq!(rows[1].3, json!({}), "nothing notified: {body}");
+    let four = wait_for_notices_of(&hits, "api-cost", 4).await;
+    assert!(
+        four[3].to_string().contains("removed or changed"),
+        "{four:#?}"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(notices_of(&hits, "api-day").len(), 3, "{body}");
+    assert_eq!(notices_of(&hits, "api-cost").len(), 4, "{body}");
+    // After the restart the checker still runs: 8.3 of 10 is 80 %.
+    assert_eq!(server.post_otlp(llm_call(4, "6.5")).await.status(), 200);
+    let five = wait_for_notices_of(&hits, "api-cost", 5).await;
+    assert!(five[4].to_string().contains("80%"), "{five:#?}");
 
     let (status, _) = server
-        .send_as(Method::DELETE, "/api/v1/budgets/api-day", "default", None)
+        .send_as(Method::DELETE, "/api/v1/budgets/api-cost", "default", None)
         .await;
     assert_eq!(status, 204);
+    // Removed: its firing alert resolves.
+    let six = wait_for_notices_of(&hits, "api-cost", 6).await;
+    assert!(
+        six[5].to_string().contains("removed or changed"),
+        "{six:#?}"
+    );
     let (status, _) = server
-        .send_as(Method::DELETE, "/api/v1/budgets/api-day", "default", None)
+        .send_as(Method::DELETE, "/api/v1/budgets/api-cost", "default", None)
         .await;
     assert_eq!(status, 404);
     let (body, rows) = listed(&server, "default").await;
