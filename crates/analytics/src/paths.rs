@@ -137,11 +137,13 @@ fn statement(req: &PathsRequest) -> String {
     let seen = seen_before("seen", "session_id", req.from_ns);
     let feedback = feedback_cte("session_id", req.from_ns);
     // A session's turns are collected unordered and sorted as (start, run,
-    // label) structs afterwards: an ordered `array_agg` would sort every
-    // run of the window first (over the memory limit at 10M spans). The
-    // path is read off the sorted array: the first `depth` labels
+    // label, bad) structs afterwards: an ordered `array_agg` would sort
+    // every run of the window first (over the memory limit at 10M spans).
+    // The path is read off the sorted array: the first `depth` labels
     // (`fwd`), and the last `depth` of the abandoned sessions (`back`,
-    // else NULL); `concat_ws` skips the positions past the ends.
+    // else NULL); `concat_ws` skips the positions past the ends. Whether
+    // the last turn went wrong is the last element's `b` (an ordered
+    // `last_value` beside the array cost a second sort per session).
     let nth = |index: String| format!("turns_in_order[{index}]['l']");
     let fwd = (1..=depth)
         .map(|i| nth(i.to_string()))
@@ -161,12 +163,11 @@ fn statement(req: &PathsRequest) -> String {
         "WITH {runs},
          sessions AS (
            SELECT session_id,
-                  array_sort(array_agg(named_struct('t', start_time, 'r', run, 'l', {label})))
+                  array_sort(array_agg(named_struct('t', start_time, 'r', run, 'l', {label},
+                    'b', CASE WHEN failed = 1 OR stopped = 1 THEN 1 ELSE 0 END)))
                     AS turns_in_order,
                   count(*) AS turns,
-                  max(end_time) AS last_seen,
-                  last_value(CASE WHEN failed = 1 OR stopped = 1 THEN 1 ELSE 0 END
-                             ORDER BY start_time, run) AS last_bad
+                  max(end_time) AS last_seen
            FROM runs
            WHERE session_id IS NOT NULL AND session_id <> ''
            GROUP BY session_id
@@ -174,7 +175,7 @@ fn statement(req: &PathsRequest) -> String {
          ),
          {seen},
          ended AS (
-           SELECT session_id, turns_in_order, turns, last_bad,
+           SELECT session_id, turns_in_order, turns, turns_in_order[turns]['b'] AS last_bad,
                   CASE WHEN last_seen < {ended_before} THEN 1 ELSE 0 END AS ended
            FROM sessions s
            WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.k = s.session_id)
