@@ -82,8 +82,9 @@ async fn wait_for_notices_of(hits: &Hits, name: &str, n: usize) -> Vec<Value> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_budget_threshold_notifies_once_and_a_restart_does_not_repeat_it() {
+/// A capture webhook, and a `loupe.toml` in a temp dir that checks every
+/// second and has it as the channel `hook`, then `budgets` (TOML).
+async fn with_hook(budgets: &str) -> (Hits, tempfile::TempDir, std::path::PathBuf) {
     let hits: Hits = Arc::default();
     let hook = capture_webhook(hits.clone()).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -91,11 +92,19 @@ async fn each_budget_threshold_notifies_once_and_a_restart_does_not_repeat_it() 
     std::fs::write(
         &config,
         format!(
-            "[alerts]\ninterval = \"1s\"\n\n[[alerts.channels]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\nretries = 0\n\n\
-             [[budgets]]\nname = \"llm-month\"\namount = 1.0\nthresholds = [0.5, 1.0]\nnotify = [\"hook\"]\n"
+            "[alerts]\ninterval = \"1s\"\n\n[[alerts.channels]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\nretries = 0\n\n{budgets}"
         ),
     )
     .expect("config");
+    (hits, dir, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_budget_threshold_notifies_once_and_a_restart_does_not_repeat_it() {
+    let (hits, dir, config) = with_hook(
+        "[[budgets]]\nname = \"llm-month\"\namount = 1.0\nthresholds = [0.5, 1.0]\nnotify = [\"hook\"]\n",
+    )
+    .await;
     let data = dir.path().join("data");
     let server = Server::start_with_config(&data, &[], Some(&config)).await;
     assert_eq!(server.post_otlp(llm_call(1, "0.6")).await.status(), 200);
@@ -291,18 +300,9 @@ async fn listed(server: &Server, project: &str) -> (Value, Vec<(String, Value, V
 /// and removes nothing, and a removed budget is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn budgets_added_over_the_api_notify_once_and_survive_a_restart() {
-    let hits: Hits = Arc::default();
-    let hook = capture_webhook(hits.clone()).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("loupe.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[alerts]\ninterval = \"1s\"\n\n[[alerts.channels]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{hook}\"\nretries = 0\n\n\
-             [[budgets]]\nname = \"toml-month\"\namount = 1000.0\nnotify = [\"hook\"]\n"
-        ),
-    )
-    .expect("config");
+    let (hits, dir, config) =
+        with_hook("[[budgets]]\nname = \"toml-month\"\namount = 1000.0\nnotify = [\"hook\"]\n")
+            .await;
     let data = dir.path().join("data");
     let server = Server::start_with_config(&data, &[], Some(&config)).await;
     let put = |name: &'static str, body: &'static str| {
