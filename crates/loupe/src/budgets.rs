@@ -313,8 +313,9 @@ impl BudgetBook {
     }
 
     /// Adds or replaces `budget` (its project and name say which): the
-    /// budget as kept (its currency named), and `true` when it is new. A change of what the budget counts (amount,
-    /// currency, period, filter, `per`) starts its notices of the period
+    /// budget as kept (its currency named), and `true` when it is new. A
+    /// change of what the budget counts (amount, currency, period, filter,
+    /// `per`) resolves what it fired and starts its notices of the period
     /// afresh; a change of thresholds or channels keeps what was sent.
     ///
     /// # Errors
@@ -378,11 +379,7 @@ impl BudgetBook {
     /// # Errors
     /// 409 for a `loupe.toml` budget; 404 for none; 500 as [`Self::put`].
     pub fn delete(&self, project: &str, name: &str) -> Result<(), ApiError> {
-        if self
-            .configured
-            .iter()
-            .any(|c| c.name == name && c.project == project)
-        {
+        if self.is_toml(project, name) {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!("budget {name:?} is set in loupe.toml: change it there"),
@@ -610,7 +607,15 @@ impl Budgets {
                 }
             }
         }
-        let all = self.book.step(spends, now_ns);
+        // The states are written durably (fsync): off the async threads.
+        let book = self.book.clone();
+        let all = match tokio::task::spawn_blocking(move || book.step(spends, now_ns)).await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::error!(error = %e, "the budgets check failed");
+                return Vec::new();
+            }
+        };
         let now_ms = now_ns / 1_000_000;
         for (budget, crossing) in &all {
             let notice = notice(budget, crossing, &self.base_url, now_ms);

@@ -269,8 +269,11 @@ async fn put_budget(
                 format!("budget {name:?}: {e}"),
             )
         })?;
-    let info = info(&state)?;
-    let (budget, created) = info.put_budget(budget)?;
+    let info = info(&state)?.clone();
+    // Written durably (fsync): off the async threads.
+    let (budget, created) = tokio::task::spawn_blocking(move || info.put_budget(budget))
+        .await
+        .map_err(|e| ApiError::from(StoreError::Internal(format!("budget task failed: {e}"))))??;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -288,6 +291,9 @@ async fn delete_budget(
     Project(project): Project,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    info(&state)?.delete_budget(&project, &name)?;
+    let info = info(&state)?.clone();
+    tokio::task::spawn_blocking(move || info.delete_budget(&project, &name))
+        .await
+        .map_err(|e| ApiError::from(StoreError::Internal(format!("budget task failed: {e}"))))??;
     Ok(StatusCode::NO_CONTENT)
 }
