@@ -1,6 +1,6 @@
 //! The SQL guard (`crates/store/src/query/sql_guard.rs`, included as is):
 //! statements parsed as DataFusion parses them (generic dialect, recursion
-//! limit 50), then balanced and bounded. Must never overflow the stack or
+//! limit 50) once their bracket nesting passed, then balanced and bounded. Must never overflow the stack or
 //! panic, and a statement it accepts is no deeper than its limit.
 
 #![no_main]
@@ -17,6 +17,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    // As `loupe serve` does: deep brackets are refused before parsing.
+    if sql_guard::check_nesting(text).is_err() {
+        return;
+    }
     let Ok(mut parser) = Parser::new(&GenericDialect {})
         .with_recursion_limit(50)
         .try_with_sql(text)

@@ -8,7 +8,10 @@
 //! `QueryLimits::memory_bytes`; the caller bounds the time.
 //!
 //! Hostile statements are bounded before and while planning: a statement
-//! longer than [`MAX_SQL_BYTES`] is refused unread; the SQL parser refuses
+//! longer than [`MAX_SQL_BYTES`] is refused unread; brackets nested deeper
+//! than [`super::sql_guard::MAX_SQL_NESTING`] (`[` deeper than
+//! [`super::sql_guard::MAX_SQL_BRACKET_DEPTH`]) are refused before parsing,
+//! since the parser backtracks over some of them in exponential time; the SQL parser refuses
 //! nesting deeper than its recursion limit (`sql_parser.recursion_limit`,
 //! 50); long operator chains (`a OR b OR …`, which parse iteratively into a
 //! tree as deep as the chain) are balanced or refused by [`super::sql_guard`]
@@ -46,6 +49,9 @@ impl Store {
                 sql.len()
             )));
         }
+        // Before parsing: some nestings make the parser backtrack for
+        // minutes (see `sql_guard::check_nesting`).
+        super::sql_guard::check_nesting(sql).map_err(Error::Invalid)?;
         let started = Instant::now();
         let counter = Arc::new(ScanCounter::default());
         let ctx = self.limited_session(project, limits, counter.clone(), Vec::new())?;

@@ -22,6 +22,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{BinaryOperator, Expr, Statement, Value, VisitMut, VisitorMut};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::tokenizer::{Token, Tokenizer};
 
 /// Deepest expression a SQL statement may hold (after `AND`/`OR` chains are
 /// balanced).
@@ -29,6 +31,60 @@ pub const MAX_SQL_EXPR_DEPTH: usize = 128;
 
 /// Chains of `AND`/`OR` shorter than this are left as written.
 const REBALANCE_FROM: usize = 16;
+
+/// Deepest nesting of `[` a statement may have. The parser backtracks
+/// over a failing `ARRAY[` inside `ARRAY[` in time exponential in the
+/// depth: a fuzzed statement of a few hundred bytes ran for over 20
+/// minutes (16 levels: 1 s in a debug build; each level doubles it).
+pub const MAX_SQL_BRACKET_DEPTH: usize = 8;
+
+/// Deepest nesting of `(`, `[` and `{` together (the parser's own
+/// recursion limit, 50, counts more than brackets; this says it first and
+/// names the bracket).
+pub const MAX_SQL_NESTING: usize = 32;
+
+/// Checks the raw statement's bracket nesting before it is parsed, in one
+/// pass over its tokens (string literals and comments are not brackets).
+/// A statement the tokenizer refuses is left to the parser, which refuses
+/// it with its own message just as fast.
+pub fn check_nesting(sql: &str) -> Result<(), String> {
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return Ok(());
+    };
+    let (mut depth, mut brackets) = (0usize, 0usize);
+    // Open brackets, innermost last: whether each is a `[`.
+    let mut open: Vec<bool> = Vec::new();
+    for token in &tokens {
+        match token {
+            Token::LParen | Token::LBrace | Token::LBracket => {
+                let square = matches!(token, Token::LBracket);
+                open.push(square);
+                depth += 1;
+                brackets += usize::from(square);
+                if brackets > MAX_SQL_BRACKET_DEPTH {
+                    return Err(format!(
+                        "the statement nests `[` more than {MAX_SQL_BRACKET_DEPTH} deep; \
+                         flatten the array or index expression"
+                    ));
+                }
+                if depth > MAX_SQL_NESTING {
+                    return Err(format!(
+                        "the statement nests brackets more than {MAX_SQL_NESTING} deep; \
+                         use WITH to name the inner parts"
+                    ));
+                }
+            }
+            Token::RParen | Token::RBrace | Token::RBracket => {
+                if let Some(square) = open.pop() {
+                    depth -= 1;
+                    brackets -= usize::from(square);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
 
 /// Balances `statement`'s `AND`/`OR` chains and checks its depth; the error
 /// says what to change.
@@ -216,6 +272,38 @@ mod tests {
     use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 
     use super::*;
+
+    /// The fuzzer's find: `ARRAY[` nested and left failing makes the parser
+    /// backtrack exponentially. Refused before parsing, naming the limit;
+    /// what people write passes.
+    #[test]
+    fn deep_brackets_are_refused_before_parsing() {
+        let deep = format!("SELECT {}1 +", "ARRAY[".repeat(40));
+        let err = check_nesting(&deep).expect_err("40 deep");
+        assert!(err.contains(&MAX_SQL_BRACKET_DEPTH.to_string()), "{err}");
+        let parens = format!("SELECT {}1{}", "(".repeat(40), ")".repeat(40));
+        let err = check_nesting(&parens).expect_err("40 parentheses");
+        assert!(err.contains("WITH"), "{err}");
+        // Closed brackets do not add up; brackets inside strings and
+        // comments are text.
+        let flat = format!(
+            "SELECT {} FROM spans",
+            vec!["ARRAY[1, 2][1]"; 50].join(", ")
+        );
+        assert_eq!(check_nesting(&flat), Ok(()));
+        let quoted = format!("SELECT '{}' -- {}", "[".repeat(100), "(".repeat(100));
+        assert_eq!(check_nesting(&quoted), Ok(()));
+        assert_eq!(
+            check_nesting("SELECT attributes['score.value'], ARRAY[ARRAY[1]] FROM spans"),
+            Ok(())
+        );
+        let at_limit = format!(
+            "SELECT {}1{}",
+            "ARRAY[".repeat(MAX_SQL_BRACKET_DEPTH),
+            "]".repeat(MAX_SQL_BRACKET_DEPTH)
+        );
+        assert_eq!(check_nesting(&at_limit), Ok(()));
+    }
 
     fn parse(sql: &str) -> Statement {
         let mut statements = DFParser::parse_sql(sql).expect("parse");

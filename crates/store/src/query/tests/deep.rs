@@ -162,4 +162,13 @@ async fn long_sql_chains_answer_or_are_refused_on_a_worker_stack() {
         err.to_string().contains(&MAX_SQL_BYTES.to_string()),
         "{err}"
     );
+    // A fuzzed shape the parser backtracks over for minutes: refused as
+    // the caller's mistake before parsing (this test would hang without).
+    let backtracks = format!("SELECT {}1 +", "ARRAY[".repeat(40));
+    let err = store
+        .read_only_sql(&project(), &backtracks, QueryLimits::default())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, crate::Error::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("`[`"), "{err}");
 }
