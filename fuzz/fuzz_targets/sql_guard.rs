@@ -1,6 +1,7 @@
 //! The SQL guard (`crates/store/src/query/sql_guard.rs`, included as is):
-//! statements parsed as DataFusion parses them (generic dialect, recursion
-//! limit 50) once their bracket nesting passed, then balanced and bounded. Must never overflow the stack or
+//! statements parsed as `loupe serve` parses them (generic dialect, recursion
+//! limit `SQL_RECURSION_LIMIT`) once their bracket nesting passed, then
+//! balanced and bounded. Must never overflow the stack or
 //! panic, and a statement it accepts is no deeper than its limit.
 
 #![no_main]
@@ -22,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let Ok(mut parser) = Parser::new(&GenericDialect {})
-        .with_recursion_limit(50)
+        .with_recursion_limit(sql_guard::SQL_RECURSION_LIMIT)
         .try_with_sql(text)
     else {
         return;

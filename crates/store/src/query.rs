@@ -165,6 +165,10 @@ impl Store {
         // A recursive CTE grows its working table without bound (doubling
         // a string each step); Loupe's queries need none.
         config.options_mut().execution.enable_recursive_ctes = false;
+        config.options_mut().sql_parser.recursion_limit =
+            datafusion::common::config::ConfigNonZeroUsize::try_new(
+                sql_guard::SQL_RECURSION_LIMIT,
+            )?;
         let runtime = self.query_runtime(limits.memory_bytes)?;
         let mut ctx = SessionContext::new_with_config_rt(config, runtime);
         // json_as_text, json_get_str, … for SQL over the JSON payloads.

@@ -11,9 +11,11 @@
 //! longer than [`MAX_SQL_BYTES`] is refused unread; brackets nested deeper
 //! than [`super::sql_guard::MAX_SQL_NESTING`] (`[` deeper than
 //! [`super::sql_guard::MAX_SQL_BRACKET_DEPTH`]) are refused before parsing,
-//! since the parser backtracks over some of them in exponential time; the SQL parser refuses
-//! nesting deeper than its recursion limit (`sql_parser.recursion_limit`,
-//! 50); long operator chains (`a OR b OR …`, which parse iteratively into a
+//! since the parser backtracks over some of them in exponential time; the
+//! SQL parser refuses nesting deeper than its recursion limit
+//! (`sql_parser.recursion_limit`, lowered from 50 to
+//! [`super::sql_guard::SQL_RECURSION_LIMIT`] for the same reason); long
+//! operator chains (`a OR b OR …`, which parse iteratively into a
 //! tree as deep as the chain) are balanced or refused by [`super::sql_guard`]
 //! before planning (a 1,000-term `or` aborted the process, issue 14). As a
 //! second line, DataFusion is built with `recursive_protection`, which

@@ -1,0 +1,1 @@
+SELECT 1 :ooootz.oooM.oooooootz.ooo.koootz.goo.koz.oooM.oooooootz.ooo.koootz.goo.koooooroooooootz.oo1.kotz.oooooootz.ooo.koootz.kotz.xxxxxxxxxxxxxxxxx~xxxxx%xxx~xxxooo.ko.oooo.oooooootz.ooo.koootz.goo.koooooooooroooooootz.oo1.kotz.oooooootz.ooo.koootz.kotz.ooo.ko.oooo.oooooootz.ooo.koootz.goo.koooooroooooootz.ooo.kotz.
