@@ -34,14 +34,15 @@ const REBALANCE_FROM: usize = 16;
 
 /// The SQL parser's recursion limit (DataFusion's default is 50). The
 /// parser backtracks over some nestings in time exponential in their depth
-/// (a fuzzed 320-byte `1 :a.b.c…` path took over a minute at 32 and 23 ms
-/// at 24); Loupe's own statements stay well below it.
+/// (a fuzzed 320-byte `1 :a.b.c…` path took over 5 s at 50 and over 60 s
+/// at 32 in the fuzz build, 23 ms at 24); Loupe's own statements stay well
+/// below it.
 pub const SQL_RECURSION_LIMIT: usize = 24;
 
 /// Deepest nesting of `[` a statement may have. The parser backtracks
 /// over a failing `ARRAY[` inside `ARRAY[` in time exponential in the
-/// depth: a fuzzed statement of a few hundred bytes ran for over 20
-/// minutes (16 levels: 1 s in a debug build; each level doubles it).
+/// depth (16 levels: 1 s in the fuzz build; each level doubles it). A
+/// fuzz run hung for 20 minutes in this family of inputs.
 pub const MAX_SQL_BRACKET_DEPTH: usize = 8;
 
 /// Deepest nesting of `(`, `[` and `{` together (the parser's own
