@@ -64,6 +64,12 @@ pub fn load_state(data_dir: &Path) -> anyhow::Result<BTreeMap<String, BudgetStat
     }
 }
 
+/// Writes `value` as JSON to `path`, atomically and durably.
+fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    loupe_fsutil::write_atomic(path, &bytes)
+}
+
 /// `budget-rules.json`: the API's budgets and their states.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -478,16 +484,13 @@ impl BudgetBook {
             format: RULES_FORMAT,
             budgets: api.to_vec(),
         };
-        serde_json::to_vec_pretty(&file)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| loupe_fsutil::write_atomic(&path, &bytes))
-            .map_err(|e| {
-                tracing::error!(path = %path.display(), error = %e, "cannot save the budgets");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the budgets could not be saved; nothing changed (see the server log)",
-                )
-            })
+        write_json(&path, &file).map_err(|e| {
+            tracing::error!(path = %path.display(), error = %e, "cannot save the budgets");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the budgets could not be saved; nothing changed (see the server log)",
+            )
+        })
     }
 
     /// Applies the spends read at `now_ns` to the states of the budgets
@@ -535,10 +538,7 @@ impl BudgetBook {
         // (at worst a notice is lost, and the state says it was due).
         if toml_changed {
             let path = self.data_dir.join(STATE_FILE);
-            let saved = serde_json::to_vec_pretty(&toml)
-                .map_err(std::io::Error::other)
-                .and_then(|bytes| loupe_fsutil::write_atomic(&path, &bytes));
-            match saved {
+            match write_json(&path, &toml) {
                 Ok(()) => {
                     book.toml = toml;
                     out.extend(toml_out);

@@ -546,12 +546,9 @@ async fn run_budgets(args: BudgetsArgs) -> Result<(), Failure> {
     };
     match args.action {
         BudgetAction::List { json, .. } => {
-            let answer: Value = server
-                .send(reqwest::Method::GET, "/api/v1/budgets", None)
-                .await?
-                .json()
-                .await
-                .context("the server's answer is not JSON")?;
+            let answer = server
+                .send_json(reqwest::Method::GET, "/api/v1/budgets", None)
+                .await?;
             show(&answer, json, budgets_table)
         }
         BudgetAction::Set(b) => {
@@ -578,12 +575,9 @@ async fn run_budgets(args: BudgetsArgs) -> Result<(), Failure> {
             if let Some(p) = &b.per {
                 body["per"] = Value::String(p.clone());
             }
-            let answer: Value = server
-                .send(reqwest::Method::PUT, &path(&b.name), Some(&body))
-                .await?
-                .json()
-                .await
-                .context("the server's answer is not JSON")?;
+            let answer = server
+                .send_json(reqwest::Method::PUT, &path(&b.name), Some(&body))
+                .await?;
             let verb = if answer["created"] == true {
                 "added"
             } else {

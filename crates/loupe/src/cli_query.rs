@@ -347,7 +347,18 @@ impl Server {
     }
 
     pub(crate) async fn post_json(&self, path: &str, body: &Value) -> Result<Value, Failure> {
-        let resp = self.post(path, body).await?;
+        self.send_json(reqwest::Method::POST, path, Some(body))
+            .await
+    }
+
+    /// As [`Self::send`], the answer read as JSON.
+    pub(crate) async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, Failure> {
+        let resp = self.send(method, path, body).await?;
         Ok(resp
             .json()
             .await
