@@ -28,8 +28,9 @@
 //!   still running, and drew no dislike;
 //! - **satisfaction**: feedback (`score` spans: Dify's message feedback,
 //!   Langfuse scores) as likes and dislikes; the rate is likes over both;
-//! - cost and tokens of every span of the sessions (a run's usage is on its
-//!   nodes), and the mean turn latency.
+//! - cost and tokens of the sessions' runs (every span of a run but its
+//!   `workflow` ones: a Dify run's usage is on its nodes, a chat app's on
+//!   its message), and the mean turn latency.
 //!
 //! Everything is computed by the store in one SQL statement (grouping by
 //! run, then by session, ordered aggregates instead of window functions),
@@ -47,7 +48,7 @@ pub use paths::{Label, MAX_DEPTH, MAX_PATHS, PathStats, PathsReport, PathsReques
 pub use relations::{Bin, RelationsReport, RelationsRequest, relations};
 pub use users::{Cohort, Comeback, MAX_WEEKS, UserGroup, UsersReport, UsersRequest, users};
 
-use loupe_backend::{QueryLimits, SpanReader, StoreError};
+use loupe_backend::{HOUR_NS, Partials, QueryLimits, QueryResult, SpanReader, StoreError};
 use loupe_model::ProjectId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -213,34 +214,40 @@ pub(crate) const HEADS: &str = "(span_kind = 'workflow' OR parent_span_id IS NUL
 
 /// The `runs` CTE every analysis starts from: one row per run (Dify run or
 /// chat turn, OTel trace), whichever source sent it, from its [`HEADS`]:
-/// its session, the first start and last end of its heads, whether a head
-/// failed, was stopped or is still running, and what [`Runs`] asks for.
+/// its session, user and trace, the first start and last end of its heads,
+/// whether a head failed, was stopped or is still running, its longest
+/// head output (characters), and the cost and tokens of its spans other
+/// than `workflow` ones (a Dify run's usage is on its nodes, a chat app's
+/// on its message), read in the same pass as the heads; `grp` when asked.
 ///
-/// Only heads starting at or after `from_ns` are read: what happened
+/// Only rows starting at or after `from_ns` are read: what happened
 /// before the window is asked separately and narrowly ([`seen_before`]),
 /// so an analysis of the last day reads the last day, not all history.
+/// Every analysis asks for the same columns, so they share the store's
+/// cached hours (see [`Runs::sql`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Runs<'a> {
-    /// Heads starting at or after this (ns).
+    /// Rows starting at or after this (ns).
     pub from_ns: i64,
-    /// And before this, when set (ns).
+    /// Heads before this, when set (ns); usage is read to the end.
     pub to_ns: Option<i64>,
     /// `grp`: an SQL expression over a head (a group or a label).
     pub group: Option<&'a str>,
-    /// `user_id`.
+    /// The columns the analysis reads besides the run, session, times and
+    /// flags: `user_id`, `trace_id`, `output_len`, `cost` and `tokens`
+    /// (the cached hours hold them all; re-aggregating only those needed
+    /// saves the memory of the others' string maxima).
     pub user: bool,
     /// `trace_id`.
     pub trace: bool,
-    /// `output_len`: the longest head output, in characters.
+    /// `output_len`.
     pub output_len: bool,
-    /// `cost`: the sum over the run's spans other than `workflow` ones (a
-    /// Dify run's usage is on its nodes, a chat app's on its message),
-    /// read in the same pass as the heads.
-    pub cost: bool,
+    /// `cost` and `tokens`.
+    pub usage: bool,
 }
 
 impl<'a> Runs<'a> {
-    /// Heads starting at or after `from_ns`, with only the common columns.
+    /// Runs with a head starting at or after `from_ns`, ungrouped.
     pub(crate) fn since(from_ns: i64) -> Self {
         Self {
             from_ns,
@@ -249,34 +256,39 @@ impl<'a> Runs<'a> {
             user: false,
             trace: false,
             output_len: false,
-            cost: false,
+            usage: false,
         }
     }
 
-    pub(crate) fn cte(&self) -> String {
-        let from = ts(self.from_ns);
+    /// A key of what [`Self::partial_sql`] reads, but its range (and `to`,
+    /// which only bounds hours it does not cover whole).
+    fn key(&self) -> String {
+        format!("runs v2 group={:?}", self.group)
+    }
+
+    /// One row per (hour, run) of the heads and the priced nodes starting
+    /// in `[lo, hi)`: the hour `h`, the run, then the figures of the `runs`
+    /// CTE over those rows alone. Each figure is a `min`, `max` or `sum`,
+    /// so [`Self::merge_cte`] over the rows of several ranges gives the
+    /// figures over their union exactly.
+    fn partial_sql(&self, lo: i64, hi: Option<i64>) -> String {
+        let range = match hi {
+            Some(hi) => format!("start_time >= {} AND start_time < {}", ts(lo), ts(hi)),
+            None => format!("start_time >= {}", ts(lo)),
+        };
         let to = self
             .to_ns
             .map(|to| format!(" AND start_time < {}", ts(to)))
             .unwrap_or_default();
         let head = format!("{HEADS}{to}");
-        // With costs, the scan also reads the nodes, so every head figure
-        // is taken over the heads only.
-        let of_heads = |expr: &str| {
-            if self.cost {
-                format!("CASE WHEN {head} THEN {expr} END")
-            } else {
-                expr.to_owned()
-            }
-        };
-        let flag = |test: &str| {
-            if self.cost {
-                format!("max(CASE WHEN {head} AND {test} THEN 1 ELSE 0 END)")
-            } else {
-                format!("max(CASE WHEN {test} THEN 1 ELSE 0 END)")
-            }
-        };
+        // The scan also reads the nodes, so every head figure is taken
+        // over the heads only.
+        let of_heads = |expr: &str| format!("CASE WHEN {head} THEN {expr} END");
+        let flag = |test: &str| format!("max(CASE WHEN {head} AND {test} THEN 1 ELSE 0 END)");
+        let node = |expr: &str| format!("sum(CASE WHEN span_kind <> 'workflow' THEN {expr} END)");
         let mut columns = vec![
+            // The hour (floor: the store caches only hours after 1970).
+            format!("CAST(start_time AS BIGINT) / {HOUR_NS} AS h"),
             "coalesce(run_id, trace_id, span_id) AS run".to_owned(),
             format!("max({}) AS session_id", of_heads("session_id")),
             format!("min({}) AS start_time", of_heads("start_time")),
@@ -287,41 +299,94 @@ impl<'a> Runs<'a> {
             format!("{} AS failed", flag("status = 'error'")),
             format!("{} AS stopped", flag("raw_status = 'stopped'")),
             format!("{} AS running", flag("status = 'running'")),
+            format!("max({}) AS user_id", of_heads("user_id")),
+            format!("max({}) AS trace_id", of_heads("trace_id")),
+            format!(
+                "max({}) AS output_len",
+                of_heads("character_length(coalesce(output, ''))")
+            ),
+            format!("{} AS cost", node("cost")),
+            format!("{} AS tokens", node("total_tokens")),
+            format!("{} AS has_head", flag("true")),
         ];
         if let Some(group) = self.group {
             columns.push(format!("max({}) AS grp", of_heads(group)));
         }
+        format!(
+            "SELECT {columns}
+           FROM spans
+           WHERE {range} AND (({head})
+             OR (span_kind <> 'workflow' AND (cost IS NOT NULL OR total_tokens IS NOT NULL)))
+           GROUP BY 1, 2",
+            columns = columns.join(",\n                  "),
+        )
+    }
+
+    /// The `runs` CTE over `run_parts` (rows of [`Self::partial_sql`]):
+    /// one row per run (Dify run or chat turn, OTel trace) with a head in
+    /// the window.
+    fn merge_cte(&self) -> String {
+        // Ungrouped, `grp` is NULL (and the hours are those of every
+        // ungrouped analysis: the same key).
+        let mut columns = vec![
+            "run",
+            "max(session_id) AS session_id",
+            "min(start_time) AS start_time",
+            "max(end_time) AS end_time",
+            "max(failed) AS failed",
+            "max(stopped) AS stopped",
+            "max(running) AS running",
+            if self.group.is_some() {
+                "max(grp) AS grp"
+            } else {
+                "CAST(NULL AS VARCHAR) AS grp"
+            },
+        ];
         if self.user {
-            columns.push(format!("max({}) AS user_id", of_heads("user_id")));
+            columns.push("max(user_id) AS user_id");
         }
         if self.trace {
-            columns.push(format!("max({}) AS trace_id", of_heads("trace_id")));
+            columns.push("max(trace_id) AS trace_id");
         }
         if self.output_len {
-            columns.push(format!(
-                "max({}) AS output_len",
-                of_heads("character_length(coalesce(output, ''))")
-            ));
+            columns.push("max(output_len) AS output_len");
         }
-        let (filter, having) = if self.cost {
-            columns.push("sum(CASE WHEN span_kind <> 'workflow' THEN cost END) AS cost".into());
-            (
-                format!(
-                    "start_time >= {from} AND (({head}) OR (span_kind <> 'workflow' AND cost IS NOT NULL))"
-                ),
-                format!(" HAVING {} = 1", flag("true")),
-            )
-        } else {
-            (format!("{head} AND start_time >= {from}"), String::new())
-        };
+        if self.usage {
+            columns.extend(["sum(cost) AS cost", "sum(tokens) AS tokens"]);
+        }
         format!(
             "runs AS (
            SELECT {columns}
-           FROM spans
-           WHERE {filter}
-           GROUP BY 1{having})",
-            columns = columns.join(",\n                  "),
+           FROM run_parts
+           GROUP BY run
+           HAVING max(has_head) = 1)",
+            columns = columns.join(", ")
         )
+    }
+
+    /// Runs `statement`, given the `runs` CTE (and what it reads, to put
+    /// after `WITH`), through [`SpanReader::sql_with_partials`]: a store
+    /// that caches whole hours of `run_parts` reads only the rest.
+    pub(crate) async fn sql(
+        &self,
+        reader: &dyn SpanReader,
+        project: &ProjectId,
+        statement: &(dyn Fn(&str) -> String + Send + Sync),
+        limits: QueryLimits,
+    ) -> Result<QueryResult, StoreError> {
+        let part = |lo: i64, hi: Option<i64>| self.partial_sql(lo, hi);
+        let partials = Partials {
+            name: "run_parts",
+            key: self.key(),
+            from_ns: self.from_ns,
+            stable_to: self.to_ns,
+            sql: &part,
+        };
+        let merge = self.merge_cte();
+        let whole = |parts: &str| statement(&format!("{parts}{merge}"));
+        reader
+            .sql_with_partials(project, &partials, &whole, limits)
+            .await
     }
 }
 
@@ -368,60 +433,50 @@ pub(crate) fn ts(ns: i64) -> String {
 /// reads them), in one pass (`GROUPING SETS`).
 ///
 /// Each CTE is used once (DataFusion inlines CTEs: a second use would run
-/// its scan and grouping again). Sessions begun before the window are
+/// its scan and grouping again). A session's turns are sorted as (start,
+/// run, …) structs, its first turn's group and last turn's outcome read off
+/// the ends (as paths do; ordered `first_value`/`last_value` aggregates
+/// took longer). Sessions begun before the window are
 /// dropped by [`seen_before`]; everything else reads from the window's
 /// start on, since a session's turns, usage and feedback all follow its
-/// first turn.
-fn statement(req: &ConversationsRequest) -> String {
-    let group = req
-        .group_by
-        .as_ref()
-        .map_or_else(|| "CAST(NULL AS VARCHAR)".to_owned(), GroupBy::sql);
-    let (from, to) = (ts(req.from_ns), ts(req.to_ns));
+/// first turn. A session's cost and tokens are its runs' (`runs`).
+fn statement(req: &ConversationsRequest, runs: &str) -> String {
+    let to = ts(req.to_ns);
     let ended_before = ts(req.now_ns.saturating_sub(req.gap_ns));
-    let runs = Runs {
-        group: Some(&group),
-        ..Runs::since(req.from_ns)
-    }
-    .cte();
     let seen = seen_before("seen", "session_id", req.from_ns);
     let feedback = feedback_cte("session_id", req.from_ns);
     format!(
         "WITH {runs},
          sessions AS (
-           SELECT session_id,
-                  first_value(grp ORDER BY start_time, run) AS grp,
-                  max(end_time) AS last_seen,
-                  count(*) AS turns,
-                  sum(failed) AS failed,
-                  sum(stopped) AS stopped,
-                  last_value(CASE WHEN failed = 1 OR stopped = 1 THEN 1 ELSE 0 END
-                             ORDER BY start_time, run) AS last_bad,
-                  last_value(CASE WHEN failed = 0 AND stopped = 0 AND running = 0 THEN 1 ELSE 0 END
-                             ORDER BY start_time, run) AS last_ok,
-                  sum(CAST(end_time AS BIGINT) - CAST(start_time AS BIGINT)) AS turn_ns
-           FROM runs
-           WHERE session_id IS NOT NULL AND session_id <> ''
-           GROUP BY session_id
-           HAVING min(start_time) < {to}
+           SELECT session_id, last_seen, turns, failed, stopped, turn_ns, cost, tokens,
+                  in_order[1]['g'] AS grp,
+                  in_order[turns]['b'] AS last_bad,
+                  in_order[turns]['o'] AS last_ok
+           FROM (
+             SELECT session_id,
+                    array_sort(array_agg(named_struct('t', start_time, 'r', run, 'g', grp,
+                      'b', CASE WHEN failed = 1 OR stopped = 1 THEN 1 ELSE 0 END,
+                      'o', CASE WHEN failed = 0 AND stopped = 0 AND running = 0 THEN 1 ELSE 0 END)))
+                      AS in_order,
+                    max(end_time) AS last_seen,
+                    count(*) AS turns,
+                    sum(failed) AS failed,
+                    sum(stopped) AS stopped,
+                    sum(CAST(end_time AS BIGINT) - CAST(start_time AS BIGINT)) AS turn_ns,
+                    coalesce(sum(cost), 0) AS cost,
+                    coalesce(sum(tokens), 0) AS tokens
+             FROM runs
+             WHERE session_id IS NOT NULL AND session_id <> ''
+             GROUP BY session_id
+             HAVING min(start_time) < {to})
          ),
          {seen},
          {feedback},
-         usage AS (
-           SELECT session_id, sum(cost) AS cost, sum(total_tokens) AS tokens
-           FROM spans
-           WHERE span_kind <> 'workflow' AND start_time >= {from}
-             AND (cost IS NOT NULL OR total_tokens IS NOT NULL)
-             AND session_id IS NOT NULL AND session_id <> ''
-           GROUP BY session_id
-         ),
          joined AS (
            SELECT s.*, coalesce(f.likes, 0) AS likes, coalesce(f.dislikes, 0) AS dislikes,
-                  coalesce(u.cost, 0) AS cost, coalesce(u.tokens, 0) AS tokens,
                   CASE WHEN s.last_seen < {ended_before} THEN 1 ELSE 0 END AS ended
            FROM sessions s
            LEFT JOIN feedback f ON f.session_id = s.session_id
-           LEFT JOIN usage u ON u.session_id = s.session_id
            WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.k = s.session_id)
          )
          SELECT grp,
@@ -517,7 +572,15 @@ pub async fn conversations(
         max_rows: MAX_GROUPS + 2,
         ..req.limits
     };
-    let answer = reader.sql(project, &statement(req), limits).await?;
+    let group = req.group_by.as_ref().map(GroupBy::sql);
+    let runs = Runs {
+        group: group.as_deref(),
+        usage: true,
+        ..Runs::since(req.from_ns)
+    };
+    let answer = runs
+        .sql(reader, project, &|runs| statement(req, runs), limits)
+        .await?;
     let mut total = Sums::default();
     let mut groups = Vec::new();
     let mut more = answer.stats.truncated;

@@ -123,16 +123,10 @@ pub struct PathsReport {
 
 const SEPARATOR: &str = " \u{2192} ";
 
-fn statement(req: &PathsRequest) -> String {
+fn statement(req: &PathsRequest, runs: &str) -> String {
     let to = ts(req.to_ns);
     let ended_before = ts(req.now_ns.saturating_sub(req.gap_ns));
     let label = req.label.sql();
-    let group = req.label.group();
-    let runs = Runs {
-        group: group.as_deref(),
-        ..Runs::since(req.from_ns)
-    }
-    .cte();
     let depth = req.depth;
     let seen = seen_before("seen", "session_id", req.from_ns);
     let feedback = feedback_cte("session_id", req.from_ns);
@@ -265,7 +259,14 @@ pub async fn paths(
         max_rows: 2 * MAX_PATHS,
         ..req.limits
     };
-    let answer = reader.sql(project, &statement(req), limits).await?;
+    let group = req.label.group();
+    let runs = Runs {
+        group: group.as_deref(),
+        ..Runs::since(req.from_ns)
+    };
+    let answer = runs
+        .sql(reader, project, &|runs| statement(req, runs), limits)
+        .await?;
     let (backward, forward): (Vec<_>, Vec<_>) = answer
         .rows
         .into_iter()

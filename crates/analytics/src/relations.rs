@@ -85,15 +85,7 @@ const RELATIONS: [(&str, &str, &str, &[f64]); 3] = [
     ("cost", "", "coalesce(cost, 0)", &[1e-9, 0.001, 0.01, 0.1]),
 ];
 
-fn statement(req: &RelationsRequest) -> String {
-    let runs = Runs {
-        to_ns: Some(req.to_ns),
-        trace: true,
-        output_len: true,
-        cost: true,
-        ..Runs::since(req.from_ns)
-    }
-    .cte();
+fn statement(req: &RelationsRequest, runs: &str) -> String {
     let feedback = feedback_cte("trace_id", req.from_ns);
     // The bin of each relation (-1: no value), grouped together: at most
     // 6 × 6 × 6 rows, added up per relation by the caller.
@@ -175,7 +167,16 @@ pub async fn relations(
         to_ns: req.to_ns,
         ..RelationsReport::default()
     };
-    let answer = reader.sql(project, &statement(req), limits).await?;
+    let runs = Runs {
+        to_ns: Some(req.to_ns),
+        trace: true,
+        output_len: true,
+        usage: true,
+        ..Runs::since(req.from_ns)
+    };
+    let answer = runs
+        .sql(reader, project, &|runs| statement(req, runs), limits)
+        .await?;
     for (r, (name, unit, _, edges)) in RELATIONS.iter().enumerate() {
         let mut bins: Vec<Bin> = (0..=edges.len())
             .map(|i| {

@@ -99,29 +99,27 @@ pub struct UsersReport {
     pub retention: Vec<Cohort>,
 }
 
-/// Runs with a user starting at or after `from_ns` (and before `to_ns`):
-/// [`Runs`], then those naming one.
-fn runs_sql(from_ns: i64, to_ns: Option<i64>) -> String {
-    let runs = Runs {
-        to_ns,
+/// Runs with a user from the window's start on: [`Runs`]; `user_runs` (in
+/// [`USER_RUNS`]) keeps those naming one.
+fn user_runs(from_ns: i64) -> Runs<'static> {
+    Runs {
         user: true,
         ..Runs::since(from_ns)
     }
-    .cte();
-    format!(
-        "{runs}, user_runs AS (SELECT user_id, start_time, failed FROM runs WHERE user_id IS NOT NULL AND user_id <> '')"
-    )
 }
+
+/// The CTE of the runs naming a user, after `runs`.
+const USER_RUNS: &str =
+    "user_runs AS (SELECT user_id, start_time, failed FROM runs WHERE user_id IS NOT NULL AND user_id <> '')";
 
 /// Runs from the window's start on: the run after a run of the window is
 /// later still.
-fn comeback_sql(req: &UsersRequest) -> String {
+fn comeback_sql(req: &UsersRequest, runs: &str) -> String {
     let (from, to) = (ts(req.from_ns), ts(req.to_ns));
-    let runs = runs_sql(req.from_ns, None);
     let judged_before = ts(req.now_ns.saturating_sub(req.within_ns));
     let (gap, within) = (req.gap_ns, req.within_ns);
     format!(
-        "WITH {runs},
+        "WITH {runs}, {USER_RUNS},
          seq AS (
            SELECT start_time, failed,
                   CAST(lead(start_time) OVER (PARTITION BY user_id ORDER BY start_time) AS BIGINT)
@@ -144,13 +142,12 @@ fn comeback_sql(req: &UsersRequest) -> String {
 /// once, at their first week's row) and by cohort week and week after it
 /// (each row is one active week of a user first seen in the window; users
 /// seen before it are by [`seen_before`]).
-fn users_sql(req: &UsersRequest) -> String {
+fn users_sql(req: &UsersRequest, runs: &str) -> String {
     let to = ts(req.to_ns);
-    let runs = runs_sql(req.from_ns, None);
     let seen = seen_before("seen", "user_id", req.from_ns);
     let anchor = req.from_ns;
     format!(
-        "WITH {runs}, {seen},
+        "WITH {runs}, {USER_RUNS}, {seen},
          weeks AS (
            SELECT user_id, (CAST(start_time AS BIGINT) - {anchor}) / {WEEK_NS} AS w,
                   min(start_time) AS first,
@@ -210,7 +207,11 @@ pub async fn users(
         to_ns: req.to_ns,
         ..UsersReport::default()
     };
-    let both = reader.sql(project, &users_sql(req), limits).await?.rows;
+    let runs = user_runs(req.from_ns);
+    let both = runs
+        .sql(reader, project, &|runs| users_sql(req, runs), limits)
+        .await?
+        .rows;
     let (cohorts, groups): (Vec<_>, Vec<_>) =
         both.into_iter().partition(|row| int(row.first()) == 1);
     for row in groups {
@@ -225,7 +226,11 @@ pub async fn users(
             _ => report.returning = group,
         }
     }
-    for row in reader.sql(project, &comeback_sql(req), limits).await?.rows {
+    let comebacks = runs
+        .sql(reader, project, &|runs| comeback_sql(req, runs), limits)
+        .await?
+        .rows;
+    for row in comebacks {
         let visits = int(row.get(1));
         let returned = int(row.get(2));
         let c = Comeback {

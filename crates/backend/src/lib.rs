@@ -274,6 +274,39 @@ pub trait SpanWriter: Send + Sync + 'static {
     fn append(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>>;
 }
 
+/// One hour, in nanoseconds: the unit of [`Partials`].
+pub const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// An hourly partial table for [`SpanReader::sql_with_partials`].
+///
+/// `sql(lo, hi)` is a statement over `spans` restricted to rows starting
+/// in `[lo, hi)` (`hi` `None`: no upper bound), whose first column `h` is
+/// the hour of each row's start (`start_ns.div_euclid(HOUR_NS)`), grouped
+/// by `h` and the table's key, so that its rows for disjoint ranges,
+/// unioned, are its rows for the union of the ranges. Everything else it
+/// depends on must be in `key`, except a bound at or after `stable_to`.
+pub struct Partials<'a> {
+    /// The table's name in the statement.
+    pub name: &'a str,
+    /// What identifies `sql`'s shape: equal keys, equal rows for an hour.
+    pub key: String,
+    /// The table holds rows starting at or after this.
+    pub from_ns: i64,
+    /// Hours ending at or before this do not depend on anything outside
+    /// `key` (`None`: no such bound); later ones are always computed.
+    pub stable_to: Option<i64>,
+    /// The partial statement for `[lo, hi)`.
+    pub sql: &'a (dyn Fn(i64, Option<i64>) -> String + Send + Sync),
+}
+
+impl Partials<'_> {
+    /// The table over everything from `from_ns` on, as a CTE followed by
+    /// a comma.
+    pub fn inline(&self) -> String {
+        format!("{} AS ({}), ", self.name, (self.sql)(self.from_ns, None))
+    }
+}
+
 /// The read half of a storage backend: what the API, the console and the
 /// Dify cleanup's verification read through.
 pub trait SpanReader: Send + Sync + 'static {
@@ -334,6 +367,28 @@ pub trait SpanReader: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<QueryResult, StoreError>> {
         let _ = (project, sql, limits);
         Box::pin(async { Err(StoreError::Unsupported("SQL".into())) })
+    }
+
+    /// Runs `statement` over the project's spans and an *hourly partial*
+    /// table (`partials.name`): the rows of `partials.sql` over the spans
+    /// starting at or after `partials.from_ns`. `statement` receives the
+    /// text that defines that table as a CTE (`name AS (…), `, to follow
+    /// its `WITH`) and returns the whole statement.
+    ///
+    /// A backend may answer whole hours of the partial table from a cache
+    /// kept exact by its write path, and compute only the rest; this
+    /// default computes it all, inline.
+    fn sql_with_partials<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        partials: &'a Partials<'a>,
+        statement: &'a (dyn Fn(&str) -> String + Send + Sync),
+        limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<QueryResult, StoreError>> {
+        Box::pin(async move {
+            let sql = statement(&partials.inline());
+            self.sql(project, &sql, limits).await
+        })
     }
 
     /// The runs of session `session_id`, oldest first (empty when unknown).

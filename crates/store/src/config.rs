@@ -77,6 +77,11 @@ pub struct StoreConfig {
     /// hours; count, rates, sum and avg over rollup dimensions) from them
     /// instead of scanning spans. Default true.
     pub answer_from_rollups: bool,
+    /// Memory for the hourly partial tables the product analytics keep
+    /// (one row per run and hour: conversations, paths, relations, users
+    /// read whole past hours from them instead of the spans). 0 turns the
+    /// cache off. Default 512 MiB.
+    pub analytics_cache_bytes: usize,
     /// `[store.cold]`: the cold tier in object storage (docs/STORAGE.md).
     /// Default: none.
     pub cold: crate::cold::ColdConfig,
@@ -98,6 +103,7 @@ impl Default for StoreConfig {
             max_concurrent_appends: 8,
             append_queue_timeout: Duration::from_secs(2),
             answer_from_rollups: true,
+            analytics_cache_bytes: 512 << 20,
             cold: crate::cold::ColdConfig::default(),
         }
     }

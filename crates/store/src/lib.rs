@@ -44,6 +44,7 @@ mod manifest;
 mod memscan;
 mod memtable;
 mod parts;
+mod partials;
 mod query;
 mod read;
 mod readonly;
@@ -61,6 +62,7 @@ pub use config::{Durability, MAX_RETENTION_DAYS, StoreConfig};
 pub use convert::Row;
 pub use logs::LogStats;
 pub use maintenance::MaintenanceReport;
+pub use partials::AnalyticsCacheStats;
 pub use query::{MAX_SQL_BYTES, MAX_SQL_EXPR_DEPTH, ScanCounter};
 pub use read::SPANS_TABLE;
 pub use table::SpansTable;
@@ -205,6 +207,9 @@ pub(crate) struct State {
     /// Rollups of every visible row: each applied write retracts the old
     /// merged version's contribution and adds the new one.
     pub rollups: loupe_rollup::Rollups,
+    /// The hours each write changed, for the analytics' cached hourly
+    /// tables (`partials.rs`).
+    pub changes: partials::Changes,
 }
 
 /// A file to delete once no query can still be reading it.
@@ -283,6 +288,9 @@ pub(crate) struct Inner {
     pub log_counts: loupe_rollup::logs::LogCounts,
     /// Full-text indexes loaded so far, by part id (`fts.rs`).
     pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::Index>>>,
+    /// The analytics' hourly tables (`partials.rs`). Locked after `state`
+    /// when both are.
+    pub partials: Mutex<partials::PartialCache>,
     /// The cold tier (`[store.cold]`), if configured.
     pub cold: Option<Arc<cold::Tier>>,
     /// Per-project retention set at run time over the API (`retention.rs`):
@@ -392,9 +400,11 @@ impl Store {
             next_seq,
             garbage: Vec::new(),
             rollups,
+            changes: Default::default(),
         };
         let append_slots = tokio::sync::Semaphore::new(config.max_concurrent_appends.max(1));
         let config_rollup_answers = config.answer_from_rollups;
+        let partial_cache = partials::PartialCache::new(config.analytics_cache_bytes);
         Store {
             inner: Arc::new(Inner {
                 config,
@@ -412,6 +422,7 @@ impl Store {
                 logs,
                 log_counts: Default::default(),
                 text_indexes: Mutex::new(Default::default()),
+                partials: Mutex::new(partial_cache),
                 cold,
                 retention: parking_lot::RwLock::new(retention),
                 #[cfg(test)]

@@ -125,6 +125,16 @@ impl Store {
         if expired.is_empty() {
             return Ok((0, 0));
         }
+        // The analytics' cached hours of these projects are stale.
+        let projects: HashSet<String> = st
+            .parts
+            .iter()
+            .filter(|p| expired.contains(&p.meta.id))
+            .map(|p| p.meta.project.clone())
+            .collect();
+        for project in &projects {
+            st.changes.touch_project(project);
+        }
         let mut manifest = st.manifest.clone();
         manifest.parts.retain(|p| !expired.contains(&p.id));
         manifest.deletes.retain(|id, _| !expired.contains(id));

@@ -260,6 +260,21 @@ impl SpanReader for Store {
         .boxed()
     }
 
+    fn sql_with_partials<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        partials: &'a loupe_backend::Partials<'a>,
+        statement: &'a (dyn Fn(&str) -> String + Send + Sync),
+        limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<QueryResult, StoreError>> {
+        async move {
+            Store::sql_with_partials(self, project, partials, statement, limits)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
     fn session_runs<'a>(
         &'a self,
         project: &'a ProjectId,

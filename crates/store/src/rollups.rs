@@ -205,7 +205,26 @@ impl Store {
         own: Vec<SelfMetric>,
     ) -> String {
         let stats = self.stats();
+        let analytics = self.analytics_cache();
         let extra = [
+            SelfMetric {
+                name: "loupe_analytics_cache_bytes",
+                help: "Bytes of the product analytics' cached hourly run tables ([store] analytics_cache_bytes bounds it).",
+                kind: SelfKind::Gauge,
+                value: analytics.bytes as f64,
+            },
+            SelfMetric {
+                name: "loupe_analytics_cache_hits_total",
+                help: "Hours of run tables the product analytics read from the cache.",
+                kind: SelfKind::Counter,
+                value: analytics.hits as f64,
+            },
+            SelfMetric {
+                name: "loupe_analytics_cache_fills_total",
+                help: "Hours of run tables the product analytics computed from the spans and cached.",
+                kind: SelfKind::Counter,
+                value: analytics.fills as f64,
+            },
             SelfMetric {
                 name: "loupe_wal_unflushed_records",
                 help: "WAL records not yet flushed to Parquet parts.",

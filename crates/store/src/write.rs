@@ -223,6 +223,8 @@ impl Store {
             // 1. Merge onto the newest existing version.
             let mut row = if let Some(existing) = st.active.rows.get(&key) {
                 previous = Some(st.rollups.contribution(&existing.span));
+                let start = existing.span.start_time;
+                st.changes.touch(&key.0, start);
                 let mut merged = existing.span.clone();
                 merged.merge_from(span);
                 merged
@@ -237,6 +239,7 @@ impl Store {
                 match older {
                     Some(old) => {
                         previous = Some(st.rollups.contribution(&old.span));
+                        st.changes.touch(&key.0, old.span.start_time);
                         hide(st, &key.0, old.version);
                         let mut merged = old.span;
                         merged.merge_from(span);
@@ -284,6 +287,7 @@ impl Store {
             }
             let current = st.rollups.contribution(&row);
             st.rollups.apply_change(previous.as_ref(), &current);
+            st.changes.touch(&row.project, row.start_time);
             st.active.put(Row { span: row, version });
         }
     }
@@ -329,6 +333,8 @@ fn refill_trace(
             if ctx.fill(&mut row.span) {
                 let after = st.rollups.contribution(&row.span);
                 st.rollups.apply_change(Some(&before), &after);
+                let start = row.span.start_time;
+                st.changes.touch(project, start);
             }
         }
     }
@@ -353,6 +359,7 @@ fn refill_trace(
         if ctx.fill(&mut row.span) {
             let after = st.rollups.contribution(&row.span);
             st.rollups.apply_change(Some(&before), &after);
+            st.changes.touch(project, row.span.start_time);
             hide(st, project, row.version);
             row.version = st.next_version;
             st.next_version += 1;

@@ -517,3 +517,216 @@ mod budgets {
         store.shutdown().await.unwrap();
     }
 }
+
+/// Every analysis the console's page asks, as JSON with floats rounded (a
+/// sum of costs may differ in its last bit with the order of rows).
+async fn every_analysis(store: &Store, from: i64, to: i64, now: i64) -> serde_json::Value {
+    fn round(v: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::Number(n) if n.is_f64() => {
+                serde_json::json!((n.as_f64().unwrap() * 1e9).round() / 1e9)
+            }
+            Value::Array(a) => Value::Array(a.into_iter().map(round).collect()),
+            Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, round(v))).collect()),
+            other => other,
+        }
+    }
+    let project = ProjectId::new("p").unwrap();
+    let mut out = serde_json::Map::new();
+    for by in [None, Some("app"), Some("tags.category")] {
+        let req = ConversationsRequest {
+            from_ns: from,
+            to_ns: to,
+            now_ns: now,
+            gap_ns: DEFAULT_GAP_NS,
+            group_by: by.map(|b| GroupBy::parse(b).unwrap()),
+            limits: Default::default(),
+        };
+        let r = conversations(store, &project, &req).await.unwrap();
+        out.insert(format!("conversations {by:?}"), serde_json::to_value(r).unwrap());
+    }
+    for label in ["outcome", "tags.category"] {
+        let req = loupe_analytics::PathsRequest {
+            from_ns: from,
+            to_ns: to,
+            now_ns: now,
+            gap_ns: DEFAULT_GAP_NS,
+            label: loupe_analytics::Label::parse(label).unwrap(),
+            depth: 3,
+            limits: Default::default(),
+        };
+        let r = loupe_analytics::paths(store, &project, &req).await.unwrap();
+        out.insert(format!("paths {label}"), serde_json::to_value(r).unwrap());
+    }
+    let req = loupe_analytics::RelationsRequest {
+        from_ns: from,
+        to_ns: to,
+        limits: Default::default(),
+    };
+    let r = loupe_analytics::relations(store, &project, &req)
+        .await
+        .unwrap();
+    out.insert("relations".into(), serde_json::to_value(r).unwrap());
+    let req = UsersRequest {
+        from_ns: from,
+        to_ns: to,
+        now_ns: now,
+        gap_ns: DEFAULT_GAP_NS,
+        within_ns: 2 * 60 * MIN,
+        weeks: 2,
+        limits: Default::default(),
+    };
+    let r = users(store, &project, &req).await.unwrap();
+    out.insert("users".into(), serde_json::to_value(r).unwrap());
+    round(serde_json::Value::Object(out))
+}
+
+/// Two stores given the same writes: one keeps the analytics' hourly
+/// tables, the other has them off and reads the spans each time.
+struct Twins {
+    dirs: [tempfile::TempDir; 2],
+    cached: Store,
+    fresh: Store,
+}
+
+impl Twins {
+    fn open_at(dirs: [tempfile::TempDir; 2]) -> Self {
+        let cached = open(dirs[0].path());
+        let fresh = open(dirs[1].path());
+        fresh.set_analytics_cache_bytes(0);
+        Self { dirs, cached, fresh }
+    }
+
+    async fn append(&self, spans: Vec<Span>) {
+        self.cached.append(spans.clone()).await.unwrap();
+        self.fresh.append(spans).await.unwrap();
+    }
+
+    /// Both stores' answers, asserted equal; the cache's stats before and
+    /// after.
+    async fn check(
+        &self,
+        window: (i64, i64, i64),
+    ) -> (serde_json::Value, loupe_store::AnalyticsCacheStats) {
+        let (from, to, now) = window;
+        let cached = every_analysis(&self.cached, from, to, now).await;
+        let fresh = every_analysis(&self.fresh, from, to, now).await;
+        assert_eq!(cached, fresh, "cached hours differ from the spans");
+        assert_eq!(self.fresh.analytics_cache().fills, 0);
+        (cached, self.cached.analytics_cache())
+    }
+
+    async fn restart(self) -> Self {
+        self.cached.shutdown().await.unwrap();
+        self.fresh.shutdown().await.unwrap();
+        Self::open_at(self.dirs)
+    }
+}
+
+/// The analyses read from cached hours equal the same read from the spans
+/// (a twin store with the cache off), after each kind of change to an hour
+/// already cached: a run updated in the memtable, a late turn, a run
+/// updated in a part (a hidden row version), a node priced later, a run
+/// whose heads straddle an hour, and retention dropping everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_hours_equal_a_read_of_the_spans_after_every_kind_of_change() {
+    const HOUR: i64 = 60 * MIN;
+    let mut twins = Twins::open_at([tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()]);
+    let h0 = (T0 / HOUR + 1) * HOUR;
+    // Twelve sessions over about six hours, a turn every 20 minutes, some
+    // failing; users, outputs of several lengths, feedback on some.
+    let mut spans = Vec::new();
+    for s in 0..12usize {
+        let session = format!("c{s}");
+        for n in 0..3usize {
+            let at = h0 + (s as i64 * 25 + n as i64 * 20) * MIN + 7_000;
+            let status = if (s + n) % 4 == 3 { Status::Error } else { Status::Ok };
+            let category = if s % 3 == 0 { "phone" } else { "laptop" };
+            let mut turn = turn(&session, n, at, category, status, "x");
+            turn[0].user_id = Some(format!("u{}", s % 5));
+            turn[0].output = Some("y".repeat(40 * (s + 1)));
+            spans.extend(turn);
+        }
+        if s % 2 == 0 {
+            let value = if s % 4 == 0 { "like" } else { "dislike" };
+            let at = h0 + (s as i64 * 25 + 50) * MIN;
+            spans.push(feedback(&session, &format!("fb-{s}"), at, value));
+        }
+    }
+    // A turn whose message span starts just before an hour and its run
+    // span just after: one run, two hours; its priced node three hours
+    // later.
+    let straddle = h0 + 2 * HOUR;
+    let mut two = turn("c-edge", 0, straddle - 500, "phone", Status::Ok, "x");
+    let mut message = two[0].clone();
+    message.span_id = "c-edge-message".into();
+    message.start_time = Some(straddle - 1_000);
+    two[0].start_time = Some(straddle + 1_000);
+    two[1].start_time = Some(straddle + 3 * HOUR);
+    two[1].end_time = Some(straddle + 3 * HOUR + 10);
+    two.push(message);
+    spans.extend(two);
+    twins.append(spans).await;
+
+    // The window starts inside an hour (read from the spans each time).
+    let window = (h0 - 25 * MIN, h0 + 6 * HOUR + 5 * MIN, h0 + 9 * HOUR);
+    let (first, filled) = twins.check(window).await;
+    assert!(filled.fills >= 6 && filled.bytes > 0, "{filled:?}");
+    assert_eq!(
+        first["conversations None"]["total"]["sessions"],
+        serde_json::json!(13),
+        "{first:#}"
+    );
+    // Nothing changed: every hour is read from the cache.
+    let (warm, stats) = twins.check(window).await;
+    assert_eq!(warm, first);
+    assert_eq!(stats.fills, filled.fills, "no hour refilled");
+    assert!(stats.hits > filled.hits, "{stats:?}");
+
+    // 1. A run updated in the memtable: turn c1-run-0 fails after all.
+    let mut update = Span::new("p", "c1-run-0");
+    update.status = Some(Status::Error);
+    update.raw_status = Some("failed".into());
+    twins.append(vec![update]).await;
+    let (changed, stats) = twins.check(window).await;
+    assert_ne!(changed, first, "the update shows");
+    assert!(stats.fills > filled.fills, "its hour was refilled");
+
+    // 2. A late turn of session c2, in its second hour.
+    let late = turn("c2", 9, h0 + 80 * MIN, "laptop", Status::Error, "stopped");
+    twins.append(late).await;
+    let (with_late, _) = twins.check(window).await;
+    assert_ne!(with_late, changed, "the late turn shows");
+
+    // 3. From Parquet parts after a restart; then a run updated there (its
+    // old row version hidden) and a node priced.
+    twins = twins.restart().await;
+    let (reopened, _) = twins.check(window).await;
+    assert_eq!(reopened, with_late);
+    let mut update = Span::new("p", "c5-run-1");
+    update.end_time = Some(h0 + (5 * 25 + 20) * MIN + 90_000_000_000);
+    let mut priced = Span::new("p", "c7-run-2-llm");
+    priced.cost = Some(2.5);
+    twins.append(vec![update, priced]).await;
+    let (in_parts, _) = twins.check(window).await;
+    assert_ne!(in_parts, reopened, "the updates of rows in parts show");
+
+    // 4. Flushed, the same; retention then drops every part.
+    twins.cached.flush_all().await.unwrap();
+    twins.fresh.flush_all().await.unwrap();
+    let (flushed, _) = twins.check(window).await;
+    assert_eq!(flushed, in_parts);
+    for store in [&twins.cached, &twins.fresh] {
+        store.set_retention("p", Some(1)).unwrap();
+        store.maintain().await.unwrap();
+    }
+    let (dropped, _) = twins.check(window).await;
+    assert_eq!(
+        dropped["conversations None"]["total"]["sessions"],
+        serde_json::json!(0),
+        "{dropped:#}"
+    );
+    twins.cached.shutdown().await.unwrap();
+    twins.fresh.shutdown().await.unwrap();
+}

@@ -45,6 +45,18 @@ impl Store {
         sql: &str,
         limits: QueryLimits,
     ) -> Result<QueryResult, Error> {
+        self.read_only_sql_with(project, sql, limits, None).await
+    }
+
+    /// [`Self::read_only_sql`] with one more table, `extra` (Loupe's own
+    /// statements: the analytics' cached hours).
+    pub(crate) async fn read_only_sql_with(
+        &self,
+        project: &ProjectId,
+        sql: &str,
+        limits: QueryLimits,
+        extra: Option<(&str, Arc<dyn datafusion::datasource::TableProvider>)>,
+    ) -> Result<QueryResult, Error> {
         if sql.len() > MAX_SQL_BYTES {
             return Err(Error::Invalid(format!(
                 "the SQL statement is {} bytes, more than the limit of {MAX_SQL_BYTES}",
@@ -57,6 +69,9 @@ impl Store {
         let started = Instant::now();
         let counter = Arc::new(ScanCounter::default());
         let ctx = self.limited_session(project, limits, counter.clone(), Vec::new())?;
+        if let Some((name, table)) = extra {
+            ctx.register_table(name, table)?;
+        }
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)

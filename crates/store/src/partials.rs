@@ -1,0 +1,479 @@
+//! Hourly partial tables, cached and kept exact by the write path
+//! ([`loupe_backend::SpanReader::sql_with_partials`]).
+//!
+//! The product analytics (conversations, paths, relations, users) start
+//! from one row per run, grouped from its head spans: at 10M spans that
+//! grouping was three quarters of each analysis. Its partial form, one row
+//! per (hour, run), is the same for an hour until a row starting in that
+//! hour changes, so whole past hours are kept here and only the rest (the
+//! window's partial first hour, the current hour, anything changed) is
+//! read from the spans.
+//!
+//! **Exactness.** Every write that puts a row version in the memtable
+//! records the hour of the row's start and of the version it replaces in
+//! [`Changes`] (under the state lock, with a counter that only grows);
+//! retention dropping a project's parts marks the whole project. An entry
+//! computed after reading the counter at `as_of` is used only while no
+//! change after `as_of` touched its hour. Compaction, flushes and moves to
+//! the cold tier change no visible row, so they mark nothing.
+//!
+//! **Bounds.** Entries take at most `[store] analytics_cache_bytes`, least
+//! recently used dropped first; a fill larger than that is used by its
+//! statement but not kept.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::{concat_batches, take_record_batch};
+use arrow::datatypes::{DataType, Int64Type};
+use datafusion::datasource::MemTable;
+use futures::StreamExt;
+use loupe_backend::plan::{QueryLimits, QueryResult};
+use loupe_backend::{HOUR_NS, Partials};
+use loupe_model::ProjectId;
+
+use crate::query::ScanCounter;
+use crate::{Error, Store};
+
+/// Hours one statement may read from the cache (400 days); a longer
+/// window reads the spans.
+const MAX_CACHED_HOURS: i64 = 400 * 24;
+
+/// Which hours of which project changed, and when (see the module docs).
+#[derive(Default)]
+pub(crate) struct Changes {
+    /// Grows by one at each change.
+    counter: u64,
+    projects: HashMap<String, ProjectChanges>,
+}
+
+#[derive(Default)]
+struct ProjectChanges {
+    /// The last change of the whole project (retention).
+    all: u64,
+    /// The last change of each hour.
+    hours: HashMap<i64, u64>,
+}
+
+impl Changes {
+    /// A row starting at `start_ns` changed (was put, replaced or hidden).
+    pub(crate) fn touch(&mut self, project: &str, start_ns: Option<i64>) {
+        // A row without a start is in no hour: no partial table reads it.
+        let Some(start) = start_ns else { return };
+        self.counter += 1;
+        let now = self.counter;
+        let hour = start.div_euclid(HOUR_NS);
+        if let Some(p) = self.projects.get_mut(project) {
+            p.hours.insert(hour, now);
+        } else {
+            let mut p = ProjectChanges::default();
+            p.hours.insert(hour, now);
+            self.projects.insert(project.to_owned(), p);
+        }
+    }
+
+    /// Every row of `project` may have changed (retention dropped parts).
+    pub(crate) fn touch_project(&mut self, project: &str) {
+        self.counter += 1;
+        let now = self.counter;
+        self.projects.entry(project.to_owned()).or_default().all = now;
+    }
+
+    fn now(&self) -> u64 {
+        self.counter
+    }
+
+    fn changed_after(&self, project: &str, hour: i64, as_of: u64) -> bool {
+        self.projects
+            .get(project)
+            .is_some_and(|p| p.all > as_of || p.hours.get(&hour).is_some_and(|&c| c > as_of))
+    }
+}
+
+/// Cached hours: (project, key, hour) → the hour's rows.
+pub(crate) struct PartialCache {
+    capacity: usize,
+    bytes: usize,
+    tick: u64,
+    /// Hours read from the cache, and computed from the spans, so far.
+    hits: u64,
+    fills: u64,
+    entries: HashMap<(String, String, i64), Entry>,
+    /// Held while a table's missing hours are computed, per (project, key).
+    gates: HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>,
+}
+
+struct Entry {
+    /// `Changes` counter read before the rows were computed.
+    as_of: u64,
+    rows: RecordBatch,
+    bytes: usize,
+    used: u64,
+}
+
+impl PartialCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            bytes: 0,
+            tick: 0,
+            hits: 0,
+            fills: 0,
+            entries: HashMap::new(),
+            gates: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, project: &str, key: &str, hour: i64) -> Option<(u64, RecordBatch)> {
+        self.tick += 1;
+        let tick = self.tick;
+        // Keys are owned strings: a lookup builds one (cheap next to the
+        // statement it saves).
+        let e = self
+            .entries
+            .get_mut(&(project.to_owned(), key.to_owned(), hour))?;
+        e.used = tick;
+        Some((e.as_of, e.rows.clone()))
+    }
+
+    fn put(&mut self, project: &str, key: &str, hour: i64, as_of: u64, rows: RecordBatch) {
+        self.tick += 1;
+        let bytes = rows.get_array_memory_size() + 64;
+        let entry = Entry {
+            as_of,
+            rows,
+            bytes,
+            used: self.tick,
+        };
+        if let Some(old) = self
+            .entries
+            .insert((project.to_owned(), key.to_owned(), hour), entry)
+        {
+            self.bytes -= old.bytes;
+        }
+        self.bytes += bytes;
+        if self.bytes > self.capacity {
+            self.shrink();
+        }
+    }
+
+    /// Drops the least recently used hours until a tenth of the capacity
+    /// is free, so a full cache does not sort its entries at every insert.
+    fn shrink(&mut self) {
+        if self.bytes <= self.capacity {
+            return;
+        }
+        let mut by_use: Vec<_> = self
+            .entries
+            .iter()
+            .map(|(k, e)| (e.used, k.clone()))
+            .collect();
+        by_use.sort_unstable_by_key(|(used, _)| *used);
+        let target = self.capacity - self.capacity / 10;
+        for (_, k) in by_use {
+            if self.bytes <= target {
+                break;
+            }
+            if let Some(e) = self.entries.remove(&k) {
+                self.bytes -= e.bytes;
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// What the analytics' cache holds and has done (`/metrics`, tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnalyticsCacheStats {
+    /// Bytes held now.
+    pub bytes: usize,
+    /// Hours read from the cache so far.
+    pub hits: u64,
+    /// Hours computed from the spans (and kept) so far.
+    pub fills: u64,
+}
+
+/// Splits `[first, end)` hours wanted into runs of consecutive hours.
+fn ranges(hours: &[i64]) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for &h in hours {
+        match out.last_mut() {
+            Some((_, end)) if *end == h => *end = h + 1,
+            _ => out.push((h, h + 1)),
+        }
+    }
+    out
+}
+
+/// The rows of `batch` per hour (its first column, `h`), each compacted so
+/// that an hour holds only its own strings.
+fn split_by_hour(batch: &RecordBatch) -> Result<HashMap<i64, RecordBatch>, Error> {
+    let hours = batch
+        .column(0)
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| Error::Internal("a partial table's first column is not BIGINT h".into()))?;
+    let mut rows: HashMap<i64, Vec<u32>> = HashMap::new();
+    for (i, h) in hours.iter().enumerate() {
+        let h = h.ok_or_else(|| Error::Internal("a partial table row has no hour".into()))?;
+        let i = u32::try_from(i).map_err(|_| Error::Internal("a partial batch over 4G rows".into()))?;
+        rows.entry(h).or_default().push(i);
+    }
+    let mut out = HashMap::with_capacity(rows.len());
+    for (h, idx) in rows {
+        let taken = take_record_batch(batch, &UInt32Array::from(idx))?;
+        out.insert(h, compact(taken)?);
+    }
+    Ok(out)
+}
+
+/// Copies string views' data out of the buffers they share with the rest
+/// of the statement's answer (else every hour would keep all of it).
+fn compact(batch: RecordBatch) -> Result<RecordBatch, Error> {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Utf8View | DataType::BinaryView))
+    {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8View => Arc::new(c.as_string_view().gc()) as Arc<dyn Array>,
+            DataType::BinaryView => Arc::new(c.as_binary_view().gc()) as Arc<dyn Array>,
+            _ => c.clone(),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+impl Store {
+    /// [`loupe_backend::SpanReader::sql_with_partials`] with whole past
+    /// hours read from the cache (see the module docs).
+    #[tracing::instrument(name = "store.sql_with_partials", skip_all, fields(project = %project, key = %partials.key))]
+    pub async fn sql_with_partials(
+        &self,
+        project: &ProjectId,
+        partials: &Partials<'_>,
+        statement: &(dyn Fn(&str) -> String + Send + Sync),
+        limits: QueryLimits,
+    ) -> Result<QueryResult, Error> {
+        let inline = || statement(&partials.inline());
+        let capacity = self.inner.partials.lock().capacity;
+        let now_hour = loupe_model::time::now_ns().div_euclid(HOUR_NS);
+        // Whole hours from the first one inside the window to the last
+        // closed one (and not past `stable_to`); never before 1970, where
+        // SQL's integer division would not be the floor.
+        let first = partials.from_ns.div_euclid(HOUR_NS)
+            + i64::from(partials.from_ns.rem_euclid(HOUR_NS) != 0);
+        let first = first.max(0);
+        let end = partials
+            .stable_to
+            .map_or(now_hour, |to| to.div_euclid(HOUR_NS).min(now_hour));
+        if capacity == 0 || first >= end || end - first > MAX_CACHED_HOURS {
+            return self.read_only_sql(project, &inline(), limits).await;
+        }
+        let counter = Arc::new(ScanCounter::default());
+        // One fill per table at a time: the console asks for several
+        // analyses at once, and two of them share a table.
+        let gate = self
+            .inner
+            .partials
+            .lock()
+            .gates
+            .entry((project.as_str().to_owned(), partials.key.clone()))
+            .or_default()
+            .clone();
+        let filling = gate.lock().await;
+        // 1. The hours the cache holds unchanged.
+        let (as_of, mut held, missing) = {
+            let st = self.inner.state.lock();
+            let mut cache = self.inner.partials.lock();
+            let mut held = Vec::new();
+            let mut missing = Vec::new();
+            for h in first..end {
+                match cache.get(project.as_str(), &partials.key, h) {
+                    Some((as_of, rows))
+                        if !st.changes.changed_after(project.as_str(), h, as_of) =>
+                    {
+                        cache.hits += 1;
+                        if rows.num_rows() > 0 {
+                            held.push(rows);
+                        }
+                    }
+                    _ => missing.push(h),
+                }
+            }
+            (st.changes.now(), held, missing)
+        };
+        // 2. The others, from the spans, one statement per run of hours.
+        let mut filled = 0usize;
+        for (lo, hi) in ranges(&missing) {
+            let sql = (partials.sql)(lo * HOUR_NS, Some(hi * HOUR_NS));
+            let batch = self
+                .partial_rows(project, &sql, limits, counter.clone())
+                .await?;
+            filled += batch.num_rows();
+            let mut by_hour = split_by_hour(&batch)?;
+            let schema = batch.schema();
+            drop(batch);
+            let hours: Vec<RecordBatch> = (lo..hi)
+                .map(|h| {
+                    by_hour
+                        .remove(&h)
+                        .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()))
+                })
+                .collect();
+            // What does not fit is not kept; the rows serve this statement
+            // anyway.
+            let bytes: usize = hours.iter().map(RecordBatch::get_array_memory_size).sum();
+            let mut cache = self.inner.partials.lock();
+            if bytes <= cache.capacity {
+                cache.fills += u64::try_from(hi - lo).unwrap_or(0);
+                for (h, rows) in (lo..hi).zip(&hours) {
+                    cache.put(project.as_str(), &partials.key, h, as_of, rows.clone());
+                }
+            } else {
+                tracing::info!(
+                    bytes,
+                    capacity = cache.capacity,
+                    "analytics: hourly run table larger than [store] analytics_cache_bytes, not cached"
+                );
+            }
+            held.extend(hours.into_iter().filter(|b| b.num_rows() > 0));
+        }
+        drop(filling);
+        tracing::debug!(
+            hours = end - first,
+            missing = missing.len(),
+            filled,
+            "partial hours"
+        );
+        // 3. The statement over the held hours and the rest from the spans.
+        let Some(schema) = held.first().map(RecordBatch::schema) else {
+            // Every whole hour is empty: the rest is the whole table.
+            return self.read_only_sql(project, &inline(), limits).await;
+        };
+        let held_name = format!("{}_hours", partials.name);
+        let mut parts = vec![format!("SELECT * FROM {held_name}")];
+        if partials.from_ns < first * HOUR_NS {
+            parts.push((partials.sql)(partials.from_ns, Some(first * HOUR_NS)));
+        }
+        parts.push((partials.sql)(end * HOUR_NS, None));
+        let cte = format!(
+            "{} AS ({}), ",
+            partials.name,
+            parts
+                .iter()
+                .map(|p| format!("({p})"))
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ")
+        );
+        let table = MemTable::try_new(schema, vec![held])?;
+        self.read_only_sql_with(
+            project,
+            &statement(&cte),
+            limits,
+            Some((held_name.as_str(), Arc::new(table))),
+        )
+        .await
+    }
+
+    /// The rows of a partial statement in one batch (bounded by the
+    /// query's memory limit, which its grouping reserves from).
+    async fn partial_rows(
+        &self,
+        project: &ProjectId,
+        sql: &str,
+        limits: QueryLimits,
+        counter: Arc<ScanCounter>,
+    ) -> Result<RecordBatch, Error> {
+        let ctx = self.limited_session(project, limits, counter, Vec::new())?;
+        let df = ctx.sql(sql).await?;
+        let mut stream = df.execute_stream().await?;
+        let schema = stream.schema();
+        let mut batches = Vec::new();
+        while let Some(batch) = stream.next().await {
+            batches.push(batch?);
+        }
+        Ok(concat_batches(&schema, &batches)?)
+    }
+
+    /// What the analytics' hourly tables hold and have done.
+    pub fn analytics_cache(&self) -> AnalyticsCacheStats {
+        let cache = self.inner.partials.lock();
+        AnalyticsCacheStats {
+            bytes: cache.bytes,
+            hits: cache.hits,
+            fills: cache.fills,
+        }
+    }
+
+    /// Sets the memory of the analytics' hourly tables, dropping the least
+    /// recently used hours over it (0: off, everything dropped).
+    pub fn set_analytics_cache_bytes(&self, bytes: usize) {
+        let mut cache = self.inner.partials.lock();
+        cache.capacity = bytes;
+        cache.shrink();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_join_consecutive_hours() {
+        assert_eq!(ranges(&[]), vec![]);
+        assert_eq!(ranges(&[3, 4, 5, 8, 10, 11]), vec![(3, 6), (8, 9), (10, 12)]);
+    }
+
+    #[test]
+    fn a_change_after_an_entry_invalidates_only_its_hour() {
+        let mut c = Changes::default();
+        c.touch("p", Some(5 * HOUR_NS + 1));
+        let as_of = c.now();
+        assert!(!c.changed_after("p", 5, as_of));
+        c.touch("p", Some(6 * HOUR_NS));
+        assert!(c.changed_after("p", 6, as_of));
+        assert!(!c.changed_after("p", 5, as_of));
+        assert!(!c.changed_after("q", 6, as_of));
+        c.touch("p", None);
+        assert!(!c.changed_after("p", 5, as_of));
+        c.touch_project("p");
+        assert!(c.changed_after("p", 5, as_of));
+        // Before 1970, the hour is still the floor.
+        c.touch("q", Some(-1));
+        assert!(c.changed_after("q", -1, as_of));
+    }
+
+    #[test]
+    fn the_cache_drops_the_least_recently_used_past_its_size() {
+        use arrow::array::Int64Array;
+        use arrow::datatypes::{Field, Schema};
+        let schema = Arc::new(Schema::new(vec![Field::new("h", DataType::Int64, false)]));
+        let batch = |n: i64| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from_iter_values(0..n))])
+                .unwrap()
+        };
+        let one = batch(1000).get_array_memory_size() + 64;
+        let mut cache = PartialCache::new(one * 3);
+        for h in 0..3 {
+            cache.put("p", "k", h, 1, batch(1000));
+        }
+        assert!(cache.get("p", "k", 0).is_some());
+        cache.put("p", "k", 3, 1, batch(1000));
+        assert!(cache.bytes() <= one * 3);
+        // Hour 1 was the least recently used; hour 0 was read.
+        assert!(cache.get("p", "k", 1).is_none());
+        assert!(cache.get("p", "k", 0).is_some());
+        assert!(cache.get("p", "k", 3).is_some());
+    }
+}
