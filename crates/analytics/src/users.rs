@@ -109,8 +109,7 @@ fn user_runs(from_ns: i64) -> Runs<'static> {
 }
 
 /// The CTE of the runs naming a user, after `runs`.
-const USER_RUNS: &str =
-    "user_runs AS (SELECT user_id, start_time, failed FROM runs WHERE user_id IS NOT NULL AND user_id <> '')";
+const USER_RUNS: &str = "user_runs AS (SELECT user_id, start_time, failed FROM runs WHERE user_id IS NOT NULL AND user_id <> '')";
 
 /// Runs from the window's start on: the run after a run of the window is
 /// later still.

@@ -220,7 +220,8 @@ fn split_by_hour(batch: &RecordBatch) -> Result<HashMap<i64, RecordBatch>, Error
     let mut rows: HashMap<i64, Vec<u32>> = HashMap::new();
     for (i, h) in hours.iter().enumerate() {
         let h = h.ok_or_else(|| Error::Internal("a partial table row has no hour".into()))?;
-        let i = u32::try_from(i).map_err(|_| Error::Internal("a partial batch over 4G rows".into()))?;
+        let i =
+            u32::try_from(i).map_err(|_| Error::Internal("a partial batch over 4G rows".into()))?;
         rows.entry(h).or_default().push(i);
     }
     let mut out = HashMap::with_capacity(rows.len());
@@ -426,13 +427,18 @@ impl Store {
 }
 
 #[cfg(test)]
+// Tests may unwrap: a panic is the failure report.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn ranges_join_consecutive_hours() {
         assert_eq!(ranges(&[]), vec![]);
-        assert_eq!(ranges(&[3, 4, 5, 8, 10, 11]), vec![(3, 6), (8, 9), (10, 12)]);
+        assert_eq!(
+            ranges(&[3, 4, 5, 8, 10, 11]),
+            vec![(3, 6), (8, 9), (10, 12)]
+        );
     }
 
     #[test]
@@ -460,8 +466,11 @@ mod tests {
         use arrow::datatypes::{Field, Schema};
         let schema = Arc::new(Schema::new(vec![Field::new("h", DataType::Int64, false)]));
         let batch = |n: i64| {
-            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from_iter_values(0..n))])
-                .unwrap()
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int64Array::from_iter_values(0..n))],
+            )
+            .unwrap()
         };
         let one = batch(1000).get_array_memory_size() + 64;
         let mut cache = PartialCache::new(one * 3);

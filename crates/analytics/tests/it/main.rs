@@ -544,7 +544,10 @@ async fn every_analysis(store: &Store, from: i64, to: i64, now: i64) -> serde_js
             limits: Default::default(),
         };
         let r = conversations(store, &project, &req).await.unwrap();
-        out.insert(format!("conversations {by:?}"), serde_json::to_value(r).unwrap());
+        out.insert(
+            format!("conversations {by:?}"),
+            serde_json::to_value(r).unwrap(),
+        );
     }
     for label in ["outcome", "tags.category"] {
         let req = loupe_analytics::PathsRequest {
@@ -595,7 +598,11 @@ impl Twins {
         let cached = open(dirs[0].path());
         let fresh = open(dirs[1].path());
         fresh.set_analytics_cache_bytes(0);
-        Self { dirs, cached, fresh }
+        Self {
+            dirs,
+            cached,
+            fresh,
+        }
     }
 
     async fn append(&self, spans: Vec<Span>) {
@@ -641,7 +648,11 @@ async fn cached_hours_equal_a_read_of_the_spans_after_every_kind_of_change() {
         let session = format!("c{s}");
         for n in 0..3usize {
             let at = h0 + (s as i64 * 25 + n as i64 * 20) * MIN + 7_000;
-            let status = if (s + n) % 4 == 3 { Status::Error } else { Status::Ok };
+            let status = if (s + n) % 4 == 3 {
+                Status::Error
+            } else {
+                Status::Ok
+            };
             let category = if s % 3 == 0 { "phone" } else { "laptop" };
             let mut turn = turn(&session, n, at, category, status, "x");
             turn[0].user_id = Some(format!("u{}", s % 5));
