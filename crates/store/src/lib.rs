@@ -288,8 +288,8 @@ pub(crate) struct Inner {
     pub log_counts: loupe_rollup::logs::LogCounts,
     /// Full-text indexes loaded so far, by part id (`fts.rs`).
     pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::Index>>>,
-    /// The analytics' hourly tables (`partials.rs`). Locked after `state`
-    /// when both are.
+    /// The analytics' hourly tables (`partials.rs`). Never held together
+    /// with `state`.
     pub partials: Mutex<partials::PartialCache>,
     /// The cold tier (`[store.cold]`), if configured.
     pub cold: Option<Arc<cold::Tier>>,

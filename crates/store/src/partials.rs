@@ -18,8 +18,12 @@
 //! the cold tier change no visible row, so they mark nothing.
 //!
 //! **Bounds.** Entries take at most `[store] analytics_cache_bytes`, least
-//! recently used dropped first; a fill larger than that is used by its
-//! statement but not kept.
+//! recently used dropped first; when a fill is larger than that, the
+//! statement reads the spans instead (within the query memory pool). A
+//! project remembers the last change of at most [`MAX_TRACKED_HOURS`]
+//! hours; past that, a change marks the whole project. Fill gates are
+//! dropped when unused. The cache's lock is never held with the state
+//! lock, so a fill never stalls ingest.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,6 +43,10 @@ use crate::{Error, Store};
 /// Hours one statement may read from the cache (400 days); a longer
 /// window reads the spans.
 const MAX_CACHED_HOURS: i64 = 400 * 24;
+
+/// Hours whose last change a project remembers (about 11 years of hours);
+/// past it, a change marks the whole project.
+const MAX_TRACKED_HOURS: usize = 100_000;
 
 /// Which hours of which project changed, and when (see the module docs).
 #[derive(Default)]
@@ -64,12 +72,17 @@ impl Changes {
         self.counter += 1;
         let now = self.counter;
         let hour = start.div_euclid(HOUR_NS);
-        if let Some(p) = self.projects.get_mut(project) {
-            p.hours.insert(hour, now);
-        } else {
-            let mut p = ProjectChanges::default();
-            p.hours.insert(hour, now);
-            self.projects.insert(project.to_owned(), p);
+        let p = match self.projects.get_mut(project) {
+            Some(p) => p,
+            None => self.projects.entry(project.to_owned()).or_default(),
+        };
+        p.hours.insert(hour, now);
+        // Spans scattered over many hours (a long backfill, hostile
+        // timestamps) would grow the map without bound: past the limit
+        // the whole project counts as changed, which is always safe.
+        if p.hours.len() > MAX_TRACKED_HOURS {
+            p.all = now;
+            p.hours.clear();
         }
     }
 
@@ -77,7 +90,10 @@ impl Changes {
     pub(crate) fn touch_project(&mut self, project: &str) {
         self.counter += 1;
         let now = self.counter;
-        self.projects.entry(project.to_owned()).or_default().all = now;
+        let p = self.projects.entry(project.to_owned()).or_default();
+        p.all = now;
+        // Every hour's change is older than `all` now.
+        p.hours.clear();
     }
 
     fn now(&self) -> u64 {
@@ -99,7 +115,8 @@ pub(crate) struct PartialCache {
     /// Hours read from the cache, and computed from the spans, so far.
     hits: u64,
     fills: u64,
-    entries: HashMap<(String, String, i64), Entry>,
+    /// (project, key) → hour → rows.
+    entries: HashMap<(String, String), HashMap<i64, Entry>>,
     /// Held while a table's missing hours are computed, per (project, key).
     gates: HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>,
 }
@@ -125,19 +142,29 @@ impl PartialCache {
         }
     }
 
-    fn get(&mut self, project: &str, key: &str, hour: i64) -> Option<(u64, RecordBatch)> {
+    /// The hours of `[first, end)` the cache holds for a table, with the
+    /// counter each was computed at.
+    fn held(
+        &mut self,
+        table: &(String, String),
+        first: i64,
+        end: i64,
+    ) -> Vec<(i64, u64, RecordBatch)> {
         self.tick += 1;
         let tick = self.tick;
-        // Keys are owned strings: a lookup builds one (cheap next to the
-        // statement it saves).
-        let e = self
-            .entries
-            .get_mut(&(project.to_owned(), key.to_owned(), hour))?;
-        e.used = tick;
-        Some((e.as_of, e.rows.clone()))
+        let Some(hours) = self.entries.get_mut(table) else {
+            return Vec::new();
+        };
+        (first..end)
+            .filter_map(|h| {
+                let e = hours.get_mut(&h)?;
+                e.used = tick;
+                Some((h, e.as_of, e.rows.clone()))
+            })
+            .collect()
     }
 
-    fn put(&mut self, project: &str, key: &str, hour: i64, as_of: u64, rows: RecordBatch) {
+    fn put(&mut self, table: &(String, String), hour: i64, as_of: u64, rows: RecordBatch) {
         self.tick += 1;
         let bytes = rows.get_array_memory_size() + 64;
         let entry = Entry {
@@ -146,10 +173,11 @@ impl PartialCache {
             bytes,
             used: self.tick,
         };
-        if let Some(old) = self
-            .entries
-            .insert((project.to_owned(), key.to_owned(), hour), entry)
-        {
+        let hours = match self.entries.get_mut(table) {
+            Some(hours) => hours,
+            None => self.entries.entry(table.clone()).or_default(),
+        };
+        if let Some(old) = hours.insert(hour, entry) {
             self.bytes -= old.bytes;
         }
         self.bytes += bytes;
@@ -164,21 +192,33 @@ impl PartialCache {
         if self.bytes <= self.capacity {
             return;
         }
-        let mut by_use: Vec<_> = self
+        let mut by_use: Vec<(u64, &(String, String), i64)> = self
             .entries
             .iter()
-            .map(|(k, e)| (e.used, k.clone()))
+            .flat_map(|(table, hours)| hours.iter().map(move |(h, e)| (e.used, table, *h)))
             .collect();
-        by_use.sort_unstable_by_key(|(used, _)| *used);
+        by_use.sort_unstable_by_key(|(used, ..)| *used);
         let target = self.capacity - self.capacity / 10;
-        for (_, k) in by_use {
-            if self.bytes <= target {
+        let mut freed = 0usize;
+        let mut drop: Vec<((String, String), i64)> = Vec::new();
+        for (_, table, h) in by_use {
+            if self.bytes - freed <= target {
                 break;
             }
-            if let Some(e) = self.entries.remove(&k) {
-                self.bytes -= e.bytes;
+            if let Some(e) = self.entries.get(table).and_then(|hours| hours.get(&h)) {
+                freed += e.bytes;
+                drop.push((table.clone(), h));
             }
         }
+        for (table, h) in drop {
+            if let Some(hours) = self.entries.get_mut(&table) {
+                hours.remove(&h);
+                if hours.is_empty() {
+                    self.entries.remove(&table);
+                }
+            }
+        }
+        self.bytes -= freed;
     }
 
     #[cfg(test)]
@@ -282,38 +322,36 @@ impl Store {
             return self.read_only_sql(project, &inline(), limits).await;
         }
         let counter = Arc::new(ScanCounter::default());
+        let table = (project.as_str().to_owned(), partials.key.clone());
         // One fill per table at a time: the console asks for several
-        // analyses at once, and two of them share a table.
+        // analyses at once, and they share a table.
         let gate = self
             .inner
             .partials
             .lock()
             .gates
-            .entry((project.as_str().to_owned(), partials.key.clone()))
+            .entry(table.clone())
             .or_default()
             .clone();
         let filling = gate.lock().await;
-        // 1. The hours the cache holds unchanged.
+        // 1. The hours the cache holds, then which of them nothing changed
+        // since (one lock at a time: ingest takes the state lock, and a
+        // counter that only grows makes checking later safe).
+        let cached = self.inner.partials.lock().held(&table, first, end);
         let (as_of, mut held, missing) = {
             let st = self.inner.state.lock();
-            let mut cache = self.inner.partials.lock();
-            let mut held = Vec::new();
-            let mut missing = Vec::new();
-            for h in first..end {
-                match cache.get(project.as_str(), &partials.key, h) {
-                    Some((as_of, rows))
-                        if !st.changes.changed_after(project.as_str(), h, as_of) =>
-                    {
-                        cache.hits += 1;
-                        if rows.num_rows() > 0 {
-                            held.push(rows);
-                        }
-                    }
-                    _ => missing.push(h),
+            let mut fresh = HashMap::with_capacity(cached.len());
+            for (h, as_of, rows) in cached {
+                if !st.changes.changed_after(project.as_str(), h, as_of) {
+                    fresh.insert(h, rows);
                 }
             }
+            let missing: Vec<i64> = (first..end).filter(|h| !fresh.contains_key(h)).collect();
+            let held: Vec<RecordBatch> = fresh.into_values().filter(|b| b.num_rows() > 0).collect();
             (st.changes.now(), held, missing)
         };
+        self.inner.partials.lock().hits +=
+            u64::try_from(end - first).unwrap_or(0) - u64::try_from(missing.len()).unwrap_or(0);
         // 2. The others, from the spans, one statement per run of hours.
         let mut filled = 0usize;
         for (lo, hi) in ranges(&missing) {
@@ -332,25 +370,32 @@ impl Store {
                         .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()))
                 })
                 .collect();
-            // What does not fit is not kept; the rows serve this statement
-            // anyway.
             let bytes: usize = hours.iter().map(RecordBatch::get_array_memory_size).sum();
-            let mut cache = self.inner.partials.lock();
-            if bytes <= cache.capacity {
-                cache.fills += u64::try_from(hi - lo).unwrap_or(0);
-                for (h, rows) in (lo..hi).zip(&hours) {
-                    cache.put(project.as_str(), &partials.key, h, as_of, rows.clone());
-                }
-            } else {
+            let capacity = self.inner.partials.lock().capacity;
+            if bytes > capacity {
+                // Larger than the cache: held in memory outside the query
+                // pool, it would be unbounded; the statement reads the
+                // spans instead, within the pool.
                 tracing::info!(
                     bytes,
-                    capacity = cache.capacity,
-                    "analytics: hourly run table larger than [store] analytics_cache_bytes, not cached"
+                    capacity,
+                    "analytics: hourly run table larger than [store] analytics_cache_bytes; reading the spans"
                 );
+                drop(filling);
+                self.forget_gate(&table, gate);
+                return self.read_only_sql(project, &inline(), limits).await;
+            }
+            {
+                let mut cache = self.inner.partials.lock();
+                cache.fills += u64::try_from(hi - lo).unwrap_or(0);
+                for (h, rows) in (lo..hi).zip(&hours) {
+                    cache.put(&table, h, as_of, rows.clone());
+                }
             }
             held.extend(hours.into_iter().filter(|b| b.num_rows() > 0));
         }
         drop(filling);
+        self.forget_gate(&table, gate);
         tracing::debug!(
             hours = end - first,
             missing = missing.len(),
@@ -385,6 +430,17 @@ impl Store {
             Some((held_name.as_str(), Arc::new(table))),
         )
         .await
+    }
+
+    /// Drops a table's fill gate once nobody else holds or waits on it, so
+    /// the map does not grow with every tag a client ever grouped by.
+    fn forget_gate(&self, table: &(String, String), gate: Arc<tokio::sync::Mutex<()>>) {
+        let mut cache = self.inner.partials.lock();
+        // The map's reference and ours: no other request has it (they take
+        // it under this lock).
+        if Arc::strong_count(&gate) == 2 {
+            cache.gates.remove(table);
+        }
     }
 
     /// The rows of a partial statement in one batch (bounded by the
@@ -455,6 +511,14 @@ mod tests {
         assert!(!c.changed_after("p", 5, as_of));
         c.touch_project("p");
         assert!(c.changed_after("p", 5, as_of));
+        assert!(c.projects["p"].hours.is_empty());
+        // Past the hours a project remembers, the whole project changed.
+        let as_of = c.now();
+        for h in 0..=MAX_TRACKED_HOURS as i64 {
+            c.touch("r", Some(h * HOUR_NS));
+        }
+        assert!(c.projects["r"].hours.len() <= MAX_TRACKED_HOURS);
+        assert!(c.changed_after("r", -5, as_of));
         // Before 1970, the hour is still the floor.
         c.touch("q", Some(-1));
         assert!(c.changed_after("q", -1, as_of));
@@ -474,15 +538,23 @@ mod tests {
         };
         let one = batch(1000).get_array_memory_size() + 64;
         let mut cache = PartialCache::new(one * 3);
+        let table = ("p".to_owned(), "k".to_owned());
+        let held = |cache: &mut PartialCache, h: i64| !cache.held(&table, h, h + 1).is_empty();
         for h in 0..3 {
-            cache.put("p", "k", h, 1, batch(1000));
+            cache.put(&table, h, 1, batch(1000));
         }
-        assert!(cache.get("p", "k", 0).is_some());
-        cache.put("p", "k", 3, 1, batch(1000));
+        assert!(held(&mut cache, 0));
+        cache.put(&table, 3, 1, batch(1000));
         assert!(cache.bytes() <= one * 3);
         // Hour 1 was the least recently used; hour 0 was read.
-        assert!(cache.get("p", "k", 1).is_none());
-        assert!(cache.get("p", "k", 0).is_some());
-        assert!(cache.get("p", "k", 3).is_some());
+        assert!(!held(&mut cache, 1));
+        assert!(held(&mut cache, 0));
+        assert!(held(&mut cache, 3));
+        // A tenth is freed at once: hour 2 went too.
+        assert_eq!(cache.held(&table, 0, 10).len(), 2);
+        // Off: everything is dropped.
+        cache.capacity = 0;
+        cache.shrink();
+        assert_eq!((cache.bytes(), cache.entries.len()), (0, 0));
     }
 }
