@@ -125,16 +125,6 @@ impl Store {
         if expired.is_empty() {
             return Ok((0, 0));
         }
-        // The analytics' cached hours of these projects are stale.
-        let projects: HashSet<String> = st
-            .parts
-            .iter()
-            .filter(|p| expired.contains(&p.meta.id))
-            .map(|p| p.meta.project.clone())
-            .collect();
-        for project in &projects {
-            st.changes.touch_project(project);
-        }
         let mut manifest = st.manifest.clone();
         manifest.parts.retain(|p| !expired.contains(&p.id));
         manifest.deletes.retain(|id, _| !expired.contains(id));
@@ -147,6 +137,10 @@ impl Store {
             .cloned()
             .partition(|p| expired.contains(&p.meta.id));
         st.parts = Arc::new(kept);
+        // The analytics' cached hours of these projects are stale.
+        for p in &gone {
+            st.changes.touch_project(&p.meta.project);
+        }
         let now = Instant::now();
         st.garbage.extend(gone.iter().map(|p| {
             let what = if p.is_cold() {

@@ -32,7 +32,6 @@ use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, Int64Type};
 use datafusion::datasource::MemTable;
-use futures::StreamExt;
 use loupe_backend::plan::{QueryLimits, QueryResult};
 use loupe_backend::{HOUR_NS, Partials};
 use loupe_model::ProjectId;
@@ -338,7 +337,7 @@ impl Store {
         // since (one lock at a time: ingest takes the state lock, and a
         // counter that only grows makes checking later safe).
         let cached = self.inner.partials.lock().held(&table, first, end);
-        let (as_of, mut held, missing) = {
+        let (as_of, mut held, missing, hits) = {
             let st = self.inner.state.lock();
             let mut fresh = HashMap::with_capacity(cached.len());
             for (h, as_of, rows) in cached {
@@ -347,11 +346,11 @@ impl Store {
                 }
             }
             let missing: Vec<i64> = (first..end).filter(|h| !fresh.contains_key(h)).collect();
+            let hits = fresh.len() as u64;
             let held: Vec<RecordBatch> = fresh.into_values().filter(|b| b.num_rows() > 0).collect();
-            (st.changes.now(), held, missing)
+            (st.changes.now(), held, missing, hits)
         };
-        self.inner.partials.lock().hits +=
-            u64::try_from(end - first).unwrap_or(0) - u64::try_from(missing.len()).unwrap_or(0);
+        self.inner.partials.lock().hits += hits;
         // 2. The others, from the spans, one statement per run of hours.
         let mut filled = 0usize;
         for (lo, hi) in ranges(&missing) {
@@ -371,7 +370,6 @@ impl Store {
                 })
                 .collect();
             let bytes: usize = hours.iter().map(RecordBatch::get_array_memory_size).sum();
-            let capacity = self.inner.partials.lock().capacity;
             if bytes > capacity {
                 // Larger than the cache: held in memory outside the query
                 // pool, it would be unbounded; the statement reads the
@@ -454,12 +452,9 @@ impl Store {
     ) -> Result<RecordBatch, Error> {
         let ctx = self.limited_session(project, limits, counter, Vec::new())?;
         let df = ctx.sql(sql).await?;
-        let mut stream = df.execute_stream().await?;
+        let stream = df.execute_stream().await?;
         let schema = stream.schema();
-        let mut batches = Vec::new();
-        while let Some(batch) = stream.next().await {
-            batches.push(batch?);
-        }
+        let batches = datafusion::physical_plan::common::collect(stream).await?;
         Ok(concat_batches(&schema, &batches)?)
     }
 
