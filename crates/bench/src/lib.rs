@@ -307,7 +307,7 @@ async fn load_loupe(work: &Workload, dir: &Path) -> anyhow::Result<Load> {
     let config = &work.config;
     let store = loupe_side::open(dir, false).await?;
     let background = store.spawn_background();
-    let tags = TagRules::new(&loupe_gen::tag_rules())?;
+    let tags = TagRules::new(&loupe_side::tag_rules())?;
     let redactor = Redactor::new(&redaction_rules())?;
     let mut runs = work.runs().enumerate().peekable();
     let (mut spans_total, mut append, mut redact) = (0u64, Duration::ZERO, Duration::ZERO);
@@ -470,7 +470,7 @@ async fn parts_state(store: &Store) -> anyhow::Result<PartsState> {
 async fn sync_loupe(dsn: &str, dir: &Path, runs: u64) -> anyhow::Result<SyncLoad> {
     let store = loupe_side::open(dir, false).await?;
     let background = store.spawn_background();
-    let tags = TagRules::new(&loupe_gen::tag_rules())?;
+    let tags = TagRules::new(&loupe_side::tag_rules())?;
     let pipeline = Pipeline::new(Arc::new(store.clone()), tags);
     let mut syncer = Syncer::connect(SyncConfig::new(dsn, dir), pipeline)
         .await

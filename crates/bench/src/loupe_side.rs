@@ -45,15 +45,40 @@ pub fn store_config(dir: &Path) -> StoreConfig {
     }
 }
 
+/// The tag rules `loupe serve` would run with the bench's `[[tags]]`:
+/// those, then the built-in workspace tag (`[dify] workspace_tag`'s
+/// default).
+pub fn tag_rules() -> Vec<loupe_normalise::tags::TagRuleConfig> {
+    let mut rules = loupe_gen::tag_rules();
+    rules.extend(loupe_normalise::tags::workspace_rules(WORKSPACE_TAG));
+    rules
+}
+
+/// The built-in workspace tag's default name.
+pub const WORKSPACE_TAG: &str = "workspace";
+
+/// The rollups as `loupe serve` derives them from the bench's rules: the
+/// default labels (`category`), and every other tag of [`tag_rules`] kept
+/// by the hour tier (`hour_tags`).
+pub fn rollup_config() -> loupe_rollup::RollupConfig {
+    let mut config = loupe_rollup::RollupConfig::default();
+    for rule in tag_rules() {
+        if !config.labels.contains(&rule.name) && !config.hour_tags.contains(&rule.name) {
+            config.hour_tags.push(rule.name);
+        }
+    }
+    config
+}
+
 /// Opens a fresh store in `dir`.
 pub async fn open(dir: &Path, read_only: bool) -> anyhow::Result<Store> {
     let config = store_config(dir);
     let shown = dir.display().to_string();
     tokio::task::spawn_blocking(move || {
         if read_only {
-            Store::open_read_only(config, loupe_rollup::RollupConfig::default())
+            Store::open_read_only(config, rollup_config())
         } else {
-            Store::open(config, loupe_rollup::RollupConfig::default())
+            Store::open(config, rollup_config())
         }
     })
     .await?

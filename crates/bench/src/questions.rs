@@ -70,7 +70,7 @@ pub struct Step<Q> {
 #[derive(Debug, Clone)]
 pub struct Question {
     /// Short name (the report's row).
-    pub name: &'static str,
+    pub name: String,
     /// PostgreSQL statements, run in order; their times add up.
     pub pg: Vec<Step<String>>,
     /// DuckDB statements (PostgreSQL's, where the dialects agree).
@@ -148,8 +148,11 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
          AND r.inputs::json->'profile'->>'tier' = 'gold' AND n.tenant_id = '{tenant}' "
     );
     let in_tenant = format!("attributes.{}=\"{tenant}\"", ctx.tenant_attr);
-    let q = |name, pg: Vec<Step<String>>, loupe, ordered| Question {
-        name,
+    // The same workspace as the built-in tag (`[dify] workspace_tag`): a
+    // small map, and a dimension of the hour rollups.
+    let by_tag = format!("tags.workspace=\"{tenant}\"");
+    let q = |name: &str, pg: Vec<Step<String>>, loupe, ordered| Question {
+        name: name.to_owned(),
         duck: pg.clone(),
         pg,
         loupe,
@@ -324,7 +327,7 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
             )
         },
         Question {
-            name: "one run with all its nodes",
+            name: "one run with all its nodes".into(),
             duck: one_run_pg.clone(),
             pg: one_run_pg.clone(),
             loupe: vec![step(
@@ -335,7 +338,7 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
             loupe_nodes_only: true,
         },
         Question {
-            name: "one run with all its nodes (query language)",
+            name: "one run with all its nodes (query language)".into(),
             duck: one_run_pg.clone(),
             pg: one_run_pg,
             loupe: vec![step(
@@ -466,6 +469,27 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
             )
         },
     ];
+    // Each workspace question again, the workspace named by its tag.
+    let by_workspace_tag: Vec<Question> = out
+        .iter()
+        .filter(|q| q.name.starts_with("one workspace"))
+        .map(|q| Question {
+            name: format!("{} (workspace tag)", q.name),
+            loupe: q
+                .loupe
+                .iter()
+                .map(|s| Step {
+                    query: match &s.query {
+                        LoupeQuery::Lang(text) => lang(text.replace(&in_tenant, &by_tag)),
+                        other => other.clone(),
+                    },
+                    compare: s.compare.clone(),
+                })
+                .collect(),
+            ..q.clone()
+        })
+        .collect();
+    out.extend(by_workspace_tag);
     out.retain(|q| !q.pg.is_empty());
     out
 }

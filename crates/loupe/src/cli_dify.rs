@@ -62,6 +62,11 @@ pub struct DifySection {
     /// Age of the node executions the cleanup recommendation is about
     /// (default `30d`; kept inside the store's retention).
     pub recommend_older_than: String,
+    /// The business tag every run gets from its Dify workspace (tenant) id,
+    /// whichever way it arrived (the sync, OTLP, Langfuse): a dimension of
+    /// queries, the hour rollups and root-cause analysis (default
+    /// `workspace`; `""` = off). Your own rules of that name run first.
+    pub workspace_tag: String,
 }
 
 impl Default for DifySection {
@@ -78,11 +83,17 @@ impl Default for DifySection {
             health_interval: "5m".into(),
             long_query: "30s".into(),
             recommend_older_than: "30d".into(),
+            workspace_tag: "workspace".into(),
         }
     }
 }
 
 impl DifySection {
+    /// The built-in rules of [`DifySection::workspace_tag`].
+    pub fn workspace_rules(&self) -> Vec<loupe_normalise::tags::TagRuleConfig> {
+        loupe_normalise::tags::workspace_rules(&self.workspace_tag)
+    }
+
     /// The checked project rules.
     pub fn projects(&self) -> anyhow::Result<loupe_dify::projects::Projects> {
         loupe_dify::projects::Projects::new(&self.project, &self.projects)

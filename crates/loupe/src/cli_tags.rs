@@ -168,7 +168,9 @@ async fn apply_in_dir(
         data_dir: Some(dir),
     }
     .resolve()?;
-    if config.tags.is_empty() {
+    // Without the server's config only the built-in workspace rules would
+    // run: more likely a forgotten --config than the intent.
+    if args.config.is_none() && config.tags.is_empty() {
         bail!("no [[tags]] rule is configured: pass the config file `loupe serve` uses (--config)");
     }
     let store = open_store(&mut config, Mode::Write).await?;

@@ -267,6 +267,8 @@ impl Config {
         self.store.validate().map_err(anyhow::Error::msg)?;
         self.ingest.validate().map_err(anyhow::Error::msg)?;
         loupe_normalise::tags::TagRules::new(&self.tags)?;
+        loupe_normalise::tags::TagRules::new(&self.dify.workspace_rules())
+            .map_err(|e| anyhow::anyhow!("dify.workspace_tag: {e}"))?;
         loupe_pipeline::redact::Redactor::new(&self.redaction)?;
         loupe_pipeline::costs::Converter::new(&self.costs).map_err(anyhow::Error::msg)?;
         if self.metrics.max_series_per_app == 0 {
@@ -296,8 +298,9 @@ impl Config {
     }
 
     /// The tags the hour rollups keep besides the labels: `[metrics]
-    /// hour_tags`, then the names of the `[[tags]]` rules and of the rules
-    /// managed over the API (`managed`), each once, none a label, at most
+    /// hour_tags`, then the names of the `[[tags]]` rules, of the rules
+    /// managed over the API (`managed`) and of the built-in workspace tag
+    /// (`[dify] workspace_tag`), each once, none a label, at most
     /// [`loupe_rollup::hours::MAX_HOUR_TAGS`] (the first ones); and those
     /// left out by that bound.
     pub fn hour_tags(&self, managed: &[String]) -> (Vec<String>, Vec<String>) {
@@ -307,7 +310,8 @@ impl Config {
             .hour_tags
             .iter()
             .chain(self.tags.iter().map(|r| &r.name))
-            .chain(managed);
+            .chain(managed)
+            .chain(std::iter::once(&self.dify.workspace_tag).filter(|t| !t.is_empty()));
         for name in names {
             if !self.metrics.labels.contains(name) && !out.contains(name) {
                 out.push(name.clone());
@@ -353,6 +357,14 @@ mod tests {
     }
 
     #[test]
+    fn a_workspace_tag_that_is_no_tag_name_is_refused_naming_the_key() {
+        let config: Config =
+            toml::from_str("[dify]\nworkspace_tag = \"work space\"\n").expect("parse");
+        let err = config.validate().expect_err("refused").to_string();
+        assert!(err.contains("dify.workspace_tag"), "{err}");
+    }
+
+    #[test]
     fn hour_tags_are_the_extra_tags_then_the_rules_each_once_and_never_a_label() {
         let config: Config = toml::from_str(
             "[metrics]\nlabels = [\"category\"]\nhour_tags = [\"region\"]\n\
@@ -365,15 +377,28 @@ mod tests {
         assert_eq!(
             config.hour_tags(&["channel".into(), "tier".into()]),
             (
-                vec!["region".to_owned(), "tier".into(), "channel".into()],
+                vec![
+                    "region".to_owned(),
+                    "tier".into(),
+                    "channel".into(),
+                    "workspace".into()
+                ],
                 vec![]
             )
         );
+        // The built-in workspace tag comes last, and goes with `""`.
+        let mut no_workspace = config.clone();
+        no_workspace.dify.workspace_tag.clear();
+        no_workspace.validate().expect("valid");
+        assert_eq!(no_workspace.hour_tags(&[]).0, vec!["region", "tier"]);
         let many: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
         let (kept, dropped) = config.hour_tags(&many);
         assert_eq!(kept.len(), loupe_rollup::hours::MAX_HOUR_TAGS);
-        assert_eq!(dropped.len(), 2 + 40 - loupe_rollup::hours::MAX_HOUR_TAGS);
-        assert_eq!(dropped.last().map(String::as_str), Some("t39"));
+        assert_eq!(
+            dropped.len(),
+            2 + 40 + 1 - loupe_rollup::hours::MAX_HOUR_TAGS
+        );
+        assert_eq!(dropped.last().map(String::as_str), Some("workspace"));
         let mut too_many = config.clone();
         too_many.metrics.hour_tags = many;
         let err = too_many.validate().expect_err("refused").to_string();

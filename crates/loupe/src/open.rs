@@ -154,11 +154,13 @@ pub async fn open_store(config: &mut Config, mode: Mode) -> anyhow::Result<Store
     Ok(store)
 }
 
-/// The ingest pipeline over `store` with the config's tag rules and those
-/// added over the API: the one write path every source gets.
+/// The ingest pipeline over `store` with the config's tag rules, those
+/// added over the API and the built-in workspace tag: the one write path
+/// every source gets.
 pub fn pipeline(config: &Config, store: &Store) -> anyhow::Result<Pipeline> {
     // The config's rules, then those added over the API (tag-rules.json).
-    let tags = loupe_pipeline::tagset::TagSet::open(config.tags.clone(), &store.config().data_dir)?;
+    let tags = loupe_pipeline::tagset::TagSet::open(config.tags.clone(), &store.config().data_dir)?
+        .with_builtin(config.dify.workspace_rules())?;
     let redactor = loupe_pipeline::redact::Redactor::new(&config.redaction)?;
     let costs = loupe_pipeline::costs::Converter::new(&config.costs).map_err(anyhow::Error::msg)?;
     Ok(Pipeline::with_tag_set(

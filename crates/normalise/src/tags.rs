@@ -159,6 +159,35 @@ impl TagRules {
     }
 }
 
+/// Span attributes that carry a Dify workspace (tenant) id: `dify.tenant_id`
+/// from the database sync and Dify 1.19+'s exports, `metadata.tenant_id`
+/// from 1.14's Langfuse and Phoenix/Arize providers (their metadata,
+/// flattened).
+pub const WORKSPACE_ATTRIBUTES: [&str; 2] = ["dify.tenant_id", "metadata.tenant_id"];
+
+/// The built-in rules that tag every run with its Dify workspace under
+/// `name` (none for an empty name): one rule per attribute of
+/// [`WORKSPACE_ATTRIBUTES`], the first found wins. As a tag, the workspace
+/// is run-level, a dimension of the hour rollups and of root-cause
+/// analysis, and a filter that reads the small tags map, not the
+/// attributes with their payloads.
+pub fn workspace_rules(name: &str) -> Vec<TagRuleConfig> {
+    if name.is_empty() {
+        return Vec::new();
+    }
+    WORKSPACE_ATTRIBUTES
+        .iter()
+        .map(|attribute| TagRuleConfig {
+            name: name.to_owned(),
+            from: TagSource::Attribute,
+            path: Some((*attribute).to_owned()),
+            regex: None,
+            project: None,
+            app_id: None,
+        })
+        .collect()
+}
+
 /// Reads a dotted path; `inputs.` may be left out or added.
 fn lookup(json: &serde_json::Value, path: &str) -> Option<String> {
     let walk = |path: &str| {

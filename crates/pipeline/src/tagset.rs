@@ -4,6 +4,8 @@
 //! An edit is validated with every other rule, written durably, then
 //! swapped in for every clone of the pipeline at once: the next write is
 //! tagged by the new rules, stored runs only by `POST /api/v1/tags/apply`.
+//! Built-in rules (the Dify workspace, `[dify] workspace_tag`) run last,
+//! so a tag the user's rules set is never replaced by them.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -69,6 +71,8 @@ pub enum RuleSource {
     Config,
     /// `tag-rules.json`, edited over the API.
     Console,
+    /// Built into Loupe (`[dify] workspace_tag`); runs after the others.
+    Builtin,
 }
 
 /// A rule as listed for a project.
@@ -112,6 +116,7 @@ pub enum TagEditError {
 #[derive(Debug)]
 pub struct TagSet {
     config: Vec<TagRuleConfig>,
+    builtin: Vec<TagRuleConfig>,
     file: Option<PathBuf>,
     /// The managed rules; held across an edit so edits never interleave.
     managed: Mutex<Vec<TagRuleConfig>>,
@@ -123,6 +128,7 @@ impl TagSet {
     pub fn fixed(rules: TagRules) -> Self {
         Self {
             config: Vec::new(),
+            builtin: Vec::new(),
             file: None,
             managed: Mutex::default(),
             compiled: RwLock::new(Arc::new(rules)),
@@ -138,14 +144,27 @@ impl TagSet {
     pub fn open(config: Vec<TagRuleConfig>, data_dir: &Path) -> Result<Self, TagEditError> {
         let path = data_dir.join(FILE);
         let managed = read_managed(&path)?;
-        let compiled = compile(&config, &managed)
+        let compiled = compile(&config, &managed, &[])
             .map_err(|e| TagEditError::Invalid(format!("{}: {e}", path.display())))?;
         Ok(Self {
             config,
+            builtin: Vec::new(),
             file: Some(path),
             managed: Mutex::new(managed),
             compiled: RwLock::new(Arc::new(compiled)),
         })
+    }
+
+    /// The same set with built-in rules running after every other.
+    ///
+    /// # Errors
+    /// Rules that do not validate (a bad name).
+    pub fn with_builtin(mut self, builtin: Vec<TagRuleConfig>) -> Result<Self, TagEditError> {
+        let compiled = compile(&self.config, &self.managed(), &builtin)
+            .map_err(|e| TagEditError::Invalid(e.to_string()))?;
+        self.builtin = builtin;
+        self.compiled = RwLock::new(Arc::new(compiled));
+        Ok(self)
     }
 
     /// The rules in effect now.
@@ -168,7 +187,8 @@ impl TagSet {
     }
 
     /// The rules that apply to `project`: the config's (for every project
-    /// or this one), then its managed ones, in the order they run.
+    /// or this one), then its managed ones, then the built-in ones, in the
+    /// order they run.
     pub fn rules(&self, project: &str) -> Vec<ListedRule> {
         let applies = |r: &&TagRuleConfig| r.project.as_deref().is_none_or(|p| p == project);
         let managed = self.managed();
@@ -182,6 +202,10 @@ impl TagSet {
             .chain(managed.iter().filter(applies).map(|r| ListedRule {
                 rule: r.clone(),
                 source: RuleSource::Console,
+            }))
+            .chain(self.builtin.iter().filter(applies).map(|r| ListedRule {
+                rule: r.clone(),
+                source: RuleSource::Builtin,
             }))
             .collect()
     }
@@ -266,8 +290,8 @@ impl TagSet {
         managed: &mut Vec<TagRuleConfig>,
         next: Vec<TagRuleConfig>,
     ) -> Result<(), TagEditError> {
-        let compiled =
-            compile(&self.config, &next).map_err(|e| TagEditError::Invalid(e.to_string()))?;
+        let compiled = compile(&self.config, &next, &self.builtin)
+            .map_err(|e| TagEditError::Invalid(e.to_string()))?;
         let file = RulesFile {
             version: 1,
             rules: next,
@@ -292,8 +316,14 @@ impl TagSet {
 fn compile(
     config: &[TagRuleConfig],
     managed: &[TagRuleConfig],
+    builtin: &[TagRuleConfig],
 ) -> Result<TagRules, loupe_normalise::tags::TagRuleError> {
-    let all: Vec<TagRuleConfig> = config.iter().chain(managed).cloned().collect();
+    let all: Vec<TagRuleConfig> = config
+        .iter()
+        .chain(managed)
+        .chain(builtin)
+        .cloned()
+        .collect();
     TagRules::new(&all)
 }
 
@@ -423,6 +453,56 @@ mod tests {
             TagSet::fixed(TagRules::default()).put("shop", rule("tier", "tier")),
             Err(TagEditError::NotManaged)
         ));
+    }
+
+    /// The workspace rules run after the user's: a run tagged `workspace`
+    /// by a console rule keeps that value, one without gets the tenant id
+    /// from either attribute, and an edit keeps the built-in rules.
+    #[test]
+    fn built_in_rules_run_last_and_survive_edits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let set = TagSet::open(vec![rule("category", "category")], dir.path())
+            .expect("open")
+            .with_builtin(loupe_normalise::tags::workspace_rules("workspace"))
+            .expect("builtin");
+        let workspace = |set: &TagSet, project: &str, attribute: &str| {
+            let mut s = run(project);
+            s.attributes.insert(attribute.into(), "t-1".into());
+            set.current().apply(&mut s);
+            s.tags.get("workspace").cloned()
+        };
+        assert_eq!(
+            workspace(&set, "shop", "dify.tenant_id").as_deref(),
+            Some("t-1")
+        );
+        assert_eq!(
+            workspace(&set, "shop", "metadata.tenant_id").as_deref(),
+            Some("t-1")
+        );
+        assert_eq!(workspace(&set, "shop", "tenant").as_deref(), None);
+        assert_eq!(
+            set.rules("shop")
+                .iter()
+                .map(|r| r.source)
+                .collect::<Vec<_>>(),
+            vec![RuleSource::Config, RuleSource::Builtin, RuleSource::Builtin]
+        );
+        // A console rule of the same name wins where it finds a value.
+        set.put("shop", rule("workspace", "tier")).expect("put");
+        assert_eq!(
+            workspace(&set, "shop", "dify.tenant_id").as_deref(),
+            Some("gold")
+        );
+        assert_eq!(
+            workspace(&set, "other", "dify.tenant_id").as_deref(),
+            Some("t-1")
+        );
+        set.remove("shop", "workspace").expect("remove");
+        assert_eq!(
+            workspace(&set, "shop", "dify.tenant_id").as_deref(),
+            Some("t-1")
+        );
+        assert!(loupe_normalise::tags::workspace_rules("").is_empty());
     }
 
     #[test]

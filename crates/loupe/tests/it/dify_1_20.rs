@@ -285,6 +285,10 @@ fn assert_one_merged_run(spans: &[Value], run: &ExportRun) {
         .filter_map(|s| s["total_tokens"].as_i64())
         .sum();
     assert_eq!(tokens, 42, "each token once");
+    assert!(
+        spans.iter().all(|s| s["tags"]["workspace"] == TENANT),
+        "the built-in workspace tag on every span: {spans:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

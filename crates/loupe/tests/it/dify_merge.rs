@@ -284,6 +284,10 @@ async fn recorded_langfuse_traffic_and_the_database_sync_give_difys_runs_in_ever
             spans.iter().all(|s| s["trace_id"] == r.run_id.as_str()),
             "{order:?}: one trace id"
         );
+        assert!(
+            spans.iter().all(|s| s["tags"]["workspace"] == tenant),
+            "{order:?}: every span has the run's workspace: {spans:#?}"
+        );
         let root = spans
             .iter()
             .find(|s| s["span_id"] == r.run_id.as_str())
@@ -356,6 +360,10 @@ async fn recorded_langfuse_traffic_and_the_database_sync_give_difys_runs_in_ever
     assert_eq!(
         query("last 30d span_kind=workflow status=error | count()").await,
         json!([[1]])
+    );
+    assert_eq!(
+        query("last 30d span_kind=workflow | by tags.workspace | count()").await,
+        json!([[tenant, 3]])
     );
     assert_eq!(
         query("last 30d span_kind!=workflow status=error | count()").await,

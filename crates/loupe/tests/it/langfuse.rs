@@ -566,5 +566,10 @@ async fn a_langfuse_only_run_has_its_duration_and_its_iteration_nesting() {
     // Tree order: the container before its children.
     let pos = |id: &str| spans.iter().position(|s| s["span_id"] == id).expect("span");
     assert!(pos("n-iter") < pos("n-llm-0"));
+    // The built-in workspace tag: Dify 1.14's Langfuse provider names the
+    // tenant in the trace's metadata only; every node of the run has it.
+    for s in spans {
+        assert_eq!(s["tags"]["workspace"], "t-1", "{s}");
+    }
     server.stop();
 }

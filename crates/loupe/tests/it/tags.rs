@@ -259,12 +259,15 @@ async fn a_rule_added_over_the_api_is_previewed_saved_applied_and_removed() {
     let (status, listed) = server.get_json("/api/v1/tags/rules").await;
     assert_eq!(status, 200, "{listed}");
     assert_eq!(listed["editable"], true, "{listed}");
+    // The config's rule, then the two built-in workspace rules.
     assert_eq!(
         listed["rules"].as_array().map(Vec::len),
-        Some(1),
+        Some(3),
         "{listed}"
     );
     assert_eq!(listed["rules"][0]["source"], "config", "{listed}");
+    assert_eq!(listed["rules"][1]["source"], "builtin", "{listed}");
+    assert_eq!(listed["rules"][2]["name"], "workspace", "{listed}");
 
     // Preview: what the rule would tag, nothing written.
     let (status, preview) = send(
@@ -349,7 +352,7 @@ async fn a_rule_added_over_the_api_is_previewed_saved_applied_and_removed() {
 
     // Another project does not see or get it.
     let (_, other) = server.get_json_as("/api/v1/tags/rules", "other").await;
-    assert_eq!(other["rules"].as_array().map(Vec::len), Some(1), "{other}");
+    assert_eq!(other["rules"].as_array().map(Vec::len), Some(3), "{other}");
 
     // Kept across a restart.
     server.stop();
@@ -357,7 +360,7 @@ async fn a_rule_added_over_the_api_is_previewed_saved_applied_and_removed() {
     let (_, listed) = server.get_json("/api/v1/tags/rules").await;
     assert_eq!(
         listed["rules"].as_array().map(Vec::len),
-        Some(2),
+        Some(4),
         "{listed}"
     );
     push(&server, 14, "gold").await;
@@ -372,7 +375,7 @@ async fn a_rule_added_over_the_api_is_previewed_saved_applied_and_removed() {
     )
     .await;
     assert_eq!(status, 200, "{left}");
-    assert_eq!(left["rules"].as_array().map(Vec::len), Some(1), "{left}");
+    assert_eq!(left["rules"].as_array().map(Vec::len), Some(3), "{left}");
     push(&server, 15, "gold").await;
     assert_eq!(tier_of(&server, 15).await, Value::Null);
     let (status, _) = send(
