@@ -199,6 +199,19 @@ impl HourMeasures {
         self.cost_pico.add(f.cost_pico, retract);
     }
 
+    /// Adds `other` but its histogram: what a reader that needs no
+    /// percentile merges (the histogram is most of a merge's work).
+    pub fn merge_sums(&mut self, other: &HourMeasures) {
+        self.spans += other.spans;
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.duration.merge(&other.duration);
+        self.input_tokens.merge(&other.input_tokens);
+        self.output_tokens.merge(&other.output_tokens);
+        self.total_tokens.merge(&other.total_tokens);
+        self.cost_pico.merge(&other.cost_pico);
+    }
+
     /// Adds `other`.
     pub fn merge(&mut self, other: &HourMeasures) {
         self.spans += other.spans;
@@ -329,6 +342,16 @@ pub struct HourSlice {
 }
 
 impl HourSlice {
+    /// Every (hour, key, node dimensions → measures) of the slice: a
+    /// reader that decides on the key alone skips a series' nodes whole.
+    pub fn series(
+        &self,
+    ) -> impl Iterator<Item = (i64, &RollupKey, &HashMap<NodeDims, HourMeasures>)> {
+        self.hours
+            .iter()
+            .flat_map(|(h, series)| series.iter().map(move |(k, nodes)| (*h, k, nodes)))
+    }
+
     /// Every (hour, key, node dimensions, measures) of the slice.
     pub fn iter(&self) -> impl Iterator<Item = (i64, &RollupKey, &NodeDims, &HourMeasures)> {
         self.hours.iter().flat_map(|(h, series)| flat(*h, series))

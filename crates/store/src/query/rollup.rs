@@ -117,6 +117,12 @@ impl Dim {
         }
     }
 
+    /// Whether a span's value is in the tier's node dimensions rather than
+    /// its series key: the node dimensions and the hour tags.
+    fn on_node(self) -> bool {
+        self.is_node() || matches!(self, Dim::HourTag(_))
+    }
+
     /// Whether this is one of the tier's node dimensions.
     fn is_node(self) -> bool {
         matches!(
@@ -277,6 +283,45 @@ fn matches(filter: &Filter, key: &RollupKey, node: &NodeDims, known: &Known) -> 
         }),
         Filter::Exists(field) => dim(field).is_some_and(|d| !d.value(key, node).is_empty()),
         _ => false,
+    }
+}
+
+/// `filter` decided on a series key alone: `Some` when no node dimension
+/// can change the answer (then every node of the series is kept or none
+/// is), `None` when the nodes must be matched one by one.
+fn series_verdict(filter: &Filter, key: &RollupKey, known: &Known) -> Option<bool> {
+    match filter {
+        Filter::And(fs) => {
+            let mut decided = true;
+            for f in fs {
+                match series_verdict(f, key, known) {
+                    Some(false) => return Some(false),
+                    Some(true) => {}
+                    None => decided = false,
+                }
+            }
+            decided.then_some(true)
+        }
+        Filter::Or(fs) => {
+            let mut decided = true;
+            for f in fs {
+                match series_verdict(f, key, known) {
+                    Some(true) => return Some(true),
+                    Some(false) => {}
+                    None => decided = false,
+                }
+            }
+            decided.then_some(false)
+        }
+        Filter::Not(f) => series_verdict(f, key, known).map(|v| !v),
+        Filter::Compare { field, .. } | Filter::In { field, .. } | Filter::Exists(field)
+            if Dim::of(field, known).is_some_and(Dim::on_node) =>
+        {
+            None
+        }
+        // A leaf on the key (or one `matches` never keeps): the node
+        // dimensions are not read.
+        leaf => Some(matches(leaf, key, &NodeDims::default(), known)),
     }
 }
 
@@ -462,39 +507,92 @@ pub(crate) fn answer(
     // series of an hour); their group values are borrowed from the keys
     // and looked up with one scratch vector, so a series costs no
     // allocation, only the groups do (this runs under the store's lock).
-    let mut borrowed: HashMap<Vec<Option<GroupRef<'_>>>, HourMeasures> = HashMap::new();
+    let percentiles = plan
+        .aggregates
+        .iter()
+        .any(|a| matches!(a.kind, AggKind::Percentile(_)));
+    let merge = |into: &mut HourMeasures, m: &HourMeasures| {
+        if percentiles {
+            into.merge(m);
+        } else {
+            into.merge_sums(m);
+        }
+    };
+    let mut borrowed: HashMap<
+        Vec<Option<GroupRef<'_>>>,
+        HourMeasures,
+        foldhash::fast::RandomState,
+    > = HashMap::default();
     let mut scratch: Vec<Option<GroupRef<'_>>> = Vec::with_capacity(plan.group_by.len());
-    for (hour, key, node, m) in slice.iter() {
-        if key.project != project
-            || m.spans == 0
-            || plan
-                .filter
-                .as_ref()
-                .is_some_and(|f| !matches(f, key, node, known))
-        {
+    let group_dims: Vec<Option<Dim>> = plan
+        .group_by
+        .iter()
+        .map(|g| match g {
+            GroupKey::Field(f) => Dim::of(f, known),
+            GroupKey::Bucket { .. } => None,
+        })
+        .collect();
+    let groups_on_node = group_dims.iter().flatten().any(|d| d.on_node());
+    let no_node = NodeDims::default();
+    // The filter is decided once per series where the key decides it (a
+    // span kind, a tool, a label), and a series whose nodes all fall in
+    // one group is merged into it once: with hour tags the nodes of a
+    // series multiply by their values, and before this a week's answer
+    // matched and merged every node (21 ms over 164k entries, 100k runs).
+    for (hour, key, nodes) in slice.series() {
+        if key.project != project {
             continue;
         }
-        // A series says `ok`/`error` exactly when the column does; its
-        // `running`/`unset` also hold spans the column calls otherwise (no
-        // status, unset, running without an end), so a status group of
-        // such a series is left to a scan.
-        if by_status && !matches!(key.status.as_str(), "ok" | "error") {
-            return None;
+        let verdict = plan
+            .filter
+            .as_ref()
+            .map_or(Some(true), |f| series_verdict(f, key, known));
+        if verdict == Some(false) {
+            continue;
         }
-        scratch.clear();
-        scratch.extend(plan.group_by.iter().map(|g| match g {
-            GroupKey::Field(f) => Dim::of(f, known).and_then(|d| {
-                let v = d.value(key, node);
-                (!v.is_empty()).then_some(GroupRef::Text(v))
-            }),
-            GroupKey::Bucket { width_ns } => Some(GroupRef::Time(
-                (hour * HOUR_NS).div_euclid(*width_ns) * width_ns,
-            )),
-        }));
-        match borrowed.get_mut(scratch.as_slice()) {
-            Some(into) => into.merge(m),
-            None => {
-                borrowed.insert(scratch.clone(), m.clone());
+        let whole = verdict == Some(true) && !groups_on_node;
+        let mut total = HourMeasures::default();
+        for (node, m) in nodes {
+            if m.spans == 0
+                || (verdict.is_none()
+                    && plan
+                        .filter
+                        .as_ref()
+                        .is_some_and(|f| !matches(f, key, node, known)))
+            {
+                continue;
+            }
+            if whole {
+                merge(&mut total, m);
+                continue;
+            }
+            // A series says `ok`/`error` exactly when the column does; its
+            // `running`/`unset` also hold spans the column calls otherwise
+            // (no status, unset, running without an end), so a status
+            // group of such a series is left to a scan.
+            if by_status && !matches!(key.status.as_str(), "ok" | "error") {
+                return None;
+            }
+            group_key(&mut scratch, plan, &group_dims, hour, key, node);
+            match borrowed.get_mut(scratch.as_slice()) {
+                Some(into) => merge(into, m),
+                None => {
+                    let mut fresh = HourMeasures::default();
+                    merge(&mut fresh, m);
+                    borrowed.insert(scratch.clone(), fresh);
+                }
+            }
+        }
+        if whole && total.spans > 0 {
+            if by_status && !matches!(key.status.as_str(), "ok" | "error") {
+                return None;
+            }
+            group_key(&mut scratch, plan, &group_dims, hour, key, &no_node);
+            match borrowed.get_mut(scratch.as_slice()) {
+                Some(into) => merge(into, &total),
+                None => {
+                    borrowed.insert(scratch.clone(), total);
+                }
             }
         }
     }
@@ -503,10 +601,6 @@ pub(crate) fn answer(
         .map(|(g, m)| (g.into_iter().map(|v| v.map(GroupRef::owned)).collect(), m))
         .collect();
     fold_edges(plan, prepared, edge_rows, &mut groups);
-    let percentiles = plan
-        .aggregates
-        .iter()
-        .any(|a| matches!(a.kind, AggKind::Percentile(_)));
     if percentiles && !groups.values().all(HourMeasures::histogram_complete) {
         // Hours written before the tier kept histograms: scan instead.
         return None;
@@ -600,6 +694,28 @@ pub(crate) fn answer(
 /// Adds the edge spans to their groups, with the measures the tier would
 /// hold for them.
 /// Whether `f` is the status column.
+/// The group of a (hour, series, node) into `scratch`: values borrowed
+/// from the key and node, so a series costs no allocation.
+fn group_key<'k>(
+    scratch: &mut Vec<Option<GroupRef<'k>>>,
+    plan: &Plan,
+    group_dims: &[Option<Dim>],
+    hour: i64,
+    key: &'k RollupKey,
+    node: &'k NodeDims,
+) {
+    scratch.clear();
+    scratch.extend(plan.group_by.iter().zip(group_dims).map(|(g, d)| match g {
+        GroupKey::Field(_) => d.and_then(|d| {
+            let v = d.value(key, node);
+            (!v.is_empty()).then_some(GroupRef::Text(v))
+        }),
+        GroupKey::Bucket { width_ns } => Some(GroupRef::Time(
+            (hour * HOUR_NS).div_euclid(*width_ns) * width_ns,
+        )),
+    }));
+}
+
 fn is_status(f: &FieldRef) -> bool {
     matches!(f, FieldRef::Column { name, .. } if name == column::STATUS)
 }

@@ -442,6 +442,11 @@ const HOUR_TAG_PLANS: &[&str] = &[
     "exists tags.tier tags.tier!=new | by bucket(1h) | count(), sum(cost)",
     "from 2026-11-17T00:20:00Z to 2026-11-17T05:40:00Z exists parent_span_id status=error | by name, tags.tier, error_signature | count()",
     "not exists tags.tier | by span_kind | count()",
+    // Filters mixing the series key and the nodes: decided per series
+    // where the key decides, per node elsewhere.
+    "span_kind=tool OR tags.tier=vip | by span_kind | count()",
+    "NOT (span_kind=llm tags.tier=vip) | by tags.tier | count()",
+    "(span_kind=tool OR app_name=shop) tags.tier!=vip | count(), sum(duration)",
 ];
 
 fn with_hour_tags(tags: &[&str]) -> loupe_rollup::RollupConfig {
