@@ -27,6 +27,11 @@
 //! dependency upgrade, so the hashing is written here, not borrowed.
 
 use std::collections::HashSet;
+
+/// Sets of hashes being built into a filter: their items are hashes
+/// already, so a fast hasher suffices (SipHash was a fifth of the CPU of a
+/// backfill, beside the store's text indexing).
+type Hashes = HashSet<u64, foldhash::fast::RandomState>;
 use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -59,11 +64,20 @@ pub(crate) fn path_of(data_dir: &Path, id: u64) -> PathBuf {
 /// Stable 64-bit hash of a trigram (FNV-1a then a murmur finaliser):
 /// defined here so stored filters never depend on a library's hasher.
 fn hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    finish(fnv(0xcbf2_9ce4_8422_2325, bytes))
+}
+
+/// FNV-1a over `bytes`, from state `h`.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
+    h
+}
+
+/// The mixing step that ends [`hash`].
+fn finish(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -73,7 +87,7 @@ fn hash(bytes: &[u8]) -> u64 {
 
 /// Hashes of the distinct character trigrams and words (maximal runs of
 /// letters and digits) of `text`, lowercased.
-fn text_hashes(text: &str, out: &mut HashSet<u64>) {
+fn text_hashes(text: &str, out: &mut Hashes) {
     let lower = text.to_lowercase();
     trigrams_of(&lower, out);
     for (start, end) in words_of(&lower) {
@@ -85,7 +99,7 @@ fn text_hashes(text: &str, out: &mut HashSet<u64>) {
 /// (those with a separator on both sides inside the phrase, so whole words
 /// of any text containing it: in "order 1234?" the word "1234", never
 /// "order", which could end "reorder").
-fn phrase_hashes(phrase: &str, out: &mut HashSet<u64>) {
+fn phrase_hashes(phrase: &str, out: &mut Hashes) {
     let lower = phrase.to_lowercase();
     trigrams_of(&lower, out);
     for (start, end) in words_of(&lower) {
@@ -95,7 +109,7 @@ fn phrase_hashes(phrase: &str, out: &mut HashSet<u64>) {
     }
 }
 
-fn trigrams_of(lower: &str, out: &mut HashSet<u64>) {
+fn trigrams_of(lower: &str, out: &mut Hashes) {
     let bounds: Vec<usize> = lower
         .char_indices()
         .map(|(i, _)| i)
@@ -129,10 +143,8 @@ fn words_of(lower: &str) -> Vec<(usize, usize)> {
 /// A word's hash, apart from every trigram's: the leading 0xFF byte never
 /// occurs in UTF-8 text.
 fn word_hash(word: &str) -> u64 {
-    let mut bytes = Vec::with_capacity(word.len() + 1);
-    bytes.push(0xFF);
-    bytes.extend_from_slice(word.as_bytes());
-    hash(&bytes)
+    // `hash` of 0xFF followed by the word, without building that buffer.
+    finish(fnv(fnv(0xcbf2_9ce4_8422_2325, &[0xFF]), word.as_bytes()))
 }
 
 /// A classic bloom filter over 64-bit words with double hashing.
@@ -142,7 +154,7 @@ struct Filter {
 }
 
 impl Filter {
-    fn with_items(items: &HashSet<u64>) -> Self {
+    fn with_items(items: &Hashes) -> Self {
         let bits = (items.len() * BITS_PER_ITEM).max(64);
         let mut f = Self {
             words: vec![0; bits.div_ceil(64)],
@@ -184,7 +196,7 @@ impl Index {
         T: IntoIterator<Item = &'a str>,
     {
         let mut blocks = Vec::new();
-        let mut hashes = HashSet::new();
+        let mut hashes = Hashes::default();
         let mut count: u64 = 0;
         for texts in rows {
             for text in texts {
@@ -213,7 +225,7 @@ impl Index {
     /// Rows (in blocks) that may contain every word, as ascending ranges;
     /// all of them when no word has a trigram.
     pub fn candidates(&self, words: &[String]) -> Vec<Range<usize>> {
-        let mut hashes = HashSet::new();
+        let mut hashes = Hashes::default();
         for w in words {
             phrase_hashes(w, &mut hashes);
         }

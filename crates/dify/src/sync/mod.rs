@@ -368,7 +368,7 @@ impl Syncer {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
-        let nodes = fetch::nodes_of(&self.client, &ids).await?;
+        let mut nodes = fetch::nodes_of(&self.client, &ids).await?;
         let node_ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
         let storage_dir = self.config.storage_dir.as_deref();
         let mut offloads = if node_ids.is_empty() {
@@ -387,20 +387,19 @@ impl Syncer {
             .map(|r| r.created_by.clone())
             .collect();
         let lookups = self.lookups(&apps, &users, &[]).await?;
-        let mut by_run: HashMap<&str, Vec<schema::NodeExecution>> = HashMap::new();
-        for n in &nodes {
-            if let Some(r) = n.workflow_run_id.as_deref() {
-                by_run.entry(r).or_default().push(n.clone());
-            }
-        }
+        // Each run's nodes as one slice of `nodes`, in the query's order
+        // (already by run; the stable sort keeps `index` order within one):
+        // node payloads are large, and are not copied.
+        nodes.sort_by(|a, b| a.workflow_run_id.cmp(&b.workflow_run_id));
+        let by_run: HashMap<&str, &[schema::NodeExecution]> = nodes
+            .chunk_by(|a, b| a.workflow_run_id == b.workflow_run_id)
+            .filter_map(|same| Some((same[0].workflow_run_id.as_deref()?, same)))
+            .collect();
         let mut spans = Vec::with_capacity(runs.len() + nodes.len());
         for run in runs {
             let project = self.projects.of(Some(&run.tenant_id), &run.app_id);
             spans.push(map::run_span(project, run, logs.get(&run.id), &lookups));
-            let mine = by_run
-                .get(run.id.as_str())
-                .map(Vec::as_slice)
-                .unwrap_or_default();
+            let mine = by_run.get(run.id.as_str()).copied().unwrap_or_default();
             spans.extend(map::node_spans(project, run, mine, &offloads, &lookups));
         }
         Ok(spans)

@@ -202,7 +202,10 @@ fn the_index_format_is_pinned_and_damage_is_refused() {
     assert_eq!(hash(b"abc"), 0x33eb_af99_27cb_c5bd);
     assert_eq!(hash("ünï".as_bytes()), 0xbd46_82f3_c47e_a1e3);
 
-    let mut hashes = std::collections::HashSet::new();
+    // A word's hash is the hash of 0xFF and the word (built without a
+    // buffer).
+    assert_eq!(super::word_hash("order"), hash(b"\xFForder"));
+    let mut hashes = super::Hashes::default();
     super::text_hashes("Refund for ORDER 42", &mut hashes);
     // 17 trigrams and 4 words.
     assert_eq!(hashes.len(), "refund for order 42".chars().count() - 2 + 4);

@@ -262,66 +262,98 @@ fn lit(v: &Literal) -> &str {
     }
 }
 
-fn matches(filter: &Filter, key: &RollupKey, node: &NodeDims, known: &Known) -> bool {
-    let dim = |f| Dim::of(f, known);
-    match filter {
-        Filter::And(fs) => fs.iter().all(|f| matches(f, key, node, known)),
-        Filter::Or(fs) => fs.iter().any(|f| matches(f, key, node, known)),
-        Filter::Not(f) => !matches(f, key, node, known),
-        Filter::Compare { field, op, value } => {
-            let Some(d) = dim(field) else { return false };
-            let v = d.value(key, node);
-            !v.is_empty()
-                && match op {
-                    Cmp::Eq => v == lit(value),
-                    _ => v != lit(value),
-                }
-        }
-        Filter::In { field, values } => dim(field).is_some_and(|d| {
-            let v = d.value(key, node);
-            !v.is_empty() && values.iter().any(|x| lit(x) == v)
-        }),
-        Filter::Exists(field) => dim(field).is_some_and(|d| !d.value(key, node).is_empty()),
-        _ => false,
-    }
+/// A filter with its fields resolved to the tier's dimensions once per
+/// answer, not once per entry (and with `supported`'s operators only).
+enum Test<'p> {
+    And(Vec<Test<'p>>),
+    Or(Vec<Test<'p>>),
+    Not(Box<Test<'p>>),
+    Eq(Dim, &'p str),
+    Ne(Dim, &'p str),
+    In(Dim, Vec<&'p str>),
+    Exists(Dim),
+    /// A field the tier does not hold: no span is kept.
+    Never,
 }
 
-/// `filter` decided on a series key alone: `Some` when no node dimension
-/// can change the answer (then every node of the series is kept or none
-/// is), `None` when the nodes must be matched one by one.
-fn series_verdict(filter: &Filter, key: &RollupKey, known: &Known) -> Option<bool> {
-    match filter {
-        Filter::And(fs) => {
-            let mut decided = true;
-            for f in fs {
-                match series_verdict(f, key, known) {
-                    Some(false) => return Some(false),
-                    Some(true) => {}
-                    None => decided = false,
-                }
+impl<'p> Test<'p> {
+    fn of(filter: &'p Filter, known: &Known) -> Test<'p> {
+        let dim = |f| Dim::of(f, known);
+        match filter {
+            Filter::And(fs) => Test::And(fs.iter().map(|f| Test::of(f, known)).collect()),
+            Filter::Or(fs) => Test::Or(fs.iter().map(|f| Test::of(f, known)).collect()),
+            Filter::Not(f) => Test::Not(Box::new(Test::of(f, known))),
+            Filter::Compare { field, op, value } => match (dim(field), op) {
+                (None, _) => Test::Never,
+                (Some(d), Cmp::Eq) => Test::Eq(d, lit(value)),
+                (Some(d), _) => Test::Ne(d, lit(value)),
+            },
+            Filter::In { field, values } => dim(field).map_or(Test::Never, |d| {
+                Test::In(d, values.iter().map(lit).collect())
+            }),
+            Filter::Exists(field) => dim(field).map_or(Test::Never, Test::Exists),
+            _ => Test::Never,
+        }
+    }
+
+    /// Whether the spans of `node` in series `key` pass. Unset (`""`)
+    /// never matches a comparison, as in a scan.
+    fn matches(&self, key: &RollupKey, node: &NodeDims) -> bool {
+        match self {
+            Test::And(ts) => ts.iter().all(|t| t.matches(key, node)),
+            Test::Or(ts) => ts.iter().any(|t| t.matches(key, node)),
+            Test::Not(t) => !t.matches(key, node),
+            Test::Eq(d, v) => {
+                let x = d.value(key, node);
+                !x.is_empty() && x == *v
             }
-            decided.then_some(true)
-        }
-        Filter::Or(fs) => {
-            let mut decided = true;
-            for f in fs {
-                match series_verdict(f, key, known) {
-                    Some(true) => return Some(true),
-                    Some(false) => {}
-                    None => decided = false,
-                }
+            Test::Ne(d, v) => {
+                let x = d.value(key, node);
+                !x.is_empty() && x != *v
             }
-            decided.then_some(false)
+            Test::In(d, vs) => {
+                let x = d.value(key, node);
+                !x.is_empty() && vs.contains(&x)
+            }
+            Test::Exists(d) => !d.value(key, node).is_empty(),
+            Test::Never => false,
         }
-        Filter::Not(f) => series_verdict(f, key, known).map(|v| !v),
-        Filter::Compare { field, .. } | Filter::In { field, .. } | Filter::Exists(field)
-            if Dim::of(field, known).is_some_and(Dim::on_node) =>
-        {
-            None
+    }
+
+    /// The test decided on a series key alone: `Some` when no node
+    /// dimension can change the answer (then every node of the series is
+    /// kept or none is), `None` when the nodes must be tested one by one.
+    /// `no_node` is an empty [`NodeDims`].
+    fn on_series(&self, key: &RollupKey, no_node: &NodeDims) -> Option<bool> {
+        match self {
+            Test::And(ts) => {
+                let mut decided = true;
+                for t in ts {
+                    match t.on_series(key, no_node) {
+                        Some(false) => return Some(false),
+                        Some(true) => {}
+                        None => decided = false,
+                    }
+                }
+                decided.then_some(true)
+            }
+            Test::Or(ts) => {
+                let mut decided = true;
+                for t in ts {
+                    match t.on_series(key, no_node) {
+                        Some(true) => return Some(true),
+                        Some(false) => {}
+                        None => decided = false,
+                    }
+                }
+                decided.then_some(false)
+            }
+            Test::Not(t) => t.on_series(key, no_node).map(|v| !v),
+            Test::Eq(d, _) | Test::Ne(d, _) | Test::In(d, _) | Test::Exists(d) if d.on_node() => {
+                None
+            }
+            leaf => Some(leaf.matches(key, no_node)),
         }
-        // A leaf on the key (or one `matches` never keeps): the node
-        // dimensions are not read.
-        leaf => Some(matches(leaf, key, &NodeDims::default(), known)),
     }
 }
 
@@ -534,6 +566,7 @@ pub(crate) fn answer(
         .collect();
     let groups_on_node = group_dims.iter().flatten().any(|d| d.on_node());
     let no_node = NodeDims::default();
+    let test = plan.filter.as_ref().map(|f| Test::of(f, known));
     // The filter is decided once per series where the key decides it (a
     // span kind, a tool, a label), and a series whose nodes all fall in
     // one group is merged into it once: with hour tags the nodes of a
@@ -543,10 +576,9 @@ pub(crate) fn answer(
         if key.project != project {
             continue;
         }
-        let verdict = plan
-            .filter
+        let verdict = test
             .as_ref()
-            .map_or(Some(true), |f| series_verdict(f, key, known));
+            .map_or(Some(true), |t| t.on_series(key, &no_node));
         if verdict == Some(false) {
             continue;
         }
@@ -554,11 +586,7 @@ pub(crate) fn answer(
         let mut total = HourMeasures::default();
         for (node, m) in nodes {
             if m.spans == 0
-                || (verdict.is_none()
-                    && plan
-                        .filter
-                        .as_ref()
-                        .is_some_and(|f| !matches(f, key, node, known)))
+                || (verdict.is_none() && test.as_ref().is_some_and(|t| !t.matches(key, node)))
             {
                 continue;
             }

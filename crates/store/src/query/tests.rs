@@ -394,18 +394,28 @@ async fn rollup_answers_equal_brute_force_and_survive_reopen() {
     store.shutdown().await.expect("shutdown");
     drop(store);
 
-    // A tier persisted before node dimensions: plans naming them scan (the
-    // hours it holds lack them), the others are still answered.
+    // A tier persisted before node dimensions, by a build that wrote plain
+    // JSON: plans naming them scan (the hours it holds lack them), the
+    // others are still answered.
+    let mut rewritten = 0;
     for entry in std::fs::read_dir(dir.path().join("rollups")).expect("rollups dir") {
         let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let mut snap: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        if path.to_string_lossy().ends_with(".json.zst") {
+            let json = zstd::stream::decode_all(std::fs::read(&path).expect("read").as_slice())
+                .expect("zstd");
+            let mut snap: serde_json::Value = serde_json::from_slice(&json).expect("json");
             let obj = snap.as_object_mut().expect("object");
             assert!(obj.remove("hours_node_dims_from").is_some(), "{path:?}");
-            std::fs::write(&path, serde_json::to_vec(&snap).expect("json")).expect("write");
+            std::fs::write(
+                path.with_extension(""),
+                serde_json::to_vec(&snap).expect("json"),
+            )
+            .expect("write");
+            std::fs::remove_file(&path).expect("remove");
+            rewritten += 1;
         }
     }
+    assert_eq!(rewritten, 1, "one compressed snapshot");
     let store = Store::open(config(dir.path()), loupe_rollup::RollupConfig::default())
         .expect("reopen an older tier");
     for (text, rollups) in [(FROM_ROLLUPS[2], true), (NODE_DIMS, false)] {
@@ -557,18 +567,27 @@ async fn hour_tags_are_answered_from_the_tier_from_the_hour_they_were_kept() {
 /// Rewrites the rollup files under `dir` as a build before hour tags wrote
 /// them: no tag list in the snapshot, no tags in the day files.
 fn strip_hour_tags(dir: &std::path::Path) {
+    // Rewritten as such a build wrote them: plain JSON.
     let edit = |path: &std::path::Path, f: &dyn Fn(&mut Value)| {
-        let mut v: Value =
-            serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json");
+        let json =
+            zstd::stream::decode_all(std::fs::read(path).expect("read").as_slice()).expect("zstd");
+        let mut v: Value = serde_json::from_slice(&json).expect("json");
         f(&mut v);
-        std::fs::write(path, serde_json::to_vec(&v).expect("json")).expect("write");
+        std::fs::write(
+            path.with_extension(""),
+            serde_json::to_vec(&v).expect("json"),
+        )
+        .expect("write");
+        std::fs::remove_file(path).expect("remove");
     };
     let json_in = |d: std::path::PathBuf| {
-        std::fs::read_dir(d)
+        let found = std::fs::read_dir(d)
             .expect("dir")
             .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect::<Vec<_>>()
+            .filter(|p| p.to_string_lossy().ends_with(".json.zst"))
+            .collect::<Vec<_>>();
+        assert!(!found.is_empty(), "rollup files to rewrite");
+        found
     };
     for path in json_in(dir.to_owned()) {
         edit(&path, &|v| {
