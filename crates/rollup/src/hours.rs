@@ -214,15 +214,8 @@ impl HourMeasures {
 
     /// Adds `other`.
     pub fn merge(&mut self, other: &HourMeasures) {
-        self.spans += other.spans;
-        self.ok += other.ok;
-        self.errors += other.errors;
-        self.duration.merge(&other.duration);
+        self.merge_sums(other);
         self.duration_hist.merge(&other.duration_hist);
-        self.input_tokens.merge(&other.input_tokens);
-        self.output_tokens.merge(&other.output_tokens);
-        self.total_tokens.merge(&other.total_tokens);
-        self.cost_pico.merge(&other.cost_pico);
     }
 
     /// The measures of one span given by its stored values (`status` as

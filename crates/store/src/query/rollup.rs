@@ -325,29 +325,22 @@ impl<'p> Test<'p> {
     /// kept or none is), `None` when the nodes must be tested one by one.
     /// `no_node` is an empty [`NodeDims`].
     fn on_series(&self, key: &RollupKey, no_node: &NodeDims) -> Option<bool> {
+        // `and` is decided by one false part, `or` by one true part;
+        // otherwise by all parts decided alike.
+        let junction = |ts: &[Test<'_>], deciding: bool| {
+            let mut decided = true;
+            for t in ts {
+                match t.on_series(key, no_node) {
+                    Some(v) if v == deciding => return Some(deciding),
+                    Some(_) => {}
+                    None => decided = false,
+                }
+            }
+            decided.then_some(!deciding)
+        };
         match self {
-            Test::And(ts) => {
-                let mut decided = true;
-                for t in ts {
-                    match t.on_series(key, no_node) {
-                        Some(false) => return Some(false),
-                        Some(true) => {}
-                        None => decided = false,
-                    }
-                }
-                decided.then_some(true)
-            }
-            Test::Or(ts) => {
-                let mut decided = true;
-                for t in ts {
-                    match t.on_series(key, no_node) {
-                        Some(true) => return Some(true),
-                        Some(false) => {}
-                        None => decided = false,
-                    }
-                }
-                decided.then_some(false)
-            }
+            Test::And(ts) => junction(ts, false),
+            Test::Or(ts) => junction(ts, true),
             Test::Not(t) => t.on_series(key, no_node).map(|v| !v),
             Test::Eq(d, _) | Test::Ne(d, _) | Test::In(d, _) | Test::Exists(d) if d.on_node() => {
                 None
@@ -719,9 +712,6 @@ pub(crate) fn answer(
     })
 }
 
-/// Adds the edge spans to their groups, with the measures the tier would
-/// hold for them.
-/// Whether `f` is the status column.
 /// The group of a (hour, series, node) into `scratch`: values borrowed
 /// from the key and node, so a series costs no allocation.
 fn group_key<'k>(
@@ -744,10 +734,13 @@ fn group_key<'k>(
     }));
 }
 
+/// Whether `f` is the status column.
 fn is_status(f: &FieldRef) -> bool {
     matches!(f, FieldRef::Column { name, .. } if name == column::STATUS)
 }
 
+/// Adds the edge spans to their groups, with the measures the tier would
+/// hold for them.
 fn fold_edges(
     plan: &Plan,
     prepared: &RollupPlan,
