@@ -653,8 +653,9 @@ async function openMode() {
     await page.waitForSelector('[data-testid=tag-rules] tr[data-tag=category]');
     assert.match(await page.textContent('[data-testid=retention-days]'), /kept forever|\d+ days/);
     assert.match(await page.textContent('[data-testid=metrics-labels]'), /category/);
-    // A rule's tag that is not a label is kept by the hour rollups only.
-    assert.equal(await page.textContent('[data-testid=hour-tags]'), 'channel');
+    // A rule's tag that is not a label is kept by the hour rollups only,
+    // and so is the built-in workspace tag.
+    assert.equal(await page.textContent('[data-testid=hour-tags]'), 'channel, workspace');
     assert.match(await page.textContent('[data-testid=tag-rules] tr[data-tag=category]'), /yes/);
     assert.equal(await page.getAttribute('[data-testid=tag-rules] tr[data-tag=category]', 'data-source'), 'config');
     // A rule added here: previewed (the API's own numbers), saved, listed as the console's, removed.

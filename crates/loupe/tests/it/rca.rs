@@ -93,7 +93,7 @@ async fn the_same_analysis_through_the_api_and_the_cli_finds_the_injected_cause(
     assert_eq!(status, 200, "{settings}");
     assert_eq!(
         settings["metrics"]["hour_tags"],
-        json!(["tier"]),
+        json!(["workspace", "tier"]),
         "{settings:#}"
     );
     let sentence = api["findings"][0]["sentence"].as_str().expect("sentence");
