@@ -670,7 +670,11 @@ async function openMode() {
     assert.ok(shown.includes(`this rule tags ${want.runs_tagged.toLocaleString('en-US')};`), `${shown} vs ${JSON.stringify(want)}`);
     await page.click('[data-testid=tag-save]');
     await page.waitForSelector('[data-testid=tag-rules] tr[data-tag=product][data-source=console]');
-    assert.deepEqual((await api('/api/v1/tags/rules')).body.rules.map((r) => [r.name, r.source]), [['category', 'config'], ['channel', 'config'], ['product', 'console']]);
+    assert.deepEqual((await api('/api/v1/tags/rules')).body.rules.map((r) => [r.name, r.source]),
+      [['category', 'config'], ['channel', 'config'], ['product', 'console'], ['workspace', 'builtin'], ['workspace', 'builtin']]);
+    // The built-in rows say where they come from and have no delete button.
+    assert.match(await page.textContent('[data-testid=tag-rules] tr[data-tag=workspace][data-source=builtin]'), /built in/);
+    assert.equal(await page.$('[data-testid=tag-rules] tr[data-source=builtin] [data-action=delete-tag]'), null);
     // A name loupe.toml sets is refused with the server's reason.
     await page.fill('[data-testid=tag-form] [data-field=name]', 'category');
     await page.click('[data-testid=tag-save]');
@@ -679,7 +683,7 @@ async function openMode() {
     page.once('dialog', (d) => d.accept());
     await page.click('[data-testid=tag-rules] tr[data-tag=product] [data-action=delete-tag]');
     await page.waitForFunction(() => !document.querySelector('[data-testid=tag-rules] tr[data-tag=product]'));
-    assert.equal((await api('/api/v1/tags/rules')).body.rules.length, 2);
+    assert.equal((await api('/api/v1/tags/rules')).body.rules.length, 4);
     assert.match(await page.textContent('[data-testid=integrations]'), /dify\.example\.com/);
     // Retention: a preview shows the API's numbers and deletes nothing; a
     // longer retention is saved without a question; back to the default.
