@@ -50,12 +50,11 @@ pub fn store_config(dir: &Path) -> StoreConfig {
 /// default).
 pub fn tag_rules() -> Vec<loupe_normalise::tags::TagRuleConfig> {
     let mut rules = loupe_gen::tag_rules();
-    rules.extend(loupe_normalise::tags::workspace_rules(WORKSPACE_TAG));
+    rules.extend(loupe_normalise::tags::workspace_rules(
+        loupe_normalise::tags::DEFAULT_WORKSPACE_TAG,
+    ));
     rules
 }
-
-/// The built-in workspace tag's default name.
-pub const WORKSPACE_TAG: &str = "workspace";
 
 /// The rollups as `loupe serve` derives them from the bench's rules: the
 /// default labels (`category`), and every other tag of [`tag_rules`] kept

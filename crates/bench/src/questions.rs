@@ -150,7 +150,10 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
     let in_tenant = format!("attributes.{}=\"{tenant}\"", ctx.tenant_attr);
     // The same workspace as the built-in tag (`[dify] workspace_tag`): a
     // small map, and a dimension of the hour rollups.
-    let by_tag = format!("tags.workspace=\"{tenant}\"");
+    let by_tag = format!(
+        "tags.{}=\"{tenant}\"",
+        loupe_normalise::tags::DEFAULT_WORKSPACE_TAG
+    );
     let q = |name: &str, pg: Vec<Step<String>>, loupe, ordered| Question {
         name: name.to_owned(),
         duck: pg.clone(),

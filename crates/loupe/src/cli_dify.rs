@@ -83,7 +83,7 @@ impl Default for DifySection {
             health_interval: "5m".into(),
             long_query: "30s".into(),
             recommend_older_than: "30d".into(),
-            workspace_tag: "workspace".into(),
+            workspace_tag: loupe_normalise::tags::DEFAULT_WORKSPACE_TAG.into(),
         }
     }
 }

@@ -165,6 +165,9 @@ impl TagRules {
 /// flattened).
 pub const WORKSPACE_ATTRIBUTES: [&str; 2] = ["dify.tenant_id", "metadata.tenant_id"];
 
+/// The default name of the workspace tag (`[dify] workspace_tag`).
+pub const DEFAULT_WORKSPACE_TAG: &str = "workspace";
+
 /// The built-in rules that tag every run with its Dify workspace under
 /// `name` (none for an empty name): one rule per attribute of
 /// [`WORKSPACE_ATTRIBUTES`], the first found wins. As a tag, the workspace

@@ -335,7 +335,7 @@ pub struct HourSlice {
 }
 
 impl HourSlice {
-    /// Every (hour, key, node dimensions → measures) of the slice: a
+    /// Every (hour, series key, its nodes' measures) of the slice: a
     /// reader that decides on the key alone skips a series' nodes whole.
     pub fn series(
         &self,
@@ -343,11 +343,6 @@ impl HourSlice {
         self.hours
             .iter()
             .flat_map(|(h, series)| series.iter().map(move |(k, nodes)| (*h, k, nodes)))
-    }
-
-    /// Every (hour, key, node dimensions, measures) of the slice.
-    pub fn iter(&self) -> impl Iterator<Item = (i64, &RollupKey, &NodeDims, &HourMeasures)> {
-        self.hours.iter().flat_map(|(h, series)| flat(*h, series))
     }
 }
 
