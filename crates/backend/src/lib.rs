@@ -23,12 +23,14 @@ use futures::future::BoxFuture;
 use loupe_model::{ProjectId, Span, SpanKind, Status};
 use serde::{Deserialize, Serialize};
 
+pub mod clickhouse;
 mod cursor;
 pub mod logs;
 pub mod plan;
 pub mod run_context;
 pub mod timelines;
 
+pub use clickhouse::{ClickHouseConfig, ProfileChoice, SpanBackend};
 pub use cursor::{Cursor, InvalidCursor};
 pub use logs::{LogPage, LogQuery, LogReader, LogWriter};
 pub use plan::{BatchStream, Plan, QueryLimits, QueryResult, QueryStats};

@@ -76,7 +76,23 @@ pub(crate) struct Inner {
     last_version: AtomicU64,
     insert_batch_rows: usize,
     stream_batch_rows: u64,
+    /// Told of every stored change ([`ClickHouseStore::on_change`]).
+    on_change: std::sync::OnceLock<ChangeHook>,
 }
+
+/// One row a write changed: its stored version before (`None` for a span
+/// new to the database) and the version now stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    /// The merged row before this write.
+    pub old: Option<&'a Span>,
+    /// The merged row this write stored.
+    pub new: &'a Span,
+}
+
+/// What [`ClickHouseStore::on_change`] calls once a project's part of an
+/// append is stored: the spans it received and the rows they changed.
+pub type ChangeHook = Box<dyn Fn(usize, &[Change<'_>]) + Send + Sync>;
 
 impl Inner {
     fn compiler(&self) -> sql::Compiler<'_> {
@@ -103,7 +119,7 @@ impl ClickHouseStore {
     /// [`Error::Unreachable`] / [`Error::Server`] when the server fails.
     #[tracing::instrument(name = "clickhouse.connect", skip_all)]
     pub async fn connect(config: ClickHouseConfig) -> Result<Self, Error> {
-        let config = config.validate()?;
+        let config = Resolved::new(config)?;
         let client = Client::new(&config)?;
         let (server_version, probed) = schema::probe(&client).await?;
         client
@@ -165,6 +181,7 @@ impl ClickHouseStore {
                 last_version: AtomicU64::new(0),
                 insert_batch_rows: config.insert_batch_rows,
                 stream_batch_rows: config.stream_batch_rows as u64,
+                on_change: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -177,6 +194,18 @@ impl ClickHouseStore {
     /// The server's `version()` text.
     pub fn server_version(&self) -> &str {
         &self.inner.server_version
+    }
+
+    /// Calls `hook` once ClickHouse stored a project's part of an append,
+    /// with the spans received and every row changed, each with its
+    /// version before: what `loupe serve` keeps its
+    /// `/metrics` series and alert windows from (the embedded store does
+    /// the same under its write lock). Set once; a second hook is refused.
+    ///
+    /// # Errors
+    /// The hook given back when one is set already.
+    pub fn on_change(&self, hook: ChangeHook) -> Result<(), ChangeHook> {
+        self.inner.on_change.set(hook)
     }
 
     /// The statements that make the schema (what `connect` ran), for docs

@@ -89,15 +89,32 @@ impl Inner {
             // One project's gate at a time: no two appends wait on each other.
             let gate = self.write_gate(&project);
             let _serial = gate.lock().await;
-            let rows = self.merge_project(&project, spans).await?;
+            let received = spans.len();
+            let (rows, before) = self.merge_project(&project, spans).await?;
             seq = seq.max(rows.iter().map(|r| r.version).max().unwrap_or(0));
-            self.insert(rows).await?;
+            self.insert(&rows).await?;
+            // Stored: what the rows were before is now what they are.
+            if let Some(hook) = self.on_change.get() {
+                let changes: Vec<crate::Change<'_>> = rows
+                    .iter()
+                    .map(|r| crate::Change {
+                        old: before.get(&r.span.span_id),
+                        new: &r.span,
+                    })
+                    .collect();
+                hook(received, &changes);
+            }
         }
         Ok(WriteAck { seq, spans: count })
     }
 
-    /// Steps 1 and 2 for one project: the rows to insert.
-    async fn merge_project(&self, project: &str, spans: Vec<Span>) -> Result<Vec<Stored>, Error> {
+    /// Steps 1 and 2 for one project: the rows to insert and, when a
+    /// change hook is set, the stored version of each row that had one.
+    async fn merge_project(
+        &self,
+        project: &str,
+        spans: Vec<Span>,
+    ) -> Result<(Vec<Stored>, HashMap<String, Span>), Error> {
         let ids: Vec<&str> = {
             let mut seen = HashSet::new();
             spans
@@ -153,6 +170,15 @@ impl Inner {
                     .insert(r.span.span_id.clone());
             }
         }
+        // The stored versions, for the change hook (the rows merge in place).
+        let watched = self.on_change.get().is_some();
+        let mut before: HashMap<String, Span> = if watched {
+            rows.iter()
+                .map(|(id, r)| (id.clone(), r.span.clone()))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let mut dirty: HashSet<String> = HashSet::new();
         let mut changed_traces: HashSet<String> = HashSet::new();
         let now_s = loupe_model::time::now_ns().div_euclid(1_000_000_000);
@@ -204,7 +230,11 @@ impl Inner {
                 continue;
             }
             let ctx = r.span.trace_id.as_ref().and_then(|t| contexts.get(t));
+            let prior = watched.then(|| r.span.clone());
             if ctx.is_some_and(|ctx| ctx.fill(&mut r.span)) {
+                if let Some(prior) = prior {
+                    before.insert(id.clone(), prior);
+                }
                 dirty.insert(id.clone());
                 rows.insert(id, r);
             }
@@ -217,7 +247,7 @@ impl Inner {
             }
         }
         out.sort_by_key(|r| (r.filed_at, r.version));
-        Ok(out)
+        Ok((out, before))
     }
 
     /// The newest stored rows of `project` whose trace is one of
@@ -237,13 +267,13 @@ impl Inner {
     }
 
     /// Step 3: inserts rows, a few days per statement.
-    async fn insert(&self, rows: Vec<Stored>) -> Result<(), Error> {
+    async fn insert(&self, rows: &[Stored]) -> Result<(), Error> {
         let table = self.layout.table();
         let sync = self.layout.cluster.is_some();
         let mut body = Vec::new();
         let (mut n, mut days) = (0usize, 0usize);
         let mut last_day = None;
-        for r in &rows {
+        for r in rows {
             let day = r.filed_at.div_euclid(86_400);
             if last_day != Some(day) {
                 if days == DAYS_PER_INSERT {

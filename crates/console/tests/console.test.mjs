@@ -656,6 +656,7 @@ async function openMode() {
     // A rule's tag that is not a label is kept by the hour rollups only,
     // and so is the built-in workspace tag.
     assert.equal(await page.textContent('[data-testid=hour-tags]'), 'channel, workspace');
+    assert.equal(await page.textContent('[data-testid=backend]'), 'this data directory');
     assert.match(await page.textContent('[data-testid=tag-rules] tr[data-tag=category]'), /yes/);
     assert.equal(await page.getAttribute('[data-testid=tag-rules] tr[data-tag=category]', 'data-source'), 'config');
     // A rule added here: previewed (the API's own numbers), saved, listed as the console's, removed.

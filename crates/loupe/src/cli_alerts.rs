@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use loupe_alerts::{Engine, SystemClock};
-use loupe_store::Store;
 
 use crate::config::Config;
 use crate::open::{ConfigArgs, Mode, open_store};
@@ -34,16 +33,16 @@ enum AlertsCommand {
 }
 
 /// The engine `serve` runs (`None` when `[alerts] enabled = false`).
-pub fn engine(config: &Config, store: &Store) -> anyhow::Result<Option<Arc<Engine>>> {
+pub fn engine(config: &Config, spans: &crate::spans::Spans) -> anyhow::Result<Option<Arc<Engine>>> {
     if !config.alerts.enabled {
         return Ok(None);
     }
-    let source_store = store.clone();
+    let source = spans.clone();
     let engine = Engine::open(
         config.alerts_config(),
         config.metrics.labels.clone(),
-        Some(&store.config().data_dir),
-        Arc::new(move || source_store.recent_rollups()),
+        Some(&config.store.data_dir),
+        Arc::new(move || source.recent_rollups()),
         Arc::new(SystemClock),
     )
     .context("cannot start alerting ([alerts])")?;

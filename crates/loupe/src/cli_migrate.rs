@@ -42,18 +42,20 @@ pub struct MigrateArgs {
     /// The backend to copy into.
     #[arg(long, value_enum)]
     to: Target,
-    /// ClickHouse HTTP endpoint, e.g. http://127.0.0.1:8123.
+    /// ClickHouse HTTP endpoint, e.g. http://127.0.0.1:8123. Default: the
+    /// [store.clickhouse] section of --config (with its database, cluster,
+    /// user and [store] retention_days, as `loupe serve` connects).
     #[arg(long, env = "LOUPE_CLICKHOUSE_URL")]
-    clickhouse_url: String,
+    clickhouse_url: Option<String>,
     /// ClickHouse database (created when missing). Default loupe.
-    #[arg(long, env = "LOUPE_CLICKHOUSE_DATABASE", default_value = "loupe")]
-    clickhouse_database: String,
+    #[arg(long, env = "LOUPE_CLICKHOUSE_DATABASE")]
+    clickhouse_database: Option<String>,
     /// Cluster name: write through a Distributed table (docs/CLICKHOUSE.md).
     #[arg(long, env = "LOUPE_CLICKHOUSE_CLUSTER")]
     clickhouse_cluster: Option<String>,
     /// ClickHouse user. Default `default`.
-    #[arg(long, env = "LOUPE_CLICKHOUSE_USER", default_value = "default")]
-    clickhouse_user: String,
+    #[arg(long, env = "LOUPE_CLICKHOUSE_USER")]
+    clickhouse_user: Option<String>,
     /// ClickHouse password (prefer the variable: flags show in `ps`).
     #[arg(long, env = "LOUPE_CLICKHOUSE_PASSWORD", hide_env_values = true)]
     clickhouse_password: Option<String>,
@@ -83,23 +85,40 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         bail!("--batch must be at least 1");
     }
     let mut config = args.source.resolve()?;
-    let store = open_store(&mut config, Mode::ReadOnly).await?;
-    let mut ch = ClickHouseConfig::new(&args.clickhouse_url);
-    ch.database.clone_from(&args.clickhouse_database);
-    ch.cluster.clone_from(&args.clickhouse_cluster);
-    ch.user.clone_from(&args.clickhouse_user);
+    // The server's own ClickHouse when the config names one; then this
+    // command reads the data directory's embedded store, its source.
+    let mut ch = match (&args.clickhouse_url, config.store.clickhouse_for_serve()) {
+        (Some(url), _) => ClickHouseConfig::new(url),
+        (None, Some(configured)) => configured,
+        (None, None) => bail!(
+            "where to? give --clickhouse-url, or a --config with [store] backend = \"clickhouse\" \
+             and its [store.clickhouse] url"
+        ),
+    };
+    config.store.backend = loupe_backend::SpanBackend::Embedded;
+    if let Some(d) = &args.clickhouse_database {
+        ch.database.clone_from(d);
+    }
+    if let Some(c) = &args.clickhouse_cluster {
+        ch.cluster = Some(c.clone());
+    }
+    if let Some(u) = &args.clickhouse_user {
+        ch.user.clone_from(u);
+    }
     if let Some(p) = &args.clickhouse_password {
         ch.password.clone_from(p);
     }
+    let (url, database) = (ch.url.clone(), ch.database.clone());
+    let store = open_store(&mut config, Mode::ReadOnly).await?;
     let target = ClickHouseStore::connect(ch)
         .await
-        .with_context(|| format!("cannot use ClickHouse at {}", args.clickhouse_url))?;
+        .with_context(|| format!("cannot use ClickHouse at {url}"))?;
     eprintln!(
         "migrating {} into ClickHouse {} ({} profile), database {}",
         config.store.data_dir.display(),
         target.server_version(),
         target.profile().as_str(),
-        args.clickhouse_database
+        database
     );
     let projects = if args.projects.is_empty() {
         store.projects()

@@ -406,6 +406,37 @@ mod tests {
     }
 
     #[test]
+    fn a_clickhouse_backend_needs_its_server_and_one_retention_setting() {
+        let parse = |text: &str| -> anyhow::Result<Config> {
+            let config: Config = toml::from_str(text)?;
+            config.validate()?;
+            Ok(config)
+        };
+        let err = |text: &str| parse(text).expect_err("refused").to_string();
+        assert!(err("[store]\nbackend = \"clickhouse\"\n").contains("[store.clickhouse]"));
+        assert!(err("[store]\nbackend = \"mysql\"\n").contains("backend"));
+        let e = err(
+            "[store]\nbackend = \"clickhouse\"\n[store.clickhouse]\nurl = \"http://h:8123\"\nretention_days = 9\n",
+        );
+        assert!(e.contains("store.clickhouse.retention_days"), "{e}");
+        let e = err(
+            "[store]\nbackend = \"clickhouse\"\n[store.clickhouse]\nurl = \"http://h:8123\"\n[store.retention_days_by_project]\nx = 3\n",
+        );
+        assert!(e.contains("retention_days_by_project"), "{e}");
+        let e = err("[store]\nbackend = \"clickhouse\"\n[store.clickhouse]\nurlx = \"http://h\"\n");
+        assert!(e.contains("urlx"), "{e}");
+        let ok = parse(
+            "[store]\nbackend = \"clickhouse\"\nretention_days = 45\n[store.clickhouse]\nurl = \"http://h:8123\"\ndatabase = \"obs\"\n",
+        )
+        .expect("valid");
+        let ch = ok.store.clickhouse_for_serve().expect("clickhouse");
+        assert_eq!((ch.database.as_str(), ch.retention_days), ("obs", Some(45)));
+        // The embedded backend ignores a section it does not use.
+        let embedded = parse("[store.clickhouse]\nurl = \"http://h:8123\"\n").expect("valid");
+        assert!(embedded.store.clickhouse_for_serve().is_none());
+    }
+
+    #[test]
     fn shipped_example_config_parses_and_validates() {
         let path = std::path::PathBuf::from(
             std::env::var_os("CARGO_MANIFEST_DIR")

@@ -24,6 +24,7 @@ mod keys;
 mod open;
 mod ops;
 mod serve;
+mod spans;
 mod tail;
 
 use std::net::SocketAddr;
@@ -108,6 +109,19 @@ pub struct ServeArgs {
     /// (store.cold.hot_days). Default 7.
     #[arg(long, env = "LOUPE_HOT_DAYS")]
     hot_days: Option<u32>,
+    /// Where spans are kept: embedded (the data directory, default) or
+    /// clickhouse (store.backend; needs --clickhouse-url or
+    /// [store.clickhouse] url).
+    #[arg(long, env = "LOUPE_STORE_BACKEND")]
+    backend: Option<loupe_backend::SpanBackend>,
+    /// ClickHouse HTTP endpoint, e.g. http://127.0.0.1:8123
+    /// (store.clickhouse.url).
+    #[arg(long, env = "LOUPE_CLICKHOUSE_URL")]
+    clickhouse_url: Option<String>,
+    /// ClickHouse password (store.clickhouse.password); prefer the
+    /// variable to the file or the flag, which shows in `ps`.
+    #[arg(long, env = "LOUPE_CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    clickhouse_password: Option<String>,
     /// TLS certificate chain (PEM) for both listeners; needs --tls-key.
     #[arg(long, env = "LOUPE_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,

@@ -69,6 +69,13 @@ pub enum Mode {
 /// caller does next (a sync's retention floor, alert labels) agrees with
 /// the store.
 pub async fn open_store(config: &mut Config, mode: Mode) -> anyhow::Result<Store> {
+    if mode != Mode::Serve && config.store.backend == loupe_backend::SpanBackend::Clickhouse {
+        anyhow::bail!(
+            "this config keeps spans in ClickHouse ([store] backend = \"clickhouse\"), and this \
+             command reads or writes the spans of the data directory's own store: ask the server \
+             instead (its API, or `loupe query --server`), or ClickHouse directly"
+        );
+    }
     let dir = config.store.data_dir.clone();
     let recorded = if dir.is_dir() {
         DirSettings::load(&dir)
@@ -158,16 +165,23 @@ pub async fn open_store(config: &mut Config, mode: Mode) -> anyhow::Result<Store
 /// added over the API and the built-in workspace tag: the one write path
 /// every source gets.
 pub fn pipeline(config: &Config, store: &Store) -> anyhow::Result<Pipeline> {
+    pipeline_to(config, store, std::sync::Arc::new(store.clone()))
+}
+
+/// [`pipeline`] writing spans to `spans` (`loupe serve`'s backend); logs
+/// and the console's tag rules stay in `store`'s data directory.
+pub fn pipeline_to(
+    config: &Config,
+    store: &Store,
+    spans: std::sync::Arc<dyn loupe_backend::SpanWriter>,
+) -> anyhow::Result<Pipeline> {
     // The config's rules, then those added over the API (tag-rules.json).
     let tags = loupe_pipeline::tagset::TagSet::open(config.tags.clone(), &store.config().data_dir)?
         .with_builtin(config.dify.workspace_rules())?;
     let redactor = loupe_pipeline::redact::Redactor::new(&config.redaction)?;
     let costs = loupe_pipeline::costs::Converter::new(&config.costs).map_err(anyhow::Error::msg)?;
-    Ok(Pipeline::with_tag_set(
-        std::sync::Arc::new(store.clone()),
-        std::sync::Arc::new(tags),
-    )
-    .with_redaction(redactor)
-    .with_costs(costs)
-    .with_logs(std::sync::Arc::new(store.clone())))
+    Ok(Pipeline::with_tag_set(spans, std::sync::Arc::new(tags))
+        .with_redaction(redactor)
+        .with_costs(costs)
+        .with_logs(std::sync::Arc::new(store.clone())))
 }

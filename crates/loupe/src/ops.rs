@@ -91,8 +91,25 @@ impl ServerView {
                 (None, Some(_)) => "console",
                 (None, None) => "default",
             },
-            "editable": configured.is_none() && !self.store.is_read_only(),
+            "editable": configured.is_none() && !self.store.is_read_only() && !self.on_clickhouse(),
         })
+    }
+
+    /// Spans live in ClickHouse, where retention is the table's TTL from
+    /// `[store] retention_days` (one for every project).
+    fn on_clickhouse(&self) -> bool {
+        self.config.store.backend == loupe_backend::SpanBackend::Clickhouse
+    }
+
+    /// The refusal of a retention change or preview on ClickHouse.
+    fn clickhouse_retention(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "spans are kept in ClickHouse, whose table TTL is [store] retention_days = {} for every project: change it in loupe.toml",
+                self.config.store.retention_days
+            ),
+        )
     }
 
     fn preview_json(
@@ -176,6 +193,7 @@ impl loupe_api::ServerInfo for ServerView {
                 "minutes_kept": self.config.metrics.minutes_kept,
             },
             "answer_from_rollups": store.answer_from_rollups,
+            "backend": store.backend.as_str(),
             "alerts_enabled": self.config.alerts.enabled,
             "dify": {
                 "sync": self.dify_here(project),
@@ -191,6 +209,9 @@ impl loupe_api::ServerInfo for ServerView {
         if days > loupe_store::MAX_RETENTION_DAYS {
             return Err(too_long(days));
         }
+        if self.on_clickhouse() {
+            return Err(self.clickhouse_retention());
+        }
         let p = self
             .store
             .retention_preview(project.as_str(), days, loupe_model::time::now_ns());
@@ -204,6 +225,9 @@ impl loupe_api::ServerInfo for ServerView {
         confirm: bool,
     ) -> Result<Value, ApiError> {
         let p = project.as_str();
+        if self.on_clickhouse() {
+            return Err(self.clickhouse_retention());
+        }
         if let Some(d) = self.store.config().retention_days_by_project.get(p) {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,

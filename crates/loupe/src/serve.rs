@@ -39,6 +39,15 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     if let Some(days) = args.hot_days {
         config.store.cold.hot_days = days;
     }
+    if let Some(backend) = args.backend {
+        config.store.backend = backend;
+    }
+    if let Some(url) = args.clickhouse_url {
+        config.store.clickhouse.get_or_insert_default().url = url;
+    }
+    if let Some(password) = args.clickhouse_password {
+        config.store.clickhouse.get_or_insert_default().password = password;
+    }
     if !args.tail.is_empty() {
         config.logs.files = args.tail;
     }
@@ -79,7 +88,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve(mut config: Config) -> anyhow::Result<()> {
     let store = open_store(&mut config, Mode::Serve).await?;
     let background = store.spawn_background();
-    let pipeline = crate::open::pipeline(&config, &store)?;
+    let spans = crate::spans::Spans::open(&config, &store).await?;
+    let pipeline = crate::open::pipeline_to(&config, &store, spans.writer())?;
     let auth = Auth::new(AuthConfig {
         mode: config.auth.mode,
         keys: config.auth.keys.clone(),
@@ -125,7 +135,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         config.store.append_queue_timeout,
     );
     store.set_query_memory(config.query.total_memory_bytes);
-    let reader: Arc<dyn SpanReader> = Arc::new(store.clone());
+    let reader: Arc<dyn SpanReader> = spans.reader();
     let relay = Arc::new(loupe_rollup::relay::Relay::new(
         config.ingest.max_metric_series,
     ));
@@ -148,13 +158,13 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         ready: Arc::new(AtomicBool::new(false)),
         auth: Arc::new(auth),
         metrics: Some({
-            let (store, gate, relay) = (store.clone(), ingest_gate.clone(), relay.clone());
+            let (spans, gate, relay) = (spans.clone(), ingest_gate.clone(), relay.clone());
             let dify_status = dify_status.clone();
             let dify_health = dify_health.clone();
             let dify_project = config.dify.project.clone();
             Arc::new(move |format, project| {
                 let own = crate::ops::own_metrics(&gate, dify_status.as_deref());
-                let mut text = store.render_metrics_with(format, project, own);
+                let mut text = spans.render_metrics(format, project, own);
                 relay.render_into(&mut text, format, project);
                 // The database's health, for its sync's own project (and
                 // the unscoped exposition).
@@ -170,7 +180,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             })
         }),
         alerts: {
-            let engine = crate::cli_alerts::engine(&config, &store)?;
+            let engine = crate::cli_alerts::engine(&config, &spans)?;
             if let Some(engine) = &engine {
                 let mut sources = vec![crate::ops::log_gauges(store.clone())];
                 if let Some(health) = &dify_health {
@@ -298,6 +308,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         http = %config.server.http_addr,
         grpc = %config.server.grpc_addr,
         data_dir = %store.config().data_dir.display(),
+        spans = spans.backend().as_str(),
         durability = ?store.config().durability,
         auth = if auth_enforced { "keys" } else { "open" },
         tls = config.server.tls.is_some(),

@@ -85,6 +85,14 @@ pub struct StoreConfig {
     /// `[store.cold]`: the cold tier in object storage (docs/STORAGE.md).
     /// Default: none.
     pub cold: crate::cold::ColdConfig,
+    /// Where `loupe serve` keeps spans: `embedded` (this store, default) or
+    /// `clickhouse` (`[store.clickhouse]`; docs/CLICKHOUSE.md). The data
+    /// directory is used either way (keys, rules, alert state, logs).
+    pub backend: loupe_backend::SpanBackend,
+    /// `[store.clickhouse]`: the ClickHouse server, read when `backend =
+    /// "clickhouse"`. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clickhouse: Option<loupe_backend::ClickHouseConfig>,
 }
 
 impl Default for StoreConfig {
@@ -105,6 +113,8 @@ impl Default for StoreConfig {
             answer_from_rollups: true,
             analytics_cache_bytes: 512 << 20,
             cold: crate::cold::ColdConfig::default(),
+            backend: loupe_backend::SpanBackend::Embedded,
+            clickhouse: None,
         }
     }
 }
@@ -147,7 +157,60 @@ impl StoreConfig {
                 ));
             }
         }
-        self.cold.validate(self.retention_days)
+        self.cold.validate(self.retention_days)?;
+        if self.backend == loupe_backend::SpanBackend::Clickhouse {
+            self.validate_clickhouse()?;
+        }
+        Ok(())
+    }
+
+    /// `backend = "clickhouse"`: a server is named, and nothing asks for
+    /// what the embedded store alone does. Spans are kept for
+    /// `retention_days` there too (one setting; a table TTL, so not per
+    /// project), and the cold tier is ClickHouse's own storage policies.
+    fn validate_clickhouse(&self) -> Result<(), String> {
+        let Some(ch) = &self.clickhouse else {
+            return Err(
+                "store.backend = \"clickhouse\" needs a [store.clickhouse] section with url = \"http://host:8123\""
+                    .into(),
+            );
+        };
+        if ch.url.is_empty() {
+            return Err(
+                "store.clickhouse.url is required with store.backend = \"clickhouse\" (e.g. \"http://127.0.0.1:8123\")"
+                    .into(),
+            );
+        }
+        if ch.retention_days.is_some() {
+            return Err(
+                "store.clickhouse.retention_days: set [store] retention_days instead (it becomes the ClickHouse table's TTL)"
+                    .into(),
+            );
+        }
+        if !self.retention_days_by_project.is_empty() {
+            return Err(
+                "store.retention_days_by_project is not applied on ClickHouse (one table TTL for every project): remove it, or keep store.backend = \"embedded\""
+                    .into(),
+            );
+        }
+        if !self.cold.url.is_empty() {
+            return Err(
+                "store.cold is the embedded store's cold tier; with store.backend = \"clickhouse\" use ClickHouse's storage policies instead"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The ClickHouse settings `loupe serve` connects with: `[store.clickhouse]`
+    /// with `retention_days` from `[store]`. `None` for the embedded backend.
+    pub fn clickhouse_for_serve(&self) -> Option<loupe_backend::ClickHouseConfig> {
+        if self.backend != loupe_backend::SpanBackend::Clickhouse {
+            return None;
+        }
+        let mut ch = self.clickhouse.clone()?;
+        ch.retention_days = Some(self.retention_days);
+        Some(ch)
     }
 }
 

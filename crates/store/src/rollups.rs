@@ -321,9 +321,18 @@ impl Store {
         let extra: Vec<SelfMetric> = extra.into_iter().chain([hour_series]).chain(own).collect();
         let mut text = loupe_rollup::expose::render(&st.rollups, format, project, &extra);
         drop(st);
-        self.inner
-            .log_counts
-            .render_into(&mut text, format, project);
+        self.render_log_metrics_into(&mut text, format, project);
         text
+    }
+
+    /// The log record counters alone (what `/metrics` shows of this store
+    /// when another backend holds the spans).
+    pub fn render_log_metrics_into(
+        &self,
+        text: &mut String,
+        format: Format,
+        project: Option<&str>,
+    ) {
+        self.inner.log_counts.render_into(text, format, project);
     }
 }

@@ -72,6 +72,7 @@ export function mount(ctx) {
         ]),
         section('integrations', t('settings.integrations'), [
           kv([
+            [t('settings.backend'), s.backend ? h('span', {dataset: {testid: 'backend'}}, t(s.backend === 'clickhouse' ? 'settings.backendClickhouse' : 'settings.backendEmbedded')) : null],
             [t('settings.alerting'), s.alerts_enabled ? h('a', {href: '/alerts'}, t('settings.enabled')) : t('settings.disabled')],
             [t('settings.difySync'), s.dify && s.dify.sync ? h('a', {href: '/dify'}, t('settings.enabled')) : t('settings.disabled')],
             [t('settings.difyWeb'), s.dify && s.dify.web_url ? h('a', {href: s.dify.web_url, target: '_blank', rel: 'noopener noreferrer'}, s.dify.web_url, ' ', icon('external', 12)) : null],

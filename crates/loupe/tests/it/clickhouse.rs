@@ -64,7 +64,7 @@ async fn clickhouse(name: &str, url: &str, db: &str) -> Backend {
     let mut config = ClickHouseConfig::new(url);
     config.database = db.to_owned();
     // The modern profile creates its TTL; streams come in small windows.
-    config.retention_days = 3650;
+    config.retention_days = Some(3650);
     config.stream_batch_rows = 50;
     let store = ClickHouseStore::connect(config)
         .await

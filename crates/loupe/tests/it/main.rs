@@ -9,6 +9,7 @@ mod bad_input;
 mod budgets;
 mod cli_query;
 mod clickhouse;
+mod clickhouse_serve;
 mod cold;
 mod console;
 mod crash;

@@ -1,0 +1,132 @@
+//! Where `loupe serve` keeps spans (`[store] backend`): the embedded store
+//! of the data directory, or ClickHouse (docs/CLICKHOUSE.md).
+//!
+//! Either way the data directory is opened: it keeps the API keys, the
+//! console's tag rules and retention, alert state, the Dify sync's
+//! checkpoints and the logs. With ClickHouse, spans are written to and read
+//! from the server only, and the rollups behind `/metrics` and the alert
+//! windows are kept in memory from the rows each write stores there
+//! ([`loupe_clickhouse::ClickHouseStore::on_change`]): they count from the
+//! server's start, as Prometheus counters do after a restart.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use loupe_backend::{SpanReader, SpanWriter};
+use loupe_rollup::Rollups;
+use loupe_rollup::expose::{Format, SelfMetric};
+use loupe_store::Store;
+use parking_lot::Mutex;
+
+use crate::config::Config;
+
+/// The span backend of a running server.
+#[derive(Clone)]
+pub enum Spans {
+    /// The data directory's store holds the spans and their rollups.
+    Embedded(Store),
+    /// A ClickHouse server or cluster holds the spans; `local` is the data
+    /// directory's store (logs, state), `rollups` what the writes counted.
+    ClickHouse {
+        /// The backend.
+        clickhouse: loupe_clickhouse::ClickHouseStore,
+        /// The data directory's store.
+        local: Store,
+        /// Rollups of the rows stored since the server started.
+        rollups: Arc<Mutex<Rollups>>,
+    },
+}
+
+impl Spans {
+    /// The backend `config` names, beside the data directory's `store`.
+    /// ClickHouse is connected (and its tables created) before anything
+    /// is served, so a wrong URL or profile stops the start.
+    pub async fn open(config: &Config, store: &Store) -> anyhow::Result<Self> {
+        let Some(ch) = config.store.clickhouse_for_serve() else {
+            return Ok(Self::Embedded(store.clone()));
+        };
+        let url = ch.url.clone();
+        let clickhouse = loupe_clickhouse::ClickHouseStore::connect(ch)
+            .await
+            .with_context(|| format!("cannot use ClickHouse at {url} ([store.clickhouse])"))?;
+        // The hour tier answers the embedded store's queries; ClickHouse
+        // answers its own, so none is kept here.
+        let mut rollup_config = config.metrics.clone();
+        rollup_config.hour_tags.clear();
+        let rollups = Arc::new(Mutex::new(Rollups::new(rollup_config)));
+        let counted = rollups.clone();
+        let hook: loupe_clickhouse::ChangeHook = Box::new(move |received, changes| {
+            let mut r = counted.lock();
+            r.note_ingested(received as u64);
+            for c in changes {
+                r.apply(c.old, c.new);
+            }
+            r.expire_hours(|_, _| true);
+            r.take_dirty_days(0);
+        });
+        if clickhouse.on_change(hook).is_err() {
+            anyhow::bail!("the ClickHouse backend already reports its writes elsewhere");
+        }
+        tracing::info!(
+            url = %url,
+            server_version = clickhouse.server_version(),
+            profile = clickhouse.profile().as_str(),
+            "spans are kept in ClickHouse"
+        );
+        Ok(Self::ClickHouse {
+            clickhouse,
+            local: store.clone(),
+            rollups,
+        })
+    }
+
+    /// What the ingest pipeline writes spans to.
+    pub fn writer(&self) -> Arc<dyn SpanWriter> {
+        match self {
+            Self::Embedded(s) => Arc::new(s.clone()),
+            Self::ClickHouse { clickhouse, .. } => Arc::new(clickhouse.clone()),
+        }
+    }
+
+    /// What the API reads spans from.
+    pub fn reader(&self) -> Arc<dyn SpanReader> {
+        match self {
+            Self::Embedded(s) => Arc::new(s.clone()),
+            Self::ClickHouse { clickhouse, .. } => Arc::new(clickhouse.clone()),
+        }
+    }
+
+    /// The recent rollups alert rules are evaluated on.
+    pub fn recent_rollups(&self) -> Rollups {
+        match self {
+            Self::Embedded(s) => s.recent_rollups(),
+            Self::ClickHouse { rollups, .. } => rollups.lock().clone_recent(),
+        }
+    }
+
+    /// The `/metrics` body of the spans and logs, with the caller's own
+    /// metrics.
+    pub fn render_metrics(
+        &self,
+        format: Format,
+        project: Option<&str>,
+        own: Vec<SelfMetric>,
+    ) -> String {
+        match self {
+            Self::Embedded(s) => s.render_metrics_with(format, project, own),
+            Self::ClickHouse { local, rollups, .. } => {
+                let mut text = loupe_rollup::expose::render(&rollups.lock(), format, project, &own);
+                local.render_log_metrics_into(&mut text, format, project);
+                text
+            }
+        }
+    }
+
+    /// `embedded` or `clickhouse`, as the settings view shows it.
+    pub fn backend(&self) -> loupe_backend::SpanBackend {
+        match self {
+            Self::Embedded(_) => loupe_backend::SpanBackend::Embedded,
+            Self::ClickHouse { .. } => loupe_backend::SpanBackend::Clickhouse,
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! `loupe serve` with `[store] backend = "clickhouse"`: the same traffic
+//! sent to a server on the embedded store and to one on each ClickHouse the
+//! test peers provide (Debian's 18.16, legacy profile; chDB 26.x, modern),
+//! then the same questions asked over HTTP; the answers, the `/metrics`
+//! series and the alert windows' source must be equal, the spans must be
+//! in ClickHouse only, and they must still be there after a restart.
+//!
+//! The traffic: Dify 1.14.1's recorded Phoenix bodies (OTLP/HTTP protobuf)
+//! and generated Dify-shaped runs over OTLP and over the Langfuse
+//! ingestion API (`loupe gen`), some of them failing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{Server, fixtures, optional_peer};
+
+/// The metric families the rollups write (not the stores' own health).
+const ROLLUP_FAMILIES: &[&str] = &[
+    "loupe_runs_total",
+    "loupe_run_duration_seconds",
+    "loupe_node_duration_seconds",
+    "loupe_spans_total",
+    "loupe_spans_running",
+    "loupe_llm_tokens_total",
+    "loupe_llm_cost_total",
+    "loupe_errors_total",
+    "loupe_error_signatures_total",
+    "loupe_ingest_spans_total",
+];
+
+fn write_config(dir: &Path, clickhouse: Option<(&str, &str)>) -> std::path::PathBuf {
+    let mut text = String::from(
+        "[store]\nretention_days = 0\n\n[metrics]\nlabels = [\"category\"]\n\n\
+         [[tags]]\nname = \"category\"\nfrom = \"input\"\npath = \"category\"\n\n",
+    );
+    if let Some((url, database)) = clickhouse {
+        // `[store]` again would be a TOML error: the backend goes in its table.
+        text = text.replacen("[store]\n", "[store]\nbackend = \"clickhouse\"\n", 1);
+        text.push_str(&format!(
+            "[store.clickhouse]\nurl = \"{url}\"\ndatabase = \"{database}\"\n"
+        ));
+    }
+    let path = dir.join("loupe.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// `loupe gen` of `runs` runs from `seed` starting at `start`, sent to
+/// `server` over OTLP or Langfuse.
+fn generate(server: &Server, seed: u64, runs: usize, start: &str, langfuse: bool) {
+    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args([
+            "gen",
+            "--runs",
+            &runs.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .args(["--start", start, "--days", "0.05"])
+        .args(["--fault", "tool=inventory,error_rate=0.5"])
+        .args([if langfuse { "--langfuse" } else { "--otlp" }, &server.http])
+        .output()
+        .expect("run loupe gen");
+    assert!(
+        out.status.success(),
+        "loupe gen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn send_all(server: &Server, start: &str) {
+    for i in 1..=13 {
+        let body =
+            std::fs::read(fixtures().join(format!("dify-1.14.1/dify_otlp_phoenix_{i:02}.bin")))
+                .expect("phoenix fixture");
+        let r = server.post_otlp(body).await;
+        assert!(r.status().is_success(), "phoenix body {i}: {}", r.status());
+    }
+    generate(server, 7, 120, start, false);
+    generate(server, 8, 60, start, true);
+}
+
+/// Every span as the API lists it, by id, without what differs by design
+/// between stores (nothing does today: the whole row is compared).
+async fn spans(server: &Server) -> BTreeMap<String, Value> {
+    server
+        .all_spans()
+        .await
+        .into_iter()
+        .map(|s| (s["span_id"].as_str().expect("span_id").to_owned(), s))
+        .collect()
+}
+
+async fn answers(server: &Server) -> Vec<Value> {
+    let mut out = Vec::new();
+    for q in [
+        "last 3650d | by span_kind, status | count()",
+        "last 3650d span_kind=llm | by model_name | sum(total_tokens), count()",
+        "last 3650d | by tags.category | error_rate()",
+        "last 3650d status=error | by node_type, name | count()",
+    ] {
+        let (status, body) = server
+            .post_json_as("/api/v1/query", "default", &json!({ "q": q }))
+            .await;
+        assert_eq!(status, 200, "{q}: {body}");
+        let mut rows = body["rows"].as_array().cloned().unwrap_or_default();
+        rows.sort_by_key(|r| r.to_string());
+        out.push(json!({ "q": q, "rows": rows }));
+    }
+    out
+}
+
+/// The rollup series of `/metrics` and their values (`# TYPE` lines as 0).
+async fn rollup_series(server: &Server) -> BTreeMap<String, f64> {
+    let text = server
+        .client
+        .get(format!("{}/metrics", server.http))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|l| {
+            ROLLUP_FAMILIES
+                .iter()
+                .any(|f| l.starts_with(f) || l.starts_with(&format!("# TYPE {f}")))
+        })
+        .map(|l| match l.rsplit_once(' ') {
+            Some((series, value)) if !l.starts_with('#') => (
+                series.to_owned(),
+                value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("sample value: {l}")),
+            ),
+            _ => (l.to_owned(), 0.0),
+        })
+        .collect()
+}
+
+/// Series of `want` that `got` lacks or holds another value of (sums of
+/// costs may differ in the last bits: they are added in another order).
+fn metric_differences(want: &BTreeMap<String, f64>, got: &BTreeMap<String, f64>) -> Vec<String> {
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+    want.iter()
+        .filter(|(k, v)| !got.get(*k).is_some_and(|g| close(**v, *g)))
+        .map(|(k, v)| format!("{k} = {v}, got {:?}", got.get(k)))
+        .chain(
+            got.keys()
+                .filter(|k| !want.contains_key(*k))
+                .map(|k| format!("{k}: not in the embedded store's")),
+        )
+        .collect()
+}
+
+/// Parquet files under `dir` (the embedded store's span parts).
+fn parquet_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                parquet_files(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "parquet"))
+            }
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_clickhouse_answers_as_serve_on_the_embedded_store() {
+    let mut peers = Vec::new();
+    if let Some(url) = optional_peer("LOUPE_TEST_CLICKHOUSE_URL", "scripts/peers/clickhouse.sh") {
+        peers.push(("clickhouse", url));
+    }
+    if let Some(url) = optional_peer("LOUPE_TEST_CHDB_URL", "scripts/peers/chdb.sh") {
+        peers.push(("chdb", url));
+    }
+    if peers.is_empty() {
+        return;
+    }
+    // Recent enough for every query window, the same for every server.
+    let start = (loupe_model::time::now_ns() - 3 * 3_600 * 1_000_000_000).to_string();
+
+    let embedded_dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(embedded_dir.path(), None);
+    let embedded = Server::start_with_config(embedded_dir.path(), &[], Some(&config)).await;
+    send_all(&embedded, &start).await;
+    let want_spans = spans(&embedded).await;
+    let want_answers = answers(&embedded).await;
+    let want_metrics = rollup_series(&embedded).await;
+    assert!(want_spans.len() > 1_000, "{} spans", want_spans.len());
+    assert!(
+        want_metrics
+            .keys()
+            .any(|l| l.starts_with("loupe_errors_total{")),
+        "the traffic has failures: {want_metrics:#?}"
+    );
+
+    for (name, url) in peers {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = format!("loupe_it_{}_serve_{name}", std::process::id());
+        let config = write_config(dir.path(), Some((&url, &database)));
+        let server = Server::start_with_config(dir.path(), &[], Some(&config)).await;
+        let (status, settings) = server.get_json("/api/v1/settings").await;
+        assert_eq!(status, 200, "{settings}");
+        assert_eq!(settings["backend"], "clickhouse", "{name}: {settings}");
+        assert_eq!(
+            settings["retention"]["editable"], false,
+            "{name}: {settings}"
+        );
+        send_all(&server, &start).await;
+
+        let got = spans(&server).await;
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want_spans.keys().collect::<Vec<_>>(),
+            "{name}: span ids"
+        );
+        for (id, want) in &want_spans {
+            assert_eq!(&got[id], want, "{name}: span {id}");
+        }
+        assert_eq!(
+            answers(&server).await,
+            want_answers,
+            "{name}: query answers"
+        );
+        let differences = metric_differences(&want_metrics, &rollup_series(&server).await);
+        assert!(differences.is_empty(), "{name}: /metrics: {differences:#?}");
+        // The spans are in ClickHouse, not in the data directory.
+        assert_eq!(
+            parquet_files(dir.path()),
+            0,
+            "{name}: span parts written locally"
+        );
+        let wal_bytes: u64 = std::fs::read_dir(dir.path().join("wal"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        assert!(
+            wal_bytes < 4_096,
+            "{name}: {wal_bytes} WAL bytes written locally"
+        );
+
+        // Another retention cannot be set from the console: it is the
+        // table's TTL, set in loupe.toml.
+        let (status, body) = server
+            .send_as(
+                reqwest::Method::PUT,
+                "/api/v1/settings/retention",
+                "default",
+                Some(r#"{"days": 3}"#),
+            )
+            .await;
+        assert_eq!(status, 409, "{name}: {body}");
+
+        // A restart reads the same spans back from the server.
+        server.stop();
+        let server = Server::start_with_config(dir.path(), &[], Some(&config)).await;
+        let again = spans(&server).await;
+        assert_eq!(again, got, "{name}: spans after a restart");
+        assert_eq!(
+            answers(&server).await,
+            want_answers,
+            "{name}: answers after a restart"
+        );
+        // The counters restart with the process (as Prometheus counters do).
+        assert!(
+            !rollup_series(&server)
+                .await
+                .keys()
+                .any(|l| l.starts_with("loupe_spans_total{")),
+            "{name}: counters after a restart"
+        );
+
+        // A CLI that would read the data directory's own store says where
+        // the spans are instead of answering from an empty store.
+        let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
+            .arg("query")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("last 1d | count()")
+            .output()
+            .expect("run loupe query");
+        assert!(!out.status.success(), "{name}: query --data-dir answered");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("ClickHouse"), "{name}: {err}");
+    }
+}
