@@ -119,8 +119,23 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
     let mut loupe_config = args.config.resolve()?;
     // The store itself when no server runs; the server's API when one owns
     // the directory (the settings were adopted from it either way).
-    let (store, reader): (Option<loupe_store::Store>, Arc<dyn SpanReader>) =
-        match open_store(&mut loupe_config, Mode::Write).await {
+    // With spans in ClickHouse, the runs are verified there directly.
+    let clickhouse = match loupe_config.store.clickhouse_for_serve() {
+        Some(ch) => {
+            let url = ch.url.clone();
+            let ch = loupe_clickhouse::ClickHouseStore::connect(ch)
+                .await
+                .with_context(|| format!("cannot use ClickHouse at {url} ([store.clickhouse])"))?;
+            eprintln!(
+                "note: verifying against ClickHouse at {url} ([store] backend = \"clickhouse\")"
+            );
+            Some(ch)
+        }
+        None => None,
+    };
+    let (store, reader): (Option<loupe_store::Store>, Arc<dyn SpanReader>) = match clickhouse {
+        Some(ch) => (None, Arc::new(ch)),
+        None => match open_store(&mut loupe_config, Mode::Write).await {
             Ok(store) => (Some(store.clone()), Arc::new(store)),
             Err(e) if is_locked(&e) => {
                 let base = args
@@ -140,7 +155,8 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
                 )
             }
             Err(e) => return Err(e),
-        };
+        },
+    };
     let project = args
         .project
         .clone()

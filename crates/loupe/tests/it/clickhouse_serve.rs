@@ -300,3 +300,96 @@ async fn serve_on_clickhouse_answers_as_serve_on_the_embedded_store() {
         assert!(err.contains("ClickHouse"), "{name}: {err}");
     }
 }
+
+/// The Dify path on ClickHouse: `[dify]` in `loupe serve` syncs a run from
+/// a real PostgreSQL with Dify's schema into ClickHouse (tags from the
+/// run's inputs on every span), and `loupe dify cleanup` with the same
+/// config verifies the run in ClickHouse itself, then deletes it from Dify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dify_sync_and_cleanup_on_clickhouse() {
+    let mut peers = Vec::new();
+    if let Some(url) = optional_peer("LOUPE_TEST_CLICKHOUSE_URL", "scripts/peers/clickhouse.sh") {
+        peers.push(("clickhouse", url));
+    }
+    if let Some(url) = optional_peer("LOUPE_TEST_CHDB_URL", "scripts/peers/chdb.sh") {
+        peers.push(("chdb", url));
+    }
+    for (name, url) in peers {
+        let (dsn, db, run) = crate::dify_serve::dify_database().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let config = dir.path().join("loupe.toml");
+        let database = format!("loupe_it_{}_dify_{name}", std::process::id());
+        std::fs::write(
+            &config,
+            format!(
+                "[store]\nbackend = \"clickhouse\"\nretention_days = 0\n\n\
+                 [store.clickhouse]\nurl = \"{url}\"\ndatabase = \"{database}\"\n\n\
+                 [dify]\ndsn = \"{dsn}\"\nproject = \"shop\"\ninterval = \"1s\"\n\n\
+                 [[tags]]\nname = \"category\"\nfrom = \"input\"\n"
+            ),
+        )
+        .expect("config");
+        let server = Server::start_with_config(&data, &[], Some(&config)).await;
+        let path = format!("/api/v1/traces/{run}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let spans = loop {
+            let (status, body) = server.get_json_as(&path, "shop").await;
+            if status == 200 {
+                break body["spans"].as_array().cloned().unwrap_or_default();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: run not synced: {status} {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        assert_eq!(spans.len(), 3, "{name}: the run and its two nodes");
+        for s in &spans {
+            assert_eq!(s["tags"]["category"], "phone", "{name}: {s}");
+            assert_eq!(s["source"], "dify_db", "{name}: {s}");
+        }
+        assert_eq!(
+            parquet_files(&data),
+            0,
+            "{name}: span parts written locally"
+        );
+        server.stop();
+
+        let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
+            .args([
+                "dify",
+                "cleanup",
+                "--dsn",
+                &dsn,
+                "--older-than",
+                "1d",
+                "--json",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .expect("loupe dify cleanup");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        assert!(
+            stderr.contains("verifying against ClickHouse"),
+            "{name}: {stderr}"
+        );
+        for table in ["workflow_runs", "workflow_node_executions"] {
+            let left: i64 = db
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await
+                .expect("count")
+                .get(0);
+            assert_eq!(
+                left,
+                0,
+                "{name}: {table}: the verified run was deleted: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+}

@@ -16,7 +16,7 @@ const END_USER: &str = "9a0d6a59-51d9-4c0b-a8a5-4a3e3f1c0d11";
 
 /// A fresh database with Dify's tables and one finished run, three days
 /// old, with two node executions. Returns its DSN and the run id.
-async fn dify_database() -> (String, tokio_postgres::Client, String) {
+pub(crate) async fn dify_database() -> (String, tokio_postgres::Client, String) {
     let (dsn, db) = crate::support::dify_database().await;
     let run = uuid::Uuid::new_v4().to_string();
     let at = "((now() AT TIME ZONE 'UTC') - interval '3 days')";
