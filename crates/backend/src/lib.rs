@@ -24,6 +24,7 @@ use loupe_model::{ProjectId, Span, SpanKind, Status};
 use serde::{Deserialize, Serialize};
 
 pub mod clickhouse;
+pub mod copy;
 mod cursor;
 pub mod logs;
 pub mod plan;

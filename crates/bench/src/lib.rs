@@ -22,6 +22,7 @@
 //! A crate of its own so the shipped `loupe` binary links none of it: it
 //! is a library (these modules) and the `loupe-bench` binary.
 
+pub mod clickhouse_side;
 pub mod compare;
 pub mod console;
 pub mod copy;
@@ -130,6 +131,12 @@ pub struct BenchArgs {
     /// Leave DuckDB out (PostgreSQL and Loupe only).
     #[arg(long)]
     no_duckdb: bool,
+    /// Also copy the loaded spans into this ClickHouse (through the
+    /// ClickHouse backend's writer, as `loupe migrate` does) and ask Loupe's
+    /// queries of it: the `[store] backend = "clickhouse"` column. A fresh
+    /// database `loupe_bench_<pid>` is made and dropped unless --keep.
+    #[arg(long, env = "LOUPE_BENCH_CLICKHOUSE_URL")]
+    clickhouse_url: Option<String>,
 }
 
 /// Entry point of `loupe-bench`; fails when an answer differs.
@@ -549,7 +556,7 @@ async fn ask_duck(duck: &mut duck::Duck, q: &Question) -> anyhow::Result<(Rows, 
 
 /// As [`ask_pg`]; also whether every step was answered from rollups.
 async fn ask_loupe(
-    store: &Store,
+    store: &dyn loupe_backend::SpanReader,
     q: &Question,
     now: i64,
 ) -> anyhow::Result<(Rows, Duration, bool)> {
@@ -612,6 +619,7 @@ async fn measure(
     args: &BenchArgs,
     cold_ok: bool,
     rollups: bool,
+    clickhouse: Option<&loupe_clickhouse::ClickHouseStore>,
 ) -> anyhow::Result<Measured> {
     store.set_answer_from_rollups(rollups);
     let mut cold = None;
@@ -644,19 +652,37 @@ async fn measure(
             sort_rows(rows);
         }
     }
+    let mut ch_rows = match clickhouse {
+        Some(ch) => Some(ask_loupe(ch, q, ctx.end_ns).await?.0),
+        None => None,
+    };
+    if !q.ordered
+        && let Some(rows) = ch_rows.as_mut()
+    {
+        sort_rows(rows);
+    }
     let mismatch = match diff(&pg_rows, &loupe_rows) {
         Some(d) => Some(format!("Loupe: {d}")),
         None => duck_rows
             .as_ref()
             .and_then(|rows| diff(&pg_rows, rows))
-            .map(|d| format!("DuckDB: {d}")),
+            .map(|d| format!("DuckDB: {d}"))
+            .or_else(|| {
+                ch_rows
+                    .as_ref()
+                    .and_then(|rows| diff(&pg_rows, rows))
+                    .map(|d| format!("ClickHouse: {d}"))
+            }),
     };
-    let (mut pt, mut lt, mut dt) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut pt, mut lt, mut dt, mut ct) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.reps.max(1) {
         pt.push(ask_pg(pg, q).await?.1);
         lt.push(ask_loupe(store, q, ctx.end_ns).await?.1);
         if let Some(d) = duck.as_deref_mut() {
             dt.push(ask_duck(d, q).await?.1);
+        }
+        if let Some(ch) = clickhouse {
+            ct.push(ask_loupe(ch, q, ctx.end_ns).await?.1);
         }
     }
     store.set_answer_from_rollups(true);
@@ -674,6 +700,7 @@ async fn measure(
         duck: duck.is_some().then(|| median(dt)),
         cold,
         duck_cold,
+        clickhouse: clickhouse.is_some().then(|| median(ct)),
         rows: pg_rows.len(),
         mismatch,
     })
@@ -821,6 +848,13 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         Some(duck::Duck::start(&args.duckdb_python, tables).await?)
     };
     let store = loupe_side::open(&dir, true).await?;
+    let clickhouse = match &args.clickhouse_url {
+        Some(url) => {
+            eprintln!("bench: copying the spans into ClickHouse at {url}");
+            Some(clickhouse_side::load(url, &store).await?)
+        }
+        None => None,
+    };
     let ctx = match &load {
         Some(l) => l.ctx.clone(),
         None => pg_load.ctx.clone(),
@@ -839,6 +873,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             &args,
             cold_ok,
             true,
+            clickhouse.as_ref().map(|c| &c.store),
         )
         .await?;
         let again = m.from_rollups;
@@ -856,6 +891,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 &args,
                 cold_ok,
                 false,
+                None,
             )
             .await?;
             measured.push(scan);
@@ -1045,6 +1081,20 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             pg_total as f64 / total.max(1) as f64,
         );
     }
+    if let Some(ch) = &clickhouse {
+        let bytes = ch.bytes().await?;
+        let _ = writeln!(
+            md,
+            "- ClickHouse backend ({} {}, `[store] backend = \"clickhouse\"`): the {} spans copied from Loupe's store through the backend's writer (read the stored versions, merge, insert; 5,000 spans per append, as `loupe migrate`) in {:.1} s = {:.0} spans/s; {:.1} MB of active parts on the server (PostgreSQL / ClickHouse = {:.1}×)",
+            ch.store.server_version(),
+            ch.store.profile().as_str(),
+            ch.spans,
+            ch.took.as_secs_f64(),
+            per_s(ch.spans, ch.took),
+            bytes as f64 / 1e6,
+            pg_total as f64 / bytes.max(1) as f64,
+        );
+    }
     if let Some(loupe) = &loupe {
         eprintln!(
             "bench: OTLP ingest into loupe serve ({} runs)",
@@ -1086,6 +1136,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     drop(store);
     drop(duck);
     if !args.keep {
+        if let Some(ch) = &clickhouse {
+            ch.drop_database().await?;
+        }
         pg.drop_schema().await?;
         if own_dir {
             let _ = std::fs::remove_dir_all(&dir);

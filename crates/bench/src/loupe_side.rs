@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
+use loupe_backend::SpanReader;
 use loupe_backend::plan::QueryLimits;
 use loupe_model::{ProjectId, Span};
 use loupe_query::{PlanOptions, Query};
@@ -97,11 +98,12 @@ pub async fn append(store: &Store, spans: Vec<Span>) -> anyhow::Result<Duration>
     }
 }
 
-/// Runs one query at `now_ns`; returns the rows (columns `keep`, all when
+/// Runs one query at `now_ns` on `store` (the embedded store, or the
+/// ClickHouse side); returns the rows (columns `keep`, all when
 /// empty; rows whose first kept cell is NULL dropped when `drop_null`), the
 /// time, and whether the store answered from its rollups.
 pub async fn run(
-    store: &Store,
+    store: &dyn SpanReader,
     project: &ProjectId,
     query: &LoupeQuery,
     now_ns: i64,
@@ -124,7 +126,7 @@ pub async fn run(
         max_rows: 1_000_000,
         ..QueryLimits::default()
     };
-    let result = store.query_plan(project, &plan, limits).await?;
+    let result = store.query(project, &plan, limits).await?;
     let from_rollups = result.stats.from_rollups;
     let names: Vec<String> = result.columns.into_iter().map(|c| c.name).collect();
     let values = result.rows;
@@ -147,14 +149,14 @@ pub async fn run(
 /// The by-id read of one run, as rows of the `keep` columns (a few span
 /// fields by name), in start time order.
 async fn run_by_id(
-    store: &Store,
+    store: &dyn SpanReader,
     project: &ProjectId,
     id: &str,
     keep: &[&str],
     drop_null: bool,
 ) -> anyhow::Result<(Rows, Duration)> {
     let started = Instant::now();
-    let mut spans = store.trace_spans(project, id).await?;
+    let mut spans = store.trace(project, id).await?;
     let took = started.elapsed();
     spans.sort_by(|a, b| (a.start_time, &a.span_id).cmp(&(b.start_time, &b.span_id)));
     let mut rows = Rows::new();

@@ -20,6 +20,8 @@ pub struct Measured {
     pub cold: Option<(Duration, Duration)>,
     /// DuckDB cold (a fresh database, the page cache dropped).
     pub duck_cold: Option<Duration>,
+    /// Warm median, Loupe's queries on the ClickHouse backend (when it ran).
+    pub clickhouse: Option<Duration>,
     /// Rows compared.
     pub rows: usize,
     /// `None`: answers match; else the mismatch.
@@ -105,6 +107,7 @@ pub fn table(rows: &[Measured]) -> String {
     let mut out = String::new();
     let cold = rows.iter().any(|r| r.cold.is_some());
     let duck = rows.iter().any(|r| r.duck.is_some());
+    let clickhouse = rows.iter().any(|r| r.clickhouse.is_some());
     let mut head = vec!["question", "PostgreSQL warm ms"];
     if duck {
         head.push("DuckDB warm ms");
@@ -112,6 +115,9 @@ pub fn table(rows: &[Measured]) -> String {
     head.extend(["Loupe warm ms", "PG / Loupe"]);
     if duck {
         head.push("DuckDB / Loupe");
+    }
+    if clickhouse {
+        head.extend(["ClickHouse backend warm ms", "ClickHouse / Loupe"]);
     }
     if cold {
         head.push("PostgreSQL cold ms");
@@ -142,6 +148,10 @@ pub fn table(rows: &[Measured]) -> String {
         cells.extend([ms(r.loupe), ratio(r.pg, r.loupe)]);
         if duck {
             cells.push(r.duck.map_or_else(dash, |d| ratio(d, r.loupe)));
+        }
+        if clickhouse {
+            cells.push(r.clickhouse.map_or_else(dash, ms));
+            cells.push(r.clickhouse.map_or_else(dash, |c| ratio(c, r.loupe)));
         }
         if cold {
             let (p, l) = r.cold.map_or((None, None), |(p, l)| (Some(p), Some(l)));

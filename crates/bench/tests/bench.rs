@@ -92,9 +92,10 @@ fn bench_answers_match_on_three_sides_at_a_tiny_scale() {
 
 /// `--load sync`: the PostgreSQL side backfilled into Loupe through the
 /// real Dify sync (tags from the bench's rules, every workspace's rows),
-/// then the server's flush and maintenance; the three sides must agree on
-/// every question, the tenant-filtered ones included, and the report must
-/// give the sync's rate, the parts and hidden rows, and the bytes.
+/// then the server's flush and maintenance; the three sides (four with the
+/// ClickHouse backend) must agree on every question, the tenant-filtered
+/// ones included, and the report must give the sync's rate, the parts and
+/// hidden rows, and the bytes.
 #[test]
 fn sync_backfill_answers_match_on_three_sides_at_a_tiny_scale() {
     let url = pg_url();
@@ -102,16 +103,19 @@ fn sync_backfill_answers_match_on_three_sides_at_a_tiny_scale() {
     let data = dir.path().join("data");
     let report = dir.path().join("BENCHMARKS.md");
     let schema = format!("loupe_bench_sync_it_{}", std::process::id());
-    let out = Command::new(env!("CARGO_BIN_EXE_loupe-bench"))
-        .args(["--load", "sync", "--runs", "300", "--reps", "1"])
+    let clickhouse = clickhouse_url();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loupe-bench"));
+    cmd.args(["--load", "sync", "--runs", "300", "--reps", "1"])
         .args(["--pg-dsn", &url, "--pg-schema", &schema])
         .args(["--duckdb-python", &duckdb_python()])
         .arg("--data-dir")
         .arg(&data)
         .arg("--out")
-        .arg(&report)
-        .output()
-        .expect("run loupe-bench");
+        .arg(&report);
+    if let Some(ch) = &clickhouse {
+        cmd.args(["--clickhouse-url", ch]);
+    }
+    let out = cmd.output().expect("run loupe-bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -150,6 +154,36 @@ fn sync_backfill_answers_match_on_three_sides_at_a_tiny_scale() {
         .unwrap_or_else(|| panic!("no byte breakdown in\n{text}"));
     assert!(bytes.contains("Parquet parts"), "{bytes}");
     assert!(text.contains("DuckDB's plain zstd Parquet"), "{text}");
+    // The ClickHouse backend asked the same Loupe queries (the rows above
+    // say "yes" only when its answers equal PostgreSQL's too).
+    if clickhouse.is_some() {
+        assert!(text.contains("ClickHouse backend warm ms"), "{text}");
+        let load = text
+            .lines()
+            .find(|l| l.starts_with("- ClickHouse backend ("))
+            .unwrap_or_else(|| panic!("no ClickHouse load line in\n{text}"));
+        assert!(
+            load.contains("spans/s") && load.contains("MB of active parts"),
+            "{load}"
+        );
+    }
+}
+
+/// The test ClickHouse (Debian's 18.16, `scripts/peers/clickhouse.sh`):
+/// required under CI, skipped with a note elsewhere.
+fn clickhouse_url() -> Option<String> {
+    match std::env::var("LOUPE_TEST_CLICKHOUSE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false") => {
+            panic!(
+                "LOUPE_TEST_CLICKHOUSE_URL is not set under CI: run `eval \"$(bash scripts/peers/clickhouse.sh)\"` first"
+            )
+        }
+        _ => {
+            eprintln!("SKIPPED the ClickHouse side: LOUPE_TEST_CLICKHOUSE_URL is not set");
+            None
+        }
+    }
 }
 
 /// `--console-only` times every console page against the `loupe` binary

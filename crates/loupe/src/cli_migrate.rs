@@ -16,18 +16,11 @@
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use loupe_backend::plan::{AggKind, Aggregate, GroupKey, Output, Plan, QueryLimits, Source};
-use loupe_backend::{Cursor, PageQuery, SpanFilter, SpanQuery, SpanReader, SpanWriter};
+use loupe_backend::copy::{copy_project, total};
 use loupe_clickhouse::{ClickHouseConfig, ClickHouseStore};
-use loupe_model::{ProjectId, Span};
+use loupe_model::ProjectId;
 
 use crate::open::{ConfigArgs, Mode, open_store};
-
-/// An hour in ns: the window copied at a time.
-const HOUR_NS: i64 = 3_600 * 1_000_000_000;
-
-/// Spans per page read from the data directory.
-const PAGE: usize = 1_000;
 
 /// Where to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -129,10 +122,19 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     for name in projects {
         let project = ProjectId::new(name.clone()).with_context(|| format!("project {name:?}"))?;
         let started = Instant::now();
-        let copied = copy_project(&store, &target, &project, args.batch).await?;
+        let progress = |copied: u64| {
+            if copied % 50_000 < args.batch as u64 {
+                eprintln!("project {project}: {copied} spans copied");
+            }
+        };
+        let copied = copy_project(&store, &target, &project, args.batch, &progress).await?;
         let (here, there) = (
-            total(&store, &project).await?,
-            total(&target, &project).await?,
+            total(&store, &project)
+                .await
+                .context("cannot count the spans of the data directory")?,
+            total(&target, &project)
+                .await
+                .context("cannot count the spans in ClickHouse")?,
         );
         eprintln!(
             "project {project}: {copied} spans copied in {:.1} s; {here} in the data directory, \
@@ -152,136 +154,4 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     }
     eprintln!("done: every project's span count matches");
     Ok(())
-}
-
-/// The number of spans of a project (an offset page's total).
-async fn total(reader: &dyn SpanReader, project: &ProjectId) -> anyhow::Result<u64> {
-    let page = reader
-        .page(PageQuery {
-            project: project.clone(),
-            filter: SpanFilter::default(),
-            conds: Vec::new(),
-            offset: 0,
-            limit: 1,
-            oldest_first: true,
-            count: true,
-        })
-        .await
-        .context("cannot count spans")?;
-    page.total.context("the count is missing")
-}
-
-/// The start hours (ns) that hold spans of a project, oldest first.
-async fn busy_hours(reader: &dyn SpanReader, project: &ProjectId) -> anyhow::Result<Vec<i64>> {
-    let plan = Plan {
-        source: Source::Spans,
-        from_ns: i64::MIN,
-        to_ns: i64::MAX,
-        filter: None,
-        group_by: vec![GroupKey::Bucket { width_ns: HOUR_NS }],
-        aggregates: vec![Aggregate {
-            kind: AggKind::Count,
-            field: None,
-            name: "spans".into(),
-        }],
-        sort: Vec::new(),
-        limit: None,
-        output: Output::Aggregates,
-        approx_percentiles: false,
-    };
-    let limits = QueryLimits {
-        max_rows: usize::MAX / 2,
-        ..QueryLimits::default()
-    };
-    let result = reader
-        .query(project, &plan, limits)
-        .await
-        .context("cannot list the hours holding spans")?;
-    if result.stats.truncated {
-        bail!("too many hours hold spans of {project} to list at once");
-    }
-    Ok(result
-        .rows
-        .iter()
-        .filter_map(|r| r.first().and_then(serde_json::Value::as_i64))
-        .collect())
-}
-
-/// Copies one project: each hour that holds spans, oldest first, then the
-/// spans without a start time.
-async fn copy_project(
-    from: &dyn SpanReader,
-    to: &dyn SpanWriter,
-    project: &ProjectId,
-    batch: usize,
-) -> anyhow::Result<u64> {
-    let mut copied = 0u64;
-    let mut pending: Vec<Span> = Vec::new();
-    let flush = async |pending: &mut Vec<Span>, copied: &mut u64| -> anyhow::Result<()> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let n = pending.len() as u64;
-        to.append(std::mem::take(pending))
-            .await
-            .context("ClickHouse refused an append")?;
-        *copied += n;
-        Ok(())
-    };
-    let windows: Vec<(Option<i64>, Option<i64>)> = busy_hours(from, project)
-        .await?
-        .into_iter()
-        .map(|at| (Some(at), Some(at.saturating_add(HOUR_NS))))
-        .collect();
-    for (from_ns, to_ns) in windows {
-        let filter = SpanFilter {
-            from: from_ns,
-            to: to_ns,
-            ..SpanFilter::default()
-        };
-        let mut cursor = None;
-        loop {
-            let page = from
-                .list(SpanQuery {
-                    project: project.clone(),
-                    filter: filter.clone(),
-                    limit: PAGE,
-                    cursor,
-                })
-                .await
-                .context("cannot read spans from the data directory")?;
-            pending.extend(page.spans);
-            if pending.len() >= batch {
-                flush(&mut pending, &mut copied).await?;
-                if copied % 50_000 < batch as u64 {
-                    eprintln!("project {project}: {copied} spans copied");
-                }
-            }
-            match page.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-    }
-    // Spans without a start time sort as the oldest (`i64::MIN`): a cursor
-    // at that time and past every id lists exactly them.
-    let mut cursor = Some(Cursor {
-        start_time: i64::MIN,
-        span_id: char::MAX.to_string(),
-    });
-    while let Some(c) = cursor {
-        let page = from
-            .list(SpanQuery {
-                project: project.clone(),
-                filter: SpanFilter::default(),
-                limit: PAGE,
-                cursor: Some(c),
-            })
-            .await
-            .context("cannot read spans from the data directory")?;
-        pending.extend(page.spans.into_iter().filter(|s| s.start_time.is_none()));
-        cursor = page.next_cursor;
-    }
-    flush(&mut pending, &mut copied).await?;
-    Ok(copied)
 }

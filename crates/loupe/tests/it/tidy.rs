@@ -143,6 +143,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "query",
             "rollup",
             "store",
+            "clickhouse",
             "dify",
             "gen",
             "rca",
