@@ -81,6 +81,16 @@ pub struct ClickHouseConfig {
     pub password: String,
     /// Schema profile. Default `auto` (probe the server's version).
     pub profile: ProfileChoice,
+    /// Replicate the table (`ReplicatedReplacingMergeTree` under
+    /// `/clickhouse/tables/{shard}/<database>/<table>` and replica
+    /// `{replica}`: every server needs ZooKeeper and those two `<macros>`).
+    /// Default false.
+    pub replicated: bool,
+    /// With `replicated`: an insert is acknowledged only once this many
+    /// replicas hold it (ClickHouse's `insert_quorum`), so a write Loupe
+    /// acknowledged survives the loss of a server. 0 or 1: one replica.
+    /// Default 0.
+    pub insert_quorum: u32,
     /// Days a span is kept (modern profile: table TTL on its filing day);
     /// 0 keeps everything. Unset: 0 for `loupe migrate` and tests; `loupe
     /// serve` takes `[store] retention_days` and refuses this key, so one
@@ -109,6 +119,8 @@ impl Default for ClickHouseConfig {
             user: "default".into(),
             password: String::new(),
             profile: ProfileChoice::Auto,
+            replicated: false,
+            insert_quorum: 0,
             retention_days: None,
             timeout: Duration::from_secs(30),
             max_response_bytes: 256 << 20,
@@ -137,6 +149,8 @@ impl fmt::Debug for ClickHouseConfig {
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .field("profile", &self.profile)
+            .field("replicated", &self.replicated)
+            .field("insert_quorum", &self.insert_quorum)
             .field("retention_days", &self.retention_days)
             .field("timeout", &self.timeout)
             .field("max_response_bytes", &self.max_response_bytes)

@@ -22,6 +22,8 @@ pub(crate) struct Client {
     user: String,
     password: String,
     max_response_bytes: usize,
+    /// Replicas an insert must reach before it is acknowledged (0, 1: one).
+    insert_quorum: u32,
     /// Settings sent with every statement (URL parameters).
     settings: Vec<(&'static str, &'static str)>,
 }
@@ -46,6 +48,7 @@ impl Client {
             user: config.user.clone(),
             password: config.password.clone(),
             max_response_bytes: config.max_response_bytes,
+            insert_quorum: config.insert_quorum,
             settings: Vec::new(),
         })
     }
@@ -118,6 +121,10 @@ impl Client {
                 // Through a Distributed table: return only once every shard
                 // holds its rows, so an acknowledged write is stored.
                 q.append_pair("insert_distributed_sync", "1");
+            }
+            if self.insert_quorum > 1 {
+                // Replicated: return only once that many replicas hold it.
+                q.append_pair("insert_quorum", &self.insert_quorum.to_string());
             }
         }
         self.send(url, body, "insert").await.map(drop)

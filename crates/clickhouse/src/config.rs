@@ -18,6 +18,8 @@ pub struct Resolved {
     pub(crate) user: String,
     pub(crate) password: String,
     pub(crate) profile: ProfileChoice,
+    pub(crate) replicated: bool,
+    pub(crate) insert_quorum: u32,
     pub(crate) retention_days: u32,
     pub(crate) timeout: Duration,
     pub(crate) max_response_bytes: usize,
@@ -66,6 +68,12 @@ impl Resolved {
                 "use letters, digits and '_' (at most 64)".into(),
             ));
         }
+        if config.insert_quorum > 1 && !config.replicated {
+            return Err(bad(
+                "insert_quorum",
+                "needs replicated = true (a quorum of replicas)".into(),
+            ));
+        }
         if config.timeout.is_zero() {
             return Err(bad("timeout", "must be positive".into()));
         }
@@ -85,6 +93,8 @@ impl Resolved {
             user: config.user,
             password: config.password,
             profile: config.profile,
+            replicated: config.replicated,
+            insert_quorum: config.insert_quorum,
             retention_days: config.retention_days.unwrap_or(0),
             timeout: config.timeout,
             max_response_bytes: config.max_response_bytes,

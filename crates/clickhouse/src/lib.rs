@@ -164,6 +164,7 @@ impl ClickHouseStore {
             database: client.database().to_owned(),
             cluster: config.cluster.clone(),
             retention_days: config.retention_days,
+            replicated: config.replicated,
         };
         schema::ensure(&client, &layout).await?;
         tracing::info!(

@@ -62,6 +62,9 @@ pub(crate) struct Layout {
     pub database: String,
     pub cluster: Option<String>,
     pub retention_days: u32,
+    /// `ReplicatedReplacingMergeTree` (ZooKeeper, `{shard}` and `{replica}`
+    /// macros on every server).
+    pub replicated: bool,
 }
 
 /// One stored column: its name and its type in each profile.
@@ -141,6 +144,7 @@ impl Layout {
             database: "loupe".into(),
             cluster: None,
             retention_days: 0,
+            replicated: false,
         }
     }
 }
@@ -214,13 +218,30 @@ impl Layout {
             _ => String::new(),
         };
         format!(
-            "CREATE TABLE IF NOT EXISTS {}{on} (\n{}\n)\nENGINE = ReplacingMergeTree(_version)\n\
+            "CREATE TABLE IF NOT EXISTS {}{on} (\n{}\n)\nENGINE = {}\n\
              PARTITION BY toYYYYMMDD(filed_at)\n\
              ORDER BY (project, toStartOfHour(filed_at), span_id){ttl}\n\
              SETTINGS index_granularity = 8192",
             self.local(),
             self.column_defs().join(",\n"),
+            self.engine(),
         )
+    }
+
+    /// The table engine: replicated through ZooKeeper when asked, under a
+    /// path naming the database and table (the server's `{shard}` macro
+    /// keeps shards apart, `{replica}` names this server).
+    fn engine(&self) -> String {
+        if self.replicated {
+            let local = self.local();
+            let table = local.rsplit('.').next().unwrap_or(&local);
+            format!(
+                "ReplicatedReplacingMergeTree('/clickhouse/tables/{{shard}}/{}/{table}', '{{replica}}', _version)",
+                self.database
+            )
+        } else {
+            "ReplacingMergeTree(_version)".to_owned()
+        }
     }
 
     /// `CREATE TABLE` of the `Distributed` table, under a cluster. Rows are
@@ -370,6 +391,26 @@ pub(crate) async fn ensure(client: &Client, layout: &Layout) -> Result<(), Error
     for statement in tables {
         client.execute(&statement, false).await?;
     }
+    // `IF NOT EXISTS` keeps a table made before: it must be what the
+    // config asks for, or writes would not be replicated as promised.
+    let local = layout.local();
+    let name = local.rsplit('.').next().unwrap_or(&local);
+    let engine = client
+        .execute(
+            &format!(
+                "SELECT engine FROM system.tables WHERE database = '{db}' AND name = '{name}'"
+            ),
+            false,
+        )
+        .await?;
+    let engine = engine.trim();
+    if engine.starts_with("Replicated") != layout.replicated {
+        return Err(Error::Config(format!(
+            "store.clickhouse.replicated: {local} is a {engine} table, made with replicated = {}; \
+             set that, or use another database",
+            !layout.replicated
+        )));
+    }
     Ok(())
 }
 
@@ -383,6 +424,7 @@ mod tests {
             database: "loupe".into(),
             cluster: cluster.map(str::to_owned),
             retention_days: 30,
+            replicated: false,
         }
     }
 
@@ -437,6 +479,26 @@ mod tests {
         assert!(ddl[2].contains("Distributed(two_shards, loupe, spans_local"));
         assert_eq!(l.table(), "loupe.spans");
     }
+
+    #[test]
+    fn a_replicated_table_names_its_database_table_and_the_server_macros() {
+        let mut l = layout(Profile::Legacy, Some("replicas"));
+        l.replicated = true;
+        let ddl = l.ddl();
+        assert!(
+            ddl[1].contains(
+                "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/loupe/spans_local', '{replica}', _version)"
+            ),
+            "{}",
+            ddl[1]
+        );
+        let mut one = layout(Profile::Modern, None);
+        one.replicated = true;
+        assert!(
+            one.create_local()
+                .contains("/clickhouse/tables/{shard}/loupe/spans'")
+        );
+    }
 }
 
 #[cfg(test)]
@@ -451,6 +513,7 @@ mod docs {
             database: "loupe".into(),
             cluster: None,
             retention_days: 90,
+            replicated: false,
         };
         format!("```sql\n{};\n```", l.create_local())
     }

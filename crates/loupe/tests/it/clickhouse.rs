@@ -753,6 +753,121 @@ async fn a_distributed_table_over_two_shards_answers_like_one_server() {
     }
 }
 
+/// Two replicas of one shard (`ReplicatedReplacingMergeTree` through
+/// ZooKeeper, inserts acknowledged by both: `insert_quorum = 2`) behind a
+/// `Distributed` table: what is written through one server is answered by
+/// the other exactly as the embedded store answers, and each replica holds
+/// every span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_tables_answer_the_same_from_either_replica() {
+    let Some(urls) = optional_peer(
+        "LOUPE_TEST_CLICKHOUSE_REPLICA_URLS",
+        "scripts/peers/clickhouse.sh",
+    ) else {
+        return;
+    };
+    let cluster = std::env::var("LOUPE_TEST_CLICKHOUSE_REPLICA_CLUSTER").unwrap_or_else(|_| {
+        panic!("LOUPE_TEST_CLICKHOUSE_REPLICA_CLUSTER is not set: run scripts/peers/clickhouse.sh")
+    });
+    let urls: Vec<&str> = urls.split(',').collect();
+    assert_eq!(urls.len(), 2, "two replica urls expected");
+    let now = loupe_model::time::now_ns();
+    let db = database("repl");
+    let mut stores = Vec::new();
+    for url in &urls {
+        let mut config = ClickHouseConfig::new(*url);
+        config.database = db.clone();
+        config.cluster = Some(cluster.clone());
+        config.replicated = true;
+        config.insert_quorum = 2;
+        stores.push(ClickHouseStore::connect(config).await.expect("connect"));
+    }
+    let data = batches(now);
+    let reference = embedded();
+    load(&reference, &data).await;
+    for b in &data {
+        stores[0]
+            .append(b.clone())
+            .await
+            .expect("append with a quorum of two");
+    }
+    let alpha = ProjectId::new("alpha").expect("project");
+    for text in QUERIES {
+        let plan = planned(text, now);
+        let want = reference
+            .reader
+            .query(&alpha, &plan, QueryLimits::default())
+            .await
+            .expect("embedded");
+        let got = stores[1]
+            .query(&alpha, &plan, QueryLimits::default())
+            .await
+            .unwrap_or_else(|e| panic!("replica: {text}: {e}"));
+        if let Err(why) = same(&want, &got) {
+            panic!("replica: {text}: {why}");
+        }
+    }
+    // Each replica's own table holds every span: the quorum acknowledged
+    // each insert once both had it.
+    let want = reference
+        .reader
+        .page(PageQuery {
+            project: alpha.clone(),
+            filter: SpanFilter::default(),
+            conds: Vec::new(),
+            offset: 0,
+            limit: 1,
+            oldest_first: true,
+            count: true,
+        })
+        .await
+        .expect("count")
+        .total
+        .expect("total");
+    let client = reqwest::Client::new();
+    for url in &urls {
+        let count = client
+            .post(*url)
+            .body(format!(
+                "SELECT count() FROM {db}.spans_local FINAL WHERE project = 'alpha'"
+            ))
+            .send()
+            .await
+            .expect("count")
+            .text()
+            .await
+            .expect("text");
+        let n: u64 = count.trim().parse().expect("a number");
+        assert_eq!(n, want, "replica {url}");
+    }
+    // The same database asked for without replication is refused: its
+    // table is replicated, and the config would not say so.
+    let mut plain = ClickHouseConfig::new(urls[0]);
+    plain.database = db.clone();
+    plain.cluster = Some(cluster.clone());
+    let e = ClickHouseStore::connect(plain)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("store.clickhouse.replicated")),
+        "{e:?}"
+    );
+    // A quorum without replication is a config error naming the key.
+    let mut bad = ClickHouseConfig::new(urls[0]);
+    bad.insert_quorum = 2;
+    let e = ClickHouseStore::connect(bad)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("store.clickhouse.insert_quorum")),
+        "{e:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_that_would_end_a_sql_literal_is_stored_and_matched_exactly() {
     use loupe_backend::plan::{
