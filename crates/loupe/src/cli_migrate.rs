@@ -36,8 +36,8 @@ pub struct MigrateArgs {
     #[arg(long, value_enum)]
     to: Target,
     /// ClickHouse HTTP endpoint, e.g. http://127.0.0.1:8123. Default: the
-    /// [store.clickhouse] section of --config (with its database, cluster,
-    /// user and [store] retention_days, as `loupe serve` connects).
+    /// `[store.clickhouse]` section of --config (with its database, cluster,
+    /// user and `[store] retention_days`, as `loupe serve` connects).
     #[arg(long, env = "LOUPE_CLICKHOUSE_URL")]
     clickhouse_url: Option<String>,
     /// ClickHouse database (created when missing). Default loupe.

@@ -111,7 +111,7 @@ pub struct ServeArgs {
     hot_days: Option<u32>,
     /// Where spans are kept: embedded (the data directory, default) or
     /// clickhouse (store.backend; needs --clickhouse-url or
-    /// [store.clickhouse] url).
+    /// `[store.clickhouse] url`).
     #[arg(long, env = "LOUPE_STORE_BACKEND")]
     backend: Option<loupe_backend::SpanBackend>,
     /// ClickHouse HTTP endpoint, e.g. http://127.0.0.1:8123

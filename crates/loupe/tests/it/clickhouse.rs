@@ -687,26 +687,69 @@ async fn a_running_span_sent_again_finished_is_one_finished_row() {
     }
 }
 
+/// The peer servers of a multi-server case: their URLs (`urls_var`) and
+/// the cluster they form (`cluster_var`); `None` outside CI when unset.
+fn cluster_peers(urls_var: &str, cluster_var: &str) -> Option<(Vec<String>, String)> {
+    let urls = optional_peer(urls_var, "scripts/peers/clickhouse.sh")?;
+    let cluster = std::env::var(cluster_var)
+        .unwrap_or_else(|_| panic!("{cluster_var} is not set: run scripts/peers/clickhouse.sh"));
+    let urls: Vec<String> = urls.split(',').map(str::to_owned).collect();
+    assert!(urls.len() >= 2, "two server urls expected in {urls_var}");
+    Some((urls, cluster))
+}
+
+/// Every question of `QUERIES` asked of `store` about `alpha` equals the
+/// embedded store's answer.
+async fn answers_like_embedded(reference: &Backend, store: &ClickHouseStore, now: i64, what: &str) {
+    let alpha = ProjectId::new("alpha").expect("project");
+    for text in QUERIES {
+        let plan = planned(text, now);
+        let want = reference
+            .reader
+            .query(&alpha, &plan, QueryLimits::default())
+            .await
+            .expect("embedded");
+        let got = store
+            .query(&alpha, &plan, QueryLimits::default())
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {text}: {e}"));
+        if let Err(why) = same(&want, &got) {
+            panic!("{what}: {text}: {why}");
+        }
+    }
+}
+
+/// A number one server answers to `sql` (a count), asked directly.
+async fn count_on(url: &str, sql: String) -> u64 {
+    let text = reqwest::Client::new()
+        .post(url)
+        .body(sql)
+        .send()
+        .await
+        .expect("count")
+        .text()
+        .await
+        .expect("text");
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{url}: not a number: {text}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_distributed_table_over_two_shards_answers_like_one_server() {
-    let Some(urls) = optional_peer(
+    let Some((urls, cluster)) = cluster_peers(
         "LOUPE_TEST_CLICKHOUSE_SHARD_URLS",
-        "scripts/peers/clickhouse.sh",
+        "LOUPE_TEST_CLICKHOUSE_CLUSTER",
     ) else {
         return;
     };
-    let cluster = std::env::var("LOUPE_TEST_CLICKHOUSE_CLUSTER").unwrap_or_else(|_| {
-        panic!("LOUPE_TEST_CLICKHOUSE_CLUSTER is not set: run scripts/peers/clickhouse.sh")
-    });
-    let urls: Vec<&str> = urls.split(',').collect();
-    assert!(urls.len() >= 2, "two shard urls expected");
     let now = loupe_model::time::now_ns();
     let db = database("dist");
     // Each server gets the local and Distributed tables (no ZooKeeper for
     // `ON CLUSTER`); the first one is written and read.
     let mut stores = Vec::new();
     for url in urls.iter().rev() {
-        let mut config = ClickHouseConfig::new(*url);
+        let mut config = ClickHouseConfig::new(url);
         config.database = db.clone();
         config.cluster = Some(cluster.clone());
         stores.push(ClickHouseStore::connect(config).await.expect("connect"));
@@ -720,35 +763,10 @@ async fn a_distributed_table_over_two_shards_answers_like_one_server() {
     for b in &data {
         store.append(b.clone()).await.expect("append");
     }
-    let alpha = ProjectId::new("alpha").expect("project");
-    for text in QUERIES {
-        let plan = planned(text, now);
-        let want = reference
-            .reader
-            .query(&alpha, &plan, QueryLimits::default())
-            .await
-            .expect("embedded");
-        let got = store
-            .query(&alpha, &plan, QueryLimits::default())
-            .await
-            .unwrap_or_else(|e| panic!("distributed: {text}: {e}"));
-        if let Err(why) = same(&want, &got) {
-            panic!("distributed: {text}: {why}");
-        }
-    }
+    answers_like_embedded(&reference, &store, now, "distributed").await;
     // Both shards hold rows: the table is really sharded.
-    let client = reqwest::Client::new();
     for url in &urls {
-        let count = client
-            .post(*url)
-            .body(format!("SELECT count() FROM {db}.spans_local"))
-            .send()
-            .await
-            .expect("count")
-            .text()
-            .await
-            .expect("text");
-        let n: u64 = count.trim().parse().expect("a number");
+        let n = count_on(url, format!("SELECT count() FROM {db}.spans_local")).await;
         assert!(n > 0, "shard {url} holds no rows");
     }
 }
@@ -760,22 +778,17 @@ async fn a_distributed_table_over_two_shards_answers_like_one_server() {
 /// every span.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicated_tables_answer_the_same_from_either_replica() {
-    let Some(urls) = optional_peer(
+    let Some((urls, cluster)) = cluster_peers(
         "LOUPE_TEST_CLICKHOUSE_REPLICA_URLS",
-        "scripts/peers/clickhouse.sh",
+        "LOUPE_TEST_CLICKHOUSE_REPLICA_CLUSTER",
     ) else {
         return;
     };
-    let cluster = std::env::var("LOUPE_TEST_CLICKHOUSE_REPLICA_CLUSTER").unwrap_or_else(|_| {
-        panic!("LOUPE_TEST_CLICKHOUSE_REPLICA_CLUSTER is not set: run scripts/peers/clickhouse.sh")
-    });
-    let urls: Vec<&str> = urls.split(',').collect();
-    assert_eq!(urls.len(), 2, "two replica urls expected");
     let now = loupe_model::time::now_ns();
     let db = database("repl");
     let mut stores = Vec::new();
     for url in &urls {
-        let mut config = ClickHouseConfig::new(*url);
+        let mut config = ClickHouseConfig::new(url);
         config.database = db.clone();
         config.cluster = Some(cluster.clone());
         config.replicated = true;
@@ -791,58 +804,20 @@ async fn replicated_tables_answer_the_same_from_either_replica() {
             .await
             .expect("append with a quorum of two");
     }
-    let alpha = ProjectId::new("alpha").expect("project");
-    for text in QUERIES {
-        let plan = planned(text, now);
-        let want = reference
-            .reader
-            .query(&alpha, &plan, QueryLimits::default())
-            .await
-            .expect("embedded");
-        let got = stores[1]
-            .query(&alpha, &plan, QueryLimits::default())
-            .await
-            .unwrap_or_else(|e| panic!("replica: {text}: {e}"));
-        if let Err(why) = same(&want, &got) {
-            panic!("replica: {text}: {why}");
-        }
-    }
+    answers_like_embedded(&reference, &stores[1], now, "replica").await;
     // Each replica's own table holds every span: the quorum acknowledged
     // each insert once both had it.
-    let want = reference
-        .reader
-        .page(PageQuery {
-            project: alpha.clone(),
-            filter: SpanFilter::default(),
-            conds: Vec::new(),
-            offset: 0,
-            limit: 1,
-            oldest_first: true,
-            count: true,
-        })
+    let alpha = ProjectId::new("alpha").expect("project");
+    let want = loupe_backend::copy::total(&*reference.reader, &alpha)
         .await
-        .expect("count")
-        .total
-        .expect("total");
-    let client = reqwest::Client::new();
+        .expect("count");
     for url in &urls {
-        let count = client
-            .post(*url)
-            .body(format!(
-                "SELECT count() FROM {db}.spans_local FINAL WHERE project = 'alpha'"
-            ))
-            .send()
-            .await
-            .expect("count")
-            .text()
-            .await
-            .expect("text");
-        let n: u64 = count.trim().parse().expect("a number");
-        assert_eq!(n, want, "replica {url}");
+        let sql = format!("SELECT count() FROM {db}.spans_local FINAL WHERE project = 'alpha'");
+        assert_eq!(count_on(url, sql).await, want, "replica {url}");
     }
     // The same database asked for without replication is refused: its
     // table is replicated, and the config would not say so.
-    let mut plain = ClickHouseConfig::new(urls[0]);
+    let mut plain = ClickHouseConfig::new(&urls[0]);
     plain.database = db.clone();
     plain.cluster = Some(cluster.clone());
     let e = ClickHouseStore::connect(plain)
@@ -855,7 +830,7 @@ async fn replicated_tables_answer_the_same_from_either_replica() {
         "{e:?}"
     );
     // A quorum without replication is a config error naming the key.
-    let mut bad = ClickHouseConfig::new(urls[0]);
+    let mut bad = ClickHouseConfig::new(&urls[0]);
     bad.insert_quorum = 2;
     let e = ClickHouseStore::connect(bad)
         .await

@@ -115,15 +115,7 @@ async fn answers(server: &Server) -> Vec<Value> {
 
 /// The rollup series of `/metrics` and their values (`# TYPE` lines as 0).
 async fn rollup_series(server: &Server) -> BTreeMap<String, f64> {
-    let text = server
-        .client
-        .get(format!("{}/metrics", server.http))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = server.metrics_text().await;
     text.lines()
         .filter(|l| {
             ROLLUP_FAMILIES
@@ -331,19 +323,7 @@ async fn dify_sync_and_cleanup_on_clickhouse() {
         )
         .expect("config");
         let server = Server::start_with_config(&data, &[], Some(&config)).await;
-        let path = format!("/api/v1/traces/{run}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let spans = loop {
-            let (status, body) = server.get_json_as(&path, "shop").await;
-            if status == 200 {
-                break body["spans"].as_array().cloned().unwrap_or_default();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{name}: run not synced: {status} {body}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        };
+        let spans = server.wait_for_trace(&run, "shop").await;
         assert_eq!(spans.len(), 3, "{name}: the run and its two nodes");
         for s in &spans {
             assert_eq!(s["tags"]["category"], "phone", "{name}: {s}");

@@ -270,15 +270,7 @@ async fn moves_and_answers_the_same(tier: Tier, name: &str) {
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "(200, 200)");
     }
-    let metrics = server
-        .client
-        .get(format!("{}/metrics", server.http))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
+    let metrics = server.metrics_text().await;
     let cold_parts = old_parts(&data).len();
     assert!(
         metrics.contains(&format!("loupe_store_cold_parts {cold_parts}")),

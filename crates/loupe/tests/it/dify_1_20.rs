@@ -517,15 +517,7 @@ async fn otlp_metrics_are_accepted_and_relayed_to_metrics() {
             ExportMetricsServiceResponse::decode(r.bytes().await.expect("body")).expect("reply");
         assert_eq!(reply.partial_success, None);
     }
-    let text = server
-        .client
-        .get(format!("{}/metrics", server.http))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = server.metrics_text().await;
     let series = format!(r#"dify_app_id="{APP}",dify_tenant_id="{TENANT}",project="default""#);
     assert!(
         text.contains(&format!("gen_ai_client_token_usage_total{{{series}}} 84")),
@@ -548,15 +540,7 @@ async fn otlp_metrics_are_accepted_and_relayed_to_metrics() {
         .expect("grpc export")
         .into_inner();
     assert_eq!(reply.partial_success, None);
-    let text = server
-        .client
-        .get(format!("{}/metrics", server.http))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = server.metrics_text().await;
     assert!(
         text.contains(&format!("gen_ai_client_token_usage_total{{{series}}} 126")),
         "a third delta of 42: {text}"

@@ -72,15 +72,7 @@ async fn serve_syncs_into_its_project_and_cleanup_verifies_through_the_running_s
 
     // The run arrives in project `shop`, tagged, every node with it.
     let path = format!("/api/v1/traces/{run}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let spans = loop {
-        let (status, body) = server.get_json_as(&path, "shop").await;
-        if status == 200 {
-            break body["spans"].as_array().cloned().unwrap_or_default();
-        }
-        assert!(Instant::now() < deadline, "run not synced: {status} {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let spans = server.wait_for_trace(&run, "shop").await;
     assert_eq!(spans.len(), 3, "the run and its two nodes");
     for s in &spans {
         assert_eq!(s["tags"]["category"], "phone", "{s}");

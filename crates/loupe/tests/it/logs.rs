@@ -231,15 +231,7 @@ async fn acknowledged_bulk_items_survive_kill_9() {
     let reply: Value = r.json().await.expect("json");
     assert_eq!(reply["errors"], false);
     // The counts of what was acknowledged, on /metrics.
-    let metrics = server
-        .client
-        .get(format!("{}/metrics", server.http))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = server.metrics_text().await;
     assert!(
         metrics.contains(
             r#"log_records_total{project="default",service="",severity="unspecified"} 2000"#

@@ -301,6 +301,36 @@ impl Server {
         (status, r.json().await.expect("json body"))
     }
 
+    /// The `/metrics` body (no key needed: tests serve openly).
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.http))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    /// The spans of trace or run `id` in `project`, once the API finds it
+    /// (a sync or an ingest still in flight); fails after 60 s.
+    pub async fn wait_for_trace(&self, id: &str, project: &str) -> Vec<Value> {
+        let path = format!("/api/v1/traces/{id}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = self.get_json_as(&path, project).await;
+            if status == 200 {
+                return body["spans"].as_array().cloned().unwrap_or_default();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} never arrived in {project}: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Every span of the default project, by paging /api/v1/spans.
     pub async fn all_spans(&self) -> Vec<Value> {
         let mut out = Vec::new();
