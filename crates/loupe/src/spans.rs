@@ -37,23 +37,34 @@ pub enum Spans {
     },
 }
 
+/// The ClickHouse `[store]` keeps spans in, connected (its tables made),
+/// with its URL; `None` with the embedded backend.
+pub async fn configured_clickhouse(
+    store: &loupe_store::StoreConfig,
+) -> anyhow::Result<Option<(loupe_clickhouse::ClickHouseStore, String)>> {
+    let Some(ch) = store.clickhouse_for_serve() else {
+        return Ok(None);
+    };
+    let url = ch.url.clone();
+    let clickhouse = loupe_clickhouse::ClickHouseStore::connect(ch)
+        .await
+        .with_context(|| format!("cannot use ClickHouse at {url} ([store.clickhouse])"))?;
+    Ok(Some((clickhouse, url)))
+}
+
 impl Spans {
     /// The backend `config` names, beside the data directory's `store`.
     /// ClickHouse is connected (and its tables created) before anything
     /// is served, so a wrong URL or profile stops the start.
     pub async fn open(config: &Config, store: &Store) -> anyhow::Result<Self> {
-        let Some(ch) = config.store.clickhouse_for_serve() else {
+        let Some((clickhouse, url)) = configured_clickhouse(&config.store).await? else {
             return Ok(Self::Embedded(store.clone()));
         };
-        let url = ch.url.clone();
-        let clickhouse = loupe_clickhouse::ClickHouseStore::connect(ch)
-            .await
-            .with_context(|| format!("cannot use ClickHouse at {url} ([store.clickhouse])"))?;
         // The hour tier answers the embedded store's queries; ClickHouse
         // answers its own, so none is kept here.
-        let mut rollup_config = config.metrics.clone();
-        rollup_config.hour_tags.clear();
-        let rollups = Arc::new(Mutex::new(Rollups::new(rollup_config)));
+        let rollups = Arc::new(Mutex::new(Rollups::without_hour_tier(
+            config.metrics.clone(),
+        )));
         let counted = rollups.clone();
         let hook: loupe_clickhouse::ChangeHook = Box::new(move |received, changes| {
             let mut r = counted.lock();
@@ -61,8 +72,6 @@ impl Spans {
             for c in changes {
                 r.apply(c.old, c.new);
             }
-            r.expire_hours(|_, _| true);
-            r.take_dirty_days(0);
         });
         if clickhouse.on_change(hook).is_err() {
             anyhow::bail!("the ClickHouse backend already reports its writes elsewhere");

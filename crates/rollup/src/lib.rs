@@ -272,6 +272,8 @@ pub struct Rollups {
     /// Tags the restored tier kept that no longer fit beside the
     /// configured ones ([`hours::MAX_HOUR_TAGS`]): their history is gone.
     dropped_hour_tags: Vec<String>,
+    /// No hour tier is kept ([`Rollups::without_hour_tier`]).
+    no_hour_tier: bool,
 }
 
 impl Rollups {
@@ -281,6 +283,17 @@ impl Rollups {
             hours: HourTier::new_complete(&config.hour_tags),
             config,
             ..Self::default()
+        }
+    }
+
+    /// Empty rollups that keep no hour tier: for a backend that answers
+    /// its aggregate queries itself (ClickHouse), where only the totals and
+    /// minutes behind `/metrics` and alerts are wanted. Its tier stays
+    /// empty and incomplete, so nothing is answered from it.
+    pub fn without_hour_tier(config: RollupConfig) -> Self {
+        Self {
+            no_hour_tier: true,
+            ..Self::new_incomplete(config)
         }
     }
 
@@ -312,6 +325,7 @@ impl Rollups {
             events: self.events.clone(),
             hours: HourTier::default(),
             dropped_hour_tags: Vec::new(),
+            no_hour_tier: self.no_hour_tier,
         }
     }
 
@@ -365,9 +379,11 @@ impl Rollups {
             self.totals.entry(key.clone()).or_default().add(c, retract);
             Some(key)
         };
-        let folded = key.as_ref().is_some_and(|k| *k != c.key);
-        self.hours
-            .change(key.as_ref().unwrap_or(&c.key), folded, c, retract);
+        if !self.no_hour_tier {
+            let folded = key.as_ref().is_some_and(|k| *k != c.key);
+            self.hours
+                .change(key.as_ref().unwrap_or(&c.key), folded, c, retract);
+        }
         if !c.finished {
             return;
         }

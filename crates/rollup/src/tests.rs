@@ -51,6 +51,27 @@ fn running_then_finished_counts_once_and_leaves_no_running_gauge() {
 }
 
 #[test]
+fn rollups_without_an_hour_tier_count_totals_and_minutes_only() {
+    let mut with = Rollups::new(RollupConfig::default());
+    let mut without = Rollups::without_hour_tier(RollupConfig::default());
+    let first = running("a");
+    let done = tool("a", "inventory", Status::Error, 1500);
+    for r in [&mut with, &mut without] {
+        r.apply(None, &first);
+        r.apply(Some(&first), &done);
+    }
+    assert_eq!(without.totals(), with.totals());
+    assert_eq!(without.minutes(), with.minutes());
+    assert!(!with.hours().is_empty());
+    assert!(without.hours().is_empty());
+    assert!(
+        !without.hours().is_complete(),
+        "nothing is answered from it"
+    );
+    assert!(without.take_dirty_days(1).is_empty());
+}
+
+#[test]
 fn a_changed_final_state_moves_the_span_between_series() {
     let mut r = Rollups::new(RollupConfig::default());
     let ok = tool("a", "inventory", Status::Ok, 10);

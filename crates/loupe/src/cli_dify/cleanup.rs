@@ -120,21 +120,12 @@ pub async fn cleanup(args: CleanupArgs) -> anyhow::Result<()> {
     // The store itself when no server runs; the server's API when one owns
     // the directory (the settings were adopted from it either way).
     // With spans in ClickHouse, the runs are verified there directly.
-    let clickhouse = match loupe_config.store.clickhouse_for_serve() {
-        Some(ch) => {
-            let url = ch.url.clone();
-            let ch = loupe_clickhouse::ClickHouseStore::connect(ch)
-                .await
-                .with_context(|| format!("cannot use ClickHouse at {url} ([store.clickhouse])"))?;
-            eprintln!(
-                "note: verifying against ClickHouse at {url} ([store] backend = \"clickhouse\")"
-            );
-            Some(ch)
-        }
-        None => None,
-    };
+    let clickhouse = crate::spans::configured_clickhouse(&loupe_config.store).await?;
+    if let Some((_, url)) = &clickhouse {
+        eprintln!("note: verifying against ClickHouse at {url} ([store] backend = \"clickhouse\")");
+    }
     let (store, reader): (Option<loupe_store::Store>, Arc<dyn SpanReader>) = match clickhouse {
-        Some(ch) => (None, Arc::new(ch)),
+        Some((ch, _)) => (None, Arc::new(ch)),
         None => match open_store(&mut loupe_config, Mode::Write).await {
             Ok(store) => (Some(store.clone()), Arc::new(store)),
             Err(e) if is_locked(&e) => {
