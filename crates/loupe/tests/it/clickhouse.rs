@@ -85,13 +85,26 @@ async fn clickhouse(name: &str, url: &str, db: &str) -> Backend {
 /// The ClickHouse peers that are up (none outside CI when unset).
 async fn clickhouses(test: &str) -> Vec<Backend> {
     let mut out = Vec::new();
-    if let Some(url) = optional_peer("LOUPE_TEST_CLICKHOUSE_URL", "scripts/peers/clickhouse.sh") {
-        out.push(clickhouse("clickhouse", &url, &database(test)).await);
-    }
-    if let Some(url) = optional_peer("LOUPE_TEST_CHDB_URL", "scripts/peers/chdb.sh") {
-        out.push(clickhouse("chdb", &url, &database(test)).await);
+    for (name, url) in peer_urls() {
+        out.push(clickhouse(name, &url, &database(test)).await);
     }
     out
+}
+
+/// The single-server ClickHouse peers that are up, by name: Debian's 18.16
+/// (legacy profile) and chDB (modern); none outside CI when unset.
+pub(crate) fn peer_urls() -> Vec<(&'static str, String)> {
+    [
+        (
+            "clickhouse",
+            "LOUPE_TEST_CLICKHOUSE_URL",
+            "scripts/peers/clickhouse.sh",
+        ),
+        ("chdb", "LOUPE_TEST_CHDB_URL", "scripts/peers/chdb.sh"),
+    ]
+    .into_iter()
+    .filter_map(|(name, var, script)| optional_peer(var, script).map(|url| (name, url)))
+    .collect()
 }
 
 /// Generated runs of one project, starting `ago` before now.

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, fixtures, optional_peer};
+use crate::support::{Server, fixtures};
 
 /// The metric families the rollups write (not the stores' own health).
 const ROLLUP_FAMILIES: &[&str] = &[
@@ -51,24 +51,22 @@ fn write_config(dir: &Path, clickhouse: Option<(&str, &str)>) -> std::path::Path
 /// `loupe gen` of `runs` runs from `seed` starting at `start`, sent to
 /// `server` over OTLP or Langfuse.
 fn generate(server: &Server, seed: u64, runs: usize, start: &str, langfuse: bool) {
-    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .args([
-            "gen",
-            "--runs",
-            &runs.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
-        .args(["--start", start, "--days", "0.05"])
-        .args(["--fault", "tool=inventory,error_rate=0.5"])
-        .args([if langfuse { "--langfuse" } else { "--otlp" }, &server.http])
-        .output()
-        .expect("run loupe gen");
-    assert!(
-        out.status.success(),
-        "loupe gen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (runs, seed) = (runs.to_string(), seed.to_string());
+    let via = if langfuse { "--langfuse" } else { "--otlp" };
+    crate::support::run_gen(&[
+        "--runs",
+        &runs,
+        "--seed",
+        &seed,
+        "--start",
+        start,
+        "--days",
+        "0.05",
+        "--fault",
+        "tool=inventory,error_rate=0.5",
+        via,
+        &server.http,
+    ]);
 }
 
 async fn send_all(server: &Server, start: &str) {
@@ -169,13 +167,7 @@ fn parquet_files(dir: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_clickhouse_answers_as_serve_on_the_embedded_store() {
-    let mut peers = Vec::new();
-    if let Some(url) = optional_peer("LOUPE_TEST_CLICKHOUSE_URL", "scripts/peers/clickhouse.sh") {
-        peers.push(("clickhouse", url));
-    }
-    if let Some(url) = optional_peer("LOUPE_TEST_CHDB_URL", "scripts/peers/chdb.sh") {
-        peers.push(("chdb", url));
-    }
+    let peers = crate::clickhouse::peer_urls();
     if peers.is_empty() {
         return;
     }
@@ -299,13 +291,7 @@ async fn serve_on_clickhouse_answers_as_serve_on_the_embedded_store() {
 /// config verifies the run in ClickHouse itself, then deletes it from Dify.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dify_sync_and_cleanup_on_clickhouse() {
-    let mut peers = Vec::new();
-    if let Some(url) = optional_peer("LOUPE_TEST_CLICKHOUSE_URL", "scripts/peers/clickhouse.sh") {
-        peers.push(("clickhouse", url));
-    }
-    if let Some(url) = optional_peer("LOUPE_TEST_CHDB_URL", "scripts/peers/chdb.sh") {
-        peers.push(("chdb", url));
-    }
+    let peers = crate::clickhouse::peer_urls();
     for (name, url) in peers {
         let (dsn, db, run) = crate::dify_serve::dify_database().await;
         let dir = tempfile::tempdir().expect("tempdir");

@@ -365,24 +365,16 @@ async fn the_console_in_chromium_shows_runs_waterfalls_and_dashboards() {
     }
     // A day of generated runs, the inventory tool failing often.
     let now = chrono::Utc::now();
-    let gen_out = Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .args([
-            "gen",
-            "--otlp",
-            &server.http,
-            "--runs",
-            "600",
-            "--days",
-            "1",
-        ])
-        .args(["--fault", "tool=inventory,error_rate=0.7"])
-        .output()
-        .expect("loupe gen");
-    assert!(
-        gen_out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gen_out.stderr)
-    );
+    crate::support::run_gen(&[
+        "--otlp",
+        &server.http,
+        "--runs",
+        "600",
+        "--days",
+        "1",
+        "--fault",
+        "tool=inventory,error_rate=0.7",
+    ]);
     let (big, big_spans, big_last) = big_run(&server).await;
     // A run whose parent links form a loop (bad input from some sender).
     let looped: u128 = 0x10ad_3000;

@@ -9,17 +9,9 @@ use serde_json::Value;
 use crate::support::Server;
 
 fn run_gen(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .arg("gen")
-        .args(["--seed", "9", "--start", "2026-01-01T00:00:00Z"])
-        .args(args)
-        .output()
-        .expect("run loupe gen");
-    assert!(
-        out.status.success(),
-        "loupe gen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut all = vec!["--seed", "9", "--start", "2026-01-01T00:00:00Z"];
+    all.extend_from_slice(args);
+    crate::support::run_gen(&all);
 }
 
 fn expected_spans(runs: usize, fault: Option<&str>) -> usize {

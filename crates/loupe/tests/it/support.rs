@@ -55,6 +55,21 @@ pub fn fixtures() -> PathBuf {
 
 pub use loupe_fsutil::ports::free_port;
 
+/// Runs `loupe gen` with `args` (after the subcommand); fails the test,
+/// with its stderr, when it fails.
+pub fn run_gen(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .arg("gen")
+        .args(args)
+        .output()
+        .expect("run loupe gen");
+    assert!(
+        out.status.success(),
+        "loupe gen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A running `loupe serve`.
 pub struct Server {
     child: Option<Child>,
