@@ -247,6 +247,30 @@ impl TracesQuery {
     }
 }
 
+/// What [`SpanReader::scan`] reads: a project's spans as rows of
+/// `loupe_model::schema()`, for a SQL engine that runs above the backend
+/// (the backends' shared `spans` table for `POST /api/v1/sql` and the
+/// analytics).
+///
+/// Every condition only narrows what the backend *may* return: the caller
+/// applies its whole filter again, so a backend may ignore any of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanRequest {
+    /// The columns of the answer, as indices into `loupe_model::schema()`,
+    /// in that order (the batches' schema is that schema projected so).
+    pub columns: Vec<usize>,
+    /// Spans starting at or after this (ns); spans without a start are
+    /// then left out.
+    pub min_start_ns: Option<i64>,
+    /// Spans starting at or before this (ns).
+    pub max_start_ns: Option<i64>,
+    /// Each entry: the span's text column (a `loupe_model::column` name)
+    /// equals one of these values, `(column, value)` pairs or'ed.
+    pub any_of: Vec<Vec<(String, String)>>,
+    /// Rows per batch at most (0: the backend's choice).
+    pub batch_rows: usize,
+}
+
 /// [`SpanReader::traces`] through [`SpanReader::trace`], one id at a time:
 /// the answer of a reader without a batch path (and the reference the
 /// batch paths are tested against).
@@ -392,6 +416,19 @@ pub trait SpanReader: Send + Sync + 'static {
             let sql = statement(&partials.inline());
             self.sql(project, &sql, limits).await
         })
+    }
+
+    /// The project's spans `request` selects, newest version of each, as
+    /// a stream of batches: what a SQL engine above the backend reads its
+    /// `spans` table from. Backends that run SQL themselves need not
+    /// answer it ([`StoreError::Unsupported`], the default).
+    fn scan<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        request: ScanRequest,
+    ) -> BoxFuture<'a, Result<BatchStream, StoreError>> {
+        let _ = (project, request);
+        Box::pin(async { Err(StoreError::Unsupported("scans".into())) })
     }
 
     /// The runs of session `session_id`, oldest first (empty when unknown).

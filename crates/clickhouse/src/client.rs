@@ -130,17 +130,49 @@ impl Client {
         self.send(url, body, "insert").await.map(drop)
     }
 
-    async fn send(&self, url: reqwest::Url, body: Vec<u8>, what: &str) -> Result<String, Error> {
-        let started = Instant::now();
+    /// Runs a SELECT whose answer is read as it arrives, one
+    /// `JSONEachRow` object per row (the format every profile has), each
+    /// row bounded by `max_response_bytes` and the whole answer by nothing:
+    /// the reader's pace holds the server back.
+    #[tracing::instrument(name = "clickhouse.select_rows", skip_all, fields(bytes = sql.len()))]
+    pub async fn select_rows(&self, sql: &str) -> Result<RowStream, Error> {
+        let mut url = self.url.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("database", &self.database);
+            q.append_pair("output_format_json_quote_64bit_integers", "0");
+            q.append_pair("max_query_size", "4194304");
+            for (k, v) in &self.settings {
+                q.append_pair(k, v);
+            }
+        }
+        let body = format!("{sql}\nFORMAT JSONEachRow").into_bytes();
+        let resp = self.request(url, body).await?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = self.read_all(resp).await?;
+            return Err(server_error(status, &text));
+        }
+        Ok(RowStream {
+            resp,
+            buf: Vec::new(),
+            max_row_bytes: self.max_response_bytes,
+            done: false,
+        })
+    }
+
+    async fn request(&self, url: reqwest::Url, body: Vec<u8>) -> Result<reqwest::Response, Error> {
         let mut req = self.http.post(url).body(body);
         if !self.user.is_empty() {
             req = req.basic_auth(&self.user, Some(&self.password));
         }
-        let mut resp = req
-            .send()
+        req.send()
             .await
-            .map_err(|e| Error::Unreachable(without_url(&e)))?;
-        let status = resp.status();
+            .map_err(|e| Error::Unreachable(without_url(&e)))
+    }
+
+    /// The whole body, at most `max_response_bytes` of it.
+    async fn read_all(&self, mut resp: reqwest::Response) -> Result<String, Error> {
         let mut buf = Vec::new();
         while let Some(chunk) = resp
             .chunk()
@@ -154,28 +186,23 @@ impl Client {
             }
             buf.extend_from_slice(&chunk);
         }
-        let text = String::from_utf8_lossy(&buf).into_owned();
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    async fn send(&self, url: reqwest::Url, body: Vec<u8>, what: &str) -> Result<String, Error> {
+        let started = Instant::now();
+        let resp = self.request(url, body).await?;
+        let status = resp.status();
+        let text = self.read_all(resp).await?;
         tracing::debug!(
             what,
             status = status.as_u16(),
-            bytes = buf.len(),
+            bytes = text.len(),
             ms = started.elapsed().as_millis() as u64,
             "clickhouse answered"
         );
         if !status.is_success() {
-            let mut message = text.trim().to_owned();
-            if message.len() > MAX_ERROR_TEXT {
-                let mut cut = MAX_ERROR_TEXT;
-                while !message.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                message.truncate(cut);
-            }
-            return Err(Error::Server {
-                status: status.as_u16(),
-                code: code_of(&message),
-                message,
-            });
+            return Err(server_error(status, &text));
         }
         // A failure after the answer started streaming ends the body with
         // an exception text while the status stays 200.
@@ -191,6 +218,89 @@ impl Client {
             });
         }
         Ok(text)
+    }
+}
+
+/// A failed statement's error, its text cut to [`MAX_ERROR_TEXT`].
+fn server_error(status: reqwest::StatusCode, text: &str) -> Error {
+    let mut message = text.trim().to_owned();
+    if message.len() > MAX_ERROR_TEXT {
+        let mut cut = MAX_ERROR_TEXT;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+    }
+    Error::Server {
+        status: status.as_u16(),
+        code: code_of(&message),
+        message,
+    }
+}
+
+/// The rows of a [`Client::select_rows`] answer, read as they arrive.
+pub(crate) struct RowStream {
+    resp: reqwest::Response,
+    /// Bytes received and not yet returned as rows.
+    buf: Vec<u8>,
+    max_row_bytes: usize,
+    done: bool,
+}
+
+impl RowStream {
+    /// The next row; `None` at the end of the answer. A failure after the
+    /// answer started (ClickHouse then writes its exception text into the
+    /// body, status 200) is an error, never a short answer.
+    pub async fn next(&mut self) -> Result<Option<serde_json::Map<String, Value>>, Error> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&line[..pos]);
+                if line.trim().is_empty() {
+                    continue;
+                }
+                return parse_row(&line).map(Some);
+            }
+            if self.done {
+                if self.buf.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(None);
+                }
+                let rest = std::mem::take(&mut self.buf);
+                return parse_row(&String::from_utf8_lossy(&rest)).map(Some);
+            }
+            match self
+                .resp
+                .chunk()
+                .await
+                .map_err(|e| Error::Unreachable(without_url(&e)))?
+            {
+                Some(chunk) => {
+                    // Complete lines were returned before this read, so
+                    // what follows the chunk's last newline is one row.
+                    let partial = match chunk.iter().rposition(|b| *b == b'\n') {
+                        Some(nl) => chunk.len() - nl - 1,
+                        None => self.buf.len() + chunk.len(),
+                    };
+                    if partial > self.max_row_bytes {
+                        return Err(Error::TooLarge {
+                            limit: self.max_row_bytes,
+                        });
+                    }
+                    self.buf.extend_from_slice(&chunk);
+                }
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+/// One `JSONEachRow` line, or the exception ClickHouse wrote instead.
+fn parse_row(line: &str) -> Result<serde_json::Map<String, Value>, Error> {
+    match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(row)) => Ok(row),
+        _ if line.contains("Exception") => Err(server_error(reqwest::StatusCode::OK, line)),
+        Ok(_) => Err(Error::Decode("a row is not an object".into())),
+        Err(e) => Err(Error::Decode(format!("a row is not JSON: {e}"))),
     }
 }
 

@@ -15,7 +15,8 @@
 //!   the contract suite (`crates/loupe/tests/it/clickhouse.rs`) runs the
 //!   same cases here and on the embedded store and compares the answers.
 //! - `stream.rs` streams an answer (exports) as Arrow batches, one
-//!   window of rows per SELECT.
+//!   window of rows per SELECT; `scan.rs` streams a project's spans as
+//!   rows of the embedded schema for the SQL engine above the backend.
 //! - `timelines.rs` folds a session's or user's spans into run summaries
 //!   with the embedded store's fold.
 //! - `client.rs` speaks HTTP (port 8123) with the workspace's `reqwest`,
@@ -34,8 +35,8 @@ use std::sync::atomic::AtomicU64;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use loupe_backend::{
-    BatchStream, OffsetPage, PageQuery, Plan, QueryLimits, QueryResult, SpanPage, SpanQuery,
-    SpanReader, SpanWriter, StoreError, TracesQuery, WriteAck,
+    BatchStream, OffsetPage, PageQuery, Plan, QueryLimits, QueryResult, ScanRequest, SpanPage,
+    SpanQuery, SpanReader, SpanWriter, StoreError, TracesQuery, WriteAck,
 };
 use loupe_model::{ProjectId, Span};
 
@@ -45,6 +46,7 @@ mod error;
 mod latest;
 mod read;
 mod row;
+mod scan;
 mod schema;
 mod sql;
 mod stream;
@@ -323,6 +325,15 @@ impl SpanReader for ClickHouseStore {
                 .map_err(StoreError::from)
         }
         .boxed()
+    }
+
+    fn scan<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        request: ScanRequest,
+    ) -> BoxFuture<'a, Result<BatchStream, StoreError>> {
+        let inner = self.inner.clone();
+        async move { inner.scan(project, request).await.map_err(StoreError::from) }.boxed()
     }
 
     fn query_stream<'a>(

@@ -109,7 +109,7 @@ pub(crate) fn in_lists<S: AsRef<str>>(values: &[S]) -> Vec<String> {
 }
 
 /// The first-class columns a plan may name, with their stored types.
-const COLUMNS: &[(&str, ValueType)] = &[
+pub(crate) const COLUMNS: &[(&str, ValueType)] = &[
     ("project", ValueType::Text),
     ("trace_id", ValueType::Text),
     ("span_id", ValueType::Text),

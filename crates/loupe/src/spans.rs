@@ -7,12 +7,19 @@
 //! from the server only, and the rollups behind `/metrics` and the alert
 //! windows are kept in memory from the rows each write stores there
 //! ([`loupe_clickhouse::ClickHouseStore::on_change`]): they count from the
-//! server's start, as Prometheus counters do after a restart.
+//! server's start, as Prometheus counters do after a restart. SQL (the
+//! API's, the analytics', the budgets') runs in the data directory's SQL
+//! engine over ClickHouse's rows ([`ClickHouseReader`]).
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use loupe_backend::{SpanReader, SpanWriter};
+use futures::future::BoxFuture;
+use loupe_backend::{
+    BatchStream, OffsetPage, PageQuery, Plan, QueryLimits, QueryResult, ScanRequest, SpanPage,
+    SpanQuery, SpanReader, SpanWriter, StoreError, TracesQuery,
+};
+use loupe_model::ProjectId;
 use loupe_rollup::Rollups;
 use loupe_rollup::expose::{Format, SelfMetric};
 use loupe_store::Store;
@@ -101,7 +108,12 @@ impl Spans {
     pub fn reader(&self) -> Arc<dyn SpanReader> {
         match self {
             Self::Embedded(s) => Arc::new(s.clone()),
-            Self::ClickHouse { clickhouse, .. } => Arc::new(clickhouse.clone()),
+            Self::ClickHouse {
+                clickhouse, local, ..
+            } => Arc::new(ClickHouseReader {
+                clickhouse: Arc::new(clickhouse.clone()),
+                local: local.clone(),
+            }),
         }
     }
 
@@ -137,5 +149,97 @@ impl Spans {
             Self::Embedded(_) => loupe_backend::SpanBackend::Embedded,
             Self::ClickHouse { .. } => loupe_backend::SpanBackend::Clickhouse,
         }
+    }
+}
+
+/// ClickHouse's reads, with SQL (`POST /api/v1/sql`, the product analytics,
+/// cost budgets) answered by the data directory's SQL engine over
+/// ClickHouse's rows (`Store::read_only_sql_over`): one dialect and one set
+/// of bounds for both backends, and the same answers.
+struct ClickHouseReader {
+    clickhouse: Arc<loupe_clickhouse::ClickHouseStore>,
+    local: Store,
+}
+
+impl SpanReader for ClickHouseReader {
+    fn trace<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<loupe_model::Span>, StoreError>> {
+        SpanReader::trace(self.clickhouse.as_ref(), project, id)
+    }
+
+    fn traces<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        query: &'a TracesQuery,
+    ) -> BoxFuture<'a, Result<Option<Vec<loupe_model::Span>>, StoreError>> {
+        self.clickhouse.traces(project, query)
+    }
+
+    fn list(&self, query: SpanQuery) -> BoxFuture<'_, Result<SpanPage, StoreError>> {
+        self.clickhouse.list(query)
+    }
+
+    fn page(&self, query: PageQuery) -> BoxFuture<'_, Result<OffsetPage, StoreError>> {
+        self.clickhouse.page(query)
+    }
+
+    fn query<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        plan: &'a Plan,
+        limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<QueryResult, StoreError>> {
+        SpanReader::query(self.clickhouse.as_ref(), project, plan, limits)
+    }
+
+    fn query_stream<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        plan: &'a Plan,
+        limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<BatchStream, StoreError>> {
+        self.clickhouse.query_stream(project, plan, limits)
+    }
+
+    fn sql<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        sql: &'a str,
+        limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<QueryResult, StoreError>> {
+        let over: Arc<dyn SpanReader> = self.clickhouse.clone();
+        Box::pin(async move {
+            self.local
+                .read_only_sql_over(over, project, sql, limits)
+                .await
+                .map_err(StoreError::from)
+        })
+    }
+
+    fn scan<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        request: ScanRequest,
+    ) -> BoxFuture<'a, Result<BatchStream, StoreError>> {
+        self.clickhouse.scan(project, request)
+    }
+
+    fn session_runs<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<loupe_backend::RunSummary>, StoreError>> {
+        self.clickhouse.session_runs(project, session_id)
+    }
+
+    fn user_summary<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<loupe_backend::UserSummary>, StoreError>> {
+        self.clickhouse.user_summary(project, user_id)
     }
 }

@@ -47,6 +47,7 @@ mod partials;
 mod parts;
 mod query;
 mod read;
+mod reader_table;
 mod readonly;
 pub mod retention;
 mod rollups;
@@ -65,6 +66,7 @@ pub use maintenance::MaintenanceReport;
 pub use partials::AnalyticsCacheStats;
 pub use query::{MAX_SQL_BYTES, MAX_SQL_EXPR_DEPTH, ScanCounter};
 pub use read::SPANS_TABLE;
+pub use reader_table::ReaderTable;
 pub use table::SpansTable;
 pub use traces::{MAX_TRACE_IDS, MAX_TRACE_SPANS};
 

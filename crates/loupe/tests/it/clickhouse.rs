@@ -991,6 +991,35 @@ async fn failures_are_typed_and_say_whose_fault_they_are() {
         matches!(&e, Some(StoreError::Internal(m)) if m.contains("larger than")),
         "{e:?}"
     );
+    // A scan reads its answer as it arrives, each row under the bound: the
+    // row with the big input fails it, the same rows without it do not.
+    {
+        use futures::TryStreamExt;
+        let schema = loupe_model::schema();
+        let mut request = loupe_backend::ScanRequest {
+            columns: vec![schema.index_of("span_id").expect("column")],
+            ..Default::default()
+        };
+        let rows: Vec<arrow::array::RecordBatch> =
+            SpanReader::scan(&store, &project, request.clone())
+                .await
+                .expect("scan")
+                .try_collect()
+                .await
+                .expect("scan batches");
+        assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+        request
+            .columns
+            .push(schema.index_of("input").expect("column"));
+        let e = match SpanReader::scan(&store, &project, request).await {
+            Ok(batches) => batches.try_collect::<Vec<_>>().await.err(),
+            Err(e) => Some(e),
+        };
+        assert!(
+            matches!(&e, Some(StoreError::Internal(m)) if m.contains("larger than")),
+            "{e:?}"
+        );
+    }
     // A plan naming no output column to sort by is the caller's mistake.
     let mut plan = planned("| by tool_name | count()", now);
     plan.sort = vec![loupe_backend::plan::SortKey {
@@ -1194,5 +1223,137 @@ async fn migrate_copies_a_data_directory_into_clickhouse_with_equal_answers() {
         .await
         .expect("list");
         assert_eq!(timeless.spans.len(), 1, "{url}: the span without a start");
+    }
+}
+
+/// `SpanReader::scan` (what the SQL engine above ClickHouse reads): the
+/// columns asked for, in batches of the size asked for, narrowed by the
+/// time bounds and equalities given, newest versions, one project; and
+/// SQL through the data directory's engine over it answers as the
+/// embedded store's own SQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_narrow_as_asked_and_sql_over_them_answers_as_the_embedded_store() {
+    use futures::TryStreamExt;
+    let now = loupe_model::time::now_ns();
+    let clickhouses = clickhouses("scans").await;
+    if clickhouses.is_empty() {
+        return;
+    }
+    let data = batches(now);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = Store::open(
+        StoreConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..StoreConfig::default()
+        },
+        loupe_rollup::RollupConfig::default(),
+    )
+    .expect("open store");
+    for b in &data {
+        SpanWriter::append(&reference, b.clone())
+            .await
+            .expect("append");
+    }
+    let schema = loupe_model::schema();
+    let index = |name: &str| schema.index_of(name).expect("column");
+    let (from, to) = (now - 150 * MIN_NS, now - 30 * MIN_NS);
+    let request = loupe_backend::ScanRequest {
+        columns: vec![
+            index("span_id"),
+            index("span_kind"),
+            index("start_time"),
+            index("tags"),
+            index("_version"),
+        ],
+        min_start_ns: Some(from),
+        max_start_ns: Some(to),
+        any_of: vec![vec![("span_kind".into(), "llm".into())]],
+        batch_rows: 7,
+    };
+    let limits = QueryLimits::default();
+    let count = |r: &QueryResult| r.rows[0][0].as_u64().expect("count");
+    let want = reference
+        .read_only_sql(
+            &ProjectId::new("alpha").expect("project"),
+            &format!(
+                "SELECT count(*) FROM spans WHERE span_kind = 'llm' \
+                 AND start_time >= to_timestamp_nanos({from}) \
+                 AND start_time <= to_timestamp_nanos({to})"
+            ),
+            limits,
+        )
+        .await
+        .expect("reference count");
+    assert!(count(&want) > 14, "{want:?}: more than two batches' worth");
+    // SQL over ClickHouse's rows runs in an engine that holds no spans.
+    let engine_dir = tempfile::tempdir().expect("tempdir");
+    let engine = Store::open(
+        StoreConfig {
+            data_dir: engine_dir.path().to_path_buf(),
+            ..StoreConfig::default()
+        },
+        loupe_rollup::RollupConfig::default(),
+    )
+    .expect("open engine");
+    for b in &clickhouses {
+        load_concurrently(b, &data).await;
+        let project = ProjectId::new("alpha").expect("project");
+        let batches: Vec<arrow::array::RecordBatch> = b
+            .reader
+            .scan(&project, request.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{}: scan: {e}", b.name))
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| panic!("{}: scan batches: {e}", b.name));
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows as u64, count(&want), "{}: rows scanned", b.name);
+        for batch in &batches {
+            assert!(
+                batch.num_rows() <= 7,
+                "{}: a batch of {}",
+                b.name,
+                batch.num_rows()
+            );
+            assert_eq!(
+                batch.schema(),
+                Arc::new(schema.project(&request.columns).expect("project schema")),
+                "{}",
+                b.name
+            );
+            for row in loupe_backend::plan::batch_rows(batch) {
+                assert_eq!(row[1], "llm", "{}: {row:?}", b.name);
+                let t = row[2].as_i64().expect("start");
+                assert!((from..=to).contains(&t), "{}: {row:?}", b.name);
+            }
+        }
+        for sql in [
+            "SELECT count(*) AS n, count(DISTINCT span_id) AS spans FROM spans",
+            "SELECT status, tags['category'] AS c, count(*) AS n FROM spans \
+             GROUP BY 1, 2 ORDER BY 1, 2",
+            "SELECT span_id, output FROM spans WHERE tool_name IS NOT NULL \
+             ORDER BY start_time, span_id LIMIT 5",
+            "SELECT count(*) FROM spans WHERE trace_id = 'no-such-trace'",
+        ] {
+            for p in ["alpha", "beta"] {
+                let project = ProjectId::new(p).expect("project");
+                let want = reference
+                    .read_only_sql(&project, sql, limits)
+                    .await
+                    .unwrap_or_else(|e| panic!("embedded: {sql}: {e}"));
+                let got = engine
+                    .read_only_sql_over(b.reader.clone(), &project, sql, limits)
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {sql}: {e}", b.name));
+                assert_eq!(json(&got.rows), json(&want.rows), "{} [{p}]: {sql}", b.name);
+                assert_eq!(
+                    got.stats.rows_scanned.is_some_and(|n| n > 0),
+                    !sql.contains("no-such-trace"),
+                    "{}: {sql}: {:?}",
+                    b.name,
+                    got.stats
+                );
+            }
+        }
     }
 }

@@ -2,8 +2,9 @@
 //! sent to a server on the embedded store and to one on each ClickHouse the
 //! test peers provide (Debian's 18.16, legacy profile; chDB 26.x, modern),
 //! then the same questions asked over HTTP; the answers, the `/metrics`
-//! series and the alert windows' source must be equal, the spans must be
-//! in ClickHouse only, and they must still be there after a restart.
+//! series, the alert windows' source, `POST /api/v1/sql` and the product
+//! analytics must be equal, the spans must be in ClickHouse only, and they
+//! must still be there after a restart.
 //!
 //! The traffic: Dify 1.14.1's recorded Phoenix bodies (OTLP/HTTP protobuf)
 //! and generated Dify-shaped runs over OTLP and over the Langfuse
@@ -34,7 +35,9 @@ const ROLLUP_FAMILIES: &[&str] = &[
 fn write_config(dir: &Path, clickhouse: Option<(&str, &str)>) -> std::path::PathBuf {
     let mut text = String::from(
         "[store]\nretention_days = 0\n\n[metrics]\nlabels = [\"category\"]\n\n\
-         [[tags]]\nname = \"category\"\nfrom = \"input\"\npath = \"category\"\n\n",
+         [[tags]]\nname = \"category\"\nfrom = \"input\"\npath = \"category\"\n\n\
+         [[budgets]]\nname = \"llm-month\"\nproject = \"default\"\namount = 1000.0\n\
+         period = \"month\"\nthresholds = [1.0]\nper = \"tags.category\"\n\n",
     );
     if let Some((url, database)) = clickhouse {
         // `[store]` again would be a TOML error: the backend goes in its table.
@@ -111,6 +114,79 @@ async fn answers(server: &Server) -> Vec<Value> {
     out
 }
 
+/// Statements of `POST /api/v1/sql` (the data directory's SQL engine over
+/// ClickHouse's rows on a ClickHouse server): projections, maps, JSON
+/// payloads, time bounds, equalities the scan narrows by, and a subquery.
+const STATEMENTS: &[&str] = &[
+    "SELECT span_kind, status, count(*) AS n FROM spans GROUP BY 1, 2 ORDER BY 1, 2",
+    "SELECT model_name, sum(total_tokens) AS tokens, count(*) AS n FROM spans \
+     WHERE span_kind = 'llm' GROUP BY 1 ORDER BY 1",
+    "SELECT tags['category'] AS category, count(*) AS n, \
+     sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS failed \
+     FROM spans WHERE start_time >= now() - INTERVAL '1 day' GROUP BY 1 ORDER BY 1",
+    "SELECT json_get_str(input, 'category') AS c, count(*) AS n FROM spans \
+     WHERE span_kind IN ('workflow', 'chatflow') GROUP BY 1 ORDER BY 1",
+    "SELECT count(*) AS n, count(DISTINCT trace_id) AS traces, min(start_time) AS first, \
+     max(_version) > 0 AS versioned FROM spans",
+    "SELECT name, count(*) AS n FROM spans WHERE trace_id IN \
+     (SELECT trace_id FROM spans WHERE status = 'error') GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20",
+    "SELECT attributes['dify.workflow_run_id'] IS NOT NULL AS from_dify, count(*) AS n \
+     FROM spans GROUP BY 1 ORDER BY 1",
+];
+
+/// The four product analyses over the window `[from, to)` (`now` = `to`)
+/// and the SQL statements' answers (their rows and columns; the statistics
+/// differ by design).
+async fn sql_and_analytics(server: &Server, from: i64, to: i64) -> Vec<Value> {
+    let mut out = Vec::new();
+    for sql in STATEMENTS {
+        let (status, body) = server
+            .post_json_as("/api/v1/sql", "default", &json!({ "sql": sql }))
+            .await;
+        assert_eq!(status, 200, "{sql}: {body}");
+        out.push(json!({ "sql": sql, "columns": body["columns"], "rows": body["rows"] }));
+    }
+    // A cost budget's spend is a SQL statement too.
+    let (status, budgets) = server.get_json("/api/v1/budgets").await;
+    assert_eq!(status, 200, "{budgets}");
+    out.push(json!({ "budget spend": budgets["budgets"][0]["spent"] }));
+    for (path, body) in [
+        ("conversations", json!({ "by": "tags.category" })),
+        ("conversations", json!({})),
+        ("users", json!({})),
+        ("relations", json!({})),
+        ("paths", json!({ "depth": 3 })),
+    ] {
+        let url = format!("/api/v1/analytics/{path}");
+        let mut body = body;
+        body["from"] = json!(from);
+        body["to"] = json!(to);
+        body["now"] = json!(to);
+        let (status, answer) = server.post_json_as(&url, "default", &body).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+        out.push(json!({ "analysis": path, "body": body, "answer": answer }));
+    }
+    out
+}
+
+/// Whether two answers are equal, floats to 1e-9 relative (sums of costs
+/// are added in another order on each backend).
+fn close(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| close(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 /// The rollup series of `/metrics` and their values (`# TYPE` lines as 0).
 async fn rollup_series(server: &Server) -> BTreeMap<String, f64> {
     let text = server.metrics_text().await;
@@ -172,7 +248,10 @@ async fn serve_on_clickhouse_answers_as_serve_on_the_embedded_store() {
         return;
     }
     // Recent enough for every query window, the same for every server.
-    let start = (loupe_model::time::now_ns() - 3 * 3_600 * 1_000_000_000).to_string();
+    let hour = 3_600 * 1_000_000_000i64;
+    let start_ns = loupe_model::time::now_ns() - 3 * hour;
+    let start = start_ns.to_string();
+    let window = (start_ns - hour, start_ns + 5 * hour);
 
     let embedded_dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(embedded_dir.path(), None);
@@ -181,7 +260,26 @@ async fn serve_on_clickhouse_answers_as_serve_on_the_embedded_store() {
     let want_spans = spans(&embedded).await;
     let want_answers = answers(&embedded).await;
     let want_metrics = rollup_series(&embedded).await;
+    let want_sql = sql_and_analytics(&embedded, window.0, window.1).await;
     assert!(want_spans.len() > 1_000, "{} spans", want_spans.len());
+    // The answers are not empty: the statements and analyses see the
+    // traffic (sessions, users, failures, categories).
+    let sizes: Vec<usize> = want_sql[..STATEMENTS.len()]
+        .iter()
+        .map(|a| a["rows"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert!(sizes.iter().all(|n| *n > 0), "{sizes:?}: {want_sql:#?}");
+    let spent = &want_sql[STATEMENTS.len()]["budget spend"];
+    assert!(
+        spent.as_array().is_some_and(|g| g.len() > 1)
+            && spent[0]["spent"].as_f64().is_some_and(|c| c > 0.0),
+        "the budget counts the traffic's cost by category: {spent}"
+    );
+    let conversations = &want_sql[STATEMENTS.len() + 1]["answer"];
+    assert!(
+        conversations["total"]["sessions"].as_u64() > Some(10),
+        "{conversations:#}"
+    );
     assert!(
         want_metrics
             .keys()
@@ -217,6 +315,10 @@ async fn serve_on_clickhouse_answers_as_serve_on_the_embedded_store() {
             want_answers,
             "{name}: query answers"
         );
+        let got_sql = sql_and_analytics(&server, window.0, window.1).await;
+        for (want, got) in want_sql.iter().zip(&got_sql) {
+            assert!(close(want, got), "{name}: {want:#}\n  answered as\n{got:#}");
+        }
         let differences = metric_differences(&want_metrics, &rollup_series(&server).await);
         assert!(differences.is_empty(), "{name}: /metrics: {differences:#?}");
         // The spans are in ClickHouse, not in the data directory.

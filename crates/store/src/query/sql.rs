@@ -48,10 +48,36 @@ impl Store {
         self.read_only_sql_with(project, sql, limits, None).await
     }
 
+    /// [`Self::read_only_sql`] over the spans another backend keeps
+    /// (`SpanReader::scan`): this store's dialect, bounds and memory pool,
+    /// the backend's rows (`reader_table.rs`).
+    #[tracing::instrument(name = "store.sql_over", skip_all, fields(project = %project))]
+    pub async fn read_only_sql_over(
+        &self,
+        reader: Arc<dyn loupe_backend::SpanReader>,
+        project: &ProjectId,
+        sql: &str,
+        limits: QueryLimits,
+    ) -> Result<QueryResult, Error> {
+        self.sql_on(Some(reader), project, sql, limits, None).await
+    }
+
     /// [`Self::read_only_sql`] with one more table, `extra` (Loupe's own
     /// statements: the analytics' cached hours).
     pub(crate) async fn read_only_sql_with(
         &self,
+        project: &ProjectId,
+        sql: &str,
+        limits: QueryLimits,
+        extra: Option<(&str, Arc<dyn datafusion::datasource::TableProvider>)>,
+    ) -> Result<QueryResult, Error> {
+        self.sql_on(None, project, sql, limits, extra).await
+    }
+
+    /// The statement over this store's spans, or over `over`'s.
+    async fn sql_on(
+        &self,
+        over: Option<Arc<dyn loupe_backend::SpanReader>>,
         project: &ProjectId,
         sql: &str,
         limits: QueryLimits,
@@ -68,7 +94,16 @@ impl Store {
         super::sql_guard::check_nesting(sql).map_err(Error::Invalid)?;
         let started = Instant::now();
         let counter = Arc::new(ScanCounter::default());
-        let ctx = self.limited_session(project, limits, counter.clone(), Vec::new())?;
+        let ctx = match over {
+            None => self.limited_session(project, limits, counter.clone(), Vec::new())?,
+            Some(reader) => {
+                let ctx = self.bare_session(limits)?;
+                let table =
+                    crate::reader_table::ReaderTable::new(reader, project.clone(), counter.clone());
+                ctx.register_table(crate::SPANS_TABLE, Arc::new(table))?;
+                ctx
+            }
+        };
         if let Some((name, table)) = extra {
             ctx.register_table(name, table)?;
         }
