@@ -25,7 +25,9 @@
 //! What this crate must not do: see protocol types (it takes `loupe_model`
 //! spans and `Plan`s only), serve network traffic, or read a row outside
 //! the project a call names (every SELECT filters `project = …`: scans
-//! through `sql::Compiler::scoped_from`, lookups in `latest.rs`).
+//! through `sql::Compiler::scoped_from`, lookups in `latest.rs`; the one
+//! call that names none, `recent_spans`, lists the projects and then reads
+//! each through `scoped_from`).
 
 #![warn(missing_docs)]
 
@@ -88,6 +90,10 @@ pub(crate) struct Inner {
 pub struct Change<'a> {
     /// The merged row before this write.
     pub old: Option<&'a Span>,
+    /// The row version `old` was stored under: versions are the wall
+    /// clock's nanoseconds when written, so a version older than a
+    /// process's start was written before it.
+    pub old_version: Option<u64>,
     /// The merged row this write stored.
     pub new: &'a Span,
 }
@@ -197,6 +203,21 @@ impl ClickHouseStore {
     /// The server's `version()` text.
     pub fn server_version(&self) -> &str {
         &self.inner.server_version
+    }
+
+    /// Every span that ended at or after `since_ns` (or, without an end,
+    /// started then), of every project, without its payloads, handed to
+    /// `each`; the number read. What in-memory rollups are warmed from
+    /// after a restart (`loupe serve`'s alert windows).
+    ///
+    /// # Errors
+    /// ClickHouse's, as every read's.
+    pub async fn recent_spans(
+        &self,
+        since_ns: i64,
+        each: &mut (dyn FnMut(&Span) + Send),
+    ) -> Result<u64, Error> {
+        self.inner.recent(since_ns, each).await
     }
 
     /// Calls `hook` once ClickHouse stored a project's part of an append,

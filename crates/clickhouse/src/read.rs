@@ -51,6 +51,54 @@ impl Inner {
         Ok(Some(out))
     }
 
+    /// Every span, of every project, that ended at or after
+    /// `since_ns` (or, without an end, started then), without payloads,
+    /// handed to `each` one at a time: what rollups kept in memory are
+    /// warmed from after a restart. One project at a time, each read
+    /// scoped to it; partitions filed more than a day before `since_ns`
+    /// are not read (a span running longer than a day is left out).
+    #[tracing::instrument(name = "clickhouse.recent", skip_all)]
+    pub(crate) async fn recent(
+        &self,
+        since_ns: i64,
+        each: &mut (dyn FnMut(&Span) + Send),
+    ) -> Result<u64, Error> {
+        let since_s = since_ns.div_euclid(1_000_000_000);
+        let filed = format!("filed_at >= toDateTime({})", (since_s - 86_400).max(0));
+        let projects = self
+            .client
+            .select(&format!(
+                "SELECT DISTINCT project FROM {} WHERE {filed} ORDER BY project",
+                self.layout.table()
+            ))
+            .await?
+            .rows;
+        let items = row::named_items_without_payloads(&self.layout).join(", ");
+        let mut count = 0u64;
+        for cells in projects {
+            let Some(project) = cells.first().and_then(Value::as_str) else {
+                continue;
+            };
+            let Ok(project) = ProjectId::new(project) else {
+                continue;
+            };
+            let sql = format!(
+                "SELECT {items} {} AND {filed} \
+                 AND (end_time >= {since_ns} OR (end_time IS NULL AND start_time >= {since_ns}))",
+                self.compiler().scoped_from(&project)
+            );
+            let mut rows = self.client.select_rows(&sql).await?;
+            while let Some(mut named) = rows.next().await? {
+                let cells: Vec<Value> = (0..named.len())
+                    .map(|i| named.remove(&format!("c{i}")).unwrap_or_default())
+                    .collect();
+                each(&row::decode(&cells)?.span);
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
     async fn spans_of(&self, sql: &str) -> Result<Vec<Span>, Error> {
         self.client
             .select(sql)

@@ -48,6 +48,31 @@ pub(crate) fn light_select_list() -> String {
     out.join(", ")
 }
 
+/// [`select_list`]'s items without the payloads (`input` and `output`
+/// come back unset), each named `cN` by its position: what a row-by-row
+/// read (`JSONEachRow`, whose objects are keyed by name) selects to hand
+/// [`decode`] its cells in order.
+pub(crate) fn named_items_without_payloads(layout: &Layout) -> Vec<String> {
+    let mut out: Vec<String> = SCALARS
+        .iter()
+        .map(|s| match *s {
+            "input" | "output" => "CAST(NULL AS Nullable(String))".to_owned(),
+            other => other.to_owned(),
+        })
+        .collect();
+    out.push("toInt64(filed_at)".into());
+    out.push("_version".into());
+    for m in MAPS {
+        let (k, v) = layout.map_arrays(m);
+        out.push(k);
+        out.push(v);
+    }
+    out.into_iter()
+        .enumerate()
+        .map(|(i, item)| format!("{item} AS c{i}"))
+        .collect()
+}
+
 /// Text and number columns of a span, in the order [`decode`] reads them.
 const SCALARS: &[&str] = &[
     "project",

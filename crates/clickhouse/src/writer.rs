@@ -97,9 +97,13 @@ impl Inner {
             if let Some(hook) = self.on_change.get() {
                 let changes: Vec<crate::Change<'_>> = rows
                     .iter()
-                    .map(|r| crate::Change {
-                        old: before.get(&r.span.span_id),
-                        new: &r.span,
+                    .map(|r| {
+                        let old = before.get(&r.span.span_id);
+                        crate::Change {
+                            old: old.map(|(span, _)| span),
+                            old_version: old.map(|(_, version)| *version),
+                            new: &r.span,
+                        }
                     })
                     .collect();
                 hook(received, &changes);
@@ -114,7 +118,7 @@ impl Inner {
         &self,
         project: &str,
         spans: Vec<Span>,
-    ) -> Result<(Vec<Stored>, HashMap<String, Span>), Error> {
+    ) -> Result<(Vec<Stored>, HashMap<String, (Span, u64)>), Error> {
         let ids: Vec<&str> = {
             let mut seen = HashSet::new();
             spans
@@ -172,9 +176,9 @@ impl Inner {
         }
         // The stored versions, for the change hook (the rows merge in place).
         let watched = self.on_change.get().is_some();
-        let mut before: HashMap<String, Span> = if watched {
+        let mut before: HashMap<String, (Span, u64)> = if watched {
             rows.iter()
-                .map(|(id, r)| (id.clone(), r.span.clone()))
+                .map(|(id, r)| (id.clone(), (r.span.clone(), r.version)))
                 .collect()
         } else {
             HashMap::new()
@@ -230,7 +234,7 @@ impl Inner {
                 continue;
             }
             let ctx = r.span.trace_id.as_ref().and_then(|t| contexts.get(t));
-            let prior = watched.then(|| r.span.clone());
+            let prior = watched.then(|| (r.span.clone(), r.version));
             if ctx.is_some_and(|ctx| ctx.fill(&mut r.span)) {
                 if let Some(prior) = prior {
                     before.insert(id.clone(), prior);

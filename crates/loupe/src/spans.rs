@@ -6,8 +6,10 @@
 //! checkpoints and the logs. With ClickHouse, spans are written to and read
 //! from the server only, and the rollups behind `/metrics` and the alert
 //! windows are kept in memory from the rows each write stores there
-//! ([`loupe_clickhouse::ClickHouseStore::on_change`]): they count from the
-//! server's start, as Prometheus counters do after a restart. SQL (the
+//! ([`loupe_clickhouse::ClickHouseStore::on_change`]): counters count from
+//! the server's start, as Prometheus counters do after a restart, and the
+//! minute windows alert rules read are warmed at start from the spans
+//! ClickHouse holds ([`Rollups::warm`]). SQL (the
 //! API's, the analytics', the budgets') runs in the data directory's SQL
 //! engine over ClickHouse's rows ([`ClickHouseReader`]).
 
@@ -59,6 +61,35 @@ pub async fn configured_clickhouse(
     Ok(Some((clickhouse, url)))
 }
 
+/// Fills the alert windows (the last `minutes` minutes of the minute
+/// tier) from the spans ClickHouse holds, so alert rules see the same
+/// windows after a restart; the counters still start at zero. A failure
+/// only costs the windows: it is logged and the server starts.
+async fn warm(
+    clickhouse: &loupe_clickhouse::ClickHouseStore,
+    rollups: &Mutex<Rollups>,
+    minutes: usize,
+) {
+    let started = std::time::Instant::now();
+    let window_ns = i64::try_from(minutes)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(60_000_000_000);
+    let since = loupe_model::time::now_ns().saturating_sub(window_ns);
+    let mut each = |span: &loupe_model::Span| rollups.lock().warm(span);
+    match clickhouse.recent_spans(since, &mut each).await {
+        Ok(spans) => tracing::info!(
+            spans,
+            minutes,
+            ms = started.elapsed().as_millis() as u64,
+            "alert windows warmed from the spans in ClickHouse"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "could not read recent spans from ClickHouse: alert windows start empty"
+        ),
+    }
+}
+
 impl Spans {
     /// The backend `config` names, beside the data directory's `store`.
     /// ClickHouse is connected (and its tables created) before anything
@@ -72,12 +103,20 @@ impl Spans {
         let rollups = Arc::new(Mutex::new(Rollups::without_hour_tier(
             config.metrics.clone(),
         )));
+        // Rows stored from now on carry versions from now on (versions are
+        // the wall clock's nanoseconds); older ones were counted by the
+        // warm-up below, in the minute windows only.
+        let started = u64::try_from(loupe_model::time::now_ns()).unwrap_or(0);
+        warm(&clickhouse, &rollups, config.metrics.minutes_kept).await;
         let counted = rollups.clone();
         let hook: loupe_clickhouse::ChangeHook = Box::new(move |received, changes| {
             let mut r = counted.lock();
             r.note_ingested(received as u64);
             for c in changes {
-                r.apply(c.old, c.new);
+                match (c.old, c.old_version) {
+                    (Some(old), Some(v)) if v < started => r.apply_over_warmed(old, c.new),
+                    _ => r.apply(c.old, c.new),
+                }
             }
         });
         if clickhouse.on_change(hook).is_err() {

@@ -342,6 +342,47 @@ impl Rollups {
         self.apply_change(old.as_ref(), &new);
     }
 
+    /// Counts a span stored before this process started into the minute
+    /// windows alert rules read, and nowhere else: not into the cumulative
+    /// series (a restarted process's counters start at zero, which
+    /// Prometheus reads as a counter reset; counting old spans again would
+    /// read as a burst of new ones), not into the event feed (its rules saw
+    /// the span already) nor the hour tier. For a backend whose rollups are
+    /// not kept across restarts (ClickHouse): the spans of the last
+    /// `minutes_kept` minutes, read back before serving, so alert windows
+    /// survive a restart. Its series is created, at zero.
+    pub fn warm(&mut self, span: &Span) {
+        let c = self.contribution(span);
+        if !c.finished || c.minute.is_none() {
+            return;
+        }
+        let key = self.resolve(&c.key, false);
+        self.totals.entry(key.clone()).or_default();
+        self.change_minute(&c, &key, false);
+    }
+
+    /// [`Rollups::apply`] for a change of a span whose `old` version was
+    /// stored before this process started: counted by [`Rollups::warm`] in
+    /// the minute windows, never in the cumulative series. So `old` is
+    /// retracted from the minutes only, and `new` added as a new span is.
+    pub fn apply_over_warmed(&mut self, old: &Span, new: &Span) {
+        let old = self.contribution(old);
+        let new = self.contribution(new);
+        self.events.note(Some(&old), &new);
+        if old == new {
+            return;
+        }
+        if old.finished && old.minute.is_some() {
+            let key = if self.totals.contains_key(&old.key) {
+                old.key.clone()
+            } else {
+                old.key.folded()
+            };
+            self.change_minute(&old, &key, true);
+        }
+        self.change(&new, false);
+    }
+
     /// What `span` contributes under this configuration.
     pub fn contribution(&self, span: &Span) -> Contribution {
         contribution(span, &self.config)
@@ -387,6 +428,12 @@ impl Rollups {
         if !c.finished {
             return;
         }
+        let key = key.as_ref().unwrap_or(&c.key);
+        self.change_minute(c, key, retract);
+    }
+
+    /// The minute tier's part of [`Self::change`], on the series `key`.
+    fn change_minute(&mut self, c: &Contribution, key: &RollupKey, retract: bool) {
         let Some(minute) = c.minute else { return };
         // The window of kept minutes ends at the newest minute seen, but
         // never later than the wall clock: one span dated in the future
@@ -409,7 +456,6 @@ impl Rollups {
             return;
         }
         let series = self.minutes.entry(minute).or_default();
-        let key = key.as_ref().unwrap_or(&c.key);
         match series.get_mut(key) {
             Some(m) => m.add(c, retract),
             None => series.entry(key.clone()).or_default().add(c, retract),

@@ -72,6 +72,57 @@ fn rollups_without_an_hour_tier_count_totals_and_minutes_only() {
 }
 
 #[test]
+fn warmed_spans_fill_the_minute_windows_only_and_their_updates_count_once() {
+    let minute_counts = |r: &Rollups| -> Vec<(i64, u64, u64)> {
+        r.minutes()
+            .iter()
+            .map(|(m, s)| {
+                let (n, e) = s
+                    .values()
+                    .fold((0, 0), |(n, e), v| (n + v.count, e + v.errors));
+                (*m, n, e)
+            })
+            .collect()
+    };
+    let total = |r: &Rollups| r.totals().values().map(|m| m.count).sum::<u64>();
+    let failed = tool("a", "inventory", Status::Error, 1500);
+    let ok = tool("b", "search", Status::Ok, 300);
+    // The process that stored them counted them everywhere.
+    let mut before = Rollups::without_hour_tier(RollupConfig::default());
+    before.apply(None, &failed);
+    before.apply(None, &ok);
+    // The restarted one warms its windows from the stored spans.
+    let mut after = Rollups::without_hour_tier(RollupConfig::default());
+    after.warm(&failed);
+    after.warm(&ok);
+    after.warm(&running("c"));
+    assert_eq!(minute_counts(&after), minute_counts(&before));
+    assert_eq!(
+        minute_counts(&after)[0].2,
+        1,
+        "the failure is in its window"
+    );
+    assert_eq!(total(&after), 0, "counters start at zero");
+    assert_eq!(after.totals().len(), 2, "the series exist, at zero");
+    assert_eq!(
+        after.recent_events().since(0).count(),
+        0,
+        "no events replayed"
+    );
+    // A stored span changed after the restart (a late cost) is retracted
+    // from its minute and counted anew: once in the windows, once in the
+    // counters.
+    let mut priced = ok.clone();
+    priced.cost = Some(0.5);
+    before.apply(Some(&ok), &priced);
+    after.apply_over_warmed(&ok, &priced);
+    assert_eq!(minute_counts(&after), minute_counts(&before));
+    assert_eq!(total(&after), 1);
+    let cost: u64 = after.totals().values().map(|m| m.cost_micros).sum();
+    assert_eq!(cost, 500_000);
+}
+
+#[test]
 fn a_changed_final_state_moves_the_span_between_series() {
     let mut r = Rollups::new(RollupConfig::default());
     let ok = tool("a", "inventory", Status::Ok, 10);

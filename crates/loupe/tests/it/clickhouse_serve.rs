@@ -37,7 +37,12 @@ fn write_config(dir: &Path, clickhouse: Option<(&str, &str)>) -> std::path::Path
         "[store]\nretention_days = 0\n\n[metrics]\nlabels = [\"category\"]\n\n\
          [[tags]]\nname = \"category\"\nfrom = \"input\"\npath = \"category\"\n\n\
          [[budgets]]\nname = \"llm-month\"\nproject = \"default\"\namount = 1000.0\n\
-         period = \"month\"\nthresholds = [1.0]\nper = \"tags.category\"\n\n",
+         period = \"month\"\nthresholds = [1.0]\nper = \"tags.category\"\n\n\
+         [alerts]\ninterval = \"1s\"\n\n\
+         [[alerts.rules]]\nname = \"inventory-failures\"\nmetric = \"failure_rate\"\n\
+         op = \">\"\nthreshold = \"10%\"\nwindow = \"3h\"\n\
+         group_by = [\"project\"]\n\
+         filters = { span_kind = \"tool\", tool_name = \"inventory\" }\n\n",
     );
     if let Some((url, database)) = clickhouse {
         // `[store]` again would be a TOML error: the backend goes in its table.
@@ -167,6 +172,31 @@ async fn sql_and_analytics(server: &Server, from: i64, to: i64) -> Vec<Value> {
         out.push(json!({ "analysis": path, "body": body, "answer": answer }));
     }
     out
+}
+
+/// The phase of the alert of the rule on inventory failures, once the
+/// engine has evaluated (`None`: no alert).
+async fn inventory_alert(server: &Server) -> Option<String> {
+    let (status, alerts) = server.get_json("/api/v1/alerts").await;
+    assert_eq!(status, 200, "{alerts}");
+    alerts["alerts"]
+        .as_array()?
+        .iter()
+        .find(|a| a["rule"] == "inventory-failures")
+        .map(|a| a["phase"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Waits (up to 20 s) for the inventory alert to fire.
+async fn wait_firing(server: &Server, name: &str) {
+    for _ in 0..80 {
+        if inventory_alert(server).await.as_deref() == Some("firing") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let (_, alerts) = server.get_json("/api/v1/alerts").await;
+    let (_, rules) = server.get_json("/api/v1/alerts/rules").await;
+    panic!("{name}: the inventory alert never fired: {alerts} {rules}");
 }
 
 /// Whether two answers are equal, floats to 1e-9 relative (sums of costs
@@ -351,6 +381,7 @@ async fn serve_on_clickhouse_answers_as_serve_on_the_embedded_store() {
             .await;
         assert_eq!(status, 409, "{name}: {body}");
 
+        wait_firing(&server, name).await;
         // A restart reads the same spans back from the server.
         server.stop();
         let server = Server::start_with_config(dir.path(), &[], Some(&config)).await;
@@ -361,13 +392,35 @@ async fn serve_on_clickhouse_answers_as_serve_on_the_embedded_store() {
             want_answers,
             "{name}: answers after a restart"
         );
-        // The counters restart with the process (as Prometheus counters do).
+        // The counters restart with the process (as Prometheus counters
+        // do): at zero, not counting the stored spans again.
+        let restarted = rollup_series(&server).await;
+        let spans_total: Vec<(&String, &f64)> = restarted
+            .iter()
+            .filter(|(l, _)| l.starts_with("loupe_spans_total{"))
+            .collect();
         assert!(
-            !rollup_series(&server)
-                .await
-                .keys()
-                .any(|l| l.starts_with("loupe_spans_total{")),
-            "{name}: counters after a restart"
+            spans_total.iter().all(|(_, v)| **v == 0.0),
+            "{name}: counters after a restart: {spans_total:?}"
+        );
+        // The alert windows were warmed from ClickHouse: the firing alert
+        // stays firing through evaluations after the restart instead of
+        // resolving on empty windows.
+        wait_firing(&server, name).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        assert_eq!(
+            inventory_alert(&server).await.as_deref(),
+            Some("firing"),
+            "{name}: the alert after a restart"
+        );
+        let (_, history) = server.get_json("/api/v1/alerts/history").await;
+        assert!(
+            !history["history"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["state"] == "resolved"),
+            "{name}: resolved by the restart: {history}"
         );
 
         // A CLI that would read the data directory's own store says where
