@@ -161,6 +161,42 @@ impl Client {
         })
     }
 
+    /// Runs a SELECT whose answer arrives as Arrow IPC (`FORMAT
+    /// ArrowStream`, ClickHouse 20.x and later), decoded batch by batch as
+    /// it arrives: no text to parse, each batch (a block of about
+    /// `block_rows` rows) bounded by `max_response_bytes`.
+    #[tracing::instrument(name = "clickhouse.select_arrow", skip_all, fields(bytes = sql.len()))]
+    pub async fn select_arrow(&self, sql: &str, block_rows: usize) -> Result<ArrowBatches, Error> {
+        let mut url = self.url.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("database", &self.database);
+            q.append_pair("max_query_size", "4194304");
+            // Text as Utf8 (not Binary), LowCardinality as plain columns.
+            q.append_pair("output_format_arrow_string_as_string", "1");
+            q.append_pair("output_format_arrow_low_cardinality_as_dictionary", "0");
+            q.append_pair("max_block_size", &block_rows.clamp(1, 65_536).to_string());
+            for (k, v) in &self.settings {
+                q.append_pair(k, v);
+            }
+        }
+        let body = format!("{sql}\nFORMAT ArrowStream").into_bytes();
+        let resp = self.request(url, body).await?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = self.read_all(resp).await?;
+            return Err(server_error(status, &text));
+        }
+        Ok(ArrowBatches {
+            resp,
+            decoder: arrow::ipc::reader::StreamDecoder::new(),
+            pending: arrow::buffer::Buffer::from(Vec::<u8>::new()),
+            fed: 0,
+            max_batch_bytes: self.max_response_bytes,
+            done: false,
+        })
+    }
+
     async fn request(&self, url: reqwest::Url, body: Vec<u8>) -> Result<reqwest::Response, Error> {
         let mut req = self.http.post(url).body(body);
         if !self.user.is_empty() {
@@ -290,6 +326,76 @@ impl RowStream {
                 }
                 None => self.done = true,
             }
+        }
+    }
+}
+
+/// The batches of a [`Client::select_arrow`] answer, decoded as they
+/// arrive.
+pub(crate) struct ArrowBatches {
+    resp: reqwest::Response,
+    decoder: arrow::ipc::reader::StreamDecoder,
+    /// Received bytes not yet given to the decoder.
+    pending: arrow::buffer::Buffer,
+    /// Bytes given to the decoder since its last batch.
+    fed: usize,
+    max_batch_bytes: usize,
+    done: bool,
+}
+
+impl ArrowBatches {
+    /// The next batch; `None` at the end of the answer. A failure after
+    /// the answer started (ClickHouse writes its exception text into the
+    /// body) or a cut stream is an error, never a short answer.
+    pub async fn next(&mut self) -> Result<Option<arrow::array::RecordBatch>, Error> {
+        loop {
+            while !self.pending.is_empty() {
+                let before = self.pending.len();
+                match self.decoder.decode(&mut self.pending) {
+                    Ok(Some(batch)) => {
+                        self.fed = 0;
+                        return Ok(Some(batch));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(self.broken(&e.to_string())),
+                }
+                if self.pending.len() == before {
+                    break;
+                }
+            }
+            if self.done {
+                self.decoder
+                    .finish()
+                    .map_err(|e| Error::Decode(format!("arrow stream: {e}")))?;
+                return Ok(None);
+            }
+            match self
+                .resp
+                .chunk()
+                .await
+                .map_err(|e| Error::Unreachable(without_url(&e)))?
+            {
+                Some(chunk) => {
+                    self.fed += chunk.len();
+                    if self.fed > self.max_batch_bytes {
+                        return Err(Error::TooLarge {
+                            limit: self.max_batch_bytes,
+                        });
+                    }
+                    self.pending = arrow::buffer::Buffer::from(chunk.to_vec());
+                }
+                None => self.done = true,
+            }
+        }
+    }
+
+    /// The error of a stream that stopped decoding: ClickHouse's exception
+    /// when the bytes hold one.
+    fn broken(&self, decoding: &str) -> Error {
+        let text = String::from_utf8_lossy(self.pending.as_slice());
+        match text.find("Code: ") {
+            Some(pos) => server_error(reqwest::StatusCode::OK, &text[pos..]),
+            None => Error::Decode(format!("arrow stream: {decoding}")),
         }
     }
 }
