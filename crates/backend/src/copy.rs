@@ -5,7 +5,10 @@
 //! Hour by hour (the hours that hold spans, from a `by bucket(1h) |
 //! count()` plan), oldest first, then the spans without a start time:
 //! `SpanReader::list` pages out of the source, `SpanWriter::append` into
-//! the target, so the target merges them by the same rules as live writes.
+//! the target, so the target merges them by the same rules as live writes,
+//! or `SpanWriter::append_copied` (a bulk load into a target that holds
+//! none of them yet). Each append reports the hour before which every span
+//! is stored, where an interrupted copy resumes.
 
 use crate::plan::{AggKind, Aggregate, GroupKey, Output, Plan, QueryLimits, Source};
 use crate::{Cursor, PageQuery, SpanFilter, SpanQuery, SpanReader, SpanWriter, StoreError};
@@ -83,36 +86,75 @@ async fn busy_hours(reader: &dyn SpanReader, project: &ProjectId) -> Result<Vec<
         .collect())
 }
 
-/// Copies one project, `batch` spans per append; `progress` is told the
-/// spans copied so far after each append. Returns the spans copied.
+/// How [`copy_project`] writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyOptions {
+    /// Spans per append (at least 1).
+    pub batch: usize,
+    /// Bulk load: `SpanWriter::append_copied`, which may skip reading what
+    /// the target holds. Otherwise `append`: merged as a live write.
+    pub bulk: bool,
+    /// Start at this hour (ns; a checkpoint's `done_before`): the hours
+    /// before it were copied already.
+    pub from_hour_ns: Option<i64>,
+}
+
+/// Where a copy stands, told after each append.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyProgress {
+    /// Spans appended so far by this call.
+    pub copied: u64,
+    /// Every span starting before this (ns) is stored in the target: a
+    /// copy resumed here (`CopyOptions::from_hour_ns`) misses nothing.
+    pub done_before: i64,
+}
+
+/// Copies one project in appends of `options.batch` spans; `progress` is
+/// told where the copy stands after each append. Returns the spans copied.
 ///
 /// # Errors
 /// [`CopyError`], naming the side that failed; what was appended before
-/// stays (a copy again merges onto it and changes nothing).
+/// stays (a copy again changes nothing in it).
 pub async fn copy_project(
     from: &dyn SpanReader,
     to: &dyn SpanWriter,
     project: &ProjectId,
-    batch: usize,
-    progress: &(dyn Fn(u64) + Send + Sync),
+    options: CopyOptions,
+    progress: &(dyn Fn(CopyProgress) + Send + Sync),
 ) -> Result<u64, CopyError> {
-    let batch = batch.max(1);
+    let batch = options.batch.max(1);
     let mut copied = 0u64;
     let mut pending: Vec<Span> = Vec::new();
-    let flush = async |pending: &mut Vec<Span>, copied: &mut u64| -> Result<(), CopyError> {
+    // The start of the oldest hour whose spans are not all appended yet.
+    let mut open_hour = i64::MIN;
+    let flush = async |pending: &mut Vec<Span>,
+                       copied: &mut u64,
+                       done_before: i64|
+           -> Result<(), CopyError> {
         if pending.is_empty() {
             return Ok(());
         }
         let n = pending.len() as u64;
-        to.append(std::mem::take(pending))
-            .await
-            .map_err(CopyError::Write)?;
+        let spans = std::mem::take(pending);
+        if options.bulk {
+            to.append_copied(spans).await
+        } else {
+            to.append(spans).await
+        }
+        .map_err(CopyError::Write)?;
         *copied += n;
-        progress(*copied);
+        progress(CopyProgress {
+            copied: *copied,
+            done_before,
+        });
         Ok(())
     };
-    let hours = busy_hours(from, project).await.map_err(CopyError::Read)?;
+    let mut hours = busy_hours(from, project).await.map_err(CopyError::Read)?;
+    if let Some(first) = options.from_hour_ns {
+        hours.retain(|h| *h >= first);
+    }
     for at in hours {
+        open_hour = at;
         let filter = SpanFilter {
             from: Some(at),
             to: Some(at.saturating_add(HOUR_NS)),
@@ -131,7 +173,7 @@ pub async fn copy_project(
                 .map_err(CopyError::Read)?;
             pending.extend(page.spans);
             if pending.len() >= batch {
-                flush(&mut pending, &mut copied).await?;
+                flush(&mut pending, &mut copied, open_hour).await?;
             }
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
@@ -158,6 +200,8 @@ pub async fn copy_project(
         pending.extend(page.spans.into_iter().filter(|s| s.start_time.is_none()));
         cursor = page.next_cursor;
     }
-    flush(&mut pending, &mut copied).await?;
+    // Hours are all appended now; the spans without a start are copied
+    // again by a resumed copy (they sort before every hour).
+    flush(&mut pending, &mut copied, open_hour.saturating_add(HOUR_NS)).await?;
     Ok(copied)
 }

@@ -299,6 +299,17 @@ pub trait SpanWriter: Send + Sync + 'static {
     /// Appends spans (complete or partial updates). Resolves once they are
     /// durable under the configured durability mode.
     fn append(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>>;
+
+    /// Appends whole spans copied out of another backend (`loupe migrate`):
+    /// each already merged there, with its run context filled, and at most
+    /// once per call. A backend may store them without reading what it
+    /// holds (a bulk load), as long as the result is what [`Self::append`]
+    /// would give for spans it does not hold yet, copying them again
+    /// changes nothing, and a span written by `append` before or after
+    /// wins over its copy. The default is `append`.
+    fn append_copied(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>> {
+        self.append(spans)
+    }
 }
 
 /// One hour, in nanoseconds: the unit of [`Partials`].

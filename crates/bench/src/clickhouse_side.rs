@@ -53,12 +53,19 @@ pub async fn load(url: &str, store: &Store) -> anyhow::Result<ClickHouseSide> {
         .with_context(|| format!("cannot use ClickHouse at {url}"))?;
     let project = ProjectId::default_project();
     let started = Instant::now();
-    let progress = |copied: u64| {
-        if copied % 100_000 < BATCH as u64 {
-            eprintln!("bench: {copied} spans copied into ClickHouse");
+    let progress = |p: loupe_backend::copy::CopyProgress| {
+        if p.copied % 100_000 < BATCH as u64 {
+            eprintln!("bench: {} spans copied into ClickHouse", p.copied);
         }
     };
-    let spans = loupe_backend::copy::copy_project(store, &ch, &project, BATCH, &progress)
+    // Through the live write path (read, merge, insert): its rate is what
+    // the bench reports.
+    let options = loupe_backend::copy::CopyOptions {
+        batch: BATCH,
+        bulk: false,
+        from_hour_ns: None,
+    };
+    let spans = loupe_backend::copy::copy_project(store, &ch, &project, options, &progress)
         .await
         .context("the copy into ClickHouse failed")?;
     let took = started.elapsed();

@@ -266,6 +266,16 @@ impl SpanWriter for ClickHouseStore {
     fn append(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>> {
         async move { self.inner.append(spans).await.map_err(StoreError::from) }.boxed()
     }
+
+    fn append_copied(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>> {
+        async move {
+            self.inner
+                .append_copied(spans)
+                .await
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
 }
 
 impl SpanReader for ClickHouseStore {

@@ -37,6 +37,10 @@ use crate::{Error, Inner};
 /// from them, and the context's tags were filled into them.
 const ROOTS: &str = "AND (isNull(parent_span_id) OR ifNull(span_kind = 'workflow', 0))";
 
+/// The row version of spans copied from another backend: below every
+/// version a live write hands out.
+pub(crate) const COPIED_VERSION: u64 = 1;
+
 /// Distinct days per INSERT (ClickHouse refuses a block spanning more
 /// partitions than `max_partitions_per_insert_block`, 100 by default).
 const DAYS_PER_INSERT: usize = 50;
@@ -110,6 +114,48 @@ impl Inner {
             }
         }
         Ok(WriteAck { seq, spans: count })
+    }
+
+    /// Stores whole spans copied from another backend without reading
+    /// what the table holds (`SpanWriter::append_copied`): each row under
+    /// [`COPIED_VERSION`], below every version a live write hands out (the
+    /// wall clock's nanoseconds), so a live write of the same span, before
+    /// or after, wins, and a copy again replaces a copy (equal versions:
+    /// the last inserted is kept). `filed_at` is what a live write would
+    /// file it under, so the copy and a live version share their key.
+    #[tracing::instrument(name = "clickhouse.append_copied", skip_all, fields(spans = spans.len()))]
+    pub(crate) async fn append_copied(&self, spans: Vec<Span>) -> Result<WriteAck, Error> {
+        let count = spans.len();
+        let now_s = loupe_model::time::now_ns().div_euclid(1_000_000_000);
+        let mut rows = Vec::with_capacity(spans.len());
+        let mut seen = HashSet::with_capacity(spans.len());
+        for span in spans {
+            if span.span_id.is_empty() {
+                return Err(Error::Invalid("every span needs a span_id".into()));
+            }
+            ProjectId::new(span.project.clone()).map_err(|e| Error::Invalid(e.to_string()))?;
+            if !seen.insert((span.project.clone(), span.span_id.clone())) {
+                return Err(Error::Invalid(format!(
+                    "span {} is twice in one copied batch",
+                    span.span_id
+                )));
+            }
+            rows.push(Stored {
+                filed_at: span
+                    .event_time()
+                    .map_or(now_s, |t| t.div_euclid(1_000_000_000))
+                    .clamp(0, i64::from(u32::MAX)),
+                span,
+                version: COPIED_VERSION,
+            });
+        }
+        // Days in order, so each INSERT holds few partitions.
+        rows.sort_by_key(|r| r.filed_at);
+        self.insert(&rows).await?;
+        Ok(WriteAck {
+            seq: COPIED_VERSION,
+            spans: count,
+        })
     }
 
     /// Steps 1 and 2 for one project: the rows to insert and, when a

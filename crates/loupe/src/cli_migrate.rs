@@ -9,16 +9,28 @@
 //! write. Spans without a start time come last. Then the span count of
 //! every project is compared on both sides; a difference fails the command.
 //!
-//! Re-running is safe: an append of spans ClickHouse already holds merges
-//! onto them and changes nothing (the backend's writes are idempotent), so
-//! an interrupted migration is finished by running it again.
+//! A project ClickHouse holds none of is bulk-loaded
+//! (`SpanWriter::append_copied`: the spans are inserted without first
+//! reading what ClickHouse holds, under a row version below every live
+//! write's); a project it already holds spans of, or any with `--merge`,
+//! is merged span by span as live writes are.
+//!
+//! Re-running is safe: a copy again changes nothing. After each append the
+//! hour before which every span is stored is written to
+//! `<data_dir>/migrate-checkpoint.json`, and a run into the same database
+//! resumes each unfinished project there (in the mode it started in), so
+//! an interrupted migration of a long history does not start over.
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use loupe_backend::copy::{copy_project, total};
+use loupe_backend::copy::{CopyOptions, CopyProgress, copy_project, total};
 use loupe_clickhouse::{ClickHouseConfig, ClickHouseStore};
 use loupe_model::ProjectId;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
 use crate::open::{ConfigArgs, Mode, open_store};
 
@@ -58,6 +70,11 @@ pub struct MigrateArgs {
     /// Spans per append into ClickHouse.
     #[arg(long, default_value_t = 5_000)]
     batch: usize,
+    /// Merge every span as a live write does (read what ClickHouse holds
+    /// first): for a database a server already writes the same spans to.
+    /// Default: bulk-load projects ClickHouse holds none of, merge others.
+    #[arg(long)]
+    merge: bool,
     #[command(flatten)]
     source: ConfigArgs,
 }
@@ -118,29 +135,88 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     } else {
         args.projects.clone()
     };
+    let checkpoint_path = config.store.data_dir.join(CHECKPOINT_FILE);
+    let target_name = format!("{url}#{database}");
+    let checkpoint = Mutex::new(Checkpoint::load(&checkpoint_path, &target_name));
     let mut mismatches = Vec::new();
     for name in projects {
         let project = ProjectId::new(name.clone()).with_context(|| format!("project {name:?}"))?;
         let started = Instant::now();
-        let progress = |copied: u64| {
-            if copied % 50_000 < args.batch as u64 {
-                eprintln!("project {project}: {copied} spans copied");
+        let here = total(&store, &project)
+            .await
+            .context("cannot count the spans of the data directory")?;
+        let resume = checkpoint.lock().projects.get(&name).cloned();
+        let bulk = match &resume {
+            Some(r) => r.bulk,
+            None => {
+                !args.merge
+                    && total(&target, &project)
+                        .await
+                        .context("cannot count the spans in ClickHouse")?
+                        == 0
             }
         };
-        let copied = copy_project(&store, &target, &project, args.batch, &progress).await?;
-        let (here, there) = (
-            total(&store, &project)
-                .await
-                .context("cannot count the spans of the data directory")?,
-            total(&target, &project)
-                .await
-                .context("cannot count the spans in ClickHouse")?,
+        if let Some(r) = &resume {
+            eprintln!(
+                "project {project}: resuming at {} ({} spans copied before)",
+                loupe_model::time::format_instant(r.done_before),
+                r.copied
+            );
+        }
+        eprintln!(
+            "project {project}: {here} spans, {}",
+            if bulk {
+                "bulk load (ClickHouse holds none of them)"
+            } else {
+                "merged as live writes"
+            }
         );
+        let bar = indicatif::ProgressBar::new(here);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:40}] {pos}/{len} spans {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(name.clone());
+        let before = resume.as_ref().map_or(0, |r| r.copied);
+        bar.set_position(before.min(here));
+        let progress = |p: CopyProgress| {
+            bar.set_position((before + p.copied).min(here));
+            let mut c = checkpoint.lock();
+            c.projects.insert(
+                name.clone(),
+                ProjectMark {
+                    bulk,
+                    done_before: p.done_before,
+                    copied: before + p.copied,
+                },
+            );
+            c.save(&checkpoint_path);
+        };
+        let options = CopyOptions {
+            batch: args.batch,
+            bulk,
+            from_hour_ns: resume.as_ref().map(|r| r.done_before),
+        };
+        let copied = copy_project(&store, &target, &project, options, &progress).await;
+        bar.finish_and_clear();
+        let copied = copied?;
+        let there = total(&target, &project)
+            .await
+            .context("cannot count the spans in ClickHouse")?;
         eprintln!(
             "project {project}: {copied} spans copied in {:.1} s; {here} in the data directory, \
              {there} in ClickHouse",
             started.elapsed().as_secs_f64()
         );
+        // Copied to the end: a run again starts afresh (merging, as
+        // ClickHouse now holds the spans), also after a count mismatch.
+        {
+            let mut c = checkpoint.lock();
+            c.projects.remove(&name);
+            c.save(&checkpoint_path);
+        }
         if here != there {
             mismatches.push(format!("{project}: {here} here, {there} in ClickHouse"));
         }
@@ -154,4 +230,62 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     }
     eprintln!("done: every project's span count matches");
     Ok(())
+}
+
+/// The checkpoint of `loupe migrate`, in the data directory.
+const CHECKPOINT_FILE: &str = "migrate-checkpoint.json";
+
+/// Where each unfinished project's copy into one ClickHouse database
+/// stands.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Checkpoint {
+    /// `url#database` of the target: another target starts afresh.
+    target: String,
+    projects: BTreeMap<String, ProjectMark>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProjectMark {
+    /// Bulk-loaded (`append_copied`) rather than merged.
+    bulk: bool,
+    /// Every span starting before this (ns) is in ClickHouse.
+    done_before: i64,
+    /// Spans appended so far.
+    copied: u64,
+}
+
+impl Checkpoint {
+    /// The checkpoint of `target`: empty when the file is missing, names
+    /// another target or cannot be read (a copy from the start is always
+    /// correct, only slower).
+    fn load(path: &Path, target: &str) -> Self {
+        let read = std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok());
+        match read {
+            Some(c) if c.target == target => c,
+            _ => Checkpoint {
+                target: target.to_owned(),
+                projects: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// Writes it, or removes the file when no project is unfinished. A
+    /// failure is only logged: it costs a resumed run time, not data.
+    fn save(&self, path: &Path) {
+        let result = if self.projects.is_empty() {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            serde_json::to_vec_pretty(self)
+                .map_err(std::io::Error::other)
+                .and_then(|b| loupe_fsutil::write_atomic(path, &b))
+        };
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the migration checkpoint");
+        }
+    }
 }

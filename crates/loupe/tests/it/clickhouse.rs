@@ -1173,21 +1173,41 @@ async fn migrate_copies_a_data_directory_into_clickhouse_with_equal_answers() {
     let source = Store::open_read_only(config, loupe_rollup::RollupConfig::default())
         .expect("open read-only");
     let db = database("migrate");
+    let migrate = |url: &str, db: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_loupe"))
+            .args(["migrate", "--to", "clickhouse", "--clickhouse-url"])
+            .arg(url)
+            .args(["--clickhouse-database", db, "--batch", "300", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("LOUPE_CONFIG")
+            .output()
+            .expect("run loupe migrate");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let checkpoint = dir.path().join("migrate-checkpoint.json");
+    let forge = |url: &str, db: &str, bulk: bool, done_before: i64| {
+        let mark = serde_json::json!({
+            "target": format!("{url}#{db}"),
+            "projects": {"alpha": {"bulk": bulk, "done_before": done_before, "copied": 0}}
+        });
+        std::fs::write(&checkpoint, mark.to_string()).expect("write checkpoint");
+    };
     for url in &peers {
-        for attempt in 0..2 {
-            // The second run finds everything there and changes nothing.
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_loupe"))
-                .args(["migrate", "--to", "clickhouse", "--clickhouse-url"])
-                .arg(url)
-                .args(["--clickhouse-database", &db, "--batch", "300", "--data-dir"])
-                .arg(dir.path())
-                .env_remove("LOUPE_CONFIG")
-                .output()
-                .expect("run loupe migrate");
-            let stderr = String::from_utf8_lossy(&out.stderr);
+        for (attempt, mode) in [(0, "bulk load"), (1, "merged as live writes")] {
+            // The first run bulk-loads an empty database; the second finds
+            // everything there, merges, and changes nothing.
+            let (ok, stderr) = migrate(url, &db);
             assert!(
-                out.status.success() && stderr.contains("every project's span count matches"),
+                ok && stderr.contains("every project's span count matches")
+                    && stderr.contains(mode),
                 "{url} run {attempt}: {stderr}"
+            );
+            assert!(
+                !checkpoint.exists(),
+                "{url}: a finished copy keeps no checkpoint"
             );
         }
         let mut config = ClickHouseConfig::new(url);
@@ -1223,6 +1243,59 @@ async fn migrate_copies_a_data_directory_into_clickhouse_with_equal_answers() {
         .await
         .expect("list");
         assert_eq!(timeless.spans.len(), 1, "{url}: the span without a start");
+
+        // A live write wins over a bulk copy made after it: the copy's
+        // rows are stored under a version below every live write's.
+        let first = SpanReader::list(
+            &source,
+            SpanQuery {
+                project: alpha.clone(),
+                filter: SpanFilter::default(),
+                limit: 1,
+                cursor: None,
+            },
+        )
+        .await
+        .expect("list")
+        .spans
+        .remove(0);
+        let mut live = Span::new("alpha", first.span_id.clone());
+        live.attributes.insert("live".into(), "yes".into());
+        SpanWriter::append(&target, vec![live])
+            .await
+            .expect("live write");
+        forge(url, &db, true, i64::MIN);
+        let (ok, stderr) = migrate(url, &db);
+        assert!(ok && stderr.contains("resuming"), "{url}: {stderr}");
+        let trace_id = first.trace_id.clone().expect("trace id");
+        let stored = SpanReader::trace(&target, &alpha, &trace_id)
+            .await
+            .expect("trace")
+            .into_iter()
+            .find(|s| s.span_id == first.span_id)
+            .expect("the span");
+        assert_eq!(
+            stored.attributes.get("live").map(String::as_str),
+            Some("yes"),
+            "{url}: the bulk copy replaced a live write"
+        );
+
+        // An interrupted copy resumes at its checkpoint: the hours before
+        // it are not read again (here, forged past the first hours, the
+        // counts then differ), and the run after starts afresh.
+        let db2 = format!("{db}_resume");
+        let resume_at = now - 2 * 3_600 * 1_000_000_000;
+        forge(url, &db2, true, resume_at);
+        let (ok, stderr) = migrate(url, &db2);
+        assert!(
+            !ok && stderr.contains("resuming") && stderr.contains("span counts differ"),
+            "{url}: {stderr}"
+        );
+        let (ok, stderr) = migrate(url, &db2);
+        assert!(
+            ok && stderr.contains("merged as live writes") && !stderr.contains("resuming"),
+            "{url}: {stderr}"
+        );
     }
 }
 
