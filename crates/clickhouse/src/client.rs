@@ -10,6 +10,9 @@ use crate::Error;
 use crate::config::Resolved;
 use crate::error::code_of;
 
+/// Integers as JSON numbers, not strings, in JSON answers.
+const JSON_SETTINGS: &[(&str, &str)] = &[("output_format_json_quote_64bit_integers", "0")];
+
 /// Error texts are cut to this many bytes before they reach a log or a reply.
 const MAX_ERROR_TEXT: usize = 2048;
 
@@ -67,21 +70,43 @@ impl Client {
     /// Runs a statement with the body as the query text (DDL, or a SELECT
     /// with its own FORMAT) and returns the answer's text.
     pub async fn execute(&self, sql: &str, in_database: bool) -> Result<String, Error> {
+        let url = self.statement_url(in_database, JSON_SETTINGS);
+        self.send(url, sql.as_bytes().to_vec(), "statement").await
+    }
+
+    /// The URL of a statement: in the database or not, Loupe's own limits,
+    /// the answer's format settings, then the client's settings.
+    fn statement_url(&self, in_database: bool, format: &[(&str, &str)]) -> reqwest::Url {
         let mut url = self.url.clone();
         {
             let mut q = url.query_pairs_mut();
             if in_database {
                 q.append_pair("database", &self.database);
             }
-            q.append_pair("output_format_json_quote_64bit_integers", "0");
             // Plans with long `in (…)` lists and id lookups stay well under
             // this; the default (256 KiB) is tighter than Loupe's own bounds.
             q.append_pair("max_query_size", "4194304");
-            for (k, v) in &self.settings {
+            for (k, v) in format.iter().chain(&self.settings) {
                 q.append_pair(k, v);
             }
         }
-        self.send(url, sql.as_bytes().to_vec(), "statement").await
+        url
+    }
+
+    /// Sends a SELECT and returns its response once its status says the
+    /// answer follows.
+    async fn open_select(
+        &self,
+        url: reqwest::Url,
+        body: String,
+    ) -> Result<reqwest::Response, Error> {
+        let resp = self.request(url, body.into_bytes()).await?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = self.read_all(resp).await?;
+            return Err(server_error(status, &text));
+        }
+        Ok(resp)
     }
 
     /// Runs a SELECT and returns its rows (`FORMAT JSONCompact` is appended).
@@ -136,23 +161,10 @@ impl Client {
     /// the reader's pace holds the server back.
     #[tracing::instrument(name = "clickhouse.select_rows", skip_all, fields(bytes = sql.len()))]
     pub async fn select_rows(&self, sql: &str) -> Result<RowStream, Error> {
-        let mut url = self.url.clone();
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("database", &self.database);
-            q.append_pair("output_format_json_quote_64bit_integers", "0");
-            q.append_pair("max_query_size", "4194304");
-            for (k, v) in &self.settings {
-                q.append_pair(k, v);
-            }
-        }
-        let body = format!("{sql}\nFORMAT JSONEachRow").into_bytes();
-        let resp = self.request(url, body).await?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let text = self.read_all(resp).await?;
-            return Err(server_error(status, &text));
-        }
+        let url = self.statement_url(true, JSON_SETTINGS);
+        let resp = self
+            .open_select(url, format!("{sql}\nFORMAT JSONEachRow"))
+            .await?;
         Ok(RowStream {
             resp,
             buf: Vec::new(),
@@ -167,26 +179,19 @@ impl Client {
     /// `block_rows` rows) bounded by `max_response_bytes`.
     #[tracing::instrument(name = "clickhouse.select_arrow", skip_all, fields(bytes = sql.len()))]
     pub async fn select_arrow(&self, sql: &str, block_rows: usize) -> Result<ArrowBatches, Error> {
-        let mut url = self.url.clone();
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("database", &self.database);
-            q.append_pair("max_query_size", "4194304");
-            // Text as Utf8 (not Binary), LowCardinality as plain columns.
-            q.append_pair("output_format_arrow_string_as_string", "1");
-            q.append_pair("output_format_arrow_low_cardinality_as_dictionary", "0");
-            q.append_pair("max_block_size", &block_rows.clamp(1, 65_536).to_string());
-            for (k, v) in &self.settings {
-                q.append_pair(k, v);
-            }
-        }
-        let body = format!("{sql}\nFORMAT ArrowStream").into_bytes();
-        let resp = self.request(url, body).await?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let text = self.read_all(resp).await?;
-            return Err(server_error(status, &text));
-        }
+        let block = block_rows.clamp(1, 65_536).to_string();
+        let url = self.statement_url(
+            true,
+            &[
+                // Text as Utf8 (not Binary), LowCardinality as plain columns.
+                ("output_format_arrow_string_as_string", "1"),
+                ("output_format_arrow_low_cardinality_as_dictionary", "0"),
+                ("max_block_size", &block),
+            ],
+        );
+        let resp = self
+            .open_select(url, format!("{sql}\nFORMAT ArrowStream"))
+            .await?;
         Ok(ArrowBatches {
             resp,
             decoder: arrow::ipc::reader::StreamDecoder::new(),

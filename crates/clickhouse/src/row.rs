@@ -18,7 +18,18 @@ pub(crate) struct Stored {
 
 /// The select list that [`decode`] reads, in order.
 pub(crate) fn select_list(layout: &Layout) -> String {
-    let mut out: Vec<String> = SCALARS.iter().map(|s| (*s).to_owned()).collect();
+    items(layout, true).join(", ")
+}
+
+/// What [`decode`] reads, in order; the payloads unset without `payloads`.
+fn items(layout: &Layout, payloads: bool) -> Vec<String> {
+    let mut out: Vec<String> = SCALARS
+        .iter()
+        .map(|s| match *s {
+            "input" | "output" if !payloads => "CAST(NULL AS Nullable(String))".to_owned(),
+            other => other.to_owned(),
+        })
+        .collect();
     out.push("toInt64(filed_at)".into());
     out.push("_version".into());
     for m in MAPS {
@@ -26,7 +37,7 @@ pub(crate) fn select_list(layout: &Layout) -> String {
         out.push(k);
         out.push(v);
     }
-    out.join(", ")
+    out
 }
 
 /// [`select_list`] without the payloads (`input`, `output`) and maps,
@@ -53,21 +64,8 @@ pub(crate) fn light_select_list() -> String {
 /// read (`JSONEachRow`, whose objects are keyed by name) selects to hand
 /// [`decode`] its cells in order.
 pub(crate) fn named_items_without_payloads(layout: &Layout) -> Vec<String> {
-    let mut out: Vec<String> = SCALARS
-        .iter()
-        .map(|s| match *s {
-            "input" | "output" => "CAST(NULL AS Nullable(String))".to_owned(),
-            other => other.to_owned(),
-        })
-        .collect();
-    out.push("toInt64(filed_at)".into());
-    out.push("_version".into());
-    for m in MAPS {
-        let (k, v) = layout.map_arrays(m);
-        out.push(k);
-        out.push(v);
-    }
-    out.into_iter()
+    items(layout, false)
+        .into_iter()
         .enumerate()
         .map(|(i, item)| format!("{item} AS c{i}"))
         .collect()
