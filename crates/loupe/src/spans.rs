@@ -11,7 +11,9 @@
 //! minute windows alert rules read are warmed at start from the spans
 //! ClickHouse holds ([`Rollups::warm`]). SQL (the
 //! API's, the analytics', the budgets') runs in the data directory's SQL
-//! engine over ClickHouse's rows ([`ClickHouseReader`]).
+//! engine over ClickHouse's rows ([`ClickHouseReader`]); the analytics'
+//! past hours are cached there too, kept exact by the same writes'
+//! reports (`Store::note_external_change`).
 
 use std::sync::Arc;
 
@@ -109,7 +111,16 @@ impl Spans {
         let started = u64::try_from(loupe_model::time::now_ns()).unwrap_or(0);
         warm(&clickhouse, &rollups, config.metrics.minutes_kept).await;
         let counted = rollups.clone();
+        let local = store.clone();
         let hook: loupe_clickhouse::ChangeHook = Box::new(move |received, changes| {
+            // The analytics' cached hours of both versions are stale (the
+            // store's lock, never held with the rollups' one).
+            for c in changes {
+                if let Some(old) = c.old {
+                    local.note_external_change(&old.project, old.start_time);
+                }
+                local.note_external_change(&c.new.project, c.new.start_time);
+            }
             let mut r = counted.lock();
             r.note_ingested(received as u64);
             for c in changes {
@@ -175,6 +186,8 @@ impl Spans {
         match self {
             Self::Embedded(s) => s.render_metrics_with(format, project, own),
             Self::ClickHouse { local, rollups, .. } => {
+                let mut own = own;
+                own.extend(local.analytics_cache_metrics());
                 let mut text = loupe_rollup::expose::render(&rollups.lock(), format, project, &own);
                 local.render_log_metrics_into(&mut text, format, project);
                 text
@@ -253,6 +266,22 @@ impl SpanReader for ClickHouseReader {
         Box::pin(async move {
             self.local
                 .read_only_sql_over(over, project, sql, limits)
+                .await
+                .map_err(StoreError::from)
+        })
+    }
+
+    fn sql_with_partials<'a>(
+        &'a self,
+        project: &'a ProjectId,
+        partials: &'a loupe_backend::Partials<'a>,
+        statement: &'a (dyn Fn(&str) -> String + Send + Sync),
+        limits: QueryLimits,
+    ) -> BoxFuture<'a, Result<QueryResult, StoreError>> {
+        let over: Arc<dyn SpanReader> = self.clickhouse.clone();
+        Box::pin(async move {
+            self.local
+                .sql_with_partials_over(over, project, partials, statement, limits)
                 .await
                 .map_err(StoreError::from)
         })

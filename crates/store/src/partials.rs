@@ -305,7 +305,47 @@ impl Store {
         statement: &(dyn Fn(&str) -> String + Send + Sync),
         limits: QueryLimits,
     ) -> Result<QueryResult, Error> {
+        self.partials_on(None, project, partials, statement, limits)
+            .await
+    }
+
+    /// [`Self::sql_with_partials`] over the spans another backend keeps
+    /// (`SpanReader::scan`, as [`Self::read_only_sql_over`]), the cached
+    /// hours kept exact by [`Self::note_external_change`]: for a store that
+    /// holds none of the spans itself.
+    #[tracing::instrument(name = "store.sql_with_partials_over", skip_all, fields(project = %project, key = %partials.key))]
+    pub async fn sql_with_partials_over(
+        &self,
+        reader: Arc<dyn loupe_backend::SpanReader>,
+        project: &ProjectId,
+        partials: &Partials<'_>,
+        statement: &(dyn Fn(&str) -> String + Send + Sync),
+        limits: QueryLimits,
+    ) -> Result<QueryResult, Error> {
+        self.partials_on(Some(reader), project, partials, statement, limits)
+            .await
+    }
+
+    /// A row of another backend's, starting at `start_ns`, changed: the
+    /// cached hour it falls in is read again (what that backend's write
+    /// path reports for each row it stores, the old and the new version).
+    pub fn note_external_change(&self, project: &str, start_ns: Option<i64>) {
+        self.inner.state.lock().changes.touch(project, start_ns);
+    }
+
+    async fn partials_on(
+        &self,
+        over: Option<Arc<dyn loupe_backend::SpanReader>>,
+        project: &ProjectId,
+        partials: &Partials<'_>,
+        statement: &(dyn Fn(&str) -> String + Send + Sync),
+        limits: QueryLimits,
+    ) -> Result<QueryResult, Error> {
         let inline = || statement(&partials.inline());
+        let whole = async || {
+            self.sql_on(over.clone(), project, &inline(), limits, None)
+                .await
+        };
         let capacity = self.inner.partials.lock().capacity;
         let now_hour = loupe_model::time::now_ns().div_euclid(HOUR_NS);
         // Whole hours from the first one inside the window to the last
@@ -318,7 +358,7 @@ impl Store {
             .stable_to
             .map_or(now_hour, |to| to.div_euclid(HOUR_NS).min(now_hour));
         if capacity == 0 || first >= end || end - first > MAX_CACHED_HOURS {
-            return self.read_only_sql(project, &inline(), limits).await;
+            return whole().await;
         }
         let counter = Arc::new(ScanCounter::default());
         let table = (project.as_str().to_owned(), partials.key.clone());
@@ -356,7 +396,7 @@ impl Store {
         for (lo, hi) in ranges(&missing) {
             let sql = (partials.sql)(lo * HOUR_NS, Some(hi * HOUR_NS));
             let batch = self
-                .partial_rows(project, &sql, limits, counter.clone())
+                .partial_rows(over.clone(), project, &sql, limits, counter.clone())
                 .await?;
             filled += batch.num_rows();
             let mut by_hour = split_by_hour(&batch)?;
@@ -381,7 +421,7 @@ impl Store {
                 );
                 drop(filling);
                 self.forget_gate(&table, gate);
-                return self.read_only_sql(project, &inline(), limits).await;
+                return whole().await;
             }
             {
                 let mut cache = self.inner.partials.lock();
@@ -403,7 +443,7 @@ impl Store {
         // 3. The statement over the held hours and the rest from the spans.
         let Some(schema) = held.first().map(RecordBatch::schema) else {
             // Every whole hour is empty: the rest is the whole table.
-            return self.read_only_sql(project, &inline(), limits).await;
+            return whole().await;
         };
         let held_name = format!("{}_hours", partials.name);
         let mut parts = vec![format!("SELECT * FROM {held_name}")];
@@ -421,7 +461,8 @@ impl Store {
                 .join(" UNION ALL ")
         );
         let table = MemTable::try_new(schema, vec![held])?;
-        self.read_only_sql_with(
+        self.sql_on(
+            over,
             project,
             &statement(&cte),
             limits,
@@ -445,12 +486,13 @@ impl Store {
     /// query's memory limit, which its grouping reserves from).
     async fn partial_rows(
         &self,
+        over: Option<Arc<dyn loupe_backend::SpanReader>>,
         project: &ProjectId,
         sql: &str,
         limits: QueryLimits,
         counter: Arc<ScanCounter>,
     ) -> Result<RecordBatch, Error> {
-        let ctx = self.limited_session(project, limits, counter, Vec::new())?;
+        let ctx = self.spans_session(over, project, limits, counter)?;
         let df = ctx.sql(sql).await?;
         let stream = df.execute_stream().await?;
         let schema = stream.schema();

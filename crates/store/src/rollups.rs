@@ -227,17 +227,11 @@ impl Store {
         self.render_metrics_with(format, project, Vec::new())
     }
 
-    /// [`Self::render_metrics`] plus the caller's own metrics (the API's,
-    /// the Dify sync's), rendered in the same body.
-    pub fn render_metrics_with(
-        &self,
-        format: Format,
-        project: Option<&str>,
-        own: Vec<SelfMetric>,
-    ) -> String {
-        let stats = self.stats();
+    /// The analytics cache's size, hits and fills as self-metrics (also
+    /// what a server whose spans are elsewhere reports of it).
+    pub fn analytics_cache_metrics(&self) -> Vec<SelfMetric> {
         let analytics = self.analytics_cache();
-        let extra = [
+        vec![
             SelfMetric {
                 name: "loupe_analytics_cache_bytes",
                 help: "Bytes of the product analytics' cached hourly run tables ([store] analytics_cache_bytes bounds it).",
@@ -256,6 +250,19 @@ impl Store {
                 kind: SelfKind::Counter,
                 value: analytics.fills as f64,
             },
+        ]
+    }
+
+    /// [`Self::render_metrics`] plus the caller's own metrics (the API's,
+    /// the Dify sync's), rendered in the same body.
+    pub fn render_metrics_with(
+        &self,
+        format: Format,
+        project: Option<&str>,
+        own: Vec<SelfMetric>,
+    ) -> String {
+        let stats = self.stats();
+        let extra = self.analytics_cache_metrics().into_iter().chain([
             SelfMetric {
                 name: "loupe_wal_unflushed_records",
                 help: "WAL records not yet flushed to Parquet parts.",
@@ -310,7 +317,7 @@ impl Store {
                 kind: SelfKind::Gauge,
                 value: stats.memtable_rows as f64,
             },
-        ];
+        ]);
         let st = self.inner.state.lock();
         let hour_series = SelfMetric {
             name: "loupe_rollup_hour_series",

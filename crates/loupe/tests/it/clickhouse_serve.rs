@@ -437,6 +437,40 @@ async fn serve_on_clickhouse_answers_as_serve_on_the_embedded_store() {
         assert!(!out.status.success(), "{name}: query --data-dir answered");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("ClickHouse"), "{name}: {err}");
+
+        // The analytics' past hours are cached over ClickHouse too, and
+        // follow later writes: read them (the restarted server caches its
+        // hours), add runs into those hours on both servers (the embedded
+        // one takes them once: the same runs again change nothing), read
+        // again.
+        let after_restart = sql_and_analytics(&server, window.0, window.1).await;
+        for (want, got) in want_sql.iter().zip(&after_restart) {
+            assert!(close(want, got), "{name} after a restart: {got:#}");
+        }
+        generate(&embedded, 9, 40, &start, false);
+        generate(&server, 9, 40, &start, false);
+        let want_more = sql_and_analytics(&embedded, window.0, window.1).await;
+        let got_more = sql_and_analytics(&server, window.0, window.1).await;
+        assert!(
+            !close(
+                &Value::from(want_more.clone()),
+                &Value::from(want_sql.clone())
+            ),
+            "the runs added change the answers"
+        );
+        for (want, got) in want_more.iter().zip(&got_more) {
+            assert!(
+                close(want, got),
+                "{name}: after more runs: {want:#}\n  answered as\n{got:#}"
+            );
+        }
+        let metrics = server.metrics_text().await;
+        let hits: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("loupe_analytics_cache_hits_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0);
+        assert!(hits > 0.0, "{name}: the analytics read no cached hour");
     }
 }
 

@@ -74,8 +74,27 @@ impl Store {
         self.sql_on(None, project, sql, limits, extra).await
     }
 
+    /// A session whose `spans` are this store's, or `over`'s.
+    pub(crate) fn spans_session(
+        &self,
+        over: Option<Arc<dyn loupe_backend::SpanReader>>,
+        project: &ProjectId,
+        limits: QueryLimits,
+        counter: Arc<ScanCounter>,
+    ) -> Result<datafusion::execution::context::SessionContext, Error> {
+        match over {
+            None => self.limited_session(project, limits, counter, Vec::new()),
+            Some(reader) => {
+                let ctx = self.bare_session(limits)?;
+                let table = crate::reader_table::ReaderTable::new(reader, project.clone(), counter);
+                ctx.register_table(crate::SPANS_TABLE, Arc::new(table))?;
+                Ok(ctx)
+            }
+        }
+    }
+
     /// The statement over this store's spans, or over `over`'s.
-    async fn sql_on(
+    pub(crate) async fn sql_on(
         &self,
         over: Option<Arc<dyn loupe_backend::SpanReader>>,
         project: &ProjectId,
@@ -94,16 +113,7 @@ impl Store {
         super::sql_guard::check_nesting(sql).map_err(Error::Invalid)?;
         let started = Instant::now();
         let counter = Arc::new(ScanCounter::default());
-        let ctx = match over {
-            None => self.limited_session(project, limits, counter.clone(), Vec::new())?,
-            Some(reader) => {
-                let ctx = self.bare_session(limits)?;
-                let table =
-                    crate::reader_table::ReaderTable::new(reader, project.clone(), counter.clone());
-                ctx.register_table(crate::SPANS_TABLE, Arc::new(table))?;
-                ctx
-            }
-        };
+        let ctx = self.spans_session(over, project, limits, counter.clone())?;
         if let Some((name, table)) = extra {
             ctx.register_table(name, table)?;
         }
