@@ -45,6 +45,7 @@ use loupe_model::{ProjectId, Span};
 mod client;
 mod config;
 mod error;
+mod hours;
 mod latest;
 mod read;
 mod row;
@@ -57,6 +58,9 @@ mod writer;
 
 pub use config::{ClickHouseConfig, ProfileChoice, Resolved};
 pub use error::Error;
+pub use hours::{HourTierSlice, HourTierStart};
+pub use loupe_rollup::RollupConfig;
+pub use loupe_rollup::hours::HourDim;
 pub use schema::Profile;
 
 use crate::client::Client;
@@ -82,6 +86,9 @@ pub(crate) struct Inner {
     stream_batch_rows: u64,
     /// Told of every stored change ([`ClickHouseStore::on_change`]).
     on_change: std::sync::OnceLock<ChangeHook>,
+    /// The hour tier writes count in (`hours.rs`); `None` before the
+    /// database keeps one.
+    tier: std::sync::RwLock<Option<hours::TierRecord>>,
 }
 
 /// One row a write changed: its stored version before (`None` for a span
@@ -181,7 +188,7 @@ impl ClickHouseStore {
             table = %layout.table(),
             "clickhouse backend ready"
         );
-        Ok(Self {
+        let store = Self {
             inner: Arc::new(Inner {
                 client,
                 layout,
@@ -191,8 +198,62 @@ impl ClickHouseStore {
                 insert_batch_rows: config.insert_batch_rows,
                 stream_batch_rows: config.stream_batch_rows as u64,
                 on_change: std::sync::OnceLock::new(),
+                tier: std::sync::RwLock::new(None),
             }),
-        })
+        };
+        // Every writer keeps the database's tier, asked to or not.
+        let recorded = store.inner.recorded_tier().await?;
+        *store
+            .inner
+            .tier
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = recorded;
+        Ok(store)
+    }
+
+    /// Makes the database's hour tier count every span under `config`'s
+    /// labels and hour tags, rebuilding it from the stored spans when it
+    /// was kept with others, left incomplete or never made (`hours.rs`).
+    /// Call before this process writes. Aggregate plans over whole hours
+    /// are then answered from it ([`ClickHouseStore::hour_slice`]).
+    ///
+    /// # Errors
+    /// ClickHouse's; the tier then stays incomplete and is not read.
+    #[tracing::instrument(name = "clickhouse.keep_hour_tier", skip_all)]
+    pub async fn keep_hour_tier(&self, config: &RollupConfig) -> Result<HourTierStart, Error> {
+        self.inner.keep_hour_tier(config).await
+    }
+
+    /// The hours `[first_hour, end_hour)` of `project`'s tier, summed over
+    /// every dimension but `dims`; `None` when the database keeps no
+    /// complete tier.
+    ///
+    /// # Errors
+    /// ClickHouse's, as every read's.
+    pub async fn hour_slice(
+        &self,
+        project: &ProjectId,
+        first_hour: i64,
+        end_hour: i64,
+        dims: &[HourDim],
+    ) -> Result<Option<HourTierSlice>, Error> {
+        self.inner
+            .hour_slice(project, first_hour, end_hour, dims)
+            .await
+    }
+
+    /// The labels and hour tags of the database's hour tier while it is
+    /// complete (what [`ClickHouseStore::hour_slice`] answers with).
+    pub fn hour_tier(&self) -> Option<(Vec<String>, Vec<String>)> {
+        self.inner
+            .tier()
+            .filter(|t| t.complete)
+            .map(|t| (t.labels, t.tags))
+    }
+
+    /// The retention the tables were made with, in days (0: none).
+    pub fn retention_days(&self) -> u32 {
+        self.inner.layout.retention_days
     }
 
     /// The schema profile in use.

@@ -270,6 +270,8 @@ impl Layout {
         let mut out = vec![format!("CREATE DATABASE IF NOT EXISTS {}", self.database)];
         out.push(self.create_local());
         out.extend(self.create_distributed());
+        out.push(self.create_hours_local());
+        out.extend(self.create_hours_distributed());
         out
     }
 

@@ -95,8 +95,17 @@ impl Inner {
             let _serial = gate.lock().await;
             let received = spans.len();
             let (rows, before) = self.merge_project(&project, spans).await?;
-            seq = seq.max(rows.iter().map(|r| r.version).max().unwrap_or(0));
+            let version = rows.iter().map(|r| r.version).max().unwrap_or(0);
+            seq = seq.max(version);
             self.insert(&rows).await?;
+            // The spans are stored: a failure of the tier's insert leaves
+            // the tier recorded incomplete, not the write undone.
+            self.write_hour_deltas(
+                rows.iter()
+                    .map(|r| (before.get(&r.span.span_id).map(|(s, _)| s), &r.span)),
+                version,
+            )
+            .await;
             // Stored: what the rows were before is now what they are.
             if let Some(hook) = self.on_change.get() {
                 let changes: Vec<crate::Change<'_>> = rows
@@ -148,6 +157,12 @@ impl Inner {
                 span,
                 version: COPIED_VERSION,
             });
+        }
+        // Copies are not counted in the hour tier (nothing is read to know
+        // what they replace): it is incomplete until rebuilt, which
+        // `loupe migrate` does once the copy ends.
+        if let Some(tier) = self.tier().filter(|t| t.complete) {
+            self.mark_tier_incomplete(&tier).await;
         }
         // Days in order, so each INSERT holds few partitions.
         rows.sort_by_key(|r| r.filed_at);
@@ -221,7 +236,7 @@ impl Inner {
             }
         }
         // The stored versions, for the change hook (the rows merge in place).
-        let watched = self.on_change.get().is_some();
+        let watched = self.on_change.get().is_some() || self.tier().is_some_and(|t| t.complete);
         let mut before: HashMap<String, (Span, u64)> = if watched {
             rows.iter()
                 .map(|(id, r)| (id.clone(), (r.span.clone(), r.version)))

@@ -130,6 +130,8 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         target.profile().as_str(),
         database
     );
+    // Merged copies are counted in ClickHouse's hour tier as they land.
+    keep_hour_tier(&target, &config.metrics).await?;
     let projects = if args.projects.is_empty() {
         store.projects()
     } else {
@@ -222,6 +224,8 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         }
     }
     store.shutdown().await.ok();
+    // Bulk copies are not counted as they land: the tier is made anew.
+    keep_hour_tier(&target, &config.metrics).await?;
     if !mismatches.is_empty() {
         bail!(
             "span counts differ after the copy (run again to retry): {}",
@@ -229,6 +233,28 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         );
     }
     eprintln!("done: every project's span count matches");
+    Ok(())
+}
+
+/// Makes ClickHouse's hour tier count every span it holds (under the
+/// labels and hour tags of this config), saying so when that means a
+/// rebuild.
+async fn keep_hour_tier(
+    target: &ClickHouseStore,
+    metrics: &loupe_rollup::RollupConfig,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    match target
+        .keep_hour_tier(metrics)
+        .await
+        .context("cannot make the hour tier in ClickHouse")?
+    {
+        loupe_clickhouse::HourTierStart::Kept => {}
+        loupe_clickhouse::HourTierStart::Rebuilt { spans, .. } => eprintln!(
+            "hour tier: made anew from the {spans} spans ClickHouse holds in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ),
+    }
     Ok(())
 }
 

@@ -110,6 +110,18 @@ impl Spans {
         // warm-up below, in the minute windows only.
         let started = u64::try_from(loupe_model::time::now_ns()).unwrap_or(0);
         warm(&clickhouse, &rollups, config.metrics.minutes_kept).await;
+        match clickhouse.keep_hour_tier(&config.metrics).await {
+            Ok(loupe_clickhouse::HourTierStart::Kept) => {}
+            Ok(loupe_clickhouse::HourTierStart::Rebuilt { spans, generation }) => tracing::info!(
+                spans,
+                generation,
+                "the hour tier in ClickHouse was made anew from the spans it holds"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "could not make the hour tier in ClickHouse: aggregate queries scan the spans"
+            ),
+        }
         let counted = rollups.clone();
         let local = store.clone();
         let hook: loupe_clickhouse::ChangeHook = Box::new(move |received, changes| {
@@ -213,6 +225,82 @@ struct ClickHouseReader {
     local: Store,
 }
 
+impl ClickHouseReader {
+    /// The plan's answer from ClickHouse's hour tier (`span_hours`) when it
+    /// gives it exactly, by the embedded store's rules
+    /// (`loupe_store::hour_answers`): whole hours from the tier, summed by
+    /// ClickHouse over the dimensions the plan does not name, and the
+    /// partial hours at either end by listing their spans. `None`: the
+    /// plan is run on the spans.
+    async fn hour_answer(
+        &self,
+        project: &ProjectId,
+        plan: &Plan,
+        limits: QueryLimits,
+    ) -> Result<Option<QueryResult>, StoreError> {
+        use loupe_store::hour_answers::{Known, answer, named_dims, prepare_over};
+        if plan.output != loupe_backend::plan::Output::Aggregates
+            || !self.local.answers_from_rollups()
+        {
+            return Ok(None);
+        }
+        let Some((labels, tags)) = self.clickhouse.hour_tier() else {
+            return Ok(None);
+        };
+        let known = Known::new(labels.clone(), tags.clone());
+        // The TTL drops a day's spans and hours at different moments: a
+        // plan reaching the oldest kept day is scanned.
+        const DAY_NS: i64 = 86_400_000_000_000;
+        let oldest_kept_ns = match i64::from(self.clickhouse.retention_days()) {
+            0 => i64::MIN,
+            d => (loupe_model::time::now_ns().div_euclid(DAY_NS) - d + 1).saturating_mul(DAY_NS),
+        };
+        let Some(prepared) = prepare_over(&known, plan, oldest_kept_ns, |_, _| true) else {
+            return Ok(None);
+        };
+        let started = std::time::Instant::now();
+        let mut edge_rows = Vec::new();
+        let mut scanned = 0;
+        for &(from_ns, to_ns) in &prepared.edges {
+            let edge = prepared.edge_plan(plan, from_ns, to_ns);
+            let listed =
+                SpanReader::query(self.clickhouse.as_ref(), project, &edge, limits).await?;
+            if listed.stats.truncated {
+                // More edge spans than a listing may hold: scan instead.
+                return Ok(None);
+            }
+            scanned += listed.stats.rows_scanned.unwrap_or(0);
+            edge_rows.extend(listed.rows);
+        }
+        let dims = named_dims(plan, &known);
+        let Some(tier) = self
+            .clickhouse
+            .hour_slice(project, prepared.first_hour, prepared.end_hour, &dims)
+            .await
+            .map_err(StoreError::from)?
+        else {
+            return Ok(None);
+        };
+        if tier.labels != labels || tier.tags != tags {
+            // Rebuilt with other tags meanwhile.
+            return Ok(None);
+        }
+        Ok(answer(
+            &known,
+            &tier.slice,
+            project.as_str(),
+            plan,
+            &prepared,
+            &edge_rows,
+        )
+        .map(|mut result| {
+            result.stats.rows_scanned = Some(scanned);
+            result.stats.elapsed_ms = started.elapsed().as_millis() as u64;
+            result
+        }))
+    }
+}
+
 impl SpanReader for ClickHouseReader {
     fn trace<'a>(
         &'a self,
@@ -244,7 +332,12 @@ impl SpanReader for ClickHouseReader {
         plan: &'a Plan,
         limits: QueryLimits,
     ) -> BoxFuture<'a, Result<QueryResult, StoreError>> {
-        SpanReader::query(self.clickhouse.as_ref(), project, plan, limits)
+        Box::pin(async move {
+            if let Some(answer) = self.hour_answer(project, plan, limits).await? {
+                return Ok(answer);
+            }
+            SpanReader::query(self.clickhouse.as_ref(), project, plan, limits).await
+        })
     }
 
     fn query_stream<'a>(

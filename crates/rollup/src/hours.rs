@@ -328,6 +328,77 @@ pub struct HourSeries {
     pub measures: HourMeasures,
 }
 
+/// A dimension of the tier's entries: what a reader of a tier kept
+/// elsewhere (a backend's own) names to have the others summed away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HourDim {
+    /// [`RollupKey::span_kind`].
+    SpanKind,
+    /// [`RollupKey::node_type`].
+    NodeType,
+    /// [`RollupKey::tool_name`].
+    ToolName,
+    /// [`RollupKey::model_name`].
+    ModelName,
+    /// [`RollupKey::app_id`].
+    AppId,
+    /// [`RollupKey::workflow_id`].
+    WorkflowId,
+    /// [`RollupKey::status`].
+    Status,
+    /// [`RollupKey::error_class`].
+    ErrorClass,
+    /// [`RollupKey::error_signature`].
+    ErrorSignature,
+    /// Label `i` of [`RollupKey::tags`].
+    Label(usize),
+    /// [`NodeDims::child`].
+    Child,
+    /// [`NodeDims::name`].
+    Name,
+    /// [`NodeDims::app_name`].
+    AppName,
+    /// [`NodeDims::workflow_version`].
+    WorkflowVersion,
+    /// [`NodeDims::model_provider`].
+    ModelProvider,
+    /// Tag `i` of [`NodeDims::tags`].
+    HourTag(usize),
+}
+
+/// What one span version counts in the hour tier, for a backend that
+/// keeps the tier in its own tables (ClickHouse): its start hour, series,
+/// node dimensions and measures, as [`crate::Rollups::apply`] counts it but
+/// never folded (such a backend has room for every series).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourEntry {
+    /// Start hour (ns / 1 h).
+    pub hour: i64,
+    /// Series.
+    pub key: RollupKey,
+    /// Node dimensions.
+    pub node: NodeDims,
+    /// The span's measures.
+    pub measures: HourMeasures,
+}
+
+impl HourEntry {
+    /// The entry of `span` under `config`'s labels and hour tags; `None`
+    /// without a start time (the tier does not count such a span).
+    pub fn of(span: &loupe_model::Span, config: &crate::RollupConfig) -> Option<HourEntry> {
+        let c = crate::contribution(span, config);
+        let hour = c.hour_fields.hour?;
+        let mut measures = HourMeasures::default();
+        measures.add(&c.hour_fields, false);
+        Some(HourEntry {
+            hour,
+            key: c.key,
+            node: c.hour_fields.node,
+            measures,
+        })
+    }
+}
+
 /// Hours of the tier taken by [`HourTier::slice`].
 #[derive(Debug, Clone, Default)]
 pub struct HourSlice {
@@ -335,6 +406,25 @@ pub struct HourSlice {
 }
 
 impl HourSlice {
+    /// A slice of entries read from elsewhere (a backend's own tier);
+    /// entries of one hour, series and node are merged.
+    pub fn of_entries(entries: impl IntoIterator<Item = HourEntry>) -> HourSlice {
+        let mut hours: BTreeMap<i64, Hour> = BTreeMap::new();
+        for e in entries {
+            hours
+                .entry(e.hour)
+                .or_default()
+                .entry(e.key)
+                .or_default()
+                .entry(e.node)
+                .or_default()
+                .merge(&e.measures);
+        }
+        HourSlice {
+            hours: hours.into_iter().map(|(h, s)| (h, Arc::new(s))).collect(),
+        }
+    }
+
     /// Every (hour, series key, its nodes' measures) of the slice: a
     /// reader that decides on the key alone skips a series' nodes whole.
     pub fn series(

@@ -39,7 +39,7 @@ pub mod relay;
 #[cfg(test)]
 mod tests;
 
-pub use hours::{DayFile, HourMeasures, HourTier, NodeDims};
+pub use hours::{DayFile, HourEntry, HourMeasures, HourSlice, HourTier, NodeDims};
 pub use measures::{BUCKET_BOUNDS_US, Histogram, Measures};
 
 /// The value of a folded dimension.

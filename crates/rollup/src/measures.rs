@@ -56,6 +56,17 @@ impl Histogram {
         };
     }
 
+    /// A histogram of per-bucket counts (not cumulative, `+Inf` last), as
+    /// [`Histogram::counts`] gives them; extra counts are ignored. All
+    /// zero is the empty histogram, as [`Histogram::default`] is.
+    pub fn from_counts(mut counts: Vec<u64>) -> Histogram {
+        if counts.iter().all(|c| *c == 0) {
+            return Histogram::default();
+        }
+        counts.resize(BUCKET_BOUNDS_US.len() + 1, 0);
+        Histogram { counts }
+    }
+
     /// Adds every bucket of `other`.
     pub fn merge(&mut self, other: &Histogram) {
         if self.counts.len() < other.counts.len() {

@@ -50,6 +50,12 @@ mod read;
 mod reader_table;
 mod readonly;
 pub mod retention;
+
+/// Answers from an hour tier kept by another backend (ClickHouse's own
+/// table): the embedded store's rules over hours that backend sums.
+pub mod hour_answers {
+    pub use crate::query::rollup::{Known, RollupPlan, answer, named_dims, prepare_over};
+}
 mod rollups;
 pub mod settings;
 mod table;

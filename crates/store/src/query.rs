@@ -43,7 +43,7 @@ mod bounded;
 mod compile;
 mod logs;
 mod pool;
-mod rollup;
+pub(crate) mod rollup;
 mod signature;
 mod sql;
 mod sql_guard;
@@ -493,6 +493,12 @@ impl Store {
         self.inner.rollup_answers.store(on, Ordering::Relaxed);
     }
 
+    /// Whether aggregate queries may be answered from hour rollups (also
+    /// a ClickHouse backend's own, which the server asks this of).
+    pub fn answers_from_rollups(&self) -> bool {
+        self.inner.rollup_answers.load(Ordering::Relaxed)
+    }
+
     /// The plan's answer from the hour rollups when they give it exactly
     /// (`query/rollup.rs`): whole hours from the tier, partial hours at the
     /// ends by listing their spans. `None`: the plan must be scanned.
@@ -519,18 +525,7 @@ impl Store {
         let counter = Arc::new(ScanCounter::default());
         let mut edge_rows = Vec::new();
         for &(from_ns, to_ns) in &prepared.edges {
-            let edge = Plan {
-                source: loupe_backend::plan::Source::Spans,
-                from_ns,
-                to_ns,
-                filter: plan.filter.clone(),
-                group_by: Vec::new(),
-                aggregates: Vec::new(),
-                sort: Vec::new(),
-                limit: None,
-                output: Output::Rows(prepared.fields.clone()),
-                approx_percentiles: false,
-            };
+            let edge = prepared.edge_plan(plan, from_ns, to_ns);
             let (df, types) = self
                 .plan_frame(project, &edge, limits, counter.clone(), None)
                 .await?;

@@ -773,10 +773,14 @@ async fn a_distributed_table_over_two_shards_answers_like_one_server() {
     let data = batches(now);
     let reference = embedded();
     load(&reference, &data).await;
+    let tier = tier_config(&["category"], &["tier"]);
+    store.keep_hour_tier(&tier).await.expect("hour tier");
     for b in &data {
         store.append(b.clone()).await.expect("append");
     }
     answers_like_embedded(&reference, &store, now, "distributed").await;
+    // The hour tier's deltas, sharded too, sum to the spans' entries.
+    assert_tier_counts_the_stored_spans(&store, &tier, "distributed").await;
     // Both shards hold rows: the table is really sharded.
     for url in &urls {
         let n = count_on(url, format!("SELECT count() FROM {db}.spans_local")).await;
@@ -811,6 +815,8 @@ async fn replicated_tables_answer_the_same_from_either_replica() {
     let data = batches(now);
     let reference = embedded();
     load(&reference, &data).await;
+    let tier = tier_config(&["category"], &["tier"]);
+    stores[0].keep_hour_tier(&tier).await.expect("hour tier");
     for b in &data {
         stores[0]
             .append(b.clone())
@@ -818,6 +824,8 @@ async fn replicated_tables_answer_the_same_from_either_replica() {
             .expect("append with a quorum of two");
     }
     answers_like_embedded(&reference, &stores[1], now, "replica").await;
+    // The tier's replicated table too sums to the spans' entries.
+    assert_tier_counts_the_stored_spans(&stores[0], &tier, "replica").await;
     // Each replica's own table holds every span: the quorum acknowledged
     // each insert once both had it.
     let alpha = ProjectId::new("alpha").expect("project");
@@ -1430,5 +1438,231 @@ async fn scans_narrow_as_asked_and_sql_over_them_answers_as_the_embedded_store()
                 );
             }
         }
+    }
+}
+
+/// The rollup config of the hour tier tests: a label and an hour tag, both
+/// business tags the batches carry on every span (the run context fills
+/// them in from the root).
+fn tier_config(labels: &[&str], tags: &[&str]) -> loupe_rollup::RollupConfig {
+    loupe_rollup::RollupConfig {
+        labels: labels.iter().map(|s| (*s).to_owned()).collect(),
+        hour_tags: tags.iter().map(|s| (*s).to_owned()).collect(),
+        ..loupe_rollup::RollupConfig::default()
+    }
+}
+
+/// Every dimension of a tier with `labels` labels and `tags` hour tags.
+fn every_dim(labels: usize, tags: usize) -> Vec<loupe_clickhouse::HourDim> {
+    use loupe_clickhouse::HourDim as D;
+    let mut dims = vec![
+        D::SpanKind,
+        D::NodeType,
+        D::ToolName,
+        D::ModelName,
+        D::AppId,
+        D::WorkflowId,
+        D::Status,
+        D::ErrorClass,
+        D::ErrorSignature,
+        D::Child,
+        D::Name,
+        D::AppName,
+        D::WorkflowVersion,
+        D::ModelProvider,
+    ];
+    dims.extend((0..labels).map(D::Label));
+    dims.extend((0..tags).map(D::HourTag));
+    dims
+}
+
+type TierEntries = std::collections::BTreeMap<String, loupe_rollup::HourMeasures>;
+
+/// ClickHouse's hour tier of `project`, every dimension kept, by entry.
+async fn tier_of(
+    store: &ClickHouseStore,
+    project: &ProjectId,
+    config: &loupe_rollup::RollupConfig,
+) -> TierEntries {
+    let dims = every_dim(config.labels.len(), config.hour_tags.len());
+    let tier = store
+        .hour_slice(project, i64::MIN / 2, i64::MAX / 2, &dims)
+        .await
+        .expect("hour slice")
+        .expect("a complete tier");
+    assert_eq!(
+        (tier.labels, tier.tags),
+        (config.labels.clone(), config.hour_tags.clone())
+    );
+    let mut out = TierEntries::new();
+    for (hour, key, nodes) in tier.slice.series() {
+        for (node, m) in nodes {
+            out.insert(format!("{hour} {key:?} {node:?}"), m.clone());
+        }
+    }
+    out
+}
+
+/// What the tier should hold: the entries of every span stored, as the
+/// embedded store's rollups count them.
+async fn entries_of_stored(
+    store: &ClickHouseStore,
+    project: &ProjectId,
+    config: &loupe_rollup::RollupConfig,
+) -> TierEntries {
+    let mut out = TierEntries::new();
+    let mut cursor = None;
+    loop {
+        let page = SpanReader::list(
+            store,
+            SpanQuery {
+                project: project.clone(),
+                filter: SpanFilter::default(),
+                limit: 1000,
+                cursor,
+            },
+        )
+        .await
+        .expect("list");
+        for s in &page.spans {
+            if let Some(e) = loupe_rollup::HourEntry::of(s, config) {
+                out.entry(format!("{} {:?} {:?}", e.hour, e.key, e.node))
+                    .or_default()
+                    .merge(&e.measures);
+            }
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    out
+}
+
+async fn assert_tier_counts_the_stored_spans(
+    store: &ClickHouseStore,
+    config: &loupe_rollup::RollupConfig,
+    what: &str,
+) {
+    for project in ["alpha", "beta"] {
+        let project = ProjectId::new(project).expect("project");
+        let want = entries_of_stored(store, &project, config).await;
+        assert!(want.len() > 20, "{what}: {} entries", want.len());
+        let got = tier_of(store, &project, config).await;
+        let differ: Vec<&String> = want
+            .keys()
+            .chain(got.keys())
+            .filter(|k| want.get(*k) != got.get(*k))
+            .take(5)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{what}: {project}: {} entries wanted, {} held; differing: {:#?}",
+            want.len(),
+            got.len(),
+            differ
+                .iter()
+                .map(|k| (k, want.get(*k), got.get(*k)))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+/// ClickHouse's hour tier (`span_hours`) holds exactly what the embedded
+/// store's rollups would count for the spans stored, through every kind
+/// of write: running spans finished later, partial updates, roots sent
+/// last (their context re-filling the trace), a retried batch; and after a
+/// rebuild with other labels and tags, and after a bulk copy (which leaves
+/// it incomplete, so no answer is read from it, until it is rebuilt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hour_tier_counts_every_stored_span_through_merges_and_rebuilds() {
+    for (name, url) in peer_urls() {
+        let now = loupe_model::time::now_ns();
+        let db = database(&format!("tier_{name}"));
+        let mut config = ClickHouseConfig::new(&url);
+        config.database = db.clone();
+        let store = ClickHouseStore::connect(config.clone())
+            .await
+            .expect("connect");
+        assert_eq!(store.hour_tier(), None, "{name}: a new database keeps none");
+        let first = tier_config(&["category"], &["tier"]);
+        assert_eq!(
+            store.keep_hour_tier(&first).await.expect("keep"),
+            loupe_clickhouse::HourTierStart::Rebuilt {
+                spans: 0,
+                generation: 1
+            },
+            "{name}"
+        );
+        for b in batches(now) {
+            store.append(b).await.expect("append");
+        }
+        assert_tier_counts_the_stored_spans(&store, &first, &format!("{name}: written")).await;
+
+        // Another process with the same config keeps the tier as it is and
+        // writes into it.
+        let again = ClickHouseStore::connect(config.clone())
+            .await
+            .expect("connect");
+        assert_eq!(
+            again.keep_hour_tier(&first).await.expect("keep"),
+            loupe_clickhouse::HourTierStart::Kept,
+            "{name}"
+        );
+        let more = runs("alpha", 77, 5, now)
+            .into_iter()
+            .flat_map(|r| r.spans)
+            .collect::<Vec<_>>();
+        again.append(more).await.expect("append");
+        assert_tier_counts_the_stored_spans(&again, &first, &format!("{name}: reopened")).await;
+
+        // Other labels and tags: made anew from the stored spans.
+        let second = tier_config(&["tier"], &["category"]);
+        let stored = loupe_backend::copy::total(&again, &ProjectId::new("alpha").expect("p"))
+            .await
+            .expect("count")
+            + loupe_backend::copy::total(&again, &ProjectId::new("beta").expect("p"))
+                .await
+                .expect("count");
+        assert_eq!(
+            again.keep_hour_tier(&second).await.expect("keep"),
+            loupe_clickhouse::HourTierStart::Rebuilt {
+                spans: stored,
+                generation: 2
+            },
+            "{name}"
+        );
+        assert_tier_counts_the_stored_spans(&again, &second, &format!("{name}: rebuilt")).await;
+
+        // A bulk copy is not counted as it lands: the tier says it is
+        // incomplete (and is not read) until it is made anew.
+        let copied: Vec<Span> = runs("beta", 91, 5, now)
+            .into_iter()
+            .flat_map(|r| r.spans)
+            .collect();
+        SpanWriter::append_copied(&again, copied)
+            .await
+            .expect("copy");
+        assert_eq!(again.hour_tier(), None, "{name}: incomplete after a copy");
+        let beta = ProjectId::new("beta").expect("p");
+        assert!(
+            again
+                .hour_slice(&beta, 0, i64::MAX / 2, &[])
+                .await
+                .expect("slice")
+                .is_none(),
+            "{name}: read while incomplete"
+        );
+        let reopened = ClickHouseStore::connect(config).await.expect("connect");
+        assert_eq!(reopened.hour_tier(), None, "{name}: recorded incomplete");
+        assert!(
+            matches!(
+                reopened.keep_hour_tier(&second).await.expect("keep"),
+                loupe_clickhouse::HourTierStart::Rebuilt { generation: 3, .. }
+            ),
+            "{name}"
+        );
+        assert_tier_counts_the_stored_spans(&reopened, &second, &format!("{name}: after a copy"))
+            .await;
     }
 }

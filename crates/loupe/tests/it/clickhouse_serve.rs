@@ -100,6 +100,10 @@ async fn spans(server: &Server) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// Query answers, and whether the hour rollups gave them (the embedded
+/// store's tier, or ClickHouse's `span_hours`: both answer the same plans
+/// from rollups, whole hours from the tier and the partial hours at the
+/// ends from the spans).
 async fn answers(server: &Server) -> Vec<Value> {
     let mut out = Vec::new();
     for q in [
@@ -107,6 +111,11 @@ async fn answers(server: &Server) -> Vec<Value> {
         "last 3650d span_kind=llm | by model_name | sum(total_tokens), count()",
         "last 3650d | by tags.category | error_rate()",
         "last 3650d status=error | by node_type, name | count()",
+        "last 1d | by bucket(1h) | count(), sum(cost), success_rate()",
+        "last 1d span_kind=llm | by model_name, tags.category | avg(duration), sum(input_tokens)",
+        "last 1d exists parent_span_id | by name | count(), avg(duration)",
+        "last 1d status=error | by error_class, tool_name | count()",
+        "last 1d span_kind in (tool, llm) and not tags.category=electronics | by app_id | error_rate()",
     ] {
         let (status, body) = server
             .post_json_as("/api/v1/query", "default", &json!({ "q": q }))
@@ -114,7 +123,7 @@ async fn answers(server: &Server) -> Vec<Value> {
         assert_eq!(status, 200, "{q}: {body}");
         let mut rows = body["rows"].as_array().cloned().unwrap_or_default();
         rows.sort_by_key(|r| r.to_string());
-        out.push(json!({ "q": q, "rows": rows }));
+        out.push(json!({ "q": q, "rows": rows, "from_rollups": body["stats"]["from_rollups"] }));
     }
     out
 }
@@ -289,6 +298,11 @@ async fn serve_on_clickhouse_answers_as_serve_on_the_embedded_store() {
     send_all(&embedded, &start).await;
     let want_spans = spans(&embedded).await;
     let want_answers = answers(&embedded).await;
+    let from_rollups = want_answers
+        .iter()
+        .filter(|a| a["from_rollups"] == true)
+        .count();
+    assert!(from_rollups >= 5, "{want_answers:#?}");
     let want_metrics = rollup_series(&embedded).await;
     let want_sql = sql_and_analytics(&embedded, window.0, window.1).await;
     assert!(want_spans.len() > 1_000, "{} spans", want_spans.len());
@@ -464,6 +478,18 @@ async fn serve_on_clickhouse_answers_as_serve_on_the_embedded_store() {
                 "{name}: after more runs: {want:#}\n  answered as\n{got:#}"
             );
         }
+        // The runs landed in hours the tiers counted already: the answers
+        // follow on both, and from the rollups still.
+        let want_counts = answers(&embedded).await;
+        assert_ne!(
+            want_counts, want_answers,
+            "the runs added change the counts"
+        );
+        assert_eq!(
+            answers(&server).await,
+            want_counts,
+            "{name}: query answers after more runs"
+        );
         let metrics = server.metrics_text().await;
         let hits: f64 = metrics
             .lines()

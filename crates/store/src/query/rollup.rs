@@ -39,13 +39,13 @@ use loupe_backend::plan::{
     QueryStats, SortColumn, ValueType,
 };
 use loupe_model::column;
-use loupe_rollup::hours::{HOUR_NS, HourSlice, SumCount};
+use loupe_rollup::hours::{HOUR_NS, HourDim, HourSlice, SumCount};
 use loupe_rollup::{HourMeasures, NodeDims, RollupKey, Rollups};
 use serde_json::Value;
 
 /// The tags the tier knows by name: the labels of its series keys, and the
 /// tags its node dimensions keep.
-pub(crate) struct Known {
+pub struct Known {
     labels: Vec<String>,
     tags: Vec<String>,
 }
@@ -56,6 +56,12 @@ impl Known {
             labels: rollups.config().labels.clone(),
             tags: rollups.hours().tags().to_vec(),
         }
+    }
+
+    /// The tags of a tier kept elsewhere (a backend's own): its series'
+    /// labels and its node dimensions' tags, in their orders.
+    pub fn new(labels: Vec<String>, tags: Vec<String>) -> Known {
+        Known { labels, tags }
     }
 }
 
@@ -121,6 +127,28 @@ impl Dim {
     /// its series key: the node dimensions and the hour tags.
     fn on_node(self) -> bool {
         self.is_node() || matches!(self, Dim::HourTag(_))
+    }
+
+    /// The tier's dimension a backend keeping its own tier groups by.
+    fn hour_dim(self) -> HourDim {
+        match self {
+            Dim::Kind => HourDim::SpanKind,
+            Dim::NodeType => HourDim::NodeType,
+            Dim::Tool => HourDim::ToolName,
+            Dim::Model => HourDim::ModelName,
+            Dim::App => HourDim::AppId,
+            Dim::Workflow => HourDim::WorkflowId,
+            Dim::Status => HourDim::Status,
+            Dim::ErrorClass => HourDim::ErrorClass,
+            Dim::ErrorSignature => HourDim::ErrorSignature,
+            Dim::Tag(i) => HourDim::Label(i),
+            Dim::Parent => HourDim::Child,
+            Dim::Name => HourDim::Name,
+            Dim::AppName => HourDim::AppName,
+            Dim::WorkflowVersion => HourDim::WorkflowVersion,
+            Dim::ModelProvider => HourDim::ModelProvider,
+            Dim::HourTag(i) => HourDim::HourTag(i),
+        }
     }
 
     /// Whether this is one of the tier's node dimensions.
@@ -191,24 +219,40 @@ fn only_children(filter: Option<&Filter>) -> bool {
 }
 
 /// Whether the plan's filter or a group key names a dimension `pick`s.
-fn names(plan: &Plan, known: &Known, pick: impl Fn(Dim) -> bool) -> bool {
-    fn in_filter(f: &Filter, known: &Known, pick: &impl Fn(Dim) -> bool) -> bool {
+fn names(plan: &Plan, known: &Known, mut pick: impl FnMut(Dim) -> bool) -> bool {
+    fn in_filter(f: &Filter, known: &Known, pick: &mut impl FnMut(Dim) -> bool) -> bool {
         match f {
             Filter::And(fs) | Filter::Or(fs) => fs.iter().any(|f| in_filter(f, known, pick)),
             Filter::Not(f) => in_filter(f, known, pick),
             Filter::Compare { field, .. } | Filter::In { field, .. } | Filter::Exists(field) => {
-                Dim::of(field, known).is_some_and(pick)
+                Dim::of(field, known).is_some_and(&mut *pick)
             }
             _ => false,
         }
     }
     plan.filter
         .as_ref()
-        .is_some_and(|f| in_filter(f, known, &pick))
+        .is_some_and(|f| in_filter(f, known, &mut pick))
         || plan
             .group_by
             .iter()
-            .any(|g| matches!(g, GroupKey::Field(f) if Dim::of(f, known).is_some_and(&pick)))
+            .any(|g| matches!(g, GroupKey::Field(f) if Dim::of(f, known).is_some_and(&mut pick)))
+}
+
+/// The dimensions the plan's filter and group keys name: all an answer
+/// reads of a series and its nodes, so a backend keeping its own tier
+/// may sum away the others before handing the hours over.
+pub fn named_dims(plan: &Plan, known: &Known) -> Vec<HourDim> {
+    let mut out = Vec::new();
+    let mut note = |d: Dim| {
+        let d = d.hour_dim();
+        if !out.contains(&d) {
+            out.push(d);
+        }
+        false
+    };
+    names(plan, known, &mut note);
+    out
 }
 
 /// Whether the tier, as it stands, can answer a plan `answerable` accepts
@@ -437,15 +481,35 @@ fn answerable(plan: &Plan, known: &Known) -> bool {
 /// How a plan is answered from the tier: whole hours `[first_hour,
 /// end_hour)` from it, and the `edges` (partial hours) by listing `fields`
 /// of their spans.
-pub(crate) struct RollupPlan {
+pub struct RollupPlan {
     /// Whole hours `[first_hour, end_hour)` the tier answers.
     pub first_hour: i64,
+    /// End of the whole hours (exclusive).
     pub end_hour: i64,
     /// Time ranges `[from, to)` to scan.
     pub edges: Vec<(i64, i64)>,
     /// The columns an edge listing returns, in this order: the group
     /// fields, then [`EDGE_MEASURES`].
     pub fields: Vec<FieldRef>,
+}
+
+impl RollupPlan {
+    /// The listing of the spans of `plan` in the edge `[from_ns, to_ns)`:
+    /// the rows [`answer`] folds in.
+    pub fn edge_plan(&self, plan: &Plan, from_ns: i64, to_ns: i64) -> Plan {
+        Plan {
+            source: loupe_backend::plan::Source::Spans,
+            from_ns,
+            to_ns,
+            filter: plan.filter.clone(),
+            group_by: Vec::new(),
+            aggregates: Vec::new(),
+            sort: Vec::new(),
+            limit: None,
+            output: Output::Rows(self.fields.clone()),
+            approx_percentiles: false,
+        }
+    }
 }
 
 /// The measure columns of an edge listing, after the group fields.
@@ -463,13 +527,29 @@ const EDGE_MEASURES: [(&str, ValueType); 7] = [
 /// answer exactly. `oldest_kept_ns`: start of the oldest whole day the
 /// project's retention keeps (`i64::MIN` without retention).
 pub(crate) fn prepare(rollups: &Rollups, plan: &Plan, oldest_kept_ns: i64) -> Option<RollupPlan> {
-    let known = &Known::of(rollups);
+    prepare_over(
+        &Known::of(rollups),
+        plan,
+        oldest_kept_ns,
+        |first_hour, end_hour| tier_answers(rollups, plan, first_hour, end_hour),
+    )
+}
+
+/// [`prepare`] for a tier kept elsewhere: `tier_answers(first_hour,
+/// end_hour)` says whether it counts every span of those hours with every
+/// dimension the plan names.
+pub fn prepare_over(
+    known: &Known,
+    plan: &Plan,
+    oldest_kept_ns: i64,
+    tier_answers: impl FnOnce(i64, i64) -> bool,
+) -> Option<RollupPlan> {
     let first_hour =
         plan.from_ns.div_euclid(HOUR_NS) + i64::from(plan.from_ns.rem_euclid(HOUR_NS) != 0);
     let end_hour = plan.to_ns.div_euclid(HOUR_NS);
-    if !tier_answers(rollups, plan, first_hour, end_hour)
-        || plan.from_ns < oldest_kept_ns
+    if plan.from_ns < oldest_kept_ns
         || !answerable(plan, known)
+        || !tier_answers(first_hour, end_hour)
     {
         return None;
     }
@@ -516,7 +596,7 @@ pub(crate) fn prepare(rollups: &Rollups, plan: &Plan, oldest_kept_ns: i64) -> Op
 /// The plan's answer: the tier's whole hours of `prepared`, plus the edge
 /// spans (`edge_rows`, rows of `prepared.fields`). `None` if the tier can
 /// no longer answer (it changed since `prepare`).
-pub(crate) fn answer(
+pub fn answer(
     known: &Known,
     slice: &HourSlice,
     project: &str,
