@@ -517,7 +517,11 @@ mod docs {
             retention_days: 90,
             replicated: false,
         };
-        format!("```sql\n{};\n```", l.create_local())
+        format!(
+            "```sql\n{};\n```\n\nand its hour tier:\n\n```sql\n{};\n```",
+            l.create_local(),
+            l.create_hours_local()
+        )
     }
 
     #[test]

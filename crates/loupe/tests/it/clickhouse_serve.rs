@@ -116,9 +116,16 @@ async fn answers(server: &Server) -> Vec<Value> {
         "last 1d exists parent_span_id | by name | count(), avg(duration)",
         "last 1d status=error | by error_class, tool_name | count()",
         "last 1d span_kind in (tool, llm) and not tags.category=electronics | by app_id | error_rate()",
+        "last 1d span_kind=workflow | by tags.category | p95(duration), count()",
     ] {
+        // Percentiles from the tier's histograms, where it answers.
+        let approx = q.contains("p95(");
         let (status, body) = server
-            .post_json_as("/api/v1/query", "default", &json!({ "q": q }))
+            .post_json_as(
+                "/api/v1/query",
+                "default",
+                &json!({ "q": q, "approx_percentiles": approx }),
+            )
             .await;
         assert_eq!(status, 200, "{q}: {body}");
         let mut rows = body["rows"].as_array().cloned().unwrap_or_default();
@@ -302,7 +309,7 @@ async fn serve_on_clickhouse_answers_as_serve_on_the_embedded_store() {
         .iter()
         .filter(|a| a["from_rollups"] == true)
         .count();
-    assert!(from_rollups >= 5, "{want_answers:#?}");
+    assert!(from_rollups >= 6, "{want_answers:#?}");
     let want_metrics = rollup_series(&embedded).await;
     let want_sql = sql_and_analytics(&embedded, window.0, window.1).await;
     assert!(want_spans.len() > 1_000, "{} spans", want_spans.len());

@@ -93,7 +93,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("alerts", &["model", "rollup", "fsutil"]),
     ("rca", &["model", "normalise", "backend", "query"]),
     ("analytics", &["model", "backend"]),
-    ("clickhouse", &["model", "backend"]),
+    ("clickhouse", &["model", "backend", "rollup"]),
     (
         "api",
         &[
