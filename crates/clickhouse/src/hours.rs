@@ -80,9 +80,6 @@ const DIMS: [(&str, &str); 16] = [
     ("hour_tags", "Array(String)"),
 ];
 
-/// Distinct entries held before a rebuild writes them out.
-const REBUILD_FLUSH_ENTRIES: usize = 100_000;
-
 /// The key in `loupe_meta` of the tier's record.
 const META_KEY: &str = "hour_tier";
 
@@ -156,10 +153,6 @@ impl Deltas {
         for (a, b) in into.iter_mut().zip(values) {
             *a = a.saturating_add(b);
         }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.sums.len()
     }
 
     /// JSONEachRow rows of the entries that did not cancel out.
@@ -547,27 +540,38 @@ impl Inner {
         Ok(HourTierStart::Rebuilt { spans, generation })
     }
 
-    /// Counts every stored span into `record`'s generation; the spans read.
+    /// Counts every stored span into `record`'s generation, one project
+    /// and filing day at a time (a day's entries are what memory holds,
+    /// and no insert runs while a read is open); the spans read.
     async fn fill_tier(&self, record: &TierRecord) -> Result<u64, Error> {
         let config = record.config();
-        let projects = self
+        let days = self
             .client
             .select(&format!(
-                "SELECT DISTINCT project FROM {} ORDER BY project",
+                "SELECT project, intDiv(toUInt32(filed_at), 86400) AS day FROM {} \
+                 GROUP BY project, day ORDER BY project, day",
                 self.layout.table()
             ))
             .await?
             .rows;
         let items = row::named_items_without_payloads(&self.layout).join(", ");
         let mut count = 0u64;
-        for cells in projects {
-            let Some(project) = cells.first().and_then(Value::as_str) else {
+        for cells in days {
+            let (Some(project), Some(day)) = (
+                cells.first().and_then(Value::as_str),
+                cells.get(1).and_then(int),
+            ) else {
                 continue;
             };
             let Ok(project) = ProjectId::new(project) else {
                 continue;
             };
-            let sql = format!("SELECT {items} {}", self.compiler().scoped_from(&project));
+            let sql = format!(
+                "SELECT {items} {} AND filed_at >= toDateTime({}) AND filed_at < toDateTime({})",
+                self.compiler().scoped_from(&project),
+                day * 86_400,
+                (day + 1) * 86_400
+            );
             let mut rows = self.client.select_rows(&sql).await?;
             let mut deltas = Deltas::default();
             while let Some(mut named) = rows.next().await? {
@@ -576,10 +580,6 @@ impl Inner {
                     .collect();
                 deltas.add(&config, &row::decode(&cells)?.span, false);
                 count += 1;
-                if deltas.len() >= REBUILD_FLUSH_ENTRIES {
-                    let full = std::mem::take(&mut deltas);
-                    self.insert_deltas(full, record.generation, count).await?;
-                }
             }
             self.insert_deltas(deltas, record.generation, count).await?;
         }
