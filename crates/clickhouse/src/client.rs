@@ -215,11 +215,7 @@ impl Client {
     /// The whole body, at most `max_response_bytes` of it.
     async fn read_all(&self, mut resp: reqwest::Response) -> Result<String, Error> {
         let mut buf = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| Error::Unreachable(without_url(&e)))?
-        {
+        while let Some(chunk) = next_chunk(&mut resp).await? {
             if buf.len() + chunk.len() > self.max_response_bytes {
                 return Err(Error::TooLarge {
                     limit: self.max_response_bytes,
@@ -309,12 +305,7 @@ impl RowStream {
                 let rest = std::mem::take(&mut self.buf);
                 return parse_row(&String::from_utf8_lossy(&rest)).map(Some);
             }
-            match self
-                .resp
-                .chunk()
-                .await
-                .map_err(|e| Error::Unreachable(without_url(&e)))?
-            {
+            match next_chunk(&mut self.resp).await? {
                 Some(chunk) => {
                     // Complete lines were returned before this read, so
                     // what follows the chunk's last newline is one row.
@@ -374,12 +365,7 @@ impl ArrowBatches {
                     .map_err(|e| Error::Decode(format!("arrow stream: {e}")))?;
                 return Ok(None);
             }
-            match self
-                .resp
-                .chunk()
-                .await
-                .map_err(|e| Error::Unreachable(without_url(&e)))?
-            {
+            match next_chunk(&mut self.resp).await? {
                 Some(chunk) => {
                     self.fed += chunk.len();
                     if self.fed > self.max_batch_bytes {
@@ -413,6 +399,14 @@ fn parse_row(line: &str) -> Result<serde_json::Map<String, Value>, Error> {
         Ok(_) => Err(Error::Decode("a row is not an object".into())),
         Err(e) => Err(Error::Decode(format!("a row is not JSON: {e}"))),
     }
+}
+
+/// The next piece of an answer's body; a broken connection is the
+/// server's side (unreachable), never a short answer.
+async fn next_chunk(resp: &mut reqwest::Response) -> Result<Option<bytes::Bytes>, Error> {
+    resp.chunk()
+        .await
+        .map_err(|e| Error::Unreachable(without_url(&e)))
 }
 
 /// A reqwest error's text without its URL (which may carry settings).

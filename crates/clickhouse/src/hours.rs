@@ -133,6 +133,18 @@ pub struct HourTierSlice {
     pub rows: u64,
 }
 
+/// What a reader asks of the tier's hours.
+#[derive(Debug, Clone, Copy)]
+pub struct HourAsk<'a> {
+    /// The dimensions kept; the others are summed away.
+    pub dims: &'a [HourDim],
+    /// Entries kept: each dimension equal to one of the values, or set
+    /// (`None`).
+    pub required: &'a [(HourDim, Option<Vec<String>>)],
+    /// Whether the latency histograms are read (percentiles).
+    pub histograms: bool,
+}
+
 /// Entries summed per (hour, series, node), signed.
 #[derive(Default)]
 pub(crate) struct Deltas {
@@ -586,46 +598,61 @@ impl Inner {
         Ok(count)
     }
 
-    /// The tier's hours `[first_hour, end_hour)` of `project`, summed over
-    /// every dimension but `dims`; `None` when the database keeps no
-    /// complete tier (or a sum came out negative: then it is recorded
-    /// incomplete, as a missed write would be).
+    /// The tier's hours `[first_hour, end_hour)` of `project` (see
+    /// [`crate::ClickHouseStore::hour_slice`]).
     pub(crate) async fn hour_slice(
         &self,
         project: &ProjectId,
         first_hour: i64,
         end_hour: i64,
-        dims: &[HourDim],
+        ask: &HourAsk<'_>,
     ) -> Result<Option<HourTierSlice>, Error> {
         let Some(tier) = self.tier().filter(|t| t.complete) else {
             return Ok(None);
         };
-        let dim_sql: Vec<String> = dims.iter().map(|d| Layout::dim_sql(*d)).collect();
+        let dims = ask.dims;
         let mut select = vec!["hour".to_owned()];
         select.extend(
-            dim_sql
-                .iter()
+            dims.iter()
                 .enumerate()
-                .map(|(i, d)| format!("{d} AS d{i}")),
+                .map(|(i, d)| format!("{} AS d{i}", Layout::dim_sql(*d))),
         );
         select.extend(SUMS.iter().map(|s| format!("sum({s})")));
-        select.extend((0..BUCKETS).map(|i| format!("sum(h{i})")));
+        let buckets = if ask.histograms { BUCKETS } else { 0 };
+        select.extend((0..buckets).map(|i| format!("sum(h{i})")));
         let mut group = vec!["hour".to_owned()];
         group.extend((0..dims.len()).map(|i| format!("d{i}")));
+        let mut conds = vec![
+            format!("tier = {}", tier.generation),
+            format!("project = {}", quote(project.as_str())),
+            format!("hour >= {first_hour}"),
+            format!("hour < {end_hour}"),
+        ];
+        for (dim, values) in ask.required {
+            let col = Layout::dim_sql(*dim);
+            conds.push(match (dim, values) {
+                (HourDim::Child, _) => "child = 1".to_owned(),
+                (_, None) => format!("{col} != ''"),
+                (_, Some(vs)) => format!(
+                    "{col} IN ({})",
+                    vs.iter().map(|v| quote(v)).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
         let sql = format!(
-            "SELECT {} FROM {} WHERE tier = {} AND project = {} AND hour >= {first_hour} \
-             AND hour < {end_hour} GROUP BY {} HAVING sum(spans) != 0",
+            "SELECT {} FROM {} WHERE {} GROUP BY {} HAVING sum(spans) != 0",
             select.join(", "),
             self.layout.hours_table(),
-            tier.generation,
-            quote(project.as_str()),
+            conds.join(" AND "),
             group.join(", "),
         );
         let rows = self.client.select(&sql).await?.rows;
         let mut entries = Vec::with_capacity(rows.len());
         for r in &rows {
-            let (Some(hour), true) = (r.first().and_then(int), r.len() == 1 + dims.len() + VALUES)
-            else {
+            let (Some(hour), true) = (
+                r.first().and_then(int),
+                r.len() == 1 + dims.len() + SUMS.len() + buckets,
+            ) else {
                 return Err(Error::Decode(format!("span_hours answered {r:?}")));
             };
             let mut key = RollupKey {

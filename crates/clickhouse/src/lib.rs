@@ -58,7 +58,7 @@ mod writer;
 
 pub use config::{ClickHouseConfig, ProfileChoice, Resolved};
 pub use error::Error;
-pub use hours::{HourTierSlice, HourTierStart};
+pub use hours::{HourAsk, HourTierSlice, HourTierStart};
 pub use loupe_rollup::RollupConfig;
 pub use loupe_rollup::hours::HourDim;
 pub use schema::Profile;
@@ -224,9 +224,11 @@ impl ClickHouseStore {
         self.inner.keep_hour_tier(config).await
     }
 
-    /// The hours `[first_hour, end_hour)` of `project`'s tier, summed over
-    /// every dimension but `dims`; `None` when the database keeps no
-    /// complete tier.
+    /// The hours `[first_hour, end_hour)` of `project`'s tier, its entries
+    /// that meet `ask.required` summed over every dimension but
+    /// `ask.dims`; `None` when the database keeps no complete tier (or a
+    /// count came out negative: the tier is then recorded incomplete, as
+    /// after a missed write).
     ///
     /// # Errors
     /// ClickHouse's, as every read's.
@@ -235,10 +237,10 @@ impl ClickHouseStore {
         project: &ProjectId,
         first_hour: i64,
         end_hour: i64,
-        dims: &[HourDim],
+        ask: &HourAsk<'_>,
     ) -> Result<Option<HourTierSlice>, Error> {
         self.inner
-            .hour_slice(project, first_hour, end_hour, dims)
+            .hour_slice(project, first_hour, end_hour, ask)
             .await
     }
 

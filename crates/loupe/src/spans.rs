@@ -13,7 +13,7 @@
 //! API's, the analytics', the budgets') runs in the data directory's SQL
 //! engine over ClickHouse's rows ([`ClickHouseReader`]); the analytics'
 //! past hours are cached there too, kept exact by the same writes'
-//! reports (`Store::note_external_change`).
+//! reports (`Store::note_external_changes`).
 
 use std::sync::Arc;
 
@@ -127,12 +127,12 @@ impl Spans {
         let hook: loupe_clickhouse::ChangeHook = Box::new(move |received, changes| {
             // The analytics' cached hours of both versions are stale (the
             // store's lock, never held with the rollups' one).
-            for c in changes {
-                if let Some(old) = c.old {
-                    local.note_external_change(&old.project, old.start_time);
-                }
-                local.note_external_change(&c.new.project, c.new.start_time);
-            }
+            local.note_external_changes(changes.iter().flat_map(|c| {
+                c.old
+                    .map(|old| (old.project.as_str(), old.start_time))
+                    .into_iter()
+                    .chain([(c.new.project.as_str(), c.new.start_time)])
+            }));
             let mut r = counted.lock();
             r.note_ingested(received as u64);
             for c in changes {
@@ -238,7 +238,9 @@ impl ClickHouseReader {
         plan: &Plan,
         limits: QueryLimits,
     ) -> Result<Option<QueryResult>, StoreError> {
-        use loupe_store::hour_answers::{Known, answer, named_dims, prepare_over};
+        use loupe_store::hour_answers::{
+            Known, answer, named_dims, needs_histograms, prepare_over, required_dims,
+        };
         if plan.output != loupe_backend::plan::Output::Aggregates
             || !self.local.answers_from_rollups()
         {
@@ -273,9 +275,15 @@ impl ClickHouseReader {
             edge_rows.extend(listed.rows);
         }
         let dims = named_dims(plan, &known);
+        let required = required_dims(plan, &known);
+        let ask = loupe_clickhouse::HourAsk {
+            dims: &dims,
+            required: &required,
+            histograms: needs_histograms(plan),
+        };
         let Some(tier) = self
             .clickhouse
-            .hour_slice(project, prepared.first_hour, prepared.end_hour, &dims)
+            .hour_slice(project, prepared.first_hour, prepared.end_hour, &ask)
             .await
             .map_err(StoreError::from)?
         else {

@@ -54,7 +54,9 @@ pub mod retention;
 /// Answers from an hour tier kept by another backend (ClickHouse's own
 /// table): the embedded store's rules over hours that backend sums.
 pub mod hour_answers {
-    pub use crate::query::rollup::{Known, RollupPlan, answer, named_dims, prepare_over};
+    pub use crate::query::rollup::{
+        Known, RollupPlan, answer, named_dims, needs_histograms, prepare_over, required_dims,
+    };
 }
 mod rollups;
 pub mod settings;

@@ -311,7 +311,7 @@ impl Store {
 
     /// [`Self::sql_with_partials`] over the spans another backend keeps
     /// (`SpanReader::scan`, as [`Self::read_only_sql_over`]), the cached
-    /// hours kept exact by [`Self::note_external_change`]: for a store that
+    /// hours kept exact by [`Self::note_external_changes`]: for a store that
     /// holds none of the spans itself.
     #[tracing::instrument(name = "store.sql_with_partials_over", skip_all, fields(project = %project, key = %partials.key))]
     pub async fn sql_with_partials_over(
@@ -326,11 +326,18 @@ impl Store {
             .await
     }
 
-    /// A row of another backend's, starting at `start_ns`, changed: the
-    /// cached hour it falls in is read again (what that backend's write
+    /// Rows of another backend's changed, each `(project, start_ns)`: the
+    /// cached hours they fall in are read again (what that backend's write
     /// path reports for each row it stores, the old and the new version).
-    pub fn note_external_change(&self, project: &str, start_ns: Option<i64>) {
-        self.inner.state.lock().changes.touch(project, start_ns);
+    /// One lock for the whole list.
+    pub fn note_external_changes<'a>(
+        &self,
+        changed: impl IntoIterator<Item = (&'a str, Option<i64>)>,
+    ) {
+        let mut st = self.inner.state.lock();
+        for (project, start_ns) in changed {
+            st.changes.touch(project, start_ns);
+        }
     }
 
     async fn partials_on(

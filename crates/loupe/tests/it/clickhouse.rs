@@ -1486,7 +1486,16 @@ async fn tier_of(
 ) -> TierEntries {
     let dims = every_dim(config.labels.len(), config.hour_tags.len());
     let tier = store
-        .hour_slice(project, i64::MIN / 2, i64::MAX / 2, &dims)
+        .hour_slice(
+            project,
+            i64::MIN / 2,
+            i64::MAX / 2,
+            &loupe_clickhouse::HourAsk {
+                dims: &dims,
+                required: &[],
+                histograms: true,
+            },
+        )
         .await
         .expect("hour slice")
         .expect("a complete tier");
@@ -1647,7 +1656,16 @@ async fn the_hour_tier_counts_every_stored_span_through_merges_and_rebuilds() {
         let beta = ProjectId::new("beta").expect("p");
         assert!(
             again
-                .hour_slice(&beta, 0, i64::MAX / 2, &[])
+                .hour_slice(
+                    &beta,
+                    0,
+                    i64::MAX / 2,
+                    &loupe_clickhouse::HourAsk {
+                        dims: &[],
+                        required: &[],
+                        histograms: false,
+                    },
+                )
                 .await
                 .expect("slice")
                 .is_none(),

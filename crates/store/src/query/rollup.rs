@@ -255,6 +255,62 @@ pub fn named_dims(plan: &Plan, known: &Known) -> Vec<HourDim> {
     out
 }
 
+/// What the plan's filter requires of every entry it keeps, from its
+/// top-level conjuncts: a dimension equal to one of some values
+/// (`Some`), or set (`None`: `exists`). A backend keeping its own tier
+/// may keep only such entries before it sums them; [`answer`] applies the
+/// whole filter again.
+pub fn required_dims(plan: &Plan, known: &Known) -> Vec<(HourDim, Option<Vec<String>>)> {
+    fn walk(f: &Filter, known: &Known, out: &mut Vec<(HourDim, Option<Vec<String>>)>) {
+        let text = |v: &Literal| match v {
+            Literal::Text(t) if !t.is_empty() => Some(t.clone()),
+            _ => None,
+        };
+        match f {
+            Filter::And(fs) => fs.iter().for_each(|f| walk(f, known, out)),
+            Filter::Compare {
+                field,
+                op: Cmp::Eq,
+                value,
+            } => {
+                if let (Some(d), Some(v)) = (Dim::of(field, known), text(value))
+                    && d != Dim::Parent
+                {
+                    out.push((d.hour_dim(), Some(vec![v])));
+                }
+            }
+            Filter::In { field, values } => {
+                let values: Option<Vec<String>> = values.iter().map(text).collect();
+                if let (Some(d), Some(vs)) = (Dim::of(field, known), values)
+                    && d != Dim::Parent
+                {
+                    out.push((d.hour_dim(), Some(vs)));
+                }
+            }
+            Filter::Exists(field) => {
+                if let Some(d) = Dim::of(field, known)
+                    && d != Dim::Status
+                {
+                    out.push((d.hour_dim(), None));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(f) = &plan.filter {
+        walk(f, known, &mut out);
+    }
+    out
+}
+
+/// Whether the plan needs the tier's latency histograms (a percentile).
+pub fn needs_histograms(plan: &Plan) -> bool {
+    plan.aggregates
+        .iter()
+        .any(|a| matches!(a.kind, AggKind::Percentile(_)))
+}
+
 /// Whether the tier, as it stands, can answer a plan `answerable` accepts
 /// over the hours `[first_hour, end_hour)` (checked again under the lock
 /// the answer reads the tier with).
