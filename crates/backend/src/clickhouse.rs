@@ -97,7 +97,8 @@ pub struct ClickHouseConfig {
     /// setting says how long spans are kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
-    /// Timeout of one HTTP request (`30s`). Default 30 s.
+    /// Timeout of one HTTP request (`30s`); a streamed answer (a scan, the
+    /// hour tier's rebuild) waits this long for each piece. Default 30 s.
     #[serde(with = "loupe_model::duration_text")]
     pub timeout: Duration,
     /// Largest response body read, bytes; larger answers fail instead of

@@ -27,6 +27,8 @@ pub(crate) struct Client {
     max_response_bytes: usize,
     /// Replicas an insert must reach before it is acknowledged (0, 1: one).
     insert_quorum: u32,
+    /// Time limit of a whole answer, or of each piece of a streamed one.
+    timeout: std::time::Duration,
     /// Settings sent with every statement (URL parameters).
     settings: Vec<(&'static str, &'static str)>,
 }
@@ -39,8 +41,12 @@ pub(crate) struct Rows {
 
 impl Client {
     pub fn new(config: &Resolved) -> Result<Self, Error> {
+        // A whole answer's time limit would cut streamed reads (a scan, the
+        // hour tier's rebuild) that outlast it while the server keeps
+        // sending: those wait at most `timeout` for each piece, and every
+        // other request is limited whole (`request`).
         let http = reqwest::Client::builder()
-            .timeout(config.timeout)
+            .read_timeout(config.timeout)
             .connect_timeout(config.timeout.min(std::time::Duration::from_secs(10)))
             .build()
             .map_err(|e| Error::Config(format!("store.clickhouse: cannot build a client: {e}")))?;
@@ -52,6 +58,7 @@ impl Client {
             password: config.password.clone(),
             max_response_bytes: config.max_response_bytes,
             insert_quorum: config.insert_quorum,
+            timeout: config.timeout,
             settings: Vec::new(),
         })
     }
@@ -100,7 +107,7 @@ impl Client {
         url: reqwest::Url,
         body: String,
     ) -> Result<reqwest::Response, Error> {
-        let resp = self.request(url, body.into_bytes()).await?;
+        let resp = self.request(url, body.into_bytes(), false).await?;
         if !resp.status().is_success() {
             let status = resp.status();
             let text = self.read_all(resp).await?;
@@ -202,8 +209,18 @@ impl Client {
         })
     }
 
-    async fn request(&self, url: reqwest::Url, body: Vec<u8>) -> Result<reqwest::Response, Error> {
+    /// Sends a statement; `whole`: its answer must arrive within the
+    /// timeout (streamed answers only wait that long for each piece).
+    async fn request(
+        &self,
+        url: reqwest::Url,
+        body: Vec<u8>,
+        whole: bool,
+    ) -> Result<reqwest::Response, Error> {
         let mut req = self.http.post(url).body(body);
+        if whole {
+            req = req.timeout(self.timeout);
+        }
         if !self.user.is_empty() {
             req = req.basic_auth(&self.user, Some(&self.password));
         }
@@ -228,7 +245,7 @@ impl Client {
 
     async fn send(&self, url: reqwest::Url, body: Vec<u8>, what: &str) -> Result<String, Error> {
         let started = Instant::now();
-        let resp = self.request(url, body).await?;
+        let resp = self.request(url, body, true).await?;
         let status = resp.status();
         let text = self.read_all(resp).await?;
         tracing::debug!(

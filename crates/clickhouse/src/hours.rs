@@ -553,23 +553,23 @@ impl Inner {
     }
 
     /// Counts every stored span into `record`'s generation, one project
-    /// and filing day at a time (a day's entries are what memory holds,
+    /// and filing hour at a time (an hour's entries are what memory holds,
     /// and no insert runs while a read is open); the spans read.
     async fn fill_tier(&self, record: &TierRecord) -> Result<u64, Error> {
         let config = record.config();
-        let days = self
+        let hours = self
             .client
             .select(&format!(
-                "SELECT project, intDiv(toUInt32(filed_at), 86400) AS day FROM {} \
-                 GROUP BY project, day ORDER BY project, day",
+                "SELECT project, intDiv(toUInt32(filed_at), 3600) AS h FROM {} \
+                 GROUP BY project, h ORDER BY project, h",
                 self.layout.table()
             ))
             .await?
             .rows;
         let items = row::named_items_without_payloads(&self.layout).join(", ");
         let mut count = 0u64;
-        for cells in days {
-            let (Some(project), Some(day)) = (
+        for cells in hours {
+            let (Some(project), Some(hour)) = (
                 cells.first().and_then(Value::as_str),
                 cells.get(1).and_then(int),
             ) else {
@@ -581,8 +581,8 @@ impl Inner {
             let sql = format!(
                 "SELECT {items} {} AND filed_at >= toDateTime({}) AND filed_at < toDateTime({})",
                 self.compiler().scoped_from(&project),
-                day * 86_400,
-                (day + 1) * 86_400
+                hour * 3_600,
+                (hour + 1) * 3_600
             );
             let mut rows = self.client.select_rows(&sql).await?;
             let mut deltas = Deltas::default();

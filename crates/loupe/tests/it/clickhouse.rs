@@ -966,6 +966,33 @@ async fn failures_are_typed_and_say_whose_fault_they_are() {
         matches!(e, Some(loupe_clickhouse::Error::Unreachable(_))),
         "{e:?}"
     );
+    // A server that takes the request and never answers: the timeout ends
+    // the wait (streamed answers only wait that long for each piece, so a
+    // silent server must still be given up on).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            open.push(conn);
+        }
+    });
+    let mut config = ClickHouseConfig::new(format!("http://127.0.0.1:{port}"));
+    config.timeout = std::time::Duration::from_millis(500);
+    let e = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        ClickHouseStore::connect(config),
+    )
+    .await
+    .expect("still waiting for a silent server after 20 s")
+    .err();
+    assert!(
+        matches!(e, Some(loupe_clickhouse::Error::Unreachable(_))),
+        "{e:?}"
+    );
+    held.abort();
     let Some(url) = optional_peer("LOUPE_TEST_CLICKHOUSE_URL", "scripts/peers/clickhouse.sh")
     else {
         return;
