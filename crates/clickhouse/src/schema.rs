@@ -476,10 +476,13 @@ mod tests {
     fn a_cluster_gets_a_local_table_and_a_distributed_one() {
         let l = layout(Profile::Legacy, Some("two_shards"));
         let ddl = l.ddl();
-        assert_eq!(ddl.len(), 3);
+        assert_eq!(ddl.len(), 5);
         assert!(ddl[1].contains("loupe.spans_local"));
         assert!(ddl[2].contains("Distributed(two_shards, loupe, spans_local"));
         assert_eq!(l.table(), "loupe.spans");
+        // The hour tier the same way.
+        assert!(ddl[3].contains("loupe.span_hours_local"));
+        assert!(ddl[4].contains("Distributed(two_shards, loupe, span_hours_local"));
     }
 
     #[test]

@@ -262,7 +262,8 @@ impl ClickHouseReader {
         };
         let started = std::time::Instant::now();
         let mut edge_rows = Vec::new();
-        let mut scanned = 0;
+        // Rows the edges read, when ClickHouse says (it may not).
+        let mut scanned = Some(0);
         for &(from_ns, to_ns) in &prepared.edges {
             let edge = prepared.edge_plan(plan, from_ns, to_ns);
             let listed =
@@ -271,7 +272,7 @@ impl ClickHouseReader {
                 // More edge spans than a listing may hold: scan instead.
                 return Ok(None);
             }
-            scanned += listed.stats.rows_scanned.unwrap_or(0);
+            scanned = scanned.zip(listed.stats.rows_scanned).map(|(a, b)| a + b);
             edge_rows.extend(listed.rows);
         }
         let dims = named_dims(plan, &known);
@@ -302,7 +303,7 @@ impl ClickHouseReader {
             &edge_rows,
         )
         .map(|mut result| {
-            result.stats.rows_scanned = Some(scanned);
+            result.stats.rows_scanned = scanned;
             result.stats.elapsed_ms = started.elapsed().as_millis() as u64;
             result
         }))
