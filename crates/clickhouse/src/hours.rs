@@ -584,15 +584,10 @@ impl Inner {
                 hour * 3_600,
                 (hour + 1) * 3_600
             );
-            let mut rows = self.client.select_rows(&sql).await?;
             let mut deltas = Deltas::default();
-            while let Some(mut named) = rows.next().await? {
-                let cells: Vec<Value> = (0..named.len())
-                    .map(|i| named.remove(&format!("c{i}")).unwrap_or_default())
-                    .collect();
-                deltas.add(&config, &row::decode(&cells)?.span, false);
-                count += 1;
-            }
+            count += self
+                .each_span(&sql, &mut |span| deltas.add(&config, span, false))
+                .await?;
             self.insert_deltas(deltas, record.generation, count).await?;
         }
         Ok(count)
@@ -607,7 +602,11 @@ impl Inner {
         end_hour: i64,
         ask: &HourAsk<'_>,
     ) -> Result<Option<HourTierSlice>, Error> {
-        let Some(tier) = self.tier().filter(|t| t.complete) else {
+        // Another process may have rebuilt the tier or left it incomplete
+        // (`loupe migrate`): the record says which generation to read.
+        let recorded = self.recorded_tier().await?;
+        self.set_tier(recorded.clone());
+        let Some(tier) = recorded.filter(|t| t.complete) else {
             return Ok(None);
         };
         let dims = ask.dims;

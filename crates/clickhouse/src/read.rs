@@ -87,14 +87,26 @@ impl Inner {
                  AND (end_time >= {since_ns} OR (end_time IS NULL AND start_time >= {since_ns}))",
                 self.compiler().scoped_from(&project)
             );
-            let mut rows = self.client.select_rows(&sql).await?;
-            while let Some(mut named) = rows.next().await? {
-                let cells: Vec<Value> = (0..named.len())
-                    .map(|i| named.remove(&format!("c{i}")).unwrap_or_default())
-                    .collect();
-                each(&row::decode(&cells)?.span);
-                count += 1;
-            }
+            count += self.each_span(&sql, each).await?;
+        }
+        Ok(count)
+    }
+
+    /// Every span a SELECT of `row::named_items…` answers, handed to
+    /// `each` as its row arrives; how many.
+    pub(crate) async fn each_span(
+        &self,
+        sql: &str,
+        each: &mut (dyn FnMut(&Span) + Send),
+    ) -> Result<u64, Error> {
+        let mut rows = self.client.select_rows(sql).await?;
+        let mut count = 0;
+        while let Some(mut named) = rows.next().await? {
+            let cells: Vec<Value> = (0..named.len())
+                .map(|i| named.remove(&format!("c{i}")).unwrap_or_default())
+                .collect();
+            each(&row::decode(&cells)?.span);
+            count += 1;
         }
         Ok(count)
     }

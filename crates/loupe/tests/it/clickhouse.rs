@@ -1669,6 +1669,10 @@ async fn the_hour_tier_counts_every_stored_span_through_merges_and_rebuilds() {
             "{name}"
         );
         assert_tier_counts_the_stored_spans(&again, &second, &format!("{name}: rebuilt")).await;
+        // The first process reads the generation the record names, never
+        // the one it began with (deleted by the rebuild).
+        assert_tier_counts_the_stored_spans(&store, &second, &format!("{name}: the first process"))
+            .await;
 
         // A bulk copy is not counted as it lands: the tier says it is
         // incomplete (and is not read) until it is made anew.
@@ -1682,7 +1686,7 @@ async fn the_hour_tier_counts_every_stored_span_through_merges_and_rebuilds() {
         assert_eq!(again.hour_tier(), None, "{name}: incomplete after a copy");
         let beta = ProjectId::new("beta").expect("p");
         assert!(
-            again
+            store
                 .hour_slice(
                     &beta,
                     0,
@@ -1696,7 +1700,7 @@ async fn the_hour_tier_counts_every_stored_span_through_merges_and_rebuilds() {
                 .await
                 .expect("slice")
                 .is_none(),
-            "{name}: read while incomplete"
+            "{name}: read by another process while incomplete"
         );
         let reopened = ClickHouseStore::connect(config).await.expect("connect");
         assert_eq!(reopened.hour_tier(), None, "{name}: recorded incomplete");
