@@ -14,7 +14,8 @@
 //!   `hour_tier`: generation, labels, hour tags, complete). A process whose
 //!   labels or hour tags differ, or that finds the tier incomplete, starts
 //!   a new generation and fills it from the spans before it serves
-//!   ([`Inner::keep_hour_tier`]); readers read the recorded generation only.
+//!   ([`Inner::keep_hour_tier`]); every read reads the record first, then
+//!   the generation it names.
 //! - **Failures.** The tier's insert follows the spans' one. If it fails,
 //!   the tier is recorded incomplete: aggregates are scanned until the
 //!   next start rebuilds it. Never a count that drifts silently.
@@ -216,7 +217,12 @@ impl Deltas {
 /// `m` as the tier's signed column values.
 fn signed(m: &HourMeasures, sign: i64) -> [i64; VALUES] {
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX).saturating_mul(sign);
-    let s = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX }) * sign;
+    // Hostile values (tokens of i64::MIN) are clamped to a range that
+    // negates exactly, so a retraction cancels its addition.
+    let s = |v: i128| {
+        let max = i128::from(i64::MAX);
+        i64::try_from(v.clamp(-max, max)).unwrap_or(0) * sign
+    };
     let mut out = [0; VALUES];
     let sums = [
         n(m.spans),
@@ -712,5 +718,43 @@ impl Inner {
             tags: tier.tags,
             rows: rows.len() as u64,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_sums_saturate_and_a_retraction_cancels_its_addition() {
+        let span = Span {
+            project: "p".into(),
+            span_id: "s".into(),
+            start_time: Some(0),
+            end_time: Some(1_000),
+            input_tokens: Some(i64::MIN),
+            output_tokens: Some(i64::MAX),
+            cost: Some(1e300),
+            ..Span::default()
+        };
+        let config = RollupConfig::default();
+        let Some(e) = HourEntry::of(&span, &config) else {
+            panic!("a span with a start has an entry");
+        };
+        let taken_back = signed(&e.measures, -1);
+        // input_tokens_sum, output_tokens_sum, cost_pico_sum
+        assert_eq!(
+            [taken_back[5], taken_back[7], taken_back[11]],
+            [i64::MAX, -i64::MAX, -i64::MAX]
+        );
+        let mut deltas = Deltas::default();
+        deltas.add(&config, &span, false);
+        deltas.add(&config, &span, true);
+        assert!(
+            deltas.sums.values().all(|v| v.iter().all(|x| *x == 0)),
+            "{:?}",
+            deltas.sums
+        );
+        assert!(deltas.encode(1, 1).map(|b| b.is_empty()).unwrap_or(false));
     }
 }
