@@ -545,7 +545,7 @@ pub struct RollupPlan {
     /// Time ranges `[from, to)` to scan.
     pub edges: Vec<(i64, i64)>,
     /// The columns an edge listing returns, in this order: the group
-    /// fields, then [`EDGE_MEASURES`].
+    /// fields, then the status, start time, duration, tokens and cost.
     pub fields: Vec<FieldRef>,
 }
 
@@ -591,7 +591,7 @@ pub(crate) fn prepare(rollups: &Rollups, plan: &Plan, oldest_kept_ns: i64) -> Op
     )
 }
 
-/// [`prepare`] for a tier kept elsewhere: `tier_answers(first_hour,
+/// What `prepare` does, for a tier kept elsewhere: `tier_answers(first_hour,
 /// end_hour)` says whether it counts every span of those hours with every
 /// dimension the plan names.
 pub fn prepare_over(
