@@ -281,8 +281,10 @@ pub fn required_dims(plan: &Plan, known: &Known) -> Vec<(HourDim, Option<Vec<Str
             }
             Filter::In { field, values } => {
                 let values: Option<Vec<String>> = values.iter().map(text).collect();
+                // An empty list keeps nothing; left to `answer`.
                 if let (Some(d), Some(vs)) = (Dim::of(field, known), values)
                     && d != Dim::Parent
+                    && !vs.is_empty()
                 {
                     out.push((d.hour_dim(), Some(vs)));
                 }
