@@ -126,12 +126,10 @@ pub enum HourTierStart {
 pub struct HourTierSlice {
     /// Entries summed over the dimensions not asked for.
     pub slice: HourSlice,
-    /// The tier's labels (its series' tags) and hour tags, in order.
+    /// The tier's labels (the tags its series keys hold), in order.
     pub labels: Vec<String>,
-    /// The tier's hour tags.
+    /// The tier's hour tags (the tags its node dimensions hold), in order.
     pub tags: Vec<String>,
-    /// Entries read.
-    pub rows: u64,
 }
 
 /// What a reader asks of the tier's hours.
@@ -253,10 +251,7 @@ impl Layout {
     }
 
     fn hours_local(&self) -> String {
-        match self.cluster {
-            Some(_) => format!("{}.span_hours_local", self.database),
-            None => self.hours_table(),
-        }
+        self.local_of("span_hours")
     }
 
     /// `CREATE TABLE` of the tier's (local) table.
@@ -275,17 +270,11 @@ impl Layout {
             .map(|s| (*s).to_owned())
             .chain((0..BUCKETS).map(|i| format!("h{i}")))
             .collect();
-        let engine = if self.replicated {
-            let local = self.hours_local();
-            let table = local.rsplit('.').next().unwrap_or(&local).to_owned();
-            format!(
-                "ReplicatedSummingMergeTree('/clickhouse/tables/{{shard}}/{}/{table}', '{{replica}}', ({}))",
-                self.database,
-                summed.join(", ")
-            )
-        } else {
-            format!("SummingMergeTree(({}))", summed.join(", "))
-        };
+        let engine = self.engine_of(
+            "span_hours",
+            "SummingMergeTree",
+            &format!("({})", summed.join(", ")),
+        );
         // Kept a day longer than the spans: a plan reaching the spans'
         // edge scans (see `oldest_kept_ns`), so these rows are never read
         // after their spans expire, nor expire before them.
@@ -313,14 +302,7 @@ impl Layout {
     /// `CREATE TABLE` of the `Distributed` table over the tier, under a
     /// cluster (any shard may hold any delta: readers sum them all).
     pub(crate) fn create_hours_distributed(&self) -> Option<String> {
-        let cluster = self.cluster.as_ref()?;
-        Some(format!(
-            "CREATE TABLE IF NOT EXISTS {} AS {} \
-             ENGINE = Distributed({cluster}, {}, span_hours_local, cityHash64(project, hour))",
-            self.hours_table(),
-            self.hours_local(),
-            self.database,
-        ))
+        self.distributed_over("span_hours", "cityHash64(project, hour)")
     }
 
     /// SQL of one of the tier's dimensions.
@@ -716,7 +698,6 @@ impl Inner {
             slice: HourSlice::of_entries(entries),
             labels: tier.labels,
             tags: tier.tags,
-            rows: rows.len() as u64,
         }))
     }
 }

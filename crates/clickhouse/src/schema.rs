@@ -158,9 +158,15 @@ impl Layout {
 
     /// The MergeTree table (`spans_local` under a cluster).
     fn local(&self) -> String {
+        self.local_of("spans")
+    }
+
+    /// The MergeTree table under `table`: `<table>_local` under a cluster
+    /// (the `Distributed` table takes the name), else `table` itself.
+    pub(crate) fn local_of(&self, table: &str) -> String {
         match self.cluster {
-            Some(_) => format!("{}.spans_local", self.database),
-            None => self.table(),
+            Some(_) => format!("{}.{table}_local", self.database),
+            None => format!("{}.{table}", self.database),
         }
     }
 
@@ -232,15 +238,21 @@ impl Layout {
     /// path naming the database and table (the server's `{shard}` macro
     /// keeps shards apart, `{replica}` names this server).
     fn engine(&self) -> String {
+        self.engine_of("spans", "ReplacingMergeTree", "_version")
+    }
+
+    /// `family(args)` for the MergeTree table under `table`, or its
+    /// `Replicated` form under the path `engine` describes.
+    pub(crate) fn engine_of(&self, table: &str, family: &str, args: &str) -> String {
         if self.replicated {
-            let local = self.local();
-            let table = local.rsplit('.').next().unwrap_or(&local);
+            let local = self.local_of(table);
+            let name = local.rsplit('.').next().unwrap_or(&local);
             format!(
-                "ReplicatedReplacingMergeTree('/clickhouse/tables/{{shard}}/{}/{table}', '{{replica}}', _version)",
+                "Replicated{family}('/clickhouse/tables/{{shard}}/{}/{name}', '{{replica}}', {args})",
                 self.database
             )
         } else {
-            "ReplacingMergeTree(_version)".to_owned()
+            format!("{family}({args})")
         }
     }
 
@@ -248,13 +260,19 @@ impl Layout {
     /// sharded by span id, so every version of a span lands on one shard
     /// and `FINAL` there sees them all.
     pub fn create_distributed(&self) -> Option<String> {
+        self.distributed_over("spans", "cityHash64(project, span_id)")
+    }
+
+    /// `CREATE TABLE` of the `Distributed` table `table` over
+    /// `<table>_local`, sharded by `key`, under a cluster.
+    pub(crate) fn distributed_over(&self, table: &str, key: &str) -> Option<String> {
         let cluster = self.cluster.as_ref()?;
         Some(format!(
-            "CREATE TABLE IF NOT EXISTS {}{} AS {} \
-             ENGINE = Distributed({cluster}, {}, spans_local, cityHash64(project, span_id))",
-            self.table(),
+            "CREATE TABLE IF NOT EXISTS {}.{table}{} AS {} \
+             ENGINE = Distributed({cluster}, {}, {table}_local, {key})",
+            self.database,
             self.on_cluster(),
-            self.local(),
+            self.local_of(table),
             self.database,
         ))
     }
