@@ -310,6 +310,40 @@ pub trait SpanWriter: Send + Sync + 'static {
     fn append_copied(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>> {
         self.append(spans)
     }
+
+    /// [`Self::append`] for a caller that retries while the backend is
+    /// overloaded: a write refused with [`StoreError::Overloaded`] gives
+    /// its spans back, so a batch source (the Dify sync, `loupe gen`) keeps
+    /// no copy of what it writes. The default keeps one, for writers that
+    /// cannot give theirs back; the embedded store returns the spans it
+    /// refused before touching them.
+    fn append_or_return(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, Refused>> {
+        Box::pin(async move {
+            let copy = spans.clone();
+            self.append(spans)
+                .await
+                .map_err(|error| Refused::new(error, Some(copy)))
+        })
+    }
+}
+
+/// A write [`SpanWriter::append_or_return`] did not take.
+#[derive(Debug)]
+pub struct Refused {
+    /// Why.
+    pub error: StoreError,
+    /// The spans, untouched, when `error` is [`StoreError::Overloaded`]
+    /// (`None` for every other error: retrying those is not the caller's
+    /// business).
+    pub spans: Option<Vec<Span>>,
+}
+
+impl Refused {
+    /// Keeps `spans` only when `error` says to retry.
+    pub fn new(error: StoreError, spans: Option<Vec<Span>>) -> Self {
+        let spans = spans.filter(|_| matches!(error, StoreError::Overloaded { .. }));
+        Self { error, spans }
+    }
 }
 
 /// One hour, in nanoseconds: the unit of [`Partials`].

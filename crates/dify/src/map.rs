@@ -190,24 +190,25 @@ fn amount_of(v: Option<&Value>) -> Option<f64> {
 }
 
 /// Child spans of one run's node executions. `chatflow` runs leave the
-/// trace id to the message mapping.
+/// trace id to the message mapping. The executions are consumed: their
+/// payloads move into the spans instead of being copied.
 pub fn node_spans(
     project: &str,
     run: &WorkflowRun,
-    nodes: &[NodeExecution],
+    nodes: Vec<NodeExecution>,
     offloads: &[Offload],
     lookups: &Lookups,
 ) -> Vec<Span> {
     // Graph node id → its executions (start, execution id), for parents.
-    let mut containers: HashMap<&str, Vec<(i64, &str)>> = HashMap::new();
+    let mut containers: HashMap<String, Vec<(i64, String)>> = HashMap::new();
     for n in nodes.iter().filter(|n| is_container(&n.node_type)) {
         containers
-            .entry(n.node_id.as_str())
+            .entry(n.node_id.clone())
             .or_default()
-            .push((utc_ns(n.created_at), n.id.as_str()));
+            .push((utc_ns(n.created_at), n.id.clone()));
     }
     nodes
-        .iter()
+        .into_iter()
         .map(|n| node_span(project, run, n, offloads, lookups, &containers))
         .collect()
 }
@@ -215,10 +216,10 @@ pub fn node_spans(
 fn node_span(
     project: &str,
     run: &WorkflowRun,
-    n: &NodeExecution,
+    n: NodeExecution,
     offloads: &[Offload],
     lookups: &Lookups,
-    containers: &HashMap<&str, Vec<(i64, &str)>>,
+    containers: &HashMap<String, Vec<(i64, String)>>,
 ) -> Span {
     let mut s = base(project, &n.id);
     if run.run_type != "chat" {
@@ -236,24 +237,25 @@ fn node_span(
                 .iter()
                 .filter(|(t, id)| *t <= start && *id != n.id)
                 .max_by_key(|(t, _)| *t)
-                .map(|(_, id)| (*id).to_owned())
+                .map(|(_, id)| id.clone())
         });
     s.parent_span_id = Some(container_of.unwrap_or_else(|| run.id.clone()));
-    s.app_id = Some(n.app_id.clone());
     s.app_name = lookups.app_name(&n.app_id);
-    s.workflow_id = Some(n.workflow_id.clone());
+    s.app_id = Some(n.app_id);
+    s.workflow_id = Some(n.workflow_id);
     s.name = Some(n.title.clone());
-    s.node_type = Some(n.node_type.clone());
     let kind = kind_of_node(&n.node_type);
+    let container = is_container(&n.node_type);
+    s.node_type = Some(n.node_type);
     s.span_kind = Some(kind);
     s.status = status_of(&n.status);
-    s.raw_status = Some(n.status.clone());
-    s.error_message = nonempty(&n.error);
-    s.start_time = Some(start);
     let open = matches!(
         n.status.as_str(),
         "running" | "pending" | "paused" | "retry"
     );
+    s.raw_status = Some(n.status);
+    s.error_message = nonempty(&n.error);
+    s.start_time = Some(start);
     s.end_time = end_of(start, n.finished_at, n.elapsed_time, open);
     // Offloaded payloads: the full value the sync read from Dify's storage
     // replaces the truncated column; otherwise the column stays, marked.
@@ -261,26 +263,35 @@ fn node_span(
         .iter()
         .filter(|o| o.node_execution_id == n.id)
         .collect();
-    let value_of = |kind: &str, column: &Option<String>| {
+    let value_of = |kind: &str, column: Option<String>| {
         mine.iter()
             .find(|o| o.kind == kind)
             .and_then(|o| o.full.clone())
-            .or_else(|| column.clone())
+            .or(column)
     };
-    let outputs_text = value_of("outputs", &n.outputs);
-    let process_text = value_of("process_data", &n.process_data);
-    s.input = value_of("inputs", &n.inputs);
-    s.output = outputs_text.clone();
+    let outputs_text = value_of("outputs", n.outputs);
+    let process_text = value_of("process_data", n.process_data);
+    s.input = value_of("inputs", n.inputs);
     if kind == SpanKind::Tool {
-        s.tool_name = Some(n.title.clone());
+        s.tool_name = Some(n.title);
     }
     let process = parse_object(&process_text);
-    let outputs = parse_object(&outputs_text);
+    // Only `usage` is read from the outputs, which can be long (an LLM's
+    // text): skip parsing them when the key is not there. Dify writes
+    // its JSON with Python's `json.dumps`, which never escapes a key's
+    // ASCII letters.
+    let outputs = outputs_text
+        .as_ref()
+        .filter(|o| o.contains("\"usage\""))
+        .and_then(|o| match serde_json::from_str(o) {
+            Ok(Value::Object(m)) => Some(m),
+            _ => None,
+        });
     if let Some(p) = &process {
         s.model_name = p.get("model_name").and_then(text_of);
         s.model_provider = p.get("model_provider").and_then(text_of);
     }
-    if !is_container(&n.node_type) {
+    if !container {
         s.total_tokens = count_of(meta.get("total_tokens"));
         if let Some(price) = amount_of(meta.get("total_price")) {
             s.cost = Some(price);
@@ -299,14 +310,15 @@ fn node_span(
             s.output_tokens = count_of(u.get("completion_tokens"));
         }
     }
+    s.output = outputs_text;
     let a = &mut s.attributes;
-    a.insert("dify.node_id".into(), n.node_id.clone());
+    a.insert("dify.node_id".into(), n.node_id);
     a.insert("dify.index".into(), n.index.to_string());
-    a.insert("dify.triggered_from".into(), n.triggered_from.clone());
+    a.insert("dify.triggered_from".into(), n.triggered_from);
     a.insert("dify.elapsed_time".into(), n.elapsed_time.to_string());
-    a.insert("dify.tenant_id".into(), n.tenant_id.clone());
-    if let Some(p) = &n.predecessor_node_id {
-        a.insert("dify.predecessor_node_id".into(), p.clone());
+    a.insert("dify.tenant_id".into(), n.tenant_id);
+    if let Some(p) = n.predecessor_node_id {
+        a.insert("dify.predecessor_node_id".into(), p);
     }
     if let Some(p) = process_text {
         a.insert("dify.process_data".into(), p);

@@ -287,13 +287,9 @@ async fn post(request: impl Fn() -> reqwest::RequestBuilder) -> anyhow::Result<(
 
 /// Appends, waiting while the store is over its memory budget.
 async fn append(pipeline: &Pipeline, spans: Vec<loupe_model::Span>) -> anyhow::Result<()> {
-    loop {
-        match pipeline.write(spans.clone()).await {
-            Ok(_) => return Ok(()),
-            Err(loupe_backend::StoreError::Overloaded { retry_after }) => {
-                tokio::time::sleep(retry_after.max(Duration::from_millis(100))).await
-            }
-            Err(e) => return Err(e).context("append failed"),
-        }
-    }
+    pipeline
+        .write_waiting(spans, Duration::from_millis(100))
+        .await
+        .context("append failed")?;
+    Ok(())
 }

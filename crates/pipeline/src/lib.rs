@@ -156,8 +156,47 @@ impl Pipeline {
         if spans.is_empty() {
             return Ok(WriteAck { seq: 0, spans: 0 });
         }
+        self.prepare(&mut spans);
+        self.writer.append(spans).await
+    }
+
+    /// [`Self::write`] for a batch source that waits while the backend is
+    /// overloaded (the Dify sync, `loupe gen`): the rules run once, and a
+    /// refused batch is written again after the delay the backend asks for
+    /// (at least `min_wait`). The backend gives a refused batch back, so
+    /// the caller keeps no copy of it.
+    ///
+    /// # Errors
+    /// The backend's, except [`StoreError::Overloaded`].
+    #[tracing::instrument(name = "pipeline.write_waiting", skip_all, fields(spans = spans.len()))]
+    pub async fn write_waiting(
+        &self,
+        mut spans: Vec<Span>,
+        min_wait: std::time::Duration,
+    ) -> Result<WriteAck, StoreError> {
+        if spans.is_empty() {
+            return Ok(WriteAck { seq: 0, spans: 0 });
+        }
+        self.prepare(&mut spans);
+        loop {
+            match self.writer.append_or_return(spans).await {
+                Ok(ack) => return Ok(ack),
+                Err(loupe_backend::Refused {
+                    error: StoreError::Overloaded { retry_after },
+                    spans: Some(back),
+                }) => {
+                    tokio::time::sleep(retry_after.max(min_wait)).await;
+                    spans = back;
+                }
+                Err(refused) => return Err(refused.error),
+            }
+        }
+    }
+
+    /// The rules every span goes through before the backend sees it.
+    fn prepare(&self, spans: &mut [Span]) {
         let tags = self.tags.current();
-        for span in &mut spans {
+        for span in spans.iter_mut() {
             tags.apply(span);
             // Error class and signature for every source (Dify's database
             // gives a message and no class).
@@ -167,11 +206,10 @@ impl Pipeline {
         }
         if !self.redactor.is_empty() {
             let _redact = tracing::debug_span!("pipeline.redact").entered();
-            for span in &mut spans {
+            for span in spans.iter_mut() {
                 self.redactor.apply(span);
             }
         }
-        self.writer.append(spans).await
     }
 
     /// The tag rules every written span goes through now.

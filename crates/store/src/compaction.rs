@@ -15,6 +15,14 @@
 //!   A tier with `compaction_min_parts` parts is merged. A row is rewritten
 //!   once per tier it climbs, about log₄ of the day's size, never once per
 //!   new part (no "rewrite the whole day for every flush").
+//! - **Days left behind.** A day before the newest day its project holds
+//!   is no longer written in order: live traffic has moved to a new day,
+//!   or a backfill (which reads history oldest first) has moved past it.
+//!   Its tiers merge from two parts, so a day that ended with two or three
+//!   flushed parts does not keep them for good. (A backfill's flush sizes
+//!   used to decide whether each day stayed at three parts, below the
+//!   default of four, and its scans ~1.5× slower.) Late rows for such a
+//!   day still climb the same tiers, so the bound on rewrites holds.
 //! - **Bounded memory.** A merge reads its parts whole into memory (a span
 //!   row with Dify payloads is ~5 KB there), so a group holds at most
 //!   [`MAX_MERGE_ROWS`] rows: a busy day ends as several parts of about
@@ -47,13 +55,18 @@ pub(crate) fn plan(
 ) -> Vec<Vec<Arc<Part>>> {
     let min_parts = min_parts.max(2);
     let mut days: BTreeMap<(&str, &str), Vec<&Arc<Part>>> = BTreeMap::new();
+    let mut newest: BTreeMap<&str, &str> = BTreeMap::new();
     for p in parts {
-        days.entry((p.meta.project.as_str(), p.meta.day.as_str()))
-            .or_default()
-            .push(p);
+        let (project, day) = (p.meta.project.as_str(), p.meta.day.as_str());
+        days.entry((project, day)).or_default().push(p);
+        let last = newest.entry(project).or_insert(day);
+        *last = (*last).max(day);
     }
     let mut groups = Vec::new();
-    for mut day in days.into_values() {
+    for ((project, date), mut day) in days {
+        // `YYYY-MM-DD` strings order as the days do.
+        let behind = newest.get(project).is_some_and(|last| date < *last);
+        let min_parts = if behind { 2 } else { min_parts };
         day.sort_by_key(|p| (p.meta.rows, p.meta.id));
         let mut chosen: HashSet<u64> = HashSet::new();
         let rows: Vec<u64> = day.iter().map(|p| p.meta.rows).collect();
@@ -154,7 +167,8 @@ mod tests {
         let d = dir.path();
         let big = part(d, 1, "2026-01-01", 70_000);
         let small: Vec<_> = (2..5).map(|i| part(d, i, "2026-01-01", 10)).collect();
-        let other_day = part(d, 9, "2026-01-02", 10);
+        // An older day's part: 2026-01-01 is the newest day.
+        let other_day = part(d, 9, "2025-12-31", 10);
         let mut all = vec![big.clone(), other_day];
         all.extend(small.iter().cloned());
         let none = BTreeMap::new();
@@ -162,6 +176,53 @@ mod tests {
         all.push(part(d, 5, "2026-01-01", 20));
         // The four small parts form a tier; the 70k-row part is above it.
         assert_eq!(ids(&plan(&all, &none, 4)), vec![vec![2, 3, 4, 5]]);
+    }
+
+    /// A day behind the newest (a backfill moved past it, or live traffic
+    /// into a new day) merges a tier from two parts; the newest day waits
+    /// for `min_parts`. Parts too far apart in size still stay apart.
+    #[test]
+    fn days_left_behind_merge_their_small_parts_from_two() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let mut all = vec![
+            part(d, 1, "2026-01-01", 30),
+            part(d, 2, "2026-01-01", 40),
+            part(d, 3, "2026-01-02", 30),
+            part(d, 4, "2026-01-02", 40),
+            part(d, 5, "2026-01-02", 50),
+            part(d, 6, "2026-01-03", 30),
+            part(d, 7, "2026-01-03", 40),
+            part(d, 8, "2026-01-03", 50),
+        ];
+        let none = BTreeMap::new();
+        assert_eq!(ids(&plan(&all, &none, 4)), vec![vec![1, 2], vec![3, 4, 5]]);
+        // Another project's newer day changes nothing here.
+        let mut other = Span::new("q", "x");
+        other.start_time = Some(0);
+        let q = Arc::new(
+            write_part(
+                d,
+                10,
+                "q",
+                "2026-02-01",
+                0,
+                vec![&Row {
+                    span: other,
+                    version: 1,
+                }],
+            )
+            .expect("part"),
+        );
+        all.push(q);
+        assert_eq!(ids(&plan(&all, &none, 4)), vec![vec![1, 2], vec![3, 4, 5]]);
+        // A big part and a small one of a day left behind stay apart.
+        let apart = vec![
+            part(d, 11, "2026-01-01", 70_000),
+            part(d, 12, "2026-01-01", 10),
+            part(d, 13, "2026-01-02", 10),
+        ];
+        assert!(plan(&apart, &none, 4).is_empty());
     }
 
     /// A tier over the memory bound is cut into groups under it; a cut

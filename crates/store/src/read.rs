@@ -11,8 +11,9 @@ use datafusion::prelude::SessionConfig;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use loupe_backend::{
-    BatchStream, Cond, Cursor, OffsetPage, PageQuery, Plan, QueryLimits, QueryResult, SpanFilter,
-    SpanPage, SpanQuery, SpanReader, SpanWriter, StoreError, TracesQuery, WriteAck, tree_order,
+    BatchStream, Cond, Cursor, OffsetPage, PageQuery, Plan, QueryLimits, QueryResult, Refused,
+    SpanFilter, SpanPage, SpanQuery, SpanReader, SpanWriter, StoreError, TracesQuery, WriteAck,
+    tree_order,
 };
 use loupe_model::{ProjectId, Span, column};
 
@@ -180,6 +181,15 @@ impl Store {
 impl SpanWriter for Store {
     fn append(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, StoreError>> {
         async move { Store::append(self, spans).await.map_err(StoreError::from) }.boxed()
+    }
+
+    fn append_or_return(&self, spans: Vec<Span>) -> BoxFuture<'_, Result<WriteAck, Refused>> {
+        async move {
+            Store::append_or_return(self, spans)
+                .await
+                .map_err(|(e, spans)| Refused::new(StoreError::from(e), spans))
+        }
+        .boxed()
     }
 }
 

@@ -362,6 +362,61 @@ async fn appends_beyond_the_admission_queue_are_refused_not_queued_forever() {
         .expect("accepted once a slot is free");
 }
 
+/// A refused append gives its spans back as they were sent, from either
+/// place that refuses for lack of room (the admission queue, the unflushed
+/// bytes), so a caller that waits and retries keeps no copy; refusals for
+/// other reasons give nothing back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_refused_for_room_gives_its_spans_back_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path());
+    cfg.max_concurrent_appends = 1;
+    cfg.append_queue_timeout = std::time::Duration::from_millis(50);
+    cfg.max_unflushed_bytes = 1;
+    let store = Store::open(cfg, loupe_rollup::RollupConfig::default()).expect("open");
+    let mut sent = node("a", "t", None, T0);
+    sent.input = Some("a question".into());
+
+    let held = store.inner.append_slots.acquire().await.expect("slot");
+    let (error, back) = store
+        .append_or_return(vec![sent.clone()])
+        .await
+        .expect_err("no slot");
+    assert!(matches!(error, Error::Full), "{error:?}");
+    assert_eq!(back, Some(vec![sent.clone()]));
+    drop(held);
+
+    // The first append fits; after it the unflushed bytes are over 1.
+    store
+        .append(vec![node("b", "t", None, T0)])
+        .await
+        .expect("append");
+    let (error, back) = store
+        .append_or_return(vec![sent.clone()])
+        .await
+        .expect_err("over max_unflushed_bytes");
+    assert!(matches!(error, Error::Full), "{error:?}");
+    assert_eq!(back, Some(vec![sent.clone()]));
+
+    let (error, back) = store
+        .append_or_return(vec![Span::new("", "no project")])
+        .await
+        .expect_err("invalid");
+    assert!(matches!(error, Error::Invalid(_)), "{error:?}");
+    assert!(back.is_none());
+
+    // Through the backend trait: the same spans, as `Overloaded`.
+    let refused = loupe_backend::SpanWriter::append_or_return(&store, vec![sent.clone()])
+        .await
+        .expect_err("still full");
+    assert!(
+        matches!(refused.error, loupe_backend::StoreError::Overloaded { .. }),
+        "{:?}",
+        refused.error
+    );
+    assert_eq!(refused.spans, Some(vec![sent]));
+}
+
 /// Shutdown aborts the background loop, possibly mid-flush. The aborted
 /// flush's blocking work still finishes, and until it has, no other flush
 /// may start: the one in `shutdown` used to write the same frozen memtable

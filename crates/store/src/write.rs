@@ -56,38 +56,56 @@ struct Lookups {
 
 impl Store {
     /// Appends spans; resolves once they are durable per the durability mode.
-    #[tracing::instrument(name = "store.append", skip_all, fields(spans = spans.len()))]
     pub async fn append(&self, spans: Vec<Span>) -> Result<WriteAck, Error> {
-        self.check_writable()?;
+        self.append_or_return(spans).await.map_err(|(e, _)| e)
+    }
+
+    /// [`Store::append`], giving the spans back untouched when it refuses
+    /// them for lack of room ([`Error::Full`]), so a caller that waits and
+    /// retries needs no copy of its batch.
+    #[tracing::instrument(name = "store.append", skip_all, fields(spans = spans.len()))]
+    pub async fn append_or_return(
+        &self,
+        spans: Vec<Span>,
+    ) -> Result<WriteAck, (Error, Option<Vec<Span>>)> {
+        self.check_writable().map_err(|e| (e, None))?;
         for s in &spans {
             if s.project.is_empty() || s.span_id.is_empty() {
-                return Err(Error::Invalid(
-                    "every span needs a project and a span_id".into(),
+                return Err((
+                    Error::Invalid("every span needs a project and a span_id".into()),
+                    None,
                 ));
             }
         }
         let count = spans.len();
         // Bounded admission: waiting requests hold their bodies in memory,
         // so past a short queue the caller is told to retry instead.
-        let slot = tokio::time::timeout(
+        let slot = match tokio::time::timeout(
             self.inner.config.append_queue_timeout,
             self.inner.append_slots.acquire(),
         )
         .await
-        .map_err(|_| Error::Full)?
-        .map_err(|_| Error::Closed)?;
+        {
+            Err(_) => return Err((Error::Full, Some(spans))),
+            Ok(Err(_)) => return Err((Error::Closed, None)),
+            Ok(Ok(slot)) => slot,
+        };
         let store = self.clone();
         let seq = tokio::task::spawn_blocking(move || store.append_blocking(spans))
             .await
-            .map_err(|e| Error::Internal(format!("append task failed: {e}")))??;
+            .map_err(|e| (Error::Internal(format!("append task failed: {e}")), None))??;
         // The slot covers the applying; waiting for the fsync needs none
         // (that is where group commit gathers appends).
         drop(slot);
-        self.inner.wal.wait_durable(seq).await?;
+        self.inner
+            .wal
+            .wait_durable(seq)
+            .await
+            .map_err(|e| (e, None))?;
         Ok(WriteAck { seq, spans: count })
     }
 
-    fn append_blocking(&self, spans: Vec<Span>) -> Result<u64, Error> {
+    fn append_blocking(&self, spans: Vec<Span>) -> Result<u64, (Error, Option<Vec<Span>>)> {
         let _gate = self.inner.append_gate.lock();
         {
             let st = self.inner.state.lock();
@@ -99,14 +117,18 @@ impl Store {
                 .sum::<usize>();
             if unflushed > self.inner.config.max_unflushed_bytes {
                 self.inner.flush_wake.notify_one();
-                return Err(Error::Full);
+                return Err((Error::Full, Some(spans)));
             }
         }
-        let payload = crate::wal::encode_spans(&spans)
-            .map_err(|e| Error::Internal(format!("cannot encode spans for the WAL: {e}")))?;
-        let lookups = self.lookup(&spans)?;
+        let payload = crate::wal::encode_spans(&spans).map_err(|e| {
+            (
+                Error::Internal(format!("cannot encode spans for the WAL: {e}")),
+                None,
+            )
+        })?;
+        let lookups = self.lookup(&spans).map_err(|e| (e, None))?;
         let seq = self.inner.state.lock().next_seq;
-        self.inner.wal.write(seq, &payload)?;
+        self.inner.wal.write(seq, &payload).map_err(|e| (e, None))?;
         self.apply_with(seq, spans, lookups);
         if self.inner.state.lock().active.bytes >= self.inner.config.memtable_bytes {
             self.inner.flush_wake.notify_one();
@@ -278,11 +300,16 @@ impl Store {
                     .contexts
                     .get_mut(&tkey)
                     .is_some_and(|ctx| ctx.absorb(&row));
-                if let Some(ctx) = st.contexts.get(&tkey).cloned() {
-                    ctx.fill(&mut row);
-                    if changed {
-                        refill_trace(st, &tkey, &row.span_id, &ctx, traces.get(&tkey));
+                // Borrowed, not cloned: a context is a dozen strings and
+                // the tags, and this runs for every span written.
+                if !changed {
+                    if let Some(ctx) = st.contexts.get(&tkey) {
+                        ctx.fill(&mut row);
                     }
+                } else if let Some((tkey, ctx)) = st.contexts.remove_entry(&tkey) {
+                    ctx.fill(&mut row);
+                    refill_trace(st, &tkey, &row.span_id, &ctx, traces.get(&tkey));
+                    st.contexts.insert(tkey, ctx);
                 }
             }
             let current = st.rollups.contribution(&row);

@@ -53,7 +53,13 @@ fn rows_written_from_spans_map_back_to_the_same_spans() {
         let rows = run_rows(&generated.spans, &generated.inputs).expect("a workflow span");
         let lookups = rows.lookups();
         let root = run_span(&config.project, &rows.run, rows.log.as_ref(), &lookups);
-        let mapped_nodes = node_spans(&config.project, &rows.run, &rows.nodes, &[], &lookups);
+        let mapped_nodes = node_spans(
+            &config.project,
+            &rows.run,
+            rows.nodes.clone(),
+            &[],
+            &lookups,
+        );
         let original_root = generated
             .spans
             .iter()

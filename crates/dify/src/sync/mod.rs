@@ -288,19 +288,7 @@ impl Syncer {
 
     /// Appends, retrying while the store is overloaded.
     async fn append(&self, spans: Vec<Span>) -> Result<u64, Error> {
-        let n = spans.len() as u64;
-        for chunk in spans.chunks(2000) {
-            loop {
-                match self.pipeline.write(chunk.to_vec()).await {
-                    Ok(_) => break,
-                    Err(loupe_backend::StoreError::Overloaded { retry_after }) => {
-                        tokio::time::sleep(retry_after.max(Duration::from_millis(50))).await;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        Ok(n)
+        write_all(&self.pipeline, spans).await
     }
 
     /// Sleeps so that the rows read stay under the configured rate.
@@ -368,7 +356,8 @@ impl Syncer {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
-        let mut nodes = fetch::nodes_of(&self.client, &ids).await?;
+        let nodes = fetch::nodes_of(&self.client, &ids).await?;
+        let node_count = nodes.len();
         let node_ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
         let storage_dir = self.config.storage_dir.as_deref();
         let mut offloads = if node_ids.is_empty() {
@@ -387,19 +376,19 @@ impl Syncer {
             .map(|r| r.created_by.clone())
             .collect();
         let lookups = self.lookups(&apps, &users, &[]).await?;
-        // Each run's nodes as one slice of `nodes`, in the query's order
-        // (already by run; the stable sort keeps `index` order within one):
-        // node payloads are large, and are not copied.
-        nodes.sort_by(|a, b| a.workflow_run_id.cmp(&b.workflow_run_id));
-        let by_run: HashMap<&str, &[schema::NodeExecution]> = nodes
-            .chunk_by(|a, b| a.workflow_run_id == b.workflow_run_id)
-            .filter_map(|same| Some((same[0].workflow_run_id.as_deref()?, same)))
-            .collect();
-        let mut spans = Vec::with_capacity(runs.len() + nodes.len());
+        // Each run's nodes, in the query's order (by run, then `index`),
+        // moved rather than copied: their payloads are large.
+        let mut by_run: HashMap<String, Vec<schema::NodeExecution>> = HashMap::new();
+        for n in nodes {
+            if let Some(run) = &n.workflow_run_id {
+                by_run.entry(run.clone()).or_default().push(n);
+            }
+        }
+        let mut spans = Vec::with_capacity(runs.len() + node_count);
         for run in runs {
             let project = self.projects.of(Some(&run.tenant_id), &run.app_id);
             spans.push(map::run_span(project, run, logs.get(&run.id), &lookups));
-            let mine = by_run.get(run.id.as_str()).copied().unwrap_or_default();
+            let mine = by_run.remove(&run.id).unwrap_or_default();
             spans.extend(map::node_spans(project, run, mine, &offloads, &lookups));
         }
         Ok(spans)
@@ -497,6 +486,93 @@ impl Syncer {
         self.save()
     }
 
+    /// Reads `table` after its checkpoint until caught up. Each page is
+    /// read and mapped while the page before it is written (the store
+    /// applies a write on its own thread), so the database, the mapping
+    /// and the store work at once; at most two pages are in memory. The
+    /// checkpoint moves past a page only once its write is acknowledged.
+    async fn backfill(&mut self, table: Paged, report: &mut SyncReport) -> Result<(), Error> {
+        let pipeline = self.pipeline.clone();
+        let (at, id) = self.position(table.name())?;
+        let mut next = self.read_page(table, Position::new(at, id)).await?;
+        while let Some(page) = next.take() {
+            let Page {
+                last,
+                rows,
+                spans,
+                open,
+                settled,
+            } = page;
+            let full = rows >= self.config.batch;
+            let after = last.clone();
+            let read_ahead = async {
+                if full {
+                    self.read_page(table, after).await
+                } else {
+                    Ok(None)
+                }
+            };
+            let (written, read) = tokio::join!(write_all(&pipeline, spans), read_ahead);
+            report.spans += written?;
+            let polled = match table {
+                Paged::Runs => &mut self.checkpoint.open_runs,
+                Paged::Messages => &mut self.checkpoint.open_messages,
+            };
+            polled.extend(open);
+            for id in &settled {
+                polled.remove(id);
+            }
+            self.checkpoint.tables.insert(table.name().into(), last);
+            self.save()?;
+            self.pace(rows, report, table.name()).await;
+            next = read?;
+        }
+        Ok(())
+    }
+
+    /// The page of `table` after `after`, mapped to spans (`None`: no rows).
+    async fn read_page(&mut self, table: Paged, after: Position) -> Result<Option<Page>, Error> {
+        let batch = i64::try_from(self.config.batch).unwrap_or(i64::MAX);
+        let lag = self.config.lag.as_secs_f64();
+        let after = (after.time()?, after.id.as_str());
+        let (last, rows, spans, polled) = match table {
+            Paged::Runs => {
+                let runs = fetch::runs_after(&self.client, after, batch, lag).await?;
+                let Some(last) = runs.last() else {
+                    return Ok(None);
+                };
+                let last = Position::new(last.created_at, last.id.clone());
+                let spans = self.run_spans(&runs).await?;
+                let polled: Vec<(String, bool)> = runs
+                    .iter()
+                    .map(|r| (r.id.clone(), self.keep_polling(r)))
+                    .collect();
+                (last, runs.len(), spans, polled)
+            }
+            Paged::Messages => {
+                let messages = fetch::messages_after(&self.client, after, batch, lag).await?;
+                let Some(last) = messages.last() else {
+                    return Ok(None);
+                };
+                let last = Position::new(last.created_at, last.id.clone());
+                let spans = self.message_spans(&messages).await?;
+                let polled: Vec<(String, bool)> = messages
+                    .iter()
+                    .map(|m| (m.id.clone(), self.message_open(m)))
+                    .collect();
+                (last, messages.len(), spans, polled)
+            }
+        };
+        let (open, settled) = polled.into_iter().partition::<Vec<_>, _>(|(_, open)| *open);
+        Ok(Some(Page {
+            last,
+            rows,
+            spans,
+            open: open.into_iter().map(|(id, _)| id).collect(),
+            settled: settled.into_iter().map(|(id, _)| id).collect(),
+        }))
+    }
+
     /// One pass over every table until caught up.
     #[tracing::instrument(name = "dify.sync_pass", skip_all, fields(project = %self.config.project))]
     pub async fn sync_once(&mut self) -> Result<SyncReport, Error> {
@@ -509,27 +585,7 @@ impl Syncer {
         let lag = self.config.lag.as_secs_f64();
 
         // 1. New runs.
-        loop {
-            let (at, id) = self.position("workflow_runs")?;
-            let runs = fetch::runs_after(&self.client, (at, &id), batch, lag).await?;
-            let Some(last) = runs.last() else { break };
-            let last = Position::new(last.created_at, last.id.clone());
-            let spans = self.run_spans(&runs).await?;
-            report.spans += self.append(spans).await?;
-            for r in &runs {
-                if self.keep_polling(r) {
-                    self.checkpoint.open_runs.insert(r.id.clone());
-                } else {
-                    self.checkpoint.open_runs.remove(&r.id);
-                }
-            }
-            self.checkpoint.tables.insert("workflow_runs".into(), last);
-            self.save()?;
-            self.pace(runs.len(), &mut report, "workflow_runs").await;
-            if runs.len() < self.config.batch {
-                break;
-            }
-        }
+        self.backfill(Paged::Runs, &mut report).await?;
 
         // 2. Re-poll open runs.
         let open: Vec<String> = self.checkpoint.open_runs.iter().cloned().collect();
@@ -552,25 +608,7 @@ impl Syncer {
         }
 
         // 3. Messages, then open messages.
-        loop {
-            let (at, id) = self.position("messages")?;
-            let messages = fetch::messages_after(&self.client, (at, &id), batch, lag).await?;
-            let Some(last) = messages.last() else { break };
-            let last = Position::new(last.created_at, last.id.clone());
-            let spans = self.message_spans(&messages).await?;
-            report.spans += self.append(spans).await?;
-            for m in &messages {
-                if self.message_open(m) {
-                    self.checkpoint.open_messages.insert(m.id.clone());
-                }
-            }
-            self.checkpoint.tables.insert("messages".into(), last);
-            self.save()?;
-            self.pace(messages.len(), &mut report, "messages").await;
-            if messages.len() < self.config.batch {
-                break;
-            }
-        }
+        self.backfill(Paged::Messages, &mut report).await?;
         let open: Vec<String> = self.checkpoint.open_messages.iter().cloned().collect();
         for ids in open.chunks(self.config.batch) {
             let messages = fetch::messages_by_id(&self.client, ids).await?;
@@ -677,4 +715,107 @@ impl Syncer {
 
 fn unique(items: impl Iterator<Item = String>) -> Vec<String> {
     items.collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+/// The tables read by keyset pages whose rows stay re-polled while open.
+#[derive(Clone, Copy)]
+enum Paged {
+    Runs,
+    Messages,
+}
+
+impl Paged {
+    fn name(self) -> &'static str {
+        match self {
+            Paged::Runs => "workflow_runs",
+            Paged::Messages => "messages",
+        }
+    }
+}
+
+/// A page read and mapped, waiting for its write.
+struct Page {
+    /// Its last row: where the checkpoint moves once it is written.
+    last: Position,
+    /// Rows read.
+    rows: usize,
+    spans: Vec<Span>,
+    /// Ids to re-poll on later passes (open, or finished within `settle`).
+    open: Vec<String>,
+    /// Ids that need no more re-polling.
+    settled: Vec<String>,
+}
+
+/// Writes `spans` in chunks, waiting while the store is overloaded; the
+/// chunks are moved, not copied (the pipeline gives a refused one back).
+async fn write_all(pipeline: &Pipeline, spans: Vec<Span>) -> Result<u64, Error> {
+    const CHUNK: usize = 2000;
+    let n = spans.len() as u64;
+    let mut spans = spans.into_iter();
+    loop {
+        let chunk: Vec<Span> = spans.by_ref().take(CHUNK).collect();
+        if chunk.is_empty() {
+            return Ok(n);
+        }
+        pipeline
+            .write_waiting(chunk, Duration::from_millis(50))
+            .await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use loupe_normalise::tags::TagRules;
+    use loupe_store::{Store, StoreConfig};
+
+    use super::*;
+
+    /// A backfill page written while the store has no room waits for the
+    /// flush and then lands whole and once: the refused chunk comes back
+    /// from the store, so the sync keeps no copy of it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_page_written_to_a_full_store_waits_and_lands_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(
+            StoreConfig {
+                data_dir: dir.path().to_owned(),
+                max_unflushed_bytes: 1,
+                ..StoreConfig::default()
+            },
+            loupe_rollup::RollupConfig::default(),
+        )
+        .expect("store opens");
+        let pipeline = Pipeline::new(Arc::new(store.clone()), TagRules::default());
+        let span = |id: &str| {
+            let mut s = Span::new("p", id);
+            s.trace_id = Some("t".into());
+            s.start_time = Some(1_767_225_600_000_000_000);
+            s
+        };
+        write_all(&pipeline, vec![span("first")])
+            .await
+            .expect("room for one");
+        let page: Vec<Span> = (0..2_500).map(|i| span(&format!("s{i}"))).collect();
+        let writing = tokio::spawn({
+            let pipeline = pipeline.clone();
+            async move { write_all(&pipeline, page).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!writing.is_finished(), "written over max_unflushed_bytes");
+        assert_eq!(store.stats().part_rows, 0);
+        store.flush_all().await.expect("flush");
+        // Each chunk of 2,000 fills the store again: flush until done.
+        let written = loop {
+            if writing.is_finished() {
+                break writing.await.expect("task").expect("written");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            store.flush_all().await.expect("flush");
+        };
+        assert_eq!(written, 2_500);
+        store.flush_all().await.expect("flush");
+        assert_eq!(store.stats().part_rows, 2_501);
+    }
 }
