@@ -18,8 +18,9 @@
 //! - **Days left behind.** A day before the newest day its project holds
 //!   is no longer written in order: live traffic has moved to a new day,
 //!   or a backfill (which reads history oldest first) has moved past it.
-//!   Its tiers merge from two parts, so a day that ended with two or three
-//!   flushed parts does not keep them for good. (A backfill's flush sizes
+//!   Its tiers merge from half of `compaction_min_parts` (two by default),
+//!   so a day that ended with two or three flushed parts does not keep
+//!   them for good. (A backfill's flush sizes
 //!   used to decide whether each day stayed at three parts, below the
 //!   default of four, and its scans ~1.5× slower.) Late rows for such a
 //!   day still climb the same tiers, so the bound on rewrites holds.
@@ -66,7 +67,11 @@ pub(crate) fn plan(
     for ((project, date), mut day) in days {
         // `YYYY-MM-DD` strings order as the days do.
         let behind = newest.get(project).is_some_and(|last| date < *last);
-        let min_parts = if behind { 2 } else { min_parts };
+        let min_parts = if behind {
+            (min_parts / 2).max(2)
+        } else {
+            min_parts
+        };
         day.sort_by_key(|p| (p.meta.rows, p.meta.id));
         let mut chosen: HashSet<u64> = HashSet::new();
         let rows: Vec<u64> = day.iter().map(|p| p.meta.rows).collect();
@@ -179,8 +184,9 @@ mod tests {
     }
 
     /// A day behind the newest (a backfill moved past it, or live traffic
-    /// into a new day) merges a tier from two parts; the newest day waits
-    /// for `min_parts`. Parts too far apart in size still stay apart.
+    /// into a new day) merges a tier from half of `min_parts` (at least
+    /// two); the newest day waits for `min_parts`. Parts too far apart in
+    /// size still stay apart.
     #[test]
     fn days_left_behind_merge_their_small_parts_from_two() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -197,6 +203,9 @@ mod tests {
         ];
         let none = BTreeMap::new();
         assert_eq!(ids(&plan(&all, &none, 4)), vec![vec![1, 2], vec![3, 4, 5]]);
+        assert_eq!(ids(&plan(&all, &none, 6)), vec![vec![3, 4, 5]]);
+        // A setting that all but turns compaction off holds for them too.
+        assert!(plan(&all, &none, 1000).is_empty());
         // Another project's newer day changes nothing here.
         let mut other = Span::new("q", "x");
         other.start_time = Some(0);

@@ -58,7 +58,8 @@ pub struct StoreConfig {
     /// this many bytes. Default 512 MiB.
     pub max_unflushed_bytes: usize,
     /// Compact a (project, day) partition once it has this many parts of a
-    /// size (a day before the project's newest: two). Default 4.
+    /// size (a day before the project's newest: half as many, at least
+    /// two). Default 4.
     pub compaction_min_parts: usize,
     /// Days of data kept per project (whole days are dropped). 0 = forever. Default 30.
     pub retention_days: u32,
