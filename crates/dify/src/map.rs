@@ -280,13 +280,14 @@ fn node_span(
     // text): skip parsing them when the key is not there. Dify writes
     // its JSON with Python's `json.dumps`, which never escapes a key's
     // ASCII letters.
-    let outputs = outputs_text
-        .as_ref()
-        .filter(|o| o.contains("\"usage\""))
-        .and_then(|o| match serde_json::from_str(o) {
-            Ok(Value::Object(m)) => Some(m),
-            _ => None,
-        });
+    let outputs = if outputs_text
+        .as_deref()
+        .is_some_and(|o| o.contains("\"usage\""))
+    {
+        parse_object(&outputs_text)
+    } else {
+        None
+    };
     if let Some(p) = &process {
         s.model_name = p.get("model_name").and_then(text_of);
         s.model_provider = p.get("model_provider").and_then(text_of);

@@ -20,10 +20,10 @@
 //!   or a backfill (which reads history oldest first) has moved past it.
 //!   Its tiers merge from half of `compaction_min_parts` (two by default),
 //!   so a day that ended with two or three flushed parts does not keep
-//!   them for good. (A backfill's flush sizes
-//!   used to decide whether each day stayed at three parts, below the
-//!   default of four, and its scans ~1.5× slower.) Late rows for such a
-//!   day still climb the same tiers, so the bound on rewrites holds.
+//!   them for good. (A backfill's flush sizes used to decide whether each
+//!   day stayed at three parts, below the default of four, and its scans
+//!   ~1.5× slower.) Late rows for such a day still climb the same tiers,
+//!   so the bound on rewrites holds.
 //! - **Bounded memory.** A merge reads its parts whole into memory (a span
 //!   row with Dify payloads is ~5 KB there), so a group holds at most
 //!   [`MAX_MERGE_ROWS`] rows: a busy day ends as several parts of about
@@ -144,13 +144,17 @@ mod tests {
     use loupe_model::Span;
 
     fn part(dir: &std::path::Path, id: u64, day: &str, rows: usize) -> Arc<Part> {
+        part_of(dir, id, "p", day, rows)
+    }
+
+    fn part_of(dir: &std::path::Path, id: u64, project: &str, day: &str, rows: usize) -> Arc<Part> {
         let rows: Vec<Row> = (0..rows)
             .map(|i| Row {
-                span: Span::new("p", format!("s{id}-{i}")),
+                span: Span::new(project, format!("s{id}-{i}")),
                 version: id * 1_000_000 + i as u64,
             })
             .collect();
-        Arc::new(write_part(dir, id, "p", day, 0, rows.iter().collect()).expect("part"))
+        Arc::new(write_part(dir, id, project, day, 0, rows.iter().collect()).expect("part"))
     }
 
     fn ids(groups: &[Vec<Arc<Part>>]) -> Vec<Vec<u64>> {
@@ -207,23 +211,7 @@ mod tests {
         // A setting that all but turns compaction off holds for them too.
         assert!(plan(&all, &none, 1000).is_empty());
         // Another project's newer day changes nothing here.
-        let mut other = Span::new("q", "x");
-        other.start_time = Some(0);
-        let q = Arc::new(
-            write_part(
-                d,
-                10,
-                "q",
-                "2026-02-01",
-                0,
-                vec![&Row {
-                    span: other,
-                    version: 1,
-                }],
-            )
-            .expect("part"),
-        );
-        all.push(q);
+        all.push(part_of(d, 10, "q", "2026-02-01", 1));
         assert_eq!(ids(&plan(&all, &none, 4)), vec![vec![1, 2], vec![3, 4, 5]]);
         // A big part and a small one of a day left behind stay apart.
         let apart = vec![
