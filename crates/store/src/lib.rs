@@ -298,6 +298,11 @@ pub(crate) struct Inner {
     pub log_counts: loupe_rollup::logs::LogCounts,
     /// Full-text indexes loaded so far, by part id (`fts.rs`).
     pub text_indexes: Mutex<std::collections::HashMap<u64, Arc<fts::Index>>>,
+    /// Parquet footers and page indexes of the parts queries read, shared
+    /// by every query's runtime (`query::query_runtime`): parsing a part's
+    /// page index was a tenth of a day's scan. Part files never change
+    /// under their path (a rewrite is a new part id).
+    pub parquet_metadata: Arc<datafusion::execution::cache::cache_manager::FileMetadataCache>,
     /// The analytics' hourly tables (`partials.rs`). Never held together
     /// with `state`.
     pub partials: Mutex<partials::PartialCache>,
@@ -310,6 +315,10 @@ pub(crate) struct Inner {
     /// any part is written, so a test can act mid-flush without racing it.
     #[cfg(test)]
     pub after_freeze: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Tests: the most run keys a `run has` is answered with as a list
+    /// (`query::run_has`), lowered to take the subquery path.
+    #[cfg(test)]
+    pub run_has_keys_max: std::sync::atomic::AtomicUsize,
 }
 
 impl Store {
@@ -432,11 +441,19 @@ impl Store {
                 logs,
                 log_counts: Default::default(),
                 text_indexes: Mutex::new(Default::default()),
+                parquet_metadata: Arc::new(
+                    datafusion::execution::cache::default_cache::DefaultCache::new(
+                        query::PARQUET_METADATA_CACHE_BYTES,
+                    )
+                    .with_name("loupe parquet metadata"),
+                ),
                 partials: Mutex::new(partial_cache),
                 cold,
                 retention: parking_lot::RwLock::new(retention),
                 #[cfg(test)]
                 after_freeze: Mutex::new(None),
+                #[cfg(test)]
+                run_has_keys_max: std::sync::atomic::AtomicUsize::new(query::RUN_HAS_KEYS_MAX),
             }),
         }
     }

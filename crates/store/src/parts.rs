@@ -26,7 +26,7 @@ use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
     RowFilter, RowSelection,
 };
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, PageIndexPolicy};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -56,6 +56,12 @@ const PAGE_ROWS: usize = 256;
 /// models and names keep their dictionaries: 4.8 ms, for 6 % more bytes.
 const DICTIONARY_BYTES: usize = 16 * 1024;
 
+/// Times and durations: delta-encoded without zstd. Every scan filters
+/// on `start_time`, and a zstd frame per small page cost more to open than
+/// the page's values (a fifth of a day's scan); rows sorted by kind and
+/// time make the deltas small: the Parquet came out 1 % smaller.
+const DELTA_COLUMNS: [&str; 3] = [column::START_TIME, column::END_TIME, column::DURATION];
+
 /// Columns written without compression. Their chunks are dictionary
 /// indices and run lengths of a few distinct values (kinds, statuses,
 /// names of apps, models and tools, currencies) or mostly null numbers,
@@ -65,7 +71,7 @@ const DICTIONARY_BYTES: usize = 16 * 1024;
 /// compressor and a decompressor per chunk it opens): a run's spans sit in
 /// one row group per span kind, so reading one run opened ~190 chunks, and
 /// those contexts were 40 % of its CPU. The heavy columns (payloads,
-/// attributes, ids, times, names, tags) stay compressed.
+/// attributes, ids, names, tags) stay compressed.
 const UNCOMPRESSED_COLUMNS: [&str; 19] = [
     column::PROJECT,
     column::SOURCE,
@@ -497,10 +503,16 @@ pub fn write_part(
         .fold(props, |p, c| {
             p.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None)
         });
-    let props = UNCOMPRESSED_COLUMNS
+    let props = UNCOMPRESSED_COLUMNS.into_iter().fold(props, |p, c| {
+        p.set_column_compression(ColumnPath::from(c), Compression::UNCOMPRESSED)
+    });
+    let props = DELTA_COLUMNS
         .into_iter()
         .fold(props, |p, c| {
-            p.set_column_compression(ColumnPath::from(c), Compression::UNCOMPRESSED)
+            let path = ColumnPath::from(c);
+            p.set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path.clone(), Encoding::DELTA_BINARY_PACKED)
+                .set_column_compression(path, Compression::UNCOMPRESSED)
         })
         .build();
     // Durable: the manifest will name this file once the call returns.
@@ -789,6 +801,19 @@ mod tests {
             assert!(
                 col.bloom_filter_offset().is_some(),
                 "{name} has no bloom filter"
+            );
+        }
+        // Times and durations: delta-encoded, no zstd.
+        for name in DELTA_COLUMNS {
+            let col = cols
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .expect("column");
+            assert_eq!(col.compression(), Compression::UNCOMPRESSED, "{name}");
+            assert!(
+                col.encodings().any(|e| e == Encoding::DELTA_BINARY_PACKED),
+                "{name}: {:?}",
+                col.encodings().collect::<Vec<_>>()
             );
         }
         // One trace read through the position index: exactly its rows.

@@ -4,9 +4,11 @@
 //! the time range as `start_time` bounds (so parts outside it are pruned),
 //! the filter tree as one predicate (`compile.rs`), then either the listing
 //! columns or an aggregate (group keys, `date_bin` buckets, aggregates), the
-//! total sort order and the limit. `run has (…)` is an uncorrelated
-//! `IN (subquery)` on the run key (`run_id`, else `trace_id`), which
-//! DataFusion turns into a semi join (a mark join under `OR`/`NOT`).
+//! total sort order and the limit. `run has (…)` is first answered by a
+//! scan of its own as a list of run keys (`run_id`, else `trace_id`;
+//! `run_has.rs`); past 100,000 runs it stays an uncorrelated
+//! `IN (subquery)`, which DataFusion turns into a semi join (a mark join
+//! under `OR`/`NOT`).
 //!
 //! Read-only SQL (`sql.rs`) runs over the same table with DDL, DML and
 //! statements disabled and a memory pool limit.
@@ -24,6 +26,7 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, lit};
@@ -44,6 +47,7 @@ mod compile;
 mod logs;
 mod pool;
 pub(crate) mod rollup;
+mod run_has;
 mod signature;
 mod sql;
 mod sql_guard;
@@ -55,6 +59,13 @@ pub use sql_guard::MAX_SQL_EXPR_DEPTH;
 mod tests;
 
 pub(crate) use compile::{field_expr, ts};
+#[cfg(test)]
+pub(crate) use run_has::RUN_HAS_KEYS_MAX;
+use run_has::RunKeys;
+
+/// Memory for the Parquet footers and page indexes queries keep between
+/// them, least recently used out first.
+pub(crate) const PARQUET_METADATA_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 /// Listings with a limit up to this run in two phases ([`Store::late_rows`]).
 const LATE_ROWS_MAX: u64 = 10_000;
@@ -121,16 +132,21 @@ impl Store {
         *self.inner.query_pool.lock() = Some(pool::global(total_bytes));
     }
 
-    /// A runtime whose memory pool is `limit` bytes inside the shared pool.
+    /// A runtime whose memory pool is `limit` bytes inside the shared pool,
+    /// with the store's Parquet metadata cache.
     pub(crate) fn query_runtime(
         &self,
         limit: usize,
     ) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>, Error> {
+        let cache = CacheManagerConfig::default()
+            .with_file_metadata_cache(Some(self.inner.parquet_metadata.clone()))
+            .with_metadata_cache_limit(PARQUET_METADATA_CACHE_BYTES);
         Ok(RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(pool::QueryPool::new(
                 self.inner.query_pool.lock().clone(),
                 limit,
             )))
+            .with_cache_manager(cache)
             .build_arc()?)
     }
 
@@ -187,8 +203,9 @@ impl Store {
         limits: QueryLimits,
         counter: Arc<ScanCounter>,
         only: Option<Vec<Expr>>,
+        found: &[Option<RunKeys>],
     ) -> Result<(DataFrame, Vec<Option<ValueType>>), Error> {
-        let ctx = self.limited_session(project, limits, counter, required_text(plan))?;
+        let ctx = self.limited_session(project, limits, counter, required_text(plan, found))?;
         let scoped = ctx
             .table(SPANS_TABLE)
             .await?
@@ -197,13 +214,12 @@ impl Store {
         let base = scoped.logical_plan().clone();
         let mut df = scoped;
         if let Some(f) = &plan.filter {
-            let mut subqueries = 0;
-            df = df.filter(compile::filter_expr(
-                f,
-                &base,
-                &mut subqueries,
-                &SPANS_SHAPE,
-            )?)?;
+            let mut runs = compile::RunHas {
+                base: &base,
+                found,
+                n: 0,
+            };
+            df = df.filter(compile::filter_expr(f, &mut runs, &SPANS_SHAPE)?)?;
         }
         match &plan.output {
             Output::Rows(fields) => {
@@ -257,9 +273,10 @@ impl Store {
         fields: &[FieldRef],
         limits: QueryLimits,
         counter: Arc<ScanCounter>,
+        found: &[Option<RunKeys>],
     ) -> Result<QueryResult, Error> {
         let picked = self
-            .first_phase(project, plan, limits, counter.clone(), true)
+            .first_phase(project, plan, limits, counter.clone(), true, found)
             .await?;
         let mut order = std::collections::HashMap::new();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
@@ -330,8 +347,8 @@ impl Store {
     /// so far say the rest needs it) and stops once the limit is reached:
     /// every row of a window sorts before every row of the next, so the
     /// answer is the whole range's, and the first page of a week-long range
-    /// reads only its newest hours. Not with `run has`, whose inner spans
-    /// must come from the whole range.
+    /// reads only its newest hours. Not with a `run has` left as a subquery
+    /// (none of `found`), whose inner spans must come from the whole range.
     ///
     /// `keys_only`: the span id and start time (the first phase); else the
     /// plan's own columns (a listing of light columns needs no second phase).
@@ -342,15 +359,20 @@ impl Store {
         limits: QueryLimits,
         counter: Arc<ScanCounter>,
         keys_only: bool,
+        found: &[Option<RunKeys>],
     ) -> Result<QueryResult, Error> {
         let keys = || keys_only.then(|| vec![ident(column::SPAN_ID), ident(column::START_TIME)]);
         let by_start = plan.sort.first().is_some_and(|k| {
             matches!(&k.column, SortColumn::Field(FieldRef::Column { name, .. }) if name == column::START_TIME)
         });
         let limit = plan.limit.unwrap_or(u64::MAX);
-        if !by_start || plan.filter.as_ref().is_some_and(has_run_has) || limit == u64::MAX {
+        let subquery = plan
+            .filter
+            .as_ref()
+            .is_some_and(|f| has_run_has_subquery(f, found));
+        if !by_start || subquery || limit == u64::MAX {
             let (df, types) = self
-                .plan_frame(project, plan, limits, counter, keys())
+                .plan_frame(project, plan, limits, counter, keys(), found)
                 .await?;
             return collect(
                 df.execute_stream().await?,
@@ -384,7 +406,7 @@ impl Store {
             let got = out.as_ref().map_or(0, |r| r.rows.len() as u64);
             window.limit = Some(limit - got);
             let (df, types) = self
-                .plan_frame(project, &window, limits, counter.clone(), keys())
+                .plan_frame(project, &window, limits, counter.clone(), keys(), found)
                 .await?;
             let part = collect(
                 df.execute_stream().await?,
@@ -452,13 +474,16 @@ impl Store {
             return Ok(result);
         }
         let counter = Arc::new(ScanCounter::default());
+        let found = self
+            .run_has_keys(project, plan, limits, counter.clone())
+            .await?;
         if let (Output::Rows(fields), Some(n)) = (&plan.output, plan.limit)
             && n <= LATE_ROWS_MAX
             && fields.iter().all(is_light)
         {
             // Small columns only: one phase (windowed by start time).
             let mut result = self
-                .first_phase(project, plan, limits, counter.clone(), false)
+                .first_phase(project, plan, limits, counter.clone(), false, &found)
                 .await?;
             let truncated = result.stats.truncated;
             result.stats = counter.stats(started);
@@ -469,7 +494,7 @@ impl Store {
             && n <= LATE_ROWS_MAX
         {
             let mut result = self
-                .late_rows(project, plan, fields, limits, counter.clone())
+                .late_rows(project, plan, fields, limits, counter.clone(), &found)
                 .await?;
             let truncated = result.stats.truncated;
             result.stats = counter.stats(started);
@@ -477,7 +502,7 @@ impl Store {
             return Ok(result);
         }
         let (df, types) = self
-            .plan_frame(project, plan, limits, counter.clone(), None)
+            .plan_frame(project, plan, limits, counter.clone(), None, &found)
             .await?;
         let stream = df.execute_stream().await?;
         let mut result = collect(stream, limits.max_rows, limits.max_answer_bytes, &types).await?;
@@ -527,7 +552,7 @@ impl Store {
         for &(from_ns, to_ns) in &prepared.edges {
             let edge = prepared.edge_plan(plan, from_ns, to_ns);
             let (df, types) = self
-                .plan_frame(project, &edge, limits, counter.clone(), None)
+                .plan_frame(project, &edge, limits, counter.clone(), None, &[])
                 .await?;
             let listed = collect(
                 df.execute_stream().await?,
@@ -584,7 +609,10 @@ impl Store {
         let counter = Arc::new(ScanCounter::default());
         let (df, _) = match plan.source {
             Source::Spans => {
-                self.plan_frame(project, plan, limits, counter, None)
+                let found = self
+                    .run_has_keys(project, plan, limits, counter.clone())
+                    .await?;
+                self.plan_frame(project, plan, limits, counter, None, &found)
                     .await?
             }
             Source::Logs => self.logs_frame(project, plan, limits, counter).await?,
@@ -713,20 +741,32 @@ fn start_time_bound(f: Option<&Filter>) -> Option<i64> {
     }
 }
 
-/// Whether a filter holds a `run has` anywhere.
-fn has_run_has(f: &Filter) -> bool {
+/// The inner filters of the `run has` in `f`, depth first (the order
+/// [`compile::filter_expr`] numbers them in), each with whether every span
+/// the filter keeps must satisfy it (`top`: a conjunct of the whole filter,
+/// not under an OR or a NOT).
+fn run_has_inners<'a>(f: &'a Filter, top: bool, out: &mut Vec<(&'a Filter, bool)>) {
     match f {
-        Filter::RunHas(_) => true,
-        Filter::And(c) | Filter::Or(c) => c.iter().any(has_run_has),
-        Filter::Not(inner) => has_run_has(inner),
-        _ => false,
+        Filter::RunHas(inner) => out.push((inner, top)),
+        Filter::And(c) => c.iter().for_each(|c| run_has_inners(c, top, out)),
+        Filter::Or(c) => c.iter().for_each(|c| run_has_inners(c, false, out)),
+        Filter::Not(inner) => run_has_inners(inner, false, out),
+        _ => {}
     }
+}
+
+/// Whether some `run has` of `f` is left a subquery: its keys are not in
+/// `found` (too many, or not looked for).
+fn has_run_has_subquery(f: &Filter, found: &[Option<RunKeys>]) -> bool {
+    let mut inners = Vec::new();
+    run_has_inners(f, true, &mut inners);
+    (0..inners.len()).any(|i| found.get(i).is_none_or(Option::is_none))
 }
 
 /// The full-text phrases every span the plan keeps contains: `Text` filters
 /// at the top level (alone or under `And`). None when a `run has` subquery
-/// scans the same table with other filters.
-pub(crate) fn required_text(plan: &Plan) -> Vec<String> {
+/// (one not in `found`) scans the same table with other filters.
+pub(crate) fn required_text(plan: &Plan, found: &[Option<RunKeys>]) -> Vec<String> {
     fn collect(f: &Filter, out: &mut Vec<String>) {
         match f {
             // The whole phrase: the predicate matches it as one substring,
@@ -738,7 +778,7 @@ pub(crate) fn required_text(plan: &Plan) -> Vec<String> {
     }
     let mut out = Vec::new();
     if let Some(f) = &plan.filter
-        && !has_run_has(f)
+        && !has_run_has_subquery(f, found)
     {
         collect(f, &mut out);
     }

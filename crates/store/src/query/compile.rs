@@ -1,9 +1,13 @@
 //! Plan pieces → DataFusion expressions: fields, literals, the filter tree,
 //! group keys and aggregates.
 
-use arrow::datatypes::{DataType, IntervalMonthDayNano};
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
+use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::functions::core::expr_fn::{coalesce, get_field};
 use datafusion::functions::datetime::expr_fn::date_bin;
 use datafusion::functions::string::expr_fn::lower;
@@ -11,7 +15,9 @@ use datafusion::functions::unicode::expr_fn::strpos;
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
 use datafusion::functions_aggregate::percentile_cont::percentile_cont;
 use datafusion::logical_expr::expr::ScalarFunction;
-use datafusion::logical_expr::{Expr, LogicalPlan, cast, in_subquery, lit, try_cast, when};
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, LogicalPlanBuilder, cast, in_subquery, lit, try_cast, when,
+};
 use datafusion::prelude::ident;
 use loupe_backend::plan::{
     AggKind, Aggregate, Cmp, FieldRef, Filter, GroupKey, Literal, Plan, SortColumn, ValueType,
@@ -121,32 +127,37 @@ pub(crate) fn balanced(mut exprs: Vec<Expr>, op: fn(Expr, Expr) -> Expr) -> Opti
     exprs.pop()
 }
 
+/// What a `run has` compiles to: the run keys a scan of its own found
+/// beforehand ([`crate::Store::run_has_keys`], by the `run has`'s place in
+/// the filter tree, depth first), else a subquery over `base`, the
+/// time-scoped scan.
+pub(crate) struct RunHas<'a> {
+    pub(crate) base: &'a LogicalPlan,
+    pub(crate) found: &'a [Option<Arc<[String]>>],
+    /// `run has` compiled so far.
+    pub(crate) n: usize,
+}
+
 /// The filter tree as one predicate. Null (an unset field) never matches;
 /// `NOT` is `IS NOT TRUE`, so it negates "matches" rather than propagating
-/// null. `base` is the time-scoped scan the `run has` subqueries read;
-/// `shape` names the columns full text searches.
-pub(crate) fn filter_expr(
-    f: &Filter,
-    base: &LogicalPlan,
-    n: &mut usize,
-    shape: &Shape,
-) -> Result<Expr, Error> {
+/// null. `shape` names the columns full text searches.
+pub(crate) fn filter_expr(f: &Filter, runs: &mut RunHas<'_>, shape: &Shape) -> Result<Expr, Error> {
     Ok(match f {
         Filter::And(args) => {
             let mut out = Vec::with_capacity(args.len());
             for a in args {
-                out.push(filter_expr(a, base, n, shape)?);
+                out.push(filter_expr(a, runs, shape)?);
             }
             balanced(out, Expr::and).unwrap_or(lit(true))
         }
         Filter::Or(args) => {
             let mut out = Vec::with_capacity(args.len());
             for a in args {
-                out.push(filter_expr(a, base, n, shape)?);
+                out.push(filter_expr(a, runs, shape)?);
             }
             balanced(out, Expr::or).unwrap_or(lit(false))
         }
-        Filter::Not(arg) => filter_expr(arg, base, n, shape)?.is_not_true(),
+        Filter::Not(arg) => filter_expr(arg, runs, shape)?.is_not_true(),
         Filter::Compare { field, op, value } => compare(field, *op, value),
         Filter::In { field, values } => {
             if is_map(field) {
@@ -187,12 +198,55 @@ pub(crate) fn filter_expr(
                 .unwrap_or(lit(false))
         }
         Filter::RunHas(inner) => {
-            let inner = filter_expr(inner, base, n, shape)?;
-            *n += 1;
-            let sub = run_keys(base, inner, &format!("__run_has_{n}"))?;
-            in_subquery(run_key(), sub)
+            let found = runs.found.get(runs.n).cloned().flatten();
+            runs.n += 1;
+            match found {
+                // No key: no span of the range is in such a run.
+                Some(keys) if keys.is_empty() => lit(false),
+                // A few runs: the run key spelled out, a shape the scan's
+                // id pruning reads (`Pruning` in `table.rs`), so each side
+                // names the rows of these keys in a part's position index.
+                Some(keys) if keys.len() <= RUN_LIST_MAX => {
+                    let list: Vec<Expr> = keys.iter().map(|k| lit(k.as_str())).collect();
+                    let run_id = ident(column::RUN_ID);
+                    run_id.clone().in_list(list.clone(), false).or(run_id
+                        .is_null()
+                        .and(ident(column::TRACE_ID).in_list(list, false)))
+                }
+                // More: a semi join with the keys as its build side (a
+                // long `IN` list checked row by row was slower than the
+                // join it replaced).
+                Some(keys) => in_subquery(
+                    run_key(),
+                    keys_plan(&keys, &format!("__run_keys_{}", runs.n))?,
+                ),
+                None => {
+                    let inner = filter_expr(inner, runs, shape)?;
+                    let sub = run_keys(runs.base, inner, &format!("__run_has_{}", runs.n))?;
+                    in_subquery(run_key(), sub)
+                }
+            }
         }
     })
+}
+
+/// The most run keys a `run has` answered as a key list is compiled to an
+/// `IN` list for (more: a semi join with [`keys_plan`]).
+pub(crate) const RUN_LIST_MAX: usize = 64;
+
+/// The run keys as a one-column in-memory table.
+fn keys_plan(keys: &[String], name: &str) -> Result<Arc<LogicalPlan>, Error> {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "run_key",
+        DataType::Utf8,
+        false,
+    )]));
+    let values = StringArray::from_iter_values(keys.iter());
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)])?;
+    let table = MemTable::try_new(schema, vec![vec![batch]])?;
+    let plan =
+        LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)?.build()?;
+    Ok(Arc::new(plan))
 }
 
 fn aggregate_expr(a: &Aggregate) -> Expr {

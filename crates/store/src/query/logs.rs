@@ -42,7 +42,12 @@ impl Store {
         counter: Arc<ScanCounter>,
     ) -> Result<(DataFrame, Vec<Option<ValueType>>), Error> {
         let ctx = self.bare_session(limits)?;
-        let table = LogsTable::new(self.clone(), project.as_str(), counter, required_text(plan));
+        let table = LogsTable::new(
+            self.clone(),
+            project.as_str(),
+            counter,
+            required_text(plan, &[]),
+        );
         ctx.register_table(LOGS_TABLE, Arc::new(table))?;
         let view: Vec<Expr> = log_schema()
             .fields()
@@ -63,7 +68,12 @@ impl Store {
         let base = scoped.logical_plan().clone();
         let mut df = scoped;
         if let Some(f) = &plan.filter {
-            df = df.filter(compile::filter_expr(f, &base, &mut 0, &LOGS_SHAPE)?)?;
+            let mut runs = compile::RunHas {
+                base: &base,
+                found: &[],
+                n: 0,
+            };
+            df = df.filter(compile::filter_expr(f, &mut runs, &LOGS_SHAPE)?)?;
         }
         let Output::Rows(fields) = &plan.output else {
             return compile::aggregate(df, plan);

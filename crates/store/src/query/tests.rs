@@ -108,8 +108,12 @@ const QUERIES: &[&str] = &[
     "run_id=run-0100 OR trace_id=t0003 | sort start_time | limit 50",
     "trace_id=t0010 status=error | count()",
     "trace_id=nope | count()",
+    "run_id in (run-0100, run-0007, nope) | sort start_time | limit 50",
+    "trace_id in (t0003, t0042) status=error | count()",
     // Listings fetched in two phases (late materialisation), incl. none.
     "span_kind=workflow run has (tool_name=inventory status=error) | sort start_time desc | limit 15",
+    "span_kind=workflow run has (\"refund\") | sort start_time desc | limit 7",
+    "span_kind=workflow run has (tool_name=no-such-tool) | sort start_time desc | limit 7",
     "tool_name=no-such-tool | sort start_time desc | limit 10",
     "| sort duration desc, start_time | limit 10000",
     // Listings by start time read newest (or oldest) windows first and
@@ -669,6 +673,86 @@ async fn every_operator_and_aggregate_matches_brute_force_in_memtable_and_parts(
     store.flush_all().await.expect("flush");
     assert!(store.stats().parts > 0);
     check_all(&store, &spans, "parts").await;
+}
+
+/// `run has` is answered as a list of run keys found first, or, past
+/// `run_has_keys_max`, as a subquery: both equal brute force, and the list
+/// reads fewer rows of the parts (through their position indexes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_has_answers_equal_as_a_key_list_and_as_a_subquery() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("open");
+    let spans = generate();
+    for chunk in spans.chunks(500) {
+        store.append(chunk.to_vec()).await.expect("append");
+    }
+    let run_has: Vec<&str> = QUERIES
+        .iter()
+        .copied()
+        .filter(|q| q.contains("run has"))
+        .collect();
+    assert!(run_has.len() >= 8, "{run_has:?}");
+    let both_failed = "span_kind=workflow run has (tool_name=inventory status=error) \
+        run has (tool_name=payment status=error) | count()";
+    for stage in ["memtable", "parts"] {
+        if stage == "parts" {
+            store.flush_all().await.expect("flush");
+        }
+        let mut rows_read = Vec::new();
+        for max in [super::RUN_HAS_KEYS_MAX, 1, 0] {
+            store.inner.run_has_keys_max.store(max, Ordering::Relaxed);
+            check_queries(
+                &store,
+                &spans,
+                &format!("{stage}, at most {max} keys"),
+                &run_has,
+            )
+            .await;
+            let got = store
+                .query_plan(&project(), &plan_of(both_failed), QueryLimits::default())
+                .await
+                .expect("query");
+            rows_read.push(got.stats.rows_scanned);
+        }
+        if stage == "parts" {
+            assert!(
+                rows_read[0] < rows_read[2],
+                "the key list reads fewer rows than the subquery: {rows_read:?}"
+            );
+        }
+    }
+}
+
+/// Queries share one cache of Parquet footers and page indexes: a scan of
+/// the parts fills it with one entry per part read, the same scan again
+/// adds none, and its limit is the store's, not DataFusion's default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_share_the_parquet_metadata_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("open");
+    store.set_answer_from_rollups(false);
+    store.append(generate()).await.expect("append");
+    store.flush_all().await.expect("flush");
+    let cache = store.inner.parquet_metadata.clone();
+    assert!(cache.is_empty());
+    let plan = plan_of("status=error | by tool_name | count()");
+    let first = store
+        .query_plan(&project(), &plan, QueryLimits::default())
+        .await
+        .expect("query");
+    let parts = usize::try_from(first.stats.parts_scanned).expect("parts");
+    assert!(parts > 0);
+    assert_eq!(cache.len(), parts);
+    let again = store
+        .query_plan(&project(), &plan, QueryLimits::default())
+        .await
+        .expect("query");
+    assert_eq!(again.rows, first.rows);
+    assert_eq!(cache.len(), parts);
+    assert_eq!(cache.cache_limit(), super::PARQUET_METADATA_CACHE_BYTES);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
