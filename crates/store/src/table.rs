@@ -13,18 +13,20 @@
 //! them again on top.
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
+use bytes::Bytes;
 use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::parquet::{
-    CachedParquetFileReaderFactory, ParquetRowSelection,
+    CachedParquetFileReaderFactory, ParquetFileReaderFactory, ParquetRowSelection,
 };
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
@@ -35,9 +37,14 @@ use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::union::UnionExec;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use loupe_model::{column, schema};
-use parquet::arrow::arrow_reader::RowSelection;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
 use crate::convert::Row;
 use crate::memscan::TimeBounds;
@@ -495,10 +502,10 @@ pub(crate) fn parquet_scan(
     }
     // Footers and page indexes from the store's cache (`query_runtime`).
     let runtime = state.runtime_env();
-    let readers = CachedParquetFileReaderFactory::new(
+    let readers = PartReaders(CachedParquetFileReaderFactory::new(
         runtime.object_store(ObjectStoreUrl::local_filesystem())?,
         runtime.cache_manager.get_file_metadata_cache(),
-    );
+    ));
     let mut source = ParquetSource::new(schema.clone())
         .with_parquet_file_reader_factory(Arc::new(readers))
         .with_pushdown_filters(true)
@@ -514,6 +521,55 @@ pub(crate) fn parquet_scan(
         .with_limit(limit)
         .build();
     Ok(Some(DataSourceExec::from_data_source(config)))
+}
+
+/// Readers of parts whose metadata comes with the page index, through the
+/// store's metadata cache. DataFusion asks for the footer alone and then
+/// parses the page index on its own, which the cache never keeps: every
+/// scan parsed every part's page index again.
+#[derive(Debug)]
+struct PartReaders(CachedParquetFileReaderFactory);
+
+impl ParquetFileReaderFactory for PartReaders {
+    fn create_reader(
+        &self,
+        partition_index: usize,
+        file: PartitionedFile,
+        metadata_size_hint: Option<usize>,
+        metrics: &ExecutionPlanMetricsSet,
+    ) -> DfResult<Box<dyn AsyncFileReader + Send>> {
+        let reader = self
+            .0
+            .create_reader(partition_index, file, metadata_size_hint, metrics)?;
+        Ok(Box::new(WithPageIndex(reader)))
+    }
+}
+
+/// A part reader whose metadata always includes the page index.
+struct WithPageIndex(Box<dyn AsyncFileReader + Send>);
+
+impl AsyncFileReader for WithPageIndex {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        self.0.get_bytes(range)
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        self.0.get_byte_ranges(ranges)
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        let options = options
+            .cloned()
+            .unwrap_or_default()
+            .with_page_index_policy(PageIndexPolicy::Optional);
+        async move { self.0.get_metadata(Some(&options)).await }.boxed()
+    }
 }
 
 /// The union of a scan's inputs, or an empty scan of the projected schema.

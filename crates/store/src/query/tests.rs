@@ -168,6 +168,16 @@ fn assert_brute_force(
     want
 }
 
+/// A store in `dir` holding the generated spans, in its memtable.
+async fn loaded(dir: &std::path::Path) -> (Store, Vec<Span>) {
+    let store = Store::open(config(dir), loupe_rollup::RollupConfig::default()).expect("open");
+    let spans = generate();
+    for chunk in spans.chunks(500) {
+        store.append(chunk.to_vec()).await.expect("append");
+    }
+    (store, spans)
+}
+
 async fn check_all(store: &Store, spans: &[Span], stage: &str) {
     check_queries(store, spans, stage, QUERIES).await;
 }
@@ -663,31 +673,22 @@ async fn folded_names_make_only_their_hours_scan() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operator_and_aggregate_matches_brute_force_in_memtable_and_parts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store =
-        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("open");
-    let spans = generate();
-    for chunk in spans.chunks(500) {
-        store.append(chunk.to_vec()).await.expect("append");
-    }
+    let (store, spans) = loaded(dir.path()).await;
     check_all(&store, &spans, "memtable").await;
     store.flush_all().await.expect("flush");
     assert!(store.stats().parts > 0);
     check_all(&store, &spans, "parts").await;
 }
 
-/// `run has` is answered as a list of run keys found first, or, past
-/// `run_has_keys_max`, as a subquery: both equal brute force, and the list
-/// reads fewer rows of the parts (through their position indexes).
+/// `run has` is answered from the run keys found first (an `IN` list, or a
+/// semi join with them), or, past `run_has_keys_max`, as a subquery: all
+/// equal brute force, and with the keys "both failed" reads fewer rows (the
+/// two lists' intersection leaves no run to read).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_has_answers_equal_as_a_key_list_and_as_a_subquery() {
     use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store =
-        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("open");
-    let spans = generate();
-    for chunk in spans.chunks(500) {
-        store.append(chunk.to_vec()).await.expect("append");
-    }
+    let (store, spans) = loaded(dir.path()).await;
     let run_has: Vec<&str> = QUERIES
         .iter()
         .copied()
@@ -726,8 +727,9 @@ async fn run_has_answers_equal_as_a_key_list_and_as_a_subquery() {
 }
 
 /// Queries share one cache of Parquet footers and page indexes: a scan of
-/// the parts fills it with one entry per part read, the same scan again
-/// adds none, and its limit is the store's, not DataFusion's default.
+/// the parts fills it with one entry per part read, page index included
+/// (DataFusion asks for the footer alone), the same scan again adds none,
+/// and its limit is the store's, not DataFusion's default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scans_share_the_parquet_metadata_cache() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -753,6 +755,19 @@ async fn scans_share_the_parquet_metadata_cache() {
     assert_eq!(again.rows, first.rows);
     assert_eq!(cache.len(), parts);
     assert_eq!(cache.cache_limit(), super::PARQUET_METADATA_CACHE_BYTES);
+    let (all, _) = store.parts_snapshot();
+    for part in crate::live_parts_of(&all, "p") {
+        let key = datafusion::object_store::path::Path::from(part.path.to_string_lossy().as_ref());
+        let entry = cache.get(&key).expect("cached");
+        let meta = entry
+            .file_metadata
+            .as_any()
+            .downcast_ref::<datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData>()
+            .expect("Parquet metadata")
+            .parquet_metadata();
+        assert!(meta.offset_index().is_some(), "{}", part.path.display());
+        assert!(meta.column_index().is_some(), "{}", part.path.display());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -888,12 +903,7 @@ async fn json_paths_and_icontains_match_real_rows() {
 async fn a_listing_of_small_columns_runs_in_one_windowed_phase_and_matches_brute_force() {
     use loupe_backend::plan::{FieldRef, Output, ValueType};
     let dir = tempfile::tempdir().expect("tempdir");
-    let store =
-        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("open");
-    let spans = generate();
-    for chunk in spans.chunks(500) {
-        store.append(chunk.to_vec()).await.expect("append");
-    }
+    let (store, spans) = loaded(dir.path()).await;
     let col = |name: &str, ty| FieldRef::Column {
         name: name.to_owned(),
         ty,
