@@ -164,7 +164,21 @@ impl Store {
         counter: Arc<ScanCounter>,
         text: Vec<String>,
     ) -> Result<SessionContext, Error> {
-        let ctx = self.bare_session(limits)?;
+        let runtime = self.query_runtime(limits.memory_bytes)?;
+        self.limited_session_on(runtime, project, limits, counter, text)
+    }
+
+    /// [`Self::limited_session`] on `runtime`: sessions sharing one runtime
+    /// share its memory pool (the scans of one query's `run has`).
+    pub(crate) fn limited_session_on(
+        &self,
+        runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+        project: &ProjectId,
+        limits: QueryLimits,
+        counter: Arc<ScanCounter>,
+        text: Vec<String>,
+    ) -> Result<SessionContext, Error> {
+        let ctx = self.bare_session_on(runtime, limits)?;
         let table = SpansTable::new(self.clone(), project.as_str())
             .with_counter(counter)
             .with_text(text);
@@ -175,6 +189,16 @@ impl Store {
     /// A session with no table yet: the memory pool of
     /// `limits.memory_bytes`, the JSON functions and the bounded builders.
     pub(crate) fn bare_session(&self, limits: QueryLimits) -> Result<SessionContext, Error> {
+        let runtime = self.query_runtime(limits.memory_bytes)?;
+        self.bare_session_on(runtime, limits)
+    }
+
+    /// [`Self::bare_session`] on `runtime`.
+    fn bare_session_on(
+        &self,
+        runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+        limits: QueryLimits,
+    ) -> Result<SessionContext, Error> {
         let mut config = SessionConfig::new()
             .with_target_partitions(2)
             .with_information_schema(false);
@@ -185,7 +209,6 @@ impl Store {
             datafusion::common::config::ConfigNonZeroUsize::try_new(
                 sql_guard::SQL_RECURSION_LIMIT,
             )?;
-        let runtime = self.query_runtime(limits.memory_bytes)?;
         let mut ctx = SessionContext::new_with_config_rt(config, runtime);
         // json_as_text, json_get_str, … for SQL over the JSON payloads.
         datafusion_functions_json::register_all(&mut ctx)?;

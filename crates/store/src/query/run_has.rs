@@ -54,12 +54,20 @@ impl Store {
             run_has_inners(f, true, &mut inners);
         }
         // Side by side: two `run has` (inventory failed, payment failed)
-        // are two scans, and there are cores for both.
-        let mut found = futures::future::try_join_all(
-            inners
-                .iter()
-                .map(|(inner, _)| self.run_keys_of(project, plan, inner, limits, counter.clone())),
-        )
+        // are two scans, and there are cores for both. One runtime: they
+        // reserve from one memory pool of the query's limit, as the
+        // subqueries of one plan do.
+        let runtime = self.query_runtime(limits.memory_bytes)?;
+        let mut found = futures::future::try_join_all(inners.iter().map(|(inner, _)| {
+            self.run_keys_of(
+                runtime.clone(),
+                project,
+                plan,
+                inner,
+                limits,
+                counter.clone(),
+            )
+        }))
         .await?;
         // Runs every kept span's run must be in: each conjunct's keys
         // narrow to their intersection (often none: "inventory and payment
@@ -94,6 +102,7 @@ impl Store {
     /// `None` past [`RUN_HAS_KEYS_MAX`].
     async fn run_keys_of(
         &self,
+        runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
         project: &ProjectId,
         plan: &Plan,
         inner: &Filter,
@@ -104,7 +113,8 @@ impl Store {
             filter: Some(inner.clone()),
             ..plan.clone()
         };
-        let ctx = self.limited_session(project, limits, counter, required_text(&sub, &[]))?;
+        let ctx =
+            self.limited_session_on(runtime, project, limits, counter, required_text(&sub, &[]))?;
         let scoped = ctx
             .table(SPANS_TABLE)
             .await?
