@@ -133,7 +133,7 @@ pub(crate) fn balanced(mut exprs: Vec<Expr>, op: fn(Expr, Expr) -> Expr) -> Opti
 /// time-scoped scan.
 pub(crate) struct RunHas<'a> {
     pub(crate) base: &'a LogicalPlan,
-    pub(crate) found: &'a [Option<Arc<[String]>>],
+    pub(crate) found: &'a [Option<super::RunKeys>],
     /// `run has` compiled so far.
     pub(crate) n: usize,
 }

@@ -53,6 +53,10 @@ impl Store {
         if let Some(f) = &plan.filter {
             run_has_inners(f, true, &mut inners);
         }
+        // Most queries have none: no runtime for them.
+        if inners.is_empty() {
+            return Ok(Vec::new());
+        }
         // Side by side: two `run has` (inventory failed, payment failed)
         // are two scans, and there are cores for both. One runtime: they
         // reserve from one memory pool of the query's limit, as the
