@@ -1,4 +1,5 @@
-//! Spans ↔ Arrow record batches in the schema of `loupe_model::schema()`.
+//! Spans ↔ Arrow record batches in the store's schema
+//! (`mirrors::storage_schema()`: the model's columns, then the mirrors).
 
 use std::sync::Arc;
 
@@ -7,9 +8,10 @@ use arrow::array::{
     StringArray, StringBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow::datatypes::{Float64Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
-use loupe_model::{Span, SpanKind, Status, Tags, column, schema};
+use loupe_model::{Span, SpanKind, Status, Tags, column};
 
 use crate::Error;
+use crate::mirrors::{self, MIRRORS, storage_schema};
 
 /// A stored row: the span and its store-assigned version.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,7 +22,7 @@ pub struct Row {
     pub version: u64,
 }
 
-/// Builds a batch in the full spans schema.
+/// Builds a batch in the store's schema (mirrors included).
 pub fn rows_to_batch<'a>(
     rows: impl ExactSizeIterator<Item = &'a Row>,
 ) -> Result<RecordBatch, Error> {
@@ -42,6 +44,7 @@ struct Builders {
     tags: MapBuilder<StringBuilder, StringBuilder>,
     ingest_version: UInt32Builder,
     version: UInt64Builder,
+    mirrors: [StringBuilder; MIRRORS.len()],
 }
 
 /// String columns in schema order, split around the non-string ones.
@@ -111,6 +114,7 @@ impl Builders {
             tags: new_map(),
             ingest_version: UInt32Builder::with_capacity(n),
             version: UInt64Builder::with_capacity(n),
+            mirrors: std::array::from_fn(|_| StringBuilder::with_capacity(n, n * 8)),
         }
     }
 
@@ -130,6 +134,9 @@ impl Builders {
         push_map(&mut self.tags, &s.tags);
         self.ingest_version.append_option(s.ingest_version);
         self.version.append_value(row.version);
+        for (b, v) in self.mirrors.iter_mut().zip(mirrors::values(s)) {
+            b.append_option(v);
+        }
     }
 
     fn finish(mut self) -> Result<RecordBatch, Error> {
@@ -157,7 +164,10 @@ impl Builders {
         cols.extend(d);
         cols.push(Arc::new(self.ingest_version.finish()));
         cols.push(Arc::new(self.version.finish()));
-        let schema = schema();
+        for b in &mut self.mirrors {
+            cols.push(Arc::new(b.finish()));
+        }
+        let schema = storage_schema();
         // MapBuilder names its fields itself; cast to the declared schema so
         // batches from every path are identical.
         let cols = cols
@@ -175,8 +185,9 @@ impl Builders {
     }
 }
 
-/// Reads rows back from a batch in the full spans schema (or any batch that
-/// has the columns by name; missing columns read as unset).
+/// Reads rows back from a batch in the store's schema (or any batch that
+/// has the columns by name; missing columns read as unset). The mirror
+/// columns are not read: the maps hold their values too.
 pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<Row>, Error> {
     let str_col = |name: &str| -> Option<&StringArray> {
         batch
@@ -336,6 +347,7 @@ mod tests {
         full.attributes
             .insert("http.status_code".into(), "500".into());
         full.tags.insert("category".into(), "phone".into());
+        full.attributes.insert("dify.tenant_id".into(), "t1".into());
         full.ingest_version = Some(1);
         let sparse = Span::new("p", "s2");
         let rows = vec![
@@ -349,9 +361,15 @@ mod tests {
             },
         ];
         let batch = rows_to_batch(rows.iter()).expect("batch");
-        assert_eq!(batch.schema(), schema());
+        assert_eq!(batch.schema(), storage_schema());
         let dur = batch.column_by_name("duration").expect("duration");
         assert_eq!(dur.as_primitive::<Int64Type>().value(0), 2_500);
+        // The mirror columns hold the maps' values, null where absent.
+        let tenant = batch.column_by_name("_tenant_id").expect("mirror");
+        let tenant = tenant.as_string::<i32>();
+        assert_eq!((tenant.value(0), tenant.is_null(1)), ("t1", true));
+        let workspace = batch.column_by_name("_workspace_tag").expect("mirror");
+        assert_eq!(workspace.null_count(), 2);
         assert_eq!(batch_to_rows(&batch).expect("rows"), rows);
     }
 }

@@ -43,6 +43,7 @@ mod maintenance;
 mod manifest;
 mod memscan;
 mod memtable;
+mod mirrors;
 mod partials;
 mod parts;
 mod query;

@@ -3,7 +3,7 @@
 //! than a few reference-count increments.
 //!
 //! Each memtable keeps, per project that has been scanned, a list of Arrow
-//! *chunks* (immutable record batches in the full spans schema) and, for
+//! *chunks* (immutable record batches in the store's schema) and, for
 //! each span id, where its newest converted version sits. A scan converts
 //! only the rows written since the previous scan (the ids the memtable
 //! noted as changed, `Memtable::changed`) into a new chunk and marks the versions they
@@ -26,7 +26,7 @@ use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::{TimestampNanosecondType, UInt64Type};
 use foldhash::HashMap;
-use loupe_model::{column, schema};
+use loupe_model::column;
 use parking_lot::Mutex;
 
 use crate::convert::{Row, rows_to_batch};
@@ -352,7 +352,10 @@ impl ProjectColumns {
         while let [.., a, b] = self.chunks.as_slice()
             && a.live <= 2 * b.live
         {
-            let merged = concat_batches(&schema(), &[a.compacted()?, b.compacted()?])?;
+            let merged = concat_batches(
+                &crate::mirrors::storage_schema(),
+                &[a.compacted()?, b.compacted()?],
+            )?;
             self.chunks.truncate(self.chunks.len() - 2);
             let id = self.new_chunk_id();
             self.point_at(id, &merged);

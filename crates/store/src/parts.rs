@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 
 use arrow::array::{AsArray, RecordBatch};
 use fastbloom::BloomFilter;
-use loupe_model::{SCHEMA_VERSION, column, schema};
+use loupe_model::{SCHEMA_VERSION, column};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::convert::{Row, batch_to_rows, rows_to_batch};
 use crate::deletes::DeletionVector;
+use crate::mirrors::{MIRRORS, storage_schema};
 use crate::wal::io_err;
 
 /// Rows per Parquet row group.
@@ -71,7 +72,8 @@ const DELTA_COLUMNS: [&str; 3] = [column::START_TIME, column::END_TIME, column::
 /// compressor and a decompressor per chunk it opens): a run's spans sit in
 /// one row group per span kind, so reading one run opened ~190 chunks, and
 /// those contexts were 40 % of its CPU. The heavy columns (payloads,
-/// attributes, ids, names, tags) stay compressed.
+/// attributes, ids, names, tags) stay compressed. The mirror columns
+/// (`mirrors.rs`: a workspace id or tag per row) are added to these.
 const UNCOMPRESSED_COLUMNS: [&str; 19] = [
     column::PROJECT,
     column::SOURCE,
@@ -120,6 +122,11 @@ pub struct PartMeta {
     /// writes the manifest it always did.
     #[serde(default, skip_serializing_if = "Location::is_hot")]
     pub location: Location,
+    /// The store's columns the file has beyond the model's: 0 for parts
+    /// written before the mirror columns (absent in their manifests),
+    /// [`crate::mirrors::LAYOUT`] for parts with them.
+    #[serde(default)]
+    pub layout: u32,
 }
 
 /// Which tier holds a part's file.
@@ -503,9 +510,12 @@ pub fn write_part(
         .fold(props, |p, c| {
             p.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None)
         });
-    let props = UNCOMPRESSED_COLUMNS.into_iter().fold(props, |p, c| {
-        p.set_column_compression(ColumnPath::from(c), Compression::UNCOMPRESSED)
-    });
+    let props = UNCOMPRESSED_COLUMNS
+        .into_iter()
+        .chain(MIRRORS.iter().map(|m| m.column))
+        .fold(props, |p, c| {
+            p.set_column_compression(ColumnPath::from(c), Compression::UNCOMPRESSED)
+        });
     let props = DELTA_COLUMNS
         .into_iter()
         .fold(props, |p, c| {
@@ -520,7 +530,7 @@ pub fn write_part(
         &path,
         |e| Error::io(&path, e),
         |file| {
-            let mut writer = ArrowWriter::try_new(file, schema(), Some(props))?;
+            let mut writer = ArrowWriter::try_new(file, storage_schema(), Some(props))?;
             for chunk in rows.chunks(ROW_GROUP_ROWS) {
                 writer.write(&rows_to_batch(chunk.iter().copied())?)?;
             }
@@ -543,6 +553,7 @@ pub fn write_part(
             max_time,
             level,
             location: Location::Hot,
+            layout: crate::mirrors::LAYOUT,
         },
         path,
         index,
@@ -617,7 +628,7 @@ pub(crate) fn write_id_file(path: &Path, rows: &[Row]) -> Result<(), Error> {
         path,
         |e| Error::io(path, e),
         |file| {
-            let mut writer = ArrowWriter::try_new(file, schema(), Some(props))?;
+            let mut writer = ArrowWriter::try_new(file, storage_schema(), Some(props))?;
             for chunk in rows.chunks(ROW_GROUP_ROWS) {
                 writer.write(&rows_to_batch(chunk.iter())?)?;
             }

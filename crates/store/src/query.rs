@@ -83,16 +83,20 @@ pub(crate) struct Shape {
     pub(crate) time: &'static str,
     /// The columns a full-text filter searches.
     pub(crate) text: &'static [&'static str],
+    /// The table has the store's mirror columns (`mirrors.rs`).
+    pub(crate) mirrored: bool,
 }
 
-const SPANS_SHAPE: Shape = Shape {
+pub(crate) const SPANS_SHAPE: Shape = Shape {
     time: column::START_TIME,
     text: &[column::INPUT, column::OUTPUT, column::ERROR_MESSAGE],
+    mirrored: true,
 };
 
 const LOGS_SHAPE: Shape = Shape {
     time: log_column::TIME,
     text: &[log_column::BODY],
+    mirrored: false,
 };
 
 /// The shape of the table `source` names.
@@ -252,7 +256,9 @@ impl Store {
                     .iter()
                     .filter(|k| !matches!(&k.column, SortColumn::Field(f) if pinned.contains(&f)))
                     .map(|k| match &k.column {
-                        SortColumn::Field(f) => field_expr(f).sort(!k.descending, false),
+                        SortColumn::Field(f) => {
+                            field_expr(f, &SPANS_SHAPE).sort(!k.descending, false)
+                        }
                         SortColumn::Output(name) => ident(name.as_str()).sort(!k.descending, false),
                     })
                     .collect();
@@ -269,7 +275,7 @@ impl Store {
                     None => (
                         fields
                             .iter()
-                            .map(|f| field_expr(f).alias(f.output_name()))
+                            .map(|f| field_expr(f, &SPANS_SHAPE).alias(f.output_name()))
                             .collect(),
                         fields.iter().map(|f| Some(f.ty())).collect(),
                     ),
@@ -316,7 +322,7 @@ impl Store {
         }
         let mut select: Vec<Expr> = fields
             .iter()
-            .map(|f| field_expr(f).alias(f.output_name()))
+            .map(|f| field_expr(f, &SPANS_SHAPE).alias(f.output_name()))
             .collect();
         select.push(ident(column::SPAN_ID).alias(LATE_ID));
         let mut types: Vec<Option<ValueType>> = fields.iter().map(|f| Some(f.ty())).collect();

@@ -32,7 +32,8 @@ fn ts(ns: i64) -> Expr {
 }
 
 impl Store {
-    /// A DataFusion session with the project's spans registered as `spans`.
+    /// A DataFusion session with the project's spans registered as `spans`
+    /// (the model's columns: `loupe_model::schema()`).
     pub fn session(&self, project: &ProjectId) -> Result<SessionContext, Error> {
         let config = SessionConfig::new()
             .with_target_partitions(2)
@@ -43,7 +44,7 @@ impl Store {
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.register_table(
             SPANS_TABLE,
-            Arc::new(SpansTable::new(self.clone(), project.as_str())),
+            Arc::new(SpansTable::new(self.clone(), project.as_str()).model_columns()),
         )?;
         Ok(ctx)
     }

@@ -36,18 +36,20 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_expr_adapter::PhysicalExprAdapterFactory;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::union::UnionExec;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use loupe_model::{column, schema};
+use loupe_model::column;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
 use crate::convert::Row;
 use crate::memscan::TimeBounds;
+use crate::mirrors::{MirrorAdapterFactory, storage_schema};
 use crate::parts::{IdKind, Part};
 use crate::{Store, live_parts_of};
 
@@ -56,6 +58,9 @@ use crate::{Store, live_parts_of};
 pub struct SpansTable {
     store: Store,
     project: String,
+    /// The store's schema (the query language's compile reads the mirror
+    /// columns), or the model's (SQL, as every backend serves it).
+    schema: SchemaRef,
     counter: Option<Arc<crate::query::ScanCounter>>,
     /// Words every row the query keeps contains (a top-level full-text
     /// filter): parts and blocks of rows whose text index rules them out
@@ -78,9 +83,18 @@ impl SpansTable {
         Self {
             store,
             project: project.into(),
+            schema: storage_schema(),
             counter: None,
             text: None,
         }
+    }
+
+    /// The table with the model's columns only (`loupe_model::schema()`),
+    /// without the store's mirror columns: what SQL sees, the same table
+    /// every backend serves.
+    pub fn model_columns(mut self) -> Self {
+        self.schema = loupe_model::schema();
+        self
     }
 
     /// Skips parts whose full-text index shows no row containing every
@@ -312,7 +326,7 @@ impl Store {
 #[async_trait]
 impl TableProvider for SpansTable {
     fn schema(&self) -> SchemaRef {
-        schema()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -333,7 +347,17 @@ impl TableProvider for SpansTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let schema = schema();
+        let schema = self.schema.clone();
+        // The model's columns are a prefix of the store's: with no
+        // projection, a model-schema table still projects the pieces.
+        let prefix: Vec<usize>;
+        let projection = match projection {
+            None if schema.fields().len() < storage_schema().fields().len() => {
+                prefix = (0..schema.fields().len()).collect();
+                Some(&prefix)
+            }
+            p => p,
+        };
         let pruning = Pruning::from_filters(filters, column::START_TIME);
         let external = |e: crate::Error| datafusion::error::DataFusionError::External(Box::new(e));
         let time = TimeBounds {
@@ -405,7 +429,8 @@ impl TableProvider for SpansTable {
                 paths.push(p.path.clone());
             }
         }
-        let mut scans = Vec::with_capacity(files.len());
+        // Parts written before the mirror columns are a scan of their own.
+        let (mut scans, mut old) = (Vec::with_capacity(files.len()), Vec::new());
         for (i, (p, text)) in files.iter().enumerate() {
             // `trace_id = …` / `run_id = …`: read only the rows the
             // part's position index names (the filter still runs on
@@ -431,15 +456,41 @@ impl TableProvider for SpansTable {
                     .map_or(p.meta.rows, |s| s.row_count() as u64);
                 c.rows.fetch_add(rows, Ordering::Relaxed);
             }
-            scans.push(FileScan {
+            let file = FileScan {
                 path: paths[i].clone(),
                 bytes: p.meta.bytes,
                 selection,
-            });
+            };
+            if p.meta.layout < crate::mirrors::LAYOUT {
+                old.push(file);
+            } else {
+                scans.push(file);
+            }
         }
-        if let Some(plan) = parquet_scan(state, &schema, scans, projection, filters, limit)? {
-            inputs.push(plan);
-        }
+        let scan = ParquetScan {
+            files: scans,
+            projection,
+            filters,
+            limit,
+            adapter: None,
+            row_filters: true,
+        };
+        inputs.extend(parquet_scan(state, &schema, scan)?);
+        // Their mirrors are read from the maps (`MirrorAdapterFactory`).
+        // The reader cannot filter rows on a map lookup, and would drop
+        // such a filter after claiming it: when a filter names a mirror,
+        // they get no row filters, so the filters stay above the scan (and
+        // still prune by statistics).
+        let adapter: Arc<dyn PhysicalExprAdapterFactory> = Arc::new(MirrorAdapterFactory);
+        let scan = ParquetScan {
+            files: old,
+            projection,
+            filters,
+            limit,
+            adapter: Some(adapter),
+            row_filters: !filters.iter().any(crate::mirrors::names_a_mirror),
+        };
+        inputs.extend(parquet_scan(state, &schema, scan)?);
         union_or_empty(inputs, &schema, projection)
     }
 }
@@ -475,6 +526,19 @@ pub(crate) fn memory_scan(
     )?))
 }
 
+/// What a Parquet scan reads: the files, the table's projection, filters
+/// and limit, how a file's schema is adapted to the table's (DataFusion's
+/// default when `None`), and whether the reader filters rows (else the
+/// filters only prune, and are applied above the scan).
+pub(crate) struct ParquetScan<'a> {
+    pub(crate) files: Vec<FileScan>,
+    pub(crate) projection: Option<&'a Vec<usize>>,
+    pub(crate) filters: &'a [Expr],
+    pub(crate) limit: Option<usize>,
+    pub(crate) adapter: Option<Arc<dyn PhysicalExprAdapterFactory>>,
+    pub(crate) row_filters: bool,
+}
+
 /// A Parquet scan of `files`, spread over the session's partitions, with
 /// the filters pushed into the reader (row-group and page statistics,
 /// bloom filters, and row filters that decode the other columns only for
@@ -482,11 +546,16 @@ pub(crate) fn memory_scan(
 pub(crate) fn parquet_scan(
     state: &dyn Session,
     schema: &SchemaRef,
-    files: Vec<FileScan>,
-    projection: Option<&Vec<usize>>,
-    filters: &[Expr],
-    limit: Option<usize>,
+    scan: ParquetScan<'_>,
 ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+    let ParquetScan {
+        files,
+        projection,
+        filters,
+        limit,
+        adapter,
+        row_filters,
+    } = scan;
     if files.is_empty() {
         return Ok(None);
     }
@@ -508,7 +577,7 @@ pub(crate) fn parquet_scan(
     ));
     let mut source = ParquetSource::new(schema.clone())
         .with_parquet_file_reader_factory(Arc::new(readers))
-        .with_pushdown_filters(true)
+        .with_pushdown_filters(row_filters)
         .with_bloom_filter_on_read(true)
         .with_enable_page_index(true);
     if let Some(expr) = conjunction(filters.to_vec()) {
@@ -519,6 +588,7 @@ pub(crate) fn parquet_scan(
         .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
         .with_projection_indices(projection.cloned())?
         .with_limit(limit)
+        .with_expr_adapter(adapter)
         .build();
     Ok(Some(DataSourceExec::from_data_source(config)))
 }

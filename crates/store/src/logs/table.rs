@@ -31,7 +31,7 @@ use super::intersect;
 use super::part::{LogPart, to_batch};
 use crate::Store;
 use crate::query::ScanCounter;
-use crate::table::{FileScan, Pruning, memory_scan, parquet_scan, union_or_empty};
+use crate::table::{FileScan, ParquetScan, Pruning, memory_scan, parquet_scan, union_or_empty};
 
 /// The log records of one project as a DataFusion table.
 pub(crate) struct LogsTable {
@@ -165,9 +165,15 @@ impl TableProvider for LogsTable {
                 selection,
             });
         }
-        inputs.extend(parquet_scan(
-            state, &schema, files, projection, filters, limit,
-        )?);
+        let scan = ParquetScan {
+            files,
+            projection,
+            filters,
+            limit,
+            adapter: None,
+            row_filters: true,
+        };
+        inputs.extend(parquet_scan(state, &schema, scan)?);
         union_or_empty(inputs, &schema, projection)
     }
 }

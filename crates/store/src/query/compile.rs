@@ -40,8 +40,17 @@ pub(crate) fn run_key() -> Expr {
     coalesce(vec![ident(column::RUN_ID), ident(column::TRACE_ID)])
 }
 
-/// A field's value (map fields: the key's text, null when absent).
-pub(crate) fn field_expr(f: &FieldRef) -> Expr {
+/// A field's value (map fields: the key's text, null when absent). In a
+/// table with mirror columns (`shape.mirrored`), a mirrored key reads its
+/// column, which holds the same value (`mirrors.rs`).
+pub(crate) fn field_expr(f: &FieldRef, shape: &Shape) -> Expr {
+    if let Some(c) = shape
+        .mirrored
+        .then(|| crate::mirrors::column_of(f))
+        .flatten()
+    {
+        return ident(c);
+    }
     match f {
         FieldRef::Column { name, .. } => ident(name.as_str()),
         // Older spans have a message and no stored signature: signed on read.
@@ -66,11 +75,11 @@ pub(crate) fn field_expr(f: &FieldRef) -> Expr {
 }
 
 /// A map value as a number (null when it is not one).
-fn numeric(f: &FieldRef) -> Expr {
+fn numeric(f: &FieldRef, shape: &Shape) -> Expr {
     if is_map(f) {
-        try_cast(field_expr(f), DataType::Float64)
+        try_cast(field_expr(f, shape), DataType::Float64)
     } else {
-        field_expr(f)
+        field_expr(f, shape)
     }
 }
 
@@ -85,15 +94,15 @@ fn literal(v: &Literal) -> Expr {
 
 /// The left side for a literal: map values are cast when the literal is a
 /// number.
-fn left_for(f: &FieldRef, v: &Literal) -> Expr {
+fn left_for(f: &FieldRef, v: &Literal, shape: &Shape) -> Expr {
     match v {
-        Literal::Float(_) | Literal::Int(_) if is_map(f) => numeric(f),
-        _ => field_expr(f),
+        Literal::Float(_) | Literal::Int(_) if is_map(f) => numeric(f, shape),
+        _ => field_expr(f, shape),
     }
 }
 
-fn compare(f: &FieldRef, op: Cmp, v: &Literal) -> Expr {
-    let (l, r) = (left_for(f, v), literal(v));
+fn compare(f: &FieldRef, op: Cmp, v: &Literal, shape: &Shape) -> Expr {
+    let (l, r) = (left_for(f, v, shape), literal(v));
     match op {
         Cmp::Eq => l.eq(r),
         Cmp::Ne => l.not_eq(r),
@@ -158,33 +167,36 @@ pub(crate) fn filter_expr(f: &Filter, runs: &mut RunHas<'_>, shape: &Shape) -> R
             balanced(out, Expr::or).unwrap_or(lit(false))
         }
         Filter::Not(arg) => filter_expr(arg, runs, shape)?.is_not_true(),
-        Filter::Compare { field, op, value } => compare(field, *op, value),
+        Filter::Compare { field, op, value } => compare(field, *op, value, shape),
         Filter::In { field, values } => {
             if is_map(field) {
-                let each = values.iter().map(|v| compare(field, Cmp::Eq, v)).collect();
+                let each = values
+                    .iter()
+                    .map(|v| compare(field, Cmp::Eq, v, shape))
+                    .collect();
                 balanced(each, Expr::or).unwrap_or(lit(false))
             } else if values.is_empty() {
                 lit(false)
             } else {
-                field_expr(field).in_list(values.iter().map(literal).collect(), false)
+                field_expr(field, shape).in_list(values.iter().map(literal).collect(), false)
             }
         }
         Filter::Contains {
             field,
             value,
             ignore_case: false,
-        } => substring(field_expr(field), value),
+        } => substring(field_expr(field, shape), value),
         Filter::Contains {
             field,
             value,
             ignore_case: true,
-        } => substring(lower(field_expr(field)), &value.to_lowercase()),
+        } => substring(lower(field_expr(field, shape)), &value.to_lowercase()),
         // `exists error_signature` is "signed when stored", as the rollups
         // answer it (and what the analysis reads to find older spans).
         Filter::Exists(FieldRef::Attribute(k)) if k == loupe_model::ERROR_SIGNATURE => {
             get_field(ident(column::ATTRIBUTES), k.as_str()).is_not_null()
         }
-        Filter::Exists(field) => field_expr(field).is_not_null(),
+        Filter::Exists(field) => field_expr(field, shape).is_not_null(),
         // A quoted term is a phrase: its whole text (case-insensitive) must
         // occur in one of the text fields; one word is a term query.
         Filter::Text(text) if text.trim().is_empty() => lit(true),
@@ -249,9 +261,14 @@ fn keys_plan(keys: &[String], name: &str) -> Result<Arc<LogicalPlan>, Error> {
     Ok(Arc::new(plan))
 }
 
-fn aggregate_expr(a: &Aggregate) -> Expr {
+fn aggregate_expr(a: &Aggregate, shape: &Shape) -> Expr {
     let status = || ident(column::STATUS);
-    let arg = || a.field.as_ref().map(numeric).unwrap_or(lit(1i64));
+    let arg = || {
+        a.field
+            .as_ref()
+            .map(|f| numeric(f, shape))
+            .unwrap_or(lit(1i64))
+    };
     let e = match a.kind {
         AggKind::Count => count(lit(1i64)),
         AggKind::ErrorRate => avg(when(status().eq(lit("error")), lit(1.0))
@@ -271,7 +288,7 @@ fn aggregate_expr(a: &Aggregate) -> Expr {
         AggKind::CountDistinct => count_distinct(
             a.field
                 .as_ref()
-                .map(field_expr)
+                .map(|f| field_expr(f, shape))
                 .unwrap_or(lit(ScalarValue::Null)),
         ),
     };
@@ -284,19 +301,20 @@ pub(crate) fn aggregate(
     df: DataFrame,
     plan: &Plan,
 ) -> Result<(DataFrame, Vec<Option<ValueType>>), Error> {
+    let shape = shape_of(plan.source);
     let mut groups = Vec::new();
     let mut types = Vec::new();
     for key in &plan.group_by {
         match key {
             GroupKey::Field(f) => {
-                groups.push(field_expr(f).alias(key.output_name()));
+                groups.push(field_expr(f, shape).alias(key.output_name()));
                 types.push(Some(f.ty()));
             }
             GroupKey::Bucket { width_ns } => {
                 let width = ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(
                     0, 0, *width_ns,
                 )));
-                let time = ident(shape_of(plan.source).time);
+                let time = ident(shape.time);
                 groups.push(date_bin(lit(width), time, ts(0)).alias(key.output_name()));
                 types.push(Some(ValueType::Timestamp));
             }
@@ -312,7 +330,11 @@ pub(crate) fn aggregate(
             _ => None,
         });
     }
-    let aggs = plan.aggregates.iter().map(aggregate_expr).collect();
+    let aggs = plan
+        .aggregates
+        .iter()
+        .map(|a| aggregate_expr(a, shape))
+        .collect();
     let mut df = df.aggregate(groups, aggs)?;
     let mut order: Vec<_> = plan
         .sort

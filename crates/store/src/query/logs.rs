@@ -97,7 +97,7 @@ impl Store {
             })
             .chain(ties)
             .filter(|(f, _)| !pinned.contains(&f))
-            .map(|(f, descending)| field_expr(&f).sort(!descending, false))
+            .map(|(f, descending)| field_expr(&f, &LOGS_SHAPE).sort(!descending, false))
             .collect();
         df = df.sort(order)?;
         if let Some(n) = plan.limit {
@@ -105,7 +105,7 @@ impl Store {
         }
         let select: Vec<Expr> = fields
             .iter()
-            .map(|f| field_expr(f).alias(f.output_name()))
+            .map(|f| field_expr(f, &LOGS_SHAPE).alias(f.output_name()))
             .collect();
         let types = fields.iter().map(|f| Some(f.ty())).collect();
         Ok((df.select(select)?, types))

@@ -83,7 +83,15 @@ impl Store {
         counter: Arc<ScanCounter>,
     ) -> Result<datafusion::execution::context::SessionContext, Error> {
         match over {
-            None => self.limited_session(project, limits, counter, Vec::new()),
+            // The model's columns, as over any backend (no mirrors).
+            None => {
+                let ctx = self.bare_session(limits)?;
+                let table = crate::SpansTable::new(self.clone(), project.as_str())
+                    .with_counter(counter)
+                    .model_columns();
+                ctx.register_table(crate::SPANS_TABLE, Arc::new(table))?;
+                Ok(ctx)
+            }
             Some(reader) => {
                 let ctx = self.bare_session(limits)?;
                 let table = crate::reader_table::ReaderTable::new(reader, project.clone(), counter);

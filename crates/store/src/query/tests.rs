@@ -127,6 +127,25 @@ const QUERIES: &[&str] = &[
     "span_kind=workflow | sort start_time desc | limit 5000",
 ];
 
+/// Filters, groups and sorts on the keys the store mirrors in columns
+/// (`mirrors.rs`): the same answers from the columns as from the maps.
+const MIRRORED: &[&str] = &[
+    "attributes.dify.tenant_id=ws-a | count()",
+    "attributes.dify.tenant_id!=ws-a | count()",
+    "attributes.dify.tenant_id in (ws-b, ws-c, nope) status=error | by node_type | count()",
+    "exists attributes.dify.tenant_id | count()",
+    "not exists attributes.dify.tenant_id span_kind=tool | count()",
+    "attributes.dify.tenant_id>ws-a | count()",
+    "attributes.dify.tenant_id contains \"-b\" | count()",
+    "by attributes.dify.tenant_id | count(), count_distinct(tags.workspace)",
+    "tags.workspace=ws-d span_kind=workflow | by tags.category | success_rate()",
+    "tags.workspace in (ws-a, ws-b) attributes.dify.tenant_id=ws-c | count()",
+    "by tags.workspace, attributes.dify.tenant_id | count() as n | sort n desc | limit 5",
+    "span_kind=llm run has (attributes.dify.tenant_id=ws-b status=error) | by model_name | count()",
+    "tags.workspace=ws-c | sort start_time desc | limit 9",
+    "status=error | sort attributes.dify.tenant_id, start_time | limit 12",
+];
+
 fn project() -> ProjectId {
     ProjectId::new("p").expect("project")
 }
@@ -180,6 +199,7 @@ async fn loaded(dir: &std::path::Path) -> (Store, Vec<Span>) {
 
 async fn check_all(store: &Store, spans: &[Span], stage: &str) {
     check_queries(store, spans, stage, QUERIES).await;
+    check_queries(store, spans, stage, MIRRORED).await;
 }
 
 async fn check_queries(store: &Store, spans: &[Span], stage: &str, queries: &[&str]) {
@@ -678,6 +698,101 @@ async fn every_operator_and_aggregate_matches_brute_force_in_memtable_and_parts(
     store.flush_all().await.expect("flush");
     assert!(store.stats().parts > 0);
     check_all(&store, &spans, "parts").await;
+}
+
+/// Parts written before the mirror columns (`mirrors.rs`) answer the
+/// same: the reader looks the keys up in the parts' maps. Here the parts
+/// are rewritten without the columns (the layout of earlier builds), the
+/// manifest is told their new sizes, and the store is reopened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_without_mirror_columns_answer_the_same() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, spans) = loaded(dir.path()).await;
+    store.flush_all().await.expect("flush");
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    let stripped = strip_mirror_columns(dir.path());
+    assert!(stripped > 0, "no part rewritten");
+    let store =
+        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("reopen");
+    check_queries(&store, &spans, "parts without mirrors", MIRRORED).await;
+    // Some of the old queries too: maps, ids, run has, listings.
+    check_queries(&store, &spans, "parts without mirrors", &QUERIES[..40]).await;
+    // Newer rows beside the old parts: a memtable with the columns.
+    let mut late = spans[0].clone();
+    late.span_id = "late-1".into();
+    late.attributes
+        .insert("dify.tenant_id".into(), "ws-new".into());
+    store.append(vec![late.clone()]).await.expect("append");
+    let mut all = spans.clone();
+    all.push(late);
+    check_queries(&store, &all, "old parts and new rows", MIRRORED).await;
+    check_queries(
+        &store,
+        &all,
+        "old parts and new rows",
+        &["attributes.dify.tenant_id=ws-new | count()"],
+    )
+    .await;
+}
+
+/// Rewrites every span part under `dir` without the mirror columns and
+/// records them in the manifest as earlier builds did; returns how many
+/// were rewritten.
+fn strip_mirror_columns(dir: &std::path::Path) -> usize {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let model = loupe_model::schema();
+    let mut sizes = std::collections::HashMap::new();
+    let mut stack = vec![dir.join("parts")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "parquet") {
+                continue;
+            }
+            let file = std::fs::File::open(&path).expect("open part");
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .expect("reader")
+                .build()
+                .expect("build");
+            let batches: Vec<_> = reader
+                .map(|b| {
+                    let b = b.expect("batch");
+                    let keep: Vec<usize> = (0..model.fields().len()).collect();
+                    let b = b.project(&keep).expect("project");
+                    arrow::array::RecordBatch::try_new(model.clone(), b.columns().to_vec())
+                        .expect("model batch")
+                })
+                .collect();
+            let out = std::fs::File::create(&path).expect("create");
+            let mut writer = ArrowWriter::try_new(out, model.clone(), None).expect("writer");
+            for b in &batches {
+                writer.write(b).expect("write");
+            }
+            writer.close().expect("close");
+            let rel = path.strip_prefix(dir).expect("relative");
+            let bytes = std::fs::metadata(&path).expect("size").len();
+            sizes.insert(rel.to_string_lossy().into_owned(), bytes);
+        }
+    }
+    let manifest = dir.join("manifest.json");
+    let mut m: Value =
+        serde_json::from_slice(&std::fs::read(&manifest).expect("manifest")).expect("json");
+    for part in m["parts"].as_array_mut().expect("parts") {
+        let path = part["path"].as_str().expect("path").to_owned();
+        if let Some(bytes) = sizes.get(&path) {
+            part["bytes"] = Value::from(*bytes);
+            // As earlier builds wrote it: no layout.
+            part.as_object_mut().expect("part").remove("layout");
+        }
+    }
+    std::fs::write(&manifest, serde_json::to_vec(&m).expect("json")).expect("write manifest");
+    sizes.len()
 }
 
 /// `run has` is answered from the run keys found first (an `IN` list, or a

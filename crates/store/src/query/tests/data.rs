@@ -47,6 +47,11 @@ pub fn generate() -> Vec<Span> {
         let run_id = (r % 7 != 3).then(|| format!("run-{r:04}"));
         let category = (r % 11 != 5).then(|| CATEGORIES[rng.below(4) as usize]);
         let user = format!("u{}", r % 37);
+        // Dify's workspace on most runs' spans, and the workspace tag: the
+        // keys the store mirrors in columns (`mirrors.rs`). The tag is not
+        // always the tenant (other sources name it themselves).
+        let tenant = (r % 9 != 4).then(|| ["ws-a", "ws-b", "ws-c"][r as usize % 3]);
+        let workspace = (r % 8 != 6).then(|| ["ws-a", "ws-b", "ws-c", "ws-d"][r as usize % 4]);
         let start = T0 + r * 60_000 * MS + rng.below(1_000) as i64 * MS;
         let base = |id: String, kind: SpanKind, node: &str, at: i64, dur: i64| {
             let mut s = Span::new("p", id);
@@ -59,6 +64,12 @@ pub fn generate() -> Vec<Span> {
             s.end_time = Some(at + dur);
             if let Some(c) = category {
                 s.tags.insert("category".into(), c.into());
+            }
+            if let Some(t) = tenant {
+                s.attributes.insert("dify.tenant_id".into(), t.into());
+            }
+            if let Some(w) = workspace {
+                s.tags.insert("workspace".into(), w.into());
             }
             // A second business tag, not a label: kept by the hour tier
             // only where `hour_tags` names it.
