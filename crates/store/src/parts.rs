@@ -458,24 +458,23 @@ pub fn write_part(
     // (interleaved, its row filter left a selection too fragmented to read
     // fast). Time last, so windows inside the day still prune, per
     // workspace.
-    fn key(
-        r: &Row,
-    ) -> (
+    // The key holds two map lookups: computed once per row, not twice per
+    // comparison.
+    type Key<'a> = (
         Option<&'static str>,
-        [Option<&str>; MIRRORS.len()],
+        [Option<&'a str>; MIRRORS.len()],
         Option<i64>,
-    ) {
+        &'a str,
+    );
+    fn key(r: &Row) -> Key<'_> {
         (
             r.span.span_kind.map(|k| k.as_str()),
             crate::mirrors::values(&r.span),
             r.span.event_time(),
+            &r.span.span_id,
         )
     }
-    rows.sort_by(|a, b| {
-        key(a)
-            .cmp(&key(b))
-            .then_with(|| a.span.span_id.cmp(&b.span.span_id))
-    });
+    rows.sort_by_cached_key(|r| key(r));
     let rel = format!("parts/{project}/{day}/{id:016x}.parquet");
     let path = data_dir.join(&rel);
     let (min_time, max_time) = rows
