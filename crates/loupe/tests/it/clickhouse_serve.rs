@@ -537,6 +537,7 @@ async fn dify_sync_and_cleanup_on_clickhouse() {
             assert_eq!(s["tags"]["category"], "phone", "{name}: {s}");
             assert_eq!(s["source"], "dify_db", "{name}: {s}");
         }
+        crate::dify_serve::finished_pass(&server, "shop").await;
         assert_eq!(
             parquet_files(&data),
             0,

@@ -53,6 +53,24 @@ pub(crate) async fn dify_database() -> (String, tokio_postgres::Client, String) 
     (dsn, db, run)
 }
 
+/// The sync's status once a pass has finished. A run is visible as soon as
+/// its batch is written, but the checkpoint cleanup needs is saved after
+/// the write: a test that stops the server on seeing the run can stop it
+/// in between (the pass is dropped and would re-read the batch), and
+/// cleanup then rightly refuses a database the sync has not read yet.
+pub(crate) async fn finished_pass(server: &Server, project: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = server.get_json_as("/api/v1/dify/status", project).await;
+        assert_eq!(status, 200, "{body}");
+        if body["totals"]["passes"].as_u64().unwrap_or(0) >= 1 {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "no finished pass: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_syncs_into_its_project_and_cleanup_verifies_through_the_running_server() {
     let (dsn, db, run) = dify_database().await;
@@ -81,16 +99,7 @@ async fn serve_syncs_into_its_project_and_cleanup_verifies_through_the_running_s
     assert_eq!(status, 404, "not in the default project");
 
     // The sync's status (the console's Dify page), for its project only.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let sync = loop {
-        let (status, body) = server.get_json_as("/api/v1/dify/status", "shop").await;
-        assert_eq!(status, 200, "{body}");
-        if body["totals"]["passes"].as_u64().unwrap_or(0) >= 1 {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "no finished pass: {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let sync = finished_pass(&server, "shop").await;
     assert_eq!(sync["configured"], true, "{sync}");
     assert_eq!(sync["running"], true, "{sync}");
     assert_eq!(
