@@ -24,6 +24,15 @@
 //!   day stayed at three parts, below the default of four, and its scans
 //!   ~1.5× slower.) Late rows for such a day still climb the same tiers,
 //!   so the bound on rewrites holds.
+//! - **Parts of an earlier layout.** A part written before the current
+//!   layout (`PartMeta::layout` below [`crate::mirrors::LAYOUT`]: an
+//!   upgrade from a build without the mirror columns) is answered through
+//!   an expression adapter that decodes its maps, and a filter on the
+//!   workspace cannot be pushed into it. It is rewritten alone, newest
+//!   day first, at most [`MAX_MERGE_ROWS`] rows of such parts per pass
+//!   (always at least one part), so an upgrade's rewrite is spread over
+//!   passes and never holds flushes back for long. Each old part is
+//!   rewritten once; cold parts stay as they are.
 //! - **Bounded memory.** A merge reads its parts whole into memory (a span
 //!   row with Dify payloads is ~5 KB there), so a group holds at most
 //!   [`MAX_MERGE_ROWS`] rows: a busy day ends as several parts of about
@@ -63,7 +72,7 @@ pub(crate) fn plan(
         let last = newest.entry(project).or_insert(day);
         *last = (*last).max(day);
     }
-    let mut groups = Vec::new();
+    let mut groups: Vec<Vec<Arc<Part>>> = Vec::new();
     for ((project, date), mut day) in days {
         // `YYYY-MM-DD` strings order as the days do.
         let behind = newest.get(project).is_some_and(|last| date < *last);
@@ -84,6 +93,20 @@ pub(crate) fn plan(
                 groups.push(vec![Arc::clone(p)]);
             }
         }
+    }
+    let planned: HashSet<u64> = groups.iter().flatten().map(|p| p.meta.id).collect();
+    let mut old: Vec<&Arc<Part>> = parts
+        .iter()
+        .filter(|p| p.meta.layout < crate::mirrors::LAYOUT && !planned.contains(&p.meta.id))
+        .collect();
+    old.sort_by(|a, b| b.meta.day.cmp(&a.meta.day).then(a.meta.id.cmp(&b.meta.id)));
+    let mut budget = MAX_MERGE_ROWS;
+    for p in old {
+        if p.meta.rows > budget && budget < MAX_MERGE_ROWS {
+            break;
+        }
+        budget = budget.saturating_sub(p.meta.rows);
+        groups.push(vec![Arc::clone(p)]);
     }
     groups
 }
@@ -148,13 +171,24 @@ mod tests {
     }
 
     fn part_of(dir: &std::path::Path, id: u64, project: &str, day: &str, rows: usize) -> Arc<Part> {
+        Arc::new(written(dir, id, project, day, rows))
+    }
+
+    fn written(dir: &std::path::Path, id: u64, project: &str, day: &str, rows: usize) -> Part {
         let rows: Vec<Row> = (0..rows)
             .map(|i| Row {
                 span: Span::new(project, format!("s{id}-{i}")),
                 version: id * 1_000_000 + i as u64,
             })
             .collect();
-        Arc::new(write_part(dir, id, project, day, 0, rows.iter().collect()).expect("part"))
+        write_part(dir, id, project, day, 0, rows.iter().collect()).expect("part")
+    }
+
+    /// A part as a build before the mirror columns recorded it.
+    fn old_part(dir: &std::path::Path, id: u64, day: &str, rows: usize) -> Arc<Part> {
+        let mut p = written(dir, id, "p", day, rows);
+        p.meta.layout = 0;
+        Arc::new(p)
     }
 
     fn ids(groups: &[Vec<Arc<Part>>]) -> Vec<Vec<u64>> {
@@ -252,5 +286,33 @@ mod tests {
         assert!(plan(std::slice::from_ref(&p), &durable, 4).is_empty());
         durable.entry(1).or_default().insert(50);
         assert_eq!(ids(&plan(&[p], &durable, 4)), vec![vec![1]]);
+    }
+
+    /// After an upgrade, parts of the earlier layout are rewritten alone,
+    /// newest day first, a bounded number of rows per pass; one already in
+    /// a tier is rewritten there, and parts of the current layout are not
+    /// touched for it.
+    #[test]
+    fn parts_of_an_earlier_layout_are_rewritten_a_bounded_share_per_pass() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let none = BTreeMap::new();
+        let current = part(d, 1, "2026-01-03", 10);
+        assert!(plan(std::slice::from_ref(&current), &none, 4).is_empty());
+        let mut all = vec![
+            current,
+            old_part(d, 2, "2026-01-01", 100_000),
+            old_part(d, 3, "2026-01-02", 100_000),
+            old_part(d, 4, "2026-01-03", 100_000),
+        ];
+        // 256Ki rows per pass: the two newest days' old parts; the third
+        // would pass the bound and waits for the next pass.
+        assert_eq!(ids(&plan(&all, &none, 4)), vec![vec![3], vec![4]]);
+        // A part larger than the bound is still rewritten, alone.
+        let huge = vec![old_part(d, 5, "2026-01-01", 300_000)];
+        assert_eq!(ids(&plan(&huge, &none, 4)), vec![vec![5]]);
+        // Old parts in a full tier are merged with it, once.
+        all = (6..10).map(|i| old_part(d, i, "2026-01-05", 10)).collect();
+        assert_eq!(ids(&plan(&all, &none, 4)), vec![vec![6, 7, 8, 9]]);
     }
 }

@@ -734,6 +734,22 @@ async fn parts_without_mirror_columns_answer_the_same() {
         &["attributes.dify.tenant_id=ws-new | count()"],
     )
     .await;
+    // Maintenance rewrites the old parts with the columns; answers stay.
+    store.flush_all().await.expect("flush");
+    let layouts = |store: &Store| -> Vec<u32> {
+        let st = store.inner.state.lock();
+        st.parts.iter().map(|p| p.meta.layout).collect()
+    };
+    assert!(layouts(&store).contains(&0), "{:?}", layouts(&store));
+    let report = store.maintain().await.expect("maintain");
+    assert!(report.compacted_parts >= stripped, "{report:?}");
+    assert!(
+        layouts(&store).iter().all(|l| *l == crate::mirrors::LAYOUT),
+        "{:?}",
+        layouts(&store)
+    );
+    check_queries(&store, &all, "old parts rewritten", MIRRORED).await;
+    check_queries(&store, &all, "old parts rewritten", &QUERIES[..40]).await;
 }
 
 /// Rewrites every span part under `dir` without the mirror columns and
