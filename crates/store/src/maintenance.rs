@@ -281,10 +281,17 @@ impl Store {
         st.garbage
             .extend(group.iter().map(|p| (now, Garbage::File(p.path.clone()))));
         drop(st);
+        // Why the group was rewritten shows in the counts: hidden rows
+        // dropped, several parts merged, or parts of an earlier layout.
+        let earlier_layout_parts = group
+            .iter()
+            .filter(|p| p.meta.layout < crate::mirrors::LAYOUT)
+            .count();
         tracing::info!(
             project = %project,
             day = %day,
             parts_in = group.len(),
+            earlier_layout_parts,
             rows_in,
             rows_out = rows.len(),
             dropped_hidden_rows = dropped,
