@@ -785,26 +785,31 @@ mod tests {
         DeletionVector::default()
     }
 
+    /// `n` rows, row `i` holding `span(i)` at version `i + 1`.
+    fn rows_of(n: i64, span: impl Fn(i64) -> Span) -> Vec<Row> {
+        (0..n)
+            .map(|i| Row {
+                span: span(i),
+                version: i as u64 + 1,
+            })
+            .collect()
+    }
+
     #[test]
     fn rows_are_written_by_kind_then_workspace_then_time() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let rows: Vec<Row> = (0..40i64)
-            .map(|i| {
-                let mut s = Span::new("p", format!("s{i:02}"));
-                s.span_kind = Some([SpanKind::Tool, SpanKind::Workflow][i as usize % 2]);
-                // Workspaces interleaved in time; some spans without one.
-                if i % 5 != 0 {
-                    let w = ["w-b", "w-a", "w-c"][i as usize % 3];
-                    s.attributes.insert("dify.tenant_id".into(), w.into());
-                    s.tags.insert("workspace".into(), w.into());
-                }
-                s.start_time = Some(1_700_000_000_000_000_000 + i);
-                Row {
-                    span: s,
-                    version: i as u64 + 1,
-                }
-            })
-            .collect();
+        let rows = rows_of(40, |i| {
+            let mut s = Span::new("p", format!("s{i:02}"));
+            s.span_kind = Some([SpanKind::Tool, SpanKind::Workflow][i as usize % 2]);
+            // Workspaces interleaved in time; some spans without one.
+            if i % 5 != 0 {
+                let w = ["w-b", "w-a", "w-c"][i as usize % 3];
+                s.attributes.insert("dify.tenant_id".into(), w.into());
+                s.tags.insert("workspace".into(), w.into());
+            }
+            s.start_time = Some(1_700_000_000_000_000_000 + i);
+            s
+        });
         let part =
             write_part(dir.path(), 8, "p", "2023-11-14", 0, rows.iter().collect()).expect("write");
         assert_eq!(part.meta.layout, crate::mirrors::LAYOUT);
@@ -831,17 +836,12 @@ mod tests {
     #[test]
     fn part_round_trips_and_picks_rows_by_id() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let rows: Vec<Row> = (0..10)
-            .map(|i| {
-                let mut s = Span::new("p", format!("s{i}"));
-                s.trace_id = Some(format!("t{}", i % 2));
-                s.start_time = Some(1_700_000_000_000_000_000 + i);
-                Row {
-                    span: s,
-                    version: i as u64 + 1,
-                }
-            })
-            .collect();
+        let rows = rows_of(10, |i| {
+            let mut s = Span::new("p", format!("s{i}"));
+            s.trace_id = Some(format!("t{}", i % 2));
+            s.start_time = Some(1_700_000_000_000_000_000 + i);
+            s
+        });
         let part =
             write_part(dir.path(), 7, "p", "2023-11-14", 0, rows.iter().collect()).expect("write");
         assert_eq!(part.meta.rows, 10);
@@ -905,20 +905,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let n = ROW_GROUP_ROWS + ROW_GROUP_ROWS / 2;
         let kinds = [loupe_model::SpanKind::Llm, loupe_model::SpanKind::Tool];
-        let rows: Vec<Row> = (0..n)
-            .map(|i| {
-                let mut s = Span::new("p", format!("s{i}"));
-                s.trace_id = Some(format!("t{}", i % 5000));
-                s.run_id = Some(format!("r{}", i % 5000));
-                s.span_kind = Some(kinds[i % 2]);
-                s.start_time = Some(1_700_000_000_000_000_000 + i as i64);
-                s.input = Some(format!("question {i}"));
-                Row {
-                    span: s,
-                    version: i as u64 + 1,
-                }
-            })
-            .collect();
+        let rows = rows_of(n as i64, |i| {
+            let mut s = Span::new("p", format!("s{i}"));
+            s.trace_id = Some(format!("t{}", i % 5000));
+            s.run_id = Some(format!("r{}", i % 5000));
+            s.span_kind = Some(kinds[i as usize % 2]);
+            s.start_time = Some(1_700_000_000_000_000_000 + i);
+            s.input = Some(format!("question {i}"));
+            s
+        });
         let part =
             write_part(dir.path(), 1, "p", "2023-11-14", 1, rows.iter().collect()).expect("write");
         let expect = |t: usize| -> Vec<Row> {
