@@ -25,10 +25,11 @@
 //!   ~1.5× slower.) Late rows for such a day still climb the same tiers,
 //!   so the bound on rewrites holds.
 //! - **Parts of an earlier layout.** A part written before the current
-//!   layout (`PartMeta::layout` below [`crate::mirrors::LAYOUT`]: an
-//!   upgrade from a build without the mirror columns) is answered through
-//!   an expression adapter that decodes its maps, and a filter on the
-//!   workspace cannot be pushed into it. It is rewritten alone, newest
+//!   layout (`PartMeta::layout` below [`crate::parts::LAYOUT`]: an
+//!   upgrade from a build without the mirror columns, or with the texts in
+//!   the rows' order) is answered at the old cost (an expression adapter
+//!   that decodes its maps, a filter on the workspace that cannot be pushed
+//!   into it; texts in their least compressed order). It is rewritten alone, newest
 //!   day first, at most [`MAX_MERGE_ROWS`] rows of such parts per pass
 //!   (always at least one part), so an upgrade's rewrite is spread over
 //!   passes and never holds flushes back for long. Each old part is
@@ -97,7 +98,7 @@ pub(crate) fn plan(
     let planned: HashSet<u64> = groups.iter().flatten().map(|p| p.meta.id).collect();
     let mut old: Vec<&Arc<Part>> = parts
         .iter()
-        .filter(|p| p.meta.layout < crate::mirrors::LAYOUT && !planned.contains(&p.meta.id))
+        .filter(|p| p.meta.layout < crate::parts::LAYOUT && !planned.contains(&p.meta.id))
         .collect();
     old.sort_by(|a, b| b.meta.day.cmp(&a.meta.day).then(a.meta.id.cmp(&b.meta.id)));
     let mut budget = MAX_MERGE_ROWS;

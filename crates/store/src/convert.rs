@@ -34,6 +34,21 @@ pub fn rows_to_batch<'a>(
     b.finish()
 }
 
+/// [`rows_to_batch`] with `input` and `output` null: for a part that keeps
+/// the texts in run order (`payloads.rs`), so the largest strings are not
+/// copied twice.
+pub(crate) fn rows_to_batch_without_texts<'a>(
+    rows: impl ExactSizeIterator<Item = &'a Row>,
+) -> Result<RecordBatch, Error> {
+    let n = rows.len();
+    let mut b = Builders::new(n);
+    b.texts = false;
+    for row in rows {
+        b.push(row);
+    }
+    b.finish()
+}
+
 struct Builders {
     strings: Vec<StringBuilder>,
     start: TimestampNanosecondBuilder,
@@ -45,7 +60,12 @@ struct Builders {
     ingest_version: UInt32Builder,
     version: UInt64Builder,
     mirrors: [StringBuilder; MIRRORS.len()],
+    /// Whether `input` and `output` are copied (else null).
+    texts: bool,
 }
+
+/// Where `input` and `output` are in [`string_values`].
+const TEXTS: [usize; 2] = [STRINGS_A + STRINGS_B + 2, STRINGS_A + STRINGS_B + 3];
 
 /// String columns in schema order, split around the non-string ones.
 const STRINGS_A: usize = 18; // project .. error_class
@@ -115,12 +135,19 @@ impl Builders {
             ingest_version: UInt32Builder::with_capacity(n),
             version: UInt64Builder::with_capacity(n),
             mirrors: std::array::from_fn(|_| StringBuilder::with_capacity(n, n * 8)),
+            texts: true,
         }
     }
 
     fn push(&mut self, row: &Row) {
         let s = &row.span;
-        for (b, v) in self.strings.iter_mut().zip(string_values(s)) {
+        let mut values = string_values(s);
+        if !self.texts {
+            for i in TEXTS {
+                values[i] = None;
+            }
+        }
+        for (b, v) in self.strings.iter_mut().zip(values) {
             b.append_option(v);
         }
         self.start.append_option(s.start_time);

@@ -46,6 +46,7 @@ mod memtable;
 mod mirrors;
 mod partials;
 mod parts;
+mod payloads;
 mod query;
 mod read;
 mod reader_table;

@@ -285,7 +285,7 @@ impl Store {
         // dropped, several parts merged, or parts of an earlier layout.
         let earlier_layout_parts = group
             .iter()
-            .filter(|p| p.meta.layout < crate::mirrors::LAYOUT)
+            .filter(|p| p.meta.layout < crate::parts::LAYOUT)
             .count();
         tracing::info!(
             project = %project,

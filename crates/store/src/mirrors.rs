@@ -81,10 +81,6 @@ pub(crate) const MIRRORS: [Mirror; 2] = [
     },
 ];
 
-/// The layout of parts written with the mirror columns
-/// (`PartMeta::layout`; 0: written before them).
-pub(crate) const LAYOUT: u32 = 1;
-
 /// The store's table schema: `loupe_model::schema()`, then the mirror
 /// columns (after every model column, so a projection of the model's
 /// columns has the same indices in both).

@@ -36,6 +36,7 @@ use crate::Error;
 use crate::convert::{Row, batch_to_rows, rows_to_batch};
 use crate::deletes::DeletionVector;
 use crate::mirrors::{MIRRORS, storage_schema};
+use crate::payloads;
 use crate::wal::io_err;
 
 /// Rows per Parquet row group.
@@ -96,6 +97,25 @@ const UNCOMPRESSED_COLUMNS: [&str; 19] = [
     column::TOTAL_TOKENS,
 ];
 
+/// Part layouts (`PartMeta::layout`): what a part's file holds besides the
+/// model's columns. 0: nothing (parts written before the mirrors);
+/// [`LAYOUT_MIRRORS`]: the mirror columns (`mirrors.rs`);
+/// [`LAYOUT_PAYLOADS`]: those, and `input`/`output` in run order
+/// (`payloads.rs`) instead of in the rows' order.
+pub(crate) const LAYOUT_MIRRORS: u32 = 1;
+/// See [`LAYOUT_MIRRORS`].
+pub(crate) const LAYOUT_PAYLOADS: u32 = 2;
+/// The layout new parts are written in; maintenance rewrites parts of an
+/// earlier one (`compaction::plan`).
+pub(crate) const LAYOUT: u32 = LAYOUT_PAYLOADS;
+
+/// Payload pages (`payloads.rs`): larger than the light columns', so zstd
+/// sees more of a run's repeated text at once. Parquet also cuts every
+/// page at [`PAGE_ROWS`] rows, which binds first for most payloads (about
+/// 400 bytes a text on Dify's traffic); one run's texts are still one or
+/// two pages, so reading a run inflates no more than before.
+const PAYLOAD_PAGE_BYTES: usize = 256 * 1024;
+
 /// What the manifest records about a part.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PartMeta {
@@ -122,9 +142,9 @@ pub struct PartMeta {
     /// writes the manifest it always did.
     #[serde(default, skip_serializing_if = "Location::is_hot")]
     pub location: Location,
-    /// The store's columns the file has beyond the model's: 0 for parts
-    /// written before the mirror columns (absent in their manifests),
-    /// [`crate::mirrors::LAYOUT`] for parts with them.
+    /// The store's columns the file has beyond the model's ([`LAYOUT`]):
+    /// 0 for parts written before the mirror columns (absent in their
+    /// manifests).
     #[serde(default)]
     pub layout: u32,
 }
@@ -340,7 +360,7 @@ impl Part {
         }
     }
 
-    fn reader_metadata(&self, file: &File) -> Result<ArrowReaderMetadata, Error> {
+    pub(crate) fn reader_metadata(&self, file: &File) -> Result<ArrowReaderMetadata, Error> {
         if let Some(m) = self.reader.get() {
             return Ok(m.clone());
         }
@@ -411,25 +431,73 @@ impl Part {
             return Ok(Vec::new());
         }
         let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), selected_start);
-        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata)
-            .with_row_groups(groups)
-            .with_row_selection(selection);
-        if !columns.is_empty() {
-            let arrow_schema = builder.schema().clone();
-            let idx: Vec<usize> = columns
-                .iter()
-                .chain(&[column::SPAN_ID, column::VERSION])
-                .filter_map(|c| arrow_schema.index_of(c).ok())
-                .collect();
+        let texts_file = file.try_clone().map_err(io_err(&path))?;
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata.clone())
+                .with_row_groups(groups)
+                .with_row_selection(selection);
+        let (projection, texts) = projection_of(
+            builder.schema(),
+            columns,
+            &[column::SPAN_ID, column::VERSION],
+        );
+        if let Some(idx) = projection {
             let mask = ProjectionMask::roots(builder.parquet_schema(), idx);
             builder = builder.with_projection(mask);
         }
         let mut rows = Vec::new();
+        let mut at = Vec::new();
         for batch in builder.build()? {
-            rows.extend(batch_to_rows(&batch?)?);
+            let batch = batch?;
+            if !texts.is_empty() {
+                at.extend(payloads::positions_of(&batch)?.values());
+            }
+            rows.extend(batch_to_rows(&batch)?);
+        }
+        if !texts.is_empty() {
+            payloads::fill(&mut rows, &at, texts_file, metadata, &texts)?;
         }
         Ok(rows)
     }
+}
+
+/// The leaf columns a read of a part with `arrow_schema` projects to get
+/// `columns` (empty: all) and `always`, or `None` for all; and the payload
+/// columns to fill afterwards from run order ([`payloads::fill`]), for a
+/// part of [`LAYOUT_PAYLOADS`] (whose projection then has
+/// [`payloads::ROW`] and not the run-order texts themselves).
+fn projection_of(
+    arrow_schema: &arrow::datatypes::Schema,
+    columns: &[&str],
+    always: &[&str],
+) -> (Option<Vec<usize>>, Vec<&'static str>) {
+    let run_order = arrow_schema.index_of(payloads::ROW).is_ok();
+    let texts: Vec<&'static str> = payloads::COLUMNS
+        .iter()
+        .map(|(model, _)| *model)
+        .filter(|m| run_order && (columns.is_empty() || columns.contains(m)))
+        .collect();
+    let mut idx: Vec<usize> = if columns.is_empty() {
+        if !run_order {
+            return (None, texts);
+        }
+        let run_order_texts = payloads::COLUMNS.map(|(_, f)| f);
+        (0..arrow_schema.fields().len())
+            .filter(|&i| !run_order_texts.contains(&arrow_schema.field(i).name().as_str()))
+            .collect()
+    } else {
+        let row = (!texts.is_empty()).then_some(payloads::ROW);
+        columns
+            .iter()
+            .copied()
+            .chain(always.iter().copied())
+            .chain(row)
+            .filter_map(|c| arrow_schema.index_of(c).ok())
+            .collect()
+    };
+    idx.sort_unstable();
+    idx.dedup();
+    (Some(idx), texts)
 }
 
 /// UTC day of a timestamp in ns.
@@ -475,6 +543,8 @@ pub fn write_part(
         )
     }
     rows.sort_by_cached_key(|r| key(r));
+    let order = payloads::run_order(&rows);
+    let at = payloads::positions(&order);
     let rel = format!("parts/{project}/{day}/{id:016x}.parquet");
     let path = data_dir.join(&rel);
     let (min_time, max_time) = rows
@@ -516,24 +586,34 @@ pub fn write_part(
     // and a page read would then drag the whole dictionary page along.
     // (Other ids try one, within `DICTIONARY_BYTES`.) Payloads get no
     // statistics either: min/max of free text prunes nothing.
-    let props = [column::SPAN_ID, column::INPUT, column::OUTPUT]
+    let texts = payloads::COLUMNS.map(|(_, f)| f);
+    let props = [column::SPAN_ID, payloads::ROW]
         .into_iter()
+        .chain(texts)
         .fold(props, |p, c| {
             p.set_column_dictionary_enabled(ColumnPath::from(c), false)
         });
-    let props = [column::INPUT, column::OUTPUT]
-        .into_iter()
-        .fold(props, |p, c| {
-            p.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None)
-        });
+    // The texts in run order (`payloads.rs`): larger pages, a stronger
+    // level once compacted (a part is compacted once or twice, read many
+    // times; zstd reads as fast at level 9 as at 3).
+    let text_level = ZstdLevel::try_new(if level == 0 { 3 } else { 9 })?;
+    let props = texts.into_iter().fold(props, |p, c| {
+        let path = ColumnPath::from(c);
+        p.set_column_statistics_enabled(path.clone(), EnabledStatistics::None)
+            .set_column_compression(path.clone(), Compression::ZSTD(text_level))
+            .set_column_data_page_size_limit(path, PAYLOAD_PAGE_BYTES)
+    });
     let props = UNCOMPRESSED_COLUMNS
         .into_iter()
         .chain(MIRRORS.iter().map(|m| m.column))
         .fold(props, |p, c| {
             p.set_column_compression(ColumnPath::from(c), Compression::UNCOMPRESSED)
         });
+    // Run-order positions: along a kind's rows in time they climb run by
+    // run, so their deltas are small.
     let props = DELTA_COLUMNS
         .into_iter()
+        .chain([payloads::ROW])
         .fold(props, |p, c| {
             let path = ColumnPath::from(c);
             p.set_column_dictionary_enabled(path.clone(), false)
@@ -546,9 +626,12 @@ pub fn write_part(
         &path,
         |e| Error::io(&path, e),
         |file| {
-            let mut writer = ArrowWriter::try_new(file, storage_schema(), Some(props))?;
-            for chunk in rows.chunks(ROW_GROUP_ROWS) {
-                writer.write(&rows_to_batch(chunk.iter().copied())?)?;
+            let mut writer = ArrowWriter::try_new(file, payloads::file_schema(), Some(props))?;
+            let mut start = 0;
+            while start < rows.len() {
+                let end = rows.len().min(start + ROW_GROUP_ROWS);
+                writer.write(&payloads::file_batch(&rows, start..end, &order, &at)?)?;
+                start = end;
             }
             let file = writer.into_inner()?;
             file.metadata()
@@ -569,7 +652,7 @@ pub fn write_part(
             max_time,
             level,
             location: Location::Hot,
-            layout: crate::mirrors::LAYOUT,
+            layout: LAYOUT,
         },
         path,
         index,
@@ -686,6 +769,7 @@ pub fn read_rows(
     deleted: &DeletionVector,
 ) -> Result<Vec<Row>, Error> {
     let file = File::open(path).map_err(io_err(path))?;
+    let texts_file = file.try_clone().map_err(io_err(path))?;
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
     // Row ranges of the row groups in the file, for the deletion vector.
     let group_ranges: Vec<std::ops::Range<usize>> = builder
@@ -702,8 +786,8 @@ pub fn read_rows(
     let parquet_schema = builder.parquet_schema().clone();
     let arrow_schema = builder.schema().clone();
     let index_of = |name: &str| arrow_schema.index_of(name).ok();
-    if !columns.is_empty() {
-        let idx: Vec<usize> = columns.iter().filter_map(|c| index_of(c)).collect();
+    let (projection, texts) = projection_of(&arrow_schema, columns, &[]);
+    if let Some(idx) = projection {
         builder = builder.with_projection(ProjectionMask::roots(&parquet_schema, idx));
     }
     if let Some(pick) = pick {
@@ -767,8 +851,19 @@ pub fn read_rows(
         builder = builder.with_row_selection(selection);
     }
     let mut rows = Vec::new();
+    let mut at = Vec::new();
     for batch in builder.build()? {
-        rows.extend(batch_to_rows(&batch?)?);
+        let batch = batch?;
+        if !texts.is_empty() {
+            at.extend(payloads::positions_of(&batch)?.values());
+        }
+        rows.extend(batch_to_rows(&batch)?);
+    }
+    if !texts.is_empty() && !rows.is_empty() {
+        // With the offset index: the pages of the positions only.
+        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+        let metadata = ArrowReaderMetadata::load(&texts_file, options)?;
+        payloads::fill(&mut rows, &at, texts_file, metadata, &texts)?;
     }
     Ok(rows)
 }
@@ -779,6 +874,7 @@ pub type PartList = Arc<Vec<Arc<Part>>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::Array;
     use loupe_model::{Span, SpanKind};
 
     fn none() -> DeletionVector {
@@ -812,7 +908,7 @@ mod tests {
         });
         let part =
             write_part(dir.path(), 8, "p", "2023-11-14", 0, rows.iter().collect()).expect("write");
-        assert_eq!(part.meta.layout, crate::mirrors::LAYOUT);
+        assert_eq!(part.meta.layout, LAYOUT);
         let read = read_rows(&part.path, None, &[], &none()).expect("read");
         let keys: Vec<_> = read
             .iter()
@@ -895,6 +991,120 @@ mod tests {
         let reopened = open_part(dir.path(), part.meta.clone(), None, false).expect("open");
         assert!(reopened.index.may_contain(IdKind::Span, "s9"));
         assert_eq!(day_of(1_700_000_000_000_000_000), "2023-11-14");
+    }
+
+    /// The texts are stored in run order (`payloads.rs`), out of the rows'
+    /// order: the file has no `input`/`output`, a run's texts are one
+    /// stretch of `_payload_input`, and every read gives each row its own
+    /// texts back: whole, by columns, by id and by position.
+    #[test]
+    fn texts_are_stored_in_run_order_and_read_back_per_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kinds = [SpanKind::Workflow, SpanKind::Llm, SpanKind::Tool];
+        // 300 runs of 6 spans, runs interleaved in time; some spans
+        // without texts, one without a run or trace.
+        let rows = rows_of(1801, |i| {
+            let mut s = Span::new("p", format!("s{i:04}"));
+            if i < 1800 {
+                s.run_id = Some(format!("run-{}", i % 300));
+                s.trace_id = s.run_id.clone();
+            }
+            s.span_kind = Some(kinds[i as usize % 3]);
+            s.start_time = Some(1_700_000_000_000_000_000 + i * 1_000);
+            if i == 1800 {
+                s.input = Some("input of no run".to_owned());
+            } else if i % 7 != 0 {
+                s.input = Some(format!("input of {i} in run {}", i % 300));
+            }
+            if i % 5 != 0 {
+                s.output = Some(format!("output {i}"));
+            }
+            s
+        });
+        let part =
+            write_part(dir.path(), 3, "p", "2023-11-14", 1, rows.iter().collect()).expect("write");
+        assert_eq!(part.meta.layout, LAYOUT_PAYLOADS);
+        let file = File::open(&part.path).expect("open");
+        let raw: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("reader")
+            .build()
+            .expect("build")
+            .map(|b| b.expect("batch"))
+            .collect();
+        let schema = raw[0].schema();
+        assert!(schema.index_of(column::INPUT).is_err());
+        assert!(schema.index_of(column::OUTPUT).is_err());
+        // Run order: each run's inputs are one contiguous stretch.
+        let inputs: Vec<Option<String>> = raw
+            .iter()
+            .flat_map(|b| {
+                let c = b.column_by_name("_payload_input").expect("texts");
+                let c = c.as_string::<i32>();
+                (0..c.len())
+                    .map(|k| c.is_valid(k).then(|| c.value(k).to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let runs: Vec<&str> = inputs
+            .iter()
+            .flatten()
+            .filter_map(|t| t.split(" in run ").nth(1))
+            .collect();
+        let mut stretches = runs.clone();
+        stretches.dedup();
+        assert_eq!(stretches.len(), 300, "runs split: {}", stretches.len());
+        let by_version = |mut v: Vec<Row>| {
+            v.sort_by_key(|r| r.version);
+            v
+        };
+        let all = by_version(read_rows(&part.path, None, &[], &none()).expect("read"));
+        assert_eq!(all, rows);
+        let texts = by_version(
+            read_rows(
+                &part.path,
+                None,
+                &[column::SPAN_ID, column::VERSION, column::OUTPUT],
+                &none(),
+            )
+            .expect("output only"),
+        );
+        for (got, want) in texts.iter().zip(&rows) {
+            assert_eq!(got.span.output, want.span.output);
+            assert_eq!(got.span.input, None);
+        }
+        let run = by_version(
+            part.read_run(RowPick::TraceOrRun("run-17"), &none())
+                .expect("run"),
+        );
+        let want: Vec<Row> = rows
+            .iter()
+            .filter(|r| r.span.run_id.as_deref() == Some("run-17"))
+            .cloned()
+            .collect();
+        assert_eq!(run, want);
+        // Hidden rows are skipped, the others keep their own texts.
+        let mut hidden = DeletionVector::default();
+        hidden.insert(0);
+        hidden.insert(900);
+        let visible = read_rows(&part.path, None, &[column::SPAN_ID, column::INPUT], &hidden)
+            .expect("visible");
+        assert_eq!(visible.len(), rows.len() - 2);
+        for r in &visible {
+            let want = &rows[r.span.span_id[1..].parse::<usize>().expect("id")];
+            assert_eq!(r.span.input, want.span.input, "{}", r.span.span_id);
+        }
+        let positions: Vec<u32> = (0..1801).step_by(13).collect();
+        let picked = part
+            .read_positions(&positions, &[column::INPUT, column::OUTPUT])
+            .expect("positions");
+        assert_eq!(picked.len(), positions.len());
+        for r in &picked {
+            let want = &rows[r.span.span_id[1..].parse::<usize>().expect("id")];
+            assert_eq!(
+                (&r.span.input, &r.span.output),
+                (&want.span.input, &want.span.output)
+            );
+        }
     }
 
     /// Spread over several row groups and sorted away from insertion order:

@@ -429,8 +429,15 @@ impl TableProvider for SpansTable {
                 paths.push(p.path.clone());
             }
         }
-        // Parts written before the mirror columns are a scan of their own.
+        // Parts written before the mirror columns are a scan of their own;
+        // so are parts with their texts in run order when the scan reads a
+        // text (`payloads.rs`; without one they read like the others).
+        let texts = projection.is_none_or(|p| {
+            p.iter()
+                .any(|&i| crate::payloads::is_payload(schema.field(i).name()))
+        });
         let (mut scans, mut old) = (Vec::with_capacity(files.len()), Vec::new());
+        let mut run_order: Vec<(FileScan, (Arc<Part>, std::path::PathBuf))> = Vec::new();
         for (i, (p, text)) in files.iter().enumerate() {
             // `trace_id = …` / `run_id = …`: read only the rows the
             // part's position index names (the filter still runs on
@@ -460,13 +467,17 @@ impl TableProvider for SpansTable {
                 path: paths[i].clone(),
                 bytes: p.meta.bytes,
                 selection,
+                part: p.meta.id,
             };
-            if p.meta.layout < crate::mirrors::LAYOUT {
+            if p.meta.layout < crate::parts::LAYOUT_MIRRORS {
                 old.push(file);
+            } else if texts && p.meta.layout >= crate::parts::LAYOUT_PAYLOADS {
+                run_order.push((file, (Arc::clone(p), paths[i].clone())));
             } else {
                 scans.push(file);
             }
         }
+        inputs.extend(self.run_order_scan(state, run_order, projection, filters, limit)?);
         let scan = ParquetScan {
             files: scans,
             projection,
@@ -474,6 +485,7 @@ impl TableProvider for SpansTable {
             limit,
             adapter: None,
             row_filters: true,
+            parts: false,
         };
         inputs.extend(parquet_scan(state, &schema, scan)?);
         // Their mirrors are read from the maps (`MirrorAdapterFactory`).
@@ -489,9 +501,87 @@ impl TableProvider for SpansTable {
             limit,
             adapter: Some(adapter),
             row_filters: !filters.iter().any(crate::mirrors::names_a_mirror),
+            parts: false,
         };
         inputs.extend(parquet_scan(state, &schema, scan)?);
         union_or_empty(inputs, &schema, projection)
+    }
+}
+
+impl SpansTable {
+    /// The scan of parts whose texts are in run order, for a projection
+    /// that reads a text: the parts without their texts, each row with its
+    /// run-order position and part, under a `PayloadExec` that reads the
+    /// texts of those rows and yields the table's projected schema. A
+    /// filter on a text cannot run in the reader (the column is not there
+    /// yet): it stays above, as every filter does (`Inexact`).
+    fn run_order_scan(
+        &self,
+        state: &dyn Session,
+        files: Vec<(FileScan, (Arc<Part>, std::path::PathBuf))>,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+        use crate::payloads::{PART, PayloadExec, ROW, Source, file_schema, is_payload};
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let (files, parts): (Vec<_>, Vec<_>) = files.into_iter().unzip();
+        let file = file_schema();
+        let wanted: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        // The scan's columns: the projection's others, then the position
+        // and the part (a partition column, after the file's).
+        let index = |name: &str| {
+            file.index_of(name).map_err(|_| {
+                datafusion::error::DataFusionError::Internal(format!("part files lack {name}"))
+            })
+        };
+        let mut scan_columns: Vec<usize> = Vec::with_capacity(wanted.len() + 2);
+        let mut sources = Vec::with_capacity(wanted.len());
+        for &i in &wanted {
+            let name = self.schema.field(i).name();
+            if let Some((model, _)) = crate::payloads::COLUMNS.iter().find(|(m, _)| m == name) {
+                sources.push(Source::Text(model));
+            } else {
+                sources.push(Source::Input(scan_columns.len()));
+                scan_columns.push(index(name)?);
+            }
+        }
+        let row_column = scan_columns.len();
+        scan_columns.push(index(ROW)?);
+        let part_column = scan_columns.len();
+        scan_columns.push(file.fields().len());
+        let kept: Vec<Expr> = filters
+            .iter()
+            .filter(|f| !crate::payloads::names_a_payload(f))
+            .cloned()
+            .collect();
+        let scan = ParquetScan {
+            files,
+            projection: Some(&scan_columns),
+            filters: &kept,
+            limit: (kept.len() == filters.len()).then_some(limit).flatten(),
+            adapter: None,
+            row_filters: true,
+            parts: true,
+        };
+        let Some(input) = parquet_scan(state, &file, scan)? else {
+            return Ok(None);
+        };
+        let output = Arc::new(self.schema.project(&wanted)?);
+        debug_assert!(output.fields().iter().any(|f| is_payload(f.name())));
+        debug_assert_eq!(PART, "_part");
+        Ok(Some(Arc::new(PayloadExec::new(
+            input,
+            output,
+            sources,
+            (part_column, row_column),
+            parts,
+        ))))
     }
 }
 
@@ -500,6 +590,8 @@ pub(crate) struct FileScan {
     pub(crate) path: std::path::PathBuf,
     pub(crate) bytes: u64,
     pub(crate) selection: Option<RowSelection>,
+    /// The part's id: the value of the scan's part column, if it has one.
+    pub(crate) part: u64,
 }
 
 /// In-memory batches (already in the table's schema, projected) as one
@@ -529,7 +621,9 @@ pub(crate) fn memory_scan(
 /// What a Parquet scan reads: the files, the table's projection, filters
 /// and limit, how a file's schema is adapted to the table's (DataFusion's
 /// default when `None`), and whether the reader filters rows (else the
-/// filters only prune, and are applied above the scan).
+/// filters only prune, and are applied above the scan); with `parts`, the
+/// scan's columns end with the part column (`payloads::PART`, each file's
+/// `FileScan::part`) after the file's.
 pub(crate) struct ParquetScan<'a> {
     pub(crate) files: Vec<FileScan>,
     pub(crate) projection: Option<&'a Vec<usize>>,
@@ -537,6 +631,7 @@ pub(crate) struct ParquetScan<'a> {
     pub(crate) limit: Option<usize>,
     pub(crate) adapter: Option<Arc<dyn PhysicalExprAdapterFactory>>,
     pub(crate) row_filters: bool,
+    pub(crate) parts: bool,
 }
 
 /// A Parquet scan of `files`, spread over the session's partitions, with
@@ -555,6 +650,7 @@ pub(crate) fn parquet_scan(
         limit,
         adapter,
         row_filters,
+        parts,
     } = scan;
     if files.is_empty() {
         return Ok(None);
@@ -567,6 +663,9 @@ pub(crate) fn parquet_scan(
         if let Some(selection) = f.selection {
             file = file.with_extension(ParquetRowSelection::new(selection));
         }
+        if parts {
+            file = file.with_partition_values(vec![ScalarValue::UInt64(Some(f.part))]);
+        }
         groups[i % n].push(file);
     }
     // Footers and page indexes from the store's cache (`query_runtime`).
@@ -575,7 +674,17 @@ pub(crate) fn parquet_scan(
         runtime.object_store(ObjectStoreUrl::local_filesystem())?,
         runtime.cache_manager.get_file_metadata_cache(),
     ));
-    let mut source = ParquetSource::new(schema.clone())
+    let table = datafusion::datasource::table_schema::TableSchema::builder(schema.clone());
+    let table = if parts {
+        table.with_table_partition_cols(vec![Arc::new(arrow::datatypes::Field::new(
+            crate::payloads::PART,
+            arrow::datatypes::DataType::UInt64,
+            false,
+        ))])
+    } else {
+        table
+    };
+    let mut source = ParquetSource::new(table.build())
         .with_parquet_file_reader_factory(Arc::new(readers))
         .with_pushdown_filters(row_filters)
         .with_bloom_filter_on_read(true)

@@ -112,12 +112,14 @@ async fn ingest(server: &Server) {
                 let id = (run << 32) | (i + 1);
                 let name = format!("node{}", i % 7);
                 let status = if i % 9 == 0 { "error" } else { "ok" };
+                // Texts: the parts keep them in run order (`payloads.rs`).
+                let input = format!("input of {id:016x}");
                 let mut s = otel_span(
                     OLD_TRACE_BASE + u128::from(run),
                     id,
                     (i > 0).then_some(run << 32 | 1),
                     &name,
-                    &[("test.status", status)],
+                    &[("test.status", status), ("input.value", &input)],
                 );
                 if run >= 4 {
                     s.start_time_unix_nano = now - 600_000_000_000 + i * 1000;
@@ -135,7 +137,7 @@ async fn ingest(server: &Server) {
 async fn answers(server: &Server) -> Vec<Value> {
     let mut out = Vec::new();
     for sql in [
-        "SELECT span_id, trace_id, name, start_time FROM spans ORDER BY span_id",
+        "SELECT span_id, trace_id, name, start_time, input FROM spans ORDER BY span_id",
         "SELECT name, count(*) AS n FROM spans GROUP BY name ORDER BY name",
     ] {
         let (status, body) = server
@@ -259,6 +261,25 @@ async fn moves_and_answers_the_same(tier: Tier, name: &str) {
             .args([
                 "-c",
                 "import duckdb, sys; print(duckdb.sql(\"SELECT count(*), count(DISTINCT span_id) FROM read_parquet('\" + sys.argv[1] + \"')\").fetchall()[0])",
+            ])
+            .arg(&glob)
+            .output()
+            .expect("run duckdb");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "(200, 200)");
+        // Each row's texts, joined from run order as docs/STORAGE.md shows.
+        let sql = "WITH p AS (SELECT * FROM read_parquet('\" + sys.argv[1] + \"', \
+            filename = true, file_row_number = true)) \
+            SELECT count(*), count(*) FILTER (WHERE t._payload_input = 'input of ' || r.span_id) \
+            FROM p r JOIN p t ON t.filename = r.filename AND t.file_row_number = r._payload_row";
+        let out = Command::new(std::env::var("LOUPE_TEST_DUCKDB_PYTHON").expect("python"))
+            .args([
+                "-c",
+                &format!("import duckdb, sys; print(duckdb.sql(\"{sql}\").fetchall()[0])"),
             ])
             .arg(&glob)
             .output()

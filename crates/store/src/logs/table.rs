@@ -163,6 +163,7 @@ impl TableProvider for LogsTable {
                 path: part.path.clone(),
                 bytes: part.meta.bytes,
                 selection,
+                part: part.meta.id,
             });
         }
         let scan = ParquetScan {
@@ -172,6 +173,7 @@ impl TableProvider for LogsTable {
             limit,
             adapter: None,
             row_filters: true,
+            parts: false,
         };
         inputs.extend(parquet_scan(state, &schema, scan)?);
         union_or_empty(inputs, &schema, projection)

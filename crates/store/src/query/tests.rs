@@ -711,7 +711,7 @@ async fn parts_without_mirror_columns_answer_the_same() {
     store.flush_all().await.expect("flush");
     store.shutdown().await.expect("shutdown");
     drop(store);
-    let stripped = strip_mirror_columns(dir.path());
+    let stripped = rewrite_parts_as(dir.path(), 0);
     assert!(stripped > 0, "no part rewritten");
     let store =
         Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("reopen");
@@ -744,7 +744,7 @@ async fn parts_without_mirror_columns_answer_the_same() {
     let report = store.maintain().await.expect("maintain");
     assert!(report.compacted_parts >= stripped, "{report:?}");
     assert!(
-        layouts(&store).iter().all(|l| *l == crate::mirrors::LAYOUT),
+        layouts(&store).iter().all(|l| *l == crate::parts::LAYOUT),
         "{:?}",
         layouts(&store)
     );
@@ -752,13 +752,67 @@ async fn parts_without_mirror_columns_answer_the_same() {
     check_queries(&store, &all, "old parts rewritten", &QUERIES[..40]).await;
 }
 
-/// Rewrites every span part under `dir` without the mirror columns and
-/// records them in the manifest as earlier builds did; returns how many
-/// were rewritten.
-fn strip_mirror_columns(dir: &std::path::Path) -> usize {
+/// Parts written with the texts in the rows' order (layout 1, before
+/// `payloads.rs`) answer the same beside parts with them in run order, and
+/// maintenance rewrites them in run order, answers unchanged: every query,
+/// texts, JSON paths into them, listings and `run has` included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_with_texts_in_row_order_answer_the_same() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, spans) = loaded(dir.path()).await;
+    store.flush_all().await.expect("flush");
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    let rewritten = rewrite_parts_as(dir.path(), crate::parts::LAYOUT_MIRRORS);
+    assert!(rewritten > 0, "no part rewritten");
+    let store =
+        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("reopen");
+    check_queries(&store, &spans, "texts in row order", QUERIES).await;
+    // New parts in run order beside the old ones.
+    let late: Vec<Span> = spans
+        .iter()
+        .take(50)
+        .map(|s| {
+            let mut s = s.clone();
+            s.span_id = format!("late-{}", s.span_id);
+            s.input = Some(format!("late input of {}", s.span_id));
+            s
+        })
+        .collect();
+    store.append(late.clone()).await.expect("append");
+    store.flush_all().await.expect("flush");
+    let layouts = |store: &Store| -> Vec<u32> {
+        let st = store.inner.state.lock();
+        st.parts.iter().map(|p| p.meta.layout).collect()
+    };
+    let mixed = layouts(&store);
+    assert!(
+        mixed.contains(&crate::parts::LAYOUT_MIRRORS) && mixed.contains(&crate::parts::LAYOUT),
+        "{mixed:?}"
+    );
+    let mut all = spans.clone();
+    all.extend(late);
+    check_queries(&store, &all, "both layouts", QUERIES).await;
+    let report = store.maintain().await.expect("maintain");
+    assert!(report.compacted_parts >= rewritten, "{report:?}");
+    assert!(
+        layouts(&store).iter().all(|l| *l == crate::parts::LAYOUT),
+        "{:?}",
+        layouts(&store)
+    );
+    check_queries(&store, &all, "rewritten in run order", QUERIES).await;
+}
+
+/// Rewrites every span part under `dir` as earlier builds wrote it: without
+/// the mirror columns (`layout` 0: the model's columns) or with them and
+/// the texts in the rows' order (1); records them in the manifest as those
+/// builds did; returns how many were rewritten.
+fn rewrite_parts_as(dir: &std::path::Path, layout: u32) -> usize {
     use parquet::arrow::ArrowWriter;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let model = loupe_model::schema();
+    let schema = match layout {
+        0 => loupe_model::schema(),
+        _ => crate::mirrors::storage_schema(),
+    };
     let mut sizes = std::collections::HashMap::new();
     let mut stack = vec![dir.join("parts")];
     while let Some(d) = stack.pop() {
@@ -771,25 +825,23 @@ fn strip_mirror_columns(dir: &std::path::Path) -> usize {
             if path.extension().is_none_or(|e| e != "parquet") {
                 continue;
             }
-            let file = std::fs::File::open(&path).expect("open part");
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .expect("reader")
-                .build()
-                .expect("build");
-            let batches: Vec<_> = reader
-                .map(|b| {
-                    let b = b.expect("batch");
-                    let keep: Vec<usize> = (0..model.fields().len()).collect();
-                    let b = b.project(&keep).expect("project");
-                    arrow::array::RecordBatch::try_new(model.clone(), b.columns().to_vec())
-                        .expect("model batch")
-                })
-                .collect();
+            // In the file's row order: positions (deletion vectors) stay.
+            let rows = crate::parts::read_rows(
+                &path,
+                None,
+                &[],
+                &crate::deletes::DeletionVector::default(),
+            )
+            .expect("read part");
+            let batch = crate::convert::rows_to_batch(rows.iter()).expect("batch");
+            let keep: Vec<usize> = (0..schema.fields().len()).collect();
+            let batch = batch.project(&keep).expect("project");
+            let batch =
+                arrow::array::RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+                    .expect("batch of the layout");
             let out = std::fs::File::create(&path).expect("create");
-            let mut writer = ArrowWriter::try_new(out, model.clone(), None).expect("writer");
-            for b in &batches {
-                writer.write(b).expect("write");
-            }
+            let mut writer = ArrowWriter::try_new(out, schema.clone(), None).expect("writer");
+            writer.write(&batch).expect("write");
             writer.close().expect("close");
             let rel = path.strip_prefix(dir).expect("relative");
             let bytes = std::fs::metadata(&path).expect("size").len();
@@ -803,8 +855,13 @@ fn strip_mirror_columns(dir: &std::path::Path) -> usize {
         let path = part["path"].as_str().expect("path").to_owned();
         if let Some(bytes) = sizes.get(&path) {
             part["bytes"] = Value::from(*bytes);
-            // As earlier builds wrote it: no layout.
-            part.as_object_mut().expect("part").remove("layout");
+            let part = part.as_object_mut().expect("part");
+            if layout == 0 {
+                // As builds before the mirrors wrote it: no layout.
+                part.remove("layout");
+            } else {
+                part.insert("layout".into(), Value::from(layout));
+            }
         }
     }
     std::fs::write(&manifest, serde_json::to_vec(&m).expect("json")).expect("write manifest");
