@@ -523,7 +523,7 @@ impl SpansTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-        use crate::payloads::{PART, PayloadExec, ROW, Source, file_schema, is_payload};
+        use crate::payloads::{PayloadExec, ROW, Source, file_schema};
         if files.is_empty() {
             return Ok(None);
         }
@@ -573,8 +573,6 @@ impl SpansTable {
             return Ok(None);
         };
         let output = Arc::new(self.schema.project(&wanted)?);
-        debug_assert!(output.fields().iter().any(|f| is_payload(f.name())));
-        debug_assert_eq!(PART, "_part");
         Ok(Some(Arc::new(PayloadExec::new(
             input,
             output,
