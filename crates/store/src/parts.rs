@@ -473,17 +473,15 @@ fn projection_of(
 ) -> (Option<Vec<usize>>, Vec<&'static str>) {
     let run_order = arrow_schema.index_of(payloads::ROW).is_ok();
     let texts: Vec<&'static str> = payloads::COLUMNS
-        .iter()
-        .map(|(model, _)| *model)
+        .into_iter()
         .filter(|m| run_order && (columns.is_empty() || columns.contains(m)))
         .collect();
     let mut idx: Vec<usize> = if columns.is_empty() {
         if !run_order {
             return (None, texts);
         }
-        let run_order_texts = payloads::COLUMNS.map(|(_, f)| f);
         (0..arrow_schema.fields().len())
-            .filter(|&i| !run_order_texts.contains(&arrow_schema.field(i).name().as_str()))
+            .filter(|&i| arrow_schema.field(i).name() != payloads::TEXTS)
             .collect()
     } else {
         let row = (!texts.is_empty()).then_some(payloads::ROW);
@@ -586,10 +584,8 @@ pub fn write_part(
     // and a page read would then drag the whole dictionary page along.
     // (Other ids try one, within `DICTIONARY_BYTES`.) Payloads get no
     // statistics either: min/max of free text prunes nothing.
-    let texts = payloads::COLUMNS.map(|(_, f)| f);
     let props = [column::SPAN_ID, payloads::ROW]
         .into_iter()
-        .chain(texts)
         .fold(props, |p, c| {
             p.set_column_dictionary_enabled(ColumnPath::from(c), false)
         });
@@ -597,12 +593,12 @@ pub fn write_part(
     // level once compacted (a part is compacted once or twice, read many
     // times; zstd reads as fast at level 9 as at 3).
     let text_level = ZstdLevel::try_new(if level == 0 { 3 } else { 9 })?;
-    let props = texts.into_iter().fold(props, |p, c| {
-        let path = ColumnPath::from(c);
-        p.set_column_statistics_enabled(path.clone(), EnabledStatistics::None)
-            .set_column_compression(path.clone(), Compression::ZSTD(text_level))
-            .set_column_data_page_size_limit(path, PAYLOAD_PAGE_BYTES)
-    });
+    let texts = payloads::texts_leaf();
+    let props = props
+        .set_column_dictionary_enabled(texts.clone(), false)
+        .set_column_statistics_enabled(texts.clone(), EnabledStatistics::None)
+        .set_column_compression(texts.clone(), Compression::ZSTD(text_level))
+        .set_column_data_page_size_limit(texts, PAYLOAD_PAGE_BYTES);
     let props = UNCOMPRESSED_COLUMNS
         .into_iter()
         .chain(MIRRORS.iter().map(|m| m.column))
@@ -995,7 +991,7 @@ mod tests {
 
     /// The texts are stored in run order (`payloads.rs`), out of the rows'
     /// order: the file has no `input`/`output`, a run's texts are one
-    /// stretch of `_payload_input`, and every read gives each row its own
+    /// stretch of `_payload`, and every read gives each row its own
     /// texts back: whole, by columns, by id and by position.
     #[test]
     fn texts_are_stored_in_run_order_and_read_back_per_row() {
@@ -1034,17 +1030,24 @@ mod tests {
         let schema = raw[0].schema();
         assert!(schema.index_of(column::INPUT).is_err());
         assert!(schema.index_of(column::OUTPUT).is_err());
-        // Run order: each run's inputs are one contiguous stretch.
+        // Run order: each run's inputs are one contiguous stretch, each
+        // list `[input, output]`.
         let inputs: Vec<Option<String>> = raw
             .iter()
             .flat_map(|b| {
-                let c = b.column_by_name("_payload_input").expect("texts");
-                let c = c.as_string::<i32>();
-                (0..c.len())
-                    .map(|k| c.is_valid(k).then(|| c.value(k).to_owned()))
+                let lists = b.column_by_name(payloads::TEXTS).expect("texts");
+                let lists = lists.as_list::<i32>();
+                (0..lists.len())
+                    .map(|k| {
+                        let pair = lists.value(k);
+                        let pair = pair.as_string::<i32>();
+                        assert_eq!(pair.len(), 2);
+                        pair.is_valid(0).then(|| pair.value(0).to_owned())
+                    })
                     .collect::<Vec<_>>()
             })
             .collect();
+        assert_eq!(inputs.len(), rows.len());
         let runs: Vec<&str> = inputs
             .iter()
             .flatten()
@@ -1053,6 +1056,26 @@ mod tests {
         let mut stretches = runs.clone();
         stretches.dedup();
         assert_eq!(stretches.len(), 300, "runs split: {}", stretches.len());
+        // The writer's settings reach the texts' leaf: zstd, no dictionary.
+        let file = File::open(&part.path).expect("open");
+        let meta = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("reader")
+            .metadata()
+            .clone();
+        let leaf = meta
+            .row_group(0)
+            .columns()
+            .iter()
+            .find(|c| *c.column_path() == payloads::texts_leaf())
+            .expect("texts leaf");
+        assert!(matches!(leaf.compression(), Compression::ZSTD(_)));
+        assert!(
+            !leaf
+                .encodings()
+                .any(|e| matches!(e, Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY)),
+            "{:?}",
+            leaf.encodings().collect::<Vec<_>>()
+        );
         let by_version = |mut v: Vec<Row>| {
             v.sort_by_key(|r| r.version);
             v

@@ -544,7 +544,7 @@ impl SpansTable {
         let mut sources = Vec::with_capacity(wanted.len());
         for &i in &wanted {
             let name = self.schema.field(i).name();
-            if let Some((model, _)) = crate::payloads::COLUMNS.iter().find(|(m, _)| m == name) {
+            if let Some(model) = crate::payloads::COLUMNS.into_iter().find(|m| m == name) {
                 sources.push(Source::Text(model));
             } else {
                 sources.push(Source::Input(scan_columns.len()));

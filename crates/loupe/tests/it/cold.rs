@@ -274,7 +274,7 @@ async fn moves_and_answers_the_same(tier: Tier, name: &str) {
         // Each row's texts, joined from run order as docs/STORAGE.md shows.
         let sql = "WITH p AS (SELECT * FROM read_parquet('\" + sys.argv[1] + \"', \
             filename = true, file_row_number = true)) \
-            SELECT count(*), count(*) FILTER (WHERE t._payload_input = 'input of ' || r.span_id) \
+            SELECT count(*), count(*) FILTER (WHERE t._payload[1] = 'input of ' || r.span_id) \
             FROM p r JOIN p t ON t.filename = r.filename AND t.file_row_number = r._payload_row";
         let out = Command::new(std::env::var("LOUPE_TEST_DUCKDB_PYTHON").expect("python"))
             .args([
