@@ -997,15 +997,20 @@ mod tests {
     fn texts_are_stored_in_run_order_and_read_back_per_row() {
         let dir = tempfile::tempdir().expect("tempdir");
         let kinds = [SpanKind::Workflow, SpanKind::Llm, SpanKind::Tool];
-        // 300 runs of 6 spans, runs interleaved in time; some spans
-        // without texts, one without a run or trace.
+        // 300 runs of 6 spans (2 workflow spans, roots, and 4 children),
+        // runs interleaved in time; some spans without texts, one without
+        // a run or trace.
+        let is_head = |i: i64| (i / 300) % 3 == 0;
         let rows = rows_of(1801, |i| {
             let mut s = Span::new("p", format!("s{i:04}"));
             if i < 1800 {
                 s.run_id = Some(format!("run-{}", i % 300));
                 s.trace_id = s.run_id.clone();
+                if !is_head(i) {
+                    s.parent_span_id = Some(format!("s{:04}", i % 300));
+                }
             }
-            s.span_kind = Some(kinds[i as usize % 3]);
+            s.span_kind = Some(kinds[(i as usize / 300) % 3]);
             s.start_time = Some(1_700_000_000_000_000_000 + i * 1_000);
             if i == 1800 {
                 s.input = Some("input of no run".to_owned());
@@ -1048,14 +1053,24 @@ mod tests {
             })
             .collect();
         assert_eq!(inputs.len(), rows.len());
-        let runs: Vec<&str> = inputs
-            .iter()
-            .flatten()
-            .filter_map(|t| t.split(" in run ").nth(1))
-            .collect();
+        // The runs' own spans first (workflows, roots), then the others;
+        // in each, a run's texts are one stretch.
+        let (mut heads, mut runs) = (Vec::new(), Vec::new());
+        for text in inputs.iter().flatten() {
+            let Some((i, run)) = text
+                .strip_prefix("input of ")
+                .and_then(|t| t.split_once(" in run "))
+            else {
+                continue;
+            };
+            heads.push(is_head(i.parse().expect("span number")));
+            runs.push(run);
+        }
+        let split = heads.iter().position(|h| !h).expect("children");
+        assert!(heads[..split].iter().all(|h| *h) && heads[split..].iter().all(|h| !h));
         let mut stretches = runs.clone();
         stretches.dedup();
-        assert_eq!(stretches.len(), 300, "runs split: {}", stretches.len());
+        assert_eq!(stretches.len(), 2 * 300, "runs split: {}", stretches.len());
         // The writer's settings reach the texts' leaf: zstd, no dictionary.
         let file = File::open(&part.path).expect("open");
         let meta = ParquetRecordBatchReaderBuilder::try_new(file)
