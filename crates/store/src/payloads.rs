@@ -5,9 +5,10 @@
 //! (`parts::write_part`). That order scatters one run's texts over the
 //! part, yet they repeat each other (a workflow's input is its start node's
 //! output, an LLM's prompt quotes the retrieval before it): in run order
-//! the same text compresses about 1.6× better than in the parts' order
-//! (docs/BENCHMARKS.md, stop 28: 4.1× → 6.6× at 64 KiB pages), and one
-//! run's payloads are one stretch of pages instead of one place per kind.
+//! the same text compresses 1.7× better than in the parts' order (the
+//! bench's 100k Dify runs: 4.0× → 6.8×, 166 → 97 MB; docs/BENCHMARKS.md,
+//! stop 30), and one run's texts are one stretch of pages instead of one
+//! place per kind.
 //!
 //! So the file keeps the two texts out of the rows' order, in the same
 //! Parquet file (one file per part: the cold tier, backups, retention and
