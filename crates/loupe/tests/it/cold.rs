@@ -170,6 +170,30 @@ async fn answers(server: &Server) -> Vec<Value> {
     out
 }
 
+/// The first row DuckDB answers to `sql` (Python text: `sys.argv[1]` is
+/// `glob`), as Python prints it.
+fn duckdb_prints(glob: &Path, sql: &str) -> String {
+    let python = std::env::var("LOUPE_TEST_DUCKDB_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "LOUPE_TEST_DUCKDB_PYTHON is not set: run `eval \"$(bash scripts/peers/duckdb.sh)\"` first"
+        )
+    });
+    let out = Command::new(python)
+        .args([
+            "-c",
+            &format!("import duckdb, sys; print(duckdb.sql(\"{sql}\").fetchall()[0])"),
+        ])
+        .arg(glob)
+        .output()
+        .expect("run duckdb");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 fn manifest(data: &Path) -> Value {
     let text = std::fs::read(data.join("manifest.json")).expect("manifest");
     serde_json::from_slice(&text).expect("manifest json")
@@ -251,45 +275,22 @@ async fn moves_and_answers_the_same(tier: Tier, name: &str) {
     if let Tier::Dir(root) = &tier {
         // The open layout: DuckDB reads the tier as it is (every stored
         // row version; no update hid one here).
-        let python = std::env::var("LOUPE_TEST_DUCKDB_PYTHON").unwrap_or_else(|_| {
-            panic!(
-                "LOUPE_TEST_DUCKDB_PYTHON is not set: run `eval \"$(bash scripts/peers/duckdb.sh)\"` first"
-            )
-        });
         let glob = root.join("parts/*/*/*.parquet");
-        let out = Command::new(python)
-            .args([
-                "-c",
-                "import duckdb, sys; print(duckdb.sql(\"SELECT count(*), count(DISTINCT span_id) FROM read_parquet('\" + sys.argv[1] + \"')\").fetchall()[0])",
-            ])
-            .arg(&glob)
-            .output()
-            .expect("run duckdb");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let read = "read_parquet('\" + sys.argv[1] + \"'";
+        assert_eq!(
+            duckdb_prints(
+                &glob,
+                &format!("SELECT count(*), count(DISTINCT span_id) FROM {read})")
+            ),
+            "(200, 200)"
         );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "(200, 200)");
         // Each row's texts, joined from run order as docs/STORAGE.md shows.
-        let sql = "WITH p AS (SELECT * FROM read_parquet('\" + sys.argv[1] + \"', \
-            filename = true, file_row_number = true)) \
-            SELECT count(*), count(*) FILTER (WHERE t._payload[1] = 'input of ' || r.span_id) \
-            FROM p r JOIN p t ON t.filename = r.filename AND t.file_row_number = r._payload_row";
-        let out = Command::new(std::env::var("LOUPE_TEST_DUCKDB_PYTHON").expect("python"))
-            .args([
-                "-c",
-                &format!("import duckdb, sys; print(duckdb.sql(\"{sql}\").fetchall()[0])"),
-            ])
-            .arg(&glob)
-            .output()
-            .expect("run duckdb");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let texts = format!(
+            "WITH p AS (SELECT * FROM {read}, filename = true, file_row_number = true)) \
+             SELECT count(*), count(*) FILTER (WHERE t._payload[1] = 'input of ' || r.span_id) \
+             FROM p r JOIN p t ON t.filename = r.filename AND t.file_row_number = r._payload_row"
         );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "(200, 200)");
+        assert_eq!(duckdb_prints(&glob, &texts), "(200, 200)");
     }
     let metrics = server.metrics_text().await;
     let cold_parts = old_parts(&data).len();

@@ -736,18 +736,8 @@ async fn parts_without_mirror_columns_answer_the_same() {
     .await;
     // Maintenance rewrites the old parts with the columns; answers stay.
     store.flush_all().await.expect("flush");
-    let layouts = |store: &Store| -> Vec<u32> {
-        let st = store.inner.state.lock();
-        st.parts.iter().map(|p| p.meta.layout).collect()
-    };
     assert!(layouts(&store).contains(&0), "{:?}", layouts(&store));
-    let report = store.maintain().await.expect("maintain");
-    assert!(report.compacted_parts >= stripped, "{report:?}");
-    assert!(
-        layouts(&store).iter().all(|l| *l == crate::parts::LAYOUT),
-        "{:?}",
-        layouts(&store)
-    );
+    rewrite_to_the_layout(&store, stripped).await;
     check_queries(&store, &all, "old parts rewritten", MIRRORED).await;
     check_queries(&store, &all, "old parts rewritten", &QUERIES[..40]).await;
 }
@@ -781,10 +771,6 @@ async fn parts_with_texts_in_row_order_answer_the_same() {
         .collect();
     store.append(late.clone()).await.expect("append");
     store.flush_all().await.expect("flush");
-    let layouts = |store: &Store| -> Vec<u32> {
-        let st = store.inner.state.lock();
-        st.parts.iter().map(|p| p.meta.layout).collect()
-    };
     let mixed = layouts(&store);
     assert!(
         mixed.contains(&crate::parts::LAYOUT_MIRRORS) && mixed.contains(&crate::parts::LAYOUT),
@@ -793,14 +779,26 @@ async fn parts_with_texts_in_row_order_answer_the_same() {
     let mut all = spans.clone();
     all.extend(late);
     check_queries(&store, &all, "both layouts", QUERIES).await;
-    let report = store.maintain().await.expect("maintain");
-    assert!(report.compacted_parts >= rewritten, "{report:?}");
-    assert!(
-        layouts(&store).iter().all(|l| *l == crate::parts::LAYOUT),
-        "{:?}",
-        layouts(&store)
-    );
+    rewrite_to_the_layout(&store, rewritten).await;
     check_queries(&store, &all, "rewritten in run order", QUERIES).await;
+}
+
+/// The layout of each of the store's parts.
+fn layouts(store: &Store) -> Vec<u32> {
+    let st = store.inner.state.lock();
+    st.parts.iter().map(|p| p.meta.layout).collect()
+}
+
+/// One maintenance pass rewrites at least the `old` parts, and leaves every
+/// part in the current layout.
+async fn rewrite_to_the_layout(store: &Store, old: usize) {
+    let report = store.maintain().await.expect("maintain");
+    assert!(report.compacted_parts >= old, "{report:?}");
+    assert!(
+        layouts(store).iter().all(|l| *l == crate::parts::LAYOUT),
+        "{:?}",
+        layouts(store)
+    );
 }
 
 /// Rewrites every span part under `dir` as earlier builds wrote it: without
