@@ -26,12 +26,7 @@ pub struct Row {
 pub fn rows_to_batch<'a>(
     rows: impl ExactSizeIterator<Item = &'a Row>,
 ) -> Result<RecordBatch, Error> {
-    let n = rows.len();
-    let mut b = Builders::new(n);
-    for row in rows {
-        b.push(row);
-    }
-    b.finish()
+    batch_of(rows, true)
 }
 
 /// [`rows_to_batch`] with `input` and `output` null: for a part that keeps
@@ -40,9 +35,15 @@ pub fn rows_to_batch<'a>(
 pub(crate) fn rows_to_batch_without_texts<'a>(
     rows: impl ExactSizeIterator<Item = &'a Row>,
 ) -> Result<RecordBatch, Error> {
-    let n = rows.len();
-    let mut b = Builders::new(n);
-    b.texts = false;
+    batch_of(rows, false)
+}
+
+fn batch_of<'a>(
+    rows: impl ExactSizeIterator<Item = &'a Row>,
+    texts: bool,
+) -> Result<RecordBatch, Error> {
+    let mut b = Builders::new(rows.len());
+    b.texts = texts;
     for row in rows {
         b.push(row);
     }

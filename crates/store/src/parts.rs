@@ -27,7 +27,7 @@ use parquet::arrow::arrow_reader::{
     RowFilter, RowSelection,
 };
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::metadata::{KeyValue, PageIndexPolicy};
+use parquet::file::metadata::{KeyValue, PageIndexPolicy, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
@@ -445,20 +445,32 @@ impl Part {
             let mask = ProjectionMask::roots(builder.parquet_schema(), idx);
             builder = builder.with_projection(mask);
         }
-        let mut rows = Vec::new();
-        let mut at = Vec::new();
-        for batch in builder.build()? {
-            let batch = batch?;
-            if !texts.is_empty() {
-                at.extend(payloads::positions_of(&batch)?.values());
-            }
-            rows.extend(batch_to_rows(&batch)?);
-        }
-        if !texts.is_empty() {
-            payloads::fill(&mut rows, &at, texts_file, metadata, &texts)?;
-        }
-        Ok(rows)
+        rows_with_texts(builder.build()?, &texts, || Ok((texts_file, metadata)))
     }
+}
+
+/// The rows of `batches` (a part's, projected by [`projection_of`]), with
+/// `texts` filled from run order ([`payloads::fill`], from the file and
+/// metadata `source` gives, asked only when there are texts to fill).
+fn rows_with_texts(
+    batches: impl Iterator<Item = Result<RecordBatch, arrow::error::ArrowError>>,
+    texts: &[&'static str],
+    source: impl FnOnce() -> Result<(File, ArrowReaderMetadata), Error>,
+) -> Result<Vec<Row>, Error> {
+    let mut rows = Vec::new();
+    let mut at = Vec::new();
+    for batch in batches {
+        let batch = batch?;
+        if !texts.is_empty() {
+            at.extend(payloads::positions_of(&batch)?.values());
+        }
+        rows.extend(batch_to_rows(&batch)?);
+    }
+    if !texts.is_empty() && !rows.is_empty() {
+        let (file, metadata) = source()?;
+        payloads::fill(&mut rows, &at, file, metadata, texts)?;
+    }
+    Ok(rows)
 }
 
 /// The leaf columns a read of a part with `arrow_schema` projects to get
@@ -846,22 +858,17 @@ pub fn read_rows(
     if let Some(selection) = deleted.visible_selection_in(&ranges) {
         builder = builder.with_row_selection(selection);
     }
-    let mut rows = Vec::new();
-    let mut at = Vec::new();
-    for batch in builder.build()? {
-        let batch = batch?;
-        if !texts.is_empty() {
-            at.extend(payloads::positions_of(&batch)?.values());
-        }
-        rows.extend(batch_to_rows(&batch)?);
-    }
-    if !texts.is_empty() && !rows.is_empty() {
-        // With the offset index: the pages of the positions only.
-        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
-        let metadata = ArrowReaderMetadata::load(&texts_file, options)?;
-        payloads::fill(&mut rows, &at, texts_file, metadata, &texts)?;
-    }
-    Ok(rows)
+    let footer = builder.metadata().clone();
+    rows_with_texts(builder.build()?, &texts, || {
+        // The footer read above, with the offset index added (the pages of
+        // the positions only), rather than the file's footer parsed again.
+        let mut reader = ParquetMetaDataReader::new_with_metadata(footer.as_ref().clone())
+            .with_offset_index_policy(PageIndexPolicy::Optional);
+        reader.read_page_indexes(&texts_file)?;
+        let metadata =
+            ArrowReaderMetadata::try_new(Arc::new(reader.finish()?), ArrowReaderOptions::new())?;
+        Ok((texts_file, metadata))
+    })
 }
 
 /// Shared, immutable list of the parts currently visible.

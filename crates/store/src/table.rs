@@ -551,7 +551,6 @@ impl SpansTable {
                 scan_columns.push(index(name)?);
             }
         }
-        let row_column = scan_columns.len();
         scan_columns.push(index(ROW)?);
         let part_column = scan_columns.len();
         scan_columns.push(file.fields().len());
@@ -577,7 +576,7 @@ impl SpansTable {
             input,
             output,
             sources,
-            (part_column, row_column),
+            part_column,
             parts,
         ))))
     }

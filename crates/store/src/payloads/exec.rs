@@ -55,7 +55,6 @@ struct Fill {
     sources: Vec<Source>,
     texts: Vec<&'static str>,
     part_column: usize,
-    row_column: usize,
     parts: HashMap<u64, (Arc<Part>, PathBuf)>,
 }
 
@@ -78,14 +77,14 @@ pub(crate) struct PayloadExec {
 
 impl PayloadExec {
     /// Over `input` (a scan whose batches carry [`PART`] at `part_column`
-    /// and [`super::ROW`] at `row_column`), yielding `schema` column by
+    /// and [`super::ROW`]), yielding `schema` column by
     /// column from `sources`; `parts` are the scanned parts with the local
     /// path of each file.
     pub(crate) fn new(
         input: Arc<dyn ExecutionPlan>,
         schema: SchemaRef,
         sources: Vec<Source>,
-        (part_column, row_column): (usize, usize),
+        part_column: usize,
         parts: Vec<(Arc<Part>, PathBuf)>,
     ) -> Self {
         let mut texts: Vec<&'static str> = sources
@@ -97,12 +96,7 @@ impl PayloadExec {
             .collect();
         texts.sort_unstable();
         texts.dedup();
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            input.output_partitioning().clone(),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
+        let properties = properties_of(&schema, &input);
         Self {
             input,
             fill: Arc::new(Fill {
@@ -110,15 +104,25 @@ impl PayloadExec {
                 sources,
                 texts,
                 part_column,
-                row_column,
                 parts: parts
                     .into_iter()
                     .map(|(p, path)| (p.meta.id, (p, path)))
                     .collect(),
             }),
-            properties: Arc::new(properties),
+            properties,
         }
     }
+}
+
+/// The node's properties over `input`: `schema`, the input's partitions,
+/// batches as they come.
+fn properties_of(schema: &SchemaRef, input: &Arc<dyn ExecutionPlan>) -> Arc<PlanProperties> {
+    Arc::new(PlanProperties::new(
+        EquivalenceProperties::new(schema.clone()),
+        input.output_partitioning().clone(),
+        EmissionType::Incremental,
+        Boundedness::Bounded,
+    ))
 }
 
 impl DisplayAs for PayloadExec {
@@ -158,16 +162,11 @@ impl ExecutionPlan for PayloadExec {
             )));
         }
         let input = children.swap_remove(0);
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(self.fill.schema.clone()),
-            input.output_partitioning().clone(),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
+        let properties = properties_of(&self.fill.schema, &input);
         Ok(Arc::new(Self {
             input,
             fill: self.fill.clone(),
-            properties: Arc::new(properties),
+            properties,
         }))
     }
 
@@ -271,14 +270,7 @@ impl Fill {
             .ok_or_else(|| DataFusionError::Internal(format!("scan of unknown part {id}")))?;
         let mut at = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
         for b in &batches {
-            let rows = b
-                .column(self.row_column)
-                .as_any()
-                .downcast_ref::<arrow::array::UInt32Array>()
-                .ok_or_else(|| {
-                    DataFusionError::Internal(format!("scan batch without {}", super::ROW))
-                })?;
-            at.extend(rows.values());
+            at.extend(super::positions_of(b).map_err(external)?.values());
         }
         let file = File::open(path).map_err(|e| external(crate::Error::io(path, e)))?;
         let metadata = part.reader_metadata(&file).map_err(external)?;
