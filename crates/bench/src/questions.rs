@@ -233,7 +233,7 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
             vec![step(
                 lang(format!(
                     "{window} span_kind=workflow run has (span_kind=retrieval status=error error_message contains \"500\") \
-                 | sort start_time desc | limit 100"
+                 | sort start_time desc | limit 100 | fields run_id, start_time, status, duration"
                 )),
                 &["run_id"],
             )],
@@ -253,7 +253,7 @@ pub fn questions(ctx: &Context) -> Vec<Question> {
             vec![step(
                 lang(format!(
                     "{window} span_kind=workflow tags.category=phone run has ({inventory} duration>1s) \
-                 | sort start_time desc | limit 1000"
+                 | sort start_time desc | limit 1000 | fields run_id, start_time"
                 )),
                 &["run_id"],
             )],

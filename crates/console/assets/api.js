@@ -106,7 +106,7 @@ export async function download(q, format, {now, filename} = {}) {
 
 // Quotes a value for the query language when it is not a plain word.
 const KEYWORDS = new Set(['and', 'or', 'not', 'in', 'contains', 'exists', 'last', 'from', 'to', 'by',
-  'sort', 'limit', 'top', 'asc', 'desc', 'as', 'run', 'has', 'bucket']);
+  'sort', 'limit', 'top', 'fields', 'asc', 'desc', 'as', 'run', 'has', 'bucket']);
 export function quote(v) {
   const text = String(v);
   if (/^[A-Za-z_][A-Za-z0-9_.:+-]*$/.test(text) && !KEYWORDS.has(text.toLowerCase())) return text;

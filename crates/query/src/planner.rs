@@ -12,7 +12,7 @@
 //! - `top N`: sort by the first aggregate (or `duration` when listing spans)
 //!   descending, unless the query sorts; then it is `limit N`;
 //! - the default order when the query has none (newest spans first);
-//! - the columns of a span listing.
+//! - the columns of a span listing (every field, or the query's `fields`).
 //!
 //! Errors are [`PlanError`]s with a byte span when the text position is
 //! known (the AST carries none, so most are `0..0`).
@@ -162,6 +162,13 @@ pub fn plan(query: &Query, opts: PlanOptions) -> Result<Plan, PlanError> {
     };
     let output = match (aggregating, source) {
         (true, _) => Output::Aggregates,
+        (false, _) if !query.fields.is_empty() => Output::Rows(
+            query
+                .fields
+                .iter()
+                .map(|f| field_ref_in(f, source))
+                .collect(),
+        ),
         (false, Source::Spans) => Output::Rows(listing_columns()),
         (false, Source::Logs) => Output::Rows(log_listing_columns()),
     };

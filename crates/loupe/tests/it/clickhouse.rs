@@ -271,6 +271,7 @@ const QUERIES: &[&str] = &[
     "span_kind=tool | by tool_name | p95(duration) | top 2",
     "| by error_class, attributes.loupe.error_signature | count()",
     "status=error | sort start_time desc | limit 25",
+    "span_kind=workflow run has (tool_name=inventory status=error) | sort start_time desc | limit 20 | fields run_id, start_time, status, duration, tags.category",
     "span_kind=tool | sort duration desc | limit 10",
     "tags.category=phone span_kind=llm | sort start_time | limit 30",
     "status not in (ok) | count()",
@@ -300,6 +301,7 @@ const MODERN_QUERIES: &[&str] = &[
     "span_kind=workflow | by input.category | count()",
     "exists input.category | count()",
     "exists input.profile.tier | by input.profile.tier | count()",
+    "exists input.category | sort start_time desc | limit 30 | fields span_id, input.category, output",
 ];
 
 /// Whether two answers are equal: same columns, same rows in the same

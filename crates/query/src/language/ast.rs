@@ -43,6 +43,11 @@ pub struct Query {
     /// How many rows (or top groups) to return.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<Limit>,
+    /// The columns of a listing, in order (`| fields run_id, start_time`);
+    /// empty: every field. Not with `by` or aggregates, whose columns are
+    /// their keys and results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<Field>,
 }
 
 /// The time window a query covers. JSON: `{"last": "7d"}` or

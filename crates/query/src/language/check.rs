@@ -388,7 +388,7 @@ fn check_source(q: &Query) -> Result<(), Problem> {
             SortBy::Alias(_) => {}
         }
     }
-    Ok(())
+    q.fields.iter().try_for_each(field_ok)
 }
 
 pub(crate) fn nested_run_has() -> Problem {
@@ -465,6 +465,50 @@ pub(crate) fn check_query(q: &Query) -> Result<(), Problem> {
     }
     if let Some(limit) = q.limit {
         check_limit(limit.count())?;
+    }
+    if !q.fields.is_empty() {
+        check_fields_allowed(q)?;
+    }
+    for (i, field) in q.fields.iter().enumerate() {
+        check_field_new(&q.fields[..i], field)?;
+    }
+    Ok(())
+}
+
+/// The most columns a `fields` stage names (a listing has 34 fields; map
+/// values add more, but not without bound).
+pub(crate) const MAX_FIELDS: usize = 100;
+
+/// A `fields` stage picks a listing's columns: a query that groups or
+/// aggregates has its keys and results as columns instead.
+pub(crate) fn check_fields_allowed(q: &Query) -> Result<(), Problem> {
+    if !q.group_by.is_empty() || !q.aggregates.is_empty() {
+        return Err(Problem::new(
+            ErrorKind::Invalid,
+            "`fields` picks the columns of a listing; this query groups or aggregates, so its \
+             columns are its group keys and aggregates",
+        )
+        .suggest(Some(
+            "drop the `fields` stage, or the `by` and aggregates to list spans".into(),
+        )));
+    }
+    Ok(())
+}
+
+/// A field a `fields` stage adds to `fields`: not one already there, and
+/// no more than [`MAX_FIELDS`] in all.
+pub(crate) fn check_field_new(fields: &[Field], field: &Field) -> Result<(), Problem> {
+    if fields.contains(field) {
+        return Err(Problem::new(
+            ErrorKind::Invalid,
+            format!("`{field}` is already listed"),
+        ));
+    }
+    if fields.len() >= MAX_FIELDS {
+        return Err(Problem::new(
+            ErrorKind::Invalid,
+            format!("a `fields` stage names at most {MAX_FIELDS} fields"),
+        ));
     }
     Ok(())
 }

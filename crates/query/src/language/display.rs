@@ -40,6 +40,9 @@ impl fmt::Display for Query {
         if let Some(limit) = &self.limit {
             stages.push(limit.to_string());
         }
+        if !self.fields.is_empty() {
+            stages.push(format!("fields {}", join(&self.fields)));
+        }
         f.write_str(&stages.join(" | "))
     }
 }

@@ -354,6 +354,70 @@ fn pipeline_stages_group_aggregate_sort_and_limit() {
 }
 
 #[test]
+fn a_fields_stage_picks_a_listings_columns_in_order() {
+    let cases = [
+        (
+            "span_kind=workflow | sort start_time desc | limit 100 | fields run_id, start_time, status, duration",
+            "span_kind=workflow | sort start_time desc | limit 100 | fields run_id, start_time, status, duration",
+        ),
+        (
+            "| FIELDS tags.category, input.query",
+            "fields tags.category, input.query",
+        ),
+        (
+            "status=error | fields tags[\"a b\"]",
+            "status=error | fields tags[\"a b\"]",
+        ),
+        (
+            "logs | severity=error | fields time, body",
+            "logs | severity=error | fields time, body",
+        ),
+    ];
+    for (input, expected) in cases {
+        check(input, expected);
+    }
+    check_json(
+        "status=error | limit 5 | fields run_id, tags.tier",
+        r#"{"filter":{"op":"=","field":"status","value":"error"},"limit":5,"fields":["run_id","tags.tier"]}"#,
+    );
+    // A filter on a field called like the stage is still a filter.
+    assert!(Query::parse("fields").is_err());
+    check_err(
+        "by status | fields status",
+        "12..18 `fields` picks the columns of a listing; this query groups or aggregates, so \
+         its columns are its group keys and aggregates | drop the `fields` stage, or the `by` \
+         and aggregates to list spans",
+    );
+    check_err(
+        "status=error | fields run_id, start_time, run_id",
+        "42..48 `run_id` is already listed",
+    );
+    check_err(
+        "fields run_id | limit 3",
+        "16..21 a `limit` stage cannot follow the `fields` stage | stages go in this order: \
+         filter | by … | aggregates | sort … | limit N | fields …",
+    );
+    check_err(
+        "fields runid",
+        "7..12 unknown field `runid` | did you mean `run_id`?",
+    );
+    // The JSON form gets the same checks.
+    let json = |fields: &str| {
+        Query::from_json(&format!(
+            r#"{{"aggregates":[{{"fn":"count"}}],"fields":{fields}}}"#
+        ))
+    };
+    assert!(json(r#"["status"]"#).is_err());
+    let many: Vec<String> = (0..=super::check::MAX_FIELDS)
+        .map(|i| format!("\"tags.k{i}\""))
+        .collect();
+    let e = Query::from_json(&format!(r#"{{"fields":[{}]}}"#, many.join(","))).unwrap_err();
+    assert!(e.message.contains("at most 100 fields"), "{}", e.message);
+    let e = Query::from_json(r#"{"fields":["status","status"]}"#).unwrap_err();
+    assert!(e.message.contains("already listed"), "{}", e.message);
+}
+
+#[test]
 fn run_level_filters_match_spans_whose_run_has_a_matching_span() {
     let cases = [
         (

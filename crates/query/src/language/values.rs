@@ -28,7 +28,7 @@ pub(crate) const UNITS: &[(&str, i64)] = &[
 /// values so they can never be misread.
 pub(crate) const KEYWORDS: &[&str] = &[
     "and", "or", "not", "in", "contains", "exists", "run", "has", "by", "as", "asc", "desc",
-    "sort", "limit", "top", "last", "from", "to", "bucket",
+    "sort", "limit", "top", "fields", "last", "from", "to", "bucket",
 ];
 
 /// A span of time in nanoseconds. Written with a unit in queries (`250ms`,

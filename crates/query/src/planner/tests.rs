@@ -52,6 +52,27 @@ fn listing_defaults_to_newest_first_and_top_means_slowest() {
 }
 
 #[test]
+fn a_fields_stage_is_the_listings_columns_and_the_default_is_every_field() {
+    let Output::Rows(all) = p("status=error").output else {
+        panic!("a listing");
+    };
+    assert_eq!(all, super::listing_columns());
+    let Output::Rows(picked) = p("status=error | fields run_id, tags.tier, input.query").output
+    else {
+        panic!("a listing");
+    };
+    let names: Vec<String> = picked.iter().map(FieldRef::output_name).collect();
+    assert_eq!(names, ["run_id", "tags.tier", "input.query"]);
+    assert!(
+        matches!(&picked[2], FieldRef::Json { column, keys } if column == "input" && keys == &["query"])
+    );
+    let Output::Rows(logs) = p("logs | fields body, attributes.http.status").output else {
+        panic!("a listing");
+    };
+    assert_eq!(logs.len(), 2);
+}
+
+#[test]
 fn literals_are_typed_for_their_field() {
     let plan = p("duration>1s tags.code=500 tags.category=phone cost>=1");
     let Some(Filter::And(args)) = plan.filter else {

@@ -1122,5 +1122,23 @@ async fn a_listing_of_small_columns_runs_in_one_windowed_phase_and_matches_brute
             assert_brute_force(&plan, &got, &spans, &format!("{stage}: {text}"));
             assert_eq!(got.columns[4].ty, ValueType::Duration, "{text}");
         }
+        // The language's `fields` stage: the same plans, from the text (with
+        // `span_id`, which the brute-force answer is compared by).
+        for text in [
+            "span_kind=workflow run has (status=error) | sort start_time desc | limit 30 | fields span_id, run_id, start_time, duration",
+            "status=error | sort start_time | limit 50 | fields span_id, tags.category, input",
+        ] {
+            let plan = plan_of(text);
+            let got = store
+                .query_plan(&project(), &plan, QueryLimits::default())
+                .await
+                .unwrap_or_else(|e| panic!("{stage}: {text}: {e}"));
+            assert!(!got.rows.is_empty(), "{stage}: {text}: tests nothing");
+            assert_eq!(
+                got.columns.len(),
+                if text.contains("input") { 3 } else { 4 }
+            );
+            assert_brute_force(&plan, &got, &spans, &format!("{stage}: {text}"));
+        }
     }
 }

@@ -1,9 +1,10 @@
-//! The pipeline grammar: `filter | by … | aggregates | sort … | limit N`,
-//! and the time range inside the filter stage.
+//! The pipeline grammar: `filter | by … | aggregates | sort … | limit N |
+//! fields …`, and the time range inside the filter stage.
 //!
 //! Each stage is recognised by its first tokens: `by`, `sort`,
-//! `limit`/`top` + number, a function call (aggregates); anything else is
-//! the filter. Stages must come in that order, each at most once.
+//! `limit`/`top` + number, `fields` + field, a function call (aggregates);
+//! anything else is the filter. Stages must come in that order, each at
+//! most once.
 
 use super::super::ast::{
     AggCall, AggFunc, Aggregate, GroupKey, Limit, Order, Query, SortBy, SortKey, Source, TimeRange,
@@ -23,6 +24,7 @@ enum Stage {
     Aggregates,
     Sort,
     Limit,
+    Fields,
 }
 
 impl Stage {
@@ -33,6 +35,7 @@ impl Stage {
             Stage::Aggregates => "aggregates",
             Stage::Sort => "`sort`",
             Stage::Limit => "`limit`",
+            Stage::Fields => "`fields`",
         }
     }
 }
@@ -76,7 +79,8 @@ impl Parser {
                 };
                 let hint = match stage {
                     Stage::Filter => "put every filter in the first stage".to_string(),
-                    _ => "stages go in this order: filter | by … | aggregates | sort … | limit N"
+                    _ => "stages go in this order: filter | by … | aggregates | sort … | limit N \
+                          | fields …"
                         .to_string(),
                 };
                 return Err(
@@ -89,6 +93,7 @@ impl Parser {
                 Stage::Aggregates => self.aggregate_stage(&mut q)?,
                 Stage::Sort => self.sort_stage(&mut q)?,
                 Stage::Limit => self.limit_stage(&mut q)?,
+                Stage::Fields => self.fields_stage(&mut q)?,
             }
             last = Some(stage);
             match self.peek().tok {
@@ -150,6 +155,8 @@ impl Parser {
             Stage::Sort
         } else if (self.word_at(0, "limit") || self.word_at(0, "top")) && next_is_word {
             Stage::Limit
+        } else if self.word_at(0, "fields") && next_is_word {
+            Stage::Fields
         } else if call {
             Stage::Aggregates
         } else {
@@ -416,5 +423,21 @@ impl Parser {
             Limit::Rows(n)
         });
         Ok(())
+    }
+
+    /// `fields_stage := "fields" field ("," field)*`: a listing's columns.
+    fn fields_stage(&mut self, q: &mut Query) -> Result<(), ParseError> {
+        let stage = self.peek().span.start;
+        self.bump();
+        check::check_fields_allowed(q).map_err(|p| p.at(stage..self.prev_end()))?;
+        loop {
+            let start = self.peek().span.start;
+            let field = self.field()?;
+            check::check_field_new(&q.fields, &field).map_err(|p| p.at(start..self.prev_end()))?;
+            q.fields.push(field);
+            if !self.comma() {
+                return Ok(());
+            }
+        }
     }
 }

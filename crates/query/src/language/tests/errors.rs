@@ -230,7 +230,7 @@ fn syntax_errors_point_at_the_position() {
         ),
         (
             "count() | by status",
-            "10..12 a `by` stage cannot follow the aggregates stage | stages go in this order: filter | by … | aggregates | sort … | limit N",
+            "10..12 a `by` stage cannot follow the aggregates stage | stages go in this order: filter | by … | aggregates | sort … | limit N | fields …",
         ),
         (
             "status=error | tool_name=x",
@@ -238,7 +238,7 @@ fn syntax_errors_point_at_the_position() {
         ),
         (
             "limit 5 | limit 6",
-            "10..15 a second `limit` stage | stages go in this order: filter | by … | aggregates | sort … | limit N",
+            "10..15 a second `limit` stage | stages go in this order: filter | by … | aggregates | sort … | limit N | fields …",
         ),
         (
             "status",

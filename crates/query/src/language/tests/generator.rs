@@ -289,6 +289,14 @@ fn query(rng: &mut Rng) -> Query {
             top: 1 + rng.next() % 50,
         }),
     };
+    if !q.is_aggregating() && rng.chance(30) {
+        for _ in 0..1 + rng.below(4) {
+            let f = field(rng);
+            if !q.fields.contains(&f) {
+                q.fields.push(f);
+            }
+        }
+    }
     q
 }
 
