@@ -380,7 +380,8 @@ fn a_fields_stage_picks_a_listings_columns_in_order() {
         "status=error | limit 5 | fields run_id, tags.tier",
         r#"{"filter":{"op":"=","field":"status","value":"error"},"limit":5,"fields":["run_id","tags.tier"]}"#,
     );
-    // A filter on a field called like the stage is still a filter.
+    // `fields` with nothing after it is no stage: read as a filter, it
+    // names no field.
     assert!(Query::parse("fields").is_err());
     check_err(
         "by status | fields status",
