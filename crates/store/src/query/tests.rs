@@ -707,14 +707,7 @@ async fn every_operator_and_aggregate_matches_brute_force_in_memtable_and_parts(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_without_mirror_columns_answer_the_same() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (store, spans) = loaded(dir.path()).await;
-    store.flush_all().await.expect("flush");
-    store.shutdown().await.expect("shutdown");
-    drop(store);
-    let stripped = rewrite_parts_as(dir.path(), 0);
-    assert!(stripped > 0, "no part rewritten");
-    let store =
-        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("reopen");
+    let (store, spans, stripped) = reopened_with_parts_as(dir.path(), 0).await;
     check_queries(&store, &spans, "parts without mirrors", MIRRORED).await;
     // Some of the old queries too: maps, ids, run has, listings.
     check_queries(&store, &spans, "parts without mirrors", &QUERIES[..40]).await;
@@ -749,14 +742,8 @@ async fn parts_without_mirror_columns_answer_the_same() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_with_texts_in_row_order_answer_the_same() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (store, spans) = loaded(dir.path()).await;
-    store.flush_all().await.expect("flush");
-    store.shutdown().await.expect("shutdown");
-    drop(store);
-    let rewritten = rewrite_parts_as(dir.path(), crate::parts::LAYOUT_MIRRORS);
-    assert!(rewritten > 0, "no part rewritten");
-    let store =
-        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("reopen");
+    let (store, spans, rewritten) =
+        reopened_with_parts_as(dir.path(), crate::parts::LAYOUT_MIRRORS).await;
     check_queries(&store, &spans, "texts in row order", QUERIES).await;
     // New parts in run order beside the old ones.
     let late: Vec<Span> = spans
@@ -781,6 +768,20 @@ async fn parts_with_texts_in_row_order_answer_the_same() {
     check_queries(&store, &all, "both layouts", QUERIES).await;
     rewrite_to_the_layout(&store, rewritten).await;
     check_queries(&store, &all, "rewritten in run order", QUERIES).await;
+}
+
+/// The loaded spans flushed to parts, the parts rewritten in an earlier
+/// build's `layout` ([`rewrite_parts_as`]) and the store reopened on them;
+/// with how many parts were rewritten (at least one).
+async fn reopened_with_parts_as(dir: &std::path::Path, layout: u32) -> (Store, Vec<Span>, usize) {
+    let (store, spans) = loaded(dir).await;
+    store.flush_all().await.expect("flush");
+    store.shutdown().await.expect("shutdown");
+    drop(store);
+    let rewritten = rewrite_parts_as(dir, layout);
+    assert!(rewritten > 0, "no part rewritten");
+    let store = Store::open(config(dir), loupe_rollup::RollupConfig::default()).expect("reopen");
+    (store, spans, rewritten)
 }
 
 /// The layout of each of the store's parts.
