@@ -187,6 +187,12 @@ impl Store {
     pub(crate) async fn background_loop(&self) {
         let tick = Duration::from_secs(1);
         let mut since_maintenance = Duration::ZERO;
+        // Maintenance runs beside this loop, not in it: a pass over a large
+        // store takes minutes, and flushes must go on meanwhile or
+        // unflushed data fills up and appends are refused (a backfill of
+        // 1M runs stalled twice for two minutes). Aborting the loop aborts
+        // the pass's task too (its blocking work finishes, as a flush's does).
+        let mut maintenance = AbortOnDrop(None);
         loop {
             let _ = tokio::time::timeout(tick, self.inner.flush_wake.notified()).await;
             let due = {
@@ -208,12 +214,27 @@ impl Store {
                 tracing::error!(error = %e, "log flush failed; will retry");
             }
             since_maintenance += tick;
-            if since_maintenance >= self.inner.config.maintenance_interval {
+            let running = maintenance.0.as_ref().is_some_and(|h| !h.is_finished());
+            if since_maintenance >= self.inner.config.maintenance_interval && !running {
                 since_maintenance = Duration::ZERO;
-                if let Err(e) = self.maintain().await {
-                    tracing::error!(error = %e, "maintenance failed; will retry");
-                }
+                let store = self.clone();
+                maintenance.0 = Some(tokio::spawn(async move {
+                    if let Err(e) = store.maintain().await {
+                        tracing::error!(error = %e, "maintenance failed; will retry");
+                    }
+                }));
             }
+        }
+    }
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
         }
     }
 }

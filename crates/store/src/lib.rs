@@ -277,8 +277,14 @@ pub(crate) struct Inner {
     pub append_gate: Mutex<()>,
     /// Admission slots for appends (`max_concurrent_appends`).
     pub append_slots: tokio::sync::Semaphore,
-    /// Serialises flushes and maintenance.
+    /// Serialises flushes.
     pub flush_gate: Arc<tokio::sync::Mutex<()>>,
+    /// Serialises maintenance passes. Not the flush gate: a pass over a
+    /// large store runs for minutes, and flushes waiting behind it let
+    /// unflushed data fill up until appends were refused (a backfill of
+    /// 1M runs stalled twice for two minutes). Compaction instead takes
+    /// in, at its commit, what flushes made durable meanwhile.
+    pub maintenance_gate: Arc<tokio::sync::Mutex<()>>,
     pub wal: Arc<Wal>,
     pub syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
     pub flush_wake: tokio::sync::Notify,
@@ -317,6 +323,10 @@ pub(crate) struct Inner {
     /// any part is written, so a test can act mid-flush without racing it.
     #[cfg(test)]
     pub after_freeze: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Tests: run by compaction once a group is read and its new part
+    /// written, before the commit, so a test can flush in between.
+    #[cfg(test)]
+    pub before_compaction_commit: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     /// Tests: the most run keys a `run has` is answered with as a list
     /// (`query::run_has`), lowered to take the subquery path.
     #[cfg(test)]
@@ -433,6 +443,7 @@ impl Store {
                 append_gate: Mutex::new(()),
                 append_slots,
                 flush_gate: Arc::new(tokio::sync::Mutex::new(())),
+                maintenance_gate: Arc::new(tokio::sync::Mutex::new(())),
                 wal,
                 syncer: Mutex::new(None),
                 flush_wake: tokio::sync::Notify::new(),
@@ -454,6 +465,8 @@ impl Store {
                 retention: parking_lot::RwLock::new(retention),
                 #[cfg(test)]
                 after_freeze: Mutex::new(None),
+                #[cfg(test)]
+                before_compaction_commit: Mutex::new(None),
                 #[cfg(test)]
                 run_has_keys_max: std::sync::atomic::AtomicUsize::new(query::RUN_HAS_KEYS_MAX),
             }),
@@ -529,6 +542,9 @@ impl Store {
         if self.inner.read_only {
             return Ok(());
         }
+        // A maintenance pass still running (flushes no longer wait for
+        // one) ends before the directory is released; none starts after.
+        let _maintenance = self.inner.maintenance_gate.lock().await;
         self.flush_all().await?;
         self.flush_logs().await?;
         self.inner.wal.close()?;

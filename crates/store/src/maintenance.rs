@@ -52,10 +52,11 @@ impl Store {
     #[tracing::instrument(name = "store.maintain", skip_all)]
     pub async fn maintain_at(&self, now_ns: i64) -> Result<MaintenanceReport, Error> {
         self.check_writable()?;
-        let gate = self.inner.flush_gate.clone().lock_owned().await;
+        let gate = self.inner.maintenance_gate.clone().lock_owned().await;
         let store = self.clone();
         // As in `flush_all`: the gate is released when the work ends, even
-        // if the caller was dropped, so no flush overlaps a compaction.
+        // if the caller was dropped, so no two passes overlap. Flushes do
+        // not wait for a pass (`compact` says how it stays right).
         tokio::task::spawn_blocking(move || {
             let _gate = gate;
             store.maintain_blocking(now_ns)
@@ -191,9 +192,13 @@ impl Store {
     /// only rows whose hiding is in the manifest (durable): a row hidden by
     /// an unflushed memtable is still the merge base that WAL replay would
     /// need after a crash, so it is kept, and stays hidden in the new part.
+    ///
+    /// Flushes go on meanwhile, and one may make more of the group's rows'
+    /// hiding durable (in the old parts' vectors) after they were read:
+    /// those rows are in the new part, so at the commit their versions
+    /// find their positions there and join its durable vector.
     fn compact(&self, group: Vec<Arc<Part>>) -> Result<(usize, usize, usize), Error> {
-        // Flushes wait for the flush gate we hold, so the durable vectors
-        // cannot change while the group is read.
+        // The durable vectors as of the read.
         let durable: Vec<DeletionVector> = {
             let st = self.inner.state.lock();
             group
@@ -210,9 +215,12 @@ impl Store {
         let mut rows = Vec::new();
         let mut rows_in = 0usize;
         let mut dropped = 0usize;
+        // Each old part's row versions by position.
+        let mut versions: Vec<Vec<u64>> = Vec::with_capacity(group.len());
         for (part, dv) in group.iter().zip(&durable) {
             let all = read_rows(&part.path, None, &[], &DeletionVector::default())?;
             rows_in += all.len();
+            versions.push(all.iter().map(|r| r.version).collect());
             for (position, row) in all.into_iter().enumerate() {
                 if u32::try_from(position).is_ok_and(|p| dv.contains(p)) {
                     dropped += 1;
@@ -241,6 +249,10 @@ impl Store {
             )?))
         };
         let ids: HashSet<u64> = group.iter().map(|p| p.meta.id).collect();
+        #[cfg(test)]
+        if let Some(hook) = self.inner.before_compaction_commit.lock().take() {
+            hook();
+        }
         let mut st = self.inner.state.lock();
         // Retention may have removed an input meanwhile: then give up this round.
         if st.parts.iter().filter(|p| ids.contains(&p.meta.id)).count() != ids.len() {
@@ -250,12 +262,36 @@ impl Store {
             }
             return Ok((0, 0, 0));
         }
+        // Hiding made durable since the read: positions in the new part.
+        let mut later: Vec<u64> = Vec::new();
+        for ((part, before), versions) in group.iter().zip(&durable).zip(&versions) {
+            let Some(now) = st.manifest.deletes.get(&part.meta.id) else {
+                continue;
+            };
+            later.extend(
+                now.0
+                    .iter()
+                    .filter(|&p| !before.contains(p))
+                    .filter_map(|p| versions.get(p as usize).copied()),
+            );
+        }
+        later.sort_unstable();
+        let later = match &new_part {
+            Some(p) if !later.is_empty() => locate(std::slice::from_ref(p), &later).0,
+            _ => Default::default(),
+        };
         let mut manifest = st.manifest.clone();
         manifest.parts.retain(|p| !ids.contains(&p.id));
         manifest
             .parts
             .extend(new_part.iter().map(|p| p.meta.clone()));
         manifest.deletes.retain(|id, _| !ids.contains(id));
+        for (part, positions) in &later {
+            let dv = manifest.deletes.entry(*part).or_default();
+            for &p in positions {
+                dv.insert(p);
+            }
+        }
         manifest.store(&self.inner.config.data_dir)?;
         st.manifest = manifest;
         let mut parts: Vec<_> = st
@@ -273,7 +309,7 @@ impl Store {
             let mut pending: Vec<u64> = st.hidden.iter().copied().collect();
             pending.sort_unstable();
             let (found, _) = locate(std::slice::from_ref(p), &pending);
-            for (part, positions) in &found {
+            for (part, positions) in found.iter().chain(&later) {
                 add_live(&mut st.deletes, *part, positions);
             }
         }

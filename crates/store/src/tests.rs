@@ -460,6 +460,137 @@ async fn a_flush_dropped_midway_finishes_before_the_next_one_starts() {
     assert_eq!(all.len(), n as usize);
 }
 
+/// Flushes do not wait for maintenance (a pass over a large store runs for
+/// minutes, and appends were refused meanwhile). A flush that lands while
+/// compaction rewrites a group makes the hiding of some of the group's
+/// rows durable after compaction read them: the new part keeps them, and
+/// they must stay hidden there, across a reopen, until the next pass
+/// drops them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_during_compaction_keeps_the_rows_it_hid_hidden() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let named = |i: i64, name: &str| {
+        let mut s = node(&format!("s{i:03}"), &format!("t{}", i % 10), None, T0 + i);
+        s.name = Some(name.into());
+        s
+    };
+    // Two parts of one day: a compaction group.
+    for half in [0..100, 100..200] {
+        store
+            .append(half.map(|i| named(i, "v1")).collect())
+            .await
+            .expect("append");
+        store.flush_all().await.expect("flush");
+    }
+    // Newer versions of 50 rows of the first part, not yet flushed.
+    store
+        .append((0..50).map(|i| named(i, "v2")).collect())
+        .await
+        .expect("append updates");
+    // Compaction pauses after reading the group; the flush runs then.
+    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    *store.inner.before_compaction_commit.lock() = Some(Box::new(move || {
+        let _ = read_tx.send(());
+        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(30));
+    }));
+    let maintaining = tokio::spawn({
+        let store = store.clone();
+        async move { store.maintain().await }
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(30), read_rx)
+        .await
+        .expect("compaction never read the group")
+        .expect("the hook ran");
+    tokio::time::timeout(std::time::Duration::from_secs(30), store.flush_all())
+        .await
+        .expect("the flush waited for the compaction")
+        .expect("flush");
+    release_tx.send(()).expect("release the compaction");
+    let report = maintaining.await.expect("join").expect("maintain");
+    assert_eq!(report.compacted_parts, 2, "{report:?}");
+
+    let expected: Vec<(String, Option<String>, Option<String>)> = (0..200)
+        .map(|i| {
+            let name = if i < 50 { "v2" } else { "v1" };
+            (format!("s{i:03}"), Some(name.to_owned()), None)
+        })
+        .collect();
+    assert_eq!(spans_of(&store, "true").await, expected);
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(spans_of(&store, "true").await, expected, "after a reopen");
+    // The next pass drops the 50 superseded rows for good.
+    let report = store.maintain().await.expect("maintain");
+    assert_eq!(report.dropped_rows, 50, "{report:?}");
+    assert_eq!(store.stats().part_rows, 200);
+    assert_eq!(
+        spans_of(&store, "true").await,
+        expected,
+        "after the next pass"
+    );
+}
+
+/// The background loop flushes while its maintenance pass runs: the pass
+/// is held mid-compaction, and data appended meanwhile still reaches a
+/// part (the loop used to wait for the pass, so nothing flushed and, past
+/// `max_unflushed_bytes`, appends were refused until it ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_loop_flushes_while_maintenance_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(
+        StoreConfig {
+            maintenance_interval: std::time::Duration::from_secs(1),
+            flush_age: std::time::Duration::from_secs(1),
+            ..config(dir.path())
+        },
+        loupe_rollup::RollupConfig::default(),
+    )
+    .expect("open store");
+    for half in [0..100, 100..200] {
+        store
+            .append(
+                half.map(|i| node(&format!("s{i}"), "t", None, T0 + i))
+                    .collect(),
+            )
+            .await
+            .expect("append");
+        store.flush_all().await.expect("flush");
+    }
+    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    *store.inner.before_compaction_commit.lock() = Some(Box::new(move || {
+        let _ = read_tx.send(());
+        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(60));
+    }));
+    let background = store.spawn_background();
+    tokio::time::timeout(std::time::Duration::from_secs(30), read_rx)
+        .await
+        .expect("no maintenance pass started")
+        .expect("the hook ran");
+    let parts = store.stats().parts;
+    store
+        .append(
+            (200..300)
+                .map(|i| node(&format!("s{i}"), "t", None, T0 + i))
+                .collect(),
+        )
+        .await
+        .expect("append during maintenance");
+    let flushed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while store.stats().parts == parts {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    release_tx.send(()).expect("release the compaction");
+    assert!(flushed.is_ok(), "nothing flushed while maintenance ran");
+    background.abort();
+    store.shutdown().await.expect("shutdown");
+    assert_eq!(store.stats().part_rows, 300);
+}
+
 #[test]
 fn loupes_own_failures_map_to_internal_and_the_callers_mistakes_to_invalid() {
     use loupe_backend::StoreError as S;

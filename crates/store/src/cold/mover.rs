@@ -91,8 +91,8 @@ impl Store {
         // (3) commit.
         let mut st = self.inner.state.lock();
         let Some(at) = st.parts.iter().position(|p| p.meta.id == part.meta.id) else {
-            // Retention dropped it meanwhile (it cannot: both run under the
-            // flush gate; kept for safety): nothing references the copy.
+            // Retention dropped it meanwhile (it cannot: both run in one
+            // maintenance pass; kept for safety): nothing references the copy.
             drop(st);
             let _ = std::fs::remove_file(&ids_path);
             tier.delete(&part.meta.path)?;

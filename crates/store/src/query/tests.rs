@@ -913,6 +913,51 @@ async fn run_has_answers_equal_as_a_key_list_and_as_a_subquery() {
     }
 }
 
+/// A listing by start time whose `run has` found `k` runs starts with the
+/// window that holds about `limit` of them (at least the 1 h probe, at
+/// most the range); runs that bound nothing (under `NOT`, left a subquery,
+/// none found) leave it the probe.
+#[test]
+fn first_window_of_a_listing_follows_the_runs_found() {
+    use super::{FIRST_WINDOW_NS, first_window};
+    let week = 7 * 86_400 * 1_000_000_000_i64;
+    let in_a_week = |q: &str| Plan {
+        from_ns: 0,
+        to_ns: week,
+        ..plan_of(q)
+    };
+    let runs = |n: usize| Some((0..n).map(|i| i.to_string()).collect::<super::RunKeys>());
+    let listing =
+        in_a_week("span_kind=workflow run has (status=error) | sort start_time desc | limit 100");
+    // 100 of 2,000 runs, with half again as margin: 7.5 % of the week.
+    assert_eq!(
+        first_window(&listing, &[runs(2_000)], 100),
+        (week as f64 * 0.075) as i64
+    );
+    assert_eq!(first_window(&listing, &[runs(50)], 100), week);
+    assert_eq!(
+        first_window(&listing, &[runs(10_000_000)], 100),
+        FIRST_WINDOW_NS
+    );
+    assert_eq!(first_window(&listing, &[runs(0)], 100), FIRST_WINDOW_NS);
+    assert_eq!(first_window(&listing, &[None], 100), FIRST_WINDOW_NS);
+    // Two that every span must satisfy: the smaller bounds.
+    let both = in_a_week(
+        "span_kind=workflow run has (status=error) run has (tool_name=payment) \
+         | sort start_time desc | limit 100",
+    );
+    assert_eq!(
+        first_window(&both, &[runs(200_000), runs(2_000)], 100),
+        (week as f64 * 0.075) as i64
+    );
+    let not = in_a_week(
+        "span_kind=workflow NOT run has (status=error) | sort start_time desc | limit 100",
+    );
+    assert_eq!(first_window(&not, &[runs(2_000)], 100), FIRST_WINDOW_NS);
+    let none = in_a_week("span_kind=workflow | sort start_time desc | limit 100");
+    assert_eq!(first_window(&none, &[], 100), FIRST_WINDOW_NS);
+}
+
 /// Queries share one cache of Parquet footers and page indexes: a scan of
 /// the parts fills it with one entry per part read, page index included
 /// (DataFusion asks for the footer alone), the same scan again adds none,
