@@ -215,7 +215,10 @@ impl Store {
             }
             since_maintenance += tick;
             let running = maintenance.0.as_ref().is_some_and(|h| !h.is_finished());
-            if since_maintenance >= self.inner.config.maintenance_interval && !running {
+            if since_maintenance >= self.inner.config.maintenance_interval
+                && !running
+                && !self.stopping()
+            {
                 since_maintenance = Duration::ZERO;
                 let store = self.clone();
                 maintenance.0 = Some(tokio::spawn(async move {

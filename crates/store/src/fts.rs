@@ -379,6 +379,9 @@ impl Store {
         }
         let mut built = 0;
         for part in parts.iter() {
+            if self.stopping() {
+                break;
+            }
             let path = path_of(&data_dir, part.meta.id);
             if !path.exists() {
                 let index = build(part)?;

@@ -285,6 +285,11 @@ pub(crate) struct Inner {
     /// 1M runs stalled twice for two minutes). Compaction instead takes
     /// in, at its commit, what flushes made durable meanwhile.
     pub maintenance_gate: Arc<tokio::sync::Mutex<()>>,
+    /// Set by `shutdown`: a running maintenance pass ends after its current
+    /// step (a group compacted, a text index built, a part moved), so
+    /// shutting down does not wait for a whole pass (minutes at 1M runs,
+    /// past a service manager's grace period).
+    pub stopping: std::sync::atomic::AtomicBool,
     pub wal: Arc<Wal>,
     pub syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
     pub flush_wake: tokio::sync::Notify,
@@ -444,6 +449,7 @@ impl Store {
                 append_slots,
                 flush_gate: Arc::new(tokio::sync::Mutex::new(())),
                 maintenance_gate: Arc::new(tokio::sync::Mutex::new(())),
+                stopping: std::sync::atomic::AtomicBool::new(false),
                 wal,
                 syncer: Mutex::new(None),
                 flush_wake: tokio::sync::Notify::new(),
@@ -543,7 +549,11 @@ impl Store {
             return Ok(());
         }
         // A maintenance pass still running (flushes no longer wait for
-        // one) ends before the directory is released; none starts after.
+        // one) stops after its current step, before the directory is
+        // released; none starts after.
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let _maintenance = self.inner.maintenance_gate.lock().await;
         self.flush_all().await?;
         self.flush_logs().await?;
@@ -583,6 +593,13 @@ impl Store {
             return tokio::spawn(async {});
         }
         tokio::spawn(async move { store.background_loop().await })
+    }
+
+    /// Whether `shutdown` has begun (maintenance stops at its next step).
+    pub(crate) fn stopping(&self) -> bool {
+        self.inner
+            .stopping
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The live parts and their live deletion vectors, as one consistent

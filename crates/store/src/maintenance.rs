@@ -73,6 +73,9 @@ impl Store {
             ..Default::default()
         };
         for group in self.compaction_candidates() {
+            if self.stopping() {
+                return Ok(report);
+            }
             let (parts_in, parts_out, dropped) = self.compact(group)?;
             report.compacted_parts += parts_in;
             report.new_parts += parts_out;
@@ -81,7 +84,13 @@ impl Store {
         // Text indexes first, so a part moves with its index built from the
         // local file (a cold part without one would be fetched to build it).
         report.indexed_parts = self.index_text()?;
+        if self.stopping() {
+            return Ok(report);
+        }
         (report.moved_parts, report.moved_bytes) = self.move_to_cold(now_ns)?;
+        if self.stopping() {
+            return Ok(report);
+        }
         (
             report.expired_log_parts,
             report.compacted_log_parts,

@@ -591,6 +591,71 @@ async fn the_background_loop_flushes_while_maintenance_runs() {
     assert_eq!(store.stats().part_rows, 300);
 }
 
+/// Shutdown does not wait for a whole maintenance pass (minutes at 1M
+/// runs): a pass held in its first compaction group ends after that group
+/// once shutdown has begun (the other day's group stays, no text index is
+/// built), and every row is there after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_a_maintenance_pass_after_its_current_step() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    // Two days of two parts each: two compaction groups.
+    for day in 0..2 {
+        for half in 0..2 {
+            let spans = (0..50)
+                .map(|i| {
+                    node(
+                        &format!("d{day}h{half}s{i}"),
+                        "t",
+                        None,
+                        T0 + day * DAY_NS + i,
+                    )
+                })
+                .collect();
+            store.append(spans).await.expect("append");
+            store.flush_all().await.expect("flush");
+        }
+    }
+    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    *store.inner.before_compaction_commit.lock() = Some(Box::new(move || {
+        let _ = read_tx.send(());
+        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(30));
+    }));
+    let maintaining = tokio::spawn({
+        let store = store.clone();
+        async move { store.maintain().await }
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(30), read_rx)
+        .await
+        .expect("compaction never read a group")
+        .expect("the hook ran");
+    let stopping = tokio::spawn({
+        let store = store.clone();
+        async move { store.shutdown().await }
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !store
+            .inner
+            .stopping
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("shutdown never began");
+    release_tx.send(()).expect("release the compaction");
+    let report = maintaining.await.expect("join").expect("maintain");
+    stopping.await.expect("join").expect("shutdown");
+    assert_eq!(report.compacted_parts, 2, "{report:?}");
+    assert_eq!(report.indexed_parts, 0, "{report:?}");
+    assert_eq!(store.stats().parts, 3);
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(spans_of(&store, "true").await.len(), 200);
+}
+
 #[test]
 fn loupes_own_failures_map_to_internal_and_the_callers_mistakes_to_invalid() {
     use loupe_backend::StoreError as S;

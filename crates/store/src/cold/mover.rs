@@ -1,4 +1,4 @@
-//! Moving parts to the cold tier: a maintenance step, under the flush gate.
+//! Moving parts to the cold tier: a maintenance step (beside flushes).
 //!
 //! A part moves when its whole UTC day ended more than `hot_days` ago. Per
 //! part: (1) copy the file to the tier and verify the copy by reading it
@@ -27,15 +27,16 @@ use crate::parts::{ID_COLUMNS, Location, Part, day_of, read_rows, write_id_file}
 use crate::{Error, Garbage, Store};
 
 /// Bytes moved per maintenance pass at most (at least one part moves), so
-/// enabling the tier on a large store never holds the flush gate for long.
+/// enabling the tier on a large store spreads the first move over passes.
 const MOVE_BYTES_PER_PASS: u64 = 256 << 20;
 
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
 impl Store {
     /// Moves hot parts older than `hot_days` to the cold tier, oldest first,
-    /// up to [`MOVE_BYTES_PER_PASS`]. Returns (parts, bytes) moved. Runs
-    /// under the flush gate (maintenance); blocking.
+    /// up to [`MOVE_BYTES_PER_PASS`], stopping early when the store shuts
+    /// down. Returns (parts, bytes) moved. Runs in a maintenance pass;
+    /// blocking.
     pub(crate) fn move_to_cold(&self, now_ns: i64) -> Result<(usize, u64), Error> {
         let Some(tier) = self.inner.cold.clone() else {
             return Ok((0, 0));
@@ -57,7 +58,7 @@ impl Store {
         due.sort_by(|a, b| (&a.meta.day, a.meta.id).cmp(&(&b.meta.day, b.meta.id)));
         let (mut moved, mut bytes) = (0, 0);
         for part in due {
-            if moved > 0 && bytes + part.meta.bytes > MOVE_BYTES_PER_PASS {
+            if self.stopping() || (moved > 0 && bytes + part.meta.bytes > MOVE_BYTES_PER_PASS) {
                 break;
             }
             if self.move_part(&tier, &part)? {
