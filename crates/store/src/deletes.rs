@@ -158,6 +158,19 @@ pub(crate) fn locate(parts: &[Arc<Part>], versions: &[u64]) -> (HashMap<u64, Vec
     (found, missing)
 }
 
+/// Adds `positions` to the durable vector of `part` in a manifest's
+/// `deletes` (written when that manifest is stored).
+pub(crate) fn add_durable(
+    deletes: &mut std::collections::BTreeMap<u64, DeletionVector>,
+    part: u64,
+    positions: &[u32],
+) {
+    let dv = deletes.entry(part).or_default();
+    for &p in positions {
+        dv.insert(p);
+    }
+}
+
 /// Adds `positions` to the live vector of `part` (copy on write: scans hold
 /// snapshots).
 pub(crate) fn add_live(deletes: &mut LiveDeletes, part: u64, positions: &[u32]) {

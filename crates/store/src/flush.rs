@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::convert::Row;
-use crate::deletes::{add_live, locate};
+use crate::deletes::{add_durable, add_live, locate};
 use crate::manifest::Manifest;
 use crate::memtable::Memtable;
 use crate::parts::{day_of, write_part};
@@ -128,10 +128,7 @@ impl Store {
                 );
             }
             for (part, positions) in &found {
-                let dv = manifest.deletes.entry(*part).or_default();
-                for &p in positions {
-                    dv.insert(p);
-                }
+                add_durable(&mut manifest.deletes, *part, positions);
             }
             manifest.store(&dir)?;
             st.manifest = manifest;

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::deletes::{DeletionVector, add_live, locate};
+use crate::deletes::{DeletionVector, add_durable, add_live, locate};
 use crate::parts::{Part, read_rows, write_part};
 use crate::{Error, Garbage, Store};
 
@@ -296,10 +296,7 @@ impl Store {
             .extend(new_part.iter().map(|p| p.meta.clone()));
         manifest.deletes.retain(|id, _| !ids.contains(id));
         for (part, positions) in &later {
-            let dv = manifest.deletes.entry(*part).or_default();
-            for &p in positions {
-                dv.insert(p);
-            }
+            add_durable(&mut manifest.deletes, *part, positions);
         }
         manifest.store(&self.inner.config.data_dir)?;
         st.manifest = manifest;

@@ -116,10 +116,7 @@ impl Manifest {
         let versions: Vec<u64> = std::mem::take(&mut self.hidden).into_iter().collect();
         let (found, missing) = locate(parts, &versions);
         for (part, positions) in found {
-            let dv = self.deletes.entry(part).or_default();
-            for p in positions {
-                dv.insert(p);
-            }
+            crate::deletes::add_durable(&mut self.deletes, part, &positions);
         }
         missing.len()
     }

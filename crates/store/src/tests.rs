@@ -45,6 +45,26 @@ fn root(trace: &str, start: i64) -> Span {
     s
 }
 
+/// A hook for a test point of the store (`after_freeze`,
+/// `before_compaction_commit`): it tells the test it was reached, then
+/// holds the blocking step until released (or `hold` has passed), so the
+/// test acts mid-step without racing it.
+fn pausing_hook(
+    hold: std::time::Duration,
+) -> (
+    Box<dyn FnOnce() + Send>,
+    tokio::sync::oneshot::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (reached_tx, reached) = tokio::sync::oneshot::channel::<()>();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    let hook = Box::new(move || {
+        let _ = reached_tx.send(());
+        let _ = release_rx.recv_timeout(hold);
+    });
+    (hook, reached, release)
+}
+
 async fn spans_of(store: &Store, sql_where: &str) -> Vec<(String, Option<String>, Option<String>)> {
     let batches = store
         .sql(
@@ -432,12 +452,8 @@ async fn a_flush_dropped_midway_finishes_before_the_next_one_starts() {
     store.append(spans).await.expect("append");
     // The flush stops right after freezing until the test releases it, so
     // the abort lands mid-flush every time (no race with a fast flush).
-    let (frozen_tx, frozen_rx) = tokio::sync::oneshot::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    *store.inner.after_freeze.lock() = Some(Box::new(move || {
-        let _ = frozen_tx.send(());
-        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(30));
-    }));
+    let (hook, frozen_rx, release_tx) = pausing_hook(std::time::Duration::from_secs(30));
+    *store.inner.after_freeze.lock() = Some(hook);
     let flushing = tokio::spawn({
         let store = store.clone();
         async move { store.flush_all().await }
@@ -489,12 +505,8 @@ async fn a_flush_during_compaction_keeps_the_rows_it_hid_hidden() {
         .await
         .expect("append updates");
     // Compaction pauses after reading the group; the flush runs then.
-    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    *store.inner.before_compaction_commit.lock() = Some(Box::new(move || {
-        let _ = read_tx.send(());
-        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(30));
-    }));
+    let (hook, read_rx, release_tx) = pausing_hook(std::time::Duration::from_secs(30));
+    *store.inner.before_compaction_commit.lock() = Some(hook);
     let maintaining = tokio::spawn({
         let store = store.clone();
         async move { store.maintain().await }
@@ -558,12 +570,8 @@ async fn the_background_loop_flushes_while_maintenance_runs() {
             .expect("append");
         store.flush_all().await.expect("flush");
     }
-    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    *store.inner.before_compaction_commit.lock() = Some(Box::new(move || {
-        let _ = read_tx.send(());
-        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(60));
-    }));
+    let (hook, read_rx, release_tx) = pausing_hook(std::time::Duration::from_secs(60));
+    *store.inner.before_compaction_commit.lock() = Some(hook);
     let background = store.spawn_background();
     tokio::time::timeout(std::time::Duration::from_secs(30), read_rx)
         .await
@@ -616,12 +624,8 @@ async fn shutdown_stops_a_maintenance_pass_after_its_current_step() {
             store.flush_all().await.expect("flush");
         }
     }
-    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    *store.inner.before_compaction_commit.lock() = Some(Box::new(move || {
-        let _ = read_tx.send(());
-        let _ = release_rx.recv_timeout(std::time::Duration::from_secs(30));
-    }));
+    let (hook, read_rx, release_tx) = pausing_hook(std::time::Duration::from_secs(30));
+    *store.inner.before_compaction_commit.lock() = Some(hook);
     let maintaining = tokio::spawn({
         let store = store.clone();
         async move { store.maintain().await }
