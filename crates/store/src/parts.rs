@@ -173,6 +173,11 @@ pub struct IdIndex {
     spans: BloomFilter,
     runs: RunRows,
     versions: VersionRows,
+    /// Every row has a start time, so the part's time range bounds every
+    /// row's `start_time` (a scan whose time bounds hold that range needs
+    /// no time filter on its rows: `table.rs`). False when unknown (a cold
+    /// part's id file holds no times).
+    timed: bool,
 }
 
 /// Row position by row version, sorted by version: 12 bytes per row. It is
@@ -270,8 +275,15 @@ impl IdIndex {
         Self {
             spans,
             runs: RunRows::build(rows.clone()),
+            timed: rows.clone().all(|r| r.span.start_time.is_some()),
             versions: VersionRows::build(rows),
         }
+    }
+
+    /// Whether every row of the part has a start time within the part's
+    /// `min_time..=max_time` (false when unknown).
+    pub fn timed(&self) -> bool {
+        self.timed
     }
 
     /// Smallest and largest row version in the part (`None` if empty).
@@ -675,6 +687,16 @@ pub(crate) const ID_COLUMNS: [&str; 4] = [
     column::VERSION,
 ];
 
+/// The columns a hot part's index is rebuilt from at open: the ids and
+/// the start time ([`IdIndex::timed`]).
+const OPEN_COLUMNS: [&str; 5] = [
+    column::SPAN_ID,
+    column::TRACE_ID,
+    column::RUN_ID,
+    column::VERSION,
+    column::START_TIME,
+];
+
 /// Opens a part named by the manifest, rebuilding its id index: from the
 /// file of a hot part; for a cold part, from its local id file
 /// (`cold::ids_path`), or, when that is missing, from the part fetched
@@ -688,7 +710,7 @@ pub fn open_part(
 ) -> Result<Part, Error> {
     if meta.location == Location::Hot {
         let path = data_dir.join(&meta.path);
-        let ids = read_rows(&path, None, &ID_COLUMNS, &DeletionVector::default())?;
+        let ids = read_rows(&path, None, &OPEN_COLUMNS, &DeletionVector::default())?;
         return Ok(Part::new(meta, path, IdIndex::build(ids.iter())));
     }
     let Some(tier) = cold else {
