@@ -139,8 +139,24 @@ fn parse_auth_mode(text: &str) -> Result<loupe_api::auth::AuthMode, String> {
         .map_err(|_| format!("unknown auth mode {text:?}: use auto, required or open"))
 }
 
+/// Logs go to stderr: `serve` at info; every other command at warn, so
+/// its output stays its report while the store's and the sync's warnings
+/// still show (a long `loupe dify sync` said nothing of what held it up).
+/// `RUST_LOG` overrides either (`RUST_LOG=info loupe dify sync …`).
+fn init_logs(serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Only fails when a subscriber is already set, which main never does.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    init_logs(matches!(cli.command, Command::Serve(_)));
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Keys(args) => keys::run(args),

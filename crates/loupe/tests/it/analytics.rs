@@ -6,7 +6,7 @@
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Server, encode, otel_span, request};
+use crate::support::{Server, assert_ok, encode, otel_span, request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversations_through_the_api_and_the_cli_recover_the_sessions_built() {
@@ -113,11 +113,7 @@ async fn conversations_through_the_api_and_the_cli_recover_the_sessions_built() 
         ])
         .output()
         .expect("run loupe analytics conversations");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let cli: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(
         cli["total"], api["total"],
@@ -153,11 +149,7 @@ async fn conversations_through_the_api_and_the_cli_recover_the_sessions_built() 
         ])
         .output()
         .expect("run loupe analytics users");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("after a failure"), "{text}");
     assert!(text.contains("2026-11-18"), "{text}");

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Mutex;
 
-use crate::support::{Server, encode, hex_id, otel_span, request};
+use crate::support::{Server, assert_ok, encode, hex_id, otel_span, request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_while_the_server_ingests_and_dies_restores_every_acked_span() {
@@ -86,11 +86,7 @@ async fn a_backup_taken_while_the_server_ingests_and_dies_restores_every_acked_s
         .arg(&restored)
         .output()
         .expect("loupe restore");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     // Restoring over data is refused.
     let again = Command::new(env!("CARGO_BIN_EXE_loupe"))
         .arg("restore")

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use reqwest::Method;
 
-use crate::support::{Server, encode, otel_span, request};
+use crate::support::{Server, assert_ok, encode, otel_span, request};
 
 type Hits = Arc<Mutex<Vec<Value>>>;
 
@@ -511,11 +511,7 @@ async fn budgets_added_over_the_api_notify_once_and_survive_a_restart() {
         "--notify",
         "hook",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("added"));
     let (body, _) = listed(&server, "default").await;
     let added = &body["budgets"][1]["budget"];
@@ -551,11 +547,7 @@ async fn budgets_added_over_the_api_notify_once_and_survive_a_restart() {
         String::from_utf8_lossy(&out.stderr)
     );
     let out = cli(&["remove", "客服 月度"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert_eq!(listed(&server, "default").await.1.len(), 1);
     server.stop();
     let kept: Value = serde_json::from_slice(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, encode, otel_span, request, s3_endpoint};
+use crate::support::{Server, assert_ok, encode, otel_span, request, s3_endpoint};
 
 /// 2026-11-18 (the fixed start of `otel_span`): old enough to move with
 /// `hot_days = 3` on any test day after 2026-11-22, young enough for the
@@ -186,11 +186,7 @@ fn duckdb_prints(glob: &Path, sql: &str) -> String {
         .arg(glob)
         .output()
         .expect("run duckdb");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 

@@ -25,7 +25,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use prost::Message;
 use serde_json::{Value, json};
 
-use crate::support::{Server, dify_database};
+use crate::support::{Server, assert_ok, dify_database};
 
 const TENANT: &str = "c620c103-fd6c-4fef-a6d5-07deeb985b15";
 const APP: &str = "4f3a79b4-ea93-49ef-80c2-fad1a9001a14";
@@ -56,11 +56,7 @@ fn create_key(data: &std::path::Path, project: &str, scope: &str) -> (String, St
         .arg(data)
         .output()
         .expect("loupe keys create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     (
         v["public_key"].as_str().expect("pk").to_owned(),

@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::Server;
+use crate::support::{Server, assert_ok};
 
 const TENANT: &str = "c620c103-fd6c-4fef-a6d5-07deeb985b15";
 const APP: &str = "4f3a79b4-ea93-49ef-80c2-fad1a9001a14";
@@ -190,11 +190,7 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
         .arg(&data)
         .output()
         .expect("loupe dify cleanup");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let cleanups = wait_for(&server, "/api/v1/dify/cleanups", |b| b["total"] == 1).await;
     let run = &cleanups["runs"][0];
     assert_eq!(run["source"], "cli", "{run}");
@@ -226,11 +222,7 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
         .arg(&data)
         .output()
         .expect("loupe dify cleanups");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(
         listed[0]["report"]["deleted"]["workflow_node_executions"],
@@ -245,11 +237,7 @@ async fn serve_reports_the_dify_database_health_cleanups_and_metrics_promtool_ac
         .output()
         .expect("loupe dify health");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(text.contains("workflow_node_executions"), "{text}");
     assert!(text.contains("recent cleanups:"), "{text}");
 

@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::Server;
+use crate::support::{Server, assert_ok};
 
 const TENANT: &str = "c620c103-fd6c-4fef-a6d5-07deeb985b15";
 const APP: &str = "4f3a79b4-ea93-49ef-80c2-fad1a9001a14";
@@ -271,11 +271,7 @@ async fn two_dify_workspaces_land_in_two_projects_each_key_sees_its_own() {
             .arg(&data)
             .output()
             .expect("keys create");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         v["secret_key"].as_str().expect("secret").to_owned()
     };

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::Server;
+use crate::support::{Server, assert_ok};
 
 fn run_gen(args: &[&str]) {
     let mut all = vec!["--seed", "9", "--start", "2026-01-01T00:00:00Z"];
@@ -205,11 +205,7 @@ async fn a_cli_adopts_the_settings_the_server_recorded_with_the_data() {
         .arg(&data)
         .output()
         .expect("run loupe query");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let answer: Value = serde_json::from_slice(&out.stdout).expect("json answer");
     let generated: usize = loupe_gen::runs(&loupe_gen::GenConfig {
         seed: 42,

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, fixtures};
+use crate::support::{Server, assert_ok, fixtures};
 
 /// A key pair made by `loupe keys create`.
 struct Key {
@@ -35,11 +35,7 @@ fn create_key(data_dir: &Path, project: &str) -> Key {
         .arg(data_dir)
         .output()
         .expect("run loupe keys create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: Value = serde_json::from_slice(&out.stdout).expect("keys create prints JSON");
     let keys_file = std::fs::read_to_string(data_dir.join("keys.json")).expect("keys.json");
     let secret = v["secret_key"].as_str().expect("secret").to_owned();

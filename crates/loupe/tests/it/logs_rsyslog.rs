@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::Server;
+use crate::support::{Server, assert_ok};
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
@@ -43,11 +43,7 @@ fn key(data_dir: &Path, scope: &str) -> (String, String) {
         .arg(data_dir)
         .output()
         .expect("loupe keys create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     (
         v["public_key"].as_str().expect("pk").to_owned(),

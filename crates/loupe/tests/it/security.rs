@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, encode, fixtures, otel_span, request};
+use crate::support::{Server, assert_ok, encode, fixtures, otel_span, request};
 
 /// `loupe keys create --scope …`: (public key, secret key).
 pub fn create_key(data_dir: &Path, project: &str, scope: &str) -> (String, String) {
@@ -26,11 +26,7 @@ pub fn create_key(data_dir: &Path, project: &str, scope: &str) -> (String, Strin
         .arg(data_dir)
         .output()
         .expect("run loupe keys create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: Value = serde_json::from_slice(&out.stdout).expect("keys create prints JSON");
     assert_eq!(v["scope"], scope);
     let s = |k: &str| v[k].as_str().expect("key field").to_owned();
@@ -551,11 +547,7 @@ async fn a_revoked_key_is_refused_by_the_running_server() {
     .await;
     assert_eq!(status, 200);
     let out = loupe(&["keys", "revoke", &ingest.0]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let out = loupe(&["keys", "revoke", "pk-lf-unknown"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no key"));

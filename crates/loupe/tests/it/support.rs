@@ -2,7 +2,7 @@
 //! requests, read the shared fixtures.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -11,6 +11,18 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
 use serde_json::Value;
+
+/// Fails the test, with the command's status and stderr, unless it
+/// exited successfully.
+#[track_caller]
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "loupe failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 /// A key pair made by `loupe keys create`.
 pub struct Key {
@@ -27,11 +39,7 @@ pub fn create_key(data_dir: &Path, project: &str, scope: &str) -> Key {
         .arg(data_dir)
         .output()
         .expect("run loupe keys create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: Value = serde_json::from_slice(&out.stdout).expect("keys create prints JSON");
     Key {
         public: v["public_key"].as_str().expect("public").to_owned(),
