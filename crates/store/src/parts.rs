@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 
 use arrow::array::{AsArray, RecordBatch};
 use fastbloom::BloomFilter;
-use loupe_model::{SCHEMA_VERSION, column};
+use loupe_model::{SCHEMA_VERSION, Status, column};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -178,6 +178,11 @@ pub struct IdIndex {
     /// no time filter on its rows: `table.rs`). False when unknown (a cold
     /// part's id file holds no times).
     timed: bool,
+    /// Positions of the rows whose status is `error`, ascending; `None`
+    /// when unknown (a cold part's id file holds no statuses). Errors are
+    /// what on-call asks about, a few percent of the rows: a filter on
+    /// them reads these rows only (`table.rs`).
+    errors: Option<Vec<u32>>,
 }
 
 /// Row position by row version, sorted by version: 12 bytes per row. It is
@@ -276,8 +281,31 @@ impl IdIndex {
             spans,
             runs: RunRows::build(rows.clone()),
             timed: rows.clone().all(|r| r.span.start_time.is_some()),
+            errors: Some(
+                rows.clone()
+                    .enumerate()
+                    .filter(|(_, r)| r.span.status == Some(Status::Error))
+                    .map(|(i, _)| i as u32)
+                    .collect(),
+            ),
             versions: VersionRows::build(rows),
         }
+    }
+
+    /// The index of rows read from a cold part's id file, which holds the
+    /// ids only: what the times and statuses would say is unknown.
+    fn ids_only(self) -> Self {
+        Self {
+            timed: false,
+            errors: None,
+            ..self
+        }
+    }
+
+    /// Positions of the rows whose status is `error`, ascending (`None`:
+    /// not known for this part).
+    pub fn error_rows(&self) -> Option<&[u32]> {
+        self.errors.as_deref()
     }
 
     /// Whether every row of the part has a start time within the part's
@@ -687,14 +715,15 @@ pub(crate) const ID_COLUMNS: [&str; 4] = [
     column::VERSION,
 ];
 
-/// The columns a hot part's index is rebuilt from at open: the ids and
-/// the start time ([`IdIndex::timed`]).
-const OPEN_COLUMNS: [&str; 5] = [
+/// The columns a hot part's index is rebuilt from at open: the ids, the
+/// start time ([`IdIndex::timed`]) and the status ([`IdIndex::error_rows`]).
+const OPEN_COLUMNS: [&str; 6] = [
     column::SPAN_ID,
     column::TRACE_ID,
     column::RUN_ID,
     column::VERSION,
     column::START_TIME,
+    column::STATUS,
 ];
 
 /// Opens a part named by the manifest, rebuilding its id index: from the
@@ -738,7 +767,7 @@ pub fn open_part(
     let part = Part {
         path: tier.cache.path_of(&meta.path),
         meta,
-        index: Arc::new(IdIndex::build(ids.iter())),
+        index: Arc::new(IdIndex::build(ids.iter()).ids_only()),
         cold: Some(tier.clone()),
         reader: OnceLock::new(),
     };

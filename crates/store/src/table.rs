@@ -46,7 +46,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use loupe_model::column;
+use loupe_model::{Status, column};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
@@ -132,6 +132,8 @@ pub(crate) struct Pruning {
     pub(crate) max_time: Option<i64>,
     /// Each entry: the part must possibly contain one of these ids.
     pub(crate) ids: Vec<Vec<(IdKind, String)>>,
+    /// A conjunct `status = 'error'`: only rows with that status match.
+    pub(crate) errors: bool,
 }
 
 impl Pruning {
@@ -165,6 +167,14 @@ impl Pruning {
         let (Expr::Column(c), Expr::Literal(v, _)) = (left.as_ref(), right.as_ref()) else {
             return;
         };
+        if c.name == column::STATUS && *op == Operator::Eq {
+            self.errors |= matches!(
+                v,
+                ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))
+                    if s == Status::Error.as_str()
+            );
+            return;
+        }
         if c.name != time_column {
             return;
         }
@@ -185,9 +195,25 @@ impl Pruning {
     }
 
     /// The rows of `part` that may hold the trace or run ids the filters
-    /// require (position index), or `None` when no required id narrows rows.
+    /// require (position index) and, under `status = 'error'`, an error
+    /// status (the part's error rows); `None` when neither narrows rows.
     fn rows(&self, part: &Part) -> Option<Vec<u32>> {
-        self.rows_by(|id| part.index.run_rows(id))
+        let by_id = self.rows_by(|id| part.index.run_rows(id));
+        let errors = if self.errors {
+            part.index.error_rows()
+        } else {
+            None
+        };
+        match (by_id, errors) {
+            (Some(rows), Some(errors)) => Some(
+                rows.into_iter()
+                    .filter(|r| errors.binary_search(r).is_ok())
+                    .collect(),
+            ),
+            (Some(rows), None) => Some(rows),
+            (None, Some(errors)) => Some(errors.to_vec()),
+            (None, None) => None,
+        }
     }
 
     /// The rows that may hold the trace or run ids the filters require,
@@ -585,8 +611,17 @@ impl TableProvider for SpansTable {
                 scans.push(file);
             }
         }
-        inputs.extend(self.run_order_scan(state, run_order, projection, filters, limit)?);
-        inputs.extend(self.run_order_scan(state, run_order_inside, projection, &others, limit)?);
+        let selectors = pruning.errors;
+        inputs
+            .extend(self.run_order_scan(state, run_order, projection, filters, limit, selectors)?);
+        inputs.extend(self.run_order_scan(
+            state,
+            run_order_inside,
+            projection,
+            &others,
+            limit,
+            selectors,
+        )?);
         for (files, filters) in [(scans, filters), (inside, others.as_slice())] {
             let scan = ParquetScan {
                 files,
@@ -596,6 +631,7 @@ impl TableProvider for SpansTable {
                 adapter: None,
                 row_filters: true,
                 parts: false,
+                selectors: pruning.errors,
             };
             inputs.extend(parquet_scan(state, &schema, scan)?);
         }
@@ -618,6 +654,7 @@ impl TableProvider for SpansTable {
                 adapter: Some(adapter),
                 row_filters,
                 parts: false,
+                selectors: pruning.errors,
             };
             parquet_scan(state, &schema, scan)
         })?;
@@ -640,6 +677,7 @@ impl SpansTable {
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
+        selectors: bool,
     ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
         use crate::payloads::{PayloadExec, ROW, Source, file_schema};
         if files.is_empty() {
@@ -685,6 +723,7 @@ impl SpansTable {
             adapter: None,
             row_filters: true,
             parts: true,
+            selectors,
         };
         let Some(input) = parquet_scan(state, &file, scan)? else {
             return Ok(None);
@@ -747,6 +786,10 @@ pub(crate) struct ParquetScan<'a> {
     pub(crate) adapter: Option<Arc<dyn PhysicalExprAdapterFactory>>,
     pub(crate) row_filters: bool,
     pub(crate) parts: bool,
+    /// Read the files' row selections range by range instead of decoding
+    /// whole pages and masking them: for sparse selections (a part's error
+    /// rows), whose skipped rows are then never materialised.
+    pub(crate) selectors: bool,
 }
 
 /// A Parquet scan of `files`, spread over the session's partitions, with
@@ -766,6 +809,7 @@ pub(crate) fn parquet_scan(
         adapter,
         row_filters,
         parts,
+        selectors,
     } = scan;
     if files.is_empty() {
         return Ok(None);
@@ -799,7 +843,10 @@ pub(crate) fn parquet_scan(
     } else {
         table
     };
+    let mut options = datafusion::config::TableParquetOptions::default();
+    options.global.force_filter_selections = selectors;
     let mut source = ParquetSource::new(table.build())
+        .with_table_parquet_options(options)
         .with_parquet_file_reader_factory(Arc::new(readers))
         .with_pushdown_filters(row_filters)
         .with_bloom_filter_on_read(true)

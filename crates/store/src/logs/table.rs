@@ -174,6 +174,7 @@ impl TableProvider for LogsTable {
             adapter: None,
             row_filters: true,
             parts: false,
+            selectors: false,
         };
         inputs.extend(parquet_scan(state, &schema, scan)?);
         union_or_empty(inputs, &schema, projection)

@@ -1265,3 +1265,69 @@ async fn time_bounds_hold_in_parts_inside_and_across_them_and_in_the_memtable() 
         assert_brute_force(&plan, &got, &all, &listed);
     }
 }
+
+/// A filter on `status=error` reads only the rows each part's index names
+/// as errors (`IdIndex::error_rows`), as written and as rebuilt at open;
+/// the answers equal brute force, with ids, groups and listings too, and
+/// a filter that does not require the status (`NOT`, `OR`) reads them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_filters_read_only_the_error_rows_of_parts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, spans) = loaded(dir.path()).await;
+    store.flush_all().await.expect("flush");
+    let mut store = Some(store);
+    for stage in ["flushed", "reopened"] {
+        let s = store.take().expect("store");
+        let s = if stage == "reopened" {
+            s.shutdown().await.expect("shutdown");
+            drop(s);
+            Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("reopen")
+        } else {
+            s
+        };
+        s.set_answer_from_rollups(false);
+        let (errors, read) = scanned(&s, &spans, stage, "status=error | count()").await;
+        let (all, read_all) = scanned(&s, &spans, stage, "| count()").await;
+        assert!(errors > 0 && errors * 3 < all, "{errors} of {all}");
+        assert_eq!(read, Some(errors), "{stage}: only the error rows are read");
+        assert_eq!(read_all, Some(all), "{stage}");
+        for text in [
+            "NOT status=error | count()",
+            "status=error OR duration>2s | count()",
+        ] {
+            assert_eq!(
+                scanned(&s, &spans, stage, text).await.1,
+                Some(all),
+                "{stage}: {text}"
+            );
+        }
+        check_queries(
+            &s,
+            &spans,
+            stage,
+            &[
+                "status=error | by node_type | count()",
+                "trace_id=t0010 status=error | count()",
+                "span_kind=tool status=error | sort start_time desc | limit 5",
+                "span_kind=workflow run has (status=error) | count()",
+            ],
+        )
+        .await;
+        store = Some(s);
+    }
+}
+
+/// The brute-force count of `text` (asserted equal to the store's) and the
+/// rows the store read for it.
+async fn scanned(s: &Store, spans: &[Span], stage: &str, text: &str) -> (u64, Option<u64>) {
+    let plan = plan_of(text);
+    let got = s
+        .query_plan(&project(), &plan, QueryLimits::default())
+        .await
+        .unwrap_or_else(|e| panic!("{stage}: {text}: {e}"));
+    let want = assert_brute_force(&plan, &got, spans, &format!("{stage}: {text}"));
+    (
+        want.rows[0][0].as_u64().expect("count"),
+        got.stats.rows_scanned,
+    )
+}
