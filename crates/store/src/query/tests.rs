@@ -204,12 +204,7 @@ async fn check_all(store: &Store, spans: &[Span], stage: &str) {
 
 async fn check_queries(store: &Store, spans: &[Span], stage: &str, queries: &[&str]) {
     for text in queries {
-        let plan = plan_of(text);
-        let got = store
-            .query_plan(&project(), &plan, QueryLimits::default())
-            .await
-            .unwrap_or_else(|e| panic!("{stage}: {text}: {e}"));
-        let want = assert_brute_force(&plan, &got, spans, &format!("{stage}: {text}"));
+        let (_, want) = brute_checked(store, spans, stage, text).await;
         // Non-trivial data: most checks match something.
         if text.contains("| count()") && !text.contains("by") {
             assert!(want.rows[0][0].as_i64().is_some(), "{text}");
@@ -1245,24 +1240,14 @@ async fn time_bounds_hold_in_parts_inside_and_across_them_and_in_the_memtable() 
         (0, 24 * 60, 5),
     ] {
         let text = format!("from {} to {} | count()", at(from), at(to));
-        let plan = plan_of(&text);
-        let got = store
-            .query_plan(&project(), &plan, QueryLimits::default())
-            .await
-            .unwrap_or_else(|e| panic!("{text}: {e}"));
-        assert_brute_force(&plan, &got, &all, &text);
+        let (got, _) = brute_checked(&store, &all, "", &text).await;
         assert_eq!(got.rows, vec![vec![Value::from(want)]], "{text}");
         let listed = format!(
             "from {} to {} | sort start_time desc | limit 10",
             at(from),
             at(to)
         );
-        let plan = plan_of(&listed);
-        let got = store
-            .query_plan(&project(), &plan, QueryLimits::default())
-            .await
-            .unwrap_or_else(|e| panic!("{listed}: {e}"));
-        assert_brute_force(&plan, &got, &all, &listed);
+        brute_checked(&store, &all, "", &listed).await;
     }
 }
 
@@ -1317,15 +1302,27 @@ async fn error_filters_read_only_the_error_rows_of_parts() {
     }
 }
 
-/// The brute-force count of `text` (asserted equal to the store's) and the
-/// rows the store read for it.
-async fn scanned(s: &Store, spans: &[Span], stage: &str, text: &str) -> (u64, Option<u64>) {
+/// The store's answer to `text`, asserted equal to brute force over
+/// `spans`, and brute force's.
+async fn brute_checked(
+    s: &Store,
+    spans: &[Span],
+    stage: &str,
+    text: &str,
+) -> (loupe_backend::plan::QueryResult, brute::Want) {
     let plan = plan_of(text);
     let got = s
         .query_plan(&project(), &plan, QueryLimits::default())
         .await
         .unwrap_or_else(|e| panic!("{stage}: {text}: {e}"));
     let want = assert_brute_force(&plan, &got, spans, &format!("{stage}: {text}"));
+    (got, want)
+}
+
+/// The brute-force count of `text` (asserted equal to the store's) and the
+/// rows the store read for it.
+async fn scanned(s: &Store, spans: &[Span], stage: &str, text: &str) -> (u64, Option<u64>) {
+    let (got, want) = brute_checked(s, spans, stage, text).await;
     (
         want.rows[0][0].as_u64().expect("count"),
         got.stats.rows_scanned,
