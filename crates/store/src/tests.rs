@@ -3,6 +3,7 @@
 //! retention; recovery after reopen.
 
 use loupe_model::{ProjectId, Span, SpanKind, Status};
+use parking_lot::Mutex;
 
 use crate::{Error, Store, StoreConfig};
 
@@ -45,24 +46,44 @@ fn root(trace: &str, start: i64) -> Span {
     s
 }
 
-/// A hook for a test point of the store (`after_freeze`,
-/// `before_compaction_commit`): it tells the test it was reached, then
-/// holds the blocking step until released (or `hold` has passed), so the
-/// test acts mid-step without racing it.
-fn pausing_hook(
-    hold: std::time::Duration,
-) -> (
-    Box<dyn FnOnce() + Send>,
-    tokio::sync::oneshot::Receiver<()>,
-    std::sync::mpsc::Sender<()>,
-) {
-    let (reached_tx, reached) = tokio::sync::oneshot::channel::<()>();
-    let (release, release_rx) = std::sync::mpsc::channel::<()>();
-    let hook = Box::new(move || {
-        let _ = reached_tx.send(());
-        let _ = release_rx.recv_timeout(hold);
-    });
-    (hook, reached, release)
+/// A pause at a test point of the store (`after_freeze`,
+/// `before_compaction_commit`): the hook tells the test it was reached,
+/// then holds the blocking step until released (or `hold` has passed), so
+/// the test acts mid-step without racing it.
+struct Pause {
+    reached: Option<tokio::sync::oneshot::Receiver<()>>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl Pause {
+    /// Installs the pause at `point`.
+    fn at(point: &Mutex<Option<Box<dyn FnOnce() + Send>>>, hold: std::time::Duration) -> Self {
+        let (reached_tx, reached) = tokio::sync::oneshot::channel::<()>();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        *point.lock() = Some(Box::new(move || {
+            let _ = reached_tx.send(());
+            let _ = release_rx.recv_timeout(hold);
+        }));
+        Self {
+            reached: Some(reached),
+            release,
+        }
+    }
+
+    /// Waits (30 s at most) until the step reached the point; `what` names
+    /// the step in the failure.
+    async fn reached(&mut self, what: &str) {
+        let reached = self.reached.take().expect("waited once");
+        tokio::time::timeout(std::time::Duration::from_secs(30), reached)
+            .await
+            .unwrap_or_else(|_| panic!("{what} never reached the test point"))
+            .expect("the hook ran");
+    }
+
+    /// Lets the held step go on.
+    fn release(&self) {
+        self.release.send(()).expect("release the held step");
+    }
 }
 
 async fn spans_of(store: &Store, sql_where: &str) -> Vec<(String, Option<String>, Option<String>)> {
@@ -452,21 +473,20 @@ async fn a_flush_dropped_midway_finishes_before_the_next_one_starts() {
     store.append(spans).await.expect("append");
     // The flush stops right after freezing until the test releases it, so
     // the abort lands mid-flush every time (no race with a fast flush).
-    let (hook, frozen_rx, release_tx) = pausing_hook(std::time::Duration::from_secs(30));
-    *store.inner.after_freeze.lock() = Some(hook);
+    let mut pause = Pause::at(
+        &store.inner.after_freeze,
+        std::time::Duration::from_secs(30),
+    );
     let flushing = tokio::spawn({
         let store = store.clone();
         async move { store.flush_all().await }
     });
-    tokio::time::timeout(std::time::Duration::from_secs(30), frozen_rx)
-        .await
-        .expect("the flush never froze")
-        .expect("the hook ran");
+    pause.reached("the flush").await;
     assert_eq!(store.inner.state.lock().frozen.len(), 1);
     flushing.abort();
     assert_eq!(store.stats().parts, 0, "the flush ended before the abort");
     // The aborted flush resumes; shutdown's own flush must wait for it.
-    release_tx.send(()).expect("release the flush");
+    pause.release();
     store.shutdown().await.expect("shutdown");
     assert_eq!(store.stats().part_rows, n as u64);
     drop(store);
@@ -505,21 +525,20 @@ async fn a_flush_during_compaction_keeps_the_rows_it_hid_hidden() {
         .await
         .expect("append updates");
     // Compaction pauses after reading the group; the flush runs then.
-    let (hook, read_rx, release_tx) = pausing_hook(std::time::Duration::from_secs(30));
-    *store.inner.before_compaction_commit.lock() = Some(hook);
+    let mut pause = Pause::at(
+        &store.inner.before_compaction_commit,
+        std::time::Duration::from_secs(30),
+    );
     let maintaining = tokio::spawn({
         let store = store.clone();
         async move { store.maintain().await }
     });
-    tokio::time::timeout(std::time::Duration::from_secs(30), read_rx)
-        .await
-        .expect("compaction never read the group")
-        .expect("the hook ran");
+    pause.reached("compaction").await;
     tokio::time::timeout(std::time::Duration::from_secs(30), store.flush_all())
         .await
         .expect("the flush waited for the compaction")
         .expect("flush");
-    release_tx.send(()).expect("release the compaction");
+    pause.release();
     let report = maintaining.await.expect("join").expect("maintain");
     assert_eq!(report.compacted_parts, 2, "{report:?}");
 
@@ -570,13 +589,14 @@ async fn the_background_loop_flushes_while_maintenance_runs() {
             .expect("append");
         store.flush_all().await.expect("flush");
     }
-    let (hook, read_rx, release_tx) = pausing_hook(std::time::Duration::from_secs(60));
-    *store.inner.before_compaction_commit.lock() = Some(hook);
+    let mut pause = Pause::at(
+        &store.inner.before_compaction_commit,
+        std::time::Duration::from_secs(60),
+    );
     let background = store.spawn_background();
-    tokio::time::timeout(std::time::Duration::from_secs(30), read_rx)
-        .await
-        .expect("no maintenance pass started")
-        .expect("the hook ran");
+    pause
+        .reached("the background loop's maintenance pass")
+        .await;
     let parts = store.stats().parts;
     store
         .append(
@@ -592,7 +612,7 @@ async fn the_background_loop_flushes_while_maintenance_runs() {
         }
     })
     .await;
-    release_tx.send(()).expect("release the compaction");
+    pause.release();
     assert!(flushed.is_ok(), "nothing flushed while maintenance ran");
     background.abort();
     store.shutdown().await.expect("shutdown");
@@ -624,16 +644,15 @@ async fn shutdown_stops_a_maintenance_pass_after_its_current_step() {
             store.flush_all().await.expect("flush");
         }
     }
-    let (hook, read_rx, release_tx) = pausing_hook(std::time::Duration::from_secs(30));
-    *store.inner.before_compaction_commit.lock() = Some(hook);
+    let mut pause = Pause::at(
+        &store.inner.before_compaction_commit,
+        std::time::Duration::from_secs(30),
+    );
     let maintaining = tokio::spawn({
         let store = store.clone();
         async move { store.maintain().await }
     });
-    tokio::time::timeout(std::time::Duration::from_secs(30), read_rx)
-        .await
-        .expect("compaction never read a group")
-        .expect("the hook ran");
+    pause.reached("compaction").await;
     let stopping = tokio::spawn({
         let store = store.clone();
         async move { store.shutdown().await }
@@ -649,7 +668,7 @@ async fn shutdown_stops_a_maintenance_pass_after_its_current_step() {
     })
     .await
     .expect("shutdown never began");
-    release_tx.send(()).expect("release the compaction");
+    pause.release();
     let report = maintaining.await.expect("join").expect("maintain");
     stopping.await.expect("join").expect("shutdown");
     assert_eq!(report.compacted_parts, 2, "{report:?}");
