@@ -335,6 +335,26 @@ impl ParquetTables {
     }
 }
 
+/// The three Parquet files a previous run left in `dir` (`--keep`), for
+/// `--reuse`: (table, path, bytes).
+pub fn kept_tables(dir: &Path) -> anyhow::Result<Vec<(&'static str, PathBuf, u64)>> {
+    TABLES
+        .iter()
+        .map(|name| {
+            let path = dir.join(format!("{name}.parquet"));
+            let bytes = std::fs::metadata(&path)
+                .with_context(|| {
+                    format!(
+                        "--reuse: no {} (a run with --keep leaves it; or pass --no-duckdb)",
+                        path.display()
+                    )
+                })?
+                .len();
+            Ok((*name, path, bytes))
+        })
+        .collect()
+}
+
 /// A running DuckDB helper.
 pub struct Duck {
     child: Child,

@@ -103,6 +103,15 @@ pub struct BenchArgs {
     /// Keep the Loupe data directory and the PostgreSQL schema.
     #[arg(long)]
     keep: bool,
+    /// Ask the questions again of what a previous run kept (`--keep`): its
+    /// --data-dir, --pg-schema and the DuckDB Parquet beside the directory,
+    /// with the same --runs, --seed, --workspaces and --load (the runs are
+    /// generated again for the ids the questions name). Nothing is loaded
+    /// or synced: the report has the questions and the bytes. Without
+    /// --keep the schema and the Parquet are dropped afterwards, as after
+    /// any run.
+    #[arg(long, requires = "data_dir", conflicts_with = "console_only")]
+    reuse: bool,
     /// Runs sent over OTLP/HTTP protobuf to a child `loupe serve` (0: skip that part).
     #[arg(long, default_value_t = 0)]
     otlp_runs: usize,
@@ -293,8 +302,8 @@ fn redaction_rules() -> RedactionConfig {
 }
 
 /// The context a load would have noted, without storing anything.
-fn context_only(work: &Workload) -> Load {
-    let mut ctx = new_context(&work.config, LoadMode::Append);
+fn context_only(work: &Workload, mode: LoadMode) -> Load {
+    let mut ctx = new_context(&work.config, mode);
     let mut spans = 0u64;
     for (i, run) in work.runs().enumerate() {
         note_run(&mut ctx, i, work.config.runs, &run);
@@ -414,6 +423,78 @@ async fn load_pg(
         parquet: parquet.unwrap_or_default(),
         ctx,
     })
+}
+
+/// A fresh schema filled with the generated runs (and DuckDB's Parquet
+/// beside the data directory unless `--no-duckdb`).
+async fn fill_pg(
+    work: &Workload,
+    args: &BenchArgs,
+    dsn: &str,
+    parquet_dir: &Path,
+) -> anyhow::Result<(pg::Pg, PgLoad)> {
+    eprintln!("bench: loading PostgreSQL (schema {})", args.pg_schema);
+    let pg = pg::Pg::create(dsn, &args.pg_schema).await?;
+    if !args.no_duckdb {
+        // Fails here, in a second, rather than after the load.
+        if parquet_dir.exists() {
+            bail!("{} already exists", parquet_dir.display());
+        }
+        let probe = tempfile::tempdir()?;
+        let files = duck::ParquetTables::create(probe.path())?.finish()?;
+        let tables = files.into_iter().map(|(t, p, _)| (t, p)).collect();
+        duck::Duck::start(&args.duckdb_python, tables).await?;
+    }
+    let load = load_pg(
+        work,
+        args.load,
+        &pg,
+        (!args.no_duckdb).then_some(parquet_dir),
+    )
+    .await?;
+    Ok((pg, load))
+}
+
+/// The schema and Parquet a previous run kept (`--reuse`); the runs are
+/// generated again (not stored) for the context of the questions.
+async fn reuse_pg(
+    work: &Workload,
+    args: &BenchArgs,
+    dsn: &str,
+    parquet_dir: &Path,
+) -> anyhow::Result<(pg::Pg, PgLoad)> {
+    eprintln!(
+        "bench: reusing PostgreSQL schema {} and the DuckDB Parquet in {}",
+        args.pg_schema,
+        parquet_dir.display()
+    );
+    let pg = pg::Pg::attach(dsn, &args.pg_schema).await?;
+    let parquet = if args.no_duckdb {
+        Vec::new()
+    } else {
+        duck::kept_tables(parquet_dir)?
+    };
+    let counts = pg.counts().await?;
+    if counts.first().copied() != Some(work.config.runs as u64) {
+        bail!(
+            "--reuse: schema {} holds {:?} runs, not --runs {}: pass the flags of the run that kept it",
+            args.pg_schema,
+            counts.first(),
+            work.config.runs
+        );
+    }
+    eprintln!("bench: generating the runs again for the questions' context");
+    let ctx = context_only(work, args.load).ctx;
+    Ok((
+        pg,
+        PgLoad {
+            copy: Duration::ZERO,
+            index: Duration::ZERO,
+            counts,
+            parquet,
+            ctx,
+        },
+    ))
 }
 
 /// What the backfill through the Dify sync did.
@@ -721,13 +802,22 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     // A console-only run may time the pages again on a directory a
     // previous run loaded and kept (`--keep`); the runs are generated again
     // (not stored) for the ids the pages ask about.
-    let reuse = dir.exists();
-    if reuse && !args.console_only {
+    let exists = dir.exists();
+    if exists && !args.console_only && !args.reuse {
         bail!(
-            "the data directory {} already exists (only --console-only reuses one)",
+            "the data directory {} already exists (--reuse asks the questions of a kept run, \
+             --console-only times the pages of one)",
             dir.display()
         );
     }
+    if args.reuse && !exists {
+        bail!(
+            "--reuse: the data directory {} does not exist (keep one with --keep)",
+            dir.display()
+        );
+    }
+    // The console pages timed again on a directory a run kept.
+    let reuse = exists && args.console_only;
     if args.pg_dsn.is_none() && !args.console_only {
         bail!("--pg-dsn (or LOUPE_BENCH_PG_DSN) is required, unless --console-only");
     }
@@ -747,7 +837,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             "bench: reusing the data in {} (the runs are generated, not stored)",
             dir.display()
         );
-        Some(context_only(&work))
+        Some(context_only(&work, args.load))
     } else if args.load == LoadMode::Append {
         eprintln!(
             "bench: loading {} runs into Loupe at {} (Store::append)",
@@ -799,32 +889,18 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     };
-    eprintln!("bench: loading PostgreSQL (schema {})", args.pg_schema);
-    let pg = pg::Pg::create(&pg_dsn, &args.pg_schema).await?;
     let parquet_dir = dir.with_extension("duckdb");
-    if !args.no_duckdb {
-        // Fails here, in a second, rather than after the load.
-        if parquet_dir.exists() {
-            bail!("{} already exists", parquet_dir.display());
-        }
-        let probe = tempfile::tempdir()?;
-        let files = duck::ParquetTables::create(probe.path())?.finish()?;
-        let tables = files.into_iter().map(|(t, p, _)| (t, p)).collect();
-        duck::Duck::start(&args.duckdb_python, tables).await?;
-    }
-    let pg_load = load_pg(
-        &work,
-        args.load,
-        &pg,
-        (!args.no_duckdb).then_some(parquet_dir.as_path()),
-    )
-    .await?;
+    let (pg, pg_load) = if args.reuse {
+        reuse_pg(&work, &args, &pg_dsn, &parquet_dir).await?
+    } else {
+        fill_pg(&work, &args, &pg_dsn, &parquet_dir).await?
+    };
     let counts = pg_load.counts.clone();
     let sizes = pg.sizes().await?;
     let pg_total: i64 = sizes.iter().map(|s| s.1).sum();
     let settings = pg.settings().await?;
     let synced = match args.load {
-        LoadMode::Sync => {
+        LoadMode::Sync if !args.reuse => {
             eprintln!(
                 "bench: backfilling Loupe at {} through the Dify sync",
                 dir.display()
@@ -833,7 +909,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             let dsn = format!("{pg_dsn}{sep}options=-csearch_path%3D{}", args.pg_schema);
             Some(sync_loupe(&dsn, &dir, counts.first().copied().unwrap_or(0)).await?)
         }
-        LoadMode::Append => None,
+        _ => None,
     };
     let (loupe_total, loupe_parquet) = loupe_side::dir_bytes(&dir);
     let loupe_parts = loupe_side::dir_breakdown(&dir);
@@ -907,12 +983,17 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let spans = match (&load, &synced) {
         (Some(l), _) => l.spans,
         (None, Some(s)) => s.report.spans,
-        (None, None) => 0,
+        (None, None) => match args.reuse {
+            true => parts_state(&store).await.map(|s| s.rows - s.hidden)?,
+            false => 0,
+        },
     };
     let mut md = String::new();
-    let how = match args.load {
-        LoadMode::Append => "Store::append",
-        LoadMode::Sync => "backfilled through the Dify sync",
+    let how = match (args.load, args.reuse) {
+        (LoadMode::Append, false) => "Store::append",
+        (LoadMode::Sync, false) => "backfilled through the Dify sync",
+        (LoadMode::Append, true) => "Store::append by a kept run, reused",
+        (LoadMode::Sync, true) => "backfilled through the Dify sync by a kept run, reused",
     };
     let _ = writeln!(
         md,
@@ -1031,17 +1112,24 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             s.after.hidden,
         );
     }
-    let _ = writeln!(
-        md,
-        "- PostgreSQL COPY (generation{} included): {:.1} s for {counts:?} rows (runs, node executions, app logs); Dify's indexes + VACUUM ANALYZE {:.1} s",
-        if duck.is_some() {
-            " and DuckDB's Parquet files"
-        } else {
-            ""
-        },
-        pg_load.copy.as_secs_f64(),
-        pg_load.index.as_secs_f64()
-    );
+    if args.reuse {
+        let _ = writeln!(
+            md,
+            "- `--reuse`: the data a previous run kept, asked again; no load, sync or maintenance in this run ({counts:?} rows: runs, node executions, app logs)"
+        );
+    } else {
+        let _ = writeln!(
+            md,
+            "- PostgreSQL COPY (generation{} included): {:.1} s for {counts:?} rows (runs, node executions, app logs); Dify's indexes + VACUUM ANALYZE {:.1} s",
+            if duck.is_some() {
+                " and DuckDB's Parquet files"
+            } else {
+                ""
+            },
+            pg_load.copy.as_secs_f64(),
+            pg_load.index.as_secs_f64()
+        );
+    }
     let _ = writeln!(
         md,
         "- storage: PostgreSQL {:.1} MB ({}), Loupe {:.1} MB on disk ({:.1} MB Parquet); PostgreSQL / Loupe = {:.1}×; {:.0} B/span in Loupe, {:.0} B/node execution in PostgreSQL",
@@ -1059,7 +1147,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     );
     let _ = writeln!(
         md,
-        "- Loupe's bytes by kind: {}",
+        "- Loupe's bytes by kind (replaced parts awaiting deletion, which a later maintenance pass deletes once no reader holds them, are not in Loupe's total): {}",
         loupe_parts
             .iter()
             .map(|(k, b)| format!("{k} {:.1} MB", *b as f64 / 1e6))

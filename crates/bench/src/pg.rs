@@ -42,15 +42,21 @@ fn redact(dsn: &str) -> String {
     }
 }
 
+/// The schema name goes into statements as it is: letters, digits, `_`.
+fn check_schema_name(schema: &str) -> anyhow::Result<()> {
+    if !schema
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        bail!("schema name {schema:?} must be [A-Za-z0-9_]");
+    }
+    Ok(())
+}
+
 impl Pg {
     /// Drops and recreates `schema` with Dify's tables (indexes come after the load).
     pub async fn create(dsn: &str, schema: &str) -> anyhow::Result<Pg> {
-        if !schema
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            bail!("schema name {schema:?} must be [A-Za-z0-9_]");
-        }
+        check_schema_name(schema)?;
         let client = connect(dsn, "public").await?;
         client
             .batch_execute(&format!(
@@ -69,6 +75,49 @@ impl Pg {
             dsn: dsn.to_owned(),
             schema: schema.to_owned(),
         })
+    }
+
+    /// Attaches to `schema` as a previous run left it (`--keep`), for
+    /// `--reuse`: nothing is dropped or created.
+    pub async fn attach(dsn: &str, schema: &str) -> anyhow::Result<Pg> {
+        check_schema_name(schema)?;
+        let client = connect(dsn, schema).await?;
+        let present = client
+            .query_one(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = 'workflow_runs'",
+                &[&schema],
+            )
+            .await?
+            .get::<_, i64>(0);
+        if present == 0 {
+            bail!(
+                "schema {schema:?} holds no workflow_runs table: --reuse needs the schema a run kept (--keep)"
+            );
+        }
+        Ok(Pg {
+            client,
+            dsn: dsn.to_owned(),
+            schema: schema.to_owned(),
+        })
+    }
+
+    /// Rows of runs, node executions and app logs (what the load's
+    /// counts say), counted.
+    pub async fn counts(&self) -> anyhow::Result<Vec<u64>> {
+        let mut out = Vec::new();
+        for table in [
+            "workflow_runs",
+            "workflow_node_executions",
+            "workflow_app_logs",
+        ] {
+            let n: i64 = self
+                .client
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await?
+                .get(0);
+            out.push(u64::try_from(n).unwrap_or_default());
+        }
+        Ok(out)
     }
 
     /// Opens three COPY streams (runs, nodes, logs) on their own connections.

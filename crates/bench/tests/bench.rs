@@ -150,7 +150,7 @@ fn sync_backfill_answers_match_on_three_sides_at_a_tiny_scale() {
     assert!(after.contains("hidden"), "{after}");
     let bytes = text
         .lines()
-        .find(|l| l.starts_with("- Loupe's bytes by kind:"))
+        .find(|l| l.starts_with("- Loupe's bytes by kind"))
         .unwrap_or_else(|| panic!("no byte breakdown in\n{text}"));
     assert!(bytes.contains("Parquet parts"), "{bytes}");
     assert!(text.contains("DuckDB's plain zstd Parquet"), "{text}");
@@ -167,6 +167,67 @@ fn sync_backfill_answers_match_on_three_sides_at_a_tiny_scale() {
             "{load}"
         );
     }
+}
+
+/// `--reuse`: a run kept with `--keep` is asked again without loading
+/// anything, with the same answers on the three sides; flags that do not
+/// fit the kept data are refused; without `--keep` the reuse drops the
+/// schema afterwards.
+#[test]
+fn a_kept_run_is_asked_again_with_reuse() {
+    let url = pg_url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let schema = format!("loupe_bench_reuse_it_{}", std::process::id());
+    let bench = |runs: &str, extra: &[&str], out: Option<&std::path::Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loupe-bench"));
+        cmd.args(["--load", "sync", "--runs", runs, "--reps", "1"])
+            .args(extra)
+            .args(["--pg-dsn", &url, "--pg-schema", &schema])
+            .args(["--duckdb-python", &duckdb_python()])
+            .arg("--data-dir")
+            .arg(&data);
+        if let Some(out) = out {
+            cmd.arg("--out").arg(out);
+        }
+        cmd.output().expect("run loupe-bench")
+    };
+    let out = bench("150", &["--keep"], None);
+    assert!(
+        out.status.success(),
+        "loupe-bench --keep failed\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bench("151", &["--reuse"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "--reuse with another --runs ran: {stderr}"
+    );
+    assert!(stderr.contains("not --runs 151"), "{stderr}");
+    let report = dir.path().join("AGAIN.md");
+    let out = bench("150", &["--reuse"], Some(&report));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "loupe-bench --reuse failed\n{stderr}");
+    assert!(stderr.contains("bench: reusing"), "{stderr}");
+    assert!(
+        !stderr.contains("bench: sync "),
+        "--reuse synced again: {stderr}"
+    );
+    let text = std::fs::read_to_string(&report).expect("report written");
+    check_rows(&text);
+    assert!(
+        text.contains("by a kept run, reused") && text.contains("`--reuse`"),
+        "{text}"
+    );
+    // That reuse had no --keep: the schema is gone.
+    let out = bench("150", &["--reuse"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the dropped schema was reused: {stderr}"
+    );
+    assert!(stderr.contains("holds no workflow_runs"), "{stderr}");
 }
 
 /// The test ClickHouse (Debian's 18.16, `scripts/peers/clickhouse.sh`):
