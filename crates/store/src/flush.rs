@@ -103,6 +103,8 @@ impl Store {
         if let Some(snap) = &mt.rollups {
             crate::rollups::store(&dir, snap)?;
         }
+        // The first query of the new parts reads no footer (`warm.rs`).
+        crate::warm::warm(self.inner.parquet_metadata.as_ref(), &new_parts, None);
         let flushed_seq;
         {
             let mut st = self.inner.state.lock();

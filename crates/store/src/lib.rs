@@ -66,6 +66,7 @@ mod table;
 mod timelines;
 mod traces;
 mod wal;
+mod warm;
 mod write;
 
 pub use cold::ColdConfig;
@@ -354,15 +355,7 @@ impl Store {
         let manifest = Manifest::load(&dir)?;
         flush::remove_orphans(&dir, &manifest)?;
         let tier = cold::Tier::open(&config.cold, &dir, &manifest.cold_parts(), false)?;
-        let mut parts = Vec::with_capacity(manifest.parts.len());
-        for meta in &manifest.parts {
-            parts.push(Arc::new(parts::open_part(
-                &dir,
-                meta.clone(),
-                tier.as_ref(),
-                false,
-            )?));
-        }
+        let parts = parts::open_parts(&dir, &manifest.parts, tier.as_ref(), false)?;
         // Recorded once the parts open: a start refused for a missing cold
         // tier does not erase the tier other commands adopt from here.
         let set_retention = retention::usable(&config, retention::load(&dir)?);
@@ -441,7 +434,7 @@ impl Store {
         let append_slots = tokio::sync::Semaphore::new(config.max_concurrent_appends.max(1));
         let config_rollup_answers = config.answer_from_rollups;
         let partial_cache = partials::PartialCache::new(config.analytics_cache_bytes);
-        Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 config,
                 state: Mutex::new(state),
@@ -476,7 +469,10 @@ impl Store {
                 #[cfg(test)]
                 run_has_keys_max: std::sync::atomic::AtomicUsize::new(query::RUN_HAS_KEYS_MAX),
             }),
-        }
+        };
+        let parts = store.inner.state.lock().parts.clone();
+        warm::warm_at_open(store.inner.parquet_metadata.as_ref(), &parts);
+        store
     }
 
     /// Applies replayed WAL records to the memtable.

@@ -147,6 +147,7 @@ impl Store {
             .cloned()
             .partition(|p| expired.contains(&p.meta.id));
         st.parts = Arc::new(kept);
+        crate::warm::forget(self.inner.parquet_metadata.as_ref(), &gone);
         // The analytics' cached hours of these projects are stale.
         for p in &gone {
             st.changes.touch_project(&p.meta.project);
@@ -258,6 +259,9 @@ impl Store {
             )?))
         };
         let ids: HashSet<u64> = group.iter().map(|p| p.meta.id).collect();
+        let cache = self.inner.parquet_metadata.as_ref();
+        // The first query of the new part reads no footer (`warm.rs`).
+        crate::warm::warm(cache, &new_part, None);
         #[cfg(test)]
         if let Some(hook) = self.inner.before_compaction_commit.lock().take() {
             hook();
@@ -265,6 +269,7 @@ impl Store {
         let mut st = self.inner.state.lock();
         // Retention may have removed an input meanwhile: then give up this round.
         if st.parts.iter().filter(|p| ids.contains(&p.meta.id)).count() != ids.len() {
+            crate::warm::forget(cache, &new_part);
             if let Some(p) = new_part {
                 st.garbage
                     .push((Instant::now(), Garbage::File(p.path.clone())));
@@ -323,6 +328,7 @@ impl Store {
         st.garbage
             .extend(group.iter().map(|p| (now, Garbage::File(p.path.clone()))));
         drop(st);
+        crate::warm::forget(cache, &group);
         // Why the group was rewritten shows in the counts: hidden rows
         // dropped, several parts merged, or parts of an earlier layout.
         let earlier_layout_parts = group

@@ -726,6 +726,53 @@ const OPEN_COLUMNS: [&str; 6] = [
     column::STATUS,
 ];
 
+/// Opens the parts the manifest names ([`open_part`], in its order), one
+/// thread per core: each hot part's index is read from its file (about
+/// 0.2 s for a part of a million rows), which made a store's open one
+/// core's work.
+pub fn open_parts(
+    data_dir: &Path,
+    metas: &[PartMeta],
+    cold: Option<&Arc<crate::cold::Tier>>,
+    read_only: bool,
+) -> Result<Vec<Arc<Part>>, Error> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(metas.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut opened: Vec<Option<Result<Part, Error>>> = Vec::new();
+    opened.resize_with(metas.len(), || None);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(meta) = metas.get(i) else { break };
+                        out.push((i, open_part(data_dir, meta.clone(), cold, read_only)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        for worker in workers {
+            match worker.join() {
+                Ok(out) => out.into_iter().for_each(|(i, r)| opened[i] = Some(r)),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    opened
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| Err(Error::Internal("a part was not opened".into())))
+                .map(Arc::new)
+        })
+        .collect()
+}
+
 /// Opens a part named by the manifest, rebuilding its id index: from the
 /// file of a hot part; for a cold part, from its local id file
 /// (`cold::ids_path`), or, when that is missing, from the part fetched

@@ -16,7 +16,6 @@
 //! ran meanwhile), or when a file named by the manifest vanished, the open
 //! starts again, a few times, before giving up.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::manifest::Manifest;
@@ -80,15 +79,7 @@ impl Store {
         let dir = &config.data_dir;
         let manifest = Manifest::load(dir)?;
         let tier = crate::cold::Tier::open(&config.cold, dir, &manifest.cold_parts(), true)?;
-        let mut parts = Vec::with_capacity(manifest.parts.len());
-        for meta in &manifest.parts {
-            parts.push(Arc::new(parts::open_part(
-                dir,
-                meta.clone(),
-                tier.as_ref(),
-                true,
-            )?));
-        }
+        let parts = parts::open_parts(dir, &manifest.parts, tier.as_ref(), true)?;
         let rollups = crate::rollups::load(dir, manifest.flushed_seq, rollup)?;
         let (wal, records) = Wal::read_only(&dir.join("wal"), manifest.flushed_seq)?;
         if Manifest::load(dir)? != manifest {
