@@ -983,10 +983,8 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let spans = match (&load, &synced) {
         (Some(l), _) => l.spans,
         (None, Some(s)) => s.report.spans,
-        (None, None) => match args.reuse {
-            true => parts_state(&store).await.map(|s| s.rows - s.hidden)?,
-            false => 0,
-        },
+        (None, None) if args.reuse => parts_state(&store).await.map(|s| s.rows - s.hidden)?,
+        (None, None) => 0,
     };
     let mut md = String::new();
     let how = match (args.load, args.reuse) {

@@ -818,7 +818,7 @@ pub(crate) fn parquet_scan(
     let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); target.min(files.len())];
     let n = groups.len();
     for (i, f) in files.into_iter().enumerate() {
-        let mut file = PartitionedFile::new(f.path.to_string_lossy().into_owned(), f.bytes);
+        let mut file = scan_file(&f.path, f.bytes);
         if let Some(selection) = f.selection {
             file = file.with_extension(ParquetRowSelection::new(selection));
         }
@@ -862,6 +862,14 @@ pub(crate) fn parquet_scan(
         .with_expr_adapter(adapter)
         .build();
     Ok(Some(DataSourceExec::from_data_source(config)))
+}
+
+/// The file a scan names for a part at `path` of `bytes`: its
+/// `object_meta` (location, size, a fixed modification time) is the key
+/// and validity check of the metadata cache, which `warm.rs` fills the
+/// same way.
+pub(crate) fn scan_file(path: &std::path::Path, bytes: u64) -> PartitionedFile {
+    PartitionedFile::new(path.to_string_lossy().into_owned(), bytes)
 }
 
 /// Readers of parts whose metadata comes with the page index, through the

@@ -11,7 +11,7 @@
 //! [`OPEN_SHARE`] of the cache's budget; a flush and a compaction load the
 //! parts they write before publishing them, and a compaction forgets the
 //! parts it replaced. Entries are keyed exactly as scans look them up
-//! (`table.rs` `PartReaders`: `PartitionedFile::new(path, meta.bytes)`).
+//! (`table.rs` `scan_file`).
 
 use std::fs::File;
 use std::sync::Arc;
@@ -100,10 +100,10 @@ pub(crate) fn forget<'a>(
     }
 }
 
-/// The file a scan names for `part` (`table.rs`), whose `object_meta` is the
-/// cache's key and validity check.
+/// The file a scan names for `part` ([`crate::table::scan_file`]), whose
+/// `object_meta` is the cache's key and validity check.
 fn file_of(part: &Part) -> PartitionedFile {
-    PartitionedFile::new(part.path.to_string_lossy().into_owned(), part.meta.bytes)
+    crate::table::scan_file(&part.path, part.meta.bytes)
 }
 
 fn load(part: &Part) -> Result<CachedFileMetadataEntry, crate::Error> {
