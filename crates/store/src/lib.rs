@@ -44,6 +44,7 @@ mod manifest;
 mod memscan;
 mod memtable;
 mod mirrors;
+mod part_file;
 mod partials;
 mod parts;
 mod payloads;

@@ -12,12 +12,12 @@
 //! metadata and page index cached after the first read), not a scan.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{AsArray, RecordBatch};
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use fastbloom::BloomFilter;
 use loupe_model::{SCHEMA_VERSION, Status, column};
 use parquet::arrow::ArrowWriter;
@@ -36,8 +36,8 @@ use crate::Error;
 use crate::convert::{Row, batch_to_rows, rows_to_batch};
 use crate::deletes::DeletionVector;
 use crate::mirrors::{MIRRORS, storage_schema};
+use crate::part_file::PartFile;
 use crate::payloads;
-use crate::wal::io_err;
 
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -46,7 +46,11 @@ const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// hold its rows (about one place per span kind), so pages are small. The
 /// row bound is what matters: with ~35 light columns, 256-row pages cut a
 /// lookup on 30k runs from 9.9 ms (Parquet's defaults, 1 MiB / 20k rows)
-/// to 3.9 ms, for 8 % more bytes (docs/BENCHMARKS.md).
+/// to 3.9 ms, for 8 % more bytes (docs/BENCHMARKS.md). The writer checks
+/// the row bound between batches of 1,024 values, so nullable columns and
+/// the span ids get 1,024-row pages; bounding those at 256 too (a write
+/// batch of 256) made scans up to 20 % slower and parts 5 % larger for no
+/// measurable gain on one run (stop 35, 100k runs).
 const PAGE_BYTES: usize = 64 * 1024;
 const PAGE_ROWS: usize = 256;
 
@@ -400,15 +404,37 @@ impl Part {
         }
     }
 
-    pub(crate) fn reader_metadata(&self, file: &File) -> Result<ArrowReaderMetadata, Error> {
+    /// The part's footer and offset index: parsed once, at the first id
+    /// lookup, or taken from `cache` (the store's metadata cache, which
+    /// the warming at open and every scan fill) when it holds them, so a
+    /// lookup after a restart parses no footer and the part's metadata is
+    /// held once.
+    pub(crate) fn reader_metadata(
+        &self,
+        file: &PartFile,
+        cache: Option<&FileMetadataCache>,
+    ) -> Result<ArrowReaderMetadata, Error> {
         if let Some(m) = self.reader.get() {
             return Ok(m.clone());
         }
-        // The offset index (page locations) is what lets a row selection
-        // skip pages; the column index (page min/max) is not needed here.
-        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
-        let loaded = ArrowReaderMetadata::load(file, options)?;
+        let loaded = match cache.and_then(|c| crate::warm::cached(c, self)) {
+            Some(parquet) => ArrowReaderMetadata::try_new(parquet, ArrowReaderOptions::new())?,
+            None => {
+                // The offset index (page locations) is what lets a row
+                // selection skip pages; the column index (page min/max) is
+                // not needed here.
+                let options =
+                    ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+                ArrowReaderMetadata::load(file, options)?
+            }
+        };
         Ok(self.reader.get_or_init(|| loaded).clone())
+    }
+
+    /// The footer this part holds for reads by position, once one was read.
+    #[cfg(test)]
+    pub(crate) fn held_metadata(&self) -> Option<Arc<parquet::file::metadata::ParquetMetaData>> {
+        self.reader.get().map(|m| m.metadata().clone())
     }
 
     /// Rows of one trace or run (`pick` is [`RowPick::Trace`] or
@@ -416,7 +442,12 @@ impl Part {
     ///
     /// Reads only the pages holding the rows the position index names and
     /// `deleted` does not hide, then keeps the rows whose id really matches.
-    pub fn read_run(&self, pick: RowPick<'_>, deleted: &DeletionVector) -> Result<Vec<Row>, Error> {
+    pub fn read_run(
+        &self,
+        pick: RowPick<'_>,
+        deleted: &DeletionVector,
+        cache: Option<&FileMetadataCache>,
+    ) -> Result<Vec<Row>, Error> {
         let (id, or_run) = match pick {
             RowPick::Trace(id) => (id, false),
             RowPick::TraceOrRun(id) => (id, true),
@@ -424,7 +455,7 @@ impl Part {
         };
         let mut positions = self.index.runs.rows_of(id);
         deleted.retain_visible(&mut positions);
-        let rows = self.read_positions(&positions, &[])?;
+        let rows = self.read_positions(&positions, &[], cache)?;
         Ok(rows
             .into_iter()
             .filter(|r| {
@@ -437,13 +468,17 @@ impl Part {
     /// The rows at `positions` (ascending, visible), read as the pages that
     /// hold them: only `columns` (empty: all), plus `span_id` and
     /// `version`, which every row needs.
-    pub fn read_positions(&self, positions: &[u32], columns: &[&str]) -> Result<Vec<Row>, Error> {
+    pub fn read_positions(
+        &self,
+        positions: &[u32],
+        columns: &[&str],
+        cache: Option<&FileMetadataCache>,
+    ) -> Result<Vec<Row>, Error> {
         if positions.is_empty() {
             return Ok(Vec::new());
         }
-        let path = self.local()?;
-        let file = File::open(&path).map_err(io_err(&path))?;
-        let metadata = self.reader_metadata(&file)?;
+        let file = PartFile::open(&self.local()?)?;
+        let metadata = self.reader_metadata(&file, cache)?;
         // Row groups holding a position, and the selection inside them.
         let mut groups = Vec::new();
         let mut ranges = Vec::new();
@@ -471,22 +506,127 @@ impl Part {
             return Ok(Vec::new());
         }
         let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), selected_start);
-        let texts_file = file.try_clone().map_err(io_err(&path))?;
-        let mut builder =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata.clone())
-                .with_row_groups(groups)
-                .with_row_selection(selection);
         let (projection, texts) = projection_of(
-            builder.schema(),
+            metadata.schema(),
             columns,
             &[column::SPAN_ID, column::VERSION],
         );
-        if let Some(idx) = projection {
-            let mask = ProjectionMask::roots(builder.parquet_schema(), idx);
-            builder = builder.with_projection(mask);
-        }
-        rows_with_texts(builder.build()?, &texts, || Ok((texts_file, metadata)))
+        let roots = projection.unwrap_or_else(|| (0..metadata.schema().fields().len()).collect());
+        let read = |roots: Vec<usize>| -> Result<Vec<RecordBatch>, Error> {
+            let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
+            let reader =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(file.clone(), metadata.clone())
+                    .with_row_groups(groups.clone())
+                    .with_row_selection(selection.clone())
+                    .with_projection(mask)
+                    .build()?;
+            Ok(reader.collect::<Result<Vec<_>, _>>()?)
+        };
+        // One run's rows sit in a few pages of every column: inflating them
+        // is most of a run read, and columns are independent, so the two
+        // halves of the columns are read at once.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let batches = match split_columns(&metadata, &groups, roots, cores) {
+            (mine, Some(theirs)) => std::thread::scope(|scope| {
+                let other = scope.spawn(|| read(theirs));
+                let mine = read(mine)?;
+                let theirs = other
+                    .join()
+                    .map_err(|_| Error::Internal("a part read thread panicked".into()))??;
+                side_by_side(mine, theirs)
+            })?,
+            (all, None) => read(all)?,
+        };
+        rows_with_texts(batches.into_iter().map(Ok), &texts, || Ok((file, metadata)))
     }
+}
+
+/// Per-leaf cost of a read beyond its pages' bytes (a codec, a read call).
+const LEAF_READ_COST: u64 = 4096;
+
+/// `roots` (root columns of the part, ascending) as two sets of about the
+/// same reading work in the row groups `groups` (a page of each leaf, by
+/// the leaf's mean uncompressed page size), or all in one on one core or
+/// for one column.
+fn split_columns(
+    metadata: &ArrowReaderMetadata,
+    groups: &[usize],
+    roots: Vec<usize>,
+    cores: usize,
+) -> (Vec<usize>, Option<Vec<usize>>) {
+    if cores < 2 || roots.len() < 2 {
+        return (roots, None);
+    }
+    let meta = metadata.metadata();
+    let descr = meta.file_metadata().schema_descr();
+    let mut cost = vec![0u64; descr.root_schema().get_fields().len()];
+    for &rg in groups {
+        let group = meta.row_group(rg);
+        for (leaf, chunk) in group.columns().iter().enumerate() {
+            let pages = meta
+                .offset_index()
+                .and_then(|index| index.get(rg)?.get(leaf))
+                .map_or(1, |o| o.page_locations().len().max(1)) as u64;
+            let bytes = u64::try_from(chunk.uncompressed_size()).unwrap_or(0);
+            if let Some(c) = cost.get_mut(descr.get_column_root_idx(leaf)) {
+                *c += LEAF_READ_COST + bytes / pages;
+            }
+        }
+    }
+    let mut by_cost = roots;
+    by_cost.sort_by_key(|&r| std::cmp::Reverse(cost.get(r).copied().unwrap_or(0)));
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (mut cost_a, mut cost_b) = (0u64, 0u64);
+    for r in by_cost {
+        let c = cost.get(r).copied().unwrap_or(0);
+        if cost_a <= cost_b {
+            a.push(r);
+            cost_a += c;
+        } else {
+            b.push(r);
+            cost_b += c;
+        }
+    }
+    a.sort_unstable();
+    b.sort_unstable();
+    (a, Some(b))
+}
+
+/// The batches of two reads of the same rows (same row groups and
+/// selection, so the same batch lengths) as one set of batches with the
+/// columns of both.
+fn side_by_side(a: Vec<RecordBatch>, b: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, Error> {
+    if a.len() != b.len() {
+        return Err(Error::Internal(format!(
+            "two reads of the same rows gave {} and {} batches",
+            a.len(),
+            b.len()
+        )));
+    }
+    a.into_iter()
+        .zip(b)
+        .map(|(a, b)| {
+            if a.num_rows() != b.num_rows() {
+                return Err(Error::Internal(format!(
+                    "two reads of the same rows gave batches of {} and {} rows",
+                    a.num_rows(),
+                    b.num_rows()
+                )));
+            }
+            let fields: Vec<_> = a
+                .schema()
+                .fields()
+                .iter()
+                .chain(b.schema().fields())
+                .cloned()
+                .collect();
+            let columns = a.columns().iter().chain(b.columns()).cloned().collect();
+            Ok(RecordBatch::try_new(
+                Arc::new(arrow::datatypes::Schema::new(fields)),
+                columns,
+            )?)
+        })
+        .collect()
 }
 
 /// The rows of `batches` (a part's, projected by [`projection_of`]), with
@@ -495,7 +635,7 @@ impl Part {
 fn rows_with_texts(
     batches: impl Iterator<Item = Result<RecordBatch, arrow::error::ArrowError>>,
     texts: &[&'static str],
-    source: impl FnOnce() -> Result<(File, ArrowReaderMetadata), Error>,
+    source: impl FnOnce() -> Result<(PartFile, ArrowReaderMetadata), Error>,
 ) -> Result<Vec<Row>, Error> {
     let mut rows = Vec::new();
     let mut at = Vec::new();
@@ -879,8 +1019,8 @@ pub fn read_rows(
     columns: &[&str],
     deleted: &DeletionVector,
 ) -> Result<Vec<Row>, Error> {
-    let file = File::open(path).map_err(io_err(path))?;
-    let texts_file = file.try_clone().map_err(io_err(path))?;
+    let file = PartFile::open(path)?;
+    let texts_file = file.clone();
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
     // Row ranges of the row groups in the file, for the deletion vector.
     let group_ranges: Vec<std::ops::Range<usize>> = builder
@@ -982,6 +1122,7 @@ mod tests {
     use super::*;
     use arrow::array::Array;
     use loupe_model::{Span, SpanKind};
+    use std::fs::File;
 
     fn none() -> DeletionVector {
         DeletionVector::default()
@@ -1111,7 +1252,7 @@ mod tests {
         }
         // One trace read through the position index: exactly its rows.
         let mut by_index = part
-            .read_run(RowPick::Trace("t1"), &none())
+            .read_run(RowPick::Trace("t1"), &none(), None)
             .expect("read run");
         by_index.sort_by_key(|r| r.version);
         assert_eq!(by_index, trace);
@@ -1242,7 +1383,7 @@ mod tests {
             assert_eq!(got.span.input, None);
         }
         let run = by_version(
-            part.read_run(RowPick::TraceOrRun("run-17"), &none())
+            part.read_run(RowPick::TraceOrRun("run-17"), &none(), None)
                 .expect("run"),
         );
         let want: Vec<Row> = rows
@@ -1264,7 +1405,7 @@ mod tests {
         }
         let positions: Vec<u32> = (0..1801).step_by(13).collect();
         let picked = part
-            .read_positions(&positions, &[column::INPUT, column::OUTPUT])
+            .read_positions(&positions, &[column::INPUT, column::OUTPUT], None)
             .expect("positions");
         assert_eq!(picked.len(), positions.len());
         for r in &picked {
@@ -1305,7 +1446,7 @@ mod tests {
         for p in [&part, &reopened] {
             for t in [0, 7, 4999] {
                 let mut got = p
-                    .read_run(RowPick::Trace(&format!("t{t}")), &none())
+                    .read_run(RowPick::Trace(&format!("t{t}")), &none(), None)
                     .expect("by trace");
                 got.sort_by_key(|r| r.version);
                 assert_eq!(got, expect(t), "trace t{t}");
@@ -1313,18 +1454,33 @@ mod tests {
                 assert!(got.iter().any(|r| r.version as usize <= ROW_GROUP_ROWS));
                 assert!(got.iter().any(|r| r.version as usize > ROW_GROUP_ROWS));
                 let mut by_run = p
-                    .read_run(RowPick::TraceOrRun(&format!("r{t}")), &none())
+                    .read_run(RowPick::TraceOrRun(&format!("r{t}")), &none(), None)
                     .expect("by run");
                 by_run.sort_by_key(|r| r.version);
                 assert_eq!(by_run, expect(t), "run r{t}");
             }
             assert!(
-                p.read_run(RowPick::Trace("t5000"), &none())
+                p.read_run(RowPick::Trace("t5000"), &none(), None)
                     .expect("none")
                     .is_empty()
             );
             assert!(p.index.may_contain(IdKind::Run, "r12"));
             assert!(!p.index.may_contain(IdKind::Trace, "nope"));
         }
+        // The read above split the columns between two threads (on more
+        // than one core); the split covers every column once.
+        let file = PartFile::open(&part.path).expect("file");
+        let metadata = part.reader_metadata(&file, None).expect("metadata");
+        let roots: Vec<usize> = (0..metadata.schema().fields().len()).collect();
+        let (a, b) = split_columns(&metadata, &[0, 1], roots.clone(), 2);
+        let b = b.expect("two sets on two cores");
+        assert!(!a.is_empty() && !b.is_empty());
+        let mut both: Vec<usize> = a.iter().chain(&b).copied().collect();
+        both.sort_unstable();
+        assert_eq!(both, roots);
+        assert_eq!(
+            split_columns(&metadata, &[0, 1], roots.clone(), 1),
+            (roots, None)
+        );
     }
 }

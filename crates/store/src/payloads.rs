@@ -31,7 +31,7 @@
 //! fill rows with it, and `table.rs` puts it under a scan that projects a
 //! payload (`PayloadExec`).
 
-use std::fs::File;
+use crate::part_file::PartFile;
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
@@ -208,7 +208,7 @@ pub(crate) fn file_batch(
 /// array per column, aligned with `at`. Reads only the pages holding them
 /// (with the offset index in `metadata`).
 pub(crate) fn gather(
-    file: File,
+    file: PartFile,
     metadata: ArrowReaderMetadata,
     at: &[u32],
     models: &[&str],
@@ -303,7 +303,7 @@ pub(crate) fn gather(
 pub(crate) fn fill(
     rows: &mut [Row],
     at: &[u32],
-    file: File,
+    file: PartFile,
     metadata: ArrowReaderMetadata,
     models: &[&str],
 ) -> Result<(), Error> {

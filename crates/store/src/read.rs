@@ -101,7 +101,8 @@ impl Store {
         let (parts, deletes) = self.parts_snapshot();
         for part in crate::live_parts_of(&parts, project) {
             let dv = crate::deletes::of(&deletes, part.meta.id);
-            for row in part.read_run(RowPick::TraceOrRun(id), dv)? {
+            let cache = Some(self.inner.parquet_metadata.as_ref());
+            for row in part.read_run(RowPick::TraceOrRun(id), dv, cache)? {
                 if seen.insert(row.span.span_id.clone()) {
                     spans.push(row.span);
                 }

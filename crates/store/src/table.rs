@@ -735,6 +735,7 @@ impl SpansTable {
             sources,
             part_column,
             parts,
+            state.runtime_env().cache_manager.get_file_metadata_cache(),
         ))))
     }
 }

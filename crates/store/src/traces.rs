@@ -83,7 +83,8 @@ impl Store {
             if spans.len() + positions.len() > query.max_spans {
                 return Ok(None);
             }
-            for row in part.read_positions(&positions, &columns)? {
+            let cache = Some(self.inner.parquet_metadata.as_ref());
+            for row in part.read_positions(&positions, &columns, cache)? {
                 if of_set(&row.span) && seen.insert(row.span.span_id.clone()) {
                     spans.push(row.span);
                 }

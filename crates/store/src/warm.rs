@@ -22,7 +22,7 @@ use datafusion::datasource::listing::PartitionedFile;
 // same name, which a scan's lookup would not recognise).
 use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
 use datafusion::execution::cache::cache_manager::{CachedFileMetadataEntry, FileMetadataCache};
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 
 use crate::parts::Part;
 
@@ -98,6 +98,24 @@ pub(crate) fn forget<'a>(
     for part in parts {
         cache.remove(&file_of(part).object_meta.location);
     }
+}
+
+/// The footer and page index `cache` holds for `part`, if it holds them
+/// (with the offset index, which a read by position needs): what the id
+/// path takes instead of parsing the footer again.
+pub(crate) fn cached(cache: &FileMetadataCache, part: &Part) -> Option<Arc<ParquetMetaData>> {
+    let meta = file_of(part).object_meta;
+    let entry = cache.get(&meta.location)?;
+    if !entry.is_valid_for(&meta) {
+        return None;
+    }
+    let parquet = entry
+        .file_metadata
+        .as_any()
+        .downcast_ref::<CachedParquetMetaData>()?
+        .parquet_metadata()
+        .clone();
+    parquet.offset_index().is_some().then_some(parquet)
 }
 
 /// The file a scan names for `part` ([`crate::table::scan_file`]), whose
@@ -239,5 +257,25 @@ mod tests {
         // A fresh open, before any query.
         let store = open(dir.path());
         scans_use_the_cache(&store).await;
+
+        // A run read by id takes its part's metadata from the cache: the
+        // same footer, not a second parse of it.
+        let project = ProjectId::new("p").expect("project");
+        let run = store.trace_spans(&project, "t1-3").await.expect("run");
+        assert_eq!(run.len(), 5);
+        let parts = store.inner.state.lock().parts.clone();
+        let holding: Vec<_> = parts
+            .iter()
+            .filter_map(|p| Some((p, p.held_metadata()?)))
+            .collect();
+        assert_eq!(holding.len(), 1, "one part holds the run");
+        let (part, held) = &holding[0];
+        let entry = cached(&store, part).expect("cached");
+        let in_cache = entry
+            .as_any()
+            .downcast_ref::<CachedParquetMetaData>()
+            .expect("parquet metadata")
+            .parquet_metadata();
+        assert!(Arc::ptr_eq(held, in_cache), "the footer was parsed again");
     }
 }

@@ -208,7 +208,8 @@ impl Store {
             let mut rows = Vec::new();
             for part in candidates {
                 let dv = crate::deletes::of(&deletes, part.meta.id);
-                rows.extend(part.read_run(RowPick::Trace(&tkey.1), dv)?);
+                let cache = Some(self.inner.parquet_metadata.as_ref());
+                rows.extend(part.read_run(RowPick::Trace(&tkey.1), dv, cache)?);
             }
             for row in &rows {
                 let key = (row.span.project.clone(), row.span.span_id.clone());

@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -30,7 +29,9 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 
+use crate::part_file::PartFile;
 use crate::parts::Part;
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
 
 /// The partition column naming each row's part (its id).
 pub(crate) const PART: &str = "_part";
@@ -56,6 +57,9 @@ struct Fill {
     texts: Vec<&'static str>,
     part_column: usize,
     parts: HashMap<u64, (Arc<Part>, PathBuf)>,
+    /// The metadata cache the scan below reads footers from: the parts'
+    /// metadata is taken from it rather than parsed a second time.
+    cache: Arc<FileMetadataCache>,
 }
 
 impl fmt::Debug for Fill {
@@ -79,13 +83,14 @@ impl PayloadExec {
     /// Over `input` (a scan whose batches carry [`PART`] at `part_column`
     /// and [`super::ROW`]), yielding `schema` column by
     /// column from `sources`; `parts` are the scanned parts with the local
-    /// path of each file.
+    /// path of each file; `cache` is the scan's metadata cache.
     pub(crate) fn new(
         input: Arc<dyn ExecutionPlan>,
         schema: SchemaRef,
         sources: Vec<Source>,
         part_column: usize,
         parts: Vec<(Arc<Part>, PathBuf)>,
+        cache: Arc<FileMetadataCache>,
     ) -> Self {
         let mut texts: Vec<&'static str> = sources
             .iter()
@@ -108,6 +113,7 @@ impl PayloadExec {
                     .into_iter()
                     .map(|(p, path)| (p.meta.id, (p, path)))
                     .collect(),
+                cache,
             }),
             properties,
         }
@@ -272,8 +278,10 @@ impl Fill {
         for b in &batches {
             at.extend(super::positions_of(b).map_err(external)?.values());
         }
-        let file = File::open(path).map_err(|e| external(crate::Error::io(path, e)))?;
-        let metadata = part.reader_metadata(&file).map_err(external)?;
+        let file = PartFile::open(path).map_err(external)?;
+        let metadata = part
+            .reader_metadata(&file, Some(self.cache.as_ref()))
+            .map_err(external)?;
         let texts = super::gather(file, metadata, &at, &self.texts).map_err(external)?;
         let mut out = Vec::with_capacity(batches.len());
         let mut offset = 0;
