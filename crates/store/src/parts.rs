@@ -525,8 +525,7 @@ impl Part {
         // One run's rows sit in a few pages of every column: inflating them
         // is most of a run read, and columns are independent, so the two
         // halves of the columns are read at once.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let batches = match split_columns(&metadata, &groups, roots, cores) {
+        let batches = match split_columns(&metadata, &groups, roots, cores()) {
             (mine, Some(theirs)) => std::thread::scope(|scope| {
                 let other = scope.spawn(|| read(theirs));
                 let mine = read(mine)?;
@@ -539,6 +538,13 @@ impl Part {
         };
         rows_with_texts(batches.into_iter().map(Ok), &texts, || Ok((file, metadata)))
     }
+}
+
+/// This machine's cores, asked once: the standard library reads the
+/// cgroup's CPU quota files on every call, and a run read asks.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Per-leaf cost of a read beyond its pages' bytes (a codec, a read call).
@@ -881,10 +887,7 @@ pub fn open_parts(
     cold: Option<&Arc<crate::cold::Tier>>,
     read_only: bool,
 ) -> Result<Vec<Arc<Part>>, Error> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(metas.len())
-        .max(1);
+    let threads = cores().min(metas.len()).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut opened: Vec<Option<Result<Part, Error>>> = Vec::new();
     opened.resize_with(metas.len(), || None);

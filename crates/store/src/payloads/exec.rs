@@ -20,6 +20,7 @@ use arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, UInt64Array
 use arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -31,7 +32,6 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::part_file::PartFile;
 use crate::parts::Part;
-use datafusion::execution::cache::cache_manager::FileMetadataCache;
 
 /// The partition column naming each row's part (its id).
 pub(crate) const PART: &str = "_part";
