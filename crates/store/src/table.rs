@@ -70,6 +70,9 @@ pub struct SpansTable {
     /// filter): parts and blocks of rows whose text index rules them out
     /// are not read.
     text: Option<Arc<Vec<String>>>,
+    /// The rows of some runs, read ahead by id ([`SpansTable::with_rows`]):
+    /// then the whole table.
+    rows: Option<RecordBatch>,
 }
 
 impl std::fmt::Debug for SpansTable {
@@ -90,6 +93,7 @@ impl SpansTable {
             schema: storage_schema(),
             counter: None,
             text: None,
+            rows: None,
         }
     }
 
@@ -107,6 +111,15 @@ impl SpansTable {
         if !words.is_empty() {
             self.text = Some(Arc::new(words));
         }
+        self
+    }
+
+    /// The table as just `rows` (in the store's schema, mirrors included):
+    /// the rows of a few runs read ahead by id, which a plan that requires
+    /// one of those runs reads instead of the parts (`query.rs`, `by_ids`).
+    /// Scans apply the time bounds to them as to any rows.
+    pub(crate) fn with_rows(mut self, rows: RecordBatch) -> Self {
+        self.rows = Some(rows);
         self
     }
 
@@ -255,6 +268,16 @@ impl Pruning {
             .iter()
             .all(|alts| alts.iter().any(|(k, id)| part.index.may_contain(*k, id)))
     }
+}
+
+/// Whether the scan reads only the rows a conjunct names, from a part's
+/// position indexes ([`Pruning::rows`]): a run or trace id (or a short list
+/// of them), or `status = 'error'`. A later scan for rows known to match
+/// the whole filter can carry such conjuncts to read those rows alone.
+pub(crate) fn narrows_rows(e: &Expr) -> bool {
+    let mut p = Pruning::default();
+    p.absorb(e, column::START_TIME);
+    p.errors || p.rows_by(|_| Vec::new()).is_some()
 }
 
 /// `start_time` compared with a timestamp (`>`, `>=`, `<`, `<=`): a
@@ -473,6 +496,24 @@ impl TableProvider for SpansTable {
         };
         let pruning = Pruning::from_filters(filters, column::START_TIME);
         let external = |e: crate::Error| datafusion::error::DataFusionError::External(Box::new(e));
+        if let Some(rows) = &self.rows {
+            let times: Vec<Expr> = filters
+                .iter()
+                .filter(|f| time_bound(f).is_some())
+                .cloned()
+                .collect();
+            if let Some(c) = &self.counter {
+                c.rows.fetch_add(rows.num_rows() as u64, Ordering::Relaxed);
+            }
+            let scan = exact_time(state, &schema, projection, &times, |columns| {
+                let batch = match columns {
+                    Some(c) => rows.project(c)?,
+                    None => rows.clone(),
+                };
+                memory_scan(vec![batch], &schema, columns)
+            })?;
+            return union_or_empty(scan.into_iter().collect(), &schema, projection);
+        }
         let time = TimeBounds {
             min: pruning.min_time,
             max: pruning.max_time,

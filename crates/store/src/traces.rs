@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use loupe_backend::TracesQuery;
 use loupe_model::{ProjectId, Span, column, schema};
 
+use crate::convert::Row;
 use crate::{Error, Store};
 
 /// Ids one request may name: a cleanup batch is at most a few thousand.
@@ -44,31 +45,49 @@ impl Store {
         project: &str,
         query: &TracesQuery,
     ) -> Result<Option<Vec<Span>>, Error> {
-        let ids: HashSet<&str> = query.ids.iter().map(String::as_str).collect();
+        let ids: Vec<&str> = query.ids.iter().map(String::as_str).collect();
+        let columns: Vec<&str> = query.columns.iter().map(String::as_str).collect();
+        Ok(self
+            .rows_of_ids(project, &ids, &columns, query.max_spans)?
+            .map(|(rows, _)| rows.into_iter().map(|r| r.span).collect()))
+    }
+
+    /// The visible rows whose trace id or run id is one of `ids` (each
+    /// once, memtable versions first, unordered), with `columns` filled
+    /// (all when empty), and the parts read; `None` when more than `max`
+    /// may match.
+    pub(crate) fn rows_of_ids(
+        &self,
+        project: &str,
+        ids: &[&str],
+        columns: &[&str],
+        max: usize,
+    ) -> Result<Option<(Vec<Row>, u64)>, Error> {
+        let ids: HashSet<&str> = ids.iter().copied().collect();
         let of_set = |s: &Span| {
             s.trace_id.as_deref().is_some_and(|t| ids.contains(t))
                 || s.run_id.as_deref().is_some_and(|r| ids.contains(r))
         };
         let mut seen = HashSet::new();
-        let mut spans = Vec::new();
+        let mut rows = Vec::new();
         for row in self.memtable_rows(project, of_set) {
             seen.insert(row.span.span_id.clone());
-            spans.push(row.span);
-            if spans.len() > query.max_spans {
+            rows.push(row);
+            if rows.len() > max {
                 return Ok(None);
             }
         }
-        let columns: Vec<&str> = if query.columns.is_empty() {
+        let columns: Vec<&str> = if columns.is_empty() {
             Vec::new()
         } else {
-            query
-                .columns
+            columns
                 .iter()
-                .map(String::as_str)
+                .copied()
                 .chain([column::TRACE_ID, column::RUN_ID])
                 .collect()
         };
         let (parts, deletes) = self.parts_snapshot();
+        let mut read = 0;
         for part in crate::live_parts_of(&parts, project) {
             let mut positions: Vec<u32> =
                 ids.iter().flat_map(|id| part.index.run_rows(id)).collect();
@@ -80,17 +99,18 @@ impl Store {
             crate::deletes::of(&deletes, part.meta.id).retain_visible(&mut positions);
             // The positions are a superset (fingerprints may collide), so
             // the bound is checked before reading: never more than asked.
-            if spans.len() + positions.len() > query.max_spans {
+            if rows.len() + positions.len() > max {
                 return Ok(None);
             }
+            read += 1;
             let cache = Some(self.inner.parquet_metadata.as_ref());
             for row in part.read_positions(&positions, &columns, cache)? {
                 if of_set(&row.span) && seen.insert(row.span.span_id.clone()) {
-                    spans.push(row.span);
+                    rows.push(row);
                 }
             }
         }
-        Ok(Some(spans))
+        Ok(Some((rows, read)))
     }
 }
 

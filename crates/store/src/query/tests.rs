@@ -1304,6 +1304,108 @@ async fn error_filters_read_only_the_error_rows_of_parts() {
     }
 }
 
+/// A listing that requires a few runs (`run_id = …`, `trace_id in (…)`)
+/// is answered over those runs' rows read by id: it reads exactly the rows
+/// of the runs. A listing by errors fetches its second phase from the error
+/// rows alone, not every span id of the parts a span-id bloom keeps (all
+/// the stored spans here, in one part): it reads fewer rows than are
+/// stored (its first phase reads the error rows again per window). Every
+/// answer equals brute force; in the memtable, flushed and reopened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_of_a_few_runs_read_only_their_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, spans) = loaded(dir.path()).await;
+    let stored = spans.len() as u64;
+    let of = |ids: &[&str]| {
+        spans
+            .iter()
+            .filter(|s| {
+                ids.iter().any(|id| {
+                    s.trace_id.as_deref() == Some(*id) || s.run_id.as_deref() == Some(*id)
+                })
+            })
+            .count() as u64
+    };
+    let mut store = Some(store);
+    for stage in ["memtable", "flushed", "reopened"] {
+        let s = store.take().expect("store");
+        let s = match stage {
+            "flushed" => {
+                s.flush_all().await.expect("flush");
+                s
+            }
+            "reopened" => {
+                s.shutdown().await.expect("shutdown");
+                drop(s);
+                Store::open(config(dir.path()), loupe_rollup::RollupConfig::default())
+                    .expect("reopen")
+            }
+            _ => s,
+        };
+        s.set_answer_from_rollups(false);
+        for (text, ids) in [
+            (
+                "trace_id=t0042 | sort start_time | limit 50",
+                &["t0042"][..],
+            ),
+            ("run_id=run-0100 | limit 50", &["run-0100"][..]),
+            (
+                "trace_id in (t0003, t0042) span_kind=tool | sort start_time desc | limit 3",
+                &["t0003", "t0042"][..],
+            ),
+            ("trace_id=nope | limit 5", &["nope"][..]),
+        ] {
+            let (got, _) = brute_checked(&s, &spans, stage, text).await;
+            assert_eq!(
+                got.stats.rows_scanned,
+                Some(of(ids)),
+                "{stage}: {text}: the rows of its runs"
+            );
+        }
+        if stage != "memtable" {
+            let text = "span_kind=tool status=error | sort start_time desc | limit 5";
+            let (got, _) = brute_checked(&s, &spans, stage, text).await;
+            let read = got.stats.rows_scanned.expect("rows scanned");
+            assert!(read < stored, "{stage}: {text}: read {read} of {stored}");
+        }
+        store = Some(s);
+    }
+}
+
+/// A run too large to hold in memory for one listing (more than
+/// `BY_IDS_ROWS_MAX` spans) is scanned as any plan: the same answer, and
+/// more rows read than the run has (both phases of the listing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_of_a_huge_run_is_scanned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        Store::open(config(dir.path()), loupe_rollup::RollupConfig::default()).expect("open");
+    store.set_answer_from_rollups(false);
+    let n = super::BY_IDS_ROWS_MAX as i64 + 100;
+    let spans: Vec<Span> = (0..n)
+        .map(|i| {
+            let mut s = Span::new(project().as_str(), format!("s{i:05}"));
+            s.trace_id = Some("huge".into());
+            s.start_time = Some(data::T0 + i * 1_000_000);
+            s.end_time = Some(data::T0 + i * 1_000_000 + 500);
+            s.input = Some(format!("input {i}"));
+            s
+        })
+        .collect();
+    store.append(spans.clone()).await.expect("append");
+    store.flush_all().await.expect("flush");
+    let (got, want) = brute_checked(
+        &store,
+        &spans,
+        "flushed",
+        "trace_id=huge | sort start_time desc | limit 5",
+    )
+    .await;
+    assert_eq!(want.rows.len(), 5);
+    let read = got.stats.rows_scanned.expect("rows scanned");
+    assert!(read > n as u64, "read {read}: scanned, not read by id");
+}
+
 /// The store's answer to `text`, asserted equal to brute force over
 /// `spans`, and brute force's.
 async fn brute_checked(
