@@ -494,14 +494,12 @@ impl TableProvider for SpansTable {
             }
             p => p,
         };
-        let pruning = Pruning::from_filters(filters, column::START_TIME);
-        let external = |e: crate::Error| datafusion::error::DataFusionError::External(Box::new(e));
+        // The time bounds the scan applies itself (`supports_filters_pushdown`).
+        let (times, others): (Vec<Expr>, Vec<Expr>) = filters
+            .iter()
+            .cloned()
+            .partition(|f| time_bound(f).is_some());
         if let Some(rows) = &self.rows {
-            let times: Vec<Expr> = filters
-                .iter()
-                .filter(|f| time_bound(f).is_some())
-                .cloned()
-                .collect();
             if let Some(c) = &self.counter {
                 c.rows.fetch_add(rows.num_rows() as u64, Ordering::Relaxed);
             }
@@ -514,6 +512,8 @@ impl TableProvider for SpansTable {
             })?;
             return union_or_empty(scan.into_iter().collect(), &schema, projection);
         }
+        let pruning = Pruning::from_filters(filters, column::START_TIME);
+        let external = |e: crate::Error| datafusion::error::DataFusionError::External(Box::new(e));
         let time = TimeBounds {
             min: pruning.min_time,
             max: pruning.max_time,
@@ -526,12 +526,6 @@ impl TableProvider for SpansTable {
             .map_err(external)?;
         let (parts, deletes) = (snapshot.parts, snapshot.deletes);
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-
-        // The time bounds the scan applies itself (`supports_filters_pushdown`).
-        let (times, others): (Vec<Expr>, Vec<Expr>) = filters
-            .iter()
-            .cloned()
-            .partition(|f| time_bound(f).is_some());
         let bounds: Vec<(Operator, i64)> = times.iter().filter_map(time_bound).collect();
 
         let memtable = exact_time(state, &schema, projection, &times, |columns| {
